@@ -1,0 +1,151 @@
+// Package lint guards the architecture: the import edges between scraft's
+// packages must follow the dependency direction of DESIGN §1.
+package lint
+
+import (
+	"fmt"
+	"go/parser"
+	"go/token"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+)
+
+// Module is the module path of scraft.
+const Module = "github.com/scraft/scraft"
+
+// Allowed maps each package group to the groups its non-test code may
+// import. A package belongs to the longest group that prefixes its path, so
+// generated subpackages (transport/raftpb) belong to their parent. Importing
+// inside one's own group is always allowed. "*" allows everything.
+var Allowed = map[string][]string{
+	"protocol":            {},
+	"vm/meter":            {},
+	"vm":                  {"protocol", "vm/meter"},
+	"fsm":                 {"protocol"},
+	"settlement":          {"protocol", "settlement/contract"},
+	"settlement/contract": {"protocol"},
+	"settlement/devchain": {"protocol", "settlement", "settlement/contract"},
+	"cluster":             {"protocol", "fsm", "settlement", "settlement/contract"},
+	"delegate":            {"protocol", "fsm", "settlement", "settlement/contract"},
+	"transport":           {"protocol"},
+	"client":              {"protocol", "transport"},
+	"contracts":           {"protocol"},
+	"internal/testutil":   {},
+	"internal/lint":       {},
+	"cmd/scraft":          {"*"},
+	"integration":         {"*"},
+}
+
+// testForbidden lists what even tests may not import: nothing imports the
+// command or the integration suite.
+var testForbidden = []string{"cmd/scraft", "integration"}
+
+// Violation is one import edge that the rules refuse.
+type Violation struct {
+	File   string
+	From   string // importing package, relative to the module
+	To     string // imported package, relative to the module
+	Reason string
+}
+
+func (v Violation) String() string {
+	return fmt.Sprintf("%s: %s imports %s: %s", v.File, v.From, v.To, v.Reason)
+}
+
+// Group returns the rule group of a package path relative to the module, or
+// "" when no group covers it.
+func Group(rel string) string {
+	best := ""
+	for g := range Allowed {
+		if (rel == g || strings.HasPrefix(rel, g+"/")) && len(g) > len(best) {
+			best = g
+		}
+	}
+	return best
+}
+
+// Check returns the violations of one import edge. test says whether the
+// importing file is a _test.go file, which may import any package but the
+// command and the integration suite.
+func Check(file, from, to string, test bool) []Violation {
+	fg, tg := Group(from), Group(to)
+	bad := func(reason string) []Violation {
+		return []Violation{{File: file, From: from, To: to, Reason: reason}}
+	}
+	switch {
+	case fg == "":
+		return bad("package " + from + " is not in the layout of DESIGN §1")
+	case tg == "":
+		return bad("package " + to + " is not in the layout of DESIGN §1")
+	case fg == tg:
+		return nil
+	case slices.Contains(testForbidden, tg) && fg != "cmd/scraft" && fg != "integration":
+		return bad("nobody imports " + tg)
+	case test:
+		return nil
+	}
+	allowed := Allowed[fg]
+	if slices.Contains(allowed, "*") || slices.Contains(allowed, tg) {
+		return nil
+	}
+	return bad(fmt.Sprintf("%s may import only %v", fg, allowed))
+}
+
+// CheckTree walks the module rooted at root and checks every import of every
+// Go file (vendor, testdata and node_modules folders skipped).
+func CheckTree(root string) ([]Violation, error) {
+	var out []Violation
+	fset := token.NewFileSet()
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			switch d.Name() {
+			case "vendor", "testdata", "node_modules", ".git", ".bin":
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !strings.HasSuffix(path, ".go") {
+			return nil
+		}
+		f, err := parser.ParseFile(fset, path, nil, parser.ImportsOnly)
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, filepath.Dir(path))
+		rel = filepath.ToSlash(rel)
+		for _, imp := range f.Imports {
+			p := strings.Trim(imp.Path.Value, `"`)
+			if p != Module && !strings.HasPrefix(p, Module+"/") {
+				continue
+			}
+			to := strings.TrimPrefix(strings.TrimPrefix(p, Module), "/")
+			fileRel, _ := filepath.Rel(root, path)
+			out = append(out, Check(fileRel, rel, to, strings.HasSuffix(path, "_test.go"))...)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ModuleRoot finds the folder holding go.mod, from dir upwards.
+func ModuleRoot(dir string) (string, error) {
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", fmt.Errorf("lint: no go.mod above %s", dir)
+		}
+		dir = parent
+	}
+}
