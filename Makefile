@@ -1,0 +1,61 @@
+# scraft: make test is what CI runs; make check is what a change must pass.
+GO       ?= go
+PKGS     ?= ./...
+FUZZTIME ?= 10s
+BENCH    ?= .
+BENCHTIME ?= 1s
+
+.PHONY: all build test fmt-check vet check tidy-check proto proto-check contracts contracts-check fuzz bench chaos clean
+
+all: build
+
+build:
+	$(GO) build -o bin/scraft ./cmd/scraft
+
+## test: gofmt check, go vet, and the race-enabled short test suite (what CI runs)
+test: fmt-check vet
+	$(GO) test -race -short -timeout 15m $(PKGS)
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v node_modules)); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet $(PKGS)
+
+## check: test, plus go.mod tidy and generated code (protobuf, contracts) up to date
+check: test tidy-check proto-check contracts-check
+
+tidy-check:
+	@cp go.mod /tmp/scraft-go.mod.bak; cp go.sum /tmp/scraft-go.sum.bak; \
+	$(GO) mod tidy; \
+	if ! git diff --quiet -- go.mod go.sum; then \
+	  echo "go.mod/go.sum are not tidy:"; git --no-pager diff -- go.mod go.sum; \
+	  cp /tmp/scraft-go.mod.bak go.mod; cp /tmp/scraft-go.sum.bak go.sum; exit 1; fi
+
+proto:
+	bash scripts/proto.sh
+
+proto-check: proto
+	@git diff --exit-code --stat -- '*.pb.go' || { echo "generated protobuf code is stale: run make proto"; exit 1; }
+
+contracts:
+	bash contracts/build.sh
+
+contracts-check: contracts
+	@git diff --exit-code --stat -- 'contracts/*.wasm' 'contracts/**/*.wasm' || { echo "compiled contracts differ from their sources: run make contracts"; exit 1; }
+
+## fuzz: every fuzz target for FUZZTIME each
+fuzz:
+	FUZZTIME=$(FUZZTIME) bash scripts/fuzz.sh
+
+## bench: every benchmark once (figures go to docs/BENCHMARKS.md)
+bench:
+	$(GO) test -run '^$$' -bench '$(BENCH)' -benchtime $(BENCHTIME) -benchmem $(PKGS)
+
+## chaos: the long multi-process and fault-injection suites
+chaos:
+	$(GO) test -race -timeout 60m -run 'Chaos|Soak|Drill' -v ./integration/...
+
+clean:
+	rm -rf bin
