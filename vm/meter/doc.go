@@ -1,4 +1,61 @@
 // Package meter rewrites a WASM module so that it meters its own gas and
 // call depth: the instrumenter behind the vm's bounded, deterministic
 // execution.
+//
+// Instrument decodes every section with its own decoder (wazero's is
+// internal), rejects floating-point instructions and types (ErrFloat), SIMD,
+// threads and anything else outside core v2 (ErrUnsupported), and rewrites
+// the code section. It appends two mutable globals to the global section and
+// exports them; appending shifts no index, and no import is added, so no
+// function is renumbered.
+//
+// # Gas
+//
+// GasGlobal (i64) holds the remaining gas. Each function body is cut into
+// metered segments of straight-line code: a segment starts at function
+// entry, after every loop, if, else, end, br, br_if, br_table, return and
+// unreachable. At its start the segment pays the summed static cost (from
+// the CostTable) of all its instructions:
+//
+//	global.get $gas; i64.const cost; i64.sub; global.set $gas
+//	global.get $gas; i64.const 0; i64.lt_s; if; unreachable; end
+//
+// memory.grow pays GrowPerPage per requested page, the bulk memory
+// instructions BulkPerByte per byte and the table instructions TablePerElem
+// per element, computed at run time from the operand (through a scratch
+// local the rewrite appends) and charged the same way, before the
+// instruction runs — whether or not it then succeeds.
+//
+// Convention for the host:
+//   - set GasGlobal to the call's budget (≥ 0) and DepthGlobal to 0 before
+//     each call into the instance;
+//   - after the call, gas used = budget − GasGlobal when it returned
+//     normally;
+//   - after a trap, GasGlobal < 0 means out of gas: the charge that failed
+//     was subtracted first, so the global holds the negative balance; the
+//     vm reports the budget as used. Otherwise DepthGlobal > MaxCallDepth
+//     means the call-depth limit; otherwise it is an ordinary trap.
+//
+// The start function, which wazero runs during instantiation, sees the
+// global's initial value, Config.StartGas.
+//
+// # Call depth
+//
+// DepthGlobal (i32) counts nested calls below the host's call (depth 0).
+// Every call and call_indirect site is wrapped:
+//
+//	depth++; if depth > MaxCallDepth { unreachable }; call; depth--
+//
+// so a chain of MaxCallDepth nested calls succeeds and the next one traps
+// with DepthGlobal = MaxCallDepth+1. Calls to imported functions are counted
+// too. Each function's frame (parameters + locals + maximum operand stack
+// height) is bounded by Config.MaxFrameSlots, so that the deepest legal call
+// chain stays far below the engines' own stack ceilings: only our trap can
+// stop recursion, identically on every engine and wazero version.
+//
+// # Cost tables
+//
+// A CostTable is versioned and a published version never changes (see
+// CostTableV1); the gas of an execution depends only on the module, its
+// input and the table version.
 package meter

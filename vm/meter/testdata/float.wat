@@ -1,0 +1,4 @@
+(module
+  (func (export "f") (param i32) (result i32)
+    (drop (f32.add (f32.const 1) (f32.const 2)))
+    (local.get 0)))

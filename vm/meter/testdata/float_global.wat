@@ -1,0 +1,1 @@
+(module (global f64 (f64.const 1)))
