@@ -417,4 +417,3 @@ func (a *ABI) DecodeEvent(typ string, data []byte) (json.RawMessage, error) {
 	}
 	return a.DecodeValue(e.Value, data)
 }
-
