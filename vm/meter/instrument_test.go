@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"slices"
+	"sort"
 	"strings"
 	"testing"
 
@@ -247,5 +249,94 @@ func compile(t testing.TB, e engine, wasm []byte) {
 	defer r.Close(context.Background())
 	if _, err := r.CompileModule(context.Background(), wasm); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestDynamicCharges(t *testing.T) {
+	costs := CostTableV1()
+	wasm := readTestdata(t, "memory.wasm")
+	out := mustInstrument(t, wasm, DefaultConfig())
+	tests := []struct {
+		fn     string
+		a, b   uint64 // arguments compared
+		perArg uint64 // extra gas per unit of argument
+	}{
+		{"grow_by", 0, 50, costs.GrowPerPage},
+		{"grow_by", 1, 1000, costs.GrowPerPage}, // fails (-1) above the maximum, still charged
+		{"fill", 1, 60000, costs.BulkPerByte},
+		{"copy", 1, 60000, costs.BulkPerByte},
+		{"init", 1, 12, costs.BulkPerByte},
+	}
+	for _, e := range engines {
+		r := newRuntime(t, e)
+		for _, tc := range tests {
+			ga := plenty - instantiate(t, r, out).call(t, tc.fn, plenty, tc.a).gasLeft
+			gb := plenty - instantiate(t, r, out).call(t, tc.fn, plenty, tc.b).gasLeft
+			if want := int64((tc.b - tc.a) * tc.perArg); gb-ga != want {
+				t.Errorf("%s: %s(%d) - %s(%d) = %d gas, want %d", e.name, tc.fn, tc.b, tc.fn, tc.a, gb-ga, want)
+			}
+		}
+		// Growing one page at a time in a loop pays per page too.
+		g1 := plenty - instantiate(t, r, out).call(t, "grow", plenty, 1).gasLeft
+		g10 := plenty - instantiate(t, r, out).call(t, "grow", plenty, 10).gasLeft
+		if g10-g1 < int64(9*costs.GrowPerPage) {
+			t.Errorf("%s: grow loop: 10 pages cost %d, 1 page %d", e.name, g10, g1)
+		}
+		// A budget below one page's price traps before growing.
+		in := instantiate(t, r, out)
+		if o := in.call(t, "grow_by", int64(costs.GrowPerPage), 1); !o.trapped || o.gasLeft >= 0 {
+			t.Errorf("%s: grow_by(1) with %d gas: %+v", e.name, costs.GrowPerPage, o)
+		}
+		if size, _ := in.mod.Memory().Grow(0); size != 1 {
+			t.Errorf("%s: memory grew to %d pages without gas", e.name, size)
+		}
+		// A huge fill runs out of gas before touching memory.
+		if o := in.call(t, "fill", 1000, 65536); !o.trapped || o.gasLeft >= 0 {
+			t.Errorf("%s: fill(65536) with 1000 gas: %+v", e.name, o)
+		}
+		if b, _ := in.mod.Memory().ReadByte(0); b != 0 {
+			t.Errorf("%s: fill ran without gas", e.name)
+		}
+	}
+}
+
+// TestMatchesUninstrumented runs every export of the test modules on both
+// engines, instrumented and not, and compares results and traps.
+func TestMatchesUninstrumented(t *testing.T) {
+	args := []uint64{0, 1, 2, 3, 5, 7, 100, 0xffffffff, 0x80000000}
+	for _, name := range []string{"features.wasm", "memory.wasm", "loop.wasm", "recurse.wasm"} {
+		wasm := readTestdata(t, name)
+		out := mustInstrument(t, wasm, DefaultConfig())
+		var fns []string
+		for fn := range instantiate(t, newRuntime(t, engines[0]), wasm).mod.ExportedFunctionDefinitions() {
+			fns = append(fns, fn)
+		}
+		sort.Strings(fns)
+		var gas [2][]int64
+		for i, e := range engines {
+			r := newRuntime(t, e)
+			for _, fn := range fns {
+				if fn == "spin" || fn == "forever" {
+					continue
+				}
+				for _, a := range args {
+					if (name == "recurse.wasm" || name == "loop.wasm" || strings.HasPrefix(fn, "grow")) && a > 100 {
+						continue // too deep, too long, or out of gas by design
+					}
+					want := instantiate(t, r, wasm).call(t, fn, 0, a)
+					got := instantiate(t, r, out).call(t, fn, plenty, a)
+					if got.trapped != want.trapped || got.ret != want.ret {
+						t.Errorf("%s %s %s(%d): got %+v, want %+v", name, e.name, fn, a, got, want)
+					}
+					if got.gasLeft < 0 || got.gasLeft == plenty {
+						t.Errorf("%s %s %s(%d): gas left %d", name, e.name, fn, a, got.gasLeft)
+					}
+					gas[i] = append(gas[i], got.gasLeft)
+				}
+			}
+		}
+		if !slices.Equal(gas[0], gas[1]) {
+			t.Errorf("%s: gas differs between engines:\n%v\n%v", name, gas[0], gas[1])
+		}
 	}
 }
