@@ -35,10 +35,11 @@ type Contract struct {
 }
 
 //go:embed chat/chat.wasm chat/abi.json
+//go:embed editor/editor.wasm editor/abi.json
 var files embed.FS
 
 // names lists the embedded contracts, sorted.
-var names = []string{"chat"}
+var names = []string{"chat", "editor"}
 
 var (
 	loadOnce sync.Once
