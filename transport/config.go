@@ -1,0 +1,143 @@
+package transport
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"google.golang.org/grpc"
+)
+
+// Config configures a Server: its gRPC server, its connections to peers and
+// the Raft transports of its channels. Zero fields are not filled in: start
+// from DefaultConfig and change what you need.
+type Config struct {
+	// AdvertiseAddr is the "host:port" peers dial to reach this node, and so
+	// the raft.ServerAddress of every channel transport on it. Default ""
+	// means the listener's address, right for tests on 127.0.0.1:0.
+	AdvertiseAddr string
+
+	// DialTimeout bounds establishing a connection to a peer (gRPC's minimum
+	// connect timeout). Default 2s.
+	DialTimeout time.Duration
+
+	// ReconnectMaxDelay caps the backoff between reconnection attempts to a
+	// peer that went away. gRPC's own default (120s) would keep a restarted
+	// peer unreachable far longer than a Raft election. Default 1s.
+	ReconnectMaxDelay time.Duration
+
+	// RPCTimeout is the deadline of each AppendEntries, RequestVote,
+	// RequestPreVote and TimeoutNow call, and how long a pipelined
+	// AppendEntries may wait for its response before the pipeline is torn
+	// down. Default 5s.
+	RPCTimeout time.Duration
+
+	// SnapshotTimeoutScale scales the InstallSnapshot deadline with the
+	// snapshot size, as raft's NetworkTransport does: the deadline is
+	// RPCTimeout for every SnapshotTimeoutScale bytes, and at least
+	// RPCTimeout. Default 256 KiB. Unit: bytes.
+	SnapshotTimeoutScale int64
+
+	// SnapshotChunkSize is the number of snapshot bytes per stream message;
+	// it is also, roughly, the memory a snapshot transfer holds per side.
+	// Default 256 KiB; must be below MaxMessageSize. Unit: bytes.
+	SnapshotChunkSize int
+
+	// MaxInFlight bounds the pipelined AppendEntries requests one pipeline
+	// has sent without a response yet. 2 overlaps preparing and sending the
+	// next batch with waiting for the previous answer, which is what raft's
+	// NetworkTransport does by default; more helps only on high-latency
+	// links (hashicorp/raft #541). Default 2, minimum 2.
+	MaxInFlight int
+
+	// MaxMessageSize is the largest gRPC message sent or received, so it
+	// bounds one AppendEntries request: raft sends up to MaxAppendEntries
+	// (default 64) entries per request, so entries must stay below
+	// MaxMessageSize/MaxAppendEntries. Default 64 MiB. Unit: bytes.
+	MaxMessageSize int
+
+	// KeepaliveTime is how long a connection to a peer may stay silent
+	// before this side pings it; KeepaliveTimeout how long it waits for the
+	// ping's answer before closing the connection. A dead peer behind a
+	// silent network is found within KeepaliveTime + KeepaliveTimeout even
+	// with no RPC in progress. Defaults 10s and 5s.
+	KeepaliveTime    time.Duration
+	KeepaliveTimeout time.Duration
+
+	// KeepaliveMinTime is the most frequent client ping the server accepts;
+	// clients pinging more often are disconnected (gRPC's "too_many_pings").
+	// It must not exceed KeepaliveTime so that our own peers are accepted.
+	// Default 5s.
+	KeepaliveMinTime time.Duration
+
+	// ShutdownTimeout bounds the graceful stop of Close: in-flight calls get
+	// this long to finish before the server stops hard. Default 2s.
+	ShutdownTimeout time.Duration
+
+	// Faults, when set, injects network faults on the sending side of every
+	// RPC. Tests share one Faults between their in-process nodes. Default
+	// nil: no faults.
+	Faults *Faults
+
+	// Logger receives the transport's logs. Default: a null logger.
+	Logger hclog.Logger
+
+	// ServerOptions are appended to the gRPC server options this package
+	// sets (message sizes, keepalive), e.g. credentials or interceptors for
+	// the services others register. Default none.
+	ServerOptions []grpc.ServerOption
+
+	// DialOptions are appended to the options of every connection to a
+	// peer. Default none: plaintext.
+	DialOptions []grpc.DialOption
+}
+
+// DefaultConfig returns a Config with every default filled in.
+func DefaultConfig() Config {
+	return Config{
+		DialTimeout:          2 * time.Second,
+		ReconnectMaxDelay:    time.Second,
+		RPCTimeout:           5 * time.Second,
+		SnapshotTimeoutScale: 256 << 10,
+		SnapshotChunkSize:    256 << 10,
+		MaxInFlight:          2,
+		MaxMessageSize:       64 << 20,
+		KeepaliveTime:        10 * time.Second,
+		KeepaliveTimeout:     5 * time.Second,
+		KeepaliveMinTime:     5 * time.Second,
+		ShutdownTimeout:      2 * time.Second,
+		Logger:               hclog.NewNullLogger(),
+	}
+}
+
+// Validate reports the first field that is out of range.
+func (c *Config) Validate() error {
+	switch {
+	case c.DialTimeout <= 0:
+		return fmt.Errorf("transport: DialTimeout (%s) must be positive", c.DialTimeout)
+	case c.ReconnectMaxDelay <= 0:
+		return fmt.Errorf("transport: ReconnectMaxDelay (%s) must be positive", c.ReconnectMaxDelay)
+	case c.RPCTimeout <= 0:
+		return fmt.Errorf("transport: RPCTimeout (%s) must be positive", c.RPCTimeout)
+	case c.SnapshotTimeoutScale <= 0:
+		return fmt.Errorf("transport: SnapshotTimeoutScale (%d) must be positive", c.SnapshotTimeoutScale)
+	case c.MaxMessageSize < 64<<10:
+		return fmt.Errorf("transport: MaxMessageSize (%d) must be at least 64 KiB", c.MaxMessageSize)
+	case c.SnapshotChunkSize <= 0 || c.SnapshotChunkSize > c.MaxMessageSize-1024:
+		return fmt.Errorf("transport: SnapshotChunkSize (%d) must be positive and below MaxMessageSize (%d) minus 1 KiB of framing",
+			c.SnapshotChunkSize, c.MaxMessageSize)
+	case c.MaxInFlight < 2:
+		return fmt.Errorf("transport: MaxInFlight (%d) must be at least 2", c.MaxInFlight)
+	case c.KeepaliveTime <= 0 || c.KeepaliveTimeout <= 0:
+		return fmt.Errorf("transport: KeepaliveTime (%s) and KeepaliveTimeout (%s) must be positive",
+			c.KeepaliveTime, c.KeepaliveTimeout)
+	case c.KeepaliveMinTime <= 0 || c.KeepaliveMinTime > c.KeepaliveTime:
+		return fmt.Errorf("transport: KeepaliveMinTime (%s) must be positive and not above KeepaliveTime (%s)",
+			c.KeepaliveMinTime, c.KeepaliveTime)
+	case c.ShutdownTimeout < 0:
+		return fmt.Errorf("transport: ShutdownTimeout (%s) cannot be negative", c.ShutdownTimeout)
+	case c.Logger == nil:
+		return fmt.Errorf("transport: Logger is nil")
+	}
+	return nil
+}

@@ -1,0 +1,118 @@
+package transport
+
+import (
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	"github.com/stretchr/testify/require"
+)
+
+// testLogger returns an hclog logger writing through t.Log, silent once the
+// test has finished (raft goroutines may still log while shutting down).
+// SCRAFT_TEST_LOG=debug raises the level.
+func testLogger(t testing.TB) hclog.Logger {
+	w := &testWriter{t: t}
+	t.Cleanup(w.stop) // registered first: runs last
+	level := hclog.Warn
+	if l := os.Getenv("SCRAFT_TEST_LOG"); l != "" {
+		level = hclog.LevelFromString(l)
+	}
+	return hclog.New(&hclog.LoggerOptions{Name: "test", Output: w, Level: level})
+}
+
+type testWriter struct {
+	mu   sync.Mutex
+	t    testing.TB
+	done bool
+}
+
+func (w *testWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.done {
+		w.t.Log(strings.TrimRight(string(p), "\n"))
+	}
+	return len(p), nil
+}
+
+func (w *testWriter) stop() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.done = true
+}
+
+// testConfig is DefaultConfig with the test's logger and faults.
+func testConfig(t testing.TB, faults *Faults) Config {
+	cfg := DefaultConfig()
+	cfg.Logger = testLogger(t)
+	cfg.Faults = faults
+	return cfg
+}
+
+// newTestServer starts a Server on 127.0.0.1:0, closed at cleanup.
+func newTestServer(t testing.TB, cfg Config) *Server {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	srv, err := NewServer(ln, cfg)
+	require.NoError(t, err)
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve() }()
+	t.Cleanup(func() {
+		require.NoError(t, srv.Close())
+		require.NoError(t, <-served)
+	})
+	return srv
+}
+
+// mustTransport opens a channel transport, closed at cleanup.
+func mustTransport(t testing.TB, srv *Server, channel string) *ChannelTransport {
+	t.Helper()
+	tr, err := srv.Transport(channel)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = tr.Close() })
+	return tr
+}
+
+// respond answers every RPC reaching tr with handle until cleanup; it stands
+// in for raft.
+func respond(t testing.TB, tr *ChannelTransport, handle func(rpc raft.RPC)) {
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case rpc := <-tr.Consumer():
+				handle(rpc)
+			case <-stop:
+				return
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		close(stop)
+		<-done
+	})
+}
+
+// waitFor polls cond every few milliseconds until it holds or timeout
+// passes.
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		<-tick.C
+	}
+}
