@@ -1,0 +1,213 @@
+package fsm
+
+import (
+	"bytes"
+	"errors"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/scraft/scraft/protocol"
+)
+
+// fakeExec is a tiny deterministic contract interpreter:
+//
+//	put   "name=value"  create or modify resource (sender, "t::name")
+//	del   "name"        delete it (abort 2 if absent)
+//	abort               abort with code 7
+//	gas   "n"           use n gas (out of gas past the limit)
+//	emit  data          one event t::Said{data}, output data
+//	bad                 a change set that does not fit the state
+//	on_join/on_leave    create/delete (member, "t::Member")
+//	on_tick             write (zero, "t::Tick") = tick number
+type fakeExec struct {
+	noHooks bool
+	calls   int
+}
+
+func (f *fakeExec) Has(fn string) bool {
+	switch fn {
+	case FuncOnJoin, FuncOnLeave, FuncOnTick:
+		return !f.noHooks
+	}
+	return false
+}
+
+func (f *fakeExec) Execute(c Call, st StateReader) ExecResult {
+	f.calls++
+	key := func(acc protocol.Address, name string) protocol.ResourceKey {
+		return protocol.ResourceKey{Account: acc, Type: "t::" + name}
+	}
+	write := func(k protocol.ResourceKey, v []byte) protocol.Change {
+		if old, ok := st.Get(k); ok {
+			return protocol.Change{Key: k, Kind: protocol.OpModify, Old: old, New: v}
+		}
+		return protocol.Change{Key: k, Kind: protocol.OpNew, New: v}
+	}
+	ok := func(gas uint64, changes ...protocol.Change) ExecResult {
+		return ExecResult{Status: protocol.StatusOK, GasUsed: gas, ChangeSet: protocol.ChangeSet{Changes: changes}}
+	}
+	gas := 10 + uint64(len(c.Args))
+	switch c.Function {
+	case "put":
+		name, val, _ := strings.Cut(string(c.Args), "=")
+		return ok(gas, write(key(c.Sender, name), []byte(val)))
+	case "del":
+		k := key(c.Sender, string(c.Args))
+		old, found := st.Get(k)
+		if !found {
+			return ExecResult{Status: protocol.StatusAbort, AbortCode: 2, GasUsed: gas, Message: "no such resource"}
+		}
+		return ok(gas, protocol.Change{Key: k, Kind: protocol.OpDelete, Old: old})
+	case "abort":
+		return ExecResult{Status: protocol.StatusAbort, AbortCode: 7, GasUsed: gas, Message: "aborted"}
+	case "gas":
+		n, _ := strconv.ParseUint(string(c.Args), 10, 64)
+		if n > c.Gas {
+			return ExecResult{Status: protocol.StatusOutOfGas, GasUsed: c.Gas, Message: "out of gas"}
+		}
+		return ok(n)
+	case "emit":
+		r := ok(gas)
+		r.Events = []protocol.Event{{Type: "t::Said", Data: c.Args}}
+		r.Output = c.Args
+		return r
+	case "bad":
+		return ok(gas, protocol.Change{Key: key(c.Sender, "absent"), Kind: protocol.OpModify, Old: []byte("x"), New: []byte("y")})
+	case FuncOnJoin:
+		return ok(gas, write(key(c.Sender, "Member"), slices.Clone(c.Args)))
+	case FuncOnLeave:
+		k := key(c.Sender, "Member")
+		if old, found := st.Get(k); found {
+			return ok(gas, protocol.Change{Key: k, Kind: protocol.OpDelete, Old: old})
+		}
+		return ok(gas)
+	case FuncOnTick:
+		return ok(gas, write(key(protocol.Address{}, "Tick"), slices.Clone(c.Args)))
+	}
+	return ExecResult{Status: protocol.StatusBadInput, Message: "unknown function " + c.Function}
+}
+
+var testChannel = protocol.ChannelID{0xc0, 0xff, 0xee}
+
+func testKey(t testing.TB, i int) *protocol.Key {
+	t.Helper()
+	k, err := protocol.KeyFromSeed(bytes.Repeat([]byte{byte(i + 1)}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func memberOf(k *protocol.Key, seq uint64) Member {
+	return Member{Address: k.Address(), PublicKey: k.Public(), JoinSeq: seq}
+}
+
+// testConfig makes a channel of contract "t" whose members are keys, with
+// ticks every 100 ms (10 ms tolerance) and one genesis resource.
+func testConfig(keys ...*protocol.Key) Config {
+	cfg := DefaultConfig()
+	cfg.Channel = testChannel
+	cfg.Contract = "t"
+	cfg.GasLimit = 1000
+	cfg.TickIntervalMs = 100
+	cfg.TickToleranceMs = 10
+	cfg.Genesis.State = protocol.State{{Type: "t::Genesis"}: []byte("hello")}
+	for i, k := range keys {
+		cfg.Genesis.Members = append(cfg.Genesis.Members, memberOf(k, uint64(i+1)))
+	}
+	cfg.Genesis.HighestJoinSeq = uint64(len(keys))
+	return cfg
+}
+
+func newMachine(t testing.TB, cfg Config) *Machine {
+	t.Helper()
+	m, err := New(cfg, &fakeExec{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func call(k *protocol.Key, nonce uint64, fn, args string) protocol.Entry {
+	tx := protocol.SignTx(k, protocol.Tx{Channel: testChannel, Nonce: nonce, Function: "t::" + fn, Args: []byte(args)})
+	return protocol.Entry{Kind: protocol.EntryCall, Call: tx}
+}
+
+func tick(n, ts uint64) protocol.Entry {
+	return protocol.Entry{Kind: protocol.EntryTick, Tick: &protocol.Tick{Number: n, TimestampMs: ts}}
+}
+
+func join(k *protocol.Key, seq uint64) protocol.Entry {
+	return protocol.Entry{Kind: protocol.EntryJoin, Join: &protocol.MemberJoin{Member: k.Address(), PublicKey: k.Public(), JoinSeq: seq}}
+}
+
+func leave(k *protocol.Key) protocol.Entry {
+	return protocol.Entry{Kind: protocol.EntryLeave, Leave: &protocol.MemberLeave{Member: k.Address()}}
+}
+
+// honestBatch signs a batch of entries with the results m computes for them
+// on top of its applied state, faults included (Propose would refuse those).
+// m is not changed.
+func honestBatch(m *Machine, entries []protocol.Entry, epoch uint64, leader *protocol.Key, ts uint64) *protocol.Batch {
+	l := newLayer(m.st.meta)
+	l.epoch, l.leader, l.timestampMs = epoch, leader.Address(), ts
+	v := &view{base: m.st, top: l}
+	outs, _ := m.run(v, entries, m.st.height+1, ts, verifyCalls(entries))
+	b := &protocol.Batch{Channel: m.cfg.Channel, Epoch: epoch, FirstHeight: m.st.height + 1, TimestampMs: ts,
+		Entries: entries, Digest: l.digest}
+	for _, o := range outs {
+		b.Results = append(b.Results, o.Result)
+	}
+	b.Sign(leader)
+	return b
+}
+
+// roundTrip encodes and decodes b, as raft would carry it.
+func roundTrip(t testing.TB, b *protocol.Batch) *protocol.Batch {
+	t.Helper()
+	out, err := protocol.DecodeBatch(b.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func mustApply(t testing.TB, m *Machine, b *protocol.Batch) *Applied {
+	t.Helper()
+	a, err := m.Apply(b, nil)
+	if err != nil {
+		t.Fatalf("apply batch at %d: %v", b.FirstHeight, err)
+	}
+	return a
+}
+
+func snapshotBytes(m *Machine) []byte { return m.Snapshot().Bytes() }
+
+func requireSameState(t testing.TB, a, b *Machine) {
+	t.Helper()
+	if a.Height() != b.Height() || a.LastDigest() != b.LastDigest() {
+		t.Fatalf("height/digest differ: %d %s vs %d %s", a.Height(), a.LastDigest(), b.Height(), b.LastDigest())
+	}
+	if !bytes.Equal(snapshotBytes(a), snapshotBytes(b)) {
+		t.Fatal("snapshots differ")
+	}
+}
+
+func statuses(outs []Outcome) []protocol.Status {
+	s := make([]protocol.Status, len(outs))
+	for i, o := range outs {
+		s[i] = o.Result.Status
+	}
+	return s
+}
+
+type rejectJoins struct{ bad protocol.Address }
+
+func (r rejectJoins) CheckJoin(j protocol.MemberJoin) error {
+	if j.Member == r.bad {
+		return errors.New("not on chain")
+	}
+	return nil
+}

@@ -1,0 +1,94 @@
+package fsm
+
+import (
+	"fmt"
+
+	"github.com/scraft/scraft/protocol"
+)
+
+// The journal keeps, for every height after the settled height, the digest
+// and the change set. Settlement proposals are built and checked from it;
+// PruneTo drops what the chain has settled.
+
+// SettledHeight returns the height up to which the chain has settled; the
+// journal covers SettledHeight()+1 .. Height().
+func (m *Machine) SettledHeight() uint64 { return m.st.settled }
+
+// Digest returns D(h) for h from the settled height to the applied height.
+func (m *Machine) Digest(h uint64) (protocol.Hash, bool) {
+	st := m.st
+	switch {
+	case h == st.settled:
+		return st.settledDigest, true
+	case h < st.settled || h > st.height:
+		return protocol.Hash{}, false
+	}
+	return st.journal[h-st.settled-1].digest, true
+}
+
+// ChangeSet returns the change set of height h, which must be in the
+// journal.
+func (m *Machine) ChangeSet(h uint64) (protocol.ChangeSet, error) {
+	st := m.st
+	if h <= st.settled || h > st.height {
+		return protocol.ChangeSet{}, fmt.Errorf("%w: %d not in %d..%d", ErrRange, h, st.settled+1, st.height)
+	}
+	return st.journal[h-st.settled-1].cs, nil
+}
+
+// NetChangeSet merges the change sets of heights from..to (DESIGN §3), the
+// change set a settlement of that range carries. from must be above the
+// settled height and to at most the applied height.
+func (m *Machine) NetChangeSet(from, to uint64) (protocol.ChangeSet, error) {
+	st := m.st
+	if from <= st.settled || to < from || to > st.height {
+		return protocol.ChangeSet{}, fmt.Errorf("%w: %d..%d not in %d..%d", ErrRange, from, to, st.settled+1, st.height)
+	}
+	sets := make([]protocol.ChangeSet, 0, to-from+1)
+	for _, je := range st.journal[from-st.settled-1 : to-st.settled] {
+		if je.cs.Len() > 0 {
+			sets = append(sets, je.cs)
+		}
+	}
+	cs, err := protocol.MergeAll(sets)
+	if err != nil {
+		// The journal is built from applied change sets, so this is a bug.
+		return protocol.ChangeSet{}, fmt.Errorf("fsm: journal %d..%d does not merge: %w", from, to, err)
+	}
+	return cs, nil
+}
+
+// Settlement returns the settlement of heights SettledHeight()+1 .. to: the
+// net change set and D(to).
+func (m *Machine) Settlement(to uint64) (protocol.Settlement, error) {
+	from := m.st.settled + 1
+	cs, err := m.NetChangeSet(from, to)
+	if err != nil {
+		return protocol.Settlement{}, err
+	}
+	d, _ := m.Digest(to)
+	return protocol.Settlement{From: from, To: to, ChangeSet: cs, Digest: d}, nil
+}
+
+// PruneTo drops the journal up to height h, once a settlement up to h has
+// executed on chain. A height at or below the settled height does nothing.
+func (m *Machine) PruneTo(h uint64) error {
+	st := m.st
+	if h <= st.settled {
+		return nil
+	}
+	if h > st.height {
+		return fmt.Errorf("%w: prune to %d above applied height %d", ErrRange, h, st.height)
+	}
+	// A shallow copy leaves a snapshot's view alone; the maps stay shared
+	// (and frozen) since pruning does not touch them.
+	cp := *st
+	st = &cp
+	m.st = st
+	k := h - st.settled
+	st.settledDigest = st.journal[k-1].digest
+	// Copy the rest so the pruned change sets can be collected.
+	st.journal = append([]journalEntry(nil), st.journal[k:]...)
+	st.settled = h
+	return nil
+}

@@ -1,0 +1,245 @@
+package fsm
+
+import (
+	"encoding/binary"
+	"fmt"
+	"strings"
+
+	"github.com/scraft/scraft/protocol"
+)
+
+// Outcome is this member's result for one entry: what the node answers a
+// client with and streams to subscribers.
+type Outcome struct {
+	Height uint64
+	Kind   protocol.EntryKind
+	// Hash is the entry hash (the tx hash for calls).
+	Hash   protocol.Hash
+	Result protocol.Result
+	// Digest is D(Height).
+	Digest protocol.Hash
+	// Message explains a failure; it is not part of the digest.
+	Message   string
+	Output    []byte
+	ChangeSet protocol.ChangeSet
+	Events    []protocol.Event
+}
+
+// fault is an entry the leader should never have put in a batch.
+type fault struct {
+	index  int
+	reason Reason
+	detail string
+}
+
+var (
+	emptyChangeSetHash = protocol.ChangeSet{}.Hash()
+	emptyEventsHash    = protocol.EventsHash(nil)
+	emptyOutputHash    = protocol.OutputHash(nil)
+)
+
+// failure is the result of an entry that changes nothing.
+func failure(s protocol.Status, abort uint32, gas uint64) protocol.Result {
+	return protocol.Result{
+		Status:    s,
+		AbortCode: abort,
+		GasUsed:   gas,
+		ChangeSet: emptyChangeSetHash,
+		Events:    emptyEventsHash,
+		Output:    emptyOutputHash,
+	}
+}
+
+// run executes entries at consecutive heights from first into v.top and
+// chains the digest in v.top. sigErrs, when not nil, holds the signature
+// verdict of each call entry (nil for valid). It never fails: an invalid
+// entry still takes its height, with a failure status and no effect, and is
+// reported as a fault when the leader should not have included it.
+func (m *Machine) run(v *view, entries []protocol.Entry, first, ts uint64, sigErrs []error) ([]Outcome, []fault) {
+	outs := make([]Outcome, len(entries))
+	var faults []fault
+	for i := range entries {
+		var sigErr error
+		if sigErrs != nil {
+			sigErr = sigErrs[i]
+		}
+		o := &outs[i]
+		o.Height = first + uint64(i)
+		if reason, detail := m.runEntry(v, &entries[i], o, ts, sigErr); reason != 0 {
+			faults = append(faults, fault{index: i, reason: reason, detail: detail})
+		}
+		o.Digest = protocol.NextDigest(v.top.digest, o.Hash, &o.Result)
+		v.top.digest = o.Digest
+		v.top.height = o.Height
+	}
+	return outs, faults
+}
+
+// runEntry fills o (all but Digest) and reports a fault reason, 0 if none.
+func (m *Machine) runEntry(v *view, en *protocol.Entry, o *Outcome, ts uint64, sigErr error) (Reason, string) {
+	o.Kind = en.Kind
+	reject := func(s protocol.Status, r Reason, format string, args ...any) (Reason, string) {
+		o.Result = failure(s, 0, 0)
+		o.Message = fmt.Sprintf(format, args...)
+		return r, o.Message
+	}
+	switch {
+	case en.Kind == protocol.EntryCall && en.Call != nil:
+		o.Hash = en.Call.Hash()
+		return m.runCall(v, en.Call, o, ts, sigErr)
+	case en.Kind == protocol.EntryJoin && en.Join != nil:
+		o.Hash = en.Hash()
+		return m.runJoin(v, en.Join, o, ts)
+	case en.Kind == protocol.EntryLeave && en.Leave != nil:
+		o.Hash = en.Hash()
+		mem := en.Leave.Member
+		if _, ok := v.member(mem); !ok {
+			return reject(protocol.StatusRejected, ReasonBadLeave, "fsm: %s is not a member", mem)
+		}
+		m.hook(v, FuncOnLeave, mem[:], mem, o, ts)
+		v.top.members[mem] = memberSlot{}
+		return 0, ""
+	case en.Kind == protocol.EntryTick && en.Tick != nil:
+		o.Hash = en.Hash()
+		return m.runTick(v, en.Tick, o, ts)
+	}
+	// An entry of unknown kind or without its body cannot be encoded
+	// faithfully; hash what the kind byte says so the digest stays defined.
+	o.Hash = protocol.HashOf(protocol.DomainEntry, []byte{uint8(en.Kind)})
+	return reject(protocol.StatusRejected, ReasonBadEntry, "fsm: malformed %s entry", en.Kind)
+}
+
+func (m *Machine) runCall(v *view, tx *protocol.SignedTx, o *Outcome, ts uint64, sigErr error) (Reason, string) {
+	fail := func(s protocol.Status, format string, args ...any) {
+		o.Result = failure(s, 0, 0)
+		o.Message = fmt.Sprintf(format, args...)
+	}
+	t := &tx.Tx
+	if sigErr != nil {
+		fail(protocol.StatusBadSignature, "fsm: tx from %s: %v", t.Sender, sigErr)
+		return ReasonBadSignature, o.Message
+	}
+	if t.Channel != m.cfg.Channel {
+		fail(protocol.StatusBadInput, "fsm: tx for channel %s", t.Channel)
+		return 0, ""
+	}
+	if _, ok := v.member(t.Sender); !ok {
+		fail(protocol.StatusNotMember, "fsm: %s is not a member", t.Sender)
+		return 0, ""
+	}
+	next := v.nonce(t.Sender) + 1
+	if t.Nonce != next {
+		fail(protocol.StatusBadNonce, "fsm: nonce %d, want %d", t.Nonce, next)
+		return 0, ""
+	}
+	// From here the tx counts: its nonce is used whatever the contract does.
+	v.top.nonces[t.Sender] = next
+	contract, fn, ok := strings.Cut(t.Function, "::")
+	switch {
+	case !ok || contract != m.cfg.Contract:
+		fail(protocol.StatusBadInput, "fsm: function %q is not of contract %q", t.Function, m.cfg.Contract)
+	case reserved(fn):
+		fail(protocol.StatusBadInput, "fsm: %q is reserved", fn)
+	default:
+		m.execute(v, Call{Function: fn, Args: t.Args, Sender: t.Sender, Height: o.Height, TimestampMs: ts, Gas: m.cfg.GasLimit}, o)
+	}
+	return 0, ""
+}
+
+func reserved(fn string) bool {
+	switch fn {
+	case FuncInit, FuncOnTick, FuncOnJoin, FuncOnLeave:
+		return true
+	}
+	return false
+}
+
+func (m *Machine) runJoin(v *view, j *protocol.MemberJoin, o *Outcome, ts uint64) (Reason, string) {
+	reject := func(format string, args ...any) (Reason, string) {
+		o.Result = failure(protocol.StatusRejected, 0, 0)
+		o.Message = fmt.Sprintf(format, args...)
+		return ReasonBadJoin, o.Message
+	}
+	if protocol.AddressOf(j.PublicKey) != j.Member {
+		return reject("fsm: join of %s: public key does not match", j.Member)
+	}
+	if _, ok := v.member(j.Member); ok {
+		return reject("fsm: join of %s: already a member", j.Member)
+	}
+	if j.JoinSeq <= v.top.joinSeq {
+		return reject("fsm: join of %s: join seq %d not above %d", j.Member, j.JoinSeq, v.top.joinSeq)
+	}
+	if m.cfg.Joins != nil {
+		if err := m.cfg.Joins.CheckJoin(*j); err != nil {
+			return reject("fsm: join of %s: %v", j.Member, err)
+		}
+	}
+	v.top.members[j.Member] = memberSlot{m: Member{Address: j.Member, PublicKey: j.PublicKey, JoinSeq: j.JoinSeq}, ok: true}
+	v.top.joinSeq = j.JoinSeq
+	m.hook(v, FuncOnJoin, j.Member[:], j.Member, o, ts)
+	return 0, ""
+}
+
+func (m *Machine) runTick(v *view, t *protocol.Tick, o *Outcome, ts uint64) (Reason, string) {
+	reject := func(format string, args ...any) (Reason, string) {
+		o.Result = failure(protocol.StatusRejected, 0, 0)
+		o.Message = fmt.Sprintf(format, args...)
+		return ReasonBadTick, o.Message
+	}
+	iv := m.cfg.TickIntervalMs
+	switch {
+	case iv == 0:
+		return reject("fsm: channel has no ticks")
+	case t.Number != v.top.tick+1:
+		return reject("fsm: tick %d, want %d", t.Number, v.top.tick+1)
+	case v.top.tick > 0 && (t.TimestampMs < v.top.tickMs || t.TimestampMs-v.top.tickMs < iv-m.cfg.TickToleranceMs):
+		return reject("fsm: tick %d at %d ms, previous at %d ms, interval %d ms", t.Number, t.TimestampMs, v.top.tickMs, iv)
+	}
+	v.top.tick, v.top.tickMs = t.Number, t.TimestampMs
+	var arg [8]byte
+	binary.LittleEndian.PutUint64(arg[:], t.Number)
+	m.hook(v, FuncOnTick, arg[:], protocol.Address{}, o, ts)
+	return 0, ""
+}
+
+// hook runs an optional hook; one the contract does not export succeeds
+// with no effect.
+func (m *Machine) hook(v *view, fn string, args []byte, sender protocol.Address, o *Outcome, ts uint64) {
+	if !m.exec.Has(fn) {
+		o.Result = failure(protocol.StatusOK, 0, 0)
+		return
+	}
+	m.execute(v, Call{Function: fn, Args: args, Sender: sender, Height: o.Height, TimestampMs: ts, Gas: m.cfg.GasLimit}, o)
+}
+
+// execute runs a contract call and applies its change set to the view.
+func (m *Machine) execute(v *view, c Call, o *Outcome) {
+	r := m.exec.Execute(c, v)
+	if r.Status != protocol.StatusOK {
+		o.Result = failure(r.Status, r.AbortCode, r.GasUsed)
+		o.Message = r.Message
+		return
+	}
+	cs, err := protocol.NewChangeSet(r.ChangeSet.Changes)
+	if err == nil {
+		err = v.applyChanges(cs)
+	}
+	if err == nil && len(r.Events) > protocol.MaxEvents {
+		err = fmt.Errorf("%d events, at most %d", len(r.Events), protocol.MaxEvents)
+	}
+	if err != nil {
+		// A deterministic executor gives the same bad change set on every
+		// member, so turning it into a trap keeps members in agreement.
+		o.Result = failure(protocol.StatusTrap, 0, r.GasUsed)
+		o.Message = "fsm: contract result refused: " + err.Error()
+		return
+	}
+	o.Result = protocol.Result{
+		Status:    protocol.StatusOK,
+		GasUsed:   r.GasUsed,
+		ChangeSet: cs.Hash(),
+		Events:    protocol.EventsHash(r.Events),
+		Output:    protocol.OutputHash(r.Output),
+	}
+	o.ChangeSet, o.Events, o.Output = cs, r.Events, r.Output
+}

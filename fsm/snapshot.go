@@ -1,0 +1,222 @@
+package fsm
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"slices"
+
+	"github.com/scraft/scraft/protocol"
+)
+
+// Snapshot format: one version byte, the body, then the SHA-256 of the
+// version byte and the body. The body is canonical (fixed-width integers,
+// ULEB128 lengths, every map sorted by key), so two members with the same
+// state write byte-identical snapshots.
+//
+//	channel [16] · contract string
+//	height u64 · digest [32] · epoch u64 · leader [16] · timestamp_ms u64
+//	tick u64 · tick_ms u64 · highest_join_seq u64
+//	settled u64 · settled_digest [32]
+//	members: n, n × (address [16] · public key [32] · join_seq u64), by address
+//	nonces: n, n × (address [16] · nonce u64), by address
+//	state: protocol.State encoding
+//	journal: n = height − settled, n × (digest [32] · change set)
+const (
+	// SnapshotVersion is the format version this package writes and reads.
+	SnapshotVersion = 1
+	// MaxSnapshotBytes bounds what Restore reads.
+	MaxSnapshotBytes = 1 << 32
+
+	maxJournal = 1 << 28
+)
+
+// Snapshot is an immutable capture of the machine's state. Its methods may
+// run on any goroutine, concurrently with the Machine.
+type Snapshot struct {
+	st      *state
+	channel protocol.ChannelID
+	name    string
+}
+
+// Snapshot captures the state in O(1): the machine stops changing the
+// captured state in place and clones it before its next change (so the first
+// Apply after a snapshot pays one copy of the maps). Encoding happens in
+// WriteTo, which may run elsewhere while Apply goes on. Batches proposed but
+// not applied are not part of a snapshot.
+func (m *Machine) Snapshot() *Snapshot {
+	m.frozen = true
+	return &Snapshot{st: m.st, channel: m.cfg.Channel, name: m.cfg.Contract}
+}
+
+// Height returns the applied height the snapshot was taken at.
+func (s *Snapshot) Height() uint64 { return s.st.height }
+
+// Digest returns D(Height()).
+func (s *Snapshot) Digest() protocol.Hash { return s.st.digest }
+
+// Bytes returns the encoded snapshot.
+func (s *Snapshot) Bytes() []byte {
+	st := s.st
+	e := protocol.NewEncoder(256 + 64*len(st.res) + 64*len(st.journal))
+	e.U8(SnapshotVersion)
+	e.Fixed(s.channel[:])
+	e.String(s.name)
+	e.U64(st.height)
+	e.Fixed(st.digest[:])
+	e.U64(st.epoch)
+	e.Fixed(st.leader[:])
+	e.U64(st.timestampMs)
+	e.U64(st.tick)
+	e.U64(st.tickMs)
+	e.U64(st.joinSeq)
+	e.U64(st.settled)
+	e.Fixed(st.settledDigest[:])
+
+	ms := sortedMembers(st.members)
+	e.Uleb(uint64(len(ms)))
+	for _, m := range ms {
+		encodeMember(e, m)
+	}
+	senders := make([]protocol.Address, 0, len(st.nonces))
+	for a := range st.nonces {
+		senders = append(senders, a)
+	}
+	slices.SortFunc(senders, protocol.Address.Compare)
+	e.Uleb(uint64(len(senders)))
+	for _, a := range senders {
+		e.Fixed(a[:])
+		e.U64(st.nonces[a])
+	}
+	st.res.Encode(e)
+	e.Uleb(uint64(len(st.journal)))
+	for _, je := range st.journal {
+		e.Fixed(je.digest[:])
+		je.cs.Encode(e)
+	}
+	sum := sha256.Sum256(e.Out())
+	e.Fixed(sum[:])
+	return e.Out()
+}
+
+// WriteTo writes the encoded snapshot to w.
+func (s *Snapshot) WriteTo(w io.Writer) (int64, error) {
+	n, err := w.Write(s.Bytes())
+	return int64(n), err
+}
+
+// Restore replaces the machine's state with a snapshot read from r. It
+// verifies the version, checksum and every invariant first, and on any
+// error leaves the machine unchanged. Proposed batches not yet applied are
+// dropped; evidence is kept.
+func (m *Machine) Restore(r io.Reader) error {
+	buf, err := io.ReadAll(io.LimitReader(r, MaxSnapshotBytes+1))
+	if err != nil {
+		return fmt.Errorf("%w: read: %v", ErrSnapshot, err)
+	}
+	st, err := m.decodeSnapshot(buf)
+	if err != nil {
+		return err
+	}
+	m.dropPending()
+	m.st, m.frozen = st, false
+	m.logger.Info("restored snapshot", "height", st.height, "settled", st.settled, "resources", len(st.res))
+	return nil
+}
+
+func (m *Machine) decodeSnapshot(buf []byte) (*state, error) {
+	switch {
+	case len(buf) > MaxSnapshotBytes:
+		return nil, fmt.Errorf("%w: larger than %d bytes", ErrSnapshot, MaxSnapshotBytes)
+	case len(buf) < 1+sha256.Size:
+		return nil, fmt.Errorf("%w: truncated (%d bytes)", ErrSnapshot, len(buf))
+	case buf[0] != SnapshotVersion:
+		return nil, fmt.Errorf("%w: version %d, want %d", ErrSnapshot, buf[0], SnapshotVersion)
+	}
+	body, sum := buf[:len(buf)-sha256.Size], buf[len(buf)-sha256.Size:]
+	if want := sha256.Sum256(body); !bytes.Equal(sum, want[:]) {
+		return nil, fmt.Errorf("%w: checksum mismatch (corrupt or truncated)", ErrSnapshot)
+	}
+	d := protocol.NewDecoder(body[1:])
+	var ch protocol.ChannelID
+	d.FixedInto(ch[:])
+	name := d.String(protocol.MaxNameLen)
+	st := &state{}
+	st.height = d.U64()
+	d.FixedInto(st.digest[:])
+	st.epoch = d.U64()
+	d.FixedInto(st.leader[:])
+	st.timestampMs = d.U64()
+	st.tick = d.U64()
+	st.tickMs = d.U64()
+	st.joinSeq = d.U64()
+	st.settled = d.U64()
+	d.FixedInto(st.settledDigest[:])
+	if d.Err() == nil && (ch != m.cfg.Channel || name != m.cfg.Contract) {
+		return nil, fmt.Errorf("%w: of channel %s contract %q, want %s contract %q", ErrSnapshot, ch, name, m.cfg.Channel, m.cfg.Contract)
+	}
+
+	n := d.Length(protocol.MaxVecLen)
+	st.members = make(map[protocol.Address]Member, min(n, 1024))
+	var prev protocol.Address
+	for i := 0; i < n && d.Err() == nil; i++ {
+		var mem Member
+		d.FixedInto(mem.Address[:])
+		mem.PublicKey = d.Fixed(ed25519.PublicKeySize)
+		mem.JoinSeq = d.U64()
+		switch {
+		case d.Err() != nil:
+		case i > 0 && prev.Compare(mem.Address) >= 0:
+			d.Fail(fmt.Errorf("%w: members unsorted or repeated", protocol.ErrNonCanonical))
+		case protocol.AddressOf(mem.PublicKey) != mem.Address:
+			d.Fail(fmt.Errorf("member %s: %w", mem.Address, protocol.ErrKeyMismatch))
+		case mem.JoinSeq > st.joinSeq:
+			d.Fail(fmt.Errorf("member %s: join seq %d above the highest %d", mem.Address, mem.JoinSeq, st.joinSeq))
+		}
+		st.members[mem.Address] = mem
+		prev = mem.Address
+	}
+
+	n = d.Length(protocol.MaxVecLen)
+	st.nonces = make(map[protocol.Address]uint64, min(n, 1024))
+	for i := 0; i < n && d.Err() == nil; i++ {
+		var a protocol.Address
+		d.FixedInto(a[:])
+		nonce := d.U64()
+		switch {
+		case d.Err() != nil:
+		case i > 0 && prev.Compare(a) >= 0:
+			d.Fail(fmt.Errorf("%w: nonces unsorted or repeated", protocol.ErrNonCanonical))
+		case nonce == 0:
+			d.Fail(fmt.Errorf("nonce of %s is 0", a))
+		}
+		st.nonces[a] = nonce
+		prev = a
+	}
+
+	st.res = protocol.DecodeState(d)
+
+	n = d.Length(maxJournal)
+	if d.Err() == nil && (st.settled > st.height || uint64(n) != st.height-st.settled) {
+		d.Fail(fmt.Errorf("journal of %d heights between settled %d and height %d", n, st.settled, st.height))
+	}
+	for i := 0; i < n && d.Err() == nil; i++ {
+		var je journalEntry
+		d.FixedInto(je.digest[:])
+		je.cs.Decode(d)
+		st.journal = append(st.journal, je)
+	}
+	if err := d.Finish(); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrSnapshot, err)
+	}
+	last := st.settledDigest
+	if len(st.journal) > 0 {
+		last = st.journal[len(st.journal)-1].digest
+	}
+	if last != st.digest {
+		return nil, fmt.Errorf("%w: journal does not end at the digest of height %d", ErrSnapshot, st.height)
+	}
+	return st, nil
+}

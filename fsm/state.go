@@ -1,0 +1,214 @@
+package fsm
+
+import (
+	"bytes"
+	"fmt"
+
+	"github.com/scraft/scraft/protocol"
+)
+
+// meta holds the scalar part of the channel state.
+type meta struct {
+	height uint64        // last applied height
+	digest protocol.Hash // D(height)
+	// epoch and leader are those of the last batch applied; leader is zero
+	// before the first batch.
+	epoch       uint64
+	leader      protocol.Address
+	timestampMs uint64 // the last batch's leader timestamp
+	tick        uint64 // last tick number, 0 before the first
+	tickMs      uint64 // the last tick's timestamp
+	joinSeq     uint64 // highest join sequence number seen
+}
+
+// state is everything a member must agree on, plus the journal since the
+// settled height. Once captured by a Snapshot a state is frozen: the machine
+// clones it before the next change (copy-on-write), so a snapshot can be
+// encoded on another goroutine while Apply goes on.
+type state struct {
+	meta
+	res     protocol.State
+	nonces  map[protocol.Address]uint64 // last nonce used per sender
+	members map[protocol.Address]Member
+
+	settled       uint64        // settled height; the journal starts after it
+	settledDigest protocol.Hash // D(settled)
+	journal       []journalEntry
+}
+
+// journalEntry is one height of the journal: its digest and change set.
+type journalEntry struct {
+	digest protocol.Hash
+	cs     protocol.ChangeSet
+}
+
+func newState(cfg *Config) *state {
+	g := &cfg.Genesis
+	st := &state{
+		res:     g.State.Clone(),
+		nonces:  map[protocol.Address]uint64{},
+		members: make(map[protocol.Address]Member, len(g.Members)),
+	}
+	for _, m := range g.Members {
+		st.members[m.Address] = m
+	}
+	st.joinSeq = g.HighestJoinSeq
+	st.digest = GenesisDigest(cfg.Channel, cfg.Contract, *g)
+	st.settledDigest = st.digest
+	return st
+}
+
+// clone copies the maps; values, members and journal entries are immutable
+// and shared.
+func (s *state) clone() *state {
+	c := *s
+	c.res = s.res.Clone()
+	c.nonces = make(map[protocol.Address]uint64, len(s.nonces))
+	for k, v := range s.nonces {
+		c.nonces[k] = v
+	}
+	c.members = make(map[protocol.Address]Member, len(s.members))
+	for k, v := range s.members {
+		c.members[k] = v
+	}
+	c.journal = s.journal[:len(s.journal):len(s.journal)]
+	return &c
+}
+
+// slot is a layer's view of one resource: its value, or ok false when the
+// layer deleted it.
+type slot struct {
+	v  []byte
+	ok bool
+}
+
+type memberSlot struct {
+	m  Member
+	ok bool
+}
+
+// layer is the effect of one batch not yet folded into the state: what it
+// wrote and the scalars after it. Apply runs a batch into a fresh layer and
+// folds it; Propose keeps one layer per pending batch.
+type layer struct {
+	meta
+	res     map[protocol.ResourceKey]slot
+	nonces  map[protocol.Address]uint64
+	members map[protocol.Address]memberSlot
+}
+
+func newLayer(m meta) *layer {
+	return &layer{
+		meta:    m,
+		res:     map[protocol.ResourceKey]slot{},
+		nonces:  map[protocol.Address]uint64{},
+		members: map[protocol.Address]memberSlot{},
+	}
+}
+
+// fold writes l into s. Map order does not matter here: each key is
+// written once and nothing is produced from the iteration.
+func (s *state) fold(l *layer, journal []journalEntry) {
+	for k, sl := range l.res {
+		if sl.ok {
+			s.res[k] = sl.v
+		} else {
+			delete(s.res, k)
+		}
+	}
+	for k, n := range l.nonces {
+		s.nonces[k] = n
+	}
+	for k, ms := range l.members {
+		if ms.ok {
+			s.members[k] = ms.m
+		} else {
+			delete(s.members, k)
+		}
+	}
+	s.meta = l.meta
+	s.journal = append(s.journal, journal...)
+}
+
+// view reads through a stack of layers down to the state and writes into
+// the top layer. It is the StateReader an Executor sees.
+type view struct {
+	base  *state
+	below []*layer // pending layers, oldest first
+	top   *layer
+}
+
+// Get implements StateReader.
+func (v *view) Get(k protocol.ResourceKey) ([]byte, bool) {
+	if s, ok := v.top.res[k]; ok {
+		return s.v, s.ok
+	}
+	for i := len(v.below) - 1; i >= 0; i-- {
+		if s, ok := v.below[i].res[k]; ok {
+			return s.v, s.ok
+		}
+	}
+	b, ok := v.base.res[k]
+	return b, ok
+}
+
+func (v *view) nonce(a protocol.Address) uint64 {
+	if n, ok := v.top.nonces[a]; ok {
+		return n
+	}
+	for i := len(v.below) - 1; i >= 0; i-- {
+		if n, ok := v.below[i].nonces[a]; ok {
+			return n
+		}
+	}
+	return v.base.nonces[a]
+}
+
+func (v *view) member(a protocol.Address) (Member, bool) {
+	if s, ok := v.top.members[a]; ok {
+		return s.m, s.ok
+	}
+	for i := len(v.below) - 1; i >= 0; i-- {
+		if s, ok := v.below[i].members[a]; ok {
+			return s.m, s.ok
+		}
+	}
+	m, ok := v.base.members[a]
+	return m, ok
+}
+
+// applyChanges checks every old value of cs against the view, then writes
+// cs into the top layer. On error nothing is written.
+func (v *view) applyChanges(cs protocol.ChangeSet) error {
+	for _, c := range cs.Changes {
+		cur, ok := v.Get(c.Key)
+		switch c.Kind {
+		case protocol.OpNew:
+			if ok {
+				return fmt.Errorf("%w: new %s already exists", protocol.ErrInconsistent, c.Key)
+			}
+		case protocol.OpModify, protocol.OpDelete:
+			if !ok || !bytes.Equal(cur, c.Old) {
+				return fmt.Errorf("%w: %s %s: old value does not match", protocol.ErrInconsistent, c.Kind, c.Key)
+			}
+		}
+		if len(c.New) > protocol.MaxValueLen {
+			return fmt.Errorf("%w: %s: value of %d bytes", protocol.ErrBadChange, c.Key, len(c.New))
+		}
+	}
+	for _, c := range cs.Changes {
+		if c.Kind == protocol.OpDelete {
+			v.top.res[c.Key] = slot{}
+		} else {
+			v.top.res[c.Key] = slot{v: nonNil(c.New), ok: true}
+		}
+	}
+	return nil
+}
+
+func nonNil(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
+}
