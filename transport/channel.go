@@ -283,7 +283,7 @@ func (c *ChannelTransport) rpcError(method string, target raft.ServerAddress, er
 			err = fmt.Errorf("%s: %s", st.Code(), st.Message())
 		}
 	}
-	return fmt.Errorf("transport: %s %s to %s: %w", method, c.id, target, err)
+	return fmt.Errorf("%s %s to %s: %w", method, c.id, target, err)
 }
 
 // deliver hands an incoming RPC to raft through Consumer and waits for its

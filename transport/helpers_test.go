@@ -58,7 +58,7 @@ func testConfig(t testing.TB, faults *Faults) Config {
 // newTestServer starts a Server on 127.0.0.1:0, closed at cleanup.
 func newTestServer(t testing.TB, cfg Config) *Server {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := listen()
 	require.NoError(t, err)
 	srv, err := NewServer(ln, cfg)
 	require.NoError(t, err)
@@ -116,3 +116,5 @@ func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 		<-tick.C
 	}
 }
+
+func listen() (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") }
