@@ -385,4 +385,3 @@ func (m *Machine) Resources() protocol.State { return m.st.res.Clone() }
 
 // Stats returns the counters.
 func (m *Machine) Stats() Stats { return m.stats }
-
