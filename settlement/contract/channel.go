@@ -1,0 +1,110 @@
+package contract
+
+import (
+	"fmt"
+
+	"github.com/scraft/scraft/protocol"
+)
+
+// createChannel stores the code once per hash and creates the channel with
+// its initial state as the settled state at height 0.
+func (x *exec) createChannel(c *CreateChannel) error {
+	if c.Contract == "" || len(c.Contract) > MaxContractName {
+		return fmt.Errorf("%w: contract name length %d", ErrMalformed, len(c.Contract))
+	}
+	if err := checkLabels(c.Labels); err != nil {
+		return err
+	}
+	if c.Config.TickInterval < 0 || c.Config.SettleInterval < 0 || c.Config.CensorshipWindow < 0 {
+		return fmt.Errorf("%w: negative duration", ErrMalformed)
+	}
+	hash := c.CodeHash
+	switch {
+	case len(c.Code) > MaxCodeLen:
+		return fmt.Errorf("%w: code of %d bytes (max %d)", ErrTooLarge, len(c.Code), MaxCodeLen)
+	case len(c.Code) > 0:
+		hash = CodeHashOf(c.Code)
+		if !c.CodeHash.IsZero() && c.CodeHash != hash {
+			return fmt.Errorf("%w: code hash %s does not match the code", ErrMalformed, c.CodeHash)
+		}
+		if x.st.Get(codeKey(hash)) == nil {
+			x.st.Put(codeKey(hash), c.Code)
+		}
+	case hash.IsZero():
+		return fmt.Errorf("%w: no code and no code hash", ErrMalformed)
+	case x.st.Get(codeKey(hash)) == nil:
+		return fmt.Errorf("%w: no code stored under %s", ErrMalformed, hash)
+	}
+	for _, k := range c.InitialState.Keys() {
+		if k.Type == "" || len(k.Type) > protocol.MaxTypeLen || len(c.InitialState[k]) > protocol.MaxValueLen {
+			return fmt.Errorf("%w: initial state entry %s", ErrMalformed, k)
+		}
+	}
+
+	e := protocol.NewEncoder(48)
+	e.Fixed(x.env.Sender[:])
+	e.Fixed(x.env.TxHash[:])
+	h := protocol.HashOf("scraft/channel/v1", e.Out())
+	var id protocol.ChannelID
+	copy(id[:], h[:])
+	if x.st.Get(channelKey(id)) != nil {
+		return fmt.Errorf("%w: channel %s exists", ErrMalformed, id)
+	}
+	ch := &Channel{
+		ID:            id,
+		Creator:       x.env.Sender,
+		Contract:      c.Contract,
+		CodeHash:      hash,
+		Labels:        append([]Label(nil), c.Labels...),
+		Config:        c.Config,
+		CreatedHeight: x.env.Height,
+		CreatedAtMs:   x.env.TimeMs,
+	}
+	x.putChannel(ch)
+	st := c.InitialState
+	if st == nil {
+		st = protocol.State{}
+	}
+	put(x.st, initialKey(id), st)
+	put(x.st, stateKey(id), st)
+	x.rc.Channel = id
+	x.emit(Event{Kind: EventChannelCreated, Channel: id, Member: x.env.Sender})
+	return nil
+}
+
+func checkLabels(ls []Label) error {
+	if len(ls) > MaxLabels {
+		return fmt.Errorf("%w: %d labels (max %d)", ErrTooLarge, len(ls), MaxLabels)
+	}
+	for i, l := range ls {
+		if l.Key == "" || len(l.Key) > MaxLabelKeyLen || len(l.Value) > MaxLabelValueLen {
+			return fmt.Errorf("%w: label %q", ErrMalformed, l.Key)
+		}
+		if i > 0 && ls[i-1].Key >= l.Key {
+			return fmt.Errorf("%w: labels unsorted or repeated at %q", ErrMalformed, l.Key)
+		}
+	}
+	return nil
+}
+
+// close closes the channel. Its creator or any member may close it; members
+// then leave at once, without waiting for a settlement.
+func (x *exec) close(c *Close) error {
+	ch, err := x.openChannel(c.Channel)
+	if err != nil {
+		return err
+	}
+	if ch.Creator != x.env.Sender {
+		if _, err := x.member(ch.ID, x.env.Sender); err != nil {
+			return fmt.Errorf("%w: only the creator or a member may close", ErrNotMember)
+		}
+	}
+	x.closeChannel(ch, x.env.Sender, 0)
+	return nil
+}
+
+func (x *exec) closeChannel(ch *Channel, by protocol.Address, proposal uint64) {
+	ch.Closed = true
+	x.putChannel(ch)
+	x.emit(Event{Kind: EventChannelClosed, Channel: ch.ID, Member: by, Proposal: proposal})
+}

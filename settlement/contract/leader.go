@@ -1,0 +1,101 @@
+package contract
+
+import (
+	"fmt"
+
+	"github.com/scraft/scraft/protocol"
+)
+
+// claimLeader makes the sender leader of the channel when there is no
+// leader, when the leader's heartbeat is older than HeartbeatTTL, or when
+// the claim carries attestations for the current epoch naming the sender
+// from more than 2/3 of the valid members other than the leader (the leader
+// cannot attest to its own unreachability). Every accepted claim starts a
+// new epoch. A claim counts as the claimant's heartbeat.
+func (x *exec) claimLeader(c *ClaimLeader) error {
+	ch, err := x.openChannel(c.Channel)
+	if err != nil {
+		return err
+	}
+	me, err := x.member(ch.ID, x.env.Sender)
+	if err != nil {
+		return err
+	}
+	if me.Leaving() {
+		return fmt.Errorf("%w: a leaving member cannot lead", ErrLeaving)
+	}
+	if c.Epoch != ch.Epoch {
+		return fmt.Errorf("%w: claim for epoch %d, channel is at %d", ErrStaleEpoch, c.Epoch, ch.Epoch)
+	}
+	if ch.Leader == me.Address {
+		return fmt.Errorf("%w: %s in epoch %d", ErrAlreadyLeader, me.Address, ch.Epoch)
+	}
+	me.LastHeartbeat = x.env.TimeMs
+	x.putMember(ch.ID, me)
+
+	if !ch.Leader.IsZero() {
+		leader, err := x.member(ch.ID, ch.Leader)
+		if err == nil && leader.ValidAt(x.env.TimeMs) {
+			if err := x.checkAttestations(ch, c.Attestations); err != nil {
+				return err
+			}
+		}
+	}
+	x.setLeader(ch, me.Address)
+	x.putChannel(ch)
+	x.rc.Epoch = ch.Epoch
+	return nil
+}
+
+// checkAttestations accepts the fast path of a claim: more than 2/3 of the
+// valid members other than the leader attest, for this epoch, that the
+// sender should lead. Any attestation that is forged, for another channel,
+// epoch or claimant, from a non-member, or repeated refuses the claim.
+func (x *exec) checkAttestations(ch *Channel, atts []protocol.Attestation) error {
+	now := x.env.TimeMs
+	eligible := 0
+	for _, m := range x.members(ch.ID) {
+		if m.Address != ch.Leader && m.ValidAt(now) {
+			eligible++
+		}
+	}
+	seen := make(map[protocol.Address]bool, len(atts))
+	count := 0
+	for i := range atts {
+		a := &atts[i]
+		switch {
+		case a.Channel != ch.ID:
+			return fmt.Errorf("%w: attestation %d names channel %s", ErrBadAttestation, i, a.Channel)
+		case a.Epoch != ch.Epoch:
+			return fmt.Errorf("%w: attestation %d is for epoch %d, channel is at %d", ErrStaleEpoch, i, a.Epoch, ch.Epoch)
+		case a.Claimant != x.env.Sender:
+			return fmt.Errorf("%w: attestation %d names claimant %s", ErrBadAttestation, i, a.Claimant)
+		case seen[a.Attester]:
+			return fmt.Errorf("%w: attestation %d repeats %s", ErrBadAttestation, i, a.Attester)
+		}
+		seen[a.Attester] = true
+		if err := a.Verify(); err != nil {
+			return fmt.Errorf("%w: attestation %d by %s: %v", ErrBadAttestation, i, a.Attester, err)
+		}
+		m, err := x.member(ch.ID, a.Attester)
+		if err != nil {
+			return fmt.Errorf("%w: attestation %d: %v", ErrBadAttestation, i, err)
+		}
+		if m.Address != ch.Leader && m.ValidAt(now) {
+			count++
+		}
+	}
+	if 3*count <= 2*eligible {
+		return fmt.Errorf("%w: leader %s is valid and %d of %d valid members attest (more than 2/3 needed)",
+			ErrLeaderValid, ch.Leader, count, eligible)
+	}
+	return nil
+}
+
+// setLeader names a new leader (zero for none) and starts a new epoch. ch is
+// changed, not stored.
+func (x *exec) setLeader(ch *Channel, leader protocol.Address) {
+	ch.Leader = leader
+	ch.Epoch++
+	x.emit(Event{Kind: EventLeaderChanged, Channel: ch.ID, Member: leader, Epoch: ch.Epoch})
+}

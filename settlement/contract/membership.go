@@ -1,0 +1,204 @@
+package contract
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/scraft/scraft/protocol"
+)
+
+// join admits the sender with the next join sequence number. Its collateral
+// is its channel stake, or MinStake locked from its pool deposit.
+func (x *exec) join(c *Join) error {
+	ch, err := x.openChannel(c.Channel)
+	if err != nil {
+		return err
+	}
+	me := x.env.Sender
+	if _, err := x.member(ch.ID, me); err == nil {
+		return fmt.Errorf("%w: %s", ErrAlreadyMember, me)
+	}
+	if until := int64(getU64(x.st, banKey(ch.ID, me))); until > x.env.TimeMs {
+		return fmt.Errorf("%w: %s until chain time %d ms (%d ms left)", ErrBanned, me, until, until-x.env.TimeMs)
+	}
+	if ch.Members >= MaxMembers {
+		return fmt.Errorf("%w: channel has %d members", ErrTooLarge, ch.Members)
+	}
+	m := &Member{
+		Address:       me,
+		PublicKey:     append([]byte(nil), x.env.SenderKey...),
+		JoinedAtMs:    x.env.TimeMs,
+		JoinedHeight:  x.env.Height,
+		LastHeartbeat: x.env.TimeMs,
+	}
+	if c.UsePool {
+		acc := x.account(me)
+		if acc.PoolFree() < ch.Config.MinStake {
+			return fmt.Errorf("%w: pool has %d free, channel needs %d", ErrInsufficientStake, acc.PoolFree(), ch.Config.MinStake)
+		}
+		acc.PoolLocked += ch.Config.MinStake
+		x.putAccount(me, acc)
+		m.Collateral, m.Locked = CollateralPool, ch.Config.MinStake
+	} else {
+		stake := getU64(x.st, stakeKey(ch.ID, me))
+		if stake < ch.Config.MinStake {
+			return fmt.Errorf("%w: stake %d, channel needs %d", ErrInsufficientStake, stake, ch.Config.MinStake)
+		}
+		m.Collateral, m.Locked = CollateralStake, stake
+	}
+	ch.LastJoinSeq++
+	ch.Members++
+	m.JoinSeq = ch.LastJoinSeq
+	x.putMember(ch.ID, m)
+	x.putChannel(ch)
+
+	l := x.memberList(ch.ID)
+	i, _ := slices.BinarySearchFunc(l, me, protocol.Address.Compare)
+	l = slices.Insert(l, i, me)
+	put(x.st, membersKey(ch.ID), &l)
+
+	x.rc.JoinSeq = m.JoinSeq
+	x.emit(Event{Kind: EventMemberJoined, Channel: ch.ID, Member: me, JoinSeq: m.JoinSeq})
+	return nil
+}
+
+// leave marks the sender as leaving; the next settlement proposed after
+// this, once executed, removes it. In a closed channel it leaves at once.
+func (x *exec) leave(c *Leave) error {
+	ch, err := x.channel(c.Channel)
+	if err != nil {
+		return err
+	}
+	m, err := x.member(ch.ID, x.env.Sender)
+	if err != nil {
+		return err
+	}
+	if ch.Closed {
+		x.removeMember(ch, m, m.Locked)
+		if ch.Leader == m.Address {
+			x.setLeader(ch, protocol.Address{})
+		}
+		x.putChannel(ch)
+		return nil
+	}
+	if m.Leaving() {
+		return fmt.Errorf("%w: since block %d", ErrLeaving, m.LeaveHeight)
+	}
+	m.LeaveHeight = x.env.Height
+	x.putMember(ch.ID, m)
+	x.emit(Event{Kind: EventMemberLeaving, Channel: ch.ID, Member: m.Address})
+	return nil
+}
+
+// keepAlive records the member's heartbeat at chain time.
+func (x *exec) keepAlive(c *KeepAlive) error {
+	if _, err := x.openChannel(c.Channel); err != nil {
+		return err
+	}
+	m, err := x.member(c.Channel, x.env.Sender)
+	if err != nil {
+		return err
+	}
+	m.LastHeartbeat = x.env.TimeMs
+	x.putMember(c.Channel, m)
+	return nil
+}
+
+// removeMember takes m out of the channel and gives back release of its
+// locked collateral (the rest was fined). It fixes delegations that involve
+// m. It does not change the leader; callers do. ch is changed, not stored.
+func (x *exec) removeMember(ch *Channel, m *Member, release uint64) {
+	switch m.Collateral {
+	case CollateralStake:
+		acc := x.account(m.Address)
+		acc.Balance += release
+		x.putAccount(m.Address, acc)
+		putU64(x.st, stakeKey(ch.ID, m.Address), 0)
+	case CollateralPool:
+		acc := x.account(m.Address)
+		acc.PoolLocked -= m.Locked
+		acc.PoolDeposit -= m.Locked - release
+		x.putAccount(m.Address, acc)
+	}
+	if !m.DelegatedTo.IsZero() {
+		if cand, err := x.member(ch.ID, m.DelegatedTo); err == nil {
+			cand.Delegators--
+			x.putMember(ch.ID, cand)
+		}
+	}
+	l := x.memberList(ch.ID)
+	if m.Delegators > 0 {
+		for _, a := range l {
+			if d, err := x.member(ch.ID, a); err == nil && d.DelegatedTo == m.Address {
+				d.DelegatedTo = protocol.Address{}
+				x.putMember(ch.ID, d)
+				x.emit(Event{Kind: EventDelegated, Channel: ch.ID, Member: d.Address})
+			}
+		}
+	}
+	if i, ok := slices.BinarySearchFunc(l, m.Address, protocol.Address.Compare); ok {
+		l = slices.Delete(l, i, i+1)
+	}
+	put(x.st, membersKey(ch.ID), &l)
+	x.st.Delete(memberKey(ch.ID, m.Address))
+	ch.Members--
+	x.emit(Event{Kind: EventMemberLeft, Channel: ch.ID, Member: m.Address, Amount: release})
+}
+
+// delegate records the sender's delegation to a candidate. A candidate takes
+// at most n/5 − 1 delegators (n members); a member that has delegators is a
+// candidate and cannot delegate itself.
+func (x *exec) delegate(c *Delegate) error {
+	ch, err := x.openChannel(c.Channel)
+	if err != nil {
+		return err
+	}
+	me, err := x.member(ch.ID, x.env.Sender)
+	if err != nil {
+		return err
+	}
+	if c.Candidate == me.Address {
+		return fmt.Errorf("%w: cannot delegate to oneself", ErrNotEligible)
+	}
+	if me.Delegators > 0 {
+		return fmt.Errorf("%w: %s has %d delegators", ErrNotEligible, me.Address, me.Delegators)
+	}
+	if me.DelegatedTo == c.Candidate {
+		return nil
+	}
+	var cand *Member
+	if !c.Candidate.IsZero() {
+		if cand, err = x.member(ch.ID, c.Candidate); err != nil {
+			return err
+		}
+		if !cand.DelegatedTo.IsZero() {
+			return fmt.Errorf("%w: %s delegates to %s itself", ErrNotEligible, cand.Address, cand.DelegatedTo)
+		}
+		if capacity := DelegationCapacity(ch.Members); cand.Delegators >= capacity {
+			return fmt.Errorf("%w: %s has %d of %d", ErrNoCapacity, cand.Address, cand.Delegators, capacity)
+		}
+	}
+	if !me.DelegatedTo.IsZero() {
+		if old, err := x.member(ch.ID, me.DelegatedTo); err == nil {
+			old.Delegators--
+			x.putMember(ch.ID, old)
+		}
+	}
+	if cand != nil {
+		cand.Delegators++
+		x.putMember(ch.ID, cand)
+	}
+	me.DelegatedTo = c.Candidate
+	x.putMember(ch.ID, me)
+	x.emit(Event{Kind: EventDelegated, Channel: ch.ID, Member: me.Address, Other: c.Candidate})
+	return nil
+}
+
+// DelegationCapacity returns how many delegators one candidate may take in a
+// channel of n members: n/5 − 1 (DIGEST §4), never negative.
+func DelegationCapacity(n uint32) uint32 {
+	if n/Candidates < 1 {
+		return 0
+	}
+	return n/Candidates - 1
+}

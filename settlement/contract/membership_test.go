@@ -1,0 +1,240 @@
+package contract
+
+import (
+	"testing"
+	"time"
+
+	"github.com/scraft/scraft/protocol"
+)
+
+func TestJoin(t *testing.T) {
+	tests := []struct {
+		name  string
+		setup func(h *harness)
+		join  Join
+		want  error
+		coll  Collateral
+	}{
+		{"with channel stake", func(h *harness) { h.must("dave", &Stake{Channel: h.ch, Amount: 100}) }, Join{}, nil, CollateralStake},
+		{"stake below minimum", func(h *harness) { h.must("dave", &Stake{Channel: h.ch, Amount: 99}) }, Join{}, ErrInsufficientStake, 0},
+		{"with shared pool", func(h *harness) { h.must("dave", &Deposit{Amount: 100}) }, Join{UsePool: true}, nil, CollateralPool},
+		{"pool below minimum", func(h *harness) { h.must("dave", &Deposit{Amount: 99}) }, Join{UsePool: true}, ErrInsufficientStake, 0},
+		{"pool already locked elsewhere", func(h *harness) {
+			other := h.must("creator", &CreateChannel{Contract: "chat", Code: testCode, Config: ChannelConfig{MinStake: 100}}).Channel
+			h.must("dave", &Deposit{Amount: 150})
+			h.must("dave", &Join{Channel: other, UsePool: true})
+		}, Join{UsePool: true}, ErrInsufficientStake, 0},
+		{"already member", func(h *harness) {}, Join{}, nil, CollateralStake},
+		{"banned", func(h *harness) {
+			putU64(h.st, banKey(h.ch, h.addr("dave")), uint64(h.now+1000))
+			h.must("dave", &Stake{Channel: h.ch, Amount: 100})
+		}, Join{}, ErrBanned, 0},
+		{"ban expired", func(h *harness) {
+			putU64(h.st, banKey(h.ch, h.addr("dave")), uint64(h.now+1000))
+			h.must("dave", &Stake{Channel: h.ch, Amount: 100})
+			h.advance(time.Second)
+		}, Join{}, nil, CollateralStake},
+		{"unknown channel", nil, Join{Channel: protocol.ChannelID{7}}, ErrNoChannel, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t)
+			h.channel("alice", "bob")
+			who := "dave"
+			if tc.name == "already member" {
+				who, tc.want = "bob", ErrAlreadyMember
+			}
+			if tc.setup != nil {
+				tc.setup(h)
+			}
+			j := tc.join
+			if j.Channel.IsZero() {
+				j.Channel = h.ch
+			}
+			rc, err := h.call(who, &j)
+			wantErr(t, err, tc.want)
+			if err != nil {
+				return
+			}
+			if rc.JoinSeq != 3 {
+				t.Fatalf("join seq %d, want 3", rc.JoinSeq)
+			}
+			m, err := GetMember(h.st, h.ch, h.addr(who))
+			if err != nil || m.JoinSeq != 3 || m.Collateral != tc.coll || m.Locked != 100 || !m.ValidAt(h.now) {
+				t.Fatalf("member %+v, %v", m, err)
+			}
+			if ch := h.chanRec(); ch.Members != 3 || ch.LastJoinSeq != 3 {
+				t.Fatalf("channel %+v", ch)
+			}
+		})
+	}
+}
+
+func TestKeepAlive(t *testing.T) {
+	tests := []struct {
+		name      string
+		by        string
+		after     time.Duration
+		want      error
+		wantValid bool
+	}{
+		{"member, just now", "bob", 0, nil, true},
+		{"member, 15 s later", "bob", HeartbeatTTL, nil, true},
+		{"member, 15.001 s later", "bob", HeartbeatTTL + time.Millisecond, nil, false},
+		{"not a member", "mallory", 0, ErrNotMember, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t)
+			h.channel("alice", "bob")
+			_, err := h.call(tc.by, &KeepAlive{Channel: h.ch})
+			wantErr(t, err, tc.want)
+			if err != nil {
+				return
+			}
+			m, _ := GetMember(h.st, h.ch, h.addr(tc.by))
+			if m.LastHeartbeat != h.now {
+				t.Fatalf("heartbeat %d, want %d", m.LastHeartbeat, h.now)
+			}
+			if got := m.ValidAt(h.now + tc.after.Milliseconds()); got != tc.wantValid {
+				t.Fatalf("valid %v after %s", got, tc.after)
+			}
+		})
+	}
+}
+
+func TestLeave(t *testing.T) {
+	initial := DefaultParams().InitialBalance
+	settle := func(h *harness) {
+		pid, err := h.propose("alice", protocol.ProposalSettlement, &protocol.Settlement{From: 1, To: 5})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range []string{"alice", "bob", "carol"} {
+			h.must(n, &Vote{Channel: h.ch, Proposal: pid, Option: protocol.VoteFor})
+		}
+		h.must("alice", &ExecuteProposal{Channel: h.ch, Proposal: pid})
+	}
+	tests := []struct {
+		name     string
+		who      string
+		run      func(h *harness) error
+		want     error
+		released bool
+	}{
+		{"leave waits for settlement", "carol", func(h *harness) error {
+			_, err := h.call("carol", &Leave{Channel: h.ch})
+			return err
+		}, nil, false},
+		{"settlement releases stake", "carol", func(h *harness) error {
+			h.must("carol", &Leave{Channel: h.ch})
+			settle(h)
+			return nil
+		}, nil, true},
+		{"settlement proposed before the leave does not release", "carol", func(h *harness) error {
+			pid, _ := h.propose("alice", protocol.ProposalSettlement, &protocol.Settlement{From: 1, To: 5})
+			h.must("carol", &Leave{Channel: h.ch})
+			for _, n := range []string{"alice", "bob", "carol"} {
+				h.must(n, &Vote{Channel: h.ch, Proposal: pid, Option: protocol.VoteFor})
+			}
+			h.must("alice", &ExecuteProposal{Channel: h.ch, Proposal: pid})
+			return nil
+		}, nil, false},
+		{"leave twice", "carol", func(h *harness) error {
+			h.must("carol", &Leave{Channel: h.ch})
+			_, err := h.call("carol", &Leave{Channel: h.ch})
+			return err
+		}, ErrLeaving, false},
+		{"closed channel releases at once", "carol", func(h *harness) error {
+			h.must("creator", &Close{Channel: h.ch})
+			_, err := h.call("carol", &Leave{Channel: h.ch})
+			return err
+		}, nil, true},
+		{"leader leaving clears the leader", "alice", func(h *harness) error {
+			h.must("alice", &Leave{Channel: h.ch})
+			settle(h)
+			if ch := h.chanRec(); !ch.Leader.IsZero() || ch.Epoch != 2 {
+				t.Fatalf("leader %s epoch %d", ch.Leader, ch.Epoch)
+			}
+			return nil
+		}, nil, true},
+		{"not a member", "mallory", func(h *harness) error {
+			_, err := h.call("mallory", &Leave{Channel: h.ch})
+			return err
+		}, ErrNotMember, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t)
+			h.channel("alice", "bob", "carol")
+			wantErr(t, tc.run(h), tc.want)
+			if tc.want != nil {
+				return
+			}
+			_, err := GetMember(h.st, h.ch, h.addr(tc.who))
+			if gone := errorsIs(err, ErrNotMember); gone != tc.released {
+				t.Fatalf("member gone %v, want %v", gone, tc.released)
+			}
+			acc := GetAccount(h.st, h.m.Params(), h.addr(tc.who))
+			if want := initial - 100; tc.released {
+				want = initial
+				if acc.Balance != want {
+					t.Fatalf("balance %d, want %d", acc.Balance, want)
+				}
+			} else if acc.Balance != want {
+				t.Fatalf("balance %d, want %d", acc.Balance, want)
+			}
+		})
+	}
+}
+
+func TestLeavePoolCollateral(t *testing.T) {
+	h := newHarness(t)
+	h.channel("alice")
+	h.must("bob", &Deposit{Amount: 100})
+	h.must("bob", &Join{Channel: h.ch, UsePool: true})
+	h.must("creator", &Close{Channel: h.ch})
+	h.must("bob", &Leave{Channel: h.ch})
+	if a := GetAccount(h.st, h.m.Params(), h.addr("bob")); a.PoolLocked != 0 || a.PoolDeposit != 100 {
+		t.Fatalf("account %+v", a)
+	}
+	h.must("bob", &Withdraw{Amount: 100})
+}
+
+func TestDelegate(t *testing.T) {
+	names := []string{"m0", "m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8", "m9"}
+	tests := []struct {
+		name  string
+		calls [][2]string // delegator, candidate
+		want  error
+	}{
+		{"one each", [][2]string{{"m5", "m0"}, {"m6", "m1"}}, nil},
+		{"capacity n/5-1 = 1", [][2]string{{"m5", "m0"}, {"m6", "m0"}}, ErrNoCapacity},
+		{"move frees the old candidate", [][2]string{{"m5", "m0"}, {"m5", "m1"}, {"m6", "m0"}}, nil},
+		{"withdraw", [][2]string{{"m5", "m0"}, {"m5", ""}, {"m6", "m0"}}, nil},
+		{"to oneself", [][2]string{{"m5", "m5"}}, ErrNotEligible},
+		{"to a delegator", [][2]string{{"m5", "m0"}, {"m6", "m5"}}, ErrNotEligible},
+		{"a candidate with delegators", [][2]string{{"m5", "m0"}, {"m0", "m1"}}, ErrNotEligible},
+		{"to a non-member", [][2]string{{"m5", "mallory"}}, ErrNotMember},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t)
+			h.channel(names...)
+			var err error
+			for _, c := range tc.calls {
+				var cand protocol.Address
+				if c[1] != "" {
+					cand = h.addr(c[1])
+				}
+				if _, err = h.call(c[0], &Delegate{Channel: h.ch, Candidate: cand}); err != nil {
+					break
+				}
+			}
+			wantErr(t, err, tc.want)
+		})
+	}
+	if DelegationCapacity(4) != 0 || DelegationCapacity(10) != 1 || DelegationCapacity(100) != 19 {
+		t.Fatal("capacity is not n/5 - 1")
+	}
+}

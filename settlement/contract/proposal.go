@@ -1,0 +1,332 @@
+package contract
+
+import (
+	"fmt"
+
+	"github.com/scraft/scraft/protocol"
+)
+
+// createProposal files a proposal after checking its payload against the
+// channel as it is now. Any member may propose.
+func (x *exec) createProposal(c *CreateProposal) error {
+	ch, err := x.openChannel(c.Channel)
+	if err != nil {
+		return err
+	}
+	if _, err := x.member(ch.ID, x.env.Sender); err != nil {
+		return err
+	}
+	p := &Proposal{
+		Kind:          c.Type,
+		Proposer:      x.env.Sender,
+		Data:          c.Data,
+		CreatedHeight: x.env.Height,
+		CreatedAtMs:   x.env.TimeMs,
+		Electorate:    ch.Members,
+		MaxJoinSeq:    ch.LastJoinSeq,
+	}
+	switch c.Type {
+	case protocol.ProposalSettlement:
+		s, err := decodePayload(c.Data, &protocol.Settlement{})
+		if err != nil {
+			return err
+		}
+		if err := x.checkSettlement(ch, s); err != nil {
+			return err
+		}
+	case protocol.ProposalPunish:
+		pu, err := decodePayload(c.Data, &protocol.Punish{})
+		if err != nil {
+			return err
+		}
+		if err := x.checkPunish(ch, pu); err != nil {
+			return err
+		}
+	case protocol.ProposalElection:
+		el, err := decodePayload(c.Data, &protocol.Election{})
+		if err != nil {
+			return err
+		}
+		if err := x.checkElection(ch, el); err != nil {
+			return err
+		}
+	case protocol.ProposalCensorship:
+		cs, err := decodePayload(c.Data, &protocol.Censorship{})
+		if err != nil {
+			return err
+		}
+		if err := x.checkComplaint(ch, cs); err != nil {
+			return err
+		}
+		window := ch.Config.CensorshipWindow
+		if window == 0 {
+			window = DefaultCensorshipWindow
+		}
+		p.DeadlineMs = x.env.TimeMs + ms(window)
+	default:
+		return fmt.Errorf("%w: proposal kind %d", ErrMalformed, c.Type)
+	}
+	ch.LastProposal++
+	p.ID = ch.LastProposal
+	x.putChannel(ch)
+	put(x.st, proposalKey(ch.ID, p.ID), p)
+	x.rc.Proposal = p.ID
+	x.emit(Event{Kind: EventProposalCreated, Channel: ch.ID, Proposal: p.ID, ProposalKind: p.Kind, Member: p.Proposer})
+	return nil
+}
+
+func decodePayload[T protocol.Decodable](data []byte, v T) (T, error) {
+	if err := protocol.Unmarshal(data, v); err != nil {
+		return v, fmt.Errorf("%w: proposal data: %v", ErrMalformed, err)
+	}
+	return v, nil
+}
+
+// checkSettlement: the range starts right after the settled height and the
+// change set applies to the settled state.
+func (x *exec) checkSettlement(ch *Channel, s *protocol.Settlement) error {
+	if s.From != ch.SettledHeight+1 {
+		return fmt.Errorf("%w: from %d, settled height %d", ErrBadRange, s.From, ch.SettledHeight)
+	}
+	if _, err := x.settledStateAfter(ch, s.ChangeSet); err != nil {
+		return err
+	}
+	return nil
+}
+
+func (x *exec) settledStateAfter(ch *Channel, cs protocol.ChangeSet) (protocol.State, error) {
+	st := x.settledState(ch.ID)
+	if err := st.Apply(cs); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrStateMismatch, err)
+	}
+	return st, nil
+}
+
+func (x *exec) settledState(id protocol.ChannelID) protocol.State {
+	b := x.st.Get(stateKey(id))
+	d := protocol.NewDecoder(b)
+	st := protocol.DecodeState(d)
+	if err := d.Finish(); err != nil {
+		panic(fmt.Sprintf("settled state of %s: %v", id, err))
+	}
+	return st
+}
+
+// checkElection: the proposal is for the current epoch and names a member
+// that is not the leader.
+func (x *exec) checkElection(ch *Channel, el *protocol.Election) error {
+	if el.Epoch != ch.Epoch {
+		return fmt.Errorf("%w: election for epoch %d, channel is at %d", ErrStaleEpoch, el.Epoch, ch.Epoch)
+	}
+	if el.Candidate == ch.Leader {
+		return fmt.Errorf("%w: %s", ErrAlreadyLeader, el.Candidate)
+	}
+	if _, err := x.member(ch.ID, el.Candidate); err != nil {
+		return err
+	}
+	return nil
+}
+
+func (x *exec) proposal(id protocol.ChannelID, pid uint64) (*Proposal, error) {
+	var p Proposal
+	if !get(x.st, proposalKey(id, pid), &p) {
+		return nil, fmt.Errorf("%w: %d in %s", ErrNoProposal, pid, id)
+	}
+	return &p, nil
+}
+
+// vote records the sender's own vote.
+func (x *exec) vote(c *Vote) error {
+	ch, err := x.openChannel(c.Channel)
+	if err != nil {
+		return err
+	}
+	p, err := x.proposal(ch.ID, c.Proposal)
+	if err != nil {
+		return err
+	}
+	if err := x.castVote(ch, p, x.env.Sender, c.Option); err != nil {
+		return err
+	}
+	put(x.st, proposalKey(ch.ID, p.ID), p)
+	return nil
+}
+
+// submitVotes records member-signed votes carried by anyone (a delegate for
+// its delegators). All votes must be valid or none is recorded.
+func (x *exec) submitVotes(c *SubmitVotes) error {
+	ch, err := x.openChannel(c.Channel)
+	if err != nil {
+		return err
+	}
+	p, err := x.proposal(ch.ID, c.Proposal)
+	if err != nil {
+		return err
+	}
+	if len(c.Votes) == 0 {
+		return fmt.Errorf("%w: no votes", ErrMalformed)
+	}
+	for i := range c.Votes {
+		v := &c.Votes[i]
+		if v.Channel != ch.ID || v.Proposal != p.ID {
+			return fmt.Errorf("%w: vote %d is for %s/%d", ErrBadVote, i, v.Channel, v.Proposal)
+		}
+		if err := v.Verify(); err != nil {
+			return fmt.Errorf("%w: vote %d by %s: %v", ErrBadVote, i, v.Voter, err)
+		}
+		if err := x.castVote(ch, p, v.Voter, v.Option); err != nil {
+			return fmt.Errorf("vote %d: %w", i, err)
+		}
+	}
+	put(x.st, proposalKey(ch.ID, p.ID), p)
+	return nil
+}
+
+// castVote checks and records one vote; p is changed, not stored. Only
+// members that were members when the proposal was made may vote, once.
+func (x *exec) castVote(ch *Channel, p *Proposal, voter protocol.Address, opt protocol.VoteOption) error {
+	if p.Status != ProposalOpen {
+		return fmt.Errorf("%w: proposal %d is %s", ErrProposalClosed, p.ID, p.Status)
+	}
+	if opt > protocol.VoteAbstain {
+		return fmt.Errorf("%w: vote option %d", ErrMalformed, opt)
+	}
+	m, err := x.member(ch.ID, voter)
+	if err != nil {
+		return err
+	}
+	if m.JoinSeq > p.MaxJoinSeq {
+		return fmt.Errorf("%w: %s joined after proposal %d", ErrNotEligible, voter, p.ID)
+	}
+	k := voteKey(ch.ID, p.ID, voter)
+	if x.st.Get(k) != nil {
+		return fmt.Errorf("%w: %s on proposal %d", ErrAlreadyVoted, voter, p.ID)
+	}
+	x.st.Put(k, []byte{byte(opt)})
+	switch opt {
+	case protocol.VoteFor:
+		p.For++
+	case protocol.VoteAgainst:
+		p.Against++
+	default:
+		p.Abstain++
+	}
+	x.emit(Event{Kind: EventProposalVoted, Channel: ch.ID, Proposal: p.ID, Member: voter, Option: opt})
+	return nil
+}
+
+// Passed reports whether p has the votes it needs, at chain time nowMs:
+// settlement and election need 2/3 of the members counted at creation in
+// favour; punishment needs two votes in favour (one in a channel of two,
+// where the reporter is the only other member); a censorship complaint
+// needs no votes, only its deadline to pass unanswered.
+func (p *Proposal) Passed(nowMs int64) bool {
+	if p.Status != ProposalOpen {
+		return false
+	}
+	switch p.Kind {
+	case protocol.ProposalSettlement, protocol.ProposalElection:
+		return 3*uint64(p.For) >= 2*uint64(p.Electorate)
+	case protocol.ProposalPunish:
+		return p.For >= PunishVotesNeeded(p.Electorate)
+	case protocol.ProposalCensorship:
+		return nowMs > p.DeadlineMs
+	}
+	return false
+}
+
+// PunishVotesNeeded returns the votes in favour a punish proposal needs in a
+// channel of n members: two, or one when only the reporter can vote.
+func PunishVotesNeeded(n uint32) uint32 {
+	if n <= 2 {
+		return 1
+	}
+	return PunishVotes
+}
+
+// executeProposal carries out a passed proposal, once. Anyone may execute.
+func (x *exec) executeProposal(c *ExecuteProposal) error {
+	ch, err := x.openChannel(c.Channel)
+	if err != nil {
+		return err
+	}
+	p, err := x.proposal(ch.ID, c.Proposal)
+	if err != nil {
+		return err
+	}
+	if p.Status != ProposalOpen {
+		return fmt.Errorf("%w: proposal %d is %s", ErrProposalClosed, p.ID, p.Status)
+	}
+	if !p.Passed(x.env.TimeMs) {
+		if p.Kind == protocol.ProposalCensorship {
+			return fmt.Errorf("%w: complaint %d is open until chain time %d ms", ErrNotPassed, p.ID, p.DeadlineMs)
+		}
+		return fmt.Errorf("%w: proposal %d has %d for, %d against, %d abstain of %d members",
+			ErrNotPassed, p.ID, p.For, p.Against, p.Abstain, p.Electorate)
+	}
+	p.Status = ProposalExecuted
+	p.ExecutedHeight = x.env.Height
+	put(x.st, proposalKey(ch.ID, p.ID), p)
+	x.emit(Event{Kind: EventProposalExecuted, Channel: ch.ID, Proposal: p.ID, ProposalKind: p.Kind, Member: x.env.Sender})
+	switch p.Kind {
+	case protocol.ProposalSettlement:
+		err = x.executeSettlement(ch, p)
+	case protocol.ProposalElection:
+		err = x.executeElection(ch, p)
+	case protocol.ProposalPunish:
+		err = x.executePunish(ch, p)
+	case protocol.ProposalCensorship:
+		x.closeChannel(ch, protocol.Address{}, p.ID)
+	}
+	return err
+}
+
+// executeSettlement applies the net change set to the channel's on-chain
+// state, records the settled height and digest, and lets the members that
+// asked to leave before the proposal was made go.
+func (x *exec) executeSettlement(ch *Channel, p *Proposal) error {
+	s, err := decodePayload(p.Data, &protocol.Settlement{})
+	if err != nil {
+		return err
+	}
+	if s.From != ch.SettledHeight+1 {
+		return fmt.Errorf("%w: from %d, settled height is now %d", ErrBadRange, s.From, ch.SettledHeight)
+	}
+	st, err := x.settledStateAfter(ch, s.ChangeSet)
+	if err != nil {
+		return err
+	}
+	put(x.st, stateKey(ch.ID), st)
+	ch.SettledHeight = s.To
+	ch.SettledDigest = s.Digest
+	ch.SettledAtMs = x.env.TimeMs
+	x.emit(Event{Kind: EventChannelSettled, Channel: ch.ID, Proposal: p.ID, Height: s.To, Digest: s.Digest})
+	for _, snap := range x.members(ch.ID) {
+		m, err := x.member(ch.ID, snap.Address) // removals may have changed it
+		if err != nil {
+			continue
+		}
+		if m.Leaving() && m.LeaveHeight < p.CreatedHeight {
+			x.removeMember(ch, m, m.Locked)
+			if ch.Leader == m.Address {
+				x.setLeader(ch, protocol.Address{})
+			}
+		}
+	}
+	x.putChannel(ch)
+	return nil
+}
+
+// executeElection makes the candidate leader, if the epoch has not moved.
+func (x *exec) executeElection(ch *Channel, p *Proposal) error {
+	el, err := decodePayload(p.Data, &protocol.Election{})
+	if err != nil {
+		return err
+	}
+	if err := x.checkElection(ch, el); err != nil {
+		return err
+	}
+	x.setLeader(ch, el.Candidate)
+	x.putChannel(ch)
+	return nil
+}

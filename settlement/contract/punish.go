@@ -1,0 +1,148 @@
+package contract
+
+import (
+	"fmt"
+
+	"github.com/scraft/scraft/protocol"
+)
+
+// checkPunish checks a punish proposal's evidence: a batch signed by the
+// target for this channel that holds an entry at Height, whose result the
+// target claimed differs from the honest result the reporter computed. The
+// chain does not run contracts; the members' votes judge who is right.
+func (x *exec) checkPunish(ch *Channel, pu *protocol.Punish) error {
+	if pu.Target == x.env.Sender {
+		return fmt.Errorf("%w: a member cannot report itself", ErrBadEvidence)
+	}
+	if _, err := x.member(ch.ID, pu.Target); err != nil {
+		return err
+	}
+	b, err := protocol.DecodeBatch(pu.Batch)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrBadEvidence, err)
+	}
+	switch {
+	case b.Channel != ch.ID:
+		return fmt.Errorf("%w: batch is for channel %s", ErrBadEvidence, b.Channel)
+	case b.Leader != pu.Target:
+		return fmt.Errorf("%w: batch signed by %s, not the target %s", ErrBadEvidence, b.Leader, pu.Target)
+	case pu.Height < b.FirstHeight || pu.Height > b.LastHeight():
+		return fmt.Errorf("%w: height %d not in batch %d..%d", ErrBadEvidence, pu.Height, b.FirstHeight, b.LastHeight())
+	}
+	if err := b.VerifySignature(); err != nil {
+		return fmt.Errorf("%w: batch signature: %v", ErrBadEvidence, err)
+	}
+	if pu.Honest.ChangeSet != pu.HonestChangeSet.Hash() {
+		return fmt.Errorf("%w: honest change set does not match its hash", ErrBadEvidence)
+	}
+	claimed := b.Results[pu.Height-b.FirstHeight]
+	if claimed == pu.Honest {
+		return fmt.Errorf("%w: the target's result at height %d equals the honest one", ErrBadEvidence, pu.Height)
+	}
+	return nil
+}
+
+// executePunish forces the target out and bans it for BanDuration. In a
+// channel of 3 or more members (counted when the proposal was made) it is
+// also fined, up to its collateral, for the reporter, who becomes leader in a
+// new epoch. In a channel of 2 there is no fine; if the target led, the
+// channel has no leader until the next claim.
+func (x *exec) executePunish(ch *Channel, p *Proposal) error {
+	pu, err := decodePayload(p.Data, &protocol.Punish{})
+	if err != nil {
+		return err
+	}
+	target, err := x.member(ch.ID, pu.Target)
+	if err != nil {
+		return err
+	}
+	var fine uint64
+	if p.Electorate >= 3 {
+		fine = min(ch.Config.Fine, target.Locked)
+	}
+	x.removeMember(ch, target, target.Locked-fine)
+	putU64(x.st, banKey(ch.ID, target.Address), uint64(x.env.TimeMs+ms(BanDuration)))
+	if fine > 0 {
+		acc := x.account(p.Proposer)
+		acc.Balance += fine
+		x.putAccount(p.Proposer, acc)
+	}
+	x.emit(Event{Kind: EventMemberPunished, Channel: ch.ID, Member: target.Address, Other: p.Proposer, Amount: fine, Proposal: p.ID})
+	_, reporterErr := x.member(ch.ID, p.Proposer)
+	switch {
+	case p.Electorate >= 3 && reporterErr == nil:
+		x.setLeader(ch, p.Proposer)
+	case ch.Leader == target.Address:
+		x.setLeader(ch, protocol.Address{})
+	}
+	x.putChannel(ch)
+	return nil
+}
+
+// checkComplaint: the complained-about tx is the complainer's own, signed,
+// for this channel, and the accused is the current leader.
+func (x *exec) checkComplaint(ch *Channel, c *protocol.Censorship) error {
+	switch {
+	case c.Tx.Tx.Channel != ch.ID:
+		return fmt.Errorf("%w: tx is for channel %s", ErrBadComplaint, c.Tx.Tx.Channel)
+	case c.Tx.Tx.Sender != x.env.Sender:
+		return fmt.Errorf("%w: tx sent by %s, not the complainer", ErrBadComplaint, c.Tx.Tx.Sender)
+	case ch.Leader.IsZero() || c.Accused != ch.Leader:
+		return fmt.Errorf("%w: accused %s is not the leader %s", ErrBadComplaint, c.Accused, ch.Leader)
+	}
+	if err := c.Tx.Verify(); err != nil {
+		return fmt.Errorf("%w: tx signature: %v", ErrBadComplaint, err)
+	}
+	return nil
+}
+
+// proveInclusion refutes a censorship complaint with a batch signed by the
+// accused that holds the tx, before the deadline. Anyone may carry it.
+func (x *exec) proveInclusion(c *ProveInclusion) error {
+	ch, err := x.openChannel(c.Channel)
+	if err != nil {
+		return err
+	}
+	p, err := x.proposal(ch.ID, c.Proposal)
+	if err != nil {
+		return err
+	}
+	if p.Kind != protocol.ProposalCensorship {
+		return fmt.Errorf("%w: proposal %d is a %s proposal", ErrMalformed, p.ID, p.Kind)
+	}
+	if p.Status != ProposalOpen {
+		return fmt.Errorf("%w: complaint %d is %s", ErrProposalClosed, p.ID, p.Status)
+	}
+	if x.env.TimeMs > p.DeadlineMs {
+		return fmt.Errorf("%w: deadline was chain time %d ms", ErrDeadlinePassed, p.DeadlineMs)
+	}
+	cs, err := decodePayload(p.Data, &protocol.Censorship{})
+	if err != nil {
+		return err
+	}
+	b, err := protocol.DecodeBatch(c.Batch)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrBadProof, err)
+	}
+	if b.Channel != ch.ID || b.Leader != cs.Accused {
+		return fmt.Errorf("%w: batch of %s for %s, complaint against %s", ErrBadProof, b.Leader, b.Channel, cs.Accused)
+	}
+	if err := b.VerifySignature(); err != nil {
+		return fmt.Errorf("%w: batch signature: %v", ErrBadProof, err)
+	}
+	want := cs.Tx.Hash()
+	found := false
+	for i := range b.Entries {
+		if en := &b.Entries[i]; en.Kind == protocol.EntryCall && en.Call.Hash() == want {
+			found = true
+			break
+		}
+	}
+	if !found {
+		return fmt.Errorf("%w: tx %s is not in the batch", ErrBadProof, want)
+	}
+	p.Status = ProposalRefuted
+	put(x.st, proposalKey(ch.ID, p.ID), p)
+	x.emit(Event{Kind: EventProposalRefuted, Channel: ch.ID, Proposal: p.ID, Member: cs.Accused})
+	return nil
+}

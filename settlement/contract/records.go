@@ -1,0 +1,458 @@
+package contract
+
+import (
+	"crypto/ed25519"
+	"fmt"
+	"time"
+
+	"github.com/scraft/scraft/protocol"
+)
+
+// Rules fixed by the design (DESIGN §5–§7).
+const (
+	// HeartbeatTTL is how long a keep_alive keeps a member valid.
+	HeartbeatTTL = 15 * time.Second
+	// BanDuration is how long a punished member may not rejoin.
+	BanDuration = 5 * time.Minute
+	// PunishVotes is the number of votes in favour that passes a punish
+	// proposal in a channel of 3 or more members (the seed's "two votes").
+	PunishVotes = 2
+	// Candidates is the number of candidates of a channel with delegates.
+	Candidates = 5
+)
+
+// Limits on call data.
+const (
+	MaxCodeLen       = 4 << 20
+	MaxLabels        = 32
+	MaxLabelKeyLen   = 64
+	MaxLabelValueLen = 256
+	MaxContractName  = 64
+	MaxAttestations  = 4096
+	MaxVotes         = 4096
+	MaxProposalData  = protocol.MaxBatchBytes + 1<<20
+	MaxMembers       = 1 << 16
+)
+
+// Label is one config label of a channel, such as server_address.
+type Label struct {
+	Key, Value string
+}
+
+// Collateral says what backs a member's place in a channel.
+type Collateral uint8
+
+// Kinds of collateral.
+const (
+	// CollateralStake is the member's stake in this channel.
+	CollateralStake Collateral = 1
+	// CollateralPool is a part of the member's shared staking pool deposit.
+	CollateralPool Collateral = 2
+)
+
+func (c Collateral) String() string {
+	switch c {
+	case CollateralStake:
+		return "stake"
+	case CollateralPool:
+		return "pool"
+	}
+	return fmt.Sprintf("collateral(%d)", uint8(c))
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (c Collateral) MarshalText() ([]byte, error) { return []byte(c.String()), nil }
+
+// Account is an address's money on the chain.
+type Account struct {
+	// Balance is free money.
+	Balance uint64
+	// PoolDeposit is what the account holds in the shared staking pool, of
+	// which PoolLocked is named as collateral by channel memberships.
+	PoolDeposit uint64
+	PoolLocked  uint64
+}
+
+// PoolFree returns the part of the pool deposit that may be withdrawn.
+func (a *Account) PoolFree() uint64 { return a.PoolDeposit - a.PoolLocked }
+
+func (a *Account) encode(e *protocol.Encoder) {
+	e.U64(a.Balance)
+	e.U64(a.PoolDeposit)
+	e.U64(a.PoolLocked)
+}
+
+func (a *Account) decode(d *protocol.Decoder) {
+	a.Balance = d.U64()
+	a.PoolDeposit = d.U64()
+	a.PoolLocked = d.U64()
+}
+
+// Channel is a channel's on-chain record.
+type Channel struct {
+	ID       protocol.ChannelID
+	Creator  protocol.Address
+	Contract string        // the contract's name, e.g. "chat"
+	CodeHash protocol.Hash // the wasm code, stored once per hash
+	Labels   []Label       // sorted by key
+	Config   ChannelConfig
+
+	CreatedHeight uint64
+	CreatedAtMs   int64
+	Closed        bool
+
+	Leader protocol.Address // zero when there is none
+	Epoch  uint64           // grows with every change of leader
+
+	SettledHeight uint64
+	SettledDigest protocol.Hash
+	SettledAtMs   int64
+
+	LastJoinSeq  uint64 // the join sequence number given last
+	LastProposal uint64 // the id given last
+	Members      uint32 // current member count
+}
+
+// ChannelConfig holds a channel's settings, fixed at creation.
+type ChannelConfig struct {
+	// TickInterval is the spacing of tick system txs; 0 means no ticks.
+	TickInterval time.Duration
+	// SettleEveryTxs asks the leader to propose settlement after this many
+	// txs; 0 means not by count.
+	SettleEveryTxs uint64
+	// SettleInterval asks the leader to propose settlement this often; 0
+	// means not by time.
+	SettleInterval time.Duration
+	// GasLimit bounds one tx's gas; 0 means the node's default.
+	GasLimit uint64
+	// MinStake is the collateral a member must name on join.
+	MinStake uint64
+	// Fine is taken from a punished member's collateral (3 or more members).
+	Fine uint64
+	// CensorshipWindow is how long a leader has to prove inclusion of a
+	// complained-about tx; 0 means DefaultCensorshipWindow.
+	CensorshipWindow time.Duration
+}
+
+// DefaultCensorshipWindow is the answer window of a censorship complaint
+// when the channel does not set one.
+const DefaultCensorshipWindow = 30 * time.Second
+
+func (c *ChannelConfig) encode(e *protocol.Encoder) {
+	e.I64(int64(c.TickInterval))
+	e.U64(c.SettleEveryTxs)
+	e.I64(int64(c.SettleInterval))
+	e.U64(c.GasLimit)
+	e.U64(c.MinStake)
+	e.U64(c.Fine)
+	e.I64(int64(c.CensorshipWindow))
+}
+
+func (c *ChannelConfig) decode(d *protocol.Decoder) {
+	c.TickInterval = time.Duration(d.I64())
+	c.SettleEveryTxs = d.U64()
+	c.SettleInterval = time.Duration(d.I64())
+	c.GasLimit = d.U64()
+	c.MinStake = d.U64()
+	c.Fine = d.U64()
+	c.CensorshipWindow = time.Duration(d.I64())
+	if d.Err() == nil && (c.TickInterval < 0 || c.SettleInterval < 0 || c.CensorshipWindow < 0) {
+		d.Fail(fmt.Errorf("%w: negative duration", ErrMalformed))
+	}
+}
+
+func encodeLabels(e *protocol.Encoder, ls []Label) {
+	e.Uleb(uint64(len(ls)))
+	for _, l := range ls {
+		e.String(l.Key)
+		e.String(l.Value)
+	}
+}
+
+func decodeLabels(d *protocol.Decoder) []Label {
+	n := d.Length(MaxLabels)
+	var ls []Label
+	for i := 0; i < n && d.Err() == nil; i++ {
+		l := Label{Key: d.String(MaxLabelKeyLen), Value: d.String(MaxLabelValueLen)}
+		if d.Err() == nil && (l.Key == "" || (i > 0 && ls[i-1].Key >= l.Key)) {
+			d.Fail(fmt.Errorf("%w: labels empty, unsorted or repeated at %q", ErrMalformed, l.Key))
+		}
+		ls = append(ls, l)
+	}
+	return ls
+}
+
+// Label returns the value of the label named key and whether it is set.
+func (c *Channel) Label(key string) (string, bool) {
+	for _, l := range c.Labels {
+		if l.Key == key {
+			return l.Value, true
+		}
+	}
+	return "", false
+}
+
+// Encode writes the canonical encoding.
+func (c *Channel) Encode(e *protocol.Encoder) {
+	e.Fixed(c.ID[:])
+	e.Fixed(c.Creator[:])
+	e.String(c.Contract)
+	e.Fixed(c.CodeHash[:])
+	encodeLabels(e, c.Labels)
+	c.Config.encode(e)
+	e.U64(c.CreatedHeight)
+	e.I64(c.CreatedAtMs)
+	e.Bool(c.Closed)
+	e.Fixed(c.Leader[:])
+	e.U64(c.Epoch)
+	e.U64(c.SettledHeight)
+	e.Fixed(c.SettledDigest[:])
+	e.I64(c.SettledAtMs)
+	e.U64(c.LastJoinSeq)
+	e.U64(c.LastProposal)
+	e.U32(c.Members)
+}
+
+// Decode reads c.
+func (c *Channel) Decode(d *protocol.Decoder) {
+	d.FixedInto(c.ID[:])
+	d.FixedInto(c.Creator[:])
+	c.Contract = d.String(MaxContractName)
+	d.FixedInto(c.CodeHash[:])
+	c.Labels = decodeLabels(d)
+	c.Config.decode(d)
+	c.CreatedHeight = d.U64()
+	c.CreatedAtMs = d.I64()
+	c.Closed = d.Bool()
+	d.FixedInto(c.Leader[:])
+	c.Epoch = d.U64()
+	c.SettledHeight = d.U64()
+	d.FixedInto(c.SettledDigest[:])
+	c.SettledAtMs = d.I64()
+	c.LastJoinSeq = d.U64()
+	c.LastProposal = d.U64()
+	c.Members = d.U32()
+}
+
+// Member is one member's record in a channel.
+type Member struct {
+	Address   protocol.Address
+	PublicKey ed25519.PublicKey
+	// JoinSeq is the member's join sequence number in the channel (1, 2, …).
+	JoinSeq       uint64
+	JoinedAtMs    int64
+	JoinedHeight  uint64
+	LastHeartbeat int64 // chain time of the last keep_alive, Unix ms
+	Collateral    Collateral
+	// Locked is the collateral held for this membership: the whole channel
+	// stake, or the part of the pool deposit locked on join.
+	Locked uint64
+	// LeaveHeight is the block height of the member's leave call (0 when it
+	// has not asked to leave): the first settlement proposed after it, once
+	// executed, removes the member and releases its collateral.
+	LeaveHeight uint64
+	// DelegatedTo is the candidate the member delegated to, if any;
+	// Delegators counts the members that delegated to this one.
+	DelegatedTo protocol.Address
+	Delegators  uint32
+}
+
+// ValidAt reports whether the member's heartbeat is within HeartbeatTTL of
+// chain time nowMs.
+func (m *Member) ValidAt(nowMs int64) bool {
+	return nowMs-m.LastHeartbeat <= HeartbeatTTL.Milliseconds()
+}
+
+// Leaving reports whether the member asked to leave.
+func (m *Member) Leaving() bool { return m.LeaveHeight != 0 }
+
+// Encode writes the canonical encoding.
+func (m *Member) Encode(e *protocol.Encoder) {
+	e.Fixed(m.Address[:])
+	e.Bytes(m.PublicKey)
+	e.U64(m.JoinSeq)
+	e.I64(m.JoinedAtMs)
+	e.U64(m.JoinedHeight)
+	e.I64(m.LastHeartbeat)
+	e.U8(uint8(m.Collateral))
+	e.U64(m.Locked)
+	e.U64(m.LeaveHeight)
+	e.Fixed(m.DelegatedTo[:])
+	e.U32(m.Delegators)
+}
+
+// Decode reads m.
+func (m *Member) Decode(d *protocol.Decoder) {
+	d.FixedInto(m.Address[:])
+	m.PublicKey = d.Bytes(ed25519.PublicKeySize)
+	m.JoinSeq = d.U64()
+	m.JoinedAtMs = d.I64()
+	m.JoinedHeight = d.U64()
+	m.LastHeartbeat = d.I64()
+	m.Collateral = Collateral(d.U8())
+	m.Locked = d.U64()
+	m.LeaveHeight = d.U64()
+	d.FixedInto(m.DelegatedTo[:])
+	m.Delegators = d.U32()
+}
+
+// ProposalStatus is where a proposal stands.
+type ProposalStatus uint8
+
+// Proposal statuses.
+const (
+	// ProposalOpen accepts votes (or, for a complaint, a proof of inclusion).
+	ProposalOpen ProposalStatus = 0
+	// ProposalExecuted was executed; nothing more can happen to it.
+	ProposalExecuted ProposalStatus = 1
+	// ProposalRefuted is a censorship complaint the leader answered.
+	ProposalRefuted ProposalStatus = 2
+)
+
+func (s ProposalStatus) String() string {
+	switch s {
+	case ProposalOpen:
+		return "open"
+	case ProposalExecuted:
+		return "executed"
+	case ProposalRefuted:
+		return "refuted"
+	}
+	return fmt.Sprintf("status(%d)", uint8(s))
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (s ProposalStatus) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// Proposal is a proposal's on-chain record.
+type Proposal struct {
+	ID       uint64
+	Kind     protocol.ProposalKind
+	Proposer protocol.Address
+	// Data is the canonical encoding of the kind's payload
+	// (protocol.Settlement, Punish, Election or Censorship).
+	Data []byte
+
+	CreatedHeight uint64
+	CreatedAtMs   int64
+	// Electorate is the member count at creation; MaxJoinSeq the highest
+	// join sequence number then. Only members with JoinSeq ≤ MaxJoinSeq vote.
+	Electorate uint32
+	MaxJoinSeq uint64
+
+	For, Against, Abstain uint32
+
+	Status ProposalStatus
+	// DeadlineMs is the answer deadline of a censorship complaint.
+	DeadlineMs     int64
+	ExecutedHeight uint64
+}
+
+// Encode writes the canonical encoding.
+func (p *Proposal) Encode(e *protocol.Encoder) {
+	e.U64(p.ID)
+	e.U8(uint8(p.Kind))
+	e.Fixed(p.Proposer[:])
+	e.Bytes(p.Data)
+	e.U64(p.CreatedHeight)
+	e.I64(p.CreatedAtMs)
+	e.U32(p.Electorate)
+	e.U64(p.MaxJoinSeq)
+	e.U32(p.For)
+	e.U32(p.Against)
+	e.U32(p.Abstain)
+	e.U8(uint8(p.Status))
+	e.I64(p.DeadlineMs)
+	e.U64(p.ExecutedHeight)
+}
+
+// Decode reads p.
+func (p *Proposal) Decode(d *protocol.Decoder) {
+	p.ID = d.U64()
+	p.Kind = protocol.ProposalKind(d.U8())
+	d.FixedInto(p.Proposer[:])
+	p.Data = d.Bytes(MaxProposalData)
+	p.CreatedHeight = d.U64()
+	p.CreatedAtMs = d.I64()
+	p.Electorate = d.U32()
+	p.MaxJoinSeq = d.U64()
+	p.For = d.U32()
+	p.Against = d.U32()
+	p.Abstain = d.U32()
+	p.Status = ProposalStatus(d.U8())
+	p.DeadlineMs = d.I64()
+	p.ExecutedHeight = d.U64()
+}
+
+// encodable is a record with a canonical encoding.
+type encodable interface {
+	Encode(e *protocol.Encoder)
+}
+
+type decodable interface {
+	Decode(d *protocol.Decoder)
+}
+
+func put(st Store, key []byte, v encodable) {
+	e := protocol.NewEncoder(128)
+	v.Encode(e)
+	st.Put(key, e.Out())
+}
+
+// get decodes the record at key into v and reports whether it exists. A
+// record that does not decode is a bug in the rules, never user input, so it
+// panics.
+func get(st Store, key []byte, v decodable) bool {
+	b := st.Get(key)
+	if b == nil {
+		return false
+	}
+	d := protocol.NewDecoder(b)
+	v.Decode(d)
+	if err := d.Finish(); err != nil {
+		panic(fmt.Sprintf("contract: corrupt record %x: %v", key, err))
+	}
+	return true
+}
+
+type accountRec struct{ *Account }
+
+func (a accountRec) Encode(e *protocol.Encoder) { a.encode(e) }
+func (a accountRec) Decode(d *protocol.Decoder) { a.decode(d) }
+
+func getU64(st Store, key []byte) uint64 {
+	b := st.Get(key)
+	if len(b) != 8 {
+		return 0
+	}
+	d := protocol.NewDecoder(b)
+	return d.U64()
+}
+
+func putU64(st Store, key []byte, v uint64) {
+	if v == 0 {
+		st.Delete(key)
+		return
+	}
+	e := protocol.NewEncoder(8)
+	e.U64(v)
+	st.Put(key, e.Out())
+}
+
+// memberList is the sorted list of a channel's member addresses.
+type memberList []protocol.Address
+
+func (l *memberList) Encode(e *protocol.Encoder) {
+	e.Uleb(uint64(len(*l)))
+	for _, a := range *l {
+		e.Fixed(a[:])
+	}
+}
+
+func (l *memberList) Decode(d *protocol.Decoder) {
+	n := d.Length(MaxMembers)
+	*l = make(memberList, n)
+	for i := 0; i < n && d.Err() == nil; i++ {
+		d.FixedInto((*l)[i][:])
+	}
+}
