@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"strings"
@@ -220,12 +221,14 @@ func (m *Machine) execute(v *view, c Call, o *Outcome) {
 		o.Message = r.Message
 		return
 	}
-	cs, err := protocol.NewChangeSet(r.ChangeSet.Changes)
-	if err == nil {
-		err = v.applyChanges(cs)
-	}
-	if err == nil && len(r.Events) > protocol.MaxEvents {
+	var cs protocol.ChangeSet
+	var err error
+	if len(r.Events) > protocol.MaxEvents {
 		err = fmt.Errorf("%d events, at most %d", len(r.Events), protocol.MaxEvents)
+	} else if cs, err = protocol.NewChangeSet(r.ChangeSet.Changes); err == nil {
+		// applyChanges checks everything before it writes anything.
+		err = v.applyChanges(cs)
+		cs = dropNoOps(cs)
 	}
 	if err != nil {
 		// A deterministic executor gives the same bad change set on every
@@ -242,4 +245,20 @@ func (m *Machine) execute(v *view, c Call, o *Outcome) {
 		Output:    protocol.OutputHash(r.Output),
 	}
 	o.ChangeSet, o.Events, o.Output = cs, r.Events, r.Output
+}
+
+// dropNoOps removes modifications that write the value already there, so a
+// change set lists only real changes and the journal merges to the same
+// change set as a diff of the states.
+func dropNoOps(cs protocol.ChangeSet) protocol.ChangeSet {
+	out := cs.Changes[:0]
+	for _, c := range cs.Changes {
+		if c.Kind != protocol.OpModify || !bytes.Equal(c.Old, c.New) {
+			out = append(out, c)
+		}
+	}
+	if len(out) == 0 {
+		return protocol.ChangeSet{}
+	}
+	return protocol.ChangeSet{Changes: out}
 }

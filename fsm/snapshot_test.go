@@ -1,0 +1,278 @@
+package fsm
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"errors"
+	"io"
+	"sync"
+	"testing"
+
+	"github.com/scraft/scraft/protocol"
+)
+
+// history is a run of batches touching every kind of state: resources
+// created, modified, deleted and created again, nonces, a join, a leave,
+// ticks.
+func history(t testing.TB) (Config, []*protocol.Batch) {
+	t.Helper()
+	alice, bob, carol := testKey(t, 0), testKey(t, 1), testKey(t, 2)
+	cfg := testConfig(alice, bob)
+	m := newMachine(t, cfg)
+	steps := [][]protocol.Entry{
+		{call(alice, 1, "put", "x=1"), call(bob, 1, "put", "x=1"), tick(1, 100)},
+		{call(alice, 2, "put", "x=2"), call(alice, 3, "put", "y=1"), call(bob, 2, "abort", "")},
+		{call(alice, 4, "del", "x"), join(carol, 3), call(carol, 1, "put", "z=1")},
+		{call(alice, 5, "put", "x=again"), tick(2, 200), call(bob, 3, "del", "x")},
+		{leave(bob), call(alice, 6, "put", "y=1"), call(carol, 2, "put", "z=2")},
+		{call(alice, 7, "emit", "bye"), tick(3, 300)},
+	}
+	var out []*protocol.Batch
+	for i, s := range steps {
+		b, _, err := m.Propose(s, 1, alice, uint64(100*(i+1)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		mustApply(t, m, b)
+		out = append(out, roundTrip(t, b))
+	}
+	return cfg, out
+}
+
+func TestSnapshotRoundTrip(t *testing.T) {
+	cfg, batches := history(t)
+	for cut := 0; cut <= len(batches); cut++ {
+		a := newMachine(t, cfg)
+		for _, b := range batches[:cut] {
+			mustApply(t, a, b)
+		}
+		if cut == 4 {
+			if err := a.PruneTo(5); err != nil {
+				t.Fatal(err)
+			}
+		}
+		snap := a.Snapshot()
+		var buf bytes.Buffer
+		n, err := snap.WriteTo(&buf)
+		if err != nil || n != int64(buf.Len()) {
+			t.Fatalf("WriteTo: %d, %v", n, err)
+		}
+		b := newMachine(t, cfg)
+		// Something to throw away: b starts ahead on another path.
+		mustApply(t, b, honestBatch(b, []protocol.Entry{tick(1, 50)}, 1, testKey(t, 0), 50))
+		if _, _, err := b.Propose([]protocol.Entry{tick(2, 500)}, 1, testKey(t, 0), 500); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Restore(bytes.NewReader(buf.Bytes())); err != nil {
+			t.Fatalf("cut %d: restore: %v", cut, err)
+		}
+		if n, _ := b.Pending(); n != 0 {
+			t.Fatal("Restore kept pending batches")
+		}
+		requireSameState(t, a, b)
+		if b.SettledHeight() != a.SettledHeight() || snap.Height() != a.Height() || snap.Digest() != a.LastDigest() {
+			t.Fatal("restored journal bounds differ")
+		}
+		// Both go on identically.
+		for _, bt := range batches[cut:] {
+			mustApply(t, a, bt)
+			mustApply(t, b, bt)
+		}
+		requireSameState(t, a, b)
+	}
+}
+
+// TestSnapshotCopyOnWrite: a snapshot keeps the state it captured while the
+// machine goes on, and can be encoded on another goroutine meanwhile.
+func TestSnapshotCopyOnWrite(t *testing.T) {
+	cfg, batches := history(t)
+	m := newMachine(t, cfg)
+	for _, b := range batches[:3] {
+		mustApply(t, m, b)
+	}
+	snap := m.Snapshot()
+	want := snap.Bytes()
+
+	var wg sync.WaitGroup
+	results := make(chan []byte, 4)
+	for range 4 {
+		wg.Go(func() {
+			var buf bytes.Buffer
+			if _, err := snap.WriteTo(&buf); err != nil {
+				t.Error(err)
+			}
+			results <- buf.Bytes()
+		})
+	}
+	for _, b := range batches[3:] {
+		mustApply(t, m, b)
+	}
+	if err := m.PruneTo(8); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	close(results)
+	for got := range results {
+		if !bytes.Equal(got, want) {
+			t.Fatal("snapshot changed while the machine went on")
+		}
+	}
+	if !bytes.Equal(snap.Bytes(), want) {
+		t.Fatal("snapshot changed")
+	}
+	// A second snapshot after more changes captures the new state.
+	if bytes.Equal(m.Snapshot().Bytes(), want) {
+		t.Fatal("new snapshot equals the old one")
+	}
+}
+
+func TestRestoreRefuses(t *testing.T) {
+	cfg, batches := history(t)
+	src := newMachine(t, cfg)
+	for _, b := range batches {
+		mustApply(t, src, b)
+	}
+	good := snapshotBytes(src)
+
+	other := cfg
+	other.Channel = protocol.ChannelID{9}
+	otherM := newMachine(t, other)
+	otherSnap := snapshotBytes(otherM)
+
+	// resum replaces the body and recomputes the checksum, to reach the
+	// decoder's own checks.
+	resum := func(body []byte) []byte {
+		sum := sha256.Sum256(body)
+		return append(append([]byte(nil), body...), sum[:]...)
+	}
+	body := good[:len(good)-sha256.Size]
+	flip := func(i int) []byte {
+		b := append([]byte(nil), good...)
+		b[i] ^= 0x40
+		return b
+	}
+	tests := []struct {
+		name string
+		data []byte
+	}{
+		{"empty", nil},
+		{"one byte", []byte{SnapshotVersion}},
+		{"truncated by one", good[:len(good)-1]},
+		{"truncated in half", good[:len(good)/2]},
+		{"flipped version", flip(0)},
+		{"flipped early byte", flip(5)},
+		{"flipped middle byte", flip(len(good) / 2)},
+		{"flipped checksum", flip(len(good) - 1)},
+		{"unknown version, valid checksum", resum(append([]byte{2}, body[1:]...))},
+		{"trailing byte, valid checksum", resum(append(append([]byte(nil), body...), 0))},
+		{"body cut, valid checksum", resum(body[:len(body)-3])},
+		{"other channel", otherSnap},
+		{"garbage, valid checksum", resum([]byte{SnapshotVersion, 1, 2, 3})},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			m := newMachine(t, cfg)
+			mustApply(t, m, batches[0])
+			before := snapshotBytes(m)
+			err := m.Restore(bytes.NewReader(tc.data))
+			if !errors.Is(err, ErrSnapshot) {
+				t.Fatalf("Restore: %v, want ErrSnapshot", err)
+			}
+			if !bytes.Equal(before, snapshotBytes(m)) {
+				t.Fatal("a refused snapshot changed the machine")
+			}
+		})
+	}
+	t.Run("read error", func(t *testing.T) {
+		m := newMachine(t, cfg)
+		if err := m.Restore(io.MultiReader(bytes.NewReader(good[:10]), errReader{})); !errors.Is(err, ErrSnapshot) {
+			t.Fatalf("Restore: %v", err)
+		}
+	})
+}
+
+type errReader struct{}
+
+func (errReader) Read([]byte) (int, error) { return 0, errors.New("disk on fire") }
+
+func TestJournal(t *testing.T) {
+	cfg, batches := history(t)
+	m := newMachine(t, cfg)
+	states := []protocol.State{m.Resources()} // by batch count
+	heights := []uint64{0}
+	digests := map[uint64]protocol.Hash{0: m.LastDigest()}
+	for _, b := range batches {
+		a := mustApply(t, m, b)
+		states = append(states, m.Resources())
+		heights = append(heights, m.Height())
+		for _, o := range a.Outcomes {
+			digests[o.Height] = o.Digest
+		}
+	}
+	// The merged journal over any range of whole batches is the diff of
+	// the states at both ends.
+	for i := range states {
+		for j := i + 1; j < len(states); j++ {
+			got, err := m.NetChangeSet(heights[i]+1, heights[j])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := protocol.Diff(states[i], states[j]); !got.Equal(want) {
+				t.Fatalf("net %d..%d = %v, want %v", heights[i]+1, heights[j], got, want)
+			}
+		}
+	}
+	for h, d := range digests {
+		if got, ok := m.Digest(h); !ok || got != d {
+			t.Fatalf("Digest(%d)", h)
+		}
+	}
+
+	// Settle up to the end of batch 2, then everything after still merges.
+	settled := heights[2]
+	if err := m.PruneTo(settled); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.PruneTo(settled - 1); err != nil {
+		t.Fatal("pruning below the settled height must do nothing")
+	}
+	if m.SettledHeight() != settled {
+		t.Fatalf("settled %d", m.SettledHeight())
+	}
+	if d, ok := m.Digest(settled); !ok || d != digests[settled] {
+		t.Fatal("settled digest lost")
+	}
+	if _, ok := m.Digest(settled - 1); ok {
+		t.Fatal("digest below the settled height")
+	}
+	if _, err := m.NetChangeSet(settled, m.Height()); !errors.Is(err, ErrRange) {
+		t.Fatalf("range into the settled part: %v", err)
+	}
+	if _, err := m.NetChangeSet(settled+1, m.Height()+1); !errors.Is(err, ErrRange) {
+		t.Fatalf("range past the height: %v", err)
+	}
+	if _, err := m.ChangeSet(settled); !errors.Is(err, ErrRange) {
+		t.Fatalf("ChangeSet of a settled height: %v", err)
+	}
+	if err := m.PruneTo(m.Height() + 1); !errors.Is(err, ErrRange) {
+		t.Fatalf("prune past the height: %v", err)
+	}
+	s, err := m.Settlement(m.Height())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.From != settled+1 || s.To != m.Height() || s.Digest != m.LastDigest() || !s.ChangeSet.Equal(protocol.Diff(states[2], states[len(states)-1])) {
+		t.Fatalf("settlement %+v", s)
+	}
+	// The settled state plus the settlement is the current state.
+	st := states[2].Clone()
+	if err := st.Apply(s.ChangeSet); err != nil || st.Hash() != m.Resources().Hash() {
+		t.Fatalf("settled state + net change set != state: %v", err)
+	}
+	if err := m.PruneTo(m.Height()); err != nil {
+		t.Fatal(err)
+	}
+	if d, ok := m.Digest(m.Height()); !ok || d != m.LastDigest() {
+		t.Fatal("digest at a fully pruned journal")
+	}
+}
