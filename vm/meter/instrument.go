@@ -113,6 +113,24 @@ func Instrument(wasm []byte, cfg Config) (out []byte, err error) {
 			err = m.readGlobals(r)
 		case secExport:
 			err = m.readExports(r)
+		case secTable:
+			err = readTables(r)
+		case secMemory:
+			err = readMemories(r)
+		case secStart:
+			err = m.readStart(r)
+		case secElement:
+			err = readElements(r)
+		case secDataCount:
+			if _, err = r.u32(); err == nil {
+				err = expectEnd(r, "data count section")
+			}
+		case secData:
+			err = readData(r)
+		case secCustom:
+			if _, err = r.name(); err != nil {
+				err = fmt.Errorf("custom section at offset %#x: %w", s.offset, err)
+			}
 		case secCode:
 			code = s
 		}
@@ -507,4 +525,134 @@ func (m *module) exportSection() []byte {
 		b = appendU32(b, e.idx)
 	}
 	return b
+}
+
+func readTables(r *reader) error {
+	n, err := r.count("tables", maxVec)
+	if err != nil {
+		return err
+	}
+	for i := 0; i < n; i++ {
+		if err := refType(r); err != nil {
+			return err
+		}
+		if err := limits(r); err != nil {
+			return err
+		}
+	}
+	return expectEnd(r, "table section")
+}
+
+func readMemories(r *reader) error {
+	n, err := r.count("memories", maxVec)
+	if err != nil {
+		return err
+	}
+	if n > 1 {
+		return fmt.Errorf("%w: %d memories", ErrUnsupported, n)
+	}
+	for i := 0; i < n; i++ {
+		if err := limits(r); err != nil {
+			return err
+		}
+	}
+	return expectEnd(r, "memory section")
+}
+
+func (m *module) readStart(r *reader) error {
+	idx, err := r.u32()
+	if err != nil {
+		return err
+	}
+	if int(idx) >= len(m.funcTypes) {
+		return r.errorf("start function %d out of range", idx)
+	}
+	return expectEnd(r, "start section")
+}
+
+// readElements checks the structure of the element section, which is
+// copied unchanged.
+func readElements(r *reader) error {
+	n, err := r.count("element segments", maxVec)
+	if err != nil {
+		return err
+	}
+	for i := 0; i < n; i++ {
+		where := fmt.Sprintf("element segment %d", i)
+		flags, err := r.u32()
+		if err != nil {
+			return err
+		}
+		if flags > 7 {
+			return r.errorf("%s: flags %d", where, flags)
+		}
+		if flags == 2 || flags == 6 { // explicit table index
+			if _, err := r.u32(); err != nil {
+				return err
+			}
+		}
+		if flags&1 == 0 { // active: offset expression
+			if err := constExpr(r, where); err != nil {
+				return err
+			}
+		}
+		if flags&3 != 0 { // element kind or reference type
+			if flags&4 == 0 {
+				if k, err := r.byte(); err != nil {
+					return err
+				} else if k != 0x00 {
+					return r.errorf("%s: element kind %#x", where, k)
+				}
+			} else if err := refType(r); err != nil {
+				return err
+			}
+		}
+		c, err := r.count("elements", maxVec)
+		if err != nil {
+			return err
+		}
+		for j := 0; j < c; j++ {
+			if flags&4 == 0 {
+				_, err = r.u32()
+			} else {
+				err = constExpr(r, where)
+			}
+			if err != nil {
+				return err
+			}
+		}
+	}
+	return expectEnd(r, "element section")
+}
+
+// readData checks the structure of the data section, copied unchanged.
+func readData(r *reader) error {
+	n, err := r.count("data segments", maxVec)
+	if err != nil {
+		return err
+	}
+	for i := 0; i < n; i++ {
+		flags, err := r.u32()
+		if err != nil {
+			return err
+		}
+		switch flags {
+		case 0:
+			err = constExpr(r, fmt.Sprintf("data segment %d", i))
+		case 1:
+		case 2:
+			if _, err = r.u32(); err == nil {
+				err = constExpr(r, fmt.Sprintf("data segment %d", i))
+			}
+		default:
+			return r.errorf("data segment %d: flags %d", i, flags)
+		}
+		if err != nil {
+			return err
+		}
+		if _, err := r.name(); err != nil { // the bytes
+			return err
+		}
+	}
+	return expectEnd(r, "data section")
 }

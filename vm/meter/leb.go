@@ -100,11 +100,11 @@ func (r *reader) count(what string, limit int) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	if int64(n) > int64(r.remaining()) {
+		return 0, r.errorf("%d %s beyond end", n, what)
+	}
 	if int64(n) > int64(limit) {
 		return 0, fmt.Errorf("%w: %d %s (limit %d)", ErrTooLarge, n, what, limit)
-	}
-	if int(n) > r.remaining() {
-		return 0, r.errorf("%d %s beyond end", n, what)
 	}
 	return int(n), nil
 }
