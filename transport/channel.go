@@ -21,13 +21,17 @@ import (
 // concurrent use.
 //
 // There is no heartbeat fast path. raft's NetworkTransport hands heartbeats
-// to the handler set by SetHeartbeatHandler, outside the Consumer channel,
-// so a heartbeat can overtake an AppendEntries sent before it and be handled
-// concurrently with it; hashicorp/raft #695 shows this breaking safety (a
-// follower's commit index can move past entries it has not yet checked).
-// Here every RPC, heartbeats included, reaches raft through Consumer, one at
-// a time, in the order each stream delivered them. SetHeartbeatHandler only
-// records the handler, as the raft.Transport contract allows.
+// to the handler set by SetHeartbeatHandler on the connection's goroutine,
+// outside the Consumer channel, so raft processes them concurrently with its
+// main loop. hashicorp/raft #695 shows this breaking safety: a heartbeat
+// from a newer leader bumps the term and steps an old leader down while the
+// old leader's main loop, unaware, writes a client entry under the new term;
+// nodes then commit different entries at the same index and term. Here every
+// RPC, heartbeats included, reaches raft through Consumer and is handled by
+// raft's main loop, one at a time, in the order each stream delivered them.
+// SetHeartbeatHandler only records the handler, as the raft.Transport
+// contract allows. The price is that a heartbeat waits behind slow disk
+// writes of the RPC before it; raft's election timeouts must allow for that.
 type ChannelTransport struct {
 	srv       *Server
 	id        string

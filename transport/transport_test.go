@@ -116,6 +116,29 @@ func TestRoundTrip(t *testing.T) {
 	}
 }
 
+// TestNoHeartbeatFastPath checks that a heartbeat reaches raft through
+// Consumer even when a heartbeat handler is set (see ChannelTransport).
+func TestNoHeartbeatFastPath(t *testing.T) {
+	a := newTestServer(t, testConfig(t, nil))
+	b := newTestServer(t, testConfig(t, nil))
+	ta := mustTransport(t, a, "chan")
+	tb := mustTransport(t, b, "chan")
+	tb.SetHeartbeatHandler(func(rpc raft.RPC) {
+		t.Error("heartbeat handler called")
+		rpc.Respond(nil, errors.New("fast path"))
+	})
+	var seen []any
+	respond(t, tb, func(rpc raft.RPC) {
+		seen = append(seen, rpc.Command)
+		rpc.Respond(&raft.AppendEntriesResponse{Term: 5, Success: true}, nil)
+	})
+	heartbeat := &raft.AppendEntriesRequest{RPCHeader: header("a"), Term: 5, Leader: []byte("a:addr")}
+	var resp raft.AppendEntriesResponse
+	require.NoError(t, ta.AppendEntries("b", tb.LocalAddr(), heartbeat, &resp))
+	require.True(t, resp.Success)
+	require.Equal(t, []any{heartbeat}, seen)
+}
+
 // TestRemoteError checks that an error raft answers with reaches the
 // sender with its text.
 func TestRemoteError(t *testing.T) {
