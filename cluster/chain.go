@@ -1,0 +1,97 @@
+package cluster
+
+import (
+	"context"
+	"sync"
+
+	"github.com/scraft/scraft/protocol"
+	"github.com/scraft/scraft/settlement/contract"
+)
+
+// Chain is what a node needs of the settlement chain, bound to the node's
+// own key: the calls it makes are signed by it. Package settlement's
+// clients satisfy it (through a thin adapter in the wiring where the
+// shapes differ); tests use an in-process chain.
+//
+// Every method may be called from several goroutines at once. Calls that
+// change the chain return once the change is in a block, so that a read
+// after them sees it.
+type Chain interface {
+	// Channel returns the channel's record: leader, epoch, code hash, ...
+	Channel(ctx context.Context, id protocol.ChannelID) (*contract.Channel, error)
+	// Members returns the channel's members ordered by join sequence.
+	Members(ctx context.Context, id protocol.ChannelID) ([]contract.Member, error)
+	// Code returns the wasm code stored under hash.
+	Code(ctx context.Context, hash protocol.Hash) ([]byte, error)
+	// InitialState returns the contract state the channel was created with.
+	InitialState(ctx context.Context, id protocol.ChannelID) (protocol.State, error)
+	// NowMs returns the chain's time (Unix milliseconds of the last block).
+	NowMs(ctx context.Context) (int64, error)
+
+	// Join makes the node's key a member of the channel, backed by its
+	// channel stake or, with usePool, by its shared pool deposit. It returns
+	// the join sequence number.
+	Join(ctx context.Context, id protocol.ChannelID, usePool bool) (uint64, error)
+	// KeepAlive is the member's heartbeat.
+	KeepAlive(ctx context.Context, id protocol.ChannelID) error
+	// ClaimLeader asks to lead in place of the leader of epoch, with the
+	// attestations of other members. It returns the new epoch.
+	ClaimLeader(ctx context.Context, id protocol.ChannelID, epoch uint64, atts []protocol.Attestation) (uint64, error)
+}
+
+// chainView is a channel's cached view of the chain: the current leader and
+// epoch, and every epoch's leader seen so far. The leader of an epoch never
+// changes once set, so the history is a fact that can be judged from.
+type chainView struct {
+	mu      sync.Mutex
+	epoch   uint64
+	leader  protocol.Address
+	history map[uint64]protocol.Address
+	changed chan struct{} // closed and replaced on every change
+	record  *contract.Channel
+}
+
+func newChainView() *chainView {
+	return &chainView{history: map[uint64]protocol.Address{}, changed: make(chan struct{})}
+}
+
+// update records a channel record read from the chain and reports whether
+// the leader or epoch changed. Records older than the view are ignored.
+func (v *chainView) update(rec *contract.Channel) bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if rec.Epoch < v.epoch {
+		return false
+	}
+	v.record = rec
+	v.history[rec.Epoch] = rec.Leader
+	if rec.Epoch == v.epoch && rec.Leader == v.leader {
+		return false
+	}
+	v.epoch, v.leader = rec.Epoch, rec.Leader
+	close(v.changed)
+	v.changed = make(chan struct{})
+	return true
+}
+
+// current returns the leader and epoch, and a channel closed on the next
+// change.
+func (v *chainView) current() (protocol.Address, uint64, <-chan struct{}) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.leader, v.epoch, v.changed
+}
+
+// leaderOf returns the leader of an epoch if the view has seen it.
+func (v *chainView) leaderOf(epoch uint64) (protocol.Address, bool) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	a, ok := v.history[epoch]
+	return a, ok
+}
+
+func (v *chainView) channel() *contract.Channel {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.record
+}

@@ -1,0 +1,528 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+
+	"github.com/scraft/scraft/fsm"
+	"github.com/scraft/scraft/protocol"
+	"github.com/scraft/scraft/settlement/contract"
+)
+
+// Channel is one channel a node hosts: a Raft group whose log carries the
+// leader's signed batches, an fsm.Machine that every member drives, and the
+// loops that make the chain's leader the Raft leader.
+//
+// Goroutines: raft's own; the leadership loop (chain view, Raft leadership
+// notifications, fencing, transfers, claims, membership); the keep-alive
+// loop; and, while this node leads, the batcher and its completion loop.
+// All methods are safe for concurrent use.
+type Channel struct {
+	id     protocol.ChannelID
+	node   *Node
+	cfg    *Config
+	logger hclog.Logger
+	dir    string
+
+	raft      *raft.Raft
+	store     *raftboltdb.BoltStore
+	transport raft.Transport
+	fsm       *machineFSM
+	view      *chainView
+	notifyCh  chan bool
+
+	// ctx is cancelled by Close; every loop and chain call uses it.
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	closeOnce sync.Once
+	closeErr  error
+
+	// leader is the running leader work, nil while this node does not
+	// lead. Only the leadership loop sets it.
+	leader atomic.Pointer[leaderRun]
+
+	// inflight maps the hash of every submitted and not yet answered tx to
+	// its submission, so that a tx submitted twice waits for one outcome.
+	inflight struct {
+		sync.Mutex
+		m map[protocol.Hash]*submission
+	}
+
+	subs struct {
+		sync.Mutex
+		next int
+		m    map[int]chan Applied
+	}
+
+	metrics *channelMetrics
+}
+
+// Applied is one applied batch as subscribers see it.
+type Applied struct {
+	Channel  protocol.ChannelID
+	Epoch    uint64
+	Leader   protocol.Address
+	Outcomes []fsm.Outcome
+}
+
+// Status is a channel's state as this node sees it.
+type Status struct {
+	Channel protocol.ChannelID
+	// Height and Digest are those of the last applied entry.
+	Height uint64
+	Digest protocol.Hash
+	// Leader and Epoch are the chain's.
+	Leader protocol.Address
+	Epoch  uint64
+	// Leading says this node signs batches now.
+	Leading bool
+	// RaftState is Follower, Candidate, Leader or Shutdown; RaftLeader the
+	// Raft leader's server address.
+	RaftState  string
+	RaftLeader string
+	// AppliedIndex, CommitIndex and LastIndex are Raft's; Lag is
+	// CommitIndex - AppliedIndex.
+	AppliedIndex uint64
+	CommitIndex  uint64
+	LastIndex    uint64
+	Lag          uint64
+	// Members is the number of channel members in the state.
+	Members int
+	// Evidence counts the leader faults this node recorded.
+	Evidence uint64
+	// Ready says the channel has a genesis and has applied everything
+	// committed that it knows of.
+	Ready bool
+}
+
+func channelDir(dataDir string, id protocol.ChannelID) string {
+	return filepath.Join(dataDir, "channels", id.String())
+}
+
+// openChannel sets up the stores, the FSM and Raft of one channel. It does
+// not bootstrap and starts no loop of its own.
+func openChannel(n *Node, id protocol.ChannelID) (_ *Channel, err error) {
+	cfg := &n.cfg
+	c := &Channel{
+		id:       id,
+		node:     n,
+		cfg:      cfg,
+		logger:   n.logger.Named("channel").With("channel", id.String()),
+		dir:      channelDir(cfg.DataDir, id),
+		view:     newChainView(),
+		notifyCh: make(chan bool, 16),
+		metrics:  n.metrics.forChannel(id),
+	}
+	c.inflight.m = make(map[protocol.Hash]*submission)
+	c.subs.m = make(map[int]chan Applied)
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	defer func() {
+		if err != nil {
+			c.cancel()
+		}
+	}()
+
+	if err := os.MkdirAll(c.dir, 0o700); err != nil {
+		return nil, fmt.Errorf("open channel %s: %w", id, err)
+	}
+	store, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(c.dir, "raft.db")})
+	if err != nil {
+		return nil, fmt.Errorf("open channel %s: raft.db: %w", id, err)
+	}
+	c.store = store
+	defer func() {
+		if err != nil {
+			store.Close()
+		}
+	}()
+	logs, err := raft.NewLogCache(1024, store)
+	if err != nil {
+		return nil, err
+	}
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(c.dir, cfg.SnapshotRetain, c.logger.Named("snapshots"))
+	if err != nil {
+		return nil, fmt.Errorf("open channel %s: snapshots: %w", id, err)
+	}
+	tr, err := cfg.RaftTransport(id.String())
+	if err != nil {
+		return nil, fmt.Errorf("open channel %s: transport: %w", id, err)
+	}
+	c.transport = tr
+	defer func() {
+		if err != nil {
+			if cl, ok := tr.(interface{ Close() error }); ok {
+				cl.Close()
+			}
+		}
+	}()
+
+	c.fsm = newMachineFSM(id, c.logger.Named("fsm"), cfg.OutcomeCache)
+	c.fsm.build = c.buildMachine
+	c.fsm.check = c.checkLeader
+	c.fsm.applied = c.onApplied
+
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(cfg.Key.Address().String())
+	rc.HeartbeatTimeout = cfg.HeartbeatTimeout
+	rc.ElectionTimeout = cfg.ElectionTimeout
+	rc.LeaderLeaseTimeout = cfg.LeaderLeaseTimeout
+	rc.CommitTimeout = cfg.CommitTimeout
+	rc.SnapshotInterval = cfg.SnapshotInterval
+	rc.SnapshotThreshold = cfg.SnapshotThreshold
+	rc.TrailingLogs = cfg.TrailingLogs
+	rc.NotifyCh = c.notifyCh
+	rc.Logger = c.logger.Named("raft")
+	if err := raft.ValidateConfig(rc); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
+	}
+	r, err := raft.NewRaft(rc, c.fsm, logs, store, snaps, tr)
+	if err != nil {
+		return nil, fmt.Errorf("open channel %s: raft: %w", id, err)
+	}
+	c.raft = r
+	return c, nil
+}
+
+// ID returns the channel id.
+func (c *Channel) ID() protocol.ChannelID { return c.id }
+
+// start runs the channel's loops.
+func (c *Channel) start() {
+	c.wg.Add(2)
+	go c.runLeadership()
+	go c.runKeepAlive()
+}
+
+// hasState reports whether Raft has a log, a snapshot or a configuration.
+func (c *Channel) hasState() bool {
+	return c.raft.LastIndex() > 0
+}
+
+// bootstrap makes this node the only voter of a new Raft group.
+func (c *Channel) bootstrap() error {
+	f := c.raft.BootstrapCluster(raft.Configuration{Servers: []raft.Server{{
+		Suffrage: raft.Voter,
+		ID:       raft.ServerID(c.cfg.Key.Address().String()),
+		Address:  raft.ServerAddress(c.cfg.Address),
+	}}})
+	if err := f.Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
+		return fmt.Errorf("bootstrap channel %s: %w", c.id, err)
+	}
+	return nil
+}
+
+// buildMachine makes the Machine a genesis defines, with the contract's
+// code from the chain, after checking the genesis against the chain.
+func (c *Channel) buildMachine(g *genesis) (*fsm.Machine, error) {
+	ctx, cancel := context.WithTimeout(c.ctx, 30*time.Second)
+	defer cancel()
+	rec, err := retryChain(ctx, func(ctx context.Context) (*contract.Channel, error) {
+		return c.cfg.Chain.Channel(ctx, c.id)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load channel %s: %w", c.id, err)
+	}
+	if rec.CodeHash != g.CodeHash || rec.Contract != g.Contract {
+		return nil, fmt.Errorf("genesis names code %s of %q, the chain %s of %q", g.CodeHash, g.Contract, rec.CodeHash, rec.Contract)
+	}
+	code, err := retryChain(ctx, func(ctx context.Context) ([]byte, error) {
+		return c.cfg.Chain.Code(ctx, g.CodeHash)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load code %s: %w", g.CodeHash, err)
+	}
+	if contract.CodeHashOf(code) != g.CodeHash {
+		return nil, fmt.Errorf("code from the chain does not hash to %s", g.CodeHash)
+	}
+	exec, err := c.cfg.Executors(g.Contract, code)
+	if err != nil {
+		return nil, fmt.Errorf("load contract %q: %w", g.Contract, err)
+	}
+	fc := g.fsmConfig(c.id)
+	fc.Logger = c.logger.Named("machine")
+	fc.Joins = chainJoins{c: c}
+	fc.OnEvidence = c.onEvidence
+	return fsm.New(fc, exec)
+}
+
+// loadGenesis reads the channel from the chain as its first leader (seed
+// §6): code, initial state, and the members with the highest join seq.
+func (c *Channel) loadGenesis(ctx context.Context) (*genesis, error) {
+	rec, err := c.cfg.Chain.Channel(ctx, c.id)
+	if err != nil {
+		return nil, err
+	}
+	st, err := c.cfg.Chain.InitialState(ctx, c.id)
+	if err != nil {
+		return nil, err
+	}
+	ms, err := c.cfg.Chain.Members(ctx, c.id)
+	if err != nil {
+		return nil, err
+	}
+	g := &genesis{
+		Contract:       rec.Contract,
+		CodeHash:       rec.CodeHash,
+		GasLimit:       rec.Config.GasLimit,
+		TickIntervalMs: uint64(rec.Config.TickInterval.Milliseconds()),
+		State:          st,
+	}
+	for _, m := range ms {
+		g.Members = append(g.Members, fsm.Member{Address: m.Address, PublicKey: m.PublicKey, JoinSeq: m.JoinSeq})
+		g.HighestJoinSeq = max(g.HighestJoinSeq, m.JoinSeq)
+	}
+	return g, nil
+}
+
+// chainJoins checks join system txs against the chain: the member must hold
+// that join sequence number there.
+type chainJoins struct{ c *Channel }
+
+func (j chainJoins) CheckJoin(join protocol.MemberJoin) error {
+	ctx, cancel := context.WithTimeout(j.c.ctx, 30*time.Second)
+	defer cancel()
+	ms, err := retryChain(ctx, func(ctx context.Context) ([]contract.Member, error) {
+		return j.c.cfg.Chain.Members(ctx, j.c.id)
+	})
+	if err != nil {
+		// Shutting down or the chain is gone for 30 s: do not hold the
+		// leader to account for our own trouble.
+		j.c.logger.Warn("cannot check a join against the chain, accepting", "member", join.Member, "error", err)
+		return nil
+	}
+	for _, m := range ms {
+		if m.Address == join.Member {
+			if m.JoinSeq != join.JoinSeq {
+				return fmt.Errorf("member %s has join seq %d on chain, not %d", join.Member, m.JoinSeq, join.JoinSeq)
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("%s is not a member on chain", join.Member)
+}
+
+// checkLeader is the batches' LeaderCheck: the signer must be the chain's
+// leader of the batch's epoch. An epoch newer than the view waits for the
+// view to reach it.
+func (c *Channel) checkLeader(epoch uint64, leader protocol.Address) error {
+	if a, ok := c.view.leaderOf(epoch); ok {
+		return sameLeader(epoch, a, leader)
+	}
+	for {
+		_, cur, _ := c.view.current()
+		if cur >= epoch {
+			break
+		}
+		if err := c.refreshChain(); err != nil {
+			c.logger.Debug("chain read failed while checking a batch", "error", err)
+		}
+		if _, cur, _ = c.view.current(); cur >= epoch {
+			break
+		}
+		select {
+		case <-c.ctx.Done():
+			return nil
+		case <-time.After(c.cfg.ChainPollInterval):
+		}
+	}
+	if a, ok := c.view.leaderOf(epoch); ok {
+		return sameLeader(epoch, a, leader)
+	}
+	// The view skipped this epoch (two changes between two reads): it
+	// cannot be judged here.
+	return nil
+}
+
+func sameLeader(epoch uint64, want, got protocol.Address) error {
+	if want != got {
+		return fmt.Errorf("the chain's leader of epoch %d is %s, not %s", epoch, want, got)
+	}
+	return nil
+}
+
+// refreshChain rereads the channel's leader and epoch.
+func (c *Channel) refreshChain() error {
+	ctx, cancel := context.WithTimeout(c.ctx, c.cfg.PeerTimeout)
+	defer cancel()
+	rec, err := c.cfg.Chain.Channel(ctx, c.id)
+	if err != nil {
+		return err
+	}
+	if c.view.update(rec) {
+		c.logger.Info("chain leader", "leader", rec.Leader, "epoch", rec.Epoch)
+		c.metrics.epoch.Set(float64(rec.Epoch))
+	}
+	c.metrics.settled.Set(float64(rec.SettledHeight))
+	return nil
+}
+
+// retryChain calls fn until it succeeds or ctx ends.
+func retryChain[T any](ctx context.Context, fn func(context.Context) (T, error)) (T, error) {
+	wait := 20 * time.Millisecond
+	for {
+		v, err := fn(ctx)
+		if err == nil {
+			return v, nil
+		}
+		if errors.Is(err, contract.ErrNoChannel) {
+			return v, err
+		}
+		select {
+		case <-ctx.Done():
+			return v, fmt.Errorf("%w (last error: %v)", ctx.Err(), err)
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 500*time.Millisecond)
+	}
+}
+
+func (c *Channel) onEvidence(ev *fsm.Evidence) {
+	c.metrics.evidence.Inc()
+	c.logger.Error("leader fault recorded", "evidence", ev.String())
+}
+
+// onApplied runs on the FSM goroutine for every applied batch.
+func (c *Channel) onApplied(b *protocol.Batch, a *fsm.Applied) {
+	c.metrics.observeApplied(b, a)
+	if c.cfg.Observer != nil {
+		c.cfg.Observer(c.id, a.Outcomes)
+	}
+	c.subs.Lock()
+	defer c.subs.Unlock()
+	if len(c.subs.m) == 0 {
+		return
+	}
+	ev := Applied{Channel: c.id, Epoch: b.Epoch, Leader: b.Leader, Outcomes: a.Outcomes}
+	for id, ch := range c.subs.m {
+		select {
+		case ch <- ev:
+		default:
+			// A subscriber that cannot keep up loses its subscription; it
+			// sees its channel closed and resubscribes from a snapshot.
+			close(ch)
+			delete(c.subs.m, id)
+		}
+	}
+}
+
+// Subscribe returns the applied batches from now on, in order, and a
+// function that ends the subscription. A subscriber that falls more than
+// buffer batches behind has its channel closed.
+func (c *Channel) Subscribe(buffer int) (<-chan Applied, func()) {
+	ch := make(chan Applied, max(buffer, 1))
+	c.subs.Lock()
+	id := c.subs.next
+	c.subs.next++
+	c.subs.m[id] = ch
+	c.subs.Unlock()
+	return ch, func() {
+		c.subs.Lock()
+		defer c.subs.Unlock()
+		if _, ok := c.subs.m[id]; ok {
+			delete(c.subs.m, id)
+			close(ch)
+		}
+	}
+}
+
+// Status returns the channel's state as this node sees it.
+func (c *Channel) Status() Status {
+	leader, epoch, _ := c.view.current()
+	st := Status{
+		Channel:      c.id,
+		Leader:       leader,
+		Epoch:        epoch,
+		Leading:      c.leader.Load() != nil,
+		RaftState:    c.raft.State().String(),
+		AppliedIndex: c.raft.AppliedIndex(),
+		CommitIndex:  c.raft.CommitIndex(),
+		LastIndex:    c.raft.LastIndex(),
+	}
+	addr, _ := c.raft.LeaderWithID()
+	st.RaftLeader = string(addr)
+	if st.CommitIndex > st.AppliedIndex {
+		st.Lag = st.CommitIndex - st.AppliedIndex
+	}
+	c.fsm.machine(func(m *fsm.Machine) {
+		if m == nil {
+			return
+		}
+		st.Height, st.Digest = m.Height(), m.LastDigest()
+		st.Members = len(m.Members())
+		_, st.Evidence = m.Evidence()
+		st.Ready = true
+	})
+	st.Ready = st.Ready && st.Lag == 0 && st.RaftLeader != ""
+	return st
+}
+
+// Digest returns D(h) if h is in this member's journal.
+func (c *Channel) Digest(h uint64) (d protocol.Hash, ok bool) {
+	c.fsm.machine(func(m *fsm.Machine) {
+		if m != nil {
+			d, ok = m.Digest(h)
+		}
+	})
+	return d, ok
+}
+
+// Machine runs fn with the channel's state machine under its lock (nil
+// before the genesis). fn must not keep m.
+func (c *Channel) Machine(fn func(m *fsm.Machine)) { c.fsm.machine(fn) }
+
+// Close stops the channel: leader work first, then the loops, then Raft,
+// then the stores. It is safe to call more than once.
+func (c *Channel) Close() error {
+	c.closeOnce.Do(func() {
+		c.cancel()
+		c.wg.Wait() // the leadership loop stops leader work on its way out
+		if err := c.raft.Shutdown().Error(); err != nil {
+			c.closeErr = fmt.Errorf("close channel %s: raft: %w", c.id, err)
+		}
+		if cl, ok := c.transport.(interface{ Close() error }); ok {
+			_ = cl.Close()
+		}
+		if err := c.store.Close(); err != nil && c.closeErr == nil {
+			c.closeErr = fmt.Errorf("close channel %s: raft.db: %w", c.id, err)
+		}
+		c.subs.Lock()
+		for id, ch := range c.subs.m {
+			close(ch)
+			delete(c.subs.m, id)
+		}
+		c.subs.Unlock()
+		c.failInflight(ErrClosed)
+	})
+	return c.closeErr
+}
+
+// runKeepAlive sends the member's heartbeat to the chain.
+func (c *Channel) runKeepAlive() {
+	defer c.wg.Done()
+	t := time.NewTicker(c.cfg.KeepAliveInterval)
+	defer t.Stop()
+	for {
+		ctx, cancel := context.WithTimeout(c.ctx, c.cfg.KeepAliveInterval)
+		if err := c.cfg.Chain.KeepAlive(ctx, c.id); err != nil && c.ctx.Err() == nil {
+			c.logger.Warn("keep_alive failed", "error", err)
+		}
+		cancel()
+		select {
+		case <-c.ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

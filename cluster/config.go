@@ -1,0 +1,238 @@
+package cluster
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+
+	"github.com/scraft/scraft/fsm"
+	"github.com/scraft/scraft/protocol"
+)
+
+var (
+	// ErrNotLeader means this node does not lead the channel and could not
+	// reach the leader.
+	ErrNotLeader = errors.New("cluster: not the leader")
+	// ErrNoLeader means the channel has no leader at the moment (an
+	// election or a claim is under way); retry shortly.
+	ErrNoLeader = errors.New("cluster: no leader")
+	// ErrBusy means the leader's queue is full; retry later.
+	ErrBusy = errors.New("cluster: busy")
+	// ErrClosed means the node or channel is closed.
+	ErrClosed = errors.New("cluster: closed")
+	// ErrLeadershipLost means leadership was lost while the tx was in
+	// flight: it may or may not have been committed. Submitting it again is
+	// safe: a committed tx returns its first outcome.
+	ErrLeadershipLost = errors.New("cluster: leadership lost, tx may have been committed")
+	// ErrNotMember means the node, sender or caller is not a member of the
+	// channel.
+	ErrNotMember = errors.New("cluster: not a member of the channel")
+	// ErrUnknownChannel means the node does not host the channel.
+	ErrUnknownChannel = errors.New("cluster: channel not hosted here")
+	// ErrBadTx means a tx failed the leader's checks (signature, channel,
+	// size) and was not ordered.
+	ErrBadTx = errors.New("cluster: bad tx")
+	// ErrRefused means the leader's state machine refused the entry.
+	ErrRefused = errors.New("cluster: entry refused")
+	// ErrConfig means a Config is invalid.
+	ErrConfig = errors.New("cluster: invalid config")
+	// ErrUnauthenticated means a peer request's caller signature is bad.
+	ErrUnauthenticated = errors.New("cluster: unauthenticated peer request")
+)
+
+// ExecutorFactory makes the Executor that runs a channel's contract. The
+// wiring passes one over package vm.
+type ExecutorFactory func(contract string, code []byte) (fsm.Executor, error)
+
+// Config configures a Node and the channels it hosts. Start from
+// DefaultConfig.
+type Config struct {
+	// DataDir holds one folder per channel: DataDir/channels/<id>/ with
+	// raft.db and snapshots/. Required.
+	DataDir string
+	// Key is the node's member key: it signs batches, attestations, peer
+	// requests and chain calls. Required.
+	Key *protocol.Key
+	// Address is the node's gRPC address as peers reach it; it is the Raft
+	// server address of every channel. Required.
+	Address string
+	// Chain is the settlement chain, bound to Key. Required.
+	Chain Chain
+	// Executors makes a channel's contract executor. Required.
+	Executors ExecutorFactory
+	// RaftTransport opens the Raft transport of one channel (the node's
+	// gRPC transport multiplexed by channel id). Required.
+	RaftTransport func(channel string) (raft.Transport, error)
+	// Dial returns the shared connection to a peer's gRPC address.
+	// Required.
+	Dial func(addr string) (*grpc.ClientConn, error)
+
+	// HeartbeatTimeout, ElectionTimeout and LeaderLeaseTimeout are Raft's.
+	// The defaults (400ms, 400ms, 200ms) suit loopback and a LAN; raft's own
+	// (1s, 1s, 500ms) make a failover take about twice as long.
+	HeartbeatTimeout   time.Duration
+	ElectionTimeout    time.Duration
+	LeaderLeaseTimeout time.Duration
+	// CommitTimeout is Raft's: how long an idle leader waits before a
+	// heartbeat that carries the commit index. Default 20ms.
+	CommitTimeout time.Duration
+	// SnapshotInterval and SnapshotThreshold are Raft's: how often it checks
+	// and how many new log entries make a snapshot. Defaults 30s and 8192.
+	SnapshotInterval  time.Duration
+	SnapshotThreshold uint64
+	// TrailingLogs is how many log entries Raft keeps after a snapshot, so
+	// a follower that was away for less than TrailingLogs / write rate
+	// catches up from the log instead of a snapshot. Default 10240 (about
+	// 10 s at 1,000 batches/s).
+	TrailingLogs uint64
+	// SnapshotRetain is how many snapshots stay on disk. Default 2.
+	SnapshotRetain int
+
+	// BatchMaxTxs is the most txs in one batch. Default 256.
+	BatchMaxTxs int
+	// BatchMaxDelay is how long the leader waits for more txs before it
+	// closes a batch that is not full. Default 2ms.
+	BatchMaxDelay time.Duration
+	// MaxInFlight is how many batches the leader keeps in Raft at once
+	// (pipelining). Default 8.
+	MaxInFlight int
+	// QueueSize bounds the txs waiting for a batch; a full queue answers
+	// ErrBusy. Default 16384.
+	QueueSize int
+	// ApplyTimeout bounds a raft.Apply of one batch. Default 5s.
+	ApplyTimeout time.Duration
+	// OutcomeCache is how many recent outcomes each member keeps by tx hash,
+	// so that a resubmitted tx gets its first outcome. Default 65536.
+	OutcomeCache int
+
+	// KeepAliveInterval is the period of the member's heartbeat to the
+	// chain; it must stay well below the chain's 15 s. Default 5s.
+	KeepAliveInterval time.Duration
+	// ChainPollInterval is how often the channel rereads its leader and
+	// epoch from the chain. Default 100ms.
+	ChainPollInterval time.Duration
+	// ReconcileInterval is how often the leader checks Raft membership and
+	// leadership against the chain. Default 100ms.
+	ReconcileInterval time.Duration
+	// AttestAfter is how long a follower must have lost contact with the
+	// leader before it attests that the leader is unreachable (unless it
+	// already follows the claimant in Raft). Default ElectionTimeout.
+	AttestAfter time.Duration
+	// PeerTimeout bounds one peer RPC that is not a forwarded tx. Default 2s.
+	PeerTimeout time.Duration
+
+	// Logger receives the node's logs. Default: a null logger.
+	Logger hclog.Logger
+	// Registerer receives the node's Prometheus metrics. Default nil: the
+	// metrics are kept but not registered.
+	Registerer prometheus.Registerer
+	// Observer, when set, is called with every applied batch's outcomes of
+	// every channel, on the channel's apply goroutine; it must not block.
+	Observer func(channel protocol.ChannelID, outs []fsm.Outcome)
+}
+
+// DefaultConfig returns a Config with every default set; the required
+// fields are still empty.
+func DefaultConfig() Config {
+	return Config{
+		HeartbeatTimeout:   400 * time.Millisecond,
+		ElectionTimeout:    400 * time.Millisecond,
+		LeaderLeaseTimeout: 200 * time.Millisecond,
+		CommitTimeout:      20 * time.Millisecond,
+		SnapshotInterval:   30 * time.Second,
+		SnapshotThreshold:  8192,
+		TrailingLogs:       10240,
+		SnapshotRetain:     2,
+		BatchMaxTxs:        256,
+		BatchMaxDelay:      2 * time.Millisecond,
+		MaxInFlight:        8,
+		QueueSize:          16384,
+		ApplyTimeout:       5 * time.Second,
+		OutcomeCache:       65536,
+		KeepAliveInterval:  5 * time.Second,
+		ChainPollInterval:  100 * time.Millisecond,
+		ReconcileInterval:  100 * time.Millisecond,
+		PeerTimeout:        2 * time.Second,
+	}
+}
+
+// Validate checks the fields and how they relate to each other.
+func (c *Config) Validate() error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %s", ErrConfig, fmt.Sprintf(format, args...))
+	}
+	switch {
+	case c.DataDir == "":
+		return bad("DataDir is required")
+	case c.Key == nil:
+		return bad("Key is required")
+	case c.Address == "":
+		return bad("Address is required")
+	case c.Chain == nil:
+		return bad("Chain is required")
+	case c.Executors == nil:
+		return bad("Executors is required")
+	case c.RaftTransport == nil:
+		return bad("RaftTransport is required")
+	case c.Dial == nil:
+		return bad("Dial is required")
+	case c.HeartbeatTimeout < 5*time.Millisecond:
+		return bad("HeartbeatTimeout (%s) is too low", c.HeartbeatTimeout)
+	case c.ElectionTimeout < c.HeartbeatTimeout:
+		return bad("ElectionTimeout (%s) must be equal or greater than HeartbeatTimeout (%s)", c.ElectionTimeout, c.HeartbeatTimeout)
+	case c.LeaderLeaseTimeout < 5*time.Millisecond:
+		return bad("LeaderLeaseTimeout (%s) is too low", c.LeaderLeaseTimeout)
+	case c.LeaderLeaseTimeout > c.HeartbeatTimeout:
+		return bad("LeaderLeaseTimeout (%s) cannot be larger than heartbeat timeout (%s)", c.LeaderLeaseTimeout, c.HeartbeatTimeout)
+	case c.CommitTimeout < time.Millisecond || c.CommitTimeout > c.HeartbeatTimeout:
+		return bad("CommitTimeout (%s) must be between 1ms and HeartbeatTimeout (%s)", c.CommitTimeout, c.HeartbeatTimeout)
+	case c.SnapshotInterval < 5*time.Millisecond:
+		return bad("SnapshotInterval (%s) is too low", c.SnapshotInterval)
+	case c.SnapshotThreshold < 1:
+		return bad("SnapshotThreshold must be at least 1")
+	case c.SnapshotRetain < 1:
+		return bad("SnapshotRetain (%d) must be at least 1", c.SnapshotRetain)
+	case c.BatchMaxTxs < 1 || c.BatchMaxTxs > protocol.MaxBatchEntries:
+		return bad("BatchMaxTxs (%d) must be between 1 and %d", c.BatchMaxTxs, protocol.MaxBatchEntries)
+	case c.BatchMaxDelay < 0:
+		return bad("BatchMaxDelay (%s) cannot be negative", c.BatchMaxDelay)
+	case c.MaxInFlight < 1:
+		return bad("MaxInFlight (%d) must be at least 1", c.MaxInFlight)
+	case c.QueueSize < c.BatchMaxTxs:
+		return bad("QueueSize (%d) cannot be smaller than BatchMaxTxs (%d)", c.QueueSize, c.BatchMaxTxs)
+	case c.ApplyTimeout <= 0:
+		return bad("ApplyTimeout (%s) must be positive", c.ApplyTimeout)
+	case c.OutcomeCache < 1:
+		return bad("OutcomeCache (%d) must be at least 1", c.OutcomeCache)
+	case c.KeepAliveInterval <= 0:
+		return bad("KeepAliveInterval (%s) must be positive", c.KeepAliveInterval)
+	case c.ChainPollInterval <= 0:
+		return bad("ChainPollInterval (%s) must be positive", c.ChainPollInterval)
+	case c.ReconcileInterval <= 0:
+		return bad("ReconcileInterval (%s) must be positive", c.ReconcileInterval)
+	case c.AttestAfter < 0:
+		return bad("AttestAfter (%s) cannot be negative", c.AttestAfter)
+	case c.PeerTimeout <= 0:
+		return bad("PeerTimeout (%s) must be positive", c.PeerTimeout)
+	}
+	return nil
+}
+
+func (c *Config) attestAfter() time.Duration {
+	if c.AttestAfter > 0 {
+		return c.AttestAfter
+	}
+	return c.ElectionTimeout
+}
+
+func (c *Config) logger() hclog.Logger {
+	if c.Logger == nil {
+		return hclog.NewNullLogger()
+	}
+	return c.Logger
+}

@@ -1,0 +1,281 @@
+package cluster
+
+import (
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/scraft/scraft/fsm"
+	"github.com/scraft/scraft/protocol"
+)
+
+// leaderRun is the leader work of one term of leadership in one epoch: the
+// batcher, which groups queued entries into batches, executes them
+// speculatively (fsm Propose), signs them and hands them to Raft; and the
+// completion loop, which waits for Raft in order and answers submitters.
+// It starts after a Barrier, once this node is both Raft's and the chain's
+// leader, and stops as soon as either is lost (fencing).
+type leaderRun struct {
+	c     *Channel
+	epoch uint64
+	queue chan *submission
+	stop  chan struct{}
+	// slots bounds the batches in Raft at once.
+	slots chan struct{}
+	inRaft chan *inRaft
+	wg    sync.WaitGroup
+	once  sync.Once
+	// failed is closed when the run cannot go on (a Raft error): the
+	// leadership loop stops it and starts again if still leader.
+	failed     chan struct{}
+	failedOnce sync.Once
+
+	nextTick uint64
+	lastTick time.Time
+}
+
+// inRaft is one batch handed to Raft.
+type inRaft struct {
+	fut   raft.ApplyFuture
+	subs  []*submission
+	start time.Time
+}
+
+func (c *Channel) startLeaderRun(epoch uint64) *leaderRun {
+	run := &leaderRun{
+		c:      c,
+		epoch:  epoch,
+		queue:  make(chan *submission, c.cfg.QueueSize),
+		stop:   make(chan struct{}),
+		slots:  make(chan struct{}, c.cfg.MaxInFlight),
+		inRaft: make(chan *inRaft, c.cfg.MaxInFlight),
+		failed: make(chan struct{}),
+	}
+	c.fsm.machine(func(m *fsm.Machine) {
+		if m != nil {
+			run.nextTick, _ = m.Tick()
+			run.nextTick++
+		}
+	})
+	run.wg.Add(2)
+	go run.batcher()
+	go run.completer()
+	return run
+}
+
+// enqueue offers s to the batcher without blocking.
+func (run *leaderRun) enqueue(s *submission) bool {
+	select {
+	case <-run.stop:
+		return false
+	default:
+	}
+	select {
+	case run.queue <- s:
+		return true
+	default:
+		return false
+	}
+}
+
+// halt stops the run and answers everything queued or in flight with
+// ErrLeadershipLost; the submitters retry with the next leader.
+func (run *leaderRun) halt() {
+	run.once.Do(func() {
+		close(run.stop)
+		run.wg.Wait()
+		for {
+			select {
+			case s := <-run.queue:
+				run.c.answer(s, nil, ErrLeadershipLost)
+				continue
+			default:
+			}
+			break
+		}
+		// Batches proposed but not applied are void: whoever leads next
+		// orders their txs again when they are resubmitted.
+		run.c.fsm.machine(func(m *fsm.Machine) {
+			if m != nil {
+				m.DropPending()
+			}
+		})
+	})
+}
+
+func (run *leaderRun) fail() {
+	run.failedOnce.Do(func() { close(run.failed) })
+}
+
+func (run *leaderRun) batcher() {
+	defer run.wg.Done()
+	defer close(run.inRaft)
+	c := run.c
+	var tick <-chan time.Time
+	var ticker *time.Ticker
+	c.fsm.machine(func(m *fsm.Machine) {
+		if g := c.fsm.gen; g != nil && g.TickIntervalMs > 0 {
+			ticker = time.NewTicker(time.Duration(g.TickIntervalMs) * time.Millisecond)
+			tick = ticker.C
+		}
+	})
+	if ticker != nil {
+		defer ticker.Stop()
+	}
+	batch := make([]*submission, 0, c.cfg.BatchMaxTxs)
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	for {
+		batch = batch[:0]
+		select {
+		case <-run.stop:
+			return
+		case s := <-run.queue:
+			batch = append(batch, s)
+		case now := <-tick:
+			batch = append(batch, run.tickEntry(now))
+		}
+		// Gather more until the batch is full or BatchMaxDelay passed.
+		if c.cfg.BatchMaxDelay > 0 {
+			timer.Reset(c.cfg.BatchMaxDelay)
+		}
+	gather:
+		for len(batch) < c.cfg.BatchMaxTxs {
+			if c.cfg.BatchMaxDelay == 0 {
+				select {
+				case s := <-run.queue:
+					batch = append(batch, s)
+					continue
+				default:
+					break gather
+				}
+			}
+			select {
+			case s := <-run.queue:
+				batch = append(batch, s)
+			case <-timer.C:
+				break gather
+			case <-run.stop:
+				timer.Stop()
+				run.answerAll(batch, ErrLeadershipLost)
+				return
+			}
+		}
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+		// Wait for a free slot: at most MaxInFlight batches in Raft.
+		select {
+		case run.slots <- struct{}{}:
+		case <-run.stop:
+			run.answerAll(batch, ErrLeadershipLost)
+			return
+		}
+		if !run.propose(batch) {
+			<-run.slots
+		}
+	}
+}
+
+func (run *leaderRun) tickEntry(now time.Time) *submission {
+	s := newSubmission(protocol.Entry{Kind: protocol.EntryTick, Tick: &protocol.Tick{
+		Number: run.nextTick, TimestampMs: uint64(now.UnixMilli()),
+	}})
+	run.nextTick++
+	return s
+}
+
+func (run *leaderRun) answerAll(subs []*submission, err error) {
+	for _, s := range subs {
+		run.c.answer(s, nil, err)
+	}
+}
+
+// propose executes, signs and hands one batch to Raft. It reports whether
+// a batch went to Raft.
+func (run *leaderRun) propose(subs []*submission) bool {
+	c := run.c
+	subs = append([]*submission(nil), subs...)
+	for len(subs) > 0 {
+		entries := make([]protocol.Entry, len(subs))
+		for i, s := range subs {
+			entries[i] = s.entry
+		}
+		var b *protocol.Batch
+		var err error
+		c.fsm.machine(func(m *fsm.Machine) {
+			if m == nil {
+				err = ErrNoLeader
+				return
+			}
+			b, _, err = m.Propose(entries, run.epoch, c.cfg.Key, uint64(time.Now().UnixMilli()))
+		})
+		var ee *fsm.EntryError
+		if errors.As(err, &ee) {
+			// An entry followers would hold against us: leave it out.
+			s := subs[ee.Index]
+			c.logger.Warn("entry refused by the state machine", "kind", s.entry.Kind, "error", err)
+			if s.entry.Kind == protocol.EntryTick {
+				c.fsm.machine(func(m *fsm.Machine) {
+					run.nextTick, _ = m.Tick()
+					run.nextTick++
+				})
+			}
+			c.answer(s, nil, errors.Join(ErrRefused, err))
+			subs = append(subs[:ee.Index], subs[ee.Index+1:]...)
+			continue
+		}
+		if err != nil {
+			// A stale epoch or a full pipeline: this run cannot sign.
+			c.logger.Warn("cannot propose", "epoch", run.epoch, "error", err)
+			run.answerAll(subs, ErrLeadershipLost)
+			run.fail()
+			return false
+		}
+		c.metrics.batchSize.Observe(float64(len(subs)))
+		fut := c.raft.Apply(encodeLog(logBatch, b.Bytes()), c.cfg.ApplyTimeout)
+		run.inRaft <- &inRaft{fut: fut, subs: subs, start: time.Now()}
+		return true
+	}
+	return false
+}
+
+// completer answers submitters as Raft applies their batches, in order.
+func (run *leaderRun) completer() {
+	defer run.wg.Done()
+	c := run.c
+	for p := range run.inRaft {
+		err := p.fut.Error()
+		<-run.slots
+		if err != nil {
+			c.logger.Warn("batch not committed", "error", err)
+			run.answerAll(p.subs, ErrLeadershipLost)
+			run.fail()
+			continue
+		}
+		c.metrics.commitBatch.Observe(time.Since(p.start).Seconds())
+		res, _ := p.fut.Response().(*applyResult)
+		switch {
+		case res == nil:
+			run.answerAll(p.subs, ErrLeadershipLost)
+		case res.err != nil:
+			run.answerAll(p.subs, res.err)
+			run.fail()
+		default:
+			outs := res.applied.Outcomes
+			for i, s := range p.subs {
+				if i < len(outs) {
+					o := outs[i]
+					c.answer(s, &o, nil)
+				} else {
+					c.answer(s, nil, ErrRefused)
+				}
+			}
+		}
+	}
+}

@@ -1,0 +1,326 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/scraft/scraft/fsm"
+	"github.com/scraft/scraft/protocol"
+	"github.com/scraft/scraft/settlement/contract"
+)
+
+// runLeadership is the channel's control loop. The chain decides who
+// leads; Raft follows (DESIGN §6):
+//
+//   - Raft leader and chain leader of the current epoch: run the batcher
+//     for that epoch, after a Barrier.
+//   - Raft leader, chain names another member: stop signing at once
+//     (fencing); transfer Raft leadership to that member if it answers,
+//     else claim the chain's leadership with the other members'
+//     attestations that it is unreachable.
+//   - Raft leader, chain names nobody: claim.
+//   - Not Raft leader: no leader work.
+//
+// It also promotes caught-up non-voters while it leads.
+func (c *Channel) runLeadership() {
+	defer c.wg.Done()
+	st := &leadershipState{}
+	defer c.stopLeading()
+	poll := time.NewTicker(c.cfg.ChainPollInterval)
+	defer poll.Stop()
+	recon := time.NewTicker(c.cfg.ReconcileInterval)
+	defer recon.Stop()
+	_ = c.refreshChain()
+	for {
+		var failed <-chan struct{}
+		if run := c.leader.Load(); run != nil {
+			failed = run.failed
+		}
+		select {
+		case <-c.ctx.Done():
+			return
+		case isLeader := <-c.notifyCh:
+			if isLeader {
+				c.logger.Info("raft leadership gained")
+				st.barrierDone = false
+			} else {
+				c.logger.Info("raft leadership lost")
+				c.stopLeading()
+			}
+		case <-failed:
+			c.logger.Warn("leader work failed, restarting it")
+			c.stopLeading()
+			st.barrierDone = false
+		case <-poll.C:
+			if err := c.refreshChain(); err != nil && c.ctx.Err() == nil {
+				c.logger.Debug("chain read failed", "error", err)
+			}
+		case <-recon.C:
+		}
+		c.reconcile(st)
+	}
+}
+
+type leadershipState struct {
+	barrierDone bool
+	lastClaim   time.Time
+	lastPromote time.Time
+}
+
+func (c *Channel) stopLeading() {
+	if run := c.leader.Swap(nil); run != nil {
+		run.halt()
+		c.logger.Info("stopped leading", "epoch", run.epoch)
+	}
+}
+
+func (c *Channel) me() protocol.Address { return c.cfg.Key.Address() }
+
+func (c *Channel) reconcile(st *leadershipState) {
+	if c.ctx.Err() != nil {
+		return
+	}
+	if c.raft.State() != raft.Leader {
+		c.stopLeading()
+		return
+	}
+	if !st.barrierDone {
+		if err := c.raft.Barrier(c.cfg.ApplyTimeout).Error(); err != nil {
+			c.logger.Warn("barrier failed", "error", err)
+			return
+		}
+		st.barrierDone = true
+	}
+	leader, epoch, _ := c.view.current()
+	run := c.leader.Load()
+	switch {
+	case leader == c.me():
+		if run != nil && run.epoch == epoch {
+			c.promoteNonVoters(st)
+			return
+		}
+		c.stopLeading()
+		if err := c.ensureGenesis(); err != nil {
+			c.logger.Warn("cannot load the channel's genesis", "error", err)
+			return
+		}
+		c.leader.Store(c.startLeaderRun(epoch))
+		c.metrics.failovers.Inc()
+		c.logger.Info("leading", "epoch", epoch)
+		c.promoteNonVoters(st)
+	default:
+		// Fencing: never sign for an epoch the chain gave someone else.
+		c.stopLeading()
+		if time.Since(st.lastClaim) < c.cfg.ElectionTimeout {
+			return
+		}
+		st.lastClaim = time.Now()
+		if !leader.IsZero() && c.handOver(leader) {
+			return
+		}
+		c.claim(epoch, leader)
+	}
+}
+
+// ensureGenesis appends the genesis command when the log has none: this
+// node is the channel's first leader (seed §6).
+func (c *Channel) ensureGenesis() error {
+	var have bool
+	c.fsm.machine(func(m *fsm.Machine) { have = c.fsm.gen != nil })
+	if have {
+		if c.fsm.genErr != nil {
+			return c.fsm.genErr
+		}
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(c.ctx, c.cfg.ApplyTimeout)
+	defer cancel()
+	g, err := c.loadGenesis(ctx)
+	if err != nil {
+		return err
+	}
+	f := c.raft.Apply(encodeLog(logGenesis, g.bytes()), c.cfg.ApplyTimeout)
+	if err := f.Error(); err != nil {
+		return err
+	}
+	if res, ok := f.Response().(*applyResult); ok && res.err != nil {
+		return res.err
+	}
+	c.logger.Info("channel loaded from chain", "contract", g.Contract, "members", len(g.Members), "highest_join_seq", g.HighestJoinSeq)
+	return nil
+}
+
+// handOver makes the chain's leader the Raft leader when it is a member
+// that answers: promote it to voter if needed, then transfer. It reports
+// whether the chain leader answered (so no claim is due).
+func (c *Channel) handOver(leader protocol.Address) bool {
+	srv, ok := c.raftServer(leader)
+	if !ok {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(c.ctx, c.cfg.ElectionTimeout)
+	defer cancel()
+	if _, err := c.node.peers.status(ctx, string(srv.Address), c.id); err != nil {
+		c.logger.Info("chain leader does not answer", "leader", leader, "error", err)
+		return false
+	}
+	if srv.Suffrage != raft.Voter {
+		cf := c.raft.GetConfiguration()
+		if err := cf.Error(); err != nil {
+			return true
+		}
+		if err := c.raft.AddVoter(srv.ID, srv.Address, cf.Index(), c.cfg.ApplyTimeout).Error(); err != nil {
+			c.logger.Warn("cannot promote the chain leader", "leader", leader, "error", err)
+			return true
+		}
+	}
+	c.logger.Info("transferring raft leadership to the chain leader", "to", leader)
+	if err := c.raft.LeadershipTransferToServer(srv.ID, srv.Address).Error(); err != nil {
+		c.logger.Warn("leadership transfer failed", "to", leader, "error", err)
+		return true
+	}
+	if _, id := c.raft.LeaderWithID(); id != srv.ID {
+		c.logger.Warn("leadership transfer went elsewhere", "to", leader, "leader", id)
+	}
+	return true
+}
+
+// raftServer returns the Raft server of a member.
+func (c *Channel) raftServer(a protocol.Address) (raft.Server, bool) {
+	cf := c.raft.GetConfiguration()
+	if cf.Error() != nil {
+		return raft.Server{}, false
+	}
+	for _, s := range cf.Configuration().Servers {
+		if string(s.ID) == a.String() {
+			return s, true
+		}
+	}
+	return raft.Server{}, false
+}
+
+// claim asks the chain to make this node the leader after epoch. With a
+// leader in place it carries attestations, its own included, from the
+// other members that the leader is unreachable.
+func (c *Channel) claim(epoch uint64, leader protocol.Address) {
+	var atts []protocol.Attestation
+	if !leader.IsZero() {
+		atts = c.gatherAttestations(epoch, leader)
+	}
+	ctx, cancel := context.WithTimeout(c.ctx, c.cfg.ApplyTimeout)
+	defer cancel()
+	start := time.Now()
+	newEpoch, err := c.cfg.Chain.ClaimLeader(ctx, c.id, epoch, atts)
+	if err != nil {
+		if errors.Is(err, contract.ErrAlreadyLeader) {
+			_ = c.refreshChain()
+			return
+		}
+		c.logger.Warn("leader claim refused", "epoch", epoch, "attestations", len(atts), "error", err)
+		_ = c.refreshChain()
+		return
+	}
+	c.logger.Info("claimed leadership", "epoch", newEpoch, "attestations", len(atts), "took", time.Since(start))
+	_ = c.refreshChain()
+}
+
+// gatherAttestations asks every other Raft server for an attestation that
+// the leader of epoch is unreachable, and signs its own.
+func (c *Channel) gatherAttestations(epoch uint64, leader protocol.Address) []protocol.Attestation {
+	own := protocol.Attestation{Channel: c.id, Epoch: epoch, Claimant: c.me()}
+	own.Sign(c.cfg.Key)
+	atts := []protocol.Attestation{own}
+	cf := c.raft.GetConfiguration()
+	if cf.Error() != nil {
+		return atts
+	}
+	ctx, cancel := context.WithTimeout(c.ctx, c.cfg.ElectionTimeout)
+	defer cancel()
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, s := range cf.Configuration().Servers {
+		if string(s.ID) == c.me().String() || string(s.ID) == leader.String() {
+			continue
+		}
+		wg.Add(1)
+		go func(addr string) {
+			defer wg.Done()
+			a, err := c.node.peers.attest(ctx, addr, c.id, epoch)
+			if err != nil {
+				c.logger.Debug("no attestation", "from", addr, "error", err)
+				return
+			}
+			if a.Verify() != nil || a.Channel != c.id || a.Epoch != epoch || a.Claimant != c.me() {
+				c.logger.Warn("bad attestation", "from", addr)
+				return
+			}
+			mu.Lock()
+			atts = append(atts, *a)
+			mu.Unlock()
+		}(string(s.Address))
+	}
+	wg.Wait()
+	return atts
+}
+
+// attest answers a member's request for an attestation that the leader of
+// epoch is unreachable. This member signs only when it has lost contact
+// with that leader itself, or already follows the claimant in Raft.
+func (c *Channel) attest(claimant protocol.Address, epoch uint64) (*protocol.Attestation, error) {
+	leader, cur, _ := c.view.current()
+	if cur < epoch {
+		_ = c.refreshChain()
+		leader, cur, _ = c.view.current()
+	}
+	switch {
+	case cur != epoch:
+		return nil, errors.New("cluster: attestation for another epoch than the chain's")
+	case leader == c.me():
+		return nil, errors.New("cluster: the leader of that epoch is this node, and it is alive")
+	case leader == claimant:
+		return nil, errors.New("cluster: the claimant leads already")
+	}
+	_, raftLeader := c.raft.LeaderWithID()
+	follows := string(raftLeader) == claimant.String()
+	lost := string(raftLeader) != leader.String() || time.Since(c.raft.LastContact()) > c.cfg.attestAfter()
+	if !follows && !lost {
+		return nil, errors.New("cluster: the leader is reachable from here")
+	}
+	a := &protocol.Attestation{Channel: c.id, Epoch: epoch, Claimant: claimant}
+	a.Sign(c.cfg.Key)
+	return a, nil
+}
+
+// promoteNonVoters makes caught-up non-voters voters, one change at a time.
+func (c *Channel) promoteNonVoters(st *leadershipState) {
+	if time.Since(st.lastPromote) < c.cfg.ReconcileInterval {
+		return
+	}
+	st.lastPromote = time.Now()
+	cf := c.raft.GetConfiguration()
+	if cf.Error() != nil {
+		return
+	}
+	commit := c.raft.CommitIndex()
+	for _, s := range cf.Configuration().Servers {
+		if s.Suffrage != raft.Nonvoter {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(c.ctx, c.cfg.ElectionTimeout)
+		resp, err := c.node.peers.status(ctx, string(s.Address), c.id)
+		cancel()
+		if err != nil || resp.AppliedIndex+uint64(c.cfg.BatchMaxTxs) < commit {
+			continue
+		}
+		if err := c.raft.AddVoter(s.ID, s.Address, cf.Index(), c.cfg.ApplyTimeout).Error(); err != nil {
+			c.logger.Warn("cannot promote", "server", s.ID, "error", err)
+			return
+		}
+		c.logger.Info("promoted to voter", "server", s.ID, "address", s.Address)
+		return
+	}
+}

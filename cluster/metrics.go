@@ -1,0 +1,106 @@
+package cluster
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/scraft/scraft/fsm"
+	"github.com/scraft/scraft/protocol"
+)
+
+// metrics are the node's Prometheus metrics, labelled by channel.
+type metrics struct {
+	committed     *prometheus.CounterVec
+	commitLatency *prometheus.HistogramVec
+	commitBatch   *prometheus.HistogramVec
+	batchSize     *prometheus.HistogramVec
+	applyLag      *prometheus.GaugeVec
+	height        *prometheus.GaugeVec
+	epoch         *prometheus.GaugeVec
+	leaderStarts  *prometheus.CounterVec
+	settled       *prometheus.GaugeVec
+	gas           *prometheus.CounterVec
+	evidence      *prometheus.CounterVec
+	busy          *prometheus.CounterVec
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	lbl := []string{"channel"}
+	m := &metrics{
+		committed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "scraft", Name: "entries_applied_total", Help: "Entries (txs and system txs) applied."}, lbl),
+		commitLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "scraft", Name: "tx_commit_seconds", Help: "Time from a tx reaching the leader to its outcome.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}, lbl),
+		commitBatch: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "scraft", Name: "batch_commit_seconds", Help: "Time from raft.Apply of a batch to its application.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}, lbl),
+		batchSize: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "scraft", Name: "batch_entries", Help: "Entries per batch the leader signs.",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 12)}, lbl),
+		applyLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "scraft", Name: "apply_lag_entries", Help: "Raft commit index minus applied index."}, lbl),
+		height: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "scraft", Name: "height", Help: "Last applied height."}, lbl),
+		epoch: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "scraft", Name: "leader_epoch", Help: "The chain's leader epoch of the channel."}, lbl),
+		leaderStarts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "scraft", Name: "leader_starts_total", Help: "Times this node started leading (failovers and transfers)."}, lbl),
+		settled: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "scraft", Name: "settled_height", Help: "The chain's settled height of the channel."}, lbl),
+		gas: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "scraft", Name: "gas_used_total", Help: "Gas used by applied entries."}, lbl),
+		evidence: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "scraft", Name: "evidence_total", Help: "Leader faults recorded by this member."}, lbl),
+		busy: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "scraft", Name: "busy_total", Help: "Txs refused because the leader's queue was full."}, lbl),
+	}
+	if reg != nil {
+		reg.MustRegister(m.committed, m.commitLatency, m.commitBatch, m.batchSize, m.applyLag, m.height,
+			m.epoch, m.leaderStarts, m.settled, m.gas, m.evidence, m.busy)
+	}
+	return m
+}
+
+// channelMetrics are one channel's series.
+type channelMetrics struct {
+	committed     prometheus.Counter
+	commitLatency prometheus.Observer
+	commitBatch   prometheus.Observer
+	batchSize     prometheus.Observer
+	applyLag      prometheus.Gauge
+	height        prometheus.Gauge
+	epoch         prometheus.Gauge
+	failovers     prometheus.Counter
+	settled       prometheus.Gauge
+	gas           prometheus.Counter
+	evidence      prometheus.Counter
+	busy          prometheus.Counter
+}
+
+func (m *metrics) forChannel(id protocol.ChannelID) *channelMetrics {
+	l := id.String()
+	return &channelMetrics{
+		committed:     m.committed.WithLabelValues(l),
+		commitLatency: m.commitLatency.WithLabelValues(l),
+		commitBatch:   m.commitBatch.WithLabelValues(l),
+		batchSize:     m.batchSize.WithLabelValues(l),
+		applyLag:      m.applyLag.WithLabelValues(l),
+		height:        m.height.WithLabelValues(l),
+		epoch:         m.epoch.WithLabelValues(l),
+		failovers:     m.leaderStarts.WithLabelValues(l),
+		settled:       m.settled.WithLabelValues(l),
+		gas:           m.gas.WithLabelValues(l),
+		evidence:      m.evidence.WithLabelValues(l),
+		busy:          m.busy.WithLabelValues(l),
+	}
+}
+
+func (m *channelMetrics) observeApplied(b *protocol.Batch, a *fsm.Applied) {
+	m.committed.Add(float64(len(a.Outcomes)))
+	var gas uint64
+	for i := range a.Outcomes {
+		gas += a.Outcomes[i].Result.GasUsed
+	}
+	m.gas.Add(float64(gas))
+	m.height.Set(float64(b.LastHeight()))
+}

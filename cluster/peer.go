@@ -1,0 +1,347 @@
+package cluster
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/scraft/scraft/cluster/peerpb"
+	"github.com/scraft/scraft/fsm"
+	"github.com/scraft/scraft/protocol"
+)
+
+// The peer API (cluster/proto/peer.proto): what members ask each other.
+// Every request is signed by the calling node (Caller); a node answers only
+// members of the channel.
+
+const (
+	domainPeer = "scraft/peer/v1"
+	// maxSkew bounds the difference between a request's signing time and
+	// the callee's clock.
+	maxSkew = 5 * time.Minute
+)
+
+// authMessage is what a Caller signs: method, time and the request's
+// fields in a fixed order.
+func authMessage(method string, unixMs int64, parts ...[]byte) []byte {
+	e := protocol.NewEncoder(128)
+	e.String(method)
+	e.I64(unixMs)
+	for _, p := range parts {
+		e.Bytes(p)
+	}
+	return e.Out()
+}
+
+func signCaller(k *protocol.Key, method string, parts ...[]byte) *peerpb.Caller {
+	now := time.Now().UnixMilli()
+	return &peerpb.Caller{
+		PublicKey: k.Public(),
+		UnixMs:    now,
+		Signature: k.Sign(domainPeer, authMessage(method, now, parts...)),
+	}
+}
+
+// verifyCaller returns the address of a request's signer.
+func verifyCaller(c *peerpb.Caller, method string, parts ...[]byte) (protocol.Address, ed25519.PublicKey, error) {
+	if c == nil {
+		return protocol.Address{}, nil, fmt.Errorf("%w: no caller", ErrUnauthenticated)
+	}
+	if d := time.Since(time.UnixMilli(c.UnixMs)); d > maxSkew || d < -maxSkew {
+		return protocol.Address{}, nil, fmt.Errorf("%w: request signed %s away from now", ErrUnauthenticated, d)
+	}
+	if !protocol.Verify(c.PublicKey, domainPeer, authMessage(method, c.UnixMs, parts...), c.Signature) {
+		return protocol.Address{}, nil, fmt.Errorf("%w: bad signature", ErrUnauthenticated)
+	}
+	return protocol.AddressOf(c.PublicKey), c.PublicKey, nil
+}
+
+// peerService serves the peer API of a Node.
+type peerService struct {
+	peerpb.UnimplementedPeerServer
+	n *Node
+}
+
+// channelFor returns a hosted channel whose member the caller is.
+func (p *peerService) channelFor(raw []byte, caller protocol.Address) (*Channel, error) {
+	var id protocol.ChannelID
+	if len(raw) != len(id) {
+		return nil, status.Error(codes.InvalidArgument, "cluster: bad channel id")
+	}
+	copy(id[:], raw)
+	c, ok := p.n.Channel(id)
+	if !ok {
+		return nil, toStatus(ErrUnknownChannel)
+	}
+	if !c.isMember(caller) {
+		return nil, toStatus(ErrNotMember)
+	}
+	return c, nil
+}
+
+// isMember reports whether a is a member of the channel: in the state, or
+// a server of its Raft configuration.
+func (c *Channel) isMember(a protocol.Address) bool {
+	var ok bool
+	c.fsm.machine(func(m *fsm.Machine) {
+		if m != nil {
+			_, ok = m.Member(a)
+		}
+	})
+	if ok {
+		return true
+	}
+	_, ok = c.raftServer(a)
+	return ok
+}
+
+func (p *peerService) ForwardTx(ctx context.Context, req *peerpb.ForwardTxRequest) (*peerpb.ForwardTxResponse, error) {
+	caller, _, err := verifyCaller(req.Caller, "ForwardTx", req.Channel, req.Tx)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	c, err := p.channelFor(req.Channel, caller)
+	if err != nil {
+		return nil, err
+	}
+	tx, err := protocol.DecodeSignedTx(req.Tx)
+	if err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	out, err := c.submit(ctx, tx, max(req.Hops, 1))
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return outcomeToPB(out), nil
+}
+
+func (p *peerService) Join(ctx context.Context, req *peerpb.JoinRequest) (*peerpb.JoinResponse, error) {
+	caller, pub, err := verifyCaller(req.Caller, "Join", req.Channel, []byte(req.Address))
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	var id protocol.ChannelID
+	if len(req.Channel) != len(id) {
+		return nil, status.Error(codes.InvalidArgument, "cluster: bad channel id")
+	}
+	copy(id[:], req.Channel)
+	c, ok := p.n.Channel(id)
+	if !ok {
+		return nil, toStatus(ErrUnknownChannel)
+	}
+	resp, err := c.handleJoin(ctx, req, caller, pub)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return resp, nil
+}
+
+func (p *peerService) Attest(ctx context.Context, req *peerpb.AttestRequest) (*peerpb.AttestResponse, error) {
+	caller, _, err := verifyCaller(req.Caller, "Attest", req.Channel, u64bytes(req.Epoch))
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	c, err := p.channelFor(req.Channel, caller)
+	if err != nil {
+		return nil, err
+	}
+	a, err := c.attest(caller, req.Epoch)
+	if err != nil {
+		return nil, status.Error(codes.FailedPrecondition, err.Error())
+	}
+	return &peerpb.AttestResponse{Attestation: protocol.Marshal(a)}, nil
+}
+
+func (p *peerService) Status(ctx context.Context, req *peerpb.StatusRequest) (*peerpb.StatusResponse, error) {
+	caller, _, err := verifyCaller(req.Caller, "Status", req.Channel)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	c, err := p.channelFor(req.Channel, caller)
+	if err != nil {
+		return nil, err
+	}
+	st := c.Status()
+	return &peerpb.StatusResponse{
+		Height: st.Height, Digest: st.Digest[:], Leader: st.Leader.String(), Epoch: st.Epoch,
+		RaftState: st.RaftState, AppliedIndex: st.AppliedIndex, CommitIndex: st.CommitIndex, LastIndex: st.LastIndex,
+	}, nil
+}
+
+func u64bytes(v uint64) []byte {
+	e := protocol.NewEncoder(8)
+	e.U64(v)
+	return e.Out()
+}
+
+func outcomeToPB(o *fsm.Outcome) *peerpb.ForwardTxResponse {
+	return &peerpb.ForwardTxResponse{
+		Height:    o.Height,
+		Result:    protocol.Marshal(&o.Result),
+		Digest:    o.Digest[:],
+		Message:   o.Message,
+		Output:    o.Output,
+		ChangeSet: o.ChangeSet.Bytes(),
+	}
+}
+
+func outcomeFromPB(tx *protocol.SignedTx, r *peerpb.ForwardTxResponse) (*fsm.Outcome, error) {
+	o := &fsm.Outcome{Height: r.Height, Kind: protocol.EntryCall, Hash: tx.Hash(), Message: r.Message, Output: r.Output}
+	if err := protocol.Unmarshal(r.Result, &o.Result); err != nil {
+		return nil, fmt.Errorf("cluster: forwarded tx result: %w", err)
+	}
+	if len(r.Digest) != len(o.Digest) {
+		return nil, errors.New("cluster: forwarded tx digest")
+	}
+	copy(o.Digest[:], r.Digest)
+	cs, err := protocol.DecodeChangeSet(r.ChangeSet)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: forwarded tx change set: %w", err)
+	}
+	o.ChangeSet = cs
+	return o, nil
+}
+
+// sentinels cross the wire in the status message and are matched back.
+var sentinels = []error{
+	ErrNotLeader, ErrNoLeader, ErrBusy, ErrClosed, ErrLeadershipLost, ErrNotMember,
+	ErrUnknownChannel, ErrBadTx, ErrRefused, ErrUnauthenticated,
+}
+
+func toStatus(err error) error {
+	code := codes.Unknown
+	switch {
+	case errors.Is(err, ErrNotLeader), errors.Is(err, ErrNoLeader), errors.Is(err, ErrLeadershipLost), errors.Is(err, ErrClosed):
+		code = codes.Unavailable
+	case errors.Is(err, ErrBusy):
+		code = codes.ResourceExhausted
+	case errors.Is(err, ErrNotMember):
+		code = codes.PermissionDenied
+	case errors.Is(err, ErrUnauthenticated):
+		code = codes.Unauthenticated
+	case errors.Is(err, ErrUnknownChannel):
+		code = codes.NotFound
+	case errors.Is(err, ErrBadTx), errors.Is(err, ErrRefused):
+		code = codes.InvalidArgument
+	case errors.Is(err, context.DeadlineExceeded):
+		code = codes.DeadlineExceeded
+	case errors.Is(err, context.Canceled):
+		code = codes.Canceled
+	}
+	return status.Error(code, err.Error())
+}
+
+func fromStatus(err error) error {
+	st, ok := status.FromError(err)
+	if !ok {
+		return err
+	}
+	for _, s := range sentinels {
+		if strings.Contains(st.Message(), s.Error()) {
+			return fmt.Errorf("%w: %s", s, st.Message())
+		}
+	}
+	switch st.Code() {
+	case codes.Unavailable:
+		// The peer is down or unreachable: for a forwarded tx, as good as
+		// no leader.
+		return fmt.Errorf("%w: %s", ErrNoLeader, st.Message())
+	case codes.DeadlineExceeded:
+		return fmt.Errorf("%w: %s", context.DeadlineExceeded, st.Message())
+	}
+	return err
+}
+
+// peerClient calls other nodes' peer API.
+type peerClient struct {
+	key  *protocol.Key
+	dial func(addr string) (*grpc.ClientConn, error)
+}
+
+func (p *peerClient) client(addr string) (peerpb.PeerClient, error) {
+	conn, err := p.dial(addr)
+	if err != nil {
+		return nil, err
+	}
+	return peerpb.NewPeerClient(conn), nil
+}
+
+func (p *peerClient) forwardTx(ctx context.Context, addr string, id protocol.ChannelID, tx *protocol.SignedTx, hops uint32) (*fsm.Outcome, error) {
+	cl, err := p.client(addr)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrNoLeader, err)
+	}
+	raw := tx.Bytes()
+	resp, err := cl.ForwardTx(ctx, &peerpb.ForwardTxRequest{
+		Channel: id[:], Tx: raw, Hops: hops, Caller: signCaller(p.key, "ForwardTx", id[:], raw),
+	})
+	if err != nil {
+		return nil, fromStatus(err)
+	}
+	return outcomeFromPB(tx, resp)
+}
+
+func (p *peerClient) join(ctx context.Context, addr string, id protocol.ChannelID, self string) (*peerpb.JoinResponse, error) {
+	cl, err := p.client(addr)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := cl.Join(ctx, &peerpb.JoinRequest{
+		Channel: id[:], Address: self, Caller: signCaller(p.key, "Join", id[:], []byte(self)),
+	})
+	if err != nil {
+		return nil, fromStatus(err)
+	}
+	return resp, nil
+}
+
+// forwardJoin passes a join request on unchanged: the caller's signature
+// stays valid.
+func (p *peerClient) forwardJoin(ctx context.Context, addr string, req *peerpb.JoinRequest) (*peerpb.JoinResponse, error) {
+	cl, err := p.client(addr)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := cl.Join(ctx, req)
+	if err != nil {
+		return nil, fromStatus(err)
+	}
+	return resp, nil
+}
+
+func (p *peerClient) attest(ctx context.Context, addr string, id protocol.ChannelID, epoch uint64) (*protocol.Attestation, error) {
+	cl, err := p.client(addr)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := cl.Attest(ctx, &peerpb.AttestRequest{
+		Channel: id[:], Epoch: epoch, Caller: signCaller(p.key, "Attest", id[:], u64bytes(epoch)),
+	})
+	if err != nil {
+		return nil, fromStatus(err)
+	}
+	a := new(protocol.Attestation)
+	if err := protocol.Unmarshal(resp.Attestation, a); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+func (p *peerClient) status(ctx context.Context, addr string, id protocol.ChannelID) (*peerpb.StatusResponse, error) {
+	cl, err := p.client(addr)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := cl.Status(ctx, &peerpb.StatusRequest{Channel: id[:], Caller: signCaller(p.key, "Status", id[:])})
+	if err != nil {
+		return nil, fromStatus(err)
+	}
+	return resp, nil
+}

@@ -1,0 +1,257 @@
+package cluster
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+
+	"github.com/scraft/scraft/fsm"
+	"github.com/scraft/scraft/protocol"
+)
+
+// machineFSM is the raft.BatchingFSM of one channel. It is intentionally a
+// thin wrapper: it decodes log commands and hands batches to the
+// fsm.Machine, which does all the checking. Raft calls ApplyBatch, Snapshot
+// and Restore from its FSM goroutine; the leader's batcher calls Propose
+// under the same mutex.
+type machineFSM struct {
+	id     protocol.ChannelID
+	logger hclog.Logger
+	// build makes the Machine of a genesis: it loads the code and checks
+	// the genesis against the chain.
+	build func(*genesis) (*fsm.Machine, error)
+	// check is the batch's LeaderCheck: the chain's leader of the epoch.
+	check fsm.LeaderCheck
+	// applied is told each applied batch's outcomes, in order.
+	applied func(b *protocol.Batch, a *fsm.Applied)
+
+	mu      sync.Mutex
+	m       *fsm.Machine // nil until the genesis command is applied
+	gen     *genesis
+	genErr  error // why the genesis could not be loaded
+	cache   *outcomeCache
+	lastLog uint64 // index of the last log applied
+}
+
+// applyResult is the FSM's response to one log command, which raft hands
+// to the ApplyFuture on the node that applied it.
+type applyResult struct {
+	batch   *protocol.Batch
+	applied *fsm.Applied
+	err     error
+}
+
+func newMachineFSM(id protocol.ChannelID, logger hclog.Logger, cacheSize int) *machineFSM {
+	return &machineFSM{id: id, logger: logger, cache: newOutcomeCache(cacheSize)}
+}
+
+// ApplyBatch implements raft.BatchingFSM.
+func (f *machineFSM) ApplyBatch(logs []*raft.Log) []any {
+	out := make([]any, len(logs))
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i, l := range logs {
+		f.lastLog = l.Index
+		if l.Type != raft.LogCommand || len(l.Data) == 0 {
+			continue
+		}
+		out[i] = f.applyLocked(l.Data)
+	}
+	return out
+}
+
+// Apply implements raft.FSM; raft uses ApplyBatch.
+func (f *machineFSM) Apply(l *raft.Log) any {
+	return f.ApplyBatch([]*raft.Log{l})[0]
+}
+
+func (f *machineFSM) applyLocked(data []byte) *applyResult {
+	switch data[0] {
+	case logGenesis:
+		if f.gen != nil {
+			return &applyResult{err: fmt.Errorf("%w: second genesis", ErrRefused)}
+		}
+		g, err := decodeGenesis(data[1:])
+		if err != nil {
+			return &applyResult{err: err}
+		}
+		f.gen = g
+		f.m, f.genErr = f.build(g)
+		if f.genErr != nil {
+			f.logger.Error("cannot load the channel's genesis", "error", f.genErr)
+		}
+		return &applyResult{err: f.genErr}
+	case logBatch:
+		b, err := protocol.DecodeBatch(data[1:])
+		if err != nil {
+			return &applyResult{err: err}
+		}
+		if f.m == nil {
+			return &applyResult{batch: b, err: fmt.Errorf("%w: batch before genesis", ErrRefused)}
+		}
+		a, err := f.m.Apply(b, f.check)
+		if err != nil {
+			f.logger.Warn("batch refused", "first_height", b.FirstHeight, "epoch", b.Epoch, "leader", b.Leader, "error", err)
+			return &applyResult{batch: b, err: fmt.Errorf("%w: %v", ErrRefused, err)}
+		}
+		for i := range a.Outcomes {
+			if a.Outcomes[i].Kind == protocol.EntryCall {
+				f.cache.put(&a.Outcomes[i])
+			}
+		}
+		if f.applied != nil {
+			f.applied(b, a)
+		}
+		return &applyResult{batch: b, applied: a}
+	}
+	return &applyResult{err: fmt.Errorf("%w: unknown log command %d", ErrRefused, data[0])}
+}
+
+// machine runs fn with the machine under the lock; m is nil before the
+// genesis.
+func (f *machineFSM) machine(fn func(m *fsm.Machine)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	fn(f.m)
+}
+
+// outcome returns the cached outcome of a tx.
+func (f *machineFSM) outcome(h protocol.Hash) (*fsm.Outcome, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.cache.get(h)
+}
+
+// Snapshot format: a version byte, the genesis (length-prefixed, empty
+// before the genesis), then the fsm snapshot (which carries its own
+// checksum).
+const snapshotVersion = 1
+
+// Snapshot implements raft.FSM: it captures a pointer; Persist encodes.
+func (f *machineFSM) Snapshot() (raft.FSMSnapshot, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s := &fsmSnapshot{}
+	if f.gen != nil {
+		s.gen = f.gen.bytes()
+	}
+	if f.m != nil {
+		s.snap = f.m.Snapshot()
+	}
+	return s, nil
+}
+
+// Restore implements raft.FSM. The fsm snapshot verifies its checksum and
+// channel.
+func (f *machineFSM) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	r := bufio.NewReaderSize(rc, 1<<16)
+	var hdr [5]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return fmt.Errorf("restore snapshot: header: %w", err)
+	}
+	if hdr[0] != snapshotVersion {
+		return fmt.Errorf("restore snapshot: version %d, want %d", hdr[0], snapshotVersion)
+	}
+	n := uint32(hdr[1])<<24 | uint32(hdr[2])<<16 | uint32(hdr[3])<<8 | uint32(hdr[4])
+	if n > protocol.MaxBatchBytes {
+		return fmt.Errorf("restore snapshot: genesis of %d bytes", n)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if n == 0 {
+		f.gen, f.m = nil, nil
+		return nil
+	}
+	gb := make([]byte, n)
+	if _, err := io.ReadFull(r, gb); err != nil {
+		return fmt.Errorf("restore snapshot: genesis: %w", err)
+	}
+	g, err := decodeGenesis(gb)
+	if err != nil {
+		return fmt.Errorf("restore snapshot: %w", err)
+	}
+	m := f.m
+	if m == nil || f.gen == nil || string(f.gen.bytes()) != string(gb) {
+		if m, err = f.build(g); err != nil {
+			return fmt.Errorf("restore snapshot: %w", err)
+		}
+	}
+	if err := m.Restore(r); err != nil {
+		return fmt.Errorf("restore snapshot: %w", err)
+	}
+	f.gen, f.m, f.genErr = g, m, nil
+	f.logger.Info("restored snapshot", "height", m.Height())
+	return nil
+}
+
+type fsmSnapshot struct {
+	gen  []byte
+	snap *fsm.Snapshot
+}
+
+// Persist implements raft.FSMSnapshot; it runs while Apply goes on.
+func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
+	err := s.write(sink)
+	if err != nil {
+		_ = sink.Cancel()
+		return err
+	}
+	return sink.Close()
+}
+
+func (s *fsmSnapshot) write(w io.Writer) error {
+	n := len(s.gen)
+	hdr := []byte{snapshotVersion, byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)}
+	if _, err := w.Write(hdr); err != nil {
+		return err
+	}
+	if n == 0 {
+		return nil
+	}
+	if _, err := w.Write(s.gen); err != nil {
+		return err
+	}
+	if s.snap == nil {
+		return errors.New("cluster: snapshot without machine")
+	}
+	_, err := s.snap.WriteTo(w)
+	return err
+}
+
+// Release implements raft.FSMSnapshot.
+func (s *fsmSnapshot) Release() {}
+
+// outcomeCache keeps the most recent call outcomes by tx hash, oldest
+// evicted first, so that a tx submitted twice gets its first outcome.
+type outcomeCache struct {
+	byHash map[protocol.Hash]*fsm.Outcome
+	ring   []protocol.Hash
+	next   int
+}
+
+func newOutcomeCache(n int) *outcomeCache {
+	return &outcomeCache{byHash: make(map[protocol.Hash]*fsm.Outcome, n), ring: make([]protocol.Hash, n)}
+}
+
+func (c *outcomeCache) put(o *fsm.Outcome) {
+	if _, ok := c.byHash[o.Hash]; ok {
+		return
+	}
+	if old := c.ring[c.next]; !old.IsZero() {
+		delete(c.byHash, old)
+	}
+	c.ring[c.next] = o.Hash
+	c.next = (c.next + 1) % len(c.ring)
+	c.byHash[o.Hash] = o
+}
+
+func (c *outcomeCache) get(h protocol.Hash) (*fsm.Outcome, bool) {
+	o, ok := c.byHash[h]
+	return o, ok
+}

@@ -1,0 +1,175 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/scraft/scraft/fsm"
+	"github.com/scraft/scraft/protocol"
+)
+
+// submission is one entry waiting to be ordered and applied. done is closed
+// once out or err is set.
+type submission struct {
+	entry protocol.Entry
+	hash  protocol.Hash
+	start time.Time
+	done  chan struct{}
+	once  sync.Once
+	out   *fsm.Outcome
+	err   error
+	// shared is set for txs: the inflight map holds it and other
+	// submitters of the same tx wait on it.
+	shared bool
+}
+
+func newSubmission(en protocol.Entry) *submission {
+	return &submission{entry: en, hash: en.Hash(), start: time.Now(), done: make(chan struct{})}
+}
+
+// finish answers the submission; only the first answer counts.
+func (s *submission) finish(out *fsm.Outcome, err error) {
+	s.once.Do(func() {
+		s.out, s.err = out, err
+		close(s.done)
+	})
+}
+
+// Submit orders a signed tx in the channel and waits until it is committed
+// and applied, then returns this member's outcome of it (height, status,
+// output, change set). On a follower it forwards the tx to the leader. It is
+// idempotent by tx hash: a tx submitted again returns its first outcome and
+// is never executed twice. It retries through elections until ctx ends.
+func (c *Channel) Submit(ctx context.Context, tx *protocol.SignedTx) (*fsm.Outcome, error) {
+	return c.submit(ctx, tx, 0)
+}
+
+func (c *Channel) submit(ctx context.Context, tx *protocol.SignedTx, hops uint32) (*fsm.Outcome, error) {
+	if tx == nil {
+		return nil, fmt.Errorf("%w: nil tx", ErrBadTx)
+	}
+	if tx.Tx.Channel != c.id {
+		return nil, fmt.Errorf("%w: tx for channel %s", ErrBadTx, tx.Tx.Channel)
+	}
+	h := tx.Hash()
+	wait := 5 * time.Millisecond
+	for {
+		if out, ok := c.fsm.outcome(h); ok {
+			return out, nil
+		}
+		out, err := c.submitOnce(ctx, tx, h, hops)
+		if err == nil || !retryable(err) || hops > 0 {
+			return out, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("submit tx %s: %w (last error: %v)", h, ctx.Err(), err)
+		case <-c.ctx.Done():
+			return nil, ErrClosed
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 100*time.Millisecond)
+	}
+}
+
+// retryable errors are those of a leader change: the tx may be submitted
+// again (to the next leader) safely.
+func retryable(err error) bool {
+	return errors.Is(err, ErrNotLeader) || errors.Is(err, ErrNoLeader) || errors.Is(err, ErrLeadershipLost)
+}
+
+func (c *Channel) submitOnce(ctx context.Context, tx *protocol.SignedTx, h protocol.Hash, hops uint32) (*fsm.Outcome, error) {
+	if c.ctx.Err() != nil {
+		return nil, ErrClosed
+	}
+	if run := c.leader.Load(); run != nil {
+		return c.submitLocal(ctx, run, tx, h)
+	}
+	if hops > 0 {
+		return nil, ErrNotLeader
+	}
+	addr, id := c.raft.LeaderWithID()
+	if addr == "" || string(id) == c.cfg.Key.Address().String() {
+		// No Raft leader, or it is us and leader work has not started
+		// (barrier, chain claim): wait.
+		return nil, ErrNoLeader
+	}
+	return c.node.peers.forwardTx(ctx, string(addr), c.id, tx, hops+1)
+}
+
+// submitLocal queues a tx with the running leader, or joins the wait of
+// the same tx submitted before.
+func (c *Channel) submitLocal(ctx context.Context, run *leaderRun, tx *protocol.SignedTx, h protocol.Hash) (*fsm.Outcome, error) {
+	c.inflight.Lock()
+	s, ok := c.inflight.m[h]
+	if !ok {
+		if err := tx.Verify(); err != nil {
+			c.inflight.Unlock()
+			return nil, fmt.Errorf("%w: %v", ErrBadTx, err)
+		}
+		s = newSubmission(protocol.Entry{Kind: protocol.EntryCall, Call: tx})
+		s.hash, s.shared = h, true
+		if !run.enqueue(s) {
+			c.inflight.Unlock()
+			c.metrics.busy.Inc()
+			return nil, ErrBusy
+		}
+		c.inflight.m[h] = s
+	}
+	c.inflight.Unlock()
+	return c.wait(ctx, s)
+}
+
+// submitSystem orders a system entry (join, leave) as the leader and waits
+// for its outcome.
+func (c *Channel) submitSystem(ctx context.Context, en protocol.Entry) (*fsm.Outcome, error) {
+	run := c.leader.Load()
+	if run == nil {
+		return nil, ErrNotLeader
+	}
+	s := newSubmission(en)
+	if !run.enqueue(s) {
+		return nil, ErrBusy
+	}
+	return c.wait(ctx, s)
+}
+
+func (c *Channel) wait(ctx context.Context, s *submission) (*fsm.Outcome, error) {
+	select {
+	case <-s.done:
+		return s.out, s.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-c.ctx.Done():
+		return nil, ErrClosed
+	}
+}
+
+// answer completes a submission and forgets it in the inflight map.
+func (c *Channel) answer(s *submission, out *fsm.Outcome, err error) {
+	if s.shared {
+		c.inflight.Lock()
+		if c.inflight.m[s.hash] == s {
+			delete(c.inflight.m, s.hash)
+		}
+		c.inflight.Unlock()
+	}
+	if err == nil {
+		c.metrics.commitLatency.Observe(time.Since(s.start).Seconds())
+	}
+	s.finish(out, err)
+}
+
+// failInflight answers every waiting tx with err.
+func (c *Channel) failInflight(err error) {
+	c.inflight.Lock()
+	m := c.inflight.m
+	c.inflight.m = make(map[protocol.Hash]*submission)
+	c.inflight.Unlock()
+	for _, s := range m {
+		s.finish(nil, err)
+	}
+}
