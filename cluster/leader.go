@@ -23,10 +23,10 @@ type leaderRun struct {
 	queue chan *submission
 	stop  chan struct{}
 	// slots bounds the batches in Raft at once.
-	slots chan struct{}
+	slots  chan struct{}
 	inRaft chan *inRaft
-	wg    sync.WaitGroup
-	once  sync.Once
+	wg     sync.WaitGroup
+	once   sync.Once
 	// failed is closed when the run cannot go on (a Raft error): the
 	// leadership loop stops it and starts again if still leader.
 	failed     chan struct{}
