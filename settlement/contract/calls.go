@@ -161,7 +161,7 @@ func (c *Stake) decode(d *protocol.Decoder) {
 // pool.
 type Deposit struct{ Amount uint64 }
 
-func (*Deposit) Kind() CallKind                { return CallDeposit }
+func (*Deposit) Kind() CallKind               { return CallDeposit }
 func (c *Deposit) encode(e *protocol.Encoder) { e.U64(c.Amount) }
 func (c *Deposit) decode(d *protocol.Decoder) { c.Amount = d.U64() }
 
@@ -169,7 +169,7 @@ func (c *Deposit) decode(d *protocol.Decoder) { c.Amount = d.U64() }
 // balance.
 type Withdraw struct{ Amount uint64 }
 
-func (*Withdraw) Kind() CallKind                { return CallWithdraw }
+func (*Withdraw) Kind() CallKind               { return CallWithdraw }
 func (c *Withdraw) encode(e *protocol.Encoder) { e.U64(c.Amount) }
 func (c *Withdraw) decode(d *protocol.Decoder) { c.Amount = d.U64() }
 
@@ -200,21 +200,21 @@ func (c *channelCall) decode(d *protocol.Decoder) { d.FixedInto(c.Channel[:]) }
 // member and releases its collateral (at once when the channel is closed).
 type Leave channelCall
 
-func (*Leave) Kind() CallKind                { return CallLeave }
+func (*Leave) Kind() CallKind               { return CallLeave }
 func (c *Leave) encode(e *protocol.Encoder) { (*channelCall)(c).encode(e) }
 func (c *Leave) decode(d *protocol.Decoder) { (*channelCall)(c).decode(d) }
 
 // KeepAlive is the member's heartbeat: it stays valid for HeartbeatTTL.
 type KeepAlive channelCall
 
-func (*KeepAlive) Kind() CallKind                { return CallKeepAlive }
+func (*KeepAlive) Kind() CallKind               { return CallKeepAlive }
 func (c *KeepAlive) encode(e *protocol.Encoder) { (*channelCall)(c).encode(e) }
 func (c *KeepAlive) decode(d *protocol.Decoder) { (*channelCall)(c).decode(d) }
 
 // Close closes Channel (creator or member).
 type Close channelCall
 
-func (*Close) Kind() CallKind                { return CallClose }
+func (*Close) Kind() CallKind               { return CallClose }
 func (c *Close) encode(e *protocol.Encoder) { (*channelCall)(c).encode(e) }
 func (c *Close) decode(d *protocol.Decoder) { (*channelCall)(c).decode(d) }
 

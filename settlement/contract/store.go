@@ -122,16 +122,20 @@ func u64be(v uint64) []byte {
 	return []byte{byte(v >> 56), byte(v >> 48), byte(v >> 40), byte(v >> 32), byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)}
 }
 
-func accountKey(a protocol.Address) []byte                     { return key1(prefixAccount, a[:]) }
-func codeKey(h protocol.Hash) []byte                           { return key1(prefixCode, h[:]) }
-func channelKey(c protocol.ChannelID) []byte                   { return key1(prefixChannel, c[:]) }
-func membersKey(c protocol.ChannelID) []byte                   { return key1(prefixMembers, c[:]) }
-func memberKey(c protocol.ChannelID, a protocol.Address) []byte { return key2(prefixMember, c[:], a[:]) }
-func stakeKey(c protocol.ChannelID, a protocol.Address) []byte  { return key2(prefixStake, c[:], a[:]) }
-func banKey(c protocol.ChannelID, a protocol.Address) []byte    { return key2(prefixBan, c[:], a[:]) }
+func accountKey(a protocol.Address) []byte   { return key1(prefixAccount, a[:]) }
+func codeKey(h protocol.Hash) []byte         { return key1(prefixCode, h[:]) }
+func channelKey(c protocol.ChannelID) []byte { return key1(prefixChannel, c[:]) }
+func membersKey(c protocol.ChannelID) []byte { return key1(prefixMembers, c[:]) }
+func memberKey(c protocol.ChannelID, a protocol.Address) []byte {
+	return key2(prefixMember, c[:], a[:])
+}
+func stakeKey(c protocol.ChannelID, a protocol.Address) []byte { return key2(prefixStake, c[:], a[:]) }
+func banKey(c protocol.ChannelID, a protocol.Address) []byte   { return key2(prefixBan, c[:], a[:]) }
 func stateKey(c protocol.ChannelID) []byte                     { return key1(prefixState, c[:]) }
 func initialKey(c protocol.ChannelID) []byte                   { return key1(prefixInitial, c[:]) }
-func proposalKey(c protocol.ChannelID, id uint64) []byte       { return key2(prefixProposal, c[:], u64be(id)) }
+func proposalKey(c protocol.ChannelID, id uint64) []byte {
+	return key2(prefixProposal, c[:], u64be(id))
+}
 func voteKey(c protocol.ChannelID, id uint64, a protocol.Address) []byte {
 	return append(key2(prefixVote, c[:], u64be(id)), a[:]...)
 }

@@ -1,0 +1,478 @@
+package devchain
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/scraft/scraft/protocol"
+	"github.com/scraft/scraft/settlement"
+	"github.com/scraft/scraft/settlement/contract"
+)
+
+// bbolt buckets. Each block is written in one bbolt transaction: the state
+// writes of its txs, the nonces, the block itself, its events and the head.
+var (
+	bucketState  = []byte("state")  // contract.Store keys → values
+	bucketNonces = []byte("nonces") // address → last used nonce
+	bucketBlocks = []byte("blocks") // u64be height → Block
+	bucketEvents = []byte("events") // u64be block ‖ u32be index → event
+	bucketMeta   = []byte("meta")   // "head" → u64be height ‖ u64be time (ms)
+	keyHead      = []byte("head")
+)
+
+// Outcome is what became of a submitted tx.
+type Outcome struct {
+	TxHash protocol.Hash
+	// Block and Index place the tx; Block is 0 when the tx was refused
+	// before execution (bad signature, used nonce) and is in no block.
+	Block  uint64
+	Index  uint32
+	TimeMs int64
+	// Err is the refusal, nil when the call was accepted.
+	Err     error
+	Receipt Receipt
+	Events  []settlement.Event
+}
+
+// Chain is the embedded development settlement chain: the contract rules
+// in blocks, persisted with bbolt. Its methods are safe for concurrent use.
+// Blocks are produced by one goroutine (or by ProduceBlock); submitters wait
+// for the block holding their tx.
+type Chain struct {
+	cfg     Config
+	log     hclog.Logger
+	db      *bolt.DB
+	machine *contract.Machine
+
+	produceMu sync.Mutex // one block at a time
+
+	mu struct {
+		sync.Mutex
+		pending  []*pendingTx
+		head     Block // txs not kept
+		headHash protocol.Hash
+		newBlock chan struct{}
+		closed   bool
+	}
+
+	stopCh    chan struct{}
+	closeOnce sync.Once
+	wg        sync.WaitGroup
+}
+
+type pendingTx struct {
+	tx     *SignedTx
+	raw    []byte
+	done   chan Outcome
+	waited int
+}
+
+// Open opens (or creates) the chain in cfg.Dir and, when cfg.BlockInterval
+// is positive, starts producing blocks.
+func Open(cfg Config) (*Chain, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("devchain: %w", err)
+	}
+	db, err := bolt.Open(filepath.Join(cfg.Dir, "chain.db"), 0o600, &bolt.Options{Timeout: 2 * time.Second, NoSync: cfg.NoSync})
+	if err != nil {
+		return nil, fmt.Errorf("devchain: open %s: %w", cfg.Dir, err)
+	}
+	c := &Chain{cfg: cfg, log: cfg.Logger.Named("devchain"), db: db, machine: contract.New(cfg.Params), stopCh: make(chan struct{})}
+	c.mu.newBlock = make(chan struct{})
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketState, bucketNonces, bucketBlocks, bucketEvents, bucketMeta} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		h := tx.Bucket(bucketMeta).Get(keyHead)
+		if h == nil {
+			return nil
+		}
+		if len(h) != 16 {
+			return fmt.Errorf("head record of %d bytes", len(h))
+		}
+		raw := tx.Bucket(bucketBlocks).Get(h[:8])
+		if raw == nil {
+			return fmt.Errorf("head block %x missing", h)
+		}
+		b, err := DecodeBlock(raw)
+		if err != nil {
+			return fmt.Errorf("head block: %w", err)
+		}
+		c.mu.head = Block{Height: b.Height, TimeMs: b.TimeMs, Prev: b.Prev, AppHash: b.AppHash}
+		c.mu.headHash = b.Hash()
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("devchain: %w", err)
+	}
+	c.log.Info("chain opened", "dir", cfg.Dir, "height", c.mu.head.Height, "block_interval", cfg.BlockInterval)
+	if cfg.BlockInterval > 0 {
+		c.wg.Add(1)
+		go c.run()
+	}
+	return c, nil
+}
+
+// Close stops block production, refuses pending txs with ErrClosed and
+// closes the database. It is safe to call more than once.
+func (c *Chain) Close() error {
+	var err error
+	c.closeOnce.Do(func() {
+		close(c.stopCh)
+		c.wg.Wait()
+		c.produceMu.Lock()
+		c.mu.Lock()
+		c.mu.closed = true
+		pending := c.mu.pending
+		c.mu.pending = nil
+		c.mu.Unlock()
+		for _, p := range pending {
+			p.done <- Outcome{TxHash: p.tx.Hash(), Err: ErrClosed}
+		}
+		err = c.db.Close()
+		c.produceMu.Unlock()
+		c.log.Info("chain closed")
+	})
+	return err
+}
+
+func (c *Chain) run() {
+	defer c.wg.Done()
+	t := time.NewTicker(c.cfg.BlockInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.stopCh:
+			return
+		case <-t.C:
+			if _, err := c.ProduceBlock(); err != nil && !errors.Is(err, ErrClosed) {
+				c.log.Error("block production failed", "error", err)
+			}
+		}
+	}
+}
+
+// Head returns the latest committed block's height and time.
+func (c *Chain) Head() settlement.Head {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return settlement.Head{Height: c.mu.head.Height, TimeMs: c.mu.head.TimeMs}
+}
+
+// AppHash returns the state hash after the latest block.
+func (c *Chain) AppHash() protocol.Hash {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.mu.head.AppHash
+}
+
+// Submit queues an encoded signed tx and waits until a committed block
+// holds it (or it is refused). A refusal is returned as the error and in
+// Outcome.Err. If ctx ends first, the tx may still be included later.
+func (c *Chain) Submit(ctx context.Context, raw []byte) (Outcome, error) {
+	tx, err := DecodeTx(raw, c.cfg.MaxTxBytes)
+	if err != nil {
+		return Outcome{Err: err}, err
+	}
+	p := &pendingTx{tx: tx, raw: raw, done: make(chan Outcome, 1)}
+	c.mu.Lock()
+	switch {
+	case c.mu.closed:
+		c.mu.Unlock()
+		return Outcome{Err: ErrClosed}, ErrClosed
+	case len(c.mu.pending) >= c.cfg.MaxPending:
+		c.mu.Unlock()
+		err := fmt.Errorf("%w: %d", ErrBusy, c.cfg.MaxPending)
+		return Outcome{Err: err}, err
+	}
+	c.mu.pending = append(c.mu.pending, p)
+	c.mu.Unlock()
+	select {
+	case o := <-p.done:
+		return o, o.Err
+	case <-ctx.Done():
+		return Outcome{TxHash: tx.Hash()}, ctx.Err()
+	}
+}
+
+// ProduceBlock makes a block of the pending txs now (tests call it when
+// BlockInterval is 0; it works alongside the timer too). It returns the new
+// head.
+func (c *Chain) ProduceBlock() (settlement.Head, error) {
+	c.produceMu.Lock()
+	defer c.produceMu.Unlock()
+	c.mu.Lock()
+	if c.mu.closed {
+		c.mu.Unlock()
+		return settlement.Head{}, ErrClosed
+	}
+	n := min(len(c.mu.pending), c.cfg.MaxBlockTxs)
+	batch := c.mu.pending[:n:n]
+	c.mu.pending = c.mu.pending[n:]
+	prev, prevHash := c.mu.head, c.mu.headHash
+	c.mu.Unlock()
+
+	timeMs := max(prev.TimeMs+1, c.cfg.Clock.Now().UnixMilli())
+	b := &Block{Height: prev.Height + 1, TimeMs: timeMs, Prev: prevHash}
+
+	// Check every signature of the block in one batch verification.
+	items := make([]protocol.SigItem, len(batch))
+	for i, p := range batch {
+		items[i] = p.tx.sigItem()
+	}
+	sigOK := protocol.VerifyBatch(items)
+
+	var (
+		outcomes []deliver
+		retry    []*pendingTx
+	)
+	err := c.db.Update(func(btx *bolt.Tx) error {
+		bw := &blockWriter{c: c, btx: btx, block: b, appHash: prev.AppHash, nonces: map[protocol.Address]uint64{}}
+		var deferred []*pendingTx
+		for i, p := range batch {
+			if !sigOK[i] {
+				outcomes = append(outcomes, deliver{p, Outcome{TxHash: p.tx.Hash(), Err: fmt.Errorf("%w: sender %s", ErrBadSignature, p.tx.Sender)}})
+				continue
+			}
+			if o, ok := bw.apply(p); ok {
+				outcomes = append(outcomes, deliver{p, o})
+			} else {
+				deferred = append(deferred, p)
+			}
+		}
+		// A tx whose earlier nonces came later in the same block runs once
+		// they have run.
+		for progress := true; progress && len(deferred) > 0; {
+			progress = false
+			rest := deferred[:0]
+			for _, p := range deferred {
+				if o, ok := bw.apply(p); ok {
+					outcomes = append(outcomes, deliver{p, o})
+					progress = true
+				} else {
+					rest = append(rest, p)
+				}
+			}
+			deferred = rest
+		}
+		for _, p := range deferred {
+			if p.waited++; p.waited >= c.cfg.NonceGapBlocks {
+				outcomes = append(outcomes, deliver{p, Outcome{TxHash: p.tx.Hash(), Err: fmt.Errorf("%w: nonce %d, next is %d", ErrNonceGap, p.tx.Nonce, bw.nextNonce(p.tx.Sender))}})
+			} else {
+				retry = append(retry, p)
+			}
+		}
+		return bw.finish()
+	})
+	if err != nil {
+		// Nothing was written: refuse the block's txs as closed or failed.
+		for _, p := range batch {
+			p.done <- Outcome{TxHash: p.tx.Hash(), Err: fmt.Errorf("devchain: block %d not committed: %w", b.Height, err)}
+		}
+		return settlement.Head{}, fmt.Errorf("devchain: commit block %d: %w", b.Height, err)
+	}
+
+	c.mu.Lock()
+	if len(retry) > 0 {
+		c.mu.pending = append(retry, c.mu.pending...)
+	}
+	c.mu.head = Block{Height: b.Height, TimeMs: b.TimeMs, AppHash: b.AppHash, Prev: b.Prev}
+	c.mu.headHash = b.Hash()
+	close(c.mu.newBlock)
+	c.mu.newBlock = make(chan struct{})
+	c.mu.Unlock()
+	for _, d := range outcomes {
+		if d.o.Block != 0 {
+			d.o.TimeMs = b.TimeMs
+		}
+		d.p.done <- d.o
+	}
+	return settlement.Head{Height: b.Height, TimeMs: b.TimeMs}, nil
+}
+
+type deliver struct {
+	p *pendingTx
+	o Outcome
+}
+
+// blockWriter executes txs into one bbolt transaction.
+type blockWriter struct {
+	c       *Chain
+	btx     *bolt.Tx
+	block   *Block
+	appHash protocol.Hash
+	writes  *protocol.Encoder // this block's writes, for the AppHash
+	nonces  map[protocol.Address]uint64
+	events  uint32
+}
+
+func (bw *blockWriter) nextNonce(a protocol.Address) uint64 {
+	n, ok := bw.nonces[a]
+	if !ok {
+		if v := bw.btx.Bucket(bucketNonces).Get(a[:]); len(v) == 8 {
+			n = binary.BigEndian.Uint64(v)
+		}
+		bw.nonces[a] = n
+	}
+	return n + 1
+}
+
+// apply executes p if its nonce is the sender's next one. It reports false
+// when p must wait for earlier nonces.
+func (bw *blockWriter) apply(p *pendingTx) (Outcome, bool) {
+	tx := p.tx
+	o := Outcome{TxHash: tx.Hash()}
+	next := bw.nextNonce(tx.Sender)
+	switch {
+	case tx.Nonce < next:
+		o.Err = fmt.Errorf("%w: nonce %d, next is %d", ErrBadNonce, tx.Nonce, next)
+		return o, true
+	case tx.Nonce > next:
+		return o, false
+	}
+	bw.nonces[tx.Sender] = tx.Nonce
+	if bw.writes == nil {
+		bw.writes = protocol.NewEncoder(1024)
+	}
+	bw.writes.U8(0)
+	bw.writes.Fixed(tx.Sender[:])
+	bw.writes.U64(tx.Nonce)
+
+	bt := BlockTx{Tx: p.raw, FirstEvent: bw.events}
+	var rc contract.Receipt
+	call, err := contract.DecodeCall(tx.Call)
+	if err == nil {
+		env := contract.Env{Height: bw.block.Height, TimeMs: bw.block.TimeMs, Sender: tx.Sender, SenderKey: tx.PublicKey, TxHash: o.TxHash}
+		rc, err = bw.c.machine.Apply(&boltStore{b: bw.btx.Bucket(bucketState)}, env, call)
+	}
+	o.Block, o.Index = bw.block.Height, uint32(len(bw.block.Txs))
+	if err != nil {
+		bt.Code, bt.Error, o.Err = ErrorCode(err), err.Error(), err
+	} else {
+		bt.Receipt = Receipt{Channel: rc.Channel, Proposal: rc.Proposal, JoinSeq: rc.JoinSeq, Epoch: rc.Epoch}
+		o.Receipt = bt.Receipt
+		for _, w := range rc.Writes {
+			bw.writes.U8(1)
+			bw.writes.Bytes(w.Key)
+			bw.writes.Bool(w.Value != nil)
+			bw.writes.Bytes(w.Value)
+		}
+		events := bw.btx.Bucket(bucketEvents)
+		for _, ev := range rc.Events {
+			id := settlement.EventID{Block: bw.block.Height, Index: bw.events}
+			se := settlement.Event{ID: id, TimeMs: bw.block.TimeMs, Event: ev}
+			if err := events.Put(eventKey(id), encodeEvent(&se)); err != nil {
+				panic(err) // only on a read-only or closed tx: a bug
+			}
+			o.Events = append(o.Events, se)
+			bw.events++
+		}
+		bt.Events = uint32(len(rc.Events))
+	}
+	bw.block.Txs = append(bw.block.Txs, bt)
+	return o, true
+}
+
+// finish writes the nonces, the block and the head.
+func (bw *blockWriter) finish() error {
+	nb := bw.btx.Bucket(bucketNonces)
+	for a, n := range bw.nonces { // order does not matter: distinct keys
+		if n == 0 {
+			continue
+		}
+		var v [8]byte
+		binary.BigEndian.PutUint64(v[:], n)
+		if err := nb.Put(append([]byte(nil), a[:]...), v[:]); err != nil {
+			return err
+		}
+	}
+	if bw.writes != nil {
+		e := protocol.NewEncoder(64 + bw.writes.Len())
+		e.Fixed(bw.appHash[:])
+		e.Fixed(bw.writes.Out())
+		bw.block.AppHash = protocol.HashOf("scraft/apphash/v1", e.Out())
+	} else {
+		bw.block.AppHash = bw.appHash
+	}
+	h := u64key(bw.block.Height)
+	if err := bw.btx.Bucket(bucketBlocks).Put(h, bw.block.Bytes()); err != nil {
+		return err
+	}
+	head := binary.BigEndian.AppendUint64(append([]byte(nil), h...), uint64(bw.block.TimeMs))
+	return bw.btx.Bucket(bucketMeta).Put(keyHead, head)
+}
+
+func u64key(v uint64) []byte {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], v)
+	return b[:]
+}
+
+func eventKey(id settlement.EventID) []byte {
+	var b [12]byte
+	binary.BigEndian.PutUint64(b[:8], id.Block)
+	binary.BigEndian.PutUint32(b[8:], id.Index)
+	return b[:]
+}
+
+func encodeEvent(ev *settlement.Event) []byte {
+	e := protocol.NewEncoder(200)
+	e.U64(ev.ID.Block)
+	e.U32(ev.ID.Index)
+	e.I64(ev.TimeMs)
+	ev.Event.Encode(e)
+	return e.Out()
+}
+
+// DecodeEvent reads an event written by the chain.
+func DecodeEvent(b []byte) (settlement.Event, error) {
+	d := protocol.NewDecoder(b)
+	var ev settlement.Event
+	ev.ID.Block = d.U64()
+	ev.ID.Index = d.U32()
+	ev.TimeMs = d.I64()
+	ev.Event.Decode(d)
+	return ev, d.Finish()
+}
+
+// EncodeEvent returns an event's canonical encoding.
+func EncodeEvent(ev *settlement.Event) []byte { return encodeEvent(ev) }
+
+// boltStore is a bucket as a contract.Store. Values are copied out: bbolt's
+// are valid only inside the transaction.
+type boltStore struct{ b *bolt.Bucket }
+
+func (s *boltStore) Get(key []byte) []byte {
+	v := s.b.Get(key)
+	if v == nil {
+		return nil
+	}
+	return append([]byte{}, v...)
+}
+
+func (s *boltStore) Put(key, value []byte) {
+	if err := s.b.Put(key, value); err != nil {
+		panic(fmt.Sprintf("devchain: put: %v", err))
+	}
+}
+
+func (s *boltStore) Delete(key []byte) {
+	if err := s.b.Delete(key); err != nil {
+		panic(fmt.Sprintf("devchain: delete: %v", err))
+	}
+}

@@ -1,0 +1,90 @@
+package devchain
+
+import (
+	"net"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/scraft/scraft/internal/testutil"
+	"github.com/scraft/scraft/protocol"
+	"github.com/scraft/scraft/settlement"
+	"github.com/scraft/scraft/settlement/chaintest"
+)
+
+var genesis = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// newTestChain opens a chain in a temporary directory with a manual clock.
+// interval 0 means blocks only on ProduceBlock.
+func newTestChain(t *testing.T, dir string, interval time.Duration) (*Chain, *ManualClock) {
+	t.Helper()
+	clock := NewManualClock(genesis)
+	cfg := DefaultConfig(dir)
+	cfg.BlockInterval = interval
+	cfg.Clock = clock
+	cfg.NoSync = true
+	cfg.Logger = testutil.Logger(t, "devchain")
+	c, err := Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c, clock
+}
+
+// serve serves c over gRPC on a loopback port and returns its address.
+func serve(t *testing.T, c *Chain) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := grpc.NewServer(ServerOptions(c.cfg)...)
+	NewServer(c).Register(g)
+	go g.Serve(l)
+	t.Cleanup(g.Stop)
+	return l.Addr().String()
+}
+
+type localEnv struct {
+	c     *Chain
+	clock *ManualClock
+}
+
+func (e *localEnv) Chain(t *testing.T, k *protocol.Key) settlement.Chain { return NewLocal(e.c, k) }
+func (e *localEnv) Advance(d time.Duration)                              { e.clock.Advance(d) }
+
+type grpcEnv struct {
+	addr  string
+	clock *ManualClock
+}
+
+func (e *grpcEnv) Chain(t *testing.T, k *protocol.Key) settlement.Chain {
+	cl, err := Dial(e.addr, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cl.Close() })
+	return cl
+}
+func (e *grpcEnv) Advance(d time.Duration) { e.clock.Advance(d) }
+
+func TestConformance(t *testing.T) {
+	envs := []struct {
+		name string
+		make func(t *testing.T) chaintest.Env
+	}{
+		{"in-process", func(t *testing.T) chaintest.Env {
+			c, clock := newTestChain(t, t.TempDir(), 2*time.Millisecond)
+			return &localEnv{c: c, clock: clock}
+		}},
+		{"grpc", func(t *testing.T) chaintest.Env {
+			c, clock := newTestChain(t, t.TempDir(), 2*time.Millisecond)
+			return &grpcEnv{addr: serve(t, c), clock: clock}
+		}},
+	}
+	for _, env := range envs {
+		t.Run(env.name, func(t *testing.T) { chaintest.Run(t, env.make) })
+	}
+}
