@@ -87,12 +87,9 @@ func (m *module) instrumentCode(r *reader) ([]byte, error) {
 			return nil, err
 		}
 		fn := m.numImports + uint32(i)
-		enc, err := b.rewrite(fn, &reader{b: raw, base: at})
-		if err != nil {
+		if out, err = b.rewrite(out, fn, &reader{b: raw, base: at}); err != nil {
 			return nil, err
 		}
-		out = appendU32(out, uint32(len(enc)))
-		out = append(out, enc...)
 	}
 	if err := expectEnd(r, "code section"); err != nil {
 		return nil, err
@@ -104,9 +101,9 @@ func (b *body) errorf(err error, at int, format string, args ...any) error {
 	return fmt.Errorf("%w: function %d at offset %#x: %s", err, b.fn, at, fmt.Sprintf(format, args...))
 }
 
-// rewrite returns the instrumented body (locals and expression) of function
-// fn.
-func (b *body) rewrite(fn uint32, r *reader) ([]byte, error) {
+// rewrite appends the instrumented body of function fn (its size, locals
+// and expression) to out.
+func (b *body) rewrite(out []byte, fn uint32, r *reader) ([]byte, error) {
 	*b = body{m: b.m, fn: fn, r: r, out: b.out[:0], seg: b.seg[:0], ctrls: b.ctrls[:0]}
 	ft := b.m.types[b.m.funcTypes[fn]]
 
@@ -126,7 +123,7 @@ func (b *body) rewrite(fn uint32, r *reader) ([]byte, error) {
 		if nlocals > MaxLocals {
 			return nil, b.errorf(ErrTooLarge, r.off(), "more than %d locals", MaxLocals)
 		}
-		if err := valType(r, fmt.Sprintf("function %d local", fn)); err != nil {
+		if err := valType(r, place{"locals of function", int(fn)}); err != nil {
 			return nil, err
 		}
 	}
@@ -152,16 +149,21 @@ func (b *body) rewrite(fn uint32, r *reader) ([]byte, error) {
 		return nil, b.errorf(ErrTooLarge, r.base, "frame of %d slots (params + locals + operand stack) exceeds %d", frame, b.m.cfg.MaxFrameSlots)
 	}
 
-	enc := make([]byte, 0, len(localDecls)+len(b.out)+8)
+	groupCount := uint32(groups)
 	if b.needScratch {
-		enc = appendU32(enc, uint32(groups+1))
-		enc = append(enc, localDecls...)
-		enc = append(enc, 1, valI32)
-	} else {
-		enc = appendU32(enc, uint32(groups))
-		enc = append(enc, localDecls...)
+		groupCount++
 	}
-	return append(enc, b.out...), nil
+	size := ulebLen(groupCount) + len(localDecls) + len(b.out)
+	if b.needScratch {
+		size += 2
+	}
+	out = appendU32(out, uint32(size))
+	out = appendU32(out, groupCount)
+	out = append(out, localDecls...)
+	if b.needScratch {
+		out = append(out, 1, valI32)
+	}
+	return append(out, b.out...), nil
 }
 
 // flush charges the current segment at its start and moves it to the
@@ -272,7 +274,7 @@ func (b *body) blockType() (params, results uint32, err error) {
 		return 0, 0, nil
 	case valI32, valI64, valF32, valF64, valV128, valFuncref, valExternref:
 		r.pos++
-		if err := checkValType(t, fmt.Sprintf("function %d block type", b.fn), at); err != nil {
+		if err := checkValType(t, place{"block type in function", int(b.fn)}, at); err != nil {
 			return 0, 0, err
 		}
 		return 0, 1, nil
@@ -457,7 +459,7 @@ func (b *body) instr() error {
 			return err
 		}
 		for i := 0; i < n; i++ {
-			if err := valType(r, fmt.Sprintf("function %d select", b.fn)); err != nil {
+			if err := valType(r, place{"select type in function", int(b.fn)}); err != nil {
 				return err
 			}
 		}

@@ -1,6 +1,9 @@
 package meter
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+	"fmt"
+)
 
 // progGen turns fuzz bytes into a valid, terminating module: nfuncs
 // functions of type (i32) -> i32, exported as f0..fn-1, that compute with
@@ -39,8 +42,11 @@ func (g *progGen) next() byte {
 
 func (g *progGen) exhausted() bool { return g.pos >= len(g.data) }
 
-func generate(data []byte) []byte {
-	g := &progGen{data: data, nfuncs: genFuncs}
+func generate(data []byte) []byte { return generateN(data, genFuncs) }
+
+// generateN makes a module of n functions.
+func generateN(data []byte, n int) []byte {
+	g := &progGen{data: data, nfuncs: n}
 	var bodies, funcs, exports, elems [][]byte
 	for g.fn = 0; g.fn < g.nfuncs; g.fn++ {
 		g.calls = 0
@@ -52,7 +58,7 @@ func generate(data []byte) []byte {
 		e = append(e, opEnd)
 		bodies = append(bodies, codeBody([][2]uint32{{genLocals, valI32}}, e))
 		funcs = append(funcs, u32(0))
-		exports = append(exports, exportFunc("f"+string(rune('0'+g.fn)), uint32(g.fn)))
+		exports = append(exports, exportFunc(fmt.Sprintf("f%d", g.fn), uint32(g.fn)))
 		elems = append(elems, u32(uint32(g.fn)))
 	}
 	return wasmModule(
@@ -60,7 +66,7 @@ func generate(data []byte) []byte {
 			encFuncType([]byte{valI32}, []byte{valI32}),
 			encFuncType([]byte{valI32, valI32}, []byte{valI32, valI32})),
 		sec(secFunction, funcs...),
-		sec(secTable, []byte{valFuncref, 0x00, byte(g.nfuncs)}),
+		sec(secTable, cat([]byte{valFuncref, 0x00}, u32(uint32(g.nfuncs)))),
 		sec(secMemory, []byte{0x01, 1, 4}),
 		sec(secGlobal, cat([]byte{valI32, 0x01}, i32c(3), []byte{opEnd})),
 		sec(secExport, exports...),
@@ -154,7 +160,7 @@ func (g *progGen) expr(b []byte) []byte {
 		target := g.fn + 1 + int(g.next())%(g.nfuncs-g.fn-1)
 		b = g.expr(b)
 		if g.next()%2 == 0 {
-			return append(b, opCall, byte(target))
+			return append(append(b, opCall), u32(uint32(target))...)
 		}
 		b = append(b, i32c(int32(target))...)
 		return append(b, opCallIndirect, 0, 0)

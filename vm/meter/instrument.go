@@ -229,9 +229,18 @@ func appendSection(out []byte, id byte, payload []byte) []byte {
 	return append(out, payload...)
 }
 
+// place names what is being decoded, for error messages; formatted only
+// when an error occurs.
+type place struct {
+	what string
+	idx  int
+}
+
+func (p place) String() string { return fmt.Sprintf("%s %d", p.what, p.idx) }
+
 // valType reads a value type allowed in a function signature, local or
 // global: i32, i64, funcref, externref.
-func valType(r *reader, where string) error {
+func valType(r *reader, where place) error {
 	at := r.off()
 	t, err := r.byte()
 	if err != nil {
@@ -240,7 +249,7 @@ func valType(r *reader, where string) error {
 	return checkValType(t, where, at)
 }
 
-func checkValType(t byte, where string, at int) error {
+func checkValType(t byte, where place, at int) error {
 	switch t {
 	case valI32, valI64, valFuncref, valExternref:
 		return nil
@@ -270,7 +279,7 @@ func (m *module) readTypes(r *reader) error {
 	}
 	m.types = make([]funcType, 0, n)
 	for i := 0; i < n; i++ {
-		where := fmt.Sprintf("type %d", i)
+		where := place{"type", i}
 		form, err := r.byte()
 		if err != nil {
 			return err
@@ -367,7 +376,7 @@ func (m *module) readImports(r *reader) error {
 				return err
 			}
 		case 0x03: // global
-			if err := valType(r, fmt.Sprintf("imported global %d", m.numGlobals)); err != nil {
+			if err := valType(r, place{"imported global", int(m.numGlobals)}); err != nil {
 				return err
 			}
 			if _, err := r.byte(); err != nil { // mutability
@@ -420,7 +429,7 @@ func (m *module) readGlobals(r *reader) error {
 	}
 	start := r.pos
 	for i := 0; i < n; i++ {
-		where := fmt.Sprintf("global %d", m.numGlobals)
+		where := place{"global", int(m.numGlobals)}
 		if err := valType(r, where); err != nil {
 			return err
 		}
@@ -442,7 +451,7 @@ func (m *module) readGlobals(r *reader) error {
 
 // constExpr skips a constant expression (v2: i32/i64.const, ref.null,
 // ref.func, global.get), rejecting float constants.
-func constExpr(r *reader, where string) error {
+func constExpr(r *reader, where place) error {
 	for {
 		at := r.off()
 		op, err := r.byte()
@@ -578,7 +587,7 @@ func readElements(r *reader) error {
 		return err
 	}
 	for i := 0; i < n; i++ {
-		where := fmt.Sprintf("element segment %d", i)
+		where := place{"element segment", i}
 		flags, err := r.u32()
 		if err != nil {
 			return err
@@ -638,11 +647,11 @@ func readData(r *reader) error {
 		}
 		switch flags {
 		case 0:
-			err = constExpr(r, fmt.Sprintf("data segment %d", i))
+			err = constExpr(r, place{"data segment", i})
 		case 1:
 		case 2:
 			if _, err = r.u32(); err == nil {
-				err = constExpr(r, fmt.Sprintf("data segment %d", i))
+				err = constExpr(r, place{"data segment", i})
 			}
 		default:
 			return r.errorf("data segment %d: flags %d", i, flags)

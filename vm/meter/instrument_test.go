@@ -153,7 +153,7 @@ func TestFloatsRejected(t *testing.T) {
 	}{
 		{"float.wasm", "function 0 at offset"},
 		{"float_param.wasm", "type 0"},
-		{"float_local.wasm", "function 0 local"},
+		{"float_local.wasm", "locals of function 0"},
 		{"float_global.wasm", "global 0"},
 		{"float_convert.wasm", "function 0 at offset"},
 	}

@@ -138,3 +138,13 @@ func appendS64(b []byte, v int64) []byte {
 		b = append(b, c|0x80)
 	}
 }
+
+// ulebLen is the length of v's unsigned LEB128 encoding.
+func ulebLen(v uint32) int {
+	n := 1
+	for v >= 0x80 {
+		v >>= 7
+		n++
+	}
+	return n
+}
