@@ -466,8 +466,15 @@ func (b *body) instr() error {
 		b.pop(3)
 		b.push(1)
 	case op >= 0x20 && op <= 0x24: // local.get/set/tee, global.get/set
-		if _, err := r.u32(); err != nil {
+		idx, err := r.u32()
+		if err != nil {
 			return err
+		}
+		// Original code must not reach the scratch local or the appended
+		// globals: in a module that validated it cannot, but Instrument
+		// does not rely on that.
+		if op <= 0x22 && idx >= b.scratch || op >= 0x23 && idx >= b.m.numGlobals {
+			return b.errorf(ErrMalformed, at, "index %d out of range", idx)
 		}
 		switch op {
 		case 0x20, 0x23:

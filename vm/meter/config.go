@@ -25,6 +25,10 @@ const (
 const (
 	// MaxModuleSize is the largest module Instrument accepts, in bytes.
 	MaxModuleSize = 8 << 20
+	// MaxOutputSize is the largest module Instrument returns, in bytes.
+	// Metering grows typical code 1.3–3 times; only code made of little
+	// but branches and calls grows more.
+	MaxOutputSize = 4 * MaxModuleSize
 	// MaxFunctions bounds imported plus defined functions.
 	MaxFunctions = 100_000
 	// MaxLocals bounds the declared locals of one function (parameters

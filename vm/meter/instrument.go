@@ -120,13 +120,13 @@ func Instrument(wasm []byte, cfg Config) (out []byte, err error) {
 		case secStart:
 			err = m.readStart(r)
 		case secElement:
-			err = readElements(r)
+			err = m.readElements(r)
 		case secDataCount:
 			if _, err = r.u32(); err == nil {
 				err = expectEnd(r, "data count section")
 			}
 		case secData:
-			err = readData(r)
+			err = m.readData(r)
 		case secCustom:
 			if _, err = r.name(); err != nil {
 				err = fmt.Errorf("custom section at offset %#x: %w", s.offset, err)
@@ -184,6 +184,9 @@ func Instrument(wasm []byte, cfg Config) (out []byte, err error) {
 		}
 	}
 	flush(len(sectionRank) + 1)
+	if len(out) > MaxOutputSize {
+		return nil, fmt.Errorf("%w: instrumented module of %d bytes (limit %d)", ErrTooLarge, len(out), MaxOutputSize)
+	}
 	return out, nil
 }
 
@@ -436,7 +439,7 @@ func (m *module) readGlobals(r *reader) error {
 		if _, err := r.byte(); err != nil { // mutability
 			return err
 		}
-		if err := constExpr(r, where); err != nil {
+		if err := m.constExpr(r, where); err != nil {
 			return err
 		}
 		m.numGlobals++
@@ -450,8 +453,9 @@ func (m *module) readGlobals(r *reader) error {
 }
 
 // constExpr skips a constant expression (v2: i32/i64.const, ref.null,
-// ref.func, global.get), rejecting float constants.
-func constExpr(r *reader, where place) error {
+// ref.func, global.get), rejecting float constants. Indices are checked so
+// that no expression can reach the globals Instrument appends.
+func (m *module) constExpr(r *reader, where place) error {
 	for {
 		at := r.off()
 		op, err := r.byte()
@@ -470,7 +474,10 @@ func constExpr(r *reader, where place) error {
 		case 0xd0:
 			err = refType(r)
 		case 0xd2, 0x23:
-			_, err = r.u32()
+			var idx uint32
+			if idx, err = r.u32(); err == nil && (op == 0x23 && idx >= m.numGlobals || op == 0xd2 && int(idx) >= len(m.funcTypes)) {
+				return fmt.Errorf("%w: %s at offset %#x: index %d out of range", ErrMalformed, where, at, idx)
+			}
 		default:
 			return fmt.Errorf("%w: %s at offset %#x: opcode %#x in constant expression", ErrUnsupported, where, at, op)
 		}
@@ -494,11 +501,18 @@ func (m *module) readExports(r *reader) error {
 		if string(name) == GasGlobal || string(name) == DepthGlobal {
 			return fmt.Errorf("%w: %q", ErrReservedExport, name)
 		}
-		if _, err := r.byte(); err != nil { // kind
+		kind, err := r.byte()
+		if err != nil {
 			return err
 		}
-		if _, err := r.u32(); err != nil { // index
+		idx, err := r.u32()
+		if err != nil {
 			return err
+		}
+		// The appended globals must stay reachable only through our
+		// exports.
+		if kind == 0x03 && idx >= m.numGlobals || kind == 0x00 && int(idx) >= len(m.funcTypes) {
+			return r.errorf("export %q: index %d out of range", name, idx)
 		}
 	}
 	if err := expectEnd(r, "export section"); err != nil {
@@ -581,7 +595,7 @@ func (m *module) readStart(r *reader) error {
 
 // readElements checks the structure of the element section, which is
 // copied unchanged.
-func readElements(r *reader) error {
+func (m *module) readElements(r *reader) error {
 	n, err := r.count("element segments", maxVec)
 	if err != nil {
 		return err
@@ -601,7 +615,7 @@ func readElements(r *reader) error {
 			}
 		}
 		if flags&1 == 0 { // active: offset expression
-			if err := constExpr(r, where); err != nil {
+			if err := m.constExpr(r, where); err != nil {
 				return err
 			}
 		}
@@ -622,9 +636,12 @@ func readElements(r *reader) error {
 		}
 		for j := 0; j < c; j++ {
 			if flags&4 == 0 {
-				_, err = r.u32()
+				var idx uint32
+				if idx, err = r.u32(); err == nil && int(idx) >= len(m.funcTypes) {
+					return r.errorf("%s: function %d out of range", where, idx)
+				}
 			} else {
-				err = constExpr(r, where)
+				err = m.constExpr(r, where)
 			}
 			if err != nil {
 				return err
@@ -635,7 +652,7 @@ func readElements(r *reader) error {
 }
 
 // readData checks the structure of the data section, copied unchanged.
-func readData(r *reader) error {
+func (m *module) readData(r *reader) error {
 	n, err := r.count("data segments", maxVec)
 	if err != nil {
 		return err
@@ -647,11 +664,11 @@ func readData(r *reader) error {
 		}
 		switch flags {
 		case 0:
-			err = constExpr(r, place{"data segment", i})
+			err = m.constExpr(r, place{"data segment", i})
 		case 1:
 		case 2:
 			if _, err = r.u32(); err == nil {
-				err = constExpr(r, place{"data segment", i})
+				err = m.constExpr(r, place{"data segment", i})
 			}
 		default:
 			return r.errorf("data segment %d: flags %d", i, flags)

@@ -65,6 +65,11 @@ func TestDecodingLimits(t *testing.T) {
 		{"threads", simpleModule(nil, []byte{0xfe, 0, opEnd}), ErrUnsupported},
 		{"multi-memory", simpleModule(nil, []byte{0x3f, 1, opEnd}), ErrUnsupported},
 		{"float block type", simpleModule(nil, []byte{opBlock, valF64, opUnreachable, opEnd, opEnd}), ErrFloat},
+		// Invalid modules that would reach the appended globals or the
+		// scratch local after the rewrite.
+		{"global.get of the gas global", simpleModule(nil, []byte{opGlobalGet, 0, opI32Const, 0, opEnd}), ErrMalformed},
+		{"local beyond the declared ones", simpleModule(nil, []byte{opLocalGet, 1, opEnd}), ErrMalformed},
+		{"export of the gas global", wasmModule(rawSec(secExport, cat(u32(1), name("g"), []byte{0x03, 0}))), ErrMalformed},
 		{"float select type", simpleModule(nil, []byte{0x1c, 1, valF32, opEnd}), ErrFloat},
 	}
 	for _, tc := range tests {
