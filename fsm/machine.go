@@ -169,6 +169,8 @@ func (m *Machine) checkShape(b *protocol.Batch) error {
 		return fmt.Errorf("%w: %d entries", ErrBatchShape, len(b.Entries))
 	case len(b.Entries) != len(b.Results):
 		return fmt.Errorf("%w: %d entries but %d results", ErrBatchShape, len(b.Entries), len(b.Results))
+	case b.FirstHeight == 0 || b.FirstHeight+uint64(len(b.Entries)) < b.FirstHeight:
+		return fmt.Errorf("%w: heights from %d overflow", ErrBatchShape, b.FirstHeight)
 	}
 	for i := range b.Entries {
 		if !wellFormed(&b.Entries[i]) {
