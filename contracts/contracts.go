@@ -36,10 +36,11 @@ type Contract struct {
 
 //go:embed chat/chat.wasm chat/abi.json
 //go:embed editor/editor.wasm editor/abi.json
+//go:embed movecraft/movecraft.wasm movecraft/abi.json
 var files embed.FS
 
 // names lists the embedded contracts, sorted.
-var names = []string{"chat", "editor"}
+var names = []string{"chat", "editor", "movecraft"}
 
 var (
 	loadOnce sync.Once

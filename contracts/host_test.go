@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sort"
 	"testing"
+	"time"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
@@ -25,6 +26,10 @@ type testHost struct {
 	height  int64
 	nowMs   int64
 	lastOut []byte
+	// callTime adds up the time spent in entry functions (guest code and
+	// host calls), without instantiation.
+	callTime time.Duration
+	memPages uint32 // memory size after the last call
 
 	// per call
 	cur call
@@ -154,7 +159,10 @@ func (h *testHost) call(sender [16]byte, fn string, input []byte) *abortErr {
 	if f == nil {
 		h.t.Fatalf("no export %q", fn)
 	}
+	start := time.Now()
 	res, err := f.Call(ctx, uint64(len(input)))
+	h.callTime += time.Since(start)
+	h.memPages, _ = m.Memory().Grow(0)
 	if h.cur.aborted != nil {
 		return h.cur.aborted
 	}

@@ -14,18 +14,27 @@ import { Reader, Writer } from "./codec";
 import { abortWith, ERR_EXISTS, ERR_NOT_FOUND } from "./abort";
 import * as env from "./env";
 
-// First read size: most values fit, larger ones take a second host call.
-const FIRST_READ: i32 = 512;
+// Reads go first to a scratch buffer, so a value costs one host call and
+// an allocation of its own size; larger values take a second call.
+const SCRATCH: i32 = 1024;
+let scratch: Uint8Array | null = null;
 
 // getRaw returns the stored bytes of (addr, type), or null if absent.
 export function getRaw(addr: Address, type: string): Uint8Array | null {
   const t = String.UTF8.encode(type);
-  let buf = new Uint8Array(FIRST_READ);
-  const n = env.res_get(addr.ptr, changetype<usize>(t), t.byteLength, buf.dataStart, FIRST_READ);
+  let s = scratch;
+  if (s === null) {
+    s = new Uint8Array(SCRATCH);
+    scratch = s;
+  }
+  const n = env.res_get(addr.ptr, changetype<usize>(t), t.byteLength, s.dataStart, SCRATCH);
   if (n < 0) return null;
-  if (n <= FIRST_READ) return buf.subarray(0, n);
-  buf = new Uint8Array(n);
-  env.res_get(addr.ptr, changetype<usize>(t), t.byteLength, buf.dataStart, n);
+  const buf = new Uint8Array(n);
+  if (n <= SCRATCH) {
+    memory.copy(buf.dataStart, s.dataStart, <usize>n);
+  } else {
+    env.res_get(addr.ptr, changetype<usize>(t), t.byteLength, buf.dataStart, n);
+  }
   return buf;
 }
 
@@ -85,7 +94,7 @@ export function borrowGlobal<T>(addr: Address): T {
 // putGlobal<T> creates or replaces the T at addr (write back after a
 // borrowGlobal).
 export function putGlobal<T>(addr: Address, v: T): void {
-  const w = new Writer(256);
+  const w = new Writer(128);
   v.encode(w);
   putRaw(addr, v.typeName(), w.finish());
 }
