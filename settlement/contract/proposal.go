@@ -185,15 +185,15 @@ func (x *exec) submitVotes(c *SubmitVotes) error {
 // castVote checks and records one vote; p is changed, not stored. Only
 // members that were members when the proposal was made may vote, once.
 func (x *exec) castVote(ch *Channel, p *Proposal, voter protocol.Address, opt protocol.VoteOption) error {
+	m, err := x.member(ch.ID, voter)
+	if err != nil {
+		return err
+	}
 	if p.Status != ProposalOpen {
 		return fmt.Errorf("%w: proposal %d is %s", ErrProposalClosed, p.ID, p.Status)
 	}
 	if opt > protocol.VoteAbstain {
 		return fmt.Errorf("%w: vote option %d", ErrMalformed, opt)
-	}
-	m, err := x.member(ch.ID, voter)
-	if err != nil {
-		return err
 	}
 	if m.JoinSeq > p.MaxJoinSeq {
 		return fmt.Errorf("%w: %s joined after proposal %d", ErrNotEligible, voter, p.ID)

@@ -228,6 +228,12 @@ func (c *Chain) ProduceBlock() (settlement.Head, error) {
 	c.mu.Unlock()
 
 	timeMs := max(prev.TimeMs+1, c.cfg.Clock.Now().UnixMilli())
+	return c.produceLocked(batch, prev, prevHash, timeMs)
+}
+
+// produceLocked executes batch as the block after prev at timeMs, commits
+// it and answers the submitters. The caller holds produceMu.
+func (c *Chain) produceLocked(batch []*pendingTx, prev Block, prevHash protocol.Hash, timeMs int64) (settlement.Head, error) {
 	b := &Block{Height: prev.Height + 1, TimeMs: timeMs, Prev: prevHash}
 
 	// Check every signature of the block in one batch verification.

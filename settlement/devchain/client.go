@@ -282,7 +282,17 @@ func (cl *Client) Address() protocol.Address { return cl.key.Address() }
 func (cl *Client) Key() *protocol.Key { return cl.key }
 
 // Send signs call with the next nonce and submits it, waiting for its block.
+// If the nonce was used meanwhile (the key also signs elsewhere), it reads
+// the nonce again and retries once.
 func (cl *Client) Send(ctx context.Context, call contract.Call) (Outcome, error) {
+	o, err := cl.send(ctx, call)
+	if errors.Is(err, ErrBadNonce) && o.Block == 0 {
+		o, err = cl.send(ctx, call)
+	}
+	return o, err
+}
+
+func (cl *Client) send(ctx context.Context, call contract.Call) (Outcome, error) {
 	cl.mu.Lock()
 	if cl.next == 0 {
 		acc, err := cl.b.account(ctx, cl.key.Address())
@@ -330,7 +340,9 @@ func (cl *Client) InitialState(ctx context.Context, id protocol.ChannelID) (prot
 }
 
 // Code implements settlement.Chain.
-func (cl *Client) Code(ctx context.Context, h protocol.Hash) ([]byte, error) { return cl.b.code(ctx, h) }
+func (cl *Client) Code(ctx context.Context, h protocol.Hash) ([]byte, error) {
+	return cl.b.code(ctx, h)
+}
 
 // Proposal implements settlement.Chain.
 func (cl *Client) Proposal(ctx context.Context, id protocol.ChannelID, pid uint64) (*settlement.ProposalInfo, error) {
