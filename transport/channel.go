@@ -10,7 +10,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
-	"google.golang.org/grpc/codes"
+	grpccodes "google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/scraft/scraft/transport/raftpb"
@@ -279,7 +279,7 @@ func (c *ChannelTransport) rpcError(method string, target raft.ServerAddress, er
 	switch {
 	case c.ctx.Err() != nil:
 		err = ErrClosed
-	case status.Code(err) == codes.NotFound:
+	case status.Code(err) == grpccodes.NotFound:
 		err = fmt.Errorf("%w (%s)", ErrUnknownChannel, status.Convert(err).Message())
 	case errors.Is(err, ErrFaultInjected), errors.Is(err, ErrClosed):
 	default:
@@ -302,18 +302,18 @@ func (c *ChannelTransport) deliver(ctx context.Context, cmd any, data io.Reader)
 	case <-ctx.Done():
 		return nil, status.FromContextError(ctx.Err()).Err()
 	case <-c.ctx.Done():
-		return nil, status.Errorf(codes.Unavailable, "transport: channel %q closed on %s", c.id, c.srv.addr)
+		return nil, status.Errorf(grpccodes.Unavailable, "transport: channel %q closed on %s", c.id, c.srv.addr)
 	}
 	select {
 	case resp := <-respCh:
 		if resp.Error != nil {
-			return nil, status.Error(codes.Unknown, resp.Error.Error())
+			return nil, status.Error(grpccodes.Unknown, resp.Error.Error())
 		}
 		return resp.Response, nil
 	case <-ctx.Done():
 		return nil, status.FromContextError(ctx.Err()).Err()
 	case <-c.ctx.Done():
-		return nil, status.Errorf(codes.Unavailable, "transport: channel %q closed on %s", c.id, c.srv.addr)
+		return nil, status.Errorf(grpccodes.Unavailable, "transport: channel %q closed on %s", c.id, c.srv.addr)
 	}
 }
 

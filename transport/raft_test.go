@@ -211,7 +211,7 @@ func contains(nodes []*testNode, n *testNode) bool {
 // for them; a command refused for leadership reasons is retried on the new
 // leader. It returns how many commands may have been applied twice (those
 // whose leader was lost before it answered).
-func (c *testCluster) apply(ch string, first, n int) int {
+func (c *testCluster) apply(ch string, first, n int, except ...*testNode) int {
 	c.t.Helper()
 	ambiguous := 0
 	pending := make([]int, 0, n)
@@ -221,7 +221,7 @@ func (c *testCluster) apply(ch string, first, n int) int {
 	deadline := time.Now().Add(60 * time.Second)
 	for len(pending) > 0 {
 		require.True(c.t, time.Now().Before(deadline), "applying %d commands to %s", n, ch)
-		leader := c.waitLeader(ch)
+		leader := c.waitLeader(ch, except...)
 		futures := make([]raft.ApplyFuture, len(pending))
 		for i, seq := range pending {
 			futures[i] = leader.rafts[ch].Apply([]byte(fmt.Sprintf("%s-%d", ch, seq)), 5*time.Second)
@@ -330,8 +330,7 @@ func TestRaftPartition(t *testing.T) {
 
 	newLeader := c.waitLeader("alpha", old)
 	require.NotEqual(t, old, newLeader)
-	leaderOnly := &testCluster{t: t, nodes: []*testNode{newLeader}}
-	leaderOnly.apply("alpha", 100, 50)
+	require.Zero(t, c.apply("alpha", 100, 50, old))
 
 	c.faults.Heal()
 	count := c.waitConverged("alpha", 150)
@@ -358,13 +357,10 @@ func TestRaftSnapshotCatchUp(t *testing.T) {
 		}
 	}
 	c.faults.Isolate(lagging.srv.Addr())
-	majority := &testCluster{t: t, nodes: []*testNode{leader}}
-	majority.apply("alpha", 10, 200)
-	// Snapshot and drop the log the lagging node lacks.
-	r := leader.rafts["alpha"]
-	require.NoError(t, r.Snapshot().Error())
-	// TrailingLogs (10240 by default) would keep the log; ask raft to
-	// compact everything already in the snapshot.
+	require.Zero(t, c.apply("alpha", 10, 200, lagging))
+	// Snapshot and drop the log the lagging node lacks on the node that
+	// leads now; TrailingLogs (10240 by default) would keep it.
+	r := c.waitLeader("alpha", lagging).rafts["alpha"]
 	cfg := r.ReloadableConfig()
 	cfg.TrailingLogs = 1
 	require.NoError(t, r.ReloadConfig(cfg))

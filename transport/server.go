@@ -10,7 +10,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
-	"google.golang.org/grpc/codes"
+	grpccodes "google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
@@ -235,7 +235,7 @@ func (s *Server) lookup(channelID string) (*ChannelTransport, error) {
 	if c, ok := s.mu.channels[channelID]; ok {
 		return c, nil
 	}
-	return nil, status.Errorf(codes.NotFound, "transport: channel %q is not hosted on %s", channelID, s.addr)
+	return nil, status.Errorf(grpccodes.NotFound, "transport: channel %q is not hosted on %s", channelID, s.addr)
 }
 
 // forget unregisters a closed channel transport.

@@ -5,7 +5,7 @@ import (
 	"io"
 
 	"github.com/hashicorp/raft"
-	"google.golang.org/grpc/codes"
+	grpccodes "google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/scraft/scraft/transport/raftpb"
@@ -19,7 +19,7 @@ type raftService struct {
 }
 
 func badResponse(resp any) error {
-	return status.Errorf(codes.Internal, "transport: raft answered with %T", resp)
+	return status.Errorf(grpccodes.Internal, "transport: raft answered with %T", resp)
 }
 
 func (s *raftService) AppendEntries(ctx context.Context, req *raftpb.AppendEntriesRequest) (*raftpb.AppendEntriesResponse, error) {
@@ -123,7 +123,7 @@ func (s *raftService) AppendEntriesPipeline(stream raftpb.Raft_AppendEntriesPipe
 	req := first
 	for {
 		if req.GetChannel() != c.id {
-			return status.Errorf(codes.InvalidArgument, "transport: pipeline of channel %q carried a request for %q", c.id, req.GetChannel())
+			return status.Errorf(grpccodes.InvalidArgument, "transport: pipeline of channel %q carried a request for %q", c.id, req.GetChannel())
 		}
 		resp, err := c.deliver(ctx, decodeAppendEntriesRequest(req), nil)
 		if err != nil {
@@ -141,7 +141,7 @@ func (s *raftService) AppendEntriesPipeline(stream raftpb.Raft_AppendEntriesPipe
 		case err := <-recvErr:
 			return endOfStream(err)
 		case <-c.ctx.Done():
-			return status.Errorf(codes.Unavailable, "transport: channel %q closed on %s", c.id, s.srv.addr)
+			return status.Errorf(grpccodes.Unavailable, "transport: channel %q closed on %s", c.id, s.srv.addr)
 		case <-ctx.Done():
 			return status.FromContextError(ctx.Err()).Err()
 		}
@@ -167,10 +167,10 @@ func (s *raftService) InstallSnapshot(stream raftpb.Raft_InstallSnapshotServer) 
 	}
 	req := first.GetRequest()
 	if req == nil {
-		return status.Error(codes.InvalidArgument, "transport: InstallSnapshot stream must start with the request")
+		return status.Error(grpccodes.InvalidArgument, "transport: InstallSnapshot stream must start with the request")
 	}
 	if req.GetSize() < 0 {
-		return status.Errorf(codes.InvalidArgument, "transport: InstallSnapshot size %d", req.GetSize())
+		return status.Errorf(grpccodes.InvalidArgument, "transport: InstallSnapshot size %d", req.GetSize())
 	}
 	c, err := s.srv.lookup(req.GetChannel())
 	if err != nil {
@@ -218,7 +218,7 @@ func (r *chunkReader) receive(stream raftpb.Raft_InstallSnapshotServer) {
 		}
 		data, ok := msg.GetPart().(*raftpb.InstallSnapshotChunk_Data)
 		if !ok {
-			r.err = status.Error(codes.InvalidArgument, "transport: InstallSnapshot request sent twice")
+			r.err = status.Error(grpccodes.InvalidArgument, "transport: InstallSnapshot request sent twice")
 			return
 		}
 		if len(data.Data) == 0 {

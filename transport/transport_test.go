@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"math/rand"
+	"net"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -520,4 +522,67 @@ func TestServerClose(t *testing.T) {
 	require.ErrorIs(t, err, ErrClosed)
 	err = tr.RequestVote("x", "127.0.0.1:1", &raft.RequestVoteRequest{}, new(raft.RequestVoteResponse))
 	require.ErrorIs(t, err, ErrClosed)
+}
+
+// TestNoGoroutineLeak exercises every kind of RPC, closes everything and
+// checks that the goroutine count returns to where it started.
+func TestNoGoroutineLeak(t *testing.T) {
+	before := runtime.NumGoroutine()
+	func() {
+		cfg := testConfig(t, nil)
+		a, err := NewServer(mustListen(t), cfg)
+		require.NoError(t, err)
+		b, err := NewServer(mustListen(t), cfg)
+		require.NoError(t, err)
+		servedA, servedB := make(chan error, 1), make(chan error, 1)
+		go func() { servedA <- a.Serve() }()
+		go func() { servedB <- b.Serve() }()
+		ta, err := a.Transport("chan")
+		require.NoError(t, err)
+		tb, err := b.Transport("chan")
+		require.NoError(t, err)
+		stop := make(chan struct{})
+		responder := make(chan struct{})
+		go func() {
+			defer close(responder)
+			for {
+				select {
+				case rpc := <-tb.Consumer():
+					switch cmd := rpc.Command.(type) {
+					case *raft.AppendEntriesRequest:
+						rpc.Respond(&raft.AppendEntriesResponse{Success: true}, nil)
+					case *raft.InstallSnapshotRequest:
+						_, _ = io.Copy(io.Discard, rpc.Reader)
+						rpc.Respond(&raft.InstallSnapshotResponse{Term: cmd.Term, Success: true}, nil)
+					}
+				case <-stop:
+					return
+				}
+			}
+		}()
+		require.NoError(t, ta.AppendEntries("b", tb.LocalAddr(), &raft.AppendEntriesRequest{}, new(raft.AppendEntriesResponse)))
+		require.NoError(t, ta.InstallSnapshot("b", tb.LocalAddr(), &raft.InstallSnapshotRequest{Size: 1 << 20},
+			new(raft.InstallSnapshotResponse), bytes.NewReader(make([]byte, 1<<20))))
+		p, err := ta.AppendEntriesPipeline("b", tb.LocalAddr())
+		require.NoError(t, err)
+		f, err := p.AppendEntries(&raft.AppendEntriesRequest{}, new(raft.AppendEntriesResponse))
+		require.NoError(t, err)
+		require.NoError(t, f.Error())
+		// Leave the pipeline open: Close must end it on both sides.
+		close(stop)
+		<-responder
+		require.NoError(t, a.Close())
+		require.NoError(t, b.Close())
+		require.NoError(t, <-servedA)
+		require.NoError(t, <-servedB)
+	}()
+	waitFor(t, 10*time.Second, "goroutines to end", func() bool {
+		return runtime.NumGoroutine() <= before
+	})
+}
+
+func mustListen(t testing.TB) net.Listener {
+	ln, err := listen()
+	require.NoError(t, err)
+	return ln
 }
