@@ -128,6 +128,10 @@ func New(cfg Config, exec Executor) (*Machine, error) {
 // member's own result; any difference from what the leader signed is
 // recorded as evidence and never changes what is applied. Every member
 // refuses the same batches, so refusals keep members in agreement.
+//
+// When b is the oldest batch this member proposed and the state is the one
+// Propose assumed, Apply reuses the speculative results and skips the
+// signature and leader checks of its own batch (Applied.Reused).
 func (m *Machine) Apply(b *protocol.Batch, check LeaderCheck) (*Applied, error) {
 	if err := m.checkShape(b); err != nil {
 		m.stats.BatchesRefused++

@@ -1,0 +1,128 @@
+package fsm
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/scraft/scraft/protocol"
+)
+
+const (
+	benchTxs     = 256
+	benchSenders = 16
+)
+
+func benchKeys(b *testing.B) []*protocol.Key {
+	keys := make([]*protocol.Key, benchSenders)
+	for i := range keys {
+		keys[i] = testKey(b, i)
+	}
+	return keys
+}
+
+// benchEntries returns round r of benchTxs signed "put" calls, benchTxs /
+// benchSenders per sender, with the nonces that follow round r-1.
+func benchEntries(keys []*protocol.Key, r int) []protocol.Entry {
+	per := benchTxs / len(keys)
+	out := make([]protocol.Entry, 0, benchTxs)
+	for j := 0; j < per; j++ {
+		for _, k := range keys {
+			out = append(out, call(k, uint64(r*per+j+1), "put", fmt.Sprintf("k%d=v%d", j, r)))
+		}
+	}
+	return out
+}
+
+func perTx(b *testing.B, d time.Duration) {
+	b.ReportMetric(float64(d.Nanoseconds())/float64(b.N*benchTxs), "ns/tx")
+}
+
+// BenchmarkApply measures a follower applying 256-call batches with real
+// signatures and the fake executor: the whole Apply, and its two parts,
+// batch signature verification and execution (results, digests, layers).
+func BenchmarkApply(b *testing.B) {
+	keys := benchKeys(b)
+	cfg := testConfig(keys...)
+
+	b.Run("verify", func(b *testing.B) {
+		entries := benchEntries(keys, 0)
+		b.ResetTimer()
+		start := time.Now()
+		for range b.N {
+			for _, err := range verifyCalls(entries) {
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+		perTx(b, time.Since(start))
+	})
+
+	b.Run("execute", func(b *testing.B) {
+		m := newMachine(b, cfg)
+		entries := benchEntries(keys, 0)
+		b.ReportAllocs()
+		b.ResetTimer()
+		start := time.Now()
+		for range b.N {
+			v := &view{base: m.st, top: newLayer(m.st.meta)}
+			outs, _ := m.run(v, entries, 1, 1, nil)
+			if outs[0].Result.Status != protocol.StatusOK {
+				b.Fatal(outs[0].Message)
+			}
+		}
+		perTx(b, time.Since(start))
+	})
+
+	b.Run("full", func(b *testing.B) {
+		leader, follower := newMachine(b, cfg), newMachine(b, cfg)
+		var spent time.Duration
+		for i := range b.N {
+			b.StopTimer()
+			batch, _, err := leader.Propose(benchEntries(keys, i), 1, keys[0], uint64(i))
+			if err != nil {
+				b.Fatal(err)
+			}
+			mustApply(b, leader, batch)
+			batch = roundTrip(b, batch)
+			b.StartTimer()
+			start := time.Now()
+			a, err := follower.Apply(batch, nil)
+			spent += time.Since(start)
+			if err != nil || a.Faults != 0 {
+				b.Fatalf("apply: %v, %d faults", err, a.Faults)
+			}
+		}
+		perTx(b, spent)
+	})
+}
+
+// BenchmarkProposeApply measures the leader: Propose (execute, sign) and
+// then Apply of the same batch reusing the speculative results.
+func BenchmarkProposeApply(b *testing.B) {
+	keys := benchKeys(b)
+	m := newMachine(b, testConfig(keys...))
+	var spentPropose, spentApply time.Duration
+	b.ReportAllocs()
+	for i := range b.N {
+		b.StopTimer()
+		entries := benchEntries(keys, i)
+		b.StartTimer()
+		start := time.Now()
+		batch, _, err := m.Propose(entries, 1, keys[0], uint64(i))
+		if err != nil {
+			b.Fatal(err)
+		}
+		mid := time.Now()
+		a, err := m.Apply(batch, nil)
+		spentApply += time.Since(mid)
+		spentPropose += mid.Sub(start)
+		if err != nil || !a.Reused {
+			b.Fatalf("apply: %v, reused %v", err, a != nil && a.Reused)
+		}
+	}
+	perTx(b, spentPropose+spentApply)
+	b.ReportMetric(float64(spentPropose.Nanoseconds())/float64(b.N*benchTxs), "propose-ns/tx")
+	b.ReportMetric(float64(spentApply.Nanoseconds())/float64(b.N*benchTxs), "reuse-ns/tx")
+}
