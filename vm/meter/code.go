@@ -57,6 +57,9 @@ type body struct {
 	seg []byte // the current metered segment, not yet charged
 	// segCost is the static cost of the instructions in seg.
 	segCost uint64
+	// segDead is set when seg follows br, br_table, return or unreachable:
+	// it is dead code up to the block's end or else and is not charged.
+	segDead bool
 
 	ctrls     []ctrl
 	height    int
@@ -169,12 +172,14 @@ func (b *body) rewrite(out []byte, fn uint32, r *reader) ([]byte, error) {
 // flush charges the current segment at its start and moves it to the
 // output. The next instruction starts a new segment.
 func (b *body) flush() {
-	if b.segCost > 0 {
+	if b.segCost > 0 && !b.segDead {
 		b.out = b.m.appendCharge(b.out, b.segCost)
 	}
 	b.out = append(b.out, b.seg...)
 	b.seg = b.seg[:0]
 	b.segCost = 0
+	top := b.ctrls
+	b.segDead = len(top) > 0 && top[len(top)-1].unreachable
 }
 
 // appendCharge appends: gas -= cost; if gas < 0 { unreachable }.
