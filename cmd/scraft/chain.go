@@ -1,0 +1,379 @@
+package main
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/spf13/cobra"
+	"google.golang.org/grpc"
+
+	"github.com/scraft/scraft/contracts"
+	"github.com/scraft/scraft/protocol"
+	"github.com/scraft/scraft/settlement"
+	"github.com/scraft/scraft/settlement/contract"
+	"github.com/scraft/scraft/settlement/devchain"
+)
+
+func init() {
+	rootCmd.AddCommand(chainCmd())
+}
+
+// chainCmd is `scraft chain`: with --data it serves the dev chain; its
+// subcommands talk to a running one.
+func chainCmd() *cobra.Command {
+	var (
+		data     string
+		listen   string
+		interval time.Duration
+		logLevel string
+	)
+	cmd := &cobra.Command{
+		Use:   "chain --data DIR --listen ADDR",
+		Short: "Run the development settlement chain, or talk to one",
+		Long: `Without a subcommand, serve the development settlement chain: the channel
+contract's rules in blocks (every --block-interval), stored in DIR/chain.db,
+over gRPC on ADDR. SIGINT or SIGTERM stops it cleanly; a kill at any moment
+loses no committed block.
+
+The subcommands talk to a running chain with --chain ADDR and sign with
+--key FILE (see scraft keygen).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if data == "" {
+				return errors.New("chain: --data is required to serve (or give a subcommand)")
+			}
+			return serveChain(cmd.Context(), data, listen, interval, logLevel, cmd.ErrOrStderr())
+		},
+	}
+	def := devchain.DefaultConfig("")
+	cmd.Flags().StringVar(&data, "data", "", "directory of the chain's data (chain.db)")
+	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:7400", "address to serve the chain's gRPC API on")
+	cmd.Flags().DurationVar(&interval, "block-interval", def.BlockInterval, "time between blocks")
+	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log level: trace, debug, info, warn, error")
+	cmd.AddCommand(createChannelCmd(), stakeCmd(), depositCmd(), withdrawCmd(), joinCmd(), showCmd())
+	return cmd
+}
+
+func serveChain(ctx context.Context, data, listen string, interval time.Duration, level string, logOut io.Writer) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	log := hclog.New(&hclog.LoggerOptions{Name: "scraft", Level: hclog.LevelFromString(level), Output: logOut})
+	cfg := devchain.DefaultConfig(data)
+	cfg.BlockInterval = interval
+	cfg.Logger = log
+	if interval <= 0 {
+		return fmt.Errorf("chain: --block-interval (%s) must be positive", interval)
+	}
+	c, err := devchain.Open(cfg)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	l, err := net.Listen("tcp", listen)
+	if err != nil {
+		return fmt.Errorf("chain: listen %s: %w", listen, err)
+	}
+	g := grpc.NewServer(devchain.ServerOptions(cfg)...)
+	devchain.NewServer(c).Register(g)
+	served := make(chan error, 1)
+	go func() { served <- g.Serve(l) }()
+	log.Info("chain serving", "addr", l.Addr().String(), "data", data, "block_interval", interval)
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+	case err := <-served:
+		return fmt.Errorf("chain: serve: %w", err)
+	}
+	// Watch streams never end by themselves: give unary calls a moment to
+	// finish, then stop.
+	done := make(chan struct{})
+	go func() { g.GracefulStop(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(2 * time.Second):
+		g.Stop()
+		<-done
+	}
+	<-served
+	return c.Close()
+}
+
+// chainClient holds the flags of the subcommands that talk to a chain.
+type chainClient struct {
+	addr    string
+	keyFile string
+	timeout time.Duration
+}
+
+func (cc *chainClient) flags(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&cc.addr, "chain", "127.0.0.1:7400", "address of the chain's gRPC API")
+	cmd.Flags().StringVar(&cc.keyFile, "key", "", "key file to sign with (required)")
+	cmd.Flags().DurationVar(&cc.timeout, "timeout", 30*time.Second, "how long to wait for the tx's block")
+}
+
+// dial loads the key and connects. Queries need no key: without --key an
+// ephemeral one is used.
+func (cc *chainClient) dial(needKey bool) (*devchain.Client, error) {
+	var k *protocol.Key
+	var err error
+	switch {
+	case cc.keyFile != "":
+		k, err = protocol.LoadKey(cc.keyFile)
+	case needKey:
+		return nil, errors.New("chain: --key is required")
+	default:
+		k, err = protocol.GenerateKey(nil)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return devchain.Dial(cc.addr, k)
+}
+
+func (cc *chainClient) run(cmd *cobra.Command, needKey bool, fn func(ctx context.Context, c *devchain.Client) error) error {
+	c, err := cc.dial(needKey)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	ctx := cmd.Context()
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	ctx, cancel := context.WithTimeout(ctx, cc.timeout)
+	defer cancel()
+	return fn(ctx, c)
+}
+
+// loadContract returns the code of a demo contract by name, or of a .wasm
+// file, with the contract's name.
+func loadContract(arg string) (name string, code []byte, err error) {
+	if strings.HasSuffix(arg, ".wasm") || strings.ContainsRune(arg, os.PathSeparator) {
+		code, err := os.ReadFile(arg)
+		if err != nil {
+			return "", nil, fmt.Errorf("contract: %w", err)
+		}
+		base := arg[strings.LastIndexByte(arg, os.PathSeparator)+1:]
+		return strings.TrimSuffix(base, ".wasm"), code, nil
+	}
+	c, err := contracts.Get(arg)
+	if err != nil {
+		return "", nil, err
+	}
+	return c.Name, c.Wasm, nil
+}
+
+func createChannelCmd() *cobra.Command {
+	var (
+		cc        chainClient
+		contr     string
+		name      string
+		labels    []string
+		spec      settlement.ChannelSpec
+		stateFile string
+	)
+	cmd := &cobra.Command{
+		Use:   "create-channel --contract chat|editor|movecraft|FILE.wasm",
+		Short: "Create a channel and print its id",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			n, code, err := loadContract(contr)
+			if err != nil {
+				return err
+			}
+			spec.Contract, spec.Code = n, code
+			if name != "" {
+				spec.Contract = name
+			}
+			if spec.Labels, err = parseLabels(labels); err != nil {
+				return err
+			}
+			if stateFile != "" {
+				b, err := os.ReadFile(stateFile)
+				if err != nil {
+					return err
+				}
+				if spec.InitialState, err = parseStateJSON(b); err != nil {
+					return fmt.Errorf("%s: %w", stateFile, err)
+				}
+			}
+			return cc.run(cmd, true, func(ctx context.Context, c *devchain.Client) error {
+				id, err := c.CreateChannel(ctx, spec)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintln(cmd.OutOrStdout(), id)
+				return nil
+			})
+		},
+	}
+	cc.flags(cmd)
+	f := cmd.Flags()
+	f.StringVar(&contr, "contract", "", "demo contract name (chat, editor, movecraft) or a .wasm file (required)")
+	f.StringVar(&name, "name", "", "contract name recorded on chain (default: the demo's name or the file's base name)")
+	f.StringArrayVar(&labels, "label", nil, "config label key=value (repeatable), e.g. server_address=127.0.0.1:7000")
+	f.DurationVar(&spec.Config.TickInterval, "tick", 0, "tick interval (0: no ticks)")
+	f.Uint64Var(&spec.Config.GasLimit, "gas", 0, "gas limit per tx (0: the node's default)")
+	f.Uint64Var(&spec.Config.SettleEveryTxs, "settle-every", 0, "propose settlement every N txs (0: not by count)")
+	f.DurationVar(&spec.Config.SettleInterval, "settle-interval", 0, "propose settlement this often (0: not by time)")
+	f.Uint64Var(&spec.Config.MinStake, "min-stake", 0, "collateral a member must name on join")
+	f.Uint64Var(&spec.Config.Fine, "fine", 0, "fine for a punished member in channels of 3 or more")
+	f.DurationVar(&spec.Config.CensorshipWindow, "censorship-window", 0, "time a leader has to answer a censorship complaint (0: 30s)")
+	f.StringVar(&stateFile, "initial-state", "", `JSON file of the initial state: [{"account":"0x…","type":"chat::ChatGroup","value":"hex"}]`)
+	cmd.MarkFlagRequired("contract")
+	return cmd
+}
+
+func parseLabels(kvs []string) ([]contract.Label, error) {
+	var out []contract.Label
+	for _, kv := range kvs {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("label %q: want key=value", kv)
+		}
+		out = append(out, contract.Label{Key: k, Value: v})
+	}
+	// Labels are stored sorted by key, each once.
+	slices.SortFunc(out, func(a, b contract.Label) int { return strings.Compare(a.Key, b.Key) })
+	for i := 1; i < len(out); i++ {
+		if out[i-1].Key == out[i].Key {
+			return nil, fmt.Errorf("label %q given twice", out[i].Key)
+		}
+	}
+	return out, nil
+}
+
+type stateEntry struct {
+	Account protocol.Address `json:"account"`
+	Type    string           `json:"type"`
+	Value   string           `json:"value"` // hex
+}
+
+func parseStateJSON(b []byte) (protocol.State, error) {
+	var es []stateEntry
+	if err := json.Unmarshal(b, &es); err != nil {
+		return nil, err
+	}
+	st := protocol.State{}
+	for _, e := range es {
+		v, err := hex.DecodeString(e.Value)
+		if err != nil {
+			return nil, fmt.Errorf("%s/%s: %w", e.Account, e.Type, err)
+		}
+		st[protocol.ResourceKey{Account: e.Account, Type: e.Type}] = v
+	}
+	return st, nil
+}
+
+func parseAmount(s string) (uint64, error) {
+	v, err := strconv.ParseUint(s, 10, 64)
+	if err != nil || v == 0 {
+		return 0, fmt.Errorf("amount %q: want a positive integer", s)
+	}
+	return v, nil
+}
+
+func stakeCmd() *cobra.Command {
+	var cc chainClient
+	cmd := &cobra.Command{
+		Use:   "stake CHANNEL AMOUNT",
+		Short: "Stake AMOUNT in a channel",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := protocol.ParseChannelID(args[0])
+			if err != nil {
+				return err
+			}
+			amount, err := parseAmount(args[1])
+			if err != nil {
+				return err
+			}
+			return cc.run(cmd, true, func(ctx context.Context, c *devchain.Client) error {
+				return c.Stake(ctx, id, amount)
+			})
+		},
+	}
+	cc.flags(cmd)
+	return cmd
+}
+
+func depositCmd() *cobra.Command {
+	var cc chainClient
+	cmd := &cobra.Command{
+		Use:   "deposit AMOUNT",
+		Short: "Deposit AMOUNT into the shared staking pool",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			amount, err := parseAmount(args[0])
+			if err != nil {
+				return err
+			}
+			return cc.run(cmd, true, func(ctx context.Context, c *devchain.Client) error {
+				return c.Deposit(ctx, amount)
+			})
+		},
+	}
+	cc.flags(cmd)
+	return cmd
+}
+
+func withdrawCmd() *cobra.Command {
+	var cc chainClient
+	cmd := &cobra.Command{
+		Use:   "withdraw AMOUNT",
+		Short: "Withdraw unlocked money from the shared staking pool",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			amount, err := parseAmount(args[0])
+			if err != nil {
+				return err
+			}
+			return cc.run(cmd, true, func(ctx context.Context, c *devchain.Client) error {
+				return c.Withdraw(ctx, amount)
+			})
+		},
+	}
+	cc.flags(cmd)
+	return cmd
+}
+
+func joinCmd() *cobra.Command {
+	var (
+		cc   chainClient
+		pool bool
+	)
+	cmd := &cobra.Command{
+		Use:   "join CHANNEL [--pool]",
+		Short: "Join a channel and print the join sequence number",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := protocol.ParseChannelID(args[0])
+			if err != nil {
+				return err
+			}
+			return cc.run(cmd, true, func(ctx context.Context, c *devchain.Client) error {
+				seq, err := c.Join(ctx, id, pool)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintln(cmd.OutOrStdout(), seq)
+				return nil
+			})
+		},
+	}
+	cc.flags(cmd)
+	cmd.Flags().BoolVar(&pool, "pool", false, "name the shared staking pool as collateral instead of the channel stake")
+	return cmd
+}

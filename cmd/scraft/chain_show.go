@@ -1,0 +1,221 @@
+package main
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/scraft/scraft/protocol"
+	"github.com/scraft/scraft/settlement/devchain"
+)
+
+// channelView is what `scraft chain show` prints.
+type channelView struct {
+	Channel       protocol.ChannelID `json:"channel"`
+	Contract      string             `json:"contract"`
+	CodeHash      string             `json:"code_hash"`
+	Creator       protocol.Address   `json:"creator"`
+	Labels        map[string]string  `json:"labels"` // encoding/json sorts the keys
+	TickInterval  string             `json:"tick_interval"`
+	GasLimit      uint64             `json:"gas_limit"`
+	MinStake      uint64             `json:"min_stake"`
+	Fine          uint64             `json:"fine"`
+	Closed        bool               `json:"closed"`
+	Leader        *protocol.Address  `json:"leader"`
+	Epoch         uint64             `json:"epoch"`
+	SettledHeight uint64             `json:"settled_height"`
+	SettledDigest string             `json:"settled_digest"`
+	ChainTimeMs   int64              `json:"chain_time_ms"`
+	Members       []memberView       `json:"members"`
+	Proposals     []proposalView     `json:"proposals"`
+	SettledState  []stateEntry       `json:"settled_state"`
+}
+
+type memberView struct {
+	Address         protocol.Address  `json:"address"`
+	JoinSeq         uint64            `json:"join_seq"`
+	LastHeartbeatMs int64             `json:"last_heartbeat_ms"`
+	Valid           bool              `json:"valid"`
+	Collateral      string            `json:"collateral"`
+	Locked          uint64            `json:"locked"`
+	Leaving         bool              `json:"leaving"`
+	DelegatedTo     *protocol.Address `json:"delegated_to,omitempty"`
+	Delegators      uint32            `json:"delegators"`
+}
+
+type proposalView struct {
+	ID         uint64           `json:"id"`
+	Kind       string           `json:"kind"`
+	Proposer   protocol.Address `json:"proposer"`
+	Status     string           `json:"status"`
+	For        uint32           `json:"for"`
+	Against    uint32           `json:"against"`
+	Abstain    uint32           `json:"abstain"`
+	Electorate uint32           `json:"electorate"`
+}
+
+func showCmd() *cobra.Command {
+	var (
+		cc      chainClient
+		asJSON  bool
+		maxProp uint64
+	)
+	cmd := &cobra.Command{
+		Use:   "show CHANNEL",
+		Short: "Show a channel: members, leader, epoch, heartbeats, settlement, proposals",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := protocol.ParseChannelID(args[0])
+			if err != nil {
+				return err
+			}
+			return cc.run(cmd, false, func(ctx context.Context, c *devchain.Client) error {
+				v, err := loadChannelView(ctx, c, id, maxProp)
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					enc := json.NewEncoder(cmd.OutOrStdout())
+					enc.SetIndent("", "  ")
+					return enc.Encode(v)
+				}
+				return printChannel(cmd.OutOrStdout(), v)
+			})
+		},
+	}
+	cc.flags(cmd)
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON instead of tables")
+	cmd.Flags().Uint64Var(&maxProp, "proposals", 20, "show at most this many of the latest proposals")
+	return cmd
+}
+
+func loadChannelView(ctx context.Context, c *devchain.Client, id protocol.ChannelID, maxProp uint64) (*channelView, error) {
+	info, err := c.Channel(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	st, err := c.SettledState(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	v := &channelView{
+		Channel: info.ID, Contract: info.Contract, CodeHash: info.CodeHash.String(), Creator: info.Creator,
+		Labels: map[string]string{}, TickInterval: info.Config.TickInterval.String(), GasLimit: info.Config.GasLimit,
+		MinStake: info.Config.MinStake, Fine: info.Config.Fine, Closed: info.Closed, Epoch: info.Epoch,
+		SettledHeight: info.SettledHeight, SettledDigest: info.SettledDigest.String(), ChainTimeMs: info.AtMs,
+		Members: []memberView{}, Proposals: []proposalView{}, SettledState: []stateEntry{},
+	}
+	for _, l := range info.Labels {
+		v.Labels[l.Key] = l.Value
+	}
+	if !info.Leader.IsZero() {
+		leader := info.Leader
+		v.Leader = &leader
+	}
+	for _, m := range info.Members {
+		mv := memberView{Address: m.Address, JoinSeq: m.JoinSeq, LastHeartbeatMs: m.LastHeartbeat, Valid: m.Valid,
+			Collateral: m.Collateral.String(), Locked: m.Locked, Leaving: m.Leaving(), Delegators: m.Delegators}
+		if !m.DelegatedTo.IsZero() {
+			d := m.DelegatedTo
+			mv.DelegatedTo = &d
+		}
+		v.Members = append(v.Members, mv)
+	}
+	first := uint64(1)
+	if info.LastProposal > maxProp {
+		first = info.LastProposal - maxProp + 1
+	}
+	for pid := first; pid <= info.LastProposal && maxProp > 0; pid++ {
+		p, err := c.Proposal(ctx, id, pid)
+		if err != nil {
+			return nil, err
+		}
+		v.Proposals = append(v.Proposals, proposalView{ID: p.ID, Kind: p.Kind.String(), Proposer: p.Proposer, Status: p.Status.String(),
+			For: p.For, Against: p.Against, Abstain: p.Abstain, Electorate: p.Electorate})
+	}
+	for _, k := range st.Keys() {
+		v.SettledState = append(v.SettledState, stateEntry{Account: k.Account, Type: k.Type, Value: hex.EncodeToString(st[k])})
+	}
+	return v, nil
+}
+
+func printChannel(w io.Writer, v *channelView) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	leader := "none"
+	if v.Leader != nil {
+		leader = v.Leader.String()
+	}
+	state := "open"
+	if v.Closed {
+		state = "closed"
+	}
+	now := time.UnixMilli(v.ChainTimeMs).UTC()
+	fmt.Fprintf(tw, "channel\t%s (%s)\n", v.Channel, state)
+	fmt.Fprintf(tw, "contract\t%s (code %s)\n", v.Contract, v.CodeHash)
+	fmt.Fprintf(tw, "creator\t%s\n", v.Creator)
+	fmt.Fprintf(tw, "leader\t%s\n", leader)
+	fmt.Fprintf(tw, "epoch\t%d\n", v.Epoch)
+	fmt.Fprintf(tw, "settled\theight %d, digest %s\n", v.SettledHeight, v.SettledDigest)
+	fmt.Fprintf(tw, "config\ttick %s, gas %d, min stake %d, fine %d\n", v.TickInterval, v.GasLimit, v.MinStake, v.Fine)
+	fmt.Fprintf(tw, "chain time\t%s\n", now.Format(time.RFC3339Nano))
+	for _, k := range sortedKeys(v.Labels) {
+		fmt.Fprintf(tw, "label\t%s=%s\n", k, v.Labels[k])
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+
+	fmt.Fprintf(w, "\nmembers (%d)\n", len(v.Members))
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SEQ\tADDRESS\tVALID\tHEARTBEAT AGO\tCOLLATERAL\tLOCKED\tROLE")
+	for _, m := range v.Members {
+		role := ""
+		switch {
+		case v.Leader != nil && *v.Leader == m.Address:
+			role = "leader"
+		case m.Leaving:
+			role = "leaving"
+		case m.DelegatedTo != nil:
+			role = "delegates to " + m.DelegatedTo.String()
+		case m.Delegators > 0:
+			role = fmt.Sprintf("candidate (%d delegators)", m.Delegators)
+		}
+		ago := time.Duration(v.ChainTimeMs-m.LastHeartbeatMs) * time.Millisecond
+		fmt.Fprintf(tw, "%d\t%s\t%v\t%s\t%s\t%d\t%s\n", m.JoinSeq, m.Address, m.Valid, ago, m.Collateral, m.Locked, role)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+
+	fmt.Fprintf(w, "\nproposals (%d shown)\n", len(v.Proposals))
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tKIND\tSTATUS\tFOR\tAGAINST\tABSTAIN\tOF\tPROPOSER")
+	for _, p := range v.Proposals {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%d\t%d\t%d\t%s\n", p.ID, p.Kind, p.Status, p.For, p.Against, p.Abstain, p.Electorate, p.Proposer)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+
+	fmt.Fprintf(w, "\nsettled state (%d resources)\n", len(v.SettledState))
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ACCOUNT\tTYPE\tBYTES\tVALUE")
+	for _, e := range v.SettledState {
+		val := e.Value
+		if len(val) > 64 {
+			val = val[:64] + "…"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", e.Account, e.Type, len(e.Value)/2, val)
+	}
+	return tw.Flush()
+}
+
+func sortedKeys(m map[string]string) []string { return slices.Sorted(maps.Keys(m)) }

@@ -1,0 +1,156 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/scraft/scraft/contracts"
+	"github.com/scraft/scraft/internal/testutil"
+	"github.com/scraft/scraft/protocol"
+	"github.com/scraft/scraft/settlement"
+	"github.com/scraft/scraft/settlement/devchain"
+)
+
+// startChain serves an in-process dev chain on a loopback port.
+func startChain(t *testing.T) string {
+	t.Helper()
+	cfg := devchain.DefaultConfig(t.TempDir())
+	cfg.BlockInterval, cfg.NoSync = 5*time.Millisecond, true
+	c, err := devchain.Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := grpc.NewServer(devchain.ServerOptions(cfg)...)
+	devchain.NewServer(c).Register(g)
+	go g.Serve(l)
+	t.Cleanup(g.Stop)
+	return l.Addr().String()
+}
+
+func newKeyFile(t *testing.T, name string) (string, *protocol.Key) {
+	t.Helper()
+	k, err := protocol.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), name+".key")
+	if err := protocol.SaveKey(path, k); err != nil {
+		t.Fatal(err)
+	}
+	return path, k
+}
+
+func TestChainCommands(t *testing.T) {
+	addr := startChain(t)
+	aliceKey, alice := newKeyFile(t, "alice")
+	conn := []string{"--chain", addr, "--key", aliceKey}
+
+	out, err := run(t, append([]string{"chain", "create-channel", "--contract", "chat", "--label", "world_address=0x01",
+		"--label", "server_address=127.0.0.1:7000", "--tick", "50ms", "--gas", "100000", "--min-stake", "10"}, conn...)...)
+	if err != nil {
+		t.Fatal(err, out)
+	}
+	id, err := protocol.ParseChannelID(strings.TrimSpace(out))
+	if err != nil {
+		t.Fatalf("create-channel printed %q: %v", out, err)
+	}
+	wasm := filepath.Join(t.TempDir(), "mine.wasm")
+	if err := os.WriteFile(wasm, []byte("\x00asm\x01\x00\x00\x00"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := run(t, append([]string{"chain", "create-channel", "--contract", wasm}, conn...)...); err != nil {
+		t.Fatal(err, out)
+	}
+	if _, err := run(t, append([]string{"chain", "create-channel", "--contract", "nosuch"}, conn...)...); !errors.Is(err, contracts.ErrUnknownContract) {
+		t.Fatalf("unknown contract: %v", err)
+	}
+	for _, args := range [][]string{
+		{"chain", "stake", id.String(), "5"},
+		{"chain", "deposit", "20"},
+	} {
+		if out, err := run(t, append(args, conn...)...); err != nil {
+			t.Fatal(args, err, out)
+		}
+	}
+	out, err = run(t, append([]string{"chain", "join", id.String(), "--pool"}, conn...)...)
+	if err != nil || strings.TrimSpace(out) != "1" {
+		t.Fatalf("join printed %q, %v", out, err)
+	}
+	if _, err := run(t, append([]string{"chain", "stake", id.String(), "zero"}, conn...)...); err == nil {
+		t.Fatal("bad amount accepted")
+	}
+
+	out, err = run(t, "chain", "show", id.String(), "--chain", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"members (1)", alice.Address().String(), "pool", "server_address=127.0.0.1:7000", "tick 50ms, gas 100000"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("show lacks %q:\n%s", want, out)
+		}
+	}
+	out, err = run(t, "chain", "show", id.String(), "--chain", addr, "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v channelView
+	if err := json.Unmarshal([]byte(out), &v); err != nil {
+		t.Fatalf("%v:\n%s", err, out)
+	}
+	if v.Channel != id || v.Contract != "chat" || len(v.Members) != 1 || v.Members[0].Address != alice.Address() ||
+		v.Members[0].Collateral != "pool" || v.Labels["world_address"] != "0x01" || v.Leader != nil {
+		t.Fatalf("show --json: %+v", v)
+	}
+}
+
+func TestChainServe(t *testing.T) {
+	dir := t.TempDir()
+	addr := testutil.FreePort(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	rootCmd.SetArgs([]string{"chain", "--data", dir, "--listen", addr, "--block-interval", "10ms", "--log-level", "warn"})
+	go func() { done <- rootCmd.ExecuteContext(ctx) }()
+
+	k, _ := protocol.GenerateKey(nil)
+	c, err := devchain.Dial(addr, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	testutil.WaitFor(t, 10*time.Second, func() error {
+		_, err := c.Head(ctx)
+		return err
+	})
+	cctx, ccancel := context.WithTimeout(ctx, 10*time.Second)
+	defer ccancel()
+	if _, err := c.CreateChannel(cctx, settlement.ChannelSpec{Contract: "chat", Code: []byte("x")}); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("serve returned %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("serve did not stop")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "chain.db")); err != nil {
+		t.Fatal(err)
+	}
+}
