@@ -10,6 +10,7 @@ import (
 	"net"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -585,4 +586,53 @@ func mustListen(t testing.TB) net.Listener {
 	ln, err := listen()
 	require.NoError(t, err)
 	return ln
+}
+
+// TestPipelineBoundsInFlight holds the far side's answers and checks that
+// the pipeline never has more than MaxInFlight requests unanswered.
+func TestPipelineBoundsInFlight(t *testing.T) {
+	const inFlight, total = 3, 12
+	cfg := testConfig(t, nil)
+	cfg.MaxInFlight = inFlight
+	a := newTestServer(t, cfg)
+	b := newTestServer(t, cfg)
+	ta := mustTransport(t, a, "chan")
+	tb := mustTransport(t, b, "chan")
+	release := make(chan struct{})
+	respond(t, tb, func(rpc raft.RPC) {
+		select {
+		case <-release:
+			rpc.Respond(&raft.AppendEntriesResponse{Success: true}, nil)
+		case <-t.Context().Done():
+		}
+	})
+	p, err := ta.AppendEntriesPipeline("b", tb.LocalAddr())
+	require.NoError(t, err)
+	defer p.Close()
+
+	var sent atomic.Int64
+	sendErr := make(chan error, 1)
+	go func() {
+		for range total {
+			if _, err := p.AppendEntries(&raft.AppendEntriesRequest{Term: 1}, new(raft.AppendEntriesResponse)); err != nil {
+				sendErr <- err
+				return
+			}
+			sent.Add(1)
+		}
+		sendErr <- nil
+	}()
+	for released := 0; released <= total; released++ {
+		want := int64(min(total, released+inFlight))
+		waitFor(t, 10*time.Second, fmt.Sprintf("%d requests sent", want), func() bool {
+			n := sent.Load()
+			require.LessOrEqual(t, n, want, "more than %d unanswered requests", inFlight)
+			return n == want
+		})
+		if released < total {
+			release <- struct{}{}
+			require.NoError(t, (<-p.Consumer()).Error())
+		}
+	}
+	require.NoError(t, <-sendErr)
 }
