@@ -126,3 +126,45 @@ func BenchmarkProposeApply(b *testing.B) {
 	b.ReportMetric(float64(spentPropose.Nanoseconds())/float64(b.N*benchTxs), "propose-ns/tx")
 	b.ReportMetric(float64(spentApply.Nanoseconds())/float64(b.N*benchTxs), "reuse-ns/tx")
 }
+
+// BenchmarkNetChangeSet merges a journal of 10,000 heights, each creating or
+// modifying one of 1,000 resources: the settlement of a busy channel.
+func BenchmarkNetChangeSet(b *testing.B) {
+	const heights, keys = 10_000, 1_000
+	m := newMachine(b, testConfig(testKey(b, 0)))
+	vals := map[int][]byte{}
+	for h := 0; h < heights; h++ {
+		k := protocol.ResourceKey{Type: fmt.Sprintf("t::k%04d", h%keys)}
+		nv := []byte(fmt.Sprint(h))
+		c := protocol.Change{Key: k, Kind: protocol.OpNew, New: nv}
+		if old, ok := vals[h%keys]; ok {
+			c = protocol.Change{Key: k, Kind: protocol.OpModify, Old: old, New: nv}
+		}
+		vals[h%keys] = nv
+		m.st.journal = append(m.st.journal, journalEntry{cs: protocol.ChangeSet{Changes: []protocol.Change{c}}})
+	}
+	m.st.height = heights
+	b.Run("tree", func(b *testing.B) {
+		b.ReportAllocs()
+		for range b.N {
+			cs, err := m.NetChangeSet(1, heights)
+			if err != nil || cs.Len() != keys {
+				b.Fatalf("%d changes, %v", cs.Len(), err)
+			}
+		}
+	})
+	// For comparison: protocol.MergeAll folds left, one height at a time.
+	b.Run("fold", func(b *testing.B) {
+		sets := make([]protocol.ChangeSet, heights)
+		for i, je := range m.st.journal {
+			sets[i] = je.cs
+		}
+		b.ReportAllocs()
+		for range b.N {
+			cs, err := protocol.MergeAll(sets)
+			if err != nil || cs.Len() != keys {
+				b.Fatalf("%d changes, %v", cs.Len(), err)
+			}
+		}
+	})
+}

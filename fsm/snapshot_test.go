@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"io"
 	"sync"
 	"testing"
@@ -220,6 +221,17 @@ func TestJournal(t *testing.T) {
 			if want := protocol.Diff(states[i], states[j]); !got.Equal(want) {
 				t.Fatalf("net %d..%d = %v, want %v", heights[i]+1, heights[j], got, want)
 			}
+			var sets []protocol.ChangeSet
+			for h := heights[i] + 1; h <= heights[j]; h++ {
+				cs, err := m.ChangeSet(h)
+				if err != nil {
+					t.Fatal(err)
+				}
+				sets = append(sets, cs)
+			}
+			if folded, err := protocol.MergeAll(sets); err != nil || !folded.Equal(got) {
+				t.Fatalf("net %d..%d differs from MergeAll: %v", heights[i]+1, heights[j], err)
+			}
 		}
 	}
 	for h, d := range digests {
@@ -274,5 +286,41 @@ func TestJournal(t *testing.T) {
 	}
 	if d, ok := m.Digest(m.Height()); !ok || d != m.LastDigest() {
 		t.Fatal("digest at a fully pruned journal")
+	}
+}
+
+// TestJournalLong merges many small change sets that create, modify, delete
+// and recreate the same few resources, over every range of whole batches.
+func TestJournalLong(t *testing.T) {
+	alice := testKey(t, 0)
+	m := newMachine(t, testConfig(alice))
+	states := []protocol.State{m.Resources()}
+	heights := []uint64{0}
+	nonce := uint64(0)
+	for round := 0; round < 40; round++ {
+		var entries []protocol.Entry
+		for j := 0; j < 7; j++ {
+			i := round*7 + j
+			nonce++
+			if i%4 == 0 {
+				entries = append(entries, call(alice, nonce, "del", fmt.Sprintf("k%d", i%5)))
+			} else {
+				entries = append(entries, call(alice, nonce, "put", fmt.Sprintf("k%d=%d", i%5, (i/3)%3)))
+			}
+		}
+		mustApply(t, m, honestBatch(m, entries, 1, alice, uint64(round)))
+		states = append(states, m.Resources())
+		heights = append(heights, m.Height())
+	}
+	for i := range states {
+		for j := i + 1; j < len(states); j++ {
+			got, err := m.NetChangeSet(heights[i]+1, heights[j])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := protocol.Diff(states[i], states[j]); !got.Equal(want) {
+				t.Fatalf("net %d..%d = %v, want %v", heights[i]+1, heights[j], got, want)
+			}
+		}
 	}
 }
