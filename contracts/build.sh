@@ -4,9 +4,17 @@
 # Fails if a module has a float instruction or type, imports anything but
 # the scraft ABI, or exports anything but memory and functions.
 #
-# Usage: contracts/build.sh [name ...]   (default: every contract)
+# Usage: contracts/build.sh [--check] [name ...]   (default: every contract)
+#   --check  build into a temporary folder and fail if a committed .wasm
+#            differs from a fresh build (the tree is left untouched).
 set -euo pipefail
 cd "$(dirname "$0")"
+
+check=0
+if [ "${1:-}" = "--check" ]; then
+	check=1
+	shift
+fi
 
 ASC_VERSION=0.28.20
 # Every folder <name> with a <name>.ts is a contract (sorted by the glob).
@@ -73,6 +81,17 @@ for name in "${CONTRACTS[@]}"; do
 		cat "$tmp/exports" >&2
 		exit 1
 	fi
+	if [ "$check" = 1 ]; then
+		if ! cmp -s "$tmp/$name.wasm" "$name/$name.wasm"; then
+			echo "build.sh: $name/$name.wasm is not what its sources build: run contracts/build.sh and commit it" >&2
+			stale=1
+		fi
+		continue
+	fi
 	mv "$tmp/$name.wasm" "$name/$name.wasm"
 	echo "build.sh: $name/$name.wasm $(wc -c <"$name/$name.wasm") bytes"
 done
+if [ "$check" = 1 ]; then
+	if [ "${stale:-0}" = 1 ]; then exit 1; fi
+	echo "build.sh: ${CONTRACTS[*]} up to date"
+fi
