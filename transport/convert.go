@@ -1,8 +1,9 @@
 package transport
 
 import (
+	"time"
+
 	"github.com/hashicorp/raft"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/scraft/scraft/transport/raftpb"
 )
@@ -33,10 +34,15 @@ func encodeLog(l *raft.Log) *raftpb.Log {
 		Extensions: l.Extensions,
 	}
 	if !l.AppendedAt.IsZero() {
-		out.AppendedAt = timestamppb.New(l.AppendedAt)
+		out.AppendedAtSeconds = l.AppendedAt.Unix() + zeroTimeUnix
+		out.AppendedAtNanos = int32(l.AppendedAt.Nanosecond())
 	}
 	return out
 }
+
+// zeroTimeUnix is minus the Unix time of Go's zero time (0001-01-01 UTC):
+// the wire counts seconds from there so that the zero time is all zeros.
+const zeroTimeUnix = 62135596800
 
 func decodeLog(l *raftpb.Log) *raft.Log {
 	out := &raft.Log{
@@ -46,8 +52,8 @@ func decodeLog(l *raftpb.Log) *raft.Log {
 		Data:       l.GetData(),
 		Extensions: l.GetExtensions(),
 	}
-	if ts := l.GetAppendedAt(); ts != nil {
-		out.AppendedAt = ts.AsTime()
+	if sec, nsec := l.GetAppendedAtSeconds(), l.GetAppendedAtNanos(); sec != 0 || nsec != 0 {
+		out.AppendedAt = time.Unix(sec-zeroTimeUnix, int64(nsec)).UTC()
 	}
 	return out
 }

@@ -17,7 +17,6 @@ package raftpb
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
-	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -99,10 +98,12 @@ type Log struct {
 	Type       uint32                 `protobuf:"varint,3,opt,name=type,proto3" json:"type,omitempty"`
 	Data       []byte                 `protobuf:"bytes,4,opt,name=data,proto3" json:"data,omitempty"`
 	Extensions []byte                 `protobuf:"bytes,5,opt,name=extensions,proto3" json:"extensions,omitempty"`
-	// Absent when raft's AppendedAt is the zero time.
-	AppendedAt    *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=appended_at,json=appendedAt,proto3" json:"appended_at,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// AppendedAt as seconds since 0001-01-01T00:00:00Z (Go's zero time, so
+	// both fields are absent for it) and nanoseconds within the second.
+	AppendedAtSeconds int64 `protobuf:"zigzag64,6,opt,name=appended_at_seconds,json=appendedAtSeconds,proto3" json:"appended_at_seconds,omitempty"`
+	AppendedAtNanos   int32 `protobuf:"varint,7,opt,name=appended_at_nanos,json=appendedAtNanos,proto3" json:"appended_at_nanos,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *Log) Reset() {
@@ -170,11 +171,18 @@ func (x *Log) GetExtensions() []byte {
 	return nil
 }
 
-func (x *Log) GetAppendedAt() *timestamppb.Timestamp {
+func (x *Log) GetAppendedAtSeconds() int64 {
 	if x != nil {
-		return x.AppendedAt
+		return x.AppendedAtSeconds
 	}
-	return nil
+	return 0
+}
+
+func (x *Log) GetAppendedAtNanos() int32 {
+	if x != nil {
+		return x.AppendedAtNanos
+	}
+	return 0
 }
 
 type AppendEntriesRequest struct {
@@ -1017,11 +1025,11 @@ var File_transport_proto_raft_proto protoreflect.FileDescriptor
 
 const file_transport_proto_raft_proto_rawDesc = "" +
 	"\n" +
-	"\x1atransport/proto/raft.proto\x12\x0escraft.raft.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"Z\n" +
+	"\x1atransport/proto/raft.proto\x12\x0escraft.raft.v1\"Z\n" +
 	"\tRPCHeader\x12)\n" +
 	"\x10protocol_version\x18\x01 \x01(\x03R\x0fprotocolVersion\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\fR\x02id\x12\x12\n" +
-	"\x04addr\x18\x03 \x01(\fR\x04addr\"\xb4\x01\n" +
+	"\x04addr\x18\x03 \x01(\fR\x04addr\"\xd3\x01\n" +
 	"\x03Log\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x12\n" +
 	"\x04term\x18\x02 \x01(\x04R\x04term\x12\x12\n" +
@@ -1029,9 +1037,9 @@ const file_transport_proto_raft_proto_rawDesc = "" +
 	"\x04data\x18\x04 \x01(\fR\x04data\x12\x1e\n" +
 	"\n" +
 	"extensions\x18\x05 \x01(\fR\n" +
-	"extensions\x12;\n" +
-	"\vappended_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"appendedAt\"\xb8\x02\n" +
+	"extensions\x12.\n" +
+	"\x13appended_at_seconds\x18\x06 \x01(\x12R\x11appendedAtSeconds\x12*\n" +
+	"\x11appended_at_nanos\x18\a \x01(\x05R\x0fappendedAtNanos\"\xb8\x02\n" +
 	"\x14AppendEntriesRequest\x12\x18\n" +
 	"\achannel\x18\x01 \x01(\tR\achannel\x121\n" +
 	"\x06header\x18\x02 \x01(\v2\x19.scraft.raft.v1.RPCHeaderR\x06header\x12\x12\n" +
@@ -1132,39 +1140,37 @@ var file_transport_proto_raft_proto_goTypes = []any{
 	(*InstallSnapshotRequest)(nil),  // 10: scraft.raft.v1.InstallSnapshotRequest
 	(*InstallSnapshotChunk)(nil),    // 11: scraft.raft.v1.InstallSnapshotChunk
 	(*InstallSnapshotResponse)(nil), // 12: scraft.raft.v1.InstallSnapshotResponse
-	(*timestamppb.Timestamp)(nil),   // 13: google.protobuf.Timestamp
 }
 var file_transport_proto_raft_proto_depIdxs = []int32{
-	13, // 0: scraft.raft.v1.Log.appended_at:type_name -> google.protobuf.Timestamp
-	0,  // 1: scraft.raft.v1.AppendEntriesRequest.header:type_name -> scraft.raft.v1.RPCHeader
-	1,  // 2: scraft.raft.v1.AppendEntriesRequest.entries:type_name -> scraft.raft.v1.Log
-	0,  // 3: scraft.raft.v1.AppendEntriesResponse.header:type_name -> scraft.raft.v1.RPCHeader
-	0,  // 4: scraft.raft.v1.RequestVoteRequest.header:type_name -> scraft.raft.v1.RPCHeader
-	0,  // 5: scraft.raft.v1.RequestVoteResponse.header:type_name -> scraft.raft.v1.RPCHeader
-	0,  // 6: scraft.raft.v1.RequestPreVoteRequest.header:type_name -> scraft.raft.v1.RPCHeader
-	0,  // 7: scraft.raft.v1.RequestPreVoteResponse.header:type_name -> scraft.raft.v1.RPCHeader
-	0,  // 8: scraft.raft.v1.TimeoutNowRequest.header:type_name -> scraft.raft.v1.RPCHeader
-	0,  // 9: scraft.raft.v1.TimeoutNowResponse.header:type_name -> scraft.raft.v1.RPCHeader
-	0,  // 10: scraft.raft.v1.InstallSnapshotRequest.header:type_name -> scraft.raft.v1.RPCHeader
-	10, // 11: scraft.raft.v1.InstallSnapshotChunk.request:type_name -> scraft.raft.v1.InstallSnapshotRequest
-	0,  // 12: scraft.raft.v1.InstallSnapshotResponse.header:type_name -> scraft.raft.v1.RPCHeader
-	2,  // 13: scraft.raft.v1.Raft.AppendEntries:input_type -> scraft.raft.v1.AppendEntriesRequest
-	2,  // 14: scraft.raft.v1.Raft.AppendEntriesPipeline:input_type -> scraft.raft.v1.AppendEntriesRequest
-	4,  // 15: scraft.raft.v1.Raft.RequestVote:input_type -> scraft.raft.v1.RequestVoteRequest
-	6,  // 16: scraft.raft.v1.Raft.RequestPreVote:input_type -> scraft.raft.v1.RequestPreVoteRequest
-	8,  // 17: scraft.raft.v1.Raft.TimeoutNow:input_type -> scraft.raft.v1.TimeoutNowRequest
-	11, // 18: scraft.raft.v1.Raft.InstallSnapshot:input_type -> scraft.raft.v1.InstallSnapshotChunk
-	3,  // 19: scraft.raft.v1.Raft.AppendEntries:output_type -> scraft.raft.v1.AppendEntriesResponse
-	3,  // 20: scraft.raft.v1.Raft.AppendEntriesPipeline:output_type -> scraft.raft.v1.AppendEntriesResponse
-	5,  // 21: scraft.raft.v1.Raft.RequestVote:output_type -> scraft.raft.v1.RequestVoteResponse
-	7,  // 22: scraft.raft.v1.Raft.RequestPreVote:output_type -> scraft.raft.v1.RequestPreVoteResponse
-	9,  // 23: scraft.raft.v1.Raft.TimeoutNow:output_type -> scraft.raft.v1.TimeoutNowResponse
-	12, // 24: scraft.raft.v1.Raft.InstallSnapshot:output_type -> scraft.raft.v1.InstallSnapshotResponse
-	19, // [19:25] is the sub-list for method output_type
-	13, // [13:19] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	0,  // 0: scraft.raft.v1.AppendEntriesRequest.header:type_name -> scraft.raft.v1.RPCHeader
+	1,  // 1: scraft.raft.v1.AppendEntriesRequest.entries:type_name -> scraft.raft.v1.Log
+	0,  // 2: scraft.raft.v1.AppendEntriesResponse.header:type_name -> scraft.raft.v1.RPCHeader
+	0,  // 3: scraft.raft.v1.RequestVoteRequest.header:type_name -> scraft.raft.v1.RPCHeader
+	0,  // 4: scraft.raft.v1.RequestVoteResponse.header:type_name -> scraft.raft.v1.RPCHeader
+	0,  // 5: scraft.raft.v1.RequestPreVoteRequest.header:type_name -> scraft.raft.v1.RPCHeader
+	0,  // 6: scraft.raft.v1.RequestPreVoteResponse.header:type_name -> scraft.raft.v1.RPCHeader
+	0,  // 7: scraft.raft.v1.TimeoutNowRequest.header:type_name -> scraft.raft.v1.RPCHeader
+	0,  // 8: scraft.raft.v1.TimeoutNowResponse.header:type_name -> scraft.raft.v1.RPCHeader
+	0,  // 9: scraft.raft.v1.InstallSnapshotRequest.header:type_name -> scraft.raft.v1.RPCHeader
+	10, // 10: scraft.raft.v1.InstallSnapshotChunk.request:type_name -> scraft.raft.v1.InstallSnapshotRequest
+	0,  // 11: scraft.raft.v1.InstallSnapshotResponse.header:type_name -> scraft.raft.v1.RPCHeader
+	2,  // 12: scraft.raft.v1.Raft.AppendEntries:input_type -> scraft.raft.v1.AppendEntriesRequest
+	2,  // 13: scraft.raft.v1.Raft.AppendEntriesPipeline:input_type -> scraft.raft.v1.AppendEntriesRequest
+	4,  // 14: scraft.raft.v1.Raft.RequestVote:input_type -> scraft.raft.v1.RequestVoteRequest
+	6,  // 15: scraft.raft.v1.Raft.RequestPreVote:input_type -> scraft.raft.v1.RequestPreVoteRequest
+	8,  // 16: scraft.raft.v1.Raft.TimeoutNow:input_type -> scraft.raft.v1.TimeoutNowRequest
+	11, // 17: scraft.raft.v1.Raft.InstallSnapshot:input_type -> scraft.raft.v1.InstallSnapshotChunk
+	3,  // 18: scraft.raft.v1.Raft.AppendEntries:output_type -> scraft.raft.v1.AppendEntriesResponse
+	3,  // 19: scraft.raft.v1.Raft.AppendEntriesPipeline:output_type -> scraft.raft.v1.AppendEntriesResponse
+	5,  // 20: scraft.raft.v1.Raft.RequestVote:output_type -> scraft.raft.v1.RequestVoteResponse
+	7,  // 21: scraft.raft.v1.Raft.RequestPreVote:output_type -> scraft.raft.v1.RequestPreVoteResponse
+	9,  // 22: scraft.raft.v1.Raft.TimeoutNow:output_type -> scraft.raft.v1.TimeoutNowResponse
+	12, // 23: scraft.raft.v1.Raft.InstallSnapshot:output_type -> scraft.raft.v1.InstallSnapshotResponse
+	18, // [18:24] is the sub-list for method output_type
+	12, // [12:18] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_transport_proto_raft_proto_init() }
