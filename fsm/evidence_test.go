@@ -139,8 +139,9 @@ func TestInvalidEntries(t *testing.T) {
 		{"reserved init", nil, []protocol.Entry{txEntry(alice, 1, "t::init")}, 0, protocol.StatusBadInput, 0, true},
 		{"other channel", nil, []protocol.Entry{{Kind: protocol.EntryCall, Call: otherChannel}}, 0, protocol.StatusBadInput, 0, false},
 		{"tick skips a number", nil, []protocol.Entry{tick(2, 1000)}, 0, protocol.StatusRejected, ReasonBadTick, false},
-		{"tick repeats a number", nil, []protocol.Entry{tick(1, 1000), tick(1, 1200)}, 1, protocol.StatusRejected, ReasonBadTick, false},
-		{"tick too early", nil, []protocol.Entry{tick(1, 1000), tick(2, 1089)}, 1, protocol.StatusRejected, ReasonBadTick, false},
+		{"tick repeats a number", nil, []protocol.Entry{tick(1, 800), tick(1, 1000)}, 1, protocol.StatusRejected, ReasonBadTick, false},
+		{"tick too early", nil, []protocol.Entry{tick(1, 900), tick(2, 989)}, 1, protocol.StatusRejected, ReasonBadTick, false},
+		{"tick after the batch time", nil, []protocol.Entry{tick(1, 1001)}, 0, protocol.StatusRejected, ReasonBadTick, false},
 		{"tick backwards", nil, []protocol.Entry{tick(1, 1000), tick(2, 900)}, 1, protocol.StatusRejected, ReasonBadTick, false},
 		{"tick without ticks", func(c *Config) { c.TickIntervalMs, c.TickToleranceMs = 0, 0 }, []protocol.Entry{tick(1, 1000)}, 0, protocol.StatusRejected, ReasonBadTick, false},
 		{"join of a member", nil, []protocol.Entry{join(bob, 3)}, 0, protocol.StatusRejected, ReasonBadJoin, false},
@@ -150,7 +151,7 @@ func TestInvalidEntries(t *testing.T) {
 		{"join twice", nil, []protocol.Entry{join(carol, 3), join(carol, 4)}, 1, protocol.StatusRejected, ReasonBadJoin, false},
 		{"leave of a non-member", nil, []protocol.Entry{leave(carol)}, 0, protocol.StatusRejected, ReasonBadLeave, false},
 		{"leave twice", nil, []protocol.Entry{leave(bob), leave(bob)}, 1, protocol.StatusRejected, ReasonBadLeave, false},
-		{"tick within tolerance", nil, []protocol.Entry{tick(1, 1000), tick(2, 1090)}, 1, protocol.StatusOK, 0, false},
+		{"tick within tolerance", nil, []protocol.Entry{tick(1, 900), tick(2, 990)}, 1, protocol.StatusOK, 0, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -39,7 +39,7 @@ func FuzzRestore(f *testing.F) {
 				t.Fatal("accepted snapshot is not canonical")
 			}
 			// A restored machine must take batches without panicking.
-			b := honestBatch(m, []protocol.Entry{tick(m.st.tick+1, m.st.tickMs+1000)}, m.st.epoch+1, testKey(t, 0), m.st.timestampMs)
+			b := honestBatch(m, []protocol.Entry{tick(m.st.tick+1, m.st.tickMs+1000)}, m.st.epoch+1, testKey(t, 0), max(m.st.timestampMs, m.st.tickMs+1000))
 			if _, err := m.Apply(b, nil); err != nil {
 				t.Fatalf("apply after restore: %v", err)
 			}

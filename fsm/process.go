@@ -191,6 +191,8 @@ func (m *Machine) runTick(v *view, t *protocol.Tick, o *Outcome, ts uint64) (Rea
 	switch {
 	case iv == 0:
 		return reject("fsm: channel has no ticks")
+	case t.TimestampMs > ts:
+		return reject("fsm: tick %d at %d ms, after the batch's %d ms", t.Number, t.TimestampMs, ts)
 	case t.Number != v.top.tick+1:
 		return reject("fsm: tick %d, want %d", t.Number, v.top.tick+1)
 	case v.top.tick > 0 && (t.TimestampMs < v.top.tickMs || t.TimestampMs-v.top.tickMs < iv-m.cfg.TickToleranceMs):
