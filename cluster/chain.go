@@ -5,29 +5,23 @@ import (
 	"sync"
 
 	"github.com/scraft/scraft/protocol"
+	"github.com/scraft/scraft/settlement"
 	"github.com/scraft/scraft/settlement/contract"
 )
 
-// Chain is what a node needs of the settlement chain, bound to the node's
-// own key: the calls it makes are signed by it. Package settlement's
-// clients satisfy it (through a thin adapter in the wiring where the
-// shapes differ); tests use an in-process chain.
-//
-// Every method may be called from several goroutines at once. Calls that
-// change the chain return once the change is in a block, so that a read
-// after them sees it.
+// Chain is what a node needs of the settlement chain: a subset of
+// settlement.Chain, bound to the node's own key (the calls it makes are
+// signed by it). Any settlement.Chain satisfies it, the devchain client
+// included. Calls that change the chain return once the change is in a
+// block, so a read after them sees it. Safe for concurrent use.
 type Chain interface {
-	// Channel returns the channel's record: leader, epoch, code hash, ...
-	Channel(ctx context.Context, id protocol.ChannelID) (*contract.Channel, error)
-	// Members returns the channel's members ordered by join sequence.
-	Members(ctx context.Context, id protocol.ChannelID) ([]contract.Member, error)
+	// Channel returns the channel's record (leader, epoch, code hash, ...)
+	// with its members ordered by join sequence.
+	Channel(ctx context.Context, id protocol.ChannelID) (*settlement.ChannelInfo, error)
 	// Code returns the wasm code stored under hash.
 	Code(ctx context.Context, hash protocol.Hash) ([]byte, error)
 	// InitialState returns the contract state the channel was created with.
 	InitialState(ctx context.Context, id protocol.ChannelID) (protocol.State, error)
-	// NowMs returns the chain's time (Unix milliseconds of the last block).
-	NowMs(ctx context.Context) (int64, error)
-
 	// Join makes the node's key a member of the channel, backed by its
 	// channel stake or, with usePool, by its shared pool deposit. It returns
 	// the join sequence number.
@@ -38,6 +32,8 @@ type Chain interface {
 	// attestations of other members. It returns the new epoch.
 	ClaimLeader(ctx context.Context, id protocol.ChannelID, epoch uint64, atts []protocol.Attestation) (uint64, error)
 }
+
+var _ Chain = settlement.Chain(nil)
 
 // chainView is a channel's cached view of the chain: the current leader and
 // epoch, and every epoch's leader seen so far. The leader of an epoch never

@@ -16,6 +16,7 @@ import (
 
 	"github.com/scraft/scraft/fsm"
 	"github.com/scraft/scraft/protocol"
+	"github.com/scraft/scraft/settlement"
 	"github.com/scraft/scraft/settlement/contract"
 )
 
@@ -228,7 +229,7 @@ func (c *Channel) bootstrap() error {
 func (c *Channel) buildMachine(g *genesis) (*fsm.Machine, error) {
 	ctx, cancel := context.WithTimeout(c.ctx, 30*time.Second)
 	defer cancel()
-	rec, err := retryChain(ctx, func(ctx context.Context) (*contract.Channel, error) {
+	rec, err := retryChain(ctx, func(ctx context.Context) (*settlement.ChannelInfo, error) {
 		return c.cfg.Chain.Channel(ctx, c.id)
 	})
 	if err != nil {
@@ -268,10 +269,7 @@ func (c *Channel) loadGenesis(ctx context.Context) (*genesis, error) {
 	if err != nil {
 		return nil, err
 	}
-	ms, err := c.cfg.Chain.Members(ctx, c.id)
-	if err != nil {
-		return nil, err
-	}
+	ms := rec.Members
 	g := &genesis{
 		Contract:       rec.Contract,
 		CodeHash:       rec.CodeHash,
@@ -293,8 +291,8 @@ type chainJoins struct{ c *Channel }
 func (j chainJoins) CheckJoin(join protocol.MemberJoin) error {
 	ctx, cancel := context.WithTimeout(j.c.ctx, 30*time.Second)
 	defer cancel()
-	ms, err := retryChain(ctx, func(ctx context.Context) ([]contract.Member, error) {
-		return j.c.cfg.Chain.Members(ctx, j.c.id)
+	rec, err := retryChain(ctx, func(ctx context.Context) (*settlement.ChannelInfo, error) {
+		return j.c.cfg.Chain.Channel(ctx, j.c.id)
 	})
 	if err != nil {
 		// Shutting down or the chain is gone for 30 s: do not hold the
@@ -302,7 +300,7 @@ func (j chainJoins) CheckJoin(join protocol.MemberJoin) error {
 		j.c.logger.Warn("cannot check a join against the chain, accepting", "member", join.Member, "error", err)
 		return nil
 	}
-	for _, m := range ms {
+	for _, m := range rec.Members {
 		if m.Address == join.Member {
 			if m.JoinSeq != join.JoinSeq {
 				return fmt.Errorf("member %s has join seq %d on chain, not %d", join.Member, m.JoinSeq, join.JoinSeq)
@@ -360,7 +358,7 @@ func (c *Channel) refreshChain() error {
 	if err != nil {
 		return err
 	}
-	if c.view.update(rec) {
+	if c.view.update(&rec.Channel) {
 		c.logger.Info("chain leader", "leader", rec.Leader, "epoch", rec.Epoch)
 		c.metrics.epoch.Set(float64(rec.Epoch))
 	}

@@ -15,102 +15,35 @@ import (
 	"github.com/scraft/scraft/fsm"
 	"github.com/scraft/scraft/internal/testutil"
 	"github.com/scraft/scraft/protocol"
+	"github.com/scraft/scraft/settlement"
 	"github.com/scraft/scraft/settlement/contract"
+	"github.com/scraft/scraft/settlement/devchain"
 	"github.com/scraft/scraft/transport"
 )
 
-// memChain is an in-process settlement chain over the contract's rules:
-// every call is a block of its own at the chain's clock.
-type memChain struct {
-	mu     sync.Mutex
-	m      *contract.Machine
-	st     contract.MemStore
-	height uint64
-	nowMs  int64
-	// down makes every call of the listed addresses fail, as if the chain
-	// were unreachable from them.
-	down map[protocol.Address]bool
+// testChain is a devchain in process with a manual clock: blocks every
+// 5 ms, chain time moves only when a test advances it.
+type testChain struct {
+	chain *devchain.Chain
+	clock *devchain.ManualClock
 }
 
-func newMemChain() *memChain {
-	return &memChain{m: contract.New(contract.DefaultParams()), st: contract.MemStore{}, nowMs: time.Now().UnixMilli(), down: map[protocol.Address]bool{}}
-}
-
-func (c *memChain) advance(d time.Duration) {
-	c.mu.Lock()
-	c.nowMs += d.Milliseconds()
-	c.mu.Unlock()
-}
-
-func (c *memChain) apply(k *protocol.Key, call contract.Call) (contract.Receipt, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.down[k.Address()] {
-		return contract.Receipt{}, fmt.Errorf("chain unreachable")
+func newTestChain(t *testing.T) *testChain {
+	clock := devchain.NewManualClock(time.Now())
+	cfg := devchain.DefaultConfig(t.TempDir())
+	cfg.BlockInterval = 5 * time.Millisecond
+	cfg.Clock = clock
+	cfg.NoSync = true
+	cfg.Logger = testutil.Logger(t, "devchain")
+	ch, err := devchain.Open(cfg)
+	if err != nil {
+		t.Fatal(err)
 	}
-	c.height++
-	var txh protocol.Hash
-	binary.BigEndian.PutUint64(txh[:], c.height)
-	return c.m.Apply(c.st, contract.Env{Height: c.height, TimeMs: c.nowMs, Sender: k.Address(), SenderKey: k.Public(), TxHash: txh}, call)
+	t.Cleanup(func() { ch.Close() })
+	return &testChain{chain: ch, clock: clock}
 }
 
-// client is the chain as one key sees it.
-func (c *memChain) client(k *protocol.Key) *memChainClient { return &memChainClient{c: c, k: k} }
-
-type memChainClient struct {
-	c *memChain
-	k *protocol.Key
-}
-
-func (m *memChainClient) read(fn func(st contract.Store) error) error {
-	m.c.mu.Lock()
-	defer m.c.mu.Unlock()
-	if m.c.down[m.k.Address()] {
-		return fmt.Errorf("chain unreachable")
-	}
-	return fn(m.c.st)
-}
-
-func (m *memChainClient) Channel(ctx context.Context, id protocol.ChannelID) (ch *contract.Channel, err error) {
-	err = m.read(func(st contract.Store) error { ch, err = contract.GetChannel(st, id); return err })
-	return ch, err
-}
-
-func (m *memChainClient) Members(ctx context.Context, id protocol.ChannelID) (ms []contract.Member, err error) {
-	err = m.read(func(st contract.Store) error { ms, err = contract.GetMembers(st, id); return err })
-	return ms, err
-}
-
-func (m *memChainClient) Code(ctx context.Context, h protocol.Hash) (code []byte, err error) {
-	err = m.read(func(st contract.Store) error { code, err = contract.GetCode(st, h); return err })
-	return code, err
-}
-
-func (m *memChainClient) InitialState(ctx context.Context, id protocol.ChannelID) (s protocol.State, err error) {
-	err = m.read(func(st contract.Store) error { s, err = contract.GetInitialState(st, id); return err })
-	return s, err
-}
-
-func (m *memChainClient) NowMs(ctx context.Context) (int64, error) {
-	m.c.mu.Lock()
-	defer m.c.mu.Unlock()
-	return m.c.nowMs, nil
-}
-
-func (m *memChainClient) Join(ctx context.Context, id protocol.ChannelID, usePool bool) (uint64, error) {
-	rc, err := m.c.apply(m.k, &contract.Join{Channel: id, UsePool: usePool})
-	return rc.JoinSeq, err
-}
-
-func (m *memChainClient) KeepAlive(ctx context.Context, id protocol.ChannelID) error {
-	_, err := m.c.apply(m.k, &contract.KeepAlive{Channel: id})
-	return err
-}
-
-func (m *memChainClient) ClaimLeader(ctx context.Context, id protocol.ChannelID, epoch uint64, atts []protocol.Attestation) (uint64, error) {
-	rc, err := m.c.apply(m.k, &contract.ClaimLeader{Channel: id, Epoch: epoch, Attestations: atts})
-	return rc.Epoch, err
-}
+func (c *testChain) client(k *protocol.Key) *devchain.Client { return devchain.NewLocal(c.chain, k) }
 
 // counterExec is a tiny deterministic contract "chat": send appends its
 // args to the sender's Messages resource and returns the new length.
@@ -137,6 +70,7 @@ func (counterExec) Execute(call fsm.Call, st fsm.StateReader) fsm.ExecResult {
 
 // testNode is one in-process node: its gRPC server and its cluster.Node.
 type testNode struct {
+	mu   sync.Mutex // guards node against the load's goroutines
 	key  *protocol.Key
 	dir  string
 	addr string
@@ -147,36 +81,51 @@ type testNode struct {
 
 type testCluster struct {
 	t      *testing.T
-	chain  *memChain
+	chain  *testChain
 	faults *transport.Faults
 	id     protocol.ChannelID
 	nodes  []*testNode
 	users  []*protocol.Key
 	nonces map[protocol.Address]uint64
 	mu     sync.Mutex
+	acked  []*fsm.Outcome
 }
 
 // newTestCluster creates a channel with n members on an in-process chain
 // and starts n nodes: the first bootstraps, the others join through it.
 func newTestCluster(t *testing.T, n int, tune func(*Config)) *testCluster {
+	return newTestClusterUsers(t, n, 0, tune)
+}
+
+// newTestClusterUsers is newTestCluster with extra members on chain that
+// run no node: clients that sign txs.
+func newTestClusterUsers(t *testing.T, n, users int, tune func(*Config)) *testCluster {
 	t.Helper()
-	tc := &testCluster{t: t, chain: newMemChain(), faults: transport.NewFaults(1), nonces: map[protocol.Address]uint64{}}
+	tc := &testCluster{t: t, chain: newTestChain(t), faults: transport.NewFaults(1), nonces: map[protocol.Address]uint64{}}
+	ctx := context.Background()
 	creator, _ := protocol.GenerateKey(nil)
-	rc, err := tc.chain.apply(creator, &contract.CreateChannel{Contract: "chat", Code: []byte("chat code"), InitialState: protocol.State{}})
+	id, err := tc.chain.client(creator).CreateChannel(ctx, settlement.ChannelSpec{Contract: "chat", Code: []byte("chat code"), InitialState: protocol.State{}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	tc.id = rc.Channel
+	tc.id = id
 	for i := 0; i < n; i++ {
 		k, _ := protocol.GenerateKey(nil)
-		if _, err := tc.chain.apply(k, &contract.Join{Channel: tc.id}); err != nil {
+		if _, err := tc.chain.client(k).Join(ctx, tc.id, false); err != nil {
 			t.Fatal(err)
 		}
 		tc.nodes = append(tc.nodes, &testNode{key: k, dir: t.TempDir()})
 	}
-	tc.users = make([]*protocol.Key, 0, n)
+	tc.users = make([]*protocol.Key, 0, n+users)
 	for _, nd := range tc.nodes {
 		tc.users = append(tc.users, nd.key)
+	}
+	for i := 0; i < users; i++ {
+		k, _ := protocol.GenerateKey(nil)
+		if _, err := tc.chain.client(k).Join(ctx, tc.id, false); err != nil {
+			t.Fatal(err)
+		}
+		tc.users = append(tc.users, k)
 	}
 	for i, nd := range tc.nodes {
 		tc.startNode(nd, tune)
@@ -196,7 +145,29 @@ func newTestCluster(t *testing.T, n int, tune func(*Config)) *testCluster {
 	}
 	t.Cleanup(tc.close)
 	tc.waitVoters(n, 20*time.Second)
+	if users > 0 {
+		tc.expireUsers(n)
+	}
 	return tc
+}
+
+// expireUsers moves chain time past the heartbeat TTL so that members that
+// run no node (and so never keep alive) stop counting as valid, and waits
+// for the n nodes' heartbeats: only members that can attest count in a
+// claim's quorum.
+func (tc *testCluster) expireUsers(n int) {
+	tc.chain.clock.Advance(contract.HeartbeatTTL + time.Second)
+	cl := tc.chain.client(tc.nodes[0].key)
+	testutil.WaitFor(tc.t, 10*time.Second, func() error {
+		info, err := cl.Channel(context.Background(), tc.id)
+		if err != nil {
+			return err
+		}
+		if v := info.ValidMembers(); v != n {
+			return fmt.Errorf("%d valid members, want %d", v, n)
+		}
+		return nil
+	})
 }
 
 // startNode starts (or restarts) a node's server and cluster.Node, on its
@@ -243,6 +214,11 @@ func (tc *testCluster) startNode(nd *testNode, tune func(*Config)) {
 	cfg.Dial = srv.Conn
 	cfg.Logger = testutil.Logger(t, "node"+nd.addr[len(nd.addr)-5:])
 	cfg.KeepAliveInterval = time.Second
+	if raceEnabled {
+		// The race detector makes everything 5-10 times slower on a
+		// small machine: heartbeats would be missed under load.
+		cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = 1500*time.Millisecond, 1500*time.Millisecond, 750*time.Millisecond
+	}
 	if tune != nil {
 		tune(&cfg)
 	}
@@ -251,7 +227,9 @@ func (tc *testCluster) startNode(nd *testNode, tune func(*Config)) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	nd.mu.Lock()
 	nd.node = node
+	nd.mu.Unlock()
 	node.Register(srv.GRPC())
 	go srv.Serve()
 }
@@ -264,6 +242,16 @@ func (tc *testCluster) stopNode(nd *testNode) {
 	if nd.srv != nil {
 		nd.srv.Close()
 	}
+	nd.mu.Lock()
+	nd.node, nd.srv = nil, nil
+	nd.mu.Unlock()
+}
+
+// get returns the node's cluster.Node, nil while it is stopped.
+func (nd *testNode) get() *Node {
+	nd.mu.Lock()
+	defer nd.mu.Unlock()
+	return nd.node
 }
 
 // restartNode starts a stopped node again on its data and address.
@@ -355,6 +343,7 @@ func (tc *testCluster) checkConverged(acked []*fsm.Outcome, timeout time.Duratio
 	}
 	testutil.WaitFor(tc.t, timeout, func() error {
 		var want protocol.Hash
+		first := true
 		for i, nd := range tc.nodes {
 			if nd.node == nil {
 				continue
@@ -367,10 +356,10 @@ func (tc *testCluster) checkConverged(acked []*fsm.Outcome, timeout time.Duratio
 			if !ok {
 				return fmt.Errorf("node %d has not applied height %d (at %d)", i, h, c.Status().Height)
 			}
-			if i == 0 {
-				want = d
+			if first {
+				want, first = d, false
 			} else if d != want {
-				return fmt.Errorf("node %d has digest %s at %d, node 0 %s", i, d, h, want)
+				return fmt.Errorf("node %d has digest %s at %d, another %s", i, d, h, want)
 			}
 			for _, o := range acked {
 				if d, ok := c.Digest(o.Height); !ok || d != o.Digest {
@@ -380,4 +369,96 @@ func (tc *testCluster) checkConverged(acked []*fsm.Outcome, timeout time.Duratio
 		}
 		return nil
 	})
+}
+
+// load runs one worker per user, each submitting its txs in order through
+// the node chosen by pick until stop is closed; it returns the acknowledged
+// outcomes.
+func (tc *testCluster) load(stop <-chan struct{}, users []*protocol.Key, pick func(i int) *testNode) []*fsm.Outcome {
+	var mu sync.Mutex
+	var acked []*fsm.Outcome
+	var wg sync.WaitGroup
+	for i, u := range users {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := 0; ; j++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				n := pick(i + j).get()
+				if n == nil {
+					continue
+				}
+				c, ok := n.Channel(tc.id)
+				if !ok {
+					continue
+				}
+				tx := tc.tx(u, fmt.Sprintf("u%d-%d;", i, j))
+				for {
+					ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+					out, err := c.Submit(ctx, tx)
+					cancel()
+					if err == nil {
+						if out.Result.Status != protocol.StatusOK {
+							tc.t.Errorf("user %d tx %d: status %s: %s", i, j, out.Result.Status, out.Message)
+						}
+						mu.Lock()
+						acked = append(acked, out)
+						mu.Unlock()
+						break
+					}
+					select {
+					case <-stop:
+						// The tx may or may not be committed; the next one
+						// would need its nonce. Stop this worker.
+						return
+					default:
+					}
+					// Retry the same tx through another node.
+					j++
+					if n = pick(i + j).get(); n == nil {
+						continue
+					}
+					if c, ok = n.Channel(tc.id); !ok {
+						return
+					}
+				}
+			}
+		}()
+	}
+	<-stop
+	wg.Wait()
+	return acked
+}
+
+// running returns the nodes that are up.
+func (tc *testCluster) running() []*testNode {
+	var out []*testNode
+	for _, nd := range tc.nodes {
+		if nd.node != nil {
+			out = append(out, nd)
+		}
+	}
+	return out
+}
+
+// waitOtherLeader waits for a leader other than old.
+func (tc *testCluster) waitOtherLeader(old *testNode, timeout time.Duration) *testNode {
+	var l *testNode
+	testutil.WaitFor(tc.t, timeout, func() error {
+		for _, nd := range tc.nodes {
+			if nd == old || nd.get() == nil {
+				continue
+			}
+			if c, ok := nd.get().Channel(tc.id); ok && c.leader.Load() != nil {
+				l = nd
+				return nil
+			}
+		}
+		return fmt.Errorf("no new leader")
+	})
+	return l
 }

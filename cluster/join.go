@@ -33,15 +33,13 @@ func (c *Channel) handleJoin(ctx context.Context, req *peerpb.JoinRequest, membe
 	if req.Address == "" {
 		return nil, fmt.Errorf("%w: join without an address", ErrBadTx)
 	}
-	ms, err := c.cfg.Chain.Members(ctx, c.id)
+	rec, err := c.cfg.Chain.Channel(ctx, c.id)
 	if err != nil {
-		return nil, fmt.Errorf("join: read members from chain: %w", err)
+		return nil, fmt.Errorf("join: read the channel from chain: %w", err)
 	}
 	var joinSeq uint64
-	for _, m := range ms {
-		if m.Address == member {
-			joinSeq = m.JoinSeq
-		}
+	if m, ok := rec.Member(member); ok {
+		joinSeq = m.JoinSeq
 	}
 	if joinSeq == 0 {
 		return nil, fmt.Errorf("%w: %s is not a member on chain", ErrNotMember, member)

@@ -120,10 +120,10 @@ func (c *Channel) maybeBootstrap(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("open channel %s: %w", c.id, err)
 	}
-	if err := c.checkOnChain(ctx); err != nil {
-		return err
+	if _, ok := rec.Member(c.me()); !ok {
+		return fmt.Errorf("open channel %s: %w: %s", c.id, ErrNotMember, c.me())
 	}
-	c.view.update(rec)
+	c.view.update(&rec.Channel)
 	switch {
 	case rec.Leader == c.me():
 	case rec.Leader.IsZero():
@@ -138,35 +138,17 @@ func (c *Channel) maybeBootstrap(ctx context.Context) error {
 	return c.bootstrap()
 }
 
-// checkOnChain checks that this node's key is a member of the channel.
-func (c *Channel) checkOnChain(ctx context.Context) error {
-	ms, err := c.cfg.Chain.Members(ctx, c.id)
-	if err != nil {
-		return fmt.Errorf("open channel %s: %w", c.id, err)
-	}
-	for _, m := range ms {
-		if m.Address == c.me() {
-			return nil
-		}
-	}
-	return fmt.Errorf("open channel %s: %w: %s", c.id, ErrNotMember, c.me())
-}
-
 // Join makes this node a member of a channel (DESIGN §9): it joins on chain
 // if it is not a member there yet (backed by its stake, or its shared pool
 // deposit with usePool), opens the channel, and asks the peers (any member
 // nodes) to add it; the request reaches the leader. It returns once the
 // leader has added the node to Raft; the node then catches up.
 func (n *Node) Join(ctx context.Context, id protocol.ChannelID, peers []string, usePool bool) (*Channel, error) {
-	ms, err := n.cfg.Chain.Members(ctx, id)
+	rec, err := n.cfg.Chain.Channel(ctx, id)
 	if err != nil {
 		return nil, fmt.Errorf("join channel %s: %w", id, err)
 	}
-	member := false
-	for _, m := range ms {
-		member = member || m.Address == n.Address()
-	}
-	if !member {
+	if _, member := rec.Member(n.Address()); !member {
 		seq, err := n.cfg.Chain.Join(ctx, id, usePool)
 		if err != nil && !errors.Is(err, contract.ErrAlreadyMember) {
 			return nil, fmt.Errorf("join channel %s on chain: %w", id, err)

@@ -1,0 +1,6 @@
+//go:build race
+
+package cluster
+
+// raceEnabled slows everything down several times: tests widen timeouts.
+const raceEnabled = true
