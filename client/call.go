@@ -1,0 +1,219 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/scraft/scraft/protocol"
+	"github.com/scraft/scraft/transport"
+	"github.com/scraft/scraft/transport/clientpb"
+)
+
+// Result is the committed, verified outcome of a call.
+type Result struct {
+	// Height is the tx's height in the channel; TxHash its hash.
+	Height uint64
+	TxHash protocol.Hash
+	// Status is ok or why the call failed; a failed call still took its
+	// height and, unless its nonce was wrong, its nonce.
+	Status    protocol.Status
+	AbortCode uint32
+	Message   string
+	GasUsed   uint64
+	// Output is the contract function's return value.
+	Output []byte
+	// ChangeSet and Events are what the call changed and emitted.
+	ChangeSet protocol.ChangeSet
+	Events    []protocol.Event
+	// Digest is the channel digest D(Height).
+	Digest protocol.Hash
+}
+
+func resultOf(o *transport.Outcome) *Result {
+	return &Result{
+		Height: o.Height, TxHash: o.Hash, Status: o.Result.Status, AbortCode: o.Result.AbortCode,
+		Message: o.Message, GasUsed: o.Result.GasUsed, Output: o.Output, ChangeSet: o.ChangeSet,
+		Events: o.Events, Digest: o.Digest,
+	}
+}
+
+// nonceState is the next nonce of the client in one channel. Its mutex
+// orders the client's calls to the channel.
+type nonceState struct {
+	mu    sync.Mutex
+	next  uint64
+	known bool
+}
+
+func (c *Client) nonce(ch protocol.ChannelID) *nonceState {
+	c.nonces.Lock()
+	defer c.nonces.Unlock()
+	ns := c.nonces.m[ch]
+	if ns == nil {
+		ns = &nonceState{}
+		c.nonces.m[ch] = ns
+	}
+	return ns
+}
+
+// JoinInfo is what Join returns.
+type JoinInfo struct {
+	Status *transport.ChannelStatus
+	// NextNonce is the nonce the client's next tx in the channel carries.
+	NextNonce uint64
+}
+
+// Join attaches the client to a channel it is a member of and learns its
+// next nonce there. Call does it by itself when needed.
+func (c *Client) Join(ctx context.Context, ch protocol.ChannelID) (*JoinInfo, error) {
+	ns := c.nonce(ch)
+	ns.mu.Lock()
+	defer ns.mu.Unlock()
+	return c.joinLocked(ctx, ch, ns)
+}
+
+func (c *Client) joinLocked(ctx context.Context, ch protocol.ChannelID, ns *nonceState) (*JoinInfo, error) {
+	r, err := c.do(ctx, &clientpb.ClientMessage{Body: &clientpb.ClientMessage_Join{Join: &clientpb.JoinRequest{Channel: ch[:]}}})
+	if err != nil {
+		return nil, err
+	}
+	if e := transport.ErrorFromPB(r.GetError()); e != nil {
+		return nil, e
+	}
+	st, err := transport.StatusFromPB(r.GetJoined().GetStatus())
+	if err != nil {
+		return nil, err
+	}
+	ns.next, ns.known = r.GetJoined().GetNextNonce(), true
+	return &JoinInfo{Status: st, NextNonce: ns.next}, nil
+}
+
+// Call signs a call of function ("contract::name") with args, submits it
+// and returns once it is committed and verified by the node. A call the
+// contract refused returns both its Result and a *transport.Error (CodeAbort
+// with the abort code, CodeOutOfGas, ...). When the connection or the
+// leader is lost on the way, the same signed tx is sent again, so a tx that
+// committed returns its first outcome and never runs twice.
+func (c *Client) Call(ctx context.Context, ch protocol.ChannelID, function string, args []byte) (*Result, error) {
+	if err := protocol.ValidateFunction(function); err != nil {
+		return nil, err
+	}
+	if len(args) > protocol.MaxArgsLen {
+		return nil, &transport.Error{Code: transport.CodeTooLarge, Message: fmt.Sprintf("client: args of %d bytes, at most %d", len(args), protocol.MaxArgsLen)}
+	}
+	ns := c.nonce(ch)
+	ns.mu.Lock()
+	defer ns.mu.Unlock()
+	if !ns.known {
+		if _, err := c.joinLocked(ctx, ch, ns); err != nil {
+			return nil, err
+		}
+	}
+	tx := protocol.SignTx(c.key, protocol.Tx{
+		Channel: ch, Nonce: ns.next, Function: function, Args: args,
+		TimestampMs: uint64(time.Now().UnixMilli()),
+	})
+	res, err := c.submit(ctx, tx)
+	switch {
+	case res != nil && res.Status == protocol.StatusBadNonce:
+		ns.known = false // someone else used the key: learn the nonce again
+	case res != nil && (res.Status == protocol.StatusNotMember || res.Status == protocol.StatusBadSignature):
+		// refused before its nonce counted
+	case res != nil:
+		ns.next++
+	case refusedBeforeOrdering(err):
+	default:
+		// The tx may or may not commit: learn the nonce again next time.
+		ns.known = false
+	}
+	return res, err
+}
+
+// refusedBeforeOrdering reports whether err means the node refused the tx
+// without ordering it, so its nonce is still free.
+func refusedBeforeOrdering(err error) bool {
+	var e *transport.Error
+	if !errors.As(err, &e) {
+		return false
+	}
+	switch e.Code {
+	case transport.CodeBusy, transport.CodeBadRequest, transport.CodeTooLarge, transport.CodeNoChannel,
+		transport.CodeNotMember, transport.CodeBadSignature, transport.CodeWrongSender:
+		return true
+	}
+	return false
+}
+
+// CallTx submits a tx signed elsewhere (its sender must be the client's
+// address) and waits for its outcome like Call. Submitting the same tx
+// again returns its first outcome. It does not track nonces.
+func (c *Client) CallTx(ctx context.Context, tx *protocol.SignedTx) (*Result, error) {
+	return c.submit(ctx, tx)
+}
+
+func (c *Client) submit(ctx context.Context, tx *protocol.SignedTx) (*Result, error) {
+	m := &clientpb.ClientMessage{Body: &clientpb.ClientMessage_Call{Call: &clientpb.CallRequest{Tx: tx.Bytes()}}}
+	r, err := c.do(ctx, m)
+	if err != nil {
+		return nil, err
+	}
+	e := transport.ErrorFromPB(r.GetError())
+	if r.GetCall() == nil {
+		if e == nil {
+			return nil, fmt.Errorf("client: node answered a call with neither outcome nor error")
+		}
+		return nil, e
+	}
+	o, err := transport.OutcomeFromPB(r.GetCall())
+	if err != nil {
+		return nil, err
+	}
+	if o.Hash != tx.Hash() {
+		return nil, fmt.Errorf("client: node answered tx %s with the outcome of %s", tx.Hash(), o.Hash)
+	}
+	res := resultOf(o)
+	if e != nil {
+		return res, e
+	}
+	return res, nil
+}
+
+// Status returns the channel's status as the node sees it.
+func (c *Client) Status(ctx context.Context, ch protocol.ChannelID) (*transport.ChannelStatus, error) {
+	r, err := c.do(ctx, &clientpb.ClientMessage{Body: &clientpb.ClientMessage_Status{Status: &clientpb.StatusRequest{Channel: ch[:]}}})
+	if err != nil {
+		return nil, err
+	}
+	if e := transport.ErrorFromPB(r.GetError()); e != nil {
+		return nil, e
+	}
+	return transport.StatusFromPB(r.GetStatus())
+}
+
+// Leave asks the node to take the client's address out of the channel
+// (the channel settles first).
+func (c *Client) Leave(ctx context.Context, ch protocol.ChannelID) error {
+	return c.done(ctx, &clientpb.ClientMessage{Body: &clientpb.ClientMessage_Leave{Leave: &clientpb.LeaveRequest{Channel: ch[:]}}})
+}
+
+// CloseChannel asks the node to close the channel (it settles first).
+func (c *Client) CloseChannel(ctx context.Context, ch protocol.ChannelID) error {
+	return c.done(ctx, &clientpb.ClientMessage{Body: &clientpb.ClientMessage_Close{Close: &clientpb.CloseRequest{Channel: ch[:]}}})
+}
+
+func (c *Client) done(ctx context.Context, m *clientpb.ClientMessage) error {
+	r, err := c.do(ctx, m)
+	if err != nil {
+		return err
+	}
+	if e := transport.ErrorFromPB(r.GetError()); e != nil {
+		return e
+	}
+	if r.GetDone() == nil {
+		return fmt.Errorf("client: unexpected answer %T", r.GetBody())
+	}
+	return nil
+}

@@ -1,0 +1,301 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/scraft/scraft/protocol"
+	"github.com/scraft/scraft/transport"
+	"github.com/scraft/scraft/transport/clientpb"
+)
+
+// ErrClosed is returned by a Client or Subscription after Close.
+var ErrClosed = errors.New("client: closed")
+
+// ErrInconsistent means a node sent outcomes that do not chain: a height
+// gap, or a digest that does not follow from the previous one and the
+// outcome's own result. The subscription ends with it.
+var ErrInconsistent = errors.New("client: node sent inconsistent outcomes")
+
+// Client reaches channels through the client API of one node at a time. It
+// keeps one bound stream open; when the stream breaks it re-binds, to the
+// next node in its list if the node is gone, and carries on: calls are
+// retried with the same signed tx (the node returns the first outcome of a
+// tx it has seen), subscriptions resume after the last height they held.
+//
+// All methods are safe for concurrent use. Calls to one channel from one
+// Client are sent one after the other (each tx's nonce follows the
+// previous one's, so they must commit in order); use several Clients, or
+// channels, for parallelism.
+type Client struct {
+	cfg   Config
+	key   *protocol.Key
+	addrs []string
+
+	nextID atomic.Uint64
+
+	// dialMu makes one goroutine (re)connect at a time.
+	dialMu sync.Mutex
+	mu     struct {
+		sync.Mutex
+		link   *link
+		next   int // index in addrs of the next node to try
+		conns  map[string]*grpc.ClientConn
+		closed bool
+	}
+	closed    chan struct{}
+	closeOnce sync.Once
+	wg        sync.WaitGroup
+
+	nonces struct {
+		sync.Mutex
+		m map[protocol.ChannelID]*nonceState
+	}
+}
+
+// Dial connects to the first of addrs that answers ("host:port" of nodes'
+// gRPC ports, as the nodes advertise them) and binds a stream with key. It
+// uses DefaultConfig.
+func Dial(ctx context.Context, key *protocol.Key, addrs ...string) (*Client, error) {
+	return DefaultConfig().Dial(ctx, key, addrs...)
+}
+
+// Dial connects like the package's Dial with this configuration.
+func (cfg Config) Dial(ctx context.Context, key *protocol.Key, addrs ...string) (*Client, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if key == nil {
+		return nil, errors.New("client: nil key")
+	}
+	if len(addrs) == 0 {
+		return nil, errors.New("client: no node address")
+	}
+	c := &Client{cfg: cfg, key: key, addrs: append([]string(nil), addrs...), closed: make(chan struct{})}
+	c.mu.conns = make(map[string]*grpc.ClientConn)
+	c.nonces.m = make(map[protocol.ChannelID]*nonceState)
+	if _, err := c.linkRound(ctx); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// Address returns the client's address: the sender of its txs.
+func (c *Client) Address() protocol.Address { return c.key.Address() }
+
+// Node returns the address of the node the client is bound to now, "" when
+// it is not connected.
+func (c *Client) Node() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.mu.link == nil {
+		return ""
+	}
+	return c.mu.link.addr
+}
+
+// Close ends the stream, closes the connections and waits for the client's
+// goroutines. Requests in progress fail with ErrClosed. It is safe to call
+// more than once.
+func (c *Client) Close() error {
+	c.closeOnce.Do(func() {
+		close(c.closed)
+		c.mu.Lock()
+		c.mu.closed = true
+		l := c.mu.link
+		conns := c.mu.conns
+		c.mu.conns = nil
+		c.mu.Unlock()
+		if l != nil {
+			l.fail(ErrClosed)
+		}
+		for _, conn := range conns {
+			_ = conn.Close()
+		}
+		c.wg.Wait()
+	})
+	return nil
+}
+
+func (c *Client) conn(addr string) (*grpc.ClientConn, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.mu.closed {
+		return nil, ErrClosed
+	}
+	if conn, ok := c.mu.conns[addr]; ok {
+		return conn, nil
+	}
+	bo := backoff.DefaultConfig
+	bo.BaseDelay = 50 * time.Millisecond
+	bo.MaxDelay = time.Second
+	opts := []grpc.DialOption{
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithConnectParams(grpc.ConnectParams{Backoff: bo, MinConnectTimeout: c.cfg.DialTimeout}),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(c.cfg.MaxMessageSize)),
+	}
+	conn, err := grpc.NewClient(addr, append(opts, c.cfg.DialOptions...)...)
+	if err != nil {
+		return nil, fmt.Errorf("client: connect to %s: %w", addr, err)
+	}
+	c.mu.conns[addr] = conn
+	return conn, nil
+}
+
+// forget drops a failed link so that the next request makes a new one.
+func (c *Client) forget(l *link) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.mu.link == l {
+		c.mu.link = nil
+	}
+}
+
+// current returns the live link, nil if none.
+func (c *Client) current() (*link, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.mu.closed {
+		return nil, ErrClosed
+	}
+	if l := c.mu.link; l != nil && !l.failed() {
+		return l, nil
+	}
+	return nil, nil
+}
+
+// link returns the live link, connecting (and failing over between the
+// nodes, with backoff) until one binds or ctx ends.
+func (c *Client) link(ctx context.Context) (*link, error) {
+	if l, err := c.current(); l != nil || err != nil {
+		return l, err
+	}
+	delay := c.cfg.RetryDelay
+	for {
+		l, err := c.linkRound(ctx)
+		if l != nil || errors.Is(err, ErrClosed) {
+			return l, err
+		}
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("client: no node reachable: %w (last error: %v)", ctx.Err(), err)
+		}
+		if !c.pause(ctx, delay) {
+			return nil, fmt.Errorf("client: no node reachable: %w (last error: %v)", context.Cause(ctx), err)
+		}
+		delay = min(2*delay, c.cfg.MaxRetryDelay)
+	}
+}
+
+// linkRound tries each node once, starting after the last one used.
+func (c *Client) linkRound(ctx context.Context) (*link, error) {
+	c.dialMu.Lock()
+	defer c.dialMu.Unlock()
+	if l, err := c.current(); l != nil || err != nil {
+		return l, err
+	}
+	c.mu.Lock()
+	start := c.mu.next
+	c.mu.Unlock()
+	var errs []error
+	for i := range c.addrs {
+		idx := (start + i) % len(c.addrs)
+		l, err := c.connect(ctx, c.addrs[idx])
+		if err != nil {
+			c.cfg.Logger.Debug("cannot bind", "node", c.addrs[idx], "error", err)
+			errs = append(errs, err)
+			if ctx.Err() != nil {
+				break
+			}
+			continue
+		}
+		c.mu.Lock()
+		if c.mu.closed {
+			c.mu.Unlock()
+			l.fail(ErrClosed)
+			return nil, ErrClosed
+		}
+		c.mu.link = l
+		c.mu.next = (idx + 1) % len(c.addrs)
+		c.mu.Unlock()
+		return l, nil
+	}
+	return nil, errors.Join(errs...)
+}
+
+// failover ends l so that the next request binds to the next node.
+func (c *Client) failover(l *link, why error) {
+	c.cfg.Logger.Debug("failing over", "node", l.addr, "reason", why)
+	l.fail(fmt.Errorf("%w: %v", errLinkLost, why))
+}
+
+// pause waits d; false when ctx ended or the client closed first.
+func (c *Client) pause(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	case <-c.closed:
+		return false
+	}
+}
+
+// retryable codes are answers of a node that cannot serve the request for
+// now; another node, or the same one a moment later, may.
+func retryable(code transport.Code) bool {
+	switch code {
+	case transport.CodeUnavailable, transport.CodeNotReady, transport.CodeClosed, transport.CodeTimeout:
+		return true
+	}
+	return false
+}
+
+// do sends a request and returns the answer, trying again on a new stream
+// when the stream breaks and after a pause when the node answers with a
+// retryable code. m must be safe to send more than once (calls carry the
+// same signed tx every time).
+func (c *Client) do(ctx context.Context, m *clientpb.ClientMessage) (*clientpb.ServerMessage, error) {
+	delay := c.cfg.RetryDelay
+	for {
+		l, err := c.link(ctx)
+		if err != nil {
+			return nil, err
+		}
+		r, err := l.roundTrip(ctx, m)
+		if err != nil {
+			if errors.Is(err, errLinkLost) && ctx.Err() == nil {
+				continue
+			}
+			var te *transport.Error
+			if errors.As(err, &te) && retryable(te.Code) && ctx.Err() == nil {
+				continue // the node ended the stream, e.g. shutting down
+			}
+			return nil, err
+		}
+		e := transport.ErrorFromPB(r.GetError())
+		if e == nil || !retryable(e.Code) {
+			return r, nil
+		}
+		if len(c.addrs) > 1 {
+			c.failover(l, e)
+		}
+		if !c.pause(ctx, delay) {
+			if ctx.Err() != nil {
+				return nil, fmt.Errorf("%w (last answer: %v)", ctx.Err(), e)
+			}
+			return nil, ErrClosed
+		}
+		delay = min(2*delay, c.cfg.MaxRetryDelay)
+	}
+}

@@ -1,0 +1,70 @@
+package client
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"google.golang.org/grpc"
+)
+
+// Config configures a Client. Start from DefaultConfig.
+type Config struct {
+	// DialTimeout bounds connecting to one node and binding the stream.
+	// Default 5s.
+	DialTimeout time.Duration
+
+	// RetryDelay is the first pause before trying again when no node could
+	// be reached or the node could not serve a request for now
+	// (unavailable, not ready, shutting down); it doubles up to
+	// MaxRetryDelay. Defaults 25ms and 1s.
+	RetryDelay    time.Duration
+	MaxRetryDelay time.Duration
+
+	// SubscriptionBuffer bounds the outcomes a Subscription holds that
+	// Next has not returned yet. When it is full the subscription is ended
+	// on the node and resumed from the last height held once Next has
+	// caught up, so a slow reader never makes the node buffer for it.
+	// Default 4096.
+	SubscriptionBuffer int
+
+	// MaxMessageSize bounds one message from a node (a snapshot can be
+	// large). Default 64 MiB. Unit: bytes.
+	MaxMessageSize int
+
+	// Logger receives the client's logs. Default: a null logger.
+	Logger hclog.Logger
+
+	// DialOptions are appended to the options of every connection, e.g.
+	// credentials. Default none: plaintext.
+	DialOptions []grpc.DialOption
+}
+
+// DefaultConfig returns a Config with every default filled in.
+func DefaultConfig() Config {
+	return Config{
+		DialTimeout:        5 * time.Second,
+		RetryDelay:         25 * time.Millisecond,
+		MaxRetryDelay:      time.Second,
+		SubscriptionBuffer: 4096,
+		MaxMessageSize:     64 << 20,
+		Logger:             hclog.NewNullLogger(),
+	}
+}
+
+// Validate reports the first field that is out of range.
+func (c *Config) Validate() error {
+	switch {
+	case c.DialTimeout <= 0:
+		return fmt.Errorf("client: DialTimeout (%s) must be positive", c.DialTimeout)
+	case c.RetryDelay <= 0 || c.MaxRetryDelay < c.RetryDelay:
+		return fmt.Errorf("client: RetryDelay (%s) must be positive and not above MaxRetryDelay (%s)", c.RetryDelay, c.MaxRetryDelay)
+	case c.SubscriptionBuffer < 1:
+		return fmt.Errorf("client: SubscriptionBuffer (%d) must be at least 1", c.SubscriptionBuffer)
+	case c.MaxMessageSize < 64<<10:
+		return fmt.Errorf("client: MaxMessageSize (%d) must be at least 64 KiB", c.MaxMessageSize)
+	case c.Logger == nil:
+		return fmt.Errorf("client: Logger is nil")
+	}
+	return nil
+}

@@ -1,0 +1,136 @@
+package transport
+
+import (
+	"context"
+	"time"
+
+	"github.com/scraft/scraft/protocol"
+)
+
+// ChannelAPI is what the client stream serves: the channel operations of
+// the node. Package cluster implements it; cmd/scraft passes it to
+// NewClientService.
+//
+// Errors: return (or wrap with %w) the sentinels of client_errors.go —
+// ErrNoChannel, ErrNotMember, ErrBusy, ErrNotReady, ErrUnavailable,
+// ErrChannelClosed, ErrSlowSubscriber, ... — so that clients get the right
+// Code; anything else is CodeInternal (context errors are CodeTimeout).
+//
+// Threading: every method may be called from many goroutines at once.
+type ChannelAPI interface {
+	// Exists reports whether this node hosts the channel.
+	Exists(ch protocol.ChannelID) bool
+	// IsMember reports whether a is a member of the channel in the state
+	// this node has applied.
+	IsMember(ch protocol.ChannelID, a protocol.Address) bool
+	// NextNonce returns the nonce a's next tx in the channel must carry, as
+	// of this node's applied state.
+	NextNonce(ch protocol.ChannelID, a protocol.Address) (uint64, error)
+	// Submit orders a signed tx (already verified by the stream) and waits
+	// until it is committed and this node has applied and verified it. On a
+	// follower it forwards to the leader. It is idempotent by tx hash: a tx
+	// submitted again returns its first outcome and never runs twice.
+	Submit(ctx context.Context, tx *protocol.SignedTx) (*Outcome, error)
+	// Subscribe returns the channel's verified outcomes after fromHeight,
+	// in height order and without gaps. When fromHeight is 0, or outcomes
+	// after it are no longer kept, the Subscription starts with a Snapshot
+	// and continues after the snapshot's height. A fromHeight above the
+	// node's applied height is ErrNotReady. ctx bounds only the setup.
+	Subscribe(ctx context.Context, ch protocol.ChannelID, fromHeight uint64) (Subscription, error)
+	// Status returns the channel's status as this node sees it.
+	Status(ch protocol.ChannelID) (*ChannelStatus, error)
+	// Leave takes member out of the channel (settlement first) and returns
+	// when the request is accepted.
+	Leave(ctx context.Context, ch protocol.ChannelID, member protocol.Address) error
+	// Close closes the channel at member's request (settlement first) and
+	// returns when the request is accepted.
+	Close(ctx context.Context, ch protocol.ChannelID, member protocol.Address) error
+}
+
+// Subscription is a stream of verified outcomes of one channel.
+//
+// Threading: Next is called from one goroutine; Close may be called from
+// any goroutine, at any time, more than once, and makes Next return.
+type Subscription interface {
+	// Snapshot is the state the outcomes follow, or nil when they follow
+	// the fromHeight given to Subscribe directly.
+	Snapshot() *Snapshot
+	// Next blocks until outcomes are available and returns them: the
+	// heights that follow the last ones returned, consecutive. It returns
+	// ErrSlowSubscriber when the subscriber fell too far behind (the
+	// implementation's buffer is bounded), ErrChannelClosed when the channel
+	// closes, and ctx's error.
+	Next(ctx context.Context) ([]Outcome, error)
+	// Close ends the subscription.
+	Close()
+}
+
+// Outcome is a node's verified result of one entry. It has the fields of
+// fsm.Outcome, in the same order, so that one converts to the other.
+type Outcome struct {
+	Height uint64
+	Kind   protocol.EntryKind
+	// Hash is the entry hash (the tx hash for calls).
+	Hash   protocol.Hash
+	Result protocol.Result
+	// Digest is D(Height).
+	Digest protocol.Hash
+	// Message explains a failure; it is not part of the digest.
+	Message   string
+	Output    []byte
+	ChangeSet protocol.ChangeSet
+	Events    []protocol.Event
+}
+
+// Snapshot is a channel's state at a height.
+type Snapshot struct {
+	Channel protocol.ChannelID
+	Height  uint64
+	// Digest is D(Height).
+	Digest  protocol.Hash
+	State   protocol.State
+	Members []protocol.Address
+}
+
+// ChannelStatus is a channel as one node sees it.
+type ChannelStatus struct {
+	Channel protocol.ChannelID
+	Leader  protocol.Address
+	Epoch   uint64
+	// Height and Digest are the node's last applied entry.
+	Height uint64
+	Digest protocol.Hash
+	// SettledHeight is the last height settled on chain.
+	SettledHeight uint64
+	// Ready says the node has applied everything committed it knows of.
+	Ready   bool
+	Members []MemberStatus
+}
+
+// MemberStatus is one member in a ChannelStatus.
+type MemberStatus struct {
+	Address protocol.Address
+	// Lag is how many heights the member's node is behind this node, as
+	// last reported.
+	Lag uint64
+	// HeartbeatAge is the age of its last chain heartbeat; negative when
+	// unknown.
+	HeartbeatAge time.Duration
+	Leader       bool
+}
+
+// DomainClientBind is the signing domain of a stream's Bind.
+const DomainClientBind = "scraft/client-bind/v1"
+
+// ChallengeLen is the byte length of a stream's challenge nonce.
+const ChallengeLen = 32
+
+// BindMessage is what a client signs to bind a stream: the challenge nonce
+// and the node address it dialed. Signing the dialed address, not the one
+// the node claims, keeps a node from relaying the challenge of another.
+func BindMessage(nonce []byte, nodeAddress string) []byte {
+	e := protocol.NewEncoder(ChallengeLen + len(nodeAddress) + 2)
+	e.Bytes(nonce)
+	e.String(nodeAddress)
+	return e.Out()
+}

@@ -1,0 +1,108 @@
+package transport
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// ClientConfig configures the client API (ClientService). Start from
+// DefaultClientConfig.
+type ClientConfig struct {
+	// Addresses are the "host:port" addresses clients may dial this node
+	// at; a Bind signed for another address is refused. The first is sent
+	// in the Challenge. RegisterClientService adds the Server's address.
+	// Required (at least one).
+	Addresses []string
+
+	// MaxInFlight bounds the requests one stream may have unanswered
+	// (calls waiting for commit, leave, close, a subscription's setup);
+	// one more is answered CodeBusy at once. Default 64.
+	MaxInFlight int
+
+	// MaxChannelInFlight bounds the calls in flight to one channel from all
+	// streams of this node together; one more is answered CodeBusy at
+	// once. Default 4096.
+	MaxChannelInFlight int
+
+	// MaxSubscriptions bounds the live subscriptions of one stream.
+	// Default 16.
+	MaxSubscriptions int
+
+	// SendQueue bounds the messages queued for sending on one stream. When
+	// it is full, answers wait and the stream stops reading requests (gRPC
+	// flow control then slows the client); a subscription that cannot queue
+	// waits, and its own bounded buffer in the ChannelAPI drops it when it
+	// falls too far behind. Default 256 messages.
+	SendQueue int
+
+	// MaxTxBytes bounds the canonical encoding of one call's signed tx.
+	// Default 80 KiB: protocol.MaxArgsLen (64 KiB) plus the other fields.
+	// Unit: bytes.
+	MaxTxBytes int
+
+	// MaxUpdateOutcomes bounds the outcomes in one Updates message; longer
+	// runs are split. Default 256.
+	MaxUpdateOutcomes int
+
+	// MaxSnapshotBytes bounds the encoded state of a subscription's
+	// snapshot; a larger state is answered CodeTooLarge. Default 48 MiB,
+	// below the Server's MaxMessageSize. Unit: bytes.
+	MaxSnapshotBytes int
+
+	// BindTimeout is how long a new stream may take to bind before it is
+	// closed. Default 10s.
+	BindTimeout time.Duration
+
+	// CallTimeout bounds how long a call waits for its commit; a client's
+	// own deadline may end it earlier. Default 30s.
+	CallTimeout time.Duration
+
+	// Logger receives the client API's logs. Default: a null logger.
+	Logger hclog.Logger
+}
+
+// DefaultClientConfig returns a ClientConfig with every default filled in;
+// Addresses still needs setting.
+func DefaultClientConfig() ClientConfig {
+	return ClientConfig{
+		MaxInFlight:        64,
+		MaxChannelInFlight: 4096,
+		MaxSubscriptions:   16,
+		SendQueue:          256,
+		MaxTxBytes:         80 << 10,
+		MaxUpdateOutcomes:  256,
+		MaxSnapshotBytes:   48 << 20,
+		BindTimeout:        10 * time.Second,
+		CallTimeout:        30 * time.Second,
+		Logger:             hclog.NewNullLogger(),
+	}
+}
+
+// Validate reports the first field that is out of range.
+func (c *ClientConfig) Validate() error {
+	switch {
+	case len(c.Addresses) == 0:
+		return fmt.Errorf("transport: client API needs at least one address in Addresses")
+	case c.MaxInFlight < 1:
+		return fmt.Errorf("transport: MaxInFlight (%d) must be at least 1", c.MaxInFlight)
+	case c.MaxChannelInFlight < c.MaxInFlight:
+		return fmt.Errorf("transport: MaxChannelInFlight (%d) cannot be below MaxInFlight (%d)", c.MaxChannelInFlight, c.MaxInFlight)
+	case c.MaxSubscriptions < 1:
+		return fmt.Errorf("transport: MaxSubscriptions (%d) must be at least 1", c.MaxSubscriptions)
+	case c.SendQueue < 1:
+		return fmt.Errorf("transport: SendQueue (%d) must be at least 1", c.SendQueue)
+	case c.MaxTxBytes < 1024:
+		return fmt.Errorf("transport: MaxTxBytes (%d) must be at least 1 KiB", c.MaxTxBytes)
+	case c.MaxUpdateOutcomes < 1:
+		return fmt.Errorf("transport: MaxUpdateOutcomes (%d) must be at least 1", c.MaxUpdateOutcomes)
+	case c.MaxSnapshotBytes < 1024:
+		return fmt.Errorf("transport: MaxSnapshotBytes (%d) must be at least 1 KiB", c.MaxSnapshotBytes)
+	case c.BindTimeout <= 0 || c.CallTimeout <= 0:
+		return fmt.Errorf("transport: BindTimeout (%s) and CallTimeout (%s) must be positive", c.BindTimeout, c.CallTimeout)
+	case c.Logger == nil:
+		return fmt.Errorf("transport: Logger is nil")
+	}
+	return nil
+}

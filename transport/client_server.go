@@ -1,0 +1,634 @@
+package transport
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/scraft/scraft/protocol"
+	"github.com/scraft/scraft/transport/clientpb"
+)
+
+// ClientAPIVersion is the version a Challenge announces.
+const ClientAPIVersion = 1
+
+// TrailerCode is the trailer key that carries the Code of a stream ended by
+// the node (a failed bind, a malformed message, a bind timeout).
+const TrailerCode = "scraft-code"
+
+// ClientService serves the client API (proto/client.proto) over a
+// ChannelAPI: one stream per client, bound to the client's address by a
+// signed challenge, carrying join, call, subscribe, unsubscribe, leave,
+// close and status requests. CLIENT_API.md describes the protocol.
+//
+// Memory stays bounded whatever clients send: a stream reads one request
+// at a time, has at most MaxInFlight requests running and SendQueue
+// messages queued; each channel has at most MaxChannelInFlight calls; each
+// subscription's buffer is the ChannelAPI's (bounded, it drops a slow
+// subscriber). Overload is answered CodeBusy at once.
+//
+// All methods are safe for concurrent use.
+type ClientService struct {
+	clientpb.UnimplementedClientServer
+
+	api    ChannelAPI
+	cfg    ClientConfig
+	logger hclog.Logger
+
+	ctx       context.Context
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+
+	channels struct {
+		sync.Mutex
+		inflight map[protocol.ChannelID]int
+	}
+
+	streams       atomic.Int64
+	calls         atomic.Int64
+	subscriptions atomic.Int64
+	busy          atomic.Int64
+	dropped       atomic.Int64
+}
+
+// ClientStats counts what the client API is doing, for metrics and tests.
+type ClientStats struct {
+	// Streams, Calls and Subscriptions are open now.
+	Streams       int64
+	Calls         int64
+	Subscriptions int64
+	// Busy counts requests answered CodeBusy; Dropped subscriptions ended
+	// with CodeSlowSubscriber. Both since start.
+	Busy    int64
+	Dropped int64
+}
+
+// NewClientService returns the client API over api.
+func NewClientService(api ChannelAPI, cfg ClientConfig) (*ClientService, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if api == nil {
+		return nil, errors.New("transport: nil ChannelAPI")
+	}
+	cfg.Addresses = slices.Clone(cfg.Addresses)
+	s := &ClientService{api: api, cfg: cfg, logger: cfg.Logger.Named("client-api")}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.channels.inflight = make(map[protocol.ChannelID]int)
+	return s, nil
+}
+
+// RegisterClientService makes the client API over api and registers it on
+// srv's gRPC server (before srv.Serve). srv's address is added to
+// cfg.Addresses. Close the service before srv.
+func RegisterClientService(srv *Server, api ChannelAPI, cfg ClientConfig) (*ClientService, error) {
+	if !slices.Contains(cfg.Addresses, srv.Addr()) {
+		cfg.Addresses = append([]string{srv.Addr()}, cfg.Addresses...)
+	}
+	s, err := NewClientService(api, cfg)
+	if err != nil {
+		return nil, err
+	}
+	s.Register(srv.GRPC())
+	return s, nil
+}
+
+// Register registers the service on a gRPC server.
+func (s *ClientService) Register(r grpc.ServiceRegistrar) { clientpb.RegisterClientServer(r, s) }
+
+// Stats returns the counters.
+func (s *ClientService) Stats() ClientStats {
+	return ClientStats{
+		Streams: s.streams.Load(), Calls: s.calls.Load(), Subscriptions: s.subscriptions.Load(),
+		Busy: s.busy.Load(), Dropped: s.dropped.Load(),
+	}
+}
+
+// Close ends every stream (with CodeClosed) and waits for the goroutines
+// the service started. It is safe to call more than once.
+func (s *ClientService) Close() error {
+	s.closeOnce.Do(func() {
+		s.cancel()
+		s.wg.Wait()
+	})
+	return nil
+}
+
+// acquireChannel takes one of a channel's call slots.
+func (s *ClientService) acquireChannel(ch protocol.ChannelID) bool {
+	s.channels.Lock()
+	defer s.channels.Unlock()
+	if s.channels.inflight[ch] >= s.cfg.MaxChannelInFlight {
+		return false
+	}
+	s.channels.inflight[ch]++
+	return true
+}
+
+func (s *ClientService) releaseChannel(ch protocol.ChannelID) {
+	s.channels.Lock()
+	defer s.channels.Unlock()
+	if s.channels.inflight[ch]--; s.channels.inflight[ch] <= 0 {
+		delete(s.channels.inflight, ch)
+	}
+}
+
+// session is one client stream. The handler goroutine owns Send; one
+// goroutine receives and dispatches; each running request has its own
+// goroutine, at most MaxInFlight (plus the live subscriptions).
+type session struct {
+	svc    *ClientService
+	ctx    context.Context
+	cancel context.CancelFunc
+	out    chan *clientpb.ServerMessage
+	slots  chan struct{}
+	nonce  []byte
+
+	// bound is set once by the receiving goroutine; addr is written before
+	// and never after, so request goroutines (started later) read it freely.
+	bound atomic.Bool
+	addr  protocol.Address
+
+	endOnce sync.Once
+	endErr  *Error
+
+	mu struct {
+		sync.Mutex
+		live  map[uint64]context.CancelFunc
+		nsubs int
+	}
+}
+
+// Stream implements clientpb.ClientServer: it serves one client's stream
+// until the client goes, the stream fails, or the service closes.
+func (s *ClientService) Stream(st clientpb.Client_StreamServer) error {
+	ctx, cancel := context.WithCancel(st.Context())
+	defer cancel()
+	stop := context.AfterFunc(s.ctx, cancel)
+	defer stop()
+
+	ss := &session{
+		svc:    s,
+		ctx:    ctx,
+		cancel: cancel,
+		out:    make(chan *clientpb.ServerMessage, s.cfg.SendQueue),
+		slots:  make(chan struct{}, s.cfg.MaxInFlight),
+		nonce:  make([]byte, ChallengeLen),
+	}
+	ss.mu.live = make(map[uint64]context.CancelFunc)
+	if _, err := rand.Read(ss.nonce); err != nil {
+		return status.Errorf(codes.Internal, "transport: challenge: %v", err)
+	}
+	s.streams.Add(1)
+	defer s.streams.Add(-1)
+
+	err := st.Send(&clientpb.ServerMessage{Body: &clientpb.ServerMessage_Challenge{Challenge: &clientpb.Challenge{
+		Nonce: ss.nonce, NodeAddress: s.cfg.Addresses[0], Version: ClientAPIVersion, MaxInFlight: uint32(s.cfg.MaxInFlight),
+	}}})
+	if err != nil {
+		return err
+	}
+	bindTimer := time.AfterFunc(s.cfg.BindTimeout, func() {
+		if !ss.bound.Load() {
+			ss.end(&Error{Code: CodeNotBound, Message: fmt.Sprintf("transport: stream not bound within %s", s.cfg.BindTimeout)})
+		}
+	})
+	defer bindTimer.Stop()
+
+	// The receiver may outlive this handler by a moment: gRPC ends its Recv
+	// when the handler returns. Close waits for it.
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		ss.receive(st)
+	}()
+
+	for {
+		select {
+		case m := <-ss.out:
+			if err := st.Send(m); err != nil {
+				return err
+			}
+		case <-ctx.Done():
+			return ss.endStatus(st)
+		}
+	}
+}
+
+// end ends the stream with err, reported in the gRPC status and trailer.
+func (ss *session) end(err *Error) {
+	ss.endOnce.Do(func() { ss.endErr = err })
+	ss.cancel()
+}
+
+func (ss *session) endStatus(st grpc.ServerStream) error {
+	var e *Error
+	ss.endOnce.Do(func() {}) // no later end() may change endErr now
+	e = ss.endErr
+	if e == nil {
+		if ss.svc.ctx.Err() != nil {
+			e = &Error{Code: CodeClosed, Message: "transport: node shutting down"}
+		} else {
+			return ss.ctx.Err()
+		}
+	}
+	st.SetTrailer(metadata.Pairs(TrailerCode, fmt.Sprint(uint32(e.Code))))
+	c := codes.InvalidArgument
+	switch e.Code {
+	case CodeBadSignature, CodeStaleNonce, CodeNotBound:
+		c = codes.Unauthenticated
+	case CodeTooLarge:
+		c = codes.ResourceExhausted
+	case CodeClosed:
+		c = codes.Unavailable
+	}
+	return status.Error(c, e.Error())
+}
+
+// receive reads requests one at a time and dispatches them. A request that
+// cannot be queued blocks it, so a client that does not read its answers
+// stops being read (gRPC flow control pushes back).
+func (ss *session) receive(st clientpb.Client_StreamServer) {
+	for {
+		m, err := st.Recv()
+		if err != nil {
+			switch status.Code(err) {
+			case codes.Internal:
+				ss.end(&Error{Code: CodeBadRequest, Message: "transport: malformed message: " + status.Convert(err).Message()})
+			case codes.ResourceExhausted:
+				ss.end(&Error{Code: CodeTooLarge, Message: "transport: message too large: " + status.Convert(err).Message()})
+			default:
+				if !errors.Is(err, io.EOF) {
+					ss.svc.logger.Debug("stream receive ended", "error", err)
+				}
+				ss.cancel()
+			}
+			return
+		}
+		ss.dispatch(m)
+		if ss.ctx.Err() != nil {
+			return
+		}
+	}
+}
+
+// send queues a message, waiting while the queue is full.
+func (ss *session) send(m *clientpb.ServerMessage) bool {
+	select {
+	case ss.out <- m:
+		return true
+	case <-ss.ctx.Done():
+		return false
+	}
+}
+
+// fail answers request id with err.
+func (ss *session) fail(id uint64, err error) {
+	if CodeOf(err) == CodeBusy {
+		ss.svc.busy.Add(1)
+	}
+	ss.send(&clientpb.ServerMessage{Id: id, Error: ErrorToPB(err)})
+}
+
+func (ss *session) dispatch(m *clientpb.ClientMessage) {
+	id := m.GetId()
+	if b, ok := m.GetBody().(*clientpb.ClientMessage_Bind); ok {
+		ss.bind(id, b.Bind)
+		return
+	}
+	if !ss.bound.Load() {
+		ss.fail(id, fmt.Errorf("%w: send a Bind first", ErrNotBound))
+		return
+	}
+	if id == 0 {
+		ss.fail(id, fmt.Errorf("%w: request id 0", ErrBadRequest))
+		return
+	}
+	switch b := m.GetBody().(type) {
+	case *clientpb.ClientMessage_Join:
+		ss.join(id, b.Join)
+	case *clientpb.ClientMessage_Status:
+		ss.status(id, b.Status)
+	case *clientpb.ClientMessage_Unsubscribe:
+		ss.unsubscribe(id, b.Unsubscribe)
+	case *clientpb.ClientMessage_Call:
+		ss.async(id, func(ctx context.Context, _ func()) { ss.call(ctx, id, b.Call) })
+	case *clientpb.ClientMessage_Subscribe:
+		ss.async(id, func(ctx context.Context, release func()) { ss.subscribe(ctx, id, b.Subscribe, release) })
+	case *clientpb.ClientMessage_Leave:
+		ss.async(id, func(ctx context.Context, _ func()) { ss.leaveOrClose(ctx, id, b.Leave.GetChannel(), false) })
+	case *clientpb.ClientMessage_Close:
+		ss.async(id, func(ctx context.Context, _ func()) { ss.leaveOrClose(ctx, id, b.Close.GetChannel(), true) })
+	default:
+		ss.fail(id, fmt.Errorf("%w: empty or unknown request", ErrBadRequest))
+	}
+}
+
+func (ss *session) bind(id uint64, b *clientpb.Bind) {
+	cfg := &ss.svc.cfg
+	switch {
+	case ss.bound.Load():
+		ss.fail(id, fmt.Errorf("%w: stream already bound to %s", ErrBadRequest, ss.addr))
+		return
+	case len(b.GetPublicKey()) != ed25519.PublicKeySize:
+		ss.end(&Error{Code: CodeBadRequest, Message: fmt.Sprintf("transport: bind public key of %d bytes", len(b.GetPublicKey()))})
+		return
+	case string(b.GetNonce()) != string(ss.nonce):
+		ss.end(&Error{Code: CodeStaleNonce, Message: "transport: bind nonce is not this stream's challenge"})
+		return
+	case !slices.Contains(cfg.Addresses, b.GetNodeAddress()):
+		ss.end(&Error{Code: CodeBadRequest, Message: fmt.Sprintf("transport: bind for node %q, this node is %q", b.GetNodeAddress(), cfg.Addresses[0])})
+		return
+	}
+	pub := ed25519.PublicKey(b.GetPublicKey())
+	if !protocol.Verify(pub, DomainClientBind, BindMessage(ss.nonce, b.GetNodeAddress()), b.GetSignature()) {
+		ss.end(&Error{Code: CodeBadSignature, Message: "transport: bind signature does not verify"})
+		return
+	}
+	ss.addr = protocol.AddressOf(pub)
+	ss.bound.Store(true)
+	ss.send(&clientpb.ServerMessage{Id: id, Body: &clientpb.ServerMessage_Bound{Bound: &clientpb.Bound{Address: ss.addr.String()}}})
+}
+
+// register records a live request id; false when the id is in use.
+func (ss *session) register(id uint64, cancel context.CancelFunc) bool {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if _, ok := ss.mu.live[id]; ok {
+		return false
+	}
+	ss.mu.live[id] = cancel
+	return true
+}
+
+func (ss *session) unregister(id uint64) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	delete(ss.mu.live, id)
+}
+
+// async runs a request on its own goroutine if the stream has a free slot,
+// and answers CodeBusy at once otherwise. fn may call release to give its
+// slot back early (a subscription, once set up); the id stays live until
+// fn returns.
+func (ss *session) async(id uint64, fn func(ctx context.Context, release func())) {
+	select {
+	case ss.slots <- struct{}{}:
+	default:
+		ss.fail(id, fmt.Errorf("%w: %d requests in flight on this stream", ErrBusy, cap(ss.slots)))
+		return
+	}
+	var once sync.Once
+	release := func() { once.Do(func() { <-ss.slots }) }
+	ctx, cancel := context.WithCancel(ss.ctx)
+	if !ss.register(id, cancel) {
+		release()
+		cancel()
+		ss.fail(id, fmt.Errorf("%w: request id %d in use", ErrBadRequest, id))
+		return
+	}
+	ss.svc.wg.Add(1)
+	go func() {
+		defer ss.svc.wg.Done()
+		defer release()
+		defer cancel()
+		defer ss.unregister(id)
+		fn(ctx, release)
+	}()
+}
+
+// channelFor decodes a channel id and checks that it exists and that the
+// bound address is a member.
+func (ss *session) channelFor(raw []byte) (protocol.ChannelID, error) {
+	ch, err := ChannelFromPB(raw)
+	if err != nil {
+		return ch, err
+	}
+	if !ss.svc.api.Exists(ch) {
+		return ch, fmt.Errorf("%w: %s", ErrNoChannel, ch)
+	}
+	if !ss.svc.api.IsMember(ch, ss.addr) {
+		return ch, fmt.Errorf("%w: %s in %s", ErrNotMember, ss.addr, ch)
+	}
+	return ch, nil
+}
+
+func (ss *session) join(id uint64, req *clientpb.JoinRequest) {
+	ch, err := ss.channelFor(req.GetChannel())
+	if err != nil {
+		ss.fail(id, err)
+		return
+	}
+	st, err := ss.svc.api.Status(ch)
+	if err != nil {
+		ss.fail(id, err)
+		return
+	}
+	next, err := ss.svc.api.NextNonce(ch, ss.addr)
+	if err != nil {
+		ss.fail(id, err)
+		return
+	}
+	ss.send(&clientpb.ServerMessage{Id: id, Body: &clientpb.ServerMessage_Joined{Joined: &clientpb.Joined{
+		Status: StatusToPB(st), NextNonce: next,
+	}}})
+}
+
+func (ss *session) status(id uint64, req *clientpb.StatusRequest) {
+	ch, err := ss.channelFor(req.GetChannel())
+	if err != nil {
+		ss.fail(id, err)
+		return
+	}
+	st, err := ss.svc.api.Status(ch)
+	if err != nil {
+		ss.fail(id, err)
+		return
+	}
+	ss.send(&clientpb.ServerMessage{Id: id, Body: &clientpb.ServerMessage_Status{Status: StatusToPB(st)}})
+}
+
+func (ss *session) unsubscribe(id uint64, req *clientpb.UnsubscribeRequest) {
+	ss.mu.Lock()
+	cancel, ok := ss.mu.live[req.GetSubscriptionId()]
+	ss.mu.Unlock()
+	if !ok {
+		ss.fail(id, fmt.Errorf("%w: no subscription %d", ErrBadRequest, req.GetSubscriptionId()))
+		return
+	}
+	cancel()
+	ss.send(&clientpb.ServerMessage{Id: id, Body: &clientpb.ServerMessage_Done{Done: &clientpb.Done{}}})
+}
+
+func (ss *session) call(ctx context.Context, id uint64, req *clientpb.CallRequest) {
+	svc := ss.svc
+	raw := req.GetTx()
+	if len(raw) > svc.cfg.MaxTxBytes {
+		ss.fail(id, fmt.Errorf("%w: tx of %d bytes, at most %d", ErrTooLarge, len(raw), svc.cfg.MaxTxBytes))
+		return
+	}
+	tx, err := protocol.DecodeSignedTx(raw)
+	if err != nil {
+		if errors.Is(err, protocol.ErrTooLong) {
+			ss.fail(id, fmt.Errorf("%w: %v", ErrTooLarge, err))
+		} else {
+			ss.fail(id, fmt.Errorf("%w: %v", ErrBadRequest, err))
+		}
+		return
+	}
+	if tx.Tx.Sender != ss.addr {
+		ss.fail(id, fmt.Errorf("%w: tx from %s on a stream bound to %s", ErrWrongSender, tx.Tx.Sender, ss.addr))
+		return
+	}
+	if err := tx.Verify(); err != nil {
+		ss.fail(id, fmt.Errorf("%w: %v", ErrBadSignature, err))
+		return
+	}
+	ch := tx.Tx.Channel
+	if _, err := ss.channelFor(ch[:]); err != nil {
+		ss.fail(id, err)
+		return
+	}
+	if !svc.acquireChannel(ch) {
+		ss.fail(id, fmt.Errorf("%w: %d calls in flight to %s", ErrBusy, svc.cfg.MaxChannelInFlight, ch))
+		return
+	}
+	defer svc.releaseChannel(ch)
+	svc.calls.Add(1)
+	defer svc.calls.Add(-1)
+
+	cctx, cancel := context.WithTimeout(ctx, svc.cfg.CallTimeout)
+	defer cancel()
+	out, err := svc.api.Submit(cctx, tx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return // the stream is gone
+		}
+		ss.fail(id, err)
+		return
+	}
+	m := &clientpb.ServerMessage{Id: id, Body: &clientpb.ServerMessage_Call{Call: OutcomeToPB(out)}}
+	if c := StatusCode(out.Result.Status); c != CodeOK {
+		m.Error = &clientpb.Error{Code: uint32(c), Message: callMessage(out), AbortCode: out.Result.AbortCode}
+	}
+	ss.send(m)
+}
+
+func callMessage(o *Outcome) string {
+	if o.Message != "" {
+		return o.Message
+	}
+	return fmt.Sprintf("tx at height %d: %s", o.Height, o.Result.Status)
+}
+
+func (ss *session) subscribe(ctx context.Context, id uint64, req *clientpb.SubscribeRequest, release func()) {
+	svc := ss.svc
+	ch, err := ss.channelFor(req.GetChannel())
+	if err != nil {
+		ss.fail(id, err)
+		return
+	}
+	ss.mu.Lock()
+	full := ss.mu.nsubs >= svc.cfg.MaxSubscriptions
+	if !full {
+		ss.mu.nsubs++
+	}
+	ss.mu.Unlock()
+	if full {
+		ss.fail(id, fmt.Errorf("%w: %d subscriptions on this stream", ErrBusy, svc.cfg.MaxSubscriptions))
+		return
+	}
+	defer func() {
+		ss.mu.Lock()
+		ss.mu.nsubs--
+		ss.mu.Unlock()
+	}()
+
+	sub, err := svc.api.Subscribe(ctx, ch, req.GetFromHeight())
+	if err != nil {
+		ss.fail(id, err)
+		return
+	}
+	defer sub.Close()
+	svc.subscriptions.Add(1)
+	defer svc.subscriptions.Add(-1)
+
+	last := req.GetFromHeight()
+	first := &clientpb.Snapshot{Channel: ch[:], Height: last, Resumed: true}
+	if snap := sub.Snapshot(); snap != nil {
+		first = SnapshotToPB(snap)
+		if len(first.State) > svc.cfg.MaxSnapshotBytes {
+			ss.fail(id, fmt.Errorf("%w: snapshot of %d bytes, at most %d", ErrTooLarge, len(first.State), svc.cfg.MaxSnapshotBytes))
+			return
+		}
+		last = snap.Height
+	}
+	if !ss.send(&clientpb.ServerMessage{Id: id, Body: &clientpb.ServerMessage_Snapshot{Snapshot: first}}) {
+		return
+	}
+	release()
+
+	for {
+		outs, err := sub.Next(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return // unsubscribed or the stream is gone
+			}
+			if errors.Is(err, ErrSlowSubscriber) {
+				svc.dropped.Add(1)
+			}
+			ss.send(&clientpb.ServerMessage{Id: id, Error: &clientpb.Error{
+				Code: uint32(CodeOf(err)), Message: err.Error(), ResumeHeight: last,
+			}})
+			return
+		}
+		for len(outs) > 0 {
+			n := min(len(outs), svc.cfg.MaxUpdateOutcomes)
+			u := &clientpb.Updates{Outcomes: make([]*clientpb.Outcome, n)}
+			for i := range n {
+				u.Outcomes[i] = OutcomeToPB(&outs[i])
+			}
+			if !ss.send(&clientpb.ServerMessage{Id: id, Body: &clientpb.ServerMessage_Updates{Updates: u}}) {
+				return
+			}
+			last = outs[n-1].Height
+			outs = outs[n:]
+		}
+	}
+}
+
+func (ss *session) leaveOrClose(ctx context.Context, id uint64, raw []byte, closeChannel bool) {
+	ch, err := ss.channelFor(raw)
+	if err != nil {
+		ss.fail(id, err)
+		return
+	}
+	cctx, cancel := context.WithTimeout(ctx, ss.svc.cfg.CallTimeout)
+	defer cancel()
+	if closeChannel {
+		err = ss.svc.api.Close(cctx, ch, ss.addr)
+	} else {
+		err = ss.svc.api.Leave(cctx, ch, ss.addr)
+	}
+	if err != nil {
+		if ctx.Err() == nil {
+			ss.fail(id, err)
+		}
+		return
+	}
+	ss.send(&clientpb.ServerMessage{Id: id, Body: &clientpb.ServerMessage_Done{Done: &clientpb.Done{}}})
+}
