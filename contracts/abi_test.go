@@ -231,3 +231,21 @@ func FuzzDecodeValue(f *testing.F) {
 		}
 	})
 }
+
+func FuzzEncodeArgs(f *testing.F) {
+	a := mustABI(f)
+	f.Add(`{"n":1,"all":{}}`)
+	f.Add(`{"all":{"a":1,"b":2,"c":3,"d":4,"e":false,"f":"","g":"","h":"0x000102030405060708090a0b0c0d0e0f","i":[{"x":1,"y":2}],"j":1,"k":["x"]},"n":1}`)
+	f.Fuzz(func(t *testing.T, s string) {
+		b, err := a.EncodeArgs("f", []byte(s))
+		if err != nil {
+			if !errors.Is(err, ErrBadArgs) {
+				t.Fatalf("error %v is not ErrBadArgs", err)
+			}
+			return
+		}
+		if _, err := a.DecodeArgs("f", b); err != nil {
+			t.Fatalf("encoded args do not decode: %v", err)
+		}
+	})
+}

@@ -51,12 +51,31 @@ func TestChatRun(t *testing.T) {
 	if ab := h.call(alice, "send", []byte{1, 'a', 0}); ab == nil || ab.code != 1 || !strings.Contains(ab.msg, "trailing") {
 		t.Fatalf("trailing byte: %v", ab)
 	}
-	if ab := h.call(alice, "send", []byte{0x85}); ab == nil || ab.code != 1 {
-		t.Fatalf("truncated: %v", ab)
+	for _, tc := range []struct {
+		name  string
+		input []byte
+		want  string // in the abort message; "" for success
+	}{
+		{"truncated length", []byte{0x85}, "truncated"},
+		{"truncated text", []byte{5, 'a'}, "beyond the input"},
+		{"over-long length", []byte{0x81, 0x00, 'a'}, "over-long ULEB128"},
+		{"surrogate", []byte{3, 0xed, 0xa0, 0x80}, "UTF-8"},
+		{"overlong slash", []byte{2, 0xc0, 0xaf}, "UTF-8"},
+		{"cut sequence", []byte{2, 0xe2, 0x82}, "UTF-8"},
+		{"emoji", append([]byte{4}, "😀"...), ""},
+		{"euro", append([]byte{3}, "€"...), ""},
+	} {
+		ab := h.call(alice, "send", tc.input)
+		switch {
+		case tc.want == "" && ab != nil:
+			t.Errorf("%s: %v", tc.name, ab)
+		case tc.want != "" && (ab == nil || ab.code != 1 || !strings.Contains(ab.msg, tc.want)):
+			t.Errorf("%s: got %v, want abort 1 with %q", tc.name, ab, tc.want)
+		}
 	}
 
 	// The history keeps the last 100 messages in a ring of resources.
-	for i := 1; i < 130; i++ {
+	for i := 3; i < 130; i++ {
 		h.mustCall(bob, "send", `{"text":"m"}`)
 	}
 	if n := h.count("chat::Message"); n != 100 {
