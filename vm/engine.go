@@ -166,8 +166,13 @@ func (e *Engine) deploy(ctx context.Context, h protocol.Hash, wasm []byte) (m *M
 	if len(wasm) > meter.MaxModuleSize {
 		return nil, deployErr(ErrInvalidModule, "module is %d bytes, more than the %d allowed", len(wasm), meter.MaxModuleSize)
 	}
-	// wazero validates the original bytes first, so everything after works
-	// on a valid module and a contract cannot refer to what we add later.
+	// Our own bounded walk first: wazero's decoder trusts declared sizes.
+	wasm, err = preflight(wasm)
+	if err != nil {
+		return nil, deployErr(ErrInvalidModule, "invalid WASM: %v", err)
+	}
+	// wazero validates the module next, so everything after works on a
+	// valid module and a contract cannot refer to what we add later.
 	raw, err := e.validator.CompileModule(ctx, wasm)
 	if err != nil {
 		return nil, deployErr(ErrInvalidModule, "invalid WASM: %s", firstLine(err.Error()))

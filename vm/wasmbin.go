@@ -547,3 +547,274 @@ func scanBody(r *wreader) (string, error) {
 	}
 	return "", nil
 }
+
+// Bounds of preflight. wazero's decoder allocates by the counts and lengths
+// a module declares before it reads the elements (a 70-byte module can ask
+// it for a 1 GiB name), so Deploy checks every declared size against the
+// bytes present, and counts against these caps, first.
+const (
+	maxItems  = 100_000 // entries of any one section, functions in all
+	maxLocals = 50_000  // declared locals of one function
+)
+
+var sectionNames = [...]string{"custom", "type", "import", "function", "table", "memory", "global",
+	"export", "start", "element", "code", "data", "data count"}
+
+// preflight checks the structure of b without interpreting it and returns
+// b without its custom sections (names and debug data change nothing a
+// contract does, and wazero decodes the name section without bounds).
+func preflight(b []byte) ([]byte, error) {
+	if len(b) < 8 || string(b[:4]) != "\x00asm" {
+		return nil, errors.New("not a WASM module (bad magic number)")
+	}
+	if string(b[4:8]) != "\x01\x00\x00\x00" {
+		return nil, errors.New("unsupported WASM binary version")
+	}
+	out := make([]byte, 0, len(b))
+	out = append(out, b[:8]...)
+	r := &wreader{b: b, off: 8}
+	funcs := 0
+	for r.off < len(b) {
+		hdr := r.off
+		id, _ := r.byte()
+		n, err := r.u32()
+		if err != nil {
+			return nil, fmt.Errorf("section header at %d: %w", hdr, err)
+		}
+		if int(n) > len(b)-r.off {
+			return nil, fmt.Errorf("section %d at %d: size %d runs past the end of the module", id, hdr, n)
+		}
+		sr := &wreader{b: b[:r.off+int(n)], off: r.off}
+		r.off += int(n)
+		if id == 0 {
+			continue
+		}
+		if int(id) >= len(sectionNames) {
+			return nil, fmt.Errorf("unknown section id %d at %d", id, hdr)
+		}
+		cnt, err := checkSection(id, sr)
+		if err == nil && sr.off != len(sr.b) {
+			err = errors.New("trailing bytes")
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s section: %w", sectionNames[id], err)
+		}
+		if id == 3 || id == 2 {
+			funcs += cnt
+			if funcs > maxItems {
+				return nil, fmt.Errorf("more than %d functions", maxItems)
+			}
+		}
+		out = append(out, b[hdr:r.off]...)
+	}
+	return out, nil
+}
+
+// count reads a vector length and checks it against the bytes left (every
+// entry takes at least one) and maxItems.
+func (r *wreader) count(what string) (int, error) {
+	n, err := r.u32()
+	if err != nil {
+		return 0, err
+	}
+	if int(n) > len(r.b)-r.off || n > maxItems {
+		return 0, fmt.Errorf("%d %s declared, more than the bytes present or the limit of %d", n, what, maxItems)
+	}
+	return int(n), nil
+}
+
+// bytesVec skips a length-prefixed byte string.
+func (r *wreader) bytesVec() error {
+	n, err := r.u32()
+	if err != nil {
+		return err
+	}
+	return r.skip(int(n))
+}
+
+// checkSection walks one section's entries; for import sections it returns
+// the number of imported functions, for function sections their count.
+func checkSection(id byte, r *wreader) (int, error) {
+	if id == 8 || id == 12 { // start, data count: one index
+		_, err := r.u32()
+		return 0, err
+	}
+	n, err := r.count("entries")
+	if err != nil {
+		return 0, err
+	}
+	funcs := 0
+	for i := 0; i < n; i++ {
+		switch id {
+		case 1: // type
+			if form, err := r.byte(); err != nil || form != 0x60 {
+				return 0, fmt.Errorf("type %d is not a function type", i)
+			}
+			for j := 0; j < 2; j++ {
+				k, err := r.count("value types")
+				if err == nil {
+					err = r.skip(k)
+				}
+				if err != nil {
+					return 0, err
+				}
+			}
+		case 2: // import
+			if err := r.bytesVec(); err != nil {
+				return 0, err
+			}
+			if err := r.bytesVec(); err != nil {
+				return 0, err
+			}
+			kind, err := r.byte()
+			if err != nil {
+				return 0, err
+			}
+			switch kind {
+			case kindFunc:
+				_, err = r.u32()
+				funcs++
+			case kindTable:
+				if _, err = r.byte(); err == nil {
+					err = skipLimits(r)
+				}
+			case kindMemory:
+				err = skipLimits(r)
+			case kindGlobal:
+				err = r.skip(2)
+			default:
+				err = fmt.Errorf("import kind %d", kind)
+			}
+			if err != nil {
+				return 0, err
+			}
+		case 3: // function
+			if _, err := r.u32(); err != nil {
+				return 0, err
+			}
+			funcs++
+		case 4: // table
+			if _, err := r.byte(); err != nil {
+				return 0, err
+			}
+			if err := skipLimits(r); err != nil {
+				return 0, err
+			}
+		case 5: // memory
+			if err := skipLimits(r); err != nil {
+				return 0, err
+			}
+		case 6: // global
+			if err := r.skip(2); err != nil {
+				return 0, err
+			}
+			if err := skipConstExpr(r); err != nil {
+				return 0, err
+			}
+		case 7: // export
+			if err := r.bytesVec(); err != nil {
+				return 0, err
+			}
+			if err := r.skip(1); err != nil {
+				return 0, err
+			}
+			if _, err := r.u32(); err != nil {
+				return 0, err
+			}
+		case 9: // element
+			if err := checkElement(r); err != nil {
+				return 0, err
+			}
+		case 10: // code
+			size, err := r.u32()
+			if err != nil {
+				return 0, err
+			}
+			if int(size) > len(r.b)-r.off {
+				return 0, fmt.Errorf("body %d: size %d runs past the section", i, size)
+			}
+			body := &wreader{b: r.b[:r.off+int(size)], off: r.off}
+			groups, err := body.count("local groups")
+			if err != nil {
+				return 0, fmt.Errorf("body %d: %w", i, err)
+			}
+			locals := uint64(0)
+			for g := 0; g < groups; g++ {
+				k, err := body.u32()
+				if err == nil {
+					_, err = body.byte()
+				}
+				if err != nil {
+					return 0, fmt.Errorf("body %d: %w", i, err)
+				}
+				if locals += uint64(k); locals > maxLocals {
+					return 0, fmt.Errorf("body %d declares more than %d locals", i, maxLocals)
+				}
+			}
+			r.off += int(size)
+		case 11: // data
+			flag, err := r.u32()
+			if err != nil {
+				return 0, err
+			}
+			switch flag {
+			case 0:
+				err = skipConstExpr(r)
+			case 1:
+			case 2:
+				if _, err = r.u32(); err == nil {
+					err = skipConstExpr(r)
+				}
+			default:
+				err = fmt.Errorf("data segment %d: flags %d", i, flag)
+			}
+			if err == nil {
+				err = r.bytesVec()
+			}
+			if err != nil {
+				return 0, err
+			}
+		}
+	}
+	return funcs, nil
+}
+
+func checkElement(r *wreader) error {
+	flag, err := r.u32()
+	if err != nil {
+		return err
+	}
+	if flag > 7 {
+		return fmt.Errorf("element segment flags %d", flag)
+	}
+	if flag&2 != 0 && flag&1 == 0 { // explicit table index
+		if _, err := r.u32(); err != nil {
+			return err
+		}
+	}
+	if flag&1 == 0 { // active: offset
+		if err := skipConstExpr(r); err != nil {
+			return err
+		}
+	}
+	if flag&3 != 0 { // elemkind or reftype
+		if _, err := r.byte(); err != nil {
+			return err
+		}
+	}
+	n, err := r.count("elements")
+	if err != nil {
+		return err
+	}
+	for j := 0; j < n; j++ {
+		if flag&4 != 0 {
+			err = skipConstExpr(r)
+		} else {
+			_, err = r.u32()
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
