@@ -260,18 +260,10 @@ func (c *ChannelTransport) client(ctx context.Context, target raft.ServerAddress
 // fault applies Config.Faults to one message to target: it fails with
 // ErrFaultInjected or waits the injected delay.
 func (c *ChannelTransport) fault(ctx context.Context, target raft.ServerAddress) error {
-	delay, err := c.srv.cfg.Faults.check(c.srv.addr, string(target))
-	if err != nil || delay <= 0 {
-		return err
-	}
-	timer := time.NewTimer(delay)
-	defer timer.Stop()
-	select {
-	case <-timer.C:
+	if c.srv.cfg.Faults == nil {
 		return nil
-	case <-ctx.Done():
-		return ctx.Err()
 	}
+	return c.srv.cfg.Faults.wait(ctx, c.srv.addr, string(target))
 }
 
 // rpcError translates the failure of an outgoing RPC.

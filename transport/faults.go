@@ -1,9 +1,13 @@
 package transport
 
 import (
+	"context"
 	"math/rand"
+	"strings"
 	"sync"
 	"time"
+
+	"google.golang.org/grpc"
 )
 
 // Faults injects network faults between node addresses, for tests of this
@@ -13,6 +17,10 @@ import (
 // ErrFaultInjected, as if the network had refused it, and never reaches the
 // peer. Because both directions of a link are checked by their own sender,
 // Partition and Isolate cut traffic both ways.
+//
+// The Server applies Faults to the other services' calls on its shared
+// connections (Server.Conn) too, once per unary call or stream opening, so
+// a partition also cuts the peer API between the nodes.
 //
 // Random drops come from a source seeded in NewFaults, so a test that sends
 // the same messages in the same order sees the same drops. Faults is safe
@@ -124,4 +132,47 @@ func (f *Faults) check(from, to string) (time.Duration, error) {
 		return 0, ErrFaultInjected
 	}
 	return f.mu.delay, nil
+}
+
+// raftMethodPrefix names the Raft service's methods, which apply Faults
+// themselves, per message.
+const raftMethodPrefix = "/scraft.raft.v1.Raft/"
+
+// wait applies check to one call from one address to another and waits the
+// injected delay.
+func (f *Faults) wait(ctx context.Context, from, to string) error {
+	delay, err := f.check(from, to)
+	if err != nil || delay <= 0 {
+		return err
+	}
+	timer := time.NewTimer(delay)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// dialOptions returns interceptors applying f to every call but the Raft
+// service's from the node at from.
+func (f *Faults) dialOptions(from string) []grpc.DialOption {
+	unary := func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		if !strings.HasPrefix(method, raftMethodPrefix) {
+			if err := f.wait(ctx, from, cc.Target()); err != nil {
+				return err
+			}
+		}
+		return invoker(ctx, method, req, reply, cc, opts...)
+	}
+	stream := func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+		if !strings.HasPrefix(method, raftMethodPrefix) {
+			if err := f.wait(ctx, from, cc.Target()); err != nil {
+				return nil, err
+			}
+		}
+		return streamer(ctx, desc, cc, method, opts...)
+	}
+	return []grpc.DialOption{grpc.WithChainUnaryInterceptor(unary), grpc.WithChainStreamInterceptor(stream)}
 }

@@ -198,6 +198,9 @@ func (s *Server) Conn(addr string) (*grpc.ClientConn, error) {
 			grpc.MaxCallSendMsgSize(s.cfg.MaxMessageSize),
 		),
 	}
+	if s.cfg.Faults != nil {
+		opts = append(opts, s.cfg.Faults.dialOptions(s.addr)...)
+	}
 	conn, err := grpc.NewClient(addr, append(opts, s.cfg.DialOptions...)...)
 	if err != nil {
 		return nil, fmt.Errorf("transport: connect to %s: %w", addr, err)

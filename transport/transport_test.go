@@ -2,6 +2,7 @@ package transport
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -16,6 +17,8 @@ import (
 
 	"github.com/hashicorp/raft"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 )
 
 func header(id string) raft.RPCHeader {
@@ -635,4 +638,51 @@ func TestPipelineBoundsInFlight(t *testing.T) {
 		}
 	}
 	require.NoError(t, <-sendErr)
+}
+
+// TestFaultsOtherServices checks that Faults also cut the other services'
+// calls on the server's shared connections.
+func TestFaultsOtherServices(t *testing.T) {
+	faults := NewFaults(1)
+	cfg := testConfig(t, faults)
+	a := newTestServer(t, cfg)
+	b, err := NewServer(mustListen(t), cfg)
+	require.NoError(t, err)
+	healthpb.RegisterHealthServer(b.GRPC(), health.NewServer())
+	served := make(chan error, 1)
+	go func() { served <- b.Serve() }()
+	t.Cleanup(func() {
+		require.NoError(t, b.Close())
+		require.NoError(t, <-served)
+	})
+
+	conn, err := a.Conn(b.Addr())
+	require.NoError(t, err)
+	again, err := a.Conn(b.Addr())
+	require.NoError(t, err)
+	require.Same(t, conn, again, "one connection per peer")
+	client := healthpb.NewHealthClient(conn)
+	check := func() error {
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		defer cancel()
+		_, err := client.Check(ctx, &healthpb.HealthCheckRequest{})
+		return err
+	}
+	watch := func() error {
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		defer cancel()
+		stream, err := client.Watch(ctx, &healthpb.HealthCheckRequest{})
+		if err != nil {
+			return err
+		}
+		_, err = stream.Recv()
+		return err
+	}
+	require.NoError(t, check())
+	require.NoError(t, watch())
+	faults.Isolate(b.Addr())
+	require.ErrorIs(t, check(), ErrFaultInjected)
+	require.ErrorIs(t, watch(), ErrFaultInjected)
+	faults.Heal()
+	require.NoError(t, check())
 }
