@@ -1,0 +1,236 @@
+package main
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/scraft/scraft/client"
+	"github.com/scraft/scraft/contracts"
+	"github.com/scraft/scraft/protocol"
+)
+
+func init() {
+	rootCmd.AddCommand(callCmd())
+}
+
+// apiClient holds the flags every client API command shares: which nodes,
+// which key, which channel.
+type apiClient struct {
+	nodes   []string
+	keyFile string
+	channel string
+	timeout time.Duration
+}
+
+func (a *apiClient) flags(cmd *cobra.Command) {
+	cmd.Flags().StringSliceVar(&a.nodes, "node", nil, "client API address of a node, host:port; several (comma-separated or repeated) to fail over (required)")
+	cmd.Flags().StringVar(&a.keyFile, "key", "", "key file of the member to act as (see scraft keygen) (required)")
+	cmd.Flags().StringVar(&a.channel, "channel", "", "channel id, 0x + 32 hex digits (required)")
+	cmd.Flags().DurationVar(&a.timeout, "timeout", 30*time.Second, "how long to wait for the node's answer")
+	cmd.MarkFlagRequired("node")
+	cmd.MarkFlagRequired("key")
+	cmd.MarkFlagRequired("channel")
+}
+
+// dial loads the key, parses the channel and connects to the first node
+// that answers.
+func (a *apiClient) dial(ctx context.Context) (*client.Client, protocol.ChannelID, error) {
+	ch, err := protocol.ParseChannelID(a.channel)
+	if err != nil {
+		return nil, ch, err
+	}
+	key, err := protocol.LoadKey(a.keyFile)
+	if err != nil {
+		return nil, ch, err
+	}
+	cfg := client.DefaultConfig()
+	cfg.DialTimeout = min(cfg.DialTimeout, a.timeout)
+	c, err := cfg.Dial(ctx, key, a.nodes...)
+	if err != nil {
+		return nil, ch, err
+	}
+	return c, ch, nil
+}
+
+// run dials, runs fn with a deadline of --timeout, and closes the client.
+func (a *apiClient) run(cmd *cobra.Command, fn func(ctx context.Context, c *client.Client, ch protocol.ChannelID) error) error {
+	ctx := cmd.Context()
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	ctx, cancel := context.WithTimeout(ctx, a.timeout)
+	defer cancel()
+	c, ch, err := a.dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return fn(ctx, c, ch)
+}
+
+func callCmd() *cobra.Command {
+	var (
+		api      apiClient
+		function string
+		args     string
+		argsHex  string
+	)
+	cmd := &cobra.Command{
+		Use:   "call --node ADDR[,ADDR] --key FILE --channel ID --function CONTRACT::NAME [--args JSON | --args-hex HEX]",
+		Short: "Call a channel contract function and print its committed result",
+		Long: `Sign a call of a channel contract function with the member's key, submit it
+through a node's client API and wait until it is committed and verified.
+The node forwards it to the leader; if the node or the leader fails on the
+way the same signed tx is sent again (to the next --node), so it runs once.
+
+--args takes JSON and encodes it with the contract's ABI when the contract
+is one of the demos (chat, editor, movecraft); --args-hex takes the encoded
+bytes for any contract.
+
+Prints the result as JSON: height, status, output (decoded with the ABI
+when possible), change set and events. Exits 2 when the call committed but
+failed (abort, out of gas, ...), 1 on any other error.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if args != "" && argsHex != "" {
+				return errors.New("call: give --args or --args-hex, not both")
+			}
+			enc, err := encodeCallArgs(function, args, argsHex)
+			if err != nil {
+				return err
+			}
+			return api.run(cmd, func(ctx context.Context, c *client.Client, ch protocol.ChannelID) error {
+				res, err := c.Call(ctx, ch, function, enc)
+				if res == nil {
+					return err
+				}
+				if perr := printJSON(cmd.OutOrStdout(), resultView(function, res)); perr != nil {
+					return perr
+				}
+				if err != nil {
+					return &exitError{code: 2, err: err}
+				}
+				return nil
+			})
+		},
+	}
+	api.flags(cmd)
+	cmd.Flags().StringVar(&function, "function", "", "function to call, contract::name (required)")
+	cmd.Flags().StringVar(&args, "args", "", "arguments as JSON, encoded with the demo contract's ABI")
+	cmd.Flags().StringVar(&argsHex, "args-hex", "", "arguments already encoded, in hex")
+	cmd.MarkFlagRequired("function")
+	return cmd
+}
+
+// encodeCallArgs returns the call's argument bytes from --args (JSON, for
+// a demo contract) or --args-hex.
+func encodeCallArgs(function, argsJSON, argsHex string) ([]byte, error) {
+	if err := protocol.ValidateFunction(function); err != nil {
+		return nil, err
+	}
+	if argsHex != "" {
+		b, err := hex.DecodeString(strings.TrimPrefix(argsHex, "0x"))
+		if err != nil {
+			return nil, fmt.Errorf("call: --args-hex: %w", err)
+		}
+		return b, nil
+	}
+	contract, fn, _ := strings.Cut(function, "::")
+	abi, err := contracts.Get(contract)
+	if err != nil {
+		if argsJSON == "" {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("call: --args needs the ABI of a demo contract (%s); use --args-hex: %w", strings.Join(contracts.Names(), ", "), err)
+	}
+	if argsJSON == "" {
+		argsJSON = "{}"
+	}
+	return abi.EncodeArgs(fn, []byte(argsJSON))
+}
+
+// abiOf returns the demo contract ABI of a "contract::name" type or
+// function, nil when there is none.
+func abiOf(name string) *contracts.Contract {
+	contract, _, ok := strings.Cut(name, "::")
+	if !ok {
+		return nil
+	}
+	c, err := contracts.Get(contract)
+	if err != nil {
+		return nil
+	}
+	return c
+}
+
+// apiOutcomeView is the JSON shape of a call result or a subscription
+// outcome.
+type apiOutcomeView struct {
+	Height    uint64             `json:"height"`
+	Kind      string             `json:"kind,omitempty"`
+	Hash      protocol.Hash      `json:"hash"`
+	Status    protocol.Status    `json:"status"`
+	AbortCode uint32             `json:"abort_code,omitempty"`
+	Message   string             `json:"message,omitempty"`
+	GasUsed   uint64             `json:"gas_used"`
+	OutputHex string             `json:"output_hex,omitempty"`
+	Output    json.RawMessage    `json:"output,omitempty"`
+	ChangeSet protocol.ChangeSet `json:"change_set"`
+	Events    []apiEventView     `json:"events,omitempty"`
+	Digest    protocol.Hash      `json:"digest"`
+}
+
+type apiEventView struct {
+	Type    string          `json:"type"`
+	DataHex string          `json:"data_hex"`
+	Data    json.RawMessage `json:"data,omitempty"`
+}
+
+func resultView(function string, r *client.Result) *apiOutcomeView {
+	v := &apiOutcomeView{
+		Height: r.Height, Hash: r.TxHash, Status: r.Status, AbortCode: r.AbortCode, Message: r.Message,
+		GasUsed: r.GasUsed, ChangeSet: r.ChangeSet, Events: eventViews(r.Events), Digest: r.Digest,
+	}
+	setOutput(v, function, r.Output)
+	return v
+}
+
+func setOutput(v *apiOutcomeView, function string, out []byte) {
+	if len(out) == 0 {
+		return
+	}
+	v.OutputHex = hex.EncodeToString(out)
+	if c := abiOf(function); c != nil {
+		_, fn, _ := strings.Cut(function, "::")
+		if j, err := c.DecodeOutput(fn, out); err == nil {
+			v.Output = j
+		}
+	}
+}
+
+func eventViews(evs []protocol.Event) []apiEventView {
+	out := make([]apiEventView, len(evs))
+	for i, ev := range evs {
+		out[i] = apiEventView{Type: ev.Type, DataHex: hex.EncodeToString(ev.Data)}
+		if c := abiOf(ev.Type); c != nil {
+			if j, err := c.DecodeEvent(ev.Type, ev.Data); err == nil {
+				out[i].Data = j
+			}
+		}
+	}
+	return out
+}
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
