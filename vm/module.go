@@ -1,6 +1,7 @@
 package vm
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -73,6 +74,7 @@ type Module struct {
 // instantiation. Every call starts from it.
 type snapshot struct {
 	mem     []byte
+	used    int // mem[used:] is all zero
 	globals []uint64
 }
 
@@ -249,6 +251,10 @@ func (m *Module) newInstance(ctx context.Context) (*instance, error) {
 
 func (in *instance) snapshot() snapshot {
 	s := snapshot{mem: slices.Clone(in.mem.buf), globals: make([]uint64, len(in.glob))}
+	s.used = len(s.mem)
+	for s.used > 0 && s.mem[s.used-1] == 0 {
+		s.used--
+	}
 	for i, g := range in.glob {
 		s.globals[i] = g.Get()
 	}
@@ -259,12 +265,25 @@ func (in *instance) snapshot() snapshot {
 // the snapshot's size: an instance whose memory grew is never reused.
 func (in *instance) restore() {
 	s := &in.m.snap
-	copy(in.mem.buf, s.mem)
+	// Most of a fresh memory is zeroes past the data segments, and a call
+	// dirties little of it: reading a chunk to find it still zero is
+	// cheaper than writing it.
+	copy(in.mem.buf[:s.used], s.mem[:s.used])
+	tail := in.mem.buf[s.used:len(s.mem)]
+	for len(tail) > 0 {
+		n := min(len(tail), len(zeroChunk))
+		if !bytes.Equal(tail[:n], zeroChunk[:n]) {
+			clear(tail[:n])
+		}
+		tail = tail[n:]
+	}
 	for i, g := range in.glob {
 		g.Set(s.globals[i])
 	}
 	in.dirty = false
 }
+
+var zeroChunk [4096]byte
 
 func (in *instance) close() {
 	if in.mod != nil {

@@ -1,0 +1,222 @@
+package vm
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+
+	"github.com/scraft/scraft/contracts"
+	"github.com/scraft/scraft/protocol"
+)
+
+// BenchmarkCallEcho is the fixed cost of a call: pool, restore, host calls,
+// result.
+func BenchmarkCallEcho(b *testing.B) {
+	e := newTestEngine(b, Config{})
+	m := deployTestdata(b, e, "abi")
+	c := Call{Function: "echo", Args: []byte("hello"), Gas: testGas}
+	b.ReportAllocs()
+	for b.Loop() {
+		if r := m.Call(context.Background(), nil, c); r.Status != protocol.StatusOK {
+			b.Fatal(r.Message)
+		}
+	}
+}
+
+// BenchmarkChatSend is chat::send end to end: restore, run, overlay, change
+// set, events, output.
+func BenchmarkChatSend(b *testing.B) {
+	e := newTestEngine(b, Config{})
+	ch := newChannel(b, e, "chat")
+	alice := player(1)
+	ch.mustCall(alice, "init", "{}")
+	ch.mustCall(alice, "join", `{"nick":"alice"}`)
+	c := Call{Function: "send", Args: ch.args("send", `{"text":"hello, world"}`), Sender: alice,
+		Height: 10, TimestampMs: 1000, Gas: 10_000_000}
+	store := mapStore(ch.state)
+	b.ReportAllocs()
+	for b.Loop() {
+		if r := ch.m.Call(context.Background(), store, c); r.Status != protocol.StatusOK || r.ChangeSet.Len() == 0 {
+			b.Fatal(r.Message)
+		}
+	}
+}
+
+// BenchmarkChatSendParallel is chat::send from every core at once.
+func BenchmarkChatSendParallel(b *testing.B) {
+	e := newTestEngine(b, Config{})
+	ch := newChannel(b, e, "chat")
+	alice := player(1)
+	ch.mustCall(alice, "init", "{}")
+	ch.mustCall(alice, "join", `{"nick":"alice"}`)
+	c := Call{Function: "send", Args: ch.args("send", `{"text":"hello, world"}`), Sender: alice,
+		Height: 10, TimestampMs: 1000, Gas: 10_000_000}
+	store := mapStore(ch.state)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if r := ch.m.Call(context.Background(), store, c); r.Status != protocol.StatusOK {
+				b.Fatal(r.Message)
+			}
+		}
+	})
+}
+
+// BenchmarkRestore is putting back an instance's memory and globals.
+func BenchmarkRestore(b *testing.B) {
+	for _, name := range contracts.Names() {
+		b.Run(name, func(b *testing.B) {
+			c, err := contracts.Get(name)
+			if err != nil {
+				b.Fatal(err)
+			}
+			e := newTestEngine(b, Config{})
+			m, err := e.Deploy(context.Background(), c.Wasm)
+			if err != nil {
+				b.Fatal(err)
+			}
+			in, err := m.getInstance(context.Background())
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer in.close()
+			b.ReportAllocs()
+			for b.Loop() {
+				in.restore()
+			}
+			b.ReportMetric(float64(len(m.snap.mem)), "mem-bytes")
+			b.ReportMetric(float64(m.snap.used), "nonzero-bytes")
+		})
+	}
+}
+
+// BenchmarkLoadFromWarmCache is a restarted node loading a contract: a new
+// Engine over a compilation cache directory that already holds its code.
+func BenchmarkLoadFromWarmCache(b *testing.B) {
+	for _, name := range contracts.Names() {
+		b.Run(name, func(b *testing.B) {
+			c, err := contracts.Get(name)
+			if err != nil {
+				b.Fatal(err)
+			}
+			cfg := Config{CompilationCacheDir: b.TempDir()}
+			ctx := context.Background()
+			warm, err := NewEngine(ctx, cfg)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := warm.Deploy(ctx, c.Wasm); err != nil {
+				b.Fatal(err)
+			}
+			warm.Close(ctx)
+			for b.Loop() {
+				e, err := NewEngine(ctx, cfg)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := e.Deploy(ctx, c.Wasm); err != nil {
+					b.Fatal(err)
+				}
+				e.Close(ctx)
+			}
+		})
+	}
+}
+
+// BenchmarkDeployCold compiles a contract with no cache.
+func BenchmarkDeployCold(b *testing.B) {
+	c, err := contracts.Get("movecraft")
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	for b.Loop() {
+		e, err := NewEngine(ctx, Config{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := e.Deploy(ctx, c.Wasm); err != nil {
+			b.Fatal(err)
+		}
+		e.Close(ctx)
+	}
+}
+
+// BenchmarkGasOverhead runs a tight loop of a million iterations metered
+// (through Module.Call) and unmetered (the same module in plain wazero).
+func BenchmarkGasOverhead(b *testing.B) {
+	const n = 1_000_000
+	wasm := testdata(b, "abi")
+	b.Run("metered", func(b *testing.B) {
+		e := newTestEngine(b, Config{})
+		m := deployTestdata(b, e, "abi")
+		c := Call{Function: "spin", Args: u32le(n), Gas: 1 << 40}
+		r := m.Call(context.Background(), nil, c)
+		if r.Status != protocol.StatusOK {
+			b.Fatal(r.Message)
+		}
+		b.ReportMetric(float64(r.GasUsed)/n, "gas/iter")
+		for b.Loop() {
+			m.Call(context.Background(), nil, c)
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/n, "ns/iter")
+	})
+	b.Run("unmetered", func(b *testing.B) {
+		ctx := context.Background()
+		rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigCompiler().WithCoreFeatures(features))
+		defer rt.Close(ctx)
+		hb := rt.NewHostModuleBuilder(hostModule)
+		for _, f := range hostFunctions {
+			hb.NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(func(context.Context, api.Module, []uint64) {}),
+				f.params, f.results).Export(f.name)
+		}
+		if _, err := hb.Instantiate(ctx); err != nil {
+			b.Fatal(err)
+		}
+		mod, err := rt.Instantiate(ctx, wasm)
+		if err != nil {
+			b.Fatal(err)
+		}
+		fn := mod.ExportedFunction("spin")
+		stack := []uint64{4}
+		for b.Loop() {
+			mod.Memory().WriteUint32Le(inputBase, n)
+			if err := fn.CallWithStack(ctx, stack); err != nil {
+				b.Fatal(err)
+			}
+			stack[0] = 4
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/n, "ns/iter")
+	})
+}
+
+// BenchmarkMovecraftTick is movecraft::on_tick with 100 moving players.
+func BenchmarkMovecraftTick(b *testing.B) {
+	for _, players := range []int{10, 100} {
+		b.Run(fmt.Sprintf("%d players", players), func(b *testing.B) {
+			e := newTestEngine(b, Config{})
+			ch := newChannel(b, e, "movecraft")
+			ch.mustCall(player(0), "init", "{}")
+			for i := 1; i <= players; i++ {
+				ch.mustCall(player(i), "join", fmt.Sprintf(`{"name":"p%d"}`, i))
+				ch.mustCall(player(i), "move", fmt.Sprintf(`{"x":%d,"y":%d,"z":20}`, i, 127-i))
+			}
+			c := Call{Function: "on_tick", Args: ch.args("on_tick", "{}"), Sender: player(0),
+				Height: ch.height + 1, TimestampMs: 1, Gas: 1 << 40}
+			store := mapStore(ch.state)
+			r := ch.m.Call(context.Background(), store, c)
+			if r.Status != protocol.StatusOK {
+				b.Fatal(r.Message)
+			}
+			b.ReportMetric(float64(r.ChangeSet.Len()), "changes")
+			b.ReportMetric(float64(r.GasUsed), "gas")
+			b.ReportAllocs()
+			for b.Loop() {
+				ch.m.Call(context.Background(), store, c)
+			}
+		})
+	}
+}
