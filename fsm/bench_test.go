@@ -38,6 +38,10 @@ func perTx(b *testing.B, d time.Duration) {
 	b.ReportMetric(float64(d.Nanoseconds())/float64(b.N*benchTxs), "ns/tx")
 }
 
+func cpuPerTx(b *testing.B, d time.Duration) {
+	b.ReportMetric(float64(d.Nanoseconds())/float64(b.N*benchTxs), "cpu-ns/tx")
+}
+
 // BenchmarkApply measures a follower applying 256-call batches with real
 // signatures and the fake executor: the whole Apply, and its two parts,
 // batch signature verification and execution (results, digests, layers).
@@ -48,7 +52,7 @@ func BenchmarkApply(b *testing.B) {
 	b.Run("verify", func(b *testing.B) {
 		entries := benchEntries(keys, 0)
 		b.ResetTimer()
-		start := time.Now()
+		start, cpu := time.Now(), cpuTime()
 		for range b.N {
 			for _, err := range verifyCalls(entries) {
 				if err != nil {
@@ -57,6 +61,7 @@ func BenchmarkApply(b *testing.B) {
 			}
 		}
 		perTx(b, time.Since(start))
+		cpuPerTx(b, cpuTime()-cpu)
 	})
 
 	b.Run("execute", func(b *testing.B) {
@@ -64,7 +69,7 @@ func BenchmarkApply(b *testing.B) {
 		entries := benchEntries(keys, 0)
 		b.ReportAllocs()
 		b.ResetTimer()
-		start := time.Now()
+		start, cpu := time.Now(), cpuTime()
 		for range b.N {
 			v := &view{base: m.st, top: newLayer(m.st.meta)}
 			outs, _ := m.run(v, entries, 1, 1, nil)
@@ -73,11 +78,12 @@ func BenchmarkApply(b *testing.B) {
 			}
 		}
 		perTx(b, time.Since(start))
+		cpuPerTx(b, cpuTime()-cpu)
 	})
 
 	b.Run("full", func(b *testing.B) {
 		leader, follower := newMachine(b, cfg), newMachine(b, cfg)
-		var spent time.Duration
+		var spent, spentCPU time.Duration
 		for i := range b.N {
 			b.StopTimer()
 			batch, _, err := leader.Propose(benchEntries(keys, i), 1, keys[0], uint64(i))
@@ -87,14 +93,16 @@ func BenchmarkApply(b *testing.B) {
 			mustApply(b, leader, batch)
 			batch = roundTrip(b, batch)
 			b.StartTimer()
-			start := time.Now()
+			start, cpu := time.Now(), cpuTime()
 			a, err := follower.Apply(batch, nil)
 			spent += time.Since(start)
+			spentCPU += cpuTime() - cpu
 			if err != nil || a.Faults != 0 {
 				b.Fatalf("apply: %v, %d faults", err, a.Faults)
 			}
 		}
 		perTx(b, spent)
+		cpuPerTx(b, spentCPU)
 	})
 }
 
@@ -103,13 +111,13 @@ func BenchmarkApply(b *testing.B) {
 func BenchmarkProposeApply(b *testing.B) {
 	keys := benchKeys(b)
 	m := newMachine(b, testConfig(keys...))
-	var spentPropose, spentApply time.Duration
+	var spentPropose, spentApply, spentCPU time.Duration
 	b.ReportAllocs()
 	for i := range b.N {
 		b.StopTimer()
 		entries := benchEntries(keys, i)
 		b.StartTimer()
-		start := time.Now()
+		start, cpu := time.Now(), cpuTime()
 		batch, _, err := m.Propose(entries, 1, keys[0], uint64(i))
 		if err != nil {
 			b.Fatal(err)
@@ -118,11 +126,13 @@ func BenchmarkProposeApply(b *testing.B) {
 		a, err := m.Apply(batch, nil)
 		spentApply += time.Since(mid)
 		spentPropose += mid.Sub(start)
+		spentCPU += cpuTime() - cpu
 		if err != nil || !a.Reused {
 			b.Fatalf("apply: %v, reused %v", err, a != nil && a.Reused)
 		}
 	}
 	perTx(b, spentPropose+spentApply)
+	cpuPerTx(b, spentCPU)
 	b.ReportMetric(float64(spentPropose.Nanoseconds())/float64(b.N*benchTxs), "propose-ns/tx")
 	b.ReportMetric(float64(spentApply.Nanoseconds())/float64(b.N*benchTxs), "reuse-ns/tx")
 }
