@@ -114,6 +114,9 @@ func (c *Config) Validate() error {
 }
 
 func (g *Genesis) validate() error {
+	if len(g.State) > protocol.MaxStateEntries {
+		return fmt.Errorf("%w: genesis state of %d resources, at most %d", ErrConfig, len(g.State), protocol.MaxStateEntries)
+	}
 	for _, k := range g.State.Keys() {
 		if k.Type == "" || len(k.Type) > protocol.MaxTypeLen {
 			return fmt.Errorf("%w: genesis resource %s has a bad type", ErrConfig, k)

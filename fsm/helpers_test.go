@@ -19,6 +19,8 @@ import (
 //	gas   "n"           use n gas (out of gas past the limit)
 //	emit  data          one event t::Said{data}, output data
 //	bad                 a change set that does not fit the state
+//	spam                a write and too many events
+//	dup                 two writes of one resource
 //	on_join/on_leave    create/delete (member, "t::Member")
 //	on_tick             write (zero, "t::Tick") = tick number
 type fakeExec struct {
@@ -73,6 +75,12 @@ func (f *fakeExec) Execute(c Call, st StateReader) ExecResult {
 		r.Events = []protocol.Event{{Type: "t::Said", Data: c.Args}}
 		r.Output = c.Args
 		return r
+	case "spam":
+		r := ok(gas, write(key(c.Sender, "spam"), []byte("x")))
+		r.Events = make([]protocol.Event, protocol.MaxEvents+1)
+		return r
+	case "dup":
+		return ok(gas, write(key(c.Sender, "d"), []byte("1")), write(key(c.Sender, "d"), []byte("2")))
 	case "bad":
 		return ok(gas, protocol.Change{Key: key(c.Sender, "absent"), Kind: protocol.OpModify, Old: []byte("x"), New: []byte("y")})
 	case FuncOnJoin:
@@ -192,6 +200,11 @@ func requireSameState(t testing.TB, a, b *Machine) {
 	}
 	if !bytes.Equal(snapshotBytes(a), snapshotBytes(b)) {
 		t.Fatal("snapshots differ")
+	}
+	for _, m := range []*Machine{a, b} {
+		if m.st.resources != len(m.st.res) {
+			t.Fatalf("resource count %d, state holds %d", m.st.resources, len(m.st.res))
+		}
 	}
 }
 

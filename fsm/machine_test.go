@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
 
@@ -132,3 +133,23 @@ func TestHappyPath(t *testing.T) {
 }
 
 func addrBytes(a protocol.Address) []byte { return a[:] }
+
+// TestExecutorMisbehaves: results an executor should never give become
+// traps with no effect, the same on every member.
+func TestExecutorMisbehaves(t *testing.T) {
+	alice := testKey(t, 0)
+	for _, fn := range []string{"bad", "spam", "dup"} {
+		t.Run(fn, func(t *testing.T) {
+			m := newMachine(t, testConfig(alice))
+			before := m.Resources()
+			a := mustApply(t, m, honestBatch(m, []protocol.Entry{call(alice, 1, fn, "")}, 1, alice, 1))
+			o := a.Outcomes[0]
+			if o.Result.Status != protocol.StatusTrap || o.ChangeSet.Len() != 0 || len(o.Events) != 0 || o.Result.GasUsed == 0 {
+				t.Fatalf("outcome %+v", o)
+			}
+			if fmt.Sprint(before) != fmt.Sprint(m.Resources()) || m.Nonce(alice.Address()) != 1 {
+				t.Fatal("a trapped call changed the state or did not use its nonce")
+			}
+		})
+	}
+}

@@ -225,9 +225,16 @@ func (m *Machine) execute(v *view, c Call, o *Outcome) {
 	}
 	var cs protocol.ChangeSet
 	var err error
-	if len(r.Events) > protocol.MaxEvents {
+	switch {
+	case len(r.Events) > protocol.MaxEvents:
 		err = fmt.Errorf("%d events, at most %d", len(r.Events), protocol.MaxEvents)
-	} else if cs, err = protocol.NewChangeSet(r.ChangeSet.Changes); err == nil {
+	case len(r.ChangeSet.Changes) > protocol.MaxChanges:
+		// A change set the journal could not decode from a snapshot.
+		err = fmt.Errorf("%d changes, at most %d", len(r.ChangeSet.Changes), protocol.MaxChanges)
+	default:
+		cs, err = protocol.NewChangeSet(r.ChangeSet.Changes)
+	}
+	if err == nil {
 		// applyChanges checks everything before it writes anything.
 		err = v.applyChanges(cs)
 		cs = dropNoOps(cs)

@@ -197,6 +197,7 @@ func (m *Machine) decodeSnapshot(buf []byte) (*state, error) {
 	}
 
 	st.res = protocol.DecodeState(d)
+	st.resources = len(st.res)
 
 	n = d.Length(maxJournal)
 	if d.Err() == nil && (st.settled > st.height || uint64(n) != st.height-st.settled) {

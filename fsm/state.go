@@ -19,6 +19,9 @@ type meta struct {
 	tick        uint64 // last tick number, 0 before the first
 	tickMs      uint64 // the last tick's timestamp
 	joinSeq     uint64 // highest join sequence number seen
+	// resources counts the resources, to keep the state decodable
+	// (protocol.MaxStateEntries). It is derived, not encoded.
+	resources int
 }
 
 // state is everything a member must agree on, plus the journal since the
@@ -53,6 +56,7 @@ func newState(cfg *Config) *state {
 		st.members[m.Address] = m
 	}
 	st.joinSeq = g.HighestJoinSeq
+	st.resources = len(st.res)
 	st.digest = GenesisDigest(cfg.Channel, cfg.Contract, *g)
 	st.settledDigest = st.digest
 	return st
@@ -196,6 +200,19 @@ func (v *view) applyChanges(cs protocol.ChangeSet) error {
 			return fmt.Errorf("%w: %s: value of %d bytes", protocol.ErrBadChange, c.Key, len(c.New))
 		}
 	}
+	n := v.top.resources
+	for _, c := range cs.Changes {
+		switch c.Kind {
+		case protocol.OpNew:
+			n++
+		case protocol.OpDelete:
+			n--
+		}
+	}
+	if n > protocol.MaxStateEntries {
+		return fmt.Errorf("%w: the state would hold %d resources, at most %d", protocol.ErrBadChange, n, protocol.MaxStateEntries)
+	}
+	v.top.resources = n
 	for _, c := range cs.Changes {
 		if c.Kind == protocol.OpDelete {
 			v.top.res[c.Key] = slot{}
