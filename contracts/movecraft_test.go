@@ -33,6 +33,9 @@ func mcGetPlayer(t testing.TB, h *testHost, a [16]byte) mcPlayer {
 	if err := json.Unmarshal([]byte(j), &p); err != nil {
 		t.Fatal(err)
 	}
+	if err := json.Unmarshal([]byte(h.resource(a, "movecraft::Position")), &p.Pos); err != nil {
+		t.Fatal(err)
+	}
 	return p
 }
 
@@ -125,12 +128,28 @@ func TestMovecraftRun(t *testing.T) {
 		t.Fatalf("moved to %+v", p.Pos)
 	}
 
+	// A wall in the way is climbed.
+	p = mcGetPlayer(t, h, alice)
+	wx, wy, wz := p.Pos.X, p.Pos.Y, p.Pos.Z
+	h.mustCall(alice, "place", place(wx+1, wy, wz, 6))
+	h.mustCall(alice, "place", place(wx+1, wy, wz+1, 6))
+	h.mustCall(alice, "move", xyz(wx+2, wy, wz))
+	for i := 0; i < 8; i++ {
+		h.mustCall(addr(0), "on_tick", "")
+	}
+	if p = mcGetPlayer(t, h, alice); p.Pos.X != wx+2 || p.Pos.Y != wy || p.Pos.Z != wz {
+		t.Fatalf("stuck at %+v behind the wall", p.Pos)
+	}
+	if got := h.resource(channelAccount, "movecraft::Schedule"); !strings.HasSuffix(got, `"moving":[]}`) {
+		t.Fatalf("schedule = %s", got)
+	}
+
 	// Bad input gets a clear abort.
 	for _, tc := range []struct {
 		fn, args string
 		code     uint32
 	}{
-		{"place", place(x+3, y-2, z+5+6, 3), 104},       // out of reach
+		{"place", place(x+5, y-2, z+5+6, 3), 104},       // out of reach
 		{"place", place(x, y, 40, 3), 103},              // above the land
 		{"place", place(x+3, y-2, z+4, 2), 106},         // no stone in the inventory
 		{"place", place(x+3, y-2, z+4, 1), 107},         // bedrock is not placeable

@@ -14,8 +14,9 @@
 //                       works only on these (and the chunks they touch),
 //                       never on the whole world; an idle tick writes
 //                       nothing.
-//   movecraft::Player   at each player's address: name, position,
-//                       inventory.
+//   movecraft::Player   at each player's address: name, inventory.
+//   movecraft::Position at each player's address: where the player is, apart
+//                       from the rest so a step rewrites 6 bytes.
 //   movecraft::Chunk    at the derived account "mchk" + cx + cy + cz (u32
 //                       chunk coordinates, little endian): 4096 voxel bytes,
 //                       index (z%16*16 + y%16)*16 + x%16.
@@ -111,6 +112,9 @@ class Pos {
   y: i32 = 0;
   z: i32 = 0;
 
+  typeName(): string {
+    return "movecraft::Position";
+  }
   static of(x: i32, y: i32, z: i32): Pos {
     const p = new Pos();
     p.x = x;
@@ -221,7 +225,6 @@ class Slot {
 
 class Player {
   name: string = "";
-  pos: Pos = new Pos();
   inventory: Slot[] = []; // sorted by item, no zero counts
 
   typeName(): string {
@@ -229,13 +232,11 @@ class Player {
   }
   encode(w: Writer): void {
     w.string(this.name);
-    this.pos.encode(w);
     w.len(this.inventory.length);
     for (let i = 0; i < this.inventory.length; i++) w.u8(this.inventory[i].item).u32(this.inventory[i].count);
   }
   decode(r: Reader): void {
     this.name = r.string(MAX_NAME);
-    this.pos.decode(r);
     const n = r.len(MAX_SLOTS);
     this.inventory = new Array<Slot>(n);
     for (let i = 0; i < n; i++) {
@@ -426,8 +427,14 @@ function within(a: i32, b: i32): bool {
   return d >= -REACH && d <= REACH;
 }
 
-function checkReach(p: Player, at: Pos): void {
-  if (!within(p.pos.x, at.x) || !within(p.pos.y, at.y) || !within(p.pos.z, at.z)) {
+function position(a: Address): Pos {
+  const p = tryBorrowGlobal<Pos>(a);
+  return p === null ? new Pos() : p;
+}
+
+function checkReach(me: Address, at: Pos): void {
+  const p = position(me);
+  if (!within(p.x, at.x) || !within(p.y, at.y) || !within(p.z, at.z)) {
     abortWith(ERR_TOO_FAR, "out of reach (" + REACH.toString() + " voxels)");
   }
 }
@@ -455,21 +462,23 @@ function addPlayer(me: Address, name: string): void {
   const y = SIZE_Y / 2 + <i32>((l.players / 16) % 16);
   let z = SIZE_Z - 1;
   while (z > 0 && world.get(x, y, z - 1) == AIR) z--;
-  p.pos = Pos.of(x, y, z);
+  const pos = Pos.of(x, y, z);
   p.give(DIRT, 16);
   p.give(SAND, 8);
   p.give(WOOD, 8);
   p.give(SEEDS, 8);
   putGlobal<Player>(me, p);
+  putGlobal<Pos>(me, pos);
   l.players++;
   putGlobal<Land>(Address.channel(), l);
   const w = new Writer(64).address(me).string(name);
-  p.pos.encode(w);
+  pos.encode(w);
   emit("movecraft::Joined", w.finish());
 }
 
 function removePlayer(me: Address): void {
   delRaw(me, "movecraft::Player");
+  delRaw(me, "movecraft::Position");
   const l = land();
   l.players--;
   putGlobal<Land>(Address.channel(), l);
@@ -545,7 +554,7 @@ export function place(len: i32): i32 {
   r.finish();
   const me = sender();
   const p = player(me);
-  checkReach(p, at);
+  checkReach(me, at);
   const world = new World();
   if (world.get(at.x, at.y, at.z) != AIR) abortWith(ERR_OCCUPIED, "voxel is not empty");
   let block = item;
@@ -585,7 +594,7 @@ export function break_block(len: i32): i32 {
   r.finish();
   const me = sender();
   const p = player(me);
-  checkReach(p, at);
+  checkReach(me, at);
   const world = new World();
   const b = world.get(at.x, at.y, at.z);
   if (b == AIR || b == BEDROCK) abortWith(ERR_UNBREAKABLE, b == AIR ? "nothing to break" : "bedrock cannot be broken");
@@ -637,13 +646,18 @@ export function get_chunk(len: i32): i32 {
   return 0;
 }
 
+function passable(b: u8): bool {
+  return b == AIR || isCrop(b);
+}
+
 function step(from: i32, to: i32): i32 {
   return from < to ? from + 1 : from > to ? from - 1 : from;
 }
 
 // on_tick advances what the schedule lists: each falling sand block drops
 // one voxel, each crop ages (a stage every 10 ticks, ripe at the fourth),
-// each moving player steps one voxel toward its target. The cost is
+// each moving player steps one voxel per axis toward its target, climbing
+// one voxel when the way is blocked and stopping when it cannot. The cost is
 // proportional to those lists and the chunks they touch; the input is
 // ignored.
 export function on_tick(len: i32): i32 {
@@ -686,16 +700,20 @@ export function on_tick(len: i32): i32 {
   s.moving = [];
   for (let i = 0; i < moving.length; i++) {
     const m = moving[i];
-    const p = tryBorrowGlobal<Player>(m.player);
-    if (p === null) continue;
-    const nx = step(p.pos.x, m.target.x);
-    const ny = step(p.pos.y, m.target.y);
-    const nz = step(p.pos.z, m.target.z);
-    const b = world.get(nx, ny, nz);
-    if (b != AIR && !isCrop(b)) continue; // blocked: stop here
-    p.pos = Pos.of(nx, ny, nz);
-    putGlobal<Player>(m.player, p);
-    if (!p.pos.same(m.target)) s.moving.push(m);
+    const p = tryBorrowGlobal<Pos>(m.player);
+    if (p === null) continue; // left
+    let nx = step(p.x, m.target.x);
+    let ny = step(p.y, m.target.y);
+    let nz = step(p.z, m.target.z);
+    if (!passable(world.get(nx, ny, nz))) {
+      nx = p.x;
+      ny = p.y;
+      nz = p.z + 1;
+      if (!passable(world.get(nx, ny, nz))) continue; // stuck: stop here
+    }
+    const to = Pos.of(nx, ny, nz);
+    putGlobal<Pos>(m.player, to);
+    if (!to.same(m.target)) s.moving.push(m);
   }
 
   world.flush();

@@ -7,6 +7,7 @@
 import { Address } from "./address";
 import { Reader, Writer } from "./codec";
 import * as env from "./env";
+import { utf8Name } from "./names";
 
 export { Address, ADDRESS_LEN } from "./address";
 export { Reader, Writer, validUtf8 } from "./codec";
@@ -68,7 +69,7 @@ export function output(data: Uint8Array): void {
 
 // emit records an event of the given type.
 export function emit(type: string, data: Uint8Array): void {
-  const t = String.UTF8.encode(type);
+  const t = utf8Name(type);
   env.emit(changetype<usize>(t), t.byteLength, data.dataStart, data.length);
 }
 

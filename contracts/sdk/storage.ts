@@ -13,6 +13,7 @@ import { Address } from "./address";
 import { Reader, Writer } from "./codec";
 import { abortWith, ERR_EXISTS, ERR_NOT_FOUND } from "./abort";
 import * as env from "./env";
+import { utf8Name } from "./names";
 
 // Reads go first to a scratch buffer, so a value costs one host call and
 // an allocation of its own size; larger values take a second call.
@@ -21,7 +22,7 @@ let scratch: Uint8Array | null = null;
 
 // getRaw returns the stored bytes of (addr, type), or null if absent.
 export function getRaw(addr: Address, type: string): Uint8Array | null {
-  const t = String.UTF8.encode(type);
+  const t = utf8Name(type);
   let s = scratch;
   if (s === null) {
     s = new Uint8Array(SCRATCH);
@@ -42,25 +43,25 @@ export function getRaw(addr: Address, type: string): Uint8Array | null {
 // returns their length, or -1 if absent. Nothing is copied when the length
 // exceeds dst.length.
 export function getInto(addr: Address, type: string, dst: Uint8Array): i32 {
-  const t = String.UTF8.encode(type);
+  const t = utf8Name(type);
   return env.res_get(addr.ptr, changetype<usize>(t), t.byteLength, dst.dataStart, dst.length);
 }
 
 // hasRaw reports whether (addr, type) exists.
 export function hasRaw(addr: Address, type: string): bool {
-  const t = String.UTF8.encode(type);
+  const t = utf8Name(type);
   return env.res_get(addr.ptr, changetype<usize>(t), t.byteLength, 0, 0) >= 0;
 }
 
 // putRaw creates or replaces (addr, type).
 export function putRaw(addr: Address, type: string, val: Uint8Array): void {
-  const t = String.UTF8.encode(type);
+  const t = utf8Name(type);
   env.res_put(addr.ptr, changetype<usize>(t), t.byteLength, val.dataStart, val.length);
 }
 
 // delRaw deletes (addr, type) and reports whether it existed.
 export function delRaw(addr: Address, type: string): bool {
-  const t = String.UTF8.encode(type);
+  const t = utf8Name(type);
   return env.res_del(addr.ptr, changetype<usize>(t), t.byteLength) == 1;
 }
 
