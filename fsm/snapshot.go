@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/sha256"
 	"fmt"
+	"hash"
 	"io"
 	"slices"
 
@@ -59,8 +60,17 @@ func (s *Snapshot) Digest() protocol.Hash { return s.st.digest }
 
 // Bytes returns the encoded snapshot.
 func (s *Snapshot) Bytes() []byte {
+	var buf bytes.Buffer
+	s.WriteTo(&buf) // a bytes.Buffer does not fail
+	return buf.Bytes()
+}
+
+// WriteTo writes the encoded snapshot to w. It encodes in chunks of about
+// 64 KiB, so a large state is never held twice in memory.
+func (s *Snapshot) WriteTo(w io.Writer) (int64, error) {
 	st := s.st
-	e := protocol.NewEncoder(256 + 64*len(st.res) + 64*len(st.journal))
+	cw := &chunkWriter{w: w, sum: sha256.New()}
+	e := cw.next()
 	e.U8(SnapshotVersion)
 	e.Fixed(s.channel[:])
 	e.String(s.name)
@@ -79,6 +89,7 @@ func (s *Snapshot) Bytes() []byte {
 	e.Uleb(uint64(len(ms)))
 	for _, m := range ms {
 		encodeMember(e, m)
+		e = cw.maybeFlush(e)
 	}
 	senders := make([]protocol.Address, 0, len(st.nonces))
 	for a := range st.nonces {
@@ -89,22 +100,61 @@ func (s *Snapshot) Bytes() []byte {
 	for _, a := range senders {
 		e.Fixed(a[:])
 		e.U64(st.nonces[a])
+		e = cw.maybeFlush(e)
 	}
-	st.res.Encode(e)
+	// The encoding of protocol.State, written key by key.
+	keys := st.res.Keys()
+	e.Uleb(uint64(len(keys)))
+	for _, k := range keys {
+		e.Fixed(k.Account[:])
+		e.String(k.Type)
+		e.Bytes(st.res[k])
+		e = cw.maybeFlush(e)
+	}
 	e.Uleb(uint64(len(st.journal)))
 	for _, je := range st.journal {
 		e.Fixed(je.digest[:])
 		je.cs.Encode(e)
+		e = cw.maybeFlush(e)
 	}
-	sum := sha256.Sum256(e.Out())
-	e.Fixed(sum[:])
-	return e.Out()
+	cw.flush(e)
+	if cw.err == nil {
+		n, err := w.Write(cw.sum.Sum(nil))
+		cw.n += int64(n)
+		cw.err = err
+	}
+	return cw.n, cw.err
 }
 
-// WriteTo writes the encoded snapshot to w.
-func (s *Snapshot) WriteTo(w io.Writer) (int64, error) {
-	n, err := w.Write(s.Bytes())
-	return int64(n), err
+const chunkSize = 64 << 10
+
+// chunkWriter writes encoded chunks to w and hashes them. The first error
+// sticks.
+type chunkWriter struct {
+	w   io.Writer
+	sum hash.Hash
+	n   int64
+	err error
+}
+
+func (c *chunkWriter) next() *protocol.Encoder { return protocol.NewEncoder(chunkSize + 1024) }
+
+func (c *chunkWriter) maybeFlush(e *protocol.Encoder) *protocol.Encoder {
+	if e.Len() < chunkSize {
+		return e
+	}
+	c.flush(e)
+	return c.next()
+}
+
+func (c *chunkWriter) flush(e *protocol.Encoder) {
+	if c.err != nil {
+		return
+	}
+	c.sum.Write(e.Out())
+	n, err := c.w.Write(e.Out())
+	c.n += int64(n)
+	c.err = err
 }
 
 // Restore replaces the machine's state with a snapshot read from r. It

@@ -324,3 +324,42 @@ func TestJournalLong(t *testing.T) {
 		}
 	}
 }
+
+// TestSnapshotLarge writes a state of several chunks and restores it, and
+// reports a failing writer.
+func TestSnapshotLarge(t *testing.T) {
+	alice := testKey(t, 0)
+	cfg := testConfig(alice)
+	for i := range 3000 {
+		cfg.Genesis.State[protocol.ResourceKey{Account: protocol.Address{byte(i), byte(i >> 8)}, Type: "t::Big"}] = bytes.Repeat([]byte{byte(i)}, 100)
+	}
+	m := newMachine(t, cfg)
+	mustApply(t, m, honestBatch(m, []protocol.Entry{call(alice, 1, "put", "x=1")}, 1, alice, 1))
+	data := snapshotBytes(m)
+	if len(data) < 3*chunkSize {
+		t.Fatalf("snapshot of %d bytes is not several chunks", len(data))
+	}
+	r := newMachine(t, cfg)
+	if err := r.Restore(bytes.NewReader(data)); err != nil {
+		t.Fatal(err)
+	}
+	requireSameState(t, m, r)
+
+	w := &failAfter{n: chunkSize + 10}
+	n, err := m.Snapshot().WriteTo(w)
+	if err == nil || n != int64(w.written) {
+		t.Fatalf("WriteTo to a failing writer: %d, %v", n, err)
+	}
+}
+
+type failAfter struct{ n, written int }
+
+func (f *failAfter) Write(p []byte) (int, error) {
+	if f.written+len(p) > f.n {
+		k := f.n - f.written
+		f.written = f.n
+		return k, errors.New("disk full")
+	}
+	f.written += len(p)
+	return len(p), nil
+}
