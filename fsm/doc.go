@@ -5,9 +5,10 @@
 // its own. It uses no raft, network, clock, randomness or goroutines: package
 // cluster drives a Machine from its raft FSM goroutine.
 //
-// A follower calls Apply for every committed batch. The leader calls
-// Propose to build and sign a batch, then Apply when raft commits it, which
-// reuses the results Propose computed. Snapshot and Restore carry the state
+// A follower calls Apply for every committed batch. The leader admits
+// submitted txs with CheckCall, calls Propose to build and sign a batch,
+// then Apply when raft commits it, which reuses the results Propose
+// computed. Snapshot and Restore carry the state
 // through raft snapshots; NetChangeSet, Digest and PruneTo serve settlement.
 //
 // Threading: a Machine must be used from one goroutine at a time. A
