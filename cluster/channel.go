@@ -84,9 +84,11 @@ type Status struct {
 	// Height and Digest are those of the last applied entry.
 	Height uint64
 	Digest protocol.Hash
-	// Leader and Epoch are the chain's.
-	Leader protocol.Address
-	Epoch  uint64
+	// Leader and Epoch are the chain's; SettledHeight is the last height
+	// settled on chain.
+	Leader        protocol.Address
+	Epoch         uint64
+	SettledHeight uint64
 	// Leading says this node signs batches now.
 	Leading bool
 	// RaftState is Follower, Candidate, Leader or Shutdown; RaftLeader the
@@ -448,6 +450,9 @@ func (c *Channel) Status() Status {
 		CommitIndex:  c.raft.CommitIndex(),
 		LastIndex:    c.raft.LastIndex(),
 	}
+	if rec := c.view.channel(); rec != nil {
+		st.SettledHeight = rec.SettledHeight
+	}
 	addr, _ := c.raft.LeaderWithID()
 	st.RaftLeader = string(addr)
 	if st.CommitIndex > st.AppliedIndex {
@@ -523,4 +528,55 @@ func (c *Channel) runKeepAlive() {
 		case <-t.C:
 		}
 	}
+}
+
+// StateSnapshot is a channel's applied state at one height.
+type StateSnapshot struct {
+	Height  uint64
+	Digest  protocol.Hash
+	State   protocol.State
+	Members []protocol.Address
+}
+
+// SubscribeWithSnapshot captures the applied state and subscribes to the
+// batches applied after it, atomically: the first batch the subscription
+// delivers follows the snapshot's height. The snapshot is nil before the
+// channel's genesis.
+func (c *Channel) SubscribeWithSnapshot(buffer int) (*StateSnapshot, <-chan Applied, func()) {
+	var snap *StateSnapshot
+	var ch <-chan Applied
+	var cancel func()
+	c.fsm.machine(func(m *fsm.Machine) {
+		if m != nil {
+			snap = &StateSnapshot{Height: m.Height(), Digest: m.LastDigest(), State: m.Resources()}
+			for _, mem := range m.Members() {
+				snap.Members = append(snap.Members, mem.Address)
+			}
+		}
+		ch, cancel = c.Subscribe(buffer)
+	})
+	return snap, ch, cancel
+}
+
+// NextNonce returns the nonce the sender's next tx must carry, as of the
+// applied state.
+func (c *Channel) NextNonce(sender protocol.Address) uint64 {
+	var n uint64
+	c.fsm.machine(func(m *fsm.Machine) {
+		if m != nil {
+			n = m.Nonce(sender)
+		}
+	})
+	return n + 1
+}
+
+// IsMember reports whether a is a member in the applied state.
+func (c *Channel) IsMember(a protocol.Address) bool {
+	var ok bool
+	c.fsm.machine(func(m *fsm.Machine) {
+		if m != nil {
+			_, ok = m.Member(a)
+		}
+	})
+	return ok
 }

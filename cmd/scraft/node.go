@@ -1,0 +1,503 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spf13/cobra"
+
+	"github.com/scraft/scraft/cluster"
+	"github.com/scraft/scraft/fsm"
+	"github.com/scraft/scraft/protocol"
+	"github.com/scraft/scraft/settlement/devchain"
+	"github.com/scraft/scraft/transport"
+	"github.com/scraft/scraft/vm"
+)
+
+func init() {
+	rootCmd.AddCommand(nodeCmd())
+}
+
+// nodeOptions is everything a node process is started with.
+type nodeOptions struct {
+	DataDir   string
+	Listen    string
+	Advertise string
+	Admin     string
+	Key       *protocol.Key
+	Chain     cluster.Chain
+	Logger    hclog.Logger
+	// Channels are opened at start; with Peers the node joins them through
+	// those member nodes.
+	Channels []protocol.ChannelID
+	Peers    []string
+	UsePool  bool
+	// Tune adjusts the cluster configuration after flags (tests, dev).
+	Tune func(*cluster.Config)
+}
+
+func nodeCmd() *cobra.Command {
+	var (
+		data, listen, advertise, chainAddr, keyFile, admin, logLevel string
+		channels, peers                                             []string
+		logJSON, usePool                                            bool
+		batchTxs                                                    int
+		batchDelay, heartbeat, election, lease                      time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "node --data DIR --listen ADDR --chain ADDR --key FILE",
+		Short: "Run a node: host the channels this member belongs to",
+		Long: `Run a node. It hosts every channel that has data under DIR/channels (a
+restarted node comes back with its data and catches up), and the channels
+named with --channel: a new channel is bootstrapped here when the chain names
+no leader yet, or joined through the member nodes named with --peer.
+
+One gRPC port (--listen) serves the Raft traffic of every channel, the peer
+API and the client API. --admin serves /metrics, /healthz, /readyz,
+/status, /debug/pprof and POST /join?channel=ID&peer=ADDR (see scraft join).
+SIGINT or SIGTERM stops the node cleanly.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			logger := newLogger("scraft", logLevel, logJSON)
+			key, err := protocol.LoadKey(keyFile)
+			if err != nil {
+				return err
+			}
+			chain, err := devchain.Dial(chainAddr, key)
+			if err != nil {
+				return fmt.Errorf("chain %s: %w", chainAddr, err)
+			}
+			defer chain.Close()
+			opts := nodeOptions{
+				DataDir: data, Listen: listen, Advertise: advertise, Admin: admin,
+				Key: key, Chain: chain, Logger: logger, Peers: peers, UsePool: usePool,
+				Tune: func(c *cluster.Config) {
+					c.BatchMaxTxs, c.BatchMaxDelay = batchTxs, batchDelay
+					c.HeartbeatTimeout, c.ElectionTimeout, c.LeaderLeaseTimeout = heartbeat, election, lease
+				},
+			}
+			for _, s := range channels {
+				id, err := protocol.ParseChannelID(s)
+				if err != nil {
+					return err
+				}
+				opts.Channels = append(opts.Channels, id)
+			}
+			ctx := cmd.Context()
+			n, err := startNode(ctx, opts)
+			if err != nil {
+				return err
+			}
+			logger.Info("node running", "address", key.Address(), "listen", n.srv.Addr(), "admin", n.adminAddr())
+			<-ctx.Done()
+			logger.Info("stopping")
+			return n.Close()
+		},
+	}
+	d := cluster.DefaultConfig()
+	f := cmd.Flags()
+	f.StringVar(&data, "data", "", "data folder: DIR/channels/<id>/ holds each channel's raft.db and snapshots (required)")
+	f.StringVar(&listen, "listen", "127.0.0.1:7400", "gRPC address: Raft, peer API and client API")
+	f.StringVar(&advertise, "advertise", "", "address peers reach this node at (default: the listen address)")
+	f.StringVar(&chainAddr, "chain", "127.0.0.1:7300", "settlement chain gRPC address")
+	f.StringVar(&keyFile, "key", "", "member key file (see scraft keygen) (required)")
+	f.StringVar(&admin, "admin", "", "admin HTTP address for /metrics, /healthz, /readyz, /status, /debug/pprof (default: none)")
+	f.StringSliceVar(&channels, "channel", nil, "channel id to host at start (repeatable)")
+	f.StringSliceVar(&peers, "peer", nil, "gRPC address of a member node to join --channel through (repeatable)")
+	f.BoolVar(&usePool, "pool", false, "when joining a channel on chain, back it with the shared pool deposit")
+	f.BoolVar(&logJSON, "log-json", false, "log JSON lines instead of text")
+	f.StringVar(&logLevel, "log-level", "info", "log level: trace, debug, info, warn, error")
+	f.IntVar(&batchTxs, "batch-max-txs", d.BatchMaxTxs, "most txs in one leader batch")
+	f.DurationVar(&batchDelay, "batch-max-delay", d.BatchMaxDelay, "how long the leader waits to fill a batch")
+	f.DurationVar(&heartbeat, "raft-heartbeat-timeout", d.HeartbeatTimeout, "Raft heartbeat timeout")
+	f.DurationVar(&election, "raft-election-timeout", d.ElectionTimeout, "Raft election timeout")
+	f.DurationVar(&lease, "raft-leader-lease-timeout", d.LeaderLeaseTimeout, "Raft leader lease timeout")
+	cmd.MarkFlagRequired("data")
+	cmd.MarkFlagRequired("key")
+	return cmd
+}
+
+func newLogger(name, level string, json bool) hclog.Logger {
+	return hclog.New(&hclog.LoggerOptions{
+		Name:       name,
+		Level:      hclog.LevelFromString(level),
+		JSONFormat: json,
+		Output:     os.Stderr,
+	})
+}
+
+// runningNode is one node's parts, closed in order by Close.
+type runningNode struct {
+	opts    nodeOptions
+	srv     *transport.Server
+	node    *cluster.Node
+	client  *transport.ClientService
+	engine  *vm.Engine
+	reg     *prometheus.Registry
+	admin   *http.Server
+	adminLn net.Listener
+	wg      sync.WaitGroup
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// startNode starts a node: the gRPC server, the VM, the cluster node with
+// its channels, the client API and the admin listener.
+func startNode(ctx context.Context, o nodeOptions) (_ *runningNode, err error) {
+	if o.Logger == nil {
+		o.Logger = hclog.NewNullLogger()
+	}
+	r := &runningNode{opts: o, reg: prometheus.NewRegistry()}
+	defer func() {
+		if err != nil {
+			r.Close()
+		}
+	}()
+	r.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
+		return nil, err
+	}
+	r.engine, err = vm.NewEngine(ctx, vm.Config{CompilationCacheDir: filepath.Join(o.DataDir, "wasm-cache")})
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", o.Listen)
+	if err != nil {
+		return nil, err
+	}
+	tcfg := transport.DefaultConfig()
+	tcfg.AdvertiseAddr = o.Advertise
+	tcfg.Logger = o.Logger
+	r.srv, err = transport.NewServer(ln, tcfg)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	ccfg := cluster.DefaultConfig()
+	ccfg.DataDir = o.DataDir
+	ccfg.Key = o.Key
+	ccfg.Address = r.srv.Addr()
+	ccfg.Chain = o.Chain
+	ccfg.Executors = vmExecutors(r.engine)
+	ccfg.RaftTransport = func(id string) (raft.Transport, error) { return r.srv.Transport(id) }
+	ccfg.Dial = r.srv.Conn
+	ccfg.Logger = o.Logger
+	ccfg.Registerer = r.reg
+	if o.Tune != nil {
+		o.Tune(&ccfg)
+	}
+	r.node, err = cluster.NewNode(ccfg)
+	if err != nil {
+		return nil, err
+	}
+	r.node.Register(r.srv.GRPC())
+	ccl := transport.DefaultClientConfig()
+	ccl.Logger = o.Logger
+	r.client, err = transport.RegisterClientService(r.srv, &channelAPI{n: r.node}, ccl)
+	if err != nil {
+		return nil, err
+	}
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		if err := r.srv.Serve(); err != nil {
+			o.Logger.Error("grpc server stopped", "error", err)
+		}
+	}()
+	if o.Admin != "" {
+		if err := r.serveAdmin(); err != nil {
+			return nil, err
+		}
+	}
+	if err := r.node.Start(ctx); err != nil {
+		return nil, err
+	}
+	for _, id := range o.Channels {
+		if len(o.Peers) > 0 {
+			_, err = r.node.Join(ctx, id, o.Peers, o.UsePool)
+		} else {
+			_, err = r.node.Open(ctx, id)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("channel %s: %w", id, err)
+		}
+	}
+	return r, nil
+}
+
+func (r *runningNode) adminAddr() string {
+	if r.adminLn == nil {
+		return ""
+	}
+	return r.adminLn.Addr().String()
+}
+
+// Close stops the admin listener, the client API, the channels (leader work,
+// Raft, stores), the gRPC server and the VM, in that order. Safe twice.
+func (r *runningNode) Close() error {
+	r.closeOnce.Do(func() {
+		var errs []error
+		if r.admin != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			errs = append(errs, r.admin.Shutdown(ctx))
+			cancel()
+		}
+		if r.client != nil {
+			errs = append(errs, r.client.Close())
+		}
+		if r.node != nil {
+			errs = append(errs, r.node.Close())
+		}
+		if r.srv != nil {
+			errs = append(errs, r.srv.Close())
+		}
+		r.wg.Wait()
+		if r.engine != nil {
+			errs = append(errs, r.engine.Close(context.Background()))
+		}
+		r.closeErr = errors.Join(errs...)
+	})
+	return r.closeErr
+}
+
+// serveAdmin serves /metrics, /healthz, /readyz, /status, /debug/pprof
+// and POST /join.
+func (r *runningNode) serveAdmin() error {
+	ln, err := net.Listen("tcp", r.opts.Admin)
+	if err != nil {
+		return fmt.Errorf("admin listener: %w", err)
+	}
+	r.adminLn = ln
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(r.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		for _, c := range r.node.Channels() {
+			if st := c.Status(); !st.Ready {
+				http.Error(w, fmt.Sprintf("channel %s not caught up (lag %d, leader %q)", st.Channel, st.Lag, st.RaftLeader), http.StatusServiceUnavailable)
+				return
+			}
+		}
+		fmt.Fprintln(w, "ready")
+	})
+	mux.HandleFunc("/status", func(w http.ResponseWriter, _ *http.Request) {
+		var out []cluster.Status
+		for _, c := range r.node.Channels() {
+			out = append(out, c.Status())
+		}
+		w.Header().Set("Content-Type", "application/json")
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		enc.Encode(out)
+	})
+	mux.HandleFunc("/join", func(w http.ResponseWriter, req *http.Request) {
+		if req.Method != http.MethodPost {
+			http.Error(w, "POST only", http.StatusMethodNotAllowed)
+			return
+		}
+		id, err := protocol.ParseChannelID(req.URL.Query().Get("channel"))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		var peers []string
+		for _, p := range req.URL.Query()["peer"] {
+			peers = append(peers, strings.Split(p, ",")...)
+		}
+		ctx, cancel := context.WithTimeout(req.Context(), time.Minute)
+		defer cancel()
+		var c *cluster.Channel
+		if len(peers) == 0 {
+			c, err = r.node.Open(ctx, id)
+		} else {
+			c, err = r.node.Join(ctx, id, peers, req.URL.Query().Get("pool") == "true")
+		}
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusConflict)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(c.Status())
+	})
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	r.admin = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		if err := r.admin.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			r.opts.Logger.Error("admin listener stopped", "error", err)
+		}
+	}()
+	return nil
+}
+
+// vmExecutors deploys a channel's code in the engine: fsm runs contracts
+// through the vm.
+func vmExecutors(e *vm.Engine) cluster.ExecutorFactory {
+	return func(_ string, code []byte) (fsm.Executor, error) {
+		m, err := e.Deploy(context.Background(), code)
+		if err != nil {
+			return nil, err
+		}
+		return vmExecutor{m}, nil
+	}
+}
+
+// vmExecutor adapts a vm.Module to fsm.Executor.
+type vmExecutor struct{ m *vm.Module }
+
+func (x vmExecutor) Has(fn string) bool { return x.m.Has(fn) }
+
+func (x vmExecutor) Execute(c fsm.Call, st fsm.StateReader) fsm.ExecResult {
+	r := x.m.Call(context.Background(), st, vm.Call{
+		Function: c.Function, Args: c.Args, Sender: c.Sender, Height: c.Height, TimestampMs: c.TimestampMs, Gas: c.Gas,
+	})
+	return fsm.ExecResult{Status: r.Status, AbortCode: r.AbortCode, Message: r.Message, GasUsed: r.GasUsed,
+		ChangeSet: r.ChangeSet, Events: r.Events, Output: r.Output}
+}
+
+// channelAPI serves the client API (transport.ChannelAPI) from the
+// cluster node.
+type channelAPI struct{ n *cluster.Node }
+
+func (a *channelAPI) channel(id protocol.ChannelID) (*cluster.Channel, error) {
+	c, ok := a.n.Channel(id)
+	if !ok {
+		return nil, fmt.Errorf("%w: %s", transport.ErrNoChannel, id)
+	}
+	return c, nil
+}
+
+func (a *channelAPI) Exists(id protocol.ChannelID) bool { _, ok := a.n.Channel(id); return ok }
+
+func (a *channelAPI) IsMember(id protocol.ChannelID, addr protocol.Address) bool {
+	c, ok := a.n.Channel(id)
+	return ok && c.IsMember(addr)
+}
+
+func (a *channelAPI) NextNonce(id protocol.ChannelID, addr protocol.Address) (uint64, error) {
+	c, err := a.channel(id)
+	if err != nil {
+		return 0, err
+	}
+	return c.NextNonce(addr), nil
+}
+
+func (a *channelAPI) Submit(ctx context.Context, tx *protocol.SignedTx) (*transport.Outcome, error) {
+	c, err := a.channel(tx.Tx.Channel)
+	if err != nil {
+		return nil, err
+	}
+	out, err := c.Submit(ctx, tx)
+	if err != nil {
+		return nil, clientError(err)
+	}
+	o := transport.Outcome(*out)
+	return &o, nil
+}
+
+func clientError(err error) error {
+	switch {
+	case errors.Is(err, cluster.ErrBusy):
+		return fmt.Errorf("%w: %v", transport.ErrBusy, err)
+	case errors.Is(err, cluster.ErrNotLeader), errors.Is(err, cluster.ErrNoLeader), errors.Is(err, cluster.ErrLeadershipLost):
+		return fmt.Errorf("%w: %v", transport.ErrUnavailable, err)
+	case errors.Is(err, cluster.ErrClosed):
+		return fmt.Errorf("%w: %v", transport.ErrChannelClosed, err)
+	case errors.Is(err, cluster.ErrNotMember):
+		return fmt.Errorf("%w: %v", transport.ErrNotMember, err)
+	case errors.Is(err, cluster.ErrBadTx), errors.Is(err, cluster.ErrRefused):
+		return fmt.Errorf("%w: %v", transport.ErrBadRequest, err)
+	}
+	return err
+}
+
+func (a *channelAPI) Subscribe(ctx context.Context, id protocol.ChannelID, from uint64) (transport.Subscription, error) {
+	c, err := a.channel(id)
+	if err != nil {
+		return nil, err
+	}
+	snap, ch, cancel := c.SubscribeWithSnapshot(1024)
+	if snap == nil {
+		cancel()
+		return nil, fmt.Errorf("%w: channel not loaded yet", transport.ErrNotReady)
+	}
+	if from > snap.Height {
+		cancel()
+		return nil, fmt.Errorf("%w: height %d above the applied %d", transport.ErrNotReady, from, snap.Height)
+	}
+	s := &subscription{ch: ch, cancel: cancel, after: snap.Height}
+	if from != snap.Height {
+		// Outcomes between from and the applied height are not kept:
+		// start from a snapshot.
+		s.snap = &transport.Snapshot{Channel: id, Height: snap.Height, Digest: snap.Digest, State: snap.State, Members: snap.Members}
+	}
+	return s, nil
+}
+
+type subscription struct {
+	ch     <-chan cluster.Applied
+	cancel func()
+	snap   *transport.Snapshot
+	after  uint64
+}
+
+func (s *subscription) Snapshot() *transport.Snapshot { return s.snap }
+
+func (s *subscription) Next(ctx context.Context) ([]transport.Outcome, error) {
+	select {
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case a, ok := <-s.ch:
+		if !ok {
+			return nil, transport.ErrSlowSubscriber
+		}
+		out := make([]transport.Outcome, 0, len(a.Outcomes))
+		for _, o := range a.Outcomes {
+			if o.Height > s.after {
+				out = append(out, transport.Outcome(o))
+			}
+		}
+		return out, nil
+	}
+}
+
+func (s *subscription) Close() { s.cancel() }
+
+func (a *channelAPI) Status(id protocol.ChannelID) (*transport.ChannelStatus, error) {
+	c, err := a.channel(id)
+	if err != nil {
+		return nil, err
+	}
+	st := c.Status()
+	return &transport.ChannelStatus{Channel: id, Leader: st.Leader, Epoch: st.Epoch, Height: st.Height, Digest: st.Digest, Ready: st.Ready}, nil
+}
+
+func (a *channelAPI) Leave(ctx context.Context, id protocol.ChannelID, member protocol.Address) error {
+	return fmt.Errorf("%w: leave is not served by this node yet", transport.ErrUnavailable)
+}
+
+func (a *channelAPI) Close(ctx context.Context, id protocol.ChannelID, member protocol.Address) error {
+	return fmt.Errorf("%w: close is not served by this node yet", transport.ErrUnavailable)
+}
