@@ -54,10 +54,10 @@ type nodeOptions struct {
 func nodeCmd() *cobra.Command {
 	var (
 		data, listen, advertise, chainAddr, keyFile, admin, logLevel string
-		channels, peers                                             []string
-		logJSON, usePool                                            bool
-		batchTxs                                                    int
-		batchDelay, heartbeat, election, lease                      time.Duration
+		channels, peers                                              []string
+		logJSON, usePool                                             bool
+		batchTxs                                                     int
+		batchDelay, heartbeat, election, lease                       time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "node --data DIR --listen ADDR --chain ADDR --key FILE",
