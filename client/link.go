@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
@@ -114,8 +115,11 @@ func (l *link) streamError(err error) error {
 	if l.stream != nil {
 		md = l.stream.Trailer()
 	}
+	if status.Code(err) == codes.ResourceExhausted {
+		return &transport.Error{Code: transport.CodeTooLarge, Message: status.Convert(err).Message()}
+	}
 	if v := md.Get(transport.TrailerCode); len(v) > 0 {
-		if code, perr := strconv.ParseUint(v[0], 10, 32); perr == nil {
+		if code, perr := strconv.ParseUint(v[len(v)-1], 10, 32); perr == nil {
 			return &transport.Error{Code: transport.Code(code), Message: status.Convert(err).Message()}
 		}
 	}

@@ -26,7 +26,8 @@ import (
 const ClientAPIVersion = 1
 
 // TrailerCode is the trailer key that carries the Code of a stream ended by
-// the node (a failed bind, a malformed message, a bind timeout).
+// the node (a failed bind, a malformed message, a bind timeout). It may hold
+// several values: the last one counts.
 const TrailerCode = "scraft-code"
 
 // ClientService serves the client API (proto/client.proto) over a
@@ -176,27 +177,20 @@ type session struct {
 // Stream implements clientpb.ClientServer: it serves one client's stream
 // until the client goes, the stream fails, or the service closes.
 func (s *ClientService) Stream(st clientpb.Client_StreamServer) error {
-	ctx, cancel := context.WithCancel(st.Context())
-	defer cancel()
-	stop := context.AfterFunc(s.ctx, cancel)
-	defer stop()
-
-	ss := &session{
-		svc:    s,
-		ctx:    ctx,
-		cancel: cancel,
-		out:    make(chan *clientpb.ServerMessage, s.cfg.SendQueue),
-		slots:  make(chan struct{}, s.cfg.MaxInFlight),
-		nonce:  make([]byte, ChallengeLen),
+	ss, err := s.newSession(st.Context())
+	if err != nil {
+		return status.Errorf(codes.Internal, "transport: %v", err)
 	}
-	ss.mu.live = make(map[uint64]context.CancelFunc)
-	if _, err := rand.Read(ss.nonce); err != nil {
-		return status.Errorf(codes.Internal, "transport: challenge: %v", err)
-	}
+	defer ss.cancel()
+	ctx := ss.ctx
 	s.streams.Add(1)
 	defer s.streams.Add(-1)
 
-	err := st.Send(&clientpb.ServerMessage{Body: &clientpb.ServerMessage_Challenge{Challenge: &clientpb.Challenge{
+	// gRPC itself ends a stream whose message is not valid protobuf, with
+	// status INTERNAL and the trailer set so far: say it was a bad request.
+	// Every later end sets the trailer again; readers take the last value.
+	st.SetTrailer(metadata.Pairs(TrailerCode, fmt.Sprint(uint32(CodeBadRequest))))
+	err = st.Send(&clientpb.ServerMessage{Body: &clientpb.ServerMessage_Challenge{Challenge: &clientpb.Challenge{
 		Nonce: ss.nonce, NodeAddress: s.cfg.Addresses[0], Version: ClientAPIVersion, MaxInFlight: uint32(s.cfg.MaxInFlight),
 	}}})
 	if err != nil {
@@ -227,6 +221,30 @@ func (s *ClientService) Stream(st clientpb.Client_StreamServer) error {
 			return ss.endStatus(st)
 		}
 	}
+}
+
+// newSession makes the state of one stream, ended by parent or Close.
+func (s *ClientService) newSession(parent context.Context) (*session, error) {
+	ctx, cancelCtx := context.WithCancel(parent)
+	stop := context.AfterFunc(s.ctx, cancelCtx)
+	cancel := func() {
+		stop()
+		cancelCtx()
+	}
+	ss := &session{
+		svc:    s,
+		ctx:    ctx,
+		cancel: cancel,
+		out:    make(chan *clientpb.ServerMessage, s.cfg.SendQueue),
+		slots:  make(chan struct{}, s.cfg.MaxInFlight),
+		nonce:  make([]byte, ChallengeLen),
+	}
+	ss.mu.live = make(map[uint64]context.CancelFunc)
+	if _, err := rand.Read(ss.nonce); err != nil {
+		cancel()
+		return nil, fmt.Errorf("challenge: %w", err)
+	}
+	return ss, nil
 }
 
 // end ends the stream with err, reported in the gRPC status and trailer.
@@ -373,6 +391,13 @@ func (ss *session) register(id uint64, cancel context.CancelFunc) bool {
 	}
 	ss.mu.live[id] = cancel
 	return true
+}
+
+// liveCount returns how many requests and subscriptions are live.
+func (ss *session) liveCount() int {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	return len(ss.mu.live)
 }
 
 func (ss *session) unregister(id uint64) {
