@@ -105,11 +105,21 @@ func (c *Channel) submitOnce(ctx context.Context, tx *protocol.SignedTx, h proto
 func (c *Channel) submitLocal(ctx context.Context, run *leaderRun, tx *protocol.SignedTx, h protocol.Hash) (*fsm.Outcome, error) {
 	c.inflight.Lock()
 	s, ok := c.inflight.m[h]
-	if !ok {
-		if err := tx.Verify(); err != nil {
-			c.inflight.Unlock()
-			return nil, fmt.Errorf("%w: %v", ErrBadTx, err)
+	c.inflight.Unlock()
+	if ok {
+		return c.wait(ctx, s)
+	}
+	if err := c.admit(tx); err != nil {
+		if out, ok := c.fsm.outcome(h); ok {
+			return out, nil // applied since the caller looked
 		}
+		return nil, err
+	}
+	if err := tx.Verify(); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadTx, err)
+	}
+	c.inflight.Lock()
+	if s, ok = c.inflight.m[h]; !ok {
 		s = newSubmission(protocol.Entry{Kind: protocol.EntryCall, Call: tx})
 		s.hash, s.shared = h, true
 		if !run.enqueue(s) {
@@ -172,4 +182,28 @@ func (c *Channel) failInflight(err error) {
 	for _, s := range m {
 		s.finish(nil, err)
 	}
+}
+
+// admit is the leader's cheap check of a tx before it is queued: the
+// sender must be a member and the nonce unused (counting the batches in
+// flight), so that junk takes no height. The signature is verified when
+// the tx is queued, outside the state machine's lock.
+func (c *Channel) admit(tx *protocol.SignedTx) error {
+	var err error
+	c.fsm.machine(func(m *fsm.Machine) {
+		switch {
+		case m == nil:
+			err = ErrNoLeader
+		case !isMember(m, tx.Tx.Sender):
+			err = fmt.Errorf("%w: %s", ErrNotMember, tx.Tx.Sender)
+		case tx.Tx.Nonce <= m.PendingNonce(tx.Tx.Sender):
+			err = fmt.Errorf("%w: nonce %d already used (last %d)", ErrBadTx, tx.Tx.Nonce, m.PendingNonce(tx.Tx.Sender))
+		}
+	})
+	return err
+}
+
+func isMember(m *fsm.Machine, a protocol.Address) bool {
+	_, ok := m.Member(a)
+	return ok
 }
