@@ -33,6 +33,7 @@ const (
 	CodeClosed         Code = 100016 // the node or channel is shutting down or closed
 	CodeTimeout        Code = 100017 // the request's deadline passed; a call may still commit
 	CodeInternal       Code = 100018 // an unexpected failure in the node
+	CodeUnsupported    Code = 100019 // the node does not serve this request (yet)
 )
 
 // The client API's errors. A ChannelAPI implementation wraps these
@@ -77,6 +78,9 @@ var (
 	ErrTimeout = errors.New("transport: deadline exceeded")
 	// ErrInternal means an unexpected failure in the node.
 	ErrInternal = errors.New("transport: internal error")
+	// ErrUnsupported means the node does not serve the request; unlike
+	// ErrUnavailable, trying again will not help.
+	ErrUnsupported = errors.New("transport: not supported by this node")
 )
 
 // codeTable is the one table from codes to errors and names.
@@ -103,6 +107,7 @@ var codeTable = []struct {
 	{CodeClosed, ErrChannelClosed, "closed"},
 	{CodeTimeout, ErrTimeout, "timeout"},
 	{CodeInternal, ErrInternal, "internal"},
+	{CodeUnsupported, ErrUnsupported, "unsupported"},
 }
 
 // String returns the code's name, e.g. "no_channel".
