@@ -104,3 +104,14 @@ func TestChatRun(t *testing.T) {
 		t.Fatalf("group = %s", got)
 	}
 }
+
+// AssemblyScript's own errors reach the host's abort with code 4.
+func TestRuntimeAbort(t *testing.T) {
+	h := newTestHost(t, "chat")
+	h.mustCall(addr(1), "init", "")
+	ab := h.callLen(addr(1), "send", nil, 1<<31-1)
+	if ab == nil || ab.code != 4 || !strings.Contains(ab.msg, "~lib/") {
+		t.Fatalf("huge input length: %v", ab)
+	}
+	t.Log(ab)
+}

@@ -146,6 +146,12 @@ func (h *testHost) get(k string) ([]byte, bool) {
 // abort (nil on success); the call's events are in h.cur.events.
 func (h *testHost) call(sender [16]byte, fn string, input []byte) *abortErr {
 	h.t.Helper()
+	return h.callLen(sender, fn, input, uint64(len(input)))
+}
+
+// callLen is call with the entry function's length parameter given.
+func (h *testHost) callLen(sender [16]byte, fn string, input []byte, n uint64) *abortErr {
+	h.t.Helper()
 	ctx := context.Background()
 	h.height++
 	h.nowMs += 50
@@ -160,7 +166,7 @@ func (h *testHost) call(sender [16]byte, fn string, input []byte) *abortErr {
 		h.t.Fatalf("no export %q", fn)
 	}
 	start := time.Now()
-	res, err := f.Call(ctx, uint64(len(input)))
+	res, err := f.Call(ctx, n)
 	h.callTime += time.Since(start)
 	h.memPages, _ = m.Memory().Grow(0)
 	if h.cur.aborted != nil {
