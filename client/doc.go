@@ -1,3 +1,14 @@
 // Package client is the Go SDK applications use to reach a channel through
 // any of its nodes.
+//
+// A Client binds one stream to a node with the member's key (Dial), learns
+// its nonce in a channel (Join), signs and submits calls and waits for
+// their verified outcome (Call), follows a channel's outcomes from a
+// snapshot or a height (Subscribe), and asks for its status, to leave or
+// to close it. It fails over between the node addresses it was given:
+// calls are retried with the same signed tx, which the nodes answer
+// idempotently, and subscriptions resume after the last height they hold.
+// Errors from the node are *transport.Error values with the stable codes of
+// transport/CLIENT_API.md; errors.Is matches them against the sentinels of
+// package transport (transport.ErrNoChannel, transport.ErrBusy, ...).
 package client

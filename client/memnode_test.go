@@ -71,7 +71,7 @@ func (x vmExecutor) Execute(c fsm.Call, st fsm.StateReader) fsm.ExecResult {
 }
 
 // chatExecutor deploys the chat contract once per test binary.
-func chatExecutor(t testing.TB) fsm.Executor {
+func chatExecutor(t tb) fsm.Executor {
 	chatOnce.Do(func() {
 		ctx := context.Background()
 		eng, err := vm.NewEngine(ctx, vm.DefaultConfig())
@@ -97,6 +97,26 @@ func chatExecutor(t testing.TB) fsm.Executor {
 	return chatExec
 }
 
+// tb is what the helpers need of a test; examples pass an exampleTB.
+type tb interface {
+	Helper()
+	Fatal(args ...any)
+	Cleanup(func())
+}
+
+// exampleTB lets examples use the test helpers: it panics on failure and
+// runs the cleanups when done.
+type exampleTB struct{ cleanups []func() }
+
+func (*exampleTB) Helper()            {}
+func (*exampleTB) Fatal(args ...any)  { panic(fmt.Sprint(args...)) }
+func (e *exampleTB) Cleanup(f func()) { e.cleanups = append(e.cleanups, f) }
+func (e *exampleTB) done() {
+	for i := len(e.cleanups) - 1; i >= 0; i-- {
+		e.cleanups[i]()
+	}
+}
+
 type emptyState struct{}
 
 func (emptyState) Get(protocol.ResourceKey) ([]byte, bool) { return nil, false }
@@ -104,14 +124,14 @@ func (emptyState) Get(protocol.ResourceKey) ([]byte, bool) { return nil, false }
 func newMemNode() *memNode { return &memNode{channels: make(map[protocol.ChannelID]*memChannel)} }
 
 // addChannel creates a chat channel with members, led by the first.
-func (n *memNode) addChannel(t testing.TB, id protocol.ChannelID, members ...*protocol.Key) *memChannel {
+func (n *memNode) addChannel(t tb, id protocol.ChannelID, members ...*protocol.Key) *memChannel {
 	t.Helper()
 	exec := chatExecutor(t)
 	cfg := fsm.DefaultConfig()
 	cfg.Channel, cfg.Contract = id, "chat"
 	init := exec.Execute(fsm.Call{Function: "init", Gas: cfg.GasLimit}, emptyState{})
 	if init.Status != protocol.StatusOK {
-		t.Fatalf("chat init: %s %s", init.Status, init.Message)
+		t.Fatal("chat init: ", init.Status, " ", init.Message)
 	}
 	cfg.Genesis.State = protocol.State{}
 	if err := cfg.Genesis.State.Apply(init.ChangeSet); err != nil {
@@ -460,7 +480,7 @@ type testNode struct {
 	svc  *transport.ClientService
 }
 
-func startNode(t testing.TB, api transport.ChannelAPI, tune func(*transport.ClientConfig)) *testNode {
+func startNode(t tb, api transport.ChannelAPI, tune func(*transport.ClientConfig)) *testNode {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -499,7 +519,7 @@ func (tn *testNode) stop() {
 	tn.srv.Close()
 }
 
-func testKey(t testing.TB, i int) *protocol.Key {
+func testKey(t tb, i int) *protocol.Key {
 	t.Helper()
 	seed := make([]byte, 32)
 	seed[0], seed[1] = byte(i), byte(i>>8)
@@ -517,7 +537,7 @@ func testChannel(i int) protocol.ChannelID {
 	return c
 }
 
-func chatArgs(t testing.TB, fn, json string) []byte {
+func chatArgs(t tb, fn, json string) []byte {
 	t.Helper()
 	c, err := contracts.Get("chat")
 	if err != nil {
