@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
@@ -12,6 +13,12 @@ import (
 	"github.com/scraft/scraft/protocol"
 )
 
+// cpuPerOp reports the CPU time (all threads) per iteration since start: on
+// a shared machine it says more about cost than wall time.
+func cpuPerOp(b *testing.B, start time.Duration) {
+	b.ReportMetric(float64((cpuTime()-start).Nanoseconds())/float64(b.N), "cpu-ns/op")
+}
+
 // BenchmarkCallEcho is the fixed cost of a call: pool, restore, host calls,
 // result.
 func BenchmarkCallEcho(b *testing.B) {
@@ -19,11 +26,13 @@ func BenchmarkCallEcho(b *testing.B) {
 	m := deployTestdata(b, e, "abi")
 	c := Call{Function: "echo", Args: []byte("hello"), Gas: testGas}
 	b.ReportAllocs()
+	cpu := cpuTime()
 	for b.Loop() {
 		if r := m.Call(context.Background(), nil, c); r.Status != protocol.StatusOK {
 			b.Fatal(r.Message)
 		}
 	}
+	cpuPerOp(b, cpu)
 }
 
 // BenchmarkChatSend is chat::send end to end: restore, run, overlay, change
@@ -38,11 +47,13 @@ func BenchmarkChatSend(b *testing.B) {
 		Height: 10, TimestampMs: 1000, Gas: 10_000_000}
 	store := mapStore(ch.state)
 	b.ReportAllocs()
+	cpu := cpuTime()
 	for b.Loop() {
 		if r := ch.m.Call(context.Background(), store, c); r.Status != protocol.StatusOK || r.ChangeSet.Len() == 0 {
 			b.Fatal(r.Message)
 		}
 	}
+	cpuPerOp(b, cpu)
 }
 
 // BenchmarkChatSendParallel is chat::send from every core at once.
@@ -84,9 +95,11 @@ func BenchmarkRestore(b *testing.B) {
 			}
 			defer in.close()
 			b.ReportAllocs()
+			cpu := cpuTime()
 			for b.Loop() {
 				in.restore()
 			}
+			cpuPerOp(b, cpu)
 			b.ReportMetric(float64(len(m.snap.mem)), "mem-bytes")
 			b.ReportMetric(float64(m.snap.used), "nonzero-bytes")
 		})
@@ -112,6 +125,7 @@ func BenchmarkLoadFromWarmCache(b *testing.B) {
 				b.Fatal(err)
 			}
 			warm.Close(ctx)
+			cpu := cpuTime()
 			for b.Loop() {
 				e, err := NewEngine(ctx, cfg)
 				if err != nil {
@@ -122,6 +136,7 @@ func BenchmarkLoadFromWarmCache(b *testing.B) {
 				}
 				e.Close(ctx)
 			}
+			cpuPerOp(b, cpu)
 		})
 	}
 }
@@ -133,6 +148,7 @@ func BenchmarkDeployCold(b *testing.B) {
 		b.Fatal(err)
 	}
 	ctx := context.Background()
+	cpu := cpuTime()
 	for b.Loop() {
 		e, err := NewEngine(ctx, Config{})
 		if err != nil {
@@ -143,6 +159,7 @@ func BenchmarkDeployCold(b *testing.B) {
 		}
 		e.Close(ctx)
 	}
+	cpuPerOp(b, cpu)
 }
 
 // BenchmarkGasOverhead runs a tight loop of a million iterations metered
@@ -159,9 +176,11 @@ func BenchmarkGasOverhead(b *testing.B) {
 			b.Fatal(r.Message)
 		}
 		b.ReportMetric(float64(r.GasUsed)/n, "gas/iter")
+		cpu := cpuTime()
 		for b.Loop() {
 			m.Call(context.Background(), nil, c)
 		}
+		cpuPerOp(b, cpu)
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/n, "ns/iter")
 	})
 	b.Run("unmetered", func(b *testing.B) {
@@ -182,6 +201,7 @@ func BenchmarkGasOverhead(b *testing.B) {
 		}
 		fn := mod.ExportedFunction("spin")
 		stack := []uint64{4}
+		cpu := cpuTime()
 		for b.Loop() {
 			mod.Memory().WriteUint32Le(inputBase, n)
 			if err := fn.CallWithStack(ctx, stack); err != nil {
@@ -189,6 +209,7 @@ func BenchmarkGasOverhead(b *testing.B) {
 			}
 			stack[0] = 4
 		}
+		cpuPerOp(b, cpu)
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/n, "ns/iter")
 	})
 }
@@ -214,9 +235,11 @@ func BenchmarkMovecraftTick(b *testing.B) {
 			b.ReportMetric(float64(r.ChangeSet.Len()), "changes")
 			b.ReportMetric(float64(r.GasUsed), "gas")
 			b.ReportAllocs()
+			cpu := cpuTime()
 			for b.Loop() {
 				ch.m.Call(context.Background(), store, c)
 			}
+			cpuPerOp(b, cpu)
 		})
 	}
 }

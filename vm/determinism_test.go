@@ -43,6 +43,7 @@ func determinismCalls() []Call {
 	}
 	add("count", nil, testGas)
 	add("echo", []byte("determinism"), testGas)
+	add("echo", nil, testGas)
 	add("fail", nil, testGas)
 	add("ret7", nil, testGas)
 	add("trap", nil, testGas)

@@ -143,9 +143,26 @@ func (in *instance) resourceKey(fn string, addrPtr, typePtr, typeLen uint64) pro
 	}
 	var k protocol.ResourceKey
 	copy(k.Account[:], in.span(fn, "address", addrPtr, protocol.AddressLen))
-	k.Type = string(in.span(fn, "type", typePtr, typeLen))
+	k.Type = in.typeName(in.span(fn, "type", typePtr, typeLen))
 	return k
 }
+
+// typeName returns b as a string, reusing the string of an earlier call:
+// a contract uses a handful of resource types, and a host call should not
+// allocate for them each time.
+func (in *instance) typeName(b []byte) string {
+	if s, ok := in.types[string(b)]; ok {
+		return s
+	}
+	s := string(b)
+	if len(in.types) < maxTypeNames {
+		in.types[s] = s
+	}
+	return s
+}
+
+// maxTypeNames bounds an instance's cache of resource type names.
+const maxTypeNames = 256
 
 func hostInputRead(in *instance, stack []uint64) {
 	in.charge(uint64(len(in.input)))

@@ -119,6 +119,8 @@ type instance struct {
 	stopMsg     string
 	abortCode   uint32
 	hitLimit    bool // memory.grow was refused at MemoryLimitPages
+
+	types map[string]string // resource type names seen, see typeName
 }
 
 // slot is the overlay's value of one resource: present with val, or
@@ -198,7 +200,7 @@ func (l *linearMemory) Reallocate(size uint64) []byte {
 func (l *linearMemory) Free() { l.buf = nil }
 
 func (m *Module) newInstance(ctx context.Context) (*instance, error) {
-	in := &instance{m: m, overlay: map[protocol.ResourceKey]slot{}}
+	in := &instance{m: m, overlay: map[protocol.ResourceKey]slot{}, types: map[string]string{}}
 	in.ctx = context.WithValue(context.Background(), instanceKey{}, in)
 	limit := uint64(m.e.cfg.MemoryLimitPages) * 65536
 	ictx := experimental.WithMemoryAllocator(in.ctx, experimental.MemoryAllocatorFunc(
@@ -417,8 +419,8 @@ func (in *instance) result(err error, limit uint64) (Result, bool) {
 				Message: fmt.Sprintf("entry function returned %d", ret)}, !grown
 		}
 		r := Result{Status: protocol.StatusOK, GasUsed: used, ChangeSet: in.changeSet(), Events: in.events}
-		if in.hasOutput {
-			r.Output = slices.Clone(in.output)
+		if in.hasOutput { // never nil once written, even if empty
+			r.Output = append(make([]byte, 0, len(in.output)), in.output...)
 		}
 		return r, !grown
 	}
