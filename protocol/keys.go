@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
@@ -12,7 +13,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/hdevalence/ed25519consensus"
 )
@@ -54,7 +54,7 @@ func (a Address) String() string { return "0x" + hex.EncodeToString(a[:]) }
 func (a Address) IsZero() bool { return a == Address{} }
 
 // Compare orders addresses bytewise.
-func (a Address) Compare(b Address) int { return strings.Compare(string(a[:]), string(b[:])) }
+func (a Address) Compare(b Address) int { return bytes.Compare(a[:], b[:]) }
 
 // MarshalText implements encoding.TextMarshaler.
 func (a Address) MarshalText() ([]byte, error) { return []byte(a.String()), nil }

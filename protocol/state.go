@@ -60,23 +60,33 @@ func (s State) Apply(cs ChangeSet) error {
 
 // Diff returns the change set that turns before into after.
 func Diff(before, after State) ChangeSet {
-	var out []Change
-	for _, k := range before.Keys() {
-		old := before[k]
-		nw, ok := after[k]
+	keys := make([]ResourceKey, 0, len(before)+len(after))
+	for k := range before {
+		keys = append(keys, k)
+	}
+	for k := range after {
+		if _, ok := before[k]; !ok {
+			keys = append(keys, k)
+		}
+	}
+	// Map order is random; the sort makes the output canonical.
+	slices.SortFunc(keys, ResourceKey.Compare)
+	out := make([]Change, 0, len(keys))
+	for _, k := range keys {
+		old, had := before[k]
+		nw, has := after[k]
 		switch {
-		case !ok:
+		case had && !has:
 			out = append(out, Change{Key: k, Kind: OpDelete, Old: nonNil(old)})
-		case !bytes.Equal(old, nw):
+		case !had && has:
+			out = append(out, Change{Key: k, Kind: OpNew, New: nonNil(nw)})
+		case had && has && !bytes.Equal(old, nw):
 			out = append(out, Change{Key: k, Kind: OpModify, Old: nonNil(old), New: nonNil(nw)})
 		}
 	}
-	for _, k := range after.Keys() {
-		if _, ok := before[k]; !ok {
-			out = append(out, Change{Key: k, Kind: OpNew, New: nonNil(after[k])})
-		}
+	if len(out) == 0 {
+		return ChangeSet{}
 	}
-	slices.SortFunc(out, func(a, b Change) int { return a.Key.Compare(b.Key) })
 	return ChangeSet{Changes: out}
 }
 

@@ -1,0 +1,48 @@
+package protocol
+
+import "testing"
+
+func BenchmarkDiffTouched(b *testing.B) {
+	before, after := State{}, State{}
+	for i := range 8 {
+		k := ResourceKey{Account: Address{byte(i), 7}, Type: "movecraft::Player"}
+		before[k] = []byte{1, 2, 3, 4, 5, 6}
+		after[k] = []byte{1, 2, 3, 4, 5, byte(i)}
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		Diff(before, after)
+	}
+}
+
+func BenchmarkVerifyTxs64(b *testing.B) {
+	txs := make([]*SignedTx, 64)
+	for i := range txs {
+		txs[i] = sampleTx(testKey(b, byte(i)))
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		for _, err := range VerifyTxs(txs) {
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*64)/1000, "µs/sig")
+}
+
+func BenchmarkVerifyOneByOne64(b *testing.B) {
+	txs := make([]*SignedTx, 64)
+	for i := range txs {
+		txs[i] = sampleTx(testKey(b, byte(i)))
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		for _, tx := range txs {
+			if err := tx.Verify(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*64)/1000, "µs/sig")
+}
