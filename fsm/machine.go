@@ -127,7 +127,8 @@ func New(cfg Config, exec Executor) (*Machine, error) {
 // and evidence is recorded. Otherwise every entry is applied with this
 // member's own result; any difference from what the leader signed is
 // recorded as evidence and never changes what is applied. Every member
-// refuses the same batches, so refusals keep members in agreement.
+// refuses the same batches, so refusals keep members in agreement: the
+// caller logs a refused batch and goes on as if the log entry were empty.
 //
 // When b is the oldest batch this member proposed and the state is the one
 // Propose assumed, Apply reuses the speculative results and skips the

@@ -55,6 +55,13 @@ func TestHappyPath(t *testing.T) {
 	alice, bob, carol := testKey(t, 0), testKey(t, 1), testKey(t, 2)
 	cfg := testConfig(alice, bob)
 	leader, f1, f2 := newMachine(t, cfg), newMachine(t, cfg), newMachine(t, cfg)
+	// The chain says alice led epoch 1.
+	chainLeaders := func(epoch uint64, leader protocol.Address) error {
+		if epoch == 1 && leader == alice.Address() {
+			return nil
+		}
+		return fmt.Errorf("%s did not lead epoch %d", leader, epoch)
+	}
 	if leader.LastDigest() != GenesisDigest(cfg.Channel, cfg.Contract, cfg.Genesis) || leader.Height() != 0 {
 		t.Fatal("genesis digest or height")
 	}
@@ -82,7 +89,10 @@ func TestHappyPath(t *testing.T) {
 			t.Fatalf("step %d: statuses %v, want %v", i, got, s.want)
 		}
 		for _, m := range []*Machine{f1, f2, leader} {
-			a := mustApply(t, m, roundTrip(t, b))
+			a, err := m.Apply(roundTrip(t, b), chainLeaders)
+			if err != nil {
+				t.Fatalf("step %d: apply: %v", i, err)
+			}
 			if got := statuses(a.Outcomes); !slices.Equal(got, s.want) {
 				t.Fatalf("step %d: applied statuses %v, want %v", i, got, s.want)
 			}
