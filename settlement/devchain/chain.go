@@ -2,9 +2,11 @@ package devchain
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash"
 	"os"
 	"path/filepath"
 	"sync"
@@ -322,7 +324,7 @@ type blockWriter struct {
 	btx     *bolt.Tx
 	block   *Block
 	appHash protocol.Hash
-	writes  *protocol.Encoder // this block's writes, for the AppHash
+	writes  hash.Hash // this block's writes, for the AppHash; nil until one
 	nonces  map[protocol.Address]uint64
 	events  uint32
 }
@@ -353,11 +355,15 @@ func (bw *blockWriter) apply(p *pendingTx) (Outcome, bool) {
 	}
 	bw.nonces[tx.Sender] = tx.Nonce
 	if bw.writes == nil {
-		bw.writes = protocol.NewEncoder(1024)
+		bw.writes = sha256.New()
+		bw.writes.Write([]byte("scraft/apphash/v1\x00"))
+		bw.writes.Write(bw.appHash[:])
 	}
-	bw.writes.U8(0)
-	bw.writes.Fixed(tx.Sender[:])
-	bw.writes.U64(tx.Nonce)
+	e := protocol.NewEncoder(32)
+	e.U8(0)
+	e.Fixed(tx.Sender[:])
+	e.U64(tx.Nonce)
+	bw.writes.Write(e.Out())
 
 	bt := BlockTx{Tx: p.raw, FirstEvent: bw.events}
 	var rc contract.Receipt
@@ -373,10 +379,12 @@ func (bw *blockWriter) apply(p *pendingTx) (Outcome, bool) {
 		bt.Receipt = Receipt{Channel: rc.Channel, Proposal: rc.Proposal, JoinSeq: rc.JoinSeq, Epoch: rc.Epoch}
 		o.Receipt = bt.Receipt
 		for _, w := range rc.Writes {
-			bw.writes.U8(1)
-			bw.writes.Bytes(w.Key)
-			bw.writes.Bool(w.Value != nil)
-			bw.writes.Bytes(w.Value)
+			e := protocol.NewEncoder(16 + len(w.Key) + len(w.Value))
+			e.U8(1)
+			e.Bytes(w.Key)
+			e.Bool(w.Value != nil)
+			e.Bytes(w.Value)
+			bw.writes.Write(e.Out())
 		}
 		events := bw.btx.Bucket(bucketEvents)
 		for _, ev := range rc.Events {
@@ -408,10 +416,7 @@ func (bw *blockWriter) finish() error {
 		}
 	}
 	if bw.writes != nil {
-		e := protocol.NewEncoder(64 + bw.writes.Len())
-		e.Fixed(bw.appHash[:])
-		e.Fixed(bw.writes.Out())
-		bw.block.AppHash = protocol.HashOf("scraft/apphash/v1", e.Out())
+		copy(bw.block.AppHash[:], bw.writes.Sum(nil))
 	} else {
 		bw.block.AppHash = bw.appHash
 	}

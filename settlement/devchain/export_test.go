@@ -2,6 +2,11 @@ package devchain
 
 import (
 	"fmt"
+	"net"
+	"testing"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/scraft/scraft/settlement"
 )
@@ -29,4 +34,25 @@ func (c *Chain) replay(b *Block) (*Block, error) {
 		return nil, err
 	}
 	return c.Block(h.Height)
+}
+
+func serveBench(b testing.TB, c *Chain) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	g := grpc.NewServer(ServerOptions(c.cfg)...)
+	NewServer(c).Register(g)
+	go g.Serve(l)
+	b.Cleanup(g.Stop)
+	return l.Addr().String()
+}
+
+func dialBench(b testing.TB, addr string) *grpc.ClientConn {
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { conn.Close() })
+	return conn
 }
