@@ -115,7 +115,17 @@ func (in *instance) trap(msg string) {
 // overflow: n < 2^33 and weights < 2^24.
 func (in *instance) charge(n uint64) {
 	c := in.m.e.cfg.Meter.Costs
-	g := int64(in.gas.Get()) - int64(c.HostCall+c.HostPerByte*n)
+	in.take(c.HostCall + c.HostPerByte*n)
+}
+
+// chargeBytes takes HostPerByte × n gas, for bytes a host function moves
+// after it has charged its call.
+func (in *instance) chargeBytes(n uint64) {
+	in.take(in.m.e.cfg.Meter.Costs.HostPerByte * n)
+}
+
+func (in *instance) take(cost uint64) {
+	g := int64(in.gas.Get()) - int64(cost)
 	in.gas.Set(uint64(g))
 	if g < 0 {
 		in.stop = stopGas
@@ -200,7 +210,7 @@ func hostResGet(in *instance, stack []uint64) {
 		return
 	}
 	if len(v) <= int(capacity) {
-		in.charge(uint64(len(v)))
+		in.chargeBytes(uint64(len(v)))
 		copy(in.span("res_get", "destination", stack[3], uint64(len(v))), v)
 	}
 	stack[0] = uint64(uint32(len(v)))

@@ -356,3 +356,27 @@ func TestConfigValidate(t *testing.T) {
 		})
 	}
 }
+
+func TestHostGasCharges(t *testing.T) {
+	e := newTestEngine(t, Config{})
+	m := deployTestdata(t, e, "abi")
+	costs := e.Config().Meter.Costs
+	gas := func(n int) uint64 {
+		r := m.Call(context.Background(), nil, Call{Function: "echo", Args: make([]byte, n), Gas: testGas})
+		if r.Status != protocol.StatusOK {
+			t.Fatal(r.Message)
+		}
+		return r.GasUsed
+	}
+	// echo moves its input twice: input_read and output_write.
+	if d := gas(1000) - gas(0); d != 2*1000*costs.HostPerByte {
+		t.Fatalf("1000 more bytes cost %d gas, want %d", d, 2*1000*costs.HostPerByte)
+	}
+	// Gas that covers the code but not the host call's bytes runs out in
+	// the host.
+	base := gas(0)
+	r := m.Call(context.Background(), nil, Call{Function: "echo", Args: make([]byte, 1000), Gas: base + 500})
+	if r.Status != protocol.StatusOutOfGas || r.GasUsed != base+500 {
+		t.Fatalf("%s used %d", r.Status, r.GasUsed)
+	}
+}
