@@ -3,7 +3,9 @@ package fsm
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"testing"
+	"time"
 
 	"github.com/scraft/scraft/contracts"
 	"github.com/scraft/scraft/protocol"
@@ -21,7 +23,7 @@ func (x vmExecutor) Execute(c Call, st StateReader) ExecResult {
 	return ExecResult(r)
 }
 
-func deployChat(t *testing.T) (vmExecutor, *contracts.Contract) {
+func deployChat(t testing.TB) (vmExecutor, *contracts.Contract) {
 	t.Helper()
 	ctx := context.Background()
 	eng, err := vm.NewEngine(ctx, vm.DefaultConfig())
@@ -40,6 +42,95 @@ func deployChat(t *testing.T) (vmExecutor, *contracts.Contract) {
 	return vmExecutor{mod}, c
 }
 
+// chatGenesis returns a chat channel of members whose genesis state is what
+// init leaves, as the chain would hold it.
+func chatGenesis(t testing.TB, x vmExecutor, keys ...*protocol.Key) Config {
+	cfg := testConfig(keys...)
+	cfg.Contract = "chat"
+	cfg.GasLimit = 10_000_000
+	initRes := x.Execute(Call{Function: "init", Gas: cfg.GasLimit}, &view{base: &state{}, top: newLayer(meta{})})
+	if initRes.Status != protocol.StatusOK {
+		t.Fatalf("init: %s %s", initRes.Status, initRes.Message)
+	}
+	cfg.Genesis.State = protocol.State{}
+	if err := cfg.Genesis.State.Apply(initRes.ChangeSet); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+func chatCall(t testing.TB, chat *contracts.Contract, k *protocol.Key, nonce uint64, fn, args string) protocol.Entry {
+	enc, err := chat.EncodeArgs(fn, []byte(args))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx := protocol.SignTx(k, protocol.Tx{Channel: testChannel, Nonce: nonce, Function: "chat::" + fn, Args: enc})
+	return protocol.Entry{Kind: protocol.EntryCall, Call: tx}
+}
+
+// BenchmarkApplyChat is BenchmarkApply with the real chat contract: a
+// follower applies batches of 256 "send" calls from 16 members.
+func BenchmarkApplyChat(b *testing.B) {
+	x, chat := deployChat(b)
+	keys := benchKeys(b)
+	cfg := chatGenesis(b, x, keys...)
+	leader, err := New(cfg, x)
+	if err != nil {
+		b.Fatal(err)
+	}
+	fx, _ := deployChat(b)
+	follower, err := New(cfg, fx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var joins []protocol.Entry
+	for i, k := range keys {
+		joins = append(joins, chatCall(b, chat, k, 1, "join", fmt.Sprintf(`{"nick":"m%d"}`, i)))
+	}
+	batch, _, err := leader.Propose(joins, 1, keys[0], 1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	mustApply(b, leader, batch)
+	mustApply(b, follower, batch)
+	per := benchTxs / len(keys)
+	var spent, spentCPU, spentExec time.Duration
+	for i := range b.N {
+		b.StopTimer()
+		entries := make([]protocol.Entry, 0, benchTxs)
+		for j := 0; j < per; j++ {
+			for _, k := range keys {
+				entries = append(entries, chatCall(b, chat, k, uint64(2+i*per+j), "send", `{"text":"hello, channel"}`))
+			}
+		}
+		batch, _, err := leader.Propose(entries, 1, keys[0], uint64(2+i))
+		if err != nil {
+			b.Fatal(err)
+		}
+		mustApply(b, leader, batch)
+		batch = roundTrip(b, batch)
+		// Execution alone, on a throwaway layer.
+		cpu := cpuTime()
+		v := &view{base: follower.st, top: newLayer(follower.st.meta)}
+		outs, _ := follower.run(v, batch.Entries, batch.FirstHeight, batch.TimestampMs, nil)
+		spentExec += cpuTime() - cpu
+		if outs[0].Result.Status != protocol.StatusOK {
+			b.Fatal(outs[0].Message)
+		}
+		b.StartTimer()
+		start, cpu := time.Now(), cpuTime()
+		a, err := follower.Apply(batch, nil)
+		spent += time.Since(start)
+		spentCPU += cpuTime() - cpu
+		if err != nil || a.Faults != 0 {
+			b.Fatalf("apply: %v", err)
+		}
+	}
+	perTx(b, spent)
+	cpuPerTx(b, spentCPU)
+	b.ReportMetric(float64(spentExec.Nanoseconds())/float64(b.N*benchTxs), "exec-cpu-ns/tx")
+}
+
 // TestChatThroughVM runs the real chat contract: a leader proposes, a
 // follower with its own engine re-executes, and both agree byte for byte.
 func TestChatThroughVM(t *testing.T) {
@@ -50,19 +141,7 @@ func TestChatThroughVM(t *testing.T) {
 	lx, chat := deployChat(t)
 	fx, _ := deployChat(t)
 
-	// Genesis: the state init leaves, as the chain would hold it.
-	cfg := testConfig(alice, bob)
-	cfg.Contract = "chat"
-	cfg.GasLimit = 10_000_000
-	initRes := lx.Execute(Call{Function: "init", Gas: cfg.GasLimit}, &view{base: &state{}, top: newLayer(meta{})})
-	if initRes.Status != protocol.StatusOK {
-		t.Fatalf("init: %s %s", initRes.Status, initRes.Message)
-	}
-	cfg.Genesis.State = protocol.State{}
-	if err := cfg.Genesis.State.Apply(initRes.ChangeSet); err != nil {
-		t.Fatal(err)
-	}
-
+	cfg := chatGenesis(t, lx, alice, bob)
 	leader, err := New(cfg, lx)
 	if err != nil {
 		t.Fatal(err)
@@ -71,18 +150,13 @@ func TestChatThroughVM(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	chatCall := func(k *protocol.Key, nonce uint64, fn, args string) protocol.Entry {
-		enc, err := chat.EncodeArgs(fn, []byte(args))
-		if err != nil {
-			t.Fatal(err)
-		}
-		tx := protocol.SignTx(k, protocol.Tx{Channel: testChannel, Nonce: nonce, Function: "chat::" + fn, Args: enc})
-		return protocol.Entry{Kind: protocol.EntryCall, Call: tx}
+	tx := func(k *protocol.Key, nonce uint64, fn, args string) protocol.Entry {
+		return chatCall(t, chat, k, nonce, fn, args)
 	}
 	steps := [][]protocol.Entry{
-		{chatCall(alice, 1, "join", `{"nick":"alice"}`), chatCall(bob, 1, "join", `{"nick":"bob"}`)},
-		{chatCall(alice, 2, "send", `{"text":"hello"}`), chatCall(bob, 2, "send", `{"text":""}`), chatCall(bob, 3, "send", `{"text":"hi alice"}`)},
-		{chatCall(alice, 3, "history", `{"from":0,"limit":10}`), chatCall(bob, 4, "leave", `{}`)},
+		{tx(alice, 1, "join", `{"nick":"alice"}`), tx(bob, 1, "join", `{"nick":"bob"}`)},
+		{tx(alice, 2, "send", `{"text":"hello"}`), tx(bob, 2, "send", `{"text":""}`), tx(bob, 3, "send", `{"text":"hi alice"}`)},
+		{tx(alice, 3, "history", `{"from":0,"limit":10}`), tx(bob, 4, "leave", `{}`)},
 	}
 	var outs []Outcome
 	for i, s := range steps {
