@@ -65,7 +65,7 @@ bootstraps it when the chain names no leader yet.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&admin, "admin", "127.0.0.1:7401", "admin HTTP address of the node (its --admin)")
+	f.StringVar(&admin, "admin", "127.0.0.1:7501", "admin HTTP address of the node (its --admin)")
 	f.StringVar(&channel, "channel", "", "channel id, 0x + 32 hex digits (required)")
 	f.StringSliceVar(&peers, "peer", nil, "gRPC address of a member node (repeatable)")
 	f.BoolVar(&usePool, "pool", false, "back the membership with the shared pool deposit instead of the channel stake")

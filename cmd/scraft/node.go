@@ -10,6 +10,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -69,7 +70,8 @@ no leader yet, or joined through the member nodes named with --peer.
 
 One gRPC port (--listen) serves the Raft traffic of every channel, the peer
 API and the client API. --admin serves /metrics, /healthz, /readyz,
-/status, /debug/pprof and POST /join?channel=ID&peer=ADDR (see scraft join).
+/status, /digest?channel=ID&height=H, /debug/pprof and
+POST /join?channel=ID&peer=ADDR (see scraft join).
 SIGINT or SIGTERM stops the node cleanly.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -112,9 +114,9 @@ SIGINT or SIGTERM stops the node cleanly.`,
 	d := cluster.DefaultConfig()
 	f := cmd.Flags()
 	f.StringVar(&data, "data", "", "data folder: DIR/channels/<id>/ holds each channel's raft.db and snapshots (required)")
-	f.StringVar(&listen, "listen", "127.0.0.1:7400", "gRPC address: Raft, peer API and client API")
+	f.StringVar(&listen, "listen", "127.0.0.1:7500", "gRPC address: Raft, peer API and client API")
 	f.StringVar(&advertise, "advertise", "", "address peers reach this node at (default: the listen address)")
-	f.StringVar(&chainAddr, "chain", "127.0.0.1:7300", "settlement chain gRPC address")
+	f.StringVar(&chainAddr, "chain", "127.0.0.1:7400", "settlement chain gRPC address (its --listen)")
 	f.StringVar(&keyFile, "key", "", "member key file (see scraft keygen) (required)")
 	f.StringVar(&admin, "admin", "", "admin HTTP address for /metrics, /healthz, /readyz, /status, /debug/pprof (default: none)")
 	f.StringSliceVar(&channels, "channel", nil, "channel id to host at start (repeatable)")
@@ -306,6 +308,30 @@ func (r *runningNode) serveAdmin() error {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		enc.Encode(out)
+	})
+	mux.HandleFunc("/digest", func(w http.ResponseWriter, req *http.Request) {
+		id, err := protocol.ParseChannelID(req.URL.Query().Get("channel"))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		h, err := strconv.ParseUint(req.URL.Query().Get("height"), 10, 64)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		c, ok := r.node.Channel(id)
+		if !ok {
+			http.Error(w, "channel not hosted", http.StatusNotFound)
+			return
+		}
+		d, ok := c.Digest(h)
+		if !ok {
+			http.Error(w, fmt.Sprintf("height %d not in the journal (applied %d)", h, c.Status().Height), http.StatusNotFound)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]any{"height": h, "digest": d})
 	})
 	mux.HandleFunc("/join", func(w http.ResponseWriter, req *http.Request) {
 		if req.Method != http.MethodPost {

@@ -1,0 +1,121 @@
+package integration
+
+import (
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/scraft/scraft/internal/testutil"
+)
+
+// others returns the nodes but skip.
+func (pc *procCluster) others(skip *procNode) []*procNode {
+	var out []*procNode
+	for _, nd := range pc.nodes {
+		if nd != skip {
+			out = append(out, nd)
+		}
+	}
+	return out
+}
+
+// TestKillLeader kills the leader process with SIGKILL under load: writes
+// resume on a new leader, and no acknowledged tx is lost.
+func TestKillLeader(t *testing.T) {
+	pc := newProcCluster(t, 3, 4)
+	l := pc.startLoad(pc.users)
+	testutil.Eventually(t, 30*time.Second, "writes before the kill", func() bool { return l.count() >= 40 })
+
+	old := pc.waitLeader(10 * time.Second)
+	killedAt := time.Now()
+	old.p.kill()
+	before := l.count()
+	nl := pc.waitOtherLeader(old, 20*time.Second)
+	testutil.Eventually(t, 30*time.Second, "writes after the kill", func() bool { return l.count() >= before+40 })
+	var resumed time.Time
+	l.mu.Lock()
+	for _, a := range l.acks {
+		if a.at.After(killedAt) && (resumed.IsZero() || a.at.Before(resumed)) {
+			resumed = a.at
+		}
+	}
+	l.mu.Unlock()
+	t.Logf("leader killed; new leader %s; first write acknowledged %s after the kill", nl.addr, resumed.Sub(killedAt))
+	acks := l.end()
+	pc.checkAcked(acks, pc.others(old), 30*time.Second)
+
+	// The killed node comes back with its data and catches up.
+	pc.restart(old)
+	pc.checkAcked(acks, pc.nodes, 60*time.Second)
+}
+
+// TestIsolatedLeaderCannotCommit stops the leader process (SIGSTOP): the
+// others elect and claim a new epoch; when the old leader wakes it cannot
+// commit anything of its own and follows.
+func TestIsolatedLeaderCannotCommit(t *testing.T) {
+	pc := newProcCluster(t, 3, 3)
+	l := pc.startLoad(pc.users)
+	testutil.Eventually(t, 30*time.Second, "writes before the fault", func() bool { return l.count() >= 30 })
+	old := pc.waitLeader(10 * time.Second)
+	st0, err := old.status(pc.id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old.p.signal(syscall.SIGSTOP)
+	nl := pc.waitOtherLeader(old, 20*time.Second)
+	st1, err := nl.status(pc.id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st1.Epoch <= st0.Epoch {
+		t.Fatalf("new leader in epoch %d, old in %d", st1.Epoch, st0.Epoch)
+	}
+	before := l.count()
+	testutil.Eventually(t, 30*time.Second, "writes while the old leader is stopped", func() bool { return l.count() >= before+30 })
+	old.p.signal(syscall.SIGCONT)
+	testutil.WaitFor(t, 20*time.Second, func() error {
+		st, err := old.status(pc.id)
+		if err != nil {
+			return err
+		}
+		if st.Leading {
+			return errorf("old leader still leading in epoch %d", st.Epoch)
+		}
+		if st.Epoch < st1.Epoch {
+			return errorf("old leader sees epoch %d", st.Epoch)
+		}
+		return nil
+	})
+	acks := l.end()
+	pc.checkAcked(acks, pc.nodes, 60*time.Second)
+	if st, _ := old.status(pc.id); st != nil && st.Evidence != 0 {
+		t.Fatalf("old leader recorded %d pieces of evidence", st.Evidence)
+	}
+}
+
+// TestRestartAndJoin restarts a follower and adds a 4th and 5th node under
+// load.
+func TestRestartAndJoin(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process join: long")
+	}
+	pc := newProcCluster(t, 3, 3)
+	l := pc.startLoad(pc.users)
+	testutil.Eventually(t, 30*time.Second, "writes", func() bool { return l.count() >= 30 })
+	f := pc.others(pc.waitLeader(10 * time.Second))[0]
+	f.p.kill()
+	before := l.count()
+	testutil.Eventually(t, 30*time.Second, "writes with a follower down", func() bool { return l.count() >= before+30 })
+	pc.restart(f)
+
+	for i := 0; i < 2; i++ {
+		nd := pc.newNode(mustKey(t))
+		pc.nodes = append(pc.nodes, nd)
+		pc.startNode(nd, []string{pc.nodes[0].addr, pc.nodes[1].addr})
+	}
+	pc.waitVoters(5, 60*time.Second)
+	before = l.count()
+	testutil.Eventually(t, 30*time.Second, "writes with five nodes", func() bool { return l.count() >= before+30 })
+	acks := l.end()
+	pc.checkAcked(acks, pc.nodes, 60*time.Second)
+}

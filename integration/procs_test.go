@@ -1,0 +1,487 @@
+package integration
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/scraft/scraft/client"
+	"github.com/scraft/scraft/contracts"
+	"github.com/scraft/scraft/internal/testutil"
+	"github.com/scraft/scraft/protocol"
+	"github.com/scraft/scraft/settlement"
+	"github.com/scraft/scraft/settlement/devchain"
+	"github.com/scraft/scraft/vm"
+)
+
+// scraftBin is the scraft binary built once for the package by TestMain.
+var scraftBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "scraft-integration-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	scraftBin = filepath.Join(dir, "scraft")
+	build := exec.Command("go", "build", "-o", scraftBin, "../cmd/scraft")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build scraft:", err)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// proc is one scraft process.
+type proc struct {
+	name string
+	args []string
+	cmd  *exec.Cmd
+	log  *os.File
+	done chan struct{}
+}
+
+func startProc(t *testing.T, name string, args ...string) *proc {
+	t.Helper()
+	logf, err := os.Create(filepath.Join(t.TempDir(), name+".log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &proc{name: name, args: args, log: logf}
+	p.start(t)
+	t.Cleanup(func() {
+		p.kill()
+		if t.Failed() {
+			b, _ := os.ReadFile(logf.Name())
+			if len(b) > 6000 {
+				b = b[len(b)-6000:]
+			}
+			t.Logf("--- %s log (tail) ---\n%s", name, b)
+		}
+		logf.Close()
+	})
+	return p
+}
+
+func (p *proc) start(t *testing.T) {
+	t.Helper()
+	p.cmd = exec.Command(scraftBin, p.args...)
+	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p.done = make(chan struct{})
+	go func(c *exec.Cmd, done chan struct{}) { c.Wait(); close(done) }(p.cmd, p.done)
+}
+
+// kill sends SIGKILL and waits for the process to end.
+func (p *proc) kill() {
+	if p.cmd == nil || p.cmd.Process == nil {
+		return
+	}
+	p.cmd.Process.Signal(syscall.SIGCONT)
+	p.cmd.Process.Kill()
+	<-p.done
+}
+
+func (p *proc) signal(s syscall.Signal) { p.cmd.Process.Signal(s) }
+
+// procCluster is a chain process and node processes hosting one chat
+// channel, and its users.
+type procCluster struct {
+	t         *testing.T
+	chainAddr string
+	chain     *proc
+	id        protocol.ChannelID
+	nodes     []*procNode
+	users     []*protocol.Key
+	abi       *contracts.Contract
+}
+
+type procNode struct {
+	key   *protocol.Key
+	dir   string
+	addr  string
+	admin string
+	p     *proc
+}
+
+// newProcCluster starts `scraft chain`, creates a chat channel with n node
+// members and the given number of user members, and starts the nodes: the
+// first bootstraps the channel, the others join through it.
+func newProcCluster(t *testing.T, n, users int) *procCluster {
+	t.Helper()
+	pc := &procCluster{t: t, chainAddr: testutil.FreePort(t)}
+	pc.chain = startProc(t, "chain", "chain", "--data", t.TempDir(), "--listen", pc.chainAddr, "--block-interval", "20ms")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	chat, err := contracts.Get("chat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc.abi = chat
+	initial := initialState(t, chat.Wasm)
+	creator, _ := protocol.GenerateKey(nil)
+	cl := pc.dialChain(creator)
+	testutil.WaitFor(t, 20*time.Second, func() error {
+		_, err := cl.Head(ctx)
+		return err
+	})
+	pc.id, err = cl.CreateChannel(ctx, settlement.ChannelSpec{Contract: "chat", Code: chat.Wasm, InitialState: initial})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < n+users; i++ {
+		k, _ := protocol.GenerateKey(nil)
+		if _, err := pc.dialChain(k).Join(ctx, pc.id, false); err != nil {
+			t.Fatal(err)
+		}
+		if i < n {
+			pc.nodes = append(pc.nodes, pc.newNode(k))
+		} else {
+			pc.users = append(pc.users, k)
+		}
+	}
+	for i, nd := range pc.nodes {
+		var peers []string
+		if i > 0 {
+			peers = []string{pc.nodes[0].addr}
+		}
+		pc.startNode(nd, peers)
+		if i == 0 {
+			pc.waitLeader(30 * time.Second)
+		}
+	}
+	pc.waitVoters(n, 60*time.Second)
+	return pc
+}
+
+func (pc *procCluster) dialChain(k *protocol.Key) *devchain.Client {
+	cl, err := devchain.Dial(pc.chainAddr, k)
+	if err != nil {
+		pc.t.Fatal(err)
+	}
+	pc.t.Cleanup(func() { cl.Close() })
+	return cl
+}
+
+func (pc *procCluster) newNode(k *protocol.Key) *procNode {
+	dir := pc.t.TempDir()
+	keyFile := filepath.Join(dir, "node.key")
+	if err := protocol.SaveKey(keyFile, k); err != nil {
+		pc.t.Fatal(err)
+	}
+	return &procNode{key: k, dir: dir, addr: testutil.FreePort(pc.t), admin: testutil.FreePort(pc.t)}
+}
+
+func (pc *procCluster) startNode(nd *procNode, peers []string) {
+	args := []string{"node", "--data", filepath.Join(nd.dir, "data"), "--listen", nd.addr, "--admin", nd.admin,
+		"--chain", pc.chainAddr, "--key", filepath.Join(nd.dir, "node.key"), "--channel", pc.id.String(), "--log-level", "info"}
+	for _, p := range peers {
+		args = append(args, "--peer", p)
+	}
+	nd.p = startProc(pc.t, "node-"+nd.addr, args...)
+}
+
+// restart starts a killed node again on its data (no --peer: it comes back
+// as the member it was).
+func (pc *procCluster) restart(nd *procNode) {
+	nd.p.start(pc.t)
+}
+
+// nodeStatus is the part of cluster.Status the tests read.
+type nodeStatus struct {
+	Channel  protocol.ChannelID
+	Height   uint64
+	Epoch    uint64
+	Leading  bool
+	Ready    bool
+	Evidence uint64
+}
+
+// status reads a node's channel status from its admin listener.
+func (nd *procNode) status(id protocol.ChannelID) (*nodeStatus, error) {
+	hc := http.Client{Timeout: time.Second}
+	resp, err := hc.Get("http://" + nd.admin + "/status")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var sts []nodeStatus
+	if err := json.NewDecoder(resp.Body).Decode(&sts); err != nil {
+		return nil, err
+	}
+	for i := range sts {
+		if sts[i].Channel == id {
+			return &sts[i], nil
+		}
+	}
+	return nil, fmt.Errorf("channel not hosted")
+}
+
+// digest reads D(h) from a node.
+func (nd *procNode) digest(id protocol.ChannelID, h uint64) (protocol.Hash, error) {
+	hc := http.Client{Timeout: time.Second}
+	resp, err := hc.Get(fmt.Sprintf("http://%s/digest?channel=%s&height=%d", nd.admin, id, h))
+	if err != nil {
+		return protocol.Hash{}, err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return protocol.Hash{}, fmt.Errorf("%s", bytes.TrimSpace(b))
+	}
+	var v struct {
+		Digest string `json:"digest"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return protocol.Hash{}, err
+	}
+	var d protocol.Hash
+	b, err = hex.DecodeString(v.Digest)
+	if err != nil || len(b) != len(d) {
+		return d, fmt.Errorf("bad digest %q", v.Digest)
+	}
+	copy(d[:], b)
+	return d, nil
+}
+
+func (pc *procCluster) leader() *procNode {
+	for _, nd := range pc.nodes {
+		if st, err := nd.status(pc.id); err == nil && st.Leading {
+			return nd
+		}
+	}
+	return nil
+}
+
+func (pc *procCluster) waitLeader(timeout time.Duration) *procNode {
+	var l *procNode
+	testutil.WaitFor(pc.t, timeout, func() error {
+		if l = pc.leader(); l == nil {
+			return fmt.Errorf("no leader")
+		}
+		return nil
+	})
+	return l
+}
+
+func (pc *procCluster) waitOtherLeader(old *procNode, timeout time.Duration) *procNode {
+	var l *procNode
+	testutil.WaitFor(pc.t, timeout, func() error {
+		if l = pc.leader(); l == nil || l == old {
+			return fmt.Errorf("no new leader")
+		}
+		return nil
+	})
+	return l
+}
+
+// waitVoters waits until every node reports the leader and has caught up.
+func (pc *procCluster) waitVoters(n int, timeout time.Duration) {
+	testutil.WaitFor(pc.t, timeout, func() error {
+		ready := 0
+		for _, nd := range pc.nodes {
+			if st, err := nd.status(pc.id); err == nil && st.Ready {
+				ready++
+			}
+		}
+		if ready < n {
+			return fmt.Errorf("%d of %d nodes ready", ready, n)
+		}
+		return nil
+	})
+}
+
+// acked is one acknowledged tx.
+type acked struct {
+	height uint64
+	digest protocol.Hash
+	at     time.Time
+}
+
+// load runs one client per user, each sending chat messages through every
+// node (the client fails over between them) until stop is closed.
+type load struct {
+	mu   sync.Mutex
+	acks []acked
+	errs int
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+func (pc *procCluster) startLoad(users []*protocol.Key) *load {
+	l := &load{stop: make(chan struct{})}
+	var addrs []string
+	for _, nd := range pc.nodes {
+		addrs = append(addrs, nd.addr)
+	}
+	for i, u := range users {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			go func() { <-l.stop; cancel() }()
+			cl, err := client.Dial(ctx, u, rotate(addrs, i)...)
+			if err != nil {
+				pc.t.Errorf("user %d: dial: %v", i, err)
+				return
+			}
+			defer cl.Close()
+			call := func(fn, args string) {
+				b, err := pc.abi.EncodeArgs(fn, []byte(args))
+				if err != nil {
+					pc.t.Errorf("encode %s: %v", fn, err)
+					return
+				}
+				for ctx.Err() == nil {
+					cctx, ccancel := context.WithTimeout(ctx, 10*time.Second)
+					res, err := cl.Call(cctx, pc.id, "chat::"+fn, b)
+					ccancel()
+					if err == nil {
+						l.mu.Lock()
+						l.acks = append(l.acks, acked{height: res.Height, digest: res.Digest, at: time.Now()})
+						l.mu.Unlock()
+						return
+					}
+					if res != nil {
+						// Ordered with a failure status: it counts as acknowledged.
+						l.mu.Lock()
+						l.acks = append(l.acks, acked{height: res.Height, digest: res.Digest, at: time.Now()})
+						l.errs++
+						l.mu.Unlock()
+						return
+					}
+				}
+			}
+			call("join", fmt.Sprintf(`{"nick":"user%d"}`, i))
+			for j := 0; ctx.Err() == nil; j++ {
+				call("send", fmt.Sprintf(`{"text":"message %d from user %d"}`, j, i))
+			}
+		}()
+	}
+	return l
+}
+
+func rotate(s []string, i int) []string {
+	i %= len(s)
+	return append(append([]string(nil), s[i:]...), s[:i]...)
+}
+
+// end stops the load and returns what was acknowledged.
+func (l *load) end() []acked {
+	close(l.stop)
+	l.wg.Wait()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]acked(nil), l.acks...)
+}
+
+func (l *load) count() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.acks)
+}
+
+func (l *load) lastAck() time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var t time.Time
+	for _, a := range l.acks {
+		if a.at.After(t) {
+			t = a.at
+		}
+	}
+	return t
+}
+
+// checkAcked waits until every running node has every acknowledged tx with
+// the acknowledged digest.
+func (pc *procCluster) checkAcked(acks []acked, nodes []*procNode, timeout time.Duration) {
+	pc.t.Helper()
+	var top uint64
+	for _, a := range acks {
+		top = max(top, a.height)
+	}
+	testutil.WaitFor(pc.t, timeout, func() error {
+		for _, nd := range nodes {
+			st, err := nd.status(pc.id)
+			if err != nil {
+				return err
+			}
+			if st.Height < top {
+				return fmt.Errorf("node %s at height %d, want %d", nd.addr, st.Height, top)
+			}
+		}
+		return nil
+	})
+	for _, nd := range nodes {
+		for _, a := range acks {
+			d, err := nd.digest(pc.id, a.height)
+			if err != nil {
+				pc.t.Fatalf("node %s: height %d: %v", nd.addr, a.height, err)
+			}
+			if d != a.digest {
+				pc.t.Fatalf("node %s: acknowledged height %d has digest %s, the node %s", nd.addr, a.height, a.digest, d)
+			}
+		}
+	}
+}
+
+func initialState(t *testing.T, wasm []byte) protocol.State {
+	ctx := context.Background()
+	e, err := vm.NewEngine(ctx, vm.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close(ctx)
+	m, err := e.Deploy(ctx, wasm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := protocol.State{}
+	if m.Has(vm.FuncInit) {
+		r := m.Call(ctx, stateStore(st), vm.Call{Function: vm.FuncInit, Gas: 1 << 40})
+		if r.Status != protocol.StatusOK {
+			t.Fatalf("init: %s: %s", r.Status, r.Message)
+		}
+		if err := st.Apply(r.ChangeSet); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return st
+}
+
+type stateStore protocol.State
+
+func (s stateStore) Get(k protocol.ResourceKey) ([]byte, bool) { v, ok := s[k]; return v, ok }
+
+var _ = strings.TrimSpace
+
+func errorf(format string, args ...any) error { return fmt.Errorf(format, args...) }
+
+func mustKey(t *testing.T) *protocol.Key {
+	k, err := protocol.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
