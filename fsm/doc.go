@@ -12,7 +12,9 @@
 // through raft snapshots; NetChangeSet, Digest and PruneTo serve settlement.
 //
 // Threading: a Machine must be used from one goroutine at a time. A
-// *Snapshot is immutable and may be written from any goroutine.
+// *Snapshot is immutable and may be written from any goroutine, and Verify
+// (a batch's signature checks, most of a follower's work) is a pure
+// function that may run anywhere ahead of ApplyVerified.
 //
 // See DESIGN.md in this folder for the state, evidence, speculative results
 // and the snapshot format.

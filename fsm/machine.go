@@ -62,7 +62,8 @@ func (e *EntryError) Error() string {
 // called from one goroutine at a time (in cluster, the raft FSM goroutine,
 // which also runs Propose under the same lock or loop). The one exception is
 // the *Snapshot that Snapshot returns: it is immutable, and its WriteTo may
-// run on any goroutine while the Machine goes on applying.
+// run on any goroutine while the Machine goes on applying. Verify is a pure
+// function, safe anywhere.
 type Machine struct {
 	cfg    Config
 	exec   Executor
@@ -134,6 +135,11 @@ func New(cfg Config, exec Executor) (*Machine, error) {
 // Propose assumed, Apply reuses the speculative results and skips the
 // signature and leader checks of its own batch (Applied.Reused).
 func (m *Machine) Apply(b *protocol.Batch, check LeaderCheck) (*Applied, error) {
+	return m.apply(b, nil, check)
+}
+
+// apply is Apply; ver, when not nil, holds the signature verdicts of b.
+func (m *Machine) apply(b *protocol.Batch, ver *Verified, check LeaderCheck) (*Applied, error) {
 	if err := m.checkShape(b); err != nil {
 		m.stats.BatchesRefused++
 		return nil, err
@@ -141,9 +147,12 @@ func (m *Machine) Apply(b *protocol.Batch, check LeaderCheck) (*Applied, error) 
 	if a := m.reuse(b); a != nil {
 		return a, nil
 	}
-	if err := b.VerifySignature(); err != nil {
+	if ver == nil {
+		ver = Verify(b)
+	}
+	if ver.leader != nil {
 		m.stats.BatchesRefused++
-		return nil, fmt.Errorf("%w: batch at height %d: %v", ErrBatchSignature, b.FirstHeight, err)
+		return nil, fmt.Errorf("%w: batch at height %d: %v", ErrBatchSignature, b.FirstHeight, ver.leader)
 	}
 	if err := m.checkAuthority(b, check); err != nil {
 		m.stats.BatchesRefused++
@@ -154,7 +163,7 @@ func (m *Machine) Apply(b *protocol.Batch, check LeaderCheck) (*Applied, error) 
 	l := newLayer(m.st.meta)
 	l.epoch, l.leader, l.timestampMs = b.Epoch, b.Leader, b.TimestampMs
 	v := &view{base: m.st, top: l}
-	outs, faults := m.run(v, b.Entries, b.FirstHeight, b.TimestampMs, verifyCalls(b.Entries))
+	outs, faults := m.run(v, b.Entries, b.FirstHeight, b.TimestampMs, ver.calls)
 	n := m.judge(b, m.st.digest, outs, faults)
 	m.commit(l, outs)
 	return &Applied{Outcomes: outs, Digest: l.digest, Dropped: dropped, Faults: n}, nil
