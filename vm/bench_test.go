@@ -243,3 +243,23 @@ func BenchmarkMovecraftTick(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkCallFailure is the cost of the failure paths: an abort keeps
+// its instance, a trap replaces it with a new one.
+func BenchmarkCallFailure(b *testing.B) {
+	for _, fn := range []string{"fail", "trap"} {
+		b.Run(fn, func(b *testing.B) {
+			e := newTestEngine(b, Config{})
+			m := deployTestdata(b, e, "abi")
+			c := Call{Function: fn, Gas: testGas}
+			b.ReportAllocs()
+			cpu := cpuTime()
+			for b.Loop() {
+				if r := m.Call(context.Background(), nil, c); r.Status == protocol.StatusOK {
+					b.Fatal("call succeeded")
+				}
+			}
+			cpuPerOp(b, cpu)
+		})
+	}
+}

@@ -95,7 +95,7 @@ type instance struct {
 	mod   api.Module
 	mem   *linearMemory
 	ctx   context.Context // carries the instance to host functions
-	fns   []api.Function  // by entry index
+	fns   []api.Function  // by entry index, made on first use
 	glob  []api.MutableGlobal
 	gas   api.MutableGlobal
 	depth api.MutableGlobal
@@ -225,10 +225,9 @@ func (m *Module) newInstance(ctx context.Context) (*instance, error) {
 		mod.Close(ctx)
 		return nil, errors.New("module has no memory")
 	}
+	// Function handles are made on first use: each one carries its own
+	// call stack in wazero, tens of KB that most entries never need.
 	in.fns = make([]api.Function, len(m.names))
-	for i, n := range m.names {
-		in.fns[i] = mod.ExportedFunction(n)
-	}
 	in.glob = make([]api.MutableGlobal, len(m.globals))
 	for i, n := range m.globals {
 		g, ok := mod.ExportedGlobal(n).(api.MutableGlobal)
@@ -355,7 +354,12 @@ func (m *Module) Call(ctx context.Context, store Store, call Call) (res Result) 
 	limit := min(call.Gas, math.MaxInt64)
 	in.begin(store, &call, limit)
 	in.stack[0] = uint64(len(call.Args))
-	err = in.fns[idx].CallWithStack(in.ctx, in.stack[:])
+	fn := in.fns[idx]
+	if fn == nil {
+		fn = in.mod.ExportedFunction(m.names[idx])
+		in.fns[idx] = fn
+	}
+	err = fn.CallWithStack(in.ctx, in.stack[:])
 	res, keep = in.result(err, limit)
 	return res
 }
