@@ -88,6 +88,7 @@ type Stats struct {
 	PendingDropped uint64 // proposed batches invalidated by another batch
 	Entries        uint64
 	GasUsed        uint64
+	Evidence       uint64 // pieces of evidence recorded
 }
 
 // Applied is what Apply did with one batch.
@@ -400,4 +401,8 @@ func (m *Machine) Get(k protocol.ResourceKey) ([]byte, bool) {
 func (m *Machine) Resources() protocol.State { return m.st.res.Clone() }
 
 // Stats returns the counters.
-func (m *Machine) Stats() Stats { return m.stats }
+func (m *Machine) Stats() Stats {
+	st := m.stats
+	st.Evidence = m.evidenceTotal
+	return st
+}
