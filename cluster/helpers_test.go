@@ -100,11 +100,16 @@ func newTestCluster(t *testing.T, n int, tune func(*Config)) *testCluster {
 // newTestClusterUsers is newTestCluster with extra members on chain that
 // run no node: clients that sign txs.
 func newTestClusterUsers(t *testing.T, n, users int, tune func(*Config)) *testCluster {
+	return newTestClusterSpec(t, n, users, contract.ChannelConfig{}, tune)
+}
+
+// newTestClusterSpec is newTestClusterUsers with the channel's settings.
+func newTestClusterSpec(t *testing.T, n, users int, chcfg contract.ChannelConfig, tune func(*Config)) *testCluster {
 	t.Helper()
 	tc := &testCluster{t: t, chain: newTestChain(t), faults: transport.NewFaults(1), nonces: map[protocol.Address]uint64{}}
 	ctx := context.Background()
 	creator, _ := protocol.GenerateKey(nil)
-	id, err := tc.chain.client(creator).CreateChannel(ctx, settlement.ChannelSpec{Contract: "chat", Code: []byte("chat code"), InitialState: protocol.State{}})
+	id, err := tc.chain.client(creator).CreateChannel(ctx, settlement.ChannelSpec{Contract: "chat", Code: []byte("chat code"), InitialState: protocol.State{}, Config: chcfg})
 	if err != nil {
 		t.Fatal(err)
 	}

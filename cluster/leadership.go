@@ -183,10 +183,21 @@ func (c *Channel) handOver(leader protocol.Address) bool {
 		c.logger.Warn("leadership transfer failed", "to", leader, "error", err)
 		return true
 	}
-	if _, id := c.raft.LeaderWithID(); id != srv.ID {
-		c.logger.Warn("leadership transfer went elsewhere", "to", leader, "leader", id)
+	// A transfer to a server that cannot win elects someone else without
+	// an error: check who leads once a leader is known.
+	deadline := time.Now().Add(c.cfg.ElectionTimeout)
+	for {
+		_, id := c.raft.LeaderWithID()
+		if id == srv.ID {
+			c.logger.Info("leadership transferred", "to", leader)
+			return true
+		}
+		if id != "" || time.Now().After(deadline) || c.ctx.Err() != nil {
+			c.logger.Warn("leadership transfer went elsewhere", "to", leader, "leader", id)
+			return true
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
-	return true
 }
 
 // raftServer returns the Raft server of a member.
