@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -188,6 +190,95 @@ func BenchmarkChainThroughput(b *testing.B) {
 			b.ReportMetric(float64(cpu.Microseconds())/n, "cpu-µs/tx")
 		})
 	}
+}
+
+// BenchmarkChainProcess is BenchmarkChainThroughput against a chain in its
+// own process (this test binary re-executed, 200 ms blocks, fsync on) over
+// gRPC; it also reports the chain process's own CPU time per tx, read from
+// /proc, apart from the senders'.
+func BenchmarkChainProcess(b *testing.B) {
+	const members = 1000
+	rounds := max(2, (b.N+members-1)/members)
+	proposals := rounds/2 + 1
+	cmd, addr := startChild(b, b.TempDir(), childIntervalEnv+"=200ms")
+	api := chainpb.NewDevChainClient(dialBench(b, addr))
+	submit := func(raw []byte) (*chainpb.SubmitResponse, error) {
+		resp, err := api.Submit(context.Background(), &chainpb.SubmitRequest{Tx: raw})
+		if err != nil {
+			return nil, err
+		}
+		return resp, ErrorOf(resp.Code, resp.Error)
+	}
+	parallel := func(raws [][]byte) {
+		var wg sync.WaitGroup
+		for _, raw := range raws {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if _, err := submit(raw); err != nil {
+					b.Error(err)
+				}
+			}()
+		}
+		wg.Wait()
+	}
+	resp, err := submit(NewTx(chaintest.Key("creator"), 1, &contract.CreateChannel{Contract: "chat", Code: []byte("code")}).Bytes())
+	if err != nil {
+		b.Fatal(err)
+	}
+	var id protocol.ChannelID
+	copy(id[:], resp.Channel)
+	keys := make([]*protocol.Key, members)
+	var joins, props [][]byte
+	for i := range keys {
+		keys[i] = chaintest.Key(fmt.Sprintf("bench-%d", i))
+		joins = append(joins, NewTx(keys[i], 1, &contract.Join{Channel: id}).Bytes())
+	}
+	for p := range proposals {
+		props = append(props, NewTx(keys[0], uint64(2+p), &contract.CreateProposal{Channel: id, Type: protocol.ProposalSettlement,
+			Data: protocol.Marshal(&protocol.Settlement{From: 1, To: uint64(10 + p)})}).Bytes())
+	}
+	parallel(joins)
+	parallel(props)
+	txs := presign(keys, id, rounds, proposals, true)
+
+	b.ResetTimer()
+	start, cpu0, chain0 := time.Now(), cpuTime(), procCPU(b, cmd.Process.Pid)
+	var wg sync.WaitGroup
+	for i := range keys {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for _, raw := range txs[i] {
+				if _, err := submit(raw); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed, cpu, chainCPU := time.Since(start), cpuTime()-cpu0, procCPU(b, cmd.Process.Pid)-chain0
+	b.StopTimer()
+	n := float64(members * rounds)
+	b.ReportMetric(n/elapsed.Seconds(), "tx/s")
+	b.ReportMetric(float64(chainCPU.Microseconds())/n, "chain-cpu-µs/tx")
+	b.ReportMetric(float64(cpu.Microseconds())/n, "sender-cpu-µs/tx")
+}
+
+// procCPU returns the user + system CPU time of process pid (Linux).
+func procCPU(b *testing.B, pid int) time.Duration {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	// Fields after the command name in parentheses; utime and stime are the
+	// 14th and 15th fields, in clock ticks (100 per second on Linux).
+	rest := string(raw[strings.LastIndexByte(string(raw), ')')+2:])
+	f := strings.Fields(rest)
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * 10 * time.Millisecond
 }
 
 // BenchmarkHeartbeats1000: 1,000 members send one pre-signed heartbeat

@@ -26,6 +26,9 @@ import (
 // crash test re-executes itself as the chain process it kills.
 const childEnv = "SCRAFT_DEVCHAIN_CHILD_DIR"
 
+// childIntervalEnv overrides the child's block interval (default 20 ms).
+const childIntervalEnv = "SCRAFT_DEVCHAIN_CHILD_INTERVAL"
+
 func TestMain(m *testing.M) {
 	if dir := os.Getenv(childEnv); dir != "" {
 		if err := runChild(dir); err != nil {
@@ -42,6 +45,9 @@ func TestMain(m *testing.M) {
 func runChild(dir string) error {
 	cfg := DefaultConfig(dir)
 	cfg.BlockInterval = 20 * time.Millisecond
+	if d, err := time.ParseDuration(os.Getenv(childIntervalEnv)); err == nil {
+		cfg.BlockInterval = d
+	}
 	cfg.Logger = hclog.New(&hclog.LoggerOptions{Name: "child", Level: hclog.Info, Output: os.Stderr})
 	c, err := Open(cfg)
 	if err != nil {
@@ -64,11 +70,11 @@ func runChild(dir string) error {
 }
 
 // startChild runs the chain process on dir and returns its address.
-func startChild(t *testing.T, dir string) (*exec.Cmd, string) {
+func startChild(t testing.TB, dir string, env ...string) (*exec.Cmd, string) {
 	t.Helper()
 	os.Remove(filepath.Join(dir, "addr"))
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), childEnv+"="+dir)
+	cmd.Env = append(append(os.Environ(), childEnv+"="+dir), env...)
 	logf, err := os.OpenFile(filepath.Join(dir, "child.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
 		t.Fatal(err)
