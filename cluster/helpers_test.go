@@ -28,7 +28,7 @@ type testChain struct {
 	clock *devchain.ManualClock
 }
 
-func newTestChain(t *testing.T) *testChain {
+func newTestChain(t testing.TB) *testChain {
 	clock := devchain.NewManualClock(time.Now())
 	cfg := devchain.DefaultConfig(t.TempDir())
 	cfg.BlockInterval = 5 * time.Millisecond
@@ -80,7 +80,7 @@ type testNode struct {
 }
 
 type testCluster struct {
-	t      *testing.T
+	t      testing.TB
 	chain  *testChain
 	faults *transport.Faults
 	id     protocol.ChannelID
@@ -93,18 +93,18 @@ type testCluster struct {
 
 // newTestCluster creates a channel with n members on an in-process chain
 // and starts n nodes: the first bootstraps, the others join through it.
-func newTestCluster(t *testing.T, n int, tune func(*Config)) *testCluster {
+func newTestCluster(t testing.TB, n int, tune func(*Config)) *testCluster {
 	return newTestClusterUsers(t, n, 0, tune)
 }
 
 // newTestClusterUsers is newTestCluster with extra members on chain that
 // run no node: clients that sign txs.
-func newTestClusterUsers(t *testing.T, n, users int, tune func(*Config)) *testCluster {
+func newTestClusterUsers(t testing.TB, n, users int, tune func(*Config)) *testCluster {
 	return newTestClusterSpec(t, n, users, contract.ChannelConfig{}, tune)
 }
 
 // newTestClusterSpec is newTestClusterUsers with the channel's settings.
-func newTestClusterSpec(t *testing.T, n, users int, chcfg contract.ChannelConfig, tune func(*Config)) *testCluster {
+func newTestClusterSpec(t testing.TB, n, users int, chcfg contract.ChannelConfig, tune func(*Config)) *testCluster {
 	t.Helper()
 	tc := &testCluster{t: t, chain: newTestChain(t), faults: transport.NewFaults(1), nonces: map[protocol.Address]uint64{}}
 	ctx := context.Background()

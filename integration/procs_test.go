@@ -57,7 +57,7 @@ type proc struct {
 	done chan struct{}
 }
 
-func startProc(t *testing.T, name string, args ...string) *proc {
+func startProc(t testing.TB, name string, args ...string) *proc {
 	t.Helper()
 	logf, err := os.Create(filepath.Join(t.TempDir(), name+".log"))
 	if err != nil {
@@ -79,7 +79,7 @@ func startProc(t *testing.T, name string, args ...string) *proc {
 	return p
 }
 
-func (p *proc) start(t *testing.T) {
+func (p *proc) start(t testing.TB) {
 	t.Helper()
 	p.cmd = exec.Command(scraftBin, p.args...)
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
@@ -105,7 +105,7 @@ func (p *proc) signal(s syscall.Signal) { p.cmd.Process.Signal(s) }
 // procCluster is a chain process and node processes hosting one chat
 // channel, and its users.
 type procCluster struct {
-	t         *testing.T
+	t         testing.TB
 	chainAddr string
 	chain     *proc
 	id        protocol.ChannelID
@@ -125,7 +125,7 @@ type procNode struct {
 // newProcCluster starts `scraft chain`, creates a chat channel with n node
 // members and the given number of user members, and starts the nodes: the
 // first bootstraps the channel, the others join through it.
-func newProcCluster(t *testing.T, n, users int) *procCluster {
+func newProcCluster(t testing.TB, n, users int) *procCluster {
 	t.Helper()
 	pc := &procCluster{t: t, chainAddr: testutil.FreePort(t)}
 	pc.chain = startProc(t, "chain", "chain", "--data", t.TempDir(), "--listen", pc.chainAddr, "--block-interval", "20ms")
@@ -148,11 +148,25 @@ func newProcCluster(t *testing.T, n, users int) *procCluster {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i := 0; i < n+users; i++ {
-		k, _ := protocol.GenerateKey(nil)
-		if _, err := pc.dialChain(k).Join(ctx, pc.id, false); err != nil {
+	keys := make([]*protocol.Key, n+users)
+	errs := make(chan error, len(keys))
+	sem := make(chan struct{}, 32)
+	for i := range keys {
+		keys[i], _ = protocol.GenerateKey(nil)
+		cl := pc.dialChain(keys[i])
+		go func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			_, err := cl.Join(ctx, pc.id, false)
+			errs <- err
+		}()
+	}
+	for range keys {
+		if err := <-errs; err != nil {
 			t.Fatal(err)
 		}
+	}
+	for i, k := range keys {
 		if i < n {
 			pc.nodes = append(pc.nodes, pc.newNode(k))
 		} else {
@@ -312,9 +326,10 @@ func (pc *procCluster) waitVoters(n int, timeout time.Duration) {
 
 // acked is one acknowledged tx.
 type acked struct {
-	height uint64
-	digest protocol.Hash
-	at     time.Time
+	height  uint64
+	digest  protocol.Hash
+	at      time.Time
+	latency time.Duration
 }
 
 // load runs one client per user, each sending chat messages through every
@@ -354,11 +369,12 @@ func (pc *procCluster) startLoad(users []*protocol.Key) *load {
 				}
 				for ctx.Err() == nil {
 					cctx, ccancel := context.WithTimeout(ctx, 10*time.Second)
+					start := time.Now()
 					res, err := cl.Call(cctx, pc.id, "chat::"+fn, b)
 					ccancel()
 					if err == nil {
 						l.mu.Lock()
-						l.acks = append(l.acks, acked{height: res.Height, digest: res.Digest, at: time.Now()})
+						l.acks = append(l.acks, acked{height: res.Height, digest: res.Digest, at: time.Now(), latency: time.Since(start)})
 						l.mu.Unlock()
 						return
 					}
@@ -446,7 +462,7 @@ func (pc *procCluster) checkAcked(acks []acked, nodes []*procNode, timeout time.
 	}
 }
 
-func initialState(t *testing.T, wasm []byte) protocol.State {
+func initialState(t testing.TB, wasm []byte) protocol.State {
 	ctx := context.Background()
 	e, err := vm.NewEngine(ctx, vm.DefaultConfig())
 	if err != nil {
@@ -478,7 +494,7 @@ var _ = strings.TrimSpace
 
 func errorf(format string, args ...any) error { return fmt.Errorf(format, args...) }
 
-func mustKey(t *testing.T) *protocol.Key {
+func mustKey(t testing.TB) *protocol.Key {
 	k, err := protocol.GenerateKey(nil)
 	if err != nil {
 		t.Fatal(err)
