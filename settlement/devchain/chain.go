@@ -9,6 +9,7 @@ import (
 	"hash"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"time"
 
@@ -238,12 +239,7 @@ func (c *Chain) ProduceBlock() (settlement.Head, error) {
 func (c *Chain) produceLocked(batch []*pendingTx, prev Block, prevHash protocol.Hash, timeMs int64) (settlement.Head, error) {
 	b := &Block{Height: prev.Height + 1, TimeMs: timeMs, Prev: prevHash}
 
-	// Check every signature of the block in one batch verification.
-	items := make([]protocol.SigItem, len(batch))
-	for i, p := range batch {
-		items[i] = p.tx.sigItem()
-	}
-	sigOK := protocol.VerifyBatch(items)
+	sigOK := verifySignatures(batch)
 
 	var (
 		outcomes []deliver
@@ -311,6 +307,33 @@ func (c *Chain) produceLocked(batch []*pendingTx, prev Block, prevHash protocol.
 		d.p.done <- d.o
 	}
 	return settlement.Head{Height: b.Height, TimeMs: b.TimeMs}, nil
+}
+
+// verifySignatures batch-verifies the signatures of a block's txs, split
+// over the available cores when the block is large.
+func verifySignatures(batch []*pendingTx) []bool {
+	items := make([]protocol.SigItem, len(batch))
+	for i, p := range batch {
+		items[i] = p.tx.sigItem()
+	}
+	const minChunk = 128
+	parts := min(runtime.GOMAXPROCS(0), len(items)/minChunk)
+	if parts <= 1 {
+		return protocol.VerifyBatch(items)
+	}
+	ok := make([]bool, len(items))
+	var wg sync.WaitGroup
+	size := (len(items) + parts - 1) / parts
+	for lo := 0; lo < len(items); lo += size {
+		hi := min(lo+size, len(items))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			copy(ok[lo:hi], protocol.VerifyBatch(items[lo:hi]))
+		}()
+	}
+	wg.Wait()
+	return ok
 }
 
 type deliver struct {

@@ -3,6 +3,7 @@ package devchain
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -197,5 +198,23 @@ func TestCloseTwiceAndRefuse(t *testing.T) {
 	}
 	if _, err := c.ChannelInfo(protocol.ChannelID{}); !errors.Is(err, ErrClosed) {
 		t.Fatalf("query after close: %v", err)
+	}
+}
+
+func TestVerifySignaturesSplit(t *testing.T) {
+	for _, n := range []int{1, 127, 300, 1001} {
+		batch := make([]*pendingTx, n)
+		for i := range batch {
+			st := NewTx(chaintest.Key(fmt.Sprint(i%7)), uint64(i+1), &contract.Deposit{Amount: 1})
+			if i == n/2 {
+				st.Signature[0] ^= 1
+			}
+			batch[i] = &pendingTx{tx: st}
+		}
+		for i, ok := range verifySignatures(batch) {
+			if ok != (i != n/2) {
+				t.Fatalf("n=%d: tx %d verified %v", n, i, ok)
+			}
+		}
 	}
 }
