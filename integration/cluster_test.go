@@ -35,7 +35,7 @@ func TestKillLeader(t *testing.T) {
 	var resumed time.Time
 	l.mu.Lock()
 	for _, a := range l.acks {
-		if a.at.After(killedAt) && (resumed.IsZero() || a.at.Before(resumed)) {
+		if a.sent.After(killedAt) && (resumed.IsZero() || a.at.Before(resumed)) {
 			resumed = a.at
 		}
 	}

@@ -330,6 +330,7 @@ type acked struct {
 	digest  protocol.Hash
 	at      time.Time
 	latency time.Duration
+	sent    time.Time // when the client first sent it
 }
 
 // load runs one client per user, each sending chat messages through every
@@ -374,7 +375,7 @@ func (pc *procCluster) startLoad(users []*protocol.Key) *load {
 					ccancel()
 					if err == nil {
 						l.mu.Lock()
-						l.acks = append(l.acks, acked{height: res.Height, digest: res.Digest, at: time.Now(), latency: time.Since(start)})
+						l.acks = append(l.acks, acked{height: res.Height, digest: res.Digest, at: time.Now(), latency: time.Since(start), sent: start})
 						l.mu.Unlock()
 						return
 					}
@@ -500,4 +501,17 @@ func mustKey(t testing.TB) *protocol.Key {
 		t.Fatal(err)
 	}
 	return k
+}
+
+// lastSent returns when the latest acknowledged tx was first sent.
+func (l *load) lastSent() time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var t time.Time
+	for _, a := range l.acks {
+		if a.sent.After(t) {
+			t = a.sent
+		}
+	}
+	return t
 }
