@@ -96,18 +96,20 @@ func serveChain(ctx context.Context, data, listen string, interval time.Duration
 	case err := <-served:
 		return fmt.Errorf("chain: serve: %w", err)
 	}
-	// Watch streams never end by themselves: give unary calls a moment to
-	// finish, then stop.
-	done := make(chan struct{})
-	go func() { g.GracefulStop(); close(done) }()
+	// Stop taking calls, then close the chain: that ends the watch streams
+	// (which never end by themselves) and refuses txs still waiting for a
+	// block. Calls that do not finish in time are cut.
+	stopped := make(chan struct{})
+	go func() { g.GracefulStop(); close(stopped) }()
+	err = c.Close()
 	select {
-	case <-done:
-	case <-time.After(2 * time.Second):
+	case <-stopped:
+	case <-time.After(5 * time.Second):
 		g.Stop()
-		<-done
+		<-stopped
 	}
 	<-served
-	return c.Close()
+	return err
 }
 
 // chainClient holds the flags of the subcommands that talk to a chain.

@@ -17,6 +17,7 @@ import (
 	"github.com/scraft/scraft/internal/testutil"
 	"github.com/scraft/scraft/protocol"
 	"github.com/scraft/scraft/settlement"
+	"github.com/scraft/scraft/settlement/contract"
 	"github.com/scraft/scraft/settlement/devchain"
 )
 
@@ -140,6 +141,14 @@ func TestChainServe(t *testing.T) {
 	defer ccancel()
 	if _, err := c.CreateChannel(cctx, settlement.ChannelSpec{Contract: "chat", Code: []byte("x")}); err != nil {
 		t.Fatal(err)
+	}
+	// An open watch stream must not hold up the shutdown.
+	w, err := c.Watch(context.Background(), settlement.EventID{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev, err := w.Recv(); err != nil || ev.Kind != contract.EventChannelCreated {
+		t.Fatalf("first event %+v, %v", ev, err)
 	}
 	cancel()
 	select {

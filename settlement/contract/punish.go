@@ -87,6 +87,8 @@ func (x *exec) checkComplaint(ch *Channel, c *protocol.Censorship) error {
 		return fmt.Errorf("%w: tx is for channel %s", ErrBadComplaint, c.Tx.Tx.Channel)
 	case c.Tx.Tx.Sender != x.env.Sender:
 		return fmt.Errorf("%w: tx sent by %s, not the complainer", ErrBadComplaint, c.Tx.Tx.Sender)
+	case c.Accused == x.env.Sender:
+		return fmt.Errorf("%w: a member cannot accuse itself", ErrBadComplaint)
 	case ch.Leader.IsZero() || c.Accused != ch.Leader:
 		return fmt.Errorf("%w: accused %s is not the leader %s", ErrBadComplaint, c.Accused, ch.Leader)
 	}

@@ -237,6 +237,9 @@ func TestCensorshipComplaint(t *testing.T) {
 		{"accused is not the leader", func(h *harness) *protocol.SignedTx {
 			return protocol.SignTx(h.key("bob"), protocol.Tx{Channel: h.ch, Nonce: 1, Function: "chat::send"})
 		}, "bob", "carol", ErrBadComplaint},
+		{"the leader accuses itself", func(h *harness) *protocol.SignedTx {
+			return protocol.SignTx(h.key("alice"), protocol.Tx{Channel: h.ch, Nonce: 1, Function: "chat::send"})
+		}, "alice", "alice", ErrBadComplaint},
 		{"forged tx", func(h *harness) *protocol.SignedTx {
 			tx := protocol.SignTx(h.key("bob"), protocol.Tx{Channel: h.ch, Nonce: 1, Function: "chat::send"})
 			tx.Tx.Nonce = 2

@@ -307,8 +307,9 @@ func (cl *Client) send(ctx context.Context, call contract.Call) (Outcome, error)
 	cl.mu.Unlock()
 
 	o, err := cl.b.submit(ctx, NewTx(cl.key, nonce, call).Bytes())
-	if err != nil && o.Block == 0 && ctx.Err() == nil {
-		// Refused before execution: the nonce was not used.
+	if err != nil && o.Block == 0 {
+		// Refused before execution, or abandoned: the nonce may be unused.
+		// Read it again next time; the chain counts txs still pending.
 		cl.mu.Lock()
 		cl.next = 0
 		cl.mu.Unlock()
