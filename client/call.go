@@ -107,29 +107,51 @@ func (c *Client) Call(ctx context.Context, ch protocol.ChannelID, function strin
 	ns := c.nonce(ch)
 	ns.mu.Lock()
 	defer ns.mu.Unlock()
-	if !ns.known {
-		if _, err := c.joinLocked(ctx, ch, ns); err != nil {
-			return nil, err
+	for attempt := 0; ; attempt++ {
+		if !ns.known {
+			if _, err := c.joinLocked(ctx, ch, ns); err != nil {
+				return nil, err
+			}
 		}
+		tx := protocol.SignTx(c.key, protocol.Tx{
+			Channel: ch, Nonce: ns.next, Function: function, Args: args,
+			TimestampMs: uint64(time.Now().UnixMilli()),
+		})
+		res, err := c.submit(ctx, tx)
+		ns.update(tx.Tx.Nonce, res, err)
+		// A nonce refused before ordering was used already (the node we
+		// learnt it from lagged, or a tx we lost track of committed): the
+		// call itself never ran, so sign it again with a fresh nonce.
+		if res == nil && transport.CodeOf(err) == transport.CodeStaleNonce && ctx.Err() == nil {
+			if attempt < 3 {
+				continue
+			}
+			ns.known = false
+		}
+		return res, err
 	}
-	tx := protocol.SignTx(c.key, protocol.Tx{
-		Channel: ch, Nonce: ns.next, Function: function, Args: args,
-		TimestampMs: uint64(time.Now().UnixMilli()),
-	})
-	res, err := c.submit(ctx, tx)
+}
+
+// update records what submitting a tx with nonce did to the next nonce.
+func (ns *nonceState) update(nonce uint64, res *Result, err error) {
 	switch {
 	case res != nil && res.Status == protocol.StatusBadNonce:
 		ns.known = false // someone else used the key: learn the nonce again
 	case res != nil && (res.Status == protocol.StatusNotMember || res.Status == protocol.StatusBadSignature):
 		// refused before its nonce counted
 	case res != nil:
-		ns.next++
+		if nonce >= ns.next {
+			ns.next = nonce + 1
+		}
+	case transport.CodeOf(err) == transport.CodeStaleNonce:
+		// Refused before ordering: the nonce is taken, try the next.
+		ns.next = max(ns.next, nonce+1)
 	case refusedBeforeOrdering(err):
 	default:
-		// The tx may or may not commit: learn the nonce again next time.
+		// The tx may or may not commit, or the nonce was stale: learn the
+		// nonce again next time.
 		ns.known = false
 	}
-	return res, err
 }
 
 // refusedBeforeOrdering reports whether err means the node refused the tx
@@ -140,7 +162,7 @@ func refusedBeforeOrdering(err error) bool {
 		return false
 	}
 	switch e.Code {
-	case transport.CodeBusy, transport.CodeBadRequest, transport.CodeTooLarge, transport.CodeNoChannel,
+	case transport.CodeBusy, transport.CodeBadRequest, transport.CodeTooLarge, transport.CodeNoChannel, transport.CodeStaleNonce,
 		transport.CodeNotMember, transport.CodeBadSignature, transport.CodeWrongSender:
 		return true
 	}
@@ -149,9 +171,20 @@ func refusedBeforeOrdering(err error) bool {
 
 // CallTx submits a tx signed elsewhere (its sender must be the client's
 // address) and waits for its outcome like Call. Submitting the same tx
-// again returns its first outcome. It does not track nonces.
+// again returns its first outcome. When it commits, later Calls to the
+// channel use the nonces after its own.
 func (c *Client) CallTx(ctx context.Context, tx *protocol.SignedTx) (*Result, error) {
-	return c.submit(ctx, tx)
+	if tx.Tx.Sender != c.key.Address() {
+		return c.submit(ctx, tx)
+	}
+	ns := c.nonce(tx.Tx.Channel)
+	ns.mu.Lock()
+	defer ns.mu.Unlock()
+	res, err := c.submit(ctx, tx)
+	if ns.known && (res != nil || !refusedBeforeOrdering(err)) {
+		ns.update(tx.Tx.Nonce, res, err)
+	}
+	return res, err
 }
 
 func (c *Client) submit(ctx context.Context, tx *protocol.SignedTx) (*Result, error) {

@@ -39,6 +39,8 @@ type memChannel struct {
 	subBuffer int
 	// keep bounds the recent outcomes kept for resuming subscribers.
 	keep int
+	// onCommit, when set, is told each applied batch's outcomes (under mu).
+	onCommit func([]transport.Outcome)
 
 	mu       sync.Mutex
 	m        *fsm.Machine
@@ -154,7 +156,7 @@ func (n *memNode) addChannel(t tb, id protocol.ChannelID, members ...*protocol.K
 		subs:     make(map[*memSub]struct{}),
 	}
 	c.wg.Add(1)
-	go c.batcher()
+	go c.batcher(c.stop)
 	t.Cleanup(c.shutdown)
 	n.mu.Lock()
 	n.channels[id] = c
@@ -191,9 +193,8 @@ func (c *memChannel) shutdown() {
 }
 
 // batcher proposes and applies what is queued, up to 256 entries at a time.
-func (c *memChannel) batcher() {
+func (c *memChannel) batcher(stop <-chan struct{}) {
 	defer c.wg.Done()
-	stop := c.stop
 	for {
 		var batch []*memSubmission
 		select {
@@ -249,8 +250,11 @@ func (c *memChannel) run(batch []*memSubmission) {
 			c.finishLocked(batch[i], &outs[i], nil)
 		}
 		c.recent = append(c.recent, outs...)
-		if over := len(c.recent) - c.keep; over > 0 {
-			c.recent = append([]transport.Outcome(nil), c.recent[over:]...)
+		if len(c.recent) > 2*c.keep { // amortised: copy once per keep outcomes
+			c.recent = append([]transport.Outcome(nil), c.recent[len(c.recent)-c.keep:]...)
+		}
+		if c.onCommit != nil {
+			c.onCommit(outs)
 		}
 		for sub := range c.subs {
 			sub.push(outs)
