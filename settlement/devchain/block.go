@@ -39,12 +39,18 @@ type Receipt struct {
 	Epoch    uint64
 }
 
+const domainBlock = "scraft/block/v1"
+
 // Hash identifies the block.
-func (b *Block) Hash() protocol.Hash { return protocol.HashOf("scraft/block/v1", b.Bytes()) }
+func (b *Block) Hash() protocol.Hash { return protocol.HashOf(domainBlock, b.Bytes()) }
 
 // Bytes returns the canonical encoding.
 func (b *Block) Bytes() []byte {
-	e := protocol.NewEncoder(128)
+	size := 128
+	for i := range b.Txs {
+		size += len(b.Txs[i].Tx) + len(b.Txs[i].Error) + 64
+	}
+	e := protocol.NewEncoder(size)
 	e.U64(b.Height)
 	e.I64(b.TimeMs)
 	e.Fixed(b.Prev[:])

@@ -242,11 +242,13 @@ func (c *Chain) produceLocked(batch []*pendingTx, prev Block, prevHash protocol.
 	sigOK := verifySignatures(batch)
 
 	var (
-		outcomes []deliver
-		retry    []*pendingTx
+		outcomes  []deliver
+		retry     []*pendingTx
+		blockHash protocol.Hash
 	)
 	err := c.db.Update(func(btx *bolt.Tx) error {
 		bw := &blockWriter{c: c, btx: btx, block: b, appHash: prev.AppHash, nonces: map[protocol.Address]uint64{}}
+		defer func() { blockHash = bw.hash }()
 		var deferred []*pendingTx
 		for i, p := range batch {
 			if !sigOK[i] {
@@ -296,7 +298,7 @@ func (c *Chain) produceLocked(batch []*pendingTx, prev Block, prevHash protocol.
 		c.mu.pending = append(retry, c.mu.pending...)
 	}
 	c.mu.head = Block{Height: b.Height, TimeMs: b.TimeMs, AppHash: b.AppHash, Prev: b.Prev}
-	c.mu.headHash = b.Hash()
+	c.mu.headHash = blockHash
 	close(c.mu.newBlock)
 	c.mu.newBlock = make(chan struct{})
 	c.mu.Unlock()
@@ -350,6 +352,7 @@ type blockWriter struct {
 	writes  hash.Hash // this block's writes, for the AppHash; nil until one
 	nonces  map[protocol.Address]uint64
 	events  uint32
+	hash    protocol.Hash // the block's hash, set by finish
 }
 
 func (bw *blockWriter) nextNonce(a protocol.Address) uint64 {
@@ -393,7 +396,7 @@ func (bw *blockWriter) apply(p *pendingTx) (Outcome, bool) {
 	call, err := contract.DecodeCall(tx.Call)
 	if err == nil {
 		env := contract.Env{Height: bw.block.Height, TimeMs: bw.block.TimeMs, Sender: tx.Sender, SenderKey: tx.PublicKey, TxHash: o.TxHash}
-		rc, err = bw.c.machine.Apply(&boltStore{b: bw.btx.Bucket(bucketState)}, env, call)
+		rc, err = bw.c.machine.Apply(&boltStore{b: bw.btx.Bucket(bucketState), inTx: true}, env, call)
 	}
 	o.Block, o.Index = bw.block.Height, uint32(len(bw.block.Txs))
 	if err != nil {
@@ -444,7 +447,9 @@ func (bw *blockWriter) finish() error {
 		bw.block.AppHash = bw.appHash
 	}
 	h := u64key(bw.block.Height)
-	if err := bw.btx.Bucket(bucketBlocks).Put(h, bw.block.Bytes()); err != nil {
+	raw := bw.block.Bytes()
+	bw.hash = protocol.HashOf(domainBlock, raw)
+	if err := bw.btx.Bucket(bucketBlocks).Put(h, raw); err != nil {
 		return err
 	}
 	head := binary.BigEndian.AppendUint64(append([]byte(nil), h...), uint64(bw.block.TimeMs))
@@ -487,14 +492,19 @@ func DecodeEvent(b []byte) (settlement.Event, error) {
 // EncodeEvent returns an event's canonical encoding.
 func EncodeEvent(ev *settlement.Event) []byte { return encodeEvent(ev) }
 
-// boltStore is a bucket as a contract.Store. Values are copied out: bbolt's
-// are valid only inside the transaction.
-type boltStore struct{ b *bolt.Bucket }
+// boltStore is a bucket as a contract.Store. bbolt's values are valid only
+// inside its transaction: queries get copies; a block's calls (inTx) get
+// bbolt's own bytes, which the rules only decode (decoding copies) or test
+// for nil, all inside the transaction.
+type boltStore struct {
+	b    *bolt.Bucket
+	inTx bool
+}
 
 func (s *boltStore) Get(key []byte) []byte {
 	v := s.b.Get(key)
-	if v == nil {
-		return nil
+	if v == nil || s.inTx {
+		return v
 	}
 	return append([]byte{}, v...)
 }
