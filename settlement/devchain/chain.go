@@ -238,6 +238,7 @@ func (c *Chain) ProduceBlock() (settlement.Head, error) {
 // it and answers the submitters. The caller holds produceMu.
 func (c *Chain) produceLocked(batch []*pendingTx, prev Block, prevHash protocol.Hash, timeMs int64) (settlement.Head, error) {
 	b := &Block{Height: prev.Height + 1, TimeMs: timeMs, Prev: prevHash}
+	started := time.Now()
 
 	sigOK := verifySignatures(batch)
 
@@ -307,6 +308,11 @@ func (c *Chain) produceLocked(batch []*pendingTx, prev Block, prevHash protocol.
 			d.o.TimeMs = b.TimeMs
 		}
 		d.p.done <- d.o
+	}
+	if took := time.Since(started); c.cfg.BlockInterval > 0 && took > c.cfg.BlockInterval {
+		c.log.Warn("block took longer than the block interval", "height", b.Height, "txs", len(b.Txs), "took", took)
+	} else if len(b.Txs) > 0 {
+		c.log.Trace("block committed", "height", b.Height, "txs", len(b.Txs), "took", took)
 	}
 	return settlement.Head{Height: b.Height, TimeMs: b.TimeMs}, nil
 }

@@ -218,3 +218,35 @@ func TestVerifySignaturesSplit(t *testing.T) {
 		}
 	}
 }
+
+func TestConfigValidate(t *testing.T) {
+	tests := []struct {
+		name   string
+		change func(c *Config)
+		ok     bool
+	}{
+		{"defaults", func(c *Config) {}, true},
+		{"manual blocks", func(c *Config) { c.BlockInterval = 0 }, true},
+		{"no dir", func(c *Config) { c.Dir = "" }, false},
+		{"negative interval", func(c *Config) { c.BlockInterval = -time.Second }, false},
+		{"no clock", func(c *Config) { c.Clock = nil }, false},
+		{"tiny tx limit", func(c *Config) { c.MaxTxBytes = 10 }, false},
+		{"pending below block", func(c *Config) { c.MaxPending = c.MaxBlockTxs - 1 }, false},
+		{"no nonce wait", func(c *Config) { c.NonceGapBlocks = 0 }, false},
+		{"no logger", func(c *Config) { c.Logger = nil }, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := DefaultConfig(t.TempDir())
+			tc.change(&cfg)
+			if err := cfg.Validate(); (err == nil) != tc.ok {
+				t.Fatalf("Validate() = %v, want ok %v", err, tc.ok)
+			}
+			if !tc.ok {
+				if _, err := Open(cfg); err == nil {
+					t.Fatal("Open accepted an invalid config")
+				}
+			}
+		})
+	}
+}
