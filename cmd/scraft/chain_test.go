@@ -163,3 +163,35 @@ func TestChainServe(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestChainCreateWithInitialState(t *testing.T) {
+	addr := startChain(t)
+	keyFile, _ := newKeyFile(t, "carol")
+	state := filepath.Join(t.TempDir(), "state.json")
+	acc := protocol.Address{0xab}
+	js := `[{"account":"` + acc.String() + `","type":"chat::ChatGroup","value":"0102"}]`
+	if err := os.WriteFile(state, []byte(js), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := run(t, "chain", "create-channel", "--contract", "editor", "--initial-state", state, "--chain", addr, "--key", keyFile)
+	if err != nil {
+		t.Fatal(err, out)
+	}
+	out, err = run(t, "chain", "show", strings.TrimSpace(out), "--chain", addr, "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v channelView
+	if err := json.Unmarshal([]byte(out), &v); err != nil {
+		t.Fatal(err)
+	}
+	if v.Contract != "editor" || len(v.SettledState) != 1 || v.SettledState[0].Account != acc || v.SettledState[0].Value != "0102" {
+		t.Fatalf("show --json: %+v", v)
+	}
+	if err := os.WriteFile(state, []byte(`[{"account":"bad"}]`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := run(t, "chain", "create-channel", "--contract", "chat", "--initial-state", state, "--chain", addr, "--key", keyFile); err == nil {
+		t.Fatal("bad state file accepted")
+	}
+}
