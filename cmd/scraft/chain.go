@@ -61,7 +61,8 @@ The subcommands talk to a running chain with --chain ADDR and sign with
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:7400", "address to serve the chain's gRPC API on")
 	cmd.Flags().DurationVar(&interval, "block-interval", def.BlockInterval, "time between blocks")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log level: trace, debug, info, warn, error")
-	cmd.AddCommand(createChannelCmd(), stakeCmd(), depositCmd(), withdrawCmd(), joinCmd(), showCmd())
+	cmd.AddCommand(chainCreateChannelCmd(), chainStakeCmd(), chainDepositCmd(), chainWithdrawCmd(), chainJoinCmd(), chainShowCmd(),
+		chainLeaveCmd(), chainKeepAliveCmd(), chainVoteCmd(), chainExecuteCmd(), chainCloseCmd())
 	return cmd
 }
 
@@ -159,9 +160,9 @@ func (cc *chainClient) run(cmd *cobra.Command, needKey bool, fn func(ctx context
 	return fn(ctx, c)
 }
 
-// loadContract returns the code of a demo contract by name, or of a .wasm
+// chainLoadContract returns the code of a demo contract by name, or of a .wasm
 // file, with the contract's name.
-func loadContract(arg string) (name string, code []byte, err error) {
+func chainLoadContract(arg string) (name string, code []byte, err error) {
 	if strings.HasSuffix(arg, ".wasm") || strings.ContainsRune(arg, os.PathSeparator) {
 		code, err := os.ReadFile(arg)
 		if err != nil {
@@ -177,7 +178,7 @@ func loadContract(arg string) (name string, code []byte, err error) {
 	return c.Name, c.Wasm, nil
 }
 
-func createChannelCmd() *cobra.Command {
+func chainCreateChannelCmd() *cobra.Command {
 	var (
 		cc        chainClient
 		contr     string
@@ -191,7 +192,7 @@ func createChannelCmd() *cobra.Command {
 		Short: "Create a channel and print its id",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			n, code, err := loadContract(contr)
+			n, code, err := chainLoadContract(contr)
 			if err != nil {
 				return err
 			}
@@ -199,7 +200,7 @@ func createChannelCmd() *cobra.Command {
 			if name != "" {
 				spec.Contract = name
 			}
-			if spec.Labels, err = parseLabels(labels); err != nil {
+			if spec.Labels, err = chainParseLabels(labels); err != nil {
 				return err
 			}
 			if stateFile != "" {
@@ -207,7 +208,7 @@ func createChannelCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				if spec.InitialState, err = parseStateJSON(b); err != nil {
+				if spec.InitialState, err = chainParseState(b); err != nil {
 					return fmt.Errorf("%s: %w", stateFile, err)
 				}
 			}
@@ -238,7 +239,7 @@ func createChannelCmd() *cobra.Command {
 	return cmd
 }
 
-func parseLabels(kvs []string) ([]contract.Label, error) {
+func chainParseLabels(kvs []string) ([]contract.Label, error) {
 	var out []contract.Label
 	for _, kv := range kvs {
 		k, v, ok := strings.Cut(kv, "=")
@@ -257,14 +258,14 @@ func parseLabels(kvs []string) ([]contract.Label, error) {
 	return out, nil
 }
 
-type stateEntry struct {
+type chainStateEntry struct {
 	Account protocol.Address `json:"account"`
 	Type    string           `json:"type"`
 	Value   string           `json:"value"` // hex
 }
 
-func parseStateJSON(b []byte) (protocol.State, error) {
-	var es []stateEntry
+func chainParseState(b []byte) (protocol.State, error) {
+	var es []chainStateEntry
 	if err := json.Unmarshal(b, &es); err != nil {
 		return nil, err
 	}
@@ -279,7 +280,7 @@ func parseStateJSON(b []byte) (protocol.State, error) {
 	return st, nil
 }
 
-func parseAmount(s string) (uint64, error) {
+func chainParseAmount(s string) (uint64, error) {
 	v, err := strconv.ParseUint(s, 10, 64)
 	if err != nil || v == 0 {
 		return 0, fmt.Errorf("amount %q: want a positive integer", s)
@@ -287,7 +288,7 @@ func parseAmount(s string) (uint64, error) {
 	return v, nil
 }
 
-func stakeCmd() *cobra.Command {
+func chainStakeCmd() *cobra.Command {
 	var cc chainClient
 	cmd := &cobra.Command{
 		Use:   "stake CHANNEL AMOUNT",
@@ -298,7 +299,7 @@ func stakeCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			amount, err := parseAmount(args[1])
+			amount, err := chainParseAmount(args[1])
 			if err != nil {
 				return err
 			}
@@ -311,14 +312,14 @@ func stakeCmd() *cobra.Command {
 	return cmd
 }
 
-func depositCmd() *cobra.Command {
+func chainDepositCmd() *cobra.Command {
 	var cc chainClient
 	cmd := &cobra.Command{
 		Use:   "deposit AMOUNT",
 		Short: "Deposit AMOUNT into the shared staking pool",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			amount, err := parseAmount(args[0])
+			amount, err := chainParseAmount(args[0])
 			if err != nil {
 				return err
 			}
@@ -331,14 +332,14 @@ func depositCmd() *cobra.Command {
 	return cmd
 }
 
-func withdrawCmd() *cobra.Command {
+func chainWithdrawCmd() *cobra.Command {
 	var cc chainClient
 	cmd := &cobra.Command{
 		Use:   "withdraw AMOUNT",
 		Short: "Withdraw unlocked money from the shared staking pool",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			amount, err := parseAmount(args[0])
+			amount, err := chainParseAmount(args[0])
 			if err != nil {
 				return err
 			}
@@ -351,7 +352,7 @@ func withdrawCmd() *cobra.Command {
 	return cmd
 }
 
-func joinCmd() *cobra.Command {
+func chainJoinCmd() *cobra.Command {
 	var (
 		cc   chainClient
 		pool bool

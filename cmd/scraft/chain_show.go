@@ -17,29 +17,29 @@ import (
 	"github.com/scraft/scraft/settlement/devchain"
 )
 
-// channelView is what `scraft chain show` prints.
-type channelView struct {
-	Channel       protocol.ChannelID `json:"channel"`
-	Contract      string             `json:"contract"`
-	CodeHash      string             `json:"code_hash"`
-	Creator       protocol.Address   `json:"creator"`
-	Labels        map[string]string  `json:"labels"` // encoding/json sorts the keys
-	TickInterval  string             `json:"tick_interval"`
-	GasLimit      uint64             `json:"gas_limit"`
-	MinStake      uint64             `json:"min_stake"`
-	Fine          uint64             `json:"fine"`
-	Closed        bool               `json:"closed"`
-	Leader        *protocol.Address  `json:"leader"`
-	Epoch         uint64             `json:"epoch"`
-	SettledHeight uint64             `json:"settled_height"`
-	SettledDigest string             `json:"settled_digest"`
-	ChainTimeMs   int64              `json:"chain_time_ms"`
-	Members       []memberView       `json:"members"`
-	Proposals     []proposalView     `json:"proposals"`
-	SettledState  []stateEntry       `json:"settled_state"`
+// chainChannelView is what `scraft chain show` prints.
+type chainChannelView struct {
+	Channel       protocol.ChannelID  `json:"channel"`
+	Contract      string              `json:"contract"`
+	CodeHash      string              `json:"code_hash"`
+	Creator       protocol.Address    `json:"creator"`
+	Labels        map[string]string   `json:"labels"` // encoding/json sorts the keys
+	TickInterval  string              `json:"tick_interval"`
+	GasLimit      uint64              `json:"gas_limit"`
+	MinStake      uint64              `json:"min_stake"`
+	Fine          uint64              `json:"fine"`
+	Closed        bool                `json:"closed"`
+	Leader        *protocol.Address   `json:"leader"`
+	Epoch         uint64              `json:"epoch"`
+	SettledHeight uint64              `json:"settled_height"`
+	SettledDigest string              `json:"settled_digest"`
+	ChainTimeMs   int64               `json:"chain_time_ms"`
+	Members       []chainMemberView   `json:"members"`
+	Proposals     []chainProposalView `json:"proposals"`
+	SettledState  []chainStateEntry   `json:"settled_state"`
 }
 
-type memberView struct {
+type chainMemberView struct {
 	Address         protocol.Address  `json:"address"`
 	JoinSeq         uint64            `json:"join_seq"`
 	LastHeartbeatMs int64             `json:"last_heartbeat_ms"`
@@ -51,7 +51,7 @@ type memberView struct {
 	Delegators      uint32            `json:"delegators"`
 }
 
-type proposalView struct {
+type chainProposalView struct {
 	ID         uint64           `json:"id"`
 	Kind       string           `json:"kind"`
 	Proposer   protocol.Address `json:"proposer"`
@@ -62,7 +62,7 @@ type proposalView struct {
 	Electorate uint32           `json:"electorate"`
 }
 
-func showCmd() *cobra.Command {
+func chainShowCmd() *cobra.Command {
 	var (
 		cc      chainClient
 		asJSON  bool
@@ -78,7 +78,7 @@ func showCmd() *cobra.Command {
 				return err
 			}
 			return cc.run(cmd, false, func(ctx context.Context, c *devchain.Client) error {
-				v, err := loadChannelView(ctx, c, id, maxProp)
+				v, err := chainLoadChannelView(ctx, c, id, maxProp)
 				if err != nil {
 					return err
 				}
@@ -87,7 +87,7 @@ func showCmd() *cobra.Command {
 					enc.SetIndent("", "  ")
 					return enc.Encode(v)
 				}
-				return printChannel(cmd.OutOrStdout(), v)
+				return chainPrintChannel(cmd.OutOrStdout(), v)
 			})
 		},
 	}
@@ -97,7 +97,7 @@ func showCmd() *cobra.Command {
 	return cmd
 }
 
-func loadChannelView(ctx context.Context, c *devchain.Client, id protocol.ChannelID, maxProp uint64) (*channelView, error) {
+func chainLoadChannelView(ctx context.Context, c *devchain.Client, id protocol.ChannelID, maxProp uint64) (*chainChannelView, error) {
 	info, err := c.Channel(ctx, id)
 	if err != nil {
 		return nil, err
@@ -106,12 +106,12 @@ func loadChannelView(ctx context.Context, c *devchain.Client, id protocol.Channe
 	if err != nil {
 		return nil, err
 	}
-	v := &channelView{
+	v := &chainChannelView{
 		Channel: info.ID, Contract: info.Contract, CodeHash: info.CodeHash.String(), Creator: info.Creator,
 		Labels: map[string]string{}, TickInterval: info.Config.TickInterval.String(), GasLimit: info.Config.GasLimit,
 		MinStake: info.Config.MinStake, Fine: info.Config.Fine, Closed: info.Closed, Epoch: info.Epoch,
 		SettledHeight: info.SettledHeight, SettledDigest: info.SettledDigest.String(), ChainTimeMs: info.AtMs,
-		Members: []memberView{}, Proposals: []proposalView{}, SettledState: []stateEntry{},
+		Members: []chainMemberView{}, Proposals: []chainProposalView{}, SettledState: []chainStateEntry{},
 	}
 	for _, l := range info.Labels {
 		v.Labels[l.Key] = l.Value
@@ -121,7 +121,7 @@ func loadChannelView(ctx context.Context, c *devchain.Client, id protocol.Channe
 		v.Leader = &leader
 	}
 	for _, m := range info.Members {
-		mv := memberView{Address: m.Address, JoinSeq: m.JoinSeq, LastHeartbeatMs: m.LastHeartbeat, Valid: m.Valid,
+		mv := chainMemberView{Address: m.Address, JoinSeq: m.JoinSeq, LastHeartbeatMs: m.LastHeartbeat, Valid: m.Valid,
 			Collateral: m.Collateral.String(), Locked: m.Locked, Leaving: m.Leaving(), Delegators: m.Delegators}
 		if !m.DelegatedTo.IsZero() {
 			d := m.DelegatedTo
@@ -138,16 +138,16 @@ func loadChannelView(ctx context.Context, c *devchain.Client, id protocol.Channe
 		if err != nil {
 			return nil, err
 		}
-		v.Proposals = append(v.Proposals, proposalView{ID: p.ID, Kind: p.Kind.String(), Proposer: p.Proposer, Status: p.Status.String(),
+		v.Proposals = append(v.Proposals, chainProposalView{ID: p.ID, Kind: p.Kind.String(), Proposer: p.Proposer, Status: p.Status.String(),
 			For: p.For, Against: p.Against, Abstain: p.Abstain, Electorate: p.Electorate})
 	}
 	for _, k := range st.Keys() {
-		v.SettledState = append(v.SettledState, stateEntry{Account: k.Account, Type: k.Type, Value: hex.EncodeToString(st[k])})
+		v.SettledState = append(v.SettledState, chainStateEntry{Account: k.Account, Type: k.Type, Value: hex.EncodeToString(st[k])})
 	}
 	return v, nil
 }
 
-func printChannel(w io.Writer, v *channelView) error {
+func chainPrintChannel(w io.Writer, v *chainChannelView) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	leader := "none"
 	if v.Leader != nil {
@@ -166,7 +166,7 @@ func printChannel(w io.Writer, v *channelView) error {
 	fmt.Fprintf(tw, "settled\theight %d, digest %s\n", v.SettledHeight, v.SettledDigest)
 	fmt.Fprintf(tw, "config\ttick %s, gas %d, min stake %d, fine %d\n", v.TickInterval, v.GasLimit, v.MinStake, v.Fine)
 	fmt.Fprintf(tw, "chain time\t%s\n", now.Format(time.RFC3339Nano))
-	for _, k := range sortedKeys(v.Labels) {
+	for _, k := range chainSortedKeys(v.Labels) {
 		fmt.Fprintf(tw, "label\t%s=%s\n", k, v.Labels[k])
 	}
 	if err := tw.Flush(); err != nil {
@@ -218,4 +218,4 @@ func printChannel(w io.Writer, v *channelView) error {
 	return tw.Flush()
 }
 
-func sortedKeys(m map[string]string) []string { return slices.Sorted(maps.Keys(m)) }
+func chainSortedKeys(m map[string]string) []string { return slices.Sorted(maps.Keys(m)) }

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"google.golang.org/grpc"
 
 	"github.com/scraft/scraft/contracts"
@@ -21,8 +23,42 @@ import (
 	"github.com/scraft/scraft/settlement/devchain"
 )
 
-// startChain serves an in-process dev chain on a loopback port.
-func startChain(t *testing.T) string {
+// runChain is run with the chain commands reset first.
+func runChain(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	resetChainCommands()
+	return run(t, args...)
+}
+
+// resetChainCommands puts every flag of the chain commands back at its
+// default and forgets their contexts: cobra keeps both between executions
+// in one process, and an earlier ExecuteContext's context may be canceled.
+func resetChainCommands() {
+	var reset func(c *cobra.Command)
+	reset = func(c *cobra.Command) {
+		c.SetContext(nil) //nolint:staticcheck // the next Execute sets it
+		c.Flags().VisitAll(func(f *pflag.Flag) {
+			if sv, ok := f.Value.(pflag.SliceValue); ok {
+				sv.Replace(nil)
+			} else {
+				f.Value.Set(f.DefValue)
+			}
+			f.Changed = false
+		})
+		for _, sub := range c.Commands() {
+			reset(sub)
+		}
+	}
+	rootCmd.SetContext(nil) //nolint:staticcheck // the next Execute sets it
+	for _, c := range rootCmd.Commands() {
+		if c.Name() == "chain" {
+			reset(c)
+		}
+	}
+}
+
+// startTestChain serves an in-process dev chain on a loopback port.
+func startTestChain(t *testing.T) string {
 	t.Helper()
 	cfg := devchain.DefaultConfig(t.TempDir())
 	cfg.BlockInterval, cfg.NoSync = 5*time.Millisecond, true
@@ -42,7 +78,7 @@ func startChain(t *testing.T) string {
 	return l.Addr().String()
 }
 
-func newKeyFile(t *testing.T, name string) (string, *protocol.Key) {
+func newChainKeyFile(t *testing.T, name string) (string, *protocol.Key) {
 	t.Helper()
 	k, err := protocol.GenerateKey(nil)
 	if err != nil {
@@ -56,11 +92,11 @@ func newKeyFile(t *testing.T, name string) (string, *protocol.Key) {
 }
 
 func TestChainCommands(t *testing.T) {
-	addr := startChain(t)
-	aliceKey, alice := newKeyFile(t, "alice")
+	addr := startTestChain(t)
+	aliceKey, alice := newChainKeyFile(t, "alice")
 	conn := []string{"--chain", addr, "--key", aliceKey}
 
-	out, err := run(t, append([]string{"chain", "create-channel", "--contract", "chat", "--label", "world_address=0x01",
+	out, err := runChain(t, append([]string{"chain", "create-channel", "--contract", "chat", "--label", "world_address=0x01",
 		"--label", "server_address=127.0.0.1:7000", "--tick", "50ms", "--gas", "100000", "--min-stake", "10"}, conn...)...)
 	if err != nil {
 		t.Fatal(err, out)
@@ -73,29 +109,29 @@ func TestChainCommands(t *testing.T) {
 	if err := os.WriteFile(wasm, []byte("\x00asm\x01\x00\x00\x00"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := run(t, append([]string{"chain", "create-channel", "--contract", wasm}, conn...)...); err != nil {
+	if out, err := runChain(t, append([]string{"chain", "create-channel", "--contract", wasm}, conn...)...); err != nil {
 		t.Fatal(err, out)
 	}
-	if _, err := run(t, append([]string{"chain", "create-channel", "--contract", "nosuch"}, conn...)...); !errors.Is(err, contracts.ErrUnknownContract) {
+	if _, err := runChain(t, append([]string{"chain", "create-channel", "--contract", "nosuch"}, conn...)...); !errors.Is(err, contracts.ErrUnknownContract) {
 		t.Fatalf("unknown contract: %v", err)
 	}
 	for _, args := range [][]string{
 		{"chain", "stake", id.String(), "5"},
 		{"chain", "deposit", "20"},
 	} {
-		if out, err := run(t, append(args, conn...)...); err != nil {
+		if out, err := runChain(t, append(args, conn...)...); err != nil {
 			t.Fatal(args, err, out)
 		}
 	}
-	out, err = run(t, append([]string{"chain", "join", id.String(), "--pool"}, conn...)...)
+	out, err = runChain(t, append([]string{"chain", "join", id.String(), "--pool"}, conn...)...)
 	if err != nil || strings.TrimSpace(out) != "1" {
 		t.Fatalf("join printed %q, %v", out, err)
 	}
-	if _, err := run(t, append([]string{"chain", "stake", id.String(), "zero"}, conn...)...); err == nil {
+	if _, err := runChain(t, append([]string{"chain", "stake", id.String(), "zero"}, conn...)...); err == nil {
 		t.Fatal("bad amount accepted")
 	}
 
-	out, err = run(t, "chain", "show", id.String(), "--chain", addr)
+	out, err = runChain(t, "chain", "show", id.String(), "--chain", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,11 +140,11 @@ func TestChainCommands(t *testing.T) {
 			t.Fatalf("show lacks %q:\n%s", want, out)
 		}
 	}
-	out, err = run(t, "chain", "show", id.String(), "--chain", addr, "--json")
+	out, err = runChain(t, "chain", "show", id.String(), "--chain", addr, "--json")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var v channelView
+	var v chainChannelView
 	if err := json.Unmarshal([]byte(out), &v); err != nil {
 		t.Fatalf("%v:\n%s", err, out)
 	}
@@ -124,6 +160,7 @@ func TestChainServe(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)
+	resetChainCommands()
 	rootCmd.SetArgs([]string{"chain", "--data", dir, "--listen", addr, "--block-interval", "10ms", "--log-level", "warn"})
 	go func() { done <- rootCmd.ExecuteContext(ctx) }()
 
@@ -165,23 +202,23 @@ func TestChainServe(t *testing.T) {
 }
 
 func TestChainCreateWithInitialState(t *testing.T) {
-	addr := startChain(t)
-	keyFile, _ := newKeyFile(t, "carol")
+	addr := startTestChain(t)
+	keyFile, _ := newChainKeyFile(t, "carol")
 	state := filepath.Join(t.TempDir(), "state.json")
 	acc := protocol.Address{0xab}
 	js := `[{"account":"` + acc.String() + `","type":"chat::ChatGroup","value":"0102"}]`
 	if err := os.WriteFile(state, []byte(js), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	out, err := run(t, "chain", "create-channel", "--contract", "editor", "--initial-state", state, "--chain", addr, "--key", keyFile)
+	out, err := runChain(t, "chain", "create-channel", "--contract", "editor", "--initial-state", state, "--chain", addr, "--key", keyFile)
 	if err != nil {
 		t.Fatal(err, out)
 	}
-	out, err = run(t, "chain", "show", strings.TrimSpace(out), "--chain", addr, "--json")
+	out, err = runChain(t, "chain", "show", strings.TrimSpace(out), "--chain", addr, "--json")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var v channelView
+	var v chainChannelView
 	if err := json.Unmarshal([]byte(out), &v); err != nil {
 		t.Fatal(err)
 	}
@@ -191,7 +228,48 @@ func TestChainCreateWithInitialState(t *testing.T) {
 	if err := os.WriteFile(state, []byte(`[{"account":"bad"}]`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := run(t, "chain", "create-channel", "--contract", "chat", "--initial-state", state, "--chain", addr, "--key", keyFile); err == nil {
+	if _, err := runChain(t, "chain", "create-channel", "--contract", "chat", "--initial-state", state, "--chain", addr, "--key", keyFile); err == nil {
 		t.Fatal("bad state file accepted")
+	}
+}
+
+func TestChainCalls(t *testing.T) {
+	addr := startTestChain(t)
+	aliceKey, _ := newChainKeyFile(t, "alice")
+	bobKey, _ := newChainKeyFile(t, "bob")
+	as := func(key string, args ...string) (string, error) {
+		return runChain(t, append(append([]string{"chain"}, args...), "--chain", addr, "--key", key)...)
+	}
+	out, err := as(aliceKey, "create-channel", "--contract", "chat")
+	if err != nil {
+		t.Fatal(err, out)
+	}
+	id := strings.TrimSpace(out)
+	for _, k := range []string{aliceKey, bobKey} {
+		if out, err := as(k, "join", id); err != nil {
+			t.Fatal(err, out)
+		}
+	}
+	steps := []struct {
+		key  string
+		args []string
+		want error
+	}{
+		{aliceKey, []string{"keep-alive", id}, nil},
+		{aliceKey, []string{"vote", id, "1", "for"}, contract.ErrNoProposal},
+		{aliceKey, []string{"execute", id, "1"}, contract.ErrNoProposal},
+		{bobKey, []string{"leave", id}, nil},
+		{bobKey, []string{"leave", id}, contract.ErrLeaving},
+		{aliceKey, []string{"close", id}, nil},
+		{aliceKey, []string{"keep-alive", id}, contract.ErrChannelClosed},
+	}
+	for _, s := range steps {
+		_, err := as(s.key, s.args...)
+		if (s.want == nil && err != nil) || (s.want != nil && !errors.Is(err, s.want)) {
+			t.Fatalf("%v: %v, want %v", s.args, err, s.want)
+		}
+	}
+	if _, err := as(aliceKey, "vote", id, "1", "maybe"); err == nil {
+		t.Fatal("bad vote option accepted")
 	}
 }

@@ -1,0 +1,105 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+
+	"github.com/spf13/cobra"
+
+	"github.com/scraft/scraft/protocol"
+	"github.com/scraft/scraft/settlement/devchain"
+)
+
+// chainChannelCallCmd is a subcommand that sends one call naming a channel.
+func chainChannelCallCmd(use, short string, call func(ctx context.Context, c *devchain.Client, id protocol.ChannelID) error) *cobra.Command {
+	var cc chainClient
+	cmd := &cobra.Command{
+		Use:   use + " CHANNEL",
+		Short: short,
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := protocol.ParseChannelID(args[0])
+			if err != nil {
+				return err
+			}
+			return cc.run(cmd, true, func(ctx context.Context, c *devchain.Client) error { return call(ctx, c, id) })
+		},
+	}
+	cc.flags(cmd)
+	return cmd
+}
+
+func chainLeaveCmd() *cobra.Command {
+	return chainChannelCallCmd("leave", "Ask to leave a channel (the stake is released by the next settlement)",
+		func(ctx context.Context, c *devchain.Client, id protocol.ChannelID) error { return c.Leave(ctx, id) })
+}
+
+func chainKeepAliveCmd() *cobra.Command {
+	return chainChannelCallCmd("keep-alive", "Send one heartbeat (valid 15 s)",
+		func(ctx context.Context, c *devchain.Client, id protocol.ChannelID) error {
+			return c.KeepAlive(ctx, id)
+		})
+}
+
+func chainCloseCmd() *cobra.Command {
+	return chainChannelCallCmd("close", "Close a channel (creator or member)",
+		func(ctx context.Context, c *devchain.Client, id protocol.ChannelID) error {
+			return c.CloseChannel(ctx, id)
+		})
+}
+
+func chainVoteCmd() *cobra.Command {
+	var cc chainClient
+	cmd := &cobra.Command{
+		Use:   "vote CHANNEL PROPOSAL for|against|abstain",
+		Short: "Vote on a proposal",
+		Args:  cobra.ExactArgs(3),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := protocol.ParseChannelID(args[0])
+			if err != nil {
+				return err
+			}
+			pid, err := strconv.ParseUint(args[1], 10, 64)
+			if err != nil {
+				return fmt.Errorf("proposal %q: %w", args[1], err)
+			}
+			var opt protocol.VoteOption
+			switch args[2] {
+			case "for", "1":
+				opt = protocol.VoteFor
+			case "against", "0":
+				opt = protocol.VoteAgainst
+			case "abstain", "2":
+				opt = protocol.VoteAbstain
+			default:
+				return fmt.Errorf("vote %q: want for, against or abstain", args[2])
+			}
+			return cc.run(cmd, true, func(ctx context.Context, c *devchain.Client) error { return c.Vote(ctx, id, pid, opt) })
+		},
+	}
+	cc.flags(cmd)
+	return cmd
+}
+
+func chainExecuteCmd() *cobra.Command {
+	var cc chainClient
+	cmd := &cobra.Command{
+		Use:   "execute CHANNEL PROPOSAL",
+		Short: "Execute a passed proposal",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := protocol.ParseChannelID(args[0])
+			if err != nil {
+				return err
+			}
+			pid, err := strconv.ParseUint(args[1], 10, 64)
+			if err != nil {
+				return fmt.Errorf("proposal %q: %w", args[1], err)
+			}
+			return cc.run(cmd, true, func(ctx context.Context, c *devchain.Client) error { return c.ExecuteProposal(ctx, id, pid) })
+		},
+	}
+	cc.flags(cmd)
+	return cmd
+}
