@@ -363,6 +363,33 @@ var Scenarios = []Scenario{
 			t.Fatalf("delegated to %s", m.DelegatedTo)
 		}
 	}},
+	{"one Chain used concurrently keeps its nonces in order", func(t *testing.T, s *Suite) {
+		id := s.channel("alice")
+		errs := make(chan error, 50)
+		for i := range 50 {
+			go func() {
+				if i%5 == 0 {
+					errs <- s.As("alice").Stake(s.ctx, id, 1)
+				} else {
+					errs <- s.As("alice").KeepAlive(s.ctx, id)
+				}
+			}()
+		}
+		for range 50 {
+			s.must(<-errs)
+		}
+		acc, err := s.As("alice").Account(s.ctx, s.Addr("alice"))
+		s.must(err)
+		// stake, join and claim used nonces 1–3, then 50 more.
+		if acc.NextNonce != 54 {
+			t.Fatalf("next nonce %d, want 54", acc.NextNonce)
+		}
+		m, err := s.As("alice").Member(s.ctx, id, s.Addr("alice"))
+		s.must(err)
+		if m.Locked != 110 {
+			t.Fatalf("locked %d, want 110", m.Locked)
+		}
+	}},
 	{"events stream in order and resume from any id", func(t *testing.T, s *Suite) {
 		id := s.channel("alice", "bob")
 		s.must(s.As("bob").CloseChannel(s.ctx, id))
