@@ -61,11 +61,7 @@ func BenchmarkFailover(b *testing.B) {
 		kills = s
 	}
 	pc := newProcCluster(b, 3, 0)
-	keys := pc.users
-	for _, nd := range pc.nodes {
-		keys = append(keys, nd.key)
-	}
-	l := pc.startLoad(keys)
+	l := pc.startLoad(pc.nodeKeys())
 	var gaps []time.Duration
 	for k := 0; k < kills; k++ {
 		testutil.Eventually(b, 60*time.Second, "writes", func() bool { return l.count() >= 30*(k+1) })

@@ -59,7 +59,11 @@ type proc struct {
 
 func startProc(t testing.TB, name string, args ...string) *proc {
 	t.Helper()
-	logf, err := os.Create(filepath.Join(t.TempDir(), name+".log"))
+	dir := os.Getenv("SCRAFT_TEST_LOGS") // keep the processes' logs there
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	logf, err := os.Create(filepath.Join(dir, name+".log"))
 	if err != nil {
 		t.Fatal(err)
 	}
