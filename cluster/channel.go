@@ -372,6 +372,11 @@ func (c *Channel) refreshChain() error {
 		c.metrics.epoch.Set(float64(rec.Epoch))
 	}
 	c.metrics.settled.Set(float64(rec.SettledHeight))
+	if ci, ai := c.raft.CommitIndex(), c.raft.AppliedIndex(); ci > ai {
+		c.metrics.applyLag.Set(float64(ci - ai))
+	} else {
+		c.metrics.applyLag.Set(0)
+	}
 	return nil
 }
 

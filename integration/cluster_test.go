@@ -1,6 +1,9 @@
 package integration
 
 import (
+	"fmt"
+	"os/exec"
+	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
@@ -121,11 +124,23 @@ func TestRestartAndJoin(t *testing.T) {
 	testutil.Eventually(t, 30*time.Second, "writes with a follower down", func() bool { return l.count() >= before+30 })
 	pc.restart(f)
 
-	for i := 0; i < 2; i++ {
-		nd := pc.newNode(mustKey(t))
-		pc.nodes = append(pc.nodes, nd)
-		pc.startNode(nd, []string{pc.nodes[0].addr, pc.nodes[1].addr})
-	}
+	// The 4th joins with `scraft node --channel --peer`, the 5th is a
+	// running node told to join with `scraft join`.
+	n4 := pc.newNode(mustKey(t))
+	pc.nodes = append(pc.nodes, n4)
+	pc.startNode(n4, []string{pc.nodes[0].addr, pc.nodes[1].addr})
+	n5 := pc.newNode(mustKey(t))
+	pc.nodes = append(pc.nodes, n5)
+	n5.p = startProc(t, "node-"+n5.addr, "node", "--data", filepath.Join(n5.dir, "data"), "--listen", n5.addr,
+		"--admin", n5.admin, "--chain", pc.chainAddr, "--key", filepath.Join(n5.dir, "node.key"))
+	testutil.WaitFor(t, 30*time.Second, func() error {
+		out, err := exec.Command(scraftBin, "join", "--admin", n5.admin, "--channel", pc.id.String(),
+			"--peer", pc.nodes[2].addr).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("scraft join: %v: %s", err, out)
+		}
+		return nil
+	})
 	pc.waitVoters(5, 60*time.Second)
 	before = l.count()
 	testutil.Eventually(t, 30*time.Second, "writes with five nodes", func() bool { return l.count() >= before+30 })
