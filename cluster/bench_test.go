@@ -3,6 +3,8 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -15,7 +17,13 @@ import (
 // bbolt, 64 members each submitting signed txs in order through a random
 // node. One op is one committed tx.
 func BenchmarkSubmit(b *testing.B) {
-	tc := newTestClusterUsers(b, 3, 64, func(c *Config) { c.Logger = nil })
+	for _, users := range []int{1, 64} {
+		b.Run(fmt.Sprintf("members=%d", users), func(b *testing.B) { benchSubmit(b, users) })
+	}
+}
+
+func benchSubmit(b *testing.B, users int) {
+	tc := newTestClusterUsers(b, 3, users, func(c *Config) { c.Logger = nil; benchTune(c) })
 	b.ResetTimer()
 	var next atomic.Int64
 	var wg sync.WaitGroup
@@ -42,5 +50,15 @@ func BenchmarkSubmit(b *testing.B) {
 				b.ReportMetric(float64(st.Entries)/float64(st.BatchesApplied), "txs/batch")
 			}
 		})
+	}
+}
+
+// benchTune applies SCRAFT_BENCH_INFLIGHT and SCRAFT_BENCH_DELAY_US.
+func benchTune(c *Config) {
+	if v, err := strconv.Atoi(os.Getenv("SCRAFT_BENCH_INFLIGHT")); err == nil && v > 0 {
+		c.MaxInFlight = v
+	}
+	if v, err := strconv.Atoi(os.Getenv("SCRAFT_BENCH_DELAY_US")); err == nil && v >= 0 {
+		c.BatchMaxDelay = time.Duration(v) * time.Microsecond
 	}
 }

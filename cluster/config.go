@@ -100,7 +100,9 @@ type Config struct {
 	// closes a batch that is not full. Default 2ms.
 	BatchMaxDelay time.Duration
 	// MaxInFlight is how many batches the leader keeps in Raft at once
-	// (pipelining). Default 8.
+	// (pipelining): the next batch fills while these commit. Default 2:
+	// more in flight makes smaller batches, each a disk write on every
+	// member, and measured 25-40 % fewer tx/s here (docs/BENCHMARKS.md).
 	MaxInFlight int
 	// QueueSize bounds the txs waiting for a batch; a full queue answers
 	// ErrBusy. Default 16384.
@@ -151,7 +153,7 @@ func DefaultConfig() Config {
 		SnapshotRetain:     2,
 		BatchMaxTxs:        256,
 		BatchMaxDelay:      2 * time.Millisecond,
-		MaxInFlight:        8,
+		MaxInFlight:        2,
 		QueueSize:          16384,
 		ApplyTimeout:       5 * time.Second,
 		OutcomeCache:       65536,
