@@ -101,8 +101,11 @@ type Status struct {
 	CommitIndex  uint64
 	LastIndex    uint64
 	Lag          uint64
-	// Members is the number of channel members in the state.
-	Members int
+	// Members is the number of channel members in the state; Voters and
+	// NonVoters count the servers of the Raft configuration.
+	Members   int
+	Voters    int
+	NonVoters int
 	// Evidence counts the leader faults this node recorded.
 	Evidence uint64
 	// Ready says the channel has a genesis, knows its Raft leader and has
@@ -464,6 +467,15 @@ func (c *Channel) Status() Status {
 	}
 	if rec := c.view.channel(); rec != nil {
 		st.SettledHeight = rec.SettledHeight
+	}
+	if cf := c.raft.GetConfiguration(); cf.Error() == nil {
+		for _, s := range cf.Configuration().Servers {
+			if s.Suffrage == raft.Voter {
+				st.Voters++
+			} else {
+				st.NonVoters++
+			}
+		}
 	}
 	addr, _ := c.raft.LeaderWithID()
 	st.RaftLeader = string(addr)

@@ -324,7 +324,12 @@ func (c *Channel) promoteNonVoters(st *leadershipState) {
 		ctx, cancel := context.WithTimeout(c.ctx, c.cfg.ElectionTimeout)
 		resp, err := c.node.peers.status(ctx, string(s.Address), c.id)
 		cancel()
-		if err != nil || resp.AppliedIndex+uint64(c.cfg.BatchMaxTxs) < commit {
+		if err != nil {
+			c.logger.Debug("non-voter does not answer", "server", s.ID, "error", err)
+			continue
+		}
+		if resp.AppliedIndex+uint64(c.cfg.BatchMaxTxs) < commit {
+			c.logger.Debug("non-voter catching up", "server", s.ID, "applied", resp.AppliedIndex, "commit", commit)
 			continue
 		}
 		if err := c.raft.AddVoter(s.ID, s.Address, cf.Index(), c.cfg.ApplyTimeout).Error(); err != nil {

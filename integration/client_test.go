@@ -1,9 +1,15 @@
 package integration
 
 import (
+	"bufio"
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"os/exec"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -194,4 +200,137 @@ func TestClientAPI(t *testing.T) {
 		}
 	}
 	t.Logf("%d calls, subscriber on %s then %s, heights up to %d", len(results), subNode, cb.Node(), top)
+}
+
+// TestClientCLI runs scraft call, subscribe and status against a 3-node
+// cluster, as an operator would.
+func TestClientCLI(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a chain and three node processes")
+	}
+	pc := newProcCluster(t, 3, 1)
+	keyFile := filepath.Join(t.TempDir(), "alice.key")
+	if err := protocol.SaveKey(keyFile, pc.users[0]); err != nil {
+		t.Fatal(err)
+	}
+	var nodes []string
+	for _, nd := range pc.nodes {
+		nodes = append(nodes, nd.addr)
+	}
+	common := []string{"--node", strings.Join(nodes, ","), "--key", keyFile, "--channel", pc.id.String()}
+	scraft := func(wantExit int, args ...string) []byte {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, scraftBin, append(args, common...)...)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		if code != wantExit {
+			t.Fatalf("scraft %v: exit %d, want %d\n%s%s", args, code, wantExit, out, stderr.String())
+		}
+		return out
+	}
+
+	var res struct {
+		Height uint64          `json:"height"`
+		Status string          `json:"status"`
+		Output json.RawMessage `json:"output"`
+		Events []struct {
+			Type string          `json:"type"`
+			Data json.RawMessage `json:"data"`
+		} `json:"events"`
+	}
+	if err := json.Unmarshal(scraft(0, "call", "--function", "chat::join", "--args", `{"nick":"alice"}`), &res); err != nil {
+		t.Fatal(err)
+	}
+	if res.Status != "ok" || res.Height == 0 || len(res.Events) == 0 || res.Events[0].Type != "chat::Joined" {
+		t.Fatalf("join result %+v", res)
+	}
+	if err := json.Unmarshal(scraft(0, "call", "--function", "chat::send", "--args", `{"text":"hello from the CLI"}`), &res); err != nil {
+		t.Fatal(err)
+	}
+	if res.Status != "ok" || string(res.Output) != "0" {
+		t.Fatalf("send result %+v, output %s", res, res.Output)
+	}
+	sent := res.Height
+	// A contract abort prints the committed result and exits 2.
+	if err := json.Unmarshal(scraft(2, "call", "--function", "chat::send", "--args", `{"text":""}`), &res); err != nil || res.Status != "abort" {
+		t.Fatalf("abort: %+v, %v", res, err)
+	}
+
+	var st struct {
+		Channel protocol.ChannelID `json:"channel"`
+		Height  uint64             `json:"height"`
+		Ready   bool               `json:"ready"`
+	}
+	if err := json.Unmarshal(scraft(0, "status", "--json"), &st); err != nil || st.Channel != pc.id || st.Height < sent {
+		t.Fatalf("status %+v, %v", st, err)
+	}
+	if table := string(scraft(0, "status")); !strings.Contains(table, "leader") || !strings.Contains(table, pc.id.String()) {
+		t.Fatalf("status table:\n%s", table)
+	}
+
+	// Subscribing from 0 prints a snapshot with the chat group, then the
+	// next outcome: start it, then send.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	sub := exec.CommandContext(ctx, scraftBin, append([]string{"subscribe", "--from", "0", "--count", "1"}, common...)...)
+	var subOut, subErr lockedBuffer
+	sub.Stdout, sub.Stderr = &subOut, &subErr
+	if err := sub.Start(); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 30*time.Second, "snapshot printed", func() bool {
+		return bytes.Contains(subOut.Bytes(), []byte("snapshot"))
+	})
+	scraft(0, "call", "--function", "chat::send", "--args", `{"text":"second"}`)
+	if err := sub.Wait(); err != nil {
+		t.Fatalf("subscribe: %v\n%s", err, subErr.String())
+	}
+	out := subOut.Bytes()
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	sc.Buffer(nil, 1<<20)
+	var lines []map[string]json.RawMessage
+	for sc.Scan() {
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+			t.Fatalf("line %q: %v", sc.Text(), err)
+		}
+		lines = append(lines, m)
+	}
+	if len(lines) != 2 || lines[0]["snapshot"] == nil || !strings.Contains(string(lines[0]["snapshot"]), "chat::ChatGroup") {
+		t.Fatalf("subscribe output:\n%s", out)
+	}
+}
+
+// lockedBuffer is a bytes.Buffer a process writes while the test reads.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) Bytes() []byte {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]byte(nil), l.b.Bytes()...)
+}
+
+func (l *lockedBuffer) String() string { return string(l.Bytes()) }
+
+func itoa(v uint64) string {
+	b, _ := json.Marshal(v)
+	return string(b)
 }

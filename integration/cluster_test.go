@@ -147,3 +147,39 @@ func TestRestartAndJoin(t *testing.T) {
 	acks := l.end()
 	pc.checkAcked(acks, pc.nodes, 60*time.Second)
 }
+
+// TestChaosKills kills a random node (the leader every other round) with
+// SIGKILL or stops it with SIGSTOP, under load, round after round, then
+// checks that every acknowledged tx is on every node with the same digest.
+func TestChaosKills(t *testing.T) {
+	if testing.Short() {
+		t.Skip("chaos: long")
+	}
+	pc := newProcCluster(t, 3, 0)
+	l := pc.startLoad(pc.nodeKeys())
+	rounds := 8
+	for r := 0; r < rounds; r++ {
+		before := l.count()
+		testutil.Eventually(t, 60*time.Second, "writes", func() bool { return l.count() >= before+20 })
+		victim := pc.nodes[r%3]
+		if r%2 == 0 {
+			victim = pc.waitLeader(30 * time.Second)
+		}
+		if r%3 == 2 {
+			t.Logf("round %d: SIGSTOP %s", r, victim.addr)
+			victim.p.signal(syscall.SIGSTOP)
+			mid := l.count()
+			testutil.Eventually(t, 60*time.Second, "writes while stopped", func() bool { return l.count() >= mid+20 })
+			victim.p.signal(syscall.SIGCONT)
+		} else {
+			t.Logf("round %d: SIGKILL %s", r, victim.addr)
+			victim.p.kill()
+			mid := l.count()
+			testutil.Eventually(t, 60*time.Second, "writes while down", func() bool { return l.count() >= mid+20 })
+			pc.restart(victim)
+		}
+		pc.waitVoters(3, 60*time.Second)
+	}
+	acks := l.end()
+	pc.checkAcked(acks, pc.nodes, 60*time.Second)
+}

@@ -231,6 +231,7 @@ type nodeStatus struct {
 	Epoch    uint64
 	Leading  bool
 	Ready    bool
+	Voters   int
 	Evidence uint64
 }
 
@@ -312,9 +313,17 @@ func (pc *procCluster) waitOtherLeader(old *procNode, timeout time.Duration) *pr
 	return l
 }
 
-// waitVoters waits until every node reports the leader and has caught up.
+// waitVoters waits until the leader has n voters and every node reports
+// the leader and has caught up.
 func (pc *procCluster) waitVoters(n int, timeout time.Duration) {
 	testutil.WaitFor(pc.t, timeout, func() error {
+		l := pc.leader()
+		if l == nil {
+			return fmt.Errorf("no leader")
+		}
+		if st, err := l.status(pc.id); err != nil || st.Voters != n {
+			return fmt.Errorf("leader has not %d voters yet: %v", n, err)
+		}
 		ready := 0
 		for _, nd := range pc.nodes {
 			if st, err := nd.status(pc.id); err == nil && st.Ready {
@@ -360,12 +369,16 @@ func (pc *procCluster) startLoad(users []*protocol.Key) *load {
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			go func() { <-l.stop; cancel() }()
-			cl, err := client.Dial(ctx, u, rotate(addrs, i)...)
+			// A node that hangs (SIGSTOP) keeps its connections open: a
+			// client whose call times out dials again, starting with the
+			// next node.
+			attempt := i
+			cl, err := client.Dial(ctx, u, rotate(addrs, attempt)...)
 			if err != nil {
 				pc.t.Errorf("user %d: dial: %v", i, err)
 				return
 			}
-			defer cl.Close()
+			defer func() { cl.Close() }()
 			call := func(fn, args string) {
 				b, err := pc.abi.EncodeArgs(fn, []byte(args))
 				if err != nil {
@@ -373,23 +386,26 @@ func (pc *procCluster) startLoad(users []*protocol.Key) *load {
 					return
 				}
 				for ctx.Err() == nil {
-					cctx, ccancel := context.WithTimeout(ctx, 10*time.Second)
+					cctx, ccancel := context.WithTimeout(ctx, 3*time.Second)
 					start := time.Now()
 					res, err := cl.Call(cctx, pc.id, "chat::"+fn, b)
+					timedOut := cctx.Err() != nil
 					ccancel()
-					if err == nil {
+					if err == nil || res != nil {
 						l.mu.Lock()
 						l.acks = append(l.acks, acked{height: res.Height, digest: res.Digest, at: time.Now(), latency: time.Since(start), sent: start})
+						if err != nil {
+							l.errs++ // ordered with a failure status: acknowledged all the same
+						}
 						l.mu.Unlock()
 						return
 					}
-					if res != nil {
-						// Ordered with a failure status: it counts as acknowledged.
-						l.mu.Lock()
-						l.acks = append(l.acks, acked{height: res.Height, digest: res.Digest, at: time.Now()})
-						l.errs++
-						l.mu.Unlock()
-						return
+					if timedOut && ctx.Err() == nil {
+						attempt++
+						if ncl, derr := client.Dial(ctx, u, rotate(addrs, attempt)...); derr == nil {
+							cl.Close()
+							cl = ncl
+						}
 					}
 				}
 			}
