@@ -186,6 +186,7 @@ func chainCreateChannelCmd() *cobra.Command {
 		labels    []string
 		spec      settlement.ChannelSpec
 		stateFile string
+		noInit    bool
 	)
 	cmd := &cobra.Command{
 		Use:   "create-channel --contract chat|editor|movecraft|FILE.wasm",
@@ -211,6 +212,12 @@ func chainCreateChannelCmd() *cobra.Command {
 				if spec.InitialState, err = chainParseState(b); err != nil {
 					return fmt.Errorf("%s: %w", stateFile, err)
 				}
+			} else if !noInit {
+				// A contract's init function makes its initial state: run it
+				// here, once, so every member starts from what the chain holds.
+				if spec.InitialState, err = initialState(cmd.Context(), code); err != nil {
+					return err
+				}
 			}
 			return cc.run(cmd, true, func(ctx context.Context, c *devchain.Client) error {
 				id, err := c.CreateChannel(ctx, spec)
@@ -235,6 +242,7 @@ func chainCreateChannelCmd() *cobra.Command {
 	f.Uint64Var(&spec.Config.Fine, "fine", 0, "fine for a punished member in channels of 3 or more")
 	f.DurationVar(&spec.Config.CensorshipWindow, "censorship-window", 0, "time a leader has to answer a censorship complaint (0: 30s)")
 	f.StringVar(&stateFile, "initial-state", "", `JSON file of the initial state: [{"account":"0x…","type":"chat::ChatGroup","value":"hex"}]`)
+	f.BoolVar(&noInit, "no-init", false, "start from an empty state instead of running the contract's init function")
 	cmd.MarkFlagRequired("contract")
 	return cmd
 }

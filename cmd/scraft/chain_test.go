@@ -109,7 +109,10 @@ func TestChainCommands(t *testing.T) {
 	if err := os.WriteFile(wasm, []byte("\x00asm\x01\x00\x00\x00"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := runChain(t, append([]string{"chain", "create-channel", "--contract", wasm}, conn...)...); err != nil {
+	if _, err := runChain(t, append([]string{"chain", "create-channel", "--contract", wasm}, conn...)...); err == nil {
+		t.Fatal("a module the sandbox cannot load made a channel")
+	}
+	if out, err := runChain(t, append([]string{"chain", "create-channel", "--contract", wasm, "--no-init"}, conn...)...); err != nil {
 		t.Fatal(err, out)
 	}
 	if _, err := runChain(t, append([]string{"chain", "create-channel", "--contract", "nosuch"}, conn...)...); !errors.Is(err, contracts.ErrUnknownContract) {
@@ -151,6 +154,10 @@ func TestChainCommands(t *testing.T) {
 	if v.Channel != id || v.Contract != "chat" || len(v.Members) != 1 || v.Members[0].Address != alice.Address() ||
 		v.Members[0].Collateral != "pool" || v.Labels["world_address"] != "0x01" || v.Leader != nil {
 		t.Fatalf("show --json: %+v", v)
+	}
+	// chat's init function made the initial state: its ChatGroup resource.
+	if len(v.SettledState) == 0 || v.SettledState[0].Type != "chat::ChatGroup" {
+		t.Fatalf("initial state from init: %+v", v.SettledState)
 	}
 }
 
