@@ -453,7 +453,11 @@ func (c *Channel) Subscribe(buffer int) (<-chan Applied, func()) {
 }
 
 // Status returns the channel's state as this node sees it.
-func (c *Channel) Status() Status {
+func (c *Channel) Status() Status { return c.status(true) }
+
+// status is Status; without wait, a busy FSM (a long apply, a genesis
+// loading its code) is reported as not ready instead of waited for.
+func (c *Channel) status(wait bool) Status {
 	leader, epoch, _ := c.view.current()
 	st := Status{
 		Channel:      c.id,
@@ -482,7 +486,7 @@ func (c *Channel) Status() Status {
 	if st.CommitIndex > st.AppliedIndex {
 		st.Lag = st.CommitIndex - st.AppliedIndex
 	}
-	c.fsm.machine(func(m *fsm.Machine) {
+	read := func(m *fsm.Machine) {
 		if m == nil {
 			return
 		}
@@ -490,7 +494,12 @@ func (c *Channel) Status() Status {
 		st.Members = len(m.Members())
 		_, st.Evidence = m.Evidence()
 		st.Ready = true
-	})
+	}
+	if wait {
+		c.fsm.machine(read)
+	} else {
+		c.fsm.tryMachine(read)
+	}
 	// Under load a follower is always a few batches behind what it knows
 	// is committed; within readyLag it serves reads as caught up.
 	st.Ready = st.Ready && st.Lag <= readyLag && st.RaftLeader != ""

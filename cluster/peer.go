@@ -89,16 +89,15 @@ func (p *peerService) channelFor(raw []byte, caller protocol.Address) (*Channel,
 // isMember reports whether a is a member of the channel: in the state, or
 // a server of its Raft configuration.
 func (c *Channel) isMember(a protocol.Address) bool {
+	if _, ok := c.raftServer(a); ok {
+		return true
+	}
 	var ok bool
 	c.fsm.machine(func(m *fsm.Machine) {
 		if m != nil {
 			_, ok = m.Member(a)
 		}
 	})
-	if ok {
-		return true
-	}
-	_, ok = c.raftServer(a)
 	return ok
 }
 
@@ -168,7 +167,9 @@ func (p *peerService) Status(ctx context.Context, req *peerpb.StatusRequest) (*p
 	if err != nil {
 		return nil, err
 	}
-	st := c.Status()
+	// The leader asks non-voters for their status to decide a promotion:
+	// answer at once even while the FSM is busy.
+	st := c.status(false)
 	return &peerpb.StatusResponse{
 		Height: st.Height, Digest: st.Digest[:], Leader: st.Leader.String(), Epoch: st.Epoch,
 		RaftState: st.RaftState, AppliedIndex: st.AppliedIndex, CommitIndex: st.CommitIndex, LastIndex: st.LastIndex,

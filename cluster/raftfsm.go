@@ -120,6 +120,17 @@ func (f *machineFSM) machine(fn func(m *fsm.Machine)) {
 	fn(f.m)
 }
 
+// tryMachine is machine without waiting: it reports false when the FSM is
+// busy (a long apply, a genesis loading its code) and fn did not run.
+func (f *machineFSM) tryMachine(fn func(m *fsm.Machine)) bool {
+	if !f.mu.TryLock() {
+		return false
+	}
+	defer f.mu.Unlock()
+	fn(f.m)
+	return true
+}
+
 // outcome returns the cached outcome of a tx.
 func (f *machineFSM) outcome(h protocol.Hash) (*fsm.Outcome, bool) {
 	f.mu.Lock()
