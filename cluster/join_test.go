@@ -30,7 +30,8 @@ func TestJoinUnderLoad(t *testing.T) {
 	tc := newTestClusterUsers(t, 3, 3, nil)
 	stop := make(chan struct{})
 	done := make(chan []*fsm.Outcome)
-	go func() { done <- tc.load(stop, tc.users[3:], func(i int) *testNode { return tc.nodes[i%3] }) }()
+	first := append([]*testNode(nil), tc.nodes...) // addNode appends to tc.nodes
+	go func() { done <- tc.load(stop, tc.users[3:], func(i int) *testNode { return first[i%3] }) }()
 	testutil.Eventually(t, 10*time.Second, "writes", func() bool {
 		return tc.channel(tc.waitLeader(10*time.Second)).Status().Height >= 10
 	})
