@@ -32,8 +32,9 @@ type leaderRun struct {
 	failed     chan struct{}
 	failedOnce sync.Once
 
-	nextTick uint64
-	lastTick time.Time
+	nextTick   uint64
+	lastTickMs uint64
+	tickMs     uint64 // the channel's tick interval, 0 for none
 }
 
 // inRaft is one batch handed to Raft.
@@ -55,8 +56,11 @@ func (c *Channel) startLeaderRun(epoch uint64) *leaderRun {
 	}
 	c.fsm.machine(func(m *fsm.Machine) {
 		if m != nil {
-			run.nextTick, _ = m.Tick()
+			run.nextTick, run.lastTickMs = m.Tick()
 			run.nextTick++
+		}
+		if g := c.fsm.gen; g != nil {
+			run.tickMs = g.TickIntervalMs
 		}
 	})
 	run.wg.Add(2)
@@ -182,11 +186,17 @@ func (run *leaderRun) batcher() {
 	}
 }
 
+// tickEntry makes the next tick. Its timestamp is never less than one
+// interval after the previous tick's, which followers check, even when the
+// ticker fired late once and on time the next.
 func (run *leaderRun) tickEntry(now time.Time) *submission {
-	s := newSubmission(protocol.Entry{Kind: protocol.EntryTick, Tick: &protocol.Tick{
-		Number: run.nextTick, TimestampMs: uint64(now.UnixMilli()),
-	}})
+	ts := uint64(now.UnixMilli())
+	if run.lastTickMs > 0 {
+		ts = max(ts, run.lastTickMs+run.tickMs)
+	}
+	s := newSubmission(protocol.Entry{Kind: protocol.EntryTick, Tick: &protocol.Tick{Number: run.nextTick, TimestampMs: ts}})
 	run.nextTick++
+	run.lastTickMs = ts
 	return s
 }
 
@@ -203,8 +213,13 @@ func (run *leaderRun) propose(subs []*submission) bool {
 	subs = append([]*submission(nil), subs...)
 	for len(subs) > 0 {
 		entries := make([]protocol.Entry, len(subs))
+		// A batch is stamped no earlier than the ticks it carries.
+		ts := uint64(time.Now().UnixMilli())
 		for i, s := range subs {
 			entries[i] = s.entry
+			if s.entry.Kind == protocol.EntryTick {
+				ts = max(ts, s.entry.Tick.TimestampMs)
+			}
 		}
 		var b *protocol.Batch
 		var err error
@@ -213,7 +228,7 @@ func (run *leaderRun) propose(subs []*submission) bool {
 				err = ErrNoLeader
 				return
 			}
-			b, _, err = m.Propose(entries, run.epoch, c.cfg.Key, uint64(time.Now().UnixMilli()))
+			b, _, err = m.Propose(entries, run.epoch, c.cfg.Key, ts)
 		})
 		var ee *fsm.EntryError
 		if errors.As(err, &ee) {
@@ -222,7 +237,7 @@ func (run *leaderRun) propose(subs []*submission) bool {
 			c.logger.Warn("entry refused by the state machine", "kind", s.entry.Kind, "error", err)
 			if s.entry.Kind == protocol.EntryTick {
 				c.fsm.machine(func(m *fsm.Machine) {
-					run.nextTick, _ = m.Tick()
+					run.nextTick, run.lastTickMs = m.Tick()
 					run.nextTick++
 				})
 			}
