@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -15,6 +16,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/scraft/scraft/client"
+	"github.com/scraft/scraft/internal/testutil"
 	"github.com/scraft/scraft/protocol"
 	"github.com/scraft/scraft/transport"
 	"github.com/scraft/scraft/transport/clientpb"
@@ -293,7 +295,15 @@ func TestSlowSubscriber(t *testing.T) {
 	slow.send(&clientpb.ClientMessage{Id: 5, Body: &clientpb.ClientMessage_Subscribe{Subscribe: &clientpb.SubscribeRequest{Channel: ch[:]}}})
 
 	ca := dial(t, alice, tn.addr)
-	for i := 0; tn.svc.Stats().Dropped == 0; i++ {
+	subscribed := func() int {
+		mc.mu.Lock()
+		defer mc.mu.Unlock()
+		return len(mc.subs)
+	}
+	testutil.Eventually(t, 10*time.Second, "subscribed", func() bool { return subscribed() == 1 })
+	// Commit until the channel's bounded buffer for the subscriber
+	// overflows and it drops the subscriber.
+	for i := 0; subscribed() == 1; i++ {
 		if i > 20000 {
 			t.Fatal("subscriber never dropped")
 		}

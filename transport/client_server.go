@@ -607,19 +607,45 @@ func (ss *session) subscribe(ctx context.Context, id uint64, req *clientpb.Subsc
 	}
 	release()
 
+	// A pump reads the subscription so that the sender can merge what
+	// piled up while it waited for the stream: a subscriber behind gets
+	// fewer, fuller messages instead of one per batch.
+	pump := make(chan pumped, 2)
+	svc.wg.Add(1)
+	go func() {
+		defer svc.wg.Done()
+		for {
+			outs, err := sub.Next(ctx)
+			select {
+			case pump <- pumped{outs, err}:
+			case <-ctx.Done():
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+
 	for {
-		outs, err := sub.Next(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				return // unsubscribed or the stream is gone
+		var p pumped
+		select {
+		case p = <-pump:
+		case <-ctx.Done():
+			return // unsubscribed or the stream is gone
+		}
+		outs, err := p.outs, p.err
+	merge:
+		for err == nil && len(outs) < svc.cfg.MaxUpdateOutcomes {
+			select {
+			case q := <-pump:
+				// Never append to a slice the ChannelAPI may share with
+				// other subscribers.
+				outs = append(outs[:len(outs):len(outs)], q.outs...)
+				err = q.err
+			default:
+				break merge
 			}
-			if errors.Is(err, ErrSlowSubscriber) {
-				svc.dropped.Add(1)
-			}
-			ss.send(&clientpb.ServerMessage{Id: id, Error: &clientpb.Error{
-				Code: uint32(CodeOf(err)), Message: err.Error(), ResumeHeight: last,
-			}})
-			return
 		}
 		for len(outs) > 0 {
 			n := min(len(outs), svc.cfg.MaxUpdateOutcomes)
@@ -633,7 +659,25 @@ func (ss *session) subscribe(ctx context.Context, id uint64, req *clientpb.Subsc
 			last = outs[n-1].Height
 			outs = outs[n:]
 		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			if errors.Is(err, ErrSlowSubscriber) {
+				svc.dropped.Add(1)
+			}
+			ss.send(&clientpb.ServerMessage{Id: id, Error: &clientpb.Error{
+				Code: uint32(CodeOf(err)), Message: err.Error(), ResumeHeight: last,
+			}})
+			return
+		}
 	}
+}
+
+// pumped is one result of a Subscription's Next.
+type pumped struct {
+	outs []Outcome
+	err  error
 }
 
 func (ss *session) leaveOrClose(ctx context.Context, id uint64, raw []byte, closeChannel bool) {
