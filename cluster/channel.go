@@ -615,3 +615,16 @@ func (c *Channel) IsMember(a protocol.Address) bool {
 	})
 	return ok
 }
+
+// Members returns the members in the applied state, ordered by address.
+func (c *Channel) Members() []protocol.Address {
+	var out []protocol.Address
+	c.fsm.machine(func(m *fsm.Machine) {
+		if m != nil {
+			for _, mem := range m.Members() {
+				out = append(out, mem.Address)
+			}
+		}
+	})
+	return out
+}

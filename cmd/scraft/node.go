@@ -517,7 +517,13 @@ func (a *channelAPI) Status(id protocol.ChannelID) (*transport.ChannelStatus, er
 		return nil, err
 	}
 	st := c.Status()
-	return &transport.ChannelStatus{Channel: id, Leader: st.Leader, Epoch: st.Epoch, Height: st.Height, Digest: st.Digest, Ready: st.Ready}, nil
+	out := &transport.ChannelStatus{Channel: id, Leader: st.Leader, Epoch: st.Epoch, Height: st.Height, Digest: st.Digest,
+		SettledHeight: st.SettledHeight, Ready: st.Ready}
+	for _, m := range c.Members() {
+		// Lag and heartbeat age are not tracked per member yet.
+		out.Members = append(out.Members, transport.MemberStatus{Address: m, HeartbeatAge: -1, Leader: m == st.Leader})
+	}
+	return out, nil
 }
 
 func (a *channelAPI) Leave(ctx context.Context, id protocol.ChannelID, member protocol.Address) error {
