@@ -527,9 +527,12 @@ func (a *channelAPI) Status(id protocol.ChannelID) (*transport.ChannelStatus, er
 }
 
 func (a *channelAPI) Leave(ctx context.Context, id protocol.ChannelID, member protocol.Address) error {
-	return fmt.Errorf("%w: leave is not served by this node yet", transport.ErrUnavailable)
+	// Leaving settles first (DESIGN §8); until nodes propose settlements a
+	// member leaves on chain with scraft chain leave. Unsupported, unlike
+	// unavailable, fails at once instead of being retried elsewhere.
+	return fmt.Errorf("%w: leave through the client API needs settlement proposals, which this node does not make yet; use scraft chain leave", transport.ErrUnsupported)
 }
 
 func (a *channelAPI) Close(ctx context.Context, id protocol.ChannelID, member protocol.Address) error {
-	return fmt.Errorf("%w: close is not served by this node yet", transport.ErrUnavailable)
+	return fmt.Errorf("%w: close through the client API needs settlement proposals, which this node does not make yet; use scraft chain close", transport.ErrUnsupported)
 }
