@@ -30,6 +30,7 @@ type Node struct {
 		sync.Mutex
 		closed   bool
 		channels map[protocol.ChannelID]*Channel
+		opening  map[protocol.ChannelID]chan struct{}
 	}
 }
 
@@ -46,6 +47,7 @@ func NewNode(cfg Config) (*Node, error) {
 	}
 	n.metrics = newMetrics(cfg.Registerer)
 	n.mu.channels = make(map[protocol.ChannelID]*Channel)
+	n.mu.opening = make(map[protocol.ChannelID]chan struct{})
 	return n, nil
 }
 
@@ -88,27 +90,63 @@ func (n *Node) Start(ctx context.Context) error {
 // leader) or names this node; otherwise the channel waits to be added by
 // the leader: call Join with a peer's address.
 func (n *Node) Open(ctx context.Context, id protocol.ChannelID) (*Channel, error) {
+	// Opening reads the chain: do it outside the lock, so that the peer
+	// API of the other channels is not held up; a second Open of the same
+	// channel waits for the first.
+	for {
+		n.mu.Lock()
+		if n.mu.closed {
+			n.mu.Unlock()
+			return nil, ErrClosed
+		}
+		if c, ok := n.mu.channels[id]; ok {
+			n.mu.Unlock()
+			return c, nil
+		}
+		wait, busy := n.mu.opening[id]
+		if !busy {
+			n.mu.opening[id] = make(chan struct{})
+			n.mu.Unlock()
+			break
+		}
+		n.mu.Unlock()
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	c, err := n.open(ctx, id)
 	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.mu.closed {
-		return nil, ErrClosed
+	close(n.mu.opening[id])
+	delete(n.mu.opening, id)
+	if err == nil && n.mu.closed {
+		err = ErrClosed
 	}
-	if c, ok := n.mu.channels[id]; ok {
-		return c, nil
+	if err != nil {
+		n.mu.Unlock()
+		if c != nil {
+			c.Close()
+		}
+		return nil, err
 	}
+	n.mu.channels[id] = c
+	n.mu.Unlock()
+	c.start()
+	n.logger.Info("hosting channel", "channel", id)
+	return c, nil
+}
+
+func (n *Node) open(ctx context.Context, id protocol.ChannelID) (*Channel, error) {
 	c, err := openChannel(n, id)
 	if err != nil {
 		return nil, err
 	}
 	if !c.hasState() {
 		if err := c.maybeBootstrap(ctx); err != nil {
-			c.Close()
-			return nil, err
+			return c, err
 		}
 	}
-	n.mu.channels[id] = c
-	c.start()
-	n.logger.Info("hosting channel", "channel", id)
 	return c, nil
 }
 
