@@ -31,6 +31,22 @@ type Chain interface {
 	// ClaimLeader asks to lead in place of the leader of epoch, with the
 	// attestations of other members. It returns the new epoch.
 	ClaimLeader(ctx context.Context, id protocol.ChannelID, epoch uint64, atts []protocol.Attestation) (uint64, error)
+
+	// Settlement (settle.go).
+
+	// Head returns the latest committed block's height and chain time.
+	Head(ctx context.Context) (settlement.Head, error)
+	// Proposal returns a proposal and the votes cast on it.
+	Proposal(ctx context.Context, id protocol.ChannelID, proposal uint64) (*settlement.ProposalInfo, error)
+	// CreateProposal files a proposal whose data is the canonical encoding
+	// of the kind's payload, and returns its id.
+	CreateProposal(ctx context.Context, id protocol.ChannelID, kind protocol.ProposalKind, data []byte) (uint64, error)
+	// Vote casts the node's vote on a proposal.
+	Vote(ctx context.Context, id protocol.ChannelID, proposal uint64, option protocol.VoteOption) error
+	// ExecuteProposal executes a passed proposal.
+	ExecuteProposal(ctx context.Context, id protocol.ChannelID, proposal uint64) error
+	// Watch streams chain events from the event numbered from on.
+	Watch(ctx context.Context, from settlement.EventID) (settlement.EventStream, error)
 }
 
 var _ Chain = settlement.Chain(nil)

@@ -129,6 +129,27 @@ type Config struct {
 	// PeerTimeout bounds one peer RPC that is not a forwarded tx. Default 2s.
 	PeerTimeout time.Duration
 
+	// SettleEveryHeights and SettleInterval are the settlement policy of a
+	// channel whose chain config names none (SettleEveryTxs and
+	// SettleInterval both zero): its leader proposes settlement once this
+	// many heights are unsettled, or when this long passed since the last
+	// settlement and some height is unsettled. Defaults 1000 and 10s; both
+	// zero: such channels are settled only when someone else proposes.
+	SettleEveryHeights uint64
+	SettleInterval     time.Duration
+	// SettleMaxHeights caps the heights one settlement proposal covers; the
+	// leader also halves a range whose net change set exceeds
+	// protocol.MaxChanges or SettleMaxBytes. Default 10000.
+	SettleMaxHeights uint64
+	// SettleMaxBytes caps the encoded settlement a proposal carries, to stay
+	// within the chain's tx size. Default 4 MiB.
+	SettleMaxBytes int
+	// SettleTimeout is how long the leader waits for its open settlement
+	// proposal to pass before it proposes afresh, and how long a member
+	// waits to apply a proposal's last height before it abstains.
+	// Default 30s.
+	SettleTimeout time.Duration
+
 	// Logger receives the node's logs. Default: a null logger.
 	Logger hclog.Logger
 	// Registerer receives the node's Prometheus metrics. Default nil: the
@@ -161,6 +182,11 @@ func DefaultConfig() Config {
 		ChainPollInterval:  100 * time.Millisecond,
 		ReconcileInterval:  100 * time.Millisecond,
 		PeerTimeout:        2 * time.Second,
+		SettleEveryHeights: 1000,
+		SettleInterval:     10 * time.Second,
+		SettleMaxHeights:   10000,
+		SettleMaxBytes:     4 << 20,
+		SettleTimeout:      30 * time.Second,
 	}
 }
 
@@ -222,6 +248,14 @@ func (c *Config) Validate() error {
 		return bad("AttestAfter (%s) cannot be negative", c.AttestAfter)
 	case c.PeerTimeout <= 0:
 		return bad("PeerTimeout (%s) must be positive", c.PeerTimeout)
+	case c.SettleInterval < 0:
+		return bad("SettleInterval (%s) cannot be negative", c.SettleInterval)
+	case c.SettleMaxHeights < 1:
+		return bad("SettleMaxHeights must be at least 1")
+	case c.SettleMaxBytes < 1024:
+		return bad("SettleMaxBytes (%d) must be at least 1024", c.SettleMaxBytes)
+	case c.SettleTimeout <= 0:
+		return bad("SettleTimeout (%s) must be positive", c.SettleTimeout)
 	}
 	return nil
 }

@@ -14,7 +14,8 @@ import (
 // leaderRun is the leader work of one term of leadership in one epoch: the
 // batcher, which groups queued entries into batches, executes them
 // speculatively (fsm Propose), signs them and hands them to Raft; and the
-// completion loop, which waits for Raft in order and answers submitters.
+// completion loop, which waits for Raft in order and answers submitters;
+// and the settler, which proposes and executes settlements (settle.go).
 // It starts after a Barrier, once this node is both Raft's and the chain's
 // leader, and stops as soon as either is lost (fencing).
 type leaderRun struct {
@@ -63,9 +64,10 @@ func (c *Channel) startLeaderRun(epoch uint64) *leaderRun {
 			run.tickMs = g.TickIntervalMs
 		}
 	})
-	run.wg.Add(2)
+	run.wg.Add(3)
 	go run.batcher()
 	go run.completer()
+	go run.settler()
 	return run
 }
 

@@ -28,6 +28,8 @@ import (
 // It also promotes caught-up non-voters while it leads.
 func (c *Channel) runLeadership() {
 	defer c.wg.Done()
+	c.wg.Add(1)
+	go c.runSettlement()
 	st := &leadershipState{}
 	defer c.stopLeading()
 	poll := time.NewTicker(c.cfg.ChainPollInterval)

@@ -1,0 +1,480 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/scraft/scraft/fsm"
+	"github.com/scraft/scraft/protocol"
+	"github.com/scraft/scraft/settlement"
+	"github.com/scraft/scraft/settlement/contract"
+)
+
+// Settlement (DESIGN §8) has two sides.
+//
+// The leader's (leaderRun.settler, part of the leader run, so it stops the
+// moment leadership is lost) proposes {from = settled+1, to = applied
+// height, net change set, D(to)} when the channel's policy says so, keeps
+// one proposal of its own open at a time, and executes it once it passed.
+//
+// Every member's (Channel.runSettlement, for the channel's lifetime)
+// watches the chain for settlement proposals of its channel, waits until it
+// applied their last height, recomputes the range from its own journal and
+// votes for (equal) or against (different); it abstains when it cannot
+// judge (the range is pruned here, or it did not reach the last height
+// within SettleTimeout). It prunes its journal to the chain's settled
+// height once it applied that height: pruning follows the chain, never
+// runs ahead of it, and fsm.PruneTo refuses anything above the applied
+// height.
+
+// recentProposals is how many of a channel's latest proposals a member
+// looks at when it starts, for settlements proposed while it was away.
+const recentProposals = 8
+
+// settleMetrics are the settlement counters, one series per channel and
+// outcome: proposed, executed, abandoned (leader side); for, against,
+// abstain (this member's votes).
+var settleMetrics = struct {
+	sync.Mutex
+	byReg map[prometheus.Registerer]*prometheus.CounterVec
+}{byReg: map[prometheus.Registerer]*prometheus.CounterVec{}}
+
+func settleCounter(reg prometheus.Registerer, id protocol.ChannelID) func(what string) {
+	settleMetrics.Lock()
+	vec, ok := settleMetrics.byReg[reg]
+	if !ok {
+		vec = prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "scraft", Name: "settlement_total",
+			Help: "Settlement proposals this node proposed, executed or abandoned, and its votes on them."},
+			[]string{"channel", "what"})
+		if reg != nil {
+			if err := reg.Register(vec); err != nil {
+				var are prometheus.AlreadyRegisteredError
+				if errors.As(err, &are) {
+					if v, ok := are.ExistingCollector.(*prometheus.CounterVec); ok {
+						vec = v
+					}
+				}
+			}
+			settleMetrics.byReg[reg] = vec
+		}
+	}
+	settleMetrics.Unlock()
+	l := id.String()
+	return func(what string) { vec.WithLabelValues(l, what).Inc() }
+}
+
+// settlePolicy returns the channel's settlement policy: the chain's when it
+// names one, else the node's defaults.
+func (c *Channel) settlePolicy() (everyHeights uint64, interval time.Duration) {
+	if rec := c.view.channel(); rec != nil && (rec.Config.SettleEveryTxs > 0 || rec.Config.SettleInterval > 0) {
+		return rec.Config.SettleEveryTxs, rec.Config.SettleInterval
+	}
+	return c.cfg.SettleEveryHeights, c.cfg.SettleInterval
+}
+
+// chainSettled returns the settled height as the chain view last read it.
+func (c *Channel) chainSettled() uint64 {
+	if rec := c.view.channel(); rec != nil {
+		return rec.SettledHeight
+	}
+	return 0
+}
+
+// openSettlement is the leader's own settlement proposal that has not
+// executed yet.
+type openSettlement struct {
+	id      uint64
+	s       protocol.Settlement
+	created time.Time
+}
+
+// settler is the leader side of settlement; it runs for one leader run.
+func (run *leaderRun) settler() {
+	defer run.wg.Done()
+	c := run.c
+	ctx, cancel := context.WithCancel(c.ctx)
+	defer cancel()
+	stopped := make(chan struct{})
+	defer close(stopped)
+	go func() { // ends with the settler: stopped is closed on its way out
+		select {
+		case <-run.stop:
+			cancel()
+		case <-stopped:
+		}
+	}()
+	count := settleCounter(c.cfg.Registerer, c.id)
+	t := time.NewTicker(c.cfg.ChainPollInterval)
+	defer t.Stop()
+	var open *openSettlement
+	var executedTo uint64 // the chain view may not show our execution yet
+	lastSettled := time.Now()
+	for {
+		select {
+		case <-run.stop:
+			return
+		case <-t.C:
+		}
+		if open != nil {
+			done, settled := run.followSettlement(ctx, open)
+			if settled {
+				executedTo = max(executedTo, open.s.To)
+				lastSettled = time.Now()
+				count("executed")
+			}
+			if done {
+				if !settled {
+					count("abandoned")
+				}
+				open = nil
+			}
+			continue
+		}
+		settledH := max(c.chainSettled(), executedTo)
+		s, ok := run.settlementDue(settledH, lastSettled)
+		if !ok {
+			continue
+		}
+		cctx, ccancel := context.WithTimeout(ctx, c.cfg.ApplyTimeout)
+		pid, err := c.cfg.Chain.CreateProposal(cctx, c.id, protocol.ProposalSettlement, protocol.Marshal(&s))
+		ccancel()
+		if err != nil {
+			if ctx.Err() == nil {
+				c.logger.Warn("settlement proposal refused", "from", s.From, "to", s.To, "error", err)
+				_ = c.refreshChain()
+			}
+			continue
+		}
+		count("proposed")
+		c.logger.Info("settlement proposed", "proposal", pid, "from", s.From, "to", s.To, "changes", s.ChangeSet.Len())
+		open = &openSettlement{id: pid, s: s, created: time.Now()}
+	}
+}
+
+// settlementDue builds the settlement the policy asks for now, if any:
+// from settled+1 to the applied height, capped so that the proposal fits.
+func (run *leaderRun) settlementDue(settled uint64, last time.Time) (protocol.Settlement, bool) {
+	c := run.c
+	every, interval := c.settlePolicy()
+	if every == 0 && interval == 0 {
+		return protocol.Settlement{}, false
+	}
+	var s protocol.Settlement
+	var err error
+	ok := false
+	c.fsm.machine(func(m *fsm.Machine) {
+		if m == nil || m.Height() <= settled || m.SettledHeight() > settled {
+			return
+		}
+		unsettled := m.Height() - settled
+		if !(every > 0 && unsettled >= every) && !(interval > 0 && time.Since(last) >= interval) {
+			return
+		}
+		s, err = buildSettlement(m, settled+1, m.Height(), c.cfg.SettleMaxHeights, c.cfg.SettleMaxBytes)
+		ok = err == nil
+	})
+	if err != nil {
+		c.logger.Error("cannot build a settlement", "from", settled+1, "error", err)
+	}
+	return s, ok
+}
+
+// buildSettlement returns the settlement of from..to, or of a shorter
+// range from..to' when the whole does not fit: at most maxHeights heights,
+// at most protocol.MaxChanges changes and maxBytes encoded.
+func buildSettlement(m *fsm.Machine, from, to, maxHeights uint64, maxBytes int) (protocol.Settlement, error) {
+	to = min(to, from+maxHeights-1)
+	for {
+		cs, err := m.NetChangeSet(from, to)
+		if err != nil {
+			return protocol.Settlement{}, err
+		}
+		d, _ := m.Digest(to)
+		s := protocol.Settlement{From: from, To: to, ChangeSet: cs, Digest: d}
+		if cs.Len() <= protocol.MaxChanges && len(protocol.Marshal(&s)) <= maxBytes {
+			return s, nil
+		}
+		if to == from {
+			return protocol.Settlement{}, fmt.Errorf("height %d alone changes %d resources, more than a proposal carries", from, cs.Len())
+		}
+		to = from + (to-from)/2
+	}
+}
+
+// followSettlement checks the leader's open proposal and executes it once
+// passed. done says the proposal needs no more following; settled that it
+// executed.
+func (run *leaderRun) followSettlement(ctx context.Context, open *openSettlement) (done, settled bool) {
+	c := run.c
+	cctx, cancel := context.WithTimeout(ctx, c.cfg.ApplyTimeout)
+	defer cancel()
+	p, err := c.cfg.Chain.Proposal(cctx, c.id, open.id)
+	if err != nil {
+		return false, false
+	}
+	if p.Status != contract.ProposalOpen {
+		return true, p.Status == contract.ProposalExecuted
+	}
+	// Settlement needs 2/3 of the electorate in favour.
+	if 3*uint64(p.Electorate-p.Against-p.Abstain) < 2*uint64(p.Electorate) {
+		c.logger.Warn("settlement proposal cannot pass", "proposal", open.id, "for", p.For, "against", p.Against, "abstain", p.Abstain)
+		return true, false
+	}
+	if !p.Passed(0) {
+		if time.Since(open.created) > c.cfg.SettleTimeout {
+			c.logger.Warn("settlement proposal not passed in time, proposing afresh", "proposal", open.id, "for", p.For, "of", p.Electorate)
+			return true, false
+		}
+		return false, false
+	}
+	err = c.cfg.Chain.ExecuteProposal(cctx, c.id, open.id)
+	switch {
+	case err == nil:
+		c.logger.Info("channel settled", "proposal", open.id, "height", open.s.To, "for", p.For, "of", p.Electorate)
+		_ = c.refreshChain()
+		return true, true
+	case errors.Is(err, contract.ErrProposalClosed):
+		// Executed by someone else, or closed: read it next round.
+		return false, false
+	case errors.Is(err, contract.ErrBadRange), errors.Is(err, contract.ErrStateMismatch):
+		c.logger.Warn("settlement proposal stale", "proposal", open.id, "error", err)
+		_ = c.refreshChain()
+		return true, false
+	default:
+		if ctx.Err() == nil {
+			c.logger.Warn("cannot execute settlement", "proposal", open.id, "error", err)
+		}
+		return false, false
+	}
+}
+
+// judging is a settlement proposal a member has yet to vote on.
+type judging struct {
+	id   uint64
+	s    protocol.Settlement
+	seen time.Time
+}
+
+// runSettlement is the member side of settlement: it votes on the channel's
+// settlement proposals and prunes the journal to the settled height.
+func (c *Channel) runSettlement() {
+	defer c.wg.Done()
+	count := settleCounter(c.cfg.Registerer, c.id)
+	events := make(chan settlement.Event, 64)
+	started := make(chan struct{})
+	c.wg.Add(1)
+	go c.watchChain(events, started)
+	t := time.NewTicker(c.cfg.ChainPollInterval)
+	defer t.Stop()
+	pending := map[uint64]*judging{}
+	var order []uint64 // proposal ids, oldest first
+	add := func(pid uint64) {
+		if _, ok := pending[pid]; ok {
+			return
+		}
+		j, ok := c.readSettlementProposal(pid)
+		if ok {
+			pending[pid] = j
+			order = append(order, pid)
+		}
+	}
+	scanned := false
+	for {
+		select {
+		case <-c.ctx.Done():
+			return
+		case ev := <-events:
+			if ev.Channel != c.id {
+				continue
+			}
+			switch ev.Kind {
+			case contract.EventProposalCreated:
+				if ev.ProposalKind == protocol.ProposalSettlement {
+					add(ev.Proposal)
+				}
+			case contract.EventChannelSettled:
+				_ = c.refreshChain()
+			}
+		case <-t.C:
+		}
+		if !scanned {
+			// Proposals made before the watch started (it starts at the
+			// head's block): the latest few are enough to catch up.
+			select {
+			case <-started:
+				if rec := c.view.channel(); rec != nil {
+					for pid := rec.LastProposal - min(rec.LastProposal, recentProposals) + 1; pid <= rec.LastProposal; pid++ {
+						add(pid)
+					}
+					scanned = true
+				}
+			default:
+			}
+		}
+		kept := order[:0]
+		for _, pid := range order {
+			j := pending[pid]
+			opt, ok := c.judge(j)
+			if ok && c.castVote(j.id, opt) {
+				count(opt.String())
+				delete(pending, pid)
+				continue
+			}
+			kept = append(kept, pid)
+		}
+		order = kept
+		c.pruneSettled()
+	}
+}
+
+// watchChain feeds events to the member's loop from the head on, and
+// resumes after a broken stream. It closes started once watching.
+func (c *Channel) watchChain(events chan<- settlement.Event, started chan<- struct{}) {
+	defer c.wg.Done()
+	var from settlement.EventID
+	for from.Block == 0 {
+		ctx, cancel := context.WithTimeout(c.ctx, c.cfg.PeerTimeout)
+		h, err := c.cfg.Chain.Head(ctx)
+		cancel()
+		if err == nil {
+			from = settlement.EventID{Block: h.Height}
+			break
+		}
+		select {
+		case <-c.ctx.Done():
+			return
+		case <-time.After(c.cfg.ChainPollInterval):
+		}
+	}
+	once := sync.OnceFunc(func() { close(started) })
+	for c.ctx.Err() == nil {
+		st, err := c.cfg.Chain.Watch(c.ctx, from)
+		if err == nil {
+			once()
+			for {
+				ev, err := st.Recv()
+				if err != nil {
+					break
+				}
+				from = ev.ID.Next()
+				select {
+				case events <- ev:
+				case <-c.ctx.Done():
+					return
+				}
+			}
+		}
+		if c.ctx.Err() == nil {
+			c.logger.Debug("chain event stream ended, resuming", "from", from, "error", err)
+		}
+		select {
+		case <-c.ctx.Done():
+			return
+		case <-time.After(c.cfg.ChainPollInterval):
+		}
+	}
+}
+
+// readSettlementProposal reads an open settlement proposal of the channel.
+func (c *Channel) readSettlementProposal(pid uint64) (*judging, bool) {
+	ctx, cancel := context.WithTimeout(c.ctx, c.cfg.PeerTimeout)
+	defer cancel()
+	p, err := retryChain(ctx, func(ctx context.Context) (*settlement.ProposalInfo, error) {
+		return c.cfg.Chain.Proposal(ctx, c.id, pid)
+	})
+	if err != nil || p.Kind != protocol.ProposalSettlement || p.Status != contract.ProposalOpen {
+		return nil, false
+	}
+	for _, v := range p.Votes {
+		if v.Voter == c.me() {
+			return nil, false
+		}
+	}
+	var s protocol.Settlement
+	if err := protocol.Unmarshal(p.Data, &s); err != nil {
+		return nil, false
+	}
+	return &judging{id: pid, s: s, seen: time.Now()}, true
+}
+
+// judge compares a settlement with this member's own journal. ok is false
+// while the member has not applied the proposal's last height yet.
+func (c *Channel) judge(j *judging) (opt protocol.VoteOption, ok bool) {
+	s := &j.s
+	c.fsm.machine(func(m *fsm.Machine) {
+		switch {
+		case m == nil || m.Height() < s.To:
+			if time.Since(j.seen) > c.cfg.SettleTimeout {
+				c.logger.Warn("settlement range not applied in time, abstaining", "proposal", j.id, "to", s.To)
+				opt, ok = protocol.VoteAbstain, true
+			}
+			return
+		case s.From <= m.SettledHeight():
+			// Pruned here: this member cannot judge the range.
+			opt, ok = protocol.VoteAbstain, true
+			return
+		}
+		ok = true
+		opt = protocol.VoteAgainst
+		cs, err := m.NetChangeSet(s.From, s.To)
+		if err != nil {
+			return
+		}
+		d, _ := m.Digest(s.To)
+		if d == s.Digest && bytes.Equal(protocol.Marshal(cs), protocol.Marshal(s.ChangeSet)) {
+			opt = protocol.VoteFor
+		}
+	})
+	if ok && opt == protocol.VoteAgainst {
+		c.logger.Warn("settlement proposal differs from this member's journal, voting against", "proposal", j.id, "from", s.From, "to", s.To)
+	}
+	return opt, ok
+}
+
+// castVote votes on a proposal; it reports whether the vote needs no
+// retry.
+func (c *Channel) castVote(pid uint64, opt protocol.VoteOption) bool {
+	ctx, cancel := context.WithTimeout(c.ctx, c.cfg.ApplyTimeout)
+	defer cancel()
+	err := c.cfg.Chain.Vote(ctx, c.id, pid, opt)
+	switch {
+	case err == nil:
+		c.logger.Debug("voted on settlement", "proposal", pid, "option", opt)
+		return true
+	case errors.Is(err, contract.ErrAlreadyVoted), errors.Is(err, contract.ErrProposalClosed),
+		errors.Is(err, contract.ErrNotEligible), errors.Is(err, contract.ErrNoProposal),
+		errors.Is(err, contract.ErrNotMember):
+		return true
+	default:
+		if c.ctx.Err() == nil {
+			c.logger.Warn("vote failed", "proposal", pid, "error", err)
+		}
+		return false
+	}
+}
+
+// pruneSettled drops the journal up to the chain's settled height once this
+// member applied it.
+func (c *Channel) pruneSettled() {
+	h := c.chainSettled()
+	if h == 0 {
+		return
+	}
+	c.fsm.machine(func(m *fsm.Machine) {
+		if m == nil || m.SettledHeight() >= h || m.Height() < h {
+			return
+		}
+		if err := m.PruneTo(h); err != nil {
+			c.logger.Warn("cannot prune the journal", "to", h, "error", err)
+			return
+		}
+		c.logger.Debug("journal pruned", "to", h)
+	})
+}

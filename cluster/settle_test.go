@@ -1,0 +1,218 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/scraft/scraft/fsm"
+	"github.com/scraft/scraft/internal/testutil"
+	"github.com/scraft/scraft/protocol"
+	"github.com/scraft/scraft/settlement"
+	"github.com/scraft/scraft/settlement/contract"
+)
+
+// submitN submits n chat txs through node 0, one after the other, and
+// returns the last outcome.
+func (tc *testCluster) submitN(n int, tag string) *fsm.Outcome {
+	tc.t.Helper()
+	c := tc.channel(tc.nodes[0])
+	var last *fsm.Outcome
+	for i := 0; i < n; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		out, err := c.Submit(ctx, tc.tx(tc.users[i%len(tc.users)], fmt.Sprintf("%s%d;", tag, i)))
+		cancel()
+		if err != nil {
+			tc.t.Fatalf("submit %s %d: %v", tag, i, err)
+		}
+		last = out
+	}
+	return last
+}
+
+// waitSettled waits until the chain's settled height is at least h and
+// returns the channel record.
+func (tc *testCluster) waitSettled(h uint64) *settlement.ChannelInfo {
+	tc.t.Helper()
+	cl := tc.chain.client(tc.nodes[0].key)
+	var info *settlement.ChannelInfo
+	testutil.WaitFor(tc.t, 30*time.Second, func() error {
+		var err error
+		if info, err = cl.Channel(context.Background(), tc.id); err != nil {
+			return err
+		}
+		if info.SettledHeight < h {
+			return fmt.Errorf("settled height %d, want %d", info.SettledHeight, h)
+		}
+		return nil
+	})
+	return info
+}
+
+// settlementOf returns the executed settlement proposal that settled up to
+// height to.
+func (tc *testCluster) settlementOf(info *settlement.ChannelInfo, to uint64) (*settlement.ProposalInfo, protocol.Settlement) {
+	tc.t.Helper()
+	cl := tc.chain.client(tc.nodes[0].key)
+	for pid := info.LastProposal; pid > 0; pid-- {
+		p, err := cl.Proposal(context.Background(), tc.id, pid)
+		if err != nil {
+			tc.t.Fatal(err)
+		}
+		var s protocol.Settlement
+		if p.Kind != protocol.ProposalSettlement || protocol.Unmarshal(p.Data, &s) != nil {
+			continue
+		}
+		if p.Status == contract.ProposalExecuted && s.To == to {
+			return p, s
+		}
+	}
+	tc.t.Fatalf("no executed settlement up to %d", to)
+	return nil, protocol.Settlement{}
+}
+
+// checkSettledRound checks one executed settlement: votes, the chain's
+// state against every member's state at that height, and pruned journals.
+func (tc *testCluster) checkSettledRound(info *settlement.ChannelInfo, from uint64) {
+	t := tc.t
+	t.Helper()
+	p, s := tc.settlementOf(info, info.SettledHeight)
+	if s.From != from {
+		t.Fatalf("settlement from %d, want %d", s.From, from)
+	}
+	if p.Against != 0 || p.Abstain != 0 || 3*p.For < 2*p.Electorate {
+		t.Fatalf("settlement votes: %d for, %d against, %d abstain of %d", p.For, p.Against, p.Abstain, p.Electorate)
+	}
+	onChain, err := tc.chain.client(tc.nodes[0].key).SettledState(context.Background(), tc.id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.SettledDigest != s.Digest {
+		t.Fatalf("chain settled digest %s, proposal %s", info.SettledDigest, s.Digest)
+	}
+	testutil.WaitFor(t, 20*time.Second, func() error {
+		for i, nd := range tc.nodes {
+			var err error
+			tc.channel(nd).Machine(func(m *fsm.Machine) {
+				switch {
+				case m.Height() != s.To:
+					// No tx after the round: the state is that of s.To.
+					err = fmt.Errorf("node %d at height %d, want %d", i, m.Height(), s.To)
+				case m.SettledHeight() != s.To:
+					err = fmt.Errorf("node %d journal pruned to %d, want %d", i, m.SettledHeight(), s.To)
+				case m.Resources().Hash() != onChain.Hash():
+					err = fmt.Errorf("node %d state differs from the chain's settled state", i)
+				}
+				if d, _ := m.Digest(s.To); err == nil && d != s.Digest {
+					err = fmt.Errorf("node %d D(%d) = %s, settled %s", i, s.To, d, s.Digest)
+				}
+			})
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if st := tc.channel(tc.nodes[1]).Status(); st.SettledHeight < s.To {
+		// Status reads the chain view, refreshed every ChainPollInterval.
+		testutil.WaitFor(t, 5*time.Second, func() error {
+			if h := tc.channel(tc.nodes[1]).Status().SettledHeight; h < s.To {
+				return fmt.Errorf("status settled height %d, want %d", h, s.To)
+			}
+			return nil
+		})
+	}
+}
+
+func TestSettlementRounds(t *testing.T) {
+	const every = 20
+	tc := newTestClusterSpec(t, 3, 0, contract.ChannelConfig{SettleEveryTxs: every}, nil)
+
+	tc.submitN(every, "a")
+	info := tc.waitSettled(every)
+	tc.checkSettledRound(info, 1)
+	first := info.SettledHeight
+
+	// The next round starts right after the settled height.
+	tc.submitN(every, "b")
+	info = tc.waitSettled(first + every)
+	tc.checkSettledRound(info, first+1)
+
+	// The chain's state is the initial state with every round applied.
+	initial, err := tc.chain.client(tc.nodes[0].key).InitialState(context.Background(), tc.id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(initial) != 0 {
+		t.Fatalf("initial state has %d accounts", len(initial))
+	}
+}
+
+func TestSettlementWrongProposalVotedAgainst(t *testing.T) {
+	// The leader proposes only every 1000 heights: the test's proposal is
+	// the only one.
+	tc := newTestClusterSpec(t, 3, 0, contract.ChannelConfig{SettleEveryTxs: 1000}, nil)
+	last := tc.submitN(5, "w")
+	tc.checkConverged([]*fsm.Outcome{last}, 10*time.Second)
+
+	var right protocol.Settlement
+	tc.channel(tc.nodes[1]).Machine(func(m *fsm.Machine) {
+		var err error
+		if right, err = m.Settlement(last.Height); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if right.ChangeSet.Len() == 0 {
+		t.Fatal("empty change set")
+	}
+	cases := []struct {
+		name  string
+		alter func(s *protocol.Settlement)
+		want  protocol.VoteOption
+	}{
+		{"changed value", func(s *protocol.Settlement) {
+			ch := &s.ChangeSet.Changes[0]
+			ch.New = append(append([]byte(nil), ch.New...), 'x')
+		}, protocol.VoteAgainst},
+		{"wrong digest", func(s *protocol.Settlement) { s.Digest[0] ^= 1 }, protocol.VoteAgainst},
+		{"right", func(*protocol.Settlement) {}, protocol.VoteFor},
+	}
+	proposer := tc.nodes[1].cfg.Chain
+	for _, tt := range cases {
+		t.Run(tt.name, func(t *testing.T) {
+			s := right
+			s.ChangeSet = protocol.ChangeSet{Changes: append([]protocol.Change(nil), right.ChangeSet.Changes...)}
+			tt.alter(&s)
+			pid, err := proposer.CreateProposal(context.Background(), tc.id, protocol.ProposalSettlement, protocol.Marshal(&s))
+			if err != nil {
+				t.Fatal(err)
+			}
+			testutil.WaitFor(t, 20*time.Second, func() error {
+				p, err := proposer.Proposal(context.Background(), tc.id, pid)
+				if err != nil {
+					return err
+				}
+				if len(p.Votes) < 2 {
+					return fmt.Errorf("%d votes", len(p.Votes))
+				}
+				for _, v := range p.Votes {
+					if v.Option != tt.want {
+						return fmt.Errorf("%s voted %s, want %s", v.Voter, v.Option, tt.want)
+					}
+				}
+				if tt.want == protocol.VoteFor {
+					// Passed: the leader executes only its own proposals.
+					if !p.Passed(0) {
+						return fmt.Errorf("not passed: %d for", p.For)
+					}
+					return nil
+				}
+				if len(p.Votes) != 3 {
+					return fmt.Errorf("%d votes", len(p.Votes))
+				}
+				return nil
+			})
+		})
+	}
+}
