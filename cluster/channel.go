@@ -66,6 +66,8 @@ type Channel struct {
 		next int
 		m    map[int]chan Applied
 	}
+	// recent holds the last applied outcomes; guarded by subs.
+	recent recentOutcomes
 
 	metrics *channelMetrics
 }
@@ -416,6 +418,7 @@ func (c *Channel) onApplied(b *protocol.Batch, a *fsm.Applied) {
 	}
 	c.subs.Lock()
 	defer c.subs.Unlock()
+	c.recordApplied(a.Outcomes)
 	if len(c.subs.m) == 0 {
 		return
 	}

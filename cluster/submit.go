@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -57,7 +58,7 @@ func (c *Channel) submit(ctx context.Context, tx *protocol.SignedTx, hops uint32
 	h := tx.Hash()
 	wait := 5 * time.Millisecond
 	for {
-		if out, ok := c.fsm.outcome(h); ok {
+		if out, ok := c.knownOutcome(h); ok {
 			return out, nil
 		}
 		out, err := c.submitOnce(ctx, tx, h, hops)
@@ -97,7 +98,17 @@ func (c *Channel) submitOnce(ctx context.Context, tx *protocol.SignedTx, h proto
 		// (barrier, chain claim): wait.
 		return nil, ErrNoLeader
 	}
-	return c.node.peers.forwardTx(ctx, string(addr), c.id, tx, hops+1)
+	out, err := c.node.peers.forwardTx(ctx, string(addr), c.id, tx, hops+1)
+	return out, staleNonce(err)
+}
+
+// staleNonce restores ErrStaleNonce on an error that crossed the peer API,
+// which keeps only ErrBadTx of the two.
+func staleNonce(err error) error {
+	if err != nil && !errors.Is(err, ErrStaleNonce) && errors.Is(err, ErrBadTx) && strings.Contains(err.Error(), ErrStaleNonce.Error()) {
+		return fmt.Errorf("%w: %w", ErrStaleNonce, err)
+	}
+	return err
 }
 
 // submitLocal queues a tx with the running leader, or joins the wait of
@@ -110,7 +121,7 @@ func (c *Channel) submitLocal(ctx context.Context, run *leaderRun, tx *protocol.
 		return c.wait(ctx, s)
 	}
 	if err := c.admit(tx); err != nil {
-		if out, ok := c.fsm.outcome(h); ok {
+		if out, ok := c.knownOutcome(h); ok {
 			return out, nil // applied since the caller looked
 		}
 		return nil, err
@@ -197,7 +208,7 @@ func (c *Channel) admit(tx *protocol.SignedTx) error {
 		case !isMember(m, tx.Tx.Sender):
 			err = fmt.Errorf("%w: %s", ErrNotMember, tx.Tx.Sender)
 		case tx.Tx.Nonce <= m.PendingNonce(tx.Tx.Sender):
-			err = fmt.Errorf("%w: nonce %d already used (last %d)", ErrBadTx, tx.Tx.Nonce, m.PendingNonce(tx.Tx.Sender))
+			err = fmt.Errorf("%w: %w: nonce %d (last %d)", ErrBadTx, ErrStaleNonce, tx.Tx.Nonce, m.PendingNonce(tx.Tx.Sender))
 		}
 	})
 	return err
