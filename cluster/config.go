@@ -43,6 +43,13 @@ var (
 	ErrConfig = errors.New("cluster: invalid config")
 	// ErrUnauthenticated means a peer request's caller signature is bad.
 	ErrUnauthenticated = errors.New("cluster: unauthenticated peer request")
+	// ErrStaleNonce means a tx's nonce is already used (counting the
+	// batches in flight); it is wrapped together with ErrBadTx. Sign again
+	// with the next nonce.
+	ErrStaleNonce = errors.New("cluster: nonce already used")
+	// ErrNotReady means the channel has not applied what is asked for yet
+	// (no genesis, or a height above the applied one).
+	ErrNotReady = errors.New("cluster: not ready")
 )
 
 // ExecutorFactory makes the Executor that runs a channel's contract. The
@@ -112,6 +119,14 @@ type Config struct {
 	// OutcomeCache is how many recent outcomes each member keeps by tx hash,
 	// so that a resubmitted tx gets its first outcome. Default 65536.
 	OutcomeCache int
+	// RecentOutcomes is how many of the last applied outcomes each channel
+	// keeps in memory, in height order, so that a subscriber resumes from a
+	// height without a snapshot and a resubmitted tx finds its first
+	// outcome even when OutcomeCache lost it. The ring holds the full
+	// outcomes (output, change set, events): about 16384 × the mean outcome
+	// size per channel. 0 keeps none (subscribers always resume from a
+	// snapshot). Default 16384.
+	RecentOutcomes int
 
 	// KeepAliveInterval is the period of the member's heartbeat to the
 	// chain; it must stay well below the chain's 15 s. Default 5s.
@@ -178,6 +193,7 @@ func DefaultConfig() Config {
 		QueueSize:          16384,
 		ApplyTimeout:       5 * time.Second,
 		OutcomeCache:       65536,
+		RecentOutcomes:     16384,
 		KeepAliveInterval:  5 * time.Second,
 		ChainPollInterval:  100 * time.Millisecond,
 		ReconcileInterval:  100 * time.Millisecond,
@@ -238,6 +254,8 @@ func (c *Config) Validate() error {
 		return bad("ApplyTimeout (%s) must be positive", c.ApplyTimeout)
 	case c.OutcomeCache < 1:
 		return bad("OutcomeCache (%d) must be at least 1", c.OutcomeCache)
+	case c.RecentOutcomes < 0:
+		return bad("RecentOutcomes (%d) cannot be negative", c.RecentOutcomes)
 	case c.KeepAliveInterval <= 0:
 		return bad("KeepAliveInterval (%s) must be positive", c.KeepAliveInterval)
 	case c.ChainPollInterval <= 0:
