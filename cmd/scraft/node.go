@@ -453,45 +453,62 @@ func clientError(err error) error {
 		return fmt.Errorf("%w: %v", transport.ErrChannelClosed, err)
 	case errors.Is(err, cluster.ErrNotMember):
 		return fmt.Errorf("%w: %v", transport.ErrNotMember, err)
+	case errors.Is(err, cluster.ErrNotReady):
+		return fmt.Errorf("%w: %v", transport.ErrNotReady, err)
+	case errors.Is(err, cluster.ErrStaleNonce):
+		return fmt.Errorf("%w: %v", transport.ErrStaleNonce, err)
 	case errors.Is(err, cluster.ErrBadTx), errors.Is(err, cluster.ErrRefused):
 		return fmt.Errorf("%w: %v", transport.ErrBadRequest, err)
 	}
 	return err
 }
 
+// subscriptionBuffer is how many applied batches a subscription may fall
+// behind before it is dropped (the client resumes from its last height).
+const subscriptionBuffer = 1024
+
+// backlogChunk is the most retained outcomes one Next returns.
+const backlogChunk = 256
+
 func (a *channelAPI) Subscribe(ctx context.Context, id protocol.ChannelID, from uint64) (transport.Subscription, error) {
 	c, err := a.channel(id)
 	if err != nil {
 		return nil, err
 	}
-	snap, ch, cancel := c.SubscribeWithSnapshot(1024)
-	if snap == nil {
-		cancel()
-		return nil, fmt.Errorf("%w: channel not loaded yet", transport.ErrNotReady)
+	f, err := c.SubscribeFrom(from, subscriptionBuffer)
+	if err != nil {
+		return nil, clientError(err)
 	}
-	if from > snap.Height {
-		cancel()
-		return nil, fmt.Errorf("%w: height %d above the applied %d", transport.ErrNotReady, from, snap.Height)
-	}
-	s := &subscription{ch: ch, cancel: cancel, after: snap.Height}
-	if from != snap.Height {
-		// Outcomes between from and the applied height are not kept:
-		// start from a snapshot.
+	s := &subscription{ch: f.C, cancel: f.Cancel, after: f.Height, backlog: f.Backlog}
+	if f.Snapshot != nil {
+		snap := f.Snapshot
 		s.snap = &transport.Snapshot{Channel: id, Height: snap.Height, Digest: snap.Digest, State: snap.State, Members: snap.Members}
 	}
 	return s, nil
 }
 
+// subscription serves a cluster.Feed: its retained backlog first, then the
+// live batches above the feed's height.
 type subscription struct {
-	ch     <-chan cluster.Applied
-	cancel func()
-	snap   *transport.Snapshot
-	after  uint64
+	ch      <-chan cluster.Applied
+	cancel  func()
+	snap    *transport.Snapshot
+	after   uint64
+	backlog []fsm.Outcome
 }
 
 func (s *subscription) Snapshot() *transport.Snapshot { return s.snap }
 
 func (s *subscription) Next(ctx context.Context) ([]transport.Outcome, error) {
+	if len(s.backlog) > 0 {
+		n := min(len(s.backlog), backlogChunk)
+		out := make([]transport.Outcome, n)
+		for i := range n {
+			out[i] = transport.Outcome(s.backlog[i])
+		}
+		s.backlog = s.backlog[n:]
+		return out, nil
+	}
 	select {
 	case <-ctx.Done():
 		return nil, ctx.Err()
@@ -511,6 +528,9 @@ func (s *subscription) Next(ctx context.Context) ([]transport.Outcome, error) {
 
 func (s *subscription) Close() { s.cancel() }
 
+// statusTimeout bounds the member queries of a client status request.
+const statusTimeout = 2 * time.Second
+
 func (a *channelAPI) Status(id protocol.ChannelID) (*transport.ChannelStatus, error) {
 	c, err := a.channel(id)
 	if err != nil {
@@ -519,9 +539,16 @@ func (a *channelAPI) Status(id protocol.ChannelID) (*transport.ChannelStatus, er
 	st := c.Status()
 	out := &transport.ChannelStatus{Channel: id, Leader: st.Leader, Epoch: st.Epoch, Height: st.Height, Digest: st.Digest,
 		SettledHeight: st.SettledHeight, Ready: st.Ready}
-	for _, m := range c.Members() {
-		// Lag and heartbeat age are not tracked per member yet.
-		out.Members = append(out.Members, transport.MemberStatus{Address: m, HeartbeatAge: -1, Leader: m == st.Leader})
+	ctx, cancel := context.WithTimeout(context.Background(), statusTimeout)
+	defer cancel()
+	members, settled := c.MemberStatuses(ctx)
+	out.SettledHeight = max(out.SettledHeight, settled)
+	for _, m := range members {
+		// The client API's lag is unsigned: an unknown lag (a member that
+		// runs no node, or a node that did not answer) reads 0, and its
+		// heartbeat age tells whether it is alive.
+		out.Members = append(out.Members, transport.MemberStatus{Address: m.Address, Lag: uint64(max(m.Lag, 0)),
+			HeartbeatAge: m.HeartbeatAge, Leader: m.Leader})
 	}
 	return out, nil
 }
