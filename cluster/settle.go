@@ -113,7 +113,7 @@ func (run *leaderRun) settler() {
 	count := settleCounter(c.cfg.Registerer, c.id)
 	t := time.NewTicker(c.cfg.ChainPollInterval)
 	defer t.Stop()
-	var open *openSettlement
+	open := run.adoptSettlement(ctx)
 	var executedTo uint64 // the chain view may not show our execution yet
 	lastSettled := time.Now()
 	for {
@@ -156,6 +156,34 @@ func (run *leaderRun) settler() {
 		c.logger.Info("settlement proposed", "proposal", pid, "from", s.From, "to", s.To, "changes", s.ChangeSet.Len())
 		open = &openSettlement{id: pid, s: s, created: time.Now()}
 	}
+}
+
+// adoptSettlement returns the newest open settlement proposal that starts
+// right after the settled height, if any: one a previous leader made and
+// could not execute. The new leader follows it instead of proposing the
+// same range again.
+func (run *leaderRun) adoptSettlement(ctx context.Context) *openSettlement {
+	c := run.c
+	rec := c.view.channel()
+	if rec == nil {
+		return nil
+	}
+	for pid := rec.LastProposal; pid > 0 && pid+recentProposals > rec.LastProposal; pid-- {
+		cctx, cancel := context.WithTimeout(ctx, c.cfg.PeerTimeout)
+		p, err := c.cfg.Chain.Proposal(cctx, c.id, pid)
+		cancel()
+		if err != nil {
+			return nil
+		}
+		var s protocol.Settlement
+		if p.Kind != protocol.ProposalSettlement || p.Status != contract.ProposalOpen ||
+			protocol.Unmarshal(p.Data, &s) != nil || s.From != rec.SettledHeight+1 {
+			continue
+		}
+		c.logger.Info("following an open settlement proposal", "proposal", pid, "proposer", p.Proposer, "from", s.From, "to", s.To)
+		return &openSettlement{id: pid, s: s, created: time.Now()}
+	}
+	return nil
 }
 
 // settlementDue builds the settlement the policy asks for now, if any:

@@ -216,3 +216,40 @@ func TestSettlementWrongProposalVotedAgainst(t *testing.T) {
 		})
 	}
 }
+
+func TestSettlementRangesCappedAndContiguous(t *testing.T) {
+	const maxHeights = 8
+	tc := newTestClusterSpec(t, 3, 0, contract.ChannelConfig{SettleEveryTxs: 3},
+		func(c *Config) { c.SettleMaxHeights = maxHeights })
+	last := tc.submitN(30, "c")
+	info := tc.waitSettled(last.Height)
+
+	// Every executed settlement covers at most maxHeights heights, and the
+	// executed ones follow each other from height 1 on.
+	cl := tc.chain.client(tc.nodes[0].key)
+	next, lastFrom := uint64(1), uint64(0)
+	for pid := uint64(1); pid <= info.LastProposal; pid++ {
+		p, err := cl.Proposal(context.Background(), tc.id, pid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var s protocol.Settlement
+		if err := protocol.Unmarshal(p.Data, &s); err != nil {
+			t.Fatal(err)
+		}
+		if s.To-s.From+1 > maxHeights {
+			t.Fatalf("proposal %d covers %d..%d, more than %d heights", pid, s.From, s.To, maxHeights)
+		}
+		if p.Status != contract.ProposalExecuted {
+			continue
+		}
+		if s.From != next {
+			t.Fatalf("proposal %d settles from %d, want %d", pid, s.From, next)
+		}
+		next, lastFrom = s.To+1, s.From
+	}
+	if next != info.SettledHeight+1 {
+		t.Fatalf("executed settlements reach %d, chain settled %d", next-1, info.SettledHeight)
+	}
+	tc.checkSettledRound(info, lastFrom)
+}
