@@ -117,12 +117,22 @@ func (c *Client) Call(ctx context.Context, ch protocol.ChannelID, function strin
 			Channel: ch, Nonce: ns.next, Function: function, Args: args,
 			TimestampMs: uint64(time.Now().UnixMilli()),
 		})
-		res, err := c.submit(ctx, tx)
+		var sends int
+		res, err := c.submitCounted(ctx, tx, &sends)
 		ns.update(tx.Tx.Nonce, res, err)
-		// A nonce refused before ordering was used already (the node we
-		// learnt it from lagged, or a tx we lost track of committed): the
-		// call itself never ran, so sign it again with a fresh nonce.
 		if res == nil && transport.CodeOf(err) == transport.CodeStaleNonce && ctx.Err() == nil {
+			if sends > 1 {
+				// This very tx went out more than once: an earlier try may
+				// have committed it and the node no longer holds its
+				// outcome. Signing the call again could run it twice.
+				ns.known = false
+				return nil, fmt.Errorf("%w: tx %s may have committed on an earlier try (its nonce %d is used and the node no longer holds its outcome)",
+					ErrMaybeCommitted, tx.Hash(), tx.Tx.Nonce)
+			}
+			// Refused on its first and only send: the nonce was used by
+			// another tx (the node we learnt it from lagged, or another
+			// client shares the key), so this call never ran: sign it
+			// again with a fresh nonce.
 			if attempt < 3 {
 				continue
 			}
@@ -188,8 +198,12 @@ func (c *Client) CallTx(ctx context.Context, tx *protocol.SignedTx) (*Result, er
 }
 
 func (c *Client) submit(ctx context.Context, tx *protocol.SignedTx) (*Result, error) {
+	return c.submitCounted(ctx, tx, nil)
+}
+
+func (c *Client) submitCounted(ctx context.Context, tx *protocol.SignedTx, sends *int) (*Result, error) {
 	m := &clientpb.ClientMessage{Body: &clientpb.ClientMessage_Call{Call: &clientpb.CallRequest{Tx: tx.Bytes()}}}
-	r, err := c.do(ctx, m)
+	r, err := c.doCounted(ctx, m, sends)
 	if err != nil {
 		return nil, err
 	}

@@ -20,6 +20,13 @@ import (
 // ErrClosed is returned by a Client or Subscription after Close.
 var ErrClosed = errors.New("client: closed")
 
+// ErrMaybeCommitted means a call was sent more than once (the connection
+// or the leader was lost on the way) and the node no longer knows the
+// outcome of its tx, whose nonce is used: it may have committed. Call does
+// not sign it again, which could run it twice; look at the channel's state
+// or subscribe to learn what happened.
+var ErrMaybeCommitted = errors.New("client: call may have committed")
+
 // ErrInconsistent means a node sent outcomes that do not chain: a height
 // gap, or a digest that does not follow from the previous one and the
 // outcome's own result. The subscription ends with it.
@@ -266,11 +273,21 @@ func retryable(code transport.Code) bool {
 // retryable code. m must be safe to send more than once (calls carry the
 // same signed tx every time).
 func (c *Client) do(ctx context.Context, m *clientpb.ClientMessage) (*clientpb.ServerMessage, error) {
+	return c.doCounted(ctx, m, nil)
+}
+
+// doCounted is do that counts in *sends how many times m went out (when
+// sends is not nil): a call sent more than once may have committed on an
+// earlier try even if the last answer says otherwise.
+func (c *Client) doCounted(ctx context.Context, m *clientpb.ClientMessage, sends *int) (*clientpb.ServerMessage, error) {
 	delay := c.cfg.RetryDelay
 	for {
 		l, err := c.link(ctx)
 		if err != nil {
 			return nil, err
+		}
+		if sends != nil {
+			*sends++
 		}
 		r, err := l.roundTrip(ctx, m)
 		if err != nil {
