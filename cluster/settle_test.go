@@ -16,8 +16,13 @@ import (
 // submitN submits n chat txs through node 0, one after the other, and
 // returns the last outcome.
 func (tc *testCluster) submitN(n int, tag string) *fsm.Outcome {
+	return tc.submitVia(tc.nodes[0], n, tag)
+}
+
+// submitVia is submitN through node nd.
+func (tc *testCluster) submitVia(nd *testNode, n int, tag string) *fsm.Outcome {
 	tc.t.Helper()
-	c := tc.channel(tc.nodes[0])
+	c := tc.channel(nd)
 	var last *fsm.Outcome
 	for i := 0; i < n; i++ {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -96,6 +101,9 @@ func (tc *testCluster) checkSettledRound(info *settlement.ChannelInfo, from uint
 			var err error
 			tc.channel(nd).Machine(func(m *fsm.Machine) {
 				switch {
+				case m == nil:
+					err = fmt.Errorf("node %d has no state yet", i)
+					return
 				case m.Height() != s.To:
 					// No tx after the round: the state is that of s.To.
 					err = fmt.Errorf("node %d at height %d, want %d", i, m.Height(), s.To)
@@ -219,9 +227,10 @@ func TestSettlementWrongProposalVotedAgainst(t *testing.T) {
 
 func TestSettlementRangesCappedAndContiguous(t *testing.T) {
 	const maxHeights = 8
-	tc := newTestClusterSpec(t, 3, 0, contract.ChannelConfig{SettleEveryTxs: 3},
+	tc := newTestClusterSpec(t, 3, 0, contract.ChannelConfig{SettleEveryTxs: 3, SettleInterval: 200 * time.Millisecond},
 		func(c *Config) { c.SettleMaxHeights = maxHeights })
 	last := tc.submitN(30, "c")
+	// The last few heights, fewer than 3, settle by time.
 	info := tc.waitSettled(last.Height)
 
 	// Every executed settlement covers at most maxHeights heights, and the
@@ -252,4 +261,27 @@ func TestSettlementRangesCappedAndContiguous(t *testing.T) {
 		t.Fatalf("executed settlements reach %d, chain settled %d", next-1, info.SettledHeight)
 	}
 	tc.checkSettledRound(info, lastFrom)
+}
+
+func TestSettlementAfterFailover(t *testing.T) {
+	const every = 10
+	tc := newTestClusterSpec(t, 3, 0, contract.ChannelConfig{SettleEveryTxs: every}, nil)
+	tc.submitN(every, "f")
+	first := tc.waitSettled(every).SettledHeight
+
+	// The leader stops; the next one settles with the two members left
+	// (2 of 3 in favour is enough).
+	old := tc.waitLeader(10 * time.Second)
+	tc.stopNode(old)
+	nl := tc.waitOtherLeader(old, 20*time.Second)
+	last := tc.submitVia(nl, every, "g")
+	info := tc.waitSettled(last.Height)
+	if info.SettledHeight <= first {
+		t.Fatalf("settled height %d after the failover, was %d", info.SettledHeight, first)
+	}
+
+	// The old leader comes back, catches up and prunes to the chain's
+	// settled height too.
+	tc.restartNode(old)
+	tc.checkSettledRound(info, first+1)
 }
