@@ -43,6 +43,8 @@ var (
 	ErrConfig = errors.New("cluster: invalid config")
 	// ErrUnauthenticated means a peer request's caller signature is bad.
 	ErrUnauthenticated = errors.New("cluster: unauthenticated peer request")
+	// ErrNotSettlement means a proposal is not a well-formed settlement.
+	ErrNotSettlement = errors.New("cluster: not a settlement proposal")
 	// ErrStaleNonce means a tx's nonce is already used (counting the
 	// batches in flight); it is wrapped together with ErrBadTx. Sign again
 	// with the next nonce.

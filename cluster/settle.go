@@ -410,14 +410,15 @@ func (c *Channel) watchChain(events chan<- settlement.Event, started chan<- stru
 	}
 }
 
-// readSettlementProposal reads an open settlement proposal of the channel.
+// readSettlementProposal reads an open settlement proposal of the channel
+// this member has not voted on.
 func (c *Channel) readSettlementProposal(pid uint64) (*judging, bool) {
 	ctx, cancel := context.WithTimeout(c.ctx, c.cfg.PeerTimeout)
 	defer cancel()
 	p, err := retryChain(ctx, func(ctx context.Context) (*settlement.ProposalInfo, error) {
 		return c.cfg.Chain.Proposal(ctx, c.id, pid)
 	})
-	if err != nil || p.Kind != protocol.ProposalSettlement || p.Status != contract.ProposalOpen {
+	if err != nil {
 		return nil, false
 	}
 	for _, v := range p.Votes {
@@ -425,11 +426,54 @@ func (c *Channel) readSettlementProposal(pid uint64) (*judging, bool) {
 			return nil, false
 		}
 	}
+	j, err := settlementOf(p)
+	return j, err == nil
+}
+
+// settlementOf returns an open settlement proposal to judge.
+func settlementOf(p *settlement.ProposalInfo) (*judging, error) {
+	if p.Kind != protocol.ProposalSettlement {
+		return nil, fmt.Errorf("%w: proposal %d is a %s proposal", ErrNotSettlement, p.ID, p.Kind)
+	}
+	if p.Status != contract.ProposalOpen {
+		return nil, fmt.Errorf("%w: proposal %d is %s", contract.ErrProposalClosed, p.ID, p.Status)
+	}
 	var s protocol.Settlement
 	if err := protocol.Unmarshal(p.Data, &s); err != nil {
-		return nil, false
+		return nil, fmt.Errorf("%w: proposal %d: %v", ErrNotSettlement, p.ID, err)
 	}
-	return &judging{id: pid, s: s, seen: time.Now()}, true
+	return &judging{id: p.ID, s: s, seen: time.Now()}, nil
+}
+
+// JudgeSettlement returns the vote this member's journal gives an open
+// settlement proposal of the channel: for when the range's net change set
+// and digest equal its own, against when they differ, abstain when the
+// range is pruned here. It waits until this member applied the range's last
+// height, or ctx ends. Members that run no node (clients) can ask the node
+// they trust and sign their own vote with it.
+func (c *Channel) JudgeSettlement(ctx context.Context, proposal uint64) (protocol.VoteOption, error) {
+	p, err := retryChain(ctx, func(ctx context.Context) (*settlement.ProposalInfo, error) {
+		return c.cfg.Chain.Proposal(ctx, c.id, proposal)
+	})
+	if err != nil {
+		return 0, err
+	}
+	j, err := settlementOf(p)
+	if err != nil {
+		return 0, err
+	}
+	for {
+		if opt, ok := c.judge(j); ok {
+			return opt, nil
+		}
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-c.ctx.Done():
+			return 0, ErrClosed
+		case <-time.After(c.cfg.ChainPollInterval):
+		}
+	}
 }
 
 // judge compares a settlement with this member's own journal. ok is false

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -196,6 +197,11 @@ func TestSettlementWrongProposalVotedAgainst(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if opt, err := tc.channel(tc.nodes[2]).JudgeSettlement(ctx, pid); err != nil || opt != tt.want {
+				t.Fatalf("JudgeSettlement: %s, %v; want %s", opt, err, tt.want)
+			}
 			testutil.WaitFor(t, 20*time.Second, func() error {
 				p, err := proposer.Proposal(context.Background(), tc.id, pid)
 				if err != nil {
@@ -284,4 +290,45 @@ func TestSettlementAfterFailover(t *testing.T) {
 	// settled height too.
 	tc.restartNode(old)
 	tc.checkSettledRound(info, first+1)
+}
+
+// Members that run no node count in the electorate: they vote with their
+// own key, as the node they trust judges.
+func TestSettlementClientMembersVote(t *testing.T) {
+	const every = 10
+	tc := newTestClusterSpec(t, 3, 2, contract.ChannelConfig{SettleEveryTxs: every}, nil)
+	clients := tc.users[3:]
+	c := tc.channel(tc.nodes[0])
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	defer func() { cancel(); <-done }()
+	st, err := tc.chain.client(clients[0]).Watch(ctx, settlement.EventID{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		defer close(done)
+		for {
+			e, err := st.Recv()
+			if err != nil {
+				return
+			}
+			if e.Kind != contract.EventProposalCreated || e.Channel != tc.id || e.ProposalKind != protocol.ProposalSettlement {
+				continue
+			}
+			opt, err := c.JudgeSettlement(ctx, e.Proposal)
+			if err != nil {
+				continue
+			}
+			for _, k := range clients {
+				if err := tc.chain.client(k).Vote(ctx, tc.id, e.Proposal, opt); err != nil && ctx.Err() == nil &&
+					!errors.Is(err, contract.ErrProposalClosed) {
+					t.Errorf("client vote: %v", err)
+				}
+			}
+		}
+	}()
+	last := tc.submitN(every, "k")
+	info := tc.waitSettled(last.Height)
+	tc.checkSettledRound(info, 1)
 }
