@@ -105,7 +105,7 @@ func runDev(ctx context.Context, o devOptions) error {
 		Code:         mc.Wasm,
 		InitialState: initial,
 		Labels:       []contract.Label{{Key: "world_address", Value: "dev"}},
-		Config:       contract.ChannelConfig{TickInterval: o.tick},
+		Config:       contract.ChannelConfig{TickInterval: o.tick, SettleEveryTxs: 2000, SettleInterval: 5 * time.Second},
 	})
 	if err != nil {
 		return fmt.Errorf("create channel: %w", err)
@@ -165,6 +165,15 @@ func runDev(ctx context.Context, o devOptions) error {
 			play(wctx, id, mc, k, i, channels, &committed, &failed)
 		}()
 	}
+
+	// The players are members without a node of their own: they vote on
+	// settlement proposals as the nodes judge them, else 3 of 9 members
+	// could never settle.
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		voteAsPlayers(wctx, chain, id, playerKeys, channels, o.logger)
+	}()
 
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
@@ -240,6 +249,39 @@ func play(ctx context.Context, id protocol.ChannelID, mc *contracts.Contract, k 
 		select {
 		case <-ctx.Done():
 		case <-time.After(time.Duration(20+rng.Intn(80)) * time.Millisecond):
+		}
+	}
+}
+
+// voteAsPlayers votes with every player's key on each settlement proposal
+// of channel id, as one of the nodes judges it (player i trusts node i mod
+// 3), until ctx ends.
+func voteAsPlayers(ctx context.Context, chain *devchain.Chain, id protocol.ChannelID, players []*protocol.Key, channels []*cluster.Channel, logger hclog.Logger) {
+	if len(players) == 0 {
+		return
+	}
+	st, err := devchain.NewLocal(chain, players[0]).Watch(ctx, settlement.EventID{})
+	if err != nil {
+		logger.Error("players cannot watch the chain: they will not vote", "error", err)
+		return
+	}
+	for {
+		e, err := st.Recv()
+		if err != nil {
+			return
+		}
+		if e.Kind != contract.EventProposalCreated || e.Channel != id || e.ProposalKind != protocol.ProposalSettlement {
+			continue
+		}
+		for i, k := range players {
+			opt, err := channels[i%len(channels)].JudgeSettlement(ctx, e.Proposal)
+			if err != nil {
+				continue
+			}
+			if err := devchain.NewLocal(chain, k).Vote(ctx, id, e.Proposal, opt); err != nil && ctx.Err() == nil &&
+				!errors.Is(err, contract.ErrProposalClosed) {
+				logger.Warn("player vote", "player", k.Address(), "proposal", e.Proposal, "error", err)
+			}
 		}
 	}
 }
