@@ -100,8 +100,13 @@ func newTestCluster(t testing.TB, n int, tune func(*Config)) *testCluster {
 // newTestClusterUsers is newTestCluster with extra members on chain that
 // run no node: clients that sign txs.
 func newTestClusterUsers(t testing.TB, n, users int, tune func(*Config)) *testCluster {
-	return newTestClusterSpec(t, n, users, contract.ChannelConfig{}, tune)
+	return newTestClusterSpec(t, n, users, contract.ChannelConfig{SettleEveryTxs: noSettlement}, tune)
 }
+
+// noSettlement is a settlement policy that never comes due: tests that
+// check every acknowledged tx's digest on every member keep the whole
+// journal, which settlement would prune. The settlement tests set their own.
+const noSettlement = 1 << 62
 
 // newTestClusterSpec is newTestClusterUsers with the channel's settings.
 func newTestClusterSpec(t testing.TB, n, users int, chcfg contract.ChannelConfig, tune func(*Config)) *testCluster {

@@ -22,6 +22,7 @@ import (
 	"github.com/scraft/scraft/internal/testutil"
 	"github.com/scraft/scraft/protocol"
 	"github.com/scraft/scraft/settlement"
+	"github.com/scraft/scraft/settlement/contract"
 	"github.com/scraft/scraft/settlement/devchain"
 	"github.com/scraft/scraft/vm"
 )
@@ -148,7 +149,10 @@ func newProcCluster(t testing.TB, n, users int) *procCluster {
 		_, err := cl.Head(ctx)
 		return err
 	})
-	pc.id, err = cl.CreateChannel(ctx, settlement.ChannelSpec{Contract: "chat", Code: chat.Wasm, InitialState: initial})
+	pc.id, err = cl.CreateChannel(ctx, settlement.ChannelSpec{Contract: "chat", Code: chat.Wasm, InitialState: initial,
+		// Never settle: the checks read D(h) of every acknowledged height
+		// from every node, and settlement prunes the journal below it.
+		Config: contract.ChannelConfig{SettleEveryTxs: 1 << 62}})
 	if err != nil {
 		t.Fatal(err)
 	}
