@@ -3,48 +3,27 @@ package transport
 import (
 	"net"
 	"os"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	"github.com/stretchr/testify/require"
+
+	"github.com/scraft/scraft/internal/testutil"
 )
 
 // testLogger returns an hclog logger writing through t.Log, silent once the
 // test has finished (raft goroutines may still log while shutting down).
 // SCRAFT_TEST_LOG=debug raises the level.
 func testLogger(t testing.TB) hclog.Logger {
-	w := &testWriter{t: t}
-	t.Cleanup(w.stop) // registered first: runs last
+	l := testutil.Logger(t, "test")
 	level := hclog.Warn
-	if l := os.Getenv("SCRAFT_TEST_LOG"); l != "" {
-		level = hclog.LevelFromString(l)
+	if v := os.Getenv("SCRAFT_TEST_LOG"); v != "" {
+		level = hclog.LevelFromString(v)
 	}
-	return hclog.New(&hclog.LoggerOptions{Name: "test", Output: w, Level: level})
-}
-
-type testWriter struct {
-	mu   sync.Mutex
-	t    testing.TB
-	done bool
-}
-
-func (w *testWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.t.Log(strings.TrimRight(string(p), "\n"))
-	}
-	return len(p), nil
-}
-
-func (w *testWriter) stop() {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.done = true
+	l.SetLevel(level)
+	return l
 }
 
 // testConfig is DefaultConfig with the test's logger and faults.
