@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -175,6 +176,12 @@ func (run *leaderRun) batcher() {
 			default:
 			}
 		}
+		// Every tx is verified before the leader signs a batch with it:
+		// one batch verification, while the previous batches commit.
+		batch = run.verify(batch)
+		if len(batch) == 0 {
+			continue
+		}
 		// Wait for a free slot: at most MaxInFlight batches in Raft.
 		select {
 		case run.slots <- struct{}{}:
@@ -186,6 +193,45 @@ func (run *leaderRun) batcher() {
 			<-run.slots
 		}
 	}
+}
+
+// verify checks the signatures of the calls in subs with one batch
+// verification, answers those that fail with ErrBadTx and returns the
+// rest, in order. A tx may come from any member node (forwarded), so none
+// is trusted unverified: signing a batch with a forged tx would have
+// followers hold the batch against this leader.
+func (run *leaderRun) verify(subs []*submission) []*submission {
+	var txs []*protocol.SignedTx
+	var idx []int
+	for i, s := range subs {
+		if s.entry.Kind == protocol.EntryCall && s.entry.Call != nil {
+			txs = append(txs, s.entry.Call)
+			idx = append(idx, i)
+		}
+	}
+	if len(txs) == 0 {
+		return subs
+	}
+	errs := protocol.VerifyTxs(txs)
+	bad := make([]bool, len(subs))
+	n := 0
+	for j, err := range errs {
+		if err != nil {
+			bad[idx[j]] = true
+			n++
+			run.c.answer(subs[idx[j]], nil, fmt.Errorf("%w: %v", ErrBadTx, err))
+		}
+	}
+	if n == 0 {
+		return subs
+	}
+	kept := subs[:0]
+	for i, s := range subs {
+		if !bad[i] {
+			kept = append(kept, s)
+		}
+	}
+	return kept
 }
 
 // tickEntry makes the next tick. Its timestamp is never less than one

@@ -126,9 +126,6 @@ func (c *Channel) submitLocal(ctx context.Context, run *leaderRun, tx *protocol.
 		}
 		return nil, err
 	}
-	if err := tx.Verify(); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadTx, err)
-	}
 	c.inflight.Lock()
 	if s, ok = c.inflight.m[h]; !ok {
 		s = newSubmission(protocol.Entry{Kind: protocol.EntryCall, Call: tx})
@@ -197,8 +194,9 @@ func (c *Channel) failInflight(err error) {
 
 // admit is the leader's cheap check of a tx before it is queued: the
 // sender must be a member and the nonce unused (counting the batches in
-// flight), so that junk takes no height. The signature is verified when
-// the tx is queued, outside the state machine's lock.
+// flight), so that junk takes no height. The signature is verified by the
+// batcher, for all txs of a batch at once, before the batch is proposed
+// (leaderRun.verify).
 func (c *Channel) admit(tx *protocol.SignedTx) error {
 	var err error
 	c.fsm.machine(func(m *fsm.Machine) {
