@@ -500,7 +500,7 @@ func initialState(t testing.TB, wasm []byte) protocol.State {
 	}
 	st := protocol.State{}
 	if m.Has(vm.FuncInit) {
-		r := m.Call(ctx, stateStore(st), vm.Call{Function: vm.FuncInit, Gas: 1 << 40})
+		r := m.Call(ctx, st, vm.Call{Function: vm.FuncInit, Gas: 1 << 40})
 		if r.Status != protocol.StatusOK {
 			t.Fatalf("init: %s: %s", r.Status, r.Message)
 		}
@@ -510,10 +510,6 @@ func initialState(t testing.TB, wasm []byte) protocol.State {
 	}
 	return st
 }
-
-type stateStore protocol.State
-
-func (s stateStore) Get(k protocol.ResourceKey) ([]byte, bool) { v, ok := s[k]; return v, ok }
 
 var _ = strings.TrimSpace
 

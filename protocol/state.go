@@ -11,6 +11,13 @@ import (
 // (Keys, Diff, Encode) sorts first, never relying on map order.
 type State map[ResourceKey][]byte
 
+// Get returns the value of k. It makes a State a read-only store for the
+// vm and the fsm.
+func (s State) Get(k ResourceKey) ([]byte, bool) {
+	v, ok := s[k]
+	return v, ok
+}
+
 // Keys returns the keys in canonical order.
 func (s State) Keys() []ResourceKey {
 	keys := make([]ResourceKey, 0, len(s))

@@ -9,14 +9,6 @@ import (
 	"github.com/scraft/scraft/vm"
 )
 
-// store is a read-only view of channel state.
-type store protocol.State
-
-func (s store) Get(k protocol.ResourceKey) ([]byte, bool) {
-	v, ok := s[k]
-	return v, ok
-}
-
 // Deploy a contract once, then call its entry functions: each call runs
 // over a private overlay of the state and reports what it would change.
 func Example() {
@@ -35,13 +27,13 @@ func Example() {
 	if err != nil {
 		panic(err)
 	}
-	r := m.Call(ctx, store{}, vm.Call{Function: "echo", Args: []byte("hi"), Gas: 1_000_000})
+	r := m.Call(ctx, protocol.State{}, vm.Call{Function: "echo", Args: []byte("hi"), Gas: 1_000_000})
 	fmt.Println(r.Status, string(r.Output), r.ChangeSet.Len())
 
-	r = m.Call(ctx, store{}, vm.Call{Function: "fail", Gas: 1_000_000})
+	r = m.Call(ctx, protocol.State{}, vm.Call{Function: "fail", Gas: 1_000_000})
 	fmt.Println(r.Status, r.AbortCode, r.Message)
 
-	r = m.Call(ctx, store{}, vm.Call{Function: "loop", Gas: 1_000_000})
+	r = m.Call(ctx, protocol.State{}, vm.Call{Function: "loop", Gas: 1_000_000})
 	fmt.Println(r.Status, r.GasUsed)
 	// Output:
 	// ok hi 0

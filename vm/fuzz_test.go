@@ -58,13 +58,11 @@ func FuzzHostFunctions(f *testing.F) {
 		if _, err := protocol.DecodeChangeSet(r1.ChangeSet.Bytes()); err != nil {
 			t.Fatalf("change set does not round-trip: %v", err)
 		}
-		if err := store.clone().Apply(r1.ChangeSet); err != nil {
+		if err := store.Clone().Apply(r1.ChangeSet); err != nil {
 			t.Fatalf("change set does not apply to its store: %v", err)
 		}
 	})
 }
-
-func (s mapStore) clone() protocol.State { return protocol.State(s).Clone() }
 
 // FuzzDeploy feeds arbitrary bytes to Deploy: it must refuse them with a
 // DeployError or deploy a module whose functions can be called, never

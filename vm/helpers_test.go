@@ -10,13 +10,8 @@ import (
 	"github.com/scraft/scraft/protocol"
 )
 
-// mapStore is a Store over a protocol.State.
-type mapStore protocol.State
-
-func (s mapStore) Get(k protocol.ResourceKey) ([]byte, bool) {
-	v, ok := s[k]
-	return v, ok
-}
+// mapStore is a Store: a protocol.State is one.
+type mapStore = protocol.State
 
 func testdata(t testing.TB, name string) []byte {
 	t.Helper()

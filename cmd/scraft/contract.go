@@ -236,7 +236,7 @@ calls can be chained.`,
 			if err != nil {
 				return err
 			}
-			res := m.Call(ctx, contractStore(st), call)
+			res := m.Call(ctx, st, call)
 			out := contractResult{
 				Function: call.Function, Status: res.Status, AbortCode: res.AbortCode, Message: res.Message,
 				GasUsed: res.GasUsed, ChangeSet: res.ChangeSet, Events: []contractEvent{},
@@ -292,13 +292,6 @@ calls can be chained.`,
 	f.Uint32Var(&memoryPages, "memory-pages", vm.DefaultConfig().MemoryLimitPages, "memory limit in 64 KiB pages")
 	cmd.MarkFlagRequired("function")
 	return cmd
-}
-
-type contractStore protocol.State
-
-func (s contractStore) Get(k protocol.ResourceKey) ([]byte, bool) {
-	v, ok := s[k]
-	return v, ok
 }
 
 func contractInspectCmd() *cobra.Command {

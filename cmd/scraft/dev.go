@@ -302,7 +302,7 @@ func initialState(ctx context.Context, wasm []byte) (protocol.State, error) {
 	if !m.Has(vm.FuncInit) {
 		return st, nil
 	}
-	r := m.Call(ctx, stateStore(st), vm.Call{Function: vm.FuncInit, Gas: 1 << 40})
+	r := m.Call(ctx, st, vm.Call{Function: vm.FuncInit, Gas: 1 << 40})
 	if r.Status != protocol.StatusOK {
 		return nil, fmt.Errorf("init: %s: %s", r.Status, r.Message)
 	}
@@ -311,8 +311,3 @@ func initialState(ctx context.Context, wasm []byte) (protocol.State, error) {
 	}
 	return st, nil
 }
-
-// stateStore reads a protocol.State as a vm.Store.
-type stateStore protocol.State
-
-func (s stateStore) Get(k protocol.ResourceKey) ([]byte, bool) { v, ok := s[k]; return v, ok }
