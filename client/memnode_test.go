@@ -339,6 +339,9 @@ func (n *memNode) Submit(ctx context.Context, tx *protocol.SignedTx) (*transport
 	if err != nil {
 		return nil, err
 	}
+	if err := tx.Verify(); err != nil {
+		return nil, fmt.Errorf("%w: %v", transport.ErrBadSignature, err)
+	}
 	return c.submit(ctx, protocol.Entry{Kind: protocol.EntryCall, Call: tx})
 }
 

@@ -37,6 +37,9 @@ var (
 	// ErrBadTx means a tx failed the leader's checks (signature, channel,
 	// size) and was not ordered.
 	ErrBadTx = errors.New("cluster: bad tx")
+	// ErrBadSignature means a tx's signature does not verify (it comes with
+	// ErrBadTx).
+	ErrBadSignature = errors.New("cluster: tx signature does not verify")
 	// ErrRefused means the leader's state machine refused the entry.
 	ErrRefused = errors.New("cluster: entry refused")
 	// ErrConfig means a Config is invalid.

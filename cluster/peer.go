@@ -213,7 +213,8 @@ func outcomeFromPB(tx *protocol.SignedTx, r *peerpb.ForwardTxResponse) (*fsm.Out
 // sentinels cross the wire in the status message and are matched back.
 var sentinels = []error{
 	ErrNotLeader, ErrNoLeader, ErrBusy, ErrClosed, ErrLeadershipLost, ErrNotMember,
-	ErrUnknownChannel, ErrBadTx, ErrRefused, ErrUnauthenticated,
+	ErrUnknownChannel, ErrBadTx, ErrBadSignature, ErrStaleNonce, ErrRefused, ErrUnauthenticated,
+	ErrNotReady,
 }
 
 func toStatus(err error) error {
@@ -244,10 +245,16 @@ func fromStatus(err error) error {
 	if !ok {
 		return err
 	}
+	// Every sentinel named in the message is matched (a bad signature is
+	// also a bad tx).
+	var found []error
 	for _, s := range sentinels {
 		if strings.Contains(st.Message(), s.Error()) {
-			return fmt.Errorf("%w: %s", s, st.Message())
+			found = append(found, s)
 		}
+	}
+	if len(found) > 0 {
+		return &peerError{sentinels: found, msg: st.Message()}
 	}
 	switch st.Code() {
 	case codes.Unavailable:
@@ -346,3 +353,13 @@ func (p *peerClient) status(ctx context.Context, addr string, id protocol.Channe
 	}
 	return resp, nil
 }
+
+// peerError is an error that crossed the peer API: its message, and the
+// sentinels it named.
+type peerError struct {
+	sentinels []error
+	msg       string
+}
+
+func (e *peerError) Error() string   { return e.msg }
+func (e *peerError) Unwrap() []error { return e.sentinels }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
@@ -99,16 +98,7 @@ func (c *Channel) submitOnce(ctx context.Context, tx *protocol.SignedTx, h proto
 		return nil, ErrNoLeader
 	}
 	out, err := c.node.peers.forwardTx(ctx, string(addr), c.id, tx, hops+1)
-	return out, staleNonce(err)
-}
-
-// staleNonce restores ErrStaleNonce on an error that crossed the peer API,
-// which keeps only ErrBadTx of the two.
-func staleNonce(err error) error {
-	if err != nil && !errors.Is(err, ErrStaleNonce) && errors.Is(err, ErrBadTx) && strings.Contains(err.Error(), ErrStaleNonce.Error()) {
-		return fmt.Errorf("%w: %w", ErrStaleNonce, err)
-	}
-	return err
+	return out, err
 }
 
 // submitLocal queues a tx with the running leader, or joins the wait of

@@ -34,8 +34,8 @@ func TestForgedTxRefused(t *testing.T) {
 				tc.mu.Unlock()
 				forged := protocol.SignTx(u, protocol.Tx{Channel: tc.id, Nonce: n, Function: "chat::send", Args: []byte("forged;")})
 				f.forge(forged)
-				if _, err := tc.channel(nd).Submit(ctx, forged); !errors.Is(err, ErrBadTx) {
-					t.Fatalf("forged tx: %v, want ErrBadTx", err)
+				if _, err := tc.channel(nd).Submit(ctx, forged); !errors.Is(err, ErrBadTx) || !errors.Is(err, ErrBadSignature) {
+					t.Fatalf("forged tx: %v, want ErrBadTx and ErrBadSignature", err)
 				}
 				out, err := tc.channel(nd).Submit(ctx, tc.tx(u, "genuine;"))
 				if err != nil {

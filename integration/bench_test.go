@@ -1,9 +1,16 @@
 package integration
 
 import (
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -31,10 +38,16 @@ func BenchmarkCommit(b *testing.B) {
 			// Warm up: every client has joined the chat.
 			testutil.Eventually(b, 60*time.Second, "warm-up", func() bool { return l.count() >= 2*clients })
 			from := l.count()
+			cpu0 := pc.nodesCPU()
+			self0 := selfCPU()
 			start := time.Now()
+			profiles := pc.profile(b, benchSeconds())
 			<-time.After(benchSeconds()) // the measurement window
+			cpu := pc.nodesCPU() - cpu0
+			self := selfCPU() - self0
 			acks := l.end()
 			elapsed := time.Since(start)
+			profiles()
 			window := acks[from:]
 			var lat []time.Duration
 			for _, a := range window {
@@ -44,6 +57,12 @@ func BenchmarkCommit(b *testing.B) {
 			}
 			slices.Sort(lat)
 			b.ReportMetric(float64(len(lat))/elapsed.Seconds(), "tx/s")
+			if len(lat) > 0 {
+				// CPU time of the three node processes (and of this
+				// process: the clients) per committed tx.
+				b.ReportMetric(float64(cpu.Microseconds())/float64(len(lat)), "node-cpu-µs/tx")
+				b.ReportMetric(float64(self.Microseconds())/float64(len(lat)), "client-cpu-µs/tx")
+			}
 			if len(lat) > 0 {
 				b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
 				b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
@@ -92,4 +111,71 @@ func BenchmarkFailover(b *testing.B) {
 	}
 	b.ReportMetric(float64(sum.Milliseconds())/float64(len(gaps)), "mean-gap-ms")
 	b.ReportMetric(float64(top.Milliseconds()), "max-gap-ms")
+}
+
+// nodesCPU is the CPU time (user + system) the node processes have used.
+func (pc *procCluster) nodesCPU() time.Duration {
+	var sum time.Duration
+	for _, nd := range pc.nodes {
+		sum += procCPU(nd.p.cmd.Process.Pid)
+	}
+	return sum
+}
+
+// procCPU reads a process's user and system time from /proc (zero where
+// there is no /proc).
+func procCPU(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The command name (field 2) may hold spaces: count from its ')'.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64) // field 14: utime
+	st, _ := strconv.ParseInt(f[12], 10, 64) // field 15: stime
+	return time.Duration(ut+st) * time.Second / clockTicks
+}
+
+// clockTicks is USER_HZ, which Linux fixes at 100 for /proc.
+const clockTicks = 100
+
+func selfCPU() time.Duration { return procCPU(os.Getpid()) }
+
+// profile starts a CPU profile of each node for d when SCRAFT_BENCH_PROFILE
+// names a directory; the returned func waits for them and writes
+// node-N.pprof there.
+func (pc *procCluster) profile(b *testing.B, d time.Duration) func() {
+	dir := os.Getenv("SCRAFT_BENCH_PROFILE")
+	if dir == "" {
+		return func() {}
+	}
+	var wg sync.WaitGroup
+	for i, nd := range pc.nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", nd.admin, int(d.Seconds()))
+			resp, err := http.Get(url)
+			if err != nil {
+				b.Logf("profile of node %d: %v", i, err)
+				return
+			}
+			defer resp.Body.Close()
+			body, err := io.ReadAll(resp.Body)
+			if err == nil {
+				err = os.WriteFile(filepath.Join(dir, fmt.Sprintf("node-%d.pprof", i)), body, 0o644)
+			}
+			if err != nil {
+				b.Logf("profile of node %d: %v", i, err)
+			}
+		}()
+	}
+	return wg.Wait
 }

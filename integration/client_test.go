@@ -116,6 +116,13 @@ func TestClientAPI(t *testing.T) {
 	if _, err := ca.Call(ctx, protocol.ChannelID{9}, "chat::send", empty); transport.CodeOf(err) != transport.CodeNoChannel {
 		t.Fatalf("unknown channel: %v", err)
 	}
+	// A forged signature, sent through a follower: the leader's batch
+	// verification refuses it and the code comes back through both nodes.
+	forged := protocol.SignTx(alice, protocol.Tx{Channel: pc.id, Nonce: 1 << 40, Function: "chat::send", Args: empty})
+	forged.Signature[5] ^= 1
+	if _, err := ca.CallTx(ctx, forged); transport.CodeOf(err) != transport.CodeBadSignature {
+		t.Fatalf("forged signature: %v", err)
+	}
 	outsider, _ := protocol.GenerateKey(nil)
 	co, err := client.Dial(ctx, outsider, addrs...)
 	if err != nil {

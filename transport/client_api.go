@@ -26,10 +26,13 @@ type ChannelAPI interface {
 	// NextNonce returns the nonce a's next tx in the channel must carry, as
 	// of this node's applied state.
 	NextNonce(ch protocol.ChannelID, a protocol.Address) (uint64, error)
-	// Submit orders a signed tx (already verified by the stream) and waits
-	// until it is committed and this node has applied and verified it. On a
-	// follower it forwards to the leader. It is idempotent by tx hash: a tx
-	// submitted again returns its first outcome and never runs twice.
+	// Submit orders a signed tx and waits until it is committed and this
+	// node has applied and verified it. On a follower it forwards to the
+	// leader. The stream has checked the tx's form and that its sender is
+	// the stream's; Submit verifies the signature (the leader does, a batch
+	// at a time) and answers a bad one with ErrBadSignature. It is
+	// idempotent by tx hash: a tx submitted again returns its first outcome
+	// and never runs twice.
 	Submit(ctx context.Context, tx *protocol.SignedTx) (*Outcome, error)
 	// Subscribe returns the channel's verified outcomes after fromHeight,
 	// in height order and without gaps. When fromHeight is 0, or outcomes

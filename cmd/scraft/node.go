@@ -457,6 +457,8 @@ func clientError(err error) error {
 		return fmt.Errorf("%w: %v", transport.ErrNotReady, err)
 	case errors.Is(err, cluster.ErrStaleNonce):
 		return fmt.Errorf("%w: %v", transport.ErrStaleNonce, err)
+	case errors.Is(err, cluster.ErrBadSignature):
+		return fmt.Errorf("%w: %v", transport.ErrBadSignature, err)
 	case errors.Is(err, cluster.ErrBadTx), errors.Is(err, cluster.ErrRefused):
 		return fmt.Errorf("%w: %v", transport.ErrBadRequest, err)
 	}
