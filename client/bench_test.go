@@ -4,11 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime/metrics"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/stats"
 
 	"github.com/scraft/scraft/client"
 	"github.com/scraft/scraft/protocol"
@@ -86,10 +91,39 @@ func cpuTime() time.Duration {
 
 // BenchmarkFanout1000 measures the delay from commit (the leader loop has
 // applied the batch) to delivery by the SDK for 1,000 subscribers of one
-// channel, each on its own stream, while one writer calls.
+// channel, each on its own client and stream. b.N is the number of
+// commits, one tx each:
+//
+//   - unpaced: one writer calls again as soon as its call commits, so the
+//     commit rate is whatever the machine leaves it;
+//   - 20Hz, 50Hz: writers commit on a fixed tick, like a game server's,
+//     whether or not the subscribers keep up.
+//
+// It reports the delay percentiles, CPU time per delivery (both ends:
+// everything runs in this process), the commit rate reached, the outcomes
+// per message the subscribers received (above 1 when the node coalesces),
+// the peak heap and the subscribers the node dropped.
 func BenchmarkFanout1000(b *testing.B) {
-	const subscribers = 1000
-	keys := benchKeys(b, subscribers+1)
+	for _, rate := range []int{0, 20, 50} {
+		name := "unpaced"
+		if rate > 0 {
+			name = fmt.Sprintf("%dHz", rate)
+		}
+		b.Run(name, func(b *testing.B) { benchFanout(b, 1000, rate) })
+	}
+}
+
+// benchFanout runs one fan-out benchmark: subscribers streams, writers
+// committing rate times a second (as fast as they can when 0).
+func benchFanout(b *testing.B, subscribers, rate int) {
+	writers := 1
+	if rate > 0 {
+		// A Client sends its calls to a channel one after the other: with
+		// one writer per tick of a second, the tick holds as long as a
+		// call commits within a second.
+		writers = rate
+	}
+	keys := benchKeys(b, subscribers+writers)
 	node := newMemNode()
 	ch := testChannel(1)
 	mc := node.addChannel(b, ch, keys...)
@@ -97,23 +131,33 @@ func BenchmarkFanout1000(b *testing.B) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
-	var mu sync.Mutex
-	committed := map[uint64]time.Time{}
+	// committed[h] is when height h was applied, in Unix nanoseconds.
+	committed := make([]atomic.Int64, b.N+1)
 	mc.mu.Lock()
 	mc.onCommit = func(outs []transport.Outcome) {
-		now := time.Now()
-		mu.Lock()
+		now := time.Now().UnixNano()
 		for _, o := range outs {
-			committed[o.Height] = now
+			if o.Height < uint64(len(committed)) {
+				committed[o.Height].Store(now)
+			}
 		}
-		mu.Unlock()
 	}
 	mc.mu.Unlock()
 
-	writer := dial(b, keys[0], tn.addr)
+	ws := make([]*client.Client, writers)
+	for i := range ws {
+		ws[i] = dial(b, keys[i], tn.addr)
+	}
+	var msgs countMessages
+	cfg := client.DefaultConfig()
+	cfg.DialOptions = append(cfg.DialOptions, grpc.WithStatsHandler(&msgs))
 	subs := make([]*client.Subscription, subscribers)
 	for i := range subs {
-		c := dial(b, keys[i+1], tn.addr)
+		c, err := cfg.Dial(ctx, keys[writers+i], tn.addr)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { c.Close() })
 		s, err := c.Subscribe(ctx, ch, 0)
 		if err != nil {
 			b.Fatal(err)
@@ -124,16 +168,24 @@ func BenchmarkFanout1000(b *testing.B) {
 		subs[i] = s
 	}
 	args := chatArgs(b, "rename", `{"name":"g"}`)
+	call := func(c *client.Client) error {
+		// Aborts (rename by a non-member of the chat) commit too.
+		if _, err := c.Call(ctx, ch, "chat::rename", args); err != nil && !errors.Is(err, transport.ErrAbort) {
+			return err
+		}
+		return nil
+	}
 	delays := make([][]time.Duration, subscribers)
 	final := uint64(b.N)
 	var wg sync.WaitGroup
+	heap := watchHeap()
 	b.ResetTimer()
-	cpu0 := cpuTime()
+	start, cpu0, msgs0 := time.Now(), cpuTime(), msgs.n.Load()
 	for i, s := range subs {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for s.Height() < final || len(delays[i]) < b.N {
+			for {
 				u, err := s.Next(ctx)
 				if err != nil {
 					if !errors.Is(err, context.Canceled) {
@@ -141,25 +193,54 @@ func BenchmarkFanout1000(b *testing.B) {
 					}
 					return
 				}
-				now := time.Now()
-				mu.Lock()
-				at := committed[u.Outcome.Height]
-				mu.Unlock()
-				delays[i] = append(delays[i], now.Sub(at))
-				if u.Outcome.Height == final {
+				if u.Outcome == nil {
+					b.Errorf("subscriber %d: a snapshot while it kept up", i)
+					return
+				}
+				h := u.Outcome.Height
+				if h > final {
+					b.Errorf("subscriber %d: height %d, only %d committed", i, h, final)
+					return
+				}
+				delays[i] = append(delays[i], time.Duration(time.Now().UnixNano()-committed[h].Load()))
+				if h == final {
 					return
 				}
 			}
 		}()
 	}
-	for range b.N {
-		// Aborts (rename by a non-member of the chat) commit too.
-		if _, err := writer.Call(ctx, ch, "chat::rename", args); err != nil && !errors.Is(err, transport.ErrAbort) {
+	if rate == 0 {
+		for range b.N {
+			if err := call(ws[0]); err != nil {
+				b.Fatal(err)
+			}
+		}
+	} else {
+		tick := time.NewTicker(time.Second / time.Duration(rate))
+		errs := make(chan error, b.N)
+		var calls sync.WaitGroup
+		for i := range b.N {
+			<-tick.C
+			calls.Add(1)
+			go func() {
+				defer calls.Done()
+				if err := call(ws[i%writers]); err != nil {
+					errs <- err
+				}
+			}()
+		}
+		tick.Stop()
+		calls.Wait()
+		close(errs)
+		for err := range errs {
 			b.Fatal(err)
 		}
 	}
+	commitRate := float64(b.N) / time.Since(start).Seconds()
 	wg.Wait()
 	b.StopTimer()
+	cpu, received := cpuTime()-cpu0, msgs.n.Load()-msgs0
+	peak := heap()
 	var all []time.Duration
 	for _, d := range delays {
 		all = append(all, d...)
@@ -171,6 +252,54 @@ func BenchmarkFanout1000(b *testing.B) {
 	q := func(p float64) float64 { return float64(all[int(p*float64(len(all)-1))].Microseconds()) / 1000 }
 	b.ReportMetric(q(0.5), "p50-ms")
 	b.ReportMetric(q(0.99), "p99-ms")
+	b.ReportMetric(float64(all[len(all)-1].Microseconds())/1000, "max-ms")
 	b.ReportMetric(float64(tn.svc.Stats().Dropped), "dropped")
-	b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(len(all)), "cpu-µs/delivery")
+	b.ReportMetric(float64(cpu.Microseconds())/float64(len(all)), "cpu-µs/delivery")
+	b.ReportMetric(commitRate, "commits/s")
+	b.ReportMetric(float64(len(all))/float64(max(received, 1)), "outcomes/msg")
+	b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MB")
+}
+
+// countMessages is a gRPC stats handler that counts the messages a client
+// receives.
+type countMessages struct{ n atomic.Int64 }
+
+func (c *countMessages) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context { return ctx }
+func (c *countMessages) HandleRPC(_ context.Context, s stats.RPCStats) {
+	if _, ok := s.(*stats.InPayload); ok {
+		c.n.Add(1)
+	}
+}
+func (c *countMessages) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Context {
+	return ctx
+}
+func (c *countMessages) HandleConn(context.Context, stats.ConnStats) {}
+
+// watchHeap samples the heap until the returned function is called, which
+// returns the largest heap seen (bytes of objects, live or not yet swept).
+func watchHeap() func() uint64 {
+	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	read := func() uint64 {
+		metrics.Read(sample)
+		return sample[0].Value.Uint64()
+	}
+	stop, done := make(chan struct{}), make(chan uint64)
+	go func() {
+		peak := read()
+		t := time.NewTicker(20 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				peak = max(peak, read())
+			case <-stop:
+				done <- max(peak, read())
+				return
+			}
+		}
+	}()
+	return func() uint64 {
+		close(stop)
+		return <-done
+	}
 }
