@@ -60,6 +60,8 @@ type Channel struct {
 		sync.Mutex
 		m map[protocol.Hash]*submission
 	}
+	// fwd forwards txs to the leader while this node follows.
+	fwd *forwarder
 
 	subs struct {
 		sync.Mutex
@@ -140,6 +142,7 @@ func openChannel(n *Node, id protocol.ChannelID) (_ *Channel, err error) {
 	c.inflight.m = make(map[protocol.Hash]*submission)
 	c.subs.m = make(map[int]chan Applied)
 	c.ctx, c.cancel = context.WithCancel(context.Background())
+	c.fwd = newForwarder(c)
 	defer func() {
 		if err != nil {
 			c.cancel()

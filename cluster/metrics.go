@@ -21,6 +21,7 @@ type metrics struct {
 	gas           *prometheus.CounterVec
 	evidence      *prometheus.CounterVec
 	busy          *prometheus.CounterVec
+	forwardSize   *prometheus.HistogramVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -53,10 +54,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Namespace: "scraft", Name: "evidence_total", Help: "Leader faults recorded by this member."}, lbl),
 		busy: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "scraft", Name: "busy_total", Help: "Txs refused because the leader's queue was full."}, lbl),
+		forwardSize: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "scraft", Name: "forward_txs", Help: "Txs per request a follower forwards to the leader.",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 10)}, lbl),
 	}
 	if reg != nil {
 		reg.MustRegister(m.committed, m.commitLatency, m.commitBatch, m.batchSize, m.applyLag, m.height,
-			m.epoch, m.leaderStarts, m.settled, m.gas, m.evidence, m.busy)
+			m.epoch, m.leaderStarts, m.settled, m.gas, m.evidence, m.busy, m.forwardSize)
 	}
 	return m
 }
@@ -75,6 +79,7 @@ type channelMetrics struct {
 	gas           prometheus.Counter
 	evidence      prometheus.Counter
 	busy          prometheus.Counter
+	forwardSize   prometheus.Observer
 }
 
 func (m *metrics) forChannel(id protocol.ChannelID) *channelMetrics {
@@ -92,6 +97,7 @@ func (m *metrics) forChannel(id protocol.ChannelID) *channelMetrics {
 		gas:           m.gas.WithLabelValues(l),
 		evidence:      m.evidence.WithLabelValues(l),
 		busy:          m.busy.WithLabelValues(l),
+		forwardSize:   m.forwardSize.WithLabelValues(l),
 	}
 }
 

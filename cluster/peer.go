@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc"
@@ -101,8 +102,17 @@ func (c *Channel) isMember(a protocol.Address) bool {
 	return ok
 }
 
-func (p *peerService) ForwardTx(ctx context.Context, req *peerpb.ForwardTxRequest) (*peerpb.ForwardTxResponse, error) {
-	caller, _, err := verifyCaller(req.Caller, "ForwardTx", req.Channel, req.Tx)
+// maxForwardTxs and maxForwardBytes bound one ForwardTxs request.
+const (
+	maxForwardTxs   = 512
+	maxForwardBytes = 2 << 20
+)
+
+func (p *peerService) ForwardTxs(ctx context.Context, req *peerpb.ForwardTxsRequest) (*peerpb.ForwardTxsResponse, error) {
+	if len(req.Txs) > maxForwardTxs {
+		return nil, status.Errorf(codes.InvalidArgument, "cluster: %d txs in one request, at most %d", len(req.Txs), maxForwardTxs)
+	}
+	caller, _, err := verifyCaller(req.Caller, "ForwardTxs", forwardAuth(req.Channel, req.Hops, req.Txs)...)
 	if err != nil {
 		return nil, toStatus(err)
 	}
@@ -110,15 +120,40 @@ func (p *peerService) ForwardTx(ctx context.Context, req *peerpb.ForwardTxReques
 	if err != nil {
 		return nil, err
 	}
-	tx, err := protocol.DecodeSignedTx(req.Tx)
-	if err != nil {
-		return nil, status.Error(codes.InvalidArgument, err.Error())
+	results := make([]*peerpb.ForwardedTx, len(req.Txs))
+	var wg sync.WaitGroup
+	for i, raw := range req.Txs {
+		tx, err := protocol.DecodeSignedTx(raw)
+		if err != nil {
+			results[i] = forwardedError(fmt.Errorf("%w: %v", ErrBadTx, err))
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out, err := c.submit(ctx, tx, max(req.Hops, 1))
+			if err != nil {
+				results[i] = forwardedError(err)
+				return
+			}
+			results[i] = &peerpb.ForwardedTx{Outcome: outcomeToPB(out)}
+		}()
 	}
-	out, err := c.submit(ctx, tx, max(req.Hops, 1))
-	if err != nil {
-		return nil, toStatus(err)
-	}
-	return outcomeToPB(out), nil
+	wg.Wait()
+	return &peerpb.ForwardTxsResponse{Results: results}, nil
+}
+
+// forwardAuth is what the caller of ForwardTxs signs: the channel, the
+// hops and every tx.
+func forwardAuth(channel []byte, hops uint32, txs [][]byte) [][]byte {
+	parts := make([][]byte, 0, 2+len(txs))
+	parts = append(parts, channel, u64bytes(uint64(hops)))
+	return append(parts, txs...)
+}
+
+func forwardedError(err error) *peerpb.ForwardedTx {
+	st, _ := status.FromError(toStatus(err))
+	return &peerpb.ForwardedTx{ErrorCode: uint32(st.Code()), Error: st.Message()}
 }
 
 func (p *peerService) Join(ctx context.Context, req *peerpb.JoinRequest) (*peerpb.JoinResponse, error) {
@@ -182,8 +217,8 @@ func u64bytes(v uint64) []byte {
 	return e.Out()
 }
 
-func outcomeToPB(o *fsm.Outcome) *peerpb.ForwardTxResponse {
-	return &peerpb.ForwardTxResponse{
+func outcomeToPB(o *fsm.Outcome) *peerpb.TxOutcome {
+	return &peerpb.TxOutcome{
 		Height:    o.Height,
 		Result:    protocol.Marshal(&o.Result),
 		Digest:    o.Digest[:],
@@ -193,7 +228,7 @@ func outcomeToPB(o *fsm.Outcome) *peerpb.ForwardTxResponse {
 	}
 }
 
-func outcomeFromPB(tx *protocol.SignedTx, r *peerpb.ForwardTxResponse) (*fsm.Outcome, error) {
+func outcomeFromPB(tx *protocol.SignedTx, r *peerpb.TxOutcome) (*fsm.Outcome, error) {
 	o := &fsm.Outcome{Height: r.Height, Kind: protocol.EntryCall, Hash: tx.Hash(), Message: r.Message, Output: r.Output}
 	if err := protocol.Unmarshal(r.Result, &o.Result); err != nil {
 		return nil, fmt.Errorf("cluster: forwarded tx result: %w", err)
@@ -281,19 +316,42 @@ func (p *peerClient) client(addr string) (peerpb.PeerClient, error) {
 	return peerpb.NewPeerClient(conn), nil
 }
 
-func (p *peerClient) forwardTx(ctx context.Context, addr string, id protocol.ChannelID, tx *protocol.SignedTx, hops uint32) (*fsm.Outcome, error) {
+// forwardTxs sends txs (raw: their encodings) to the leader at addr in one
+// request and returns one outcome or error per tx. An error of the request itself is every tx's.
+func (p *peerClient) forwardTxs(ctx context.Context, addr string, id protocol.ChannelID, txs []*protocol.SignedTx, raw [][]byte, hops uint32) ([]*fsm.Outcome, []error) {
+	outs := make([]*fsm.Outcome, len(txs))
+	errs := make([]error, len(txs))
+	all := func(err error) ([]*fsm.Outcome, []error) {
+		for i := range errs {
+			errs[i] = err
+		}
+		return outs, errs
+	}
 	cl, err := p.client(addr)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrNoLeader, err)
+		return all(fmt.Errorf("%w: %v", ErrNoLeader, err))
 	}
-	raw := tx.Bytes()
-	resp, err := cl.ForwardTx(ctx, &peerpb.ForwardTxRequest{
-		Channel: id[:], Tx: raw, Hops: hops, Caller: signCaller(p.key, "ForwardTx", id[:], raw),
+	resp, err := cl.ForwardTxs(ctx, &peerpb.ForwardTxsRequest{
+		Channel: id[:], Txs: raw, Hops: hops,
+		Caller: signCaller(p.key, "ForwardTxs", forwardAuth(id[:], hops, raw)...),
 	})
 	if err != nil {
-		return nil, fromStatus(err)
+		return all(fromStatus(err))
 	}
-	return outcomeFromPB(tx, resp)
+	if len(resp.Results) != len(txs) {
+		return all(fmt.Errorf("%w: %d results for %d forwarded txs", ErrNoLeader, len(resp.Results), len(txs)))
+	}
+	for i, r := range resp.Results {
+		switch {
+		case r.GetOutcome() != nil:
+			outs[i], errs[i] = outcomeFromPB(txs[i], r.Outcome)
+		case r.ErrorCode == uint32(codes.OK):
+			errs[i] = fmt.Errorf("%w: forwarded tx without outcome or error", ErrNoLeader)
+		default:
+			errs[i] = fromStatus(status.Error(codes.Code(r.ErrorCode), r.Error))
+		}
+	}
+	return outs, errs
 }
 
 func (p *peerClient) join(ctx context.Context, addr string, id protocol.ChannelID, self string) (*peerpb.JoinResponse, error) {

@@ -97,8 +97,7 @@ func (c *Channel) submitOnce(ctx context.Context, tx *protocol.SignedTx, h proto
 		// (barrier, chain claim): wait.
 		return nil, ErrNoLeader
 	}
-	out, err := c.node.peers.forwardTx(ctx, string(addr), c.id, tx, hops+1)
-	return out, err
+	return c.fwd.forward(ctx, string(addr), tx, hops+1)
 }
 
 // submitLocal queues a tx with the running leader, or joins the wait of

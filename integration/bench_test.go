@@ -150,7 +150,7 @@ func selfCPU() time.Duration { return procCPU(os.Getpid()) }
 
 // profile starts a CPU profile of each node for d when SCRAFT_BENCH_PROFILE
 // names a directory; the returned func waits for them and writes
-// node-N.pprof there.
+// node-N.pprof there, and each node's metrics as node-N.metrics.
 func (pc *procCluster) profile(b *testing.B, d time.Duration) func() {
 	dir := os.Getenv("SCRAFT_BENCH_PROFILE")
 	if dir == "" {
@@ -177,5 +177,16 @@ func (pc *procCluster) profile(b *testing.B, d time.Duration) func() {
 			}
 		}()
 	}
-	return wg.Wait
+	return func() {
+		wg.Wait()
+		for i, nd := range pc.nodes {
+			resp, err := http.Get("http://" + nd.admin + "/metrics")
+			if err != nil {
+				continue
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			os.WriteFile(filepath.Join(dir, fmt.Sprintf("node-%d.metrics", i)), body, 0o644)
+		}
+	}
 }

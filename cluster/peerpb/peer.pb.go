@@ -94,11 +94,11 @@ func (x *Caller) GetSignature() []byte {
 	return nil
 }
 
-type ForwardTxRequest struct {
+type ForwardTxsRequest struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	Channel []byte                 `protobuf:"bytes,1,opt,name=channel,proto3" json:"channel,omitempty"`
-	// tx is a protocol.SignedTx, canonical encoding.
-	Tx []byte `protobuf:"bytes,2,opt,name=tx,proto3" json:"tx,omitempty"`
+	// txs are protocol.SignedTx, canonical encoding.
+	Txs [][]byte `protobuf:"bytes,2,rep,name=txs,proto3" json:"txs,omitempty"`
 	// hops counts the forwards so far; a request is not forwarded twice.
 	Hops          uint32  `protobuf:"varint,3,opt,name=hops,proto3" json:"hops,omitempty"`
 	Caller        *Caller `protobuf:"bytes,15,opt,name=caller,proto3" json:"caller,omitempty"`
@@ -106,20 +106,20 @@ type ForwardTxRequest struct {
 	sizeCache     protoimpl.SizeCache
 }
 
-func (x *ForwardTxRequest) Reset() {
-	*x = ForwardTxRequest{}
+func (x *ForwardTxsRequest) Reset() {
+	*x = ForwardTxsRequest{}
 	mi := &file_cluster_proto_peer_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
 
-func (x *ForwardTxRequest) String() string {
+func (x *ForwardTxsRequest) String() string {
 	return protoimpl.X.MessageStringOf(x)
 }
 
-func (*ForwardTxRequest) ProtoMessage() {}
+func (*ForwardTxsRequest) ProtoMessage() {}
 
-func (x *ForwardTxRequest) ProtoReflect() protoreflect.Message {
+func (x *ForwardTxsRequest) ProtoReflect() protoreflect.Message {
 	mi := &file_cluster_proto_peer_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
@@ -131,40 +131,147 @@ func (x *ForwardTxRequest) ProtoReflect() protoreflect.Message {
 	return mi.MessageOf(x)
 }
 
-// Deprecated: Use ForwardTxRequest.ProtoReflect.Descriptor instead.
-func (*ForwardTxRequest) Descriptor() ([]byte, []int) {
+// Deprecated: Use ForwardTxsRequest.ProtoReflect.Descriptor instead.
+func (*ForwardTxsRequest) Descriptor() ([]byte, []int) {
 	return file_cluster_proto_peer_proto_rawDescGZIP(), []int{1}
 }
 
-func (x *ForwardTxRequest) GetChannel() []byte {
+func (x *ForwardTxsRequest) GetChannel() []byte {
 	if x != nil {
 		return x.Channel
 	}
 	return nil
 }
 
-func (x *ForwardTxRequest) GetTx() []byte {
+func (x *ForwardTxsRequest) GetTxs() [][]byte {
 	if x != nil {
-		return x.Tx
+		return x.Txs
 	}
 	return nil
 }
 
-func (x *ForwardTxRequest) GetHops() uint32 {
+func (x *ForwardTxsRequest) GetHops() uint32 {
 	if x != nil {
 		return x.Hops
 	}
 	return 0
 }
 
-func (x *ForwardTxRequest) GetCaller() *Caller {
+func (x *ForwardTxsRequest) GetCaller() *Caller {
 	if x != nil {
 		return x.Caller
 	}
 	return nil
 }
 
-type ForwardTxResponse struct {
+type ForwardTxsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// results holds one result per tx of the request, in its order.
+	Results       []*ForwardedTx `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ForwardTxsResponse) Reset() {
+	*x = ForwardTxsResponse{}
+	mi := &file_cluster_proto_peer_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ForwardTxsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ForwardTxsResponse) ProtoMessage() {}
+
+func (x *ForwardTxsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cluster_proto_peer_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ForwardTxsResponse.ProtoReflect.Descriptor instead.
+func (*ForwardTxsResponse) Descriptor() ([]byte, []int) {
+	return file_cluster_proto_peer_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ForwardTxsResponse) GetResults() []*ForwardedTx {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+// ForwardedTx is the result of one forwarded tx: its outcome, or an error
+// (a gRPC status code and message, as the peer API's errors travel).
+type ForwardedTx struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Outcome       *TxOutcome             `protobuf:"bytes,1,opt,name=outcome,proto3" json:"outcome,omitempty"`
+	ErrorCode     uint32                 `protobuf:"varint,2,opt,name=error_code,json=errorCode,proto3" json:"error_code,omitempty"`
+	Error         string                 `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ForwardedTx) Reset() {
+	*x = ForwardedTx{}
+	mi := &file_cluster_proto_peer_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ForwardedTx) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ForwardedTx) ProtoMessage() {}
+
+func (x *ForwardedTx) ProtoReflect() protoreflect.Message {
+	mi := &file_cluster_proto_peer_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ForwardedTx.ProtoReflect.Descriptor instead.
+func (*ForwardedTx) Descriptor() ([]byte, []int) {
+	return file_cluster_proto_peer_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *ForwardedTx) GetOutcome() *TxOutcome {
+	if x != nil {
+		return x.Outcome
+	}
+	return nil
+}
+
+func (x *ForwardedTx) GetErrorCode() uint32 {
+	if x != nil {
+		return x.ErrorCode
+	}
+	return 0
+}
+
+func (x *ForwardedTx) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+type TxOutcome struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	Height uint64                 `protobuf:"varint,1,opt,name=height,proto3" json:"height,omitempty"`
 	// result is the protocol.Result of the tx, canonical encoding.
@@ -178,21 +285,21 @@ type ForwardTxResponse struct {
 	sizeCache     protoimpl.SizeCache
 }
 
-func (x *ForwardTxResponse) Reset() {
-	*x = ForwardTxResponse{}
-	mi := &file_cluster_proto_peer_proto_msgTypes[2]
+func (x *TxOutcome) Reset() {
+	*x = TxOutcome{}
+	mi := &file_cluster_proto_peer_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
 
-func (x *ForwardTxResponse) String() string {
+func (x *TxOutcome) String() string {
 	return protoimpl.X.MessageStringOf(x)
 }
 
-func (*ForwardTxResponse) ProtoMessage() {}
+func (*TxOutcome) ProtoMessage() {}
 
-func (x *ForwardTxResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_peer_proto_msgTypes[2]
+func (x *TxOutcome) ProtoReflect() protoreflect.Message {
+	mi := &file_cluster_proto_peer_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -203,47 +310,47 @@ func (x *ForwardTxResponse) ProtoReflect() protoreflect.Message {
 	return mi.MessageOf(x)
 }
 
-// Deprecated: Use ForwardTxResponse.ProtoReflect.Descriptor instead.
-func (*ForwardTxResponse) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_peer_proto_rawDescGZIP(), []int{2}
+// Deprecated: Use TxOutcome.ProtoReflect.Descriptor instead.
+func (*TxOutcome) Descriptor() ([]byte, []int) {
+	return file_cluster_proto_peer_proto_rawDescGZIP(), []int{4}
 }
 
-func (x *ForwardTxResponse) GetHeight() uint64 {
+func (x *TxOutcome) GetHeight() uint64 {
 	if x != nil {
 		return x.Height
 	}
 	return 0
 }
 
-func (x *ForwardTxResponse) GetResult() []byte {
+func (x *TxOutcome) GetResult() []byte {
 	if x != nil {
 		return x.Result
 	}
 	return nil
 }
 
-func (x *ForwardTxResponse) GetDigest() []byte {
+func (x *TxOutcome) GetDigest() []byte {
 	if x != nil {
 		return x.Digest
 	}
 	return nil
 }
 
-func (x *ForwardTxResponse) GetMessage() string {
+func (x *TxOutcome) GetMessage() string {
 	if x != nil {
 		return x.Message
 	}
 	return ""
 }
 
-func (x *ForwardTxResponse) GetOutput() []byte {
+func (x *TxOutcome) GetOutput() []byte {
 	if x != nil {
 		return x.Output
 	}
 	return nil
 }
 
-func (x *ForwardTxResponse) GetChangeSet() []byte {
+func (x *TxOutcome) GetChangeSet() []byte {
 	if x != nil {
 		return x.ChangeSet
 	}
@@ -262,7 +369,7 @@ type JoinRequest struct {
 
 func (x *JoinRequest) Reset() {
 	*x = JoinRequest{}
-	mi := &file_cluster_proto_peer_proto_msgTypes[3]
+	mi := &file_cluster_proto_peer_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -274,7 +381,7 @@ func (x *JoinRequest) String() string {
 func (*JoinRequest) ProtoMessage() {}
 
 func (x *JoinRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_peer_proto_msgTypes[3]
+	mi := &file_cluster_proto_peer_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -287,7 +394,7 @@ func (x *JoinRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinRequest.ProtoReflect.Descriptor instead.
 func (*JoinRequest) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_peer_proto_rawDescGZIP(), []int{3}
+	return file_cluster_proto_peer_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *JoinRequest) GetChannel() []byte {
@@ -324,7 +431,7 @@ type JoinResponse struct {
 
 func (x *JoinResponse) Reset() {
 	*x = JoinResponse{}
-	mi := &file_cluster_proto_peer_proto_msgTypes[4]
+	mi := &file_cluster_proto_peer_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -336,7 +443,7 @@ func (x *JoinResponse) String() string {
 func (*JoinResponse) ProtoMessage() {}
 
 func (x *JoinResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_peer_proto_msgTypes[4]
+	mi := &file_cluster_proto_peer_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -349,7 +456,7 @@ func (x *JoinResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinResponse.ProtoReflect.Descriptor instead.
 func (*JoinResponse) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_peer_proto_rawDescGZIP(), []int{4}
+	return file_cluster_proto_peer_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *JoinResponse) GetLeader() string {
@@ -377,7 +484,7 @@ type AttestRequest struct {
 
 func (x *AttestRequest) Reset() {
 	*x = AttestRequest{}
-	mi := &file_cluster_proto_peer_proto_msgTypes[5]
+	mi := &file_cluster_proto_peer_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -389,7 +496,7 @@ func (x *AttestRequest) String() string {
 func (*AttestRequest) ProtoMessage() {}
 
 func (x *AttestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_peer_proto_msgTypes[5]
+	mi := &file_cluster_proto_peer_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -402,7 +509,7 @@ func (x *AttestRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AttestRequest.ProtoReflect.Descriptor instead.
 func (*AttestRequest) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_peer_proto_rawDescGZIP(), []int{5}
+	return file_cluster_proto_peer_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *AttestRequest) GetChannel() []byte {
@@ -436,7 +543,7 @@ type AttestResponse struct {
 
 func (x *AttestResponse) Reset() {
 	*x = AttestResponse{}
-	mi := &file_cluster_proto_peer_proto_msgTypes[6]
+	mi := &file_cluster_proto_peer_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -448,7 +555,7 @@ func (x *AttestResponse) String() string {
 func (*AttestResponse) ProtoMessage() {}
 
 func (x *AttestResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_peer_proto_msgTypes[6]
+	mi := &file_cluster_proto_peer_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -461,7 +568,7 @@ func (x *AttestResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AttestResponse.ProtoReflect.Descriptor instead.
 func (*AttestResponse) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_peer_proto_rawDescGZIP(), []int{6}
+	return file_cluster_proto_peer_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *AttestResponse) GetAttestation() []byte {
@@ -481,7 +588,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_cluster_proto_peer_proto_msgTypes[7]
+	mi := &file_cluster_proto_peer_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -493,7 +600,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_peer_proto_msgTypes[7]
+	mi := &file_cluster_proto_peer_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -506,7 +613,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_peer_proto_rawDescGZIP(), []int{7}
+	return file_cluster_proto_peer_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *StatusRequest) GetChannel() []byte {
@@ -539,7 +646,7 @@ type StatusResponse struct {
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_cluster_proto_peer_proto_msgTypes[8]
+	mi := &file_cluster_proto_peer_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -551,7 +658,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_peer_proto_msgTypes[8]
+	mi := &file_cluster_proto_peer_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -564,7 +671,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_peer_proto_rawDescGZIP(), []int{8}
+	return file_cluster_proto_peer_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *StatusResponse) GetHeight() uint64 {
@@ -632,13 +739,20 @@ const file_cluster_proto_peer_proto_rawDesc = "" +
 	"\n" +
 	"public_key\x18\x01 \x01(\fR\tpublicKey\x12\x17\n" +
 	"\aunix_ms\x18\x02 \x01(\x03R\x06unixMs\x12\x1c\n" +
-	"\tsignature\x18\x03 \x01(\fR\tsignature\"\x80\x01\n" +
-	"\x10ForwardTxRequest\x12\x18\n" +
-	"\achannel\x18\x01 \x01(\fR\achannel\x12\x0e\n" +
-	"\x02tx\x18\x02 \x01(\fR\x02tx\x12\x12\n" +
+	"\tsignature\x18\x03 \x01(\fR\tsignature\"\x83\x01\n" +
+	"\x11ForwardTxsRequest\x12\x18\n" +
+	"\achannel\x18\x01 \x01(\fR\achannel\x12\x10\n" +
+	"\x03txs\x18\x02 \x03(\fR\x03txs\x12\x12\n" +
 	"\x04hops\x18\x03 \x01(\rR\x04hops\x12.\n" +
-	"\x06caller\x18\x0f \x01(\v2\x16.scraft.peer.v1.CallerR\x06caller\"\xac\x01\n" +
-	"\x11ForwardTxResponse\x12\x16\n" +
+	"\x06caller\x18\x0f \x01(\v2\x16.scraft.peer.v1.CallerR\x06caller\"K\n" +
+	"\x12ForwardTxsResponse\x125\n" +
+	"\aresults\x18\x01 \x03(\v2\x1b.scraft.peer.v1.ForwardedTxR\aresults\"w\n" +
+	"\vForwardedTx\x123\n" +
+	"\aoutcome\x18\x01 \x01(\v2\x19.scraft.peer.v1.TxOutcomeR\aoutcome\x12\x1d\n" +
+	"\n" +
+	"error_code\x18\x02 \x01(\rR\terrorCode\x12\x14\n" +
+	"\x05error\x18\x03 \x01(\tR\x05error\"\xa4\x01\n" +
+	"\tTxOutcome\x12\x16\n" +
 	"\x06height\x18\x01 \x01(\x04R\x06height\x12\x16\n" +
 	"\x06result\x18\x02 \x01(\fR\x06result\x12\x16\n" +
 	"\x06digest\x18\x03 \x01(\fR\x06digest\x12\x18\n" +
@@ -672,9 +786,10 @@ const file_cluster_proto_peer_proto_rawDesc = "" +
 	"\rapplied_index\x18\x06 \x01(\x04R\fappliedIndex\x12!\n" +
 	"\fcommit_index\x18\a \x01(\x04R\vcommitIndex\x12\x1d\n" +
 	"\n" +
-	"last_index\x18\b \x01(\x04R\tlastIndex2\xad\x02\n" +
-	"\x04Peer\x12P\n" +
-	"\tForwardTx\x12 .scraft.peer.v1.ForwardTxRequest\x1a!.scraft.peer.v1.ForwardTxResponse\x12A\n" +
+	"last_index\x18\b \x01(\x04R\tlastIndex2\xb0\x02\n" +
+	"\x04Peer\x12S\n" +
+	"\n" +
+	"ForwardTxs\x12!.scraft.peer.v1.ForwardTxsRequest\x1a\".scraft.peer.v1.ForwardTxsResponse\x12A\n" +
 	"\x04Join\x12\x1b.scraft.peer.v1.JoinRequest\x1a\x1c.scraft.peer.v1.JoinResponse\x12G\n" +
 	"\x06Attest\x12\x1d.scraft.peer.v1.AttestRequest\x1a\x1e.scraft.peer.v1.AttestResponse\x12G\n" +
 	"\x06Status\x12\x1d.scraft.peer.v1.StatusRequest\x1a\x1e.scraft.peer.v1.StatusResponseB0Z.github.com/scraft/scraft/cluster/peerpb;peerpbb\x06proto3"
@@ -691,36 +806,40 @@ func file_cluster_proto_peer_proto_rawDescGZIP() []byte {
 	return file_cluster_proto_peer_proto_rawDescData
 }
 
-var file_cluster_proto_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_cluster_proto_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_cluster_proto_peer_proto_goTypes = []any{
-	(*Caller)(nil),            // 0: scraft.peer.v1.Caller
-	(*ForwardTxRequest)(nil),  // 1: scraft.peer.v1.ForwardTxRequest
-	(*ForwardTxResponse)(nil), // 2: scraft.peer.v1.ForwardTxResponse
-	(*JoinRequest)(nil),       // 3: scraft.peer.v1.JoinRequest
-	(*JoinResponse)(nil),      // 4: scraft.peer.v1.JoinResponse
-	(*AttestRequest)(nil),     // 5: scraft.peer.v1.AttestRequest
-	(*AttestResponse)(nil),    // 6: scraft.peer.v1.AttestResponse
-	(*StatusRequest)(nil),     // 7: scraft.peer.v1.StatusRequest
-	(*StatusResponse)(nil),    // 8: scraft.peer.v1.StatusResponse
+	(*Caller)(nil),             // 0: scraft.peer.v1.Caller
+	(*ForwardTxsRequest)(nil),  // 1: scraft.peer.v1.ForwardTxsRequest
+	(*ForwardTxsResponse)(nil), // 2: scraft.peer.v1.ForwardTxsResponse
+	(*ForwardedTx)(nil),        // 3: scraft.peer.v1.ForwardedTx
+	(*TxOutcome)(nil),          // 4: scraft.peer.v1.TxOutcome
+	(*JoinRequest)(nil),        // 5: scraft.peer.v1.JoinRequest
+	(*JoinResponse)(nil),       // 6: scraft.peer.v1.JoinResponse
+	(*AttestRequest)(nil),      // 7: scraft.peer.v1.AttestRequest
+	(*AttestResponse)(nil),     // 8: scraft.peer.v1.AttestResponse
+	(*StatusRequest)(nil),      // 9: scraft.peer.v1.StatusRequest
+	(*StatusResponse)(nil),     // 10: scraft.peer.v1.StatusResponse
 }
 var file_cluster_proto_peer_proto_depIdxs = []int32{
-	0, // 0: scraft.peer.v1.ForwardTxRequest.caller:type_name -> scraft.peer.v1.Caller
-	0, // 1: scraft.peer.v1.JoinRequest.caller:type_name -> scraft.peer.v1.Caller
-	0, // 2: scraft.peer.v1.AttestRequest.caller:type_name -> scraft.peer.v1.Caller
-	0, // 3: scraft.peer.v1.StatusRequest.caller:type_name -> scraft.peer.v1.Caller
-	1, // 4: scraft.peer.v1.Peer.ForwardTx:input_type -> scraft.peer.v1.ForwardTxRequest
-	3, // 5: scraft.peer.v1.Peer.Join:input_type -> scraft.peer.v1.JoinRequest
-	5, // 6: scraft.peer.v1.Peer.Attest:input_type -> scraft.peer.v1.AttestRequest
-	7, // 7: scraft.peer.v1.Peer.Status:input_type -> scraft.peer.v1.StatusRequest
-	2, // 8: scraft.peer.v1.Peer.ForwardTx:output_type -> scraft.peer.v1.ForwardTxResponse
-	4, // 9: scraft.peer.v1.Peer.Join:output_type -> scraft.peer.v1.JoinResponse
-	6, // 10: scraft.peer.v1.Peer.Attest:output_type -> scraft.peer.v1.AttestResponse
-	8, // 11: scraft.peer.v1.Peer.Status:output_type -> scraft.peer.v1.StatusResponse
-	8, // [8:12] is the sub-list for method output_type
-	4, // [4:8] is the sub-list for method input_type
-	4, // [4:4] is the sub-list for extension type_name
-	4, // [4:4] is the sub-list for extension extendee
-	0, // [0:4] is the sub-list for field type_name
+	0,  // 0: scraft.peer.v1.ForwardTxsRequest.caller:type_name -> scraft.peer.v1.Caller
+	3,  // 1: scraft.peer.v1.ForwardTxsResponse.results:type_name -> scraft.peer.v1.ForwardedTx
+	4,  // 2: scraft.peer.v1.ForwardedTx.outcome:type_name -> scraft.peer.v1.TxOutcome
+	0,  // 3: scraft.peer.v1.JoinRequest.caller:type_name -> scraft.peer.v1.Caller
+	0,  // 4: scraft.peer.v1.AttestRequest.caller:type_name -> scraft.peer.v1.Caller
+	0,  // 5: scraft.peer.v1.StatusRequest.caller:type_name -> scraft.peer.v1.Caller
+	1,  // 6: scraft.peer.v1.Peer.ForwardTxs:input_type -> scraft.peer.v1.ForwardTxsRequest
+	5,  // 7: scraft.peer.v1.Peer.Join:input_type -> scraft.peer.v1.JoinRequest
+	7,  // 8: scraft.peer.v1.Peer.Attest:input_type -> scraft.peer.v1.AttestRequest
+	9,  // 9: scraft.peer.v1.Peer.Status:input_type -> scraft.peer.v1.StatusRequest
+	2,  // 10: scraft.peer.v1.Peer.ForwardTxs:output_type -> scraft.peer.v1.ForwardTxsResponse
+	6,  // 11: scraft.peer.v1.Peer.Join:output_type -> scraft.peer.v1.JoinResponse
+	8,  // 12: scraft.peer.v1.Peer.Attest:output_type -> scraft.peer.v1.AttestResponse
+	10, // 13: scraft.peer.v1.Peer.Status:output_type -> scraft.peer.v1.StatusResponse
+	10, // [10:14] is the sub-list for method output_type
+	6,  // [6:10] is the sub-list for method input_type
+	6,  // [6:6] is the sub-list for extension type_name
+	6,  // [6:6] is the sub-list for extension extendee
+	0,  // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_cluster_proto_peer_proto_init() }
@@ -734,7 +853,7 @@ func file_cluster_proto_peer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cluster_proto_peer_proto_rawDesc), len(file_cluster_proto_peer_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   9,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

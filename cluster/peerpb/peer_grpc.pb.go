@@ -29,20 +29,23 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Peer_ForwardTx_FullMethodName = "/scraft.peer.v1.Peer/ForwardTx"
-	Peer_Join_FullMethodName      = "/scraft.peer.v1.Peer/Join"
-	Peer_Attest_FullMethodName    = "/scraft.peer.v1.Peer/Attest"
-	Peer_Status_FullMethodName    = "/scraft.peer.v1.Peer/Status"
+	Peer_ForwardTxs_FullMethodName = "/scraft.peer.v1.Peer/ForwardTxs"
+	Peer_Join_FullMethodName       = "/scraft.peer.v1.Peer/Join"
+	Peer_Attest_FullMethodName     = "/scraft.peer.v1.Peer/Attest"
+	Peer_Status_FullMethodName     = "/scraft.peer.v1.Peer/Status"
 )
 
 // PeerClient is the client API for Peer service.
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 type PeerClient interface {
-	// ForwardTx submits a signed tx to the leader and waits until it is
-	// committed and applied. A follower forwards it on; the answer is the tx's
-	// outcome, the first one if the tx was submitted before.
-	ForwardTx(ctx context.Context, in *ForwardTxRequest, opts ...grpc.CallOption) (*ForwardTxResponse, error)
+	// ForwardTxs submits signed txs to the leader and waits until each is
+	// committed and applied, or refused. A follower gathers the txs its
+	// clients send while earlier requests are in flight into one request,
+	// signed once. The answer holds one result per tx, in request order: the
+	// tx's outcome (the first one if the tx was submitted before) or why it
+	// was not ordered.
+	ForwardTxs(ctx context.Context, in *ForwardTxsRequest, opts ...grpc.CallOption) (*ForwardTxsResponse, error)
 	// Join asks the leader to make the calling node a member of the channel's
 	// Raft group (and of the channel state, with a join system tx).
 	Join(ctx context.Context, in *JoinRequest, opts ...grpc.CallOption) (*JoinResponse, error)
@@ -61,10 +64,10 @@ func NewPeerClient(cc grpc.ClientConnInterface) PeerClient {
 	return &peerClient{cc}
 }
 
-func (c *peerClient) ForwardTx(ctx context.Context, in *ForwardTxRequest, opts ...grpc.CallOption) (*ForwardTxResponse, error) {
+func (c *peerClient) ForwardTxs(ctx context.Context, in *ForwardTxsRequest, opts ...grpc.CallOption) (*ForwardTxsResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(ForwardTxResponse)
-	err := c.cc.Invoke(ctx, Peer_ForwardTx_FullMethodName, in, out, cOpts...)
+	out := new(ForwardTxsResponse)
+	err := c.cc.Invoke(ctx, Peer_ForwardTxs_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -105,10 +108,13 @@ func (c *peerClient) Status(ctx context.Context, in *StatusRequest, opts ...grpc
 // All implementations must embed UnimplementedPeerServer
 // for forward compatibility.
 type PeerServer interface {
-	// ForwardTx submits a signed tx to the leader and waits until it is
-	// committed and applied. A follower forwards it on; the answer is the tx's
-	// outcome, the first one if the tx was submitted before.
-	ForwardTx(context.Context, *ForwardTxRequest) (*ForwardTxResponse, error)
+	// ForwardTxs submits signed txs to the leader and waits until each is
+	// committed and applied, or refused. A follower gathers the txs its
+	// clients send while earlier requests are in flight into one request,
+	// signed once. The answer holds one result per tx, in request order: the
+	// tx's outcome (the first one if the tx was submitted before) or why it
+	// was not ordered.
+	ForwardTxs(context.Context, *ForwardTxsRequest) (*ForwardTxsResponse, error)
 	// Join asks the leader to make the calling node a member of the channel's
 	// Raft group (and of the channel state, with a join system tx).
 	Join(context.Context, *JoinRequest) (*JoinResponse, error)
@@ -127,8 +133,8 @@ type PeerServer interface {
 // pointer dereference when methods are called.
 type UnimplementedPeerServer struct{}
 
-func (UnimplementedPeerServer) ForwardTx(context.Context, *ForwardTxRequest) (*ForwardTxResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method ForwardTx not implemented")
+func (UnimplementedPeerServer) ForwardTxs(context.Context, *ForwardTxsRequest) (*ForwardTxsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ForwardTxs not implemented")
 }
 func (UnimplementedPeerServer) Join(context.Context, *JoinRequest) (*JoinResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Join not implemented")
@@ -160,20 +166,20 @@ func RegisterPeerServer(s grpc.ServiceRegistrar, srv PeerServer) {
 	s.RegisterService(&Peer_ServiceDesc, srv)
 }
 
-func _Peer_ForwardTx_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(ForwardTxRequest)
+func _Peer_ForwardTxs_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ForwardTxsRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
 	if interceptor == nil {
-		return srv.(PeerServer).ForwardTx(ctx, in)
+		return srv.(PeerServer).ForwardTxs(ctx, in)
 	}
 	info := &grpc.UnaryServerInfo{
 		Server:     srv,
-		FullMethod: Peer_ForwardTx_FullMethodName,
+		FullMethod: Peer_ForwardTxs_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(PeerServer).ForwardTx(ctx, req.(*ForwardTxRequest))
+		return srv.(PeerServer).ForwardTxs(ctx, req.(*ForwardTxsRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -240,8 +246,8 @@ var Peer_ServiceDesc = grpc.ServiceDesc{
 	HandlerType: (*PeerServer)(nil),
 	Methods: []grpc.MethodDesc{
 		{
-			MethodName: "ForwardTx",
-			Handler:    _Peer_ForwardTx_Handler,
+			MethodName: "ForwardTxs",
+			Handler:    _Peer_ForwardTxs_Handler,
 		},
 		{
 			MethodName: "Join",
