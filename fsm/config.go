@@ -24,6 +24,11 @@ type Member struct {
 	PublicKey ed25519.PublicKey
 	// JoinSeq is the join sequence number the settlement chain gave it.
 	JoinSeq uint64
+	// LeaveHeight is the height at which the member asked to leave (a
+	// scraft::leave call or a scraft::Leave event naming it), 0 if it did
+	// not. It is state, never genesis: the member stays until the leader
+	// orders its leave entry, after settlement.
+	LeaveHeight uint64
 }
 
 // Genesis is the channel as loaded from the settlement chain at start.

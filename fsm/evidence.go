@@ -34,6 +34,8 @@ const (
 	ReasonBadLeader
 	// ReasonBadTimestamp: the batch timestamp went backwards.
 	ReasonBadTimestamp
+	// ReasonClosing: a call ordered after the channel's close request.
+	ReasonClosing
 )
 
 func (r Reason) String() string {
@@ -56,6 +58,8 @@ func (r Reason) String() string {
 		return "batch signed by someone not the leader of its epoch"
 	case ReasonBadTimestamp:
 		return "batch timestamp went backwards"
+	case ReasonClosing:
+		return "call after the close request"
 	}
 	return fmt.Sprintf("reason(%d)", uint8(r))
 }

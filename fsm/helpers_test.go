@@ -18,6 +18,7 @@ import (
 //	abort               abort with code 7
 //	gas   "n"           use n gas (out of gas past the limit)
 //	emit  data          one event t::Said{data}, output data
+//	raise "type=data"   one event of that type with that data
 //	bad                 a change set that does not fit the state
 //	spam                a write and too many events
 //	dup                 two writes of one resource
@@ -74,6 +75,12 @@ func (f *fakeExec) Execute(c Call, st StateReader) ExecResult {
 		r := ok(gas)
 		r.Events = []protocol.Event{{Type: "t::Said", Data: c.Args}}
 		r.Output = c.Args
+		return r
+	case "raise":
+		// "type=data": one event of that type, e.g. a scraft::Leave.
+		typ, data, _ := strings.Cut(string(c.Args), "=")
+		r := ok(gas)
+		r.Events = []protocol.Event{{Type: typ, Data: []byte(data)}}
 		return r
 	case "spam":
 		r := ok(gas, write(key(c.Sender, "spam"), []byte("x")))
@@ -140,6 +147,12 @@ func newMachine(t testing.TB, cfg Config) *Machine {
 
 func call(k *protocol.Key, nonce uint64, fn, args string) protocol.Entry {
 	tx := protocol.SignTx(k, protocol.Tx{Channel: testChannel, Nonce: nonce, Function: "t::" + fn, Args: []byte(args)})
+	return protocol.Entry{Kind: protocol.EntryCall, Call: tx}
+}
+
+// request is a signed call of the reserved namespace (scraft::leave, ...).
+func request(k *protocol.Key, nonce uint64, fn string) protocol.Entry {
+	tx := protocol.SignTx(k, protocol.Tx{Channel: testChannel, Nonce: nonce, Function: fn})
 	return protocol.Entry{Kind: protocol.EntryCall, Call: tx}
 }
 

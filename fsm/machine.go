@@ -365,6 +365,11 @@ func (m *Machine) TimestampMs() uint64 { return m.st.timestampMs }
 // Tick returns the last tick's number and timestamp (0, 0 before the first).
 func (m *Machine) Tick() (number, timestampMs uint64) { return m.st.tick, m.st.tickMs }
 
+// Closing returns the height of the channel's close request, 0 while it
+// is open. From that height on the state is final: the machine refuses
+// calls, joins and ticks, and the leader settles and closes the channel.
+func (m *Machine) Closing() uint64 { return m.st.closing }
+
 // HighestJoinSeq returns the highest join sequence number seen.
 func (m *Machine) HighestJoinSeq() uint64 { return m.st.joinSeq }
 

@@ -120,6 +120,10 @@ func (m *Machine) runCall(v *view, tx *protocol.SignedTx, o *Outcome, ts uint64,
 		fail(protocol.StatusBadSignature, "fsm: tx from %s: %v", t.Sender, sigErr)
 		return ReasonBadSignature, o.Message
 	}
+	if h := v.top.closing; h != 0 {
+		fail(protocol.StatusRejected, "fsm: the channel is closing since height %d", h)
+		return ReasonClosing, o.Message
+	}
 	if t.Channel != m.cfg.Channel {
 		fail(protocol.StatusBadInput, "fsm: tx for channel %s", t.Channel)
 		return 0, ""
@@ -137,6 +141,8 @@ func (m *Machine) runCall(v *view, tx *protocol.SignedTx, o *Outcome, ts uint64,
 	v.top.nonces[t.Sender] = next
 	contract, fn, ok := strings.Cut(t.Function, "::")
 	switch {
+	case ok && contract == ReservedContract:
+		m.runRequest(v, t, fn, o)
 	case !ok || contract != m.cfg.Contract:
 		fail(protocol.StatusBadInput, "fsm: function %q is not of contract %q", t.Function, m.cfg.Contract)
 	case reserved(fn):
@@ -145,6 +151,84 @@ func (m *Machine) runCall(v *view, tx *protocol.SignedTx, o *Outcome, ts uint64,
 		m.execute(v, Call{Function: fn, Args: t.Args, Sender: t.Sender, Height: o.Height, TimestampMs: ts, Gas: m.cfg.GasLimit}, o)
 	}
 	return 0, ""
+}
+
+// ReservedContract is the namespace of the requests a member makes to the
+// channel itself rather than to its contract.
+const ReservedContract = "scraft"
+
+// The requests of the reserved namespace. Each is a signed call by the
+// member, so every member verifies that the member asked.
+const (
+	// RequestLeave asks to take the sender out of the channel: the leader
+	// settles, then orders its leave entry.
+	RequestLeave = ReservedContract + "::leave"
+	// RequestClose asks to close the channel: the state is final from its
+	// height on; the leader settles it and closes the channel on chain.
+	RequestClose = ReservedContract + "::close"
+)
+
+// runRequest runs a call of the reserved namespace. A request takes its
+// height and nonce like any call; it runs no contract code and emits the
+// event a contract would emit to ask the same (protocol.EventLeave or
+// EventClose, data: the sender), so that the node sees one kind of request.
+func (m *Machine) runRequest(v *view, t *protocol.Tx, fn string, o *Outcome) {
+	var ev protocol.Event
+	switch {
+	case len(t.Args) != 0:
+		o.Result = failure(protocol.StatusBadInput, 0, 0)
+		o.Message = fmt.Sprintf("fsm: %s::%s takes no args", ReservedContract, fn)
+		return
+	case t.Function == RequestLeave:
+		ev = protocol.Event{Type: protocol.EventLeave, Data: t.Sender[:]}
+	case t.Function == RequestClose:
+		ev = protocol.Event{Type: protocol.EventClose, Data: t.Sender[:]}
+	default:
+		o.Result = failure(protocol.StatusBadInput, 0, 0)
+		o.Message = fmt.Sprintf("fsm: unknown request %q", t.Function)
+		return
+	}
+	evs := []protocol.Event{ev}
+	o.Result = protocol.Result{
+		Status:    protocol.StatusOK,
+		ChangeSet: emptyChangeSetHash,
+		Events:    protocol.EventsHash(evs),
+		Output:    emptyOutputHash,
+	}
+	o.Events = evs
+	m.takeRequests(v, evs, t.Sender, o.Height)
+}
+
+// takeRequests records the leave and close requests among the events of a
+// successful entry: scraft::Leave names the member to take out (16 bytes;
+// empty means the sender), scraft::Close closes the channel. A leave of a
+// non-member, or of a member that asked already, changes nothing; so does
+// any other data.
+func (m *Machine) takeRequests(v *view, evs []protocol.Event, sender protocol.Address, height uint64) {
+	for _, ev := range evs {
+		switch ev.Type {
+		case protocol.EventLeave:
+			who := sender
+			switch len(ev.Data) {
+			case 0:
+			case len(who):
+				copy(who[:], ev.Data)
+			default:
+				continue
+			}
+			if who.IsZero() {
+				continue
+			}
+			if mem, ok := v.member(who); ok && mem.LeaveHeight == 0 {
+				mem.LeaveHeight = height
+				v.top.members[who] = memberSlot{m: mem, ok: true}
+			}
+		case protocol.EventClose:
+			if v.top.closing == 0 {
+				v.top.closing = height
+			}
+		}
+	}
 }
 
 func reserved(fn string) bool {
@@ -163,6 +247,9 @@ func (m *Machine) runJoin(v *view, j *protocol.MemberJoin, o *Outcome, ts uint64
 	}
 	if protocol.AddressOf(j.PublicKey) != j.Member {
 		return reject("fsm: join of %s: public key does not match", j.Member)
+	}
+	if h := v.top.closing; h != 0 {
+		return reject("fsm: join of %s: the channel is closing since height %d", j.Member, h)
 	}
 	if _, ok := v.member(j.Member); ok {
 		return reject("fsm: join of %s: already a member", j.Member)
@@ -195,6 +282,8 @@ func (m *Machine) runTick(v *view, t *protocol.Tick, o *Outcome, ts uint64) (Rea
 	switch {
 	case iv == 0:
 		return reject("fsm: channel has no ticks")
+	case v.top.closing != 0:
+		return reject("fsm: tick %d: the channel is closing since height %d", t.Number, v.top.closing)
 	case t.TimestampMs > ts:
 		return reject("fsm: tick %d at %d ms, after the batch's %d ms", t.Number, t.TimestampMs, ts)
 	case t.Number != v.top.tick+1:
@@ -258,6 +347,7 @@ func (m *Machine) execute(v *view, c Call, o *Outcome) {
 		Output:    protocol.OutputHash(r.Output),
 	}
 	o.ChangeSet, o.Events, o.Output = cs, r.Events, r.Output
+	m.takeRequests(v, r.Events, c.Sender, c.Height)
 }
 
 // dropNoOps removes modifications that write the value already there, so a

@@ -20,14 +20,15 @@ import (
 //	channel [16] · contract string
 //	height u64 · digest [32] · epoch u64 · leader [16] · timestamp_ms u64
 //	tick u64 · tick_ms u64 · highest_join_seq u64
-//	settled u64 · settled_digest [32]
-//	members: n, n × (address [16] · public key [32] · join_seq u64), by address
+//	settled u64 · settled_digest [32] · closing u64
+//	members: n, n × (address [16] · public key [32] · join_seq u64 · leave_height u64), by address
 //	nonces: n, n × (address [16] · nonce u64), by address
 //	state: protocol.State encoding
 //	journal: n = height − settled, n × (digest [32] · change set)
 const (
-	// SnapshotVersion is the format version this package writes and reads.
-	SnapshotVersion = 1
+	// SnapshotVersion is the format version this package writes. It reads
+	// version 1 too, which had no closing height and no leave heights.
+	SnapshotVersion = 2
 	// MaxSnapshotBytes bounds what Restore reads.
 	MaxSnapshotBytes = 1 << 32
 
@@ -84,11 +85,13 @@ func (s *Snapshot) WriteTo(w io.Writer) (int64, error) {
 	e.U64(st.joinSeq)
 	e.U64(st.settled)
 	e.Fixed(st.settledDigest[:])
+	e.U64(st.closing)
 
 	ms := sortedMembers(st.members)
 	e.Uleb(uint64(len(ms)))
 	for _, m := range ms {
 		encodeMember(e, m)
+		e.U64(m.LeaveHeight)
 		e = cw.maybeFlush(e)
 	}
 	senders := make([]protocol.Address, 0, len(st.nonces))
@@ -182,9 +185,10 @@ func (m *Machine) decodeSnapshot(buf []byte) (*state, error) {
 		return nil, fmt.Errorf("%w: larger than %d bytes", ErrSnapshot, MaxSnapshotBytes)
 	case len(buf) < 1+sha256.Size:
 		return nil, fmt.Errorf("%w: truncated (%d bytes)", ErrSnapshot, len(buf))
-	case buf[0] != SnapshotVersion:
+	case buf[0] != SnapshotVersion && buf[0] != 1:
 		return nil, fmt.Errorf("%w: version %d, want %d", ErrSnapshot, buf[0], SnapshotVersion)
 	}
+	v1 := buf[0] == 1
 	body, sum := buf[:len(buf)-sha256.Size], buf[len(buf)-sha256.Size:]
 	if want := sha256.Sum256(body); !bytes.Equal(sum, want[:]) {
 		return nil, fmt.Errorf("%w: checksum mismatch (corrupt or truncated)", ErrSnapshot)
@@ -204,6 +208,12 @@ func (m *Machine) decodeSnapshot(buf []byte) (*state, error) {
 	st.joinSeq = d.U64()
 	st.settled = d.U64()
 	d.FixedInto(st.settledDigest[:])
+	if !v1 {
+		st.closing = d.U64()
+	}
+	if d.Err() == nil && st.closing > st.height {
+		d.Fail(fmt.Errorf("closing height %d above the height %d", st.closing, st.height))
+	}
 	if d.Err() == nil && (ch != m.cfg.Channel || name != m.cfg.Contract) {
 		return nil, fmt.Errorf("%w: of channel %s contract %q, want %s contract %q", ErrSnapshot, ch, name, m.cfg.Channel, m.cfg.Contract)
 	}
@@ -216,6 +226,9 @@ func (m *Machine) decodeSnapshot(buf []byte) (*state, error) {
 		d.FixedInto(mem.Address[:])
 		mem.PublicKey = d.Fixed(ed25519.PublicKeySize)
 		mem.JoinSeq = d.U64()
+		if !v1 {
+			mem.LeaveHeight = d.U64()
+		}
 		switch {
 		case d.Err() != nil:
 		case i > 0 && prev.Compare(mem.Address) >= 0:
@@ -224,6 +237,8 @@ func (m *Machine) decodeSnapshot(buf []byte) (*state, error) {
 			d.Fail(fmt.Errorf("member %s: %w", mem.Address, protocol.ErrKeyMismatch))
 		case mem.JoinSeq > st.joinSeq:
 			d.Fail(fmt.Errorf("member %s: join seq %d above the highest %d", mem.Address, mem.JoinSeq, st.joinSeq))
+		case mem.LeaveHeight > st.height:
+			d.Fail(fmt.Errorf("member %s: leave height %d above the height %d", mem.Address, mem.LeaveHeight, st.height))
 		}
 		st.members[mem.Address] = mem
 		prev = mem.Address

@@ -164,7 +164,7 @@ func TestRestoreRefuses(t *testing.T) {
 		{"flipped early byte", flip(5)},
 		{"flipped middle byte", flip(len(good) / 2)},
 		{"flipped checksum", flip(len(good) - 1)},
-		{"unknown version, valid checksum", resum(append([]byte{2}, body[1:]...))},
+		{"unknown version, valid checksum", resum(append([]byte{SnapshotVersion + 1}, body[1:]...))},
 		{"trailing byte, valid checksum", resum(append(append([]byte(nil), body...), 0))},
 		{"body cut, valid checksum", resum(body[:len(body)-3])},
 		{"other channel", otherSnap},

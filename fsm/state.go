@@ -19,6 +19,10 @@ type meta struct {
 	tick        uint64 // last tick number, 0 before the first
 	tickMs      uint64 // the last tick's timestamp
 	joinSeq     uint64 // highest join sequence number seen
+	// closing is the height of the first close request (a scraft::close
+	// call or a scraft::Close event), 0 while the channel is open. From
+	// then on no call, join or tick is ordered: the state is final.
+	closing uint64
 	// resources counts the resources, to keep the state decodable
 	// (protocol.MaxStateEntries). It is derived, not encoded.
 	resources int
