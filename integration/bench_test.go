@@ -2,11 +2,13 @@ package integration
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -14,7 +16,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/scraft/scraft/contracts"
 	"github.com/scraft/scraft/internal/testutil"
+	"github.com/scraft/scraft/protocol"
+	"github.com/scraft/scraft/vm"
 )
 
 // benchSeconds is how long each benchmark measures (SCRAFT_BENCH_SECONDS,
@@ -31,6 +36,12 @@ func benchSeconds() time.Duration {
 // after the other through the client API. Reports committed tx/s and the
 // p50/p99 commit latency seen by clients.
 func BenchmarkCommit(b *testing.B) {
+	verify, exec := txCost(b)
+	// The CPU-bound limit: every member verifies and executes every tx,
+	// and the machine's cores are all there is.
+	limit := float64(runtime.NumCPU()) / (3 * (verify + exec).Seconds())
+	b.Logf("per tx and member: verification %s, execution %s: CPU-bound limit %.0f tx/s on %d cores",
+		verify, exec, limit, runtime.NumCPU())
 	for _, clients := range []int{64, 256} {
 		b.Run("clients="+strconv.Itoa(clients), func(b *testing.B) {
 			pc := newProcCluster(b, 3, clients)
@@ -57,6 +68,9 @@ func BenchmarkCommit(b *testing.B) {
 			}
 			slices.Sort(lat)
 			b.ReportMetric(float64(len(lat))/elapsed.Seconds(), "tx/s")
+			b.ReportMetric(float64(len(lat))/elapsed.Seconds()/limit, "of-cpu-limit")
+			b.ReportMetric(float64(verify.Nanoseconds())/1000, "verify-µs/tx")
+			b.ReportMetric(float64(exec.Nanoseconds())/1000, "exec-µs/tx")
 			if len(lat) > 0 {
 				// CPU time of the three node processes (and of this
 				// process: the clients) per committed tx.
@@ -189,4 +203,71 @@ func (pc *procCluster) profile(b *testing.B, d time.Duration) func() {
 			os.WriteFile(filepath.Join(dir, fmt.Sprintf("node-%d.metrics", i)), body, 0o644)
 		}
 	}
+}
+
+// txCost measures, in this process, the CPU time one member spends on one
+// signed chat::send: its share of a batch verification of 256 signatures,
+// and its execution in the sandbox.
+func txCost(b *testing.B) (verify, exec time.Duration) {
+	b.Helper()
+	c, err := contracts.Get("chat")
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	e, err := vm.NewEngine(ctx, vm.Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer e.Close(ctx)
+	m, err := e.Deploy(ctx, c.Wasm)
+	if err != nil {
+		b.Fatal(err)
+	}
+	state := protocol.State{}
+	k, _ := protocol.GenerateKey(nil)
+	height := uint64(0)
+	call := func(fn, args string) vm.Result {
+		a, err := c.EncodeArgs(fn, []byte(args))
+		if err != nil {
+			b.Fatal(err)
+		}
+		height++
+		return m.Call(ctx, state, vm.Call{Function: fn, Args: a, Sender: k.Address(), Height: height,
+			TimestampMs: 1_700_000_000_000 + height, Gas: 10_000_000})
+	}
+	for _, fn := range []struct{ name, args string }{{"init", "{}"}, {"join", `{"nick":"bench"}`}} {
+		r := call(fn.name, fn.args)
+		if r.Status != protocol.StatusOK {
+			b.Fatalf("chat::%s: %s %s", fn.name, r.Status, r.Message)
+		}
+		if err := state.Apply(r.ChangeSet); err != nil {
+			b.Fatal(err)
+		}
+	}
+	const n = 20000
+	cpu := selfCPU()
+	for i := range n {
+		if r := call("send", fmt.Sprintf(`{"text":"message %d from user 1"}`, i)); r.Status != protocol.StatusOK {
+			b.Fatalf("chat::send: %s %s", r.Status, r.Message)
+		}
+	}
+	exec = (selfCPU() - cpu) / n
+
+	txs := make([]*protocol.SignedTx, 256)
+	for i := range txs {
+		args, _ := c.EncodeArgs("send", []byte(fmt.Sprintf(`{"text":"message %d from user 1"}`, i)))
+		txs[i] = protocol.SignTx(k, protocol.Tx{Channel: protocol.ChannelID{1}, Nonce: uint64(i + 1), Function: "chat::send", Args: args})
+	}
+	const rounds = 32
+	cpu = selfCPU()
+	for range rounds {
+		for _, err := range protocol.VerifyTxs(txs) {
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	verify = (selfCPU() - cpu) / (rounds * time.Duration(len(txs)))
+	return verify, exec
 }
