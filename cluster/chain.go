@@ -47,6 +47,15 @@ type Chain interface {
 	ExecuteProposal(ctx context.Context, id protocol.ChannelID, proposal uint64) error
 	// Watch streams chain events from the event numbered from on.
 	Watch(ctx context.Context, from settlement.EventID) (settlement.EventStream, error)
+
+	// Leaving and closing (leave.go).
+
+	// Leave asks the chain to take the node's member out of the channel:
+	// the next settlement proposed after it, once executed, releases its
+	// stake; in a closed channel it is released at once.
+	Leave(ctx context.Context, id protocol.ChannelID) error
+	// CloseChannel closes the channel on chain.
+	CloseChannel(ctx context.Context, id protocol.ChannelID) error
 }
 
 var _ Chain = settlement.Chain(nil)

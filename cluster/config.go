@@ -55,6 +55,16 @@ var (
 	// ErrNotReady means the channel has not applied what is asked for yet
 	// (no genesis, or a height above the applied one).
 	ErrNotReady = errors.New("cluster: not ready")
+	// ErrLastMember means the channel's only member asked to leave: close
+	// the channel instead.
+	ErrLastMember = errors.New("cluster: the channel's only member cannot leave")
+	// ErrQuorum means taking a member's node out of the channel's Raft
+	// group would leave it without a quorum (no node at all, or too few
+	// that answer).
+	ErrQuorum = errors.New("cluster: leaving would break the channel's quorum")
+	// ErrNotRequest means a leave or close request does not carry the
+	// member's signed scraft::leave or scraft::close call.
+	ErrNotRequest = errors.New("cluster: not a leave or close request")
 )
 
 // ExecutorFactory makes the Executor that runs a channel's contract. The

@@ -25,6 +25,9 @@ type Node struct {
 	peers   *peerClient
 	metrics *metrics
 
+	// retired holds each channel's *retirement (leave.go).
+	retired sync.Map
+
 	closeOnce sync.Once
 	mu        struct {
 		sync.Mutex
@@ -132,6 +135,10 @@ func (n *Node) Open(ctx context.Context, id protocol.ChannelID) (*Channel, error
 	}
 	n.mu.channels[id] = c
 	n.mu.Unlock()
+	if reason, ok := retiredOnDisk(c.dir); ok {
+		c.openRetired(reason)
+		return c, nil
+	}
 	c.start()
 	n.logger.Info("hosting channel", "channel", id)
 	return c, nil
@@ -142,7 +149,7 @@ func (n *Node) open(ctx context.Context, id protocol.ChannelID) (*Channel, error
 	if err != nil {
 		return nil, err
 	}
-	if !c.hasState() {
+	if _, retired := retiredOnDisk(c.dir); !retired && !c.hasState() {
 		if err := c.maybeBootstrap(ctx); err != nil {
 			return c, err
 		}

@@ -116,6 +116,7 @@ func (run *leaderRun) settler() {
 	open := run.adoptSettlement(ctx)
 	var executedTo uint64 // the chain view may not show our execution yet
 	lastSettled := time.Now()
+	leaves := newLeaveWork()
 	for {
 		select {
 		case <-run.stop:
@@ -138,7 +139,9 @@ func (run *leaderRun) settler() {
 			continue
 		}
 		settledH := max(c.chainSettled(), executedTo)
-		s, ok := run.settlementDue(settledH, lastSettled)
+		// Leaves and closing settle now, whatever the policy (leave.go).
+		urgent := run.leaveWork(ctx, leaves, settledH)
+		s, ok := run.settlementDue(settledH, lastSettled, urgent)
 		if !ok {
 			continue
 		}
@@ -186,12 +189,13 @@ func (run *leaderRun) adoptSettlement(ctx context.Context) *openSettlement {
 	return nil
 }
 
-// settlementDue builds the settlement the policy asks for now, if any:
+// settlementDue builds the settlement the policy asks for now, or that
+// urgent asks for (a height above settled: a leave or a close), if any:
 // from settled+1 to the applied height, capped so that the proposal fits.
-func (run *leaderRun) settlementDue(settled uint64, last time.Time) (protocol.Settlement, bool) {
+func (run *leaderRun) settlementDue(settled uint64, last time.Time, urgent uint64) (protocol.Settlement, bool) {
 	c := run.c
 	every, interval := c.settlePolicy()
-	if every == 0 && interval == 0 {
+	if every == 0 && interval == 0 && urgent <= settled {
 		return protocol.Settlement{}, false
 	}
 	var s protocol.Settlement
@@ -202,7 +206,7 @@ func (run *leaderRun) settlementDue(settled uint64, last time.Time) (protocol.Se
 			return
 		}
 		unsettled := m.Height() - settled
-		if !(every > 0 && unsettled >= every) && !(interval > 0 && time.Since(last) >= interval) {
+		if urgent <= settled && !(every > 0 && unsettled >= every) && !(interval > 0 && time.Since(last) >= interval) {
 			return
 		}
 		s, err = buildSettlement(m, settled+1, m.Height(), c.cfg.SettleMaxHeights, c.cfg.SettleMaxBytes)
@@ -297,8 +301,9 @@ func (c *Channel) runSettlement() {
 	count := settleCounter(c.cfg.Registerer, c.id)
 	events := make(chan settlement.Event, 64)
 	started := make(chan struct{})
-	c.wg.Add(1)
+	c.wg.Add(2)
 	go c.watchChain(events, started)
+	go c.runMembership() // leave.go
 	t := time.NewTicker(c.cfg.ChainPollInterval)
 	defer t.Stop()
 	pending := map[uint64]*judging{}
@@ -327,7 +332,7 @@ func (c *Channel) runSettlement() {
 				if ev.ProposalKind == protocol.ProposalSettlement {
 					add(ev.Proposal)
 				}
-			case contract.EventChannelSettled:
+			case contract.EventChannelSettled, contract.EventChannelClosed:
 				_ = c.refreshChain()
 			}
 		case <-t.C:

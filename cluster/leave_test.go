@@ -1,0 +1,336 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/scraft/scraft/fsm"
+	"github.com/scraft/scraft/internal/testutil"
+	"github.com/scraft/scraft/protocol"
+)
+
+// leaveExec is counterExec with an on_leave hook that writes
+// (member, "chat::Left") = "bye", so tests can see that the hook ran.
+type leaveExec struct{ counterExec }
+
+func (leaveExec) Has(fn string) bool { return fn == "send" || fn == fsm.FuncOnLeave }
+
+func (x leaveExec) Execute(call fsm.Call, st fsm.StateReader) fsm.ExecResult {
+	if call.Function != fsm.FuncOnLeave {
+		return x.counterExec.Execute(call, st)
+	}
+	key := protocol.ResourceKey{Account: call.Sender, Type: "chat::Left"}
+	return fsm.ExecResult{Status: protocol.StatusOK, GasUsed: 1,
+		ChangeSet: protocol.ChangeSet{Changes: []protocol.Change{{Key: key, Kind: protocol.OpNew, New: []byte("bye")}}}}
+}
+
+func withLeaveHook(c *Config) {
+	c.Executors = func(string, []byte) (fsm.Executor, error) { return leaveExec{}, nil }
+}
+
+// request makes user u's next signed request of the reserved namespace.
+func (tc *testCluster) request(u *protocol.Key, fn string) *protocol.SignedTx {
+	tc.mu.Lock()
+	tc.nonces[u.Address()]++
+	n := tc.nonces[u.Address()]
+	tc.mu.Unlock()
+	return protocol.SignTx(u, protocol.Tx{Channel: tc.id, Nonce: n, Function: fn})
+}
+
+// checkLeft checks that member a is out of the channel on every running
+// node, that on_leave ran for it, and that the chain no longer has it.
+func (tc *testCluster) checkLeft(a protocol.Address, nodes []*testNode) {
+	t := tc.t
+	t.Helper()
+	testutil.WaitFor(t, 20*time.Second, func() error {
+		for i, nd := range nodes {
+			var err error
+			tc.channel(nd).Machine(func(m *fsm.Machine) {
+				if _, in := m.Member(a); in {
+					err = fmt.Errorf("node %d still has %s as a member", i, a)
+				} else if v, ok := m.Get(protocol.ResourceKey{Account: a, Type: "chat::Left"}); !ok || string(v) != "bye" {
+					err = fmt.Errorf("node %d: on_leave did not run for %s", i, a)
+				}
+			})
+			if err != nil {
+				return err
+			}
+		}
+		info, err := tc.chain.client(tc.nodes[0].key).Channel(context.Background(), tc.id)
+		if err != nil {
+			return err
+		}
+		if _, ok := info.Member(a); ok {
+			return fmt.Errorf("%s is still a member on chain", a)
+		}
+		return nil
+	})
+}
+
+// submitAs submits n chat txs through node nd, signed in turn by the keys
+// of the given nodes, and returns the last outcome.
+func (tc *testCluster) submitAs(nd *testNode, as []*testNode, n int, tag string) *fsm.Outcome {
+	tc.t.Helper()
+	var last *fsm.Outcome
+	for i := 0; i < n; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		out, err := tc.channel(nd).Submit(ctx, tc.tx(as[i%len(as)].key, fmt.Sprintf("%s%d;", tag, i)))
+		cancel()
+		if err != nil {
+			tc.t.Fatalf("submit %s %d: %v", tag, i, err)
+		}
+		last = out
+	}
+	return last
+}
+
+func (tc *testCluster) raftServers(nd *testNode) []raft.Server {
+	cf := tc.channel(nd).raft.GetConfiguration()
+	if err := cf.Error(); err != nil {
+		tc.t.Fatal(err)
+	}
+	return cf.Configuration().Servers
+}
+
+// TestLeaveUser: a member without a node asks the chain, then the
+// channel, to leave. The channel settles past the request, orders its
+// leave (on_leave runs), the settlement releases its stake, and its later
+// calls are not a member's.
+func TestLeaveUser(t *testing.T) {
+	tc := newTestClusterUsers(t, 3, 1, withLeaveHook)
+	user := tc.users[3]
+	tc.submitN(8, "before")
+	ctx := context.Background()
+	ucl := tc.chain.client(user)
+	if err := ucl.Leave(ctx, tc.id); err != nil {
+		t.Fatal(err)
+	}
+	follower := tc.nodes[0]
+	if l := tc.leader(); l == follower {
+		follower = tc.nodes[1]
+	}
+	lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	start := time.Now()
+	if err := tc.channel(follower).Leave(lctx, tc.request(user, fsm.RequestLeave)); err != nil {
+		t.Fatalf("leave: %v", err)
+	}
+	t.Logf("user left in %s", time.Since(start))
+	tc.checkLeft(user.Address(), tc.nodes)
+	info, err := ucl.Channel(ctx, tc.id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var left uint64
+	tc.channel(tc.nodes[0]).Machine(func(m *fsm.Machine) { left = m.Height() })
+	if info.SettledHeight == 0 || info.SettledHeight >= left {
+		t.Fatalf("settled height %d: want the request settled before the leave at %d", info.SettledHeight, left)
+	}
+	// Later calls from it are refused; the others go on.
+	_, err = tc.channel(tc.nodes[1]).Submit(ctx, tc.tx(user, "after"))
+	if !errors.Is(err, ErrNotMember) {
+		t.Fatalf("call after leaving: %v, want ErrNotMember", err)
+	}
+	if out := tc.submitAs(tc.nodes[0], tc.nodes, 3, "after"); out.Result.Status != protocol.StatusOK {
+		t.Fatalf("call after the leave: %s", out.Result.Status)
+	}
+	// Asking again answers done.
+	if err := tc.channel(follower).Leave(lctx, tc.request(user, fsm.RequestLeave)); err != nil {
+		t.Fatalf("second leave: %v", err)
+	}
+}
+
+// TestLeaveNodes: a follower node's member leaves, then the leader's. Each
+// is settled, ordered and removed from Raft; the leader hands leadership
+// over before it is removed; the remaining node keeps committing.
+func TestLeaveNodes(t *testing.T) {
+	tc := newTestCluster(t, 3, withLeaveHook)
+	tc.submitN(5, "a")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	leader := tc.waitLeader(10 * time.Second)
+	var follower *testNode
+	for _, nd := range tc.nodes {
+		if nd != leader {
+			follower = nd
+			break
+		}
+	}
+	// The follower asks through the leader.
+	if err := tc.channel(leader).Leave(ctx, tc.request(follower.key, fsm.RequestLeave)); err != nil {
+		t.Fatalf("follower leave: %v", err)
+	}
+	var rest []*testNode
+	for _, nd := range tc.nodes {
+		if nd != follower {
+			rest = append(rest, nd)
+		}
+	}
+	tc.checkLeft(follower.key.Address(), rest)
+	testutil.WaitFor(t, 10*time.Second, func() error {
+		if n := len(tc.raftServers(tc.leader())); n != 2 {
+			return fmt.Errorf("%d servers, want 2", n)
+		}
+		if reason, ok := tc.channel(follower).Retired(); !ok || reason != retiredLeft {
+			return fmt.Errorf("the left node still hosts the channel (%q, %v)", reason, ok)
+		}
+		return nil
+	})
+	out := tc.submitAs(rest[0], rest, 5, "b")
+
+	// Now the leader leaves, through the other node.
+	leader = tc.waitLeader(10 * time.Second)
+	other := rest[0]
+	if other == leader {
+		other = rest[1]
+	}
+	if err := tc.channel(other).Leave(ctx, tc.request(leader.key, fsm.RequestLeave)); err != nil {
+		t.Fatalf("leader leave: %v", err)
+	}
+	tc.checkLeft(leader.key.Address(), []*testNode{other})
+	testutil.WaitFor(t, 20*time.Second, func() error {
+		if l := tc.leader(); l != other {
+			return fmt.Errorf("leader is not the remaining node")
+		}
+		if s := tc.raftServers(other); len(s) != 1 || string(s[0].ID) != other.key.Address().String() {
+			return fmt.Errorf("servers %v", s)
+		}
+		return nil
+	})
+	last := tc.submitAs(other, []*testNode{other}, 5, "c")
+	if last.Height <= out.Height {
+		t.Fatalf("height %d after the leaves, %d before", last.Height, out.Height)
+	}
+}
+
+// TestClose: a member asks to close; the final state is settled, the
+// channel closed on chain, every node stops hosting it (calls answer
+// ErrClosed, status still reads the final state), and a restarted node
+// keeps it closed.
+func TestClose(t *testing.T) {
+	tc := newTestClusterUsers(t, 3, 1, nil)
+	tc.submitN(10, "x")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	user := tc.users[3]
+	if err := tc.channel(tc.nodes[1]).RequestClose(ctx, tc.request(user, fsm.RequestClose)); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	info, err := tc.chain.client(user).Channel(ctx, tc.id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !info.Closed {
+		t.Fatal("the channel is not closed on chain")
+	}
+	final := info.SettledHeight
+	testutil.WaitFor(t, 20*time.Second, func() error {
+		for i, nd := range tc.nodes {
+			c := tc.channel(nd)
+			if reason, ok := c.Retired(); !ok || reason != retiredClosed {
+				return fmt.Errorf("node %d still hosts the channel", i)
+			}
+			if h := c.Status().Height; h != final {
+				return fmt.Errorf("node %d at height %d, settled %d", i, h, final)
+			}
+		}
+		return nil
+	})
+	for i, nd := range tc.nodes {
+		if _, err := tc.channel(nd).Submit(ctx, tc.tx(tc.users[0], "late")); !errors.Is(err, ErrClosed) {
+			t.Fatalf("node %d: call after close: %v, want ErrClosed", i, err)
+		}
+	}
+	// The nodes took their stakes out of the closed channel.
+	testutil.WaitFor(t, 10*time.Second, func() error {
+		info, err := tc.chain.client(user).Channel(ctx, tc.id)
+		if err != nil {
+			return err
+		}
+		if len(info.Members) != 1 {
+			return fmt.Errorf("%d members on chain, want the user only", len(info.Members))
+		}
+		return nil
+	})
+
+	nd := tc.nodes[0]
+	tc.stopNode(nd)
+	tc.restartNode(nd)
+	c := tc.channel(nd)
+	if reason, ok := c.Retired(); !ok || reason != retiredClosed {
+		t.Fatalf("restarted node hosts the closed channel live (%q)", reason)
+	}
+	if st := c.Status(); st.Height != final {
+		t.Fatalf("restarted node at height %d, want %d", st.Height, final)
+	}
+	if _, err := c.Submit(ctx, tc.tx(tc.users[0], "later")); !errors.Is(err, ErrClosed) {
+		t.Fatalf("call on the restarted node: %v, want ErrClosed", err)
+	}
+}
+
+// TestLeaveRefused: leave requests that cannot be carried out are refused
+// before anything is ordered.
+func TestLeaveRefused(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	t.Run("only member", func(t *testing.T) {
+		tc := newTestCluster(t, 1, nil)
+		err := tc.channel(tc.nodes[0]).Leave(ctx, tc.request(tc.nodes[0].key, fsm.RequestLeave))
+		if !errors.Is(err, ErrLastMember) {
+			t.Fatalf("leave: %v, want ErrLastMember", err)
+		}
+	})
+	t.Run("last node", func(t *testing.T) {
+		tc := newTestClusterUsers(t, 1, 1, nil)
+		err := tc.channel(tc.nodes[0]).Leave(ctx, tc.request(tc.nodes[0].key, fsm.RequestLeave))
+		if !errors.Is(err, ErrQuorum) {
+			t.Fatalf("leave: %v, want ErrQuorum", err)
+		}
+	})
+	t.Run("non-member and not a request", func(t *testing.T) {
+		tc := newTestCluster(t, 1, nil)
+		stranger, _ := protocol.GenerateKey(nil)
+		err := tc.channel(tc.nodes[0]).Leave(ctx, tc.request(stranger, fsm.RequestLeave))
+		if !errors.Is(err, ErrNotMember) {
+			t.Fatalf("leave of a stranger: %v, want ErrNotMember", err)
+		}
+		err = tc.channel(tc.nodes[0]).Leave(ctx, tc.tx(tc.nodes[0].key, "x"))
+		if !errors.Is(err, ErrNotRequest) {
+			t.Fatalf("leave with a chat tx: %v, want ErrNotRequest", err)
+		}
+		err = tc.channel(tc.nodes[0]).RequestClose(ctx, tc.request(stranger, fsm.RequestClose))
+		if !errors.Is(err, ErrNotMember) {
+			t.Fatalf("close by a stranger: %v, want ErrNotMember", err)
+		}
+	})
+	t.Run("quorum", func(t *testing.T) {
+		if testing.Short() {
+			t.Skip("three nodes, one stopped")
+		}
+		tc := newTestCluster(t, 3, nil)
+		leader := tc.waitLeader(10 * time.Second)
+		var others []*testNode
+		for _, nd := range tc.nodes {
+			if nd != leader {
+				others = append(others, nd)
+			}
+		}
+		tc.stopNode(others[1])
+		// Without others[0], the channel keeps the leader and a stopped
+		// node: one of two answers, a quorum needs two.
+		err := tc.channel(leader).Leave(ctx, tc.request(others[0].key, fsm.RequestLeave))
+		if !errors.Is(err, ErrQuorum) {
+			t.Fatalf("leave: %v, want ErrQuorum", err)
+		}
+		if n := len(tc.raftServers(leader)); n != 3 {
+			t.Fatalf("%d servers after a refused leave", n)
+		}
+	})
+}
+
