@@ -333,4 +333,3 @@ func TestLeaveRefused(t *testing.T) {
 		}
 	})
 }
-
