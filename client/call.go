@@ -240,15 +240,56 @@ func (c *Client) Status(ctx context.Context, ch protocol.ChannelID) (*transport.
 	return transport.StatusFromPB(r.GetStatus())
 }
 
-// Leave asks the node to take the client's address out of the channel
-// (the channel settles first).
+// Leave takes the client's address out of the channel and returns once it
+// is out: it signs a scraft::leave call (the member's own request, which
+// every member verifies), the channel settles past it, the leader orders
+// the leave (the contract's on_leave runs) and, if the key runs a node,
+// takes that node out of the channel's Raft group. The stake on the
+// settlement chain is released by that settlement when the key asked the
+// chain to leave before (settlement.Chain.Leave with the same key, as
+// `scraft leave --chain` does; a node does it for its own key), else by
+// the next settlement after it asks. A channel refuses to lose its only
+// member or its quorum (CodeBadRequest, with the reason).
 func (c *Client) Leave(ctx context.Context, ch protocol.ChannelID) error {
-	return c.done(ctx, &clientpb.ClientMessage{Body: &clientpb.ClientMessage_Leave{Leave: &clientpb.LeaveRequest{Channel: ch[:]}}})
+	return c.request(ctx, ch, transport.LeaveFunction)
 }
 
-// CloseChannel asks the node to close the channel (it settles first).
+// CloseChannel closes the channel and returns once it is closed: it signs
+// a scraft::close call; from its height the state is final (later calls
+// are refused), the leader settles it and closes the channel on the
+// settlement chain, and every node stops hosting it (calls then answer
+// CodeClosed).
 func (c *Client) CloseChannel(ctx context.Context, ch protocol.ChannelID) error {
-	return c.done(ctx, &clientpb.ClientMessage{Body: &clientpb.ClientMessage_Close{Close: &clientpb.CloseRequest{Channel: ch[:]}}})
+	return c.request(ctx, ch, transport.CloseFunction)
+}
+
+// request sends a signed request of the reserved namespace and waits for
+// its Done. A retry after a reconnect sends the same tx.
+func (c *Client) request(ctx context.Context, ch protocol.ChannelID, function string) error {
+	ns := c.nonce(ch)
+	ns.mu.Lock()
+	defer ns.mu.Unlock()
+	if !ns.known {
+		if _, err := c.joinLocked(ctx, ch, ns); err != nil {
+			return err
+		}
+	}
+	tx := protocol.SignTx(c.key, protocol.Tx{Channel: ch, Nonce: ns.next, Function: function, TimestampMs: uint64(time.Now().UnixMilli())})
+	m := &clientpb.ClientMessage{}
+	if function == transport.CloseFunction {
+		m.Body = &clientpb.ClientMessage_Close{Close: &clientpb.CloseRequest{Channel: ch[:], Tx: tx.Bytes()}}
+	} else {
+		m.Body = &clientpb.ClientMessage_Leave{Leave: &clientpb.LeaveRequest{Channel: ch[:], Tx: tx.Bytes()}}
+	}
+	err := c.done(ctx, m)
+	switch {
+	case err == nil:
+		ns.next = max(ns.next, tx.Tx.Nonce+1)
+	case refusedBeforeOrdering(err):
+	default:
+		ns.known = false // it may have been ordered: learn the nonce again
+	}
+	return err
 }
 
 func (c *Client) done(ctx context.Context, m *clientpb.ClientMessage) error {

@@ -393,17 +393,20 @@ func (n *memNode) Status(ch protocol.ChannelID) (*transport.ChannelStatus, error
 	return st, nil
 }
 
-func (n *memNode) Leave(ctx context.Context, ch protocol.ChannelID, member protocol.Address) error {
-	c, err := n.channel(ch)
+func (n *memNode) Leave(ctx context.Context, tx *protocol.SignedTx) error {
+	c, err := n.channel(tx.Tx.Channel)
 	if err != nil {
 		return err
 	}
-	_, err = c.submit(ctx, protocol.Entry{Kind: protocol.EntryLeave, Leave: &protocol.MemberLeave{Member: member}})
+	if _, err := c.submit(ctx, protocol.Entry{Kind: protocol.EntryCall, Call: tx}); err != nil {
+		return err
+	}
+	_, err = c.submit(ctx, protocol.Entry{Kind: protocol.EntryLeave, Leave: &protocol.MemberLeave{Member: tx.Tx.Sender}})
 	return err
 }
 
-func (n *memNode) Close(ctx context.Context, ch protocol.ChannelID, member protocol.Address) error {
-	c, err := n.channel(ch)
+func (n *memNode) Close(ctx context.Context, tx *protocol.SignedTx) error {
+	c, err := n.channel(tx.Tx.Channel)
 	if err != nil {
 		return err
 	}

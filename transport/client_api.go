@@ -42,13 +42,24 @@ type ChannelAPI interface {
 	Subscribe(ctx context.Context, ch protocol.ChannelID, fromHeight uint64) (Subscription, error)
 	// Status returns the channel's status as this node sees it.
 	Status(ch protocol.ChannelID) (*ChannelStatus, error)
-	// Leave takes member out of the channel (settlement first) and returns
-	// when the request is accepted.
-	Leave(ctx context.Context, ch protocol.ChannelID, member protocol.Address) error
-	// Close closes the channel at member's request (settlement first) and
-	// returns when the request is accepted.
-	Close(ctx context.Context, ch protocol.ChannelID, member protocol.Address) error
+	// Leave orders the member's signed request to leave (a LeaveFunction
+	// call: its sender is the member, its channel the channel) and returns
+	// once it is done: the channel settled past it and the member is out
+	// (ErrNotMember for a non-member; ErrBadRequest when the channel would
+	// lose its only member or its quorum). The stream has checked the tx's
+	// form, function and sender.
+	Leave(ctx context.Context, tx *protocol.SignedTx) error
+	// Close orders the member's signed request to close (a CloseFunction
+	// call) and returns once the channel is settled and closed on chain.
+	Close(ctx context.Context, tx *protocol.SignedTx) error
 }
+
+// LeaveFunction and CloseFunction are the reserved functions of the
+// signed calls that leave and close requests carry.
+const (
+	LeaveFunction = "scraft::leave"
+	CloseFunction = "scraft::close"
+)
 
 // Subscription is a stream of verified outcomes of one channel.
 //

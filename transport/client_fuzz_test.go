@@ -76,10 +76,10 @@ func (a *stubAPI) Status(ch protocol.ChannelID) (*ChannelStatus, error) {
 	return &ChannelStatus{Channel: ch, Height: a.height, Ready: true}, nil
 }
 
-func (a *stubAPI) Leave(ctx context.Context, ch protocol.ChannelID, m protocol.Address) error {
+func (a *stubAPI) Leave(ctx context.Context, tx *protocol.SignedTx) error {
 	return nil
 }
-func (a *stubAPI) Close(ctx context.Context, ch protocol.ChannelID, m protocol.Address) error {
+func (a *stubAPI) Close(ctx context.Context, tx *protocol.SignedTx) error {
 	return ErrBusy
 }
 

@@ -348,9 +348,13 @@ func (ss *session) dispatch(m *clientpb.ClientMessage) {
 	case *clientpb.ClientMessage_Subscribe:
 		ss.async(id, func(ctx context.Context, release func()) { ss.subscribe(ctx, id, b.Subscribe, release) })
 	case *clientpb.ClientMessage_Leave:
-		ss.async(id, func(ctx context.Context, _ func()) { ss.leaveOrClose(ctx, id, b.Leave.GetChannel(), false) })
+		ss.async(id, func(ctx context.Context, _ func()) {
+			ss.leaveOrClose(ctx, id, b.Leave.GetChannel(), b.Leave.GetTx(), LeaveFunction)
+		})
 	case *clientpb.ClientMessage_Close:
-		ss.async(id, func(ctx context.Context, _ func()) { ss.leaveOrClose(ctx, id, b.Close.GetChannel(), true) })
+		ss.async(id, func(ctx context.Context, _ func()) {
+			ss.leaveOrClose(ctx, id, b.Close.GetChannel(), b.Close.GetTx(), CloseFunction)
+		})
 	default:
 		ss.fail(id, fmt.Errorf("%w: empty or unknown request", ErrBadRequest))
 	}
@@ -679,18 +683,47 @@ type pumped struct {
 	err  error
 }
 
-func (ss *session) leaveOrClose(ctx context.Context, id uint64, raw []byte, closeChannel bool) {
-	ch, err := ss.channelFor(raw)
+// leaveOrClose serves a leave or close request: the member's signed call
+// of function, checked here for its form and sender like a call, ordered
+// and waited for by the ChannelAPI.
+func (ss *session) leaveOrClose(ctx context.Context, id uint64, rawCh, rawTx []byte, function string) {
+	svc := ss.svc
+	ch, err := ChannelFromPB(rawCh)
 	if err != nil {
 		ss.fail(id, err)
 		return
 	}
-	cctx, cancel := context.WithTimeout(ctx, ss.svc.cfg.CallTimeout)
+	if len(rawTx) > svc.cfg.MaxTxBytes {
+		ss.fail(id, fmt.Errorf("%w: tx of %d bytes, at most %d", ErrTooLarge, len(rawTx), svc.cfg.MaxTxBytes))
+		return
+	}
+	if len(rawTx) == 0 {
+		ss.fail(id, fmt.Errorf("%w: the request needs the member's signed %s call", ErrBadRequest, function))
+		return
+	}
+	tx, err := protocol.DecodeSignedTx(rawTx)
+	switch {
+	case err != nil:
+		ss.fail(id, fmt.Errorf("%w: %v", ErrBadRequest, err))
+		return
+	case tx.Tx.Sender != ss.addr:
+		ss.fail(id, fmt.Errorf("%w: tx from %s on a stream bound to %s", ErrWrongSender, tx.Tx.Sender, ss.addr))
+		return
+	case tx.Tx.Function != function || len(tx.Tx.Args) != 0 || tx.Tx.Channel != ch:
+		ss.fail(id, fmt.Errorf("%w: want a %s call without args in channel %s", ErrBadRequest, function, ch))
+		return
+	case !svc.api.Exists(ch):
+		ss.fail(id, fmt.Errorf("%w: %s", ErrNoChannel, ch))
+		return
+	}
+	// No membership check here: a member that has left asks again to
+	// learn that it is done, and the ChannelAPI tells a stranger.
+	cctx, cancel := context.WithTimeout(ctx, svc.cfg.CallTimeout)
 	defer cancel()
-	if closeChannel {
-		err = ss.svc.api.Close(cctx, ch, ss.addr)
+	if function == CloseFunction {
+		err = svc.api.Close(cctx, tx)
 	} else {
-		err = ss.svc.api.Leave(cctx, ch, ss.addr)
+		err = svc.api.Leave(cctx, tx)
 	}
 	if err != nil {
 		if ctx.Err() == nil {

@@ -15,24 +15,39 @@ func init() {
 }
 
 func closeCmd() *cobra.Command {
-	var api apiClient
+	var (
+		api       apiClient
+		chainAddr string
+	)
 	cmd := &cobra.Command{
-		Use:   "close --node ADDR[,ADDR] --key FILE --channel ID",
-		Short: "Ask to close a channel",
-		Long: `Ask a node to close the channel at the request of the member of --key. The
-channel settles first; then every member's node takes it offline. Prints
-"ok" once the node has accepted the request.`,
+		Use:   "close --node ADDR[,ADDR] --key FILE --channel ID [--chain ADDR]",
+		Short: "Close a channel",
+		Long: `Close the channel at the request of the member of --key. The command signs
+a scraft::close call; from its height the channel's state is final (later
+calls are refused), the leader settles it and closes the channel on the
+settlement chain, and every node stops hosting it: calls answer "closed",
+subscriptions end, status still reads the final state. Prints "closed" once
+the channel is closed on chain.
+
+Nodes take their own stakes out of a closed channel. With --chain the
+command does the same for --key (a member without a node).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return api.run(cmd, func(ctx context.Context, c *client.Client, ch protocol.ChannelID) error {
 				if err := c.CloseChannel(ctx, ch); err != nil {
 					return err
 				}
-				fmt.Fprintln(cmd.OutOrStdout(), "ok")
+				if chainAddr != "" {
+					if err := chainLeave(ctx, chainAddr, api.keyFile, ch); err != nil {
+						return err
+					}
+				}
+				fmt.Fprintln(cmd.OutOrStdout(), "closed")
 				return nil
 			})
 		},
 	}
 	api.flags(cmd)
+	cmd.Flags().StringVar(&chainAddr, "chain", "", "settlement chain gRPC address: take --key's stake out of the closed channel too (default: do not)")
 	return cmd
 }

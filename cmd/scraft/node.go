@@ -477,6 +477,9 @@ func (a *channelAPI) Subscribe(ctx context.Context, id protocol.ChannelID, from 
 	if err != nil {
 		return nil, err
 	}
+	if reason, ok := c.Retired(); ok {
+		return nil, fmt.Errorf("%w: channel %s (%s)", transport.ErrChannelClosed, id, reason)
+	}
 	f, err := c.SubscribeFrom(from, subscriptionBuffer)
 	if err != nil {
 		return nil, clientError(err)
@@ -486,7 +489,7 @@ func (a *channelAPI) Subscribe(ctx context.Context, id protocol.ChannelID, from 
 		snap := f.Snapshot
 		s.snap = &transport.Snapshot{Channel: id, Height: snap.Height, Digest: snap.Digest, State: snap.State, Members: snap.Members}
 	}
-	return s, nil
+	return closingSubscription{Subscription: s, c: c}, nil
 }
 
 // subscription serves a cluster.Feed: its retained backlog first, then the
@@ -555,13 +558,51 @@ func (a *channelAPI) Status(id protocol.ChannelID) (*transport.ChannelStatus, er
 	return out, nil
 }
 
-func (a *channelAPI) Leave(ctx context.Context, id protocol.ChannelID, member protocol.Address) error {
-	// Leaving settles first (DESIGN §8); until nodes propose settlements a
-	// member leaves on chain with scraft chain leave. Unsupported, unlike
-	// unavailable, fails at once instead of being retried elsewhere.
-	return fmt.Errorf("%w: leave through the client API needs settlement proposals, which this node does not make yet; use scraft chain leave", transport.ErrUnsupported)
+// Leave orders the member's signed scraft::leave and returns once the
+// member is out of the channel (cluster.Channel.Leave).
+func (a *channelAPI) Leave(ctx context.Context, tx *protocol.SignedTx) error {
+	c, err := a.channel(tx.Tx.Channel)
+	if err != nil {
+		return err
+	}
+	return leaveCloseError(c.Leave(ctx, tx))
 }
 
-func (a *channelAPI) Close(ctx context.Context, id protocol.ChannelID, member protocol.Address) error {
-	return fmt.Errorf("%w: close through the client API needs settlement proposals, which this node does not make yet; use scraft chain close", transport.ErrUnsupported)
+// Close orders the member's signed scraft::close and returns once the
+// channel is closed on chain (cluster.Channel.RequestClose).
+func (a *channelAPI) Close(ctx context.Context, tx *protocol.SignedTx) error {
+	c, err := a.channel(tx.Tx.Channel)
+	if err != nil {
+		return err
+	}
+	return leaveCloseError(c.RequestClose(ctx, tx))
+}
+
+func leaveCloseError(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, cluster.ErrLastMember), errors.Is(err, cluster.ErrQuorum), errors.Is(err, cluster.ErrNotRequest):
+		return fmt.Errorf("%w: %v", transport.ErrBadRequest, err)
+	}
+	return clientError(err)
+}
+
+// closingSubscription ends a subscription of a channel that this node
+// stopped hosting (closed on chain, or its member left) with
+// ErrChannelClosed rather than as a slow subscriber, so that the client
+// ends cleanly instead of resubscribing.
+type closingSubscription struct {
+	transport.Subscription
+	c *cluster.Channel
+}
+
+func (s closingSubscription) Next(ctx context.Context) ([]transport.Outcome, error) {
+	outs, err := s.Subscription.Next(ctx)
+	if errors.Is(err, transport.ErrSlowSubscriber) {
+		if reason, ok := s.c.Retired(); ok {
+			return outs, fmt.Errorf("%w: channel %s (%s)", transport.ErrChannelClosed, s.c.ID(), reason)
+		}
+	}
+	return outs, err
 }

@@ -499,10 +499,13 @@ func (x *UnsubscribeRequest) GetSubscriptionId() uint64 {
 }
 
 // LeaveRequest asks the node to take the bound address out of the channel
-// (settlement first).
+// (settlement first). tx is the member's signed call of scraft::leave
+// (no args; protocol.SignedTx canonical encoding): the request every
+// member verifies. Done answers once the member is out.
 type LeaveRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Channel       []byte                 `protobuf:"bytes,1,opt,name=channel,proto3" json:"channel,omitempty"`
+	Tx            []byte                 `protobuf:"bytes,2,opt,name=tx,proto3" json:"tx,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -544,10 +547,20 @@ func (x *LeaveRequest) GetChannel() []byte {
 	return nil
 }
 
-// CloseRequest asks the node to close the channel (settlement first).
+func (x *LeaveRequest) GetTx() []byte {
+	if x != nil {
+		return x.Tx
+	}
+	return nil
+}
+
+// CloseRequest asks the node to close the channel (settlement first). tx
+// is the member's signed call of scraft::close. Done answers once the
+// channel is closed on chain.
 type CloseRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Channel       []byte                 `protobuf:"bytes,1,opt,name=channel,proto3" json:"channel,omitempty"`
+	Tx            []byte                 `protobuf:"bytes,2,opt,name=tx,proto3" json:"tx,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -585,6 +598,13 @@ func (*CloseRequest) Descriptor() ([]byte, []int) {
 func (x *CloseRequest) GetChannel() []byte {
 	if x != nil {
 		return x.Channel
+	}
+	return nil
+}
+
+func (x *CloseRequest) GetTx() []byte {
+	if x != nil {
+		return x.Tx
 	}
 	return nil
 }
@@ -1637,11 +1657,13 @@ const file_transport_proto_client_proto_rawDesc = "" +
 	"\vfrom_height\x18\x02 \x01(\x04R\n" +
 	"fromHeight\"=\n" +
 	"\x12UnsubscribeRequest\x12'\n" +
-	"\x0fsubscription_id\x18\x01 \x01(\x04R\x0esubscriptionId\"(\n" +
+	"\x0fsubscription_id\x18\x01 \x01(\x04R\x0esubscriptionId\"8\n" +
 	"\fLeaveRequest\x12\x18\n" +
-	"\achannel\x18\x01 \x01(\fR\achannel\"(\n" +
+	"\achannel\x18\x01 \x01(\fR\achannel\x12\x0e\n" +
+	"\x02tx\x18\x02 \x01(\fR\x02tx\"8\n" +
 	"\fCloseRequest\x12\x18\n" +
-	"\achannel\x18\x01 \x01(\fR\achannel\")\n" +
+	"\achannel\x18\x01 \x01(\fR\achannel\x12\x0e\n" +
+	"\x02tx\x18\x02 \x01(\fR\x02tx\")\n" +
 	"\rStatusRequest\x12\x18\n" +
 	"\achannel\x18\x01 \x01(\fR\achannel\"\x83\x04\n" +
 	"\rServerMessage\x12\x0e\n" +
