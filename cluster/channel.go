@@ -183,7 +183,7 @@ func openChannel(n *Node, id protocol.ChannelID) (_ *Channel, err error) {
 		}
 	}()
 
-	c.fsm = newMachineFSM(id, c.logger.Named("fsm"), cfg.OutcomeCache)
+	c.fsm = newMachineFSM(id, cfg.Key.Address(), c.logger.Named("fsm"), cfg.OutcomeCache)
 	c.fsm.build = c.buildMachine
 	c.fsm.check = c.checkLeader
 	c.fsm.applied = c.onApplied

@@ -21,6 +21,7 @@ import (
 // under the same mutex.
 type machineFSM struct {
 	id     protocol.ChannelID
+	self   protocol.Address // this node: it need not verify its own batches
 	logger hclog.Logger
 	// build makes the Machine of a genesis: it loads the code and checks
 	// the genesis against the chain.
@@ -46,12 +47,21 @@ type applyResult struct {
 	err     error
 }
 
-func newMachineFSM(id protocol.ChannelID, logger hclog.Logger, cacheSize int) *machineFSM {
-	return &machineFSM{id: id, logger: logger, cache: newOutcomeCache(cacheSize)}
+func newMachineFSM(id protocol.ChannelID, self protocol.Address, logger hclog.Logger, cacheSize int) *machineFSM {
+	return &machineFSM{id: id, self: self, logger: logger, cache: newOutcomeCache(cacheSize)}
 }
 
-// ApplyBatch implements raft.BatchingFSM.
+// ApplyBatch implements raft.BatchingFSM. The batches' signatures are
+// verified before the lock is taken (most of a follower's work, and a
+// function of the batch alone), so that the leader's batcher and readers
+// of the state wait only for execution.
 func (f *machineFSM) ApplyBatch(logs []*raft.Log) []any {
+	pre := make([]*decoded, len(logs))
+	for i, l := range logs {
+		if l.Type == raft.LogCommand && len(l.Data) > 0 && l.Data[0] == logBatch {
+			pre[i] = f.decode(l.Data[1:])
+		}
+	}
 	out := make([]any, len(logs))
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -60,9 +70,30 @@ func (f *machineFSM) ApplyBatch(logs []*raft.Log) []any {
 		if l.Type != raft.LogCommand || len(l.Data) == 0 {
 			continue
 		}
-		out[i] = f.applyLocked(l.Data)
+		out[i] = f.applyLocked(l.Data, pre[i])
 	}
 	return out
+}
+
+// decoded is a batch log command decoded, and verified unless this node
+// signed it (then the machine reuses what it proposed and verifies only
+// if it cannot).
+type decoded struct {
+	b   *protocol.Batch
+	ver *fsm.Verified
+	err error
+}
+
+func (f *machineFSM) decode(data []byte) *decoded {
+	b, err := protocol.DecodeBatch(data)
+	if err != nil {
+		return &decoded{err: err}
+	}
+	d := &decoded{b: b}
+	if b.Leader != f.self {
+		d.ver = fsm.Verify(b)
+	}
+	return d
 }
 
 // Apply implements raft.FSM; raft uses ApplyBatch.
@@ -70,7 +101,7 @@ func (f *machineFSM) Apply(l *raft.Log) any {
 	return f.ApplyBatch([]*raft.Log{l})[0]
 }
 
-func (f *machineFSM) applyLocked(data []byte) *applyResult {
+func (f *machineFSM) applyLocked(data []byte, pre *decoded) *applyResult {
 	switch data[0] {
 	case logGenesis:
 		if f.gen != nil {
@@ -87,14 +118,23 @@ func (f *machineFSM) applyLocked(data []byte) *applyResult {
 		}
 		return &applyResult{err: f.genErr}
 	case logBatch:
-		b, err := protocol.DecodeBatch(data[1:])
-		if err != nil {
-			return &applyResult{err: err}
+		if pre == nil {
+			pre = f.decode(data[1:])
+		}
+		b := pre.b
+		if pre.err != nil {
+			return &applyResult{err: pre.err}
 		}
 		if f.m == nil {
 			return &applyResult{batch: b, err: fmt.Errorf("%w: batch before genesis", ErrRefused)}
 		}
-		a, err := f.m.Apply(b, f.check)
+		var a *fsm.Applied
+		var err error
+		if pre.ver != nil {
+			a, err = f.m.ApplyVerified(pre.ver, f.check)
+		} else {
+			a, err = f.m.Apply(b, f.check)
+		}
 		if err != nil {
 			f.logger.Warn("batch refused", "first_height", b.FirstHeight, "epoch", b.Epoch, "leader", b.Leader, "error", err)
 			return &applyResult{batch: b, err: fmt.Errorf("%w: %v", ErrRefused, err)}
