@@ -70,10 +70,12 @@ type Subscription interface {
 	// the fromHeight given to Subscribe directly.
 	Snapshot() *Snapshot
 	// Next blocks until outcomes are available and returns them: the
-	// heights that follow the last ones returned, consecutive. It returns
-	// ErrSlowSubscriber when the subscriber fell too far behind (the
-	// implementation's buffer is bounded), ErrChannelClosed when the channel
-	// closes, and ctx's error.
+	// heights that follow the last ones returned, consecutive. It should
+	// return all it has buffered (up to a bound of its own), not one
+	// batch: a subscriber whose stream was busy then catches up in one
+	// message. It returns ErrSlowSubscriber when the subscriber fell too
+	// far behind (the implementation's buffer is bounded),
+	// ErrChannelClosed when the channel closes, and ctx's error.
 	Next(ctx context.Context) ([]Outcome, error)
 	// Close ends the subscription.
 	Close()

@@ -158,11 +158,27 @@ func FuzzClientRequest(f *testing.F) {
 			ss.addr = k.Address()
 			ss.bound.Store(true)
 		}
+		// Play the stream's sender for what subscriptions hand over.
+		updates := make(chan *clientpb.ServerMessage, 16)
+		go func() {
+			for {
+				select {
+				case u := <-ss.updates:
+					select {
+					case updates <- u.m:
+					case <-ss.ctx.Done():
+						return
+					}
+				case <-ss.ctx.Done():
+					return
+				}
+			}
+		}()
 		ss.dispatch(&m)
 		// A subscription lives until cancelled: end it once it has answered.
 		if _, ok := m.GetBody().(*clientpb.ClientMessage_Subscribe); ok {
 			testutil.WaitFor(t, 5*time.Second, func() error {
-				if len(ss.out) == 0 && ss.liveCount() > 0 {
+				if len(ss.out) == 0 && len(updates) == 0 && ss.liveCount() > 0 {
 					return errors.New("subscription not answered")
 				}
 				return nil
@@ -181,22 +197,24 @@ func FuzzClientRequest(f *testing.F) {
 			return nil
 		})
 		for {
+			var out *clientpb.ServerMessage
 			select {
-			case out := <-ss.out:
-				if out.GetId() != m.GetId() {
-					t.Fatalf("answer to id %d for request %d", out.GetId(), m.GetId())
-				}
-				if e := ErrorFromPB(out.GetError()); e != nil && errors.Is(e.Code.Err(), ErrInternal) {
-					t.Fatalf("internal error for %v: %v", &m, e)
-				}
-				if out.GetError() == nil && out.GetBody() == nil {
-					t.Fatalf("empty answer for %v", &m)
-				}
+			case out = <-ss.out:
+			case out = <-updates:
 			default:
 				if ss.ctx.Err() != nil && ss.endErr == nil {
 					t.Fatalf("stream ended without a code")
 				}
 				return
+			}
+			if out.GetId() != m.GetId() {
+				t.Fatalf("answer to id %d for request %d", out.GetId(), m.GetId())
+			}
+			if e := ErrorFromPB(out.GetError()); e != nil && errors.Is(e.Code.Err(), ErrInternal) {
+				t.Fatalf("internal error for %v: %v", &m, e)
+			}
+			if out.GetError() == nil && out.GetBody() == nil {
+				t.Fatalf("empty answer for %v", &m)
 			}
 		}
 	})

@@ -58,6 +58,9 @@ type ClientService struct {
 		sync.Mutex
 		inflight map[protocol.ChannelID]int
 	}
+	// encoded shares the wire encoding of each outcome among the
+	// subscribers of its channel.
+	encoded outcomeCaches
 
 	streams       atomic.Int64
 	calls         atomic.Int64
@@ -151,13 +154,21 @@ func (s *ClientService) releaseChannel(ch protocol.ChannelID) {
 // session is one client stream. The handler goroutine owns Send; one
 // goroutine receives and dispatches; each running request has its own
 // goroutine, at most MaxInFlight (plus the live subscriptions).
+//
+// Answers wait in out, a bounded queue. A subscription's messages do not
+// queue: updates hands each one to the handler, waiting until the handler
+// is free to send it, and meanwhile its next outcomes pile up in the
+// ChannelAPI's buffer, to leave in one fuller message. So a busy stream
+// (or node) sends fewer, fuller messages, and what a subscriber has been
+// handed never waits behind a long queue.
 type session struct {
-	svc    *ClientService
-	ctx    context.Context
-	cancel context.CancelFunc
-	out    chan *clientpb.ServerMessage
-	slots  chan struct{}
-	nonce  []byte
+	svc     *ClientService
+	ctx     context.Context
+	cancel  context.CancelFunc
+	out     chan *clientpb.ServerMessage
+	updates chan update
+	slots   chan struct{}
+	nonce   []byte
 
 	// bound is set once by the receiving goroutine; addr is written before
 	// and never after, so request goroutines (started later) read it freely.
@@ -217,10 +228,26 @@ func (s *ClientService) Stream(st clientpb.Client_StreamServer) error {
 			if err := st.Send(m); err != nil {
 				return err
 			}
+		case u := <-ss.updates:
+			// An unsubscribe answered meanwhile has cancelled u.ctx
+			// before its Done was queued: nothing follows the Done.
+			if u.ctx.Err() != nil {
+				continue
+			}
+			if err := st.Send(u.m); err != nil {
+				return err
+			}
 		case <-ctx.Done():
 			return ss.endStatus(st)
 		}
 	}
+}
+
+// update is a subscription's message handed to the stream's sender; ctx is
+// the subscription's.
+type update struct {
+	ctx context.Context
+	m   *clientpb.ServerMessage
 }
 
 // newSession makes the state of one stream, ended by parent or Close.
@@ -232,12 +259,13 @@ func (s *ClientService) newSession(parent context.Context) (*session, error) {
 		cancelCtx()
 	}
 	ss := &session{
-		svc:    s,
-		ctx:    ctx,
-		cancel: cancel,
-		out:    make(chan *clientpb.ServerMessage, s.cfg.SendQueue),
-		slots:  make(chan struct{}, s.cfg.MaxInFlight),
-		nonce:  make([]byte, ChallengeLen),
+		svc:     s,
+		ctx:     ctx,
+		cancel:  cancel,
+		out:     make(chan *clientpb.ServerMessage, s.cfg.SendQueue),
+		updates: make(chan update),
+		slots:   make(chan struct{}, s.cfg.MaxInFlight),
+		nonce:   make([]byte, ChallengeLen),
 	}
 	ss.mu.live = make(map[uint64]context.CancelFunc)
 	if _, err := rand.Read(ss.nonce); err != nil {
@@ -310,6 +338,19 @@ func (ss *session) send(m *clientpb.ServerMessage) bool {
 	case ss.out <- m:
 		return true
 	case <-ss.ctx.Done():
+		return false
+	}
+}
+
+// sendUpdate hands a subscription's message to the stream's sender and
+// returns once the sender has taken it: it is then sent before anything
+// the subscription hands over later. False when ctx (the subscription's)
+// or the stream ended first.
+func (ss *session) sendUpdate(ctx context.Context, m *clientpb.ServerMessage) bool {
+	select {
+	case ss.updates <- update{ctx, m}:
+		return true
+	case <-ctx.Done():
 		return false
 	}
 }
@@ -605,58 +646,27 @@ func (ss *session) subscribe(ctx context.Context, id uint64, req *clientpb.Subsc
 		}
 		last = snap.Height
 	}
-	if !ss.send(&clientpb.ServerMessage{Id: id, Body: &clientpb.ServerMessage_Snapshot{Snapshot: first}}) {
+	// The snapshot and the updates take the same path to the sender, so
+	// that they leave in order.
+	if !ss.sendUpdate(ctx, &clientpb.ServerMessage{Id: id, Body: &clientpb.ServerMessage_Snapshot{Snapshot: first}}) {
 		return
 	}
 	release()
 
-	// A pump reads the subscription so that the sender can merge what
-	// piled up while it waited for the stream: a subscriber behind gets
-	// fewer, fuller messages instead of one per batch.
-	pump := make(chan pumped, 2)
-	svc.wg.Add(1)
-	go func() {
-		defer svc.wg.Done()
-		for {
-			outs, err := sub.Next(ctx)
-			select {
-			case pump <- pumped{outs, err}:
-			case <-ctx.Done():
-				return
-			}
-			if err != nil {
-				return
-			}
-		}
-	}()
-
+	enc := svc.encoded.acquire(ch)
+	defer svc.encoded.release(ch)
 	for {
-		var p pumped
-		select {
-		case p = <-pump:
-		case <-ctx.Done():
-			return // unsubscribed or the stream is gone
-		}
-		outs, err := p.outs, p.err
-	merge:
-		for err == nil && len(outs) < svc.cfg.MaxUpdateOutcomes {
-			select {
-			case q := <-pump:
-				// Never append to a slice the ChannelAPI may share with
-				// other subscribers.
-				outs = append(outs[:len(outs):len(outs)], q.outs...)
-				err = q.err
-			default:
-				break merge
-			}
-		}
-		for len(outs) > 0 {
+		// Next returns everything the subscription buffered while the
+		// last message waited for the sender: one message carries it.
+		outs, err := sub.Next(ctx)
+		for err == nil && len(outs) > 0 {
 			n := min(len(outs), svc.cfg.MaxUpdateOutcomes)
-			u := &clientpb.Updates{Outcomes: make([]*clientpb.Outcome, n)}
-			for i := range n {
-				u.Outcomes[i] = OutcomeToPB(&outs[i])
+			m, merr := enc.updates(id, outs[:n])
+			if merr != nil {
+				err = merr
+				break
 			}
-			if !ss.send(&clientpb.ServerMessage{Id: id, Body: &clientpb.ServerMessage_Updates{Updates: u}}) {
+			if !ss.sendUpdate(ctx, m) {
 				return
 			}
 			last = outs[n-1].Height
@@ -664,23 +674,17 @@ func (ss *session) subscribe(ctx context.Context, id uint64, req *clientpb.Subsc
 		}
 		if err != nil {
 			if ctx.Err() != nil {
-				return
+				return // unsubscribed or the stream is gone
 			}
 			if errors.Is(err, ErrSlowSubscriber) {
 				svc.dropped.Add(1)
 			}
-			ss.send(&clientpb.ServerMessage{Id: id, Error: &clientpb.Error{
+			ss.sendUpdate(ctx, &clientpb.ServerMessage{Id: id, Error: &clientpb.Error{
 				Code: uint32(CodeOf(err)), Message: err.Error(), ResumeHeight: last,
 			}})
 			return
 		}
 	}
-}
-
-// pumped is one result of a Subscription's Next.
-type pumped struct {
-	outs []Outcome
-	err  error
 }
 
 // leaveOrClose serves a leave or close request: the member's signed call
