@@ -450,6 +450,8 @@ func (s *memSub) endLocked(err error) {
 	close(s.end)
 }
 
+// Next returns the next batch and every batch already waiting behind it,
+// up to memSubGather outcomes, as cluster's subscriptions do.
 func (s *memSub) Next(ctx context.Context) ([]transport.Outcome, error) {
 	if len(s.replay) > 0 {
 		r := s.replay
@@ -458,22 +460,44 @@ func (s *memSub) Next(ctx context.Context) ([]transport.Outcome, error) {
 	}
 	select {
 	case outs := <-s.ch:
-		return outs, nil
+		return s.gather(outs), nil
 	default:
 	}
 	select {
 	case outs := <-s.ch:
-		return outs, nil
+		return s.gather(outs), nil
 	case <-s.end:
 		select {
 		case outs := <-s.ch:
-			return outs, nil
+			return s.gather(outs), nil
 		default:
 		}
 		return nil, s.err
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
+}
+
+// memSubGather bounds the outcomes one memSub.Next gathers.
+const memSubGather = 256
+
+// gather appends the batches waiting in the queue to outs. The batches are
+// shared with the other subscribers: the result is a new slice.
+func (s *memSub) gather(outs []transport.Outcome) []transport.Outcome {
+	owned := false
+	for len(outs) < memSubGather {
+		select {
+		case next := <-s.ch:
+			if !owned {
+				outs = append(make([]transport.Outcome, 0, 2*(len(outs)+len(next))), outs...)
+				owned = true
+			}
+			outs = append(outs, next...)
+		default:
+			return outs
+		}
+	}
+	return outs
 }
 
 func (s *memSub) Close() {

@@ -469,7 +469,8 @@ func clientError(err error) error {
 // behind before it is dropped (the client resumes from its last height).
 const subscriptionBuffer = 1024
 
-// backlogChunk is the most retained outcomes one Next returns.
+// backlogChunk is the most retained outcomes one Next returns; a Next that
+// gathers live batches stops adding once it holds this many.
 const backlogChunk = 256
 
 func (a *channelAPI) Subscribe(ctx context.Context, id protocol.ChannelID, from uint64) (transport.Subscription, error) {
@@ -493,7 +494,9 @@ func (a *channelAPI) Subscribe(ctx context.Context, id protocol.ChannelID, from 
 }
 
 // subscription serves a cluster.Feed: its retained backlog first, then the
-// live batches above the feed's height.
+// live batches above the feed's height. A Next returns every live batch
+// already waiting (up to backlogChunk outcomes), so that a subscriber whose
+// stream was busy catches up in one message.
 type subscription struct {
 	ch      <-chan cluster.Applied
 	cancel  func()
@@ -521,14 +524,34 @@ func (s *subscription) Next(ctx context.Context) ([]transport.Outcome, error) {
 		if !ok {
 			return nil, transport.ErrSlowSubscriber
 		}
-		out := make([]transport.Outcome, 0, len(a.Outcomes))
-		for _, o := range a.Outcomes {
-			if o.Height > s.after {
-				out = append(out, transport.Outcome(o))
+		out := s.appendAbove(nil, a)
+	gather:
+		for len(out) < backlogChunk {
+			select {
+			case a, ok := <-s.ch:
+				if !ok {
+					break gather // the next Next reports the drop
+				}
+				out = s.appendAbove(out, a)
+			default:
+				break gather
 			}
 		}
 		return out, nil
 	}
+}
+
+// appendAbove appends the outcomes of a above the feed's starting height.
+func (s *subscription) appendAbove(out []transport.Outcome, a cluster.Applied) []transport.Outcome {
+	if out == nil {
+		out = make([]transport.Outcome, 0, len(a.Outcomes))
+	}
+	for _, o := range a.Outcomes {
+		if o.Height > s.after {
+			out = append(out, transport.Outcome(o))
+		}
+	}
+	return out
 }
 
 func (s *subscription) Close() { s.cancel() }
