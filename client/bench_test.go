@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"runtime/metrics"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -180,7 +183,7 @@ func benchFanout(b *testing.B, subscribers, rate int) {
 	var wg sync.WaitGroup
 	heap := watchHeap()
 	b.ResetTimer()
-	start, cpu0, msgs0 := time.Now(), cpuTime(), msgs.n.Load()
+	start, cpu0, msgs0, sys0 := time.Now(), cpuTime(), msgs.n.Load(), ioSyscalls()
 	for i, s := range subs {
 		wg.Add(1)
 		go func() {
@@ -239,7 +242,7 @@ func benchFanout(b *testing.B, subscribers, rate int) {
 	commitRate := float64(b.N) / time.Since(start).Seconds()
 	wg.Wait()
 	b.StopTimer()
-	cpu, received := cpuTime()-cpu0, msgs.n.Load()-msgs0
+	cpu, received, sys := cpuTime()-cpu0, msgs.n.Load()-msgs0, ioSyscalls()-sys0
 	peak := heap()
 	var all []time.Duration
 	for _, d := range delays {
@@ -258,6 +261,30 @@ func benchFanout(b *testing.B, subscribers, rate int) {
 	b.ReportMetric(commitRate, "commits/s")
 	b.ReportMetric(float64(len(all))/float64(max(received, 1)), "outcomes/msg")
 	b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MB")
+	if sys0 >= 0 {
+		b.ReportMetric(float64(sys)/float64(len(all)), "rw-syscalls/delivery")
+	}
+}
+
+// ioSyscalls returns the read and write system calls the process made so
+// far (Linux's /proc/self/io: syscr + syscw), or -1 where it cannot tell.
+func ioSyscalls() int64 {
+	b, err := os.ReadFile("/proc/self/io")
+	if err != nil {
+		return -1
+	}
+	var n int64
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(line, ": ")
+		if ok && (k == "syscr" || k == "syscw") {
+			c, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return -1
+			}
+			n += c
+		}
+	}
+	return n
 }
 
 // countMessages is a gRPC stats handler that counts the messages a client
