@@ -95,9 +95,12 @@ type Config struct {
 	Dial func(addr string) (*grpc.ClientConn, error)
 
 	// HeartbeatTimeout, ElectionTimeout and LeaderLeaseTimeout are Raft's.
-	// The defaults (500ms, 500ms, 250ms) suit loopback and a LAN: a dead
-	// leader is replaced in about one second. Raft's own (1s, 1s, 500ms)
-	// make a failover take about twice as long.
+	// The defaults (300ms, 300ms, 300ms) suit loopback and a LAN: writes
+	// resume about 0.75 s after a leader dies (docs/BENCHMARKS.md). A lease
+	// shorter than the heartbeat timeout made a busy leader on two shared
+	// cores step down for nothing; raise all three on a slow or distant
+	// network. Raft's own (1s, 1s, 500ms) make a failover take about three
+	// times as long.
 	HeartbeatTimeout   time.Duration
 	ElectionTimeout    time.Duration
 	LeaderLeaseTimeout time.Duration
@@ -194,9 +197,9 @@ type Config struct {
 // fields are still empty.
 func DefaultConfig() Config {
 	return Config{
-		HeartbeatTimeout:   500 * time.Millisecond,
-		ElectionTimeout:    500 * time.Millisecond,
-		LeaderLeaseTimeout: 250 * time.Millisecond,
+		HeartbeatTimeout:   300 * time.Millisecond,
+		ElectionTimeout:    300 * time.Millisecond,
+		LeaderLeaseTimeout: 300 * time.Millisecond,
 		CommitTimeout:      20 * time.Millisecond,
 		SnapshotInterval:   30 * time.Second,
 		SnapshotThreshold:  8192,
