@@ -61,6 +61,8 @@ func (c *Client) nonce(ch protocol.ChannelID) *nonceState {
 
 // JoinInfo is what Join returns.
 type JoinInfo struct {
+	// Status is the channel as the node sees it, without the member list
+	// (Status has it: it asks every member's node and the chain).
 	Status *transport.ChannelStatus
 	// NextNonce is the nonce the client's next tx in the channel carries.
 	NextNonce uint64

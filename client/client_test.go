@@ -34,8 +34,17 @@ func TestCallAndSubscribe(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if info.NextNonce != 1 || info.Status.Height != 0 || len(info.Status.Members) != 2 {
+	if info.NextNonce != 1 || info.Status.Height != 0 || info.Status.Channel != ch {
 		t.Fatalf("join: %+v", info)
+	}
+	st, err := ca.Status(ctx, ch)
+	if err != nil || len(st.Members) != 2 {
+		t.Fatalf("status: %+v, %v", st, err)
+	}
+	for _, m := range st.Members {
+		if m.Lag != -1 || m.HeartbeatAge != -1 {
+			t.Fatalf("member %s: lag %d, heartbeat age %s; this node knows neither", m.Address, m.Lag, m.HeartbeatAge)
+		}
 	}
 	sub, err := cb.Subscribe(ctx, ch, 0)
 	if err != nil {
@@ -81,7 +90,7 @@ func TestCallAndSubscribe(t *testing.T) {
 		t.Fatalf("subscription height %d", sub.Height())
 	}
 
-	st, err := ca.Status(ctx, ch)
+	st, err = ca.Status(ctx, ch)
 	if err != nil || st.Height != 4 || st.Leader != alice.Address() || st.Digest != results[3].Digest {
 		t.Fatalf("status %+v, %v", st, err)
 	}

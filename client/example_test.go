@@ -41,8 +41,15 @@ func ExampleDial() {
 	if err != nil {
 		panic(err)
 	}
-	fmt.Println("members:", len(info.Status.Members), "next nonce:", info.NextNonce)
-	// Output: members: 2 next nonce: 1
+	fmt.Println("height:", info.Status.Height, "next nonce:", info.NextNonce)
+	st, err := c.Status(ctx, ch) // with every member's lag and heartbeat
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println("members:", len(st.Members))
+	// Output:
+	// height: 0 next nonce: 1
+	// members: 2
 }
 
 // Call signs a tx, submits it and returns once it is committed; the args

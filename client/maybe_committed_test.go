@@ -52,7 +52,7 @@ func TestCallNeverRunsTwice(t *testing.T) {
 	if !errors.Is(err, client.ErrMaybeCommitted) {
 		t.Fatalf("Call = %v, want ErrMaybeCommitted", err)
 	}
-	st, err := mn.Status(ch)
+	st, err := mn.Status(ch, false)
 	if err != nil || st.Height != 1 {
 		t.Fatalf("the call ran %d times, want once (%v)", st.Height, err)
 	}

@@ -377,7 +377,7 @@ func (n *memNode) Subscribe(ctx context.Context, ch protocol.ChannelID, from uin
 	return sub, nil
 }
 
-func (n *memNode) Status(ch protocol.ChannelID) (*transport.ChannelStatus, error) {
+func (n *memNode) Status(ch protocol.ChannelID, members bool) (*transport.ChannelStatus, error) {
 	c, err := n.channel(ch)
 	if err != nil {
 		return nil, err
@@ -385,9 +385,12 @@ func (n *memNode) Status(ch protocol.ChannelID) (*transport.ChannelStatus, error
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	st := &transport.ChannelStatus{Channel: ch, Leader: c.leader.Address(), Epoch: 1, Height: c.m.Height(), Digest: c.m.LastDigest(), Ready: true}
+	if !members {
+		return st, nil
+	}
 	for _, mem := range c.m.Members() {
 		st.Members = append(st.Members, transport.MemberStatus{
-			Address: mem.Address, HeartbeatAge: -1, Leader: mem.Address == c.leader.Address(),
+			Address: mem.Address, Lag: -1, HeartbeatAge: -1, Leader: mem.Address == c.leader.Address(),
 		})
 	}
 	return st, nil

@@ -40,8 +40,11 @@ type ChannelAPI interface {
 	// and continues after the snapshot's height. A fromHeight above the
 	// node's applied height is ErrNotReady. ctx bounds only the setup.
 	Subscribe(ctx context.Context, ch protocol.ChannelID, fromHeight uint64) (Subscription, error)
-	// Status returns the channel's status as this node sees it.
-	Status(ch protocol.ChannelID) (*ChannelStatus, error)
+	// Status returns the channel's status as this node sees it; with
+	// members, also every member with its lag and chain heartbeat, which
+	// asks the member nodes and the chain (slower: a stream's join does
+	// without).
+	Status(ch protocol.ChannelID, members bool) (*ChannelStatus, error)
 	// Leave orders the member's signed request to leave (a LeaveFunction
 	// call: its sender is the member, its channel the channel) and returns
 	// once it is done: the channel settled past it and the member is out
@@ -127,8 +130,9 @@ type ChannelStatus struct {
 type MemberStatus struct {
 	Address protocol.Address
 	// Lag is how many heights the member's node is behind this node, as
-	// last reported.
-	Lag uint64
+	// last reported; -1 when unknown (the member runs no node in the
+	// channel, or its node did not answer).
+	Lag int64
 	// HeartbeatAge is the age of its last chain heartbeat; negative when
 	// unknown.
 	HeartbeatAge time.Duration

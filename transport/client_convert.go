@@ -2,6 +2,7 @@ package transport
 
 import (
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/scraft/scraft/protocol"
@@ -156,7 +157,7 @@ func StatusToPB(st *ChannelStatus) *clientpb.ChannelStatus {
 			age = m.HeartbeatAge.Milliseconds()
 		}
 		p.Members = append(p.Members, &clientpb.MemberStatus{
-			Address: m.Address.String(), Lag: m.Lag, HeartbeatAgeMs: age, Leader: m.Leader,
+			Address: m.Address.String(), Lag: uint64(max(m.Lag, 0)), LagKnown: m.Lag >= 0, HeartbeatAgeMs: age, Leader: m.Leader,
 		})
 	}
 	return p
@@ -192,7 +193,11 @@ func StatusFromPB(p *clientpb.ChannelStatus) (*ChannelStatus, error) {
 		if m.GetHeartbeatAgeMs() >= 0 {
 			age = time.Duration(m.GetHeartbeatAgeMs()) * time.Millisecond
 		}
-		st.Members = append(st.Members, MemberStatus{Address: a, Lag: m.GetLag(), HeartbeatAge: age, Leader: m.GetLeader()})
+		lag := int64(-1)
+		if m.GetLagKnown() {
+			lag = int64(min(m.GetLag(), math.MaxInt64))
+		}
+		st.Members = append(st.Members, MemberStatus{Address: a, Lag: lag, HeartbeatAge: age, Leader: m.GetLeader()})
 	}
 	return st, nil
 }

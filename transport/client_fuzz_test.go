@@ -70,7 +70,7 @@ func (a *stubAPI) Subscribe(ctx context.Context, ch protocol.ChannelID, from uin
 	return &stubSub{snap: &Snapshot{Channel: ch, Height: a.height, State: protocol.State{}}, end: make(chan struct{})}, nil
 }
 
-func (a *stubAPI) Status(ch protocol.ChannelID) (*ChannelStatus, error) {
+func (a *stubAPI) Status(ch protocol.ChannelID, members bool) (*ChannelStatus, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return &ChannelStatus{Channel: ch, Height: a.height, Ready: true}, nil

@@ -503,7 +503,7 @@ func (ss *session) join(id uint64, req *clientpb.JoinRequest) {
 		ss.fail(id, err)
 		return
 	}
-	st, err := ss.svc.api.Status(ch)
+	st, err := ss.svc.api.Status(ch, false)
 	if err != nil {
 		ss.fail(id, err)
 		return
@@ -524,7 +524,7 @@ func (ss *session) status(id uint64, req *clientpb.StatusRequest) {
 		ss.fail(id, err)
 		return
 	}
-	st, err := ss.svc.api.Status(ch)
+	st, err := ss.svc.api.Status(ch, true)
 	if err != nil {
 		ss.fail(id, err)
 		return

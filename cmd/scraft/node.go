@@ -559,7 +559,7 @@ func (s *subscription) Close() { s.cancel() }
 // statusTimeout bounds the member queries of a client status request.
 const statusTimeout = 2 * time.Second
 
-func (a *channelAPI) Status(id protocol.ChannelID) (*transport.ChannelStatus, error) {
+func (a *channelAPI) Status(id protocol.ChannelID, members bool) (*transport.ChannelStatus, error) {
 	c, err := a.channel(id)
 	if err != nil {
 		return nil, err
@@ -567,15 +567,15 @@ func (a *channelAPI) Status(id protocol.ChannelID) (*transport.ChannelStatus, er
 	st := c.Status()
 	out := &transport.ChannelStatus{Channel: id, Leader: st.Leader, Epoch: st.Epoch, Height: st.Height, Digest: st.Digest,
 		SettledHeight: st.SettledHeight, Ready: st.Ready}
+	if !members {
+		return out, nil
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), statusTimeout)
 	defer cancel()
-	members, settled := c.MemberStatuses(ctx)
+	ms, settled := c.MemberStatuses(ctx)
 	out.SettledHeight = max(out.SettledHeight, settled)
-	for _, m := range members {
-		// The client API's lag is unsigned: an unknown lag (a member that
-		// runs no node, or a node that did not answer) reads 0, and its
-		// heartbeat age tells whether it is alive.
-		out.Members = append(out.Members, transport.MemberStatus{Address: m.Address, Lag: uint64(max(m.Lag, 0)),
+	for _, m := range ms {
+		out.Members = append(out.Members, transport.MemberStatus{Address: m.Address, Lag: m.Lag,
 			HeartbeatAge: m.HeartbeatAge, Leader: m.Leader})
 	}
 	return out, nil

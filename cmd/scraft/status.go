@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strconv"
 	"text/tabwriter"
 	"time"
 
@@ -64,7 +65,8 @@ type apiStatusView struct {
 type apiMemberView struct {
 	Address protocol.Address `json:"address"`
 	Leader  bool             `json:"leader"`
-	Lag     uint64           `json:"lag"`
+	// Lag is -1 when unknown (no node, or it did not answer).
+	Lag int64 `json:"lag"`
 	// HeartbeatAgeMs is -1 when unknown.
 	HeartbeatAgeMs int64 `json:"heartbeat_age_ms"`
 }
@@ -109,7 +111,11 @@ func printStatus(w io.Writer, node string, st *transport.ChannelStatus) error {
 		if m.HeartbeatAge >= 0 {
 			hb = m.HeartbeatAge.Round(time.Millisecond).String() + " ago"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", m.Address, lead, m.Lag, hb)
+		lag := "-"
+		if m.Lag >= 0 {
+			lag = strconv.FormatInt(m.Lag, 10)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", m.Address, lead, lag, hb)
 	}
 	return tw.Flush()
 }

@@ -1422,13 +1422,16 @@ type MemberStatus struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	Address string                 `protobuf:"bytes,1,opt,name=address,proto3" json:"address,omitempty"`
 	// lag is how many heights the member's node is behind this node's
-	// applied height (as last reported).
+	// applied height (as last reported), when lag_known.
 	Lag uint64 `protobuf:"varint,2,opt,name=lag,proto3" json:"lag,omitempty"`
 	// heartbeat_age_ms is the age of its last chain heartbeat; -1 unknown.
 	HeartbeatAgeMs int64 `protobuf:"varint,3,opt,name=heartbeat_age_ms,json=heartbeatAgeMs,proto3" json:"heartbeat_age_ms,omitempty"`
 	Leader         bool  `protobuf:"varint,4,opt,name=leader,proto3" json:"leader,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// lag_known is false when the member runs no node in the channel or its
+	// node did not answer.
+	LagKnown      bool `protobuf:"varint,5,opt,name=lag_known,json=lagKnown,proto3" json:"lag_known,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *MemberStatus) Reset() {
@@ -1485,6 +1488,13 @@ func (x *MemberStatus) GetHeartbeatAgeMs() int64 {
 func (x *MemberStatus) GetLeader() bool {
 	if x != nil {
 		return x.Leader
+	}
+	return false
+}
+
+func (x *MemberStatus) GetLagKnown() bool {
+	if x != nil {
+		return x.LagKnown
 	}
 	return false
 }
@@ -1724,12 +1734,13 @@ const file_transport_proto_client_proto_rawDesc = "" +
 	"\amembers\x18\x05 \x03(\tR\amembers\x12\x18\n" +
 	"\aresumed\x18\x06 \x01(\bR\aresumed\"@\n" +
 	"\aUpdates\x125\n" +
-	"\boutcomes\x18\x01 \x03(\v2\x19.scraft.client.v1.OutcomeR\boutcomes\"|\n" +
+	"\boutcomes\x18\x01 \x03(\v2\x19.scraft.client.v1.OutcomeR\boutcomes\"\x99\x01\n" +
 	"\fMemberStatus\x12\x18\n" +
 	"\aaddress\x18\x01 \x01(\tR\aaddress\x12\x10\n" +
 	"\x03lag\x18\x02 \x01(\x04R\x03lag\x12(\n" +
 	"\x10heartbeat_age_ms\x18\x03 \x01(\x03R\x0eheartbeatAgeMs\x12\x16\n" +
-	"\x06leader\x18\x04 \x01(\bR\x06leader\"\xfe\x01\n" +
+	"\x06leader\x18\x04 \x01(\bR\x06leader\x12\x1b\n" +
+	"\tlag_known\x18\x05 \x01(\bR\blagKnown\"\xfe\x01\n" +
 	"\rChannelStatus\x12\x18\n" +
 	"\achannel\x18\x01 \x01(\fR\achannel\x12\x16\n" +
 	"\x06leader\x18\x02 \x01(\tR\x06leader\x12\x14\n" +
