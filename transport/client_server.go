@@ -659,7 +659,7 @@ func (ss *session) subscribe(ctx context.Context, id uint64, req *clientpb.Subsc
 		// Next returns everything the subscription buffered while the
 		// last message waited for the sender: one message carries it.
 		outs, err := sub.Next(ctx)
-		for err == nil && len(outs) > 0 {
+		for len(outs) > 0 {
 			n := min(len(outs), svc.cfg.MaxUpdateOutcomes)
 			m, merr := enc.updates(id, outs[:n])
 			if merr != nil {
