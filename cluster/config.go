@@ -25,6 +25,10 @@ var (
 	ErrBusy = errors.New("cluster: busy")
 	// ErrClosed means the node or channel is closed.
 	ErrClosed = errors.New("cluster: closed")
+	// ErrChannelClosed means the channel is closed, or closing since a
+	// close request was ordered: its state is final and nothing more is
+	// ordered, on any node.
+	ErrChannelClosed = errors.New("cluster: channel closed for good")
 	// ErrLeadershipLost means leadership was lost while the tx was in
 	// flight: it may or may not have been committed. Submitting it again is
 	// safe: a committed tx returns its first outcome.

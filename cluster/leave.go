@@ -47,12 +47,14 @@ import (
 // it left while leading, and stops hosting the channel (retire) when the
 // chain closed it or its member left. A retired channel keeps its data: a
 // final Raft snapshot, and a "retired" file so that a restarted node opens
-// it read-only (status works, calls answer ErrClosed).
+// it read-only (status works, calls answer ErrChannelClosed when the chain
+// closed it, ErrClosed when this node's member left).
 
-// Retirement reasons, as written in the channel's retired file.
+// Retirement reasons, as written in the channel's retired file and
+// reported by Channel.Retired.
 const (
-	retiredClosed = "closed"
-	retiredLeft   = "left"
+	RetiredClosed = "closed"
+	RetiredLeft   = "left"
 )
 
 // retiredFile is the marker of a retired channel in its folder.
@@ -109,7 +111,7 @@ func (c *Channel) retire(reason string) {
 }
 
 func (c *Channel) finishRetire(r *retirement) {
-	if r.reason == retiredClosed {
+	if r.reason == RetiredClosed {
 		deadline := time.Now().Add(c.cfg.ApplyTimeout)
 		for c.ctx.Err() == nil && time.Now().Before(deadline) {
 			var h uint64
@@ -138,7 +140,7 @@ func (c *Channel) finishRetire(r *retirement) {
 		c.logger.Warn("closing the retired channel", "error", err)
 	}
 	c.logger.Info("channel retired: no longer hosted live", "reason", r.reason, "height", c.status(false).Height)
-	if r.reason == retiredClosed {
+	if r.reason == RetiredClosed {
 		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.ApplyTimeout)
 		defer cancel()
 		// In a closed channel the chain releases a leaving member's stake
@@ -223,20 +225,24 @@ func (c *Channel) RequestClose(ctx context.Context, tx *protocol.SignedTx) error
 	if tx == nil || tx.Tx.Function != fsm.RequestClose || len(tx.Tx.Args) != 0 {
 		return fmt.Errorf("%w: want a %s call without args", ErrNotRequest, fsm.RequestClose)
 	}
-	if reason, ok := c.Retired(); ok && reason == retiredClosed {
+	if reason, ok := c.Retired(); ok && reason == RetiredClosed {
 		return nil
 	}
 	out, err := c.Submit(ctx, tx)
-	if err != nil {
+	switch {
+	case errors.Is(err, ErrChannelClosed):
+		// Closing already (another member asked first): wait for it.
+	case err != nil:
 		return fmt.Errorf("close: %w", err)
+	default:
+		if err := requestOutcome(out); err != nil {
+			return fmt.Errorf("close: %w", err)
+		}
+		c.logger.Info("close requested", "member", tx.Tx.Sender, "height", out.Height)
 	}
-	if err := requestOutcome(out); err != nil {
-		return fmt.Errorf("close: %w", err)
-	}
-	c.logger.Info("close requested", "member", tx.Tx.Sender, "height", out.Height)
 	for {
 		if reason, ok := c.Retired(); ok {
-			if reason == retiredClosed {
+			if reason == RetiredClosed {
 				return nil
 			}
 			return ErrClosed
@@ -386,7 +392,7 @@ func (c *Channel) runMembership() {
 		}
 		if rec := c.view.channel(); rec != nil && rec.Closed {
 			c.logger.Info("channel closed on chain")
-			c.retire(retiredClosed)
+			c.retire(RetiredClosed)
 			return
 		}
 		var ready, in bool
@@ -445,7 +451,7 @@ func (c *Channel) runMembership() {
 			// for a while, or our own configuration, says it did.
 			_, inCfg := c.raftServer(c.me())
 			if !inCfg || time.Since(c.raft.LastContact()) > 4*c.cfg.ElectionTimeout {
-				c.retire(retiredLeft)
+				c.retire(RetiredLeft)
 				return
 			}
 		default:
@@ -461,7 +467,7 @@ func (c *Channel) runMembership() {
 			if err == nil && rec.LastJoinSeq > 0 {
 				if _, onChain := rec.Member(c.me()); !onChain {
 					c.logger.Info("this node's member is neither in the channel nor on chain")
-					c.retire(retiredLeft)
+					c.retire(RetiredLeft)
 					return
 				}
 			}

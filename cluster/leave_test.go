@@ -177,7 +177,7 @@ func TestLeaveNodes(t *testing.T) {
 		if n := len(tc.raftServers(tc.leader())); n != 2 {
 			return fmt.Errorf("%d servers, want 2", n)
 		}
-		if reason, ok := tc.channel(follower).Retired(); !ok || reason != retiredLeft {
+		if reason, ok := tc.channel(follower).Retired(); !ok || reason != RetiredLeft {
 			return fmt.Errorf("the left node still hosts the channel (%q, %v)", reason, ok)
 		}
 		return nil
@@ -211,7 +211,7 @@ func TestLeaveNodes(t *testing.T) {
 
 // TestClose: a member asks to close; the final state is settled, the
 // channel closed on chain, every node stops hosting it (calls answer
-// ErrClosed, status still reads the final state), and a restarted node
+// ErrChannelClosed, status still reads the final state), and a restarted node
 // keeps it closed.
 func TestClose(t *testing.T) {
 	tc := newTestClusterUsers(t, 3, 1, nil)
@@ -233,7 +233,7 @@ func TestClose(t *testing.T) {
 	testutil.WaitFor(t, 20*time.Second, func() error {
 		for i, nd := range tc.nodes {
 			c := tc.channel(nd)
-			if reason, ok := c.Retired(); !ok || reason != retiredClosed {
+			if reason, ok := c.Retired(); !ok || reason != RetiredClosed {
 				return fmt.Errorf("node %d still hosts the channel", i)
 			}
 			if h := c.Status().Height; h != final {
@@ -243,8 +243,8 @@ func TestClose(t *testing.T) {
 		return nil
 	})
 	for i, nd := range tc.nodes {
-		if _, err := tc.channel(nd).Submit(ctx, tc.tx(tc.users[0], "late")); !errors.Is(err, ErrClosed) {
-			t.Fatalf("node %d: call after close: %v, want ErrClosed", i, err)
+		if _, err := tc.channel(nd).Submit(ctx, tc.tx(tc.users[0], "late")); !errors.Is(err, ErrChannelClosed) {
+			t.Fatalf("node %d: call after close: %v, want ErrChannelClosed", i, err)
 		}
 	}
 	// The nodes took their stakes out of the closed channel.
@@ -263,14 +263,19 @@ func TestClose(t *testing.T) {
 	tc.stopNode(nd)
 	tc.restartNode(nd)
 	c := tc.channel(nd)
-	if reason, ok := c.Retired(); !ok || reason != retiredClosed {
+	if reason, ok := c.Retired(); !ok || reason != RetiredClosed {
 		t.Fatalf("restarted node hosts the closed channel live (%q)", reason)
 	}
 	if st := c.Status(); st.Height != final {
 		t.Fatalf("restarted node at height %d, want %d", st.Height, final)
 	}
-	if _, err := c.Submit(ctx, tc.tx(tc.users[0], "later")); !errors.Is(err, ErrClosed) {
-		t.Fatalf("call on the restarted node: %v, want ErrClosed", err)
+	if _, err := c.Submit(ctx, tc.tx(tc.users[0], "later")); !errors.Is(err, ErrChannelClosed) {
+		t.Fatalf("call on the restarted node: %v, want ErrChannelClosed", err)
+	}
+	// Started with peers (as `scraft node --peer` does), it opens the
+	// closed channel it left on chain read-only rather than joining again.
+	if jc, err := nd.node.Join(ctx, tc.id, []string{tc.nodes[1].addr}, false); err != nil || jc != c {
+		t.Fatalf("join of the closed channel on the restarted node: %v", err)
 	}
 }
 

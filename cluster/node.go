@@ -189,6 +189,11 @@ func (c *Channel) maybeBootstrap(ctx context.Context) error {
 // nodes) to add it; the request reaches the leader. It returns once the
 // leader has added the node to Raft; the node then catches up.
 func (n *Node) Join(ctx context.Context, id protocol.ChannelID, peers []string, usePool bool) (*Channel, error) {
+	if _, retired := retiredOnDisk(channelDir(n.cfg.DataDir, id)); retired {
+		// This node left the channel, or the channel closed: it serves
+		// its final state read-only and never joins again by itself.
+		return n.Open(ctx, id)
+	}
 	rec, err := n.cfg.Chain.Channel(ctx, id)
 	if err != nil {
 		return nil, fmt.Errorf("join channel %s: %w", id, err)

@@ -249,7 +249,7 @@ func outcomeFromPB(tx *protocol.SignedTx, r *peerpb.TxOutcome) (*fsm.Outcome, er
 var sentinels = []error{
 	ErrNotLeader, ErrNoLeader, ErrBusy, ErrClosed, ErrLeadershipLost, ErrNotMember,
 	ErrUnknownChannel, ErrBadTx, ErrBadSignature, ErrStaleNonce, ErrRefused, ErrUnauthenticated,
-	ErrNotReady,
+	ErrNotReady, ErrChannelClosed,
 }
 
 func toStatus(err error) error {

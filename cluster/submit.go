@@ -54,6 +54,12 @@ func (c *Channel) submit(ctx context.Context, tx *protocol.SignedTx, hops uint32
 	if tx.Tx.Channel != c.id {
 		return nil, fmt.Errorf("%w: tx for channel %s", ErrBadTx, tx.Tx.Channel)
 	}
+	if reason, ok := c.Retired(); ok && reason == RetiredClosed {
+		if out, ok := c.knownOutcome(tx.Hash()); ok {
+			return out, nil
+		}
+		return nil, fmt.Errorf("%w: %s", ErrChannelClosed, c.id)
+	}
 	h := tx.Hash()
 	wait := 5 * time.Millisecond
 	for {
@@ -194,6 +200,8 @@ func (c *Channel) admit(tx *protocol.SignedTx) error {
 			err = ErrNoLeader
 		case !isMember(m, tx.Tx.Sender):
 			err = fmt.Errorf("%w: %s", ErrNotMember, tx.Tx.Sender)
+		case m.Closing() != 0:
+			err = fmt.Errorf("%w: closing since height %d", ErrChannelClosed, m.Closing())
 		case tx.Tx.Nonce <= m.PendingNonce(tx.Tx.Sender):
 			err = fmt.Errorf("%w: %w: nonce %d (last %d)", ErrBadTx, ErrStaleNonce, tx.Tx.Nonce, m.PendingNonce(tx.Tx.Sender))
 		}

@@ -124,9 +124,16 @@ func TestLeaveCloseCLI(t *testing.T) {
 			return nil
 		})
 	}
-	// A call no longer goes through.
-	scraft(false, 3*time.Second, "call", "--node", other.addr, "--key", filepath.Join(other.dir, "node.key"),
-		"--function", "chat::send", "--args", `{"text":"late"}`)
+	// A call no longer goes through: refused at once as channel_closed,
+	// not retried until the deadline.
+	start := time.Now()
+	if out := scraft(false, 30*time.Second, "call", "--node", other.addr, "--key", filepath.Join(other.dir, "node.key"),
+		"--function", "chat::send", "--args", `{"text":"late"}`); !strings.Contains(out, "channel_closed") && !strings.Contains(out, "100020") {
+		t.Fatalf("call after close: %s, want channel_closed", out)
+	}
+	if d := time.Since(start); d > 20*time.Second {
+		t.Fatalf("call after close answered after %s: it was retried", d)
+	}
 
 	// A restarted node keeps the channel closed, with its final state.
 	other.p.kill()

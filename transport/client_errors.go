@@ -30,10 +30,11 @@ const (
 	CodeSlowSubscriber Code = 100013 // the subscriber fell behind and was dropped; resume from Error.ResumeHeight
 	CodeExecution      Code = 100014 // the call failed in the VM (trap, memory or stack limit, bad input, bad module)
 	CodeWrongSender    Code = 100015 // the tx sender is not the stream's bound address
-	CodeClosed         Code = 100016 // the node or channel is shutting down or closed
+	CodeClosed         Code = 100016 // the node is shutting down, or no longer serves the channel (its member left): try another node
 	CodeTimeout        Code = 100017 // the request's deadline passed; a call may still commit
 	CodeInternal       Code = 100018 // an unexpected failure in the node
 	CodeUnsupported    Code = 100019 // the node does not serve this request (yet)
+	CodeChannelClosed  Code = 100020 // the channel is closed (or closing): its state is final, nothing more is ordered
 )
 
 // The client API's errors. A ChannelAPI implementation wraps these
@@ -72,8 +73,12 @@ var (
 	ErrExecution = errors.New("transport: execution failed")
 	// ErrWrongSender means a tx's sender is not the bound address.
 	ErrWrongSender = errors.New("transport: tx sender is not the bound address")
-	// ErrChannelClosed means the node or the channel is shutting down.
-	ErrChannelClosed = errors.New("transport: channel or node closed")
+	// ErrNodeClosed means the node is shutting down or no longer serves
+	// the channel; another node may.
+	ErrNodeClosed = errors.New("transport: node closed or not serving the channel")
+	// ErrChannelClosed means the channel is closed for good (or closing):
+	// no node orders anything more in it.
+	ErrChannelClosed = errors.New("transport: channel closed")
 	// ErrTimeout means the request's deadline passed.
 	ErrTimeout = errors.New("transport: deadline exceeded")
 	// ErrInternal means an unexpected failure in the node.
@@ -104,10 +109,11 @@ var codeTable = []struct {
 	{CodeSlowSubscriber, ErrSlowSubscriber, "slow_subscriber"},
 	{CodeExecution, ErrExecution, "execution_failed"},
 	{CodeWrongSender, ErrWrongSender, "wrong_sender"},
-	{CodeClosed, ErrChannelClosed, "closed"},
+	{CodeClosed, ErrNodeClosed, "closed"},
 	{CodeTimeout, ErrTimeout, "timeout"},
 	{CodeInternal, ErrInternal, "internal"},
 	{CodeUnsupported, ErrUnsupported, "unsupported"},
+	{CodeChannelClosed, ErrChannelClosed, "channel_closed"},
 }
 
 // String returns the code's name, e.g. "no_channel".

@@ -449,8 +449,10 @@ func clientError(err error) error {
 		return fmt.Errorf("%w: %v", transport.ErrBusy, err)
 	case errors.Is(err, cluster.ErrNotLeader), errors.Is(err, cluster.ErrNoLeader), errors.Is(err, cluster.ErrLeadershipLost):
 		return fmt.Errorf("%w: %v", transport.ErrUnavailable, err)
-	case errors.Is(err, cluster.ErrClosed):
+	case errors.Is(err, cluster.ErrChannelClosed):
 		return fmt.Errorf("%w: %v", transport.ErrChannelClosed, err)
+	case errors.Is(err, cluster.ErrClosed):
+		return fmt.Errorf("%w: %v", transport.ErrNodeClosed, err)
 	case errors.Is(err, cluster.ErrNotMember):
 		return fmt.Errorf("%w: %v", transport.ErrNotMember, err)
 	case errors.Is(err, cluster.ErrNotReady):
@@ -479,7 +481,7 @@ func (a *channelAPI) Subscribe(ctx context.Context, id protocol.ChannelID, from 
 		return nil, err
 	}
 	if reason, ok := c.Retired(); ok {
-		return nil, fmt.Errorf("%w: channel %s (%s)", transport.ErrChannelClosed, id, reason)
+		return nil, retiredError(id, reason)
 	}
 	f, err := c.SubscribeFrom(from, subscriptionBuffer)
 	if err != nil {
@@ -611,6 +613,16 @@ func leaveCloseError(err error) error {
 	return clientError(err)
 }
 
+// retiredError is the client API's error for a channel this node stopped
+// hosting: closed for good when the chain closed it, else (its member
+// left) another node may still serve it.
+func retiredError(id protocol.ChannelID, reason string) error {
+	if reason == cluster.RetiredClosed {
+		return fmt.Errorf("%w: channel %s", transport.ErrChannelClosed, id)
+	}
+	return fmt.Errorf("%w: this node left channel %s", transport.ErrNodeClosed, id)
+}
+
 // closingSubscription ends a subscription of a channel that this node
 // stopped hosting (closed on chain, or its member left) with
 // ErrChannelClosed rather than as a slow subscriber, so that the client
@@ -624,7 +636,7 @@ func (s closingSubscription) Next(ctx context.Context) ([]transport.Outcome, err
 	outs, err := s.Subscription.Next(ctx)
 	if errors.Is(err, transport.ErrSlowSubscriber) {
 		if reason, ok := s.c.Retired(); ok {
-			return outs, fmt.Errorf("%w: channel %s (%s)", transport.ErrChannelClosed, s.c.ID(), reason)
+			return outs, retiredError(s.c.ID(), reason)
 		}
 	}
 	return outs, err

@@ -183,7 +183,8 @@ func TestClientError(t *testing.T) {
 		{fmt.Errorf("%w: height 9 above the applied 3", cluster.ErrNotReady), transport.ErrNotReady},
 		{cluster.ErrBusy, transport.ErrBusy},
 		{cluster.ErrLeadershipLost, transport.ErrUnavailable},
-		{cluster.ErrClosed, transport.ErrChannelClosed},
+		{cluster.ErrClosed, transport.ErrNodeClosed},
+		{cluster.ErrChannelClosed, transport.ErrChannelClosed},
 	}
 	for _, tt := range tests {
 		if got := clientError(tt.err); !errors.Is(got, tt.want) {
