@@ -260,7 +260,7 @@ func (c *Client) Leave(ctx context.Context, ch protocol.ChannelID) error {
 // a scraft::close call; from its height the state is final (later calls
 // are refused), the leader settles it and closes the channel on the
 // settlement chain, and every node stops hosting it (calls then answer
-// CodeClosed).
+// CodeChannelClosed, which the SDK does not retry).
 func (c *Client) CloseChannel(ctx context.Context, ch protocol.ChannelID) error {
 	return c.request(ctx, ch, transport.CloseFunction)
 }
