@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/keepalive"
 
 	"github.com/scraft/scraft/protocol"
 	"github.com/scraft/scraft/transport"
@@ -157,6 +158,9 @@ func (c *Client) conn(addr string) (*grpc.ClientConn, error) {
 		// update at both ends.
 		grpc.WithInitialWindowSize(receiveWindow),
 		grpc.WithInitialConnWindowSize(receiveWindow),
+		// A node that hangs keeps its connection open: only a ping that
+		// goes unanswered tells, and the stream then breaks and fails over.
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: c.cfg.KeepaliveTime, Timeout: c.cfg.KeepaliveTimeout}),
 	}
 	conn, err := grpc.NewClient(addr, append(opts, c.cfg.DialOptions...)...)
 	if err != nil {

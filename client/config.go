@@ -21,6 +21,16 @@ type Config struct {
 	RetryDelay    time.Duration
 	MaxRetryDelay time.Duration
 
+	// KeepaliveTime and KeepaliveTimeout find a node that stopped
+	// answering while its connection stays open (a hung process, a
+	// half-open TCP connection): after KeepaliveTime without a byte from
+	// the node the client pings it, and when no answer comes within
+	// KeepaliveTimeout it drops the connection and moves to the next
+	// address, sending the request in flight again. Defaults 10s (gRPC's
+	// least) and 5s.
+	KeepaliveTime    time.Duration
+	KeepaliveTimeout time.Duration
+
 	// SubscriptionBuffer bounds the outcomes a Subscription holds that
 	// Next has not returned yet. When it is full the subscription is ended
 	// on the node and resumed from the last height held once Next has
@@ -46,6 +56,8 @@ func DefaultConfig() Config {
 		DialTimeout:        5 * time.Second,
 		RetryDelay:         25 * time.Millisecond,
 		MaxRetryDelay:      time.Second,
+		KeepaliveTime:      10 * time.Second,
+		KeepaliveTimeout:   5 * time.Second,
 		SubscriptionBuffer: 4096,
 		MaxMessageSize:     64 << 20,
 		Logger:             hclog.NewNullLogger(),
@@ -59,6 +71,10 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("client: DialTimeout (%s) must be positive", c.DialTimeout)
 	case c.RetryDelay <= 0 || c.MaxRetryDelay < c.RetryDelay:
 		return fmt.Errorf("client: RetryDelay (%s) must be positive and not above MaxRetryDelay (%s)", c.RetryDelay, c.MaxRetryDelay)
+	case c.KeepaliveTime < 10*time.Second:
+		return fmt.Errorf("client: KeepaliveTime (%s) must be at least 10s (gRPC pings no more often)", c.KeepaliveTime)
+	case c.KeepaliveTimeout <= 0:
+		return fmt.Errorf("client: KeepaliveTimeout (%s) must be positive", c.KeepaliveTimeout)
 	case c.SubscriptionBuffer < 1:
 		return fmt.Errorf("client: SubscriptionBuffer (%d) must be at least 1", c.SubscriptionBuffer)
 	case c.MaxMessageSize < 64<<10:

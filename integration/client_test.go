@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -340,4 +341,70 @@ func (l *lockedBuffer) String() string { return string(l.Bytes()) }
 func itoa(v uint64) string {
 	b, _ := json.Marshal(v)
 	return string(b)
+}
+
+// TestClientFailsOverFromHungNode stops (SIGSTOP) the node a client is
+// bound to, once a follower and once the leader: its connection stays
+// open, so only the SDK's keepalive finds it, and the call in flight
+// completes through another node, once.
+func TestClientFailsOverFromHungNode(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a chain and three node processes")
+	}
+	pc := newProcCluster(t, 3, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	msg := func(text string) []byte {
+		b, err := pc.abi.EncodeArgs("send", []byte(fmt.Sprintf(`{"text":%q}`, text)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	join, _ := pc.abi.EncodeArgs("join", []byte(`{"nick":"patient"}`))
+	for _, victimIsLeader := range []bool{false, true} {
+		leader := pc.waitLeader(30 * time.Second)
+		victim := pc.others(leader)[0]
+		if victimIsLeader {
+			victim = leader
+		}
+		var addrs []string
+		addrs = append(addrs, victim.addr)
+		for _, nd := range pc.others(victim) {
+			addrs = append(addrs, nd.addr)
+		}
+		cl, err := client.Dial(ctx, pc.users[0], addrs...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fn, args := "chat::send", msg("bound")
+		if !victimIsLeader {
+			fn, args = "chat::join", join
+		}
+		first, err := cl.Call(ctx, pc.id, fn, args)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cl.Node() != victim.addr {
+			t.Fatalf("bound to %s, want %s", cl.Node(), victim.addr)
+		}
+		victim.p.signal(syscall.SIGSTOP)
+		start := time.Now()
+		res, err := cl.Call(ctx, pc.id, "chat::send", msg(fmt.Sprintf("after the stop (leader %v)", victimIsLeader)))
+		took := time.Since(start)
+		victim.p.signal(syscall.SIGCONT)
+		if err != nil {
+			t.Fatalf("call while the bound node hangs: %v", err)
+		}
+		if res.Status != protocol.StatusOK || cl.Node() == victim.addr {
+			t.Fatalf("call: status %s through %s", res.Status, cl.Node())
+		}
+		// Only this client writes: the resent call took one height.
+		if res.Height != first.Height+1 {
+			t.Fatalf("call at height %d after %d", res.Height, first.Height)
+		}
+		t.Logf("node hung (leader %v): the call committed at height %d through %s after %s", victimIsLeader, res.Height, cl.Node(), took.Round(time.Millisecond))
+		cl.Close()
+		pc.waitVoters(3, 60*time.Second)
+	}
 }
