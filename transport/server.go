@@ -34,6 +34,10 @@ var (
 	ErrFaultInjected = errors.New("transport: message dropped by fault injection")
 )
 
+// flowWindow is the fixed HTTP/2 flow-control window of every stream and
+// connection: large enough for a Raft pipeline of full batches.
+const flowWindow = 4 << 20
+
 // Server is a node's single gRPC endpoint. It serves the Raft traffic of
 // every channel the node hosts, routed by channel id to the channel's
 // transport (see Transport), and any further service registered on GRPC()
@@ -90,6 +94,12 @@ func NewServer(ln net.Listener, cfg Config) (*Server, error) {
 			MinTime:             cfg.KeepaliveMinTime,
 			PermitWithoutStream: true,
 		}),
+		// Fixed flow-control windows: gRPC's default grows them by BDP
+		// estimation, which answers the first message after a quiet spell
+		// with a window update and a ping (and the peer with a ping ack),
+		// a few system calls more per client call or Raft round.
+		grpc.InitialWindowSize(flowWindow),
+		grpc.InitialConnWindowSize(flowWindow),
 	}
 	s.grpc = grpc.NewServer(append(opts, cfg.ServerOptions...)...)
 	raftpb.RegisterRaftServer(s.grpc, &raftService{srv: s})
@@ -197,6 +207,8 @@ func (s *Server) Conn(addr string) (*grpc.ClientConn, error) {
 			grpc.MaxCallRecvMsgSize(s.cfg.MaxMessageSize),
 			grpc.MaxCallSendMsgSize(s.cfg.MaxMessageSize),
 		),
+		grpc.WithInitialWindowSize(flowWindow),
+		grpc.WithInitialConnWindowSize(flowWindow),
 	}
 	if s.cfg.Faults != nil {
 		opts = append(opts, s.cfg.Faults.dialOptions(s.addr)...)
