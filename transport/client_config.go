@@ -30,11 +30,13 @@ type ClientConfig struct {
 	// Default 16.
 	MaxSubscriptions int
 
-	// SendQueue bounds the messages queued for sending on one stream. When
+	// SendQueue bounds the answers queued for sending on one stream. When
 	// it is full, answers wait and the stream stops reading requests (gRPC
-	// flow control then slows the client); a subscription that cannot queue
-	// waits, and its own bounded buffer in the ChannelAPI drops it when it
-	// falls too far behind. Default 256 messages.
+	// flow control then slows the client). Subscriptions do not use it:
+	// each hands the stream's sender one message at a time, and what comes
+	// meanwhile waits in its own bounded buffer in the ChannelAPI (which
+	// drops it when it falls too far behind) and goes out together in the
+	// next message. Default 256 messages.
 	SendQueue int
 
 	// MaxTxBytes bounds the canonical encoding of one call's signed tx.
