@@ -25,9 +25,9 @@ func closeCmd() *cobra.Command {
 		Long: `Close the channel at the request of the member of --key. The command signs
 a scraft::close call; from its height the channel's state is final (later
 calls are refused), the leader settles it and closes the channel on the
-settlement chain, and every node stops hosting it: calls answer "closed",
-subscriptions end, status still reads the final state. Prints "closed" once
-the channel is closed on chain.
+settlement chain, and every node stops hosting it: calls answer
+"channel_closed", subscriptions end, status still reads the final state.
+Prints "closed" once the channel is closed on chain.
 
 Nodes take their own stakes out of a closed channel. With --chain the
 command does the same for --key (a member without a node).`,
