@@ -11,7 +11,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -19,6 +18,7 @@ import (
 	"google.golang.org/grpc/stats"
 
 	"github.com/scraft/scraft/client"
+	"github.com/scraft/scraft/internal/testutil"
 	"github.com/scraft/scraft/protocol"
 	"github.com/scraft/scraft/transport"
 )
@@ -52,7 +52,7 @@ func BenchmarkCall256(b *testing.B) {
 	}
 	args := chatArgs(b, "send", `{"text":"hello, channel"}`)
 	b.ResetTimer()
-	start, cpu0 := time.Now(), cpuTime()
+	start, cpu0 := time.Now(), testutil.CPUTime()
 	var wg sync.WaitGroup
 	errs := make(chan error, clients)
 	for i, c := range cs {
@@ -79,17 +79,7 @@ func BenchmarkCall256(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "tx/s")
-	b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/tx")
-}
-
-// cpuTime is the process's CPU time so far, user and system: on a shared
-// machine it is steadier than wall time.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	b.ReportMetric(float64((testutil.CPUTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/tx")
 }
 
 // BenchmarkFanout1000 measures the delay from commit (the leader loop has
@@ -184,7 +174,7 @@ func benchFanout(b *testing.B, subscribers, rate int) {
 	var wg sync.WaitGroup
 	heap := watchHeap()
 	b.ResetTimer()
-	start, cpu0, msgs0, sys0 := time.Now(), cpuTime(), msgs.n.Load(), ioSyscalls()
+	start, cpu0, msgs0, sys0 := time.Now(), testutil.CPUTime(), msgs.n.Load(), ioSyscalls()
 	for i, s := range subs {
 		wg.Add(1)
 		go func() {
@@ -243,7 +233,7 @@ func benchFanout(b *testing.B, subscribers, rate int) {
 	commitRate := float64(b.N) / time.Since(start).Seconds()
 	wg.Wait()
 	b.StopTimer()
-	cpu, received, sys := cpuTime()-cpu0, msgs.n.Load()-msgs0, ioSyscalls()-sys0
+	cpu, received, sys := testutil.CPUTime()-cpu0, msgs.n.Load()-msgs0, ioSyscalls()-sys0
 	peak := heap()
 	var all []time.Duration
 	for _, d := range delays {

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/scraft/scraft/internal/testutil"
 	"github.com/scraft/scraft/protocol"
 )
 
@@ -52,7 +53,7 @@ func BenchmarkApply(b *testing.B) {
 	b.Run("verify", func(b *testing.B) {
 		entries := benchEntries(keys, 0)
 		b.ResetTimer()
-		start, cpu := time.Now(), cpuTime()
+		start, cpu := time.Now(), testutil.CPUTime()
 		for range b.N {
 			for _, err := range verifyCalls(entries) {
 				if err != nil {
@@ -61,7 +62,7 @@ func BenchmarkApply(b *testing.B) {
 			}
 		}
 		perTx(b, time.Since(start))
-		cpuPerTx(b, cpuTime()-cpu)
+		cpuPerTx(b, testutil.CPUTime()-cpu)
 	})
 
 	b.Run("execute", func(b *testing.B) {
@@ -69,7 +70,7 @@ func BenchmarkApply(b *testing.B) {
 		entries := benchEntries(keys, 0)
 		b.ReportAllocs()
 		b.ResetTimer()
-		start, cpu := time.Now(), cpuTime()
+		start, cpu := time.Now(), testutil.CPUTime()
 		for range b.N {
 			v := &view{base: m.st, top: newLayer(m.st.meta)}
 			outs, _ := m.run(v, entries, 1, 1, nil)
@@ -78,7 +79,7 @@ func BenchmarkApply(b *testing.B) {
 			}
 		}
 		perTx(b, time.Since(start))
-		cpuPerTx(b, cpuTime()-cpu)
+		cpuPerTx(b, testutil.CPUTime()-cpu)
 	})
 
 	b.Run("full", func(b *testing.B) {
@@ -93,10 +94,10 @@ func BenchmarkApply(b *testing.B) {
 			mustApply(b, leader, batch)
 			batch = roundTrip(b, batch)
 			b.StartTimer()
-			start, cpu := time.Now(), cpuTime()
+			start, cpu := time.Now(), testutil.CPUTime()
 			a, err := follower.Apply(batch, nil)
 			spent += time.Since(start)
-			spentCPU += cpuTime() - cpu
+			spentCPU += testutil.CPUTime() - cpu
 			if err != nil || a.Faults != 0 {
 				b.Fatalf("apply: %v, %d faults", err, a.Faults)
 			}
@@ -117,7 +118,7 @@ func BenchmarkProposeApply(b *testing.B) {
 		b.StopTimer()
 		entries := benchEntries(keys, i)
 		b.StartTimer()
-		start, cpu := time.Now(), cpuTime()
+		start, cpu := time.Now(), testutil.CPUTime()
 		batch, _, err := m.Propose(entries, 1, keys[0], uint64(i))
 		if err != nil {
 			b.Fatal(err)
@@ -126,7 +127,7 @@ func BenchmarkProposeApply(b *testing.B) {
 		a, err := m.Apply(batch, nil)
 		spentApply += time.Since(mid)
 		spentPropose += mid.Sub(start)
-		spentCPU += cpuTime() - cpu
+		spentCPU += testutil.CPUTime() - cpu
 		if err != nil || !a.Reused {
 			b.Fatalf("apply: %v, reused %v", err, a != nil && a.Reused)
 		}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/scraft/scraft/contracts"
+	"github.com/scraft/scraft/internal/testutil"
 	"github.com/scraft/scraft/protocol"
 	"github.com/scraft/scraft/vm"
 )
@@ -110,18 +111,18 @@ func BenchmarkApplyChat(b *testing.B) {
 		mustApply(b, leader, batch)
 		batch = roundTrip(b, batch)
 		// Execution alone, on a throwaway layer.
-		cpu := cpuTime()
+		cpu := testutil.CPUTime()
 		v := &view{base: follower.st, top: newLayer(follower.st.meta)}
 		outs, _ := follower.run(v, batch.Entries, batch.FirstHeight, batch.TimestampMs, nil)
-		spentExec += cpuTime() - cpu
+		spentExec += testutil.CPUTime() - cpu
 		if outs[0].Result.Status != protocol.StatusOK {
 			b.Fatal(outs[0].Message)
 		}
 		b.StartTimer()
-		start, cpu := time.Now(), cpuTime()
+		start, cpu := time.Now(), testutil.CPUTime()
 		a, err := follower.Apply(batch, nil)
 		spent += time.Since(start)
-		spentCPU += cpuTime() - cpu
+		spentCPU += testutil.CPUTime() - cpu
 		if err != nil || a.Faults != 0 {
 			b.Fatalf("apply: %v", err)
 		}

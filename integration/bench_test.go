@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -11,7 +10,6 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -50,12 +48,12 @@ func BenchmarkCommit(b *testing.B) {
 			testutil.Eventually(b, 60*time.Second, "warm-up", func() bool { return l.count() >= 2*clients })
 			from := l.count()
 			cpu0 := pc.nodesCPU()
-			self0 := selfCPU()
+			self0 := testutil.CPUTime()
 			start := time.Now()
 			profiles := pc.profile(b, benchSeconds())
 			<-time.After(benchSeconds()) // the measurement window
 			cpu := pc.nodesCPU() - cpu0
-			self := selfCPU() - self0
+			self := testutil.CPUTime() - self0
 			acks := l.end()
 			elapsed := time.Since(start)
 			profiles()
@@ -132,36 +130,10 @@ func BenchmarkFailover(b *testing.B) {
 func (pc *procCluster) nodesCPU() time.Duration {
 	var sum time.Duration
 	for _, nd := range pc.nodes {
-		sum += procCPU(nd.p.cmd.Process.Pid)
+		sum += testutil.ProcessCPU(nd.p.cmd.Process.Pid)
 	}
 	return sum
 }
-
-// procCPU reads a process's user and system time from /proc (zero where
-// there is no /proc).
-func procCPU(pid int) time.Duration {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	// The command name (field 2) may hold spaces: count from its ')'.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 13 {
-		return 0
-	}
-	ut, _ := strconv.ParseInt(f[11], 10, 64) // field 14: utime
-	st, _ := strconv.ParseInt(f[12], 10, 64) // field 15: stime
-	return time.Duration(ut+st) * time.Second / clockTicks
-}
-
-// clockTicks is USER_HZ, which Linux fixes at 100 for /proc.
-const clockTicks = 100
-
-func selfCPU() time.Duration { return procCPU(os.Getpid()) }
 
 // profile starts a CPU profile of each node for d when SCRAFT_BENCH_PROFILE
 // names a directory; the returned func waits for them and writes
@@ -247,13 +219,13 @@ func txCost(b *testing.B) (verify, exec time.Duration) {
 		}
 	}
 	const n = 20000
-	cpu := selfCPU()
+	cpu := testutil.CPUTime()
 	for i := range n {
 		if r := call("send", fmt.Sprintf(`{"text":"message %d from user 1"}`, i)); r.Status != protocol.StatusOK {
 			b.Fatalf("chat::send: %s %s", r.Status, r.Message)
 		}
 	}
-	exec = (selfCPU() - cpu) / n
+	exec = (testutil.CPUTime() - cpu) / n
 
 	txs := make([]*protocol.SignedTx, 256)
 	for i := range txs {
@@ -261,7 +233,7 @@ func txCost(b *testing.B) (verify, exec time.Duration) {
 		txs[i] = protocol.SignTx(k, protocol.Tx{Channel: protocol.ChannelID{1}, Nonce: uint64(i + 1), Function: "chat::send", Args: args})
 	}
 	const rounds = 32
-	cpu = selfCPU()
+	cpu = testutil.CPUTime()
 	for range rounds {
 		for _, err := range protocol.VerifyTxs(txs) {
 			if err != nil {
@@ -269,6 +241,6 @@ func txCost(b *testing.B) (verify, exec time.Duration) {
 			}
 		}
 	}
-	verify = (selfCPU() - cpu) / (rounds * time.Duration(len(txs)))
+	verify = (testutil.CPUTime() - cpu) / (rounds * time.Duration(len(txs)))
 	return verify, exec
 }

@@ -10,13 +10,14 @@ import (
 	"github.com/tetratelabs/wazero/api"
 
 	"github.com/scraft/scraft/contracts"
+	"github.com/scraft/scraft/internal/testutil"
 	"github.com/scraft/scraft/protocol"
 )
 
 // cpuPerOp reports the CPU time (all threads) per iteration since start: on
 // a shared machine it says more about cost than wall time.
 func cpuPerOp(b *testing.B, start time.Duration) {
-	b.ReportMetric(float64((cpuTime()-start).Nanoseconds())/float64(b.N), "cpu-ns/op")
+	b.ReportMetric(float64((testutil.CPUTime()-start).Nanoseconds())/float64(b.N), "cpu-ns/op")
 }
 
 // BenchmarkCallEcho is the fixed cost of a call: pool, restore, host calls,
@@ -26,7 +27,7 @@ func BenchmarkCallEcho(b *testing.B) {
 	m := deployTestdata(b, e, "abi")
 	c := Call{Function: "echo", Args: []byte("hello"), Gas: testGas}
 	b.ReportAllocs()
-	cpu := cpuTime()
+	cpu := testutil.CPUTime()
 	for b.Loop() {
 		if r := m.Call(context.Background(), nil, c); r.Status != protocol.StatusOK {
 			b.Fatal(r.Message)
@@ -47,7 +48,7 @@ func BenchmarkChatSend(b *testing.B) {
 		Height: 10, TimestampMs: 1000, Gas: 10_000_000}
 	store := mapStore(ch.state)
 	b.ReportAllocs()
-	cpu := cpuTime()
+	cpu := testutil.CPUTime()
 	for b.Loop() {
 		if r := ch.m.Call(context.Background(), store, c); r.Status != protocol.StatusOK || r.ChangeSet.Len() == 0 {
 			b.Fatal(r.Message)
@@ -95,7 +96,7 @@ func BenchmarkRestore(b *testing.B) {
 			}
 			defer in.close()
 			b.ReportAllocs()
-			cpu := cpuTime()
+			cpu := testutil.CPUTime()
 			for b.Loop() {
 				in.restore()
 			}
@@ -125,7 +126,7 @@ func BenchmarkLoadFromWarmCache(b *testing.B) {
 				b.Fatal(err)
 			}
 			warm.Close(ctx)
-			cpu := cpuTime()
+			cpu := testutil.CPUTime()
 			for b.Loop() {
 				e, err := NewEngine(ctx, cfg)
 				if err != nil {
@@ -148,7 +149,7 @@ func BenchmarkDeployCold(b *testing.B) {
 		b.Fatal(err)
 	}
 	ctx := context.Background()
-	cpu := cpuTime()
+	cpu := testutil.CPUTime()
 	for b.Loop() {
 		e, err := NewEngine(ctx, Config{})
 		if err != nil {
@@ -175,7 +176,7 @@ func BenchmarkGasOverhead(b *testing.B) {
 		if r.Status != protocol.StatusOK {
 			b.Fatal(r.Message)
 		}
-		cpu := cpuTime()
+		cpu := testutil.CPUTime()
 		for b.Loop() {
 			m.Call(context.Background(), nil, c)
 		}
@@ -201,7 +202,7 @@ func BenchmarkGasOverhead(b *testing.B) {
 		}
 		fn := mod.ExportedFunction("spin")
 		stack := []uint64{4}
-		cpu := cpuTime()
+		cpu := testutil.CPUTime()
 		for b.Loop() {
 			mod.Memory().WriteUint32Le(inputBase, n)
 			if err := fn.CallWithStack(ctx, stack); err != nil {
@@ -233,7 +234,7 @@ func BenchmarkMovecraftTick(b *testing.B) {
 				b.Fatal(r.Message)
 			}
 			b.ReportAllocs()
-			cpu := cpuTime()
+			cpu := testutil.CPUTime()
 			for b.Loop() {
 				ch.m.Call(context.Background(), store, c)
 			}
@@ -253,7 +254,7 @@ func BenchmarkCallFailure(b *testing.B) {
 			m := deployTestdata(b, e, "abi")
 			c := Call{Function: fn, Gas: testGas}
 			b.ReportAllocs()
-			cpu := cpuTime()
+			cpu := testutil.CPUTime()
 			for b.Loop() {
 				if r := m.Call(context.Background(), nil, c); r.Status == protocol.StatusOK {
 					b.Fatal("call succeeded")

@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -138,10 +137,10 @@ func BenchmarkStreamVsNode(b *testing.B) {
 		}
 		<-time.After(d / 4) // warm-up
 		counting.Store(true)
-		start, cpu := time.Now(), cpuTime()
+		start, cpu := time.Now(), testutil.CPUTime()
 		<-time.After(d)
 		counting.Store(false)
-		elapsed, used := time.Since(start), cpuTime()-cpu
+		elapsed, used := time.Since(start), testutil.CPUTime()-cpu
 		rate := float64(n.Load()) / elapsed.Seconds()
 		stopping.Store(true)
 		wg.Wait()
@@ -206,13 +205,4 @@ func BenchmarkStreamVsNode(b *testing.B) {
 	b.ReportMetric(nodeRate, "node-tx/s")
 	b.ReportMetric(streamRate, "stream-tx/s")
 	b.ReportMetric(streamRate/nodeRate, "stream/node")
-}
-
-// cpuTime is the CPU time (user + system) this process has used.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

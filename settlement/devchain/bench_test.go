@@ -4,13 +4,11 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"strconv"
-	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/scraft/scraft/internal/testutil"
 	"github.com/scraft/scraft/protocol"
 	"github.com/scraft/scraft/settlement/chaintest"
 	"github.com/scraft/scraft/settlement/contract"
@@ -109,12 +107,6 @@ func presign(keys []*protocol.Key, id protocol.ChannelID, rounds, proposals int,
 	return out
 }
 
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 // blockTicker makes a block every interval until stopped.
 func blockTicker(b *testing.B, c *Chain, interval time.Duration) (stop func()) {
 	done := make(chan struct{})
@@ -166,7 +158,7 @@ func BenchmarkChainThroughput(b *testing.B) {
 			stop := blockTicker(b, c, 200*time.Millisecond)
 			defer stop()
 			b.ResetTimer()
-			start, cpu0 := time.Now(), cpuTime()
+			start, cpu0 := time.Now(), testutil.CPUTime()
 			var wg sync.WaitGroup
 			for i := range keys {
 				for lane := range inflight {
@@ -183,7 +175,7 @@ func BenchmarkChainThroughput(b *testing.B) {
 				}
 			}
 			wg.Wait()
-			elapsed, cpu := time.Since(start), cpuTime()-cpu0
+			elapsed, cpu := time.Since(start), testutil.CPUTime()-cpu0
 			b.StopTimer()
 			n := float64(members * rounds)
 			b.ReportMetric(n/elapsed.Seconds(), "tx/s")
@@ -243,7 +235,7 @@ func BenchmarkChainProcess(b *testing.B) {
 	txs := presign(keys, id, rounds, proposals, true)
 
 	b.ResetTimer()
-	start, cpu0, chain0 := time.Now(), cpuTime(), procCPU(b, cmd.Process.Pid)
+	start, cpu0, chain0 := time.Now(), testutil.CPUTime(), testutil.ProcessCPU(cmd.Process.Pid)
 	var wg sync.WaitGroup
 	for i := range keys {
 		wg.Add(1)
@@ -258,27 +250,12 @@ func BenchmarkChainProcess(b *testing.B) {
 		}()
 	}
 	wg.Wait()
-	elapsed, cpu, chainCPU := time.Since(start), cpuTime()-cpu0, procCPU(b, cmd.Process.Pid)-chain0
+	elapsed, cpu, chainCPU := time.Since(start), testutil.CPUTime()-cpu0, testutil.ProcessCPU(cmd.Process.Pid)-chain0
 	b.StopTimer()
 	n := float64(members * rounds)
 	b.ReportMetric(n/elapsed.Seconds(), "tx/s")
 	b.ReportMetric(float64(chainCPU.Microseconds())/n, "chain-cpu-µs/tx")
 	b.ReportMetric(float64(cpu.Microseconds())/n, "sender-cpu-µs/tx")
-}
-
-// procCPU returns the user + system CPU time of process pid (Linux).
-func procCPU(b *testing.B, pid int) time.Duration {
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		b.Fatal(err)
-	}
-	// Fields after the command name in parentheses; utime and stime are the
-	// 14th and 15th fields, in clock ticks (100 per second on Linux).
-	rest := string(raw[strings.LastIndexByte(string(raw), ')')+2:])
-	f := strings.Fields(rest)
-	ut, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(ut+st) * 10 * time.Millisecond
 }
 
 // BenchmarkHeartbeats1000: 1,000 members send one pre-signed heartbeat
@@ -297,7 +274,7 @@ func BenchmarkHeartbeats1000(b *testing.B) {
 	var cpu time.Duration
 	for r := range rounds {
 		var wg sync.WaitGroup
-		cpu0 = cpuTime()
+		cpu0 = testutil.CPUTime()
 		for i := range keys {
 			wg.Add(1)
 			go func() {
@@ -308,7 +285,7 @@ func BenchmarkHeartbeats1000(b *testing.B) {
 			}()
 		}
 		wg.Wait()
-		cpu += cpuTime() - cpu0
+		cpu += testutil.CPUTime() - cpu0
 	}
 	b.StopTimer()
 	perTx := float64(cpu.Microseconds()) / float64(members*rounds)

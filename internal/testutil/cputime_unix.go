@@ -1,15 +1,15 @@
 //go:build unix
 
-package fsm
+package testutil
 
 import (
 	"syscall"
 	"time"
 )
 
-// cpuTime returns the CPU time the process has used (user + system, all
-// threads). On a shared machine it says more about cost than wall time.
-func cpuTime() time.Duration {
+// CPUTime returns the CPU time this process has used, user and system, all
+// threads. On a shared machine it says more about cost than wall time.
+func CPUTime() time.Duration {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		return 0
