@@ -32,7 +32,9 @@ func benchSeconds() time.Duration {
 // BenchmarkCommit: a 3-node chat channel in three processes and a chain
 // process; each client is a member that sends signed chat messages one
 // after the other through the client API. Reports committed tx/s and the
-// p50/p99 commit latency seen by clients.
+// p50/p99 commit latency seen by clients. SCRAFT_BENCH_RATE=N paces the
+// clients to N calls per second together, to read the latency at a given
+// load.
 func BenchmarkCommit(b *testing.B) {
 	verify, exec := txCost(b)
 	// The CPU-bound limit: every member verifies and executes every tx,
@@ -40,10 +42,11 @@ func BenchmarkCommit(b *testing.B) {
 	limit := float64(runtime.NumCPU()) / (3 * (verify + exec).Seconds())
 	b.Logf("per tx and member: verification %s, execution %s: CPU-bound limit %.0f tx/s on %d cores",
 		verify, exec, limit, runtime.NumCPU())
+	rate, _ := strconv.Atoi(os.Getenv("SCRAFT_BENCH_RATE"))
 	for _, clients := range []int{64, 256} {
 		b.Run("clients="+strconv.Itoa(clients), func(b *testing.B) {
 			pc := newProcCluster(b, 3, clients)
-			l := pc.startLoad(pc.users)
+			l := pc.startPacedLoad(pc.users, rate)
 			// Warm up: every client has joined the chat.
 			testutil.Eventually(b, 60*time.Second, "warm-up", func() bool { return l.count() >= 2*clients })
 			from := l.count()

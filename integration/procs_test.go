@@ -358,10 +358,22 @@ type load struct {
 	errs int
 	stop chan struct{}
 	wg   sync.WaitGroup
+	// interval, when set, is the time between the starts of one client's
+	// calls: the clients together send at len(users) / interval.
+	interval time.Duration
 }
 
 func (pc *procCluster) startLoad(users []*protocol.Key) *load {
+	return pc.startPacedLoad(users, 0)
+}
+
+// startPacedLoad is startLoad with the clients together sending at most
+// rate calls per second (0: as fast as they commit).
+func (pc *procCluster) startPacedLoad(users []*protocol.Key, rate int) *load {
 	l := &load{stop: make(chan struct{})}
+	if rate > 0 {
+		l.interval = time.Duration(len(users)) * time.Second / time.Duration(rate)
+	}
 	var addrs []string
 	for _, nd := range pc.nodes {
 		addrs = append(addrs, nd.addr)
@@ -383,11 +395,26 @@ func (pc *procCluster) startLoad(users []*protocol.Key) *load {
 				return
 			}
 			defer func() { cl.Close() }()
+			// next is when this client's next call is due (paced load):
+			// spread over one interval so that the clients do not send in
+			// step.
+			next := time.Now().Add(time.Duration(i) * l.interval / time.Duration(max(len(users), 1)))
 			call := func(fn, args string) {
 				b, err := pc.abi.EncodeArgs(fn, []byte(args))
 				if err != nil {
 					pc.t.Errorf("encode %s: %v", fn, err)
 					return
+				}
+				if l.interval > 0 {
+					select {
+					case <-time.After(time.Until(next)):
+					case <-ctx.Done():
+						return
+					}
+					next = next.Add(l.interval)
+					if now := time.Now(); next.Before(now) {
+						next = now // behind: do not burst to catch up
+					}
 				}
 				for ctx.Err() == nil {
 					cctx, ccancel := context.WithTimeout(ctx, 3*time.Second)
