@@ -58,7 +58,7 @@ func nodeCmd() *cobra.Command {
 		channels, peers                                              []string
 		logJSON, usePool                                             bool
 		batchTxs                                                     int
-		batchDelay, heartbeat, election, lease                       time.Duration
+		batchDelay, heartbeat, election, lease, commitTimeout        time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "node --data DIR --listen ADDR --chain ADDR --key FILE",
@@ -91,6 +91,7 @@ SIGINT or SIGTERM stops the node cleanly.`,
 				Tune: func(c *cluster.Config) {
 					c.BatchMaxTxs, c.BatchMaxDelay = batchTxs, batchDelay
 					c.HeartbeatTimeout, c.ElectionTimeout, c.LeaderLeaseTimeout = heartbeat, election, lease
+					c.CommitTimeout = commitTimeout
 				},
 			}
 			for _, s := range channels {
@@ -129,6 +130,7 @@ SIGINT or SIGTERM stops the node cleanly.`,
 	f.DurationVar(&heartbeat, "raft-heartbeat-timeout", d.HeartbeatTimeout, "Raft heartbeat timeout")
 	f.DurationVar(&election, "raft-election-timeout", d.ElectionTimeout, "Raft election timeout")
 	f.DurationVar(&lease, "raft-leader-lease-timeout", d.LeaderLeaseTimeout, "Raft leader lease timeout")
+	f.DurationVar(&commitTimeout, "raft-commit-timeout", d.CommitTimeout, "how long an idle Raft leader waits before telling followers the commit index")
 	cmd.MarkFlagRequired("data")
 	cmd.MarkFlagRequired("key")
 	return cmd
