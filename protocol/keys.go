@@ -14,7 +14,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/hdevalence/ed25519consensus"
+	voi "github.com/oasisprotocol/curve25519-voi/primitives/ed25519"
 )
 
 // AddressLen is the byte length of an Address or ChannelID.
@@ -158,15 +158,20 @@ func (k *Key) Sign(domain string, msg []byte) []byte {
 	return ed25519.Sign(k.priv, domainMessage(domain, msg))
 }
 
-// Verify checks sig over msg under domain with the ZIP-215 rules of
-// ed25519consensus. Single and batch verification use the same rules, so
-// every member reaches the same verdict on every signature whichever path it
-// took: a member that disagreed would diverge from the others.
+// zip215 selects the ZIP-215 verification rules (cofactored equation,
+// non-canonical point encodings accepted, S must be canonical): the rules
+// of ed25519consensus, which TestZIP215Agreement checks this against.
+var zip215 = &voi.Options{Verify: voi.VerifyOptionsZIP_215}
+
+// Verify checks sig over msg under domain with the ZIP-215 rules. Single
+// and batch verification use the same rules, so every member reaches the
+// same verdict on every signature whichever path it took: a member that
+// disagreed would diverge from the others.
 func Verify(pub ed25519.PublicKey, domain string, msg, sig []byte) bool {
 	if len(pub) != ed25519.PublicKeySize || len(sig) != ed25519.SignatureSize {
 		return false
 	}
-	return ed25519consensus.Verify(pub, domainMessage(domain, msg), sig)
+	return voi.VerifyWithOptions(voi.PublicKey(pub), domainMessage(domain, msg), sig, zip215)
 }
 
 func domainMessage(domain string, msg []byte) []byte {
@@ -198,24 +203,14 @@ func VerifyBatch(items []SigItem) []bool {
 		ok[0] = Verify(it.PublicKey, it.Domain, it.Message, it.Signature)
 		return ok
 	}
-	bv := ed25519consensus.NewBatchVerifier()
-	wellFormed := true
+	// A malformed key or signature can never be valid; the verifier marks
+	// it so and checks the others (one by one when any is bad).
+	bv := voi.NewBatchVerifierWithCapacity(len(items))
 	for _, it := range items {
-		if len(it.PublicKey) != ed25519.PublicKeySize || len(it.Signature) != ed25519.SignatureSize {
-			wellFormed = false
-			break
-		}
-		bv.Add(it.PublicKey, domainMessage(it.Domain, it.Message), it.Signature)
+		bv.AddWithOptions(voi.PublicKey(it.PublicKey), domainMessage(it.Domain, it.Message), it.Signature, zip215)
 	}
-	if wellFormed && bv.Verify() {
-		for i := range ok {
-			ok[i] = true
-		}
-		return ok
-	}
-	for i, it := range items {
-		ok[i] = Verify(it.PublicKey, it.Domain, it.Message, it.Signature)
-	}
+	_, valid := bv.Verify(nil)
+	copy(ok, valid)
 	return ok
 }
 
