@@ -317,7 +317,8 @@ func (p *peerClient) client(addr string) (peerpb.PeerClient, error) {
 }
 
 // forwardTxs sends txs (raw: their encodings) to the leader at addr in one
-// request and returns one outcome or error per tx. An error of the request itself is every tx's.
+// request and returns one outcome or error per tx. An error of the request
+// itself is every tx's.
 func (p *peerClient) forwardTxs(ctx context.Context, addr string, id protocol.ChannelID, txs []*protocol.SignedTx, raw [][]byte, hops uint32) ([]*fsm.Outcome, []error) {
 	outs := make([]*fsm.Outcome, len(txs))
 	errs := make([]error, len(txs))
