@@ -62,6 +62,8 @@ type Channel struct {
 	}
 	// fwd forwards txs to the leader while this node follows.
 	fwd *forwarder
+	// retired is the end of this node's hosting of the channel (leave.go).
+	retired retirement
 
 	subs struct {
 		sync.Mutex
@@ -140,6 +142,7 @@ func openChannel(n *Node, id protocol.ChannelID) (_ *Channel, err error) {
 		metrics:  n.metrics.forChannel(id),
 	}
 	c.inflight.m = make(map[protocol.Hash]*submission)
+	c.retired.done = make(chan struct{})
 	c.subs.m = make(map[int]chan Applied)
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.fwd = newForwarder(c)

@@ -76,17 +76,12 @@ type retirement struct {
 	done   chan struct{} // closed once the channel is closed here
 }
 
-func (c *Channel) retirement() *retirement {
-	r, _ := c.node.retired.LoadOrStore(c.id, &retirement{done: make(chan struct{})})
-	return r.(*retirement)
-}
-
 // Retired reports whether this node no longer hosts the channel live, and
 // why: "closed" (closed on chain) or "left" (this node's member left it).
 // A retired channel answers Status from its final state; calls get
 // ErrClosed.
 func (c *Channel) Retired() (reason string, ok bool) {
-	r := c.retirement()
+	r := &c.retired
 	select {
 	case <-r.done:
 		return r.reason, true
@@ -103,7 +98,7 @@ func (c *Channel) Retired() (reason string, ok bool) {
 // goroutine: the caller may be one of the channel's loops, which Close
 // waits for.
 func (c *Channel) retire(reason string) {
-	r := c.retirement()
+	r := &c.retired
 	r.once.Do(func() {
 		r.reason = reason
 		go c.finishRetire(r)
@@ -166,7 +161,7 @@ func retiredOnDisk(dir string) (string, bool) {
 // state is the final snapshot Raft restored; Raft and the stores are
 // closed and no loop runs.
 func (c *Channel) openRetired(reason string) {
-	r := c.retirement()
+	r := &c.retired
 	r.once.Do(func() {
 		r.reason = reason
 		c.Close()

@@ -25,9 +25,6 @@ type Node struct {
 	peers   *peerClient
 	metrics *metrics
 
-	// retired holds each channel's *retirement (leave.go).
-	retired sync.Map
-
 	closeOnce sync.Once
 	mu        struct {
 		sync.Mutex
