@@ -444,17 +444,6 @@ func (tc *testCluster) load(stop <-chan struct{}, users []*protocol.Key, pick fu
 	return acked
 }
 
-// running returns the nodes that are up.
-func (tc *testCluster) running() []*testNode {
-	var out []*testNode
-	for _, nd := range tc.nodes {
-		if nd.node != nil {
-			out = append(out, nd)
-		}
-	}
-	return out
-}
-
 // waitOtherLeader waits for a leader other than old.
 func (tc *testCluster) waitOtherLeader(old *testNode, timeout time.Duration) *testNode {
 	var l *testNode

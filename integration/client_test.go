@@ -338,11 +338,6 @@ func (l *lockedBuffer) Bytes() []byte {
 
 func (l *lockedBuffer) String() string { return string(l.Bytes()) }
 
-func itoa(v uint64) string {
-	b, _ := json.Marshal(v)
-	return string(b)
-}
-
 // TestClientFailsOverFromHungNode stops (SIGSTOP) the node a client is
 // bound to, once a follower and once the leader: its connection stays
 // open, so only the SDK's keepalive finds it, and the call in flight

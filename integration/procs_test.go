@@ -469,18 +469,6 @@ func (l *load) count() int {
 	return len(l.acks)
 }
 
-func (l *load) lastAck() time.Time {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var t time.Time
-	for _, a := range l.acks {
-		if a.at.After(t) {
-			t = a.at
-		}
-	}
-	return t
-}
-
 // checkAcked waits until every running node has every acknowledged tx with
 // the acknowledged digest.
 func (pc *procCluster) checkAcked(acks []acked, nodes []*procNode, timeout time.Duration) {

@@ -5,8 +5,6 @@ package meter
 
 func u32(v uint32) []byte { return appendU32(nil, v) }
 
-func s64(v int64) []byte { return appendS64(nil, v) }
-
 func cat(parts ...[]byte) []byte {
 	var b []byte
 	for _, p := range parts {

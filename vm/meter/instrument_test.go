@@ -8,8 +8,6 @@ import (
 	"sort"
 	"strings"
 	"testing"
-
-	"github.com/tetratelabs/wazero"
 )
 
 const plenty = int64(1) << 40
@@ -239,16 +237,6 @@ func TestTruncatedInputNeverPanics(t *testing.T) {
 				t.Fatalf("%s[:%d]: %v", name, i, err)
 			}
 		}
-	}
-}
-
-// compile checks that wazero accepts the instrumented module.
-func compile(t testing.TB, e engine, wasm []byte) {
-	t.Helper()
-	r := wazero.NewRuntimeWithConfig(context.Background(), e.cfg().WithCoreFeatures(features))
-	defer r.Close(context.Background())
-	if _, err := r.CompileModule(context.Background(), wasm); err != nil {
-		t.Fatal(err)
 	}
 }
 
