@@ -1,6 +1,9 @@
 package protocol
 
-import "testing"
+import (
+	"fmt"
+	"testing"
+)
 
 func BenchmarkDiffTouched(b *testing.B) {
 	before, after := State{}, State{}
@@ -45,4 +48,25 @@ func BenchmarkVerifyOneByOne64(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*64)/1000, "µs/sig")
+}
+
+// BenchmarkVerifyTxs: batches of n txs from a channel's members, who sign
+// batch after batch (the same keys again and again).
+func BenchmarkVerifyTxs(b *testing.B) {
+	for _, n := range []int{16, 64, 256} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			txs := make([]*SignedTx, n)
+			for i := range txs {
+				txs[i] = sampleTx(testKey(b, byte(i)))
+			}
+			for b.Loop() {
+				for _, err := range VerifyTxs(txs) {
+					if err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n)/1000, "µs/sig")
+		})
+	}
 }
