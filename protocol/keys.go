@@ -156,7 +156,10 @@ func (k *Key) Seed() []byte { return k.priv.Seed() }
 // Sign signs msg under a domain tag, so that a signature made for one kind
 // of message can never be replayed as another.
 func (k *Key) Sign(domain string, msg []byte) []byte {
-	return ed25519.Sign(k.priv, domainMessage(domain, msg))
+	// Ed25519 signing is deterministic (RFC 8032): voi makes the same
+	// signature as crypto/ed25519 (TestSignMatchesStandard), in about
+	// half the time.
+	return voi.Sign(voi.PrivateKey(k.priv), domainMessage(domain, msg))
 }
 
 // zip215 selects the ZIP-215 verification rules (cofactored equation,

@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"encoding/hex"
 	"math/rand/v2"
@@ -178,5 +179,28 @@ func TestZIP215Agreement(t *testing.T) {
 	}
 	if got := VerifyBatch([]SigItem{{PublicKey: pub[:31], Domain: domain, Message: msg, Signature: genuine}, items[0], {PublicKey: pub, Domain: domain, Message: msg, Signature: genuine}}); got[0] || !got[2] || got[1] != want[0] {
 		t.Fatalf("batch with a short key: %v", got)
+	}
+}
+
+// TestSignMatchesStandard: Key.Sign (voi) makes byte for byte the
+// signature crypto/ed25519 makes, for random keys and messages of every
+// length up to 300 bytes.
+func TestSignMatchesStandard(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 7))
+	for i := range 300 {
+		seed := make([]byte, ed25519.SeedSize)
+		for j := range seed {
+			seed[j] = byte(r.Uint32())
+		}
+		k := newKey(ed25519.NewKeyFromSeed(seed))
+		msg := make([]byte, i)
+		for j := range msg {
+			msg[j] = byte(r.Uint32())
+		}
+		got := k.Sign(DomainTx, msg)
+		want := ed25519.Sign(k.priv, domainMessage(DomainTx, msg))
+		if !bytes.Equal(got, want) {
+			t.Fatalf("message of %d bytes: signature %x, crypto/ed25519 %x", i, got, want)
+		}
 	}
 }
