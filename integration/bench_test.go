@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"sync"
@@ -140,34 +141,46 @@ func (pc *procCluster) nodesCPU() time.Duration {
 
 // profile starts a CPU profile of each node for d when SCRAFT_BENCH_PROFILE
 // names a directory; the returned func waits for them and writes
-// node-N.pprof there, and each node's metrics as node-N.metrics.
+// node-N.pprof there, an execution trace of the window's first 2 s as
+// node-N.trace, each node's metrics as node-N.metrics, and the CPU profile
+// of this process (the clients) as clients.pprof.
 func (pc *procCluster) profile(b *testing.B, d time.Duration) func() {
 	dir := os.Getenv("SCRAFT_BENCH_PROFILE")
 	if dir == "" {
 		return func() {}
 	}
 	var wg sync.WaitGroup
+	fetch := func(i int, url, file string) {
+		defer wg.Done()
+		resp, err := http.Get(url)
+		if err != nil {
+			b.Logf("%s of node %d: %v", file, i, err)
+			return
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		if err == nil {
+			err = os.WriteFile(filepath.Join(dir, fmt.Sprintf("node-%d.%s", i, file)), body, 0o644)
+		}
+		if err != nil {
+			b.Logf("%s of node %d: %v", file, i, err)
+		}
+	}
 	for i, nd := range pc.nodes {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", nd.admin, int(d.Seconds()))
-			resp, err := http.Get(url)
-			if err != nil {
-				b.Logf("profile of node %d: %v", i, err)
-				return
-			}
-			defer resp.Body.Close()
-			body, err := io.ReadAll(resp.Body)
-			if err == nil {
-				err = os.WriteFile(filepath.Join(dir, fmt.Sprintf("node-%d.pprof", i)), body, 0o644)
-			}
-			if err != nil {
-				b.Logf("profile of node %d: %v", i, err)
-			}
-		}()
+		wg.Add(2)
+		go fetch(i, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", nd.admin, int(d.Seconds())), "pprof")
+		go fetch(i, fmt.Sprintf("http://%s/debug/pprof/trace?seconds=2", nd.admin), "trace")
+	}
+	f, err := os.Create(filepath.Join(dir, "clients.pprof"))
+	if err == nil {
+		err = pprof.StartCPUProfile(f)
+	}
+	if err != nil {
+		b.Logf("profile of the clients: %v", err)
 	}
 	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
 		wg.Wait()
 		for i, nd := range pc.nodes {
 			resp, err := http.Get("http://" + nd.admin + "/metrics")

@@ -219,6 +219,9 @@ func (pc *procCluster) startNode(nd *procNode, peers []string) {
 	for _, p := range peers {
 		args = append(args, "--peer", p)
 	}
+	// SCRAFT_NODE_ARGS: more flags for every node, to compare settings
+	// in the benchmarks (e.g. "--batch-in-flight 1").
+	args = append(args, strings.Fields(os.Getenv("SCRAFT_NODE_ARGS"))...)
 	nd.p = startProc(pc.t, "node-"+nd.addr, args...)
 }
 

@@ -57,7 +57,7 @@ func nodeCmd() *cobra.Command {
 		data, listen, advertise, chainAddr, keyFile, admin, logLevel string
 		channels, peers                                              []string
 		logJSON, usePool                                             bool
-		batchTxs                                                     int
+		batchTxs, inFlight                                           int
 		batchDelay, heartbeat, election, lease, commitTimeout        time.Duration
 	)
 	cmd := &cobra.Command{
@@ -89,7 +89,7 @@ SIGINT or SIGTERM stops the node cleanly.`,
 				DataDir: data, Listen: listen, Advertise: advertise, Admin: admin,
 				Key: key, Chain: chain, Logger: logger, Peers: peers, UsePool: usePool,
 				Tune: func(c *cluster.Config) {
-					c.BatchMaxTxs, c.BatchMaxDelay = batchTxs, batchDelay
+					c.BatchMaxTxs, c.BatchMaxDelay, c.MaxInFlight = batchTxs, batchDelay, inFlight
 					c.HeartbeatTimeout, c.ElectionTimeout, c.LeaderLeaseTimeout = heartbeat, election, lease
 					c.CommitTimeout = commitTimeout
 				},
@@ -127,6 +127,7 @@ SIGINT or SIGTERM stops the node cleanly.`,
 	f.StringVar(&logLevel, "log-level", "info", "log level: trace, debug, info, warn, error")
 	f.IntVar(&batchTxs, "batch-max-txs", d.BatchMaxTxs, "most txs in one leader batch")
 	f.DurationVar(&batchDelay, "batch-max-delay", d.BatchMaxDelay, "how long the leader waits to fill a batch")
+	f.IntVar(&inFlight, "batch-in-flight", d.MaxInFlight, "most leader batches in Raft at once (the next fills while these commit)")
 	f.DurationVar(&heartbeat, "raft-heartbeat-timeout", d.HeartbeatTimeout, "Raft heartbeat timeout")
 	f.DurationVar(&election, "raft-election-timeout", d.ElectionTimeout, "Raft election timeout")
 	f.DurationVar(&lease, "raft-leader-lease-timeout", d.LeaderLeaseTimeout, "Raft leader lease timeout")
