@@ -30,6 +30,12 @@ type Chain interface {
 	Channel(ctx context.Context, id protocol.ChannelID) (*ChannelInfo, error)
 	// Member returns one member of a channel.
 	Member(ctx context.Context, id protocol.ChannelID, member protocol.Address) (*MemberInfo, error)
+	// Departure returns how the channel's membership of join sequence
+	// number joinSeq ended (left, let go by a settlement, forced out): the
+	// block and the channel's epoch then. A record never changes once
+	// written; until the membership ends the call fails with
+	// contract.ErrNoDeparture.
+	Departure(ctx context.Context, id protocol.ChannelID, joinSeq uint64) (*contract.Departure, error)
 	// SettledState returns the channel's state at its settled height (the
 	// initial state before the first settlement).
 	SettledState(ctx context.Context, id protocol.ChannelID) (protocol.State, error)

@@ -269,6 +269,47 @@ var Scenarios = []Scenario{
 			t.Fatalf("balance %d, want %d", after.Balance, before.Balance+100)
 		}
 	}},
+	{"departures: an ended membership is on record with its block and epoch", func(t *testing.T, s *Suite) {
+		id := s.channel("alice", "bob", "carol")
+		_, err := s.As("carol").Departure(s.ctx, id, 2)
+		s.want(err, contract.ErrNoDeparture)
+		// Leaving is not gone: the settlement lets bob go.
+		s.must(s.As("bob").Leave(s.ctx, id))
+		_, err = s.As("carol").Departure(s.ctx, id, 2)
+		s.want(err, contract.ErrNoDeparture)
+		pid, err := s.As("alice").CreateProposal(s.ctx, id, protocol.ProposalSettlement, protocol.Marshal(&protocol.Settlement{From: 1, To: 3}))
+		s.must(err)
+		s.must(s.As("alice").Vote(s.ctx, id, pid, protocol.VoteFor))
+		s.must(s.As("carol").Vote(s.ctx, id, pid, protocol.VoteFor))
+		s.must(s.As("alice").ExecuteProposal(s.ctx, id, pid))
+		dp, err := s.As("carol").Departure(s.ctx, id, 2)
+		s.must(err)
+		if dp.Address != s.Addr("bob") || dp.JoinSeq != 2 || dp.Epoch != 1 || dp.Height == 0 {
+			t.Fatalf("bob's departure %+v", dp)
+		}
+		// A forced exit of the leader: the record keeps the epoch it
+		// ended in, not the one the punishment started.
+		tx := protocol.SignTx(Key("carol"), protocol.Tx{Channel: id, Nonce: 1, Function: "chat::send"})
+		honest := protocol.Result{Status: protocol.StatusOK, GasUsed: 5, ChangeSet: protocol.ChangeSet{}.Hash()}
+		claimed := honest
+		claimed.GasUsed = 6
+		b := &protocol.Batch{Channel: id, Epoch: 1, FirstHeight: 4, Entries: []protocol.Entry{{Kind: protocol.EntryCall, Call: tx}}, Results: []protocol.Result{claimed}}
+		b.Sign(Key("alice"))
+		pu := &protocol.Punish{Target: s.Addr("alice"), Height: 4, Batch: b.Bytes(), Honest: honest, Reason: "gas differs"}
+		pid, err = s.As("carol").CreateProposal(s.ctx, id, protocol.ProposalPunish, protocol.Marshal(pu))
+		s.must(err)
+		s.must(s.As("carol").Vote(s.ctx, id, pid, protocol.VoteFor))
+		s.must(s.As("carol").ExecuteProposal(s.ctx, id, pid))
+		dp, err = s.As("carol").Departure(s.ctx, id, 1)
+		s.must(err)
+		if info := s.info(id); dp.Address != s.Addr("alice") || dp.Epoch != 1 || info.Epoch <= 1 {
+			t.Fatalf("alice's departure %+v, channel epoch %d", dp, info.Epoch)
+		}
+		_, err = s.As("carol").Departure(s.ctx, id, 3)
+		s.want(err, contract.ErrNoDeparture)
+		_, err = s.As("carol").Departure(s.ctx, protocol.ChannelID{9}, 1)
+		s.want(err, contract.ErrNoChannel)
+	}},
 	{"shared pool: collateral locked, withdraw only free money", func(t *testing.T, s *Suite) {
 		id := s.channel("alice")
 		s.must(s.As("dave").Deposit(s.ctx, 250))

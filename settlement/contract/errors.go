@@ -78,6 +78,9 @@ var (
 	ErrLeaving = errors.New("contract: member is leaving")
 	// ErrTooLarge means a field exceeds its limit.
 	ErrTooLarge = errors.New("contract: value too large")
+	// ErrNoDeparture means no membership of that join sequence number has
+	// ended: it is current, or was never given.
+	ErrNoDeparture = errors.New("contract: no such departure")
 )
 
 // codes lists every sentinel with its stable code. Codes never change
@@ -93,7 +96,7 @@ var codes = []struct {
 	{17, ErrProposalClosed}, {18, ErrAlreadyVoted}, {19, ErrNotEligible}, {20, ErrBadVote},
 	{21, ErrNotPassed}, {22, ErrBadRange}, {23, ErrStateMismatch}, {24, ErrBadEvidence},
 	{25, ErrBadComplaint}, {26, ErrBadProof}, {27, ErrDeadlinePassed}, {28, ErrNoCapacity},
-	{29, ErrLeaving}, {30, ErrTooLarge},
+	{29, ErrLeaving}, {30, ErrTooLarge}, {31, ErrNoDeparture},
 }
 
 // Code returns the stable code of err's sentinel, or 0 when err is nil or

@@ -106,7 +106,8 @@ func (x *exec) keepAlive(c *KeepAlive) error {
 
 // removeMember takes m out of the channel and gives back release of its
 // locked collateral (the rest was fined). It fixes delegations that involve
-// m. It does not change the leader; callers do. ch is changed, not stored.
+// m and records its Departure. It does not change the leader; callers do.
+// ch is changed, not stored.
 func (x *exec) removeMember(ch *Channel, m *Member, release uint64) {
 	switch m.Collateral {
 	case CollateralStake:
@@ -141,6 +142,7 @@ func (x *exec) removeMember(ch *Channel, m *Member, release uint64) {
 	}
 	put(x.st, membersKey(ch.ID), &l)
 	x.st.Delete(memberKey(ch.ID, m.Address))
+	put(x.st, departedKey(ch.ID, m.JoinSeq), &Departure{Address: m.Address, JoinSeq: m.JoinSeq, Height: x.env.Height, Epoch: ch.Epoch})
 	ch.Members--
 	x.emit(Event{Kind: EventMemberLeft, Channel: ch.ID, Member: m.Address, Amount: release})
 }

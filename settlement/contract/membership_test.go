@@ -167,6 +167,11 @@ func TestLeave(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t)
 			h.channel("alice", "bob", "carol")
+			var seq uint64
+			if m, err := GetMember(h.st, h.ch, h.addr(tc.who)); err == nil {
+				seq = m.JoinSeq
+			}
+			epoch := h.chanRec().Epoch
 			wantErr(t, tc.run(h), tc.want)
 			if tc.want != nil {
 				return
@@ -174,6 +179,15 @@ func TestLeave(t *testing.T) {
 			_, err := GetMember(h.st, h.ch, h.addr(tc.who))
 			if gone := errorsIs(err, ErrNotMember); gone != tc.released {
 				t.Fatalf("member gone %v, want %v", gone, tc.released)
+			}
+			// An ended membership is on record for good, with the epoch it
+			// ended in (before any change of leader its removal made).
+			dp, err := GetDeparture(h.st, h.ch, seq)
+			switch {
+			case !tc.released && !errorsIs(err, ErrNoDeparture):
+				t.Fatalf("departure of a member still in: %+v, %v", dp, err)
+			case tc.released && (err != nil || dp.Address != h.addr(tc.who) || dp.JoinSeq != seq || dp.Epoch != epoch || dp.Height == 0):
+				t.Fatalf("departure %+v, %v; want %s, join seq %d, epoch %d", dp, err, tc.who, seq, epoch)
 			}
 			acc := GetAccount(h.st, h.m.Params(), h.addr(tc.who))
 			if want := initial - 100; tc.released {

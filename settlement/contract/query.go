@@ -48,6 +48,21 @@ func GetMember(st Store, id protocol.ChannelID, a protocol.Address) (*Member, er
 	return x.member(id, a)
 }
 
+// GetDeparture returns how the channel's membership of join sequence
+// number joinSeq ended, or ErrNoDeparture while it has not (or was never
+// given).
+func GetDeparture(st Store, id protocol.ChannelID, joinSeq uint64) (*Departure, error) {
+	x := &exec{st: newOverlay(st)}
+	if _, err := x.channel(id); err != nil {
+		return nil, err
+	}
+	var dp Departure
+	if !get(x.st, departedKey(id, joinSeq), &dp) {
+		return nil, fmt.Errorf("%w: join seq %d in %s", ErrNoDeparture, joinSeq, id)
+	}
+	return &dp, nil
+}
+
 // GetProposal returns a proposal's record.
 func GetProposal(st Store, id protocol.ChannelID, pid uint64) (*Proposal, error) {
 	x := &exec{st: newOverlay(st)}

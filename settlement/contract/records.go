@@ -296,6 +296,38 @@ func (m *Member) Decode(d *protocol.Decoder) {
 	m.Delegators = d.U32()
 }
 
+// Departure records a membership that ended: the member left, was let go
+// by a settlement or forced out. It is kept for good under the
+// membership's join sequence number, which is never given again, so that
+// whether and when a membership ended is a fact of the chain's history:
+// a node can check a channel's leave of a member against it whenever it
+// asks, and every node gets the same answer.
+type Departure struct {
+	Address protocol.Address
+	JoinSeq uint64
+	// Height is the block height of the call that ended the membership.
+	Height uint64
+	// Epoch is the channel's epoch when the membership ended, before any
+	// change of leader the same call made.
+	Epoch uint64
+}
+
+// Encode writes the canonical encoding.
+func (dp *Departure) Encode(e *protocol.Encoder) {
+	e.Fixed(dp.Address[:])
+	e.U64(dp.JoinSeq)
+	e.U64(dp.Height)
+	e.U64(dp.Epoch)
+}
+
+// Decode reads dp.
+func (dp *Departure) Decode(d *protocol.Decoder) {
+	d.FixedInto(dp.Address[:])
+	dp.JoinSeq = d.U64()
+	dp.Height = d.U64()
+	dp.Epoch = d.U64()
+}
+
 // ProposalStatus is where a proposal stands.
 type ProposalStatus uint8
 

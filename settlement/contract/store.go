@@ -106,6 +106,7 @@ const (
 	prefixInitial  = 'i' // i ‖ channel → initial protocol.State
 	prefixProposal = 'p' // p ‖ channel ‖ u64 id → Proposal
 	prefixVote     = 'v' // v ‖ channel ‖ u64 id ‖ address → option
+	prefixDeparted = 'd' // d ‖ channel ‖ u64 join seq → Departure
 )
 
 func key1(p byte, a []byte) []byte {
@@ -138,4 +139,7 @@ func proposalKey(c protocol.ChannelID, id uint64) []byte {
 }
 func voteKey(c protocol.ChannelID, id uint64, a protocol.Address) []byte {
 	return append(key2(prefixVote, c[:], u64be(id)), a[:]...)
+}
+func departedKey(c protocol.ChannelID, joinSeq uint64) []byte {
+	return key2(prefixDeparted, c[:], u64be(joinSeq))
 }

@@ -25,6 +25,7 @@ type backend interface {
 	head(ctx context.Context) (settlement.Head, error)
 	channel(ctx context.Context, id protocol.ChannelID) (*settlement.ChannelInfo, error)
 	member(ctx context.Context, id protocol.ChannelID, a protocol.Address) (*settlement.MemberInfo, error)
+	departure(ctx context.Context, id protocol.ChannelID, joinSeq uint64) (*contract.Departure, error)
 	proposal(ctx context.Context, id protocol.ChannelID, pid uint64) (*settlement.ProposalInfo, error)
 	account(ctx context.Context, a protocol.Address) (*settlement.AccountInfo, error)
 	code(ctx context.Context, h protocol.Hash) ([]byte, error)
@@ -44,6 +45,9 @@ func (l local) channel(_ context.Context, id protocol.ChannelID) (*settlement.Ch
 }
 func (l local) member(_ context.Context, id protocol.ChannelID, a protocol.Address) (*settlement.MemberInfo, error) {
 	return l.c.MemberInfo(id, a)
+}
+func (l local) departure(_ context.Context, id protocol.ChannelID, joinSeq uint64) (*contract.Departure, error) {
+	return l.c.Departure(id, joinSeq)
 }
 func (l local) proposal(_ context.Context, id protocol.ChannelID, pid uint64) (*settlement.ProposalInfo, error) {
 	return l.c.ProposalInfo(id, pid)
@@ -163,6 +167,18 @@ func (r *remote) member(ctx context.Context, id protocol.ChannelID, a protocol.A
 		return nil, err
 	}
 	return &settlement.MemberInfo{Member: m, Valid: m.ValidAt(resp.AtMs)}, nil
+}
+
+func (r *remote) departure(ctx context.Context, id protocol.ChannelID, joinSeq uint64) (*contract.Departure, error) {
+	resp, err := r.api.GetDeparture(ctx, &chainpb.DepartureRequest{Channel: id[:], JoinSeq: joinSeq})
+	if err != nil {
+		return nil, errorFrom(err)
+	}
+	var dp contract.Departure
+	if err := decodeRecord(resp.Departure, &dp); err != nil {
+		return nil, err
+	}
+	return &dp, nil
 }
 
 func (r *remote) proposal(ctx context.Context, id protocol.ChannelID, pid uint64) (*settlement.ProposalInfo, error) {
@@ -328,6 +344,11 @@ func (cl *Client) Channel(ctx context.Context, id protocol.ChannelID) (*settleme
 // Member implements settlement.Chain.
 func (cl *Client) Member(ctx context.Context, id protocol.ChannelID, a protocol.Address) (*settlement.MemberInfo, error) {
 	return cl.b.member(ctx, id, a)
+}
+
+// Departure implements settlement.Chain.
+func (cl *Client) Departure(ctx context.Context, id protocol.ChannelID, joinSeq uint64) (*contract.Departure, error) {
+	return cl.b.departure(ctx, id, joinSeq)
 }
 
 // SettledState implements settlement.Chain.

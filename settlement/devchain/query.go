@@ -67,6 +67,18 @@ func (c *Chain) MemberInfo(id protocol.ChannelID, a protocol.Address) (*settleme
 	return out, err
 }
 
+// Departure returns how a channel's membership of join sequence number
+// joinSeq ended (contract.ErrNoDeparture while it has not).
+func (c *Chain) Departure(id protocol.ChannelID, joinSeq uint64) (*contract.Departure, error) {
+	var out *contract.Departure
+	err := c.view(func(st contract.Store, _ settlement.Head) error {
+		dp, err := contract.GetDeparture(st, id, joinSeq)
+		out = dp
+		return err
+	})
+	return out, err
+}
+
 // ProposalInfo returns a proposal and its votes.
 func (c *Chain) ProposalInfo(id protocol.ChannelID, pid uint64) (*settlement.ProposalInfo, error) {
 	var out *settlement.ProposalInfo

@@ -172,6 +172,19 @@ func (s *Server) GetMember(_ context.Context, req *chainpb.MemberRequest) (*chai
 	return &chainpb.GetMemberResponse{Member: marshal(&m.Member), AtMs: s.c.Head().TimeMs}, nil
 }
 
+// GetDeparture implements chainpb.DevChainServer.
+func (s *Server) GetDeparture(_ context.Context, req *chainpb.DepartureRequest) (*chainpb.GetDepartureResponse, error) {
+	id, err := channelID(req.Channel)
+	if err != nil {
+		return nil, err
+	}
+	dp, err := s.c.Departure(id, req.JoinSeq)
+	if err != nil {
+		return nil, statusOf(err)
+	}
+	return &chainpb.GetDepartureResponse{Departure: marshal(dp)}, nil
+}
+
 // GetProposal implements chainpb.DevChainServer.
 func (s *Server) GetProposal(_ context.Context, req *chainpb.ProposalRequest) (*chainpb.GetProposalResponse, error) {
 	id, err := channelID(req.Channel)

@@ -585,6 +585,102 @@ func (x *GetMemberResponse) GetAtMs() int64 {
 	return 0
 }
 
+type DepartureRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Channel       []byte                 `protobuf:"bytes,1,opt,name=channel,proto3" json:"channel,omitempty"`
+	JoinSeq       uint64                 `protobuf:"varint,2,opt,name=join_seq,json=joinSeq,proto3" json:"join_seq,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DepartureRequest) Reset() {
+	*x = DepartureRequest{}
+	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DepartureRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DepartureRequest) ProtoMessage() {}
+
+func (x *DepartureRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DepartureRequest.ProtoReflect.Descriptor instead.
+func (*DepartureRequest) Descriptor() ([]byte, []int) {
+	return file_settlement_devchain_proto_devchain_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *DepartureRequest) GetChannel() []byte {
+	if x != nil {
+		return x.Channel
+	}
+	return nil
+}
+
+func (x *DepartureRequest) GetJoinSeq() uint64 {
+	if x != nil {
+		return x.JoinSeq
+	}
+	return 0
+}
+
+type GetDepartureResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Departure     []byte                 `protobuf:"bytes,1,opt,name=departure,proto3" json:"departure,omitempty"` // contract.Departure
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetDepartureResponse) Reset() {
+	*x = GetDepartureResponse{}
+	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetDepartureResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetDepartureResponse) ProtoMessage() {}
+
+func (x *GetDepartureResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetDepartureResponse.ProtoReflect.Descriptor instead.
+func (*GetDepartureResponse) Descriptor() ([]byte, []int) {
+	return file_settlement_devchain_proto_devchain_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *GetDepartureResponse) GetDeparture() []byte {
+	if x != nil {
+		return x.Departure
+	}
+	return nil
+}
+
 type ProposalRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Channel       []byte                 `protobuf:"bytes,1,opt,name=channel,proto3" json:"channel,omitempty"`
@@ -595,7 +691,7 @@ type ProposalRequest struct {
 
 func (x *ProposalRequest) Reset() {
 	*x = ProposalRequest{}
-	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[10]
+	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -607,7 +703,7 @@ func (x *ProposalRequest) String() string {
 func (*ProposalRequest) ProtoMessage() {}
 
 func (x *ProposalRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[10]
+	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -620,7 +716,7 @@ func (x *ProposalRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProposalRequest.ProtoReflect.Descriptor instead.
 func (*ProposalRequest) Descriptor() ([]byte, []int) {
-	return file_settlement_devchain_proto_devchain_proto_rawDescGZIP(), []int{10}
+	return file_settlement_devchain_proto_devchain_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ProposalRequest) GetChannel() []byte {
@@ -647,7 +743,7 @@ type Vote struct {
 
 func (x *Vote) Reset() {
 	*x = Vote{}
-	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[11]
+	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -659,7 +755,7 @@ func (x *Vote) String() string {
 func (*Vote) ProtoMessage() {}
 
 func (x *Vote) ProtoReflect() protoreflect.Message {
-	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[11]
+	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -672,7 +768,7 @@ func (x *Vote) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Vote.ProtoReflect.Descriptor instead.
 func (*Vote) Descriptor() ([]byte, []int) {
-	return file_settlement_devchain_proto_devchain_proto_rawDescGZIP(), []int{11}
+	return file_settlement_devchain_proto_devchain_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Vote) GetVoter() []byte {
@@ -699,7 +795,7 @@ type GetProposalResponse struct {
 
 func (x *GetProposalResponse) Reset() {
 	*x = GetProposalResponse{}
-	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[12]
+	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -711,7 +807,7 @@ func (x *GetProposalResponse) String() string {
 func (*GetProposalResponse) ProtoMessage() {}
 
 func (x *GetProposalResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[12]
+	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -724,7 +820,7 @@ func (x *GetProposalResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetProposalResponse.ProtoReflect.Descriptor instead.
 func (*GetProposalResponse) Descriptor() ([]byte, []int) {
-	return file_settlement_devchain_proto_devchain_proto_rawDescGZIP(), []int{12}
+	return file_settlement_devchain_proto_devchain_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *GetProposalResponse) GetProposal() []byte {
@@ -750,7 +846,7 @@ type AccountRequest struct {
 
 func (x *AccountRequest) Reset() {
 	*x = AccountRequest{}
-	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[13]
+	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -762,7 +858,7 @@ func (x *AccountRequest) String() string {
 func (*AccountRequest) ProtoMessage() {}
 
 func (x *AccountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[13]
+	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -775,7 +871,7 @@ func (x *AccountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AccountRequest.ProtoReflect.Descriptor instead.
 func (*AccountRequest) Descriptor() ([]byte, []int) {
-	return file_settlement_devchain_proto_devchain_proto_rawDescGZIP(), []int{13}
+	return file_settlement_devchain_proto_devchain_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *AccountRequest) GetAddress() []byte {
@@ -797,7 +893,7 @@ type Account struct {
 
 func (x *Account) Reset() {
 	*x = Account{}
-	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[14]
+	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -809,7 +905,7 @@ func (x *Account) String() string {
 func (*Account) ProtoMessage() {}
 
 func (x *Account) ProtoReflect() protoreflect.Message {
-	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[14]
+	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -822,7 +918,7 @@ func (x *Account) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Account.ProtoReflect.Descriptor instead.
 func (*Account) Descriptor() ([]byte, []int) {
-	return file_settlement_devchain_proto_devchain_proto_rawDescGZIP(), []int{14}
+	return file_settlement_devchain_proto_devchain_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Account) GetBalance() uint64 {
@@ -862,7 +958,7 @@ type CodeRequest struct {
 
 func (x *CodeRequest) Reset() {
 	*x = CodeRequest{}
-	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[15]
+	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -874,7 +970,7 @@ func (x *CodeRequest) String() string {
 func (*CodeRequest) ProtoMessage() {}
 
 func (x *CodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[15]
+	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -887,7 +983,7 @@ func (x *CodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CodeRequest.ProtoReflect.Descriptor instead.
 func (*CodeRequest) Descriptor() ([]byte, []int) {
-	return file_settlement_devchain_proto_devchain_proto_rawDescGZIP(), []int{15}
+	return file_settlement_devchain_proto_devchain_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *CodeRequest) GetHash() []byte {
@@ -906,7 +1002,7 @@ type Code struct {
 
 func (x *Code) Reset() {
 	*x = Code{}
-	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[16]
+	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -918,7 +1014,7 @@ func (x *Code) String() string {
 func (*Code) ProtoMessage() {}
 
 func (x *Code) ProtoReflect() protoreflect.Message {
-	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[16]
+	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -931,7 +1027,7 @@ func (x *Code) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Code.ProtoReflect.Descriptor instead.
 func (*Code) Descriptor() ([]byte, []int) {
-	return file_settlement_devchain_proto_devchain_proto_rawDescGZIP(), []int{16}
+	return file_settlement_devchain_proto_devchain_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Code) GetCode() []byte {
@@ -951,7 +1047,7 @@ type StateRequest struct {
 
 func (x *StateRequest) Reset() {
 	*x = StateRequest{}
-	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[17]
+	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -963,7 +1059,7 @@ func (x *StateRequest) String() string {
 func (*StateRequest) ProtoMessage() {}
 
 func (x *StateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[17]
+	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -976,7 +1072,7 @@ func (x *StateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StateRequest.ProtoReflect.Descriptor instead.
 func (*StateRequest) Descriptor() ([]byte, []int) {
-	return file_settlement_devchain_proto_devchain_proto_rawDescGZIP(), []int{17}
+	return file_settlement_devchain_proto_devchain_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *StateRequest) GetChannel() []byte {
@@ -1002,7 +1098,7 @@ type State struct {
 
 func (x *State) Reset() {
 	*x = State{}
-	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[18]
+	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1014,7 +1110,7 @@ func (x *State) String() string {
 func (*State) ProtoMessage() {}
 
 func (x *State) ProtoReflect() protoreflect.Message {
-	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[18]
+	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1027,7 +1123,7 @@ func (x *State) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use State.ProtoReflect.Descriptor instead.
 func (*State) Descriptor() ([]byte, []int) {
-	return file_settlement_devchain_proto_devchain_proto_rawDescGZIP(), []int{18}
+	return file_settlement_devchain_proto_devchain_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *State) GetState() []byte {
@@ -1047,7 +1143,7 @@ type WatchRequest struct {
 
 func (x *WatchRequest) Reset() {
 	*x = WatchRequest{}
-	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[19]
+	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1059,7 +1155,7 @@ func (x *WatchRequest) String() string {
 func (*WatchRequest) ProtoMessage() {}
 
 func (x *WatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[19]
+	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1072,7 +1168,7 @@ func (x *WatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRequest.ProtoReflect.Descriptor instead.
 func (*WatchRequest) Descriptor() ([]byte, []int) {
-	return file_settlement_devchain_proto_devchain_proto_rawDescGZIP(), []int{19}
+	return file_settlement_devchain_proto_devchain_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *WatchRequest) GetFromBlock() uint64 {
@@ -1102,7 +1198,7 @@ type Event struct {
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[20]
+	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1114,7 +1210,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[20]
+	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1127,7 +1223,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_settlement_devchain_proto_devchain_proto_rawDescGZIP(), []int{20}
+	return file_settlement_devchain_proto_devchain_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Event) GetBlock() uint64 {
@@ -1206,6 +1302,11 @@ const file_settlement_devchain_proto_devchain_proto_rawDesc = "" +
 	"\x11GetMemberResponse\x12\x16\n" +
 	"\x06member\x18\x01 \x01(\fR\x06member\x12\x13\n" +
 	"\x05at_ms\x18\x02 \x01(\x03R\x04atMs\"G\n" +
+	"\x10DepartureRequest\x12\x18\n" +
+	"\achannel\x18\x01 \x01(\fR\achannel\x12\x19\n" +
+	"\bjoin_seq\x18\x02 \x01(\x04R\ajoinSeq\"4\n" +
+	"\x14GetDepartureResponse\x12\x1c\n" +
+	"\tdeparture\x18\x01 \x01(\fR\tdeparture\"G\n" +
 	"\x0fProposalRequest\x12\x18\n" +
 	"\achannel\x18\x01 \x01(\fR\achannel\x12\x1a\n" +
 	"\bproposal\x18\x02 \x01(\x04R\bproposal\"4\n" +
@@ -1243,14 +1344,15 @@ const file_settlement_devchain_proto_devchain_proto_rawDesc = "" +
 	"\x05index\x18\x02 \x01(\rR\x05index\x12\x17\n" +
 	"\atime_ms\x18\x03 \x01(\x03R\x06timeMs\x12\x12\n" +
 	"\x04kind\x18\x04 \x01(\tR\x04kind\x12\x14\n" +
-	"\x05event\x18\x05 \x01(\fR\x05event2\xaf\x06\n" +
+	"\x05event\x18\x05 \x01(\fR\x05event2\x8f\a\n" +
 	"\bDevChain\x12O\n" +
 	"\x06Submit\x12!.scraft.devchain.v1.SubmitRequest\x1a\".scraft.devchain.v1.SubmitResponse\x12G\n" +
 	"\aGetHead\x12\".scraft.devchain.v1.GetHeadRequest\x1a\x18.scraft.devchain.v1.Head\x12U\n" +
 	"\bGetBlock\x12#.scraft.devchain.v1.GetBlockRequest\x1a$.scraft.devchain.v1.GetBlockResponse\x12X\n" +
 	"\n" +
 	"GetChannel\x12\".scraft.devchain.v1.ChannelRequest\x1a&.scraft.devchain.v1.GetChannelResponse\x12U\n" +
-	"\tGetMember\x12!.scraft.devchain.v1.MemberRequest\x1a%.scraft.devchain.v1.GetMemberResponse\x12[\n" +
+	"\tGetMember\x12!.scraft.devchain.v1.MemberRequest\x1a%.scraft.devchain.v1.GetMemberResponse\x12^\n" +
+	"\fGetDeparture\x12$.scraft.devchain.v1.DepartureRequest\x1a(.scraft.devchain.v1.GetDepartureResponse\x12[\n" +
 	"\vGetProposal\x12#.scraft.devchain.v1.ProposalRequest\x1a'.scraft.devchain.v1.GetProposalResponse\x12M\n" +
 	"\n" +
 	"GetAccount\x12\".scraft.devchain.v1.AccountRequest\x1a\x1b.scraft.devchain.v1.Account\x12D\n" +
@@ -1270,55 +1372,59 @@ func file_settlement_devchain_proto_devchain_proto_rawDescGZIP() []byte {
 	return file_settlement_devchain_proto_devchain_proto_rawDescData
 }
 
-var file_settlement_devchain_proto_devchain_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
+var file_settlement_devchain_proto_devchain_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_settlement_devchain_proto_devchain_proto_goTypes = []any{
-	(*SubmitRequest)(nil),       // 0: scraft.devchain.v1.SubmitRequest
-	(*SubmitResponse)(nil),      // 1: scraft.devchain.v1.SubmitResponse
-	(*GetHeadRequest)(nil),      // 2: scraft.devchain.v1.GetHeadRequest
-	(*Head)(nil),                // 3: scraft.devchain.v1.Head
-	(*GetBlockRequest)(nil),     // 4: scraft.devchain.v1.GetBlockRequest
-	(*GetBlockResponse)(nil),    // 5: scraft.devchain.v1.GetBlockResponse
-	(*ChannelRequest)(nil),      // 6: scraft.devchain.v1.ChannelRequest
-	(*GetChannelResponse)(nil),  // 7: scraft.devchain.v1.GetChannelResponse
-	(*MemberRequest)(nil),       // 8: scraft.devchain.v1.MemberRequest
-	(*GetMemberResponse)(nil),   // 9: scraft.devchain.v1.GetMemberResponse
-	(*ProposalRequest)(nil),     // 10: scraft.devchain.v1.ProposalRequest
-	(*Vote)(nil),                // 11: scraft.devchain.v1.Vote
-	(*GetProposalResponse)(nil), // 12: scraft.devchain.v1.GetProposalResponse
-	(*AccountRequest)(nil),      // 13: scraft.devchain.v1.AccountRequest
-	(*Account)(nil),             // 14: scraft.devchain.v1.Account
-	(*CodeRequest)(nil),         // 15: scraft.devchain.v1.CodeRequest
-	(*Code)(nil),                // 16: scraft.devchain.v1.Code
-	(*StateRequest)(nil),        // 17: scraft.devchain.v1.StateRequest
-	(*State)(nil),               // 18: scraft.devchain.v1.State
-	(*WatchRequest)(nil),        // 19: scraft.devchain.v1.WatchRequest
-	(*Event)(nil),               // 20: scraft.devchain.v1.Event
+	(*SubmitRequest)(nil),        // 0: scraft.devchain.v1.SubmitRequest
+	(*SubmitResponse)(nil),       // 1: scraft.devchain.v1.SubmitResponse
+	(*GetHeadRequest)(nil),       // 2: scraft.devchain.v1.GetHeadRequest
+	(*Head)(nil),                 // 3: scraft.devchain.v1.Head
+	(*GetBlockRequest)(nil),      // 4: scraft.devchain.v1.GetBlockRequest
+	(*GetBlockResponse)(nil),     // 5: scraft.devchain.v1.GetBlockResponse
+	(*ChannelRequest)(nil),       // 6: scraft.devchain.v1.ChannelRequest
+	(*GetChannelResponse)(nil),   // 7: scraft.devchain.v1.GetChannelResponse
+	(*MemberRequest)(nil),        // 8: scraft.devchain.v1.MemberRequest
+	(*GetMemberResponse)(nil),    // 9: scraft.devchain.v1.GetMemberResponse
+	(*DepartureRequest)(nil),     // 10: scraft.devchain.v1.DepartureRequest
+	(*GetDepartureResponse)(nil), // 11: scraft.devchain.v1.GetDepartureResponse
+	(*ProposalRequest)(nil),      // 12: scraft.devchain.v1.ProposalRequest
+	(*Vote)(nil),                 // 13: scraft.devchain.v1.Vote
+	(*GetProposalResponse)(nil),  // 14: scraft.devchain.v1.GetProposalResponse
+	(*AccountRequest)(nil),       // 15: scraft.devchain.v1.AccountRequest
+	(*Account)(nil),              // 16: scraft.devchain.v1.Account
+	(*CodeRequest)(nil),          // 17: scraft.devchain.v1.CodeRequest
+	(*Code)(nil),                 // 18: scraft.devchain.v1.Code
+	(*StateRequest)(nil),         // 19: scraft.devchain.v1.StateRequest
+	(*State)(nil),                // 20: scraft.devchain.v1.State
+	(*WatchRequest)(nil),         // 21: scraft.devchain.v1.WatchRequest
+	(*Event)(nil),                // 22: scraft.devchain.v1.Event
 }
 var file_settlement_devchain_proto_devchain_proto_depIdxs = []int32{
-	20, // 0: scraft.devchain.v1.SubmitResponse.events:type_name -> scraft.devchain.v1.Event
-	11, // 1: scraft.devchain.v1.GetProposalResponse.votes:type_name -> scraft.devchain.v1.Vote
+	22, // 0: scraft.devchain.v1.SubmitResponse.events:type_name -> scraft.devchain.v1.Event
+	13, // 1: scraft.devchain.v1.GetProposalResponse.votes:type_name -> scraft.devchain.v1.Vote
 	0,  // 2: scraft.devchain.v1.DevChain.Submit:input_type -> scraft.devchain.v1.SubmitRequest
 	2,  // 3: scraft.devchain.v1.DevChain.GetHead:input_type -> scraft.devchain.v1.GetHeadRequest
 	4,  // 4: scraft.devchain.v1.DevChain.GetBlock:input_type -> scraft.devchain.v1.GetBlockRequest
 	6,  // 5: scraft.devchain.v1.DevChain.GetChannel:input_type -> scraft.devchain.v1.ChannelRequest
 	8,  // 6: scraft.devchain.v1.DevChain.GetMember:input_type -> scraft.devchain.v1.MemberRequest
-	10, // 7: scraft.devchain.v1.DevChain.GetProposal:input_type -> scraft.devchain.v1.ProposalRequest
-	13, // 8: scraft.devchain.v1.DevChain.GetAccount:input_type -> scraft.devchain.v1.AccountRequest
-	15, // 9: scraft.devchain.v1.DevChain.GetCode:input_type -> scraft.devchain.v1.CodeRequest
-	17, // 10: scraft.devchain.v1.DevChain.GetState:input_type -> scraft.devchain.v1.StateRequest
-	19, // 11: scraft.devchain.v1.DevChain.Watch:input_type -> scraft.devchain.v1.WatchRequest
-	1,  // 12: scraft.devchain.v1.DevChain.Submit:output_type -> scraft.devchain.v1.SubmitResponse
-	3,  // 13: scraft.devchain.v1.DevChain.GetHead:output_type -> scraft.devchain.v1.Head
-	5,  // 14: scraft.devchain.v1.DevChain.GetBlock:output_type -> scraft.devchain.v1.GetBlockResponse
-	7,  // 15: scraft.devchain.v1.DevChain.GetChannel:output_type -> scraft.devchain.v1.GetChannelResponse
-	9,  // 16: scraft.devchain.v1.DevChain.GetMember:output_type -> scraft.devchain.v1.GetMemberResponse
-	12, // 17: scraft.devchain.v1.DevChain.GetProposal:output_type -> scraft.devchain.v1.GetProposalResponse
-	14, // 18: scraft.devchain.v1.DevChain.GetAccount:output_type -> scraft.devchain.v1.Account
-	16, // 19: scraft.devchain.v1.DevChain.GetCode:output_type -> scraft.devchain.v1.Code
-	18, // 20: scraft.devchain.v1.DevChain.GetState:output_type -> scraft.devchain.v1.State
-	20, // 21: scraft.devchain.v1.DevChain.Watch:output_type -> scraft.devchain.v1.Event
-	12, // [12:22] is the sub-list for method output_type
-	2,  // [2:12] is the sub-list for method input_type
+	10, // 7: scraft.devchain.v1.DevChain.GetDeparture:input_type -> scraft.devchain.v1.DepartureRequest
+	12, // 8: scraft.devchain.v1.DevChain.GetProposal:input_type -> scraft.devchain.v1.ProposalRequest
+	15, // 9: scraft.devchain.v1.DevChain.GetAccount:input_type -> scraft.devchain.v1.AccountRequest
+	17, // 10: scraft.devchain.v1.DevChain.GetCode:input_type -> scraft.devchain.v1.CodeRequest
+	19, // 11: scraft.devchain.v1.DevChain.GetState:input_type -> scraft.devchain.v1.StateRequest
+	21, // 12: scraft.devchain.v1.DevChain.Watch:input_type -> scraft.devchain.v1.WatchRequest
+	1,  // 13: scraft.devchain.v1.DevChain.Submit:output_type -> scraft.devchain.v1.SubmitResponse
+	3,  // 14: scraft.devchain.v1.DevChain.GetHead:output_type -> scraft.devchain.v1.Head
+	5,  // 15: scraft.devchain.v1.DevChain.GetBlock:output_type -> scraft.devchain.v1.GetBlockResponse
+	7,  // 16: scraft.devchain.v1.DevChain.GetChannel:output_type -> scraft.devchain.v1.GetChannelResponse
+	9,  // 17: scraft.devchain.v1.DevChain.GetMember:output_type -> scraft.devchain.v1.GetMemberResponse
+	11, // 18: scraft.devchain.v1.DevChain.GetDeparture:output_type -> scraft.devchain.v1.GetDepartureResponse
+	14, // 19: scraft.devchain.v1.DevChain.GetProposal:output_type -> scraft.devchain.v1.GetProposalResponse
+	16, // 20: scraft.devchain.v1.DevChain.GetAccount:output_type -> scraft.devchain.v1.Account
+	18, // 21: scraft.devchain.v1.DevChain.GetCode:output_type -> scraft.devchain.v1.Code
+	20, // 22: scraft.devchain.v1.DevChain.GetState:output_type -> scraft.devchain.v1.State
+	22, // 23: scraft.devchain.v1.DevChain.Watch:output_type -> scraft.devchain.v1.Event
+	13, // [13:24] is the sub-list for method output_type
+	2,  // [2:13] is the sub-list for method input_type
 	2,  // [2:2] is the sub-list for extension type_name
 	2,  // [2:2] is the sub-list for extension extendee
 	0,  // [0:2] is the sub-list for field type_name
@@ -1335,7 +1441,7 @@ func file_settlement_devchain_proto_devchain_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_settlement_devchain_proto_devchain_proto_rawDesc), len(file_settlement_devchain_proto_devchain_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   21,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -23,16 +23,17 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	DevChain_Submit_FullMethodName      = "/scraft.devchain.v1.DevChain/Submit"
-	DevChain_GetHead_FullMethodName     = "/scraft.devchain.v1.DevChain/GetHead"
-	DevChain_GetBlock_FullMethodName    = "/scraft.devchain.v1.DevChain/GetBlock"
-	DevChain_GetChannel_FullMethodName  = "/scraft.devchain.v1.DevChain/GetChannel"
-	DevChain_GetMember_FullMethodName   = "/scraft.devchain.v1.DevChain/GetMember"
-	DevChain_GetProposal_FullMethodName = "/scraft.devchain.v1.DevChain/GetProposal"
-	DevChain_GetAccount_FullMethodName  = "/scraft.devchain.v1.DevChain/GetAccount"
-	DevChain_GetCode_FullMethodName     = "/scraft.devchain.v1.DevChain/GetCode"
-	DevChain_GetState_FullMethodName    = "/scraft.devchain.v1.DevChain/GetState"
-	DevChain_Watch_FullMethodName       = "/scraft.devchain.v1.DevChain/Watch"
+	DevChain_Submit_FullMethodName       = "/scraft.devchain.v1.DevChain/Submit"
+	DevChain_GetHead_FullMethodName      = "/scraft.devchain.v1.DevChain/GetHead"
+	DevChain_GetBlock_FullMethodName     = "/scraft.devchain.v1.DevChain/GetBlock"
+	DevChain_GetChannel_FullMethodName   = "/scraft.devchain.v1.DevChain/GetChannel"
+	DevChain_GetMember_FullMethodName    = "/scraft.devchain.v1.DevChain/GetMember"
+	DevChain_GetDeparture_FullMethodName = "/scraft.devchain.v1.DevChain/GetDeparture"
+	DevChain_GetProposal_FullMethodName  = "/scraft.devchain.v1.DevChain/GetProposal"
+	DevChain_GetAccount_FullMethodName   = "/scraft.devchain.v1.DevChain/GetAccount"
+	DevChain_GetCode_FullMethodName      = "/scraft.devchain.v1.DevChain/GetCode"
+	DevChain_GetState_FullMethodName     = "/scraft.devchain.v1.DevChain/GetState"
+	DevChain_Watch_FullMethodName        = "/scraft.devchain.v1.DevChain/Watch"
 )
 
 // DevChainClient is the client API for DevChain service.
@@ -47,6 +48,8 @@ type DevChainClient interface {
 	GetBlock(ctx context.Context, in *GetBlockRequest, opts ...grpc.CallOption) (*GetBlockResponse, error)
 	GetChannel(ctx context.Context, in *ChannelRequest, opts ...grpc.CallOption) (*GetChannelResponse, error)
 	GetMember(ctx context.Context, in *MemberRequest, opts ...grpc.CallOption) (*GetMemberResponse, error)
+	// GetDeparture answers how a membership (by join sequence number) ended.
+	GetDeparture(ctx context.Context, in *DepartureRequest, opts ...grpc.CallOption) (*GetDepartureResponse, error)
 	GetProposal(ctx context.Context, in *ProposalRequest, opts ...grpc.CallOption) (*GetProposalResponse, error)
 	GetAccount(ctx context.Context, in *AccountRequest, opts ...grpc.CallOption) (*Account, error)
 	GetCode(ctx context.Context, in *CodeRequest, opts ...grpc.CallOption) (*Code, error)
@@ -109,6 +112,16 @@ func (c *devChainClient) GetMember(ctx context.Context, in *MemberRequest, opts 
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(GetMemberResponse)
 	err := c.cc.Invoke(ctx, DevChain_GetMember_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *devChainClient) GetDeparture(ctx context.Context, in *DepartureRequest, opts ...grpc.CallOption) (*GetDepartureResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetDepartureResponse)
+	err := c.cc.Invoke(ctx, DevChain_GetDeparture_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -186,6 +199,8 @@ type DevChainServer interface {
 	GetBlock(context.Context, *GetBlockRequest) (*GetBlockResponse, error)
 	GetChannel(context.Context, *ChannelRequest) (*GetChannelResponse, error)
 	GetMember(context.Context, *MemberRequest) (*GetMemberResponse, error)
+	// GetDeparture answers how a membership (by join sequence number) ended.
+	GetDeparture(context.Context, *DepartureRequest) (*GetDepartureResponse, error)
 	GetProposal(context.Context, *ProposalRequest) (*GetProposalResponse, error)
 	GetAccount(context.Context, *AccountRequest) (*Account, error)
 	GetCode(context.Context, *CodeRequest) (*Code, error)
@@ -218,6 +233,9 @@ func (UnimplementedDevChainServer) GetChannel(context.Context, *ChannelRequest) 
 }
 func (UnimplementedDevChainServer) GetMember(context.Context, *MemberRequest) (*GetMemberResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetMember not implemented")
+}
+func (UnimplementedDevChainServer) GetDeparture(context.Context, *DepartureRequest) (*GetDepartureResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetDeparture not implemented")
 }
 func (UnimplementedDevChainServer) GetProposal(context.Context, *ProposalRequest) (*GetProposalResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetProposal not implemented")
@@ -345,6 +363,24 @@ func _DevChain_GetMember_Handler(srv interface{}, ctx context.Context, dec func(
 	return interceptor(ctx, in, info, handler)
 }
 
+func _DevChain_GetDeparture_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DepartureRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DevChainServer).GetDeparture(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DevChain_GetDeparture_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DevChainServer).GetDeparture(ctx, req.(*DepartureRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _DevChain_GetProposal_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ProposalRequest)
 	if err := dec(in); err != nil {
@@ -454,6 +490,10 @@ var DevChain_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetMember",
 			Handler:    _DevChain_GetMember_Handler,
+		},
+		{
+			MethodName: "GetDeparture",
+			Handler:    _DevChain_GetDeparture_Handler,
 		},
 		{
 			MethodName: "GetProposal",
