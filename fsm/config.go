@@ -77,6 +77,11 @@ type Config struct {
 	// Joins checks join entries against the chain. Nil accepts every join
 	// that follows the channel's own rules (tests, single-member tools).
 	Joins JoinChecker
+	// Leaves checks against the chain the leave entries of members that did
+	// not ask to leave in the channel. Nil accepts every leave of a member
+	// (tests, single-member tools); a node always sets it, or any leader
+	// could evict any member.
+	Leaves LeaveChecker
 	// OnEvidence, when set, is called synchronously from Apply with each new
 	// piece of evidence. It must not call back into the Machine.
 	OnEvidence func(*Evidence)

@@ -22,7 +22,9 @@ const (
 	ReasonBadSignature
 	// ReasonBadJoin: a join the chain or the channel's rules refuse.
 	ReasonBadJoin
-	// ReasonBadLeave: a leave of someone who is not a member.
+	// ReasonBadLeave: a leave of someone who is not a member, or of a
+	// member that neither asked to leave in the channel nor had its
+	// membership ended on chain by the batch's epoch (LeaveChecker).
 	ReasonBadLeave
 	// ReasonBadTick: a tick with the wrong number or spacing, or a tick in a
 	// channel without ticks.
@@ -49,7 +51,7 @@ func (r Reason) String() string {
 	case ReasonBadJoin:
 		return "join refused"
 	case ReasonBadLeave:
-		return "leave of a non-member"
+		return "leave refused"
 	case ReasonBadTick:
 		return "bad tick"
 	case ReasonBadEntry:

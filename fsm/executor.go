@@ -68,6 +68,24 @@ type JoinChecker interface {
 	CheckJoin(join protocol.MemberJoin) error
 }
 
+// LeaveChecker checks against the settlement chain the leave entry of a
+// member that did not ask to leave in the channel (its LeaveHeight is 0).
+// The leader may order such a leave only because the chain let the member
+// go: it left through the chain alone, or was forced out.
+//
+// Like JoinChecker its answer must be a fact of the chain's history, the
+// same on every member whenever it is asked: "the chain ended this
+// membership (the one of member.JoinSeq) while the channel's epoch there
+// was at most epoch", epoch being that of the batch that orders the leave.
+// An honest leader of that epoch saw the end on chain before it ordered the
+// leave, so it always passes; a membership that ends later ends in a later
+// epoch, so a refusal never turns into an acceptance. While the chain is
+// still at epoch and the membership has not ended, the answer is not known
+// yet: the caller must wait for the chain rather than say no.
+type LeaveChecker interface {
+	CheckLeave(member Member, epoch uint64) error
+}
+
 // LeaderCheck tells Apply whether leader was entitled to sign batches in
 // epoch, as recorded on the settlement chain. Like JoinChecker it must
 // answer from chain history. A nil LeaderCheck accepts any leader whose

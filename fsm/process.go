@@ -93,13 +93,7 @@ func (m *Machine) runEntry(v *view, en *protocol.Entry, o *Outcome, ts uint64, s
 		return m.runJoin(v, en.Join, o, ts)
 	case en.Kind == protocol.EntryLeave && en.Leave != nil:
 		o.Hash = en.Hash()
-		mem := en.Leave.Member
-		if _, ok := v.member(mem); !ok {
-			return reject(protocol.StatusRejected, ReasonBadLeave, "fsm: %s is not a member", mem)
-		}
-		m.hook(v, FuncOnLeave, mem[:], mem, o, ts)
-		v.top.members[mem] = memberSlot{}
-		return 0, ""
+		return m.runLeave(v, en.Leave.Member, o, ts)
 	case en.Kind == protocol.EntryTick && en.Tick != nil:
 		o.Hash = en.Hash()
 		return m.runTick(v, en.Tick, o, ts)
@@ -269,6 +263,32 @@ func (m *Machine) runJoin(v *view, j *protocol.MemberJoin, o *Outcome, ts uint64
 	v.top.members[j.Member] = memberSlot{m: Member{Address: j.Member, PublicKey: j.PublicKey, JoinSeq: j.JoinSeq}, ok: true}
 	v.top.joinSeq = max(v.top.joinSeq, j.JoinSeq)
 	m.hook(v, FuncOnJoin, j.Member[:], j.Member, o, ts)
+	return 0, ""
+}
+
+// runLeave takes a member out. The leader may order it for one of two
+// reasons, and for no other: the member asked to leave in the channel (its
+// LeaveHeight, state every member agrees on), or the chain ended its
+// membership without it asking here (it left through the chain only, or was
+// forced out), which Config.Leaves checks against the chain's history for
+// the batch's epoch. Anything else is a leader evicting a member at will.
+func (m *Machine) runLeave(v *view, who protocol.Address, o *Outcome, ts uint64) (Reason, string) {
+	reject := func(format string, args ...any) (Reason, string) {
+		o.Result = failure(protocol.StatusRejected, 0, 0)
+		o.Message = fmt.Sprintf(format, args...)
+		return ReasonBadLeave, o.Message
+	}
+	mem, ok := v.member(who)
+	if !ok {
+		return reject("fsm: leave of %s: not a member", who)
+	}
+	if mem.LeaveHeight == 0 && m.cfg.Leaves != nil {
+		if err := m.cfg.Leaves.CheckLeave(mem, v.top.epoch); err != nil {
+			return reject("fsm: leave of %s: it did not ask to leave, and %v", who, err)
+		}
+	}
+	m.hook(v, FuncOnLeave, who[:], who, o, ts)
+	v.top.members[who] = memberSlot{}
 	return 0, ""
 }
 
