@@ -126,8 +126,12 @@ func (c *Client) Close() error {
 		if l != nil {
 			l.fail(ErrClosed)
 		}
-		for _, conn := range conns {
-			_ = conn.Close()
+		for addr, conn := range conns {
+			if c.cfg.Pool != nil {
+				c.cfg.Pool.release(addr, conn)
+			} else {
+				_ = conn.Close()
+			}
 		}
 		c.wg.Wait()
 	})
@@ -143,6 +147,20 @@ func (c *Client) conn(addr string) (*grpc.ClientConn, error) {
 	if conn, ok := c.mu.conns[addr]; ok {
 		return conn, nil
 	}
+	dial := c.dial
+	if c.cfg.Pool != nil {
+		dial = func(addr string) (*grpc.ClientConn, error) { return c.cfg.Pool.acquire(addr, c.dial) }
+	}
+	conn, err := dial(addr)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.conns[addr] = conn
+	return conn, nil
+}
+
+// dial makes a connection of this client's own to addr.
+func (c *Client) dial(addr string) (*grpc.ClientConn, error) {
 	bo := backoff.DefaultConfig
 	bo.BaseDelay = 50 * time.Millisecond
 	bo.MaxDelay = time.Second
@@ -166,7 +184,6 @@ func (c *Client) conn(addr string) (*grpc.ClientConn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("client: connect to %s: %w", addr, err)
 	}
-	c.mu.conns[addr] = conn
 	return conn, nil
 }
 

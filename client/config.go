@@ -48,6 +48,11 @@ type Config struct {
 	// DialOptions are appended to the options of every connection, e.g.
 	// credentials. Default none: plaintext.
 	DialOptions []grpc.DialOption
+
+	// Pool, when set, shares connections among the Clients that use it:
+	// one connection per node carries all their streams (see Pool).
+	// Default nil: each Client has connections of its own.
+	Pool *Pool
 }
 
 // DefaultConfig returns a Config with every default filled in.

@@ -133,3 +133,42 @@ func ExampleClient_Subscribe() {
 	// snapshot at height 0
 	// height 1 ok events: 1
 }
+
+// Many clients in one process (a game server with a client per player)
+// share one connection per node through a Pool; each keeps its own
+// stream, key and nonces.
+func ExamplePool() {
+	t := &exampleTB{}
+	defer t.done()
+	addr, ch, alice, bob := exampleChannel(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	cfg := client.DefaultConfig()
+	cfg.Pool = client.NewPool()
+	chat, err := contracts.Get("chat")
+	if err != nil {
+		panic(err)
+	}
+	for _, k := range []*protocol.Key{alice, bob} {
+		c, err := cfg.Dial(ctx, k, addr)
+		if err != nil {
+			panic(err)
+		}
+		defer c.Close() // the last to close closes the connection
+		args, err := chat.EncodeArgs("join", []byte(`{"nick":"player"}`))
+		if err != nil {
+			panic(err)
+		}
+		r, err := c.Call(ctx, ch, "chat::join", args)
+		if err != nil {
+			panic(err)
+		}
+		fmt.Println("joined at height", r.Height)
+	}
+	fmt.Println("connections:", cfg.Pool.Len())
+	// Output:
+	// joined at height 1
+	// joined at height 2
+	// connections: 1
+}

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/scraft/scraft/client"
 	"github.com/scraft/scraft/contracts"
 	"github.com/scraft/scraft/internal/testutil"
 	"github.com/scraft/scraft/protocol"
@@ -33,9 +34,11 @@ func benchSeconds() time.Duration {
 // BenchmarkCommit: a 3-node chat channel in three processes and a chain
 // process; each client is a member that sends signed chat messages one
 // after the other through the client API. Reports committed tx/s and the
-// p50/p99 commit latency seen by clients. SCRAFT_BENCH_RATE=N paces the
-// clients to N calls per second together, to read the latency at a given
-// load.
+// p50/p99 commit latency seen by clients. Each client has connections of
+// its own (conns=own), as separate applications would, or the clients
+// share one connection per node through a client.Pool (conns=pooled), as
+// many clients in one process can. SCRAFT_BENCH_RATE=N paces the clients
+// to N calls per second together, to read the latency at a given load.
 func BenchmarkCommit(b *testing.B) {
 	verify, exec := txCost(b)
 	// The CPU-bound limit: every member verifies and executes every tx,
@@ -44,10 +47,20 @@ func BenchmarkCommit(b *testing.B) {
 	b.Logf("per tx and member: verification %s, execution %s: CPU-bound limit %.0f tx/s on %d cores",
 		verify, exec, limit, runtime.NumCPU())
 	rate, _ := strconv.Atoi(os.Getenv("SCRAFT_BENCH_RATE"))
-	for _, clients := range []int{64, 256} {
-		b.Run("clients="+strconv.Itoa(clients), func(b *testing.B) {
+	for _, tc := range []struct {
+		clients int
+		pooled  bool
+	}{{64, false}, {256, false}, {64, true}, {256, true}} {
+		clients := tc.clients
+		name := "clients=" + strconv.Itoa(clients) + "/conns=own"
+		var pool *client.Pool
+		if tc.pooled {
+			name = "clients=" + strconv.Itoa(clients) + "/conns=pooled"
+			pool = client.NewPool()
+		}
+		b.Run(name, func(b *testing.B) {
 			pc := newProcCluster(b, 3, clients)
-			l := pc.startPacedLoad(pc.users, rate)
+			l := pc.startPacedLoad(pc.users, rate, pool)
 			// Warm up: every client has joined the chat.
 			testutil.Eventually(b, 60*time.Second, "warm-up", func() bool { return l.count() >= 2*clients })
 			from := l.count()

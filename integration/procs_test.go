@@ -364,16 +364,20 @@ type load struct {
 	// interval, when set, is the time between the starts of one client's
 	// calls: the clients together send at len(users) / interval.
 	interval time.Duration
+	// cfg is the clients' configuration.
+	cfg client.Config
 }
 
 func (pc *procCluster) startLoad(users []*protocol.Key) *load {
-	return pc.startPacedLoad(users, 0)
+	return pc.startPacedLoad(users, 0, nil)
 }
 
 // startPacedLoad is startLoad with the clients together sending at most
-// rate calls per second (0: as fast as they commit).
-func (pc *procCluster) startPacedLoad(users []*protocol.Key, rate int) *load {
-	l := &load{stop: make(chan struct{})}
+// rate calls per second (0: as fast as they commit), sharing the
+// connections of pool when it is not nil.
+func (pc *procCluster) startPacedLoad(users []*protocol.Key, rate int, pool *client.Pool) *load {
+	l := &load{stop: make(chan struct{}), cfg: client.DefaultConfig()}
+	l.cfg.Pool = pool
 	if rate > 0 {
 		l.interval = time.Duration(len(users)) * time.Second / time.Duration(rate)
 	}
@@ -392,7 +396,7 @@ func (pc *procCluster) startPacedLoad(users []*protocol.Key, rate int) *load {
 			// client whose call times out dials again, starting with the
 			// next node.
 			attempt := i
-			cl, err := client.Dial(ctx, u, rotate(addrs, attempt)...)
+			cl, err := l.cfg.Dial(ctx, u, rotate(addrs, attempt)...)
 			if err != nil {
 				pc.t.Errorf("user %d: dial: %v", i, err)
 				return
@@ -436,7 +440,7 @@ func (pc *procCluster) startPacedLoad(users []*protocol.Key, rate int) *load {
 					}
 					if timedOut && ctx.Err() == nil {
 						attempt++
-						if ncl, derr := client.Dial(ctx, u, rotate(addrs, attempt)...); derr == nil {
+						if ncl, derr := l.cfg.Dial(ctx, u, rotate(addrs, attempt)...); derr == nil {
 							cl.Close()
 							cl = ncl
 						}

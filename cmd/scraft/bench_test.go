@@ -26,7 +26,9 @@ import (
 // sending signed chat::send calls one after the other: "node" submits them
 // inside the nodes (cluster.Channel.Submit, spread over the three), "stream"
 // sends them through the client API with the SDK, one client, key and
-// stream each, dialled to the three nodes in turn. Run with -benchtime 1x;
+// stream each, dialled to the three nodes in turn, each client with
+// connections of its own; "pooled" is "stream" with the clients' streams
+// sharing one connection per node (client.Pool). Run with -benchtime 1x;
 // SCRAFT_BENCH_SECONDS (default 9) is how long each is measured, over three
 // alternating rounds; SCRAFT_BENCH_MEMBERS (default 256) the members sending.
 func BenchmarkStreamVsNode(b *testing.B) {
@@ -62,7 +64,7 @@ func BenchmarkStreamVsNode(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	keys := make([]*protocol.Key, 3+2*members)
+	keys := make([]*protocol.Key, 3+3*members)
 	var joins sync.WaitGroup
 	for i := range keys {
 		keys[i], _ = protocol.GenerateKey(nil)
@@ -107,7 +109,7 @@ func BenchmarkStreamVsNode(b *testing.B) {
 		return st.Voters == 3 && st.Leader != (protocol.Address{})
 	})
 	// Each way has its own members, so that each keeps its nonces.
-	users, streamUsers := keys[3:3+members], keys[3+members:]
+	users, streamUsers, pooledUsers := keys[3:3+members], keys[3+members:3+2*members], keys[3+2*members:]
 	send := func(fn, args string) []byte {
 		a, err := chat.EncodeArgs(fn, []byte(args))
 		if err != nil {
@@ -167,42 +169,56 @@ func BenchmarkStreamVsNode(b *testing.B) {
 		}
 	}
 	addrs := []string{nodes[0].srv.Addr(), nodes[1].srv.Addr(), nodes[2].srv.Addr()}
-	clients := make([]*client.Client, len(streamUsers))
-	for i, u := range streamUsers {
-		if clients[i], err = client.Dial(ctx, u, addrs[i%3], addrs[(i+1)%3], addrs[(i+2)%3]); err != nil {
-			b.Fatal(err)
-		}
-		defer clients[i].Close()
-	}
-	joined := make([]bool, len(streamUsers))
-	stream := func(i int, stop func() bool, count func()) {
-		for !stop() && !b.Failed() {
-			fn, args := "chat::send", msg
-			if !joined[i] {
-				fn, args = "chat::join", join
+	// sdk returns the loop of members keys calling through the SDK with cfg.
+	sdk := func(keys []*protocol.Key, cfg client.Config) func(i int, stop func() bool, count func()) {
+		clients := make([]*client.Client, len(keys))
+		for i, u := range keys {
+			if clients[i], err = cfg.Dial(ctx, u, addrs[i%3], addrs[(i+1)%3], addrs[(i+2)%3]); err != nil {
+				b.Fatal(err)
 			}
-			if _, err := clients[i].Call(ctx, id, fn, args); err != nil {
-				b.Error(err)
-				return
+			b.Cleanup(func() { clients[i].Close() })
+		}
+		joined := make([]bool, len(keys))
+		return func(i int, stop func() bool, count func()) {
+			for !stop() && !b.Failed() {
+				fn, args := "chat::send", msg
+				if !joined[i] {
+					fn, args = "chat::join", join
+				}
+				if _, err := clients[i].Call(ctx, id, fn, args); err != nil {
+					b.Error(err)
+					return
+				}
+				joined[i] = true
+				count()
 			}
-			joined[i] = true
-			count()
 		}
 	}
+	stream := sdk(streamUsers, client.DefaultConfig())
+	pooledCfg := client.DefaultConfig()
+	pooledCfg.Pool = client.NewPool()
+	pooled := sdk(pooledUsers, pooledCfg)
 	// Rounds alternate between the two, so that a change in the machine's
 	// load hits both alike.
 	const rounds = 3
-	var nodeRate, streamRate float64
-	only := os.Getenv("SCRAFT_BENCH_ONLY") // "node" or "stream", to profile one
+	var nodeRate, streamRate, pooledRate float64
+	only := os.Getenv("SCRAFT_BENCH_ONLY") // "node", "stream" or "pooled", to profile one
 	for r := range rounds {
-		if only != "stream" {
+		if only == "" || only == "node" {
 			nodeRate += measure(fmt.Sprintf("round %d: node", r+1), d/rounds, inNode) / rounds
 		}
-		if only != "node" {
+		if only == "" || only == "stream" {
 			streamRate += measure(fmt.Sprintf("round %d: stream", r+1), d/rounds, stream) / rounds
+		}
+		if only == "" || only == "pooled" {
+			pooledRate += measure(fmt.Sprintf("round %d: pooled", r+1), d/rounds, pooled) / rounds
 		}
 	}
 	b.ReportMetric(nodeRate, "node-tx/s")
 	b.ReportMetric(streamRate, "stream-tx/s")
-	b.ReportMetric(streamRate/nodeRate, "stream/node")
+	b.ReportMetric(pooledRate, "pooled-tx/s")
+	if nodeRate > 0 {
+		b.ReportMetric(streamRate/nodeRate, "stream/node")
+		b.ReportMetric(pooledRate/nodeRate, "pooled/node")
+	}
 }
