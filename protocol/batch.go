@@ -315,9 +315,25 @@ func (b *Batch) encodeBody(e *Encoder) {
 	e.Fixed(b.Leader[:])
 }
 
+// sizeHint is about the length of b's encoding, a little more for calls:
+// room to encode it without growing the buffer as it goes.
+func (b *Batch) sizeHint() int {
+	n := 256 + len(b.Results)*110
+	for i := range b.Entries {
+		n += 64
+		if c := b.Entries[i].Call; c != nil {
+			n += 192 + len(c.Tx.Function) + len(c.Tx.Args)
+			for _, a := range c.Tx.TypeArgs {
+				n += 8 + len(a)
+			}
+		}
+	}
+	return n
+}
+
 // Body returns the signed part of the encoding.
 func (b *Batch) Body() []byte {
-	e := NewEncoder(256)
+	e := NewEncoder(b.sizeHint())
 	b.encodeBody(e)
 	return e.Out()
 }
@@ -349,7 +365,7 @@ func (b *Batch) Encode(e *Encoder) {
 
 // Bytes returns the canonical encoding of the signed batch.
 func (b *Batch) Bytes() []byte {
-	e := NewEncoder(512)
+	e := NewEncoder(b.sizeHint())
 	b.Encode(e)
 	return e.Out()
 }

@@ -293,3 +293,17 @@ func TestChangeSetDecodeRejectsUnsorted(t *testing.T) {
 		}
 	}
 }
+
+// TestBatchSizeHint: the hint leaves room for a batch of calls, so that
+// encoding it never grows the buffer.
+func TestBatchSizeHint(t *testing.T) {
+	b := &Batch{Channel: ChannelID{9}, Epoch: 3, FirstHeight: 10, TimestampMs: 99}
+	for i := range 256 {
+		b.Entries = append(b.Entries, Entry{Kind: EntryCall, Call: sampleTx(testKey(t, byte(i)))})
+		b.Results = append(b.Results, Result{})
+	}
+	b.Sign(testKey(t, 5))
+	if got, hint := len(b.Bytes()), b.sizeHint(); got > hint {
+		t.Fatalf("batch of %d entries encodes to %d bytes, hint %d", len(b.Entries), got, hint)
+	}
+}

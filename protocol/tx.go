@@ -26,7 +26,7 @@ func HashOf(domain string, enc []byte) Hash {
 	s.Write([]byte{0})
 	s.Write(enc)
 	var h Hash
-	copy(h[:], s.Sum(nil))
+	s.Sum(h[:0])
 	return h
 }
 
@@ -112,7 +112,7 @@ func (t *Tx) Decode(d *Decoder) {
 
 // Bytes returns the canonical encoding of t.
 func (t *Tx) Bytes() []byte {
-	e := NewEncoder(64 + len(t.Args))
+	e := NewEncoder(64 + len(t.Function) + len(t.Args))
 	t.Encode(e)
 	return e.Out()
 }
