@@ -155,7 +155,8 @@ func (pc *procCluster) nodesCPU() time.Duration {
 // profile starts a CPU profile of each node for d when SCRAFT_BENCH_PROFILE
 // names a directory; the returned func waits for them and writes
 // node-N.pprof there, an execution trace of the window's first 2 s as
-// node-N.trace, each node's metrics as node-N.metrics, and the CPU profile
+// node-N.trace, each node's metrics as node-N.metrics, its allocations
+// since it started as node-N.allocs, and the CPU profile
 // of this process (the clients) as clients.pprof.
 func (pc *procCluster) profile(b *testing.B, d time.Duration) func() {
 	dir := os.Getenv("SCRAFT_BENCH_PROFILE")
@@ -196,6 +197,8 @@ func (pc *procCluster) profile(b *testing.B, d time.Duration) func() {
 		f.Close()
 		wg.Wait()
 		for i, nd := range pc.nodes {
+			wg.Add(1)
+			fetch(i, "http://"+nd.admin+"/debug/pprof/allocs", "allocs")
 			resp, err := http.Get("http://" + nd.admin + "/metrics")
 			if err != nil {
 				continue
