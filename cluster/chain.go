@@ -22,6 +22,11 @@ type Chain interface {
 	Code(ctx context.Context, hash protocol.Hash) ([]byte, error)
 	// InitialState returns the contract state the channel was created with.
 	InitialState(ctx context.Context, id protocol.ChannelID) (protocol.State, error)
+	// Departure returns how the channel's membership of join sequence
+	// number joinSeq ended (the block, the epoch then), or an error
+	// wrapping contract.ErrNoDeparture while it has not. A record never
+	// changes once written.
+	Departure(ctx context.Context, id protocol.ChannelID, joinSeq uint64) (*contract.Departure, error)
 	// Join makes the node's key a member of the channel, backed by its
 	// channel stake or, with usePool, by its shared pool deposit. It returns
 	// the join sequence number.

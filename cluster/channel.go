@@ -274,6 +274,7 @@ func (c *Channel) buildMachine(g *genesis) (*fsm.Machine, error) {
 	fc := g.fsmConfig(c.id)
 	fc.Logger = c.logger.Named("machine")
 	fc.Joins = chainJoins{c: c}
+	fc.Leaves = chainLeaves{c: c}
 	fc.OnEvidence = c.onEvidence
 	return fsm.New(fc, exec)
 }
@@ -329,6 +330,107 @@ func (j chainJoins) CheckJoin(join protocol.MemberJoin) error {
 		}
 	}
 	return fmt.Errorf("%s is not a member on chain", join.Member)
+}
+
+// chainLeaves checks against the chain's history the leave entries of
+// members that did not ask to leave in the channel (fsm.LeaveChecker): the
+// chain must have ended the membership in an epoch no later than the
+// batch's. While that is not decided yet it waits for the chain, as
+// checkLeader waits for an epoch: saying no now could split members from
+// one that asks later.
+type chainLeaves struct{ c *Channel }
+
+func (l chainLeaves) CheckLeave(m fsm.Member, epoch uint64) error {
+	c := l.c
+	// The leader of epoch checks its own entries in Propose, under the
+	// machine's lock: it must not wait there, and an entry its followers
+	// would wait on is one it must not sign.
+	run := c.leader.Load()
+	proposing := run != nil && run.epoch == epoch
+	warned := false
+	for {
+		ctx, cancel := context.WithTimeout(c.ctx, c.cfg.PeerTimeout)
+		decided, err := c.chainEnded(ctx, m, epoch)
+		cancel()
+		if decided {
+			return err
+		}
+		if proposing {
+			if err == nil {
+				err = fmt.Errorf("the chain has not ended its membership (join seq %d) in epoch %d", m.JoinSeq, epoch)
+			}
+			return err
+		}
+		if !warned {
+			warned = true
+			if err != nil {
+				c.logger.Warn("cannot check a leave against the chain: waiting for it", "member", m.Address, "error", err)
+			} else {
+				c.logger.Warn("leave of a member still on chain in the batch's epoch: waiting for the chain to decide",
+					"member", m.Address, "join_seq", m.JoinSeq, "epoch", epoch)
+			}
+		}
+		select {
+		case <-c.ctx.Done():
+			// Shutting down: this apply is not kept, and no evidence is
+			// recorded for our own trouble.
+			return nil
+		case <-time.After(c.cfg.ChainPollInterval):
+		}
+	}
+}
+
+// chainEnded answers from the chain's history whether it ended member m's
+// membership (the one of its join seq) in an epoch at most epoch: decided
+// with a nil error for yes, decided with the reason for no. The answer does
+// not depend on when it is asked: a departure is recorded for good, and a
+// membership that has not ended while the chain is past epoch can only end
+// in a later one. It is not decided while the membership is current and
+// the chain still at epoch, or when the chain cannot be read (err).
+func (c *Channel) chainEnded(ctx context.Context, m fsm.Member, epoch uint64) (decided bool, err error) {
+	judge := func(dp *contract.Departure) error {
+		switch {
+		case dp.Address != m.Address:
+			return fmt.Errorf("join seq %d was %s's on chain, not %s's", m.JoinSeq, dp.Address, m.Address)
+		case dp.Epoch > epoch:
+			return fmt.Errorf("the chain ended its membership in epoch %d, after epoch %d", dp.Epoch, epoch)
+		}
+		return nil
+	}
+	if m.JoinSeq == 0 {
+		return true, fmt.Errorf("%s holds no join seq", m.Address)
+	}
+	dp, err := c.cfg.Chain.Departure(ctx, c.id, m.JoinSeq)
+	switch {
+	case err == nil:
+		return true, judge(dp)
+	case !errors.Is(err, contract.ErrNoDeparture):
+		return false, err
+	}
+	// Not ended when asked. The channel read after it tells whether the
+	// chain has left epoch behind since: then it can only end later.
+	rec, err := c.cfg.Chain.Channel(ctx, c.id)
+	if err != nil {
+		return false, err
+	}
+	if cur, ok := rec.Member(m.Address); (ok && cur.JoinSeq == m.JoinSeq) || m.JoinSeq > rec.LastJoinSeq {
+		if rec.Epoch > epoch {
+			return true, fmt.Errorf("the chain had not ended its membership when it left epoch %d", epoch)
+		}
+		return false, nil
+	}
+	// It ended in between the two reads.
+	dp, err = c.cfg.Chain.Departure(ctx, c.id, m.JoinSeq)
+	switch {
+	case err == nil:
+		return true, judge(dp)
+	case errors.Is(err, contract.ErrNoDeparture):
+		// Gone from the channel without a departure record: a chain from
+		// before departures were recorded. Judge as before, by absence.
+		c.logger.Warn("the chain keeps no departure record for a member it let go; accepting its leave", "member", m.Address)
+		return true, nil
+	}
+	return false, err
 }
 
 // checkLeader is the batches' LeaderCheck: the signer must be the chain's

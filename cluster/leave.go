@@ -546,14 +546,18 @@ func (run *leaderRun) leaveWork(ctx context.Context, w *leaveWork, settled uint6
 		if chainOK {
 			onChain, _ = w.chain.Member(mem.Address)
 		}
-		// Out of the channel on chain (left, or forced out): it leaves the
-		// channel too once settled past its request, if it made one.
-		goneOnChain := chainOK && onChain == nil && mem.JoinSeq <= w.chain.LastJoinSeq
+		// Out of the channel on chain (left, or forced out; a member
+		// that joined again holds a new join seq): it leaves the channel
+		// too once settled past its request, if it made one.
+		goneOnChain := chainOK && (onChain == nil || onChain.JoinSeq != mem.JoinSeq) && mem.JoinSeq <= w.chain.LastJoinSeq
 		if mem.LeaveHeight == 0 && !goneOnChain {
 			if onChain != nil && onChain.Leaving() {
 				// Asked the chain only: the next settlement lets it go.
 				urgent = max(urgent, height)
 			}
+			continue
+		}
+		if mem.LeaveHeight == 0 && !run.chainBacksLeave(ctx, w, *mem) {
 			continue
 		}
 		if len(members) == 1 {
@@ -617,6 +621,26 @@ func (run *leaderRun) readChainMembers(ctx context.Context, w *leaveWork, pendin
 	}
 	w.chain, w.chainAt = rec, time.Now()
 	return true
+}
+
+// chainBacksLeave reports whether the followers will accept the leave
+// entry of mem, a member that did not ask to leave in the channel: the
+// chain's history must show its membership ended by this run's epoch
+// (fsm.LeaveChecker, chainEnded). A leader the chain has moved past does
+// not order it; the next one will.
+func (run *leaderRun) chainBacksLeave(ctx context.Context, w *leaveWork, mem fsm.Member) bool {
+	c := run.c
+	cctx, cancel := context.WithTimeout(ctx, c.cfg.PeerTimeout)
+	defer cancel()
+	decided, err := c.chainEnded(cctx, mem, run.epoch)
+	if decided && err == nil {
+		return true
+	}
+	if decided && !w.warned[mem.Address] {
+		w.warned[mem.Address] = true
+		c.logger.Info("not ordering the leave of a member gone on chain", "member", mem.Address, "epoch", run.epoch, "reason", err)
+	}
+	return false
 }
 
 // orderLeave orders the leave entry of a member whose request is settled.

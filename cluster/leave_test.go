@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -337,4 +338,172 @@ func TestLeaveRefused(t *testing.T) {
 			t.Fatalf("%d servers after a refused leave", n)
 		}
 	})
+}
+
+// TestLeaveChainOnly: a member that leaves through the chain only, without
+// asking in the channel, is let go by a settlement; the leader then orders
+// its leave, which every member checks against the chain's record of the
+// departure and accepts.
+func TestLeaveChainOnly(t *testing.T) {
+	tc := newTestClusterUsers(t, 3, 1, withLeaveHook)
+	user := tc.users[3]
+	tc.submitN(4, "before")
+	ctx := context.Background()
+	if err := tc.chain.client(user).Leave(ctx, tc.id); err != nil {
+		t.Fatal(err)
+	}
+	tc.checkLeft(user.Address(), tc.nodes)
+	dp, err := tc.chain.client(user).Departure(ctx, tc.id, 4)
+	if err != nil || dp.Address != user.Address() {
+		t.Fatalf("departure on chain: %+v, %v", dp, err)
+	}
+	for i, nd := range tc.nodes {
+		if ev := tc.channel(nd).Status().Evidence; ev != 0 {
+			t.Fatalf("node %d recorded %d pieces of evidence", i, ev)
+		}
+	}
+}
+
+// evictionBatch is what a leader that skips the leave rules would sign: the
+// leave of victim at the next height of node nd's state, with the results
+// of a machine that accepts any leave, signed by leader for epoch.
+func (tc *testCluster) evictionBatch(nd *testNode, victim protocol.Address, leader *protocol.Key, epoch uint64) *protocol.Batch {
+	t := tc.t
+	t.Helper()
+	c := tc.channel(nd)
+	var snap []byte
+	var ts uint64
+	c.fsm.machine(func(m *fsm.Machine) {
+		snap = m.Snapshot().Bytes()
+		ts = max(uint64(time.Now().UnixMilli()), m.TimestampMs())
+	})
+	c.fsm.mu.Lock()
+	cfg := c.fsm.gen.fsmConfig(tc.id)
+	c.fsm.mu.Unlock()
+	exec, err := nd.cfg.Executors(cfg.Contract, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := fsm.New(cfg, exec) // no LeaveChecker: any member may be taken out
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Restore(bytes.NewReader(snap)); err != nil {
+		t.Fatal(err)
+	}
+	en := protocol.Entry{Kind: protocol.EntryLeave, Leave: &protocol.MemberLeave{Member: victim}}
+	b, _, err := m.Propose([]protocol.Entry{en}, epoch, leader, ts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestLeaveNotBacked: a leave of a member that neither asked to leave in
+// the channel nor left on chain is refused. The leader's own Propose
+// refuses it; a leader that signs one anyway gets nothing from followers
+// while the chain is still in its epoch (they wait for the chain rather
+// than say no), and once the chain has moved on every member refuses it,
+// keeps the member and records the leader's fault, and all agree.
+func TestLeaveNotBacked(t *testing.T) {
+	tc := newTestClusterUsers(t, 3, 1, withLeaveHook)
+	victim := tc.users[3].Address()
+	tc.submitN(3, "a")
+	leader := tc.waitLeader(10 * time.Second)
+	lc := tc.channel(leader)
+	epoch := lc.leader.Load().epoch
+
+	// The honest path: the leader does not sign it.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := lc.submitSystem(ctx, protocol.Entry{Kind: protocol.EntryLeave, Leave: &protocol.MemberLeave{Member: victim}})
+	if !errors.Is(err, ErrRefused) {
+		t.Fatalf("leave of a member still on chain: %v, want ErrRefused", err)
+	}
+
+	// A leader that signs it anyway.
+	b := tc.evictionBatch(leader, victim, leader.key, epoch)
+	applied := make(chan error, 1)
+	go func() {
+		applied <- lc.raft.Apply(encodeLog(logBatch, b.Bytes()), 30*time.Second).Error()
+	}()
+	// The followers wait on the chain inside the apply (their machines
+	// stay busy), not at an earlier height: the member could still leave
+	// in this epoch. (The leader itself answers at once for its own epoch,
+	// as in Propose.)
+	testutil.WaitFor(t, 10*time.Second, func() error {
+		for i, nd := range tc.nodes {
+			var h uint64
+			if nd != leader && tc.channel(nd).fsm.tryMachine(func(m *fsm.Machine) { h = m.Height() }) {
+				if h >= b.FirstHeight {
+					t.Fatalf("node %d decided while the chain is still in epoch %d", i, epoch)
+				}
+				return fmt.Errorf("node %d at height %d, not applying", i, h)
+			}
+		}
+		return nil
+	})
+
+	// The chain moves on: another member takes over with the others'
+	// attestations. The membership did not end in epoch: refused.
+	var next *testNode
+	for _, nd := range tc.nodes {
+		if nd != leader {
+			next = nd
+			break
+		}
+	}
+	var atts []protocol.Attestation
+	for _, nd := range tc.nodes {
+		if nd != leader {
+			a := protocol.Attestation{Channel: tc.id, Epoch: epoch, Claimant: next.key.Address()}
+			a.Sign(nd.key)
+			atts = append(atts, a)
+		}
+	}
+	if _, err := tc.chain.client(next.key).ClaimLeader(ctx, tc.id, epoch, atts); err != nil {
+		t.Fatalf("claim: %v", err)
+	}
+	if err := <-applied; err != nil {
+		t.Fatalf("raft apply: %v", err)
+	}
+	testutil.WaitFor(t, 20*time.Second, func() error {
+		var d protocol.Hash
+		for i, nd := range tc.nodes {
+			c := tc.channel(nd)
+			var err error
+			c.Machine(func(m *fsm.Machine) {
+				if m.Height() < b.FirstHeight {
+					err = fmt.Errorf("node %d at height %d", i, m.Height())
+					return
+				}
+				if _, in := m.Member(victim); !in {
+					t.Fatalf("node %d took the member out", i)
+				}
+				evs, _ := m.Evidence()
+				if len(evs) != 1 || evs[0].Reason != fsm.ReasonBadLeave || evs[0].Leader != leader.key.Address() || evs[0].Epoch != epoch {
+					t.Fatalf("node %d evidence %v, want one %s against the leader of epoch %d", i, evs, fsm.ReasonBadLeave, epoch)
+				}
+				dh, _ := m.Digest(b.FirstHeight)
+				if i > 0 && dh != d {
+					t.Fatalf("node %d has another digest at %d", i, b.FirstHeight)
+				}
+				d = dh
+			})
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	// The channel goes on under the new leader.
+	testutil.WaitFor(t, 20*time.Second, func() error {
+		if l := tc.leader(); l != next {
+			return fmt.Errorf("the claimant does not lead yet")
+		}
+		return nil
+	})
+	if out := tc.submitAs(next, tc.nodes, 2, "after"); out.Result.Status != protocol.StatusOK || out.Height <= b.FirstHeight {
+		t.Fatalf("after the refused leave: %s at %d", out.Result.Status, out.Height)
+	}
 }
