@@ -142,7 +142,7 @@ func openChannel(n *Node, id protocol.ChannelID) (_ *Channel, err error) {
 		metrics:  n.metrics.forChannel(id),
 	}
 	c.inflight.m = make(map[protocol.Hash]*submission)
-	c.retired.done = make(chan struct{})
+	c.retired.init()
 	c.subs.m = make(map[int]chan Applied)
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.fwd = newForwarder(c)

@@ -73,7 +73,13 @@ const awaitMark = 2 * time.Second
 type retirement struct {
 	once   sync.Once
 	reason string
+	began  chan struct{} // closed when retire starts
+	ended  chan struct{} // closed when retire's goroutine is done, retired or interrupted
 	done   chan struct{} // closed once the channel is closed here
+}
+
+func (r *retirement) init() {
+	r.began, r.ended, r.done = make(chan struct{}), make(chan struct{}), make(chan struct{})
 }
 
 // Retired reports whether this node no longer hosts the channel live, and
@@ -101,30 +107,48 @@ func (c *Channel) retire(reason string) {
 	r := &c.retired
 	r.once.Do(func() {
 		r.reason = reason
-		go c.finishRetire(r)
+		close(r.began)
+		go func() {
+			defer close(r.ended)
+			c.finishRetire(r)
+		}()
 	})
 }
 
+// finishRetire is retire's goroutine. A retirement of a closed channel that
+// the node's shutdown interrupts (c.ctx cancelled before the final state is
+// applied and snapshotted) writes no retired file: the retired file
+// promises the final state, and a restarted node that does not find it
+// opens the channel live again and retires it once more.
 func (c *Channel) finishRetire(r *retirement) {
+	interrupted := func(at string) {
+		c.logger.Info("channel retirement interrupted by shutdown: it resumes after a restart", "at", at)
+	}
 	if r.reason == RetiredClosed {
-		deadline := time.Now().Add(c.cfg.ApplyTimeout)
-		for c.ctx.Err() == nil && time.Now().Before(deadline) {
-			var h uint64
-			c.fsm.machine(func(m *fsm.Machine) {
-				if m != nil {
-					h = m.Height()
-				}
-			})
-			if h >= c.chainSettled() {
-				break
-			}
-			time.Sleep(c.cfg.ChainPollInterval)
+		want := c.chainSettled()
+		h, ok := c.awaitApplied(want, c.cfg.ApplyTimeout)
+		if c.ctx.Err() != nil {
+			interrupted("applying the settled state")
+			return
+		}
+		if !ok {
+			c.logger.Warn("retiring below the chain's settled height: not applied in time", "height", h, "settled", want)
 		}
 	}
+	snapErr := errors.New("shutting down")
 	if c.ctx.Err() == nil {
-		if err := c.raft.Snapshot().Error(); err != nil && !errors.Is(err, raft.ErrNothingNewToSnapshot) {
-			c.logger.Warn("final snapshot failed", "error", err)
+		snapErr = c.raft.Snapshot().Error()
+		if errors.Is(snapErr, raft.ErrNothingNewToSnapshot) {
+			snapErr = nil
 		}
+	}
+	switch {
+	case snapErr == nil:
+	case r.reason == RetiredClosed && c.ctx.Err() != nil:
+		interrupted("the final snapshot")
+		return
+	default:
+		c.logger.Warn("final snapshot failed", "error", snapErr)
 	}
 	if err := os.WriteFile(filepath.Join(c.dir, retiredFile), []byte(r.reason+"\n"), 0o600); err != nil {
 		c.logger.Error("cannot mark the channel retired", "error", err)
@@ -148,6 +172,47 @@ func (c *Channel) finishRetire(r *retirement) {
 	}
 }
 
+// awaitApplied waits until this node has applied height want, or timeout
+// passes, or the channel is closed. It wakes on every batch applied, and
+// every ChainPollInterval for a state Raft restored from a snapshot, which
+// no batch announces. It returns the height applied and whether it reached
+// want.
+func (c *Channel) awaitApplied(want uint64, timeout time.Duration) (uint64, bool) {
+	// Subscribed before the height is read: a batch applied in between is
+	// delivered.
+	feed, cancel := c.Subscribe(16)
+	defer func() { cancel() }()
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(c.cfg.ChainPollInterval)
+	defer tick.Stop()
+	for {
+		var h uint64
+		c.fsm.machine(func(m *fsm.Machine) {
+			if m != nil {
+				h = m.Height()
+			}
+		})
+		if h >= want {
+			return h, true
+		}
+		select {
+		case <-c.ctx.Done():
+			return h, false
+		case <-deadline.C:
+			return h, false
+		case <-tick.C:
+		case _, open := <-feed:
+			if !open {
+				// Dropped for falling behind (or closed with the channel,
+				// which the next round sees): subscribe again.
+				cancel()
+				feed, cancel = c.Subscribe(16)
+			}
+		}
+	}
+}
+
 // retiredOnDisk returns the reason in the channel's retired file, if any.
 func retiredOnDisk(dir string) (string, bool) {
 	b, err := os.ReadFile(filepath.Join(dir, retiredFile))
@@ -164,8 +229,10 @@ func (c *Channel) openRetired(reason string) {
 	r := &c.retired
 	r.once.Do(func() {
 		r.reason = reason
+		close(r.began)
 		c.Close()
 		close(r.done)
+		close(r.ended)
 	})
 	c.logger.Info("channel is retired: serving its final state read-only", "reason", reason, "height", c.status(false).Height)
 }

@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -506,4 +508,125 @@ func TestLeaveNotBacked(t *testing.T) {
 	if out := tc.submitAs(next, tc.nodes, 2, "after"); out.Result.Status != protocol.StatusOK || out.Height <= b.FirstHeight {
 		t.Fatalf("after the refused leave: %s at %d", out.Result.Status, out.Height)
 	}
+}
+
+// TestAwaitApplied: the retirement's wait wakes when the node applies the
+// height it waits for, and returns unreached when the channel closes.
+func TestAwaitApplied(t *testing.T) {
+	tc := newTestCluster(t, 1, nil)
+	c := tc.channel(tc.nodes[0])
+	type result struct {
+		h  uint64
+		ok bool
+	}
+	wait := func(want uint64) <-chan result {
+		res := make(chan result, 1)
+		go func() {
+			h, ok := c.awaitApplied(want, time.Minute)
+			res <- result{h, ok}
+		}()
+		return res
+	}
+	get := func(res <-chan result) result {
+		select {
+		case r := <-res:
+			return r
+		case <-time.After(20 * time.Second):
+			t.Fatal("awaitApplied did not return")
+		}
+		return result{}
+	}
+	h := c.Status().Height
+	res := wait(h + 2)
+	tc.submitN(2, "x")
+	if r := get(res); !r.ok || r.h < h+2 {
+		t.Fatalf("awaitApplied(%d) = %d, %v", h+2, r.h, r.ok)
+	}
+	res = wait(h + 100)
+	tc.stopNode(tc.nodes[0])
+	if r := get(res); r.ok || r.h != h+2 {
+		t.Fatalf("awaitApplied on a closed channel = %d, %v; want %d, false", r.h, r.ok, h+2)
+	}
+}
+
+// TestRetireInterrupted: a node that is shut down while it waits to apply
+// a closed channel's final state does not mark the channel retired: after
+// a restart it opens the channel live and retires it again.
+func TestRetireInterrupted(t *testing.T) {
+	tc := newTestCluster(t, 3, func(c *Config) { c.ApplyTimeout = time.Minute })
+	leader := tc.waitLeader(10 * time.Second)
+	var lagging, other *testNode
+	for _, nd := range tc.nodes {
+		switch {
+		case nd == leader:
+		case lagging == nil:
+			lagging = nd
+		default:
+			other = nd
+		}
+	}
+	tc.submitN(3, "a")
+	// The lagging node misses the last txs and the settlement; the chain
+	// closes the channel with a settled height it has not applied.
+	tc.faults.Isolate(lagging.addr)
+	tc.submitVia(other, 3, "b")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := tc.channel(other).RequestClose(ctx, tc.request(other.key, fsm.RequestClose)); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	marker := func(nd *testNode) bool {
+		_, err := os.Stat(filepath.Join(channelDir(nd.dir, tc.id), retiredFile))
+		return err == nil
+	}
+	lc := tc.channel(lagging)
+	testutil.WaitFor(t, 20*time.Second, func() error {
+		for _, nd := range []*testNode{leader, other} {
+			if _, ok := tc.channel(nd).Retired(); !ok || !marker(nd) {
+				return fmt.Errorf("node %s has not retired", nd.addr)
+			}
+		}
+		select {
+		case <-lc.retired.began:
+			return nil
+		default:
+			return fmt.Errorf("the lagging node has not started retiring")
+		}
+	})
+	if _, ok := lc.Retired(); ok {
+		t.Fatal("the lagging node retired without the final state")
+	}
+
+	// Shut down while it waits: no retired file.
+	tc.stopNode(lagging)
+	testutil.WaitFor(t, 10*time.Second, func() error {
+		select {
+		case <-lc.retired.ended:
+			return nil
+		default:
+			return fmt.Errorf("the retirement goes on after the node closed")
+		}
+	})
+	if _, ok := lc.Retired(); ok || marker(lagging) {
+		t.Fatalf("interrupted retirement marked the channel retired (marker %v)", marker(lagging))
+	}
+
+	// Restarted, it opens the channel live (a retired file would open it
+	// read-only at once) and retires it again. Its peers are gone, so it
+	// retires at the height it has once the wait times out.
+	tc.faults.Heal()
+	tc.startNode(lagging, func(c *Config) { c.ApplyTimeout = 3 * time.Second })
+	if err := lagging.node.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rc := tc.channel(lagging)
+	if _, ok := rc.Retired(); ok {
+		t.Fatal("the restarted node opened the channel retired")
+	}
+	testutil.WaitFor(t, 20*time.Second, func() error {
+		if reason, ok := rc.Retired(); !ok || reason != RetiredClosed || !marker(lagging) {
+			return fmt.Errorf("not retired yet (%q, %v, marker %v)", reason, ok, marker(lagging))
+		}
+		return nil
+	})
 }
