@@ -81,7 +81,9 @@ type JoinChecker interface {
 // leave, so it always passes; a membership that ends later ends in a later
 // epoch, so a refusal never turns into an acceptance. While the chain is
 // still at epoch and the membership has not ended, the answer is not known
-// yet: the caller must wait for the chain rather than say no.
+// yet: the caller must wait for the chain rather than say no. (The leader
+// checking its own entry in Propose may say no instead: it only decides
+// what it signs, which its followers would wait on.)
 type LeaveChecker interface {
 	CheckLeave(member Member, epoch uint64) error
 }
