@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -305,31 +306,70 @@ func (c *Channel) loadGenesis(ctx context.Context) (*genesis, error) {
 	return g, nil
 }
 
-// chainJoins checks join system txs against the chain: the member must hold
-// that join sequence number there.
+// chainJoins checks join entries against the chain's history
+// (fsm.JoinChecker): the chain must have given the join seq to this member
+// and key. The chain gives each join seq once, in order, and keeps who got
+// it: in the member record while the membership lasts, in the departure
+// record after. So once the chain has given the seq the answer is the same
+// whenever it is asked, even after the member left; before that it is not
+// known, and the node waits for the chain (an honest leader only orders
+// joins it has seen there).
 type chainJoins struct{ c *Channel }
 
-func (j chainJoins) CheckJoin(join protocol.MemberJoin) error {
-	ctx, cancel := context.WithTimeout(j.c.ctx, 30*time.Second)
-	defer cancel()
-	rec, err := retryChain(ctx, func(ctx context.Context) (*settlement.ChannelInfo, error) {
-		return j.c.cfg.Chain.Channel(ctx, j.c.id)
+func (j chainJoins) CheckJoin(join protocol.MemberJoin, epoch uint64) error {
+	c := j.c
+	return c.awaitChain(epoch, "join", join.Member, func(ctx context.Context) (bool, error) {
+		return c.chainJoined(ctx, join)
+	}, func() error {
+		return fmt.Errorf("the chain has not given join seq %d yet", join.JoinSeq)
 	})
-	if err != nil {
-		// Shutting down or the chain is gone for 30 s: do not hold the
-		// leader to account for our own trouble.
-		j.c.logger.Warn("cannot check a join against the chain, accepting", "member", join.Member, "error", err)
-		return nil
+}
+
+// chainJoined answers from the chain's history whether it gave join's seq
+// to join's member and key: decided with a nil error for yes, decided with
+// the reason for no; not decided while the chain has not given the seq to
+// anyone, or when the chain cannot be read (err).
+func (c *Channel) chainJoined(ctx context.Context, join protocol.MemberJoin) (decided bool, err error) {
+	switch {
+	case join.JoinSeq == 0:
+		return true, fmt.Errorf("join seq 0")
+	case protocol.AddressOf(join.PublicKey) != join.Member:
+		return true, fmt.Errorf("the key is not %s's", join.Member)
 	}
-	for _, m := range rec.Members {
-		if m.Address == join.Member {
-			if m.JoinSeq != join.JoinSeq {
-				return fmt.Errorf("member %s has join seq %d on chain, not %d", join.Member, m.JoinSeq, join.JoinSeq)
-			}
-			return nil
+	rec, err := c.cfg.Chain.Channel(ctx, c.id)
+	if err != nil {
+		return false, err
+	}
+	if join.JoinSeq > rec.LastJoinSeq {
+		return false, nil
+	}
+	var holder *settlement.MemberInfo
+	for i := range rec.Members {
+		if rec.Members[i].JoinSeq == join.JoinSeq {
+			holder = &rec.Members[i]
 		}
 	}
-	return fmt.Errorf("%s is not a member on chain", join.Member)
+	if holder != nil {
+		if holder.Address != join.Member || !bytes.Equal(holder.PublicKey, join.PublicKey) {
+			return true, fmt.Errorf("join seq %d is %s's on chain, not %s's", join.JoinSeq, holder.Address, join.Member)
+		}
+		return true, nil
+	}
+	// Given and ended before the channel was read: the departure record
+	// says to whom.
+	dp, err := c.cfg.Chain.Departure(ctx, c.id, join.JoinSeq)
+	switch {
+	case err == nil:
+		if dp.Address != join.Member {
+			return true, fmt.Errorf("join seq %d was %s's on chain, not %s's", join.JoinSeq, dp.Address, join.Member)
+		}
+		return true, nil
+	case errors.Is(err, contract.ErrNoDeparture):
+		// A chain from before departures were recorded: nothing tells.
+		c.logger.Warn("the chain keeps no record of who held a join seq; accepting the join", "member", join.Member, "join_seq", join.JoinSeq)
+		return true, nil
+	}
+	return false, err
 }
 
 // chainLeaves checks against the chain's history the leave entries of
@@ -342,38 +382,49 @@ type chainLeaves struct{ c *Channel }
 
 func (l chainLeaves) CheckLeave(m fsm.Member, epoch uint64) error {
 	c := l.c
-	// The leader of epoch checks its own entries in Propose, under the
-	// machine's lock: it must not wait there, and an entry its followers
-	// would wait on is one it must not sign.
+	return c.awaitChain(epoch, "leave", m.Address, func(ctx context.Context) (bool, error) {
+		return c.chainEnded(ctx, m, epoch)
+	}, func() error {
+		return fmt.Errorf("the chain has not ended its membership (join seq %d) in epoch %d", m.JoinSeq, epoch)
+	})
+}
+
+// awaitChain asks decide until the chain's history decides an entry of a
+// batch of epoch, and returns the verdict. The leader of epoch checks its
+// own entries in Propose, under the machine's lock: it must not wait
+// there, and an entry its followers would wait on is one it must not sign,
+// so it gets undecided's error at once. When the node shuts down while
+// waiting, the machine is abandoned (it keeps no snapshot of this apply)
+// and the entry let through: the state dies with the process, and the
+// node applies the entry again after a restart.
+func (c *Channel) awaitChain(epoch uint64, what string, member protocol.Address,
+	decide func(context.Context) (bool, error), undecided func() error) error {
 	run := c.leader.Load()
 	proposing := run != nil && run.epoch == epoch
 	warned := false
 	for {
 		ctx, cancel := context.WithTimeout(c.ctx, c.cfg.PeerTimeout)
-		decided, err := c.chainEnded(ctx, m, epoch)
+		decided, err := decide(ctx)
 		cancel()
 		if decided {
 			return err
 		}
 		if proposing {
 			if err == nil {
-				err = fmt.Errorf("the chain has not ended its membership (join seq %d) in epoch %d", m.JoinSeq, epoch)
+				err = undecided()
 			}
 			return err
 		}
 		if !warned {
 			warned = true
-			if err != nil {
-				c.logger.Warn("cannot check a leave against the chain: waiting for it", "member", m.Address, "error", err)
-			} else {
-				c.logger.Warn("leave of a member still on chain in the batch's epoch: waiting for the chain to decide",
-					"member", m.Address, "join_seq", m.JoinSeq, "epoch", epoch)
+			if err == nil {
+				err = undecided()
 			}
+			c.logger.Warn("cannot decide a "+what+" entry yet: waiting for the chain", "member", member, "epoch", epoch, "reason", err)
 		}
 		select {
 		case <-c.ctx.Done():
-			// Shutting down: this apply is not kept, and no evidence is
-			// recorded for our own trouble.
+			c.fsm.abandoned.Store(true)
 			return nil
 		case <-time.After(c.cfg.ChainPollInterval):
 		}

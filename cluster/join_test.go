@@ -112,3 +112,65 @@ func TestRestartCatchesUpFromSnapshot(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestJoinCheckedByHistory: a join entry is judged by who the chain gave
+// the join seq to, not by who is a member when it is applied. A fifth node
+// that replays the whole log after the fourth joined and left applies the
+// fourth's join like everyone did, and all agree with no evidence; a join
+// naming another member for that seq is refused for good, and one for a
+// seq the chain has not given yet is undecided.
+func TestJoinCheckedByHistory(t *testing.T) {
+	tc := newTestCluster(t, 3, withLeaveHook)
+	tc.submitN(3, "a")
+	n4 := tc.addNode(withLeaveHook)
+	tc.waitVoters(4, 30*time.Second)
+	var n4Join protocol.MemberJoin
+	tc.channel(n4).Machine(func(m *fsm.Machine) {
+		mem, _ := m.Member(n4.key.Address())
+		n4Join = protocol.MemberJoin{Member: mem.Address, PublicKey: mem.PublicKey, JoinSeq: mem.JoinSeq}
+	})
+	if n4Join.JoinSeq == 0 {
+		t.Fatal("the fourth node has no join seq")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	leader := tc.waitLeader(10 * time.Second)
+	if err := tc.channel(leader).Leave(ctx, tc.request(n4.key, fsm.RequestLeave)); err != nil {
+		t.Fatalf("leave of the fourth node: %v", err)
+	}
+	rest := append([]*testNode(nil), tc.nodes[:3]...)
+	tc.checkLeft(n4.key.Address(), rest)
+	tc.nodes = rest
+	out := tc.submitAs(rest[0], rest, 3, "b")
+
+	// The fifth node replays every entry, the fourth's join included.
+	n5 := tc.addNode(withLeaveHook)
+	testutil.WaitFor(t, 30*time.Second, func() error {
+		for i, nd := range tc.nodes {
+			c := tc.channel(nd)
+			if h := c.Status().Height; h < out.Height {
+				return fmt.Errorf("node %d at height %d, want %d", i, h, out.Height)
+			}
+			if ev := c.Status().Evidence; ev != 0 {
+				t.Fatalf("node %d recorded %d pieces of evidence", i, ev)
+			}
+		}
+		return nil
+	})
+	tc.checkConverged([]*fsm.Outcome{out}, 30*time.Second)
+
+	c := tc.channel(n5)
+	if decided, err := c.chainJoined(ctx, n4Join); !decided || err != nil {
+		t.Fatalf("join of the node that left: decided %v, %v; want accepted", decided, err)
+	}
+	forged := n4Join
+	other, _ := protocol.GenerateKey(nil)
+	forged.Member, forged.PublicKey = other.Address(), other.Public()
+	if decided, err := c.chainJoined(ctx, forged); !decided || err == nil {
+		t.Fatalf("join seq %d for another member: decided %v, %v; want refused", forged.JoinSeq, decided, err)
+	}
+	ahead := protocol.MemberJoin{Member: other.Address(), PublicKey: other.Public(), JoinSeq: n4Join.JoinSeq + 100}
+	if decided, err := c.chainJoined(ctx, ahead); decided || err != nil {
+		t.Fatalf("join seq the chain has not given: decided %v, %v; want undecided", decided, err)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
@@ -37,6 +38,9 @@ type machineFSM struct {
 	genErr  error // why the genesis could not be loaded
 	cache   *outcomeCache
 	lastLog uint64 // index of the last log applied
+	// abandoned is set when an apply was cut short by shutdown and let an
+	// entry through undecided (awaitChain): the state is not to be kept.
+	abandoned atomic.Bool
 }
 
 // applyResult is the FSM's response to one log command, which raft hands
@@ -187,6 +191,9 @@ const snapshotVersion = 1
 func (f *machineFSM) Snapshot() (raft.FSMSnapshot, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.abandoned.Load() {
+		return nil, fmt.Errorf("%w: the state machine was abandoned mid-apply at shutdown", ErrChannelClosed)
+	}
 	s := &fsmSnapshot{}
 	if f.gen != nil {
 		s.gen = f.gen.bytes()

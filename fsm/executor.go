@@ -59,13 +59,16 @@ type ExecResult struct {
 	Output    []byte
 }
 
-// JoinChecker checks a join system tx against the settlement chain. Its answer
-// must be a fact of the chain's history (the member held this join sequence
-// number on chain), never of the moment it is asked, so that every member
-// reaches the same verdict: when the caller does not know yet, it must wait
-// for the chain rather than say no.
+// JoinChecker checks a join system tx, ordered in a batch of epoch,
+// against the settlement chain. Its answer must be a fact of the chain's
+// history (the chain gave this join sequence number to this member and
+// key), never of the moment it is asked, so that every member reaches the
+// same verdict, even one that applies the entry after the member left: when
+// the caller does not know yet, it must wait for the chain rather than say
+// no. (The leader checking its own entry in Propose may say no instead, as
+// for LeaveChecker.)
 type JoinChecker interface {
-	CheckJoin(join protocol.MemberJoin) error
+	CheckJoin(join protocol.MemberJoin, epoch uint64) error
 }
 
 // LeaveChecker checks against the settlement chain the leave entry of a

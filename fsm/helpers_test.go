@@ -231,7 +231,7 @@ func statuses(outs []Outcome) []protocol.Status {
 
 type rejectJoins struct{ bad protocol.Address }
 
-func (r rejectJoins) CheckJoin(j protocol.MemberJoin) error {
+func (r rejectJoins) CheckJoin(j protocol.MemberJoin, _ uint64) error {
 	if j.Member == r.bad {
 		return errors.New("not on chain")
 	}

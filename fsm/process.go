@@ -256,7 +256,7 @@ func (m *Machine) runJoin(v *view, j *protocol.MemberJoin, o *Outcome, ts uint64
 		return reject("fsm: join of %s: join seq %d not above %d, the highest at load", j.Member, j.JoinSeq, hi)
 	}
 	if m.cfg.Joins != nil {
-		if err := m.cfg.Joins.CheckJoin(*j); err != nil {
+		if err := m.cfg.Joins.CheckJoin(*j, v.top.epoch); err != nil {
 			return reject("fsm: join of %s: %v", j.Member, err)
 		}
 	}
