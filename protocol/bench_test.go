@@ -70,3 +70,11 @@ func BenchmarkVerifyTxs(b *testing.B) {
 		})
 	}
 }
+
+func BenchmarkSign(b *testing.B) {
+	k := testKey(b, 1)
+	msg := make([]byte, 200)
+	for b.Loop() {
+		k.Sign(DomainTx, msg)
+	}
+}
