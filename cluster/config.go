@@ -25,6 +25,8 @@ var (
 	ErrBusy = errors.New("cluster: busy")
 	// ErrClosed means the node or channel is closed.
 	ErrClosed = errors.New("cluster: closed")
+	// ErrDataDirInUse means another node holds the data directory.
+	ErrDataDirInUse = errors.New("cluster: data directory in use by another scraft node")
 	// ErrChannelClosed means the channel is closed, or closing since a
 	// close request was ordered: its state is final and nothing more is
 	// ordered, on any node.

@@ -24,6 +24,7 @@ type Node struct {
 	logger  hclog.Logger
 	peers   *peerClient
 	metrics *metrics
+	unlock  func() error // releases the data directory
 
 	closeOnce sync.Once
 	mu        struct {
@@ -35,15 +36,22 @@ type Node struct {
 }
 
 // NewNode returns a Node hosting no channel yet. Register its peer API on
-// the node's gRPC server, then Start or Open channels.
+// the node's gRPC server, then Start or Open channels. The node holds its
+// data directory until Close: a second node on the same directory gets
+// ErrDataDirInUse (two Raft members writing one log would corrupt it).
 func NewNode(cfg Config) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	unlock, err := lockDir(cfg.DataDir)
+	if err != nil {
 		return nil, err
 	}
 	n := &Node{
 		cfg:    cfg,
 		logger: cfg.logger().With("node", cfg.Key.Address().String()),
 		peers:  &peerClient{key: cfg.Key, dial: cfg.Dial},
+		unlock: unlock,
 	}
 	n.metrics = newMetrics(cfg.Registerer)
 	n.mu.channels = make(map[protocol.ChannelID]*Channel)
@@ -257,6 +265,9 @@ func (n *Node) Close() error {
 			if err := c.Close(); err != nil {
 				errs = append(errs, err)
 			}
+		}
+		if err := n.unlock(); err != nil {
+			errs = append(errs, err)
 		}
 	})
 	return errors.Join(errs...)

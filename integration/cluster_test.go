@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -123,6 +124,17 @@ func TestRestartAndJoin(t *testing.T) {
 	before := l.count()
 	testutil.Eventually(t, 30*time.Second, "writes with a follower down", func() bool { return l.count() >= before+30 })
 	pc.restart(f)
+	// Once the restarted node is up, a second node on its data directory
+	// is refused.
+	testutil.WaitFor(t, 30*time.Second, func() error {
+		_, err := f.status(pc.id)
+		return err
+	})
+	out, err := exec.Command(scraftBin, "node", "--data", filepath.Join(f.dir, "data"), "--listen", testutil.FreePort(t),
+		"--chain", pc.chainAddr, "--key", filepath.Join(f.dir, "node.key")).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "data directory in use") {
+		t.Fatalf("second node on a data directory in use: %v: %s", err, out)
+	}
 
 	// The 4th joins with `scraft node --channel --peer`, the 5th is a
 	// running node told to join with `scraft join`.
