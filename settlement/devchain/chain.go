@@ -89,6 +89,9 @@ func Open(cfg Config) (*Chain, error) {
 		return nil, fmt.Errorf("devchain: %w", err)
 	}
 	db, err := bolt.Open(filepath.Join(cfg.Dir, "chain.db"), 0o600, &bolt.Options{Timeout: 2 * time.Second, NoSync: cfg.NoSync})
+	if errors.Is(err, bolt.ErrTimeout) {
+		return nil, fmt.Errorf("devchain: open %s: chain.db is in use by another process (another scraft chain on the same --data?)", cfg.Dir)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("devchain: open %s: %w", cfg.Dir, err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -248,5 +249,22 @@ func TestConfigValidate(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestDataDirInUse: a second chain on a data directory in use is refused
+// with an error that says so, after the open's 2 s wait for the lock.
+func TestDataDirInUse(t *testing.T) {
+	dir := t.TempDir()
+	newTestChain(t, dir, 0)
+	cfg := DefaultConfig(dir)
+	cfg.Logger = testutil.Logger(t, "devchain")
+	c, err := Open(cfg)
+	if err == nil {
+		c.Close()
+		t.Fatal("a second chain opened a data directory in use")
+	}
+	if !strings.Contains(err.Error(), "in use by another process") {
+		t.Fatalf("second chain: %v", err)
 	}
 }
