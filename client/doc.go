@@ -11,4 +11,8 @@
 // Errors from the node are *transport.Error values with the stable codes of
 // transport/CLIENT_API.md; errors.Is matches them against the sentinels of
 // package transport (transport.ErrNoChannel, transport.ErrBusy, ...).
+//
+// Each Client has connections of its own; a process with many Clients (a
+// game server with one per player) should give them one Pool in their
+// Config, so that their streams share one connection per node.
 package client
