@@ -630,3 +630,95 @@ func TestRetireInterrupted(t *testing.T) {
 		return nil
 	})
 }
+
+// TestShutdownWhileWaitingOnChain: a follower shut down while it waits on
+// the chain for a leave it cannot decide yet keeps nothing of that apply:
+// no outcome reaches its subscribers, its machine takes no snapshot, and
+// after a restart it decides the leave as the others do.
+func TestShutdownWhileWaitingOnChain(t *testing.T) {
+	tc := newTestClusterUsers(t, 3, 1, withLeaveHook)
+	victim := tc.users[3].Address()
+	tc.submitN(3, "a")
+	leader := tc.waitLeader(10 * time.Second)
+	lc := tc.channel(leader)
+	epoch := lc.leader.Load().epoch
+	var follower *testNode
+	for _, nd := range tc.nodes {
+		if nd != leader {
+			follower = nd
+			break
+		}
+	}
+	fc := tc.channel(follower)
+	feed, cancelFeed := fc.Subscribe(1024)
+	defer cancelFeed()
+
+	b := tc.evictionBatch(leader, victim, leader.key, epoch)
+	applied := make(chan error, 1)
+	go func() {
+		applied <- lc.raft.Apply(encodeLog(logBatch, b.Bytes()), 60*time.Second).Error()
+	}()
+	testutil.WaitFor(t, 10*time.Second, func() error {
+		if fc.fsm.tryMachine(func(*fsm.Machine) {}) {
+			return fmt.Errorf("the follower is not waiting inside the apply")
+		}
+		return nil
+	})
+	tc.stopNode(follower)
+	if !fc.fsm.abandoned.Load() {
+		t.Fatal("the machine was not abandoned")
+	}
+	if _, err := fc.fsm.Snapshot(); err == nil {
+		t.Fatal("an abandoned machine took a snapshot")
+	}
+	for a := range feed {
+		for _, o := range a.Outcomes {
+			if o.Height >= b.FirstHeight {
+				t.Fatalf("outcome at height %d published from an abandoned apply", o.Height)
+			}
+		}
+	}
+
+	// The chain moves on; the restarted follower decides as the others.
+	var atts []protocol.Attestation
+	for _, nd := range tc.nodes {
+		if nd != leader {
+			a := protocol.Attestation{Channel: tc.id, Epoch: epoch, Claimant: follower.key.Address()}
+			a.Sign(nd.key)
+			atts = append(atts, a)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := tc.chain.client(follower.key).ClaimLeader(ctx, tc.id, epoch, atts); err != nil {
+		t.Fatalf("claim: %v", err)
+	}
+	tc.restartNode(follower)
+	if err := <-applied; err != nil {
+		t.Fatalf("raft apply: %v", err)
+	}
+	testutil.WaitFor(t, 30*time.Second, func() error {
+		var d protocol.Hash
+		for i, nd := range tc.nodes {
+			var err error
+			tc.channel(nd).Machine(func(m *fsm.Machine) {
+				if m == nil || m.Height() < b.FirstHeight {
+					err = fmt.Errorf("node %d not at height %d yet", i, b.FirstHeight)
+					return
+				}
+				if _, in := m.Member(victim); !in {
+					t.Fatalf("node %d took the member out", i)
+				}
+				dh, _ := m.Digest(b.FirstHeight)
+				if i > 0 && dh != d {
+					t.Fatalf("node %d has another digest at %d", i, b.FirstHeight)
+				}
+				d = dh
+			})
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}

@@ -143,6 +143,11 @@ func (f *machineFSM) applyLocked(data []byte, pre *decoded) *applyResult {
 			f.logger.Warn("batch refused", "first_height", b.FirstHeight, "epoch", b.Epoch, "leader", b.Leader, "error", err)
 			return &applyResult{batch: b, err: fmt.Errorf("%w: %v", ErrRefused, err)}
 		}
+		if f.abandoned.Load() {
+			// Cut short by shutdown (awaitChain): nothing of it is told to
+			// anyone, and the state is not kept.
+			return &applyResult{batch: b, err: fmt.Errorf("%w: shutting down mid-apply", ErrClosed)}
+		}
 		for i := range a.Outcomes {
 			if a.Outcomes[i].Kind == protocol.EntryCall {
 				f.cache.put(&a.Outcomes[i])
