@@ -30,10 +30,8 @@ func TestLyingLeader(t *testing.T) {
 		{"wrong final digest", func(b *protocol.Batch) { b.Digest[5] ^= 1 }, []Reason{ReasonDigestMismatch}, -1},
 		{"consistent lie", func(b *protocol.Batch) {
 			b.Results[0].Status = protocol.StatusAbort
-			d := b.Digest
 			// Re-chain the digest over the lie, as a careful liar would.
-			d = rechain(t, cfg, b)
-			b.Digest = d
+			b.Digest = rechain(t, cfg, b)
 		}, []Reason{ReasonResultMismatch}, 0},
 	}
 	for _, tc := range tests {
