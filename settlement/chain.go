@@ -36,6 +36,12 @@ type Chain interface {
 	// written; until the membership ends the call fails with
 	// contract.ErrNoDeparture.
 	Departure(ctx context.Context, id protocol.ChannelID, joinSeq uint64) (*contract.Departure, error)
+	// EpochLeader returns who led the channel's epoch epoch (zero for an
+	// epoch without a leader; epoch 0 never has one) and the block that
+	// began it. A record never changes once written; until the channel
+	// reaches the epoch the call fails with contract.ErrNoEpochLeader (as
+	// it does for epochs begun on a chain from before these records).
+	EpochLeader(ctx context.Context, id protocol.ChannelID, epoch uint64) (*contract.EpochLeader, error)
 	// SettledState returns the channel's state at its settled height (the
 	// initial state before the first settlement).
 	SettledState(ctx context.Context, id protocol.ChannelID) (protocol.State, error)

@@ -310,6 +310,66 @@ var Scenarios = []Scenario{
 		_, err = s.As("carol").Departure(s.ctx, protocol.ChannelID{9}, 1)
 		s.want(err, contract.ErrNoChannel)
 	}},
+	{"epoch leaders: who led each epoch stays on record", func(t *testing.T, s *Suite) {
+		id := s.channel("alice", "bob", "carol")
+		check := func(want ...string) { // the leader of epochs 0, 1, ...; "" none
+			t.Helper()
+			info := s.info(id)
+			if info.Epoch != uint64(len(want)-1) {
+				t.Fatalf("channel at epoch %d, want %d", info.Epoch, len(want)-1)
+			}
+			var last uint64
+			for e, name := range want {
+				el, err := s.As("bob").EpochLeader(s.ctx, id, uint64(e))
+				s.must(err)
+				var leader protocol.Address
+				if name != "" {
+					leader = s.Addr(name)
+				}
+				switch {
+				case el.Epoch != uint64(e) || el.Leader != leader:
+					t.Fatalf("epoch %d on record: %+v, want leader %q", e, el, name)
+				case e == 0 && el.Height != info.CreatedHeight:
+					t.Fatalf("epoch 0 begins at block %d, the channel at %d", el.Height, info.CreatedHeight)
+				case e > 0 && el.Height <= last:
+					t.Fatalf("epoch %d begins at block %d, epoch %d at %d", e, el.Height, e-1, last)
+				}
+				last = el.Height
+			}
+			if cur, _ := s.As("bob").EpochLeader(s.ctx, id, info.Epoch); cur.Leader != info.Leader {
+				t.Fatalf("current epoch led by %s on record, by %s in the channel", cur.Leader, info.Leader)
+			}
+			_, err := s.As("bob").EpochLeader(s.ctx, id, info.Epoch+1)
+			s.want(err, contract.ErrNoEpochLeader)
+		}
+		check("", "alice")
+		// A claim after the leader's heartbeat expired.
+		s.env.Advance(contract.HeartbeatTTL + time.Second)
+		_, err := s.As("bob").ClaimLeader(s.ctx, id, 1, nil)
+		s.must(err)
+		check("", "alice", "bob")
+		// An election.
+		pid, err := s.As("alice").CreateProposal(s.ctx, id, protocol.ProposalElection, protocol.Marshal(&protocol.Election{Epoch: 2, Candidate: s.Addr("carol")}))
+		s.must(err)
+		s.must(s.As("alice").Vote(s.ctx, id, pid, protocol.VoteFor))
+		s.must(s.As("bob").Vote(s.ctx, id, pid, protocol.VoteFor))
+		s.must(s.As("alice").ExecuteProposal(s.ctx, id, pid))
+		check("", "alice", "bob", "carol")
+		// The leader let go by a settlement: an epoch without a leader,
+		// then a claim.
+		s.must(s.As("carol").Leave(s.ctx, id))
+		pid, err = s.As("alice").CreateProposal(s.ctx, id, protocol.ProposalSettlement, protocol.Marshal(&protocol.Settlement{From: 1, To: 3}))
+		s.must(err)
+		s.must(s.As("alice").Vote(s.ctx, id, pid, protocol.VoteFor))
+		s.must(s.As("bob").Vote(s.ctx, id, pid, protocol.VoteFor))
+		s.must(s.As("alice").ExecuteProposal(s.ctx, id, pid))
+		check("", "alice", "bob", "carol", "")
+		_, err = s.As("alice").ClaimLeader(s.ctx, id, 4, nil)
+		s.must(err)
+		check("", "alice", "bob", "carol", "", "alice")
+		_, err = s.As("bob").EpochLeader(s.ctx, protocol.ChannelID{9}, 0)
+		s.want(err, contract.ErrNoChannel)
+	}},
 	{"shared pool: collateral locked, withdraw only free money", func(t *testing.T, s *Suite) {
 		id := s.channel("alice")
 		s.must(s.As("dave").Deposit(s.ctx, 250))

@@ -81,6 +81,10 @@ var (
 	// ErrNoDeparture means no membership of that join sequence number has
 	// ended: it is current, or was never given.
 	ErrNoDeparture = errors.New("contract: no such departure")
+	// ErrNoEpochLeader means no leader is on record for that epoch of the
+	// channel: the channel has not reached it yet (or reached it on a
+	// chain from before epochs' leaders were recorded).
+	ErrNoEpochLeader = errors.New("contract: no leader on record for that epoch")
 )
 
 // codes lists every sentinel with its stable code. Codes never change
@@ -96,7 +100,7 @@ var codes = []struct {
 	{17, ErrProposalClosed}, {18, ErrAlreadyVoted}, {19, ErrNotEligible}, {20, ErrBadVote},
 	{21, ErrNotPassed}, {22, ErrBadRange}, {23, ErrStateMismatch}, {24, ErrBadEvidence},
 	{25, ErrBadComplaint}, {26, ErrBadProof}, {27, ErrDeadlinePassed}, {28, ErrNoCapacity},
-	{29, ErrLeaving}, {30, ErrTooLarge}, {31, ErrNoDeparture},
+	{29, ErrLeaving}, {30, ErrTooLarge}, {31, ErrNoDeparture}, {32, ErrNoEpochLeader},
 }
 
 // Code returns the stable code of err's sentinel, or 0 when err is nil or

@@ -92,10 +92,13 @@ func (x *exec) checkAttestations(ch *Channel, atts []protocol.Attestation) error
 	return nil
 }
 
-// setLeader names a new leader (zero for none) and starts a new epoch. ch is
-// changed, not stored.
+// setLeader names a new leader (zero for none) and starts a new epoch, and
+// records the epoch's leader for good (EpochLeader). It is the only place
+// the leader or the epoch changes, so every epoch after 0 has its record.
+// ch is changed, not stored.
 func (x *exec) setLeader(ch *Channel, leader protocol.Address) {
 	ch.Leader = leader
 	ch.Epoch++
+	put(x.st, epochKey(ch.ID, ch.Epoch), &EpochLeader{Epoch: ch.Epoch, Leader: leader, Height: x.env.Height})
 	x.emit(Event{Kind: EventLeaderChanged, Channel: ch.ID, Member: leader, Epoch: ch.Epoch})
 }

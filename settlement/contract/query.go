@@ -63,6 +63,27 @@ func GetDeparture(st Store, id protocol.ChannelID, joinSeq uint64) (*Departure, 
 	return &dp, nil
 }
 
+// GetEpochLeader returns who led the channel's epoch epoch, or
+// ErrNoEpochLeader while the channel has not reached it. Epoch 0, a
+// channel's first, has no leader by the rules; every later epoch has the
+// record the call that began it wrote. (A chain from before those records
+// has none for epochs it began then.)
+func GetEpochLeader(st Store, id protocol.ChannelID, epoch uint64) (*EpochLeader, error) {
+	x := &exec{st: newOverlay(st)}
+	ch, err := x.channel(id)
+	if err != nil {
+		return nil, err
+	}
+	if epoch == 0 {
+		return &EpochLeader{Height: ch.CreatedHeight}, nil
+	}
+	var el EpochLeader
+	if !get(x.st, epochKey(id, epoch), &el) {
+		return nil, fmt.Errorf("%w: epoch %d of %s (the channel is at %d)", ErrNoEpochLeader, epoch, id, ch.Epoch)
+	}
+	return &el, nil
+}
+
 // GetProposal returns a proposal's record.
 func GetProposal(st Store, id protocol.ChannelID, pid uint64) (*Proposal, error) {
 	x := &exec{st: newOverlay(st)}

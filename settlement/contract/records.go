@@ -328,6 +328,36 @@ func (dp *Departure) Decode(d *protocol.Decoder) {
 	dp.Epoch = d.U64()
 }
 
+// EpochLeader records who led one epoch of a channel: the leader named
+// by the call that began the epoch (a claim, an election, a punishment, or
+// the removal of the leader, which names none). A channel's leader changes
+// only with its epoch, so this is the leader for the whole epoch; the
+// record is kept for good under the epoch number, so "who led epoch E" is
+// a fact of the chain's history a node can ask whenever it likes, also
+// long after the channel moved on.
+type EpochLeader struct {
+	Epoch uint64
+	// Leader is zero for an epoch without a leader.
+	Leader protocol.Address
+	// Height is the block height of the call that began the epoch (the
+	// channel's creation for epoch 0).
+	Height uint64
+}
+
+// Encode writes the canonical encoding.
+func (el *EpochLeader) Encode(e *protocol.Encoder) {
+	e.U64(el.Epoch)
+	e.Fixed(el.Leader[:])
+	e.U64(el.Height)
+}
+
+// Decode reads el.
+func (el *EpochLeader) Decode(d *protocol.Decoder) {
+	el.Epoch = d.U64()
+	d.FixedInto(el.Leader[:])
+	el.Height = d.U64()
+}
+
 // ProposalStatus is where a proposal stands.
 type ProposalStatus uint8
 

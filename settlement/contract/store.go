@@ -107,6 +107,7 @@ const (
 	prefixProposal = 'p' // p ‖ channel ‖ u64 id → Proposal
 	prefixVote     = 'v' // v ‖ channel ‖ u64 id ‖ address → option
 	prefixDeparted = 'd' // d ‖ channel ‖ u64 join seq → Departure
+	prefixEpoch    = 'e' // e ‖ channel ‖ u64 epoch → EpochLeader
 )
 
 func key1(p byte, a []byte) []byte {
@@ -142,4 +143,7 @@ func voteKey(c protocol.ChannelID, id uint64, a protocol.Address) []byte {
 }
 func departedKey(c protocol.ChannelID, joinSeq uint64) []byte {
 	return key2(prefixDeparted, c[:], u64be(joinSeq))
+}
+func epochKey(c protocol.ChannelID, epoch uint64) []byte {
+	return key2(prefixEpoch, c[:], u64be(epoch))
 }

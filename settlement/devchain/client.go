@@ -26,6 +26,7 @@ type backend interface {
 	channel(ctx context.Context, id protocol.ChannelID) (*settlement.ChannelInfo, error)
 	member(ctx context.Context, id protocol.ChannelID, a protocol.Address) (*settlement.MemberInfo, error)
 	departure(ctx context.Context, id protocol.ChannelID, joinSeq uint64) (*contract.Departure, error)
+	epochLeader(ctx context.Context, id protocol.ChannelID, epoch uint64) (*contract.EpochLeader, error)
 	proposal(ctx context.Context, id protocol.ChannelID, pid uint64) (*settlement.ProposalInfo, error)
 	account(ctx context.Context, a protocol.Address) (*settlement.AccountInfo, error)
 	code(ctx context.Context, h protocol.Hash) ([]byte, error)
@@ -48,6 +49,9 @@ func (l local) member(_ context.Context, id protocol.ChannelID, a protocol.Addre
 }
 func (l local) departure(_ context.Context, id protocol.ChannelID, joinSeq uint64) (*contract.Departure, error) {
 	return l.c.Departure(id, joinSeq)
+}
+func (l local) epochLeader(_ context.Context, id protocol.ChannelID, epoch uint64) (*contract.EpochLeader, error) {
+	return l.c.EpochLeader(id, epoch)
 }
 func (l local) proposal(_ context.Context, id protocol.ChannelID, pid uint64) (*settlement.ProposalInfo, error) {
 	return l.c.ProposalInfo(id, pid)
@@ -179,6 +183,18 @@ func (r *remote) departure(ctx context.Context, id protocol.ChannelID, joinSeq u
 		return nil, err
 	}
 	return &dp, nil
+}
+
+func (r *remote) epochLeader(ctx context.Context, id protocol.ChannelID, epoch uint64) (*contract.EpochLeader, error) {
+	resp, err := r.api.GetEpochLeader(ctx, &chainpb.EpochLeaderRequest{Channel: id[:], Epoch: epoch})
+	if err != nil {
+		return nil, errorFrom(err)
+	}
+	var el contract.EpochLeader
+	if err := decodeRecord(resp.EpochLeader, &el); err != nil {
+		return nil, err
+	}
+	return &el, nil
 }
 
 func (r *remote) proposal(ctx context.Context, id protocol.ChannelID, pid uint64) (*settlement.ProposalInfo, error) {
@@ -349,6 +365,11 @@ func (cl *Client) Member(ctx context.Context, id protocol.ChannelID, a protocol.
 // Departure implements settlement.Chain.
 func (cl *Client) Departure(ctx context.Context, id protocol.ChannelID, joinSeq uint64) (*contract.Departure, error) {
 	return cl.b.departure(ctx, id, joinSeq)
+}
+
+// EpochLeader implements settlement.Chain.
+func (cl *Client) EpochLeader(ctx context.Context, id protocol.ChannelID, epoch uint64) (*contract.EpochLeader, error) {
+	return cl.b.epochLeader(ctx, id, epoch)
 }
 
 // SettledState implements settlement.Chain.

@@ -79,6 +79,18 @@ func (c *Chain) Departure(id protocol.ChannelID, joinSeq uint64) (*contract.Depa
 	return out, err
 }
 
+// EpochLeader returns who led a channel's epoch
+// (contract.ErrNoEpochLeader while the channel has not reached it).
+func (c *Chain) EpochLeader(id protocol.ChannelID, epoch uint64) (*contract.EpochLeader, error) {
+	var out *contract.EpochLeader
+	err := c.view(func(st contract.Store, _ settlement.Head) error {
+		el, err := contract.GetEpochLeader(st, id, epoch)
+		out = el
+		return err
+	})
+	return out, err
+}
+
 // ProposalInfo returns a proposal and its votes.
 func (c *Chain) ProposalInfo(id protocol.ChannelID, pid uint64) (*settlement.ProposalInfo, error) {
 	var out *settlement.ProposalInfo

@@ -185,6 +185,19 @@ func (s *Server) GetDeparture(_ context.Context, req *chainpb.DepartureRequest) 
 	return &chainpb.GetDepartureResponse{Departure: marshal(dp)}, nil
 }
 
+// GetEpochLeader implements chainpb.DevChainServer.
+func (s *Server) GetEpochLeader(_ context.Context, req *chainpb.EpochLeaderRequest) (*chainpb.GetEpochLeaderResponse, error) {
+	id, err := channelID(req.Channel)
+	if err != nil {
+		return nil, err
+	}
+	el, err := s.c.EpochLeader(id, req.Epoch)
+	if err != nil {
+		return nil, statusOf(err)
+	}
+	return &chainpb.GetEpochLeaderResponse{EpochLeader: marshal(el)}, nil
+}
+
 // GetProposal implements chainpb.DevChainServer.
 func (s *Server) GetProposal(_ context.Context, req *chainpb.ProposalRequest) (*chainpb.GetProposalResponse, error) {
 	id, err := channelID(req.Channel)

@@ -681,6 +681,102 @@ func (x *GetDepartureResponse) GetDeparture() []byte {
 	return nil
 }
 
+type EpochLeaderRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Channel       []byte                 `protobuf:"bytes,1,opt,name=channel,proto3" json:"channel,omitempty"`
+	Epoch         uint64                 `protobuf:"varint,2,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EpochLeaderRequest) Reset() {
+	*x = EpochLeaderRequest{}
+	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EpochLeaderRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EpochLeaderRequest) ProtoMessage() {}
+
+func (x *EpochLeaderRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EpochLeaderRequest.ProtoReflect.Descriptor instead.
+func (*EpochLeaderRequest) Descriptor() ([]byte, []int) {
+	return file_settlement_devchain_proto_devchain_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *EpochLeaderRequest) GetChannel() []byte {
+	if x != nil {
+		return x.Channel
+	}
+	return nil
+}
+
+func (x *EpochLeaderRequest) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+type GetEpochLeaderResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	EpochLeader   []byte                 `protobuf:"bytes,1,opt,name=epoch_leader,json=epochLeader,proto3" json:"epoch_leader,omitempty"` // contract.EpochLeader
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetEpochLeaderResponse) Reset() {
+	*x = GetEpochLeaderResponse{}
+	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetEpochLeaderResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetEpochLeaderResponse) ProtoMessage() {}
+
+func (x *GetEpochLeaderResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetEpochLeaderResponse.ProtoReflect.Descriptor instead.
+func (*GetEpochLeaderResponse) Descriptor() ([]byte, []int) {
+	return file_settlement_devchain_proto_devchain_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *GetEpochLeaderResponse) GetEpochLeader() []byte {
+	if x != nil {
+		return x.EpochLeader
+	}
+	return nil
+}
+
 type ProposalRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Channel       []byte                 `protobuf:"bytes,1,opt,name=channel,proto3" json:"channel,omitempty"`
@@ -691,7 +787,7 @@ type ProposalRequest struct {
 
 func (x *ProposalRequest) Reset() {
 	*x = ProposalRequest{}
-	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[12]
+	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -703,7 +799,7 @@ func (x *ProposalRequest) String() string {
 func (*ProposalRequest) ProtoMessage() {}
 
 func (x *ProposalRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[12]
+	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -716,7 +812,7 @@ func (x *ProposalRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProposalRequest.ProtoReflect.Descriptor instead.
 func (*ProposalRequest) Descriptor() ([]byte, []int) {
-	return file_settlement_devchain_proto_devchain_proto_rawDescGZIP(), []int{12}
+	return file_settlement_devchain_proto_devchain_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ProposalRequest) GetChannel() []byte {
@@ -743,7 +839,7 @@ type Vote struct {
 
 func (x *Vote) Reset() {
 	*x = Vote{}
-	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[13]
+	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -755,7 +851,7 @@ func (x *Vote) String() string {
 func (*Vote) ProtoMessage() {}
 
 func (x *Vote) ProtoReflect() protoreflect.Message {
-	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[13]
+	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -768,7 +864,7 @@ func (x *Vote) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Vote.ProtoReflect.Descriptor instead.
 func (*Vote) Descriptor() ([]byte, []int) {
-	return file_settlement_devchain_proto_devchain_proto_rawDescGZIP(), []int{13}
+	return file_settlement_devchain_proto_devchain_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Vote) GetVoter() []byte {
@@ -795,7 +891,7 @@ type GetProposalResponse struct {
 
 func (x *GetProposalResponse) Reset() {
 	*x = GetProposalResponse{}
-	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[14]
+	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -807,7 +903,7 @@ func (x *GetProposalResponse) String() string {
 func (*GetProposalResponse) ProtoMessage() {}
 
 func (x *GetProposalResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[14]
+	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -820,7 +916,7 @@ func (x *GetProposalResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetProposalResponse.ProtoReflect.Descriptor instead.
 func (*GetProposalResponse) Descriptor() ([]byte, []int) {
-	return file_settlement_devchain_proto_devchain_proto_rawDescGZIP(), []int{14}
+	return file_settlement_devchain_proto_devchain_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *GetProposalResponse) GetProposal() []byte {
@@ -846,7 +942,7 @@ type AccountRequest struct {
 
 func (x *AccountRequest) Reset() {
 	*x = AccountRequest{}
-	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[15]
+	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -858,7 +954,7 @@ func (x *AccountRequest) String() string {
 func (*AccountRequest) ProtoMessage() {}
 
 func (x *AccountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[15]
+	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -871,7 +967,7 @@ func (x *AccountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AccountRequest.ProtoReflect.Descriptor instead.
 func (*AccountRequest) Descriptor() ([]byte, []int) {
-	return file_settlement_devchain_proto_devchain_proto_rawDescGZIP(), []int{15}
+	return file_settlement_devchain_proto_devchain_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *AccountRequest) GetAddress() []byte {
@@ -893,7 +989,7 @@ type Account struct {
 
 func (x *Account) Reset() {
 	*x = Account{}
-	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[16]
+	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -905,7 +1001,7 @@ func (x *Account) String() string {
 func (*Account) ProtoMessage() {}
 
 func (x *Account) ProtoReflect() protoreflect.Message {
-	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[16]
+	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -918,7 +1014,7 @@ func (x *Account) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Account.ProtoReflect.Descriptor instead.
 func (*Account) Descriptor() ([]byte, []int) {
-	return file_settlement_devchain_proto_devchain_proto_rawDescGZIP(), []int{16}
+	return file_settlement_devchain_proto_devchain_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Account) GetBalance() uint64 {
@@ -958,7 +1054,7 @@ type CodeRequest struct {
 
 func (x *CodeRequest) Reset() {
 	*x = CodeRequest{}
-	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[17]
+	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -970,7 +1066,7 @@ func (x *CodeRequest) String() string {
 func (*CodeRequest) ProtoMessage() {}
 
 func (x *CodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[17]
+	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -983,7 +1079,7 @@ func (x *CodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CodeRequest.ProtoReflect.Descriptor instead.
 func (*CodeRequest) Descriptor() ([]byte, []int) {
-	return file_settlement_devchain_proto_devchain_proto_rawDescGZIP(), []int{17}
+	return file_settlement_devchain_proto_devchain_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *CodeRequest) GetHash() []byte {
@@ -1002,7 +1098,7 @@ type Code struct {
 
 func (x *Code) Reset() {
 	*x = Code{}
-	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[18]
+	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1014,7 +1110,7 @@ func (x *Code) String() string {
 func (*Code) ProtoMessage() {}
 
 func (x *Code) ProtoReflect() protoreflect.Message {
-	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[18]
+	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1027,7 +1123,7 @@ func (x *Code) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Code.ProtoReflect.Descriptor instead.
 func (*Code) Descriptor() ([]byte, []int) {
-	return file_settlement_devchain_proto_devchain_proto_rawDescGZIP(), []int{18}
+	return file_settlement_devchain_proto_devchain_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Code) GetCode() []byte {
@@ -1047,7 +1143,7 @@ type StateRequest struct {
 
 func (x *StateRequest) Reset() {
 	*x = StateRequest{}
-	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[19]
+	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1059,7 +1155,7 @@ func (x *StateRequest) String() string {
 func (*StateRequest) ProtoMessage() {}
 
 func (x *StateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[19]
+	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1072,7 +1168,7 @@ func (x *StateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StateRequest.ProtoReflect.Descriptor instead.
 func (*StateRequest) Descriptor() ([]byte, []int) {
-	return file_settlement_devchain_proto_devchain_proto_rawDescGZIP(), []int{19}
+	return file_settlement_devchain_proto_devchain_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *StateRequest) GetChannel() []byte {
@@ -1098,7 +1194,7 @@ type State struct {
 
 func (x *State) Reset() {
 	*x = State{}
-	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[20]
+	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1110,7 +1206,7 @@ func (x *State) String() string {
 func (*State) ProtoMessage() {}
 
 func (x *State) ProtoReflect() protoreflect.Message {
-	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[20]
+	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1123,7 +1219,7 @@ func (x *State) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use State.ProtoReflect.Descriptor instead.
 func (*State) Descriptor() ([]byte, []int) {
-	return file_settlement_devchain_proto_devchain_proto_rawDescGZIP(), []int{20}
+	return file_settlement_devchain_proto_devchain_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *State) GetState() []byte {
@@ -1143,7 +1239,7 @@ type WatchRequest struct {
 
 func (x *WatchRequest) Reset() {
 	*x = WatchRequest{}
-	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[21]
+	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1155,7 +1251,7 @@ func (x *WatchRequest) String() string {
 func (*WatchRequest) ProtoMessage() {}
 
 func (x *WatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[21]
+	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1168,7 +1264,7 @@ func (x *WatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRequest.ProtoReflect.Descriptor instead.
 func (*WatchRequest) Descriptor() ([]byte, []int) {
-	return file_settlement_devchain_proto_devchain_proto_rawDescGZIP(), []int{21}
+	return file_settlement_devchain_proto_devchain_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *WatchRequest) GetFromBlock() uint64 {
@@ -1198,7 +1294,7 @@ type Event struct {
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[22]
+	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1210,7 +1306,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[22]
+	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1223,7 +1319,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_settlement_devchain_proto_devchain_proto_rawDescGZIP(), []int{22}
+	return file_settlement_devchain_proto_devchain_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Event) GetBlock() uint64 {
@@ -1306,7 +1402,12 @@ const file_settlement_devchain_proto_devchain_proto_rawDesc = "" +
 	"\achannel\x18\x01 \x01(\fR\achannel\x12\x19\n" +
 	"\bjoin_seq\x18\x02 \x01(\x04R\ajoinSeq\"4\n" +
 	"\x14GetDepartureResponse\x12\x1c\n" +
-	"\tdeparture\x18\x01 \x01(\fR\tdeparture\"G\n" +
+	"\tdeparture\x18\x01 \x01(\fR\tdeparture\"D\n" +
+	"\x12EpochLeaderRequest\x12\x18\n" +
+	"\achannel\x18\x01 \x01(\fR\achannel\x12\x14\n" +
+	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\";\n" +
+	"\x16GetEpochLeaderResponse\x12!\n" +
+	"\fepoch_leader\x18\x01 \x01(\fR\vepochLeader\"G\n" +
 	"\x0fProposalRequest\x12\x18\n" +
 	"\achannel\x18\x01 \x01(\fR\achannel\x12\x1a\n" +
 	"\bproposal\x18\x02 \x01(\x04R\bproposal\"4\n" +
@@ -1344,7 +1445,7 @@ const file_settlement_devchain_proto_devchain_proto_rawDesc = "" +
 	"\x05index\x18\x02 \x01(\rR\x05index\x12\x17\n" +
 	"\atime_ms\x18\x03 \x01(\x03R\x06timeMs\x12\x12\n" +
 	"\x04kind\x18\x04 \x01(\tR\x04kind\x12\x14\n" +
-	"\x05event\x18\x05 \x01(\fR\x05event2\x8f\a\n" +
+	"\x05event\x18\x05 \x01(\fR\x05event2\xf5\a\n" +
 	"\bDevChain\x12O\n" +
 	"\x06Submit\x12!.scraft.devchain.v1.SubmitRequest\x1a\".scraft.devchain.v1.SubmitResponse\x12G\n" +
 	"\aGetHead\x12\".scraft.devchain.v1.GetHeadRequest\x1a\x18.scraft.devchain.v1.Head\x12U\n" +
@@ -1352,7 +1453,8 @@ const file_settlement_devchain_proto_devchain_proto_rawDesc = "" +
 	"\n" +
 	"GetChannel\x12\".scraft.devchain.v1.ChannelRequest\x1a&.scraft.devchain.v1.GetChannelResponse\x12U\n" +
 	"\tGetMember\x12!.scraft.devchain.v1.MemberRequest\x1a%.scraft.devchain.v1.GetMemberResponse\x12^\n" +
-	"\fGetDeparture\x12$.scraft.devchain.v1.DepartureRequest\x1a(.scraft.devchain.v1.GetDepartureResponse\x12[\n" +
+	"\fGetDeparture\x12$.scraft.devchain.v1.DepartureRequest\x1a(.scraft.devchain.v1.GetDepartureResponse\x12d\n" +
+	"\x0eGetEpochLeader\x12&.scraft.devchain.v1.EpochLeaderRequest\x1a*.scraft.devchain.v1.GetEpochLeaderResponse\x12[\n" +
 	"\vGetProposal\x12#.scraft.devchain.v1.ProposalRequest\x1a'.scraft.devchain.v1.GetProposalResponse\x12M\n" +
 	"\n" +
 	"GetAccount\x12\".scraft.devchain.v1.AccountRequest\x1a\x1b.scraft.devchain.v1.Account\x12D\n" +
@@ -1372,59 +1474,63 @@ func file_settlement_devchain_proto_devchain_proto_rawDescGZIP() []byte {
 	return file_settlement_devchain_proto_devchain_proto_rawDescData
 }
 
-var file_settlement_devchain_proto_devchain_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_settlement_devchain_proto_devchain_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_settlement_devchain_proto_devchain_proto_goTypes = []any{
-	(*SubmitRequest)(nil),        // 0: scraft.devchain.v1.SubmitRequest
-	(*SubmitResponse)(nil),       // 1: scraft.devchain.v1.SubmitResponse
-	(*GetHeadRequest)(nil),       // 2: scraft.devchain.v1.GetHeadRequest
-	(*Head)(nil),                 // 3: scraft.devchain.v1.Head
-	(*GetBlockRequest)(nil),      // 4: scraft.devchain.v1.GetBlockRequest
-	(*GetBlockResponse)(nil),     // 5: scraft.devchain.v1.GetBlockResponse
-	(*ChannelRequest)(nil),       // 6: scraft.devchain.v1.ChannelRequest
-	(*GetChannelResponse)(nil),   // 7: scraft.devchain.v1.GetChannelResponse
-	(*MemberRequest)(nil),        // 8: scraft.devchain.v1.MemberRequest
-	(*GetMemberResponse)(nil),    // 9: scraft.devchain.v1.GetMemberResponse
-	(*DepartureRequest)(nil),     // 10: scraft.devchain.v1.DepartureRequest
-	(*GetDepartureResponse)(nil), // 11: scraft.devchain.v1.GetDepartureResponse
-	(*ProposalRequest)(nil),      // 12: scraft.devchain.v1.ProposalRequest
-	(*Vote)(nil),                 // 13: scraft.devchain.v1.Vote
-	(*GetProposalResponse)(nil),  // 14: scraft.devchain.v1.GetProposalResponse
-	(*AccountRequest)(nil),       // 15: scraft.devchain.v1.AccountRequest
-	(*Account)(nil),              // 16: scraft.devchain.v1.Account
-	(*CodeRequest)(nil),          // 17: scraft.devchain.v1.CodeRequest
-	(*Code)(nil),                 // 18: scraft.devchain.v1.Code
-	(*StateRequest)(nil),         // 19: scraft.devchain.v1.StateRequest
-	(*State)(nil),                // 20: scraft.devchain.v1.State
-	(*WatchRequest)(nil),         // 21: scraft.devchain.v1.WatchRequest
-	(*Event)(nil),                // 22: scraft.devchain.v1.Event
+	(*SubmitRequest)(nil),          // 0: scraft.devchain.v1.SubmitRequest
+	(*SubmitResponse)(nil),         // 1: scraft.devchain.v1.SubmitResponse
+	(*GetHeadRequest)(nil),         // 2: scraft.devchain.v1.GetHeadRequest
+	(*Head)(nil),                   // 3: scraft.devchain.v1.Head
+	(*GetBlockRequest)(nil),        // 4: scraft.devchain.v1.GetBlockRequest
+	(*GetBlockResponse)(nil),       // 5: scraft.devchain.v1.GetBlockResponse
+	(*ChannelRequest)(nil),         // 6: scraft.devchain.v1.ChannelRequest
+	(*GetChannelResponse)(nil),     // 7: scraft.devchain.v1.GetChannelResponse
+	(*MemberRequest)(nil),          // 8: scraft.devchain.v1.MemberRequest
+	(*GetMemberResponse)(nil),      // 9: scraft.devchain.v1.GetMemberResponse
+	(*DepartureRequest)(nil),       // 10: scraft.devchain.v1.DepartureRequest
+	(*GetDepartureResponse)(nil),   // 11: scraft.devchain.v1.GetDepartureResponse
+	(*EpochLeaderRequest)(nil),     // 12: scraft.devchain.v1.EpochLeaderRequest
+	(*GetEpochLeaderResponse)(nil), // 13: scraft.devchain.v1.GetEpochLeaderResponse
+	(*ProposalRequest)(nil),        // 14: scraft.devchain.v1.ProposalRequest
+	(*Vote)(nil),                   // 15: scraft.devchain.v1.Vote
+	(*GetProposalResponse)(nil),    // 16: scraft.devchain.v1.GetProposalResponse
+	(*AccountRequest)(nil),         // 17: scraft.devchain.v1.AccountRequest
+	(*Account)(nil),                // 18: scraft.devchain.v1.Account
+	(*CodeRequest)(nil),            // 19: scraft.devchain.v1.CodeRequest
+	(*Code)(nil),                   // 20: scraft.devchain.v1.Code
+	(*StateRequest)(nil),           // 21: scraft.devchain.v1.StateRequest
+	(*State)(nil),                  // 22: scraft.devchain.v1.State
+	(*WatchRequest)(nil),           // 23: scraft.devchain.v1.WatchRequest
+	(*Event)(nil),                  // 24: scraft.devchain.v1.Event
 }
 var file_settlement_devchain_proto_devchain_proto_depIdxs = []int32{
-	22, // 0: scraft.devchain.v1.SubmitResponse.events:type_name -> scraft.devchain.v1.Event
-	13, // 1: scraft.devchain.v1.GetProposalResponse.votes:type_name -> scraft.devchain.v1.Vote
+	24, // 0: scraft.devchain.v1.SubmitResponse.events:type_name -> scraft.devchain.v1.Event
+	15, // 1: scraft.devchain.v1.GetProposalResponse.votes:type_name -> scraft.devchain.v1.Vote
 	0,  // 2: scraft.devchain.v1.DevChain.Submit:input_type -> scraft.devchain.v1.SubmitRequest
 	2,  // 3: scraft.devchain.v1.DevChain.GetHead:input_type -> scraft.devchain.v1.GetHeadRequest
 	4,  // 4: scraft.devchain.v1.DevChain.GetBlock:input_type -> scraft.devchain.v1.GetBlockRequest
 	6,  // 5: scraft.devchain.v1.DevChain.GetChannel:input_type -> scraft.devchain.v1.ChannelRequest
 	8,  // 6: scraft.devchain.v1.DevChain.GetMember:input_type -> scraft.devchain.v1.MemberRequest
 	10, // 7: scraft.devchain.v1.DevChain.GetDeparture:input_type -> scraft.devchain.v1.DepartureRequest
-	12, // 8: scraft.devchain.v1.DevChain.GetProposal:input_type -> scraft.devchain.v1.ProposalRequest
-	15, // 9: scraft.devchain.v1.DevChain.GetAccount:input_type -> scraft.devchain.v1.AccountRequest
-	17, // 10: scraft.devchain.v1.DevChain.GetCode:input_type -> scraft.devchain.v1.CodeRequest
-	19, // 11: scraft.devchain.v1.DevChain.GetState:input_type -> scraft.devchain.v1.StateRequest
-	21, // 12: scraft.devchain.v1.DevChain.Watch:input_type -> scraft.devchain.v1.WatchRequest
-	1,  // 13: scraft.devchain.v1.DevChain.Submit:output_type -> scraft.devchain.v1.SubmitResponse
-	3,  // 14: scraft.devchain.v1.DevChain.GetHead:output_type -> scraft.devchain.v1.Head
-	5,  // 15: scraft.devchain.v1.DevChain.GetBlock:output_type -> scraft.devchain.v1.GetBlockResponse
-	7,  // 16: scraft.devchain.v1.DevChain.GetChannel:output_type -> scraft.devchain.v1.GetChannelResponse
-	9,  // 17: scraft.devchain.v1.DevChain.GetMember:output_type -> scraft.devchain.v1.GetMemberResponse
-	11, // 18: scraft.devchain.v1.DevChain.GetDeparture:output_type -> scraft.devchain.v1.GetDepartureResponse
-	14, // 19: scraft.devchain.v1.DevChain.GetProposal:output_type -> scraft.devchain.v1.GetProposalResponse
-	16, // 20: scraft.devchain.v1.DevChain.GetAccount:output_type -> scraft.devchain.v1.Account
-	18, // 21: scraft.devchain.v1.DevChain.GetCode:output_type -> scraft.devchain.v1.Code
-	20, // 22: scraft.devchain.v1.DevChain.GetState:output_type -> scraft.devchain.v1.State
-	22, // 23: scraft.devchain.v1.DevChain.Watch:output_type -> scraft.devchain.v1.Event
-	13, // [13:24] is the sub-list for method output_type
-	2,  // [2:13] is the sub-list for method input_type
+	12, // 8: scraft.devchain.v1.DevChain.GetEpochLeader:input_type -> scraft.devchain.v1.EpochLeaderRequest
+	14, // 9: scraft.devchain.v1.DevChain.GetProposal:input_type -> scraft.devchain.v1.ProposalRequest
+	17, // 10: scraft.devchain.v1.DevChain.GetAccount:input_type -> scraft.devchain.v1.AccountRequest
+	19, // 11: scraft.devchain.v1.DevChain.GetCode:input_type -> scraft.devchain.v1.CodeRequest
+	21, // 12: scraft.devchain.v1.DevChain.GetState:input_type -> scraft.devchain.v1.StateRequest
+	23, // 13: scraft.devchain.v1.DevChain.Watch:input_type -> scraft.devchain.v1.WatchRequest
+	1,  // 14: scraft.devchain.v1.DevChain.Submit:output_type -> scraft.devchain.v1.SubmitResponse
+	3,  // 15: scraft.devchain.v1.DevChain.GetHead:output_type -> scraft.devchain.v1.Head
+	5,  // 16: scraft.devchain.v1.DevChain.GetBlock:output_type -> scraft.devchain.v1.GetBlockResponse
+	7,  // 17: scraft.devchain.v1.DevChain.GetChannel:output_type -> scraft.devchain.v1.GetChannelResponse
+	9,  // 18: scraft.devchain.v1.DevChain.GetMember:output_type -> scraft.devchain.v1.GetMemberResponse
+	11, // 19: scraft.devchain.v1.DevChain.GetDeparture:output_type -> scraft.devchain.v1.GetDepartureResponse
+	13, // 20: scraft.devchain.v1.DevChain.GetEpochLeader:output_type -> scraft.devchain.v1.GetEpochLeaderResponse
+	16, // 21: scraft.devchain.v1.DevChain.GetProposal:output_type -> scraft.devchain.v1.GetProposalResponse
+	18, // 22: scraft.devchain.v1.DevChain.GetAccount:output_type -> scraft.devchain.v1.Account
+	20, // 23: scraft.devchain.v1.DevChain.GetCode:output_type -> scraft.devchain.v1.Code
+	22, // 24: scraft.devchain.v1.DevChain.GetState:output_type -> scraft.devchain.v1.State
+	24, // 25: scraft.devchain.v1.DevChain.Watch:output_type -> scraft.devchain.v1.Event
+	14, // [14:26] is the sub-list for method output_type
+	2,  // [2:14] is the sub-list for method input_type
 	2,  // [2:2] is the sub-list for extension type_name
 	2,  // [2:2] is the sub-list for extension extendee
 	0,  // [0:2] is the sub-list for field type_name
@@ -1441,7 +1547,7 @@ func file_settlement_devchain_proto_devchain_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_settlement_devchain_proto_devchain_proto_rawDesc), len(file_settlement_devchain_proto_devchain_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   23,
+			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

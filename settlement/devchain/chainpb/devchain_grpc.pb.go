@@ -23,17 +23,18 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	DevChain_Submit_FullMethodName       = "/scraft.devchain.v1.DevChain/Submit"
-	DevChain_GetHead_FullMethodName      = "/scraft.devchain.v1.DevChain/GetHead"
-	DevChain_GetBlock_FullMethodName     = "/scraft.devchain.v1.DevChain/GetBlock"
-	DevChain_GetChannel_FullMethodName   = "/scraft.devchain.v1.DevChain/GetChannel"
-	DevChain_GetMember_FullMethodName    = "/scraft.devchain.v1.DevChain/GetMember"
-	DevChain_GetDeparture_FullMethodName = "/scraft.devchain.v1.DevChain/GetDeparture"
-	DevChain_GetProposal_FullMethodName  = "/scraft.devchain.v1.DevChain/GetProposal"
-	DevChain_GetAccount_FullMethodName   = "/scraft.devchain.v1.DevChain/GetAccount"
-	DevChain_GetCode_FullMethodName      = "/scraft.devchain.v1.DevChain/GetCode"
-	DevChain_GetState_FullMethodName     = "/scraft.devchain.v1.DevChain/GetState"
-	DevChain_Watch_FullMethodName        = "/scraft.devchain.v1.DevChain/Watch"
+	DevChain_Submit_FullMethodName         = "/scraft.devchain.v1.DevChain/Submit"
+	DevChain_GetHead_FullMethodName        = "/scraft.devchain.v1.DevChain/GetHead"
+	DevChain_GetBlock_FullMethodName       = "/scraft.devchain.v1.DevChain/GetBlock"
+	DevChain_GetChannel_FullMethodName     = "/scraft.devchain.v1.DevChain/GetChannel"
+	DevChain_GetMember_FullMethodName      = "/scraft.devchain.v1.DevChain/GetMember"
+	DevChain_GetDeparture_FullMethodName   = "/scraft.devchain.v1.DevChain/GetDeparture"
+	DevChain_GetEpochLeader_FullMethodName = "/scraft.devchain.v1.DevChain/GetEpochLeader"
+	DevChain_GetProposal_FullMethodName    = "/scraft.devchain.v1.DevChain/GetProposal"
+	DevChain_GetAccount_FullMethodName     = "/scraft.devchain.v1.DevChain/GetAccount"
+	DevChain_GetCode_FullMethodName        = "/scraft.devchain.v1.DevChain/GetCode"
+	DevChain_GetState_FullMethodName       = "/scraft.devchain.v1.DevChain/GetState"
+	DevChain_Watch_FullMethodName          = "/scraft.devchain.v1.DevChain/Watch"
 )
 
 // DevChainClient is the client API for DevChain service.
@@ -50,6 +51,8 @@ type DevChainClient interface {
 	GetMember(ctx context.Context, in *MemberRequest, opts ...grpc.CallOption) (*GetMemberResponse, error)
 	// GetDeparture answers how a membership (by join sequence number) ended.
 	GetDeparture(ctx context.Context, in *DepartureRequest, opts ...grpc.CallOption) (*GetDepartureResponse, error)
+	// GetEpochLeader answers who led an epoch of a channel.
+	GetEpochLeader(ctx context.Context, in *EpochLeaderRequest, opts ...grpc.CallOption) (*GetEpochLeaderResponse, error)
 	GetProposal(ctx context.Context, in *ProposalRequest, opts ...grpc.CallOption) (*GetProposalResponse, error)
 	GetAccount(ctx context.Context, in *AccountRequest, opts ...grpc.CallOption) (*Account, error)
 	GetCode(ctx context.Context, in *CodeRequest, opts ...grpc.CallOption) (*Code, error)
@@ -122,6 +125,16 @@ func (c *devChainClient) GetDeparture(ctx context.Context, in *DepartureRequest,
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(GetDepartureResponse)
 	err := c.cc.Invoke(ctx, DevChain_GetDeparture_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *devChainClient) GetEpochLeader(ctx context.Context, in *EpochLeaderRequest, opts ...grpc.CallOption) (*GetEpochLeaderResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetEpochLeaderResponse)
+	err := c.cc.Invoke(ctx, DevChain_GetEpochLeader_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -201,6 +214,8 @@ type DevChainServer interface {
 	GetMember(context.Context, *MemberRequest) (*GetMemberResponse, error)
 	// GetDeparture answers how a membership (by join sequence number) ended.
 	GetDeparture(context.Context, *DepartureRequest) (*GetDepartureResponse, error)
+	// GetEpochLeader answers who led an epoch of a channel.
+	GetEpochLeader(context.Context, *EpochLeaderRequest) (*GetEpochLeaderResponse, error)
 	GetProposal(context.Context, *ProposalRequest) (*GetProposalResponse, error)
 	GetAccount(context.Context, *AccountRequest) (*Account, error)
 	GetCode(context.Context, *CodeRequest) (*Code, error)
@@ -236,6 +251,9 @@ func (UnimplementedDevChainServer) GetMember(context.Context, *MemberRequest) (*
 }
 func (UnimplementedDevChainServer) GetDeparture(context.Context, *DepartureRequest) (*GetDepartureResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetDeparture not implemented")
+}
+func (UnimplementedDevChainServer) GetEpochLeader(context.Context, *EpochLeaderRequest) (*GetEpochLeaderResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetEpochLeader not implemented")
 }
 func (UnimplementedDevChainServer) GetProposal(context.Context, *ProposalRequest) (*GetProposalResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetProposal not implemented")
@@ -381,6 +399,24 @@ func _DevChain_GetDeparture_Handler(srv interface{}, ctx context.Context, dec fu
 	return interceptor(ctx, in, info, handler)
 }
 
+func _DevChain_GetEpochLeader_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(EpochLeaderRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DevChainServer).GetEpochLeader(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DevChain_GetEpochLeader_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DevChainServer).GetEpochLeader(ctx, req.(*EpochLeaderRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _DevChain_GetProposal_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ProposalRequest)
 	if err := dec(in); err != nil {
@@ -494,6 +530,10 @@ var DevChain_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetDeparture",
 			Handler:    _DevChain_GetDeparture_Handler,
+		},
+		{
+			MethodName: "GetEpochLeader",
+			Handler:    _DevChain_GetEpochLeader_Handler,
 		},
 		{
 			MethodName: "GetProposal",
