@@ -10,6 +10,7 @@ import (
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
@@ -187,6 +188,11 @@ func (r *remote) departure(ctx context.Context, id protocol.ChannelID, joinSeq u
 
 func (r *remote) epochLeader(ctx context.Context, id protocol.ChannelID, epoch uint64) (*contract.EpochLeader, error) {
 	resp, err := r.api.GetEpochLeader(ctx, &chainpb.EpochLeaderRequest{Channel: id[:], Epoch: epoch})
+	if status.Code(err) == codes.Unimplemented {
+		// A chain server from before epochs' leaders were recorded: it
+		// has no record of any.
+		return nil, fmt.Errorf("%w: the chain serves no epoch records (%v)", contract.ErrNoEpochLeader, err)
+	}
 	if err != nil {
 		return nil, errorFrom(err)
 	}

@@ -53,7 +53,7 @@ func statusOf(err error) error {
 	case code == 0:
 		gc = codes.Internal
 	case errors.Is(err, contract.ErrNoChannel), errors.Is(err, contract.ErrNotMember),
-		errors.Is(err, contract.ErrNoProposal), errors.Is(err, ErrNotFound):
+		errors.Is(err, contract.ErrNoProposal), errors.Is(err, contract.ErrNoEpochLeader), errors.Is(err, ErrNotFound):
 		gc = codes.NotFound
 	case errors.Is(err, contract.ErrMalformed), errors.Is(err, ErrMalformedTx):
 		gc = codes.InvalidArgument
