@@ -27,6 +27,11 @@ type Chain interface {
 	// wrapping contract.ErrNoDeparture while it has not. A record never
 	// changes once written.
 	Departure(ctx context.Context, id protocol.ChannelID, joinSeq uint64) (*contract.Departure, error)
+	// EpochLeader returns who led the channel's epoch epoch (zero for
+	// none), or an error wrapping contract.ErrNoEpochLeader while the
+	// channel has not reached it (and for epochs begun on a chain from
+	// before these records). A record never changes once written.
+	EpochLeader(ctx context.Context, id protocol.ChannelID, epoch uint64) (*contract.EpochLeader, error)
 	// Join makes the node's key a member of the channel, backed by its
 	// channel stake or, with usePool, by its shared pool deposit. It returns
 	// the join sequence number.
@@ -66,19 +71,23 @@ type Chain interface {
 var _ Chain = settlement.Chain(nil)
 
 // chainView is a channel's cached view of the chain: the current leader and
-// epoch, and every epoch's leader seen so far. The leader of an epoch never
-// changes once set, so the history is a fact that can be judged from.
+// epoch, and every epoch's leader seen so far, in a channel read or in the
+// chain's record of the epoch. The leader of an epoch never changes once
+// set, so the history is a fact that can be judged from.
 type chainView struct {
 	mu      sync.Mutex
 	epoch   uint64
 	leader  protocol.Address
 	history map[uint64]protocol.Address
-	changed chan struct{} // closed and replaced on every change
-	record  *contract.Channel
+	// unrecorded holds past epochs this view never saw that the chain
+	// keeps no leader record of (a chain from before those records).
+	unrecorded map[uint64]bool
+	changed    chan struct{} // closed and replaced on every change
+	record     *contract.Channel
 }
 
 func newChainView() *chainView {
-	return &chainView{history: map[uint64]protocol.Address{}, changed: make(chan struct{})}
+	return &chainView{history: map[uint64]protocol.Address{}, unrecorded: map[uint64]bool{}, changed: make(chan struct{})}
 }
 
 // update records a channel record read from the chain and reports whether
@@ -114,6 +123,31 @@ func (v *chainView) leaderOf(epoch uint64) (protocol.Address, bool) {
 	defer v.mu.Unlock()
 	a, ok := v.history[epoch]
 	return a, ok
+}
+
+// remember adds the leader of a past or current epoch, read from the
+// chain's record of it, to the history.
+func (v *chainView) remember(epoch uint64, leader protocol.Address) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.history[epoch] = leader
+}
+
+// markUnrecorded notes that the chain has no leader record of a past
+// epoch, and reports whether this is the first time.
+func (v *chainView) markUnrecorded(epoch uint64) bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	first := !v.unrecorded[epoch]
+	v.unrecorded[epoch] = true
+	return first
+}
+
+// isUnrecorded reports whether markUnrecorded noted epoch.
+func (v *chainView) isUnrecorded(epoch uint64) bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.unrecorded[epoch]
 }
 
 func (v *chainView) channel() *contract.Channel {

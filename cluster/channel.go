@@ -485,35 +485,90 @@ func (c *Channel) chainEnded(ctx context.Context, m fsm.Member, epoch uint64) (d
 }
 
 // checkLeader is the batches' LeaderCheck: the signer must be the chain's
-// leader of the batch's epoch. An epoch newer than the view waits for the
-// view to reach it.
+// leader of the batch's epoch. An epoch's leader never changes once the
+// epoch began, and the chain keeps it for good (Chain.EpochLeader), so the
+// answer is a fact of history: the view's when it saw the epoch, else the
+// chain's record. An epoch the chain has not reached yet is waited for,
+// never refused: saying no now could split this member from one that asks
+// later. When the node shuts down while waiting, the machine is abandoned
+// (no outcome of this apply is published, no snapshot taken) and the batch
+// let through: the state dies with the process, and the node applies the
+// batch again after a restart.
 func (c *Channel) checkLeader(epoch uint64, leader protocol.Address) error {
-	if a, ok := c.view.leaderOf(epoch); ok {
-		return sameLeader(epoch, a, leader)
-	}
+	waiting := false
 	for {
-		_, cur, _ := c.view.current()
-		if cur >= epoch {
-			break
+		if a, ok := c.view.leaderOf(epoch); ok {
+			return sameLeader(epoch, a, leader)
 		}
-		if err := c.refreshChain(); err != nil {
-			c.logger.Debug("chain read failed while checking a batch", "error", err)
+		if c.view.isUnrecorded(epoch) {
+			return nil
 		}
-		if _, cur, _ = c.view.current(); cur >= epoch {
-			break
+		_, _, changed := c.view.current()
+		a, reached, err := c.chainLeaderOf(epoch)
+		switch {
+		case a != nil:
+			return sameLeader(epoch, *a, leader)
+		case reached:
+			// A chain from before epochs' leaders were recorded, and the
+			// view skipped this epoch (two changes between two reads):
+			// nothing here can judge it.
+			if c.view.markUnrecorded(epoch) {
+				c.logger.Warn("the chain keeps no record of an epoch's leader; accepting its batches unjudged", "epoch", epoch, "leader", leader)
+			}
+			return nil
+		case err != nil:
+			c.logger.Debug("chain read failed while checking a batch", "epoch", epoch, "error", err)
+		case !waiting:
+			waiting = true
+			c.logger.Debug("batch of an epoch the chain has not reached: waiting for the chain", "epoch", epoch, "leader", leader)
 		}
 		select {
 		case <-c.ctx.Done():
+			c.fsm.abandoned.Store(true)
 			return nil
+		case <-changed:
 		case <-time.After(c.cfg.ChainPollInterval):
 		}
 	}
-	if a, ok := c.view.leaderOf(epoch); ok {
-		return sameLeader(epoch, a, leader)
+}
+
+// chainLeaderOf asks the chain who led epoch: the leader (zero for none)
+// when the chain has it on record; nil and reached when the chain is past
+// epoch without a record of it; nil and not reached while the chain has
+// not reached epoch, or when it cannot be read (err). It remembers what it
+// learns in the view.
+func (c *Channel) chainLeaderOf(epoch uint64) (leader *protocol.Address, reached bool, err error) {
+	ctx, cancel := context.WithTimeout(c.ctx, c.cfg.PeerTimeout)
+	defer cancel()
+	recorded := func() (*protocol.Address, error) {
+		el, err := c.cfg.Chain.EpochLeader(ctx, c.id, epoch)
+		if err != nil {
+			return nil, err
+		}
+		c.view.remember(epoch, el.Leader)
+		return &el.Leader, nil
 	}
-	// The view skipped this epoch (two changes between two reads): it
-	// cannot be judged here.
-	return nil
+	a, err := recorded()
+	if !errors.Is(err, contract.ErrNoEpochLeader) {
+		return a, a != nil, err
+	}
+	// Not on record when asked. The channel read after it tells whether
+	// the chain has reached epoch since.
+	if err := c.refreshChain(); err != nil {
+		return nil, false, err
+	}
+	if a, ok := c.view.leaderOf(epoch); ok {
+		return &a, true, nil
+	}
+	if _, cur, _ := c.view.current(); cur < epoch {
+		return nil, false, nil
+	}
+	// Past it: the record, if the chain keeps one, was written in between.
+	a, err = recorded()
+	if errors.Is(err, contract.ErrNoEpochLeader) {
+		return nil, true, nil
+	}
+	return a, a != nil, err
 }
 
 func sameLeader(epoch uint64, want, got protocol.Address) error {
