@@ -15,6 +15,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/scraft/scraft/protocol"
 	"github.com/scraft/scraft/settlement"
@@ -89,7 +90,7 @@ func Open(cfg Config) (*Chain, error) {
 		return nil, fmt.Errorf("devchain: %w", err)
 	}
 	db, err := bolt.Open(filepath.Join(cfg.Dir, "chain.db"), 0o600, &bolt.Options{Timeout: 2 * time.Second, NoSync: cfg.NoSync})
-	if errors.Is(err, bolt.ErrTimeout) {
+	if errors.Is(err, bolterrors.ErrTimeout) {
 		return nil, fmt.Errorf("devchain: open %s: chain.db is in use by another process (another scraft chain on the same --data?)", cfg.Dir)
 	}
 	if err != nil {

@@ -176,6 +176,11 @@ func (r *remote) member(ctx context.Context, id protocol.ChannelID, a protocol.A
 
 func (r *remote) departure(ctx context.Context, id protocol.ChannelID, joinSeq uint64) (*contract.Departure, error) {
 	resp, err := r.api.GetDeparture(ctx, &chainpb.DepartureRequest{Channel: id[:], JoinSeq: joinSeq})
+	if status.Code(err) == codes.Unimplemented {
+		// A chain server from before departures were recorded: it has no
+		// record of any.
+		return nil, fmt.Errorf("%w: the chain serves no departure records (%v)", contract.ErrNoDeparture, err)
+	}
 	if err != nil {
 		return nil, errorFrom(err)
 	}

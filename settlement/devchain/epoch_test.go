@@ -25,8 +25,13 @@ func (oldServer) GetEpochLeader(context.Context, *chainpb.EpochLeaderRequest) (*
 	return nil, status.Error(codes.Unimplemented, "method GetEpochLeader not implemented")
 }
 
+// It knows departures no better.
+func (oldServer) GetDeparture(context.Context, *chainpb.DepartureRequest) (*chainpb.GetDepartureResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetDeparture not implemented")
+}
+
 // TestEpochLeaderFromOldServer: a client of a server that does not know
-// the call gets ErrNoEpochLeader, as for an epoch begun on a chain from
+// the calls gets ErrNoEpochLeader (ErrNoDeparture), as for an epoch begun on a chain from
 // before the records, so a node falls back to what it did then rather
 // than retry for ever; a current server answers the same question.
 func TestEpochLeaderFromOldServer(t *testing.T) {
@@ -64,6 +69,9 @@ func TestEpochLeaderFromOldServer(t *testing.T) {
 	defer old.Close()
 	if _, err := old.EpochLeader(ctx, id, 1); !errors.Is(err, contract.ErrNoEpochLeader) {
 		t.Fatalf("old server: %v, want ErrNoEpochLeader", err)
+	}
+	if _, err := old.Departure(ctx, id, 1); !errors.Is(err, contract.ErrNoDeparture) {
+		t.Fatalf("old server, departure: %v, want ErrNoDeparture", err)
 	}
 
 	cur, err := Dial(serve(t, c), k)
