@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -14,29 +15,47 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/scraft/scraft/protocol"
+	"github.com/scraft/scraft/settlement/contract"
 	"github.com/scraft/scraft/settlement/devchain"
 )
 
 // chainChannelView is what `scraft chain show` prints.
 type chainChannelView struct {
-	Channel       protocol.ChannelID  `json:"channel"`
-	Contract      string              `json:"contract"`
-	CodeHash      string              `json:"code_hash"`
-	Creator       protocol.Address    `json:"creator"`
-	Labels        map[string]string   `json:"labels"` // encoding/json sorts the keys
-	TickInterval  string              `json:"tick_interval"`
-	GasLimit      uint64              `json:"gas_limit"`
-	MinStake      uint64              `json:"min_stake"`
-	Fine          uint64              `json:"fine"`
-	Closed        bool                `json:"closed"`
-	Leader        *protocol.Address   `json:"leader"`
-	Epoch         uint64              `json:"epoch"`
-	SettledHeight uint64              `json:"settled_height"`
-	SettledDigest string              `json:"settled_digest"`
-	ChainTimeMs   int64               `json:"chain_time_ms"`
-	Members       []chainMemberView   `json:"members"`
-	Proposals     []chainProposalView `json:"proposals"`
-	SettledState  []chainStateEntry   `json:"settled_state"`
+	Channel       protocol.ChannelID `json:"channel"`
+	Contract      string             `json:"contract"`
+	CodeHash      string             `json:"code_hash"`
+	Creator       protocol.Address   `json:"creator"`
+	Labels        map[string]string  `json:"labels"` // encoding/json sorts the keys
+	TickInterval  string             `json:"tick_interval"`
+	GasLimit      uint64             `json:"gas_limit"`
+	MinStake      uint64             `json:"min_stake"`
+	Fine          uint64             `json:"fine"`
+	Closed        bool               `json:"closed"`
+	Leader        *protocol.Address  `json:"leader"`
+	Epoch         uint64             `json:"epoch"`
+	SettledHeight uint64             `json:"settled_height"`
+	SettledDigest string             `json:"settled_digest"`
+	ChainTimeMs   int64              `json:"chain_time_ms"`
+	Members       []chainMemberView  `json:"members"`
+	// Epochs are the latest epochs and who led each, as the chain keeps
+	// them; Departures the latest ended memberships.
+	Epochs       []chainEpochView     `json:"epochs"`
+	Departures   []chainDepartureView `json:"departures"`
+	Proposals    []chainProposalView  `json:"proposals"`
+	SettledState []chainStateEntry    `json:"settled_state"`
+}
+
+type chainEpochView struct {
+	Epoch  uint64            `json:"epoch"`
+	Leader *protocol.Address `json:"leader"` // null: no leader in that epoch
+	Height uint64            `json:"height"` // block that began it
+}
+
+type chainDepartureView struct {
+	JoinSeq uint64           `json:"join_seq"`
+	Address protocol.Address `json:"address"`
+	Height  uint64           `json:"height"` // block that ended it
+	Epoch   uint64           `json:"epoch"`  // the channel's epoch then
 }
 
 type chainMemberView struct {
@@ -64,13 +83,13 @@ type chainProposalView struct {
 
 func chainShowCmd() *cobra.Command {
 	var (
-		cc      chainClient
-		asJSON  bool
-		maxProp uint64
+		cc     chainClient
+		asJSON bool
+		lim    chainShowLimits
 	)
 	cmd := &cobra.Command{
 		Use:   "show CHANNEL",
-		Short: "Show a channel: members, leader, epoch, heartbeats, settlement, proposals",
+		Short: "Show a channel: members, leader, epochs, departures, heartbeats, settlement, proposals",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, err := protocol.ParseChannelID(args[0])
@@ -78,7 +97,7 @@ func chainShowCmd() *cobra.Command {
 				return err
 			}
 			return cc.run(cmd, false, func(ctx context.Context, c *devchain.Client) error {
-				v, err := chainLoadChannelView(ctx, c, id, maxProp)
+				v, err := chainLoadChannelView(ctx, c, id, lim)
 				if err != nil {
 					return err
 				}
@@ -93,11 +112,17 @@ func chainShowCmd() *cobra.Command {
 	}
 	cc.flags(cmd)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON instead of tables")
-	cmd.Flags().Uint64Var(&maxProp, "proposals", 20, "show at most this many of the latest proposals")
+	cmd.Flags().Uint64Var(&lim.proposals, "proposals", 20, "show at most this many of the latest proposals")
+	cmd.Flags().Uint64Var(&lim.epochs, "epochs", 10, "show who led at most this many of the latest epochs")
+	cmd.Flags().Uint64Var(&lim.departures, "departures", 20, "show at most this many of the latest ended memberships")
 	return cmd
 }
 
-func chainLoadChannelView(ctx context.Context, c *devchain.Client, id protocol.ChannelID, maxProp uint64) (*chainChannelView, error) {
+// chainShowLimits bounds the history `scraft chain show` reads: one query
+// per proposal, epoch and departure.
+type chainShowLimits struct{ proposals, epochs, departures uint64 }
+
+func chainLoadChannelView(ctx context.Context, c *devchain.Client, id protocol.ChannelID, lim chainShowLimits) (*chainChannelView, error) {
 	info, err := c.Channel(ctx, id)
 	if err != nil {
 		return nil, err
@@ -111,7 +136,8 @@ func chainLoadChannelView(ctx context.Context, c *devchain.Client, id protocol.C
 		Labels: map[string]string{}, TickInterval: info.Config.TickInterval.String(), GasLimit: info.Config.GasLimit,
 		MinStake: info.Config.MinStake, Fine: info.Config.Fine, Closed: info.Closed, Epoch: info.Epoch,
 		SettledHeight: info.SettledHeight, SettledDigest: info.SettledDigest.String(), ChainTimeMs: info.AtMs,
-		Members: []chainMemberView{}, Proposals: []chainProposalView{}, SettledState: []chainStateEntry{},
+		Members: []chainMemberView{}, Epochs: []chainEpochView{}, Departures: []chainDepartureView{},
+		Proposals: []chainProposalView{}, SettledState: []chainStateEntry{},
 	}
 	for _, l := range info.Labels {
 		v.Labels[l.Key] = l.Value
@@ -129,11 +155,44 @@ func chainLoadChannelView(ctx context.Context, c *devchain.Client, id protocol.C
 		}
 		v.Members = append(v.Members, mv)
 	}
-	first := uint64(1)
-	if info.LastProposal > maxProp {
-		first = info.LastProposal - maxProp + 1
+	for e := info.Epoch - min(info.Epoch, lim.epochs-1); e <= info.Epoch && lim.epochs > 0; e++ {
+		el, err := c.EpochLeader(ctx, id, e)
+		if errors.Is(err, contract.ErrNoEpochLeader) {
+			continue // begun before the chain kept these records
+		}
+		if err != nil {
+			return nil, err
+		}
+		ev := chainEpochView{Epoch: el.Epoch, Height: el.Height}
+		if !el.Leader.IsZero() {
+			a := el.Leader
+			ev.Leader = &a
+		}
+		v.Epochs = append(v.Epochs, ev)
 	}
-	for pid := first; pid <= info.LastProposal && maxProp > 0; pid++ {
+	current := make(map[uint64]bool, len(info.Members))
+	for _, m := range info.Members {
+		current[m.JoinSeq] = true
+	}
+	for seq := info.LastJoinSeq; seq > 0 && uint64(len(v.Departures)) < lim.departures; seq-- {
+		if current[seq] {
+			continue
+		}
+		dp, err := c.Departure(ctx, id, seq)
+		if errors.Is(err, contract.ErrNoDeparture) {
+			continue // ended before the chain kept these records
+		}
+		if err != nil {
+			return nil, err
+		}
+		v.Departures = append(v.Departures, chainDepartureView{JoinSeq: dp.JoinSeq, Address: dp.Address, Height: dp.Height, Epoch: dp.Epoch})
+	}
+	slices.Reverse(v.Departures)
+	first := uint64(1)
+	if info.LastProposal > lim.proposals {
+		first = info.LastProposal - lim.proposals + 1
+	}
+	for pid := first; pid <= info.LastProposal && lim.proposals > 0; pid++ {
 		p, err := c.Proposal(ctx, id, pid)
 		if err != nil {
 			return nil, err
@@ -190,6 +249,30 @@ func chainPrintChannel(w io.Writer, v *chainChannelView) error {
 		}
 		ago := time.Duration(v.ChainTimeMs-m.LastHeartbeatMs) * time.Millisecond
 		fmt.Fprintf(tw, "%d\t%s\t%v\t%s\t%s\t%d\t%s\n", m.JoinSeq, m.Address, m.Valid, ago, m.Collateral, m.Locked, role)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+
+	fmt.Fprintf(w, "\nepochs (%d shown)\n", len(v.Epochs))
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "EPOCH\tLEADER\tFROM BLOCK")
+	for _, e := range v.Epochs {
+		leader := "none"
+		if e.Leader != nil {
+			leader = e.Leader.String()
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%d\n", e.Epoch, leader, e.Height)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+
+	fmt.Fprintf(w, "\ndepartures (%d shown)\n", len(v.Departures))
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SEQ\tADDRESS\tAT BLOCK\tIN EPOCH")
+	for _, d := range v.Departures {
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%d\n", d.JoinSeq, d.Address, d.Height, d.Epoch)
 	}
 	if err := tw.Flush(); err != nil {
 		return err

@@ -280,3 +280,89 @@ func TestChainCalls(t *testing.T) {
 		t.Fatal("bad vote option accepted")
 	}
 }
+
+// TestChainShowHistory: `scraft chain show` lists who led each epoch and
+// the memberships that ended, as the chain keeps them.
+func TestChainShowHistory(t *testing.T) {
+	addr := startTestChain(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	as := func(k *protocol.Key) *devchain.Client {
+		c, err := devchain.Dial(addr, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	_, alice := newChainKeyFile(t, "alice")
+	_, bob := newChainKeyFile(t, "bob")
+	ca, cb := as(alice), as(bob)
+	id, err := ca.CreateChannel(ctx, settlement.ChannelSpec{Contract: "chat", Code: []byte("x"), Config: contract.ChannelConfig{MinStake: 100}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []*devchain.Client{ca, cb} {
+		if err := c.Stake(ctx, id, 100); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Join(ctx, id, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := ca.ClaimLeader(ctx, id, 0, nil); err != nil {
+		t.Fatal(err)
+	}
+	// Bob leaves; the next settlement lets him go.
+	if err := cb.Leave(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	pid, err := ca.CreateProposal(ctx, id, protocol.ProposalSettlement, protocol.Marshal(&protocol.Settlement{From: 1, To: 3}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []*devchain.Client{ca, cb} {
+		if err := c.Vote(ctx, id, pid, protocol.VoteFor); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := ca.ExecuteProposal(ctx, id, pid); err != nil {
+		t.Fatal(err)
+	}
+
+	out, err := runChain(t, "chain", "show", id.String(), "--chain", addr, "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v chainChannelView
+	if err := json.Unmarshal([]byte(out), &v); err != nil {
+		t.Fatalf("%v:\n%s", err, out)
+	}
+	if len(v.Epochs) != 2 || v.Epochs[0].Epoch != 0 || v.Epochs[0].Leader != nil ||
+		v.Epochs[1].Epoch != 1 || v.Epochs[1].Leader == nil || *v.Epochs[1].Leader != alice.Address() || v.Epochs[1].Height == 0 {
+		t.Fatalf("epochs: %+v", v.Epochs)
+	}
+	if len(v.Departures) != 1 || v.Departures[0].JoinSeq != 2 || v.Departures[0].Address != bob.Address() || v.Departures[0].Epoch != 1 {
+		t.Fatalf("departures: %+v", v.Departures)
+	}
+	out, err = runChain(t, "chain", "show", id.String(), "--chain", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"epochs (2 shown)", "departures (1 shown)", bob.Address().String()} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("show lacks %q:\n%s", want, out)
+		}
+	}
+	out, err = runChain(t, "chain", "show", id.String(), "--chain", addr, "--json", "--epochs", "1", "--departures", "0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v = chainChannelView{}
+	if err := json.Unmarshal([]byte(out), &v); err != nil {
+		t.Fatal(err)
+	}
+	if len(v.Epochs) != 1 || v.Epochs[0].Epoch != 1 || len(v.Departures) != 0 {
+		t.Fatalf("with limits: epochs %+v, departures %+v", v.Epochs, v.Departures)
+	}
+}
