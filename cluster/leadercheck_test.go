@@ -281,3 +281,14 @@ func TestShutdownWhileCheckingLeader(t *testing.T) {
 		return nil
 	})
 }
+
+// others returns the cluster's nodes but nd.
+func (tc *testCluster) others(nd *testNode) []*testNode {
+	var out []*testNode
+	for _, o := range tc.nodes {
+		if o != nd {
+			out = append(out, o)
+		}
+	}
+	return out
+}

@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -368,37 +367,11 @@ func TestLeaveChainOnly(t *testing.T) {
 
 // evictionBatch is what a leader that skips the leave rules would sign: the
 // leave of victim at the next height of node nd's state, with the results
-// of a machine that accepts any leave, signed by leader for epoch.
+// of a machine that accepts any leave (signedBatch's has no LeaveChecker),
+// signed by leader for epoch.
 func (tc *testCluster) evictionBatch(nd *testNode, victim protocol.Address, leader *protocol.Key, epoch uint64) *protocol.Batch {
-	t := tc.t
-	t.Helper()
-	c := tc.channel(nd)
-	var snap []byte
-	var ts uint64
-	c.fsm.machine(func(m *fsm.Machine) {
-		snap = m.Snapshot().Bytes()
-		ts = max(uint64(time.Now().UnixMilli()), m.TimestampMs())
-	})
-	c.fsm.mu.Lock()
-	cfg := c.fsm.gen.fsmConfig(tc.id)
-	c.fsm.mu.Unlock()
-	exec, err := nd.cfg.Executors(cfg.Contract, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := fsm.New(cfg, exec) // no LeaveChecker: any member may be taken out
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := m.Restore(bytes.NewReader(snap)); err != nil {
-		t.Fatal(err)
-	}
 	en := protocol.Entry{Kind: protocol.EntryLeave, Leave: &protocol.MemberLeave{Member: victim}}
-	b, _, err := m.Propose([]protocol.Entry{en}, epoch, leader, ts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return tc.signedBatch(nd, []protocol.Entry{en}, leader, epoch)
 }
 
 // TestLeaveNotBacked: a leave of a member that neither asked to leave in
@@ -455,17 +428,7 @@ func TestLeaveNotBacked(t *testing.T) {
 			break
 		}
 	}
-	var atts []protocol.Attestation
-	for _, nd := range tc.nodes {
-		if nd != leader {
-			a := protocol.Attestation{Channel: tc.id, Epoch: epoch, Claimant: next.key.Address()}
-			a.Sign(nd.key)
-			atts = append(atts, a)
-		}
-	}
-	if _, err := tc.chain.client(next.key).ClaimLeader(ctx, tc.id, epoch, atts); err != nil {
-		t.Fatalf("claim: %v", err)
-	}
+	tc.claimAs(next, epoch, tc.others(leader)...)
 	if err := <-applied; err != nil {
 		t.Fatalf("raft apply: %v", err)
 	}
@@ -680,19 +643,7 @@ func TestShutdownWhileWaitingOnChain(t *testing.T) {
 	}
 
 	// The chain moves on; the restarted follower decides as the others.
-	var atts []protocol.Attestation
-	for _, nd := range tc.nodes {
-		if nd != leader {
-			a := protocol.Attestation{Channel: tc.id, Epoch: epoch, Claimant: follower.key.Address()}
-			a.Sign(nd.key)
-			atts = append(atts, a)
-		}
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if _, err := tc.chain.client(follower.key).ClaimLeader(ctx, tc.id, epoch, atts); err != nil {
-		t.Fatalf("claim: %v", err)
-	}
+	tc.claimAs(follower, epoch, tc.others(leader)...)
 	tc.restartNode(follower)
 	if err := <-applied; err != nil {
 		t.Fatalf("raft apply: %v", err)
