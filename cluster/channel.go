@@ -75,6 +75,9 @@ type Channel struct {
 	recent recentOutcomes
 
 	metrics *channelMetrics
+	// chainWaits counts the applies waiting for the chain to decide
+	// (awaitChain, checkLeader); the scraft_chain_waits gauge shows it.
+	chainWaits atomic.Int32
 }
 
 // Applied is one applied batch as subscribers see it.
@@ -417,6 +420,7 @@ func (c *Channel) awaitChain(epoch uint64, what string, member protocol.Address,
 		}
 		if !warned {
 			warned = true
+			defer c.waitingOnChain()() // counted from here to the verdict
 			if err == nil {
 				err = undecided()
 			}
@@ -495,7 +499,7 @@ func (c *Channel) chainEnded(ctx context.Context, m fsm.Member, epoch uint64) (d
 // let through: the state dies with the process, and the node applies the
 // batch again after a restart.
 func (c *Channel) checkLeader(epoch uint64, leader protocol.Address) error {
-	waiting := false
+	waiting, counted := false, false
 	for {
 		if a, ok := c.view.leaderOf(epoch); ok {
 			return sameLeader(epoch, a, leader)
@@ -522,6 +526,10 @@ func (c *Channel) checkLeader(epoch uint64, leader protocol.Address) error {
 			waiting = true
 			c.logger.Debug("batch of an epoch the chain has not reached: waiting for the chain", "epoch", epoch, "leader", leader)
 		}
+		if !counted {
+			counted = true
+			defer c.waitingOnChain()()
+		}
 		select {
 		case <-c.ctx.Done():
 			c.fsm.abandoned.Store(true)
@@ -529,6 +537,17 @@ func (c *Channel) checkLeader(epoch uint64, leader protocol.Address) error {
 		case <-changed:
 		case <-time.After(c.cfg.ChainPollInterval):
 		}
+	}
+}
+
+// waitingOnChain counts an apply waiting for the chain until the returned
+// func is called.
+func (c *Channel) waitingOnChain() func() {
+	c.chainWaits.Add(1)
+	c.metrics.chainWaits.Inc()
+	return func() {
+		c.chainWaits.Add(-1)
+		c.metrics.chainWaits.Dec()
 	}
 }
 

@@ -218,12 +218,13 @@ func TestShutdownWhileCheckingLeader(t *testing.T) {
 	// Every member waits for the chain inside the apply.
 	testutil.WaitFor(t, 10*time.Second, func() error {
 		for i, nd := range tc.nodes {
+			c := tc.channel(nd)
 			var h uint64
-			if tc.channel(nd).fsm.tryMachine(func(m *fsm.Machine) { h = m.Height() }) {
-				if h >= b.FirstHeight {
-					t.Fatalf("node %d decided while the chain is still in epoch %d", i, epoch)
-				}
-				return fmt.Errorf("node %d at height %d, not applying", i, h)
+			if c.fsm.tryMachine(func(m *fsm.Machine) { h = m.Height() }) && h >= b.FirstHeight {
+				t.Fatalf("node %d decided while the chain is still in epoch %d", i, epoch)
+			}
+			if c.chainWaits.Load() == 0 {
+				return fmt.Errorf("node %d is not waiting on the chain", i)
 			}
 		}
 		return nil

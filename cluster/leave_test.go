@@ -622,8 +622,8 @@ func TestShutdownWhileWaitingOnChain(t *testing.T) {
 		applied <- lc.raft.Apply(encodeLog(logBatch, b.Bytes()), 60*time.Second).Error()
 	}()
 	testutil.WaitFor(t, 10*time.Second, func() error {
-		if fc.fsm.tryMachine(func(*fsm.Machine) {}) {
-			return fmt.Errorf("the follower is not waiting inside the apply")
+		if fc.chainWaits.Load() == 0 {
+			return fmt.Errorf("the follower is not waiting on the chain inside the apply")
 		}
 		return nil
 	})

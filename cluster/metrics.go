@@ -22,6 +22,7 @@ type metrics struct {
 	evidence      *prometheus.CounterVec
 	busy          *prometheus.CounterVec
 	forwardSize   *prometheus.HistogramVec
+	chainWaits    *prometheus.GaugeVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -57,10 +58,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		forwardSize: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: "scraft", Name: "forward_txs", Help: "Txs per request a follower forwards to the leader.",
 			Buckets: prometheus.ExponentialBuckets(1, 2, 10)}, lbl),
+		chainWaits: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "scraft", Name: "chain_waits",
+			Help: "Applies waiting for the chain to decide an entry or a batch's leader (a batch of an epoch, join or leave the chain has not reached yet)."}, lbl),
 	}
 	if reg != nil {
 		reg.MustRegister(m.committed, m.commitLatency, m.commitBatch, m.batchSize, m.applyLag, m.height,
-			m.epoch, m.leaderStarts, m.settled, m.gas, m.evidence, m.busy, m.forwardSize)
+			m.epoch, m.leaderStarts, m.settled, m.gas, m.evidence, m.busy, m.forwardSize, m.chainWaits)
 	}
 	return m
 }
@@ -80,6 +84,7 @@ type channelMetrics struct {
 	evidence      prometheus.Counter
 	busy          prometheus.Counter
 	forwardSize   prometheus.Observer
+	chainWaits    prometheus.Gauge
 }
 
 func (m *metrics) forChannel(id protocol.ChannelID) *channelMetrics {
@@ -98,6 +103,7 @@ func (m *metrics) forChannel(id protocol.ChannelID) *channelMetrics {
 		evidence:      m.evidence.WithLabelValues(l),
 		busy:          m.busy.WithLabelValues(l),
 		forwardSize:   m.forwardSize.WithLabelValues(l),
+		chainWaits:    m.chainWaits.WithLabelValues(l),
 	}
 }
 
