@@ -688,12 +688,10 @@ func (c *Channel) Subscribe(buffer int) (<-chan Applied, func()) {
 	}
 }
 
-// Status returns the channel's state as this node sees it.
-func (c *Channel) Status() Status { return c.status(true) }
-
-// status is Status; without wait, a busy FSM (a long apply, a genesis
-// loading its code) is reported as not ready instead of waited for.
-func (c *Channel) status(wait bool) Status {
+// Status returns the channel's state as this node sees it. It never waits
+// for the state machine: what it reports of the state is as of the last
+// apply, even while an apply runs (or waits on the chain).
+func (c *Channel) Status() Status {
 	leader, epoch, _ := c.view.current()
 	st := Status{
 		Channel:      c.id,
@@ -722,19 +720,10 @@ func (c *Channel) status(wait bool) Status {
 	if st.CommitIndex > st.AppliedIndex {
 		st.Lag = st.CommitIndex - st.AppliedIndex
 	}
-	read := func(m *fsm.Machine) {
-		if m == nil {
-			return
-		}
-		st.Height, st.Digest = m.Height(), m.LastDigest()
-		st.Members = len(m.Members())
-		_, st.Evidence = m.Evidence()
+	if sum := c.fsm.summary.Load(); sum != nil {
+		st.Height, st.Digest = sum.height, sum.digest
+		st.Members, st.Evidence = sum.members, sum.evidence
 		st.Ready = true
-	}
-	if wait {
-		c.fsm.machine(read)
-	} else {
-		c.fsm.tryMachine(read)
 	}
 	// Under load a follower is always a few batches behind what it knows
 	// is committed; within readyLag it serves reads as caught up.

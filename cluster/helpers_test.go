@@ -461,3 +461,14 @@ func (tc *testCluster) waitOtherLeader(old *testNode, timeout time.Duration) *te
 	})
 	return l
 }
+
+// tryMachine is machine without waiting: it reports false when the FSM is
+// busy (a long apply, a genesis loading its code) and fn did not run.
+func (f *machineFSM) tryMachine(fn func(m *fsm.Machine)) bool {
+	if !f.mu.TryLock() {
+		return false
+	}
+	defer f.mu.Unlock()
+	fn(f.m)
+	return true
+}

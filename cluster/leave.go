@@ -158,7 +158,7 @@ func (c *Channel) finishRetire(r *retirement) {
 	if err := c.Close(); err != nil {
 		c.logger.Warn("closing the retired channel", "error", err)
 	}
-	c.logger.Info("channel retired: no longer hosted live", "reason", r.reason, "height", c.status(false).Height)
+	c.logger.Info("channel retired: no longer hosted live", "reason", r.reason, "height", c.Status().Height)
 	if r.reason == RetiredClosed {
 		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.ApplyTimeout)
 		defer cancel()
@@ -234,7 +234,7 @@ func (c *Channel) openRetired(reason string) {
 		close(r.done)
 		close(r.ended)
 	})
-	c.logger.Info("channel is retired: serving its final state read-only", "reason", reason, "height", c.status(false).Height)
+	c.logger.Info("channel is retired: serving its final state read-only", "reason", reason, "height", c.Status().Height)
 }
 
 // Leave orders a member's signed request to leave (a scraft::leave call)

@@ -594,8 +594,9 @@ func TestRetireInterrupted(t *testing.T) {
 	})
 }
 
-// TestShutdownWhileWaitingOnChain: a follower shut down while it waits on
-// the chain for a leave it cannot decide yet keeps nothing of that apply:
+// TestShutdownWhileWaitingOnChain: a follower waiting on the chain for a
+// leave it cannot decide yet still answers Status; shut down then, it
+// keeps nothing of that apply:
 // no outcome reaches its subscribers, its machine takes no snapshot, and
 // after a restart it decides the leave as the others do.
 func TestShutdownWhileWaitingOnChain(t *testing.T) {
@@ -627,6 +628,17 @@ func TestShutdownWhileWaitingOnChain(t *testing.T) {
 		}
 		return nil
 	})
+	// Its status answers meanwhile, as of the last apply.
+	got := make(chan Status, 1)
+	go func() { got <- fc.Status() }()
+	select {
+	case st := <-got:
+		if st.Height >= b.FirstHeight || st.Height == 0 {
+			t.Fatalf("status during the wait at height %d, batch at %d", st.Height, b.FirstHeight)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Status waited for the apply")
+	}
 	tc.stopNode(follower)
 	if !fc.fsm.abandoned.Load() {
 		t.Fatal("the machine was not abandoned")

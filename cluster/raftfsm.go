@@ -41,7 +41,29 @@ type machineFSM struct {
 	// abandoned is set when an apply was cut short by shutdown and let an
 	// entry through undecided (awaitChain): the state is not to be kept.
 	abandoned atomic.Bool
+	// summary is what Status reads of the applied state, published after
+	// every apply and restore so that Status never waits for the lock (an
+	// apply may wait long on the chain).
+	summary atomic.Pointer[appliedSummary]
 }
+
+// appliedSummary is the part of the applied state Status reports.
+type appliedSummary struct {
+	height   uint64
+	digest   protocol.Hash
+	members  int
+	evidence uint64
+}
+
+// publish stores the summary of the machine's applied state; f.mu held.
+func (f *machineFSM) publish() {
+	if f.m == nil {
+		f.summary.Store(nil)
+		return
+	}
+	f.summary.Store(&appliedSummary{height: f.m.Height(), digest: f.m.LastDigest(), members: f.m.MemberCount(), evidence: f.m.EvidenceTotal()})
+}
+
 
 // applyResult is the FSM's response to one log command, which raft hands
 // to the ApplyFuture on the node that applied it.
@@ -69,6 +91,7 @@ func (f *machineFSM) ApplyBatch(logs []*raft.Log) []any {
 	out := make([]any, len(logs))
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	defer f.publish()
 	for i, l := range logs {
 		f.lastLog = l.Index
 		if l.Type != raft.LogCommand || len(l.Data) == 0 {
@@ -169,17 +192,6 @@ func (f *machineFSM) machine(fn func(m *fsm.Machine)) {
 	fn(f.m)
 }
 
-// tryMachine is machine without waiting: it reports false when the FSM is
-// busy (a long apply, a genesis loading its code) and fn did not run.
-func (f *machineFSM) tryMachine(fn func(m *fsm.Machine)) bool {
-	if !f.mu.TryLock() {
-		return false
-	}
-	defer f.mu.Unlock()
-	fn(f.m)
-	return true
-}
-
 // outcome returns the cached outcome of a tx.
 func (f *machineFSM) outcome(h protocol.Hash) (*fsm.Outcome, bool) {
 	f.mu.Lock()
@@ -227,6 +239,7 @@ func (f *machineFSM) Restore(rc io.ReadCloser) error {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	defer f.publish()
 	if n == 0 {
 		f.gen, f.m = nil, nil
 		return nil

@@ -136,3 +136,7 @@ func (m *Machine) record(ev *Evidence) {
 func (m *Machine) Evidence() ([]*Evidence, uint64) {
 	return append([]*Evidence(nil), m.evidence...), m.evidenceTotal
 }
+
+// EvidenceTotal returns how many pieces of evidence the machine recorded
+// since it started (Evidence's second result, without the copy).
+func (m *Machine) EvidenceTotal() uint64 { return m.evidenceTotal }

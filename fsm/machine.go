@@ -387,6 +387,9 @@ func (m *Machine) Members() []Member {
 	return sortedMembers(m.st.members)
 }
 
+// MemberCount returns how many members the applied state has.
+func (m *Machine) MemberCount() int { return len(m.st.members) }
+
 func sortedMembers(ms map[protocol.Address]Member) []Member {
 	out := make([]Member, 0, len(ms))
 	for _, mem := range ms {
