@@ -64,7 +64,6 @@ func (f *machineFSM) publish() {
 	f.summary.Store(&appliedSummary{height: f.m.Height(), digest: f.m.LastDigest(), members: f.m.MemberCount(), evidence: f.m.EvidenceTotal()})
 }
 
-
 // applyResult is the FSM's response to one log command, which raft hands
 // to the ApplyFuture on the node that applied it.
 type applyResult struct {
