@@ -21,13 +21,7 @@ func TestForwardTxsResults(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	leader := tc.waitLeader(10 * time.Second)
-	var follower *testNode
-	for _, nd := range tc.nodes {
-		if nd != leader {
-			follower = nd
-			break
-		}
-	}
+	follower := tc.others(leader)[0]
 	u := tc.users[0]
 	good := tc.tx(u, "forwarded;")
 	forged := protocol.SignTx(u, protocol.Tx{Channel: tc.id, Nonce: 1 << 40, Function: "chat::send", Args: []byte("forged;")})
@@ -106,13 +100,7 @@ func TestForwarderGroups(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	leader := tc.waitLeader(10 * time.Second)
-	var follower *testNode
-	for _, nd := range tc.nodes {
-		if nd != leader {
-			follower = nd
-			break
-		}
-	}
+	follower := tc.others(leader)[0]
 	const rounds = 8
 	var mu sync.Mutex
 	var acked []*fsm.Outcome

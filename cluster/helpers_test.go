@@ -472,3 +472,35 @@ func (f *machineFSM) tryMachine(fn func(m *fsm.Machine)) bool {
 	fn(f.m)
 	return true
 }
+
+// others returns the cluster's nodes but nd.
+func (tc *testCluster) others(nd *testNode) []*testNode {
+	var out []*testNode
+	for _, o := range tc.nodes {
+		if o != nd {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+// checkAbandoned checks a channel stopped while an apply waited on the
+// chain: its machine is abandoned, takes no snapshot, and nothing from
+// height from on reached its subscription feed (closed by the stop).
+func (tc *testCluster) checkAbandoned(c *Channel, feed <-chan Applied, from uint64) {
+	t := tc.t
+	t.Helper()
+	if !c.fsm.abandoned.Load() {
+		t.Fatal("the machine was not abandoned")
+	}
+	if _, err := c.fsm.Snapshot(); err == nil {
+		t.Fatal("an abandoned machine took a snapshot")
+	}
+	for a := range feed {
+		for _, o := range a.Outcomes {
+			if o.Height >= from {
+				t.Fatalf("outcome at height %d published from an abandoned apply", o.Height)
+			}
+		}
+	}
+}

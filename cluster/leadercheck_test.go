@@ -230,19 +230,7 @@ func TestShutdownWhileCheckingLeader(t *testing.T) {
 		return nil
 	})
 	tc.stopNode(victim)
-	if !fc.fsm.abandoned.Load() {
-		t.Fatal("the machine was not abandoned")
-	}
-	if _, err := fc.fsm.Snapshot(); err == nil {
-		t.Fatal("an abandoned machine took a snapshot")
-	}
-	for a := range feed {
-		for _, o := range a.Outcomes {
-			if o.Height >= b.FirstHeight {
-				t.Fatalf("outcome at height %d published from an abandoned apply", o.Height)
-			}
-		}
-	}
+	tc.checkAbandoned(fc, feed, b.FirstHeight)
 
 	// The chain reaches the epoch, led by the signer; the restarted member
 	// judges the batch as the others.
@@ -281,15 +269,4 @@ func TestShutdownWhileCheckingLeader(t *testing.T) {
 		}
 		return nil
 	})
-}
-
-// others returns the cluster's nodes but nd.
-func (tc *testCluster) others(nd *testNode) []*testNode {
-	var out []*testNode
-	for _, o := range tc.nodes {
-		if o != nd {
-			out = append(out, o)
-		}
-	}
-	return out
 }

@@ -17,13 +17,7 @@ import (
 func TestChainNamesAnotherLeader(t *testing.T) {
 	tc := newTestCluster(t, 3, func(c *Config) { c.KeepAliveInterval = time.Hour })
 	old := tc.waitLeader(10 * time.Second)
-	var next *testNode
-	for _, nd := range tc.nodes {
-		if nd != old {
-			next = nd
-			break
-		}
-	}
+	next := tc.others(old)[0]
 	_, epoch, _ := tc.channel(old).view.current()
 	tc.chain.clock.Advance(contract.HeartbeatTTL + time.Second)
 	ctx := context.Background()

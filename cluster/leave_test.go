@@ -157,23 +157,12 @@ func TestLeaveNodes(t *testing.T) {
 	defer cancel()
 
 	leader := tc.waitLeader(10 * time.Second)
-	var follower *testNode
-	for _, nd := range tc.nodes {
-		if nd != leader {
-			follower = nd
-			break
-		}
-	}
+	follower := tc.others(leader)[0]
 	// The follower asks through the leader.
 	if err := tc.channel(leader).Leave(ctx, tc.request(follower.key, fsm.RequestLeave)); err != nil {
 		t.Fatalf("follower leave: %v", err)
 	}
-	var rest []*testNode
-	for _, nd := range tc.nodes {
-		if nd != follower {
-			rest = append(rest, nd)
-		}
-	}
+	rest := tc.others(follower)
 	tc.checkLeft(follower.key.Address(), rest)
 	testutil.WaitFor(t, 10*time.Second, func() error {
 		if n := len(tc.raftServers(tc.leader())); n != 2 {
@@ -421,13 +410,7 @@ func TestLeaveNotBacked(t *testing.T) {
 
 	// The chain moves on: another member takes over with the others'
 	// attestations. The membership did not end in epoch: refused.
-	var next *testNode
-	for _, nd := range tc.nodes {
-		if nd != leader {
-			next = nd
-			break
-		}
-	}
+	next := tc.others(leader)[0]
 	tc.claimAs(next, epoch, tc.others(leader)...)
 	if err := <-applied; err != nil {
 		t.Fatalf("raft apply: %v", err)
@@ -606,13 +589,7 @@ func TestShutdownWhileWaitingOnChain(t *testing.T) {
 	leader := tc.waitLeader(10 * time.Second)
 	lc := tc.channel(leader)
 	epoch := lc.leader.Load().epoch
-	var follower *testNode
-	for _, nd := range tc.nodes {
-		if nd != leader {
-			follower = nd
-			break
-		}
-	}
+	follower := tc.others(leader)[0]
 	fc := tc.channel(follower)
 	feed, cancelFeed := fc.Subscribe(1024)
 	defer cancelFeed()
@@ -640,19 +617,7 @@ func TestShutdownWhileWaitingOnChain(t *testing.T) {
 		t.Fatal("Status waited for the apply")
 	}
 	tc.stopNode(follower)
-	if !fc.fsm.abandoned.Load() {
-		t.Fatal("the machine was not abandoned")
-	}
-	if _, err := fc.fsm.Snapshot(); err == nil {
-		t.Fatal("an abandoned machine took a snapshot")
-	}
-	for a := range feed {
-		for _, o := range a.Outcomes {
-			if o.Height >= b.FirstHeight {
-				t.Fatalf("outcome at height %d published from an abandoned apply", o.Height)
-			}
-		}
-	}
+	tc.checkAbandoned(fc, feed, b.FirstHeight)
 
 	// The chain moves on; the restarted follower decides as the others.
 	tc.claimAs(follower, epoch, tc.others(leader)...)
