@@ -176,13 +176,8 @@ func (r *remote) member(ctx context.Context, id protocol.ChannelID, a protocol.A
 
 func (r *remote) departure(ctx context.Context, id protocol.ChannelID, joinSeq uint64) (*contract.Departure, error) {
 	resp, err := r.api.GetDeparture(ctx, &chainpb.DepartureRequest{Channel: id[:], JoinSeq: joinSeq})
-	if status.Code(err) == codes.Unimplemented {
-		// A chain server from before departures were recorded: it has no
-		// record of any.
-		return nil, fmt.Errorf("%w: the chain serves no departure records (%v)", contract.ErrNoDeparture, err)
-	}
 	if err != nil {
-		return nil, errorFrom(err)
+		return nil, recordError(err, contract.ErrNoDeparture)
 	}
 	var dp contract.Departure
 	if err := decodeRecord(resp.Departure, &dp); err != nil {
@@ -193,19 +188,24 @@ func (r *remote) departure(ctx context.Context, id protocol.ChannelID, joinSeq u
 
 func (r *remote) epochLeader(ctx context.Context, id protocol.ChannelID, epoch uint64) (*contract.EpochLeader, error) {
 	resp, err := r.api.GetEpochLeader(ctx, &chainpb.EpochLeaderRequest{Channel: id[:], Epoch: epoch})
-	if status.Code(err) == codes.Unimplemented {
-		// A chain server from before epochs' leaders were recorded: it
-		// has no record of any.
-		return nil, fmt.Errorf("%w: the chain serves no epoch records (%v)", contract.ErrNoEpochLeader, err)
-	}
 	if err != nil {
-		return nil, errorFrom(err)
+		return nil, recordError(err, contract.ErrNoEpochLeader)
 	}
 	var el contract.EpochLeader
 	if err := decodeRecord(resp.EpochLeader, &el); err != nil {
 		return nil, err
 	}
 	return &el, nil
+}
+
+// recordError is errorFrom for a query of history records: a chain server
+// from before the records were kept does not know the call, and answers
+// as a chain that has no such record (none, the not-found error).
+func recordError(err, none error) error {
+	if status.Code(err) == codes.Unimplemented {
+		return fmt.Errorf("%w: the chain serves no such records (%v)", none, err)
+	}
+	return errorFrom(err)
 }
 
 func (r *remote) proposal(ctx context.Context, id protocol.ChannelID, pid uint64) (*settlement.ProposalInfo, error) {
