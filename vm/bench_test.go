@@ -274,6 +274,7 @@ func BenchmarkDeployDecode(b *testing.B) {
 			wasm := mustContract(b, name)
 			cfg := Config{}.withDefaults()
 			b.ReportAllocs()
+			cpu := testutil.CPUTime()
 			for b.Loop() {
 				m, err := meter.Parse(wasm)
 				if err != nil {
@@ -284,6 +285,7 @@ func BenchmarkDeployDecode(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
+			cpuPerOp(b, cpu)
 		})
 	}
 }
