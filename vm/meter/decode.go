@@ -159,7 +159,8 @@ type funcBody struct {
 type section struct {
 	id      byte
 	payload []byte
-	offset  int // absolute offset of payload
+	offset  int    // absolute offset of payload
+	raw     []byte // the whole section as encoded, header included
 }
 
 // Parse decodes every section of a module once and checks its structure.
@@ -233,8 +234,9 @@ func Parse(wasm []byte) (m *Module, err error) {
 	return m, nil
 }
 
-// Stripped returns the module without its custom sections: the bytes
-// Instrument works from. It is the input itself when there are none.
+// Stripped returns the module without its custom sections, the other
+// sections copied as they are: what Instrument works from. It is the input
+// itself when there are none.
 func (m *Module) Stripped() []byte {
 	if !m.hasCustom {
 		return m.wasm
@@ -242,7 +244,7 @@ func (m *Module) Stripped() []byte {
 	out := make([]byte, 0, len(m.wasm))
 	out = append(out, wasmHeader...)
 	for _, s := range m.secs {
-		out = appendSection(out, s.id, s.payload)
+		out = append(out, s.raw...)
 	}
 	return out
 }
@@ -268,6 +270,7 @@ func (m *Module) splitSections() error {
 	r := &reader{b: m.wasm, pos: len(wasmHeader)}
 	lastRank := 0
 	for !r.done() {
+		start := r.pos
 		id, err := r.byte()
 		if err != nil {
 			return err
@@ -292,7 +295,7 @@ func (m *Module) splitSections() error {
 			return fmt.Errorf("%w: section id %d out of order at offset %#x", ErrMalformed, id, off)
 		}
 		lastRank = sectionRank[id]
-		m.secs = append(m.secs, section{id: id, payload: payload, offset: off})
+		m.secs = append(m.secs, section{id: id, payload: payload, offset: off, raw: m.wasm[start:r.pos]})
 	}
 	return nil
 }
