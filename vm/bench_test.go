@@ -12,6 +12,7 @@ import (
 	"github.com/scraft/scraft/contracts"
 	"github.com/scraft/scraft/internal/testutil"
 	"github.com/scraft/scraft/protocol"
+	"github.com/scraft/scraft/vm/meter"
 )
 
 // cpuPerOp reports the CPU time (all threads) per iteration since start: on
@@ -258,6 +259,30 @@ func BenchmarkCallFailure(b *testing.B) {
 			for b.Loop() {
 				if r := m.Call(context.Background(), nil, c); r.Status == protocol.StatusOK {
 					b.Fatal("call succeeded")
+				}
+			}
+			cpuPerOp(b, cpu)
+		})
+	}
+}
+
+// BenchmarkDeployDecode is a deploy's own decoding of a contract (wazero's
+// validation and compilation excluded): one meter.Parse and the rewrite.
+func BenchmarkDeployDecode(b *testing.B) {
+	for _, name := range contracts.Names() {
+		b.Run(name, func(b *testing.B) {
+			wasm := mustContract(b, name)
+			cfg := Config{}.withDefaults()
+			b.ReportAllocs()
+			cpu := testutil.CPUTime()
+			for b.Loop() {
+				m, err := meter.Parse(wasm)
+				if err != nil {
+					b.Fatal(err)
+				}
+				out, err := m.Instrument(cfg.Meter)
+				if err != nil || out.StateOp.Name != "" {
+					b.Fatal(err)
 				}
 			}
 			cpuPerOp(b, cpu)

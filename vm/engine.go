@@ -157,6 +157,10 @@ func (e *Engine) Deploy(ctx context.Context, wasm []byte) (*Module, error) {
 	return d.mod, d.err
 }
 
+// parse decodes a module for deploy; a variable so that tests can count
+// the decodes.
+var parse = meter.Parse
+
 func (e *Engine) deploy(ctx context.Context, h protocol.Hash, wasm []byte) (m *Module, err error) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -166,37 +170,32 @@ func (e *Engine) deploy(ctx context.Context, h protocol.Hash, wasm []byte) (m *M
 	if len(wasm) > meter.MaxModuleSize {
 		return nil, deployErr(ErrInvalidModule, "module is %d bytes, more than the %d allowed", len(wasm), meter.MaxModuleSize)
 	}
-	// Our own bounded walk first: wazero's decoder trusts declared sizes.
-	wasm, err = preflight(wasm)
+	// The one decode of the module: bounded, so it may run before wazero,
+	// whose decoder trusts declared sizes.
+	parsed, err := parse(wasm)
 	if err != nil {
 		return nil, deployErr(ErrInvalidModule, "invalid WASM: %v", err)
 	}
 	// wazero validates the module next, so everything after works on a
 	// valid module and a contract cannot refer to what we add later.
-	raw, err := e.validator.CompileModule(ctx, wasm)
+	raw, err := e.validator.CompileModule(ctx, parsed.Stripped())
 	if err != nil {
 		return nil, deployErr(ErrInvalidModule, "invalid WASM: %s", firstLine(err.Error()))
 	}
-	defer raw.Close(ctx)
-	entries, err := checkABI(raw, wasm, e.cfg)
+	raw.Close(ctx)
+	entries, err := checkABI(parsed, e.cfg)
 	if err != nil {
 		return nil, err
 	}
-	if op, fn, err := findStatefulOp(wasm); err != nil {
-		return nil, deployErr(ErrInvalidModule, "reading code: %v", err)
-	} else if op != "" {
-		return nil, deployErr(ErrNotDeterministic,
-			"function %d uses %s: contracts may not change tables or drop segments, that state would outlive the call", fn, op)
-	}
-	metered, err := meter.Instrument(wasm, e.cfg.Meter)
+	metered, err := parsed.Instrument(e.cfg.Meter)
 	if err != nil {
 		return nil, &DeployError{Status: protocol.StatusInvalidModule, Msg: err.Error(), Err: err}
 	}
-	code, globals, err := exportMutableGlobals(metered)
-	if err != nil {
-		return nil, deployErr(ErrInvalidModule, "exporting globals: %v", err)
+	if op := metered.StateOp; op.Name != "" {
+		return nil, deployErr(ErrNotDeterministic,
+			"function %d uses %s: contracts may not change tables or drop segments, that state would outlive the call", op.Func, op.Name)
 	}
-	compiled, err := e.runtime.CompileModule(ctx, code)
+	compiled, err := e.runtime.CompileModule(ctx, metered.Wasm)
 	if err != nil {
 		return nil, deployErr(ErrInvalidModule, "compile: %s", firstLine(err.Error()))
 	}
@@ -206,7 +205,7 @@ func (e *Engine) deploy(ctx context.Context, h protocol.Hash, wasm []byte) (m *M
 		compiled: compiled,
 		names:    entries,
 		index:    make(map[string]int, len(entries)),
-		globals:  globals,
+		globals:  metered.Globals,
 	}
 	for i, n := range entries {
 		m.index[n] = i
@@ -242,59 +241,72 @@ func IsReserved(name string) bool {
 // reservedPrefix starts every export name the vm or the meter adds.
 const reservedPrefix = "scraft_"
 
-// checkABI checks a validated module against the scraft ABI v1 and returns
-// its entry functions, sorted.
-func checkABI(raw wazero.CompiledModule, wasm []byte, cfg Config) ([]string, error) {
-	wm, err := parseModule(wasm)
-	if err != nil {
-		return nil, deployErr(ErrInvalidModule, "reading module: %v", err)
-	}
-	for _, im := range wm.imports {
+// checkABI checks a module against the scraft ABI v1 and returns its entry
+// functions, sorted.
+func checkABI(m *meter.Module, cfg Config) ([]string, error) {
+	for _, im := range m.Imports {
 		switch {
-		case strings.HasPrefix(im.module, "wasi"):
+		case strings.HasPrefix(im.Module, "wasi"):
 			return nil, deployErr(ErrABI, "imports %s.%s: WASI is not available to contracts; only the %q module may be imported",
-				im.module, im.name, hostModule)
-		case im.module != hostModule:
-			return nil, deployErr(ErrABI, "imports %s.%s: only the %q module may be imported", im.module, im.name, hostModule)
-		case im.kind != kindFunc:
-			return nil, deployErr(ErrABI, "imports %s.%s as a %s: only functions may be imported", im.module, im.name, kindName(im.kind))
+				im.Module, im.Name, hostModule)
+		case im.Module != hostModule:
+			return nil, deployErr(ErrABI, "imports %s.%s: only the %q module may be imported", im.Module, im.Name, hostModule)
+		case im.Kind != meter.KindFunc:
+			return nil, deployErr(ErrABI, "imports %s.%s as a %s: only functions may be imported", im.Module, im.Name, im.Kind)
 		}
 	}
-	for _, f := range raw.ImportedFunctions() {
-		_, name, _ := f.Import()
-		hf := hostFunctionByName(name)
+	for _, im := range m.Imports {
+		hf := hostFunctionByName(im.Name)
 		if hf == nil {
 			return nil, deployErr(ErrABI, "imports %s.%s: no such function in ABI v1 (it has %s)",
-				hostModule, name, strings.Join(hostFunctionNames(), ", "))
+				hostModule, im.Name, strings.Join(hostFunctionNames(), ", "))
 		}
-		if !slices.Equal(f.ParamTypes(), hf.params) || !slices.Equal(f.ResultTypes(), hf.results) {
+		params, results := valueTypes(im.Type.Params), valueTypes(im.Type.Results)
+		if !slices.Equal(params, hf.params) || !slices.Equal(results, hf.results) {
 			return nil, deployErr(ErrABI, "imports %s.%s with type %s, ABI v1 has %s",
-				hostModule, name, sig(f.ParamTypes(), f.ResultTypes()), sig(hf.params, hf.results))
+				hostModule, im.Name, sig(params, results), sig(hf.params, hf.results))
 		}
 	}
-	for _, ex := range wm.exports {
-		if strings.HasPrefix(ex.name, reservedPrefix) {
-			return nil, deployErr(ErrABI, "exports %q: names starting with %q are reserved", ex.name, reservedPrefix)
+	for _, ex := range m.Exports {
+		if strings.HasPrefix(ex.Name, reservedPrefix) {
+			return nil, deployErr(ErrABI, "exports %q: names starting with %q are reserved", ex.Name, reservedPrefix)
 		}
 	}
-	mem, ok := raw.ExportedMemories()["memory"]
-	if !ok {
+	hasMemory := false
+	for _, ex := range m.Exports {
+		hasMemory = hasMemory || ex.Kind == meter.KindMemory && ex.Name == "memory"
+	}
+	if !hasMemory || m.Memory == nil {
 		return nil, deployErr(ErrABI, `does not export its memory as "memory"`)
 	}
-	if mem.Min() > cfg.MemoryLimitPages {
-		return nil, deployErr(ErrABI, "memory starts at %d pages, more than the limit of %d pages", mem.Min(), cfg.MemoryLimitPages)
+	if m.Memory.Min > cfg.MemoryLimitPages {
+		return nil, deployErr(ErrABI, "memory starts at %d pages, more than the limit of %d pages", m.Memory.Min, cfg.MemoryLimitPages)
 	}
-	fns := raw.ExportedFunctions()
-	entries := make([]string, 0, len(fns))
-	for name, f := range fns {
-		if !slices.Equal(f.ParamTypes(), entryParams) || !slices.Equal(f.ResultTypes(), entryResults) {
-			return nil, deployErr(ErrABI, "exports function %q with type %s: entry functions must be %s",
-				name, sig(f.ParamTypes(), f.ResultTypes()), sig(entryParams, entryResults))
+	entries := make([]string, 0, len(m.Exports))
+	for _, ex := range m.Exports {
+		if ex.Kind != meter.KindFunc {
+			continue
 		}
-		entries = append(entries, name)
+		ft, _ := m.Func(ex.Index)
+		params, results := valueTypes(ft.Params), valueTypes(ft.Results)
+		if !slices.Equal(params, entryParams) || !slices.Equal(results, entryResults) {
+			return nil, deployErr(ErrABI, "exports function %q with type %s: entry functions must be %s",
+				ex.Name, sig(params, results), sig(entryParams, entryResults))
+		}
+		entries = append(entries, ex.Name)
 	}
 	slices.Sort(entries)
 	return entries, nil
+}
+
+// valueTypes converts the meter's value types to wazero's: both are the
+// types' binary encodings.
+func valueTypes(ts []meter.ValueType) []api.ValueType {
+	out := make([]api.ValueType, len(ts))
+	for i, t := range ts {
+		out[i] = api.ValueType(t)
+	}
+	return out
 }
 
 var (
@@ -311,20 +323,6 @@ func sig(params, results []api.ValueType) string {
 		return strings.Join(s, ", ")
 	}
 	return "(" + names(params) + ") -> (" + names(results) + ")"
-}
-
-func kindName(k byte) string {
-	switch k {
-	case kindFunc:
-		return "function"
-	case kindTable:
-		return "table"
-	case kindMemory:
-		return "memory"
-	case kindGlobal:
-		return "global"
-	}
-	return fmt.Sprintf("kind %d", k)
 }
 
 func firstLine(s string) string {

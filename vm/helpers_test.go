@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/scraft/scraft/contracts"
 	"github.com/scraft/scraft/protocol"
 )
 
@@ -145,3 +146,12 @@ func resultBytes(r Result) []byte {
 }
 
 func u32le(v uint32) []byte { return binary.LittleEndian.AppendUint32(nil, v) }
+
+func mustContract(t testing.TB, name string) []byte {
+	t.Helper()
+	c, err := contracts.Get(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.Wasm
+}

@@ -380,3 +380,32 @@ func TestHostGasCharges(t *testing.T) {
 		t.Fatalf("%s used %d", r.Status, r.GasUsed)
 	}
 }
+
+// TestDeployParsesOnce: a deploy decodes the module once, with meter.Parse;
+// the checks, the instrumenter and the global exports all work from that
+// one decode. A cached deploy decodes nothing.
+func TestDeployParsesOnce(t *testing.T) {
+	parses := 0
+	orig := parse
+	parse = func(wasm []byte) (*meter.Module, error) {
+		parses++
+		return orig(wasm)
+	}
+	t.Cleanup(func() { parse = orig })
+	e := newTestEngine(t, Config{})
+	for _, tc := range []struct {
+		name string
+		wasm []byte
+		want int
+	}{
+		{"abi", testdata(t, "abi"), 1},
+		{"abi again (cached)", testdata(t, "abi"), 1},
+		{"movecraft", mustContract(t, "movecraft"), 2},
+		{"refused", testdata(t, "tableset"), 3},
+	} {
+		_, _ = e.Deploy(context.Background(), tc.wasm)
+		if parses != tc.want {
+			t.Fatalf("%s: %d parses so far, want %d", tc.name, parses, tc.want)
+		}
+	}
+}

@@ -50,7 +50,7 @@ type ctrl struct {
 
 // body rewrites one function body.
 type body struct {
-	m   *module
+	m   *rewriter
 	fn  uint32 // function index
 	r   *reader
 	out []byte // finished output
@@ -69,33 +69,15 @@ type body struct {
 	needScratch bool
 }
 
-func (m *module) instrumentCode(r *reader) ([]byte, error) {
-	n, err := r.count("function bodies", MaxFunctions)
-	if err != nil {
-		return nil, err
-	}
-	if int(m.numImports)+n != len(m.funcTypes) {
-		return nil, r.errorf("%d function bodies for %d functions", n, len(m.funcTypes)-int(m.numImports))
-	}
-	out := appendU32(make([]byte, 0, len(r.b)*2), uint32(n))
-	b := &body{m: m}
-	for i := 0; i < n; i++ {
-		size, err := r.u32()
-		if err != nil {
+func (w *rewriter) instrumentCode() ([]byte, error) {
+	code := w.secs[w.codeIdx].payload
+	out := appendU32(make([]byte, 0, len(code)*2), uint32(len(w.bodies)))
+	b := &body{m: w}
+	for i := range w.bodies {
+		var err error
+		if out, err = b.rewrite(out, w.numImports+uint32(i), &w.bodies[i]); err != nil {
 			return nil, err
 		}
-		at := r.off()
-		raw, err := r.bytes(int(size))
-		if err != nil {
-			return nil, err
-		}
-		fn := m.numImports + uint32(i)
-		if out, err = b.rewrite(out, fn, &reader{b: raw, base: at}); err != nil {
-			return nil, err
-		}
-	}
-	if err := expectEnd(r, "code section"); err != nil {
-		return nil, err
 	}
 	return out, nil
 }
@@ -106,35 +88,18 @@ func (b *body) errorf(err error, at int, format string, args ...any) error {
 
 // rewrite appends the instrumented body of function fn (its size, locals
 // and expression) to out.
-func (b *body) rewrite(out []byte, fn uint32, r *reader) ([]byte, error) {
+func (b *body) rewrite(out []byte, fn uint32, fb *funcBody) ([]byte, error) {
+	if fb.refusal != nil {
+		return nil, fb.refusal
+	}
+	r := &reader{b: fb.expr, base: fb.exprOff}
 	*b = body{m: b.m, fn: fn, r: r, out: b.out[:0], seg: b.seg[:0], ctrls: b.ctrls[:0]}
 	ft := b.m.types[b.m.funcTypes[fn]]
-
-	// Locals.
-	groups, err := r.count("local groups", MaxLocals)
-	if err != nil {
-		return nil, err
-	}
-	localsStart := r.pos
-	var nlocals uint64
-	for i := 0; i < groups; i++ {
-		n, err := r.u32()
-		if err != nil {
-			return nil, err
-		}
-		nlocals += uint64(n)
-		if nlocals > MaxLocals {
-			return nil, b.errorf(ErrTooLarge, r.off(), "more than %d locals", MaxLocals)
-		}
-		if err := valType(r, place{"locals of function", int(fn)}); err != nil {
-			return nil, err
-		}
-	}
-	localDecls := r.b[localsStart:r.pos]
-	b.scratch = ft.params + uint32(nlocals)
+	params, results := uint32(len(ft.Params)), uint32(len(ft.Results))
+	b.scratch = params + fb.nlocals
 
 	// Expression.
-	b.ctrls = append(b.ctrls, ctrl{results: ft.results})
+	b.ctrls = append(b.ctrls, ctrl{results: results})
 	for len(b.ctrls) > 0 {
 		if err := b.instr(); err != nil {
 			return nil, err
@@ -144,25 +109,25 @@ func (b *body) rewrite(out []byte, fn uint32, r *reader) ([]byte, error) {
 		return nil, r.errorf("function %d: %d bytes after the final end", fn, r.remaining())
 	}
 
-	frame := uint64(ft.params) + nlocals + uint64(b.maxHeight) + meterSlack
+	frame := uint64(params) + uint64(fb.nlocals) + uint64(b.maxHeight) + meterSlack
 	if b.needScratch {
 		frame++
 	}
 	if frame > uint64(b.m.cfg.MaxFrameSlots) {
-		return nil, b.errorf(ErrTooLarge, r.base, "frame of %d slots (params + locals + operand stack) exceeds %d", frame, b.m.cfg.MaxFrameSlots)
+		return nil, b.errorf(ErrTooLarge, fb.off, "frame of %d slots (params + locals + operand stack) exceeds %d", frame, b.m.cfg.MaxFrameSlots)
 	}
 
-	groupCount := uint32(groups)
+	groupCount := fb.groups
 	if b.needScratch {
 		groupCount++
 	}
-	size := ulebLen(groupCount) + len(localDecls) + len(b.out)
+	size := ulebLen(groupCount) + len(fb.localDecls) + len(b.out)
 	if b.needScratch {
 		size += 2
 	}
 	out = appendU32(out, uint32(size))
 	out = appendU32(out, groupCount)
-	out = append(out, localDecls...)
+	out = append(out, fb.localDecls...)
 	if b.needScratch {
 		out = append(out, 1, valI32)
 	}
@@ -183,7 +148,7 @@ func (b *body) flush() {
 }
 
 // appendCharge appends: gas -= cost; if gas < 0 { unreachable }.
-func (m *module) appendCharge(out []byte, cost uint64) []byte {
+func (m *rewriter) appendCharge(out []byte, cost uint64) []byte {
 	out = append(out, opGlobalGet)
 	out = appendU32(out, m.gasIdx)
 	out = append(out, opI64Const)
@@ -193,7 +158,7 @@ func (m *module) appendCharge(out []byte, cost uint64) []byte {
 	return m.appendGasCheck(out)
 }
 
-func (m *module) appendGasCheck(out []byte) []byte {
+func (m *rewriter) appendGasCheck(out []byte) []byte {
 	out = append(out, opGlobalGet)
 	out = appendU32(out, m.gasIdx)
 	return append(out, opI64Const, 0, opI64LtS, opIf, blockEmpty, opUnreachable, opEnd)
@@ -292,12 +257,12 @@ func (b *body) blockType() (params, results uint32, err error) {
 		return 0, 0, b.errorf(ErrMalformed, at, "block type %d", idx)
 	}
 	ft := b.m.types[idx]
-	return ft.params, ft.results, nil
+	return uint32(len(ft.Params)), uint32(len(ft.Results)), nil
 }
 
-func (b *body) funcType(idx uint64, at int) (funcType, error) {
+func (b *body) funcType(idx uint64, at int) (FuncType, error) {
 	if idx >= uint64(len(b.m.funcTypes)) {
-		return funcType{}, b.errorf(ErrMalformed, at, "function index %d out of range", idx)
+		return FuncType{}, b.errorf(ErrMalformed, at, "function index %d out of range", idx)
 	}
 	return b.m.types[b.m.funcTypes[idx]], nil
 }
@@ -336,6 +301,14 @@ func (b *body) zeroByte(at int) error {
 		return b.errorf(ErrUnsupported, at, "memory index %d (multiple memories)", c)
 	}
 	return nil
+}
+
+// changesState records the first instruction that changes a table or
+// drops a segment (Output.StateOp).
+func (b *body) changesState(op string) {
+	if b.m.stateOp.Name == "" {
+		b.m.stateOp = StateOp{Name: op, Func: b.fn}
+	}
 }
 
 func (b *body) float(at int, op string) error {
@@ -431,8 +404,8 @@ func (b *body) instr() error {
 		if err != nil {
 			return err
 		}
-		b.pop(ft.params)
-		b.push(ft.results)
+		b.pop(uint32(len(ft.Params)))
+		b.push(uint32(len(ft.Results)))
 		cost = costs.Call
 		raw = r.b[start:r.pos]
 		b.appendCall(raw)
@@ -448,8 +421,8 @@ func (b *body) instr() error {
 			return b.errorf(ErrMalformed, at, "type index %d out of range", tidx)
 		}
 		ft := b.m.types[tidx]
-		b.pop(1 + ft.params)
-		b.push(ft.results)
+		b.pop(1 + uint32(len(ft.Params)))
+		b.push(uint32(len(ft.Results)))
 		cost = costs.CallIndirect
 		raw = r.b[start:r.pos]
 		b.appendCall(raw)
@@ -464,8 +437,12 @@ func (b *body) instr() error {
 			return err
 		}
 		for i := 0; i < n; i++ {
-			if err := valType(r, place{"select type in function", int(b.fn)}); err != nil {
+			_, refusal, err := valType(r, place{"select type in function", int(b.fn)})
+			if err != nil {
 				return err
+			}
+			if refusal != nil {
+				return refusal
 			}
 		}
 		b.pop(3)
@@ -498,6 +475,7 @@ func (b *body) instr() error {
 			return err
 		}
 		b.pop(2)
+		b.changesState("table.set")
 	case op >= 0x28 && op <= 0x3e: // loads and stores
 		switch op {
 		case 0x2a, 0x2b, 0x38, 0x39:
@@ -618,6 +596,7 @@ func (b *body) prefixFC(at int) (uint64, error) {
 		b.appendDynamicCharge(costs.BulkPerByte)
 		b.pop(3)
 	case 9: // data.drop
+		b.changesState("data.drop")
 		if err := u32s(1); err != nil {
 			return 0, err
 		}
@@ -637,22 +616,26 @@ func (b *body) prefixFC(at int) (uint64, error) {
 		b.appendDynamicCharge(costs.BulkPerByte)
 		b.pop(3)
 	case 12: // table.init elem table
+		b.changesState("table.init")
 		if err := u32s(2); err != nil {
 			return 0, err
 		}
 		b.appendDynamicCharge(costs.TablePerElem)
 		b.pop(3)
 	case 13: // elem.drop
+		b.changesState("elem.drop")
 		if err := u32s(1); err != nil {
 			return 0, err
 		}
 	case 14: // table.copy dst src
+		b.changesState("table.copy")
 		if err := u32s(2); err != nil {
 			return 0, err
 		}
 		b.appendDynamicCharge(costs.TablePerElem)
 		b.pop(3)
 	case 15: // table.grow
+		b.changesState("table.grow")
 		if err := u32s(1); err != nil {
 			return 0, err
 		}
@@ -666,6 +649,7 @@ func (b *body) prefixFC(at int) (uint64, error) {
 		b.push(1)
 		return costs.Default, nil
 	case 17: // table.fill
+		b.changesState("table.fill")
 		if err := u32s(1); err != nil {
 			return 0, err
 		}

@@ -19,6 +19,11 @@ const (
 	// it exceed Config.MaxCallDepth traps after the increment, leaving
 	// DepthGlobal = MaxCallDepth+1.
 	DepthGlobal = "scraft_depth"
+	// GlobalExportPrefix starts the names of the exports Instrument adds
+	// for mutable globals the module does not export, followed by the
+	// global's index ("scraft_global_3"), so that a host can save and
+	// restore every mutable global.
+	GlobalExportPrefix = "scraft_global_"
 )
 
 // Decoding limits. Inputs beyond them fail with ErrTooLarge.
@@ -34,8 +39,13 @@ const (
 	// MaxLocals bounds the declared locals of one function (parameters
 	// excluded).
 	MaxLocals = 50_000
-	// maxVec bounds every other vector count (types, imports, globals,
-	// exports, br_table targets, ...).
+	// maxEntries bounds the entries of any one section (types, imports,
+	// globals, exports, element and data segments, ...), the value types
+	// of a function type and the elements of a segment: a decoder that
+	// allocates by declared counts must not be handed more.
+	maxEntries = 100_000
+	// maxVec bounds the vectors inside code (br_table targets, select
+	// types) and the nesting of blocks.
 	maxVec = 1_000_000
 
 	// MaxCallDepthLimit is the largest MaxCallDepth Validate accepts: it
@@ -64,8 +74,8 @@ var (
 	// (0xFD), threads (0xFE), tail calls, exceptions, multiple memories,
 	// unknown sections or opcodes.
 	ErrUnsupported = errors.New("meter: unsupported feature")
-	// ErrReservedExport reports a module that already exports GasGlobal or
-	// DepthGlobal.
+	// ErrReservedExport reports a module that already exports GasGlobal,
+	// DepthGlobal or a name starting with GlobalExportPrefix.
 	ErrReservedExport = errors.New("meter: module exports a reserved name")
 	// ErrTooLarge reports a module, count or frame beyond the decoding
 	// limits.

@@ -2,12 +2,17 @@
 // call depth: the instrumenter behind the vm's bounded, deterministic
 // execution.
 //
-// Instrument decodes every section with its own decoder (wazero's is
-// internal), rejects floating-point instructions and types (ErrFloat), SIMD,
-// threads and anything else outside core v2 (ErrUnsupported), and rewrites
-// the code section. It appends two mutable globals to the global section and
-// exports them; appending shifts no index, and no import is added, so no
-// function is renumbered.
+// Parse is the decoder of WASM modules (wazero's is internal): it reads
+// every section once, bounded, into a Module that tells a host what it
+// needs to check the module (imports, exports, signatures, memory limits).
+// Module.Instrument decodes the instructions, once, while it rewrites the
+// code section; Instrument does both. The rewrite rejects floating-point
+// instructions and types (ErrFloat), SIMD, threads and anything else
+// outside core v2 (ErrUnsupported). It appends two mutable globals to the
+// global section and exports them, and exports every other mutable global
+// (GlobalExportPrefix) so that a host can restore an instance's state;
+// appending shifts no index, and no import is added, so no function is
+// renumbered. Custom sections are dropped.
 //
 // # Gas
 //

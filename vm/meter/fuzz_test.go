@@ -3,12 +3,14 @@ package meter
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
 )
 
 func addSeeds(f *testing.F) {
@@ -63,6 +65,103 @@ func FuzzInstrument(f *testing.F) {
 		}
 		cm.Close(ctx)
 	})
+}
+
+// FuzzParse: arbitrary bytes never panic, and for every module Parse
+// accepts and wazero validates, what Parse reports (imports with their
+// types, exports, the signature of every exported function, the memory)
+// is what wazero reads. A host checks its ABI against this summary.
+func FuzzParse(f *testing.F) {
+	addSeeds(f)
+	ctx := context.Background()
+	r := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigInterpreter().WithCoreFeatures(features))
+	defer r.Close(ctx)
+	f.Fuzz(func(t *testing.T, wasm []byte) {
+		m, err := Parse(wasm)
+		if err != nil {
+			if strings.Contains(err.Error(), "internal error") {
+				t.Fatal(err)
+			}
+			return // not handed to wazero: see FuzzInstrument
+		}
+		cm, err := r.CompileModule(ctx, m.Stripped())
+		if err != nil {
+			return
+		}
+		defer cm.Close(ctx)
+		checkSummary(t, m, cm)
+	})
+}
+
+// checkSummary compares Parse's summary of a module with wazero's.
+func checkSummary(t *testing.T, m *Module, cm wazero.CompiledModule) {
+	t.Helper()
+	types := func(ts []ValueType) string { return fmt.Sprint([]byte(ts)) }
+	wtypes := func(ts []api.ValueType) string { return fmt.Sprint([]byte(ts)) }
+	var funcs []Import
+	for _, im := range m.Imports {
+		if im.Kind == KindFunc {
+			funcs = append(funcs, im)
+		}
+	}
+	wfuncs := cm.ImportedFunctions()
+	if len(funcs) != len(wfuncs) {
+		t.Fatalf("%d imported functions, wazero %d", len(funcs), len(wfuncs))
+	}
+	for i, f := range wfuncs {
+		mod, name, _ := f.Import()
+		im := funcs[i]
+		if im.Module != mod || im.Name != name ||
+			types(im.Type.Params) != wtypes(f.ParamTypes()) || types(im.Type.Results) != wtypes(f.ResultTypes()) {
+			t.Fatalf("import %d: %+v, wazero %s.%s %v -> %v", i, im, mod, name, f.ParamTypes(), f.ResultTypes())
+		}
+	}
+	wexports := cm.ExportedFunctions()
+	nfuncs := 0
+	for _, ex := range m.Exports {
+		switch ex.Kind {
+		case KindFunc:
+			nfuncs++
+			f, ok := wexports[ex.Name]
+			ft, ok2 := m.Func(ex.Index)
+			if !ok || !ok2 || types(ft.Params) != wtypes(f.ParamTypes()) || types(ft.Results) != wtypes(f.ResultTypes()) {
+				t.Fatalf("export %q: %+v, wazero %v", ex.Name, ft, f)
+			}
+		case KindMemory:
+			mem, ok := cm.ExportedMemories()[ex.Name]
+			if !ok || m.Memory == nil || mem.Min() != m.Memory.Min {
+				t.Fatalf("memory export %q: %+v, wazero %v", ex.Name, m.Memory, mem)
+			}
+			wmax, hasMax := mem.Max()
+			if hasMax != m.Memory.HasMax || hasMax && wmax != m.Memory.Max {
+				t.Fatalf("memory export %q: %+v, wazero max %d %v", ex.Name, m.Memory, wmax, hasMax)
+			}
+		}
+	}
+	if nfuncs != len(wexports) {
+		t.Fatalf("%d exported functions, wazero %d", nfuncs, len(wexports))
+	}
+}
+
+// TestParseMatchesWazero runs checkSummary on the test modules.
+func TestParseMatchesWazero(t *testing.T) {
+	ctx := context.Background()
+	r := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigInterpreter().WithCoreFeatures(features))
+	defer r.Close(ctx)
+	for _, name := range append(validModules, "reserved.wasm", "float.wasm") {
+		t.Run(name, func(t *testing.T) {
+			m, err := Parse(readTestdata(t, name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			cm, err := r.CompileModule(ctx, m.Stripped())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cm.Close(ctx)
+			checkSummary(t, m, cm)
+		})
+	}
 }
 
 // FuzzSemantics: generated terminating programs give the same results and

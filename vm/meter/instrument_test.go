@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/tetratelabs/wazero/api"
 )
 
 const plenty = int64(1) << 40
@@ -326,5 +328,60 @@ func TestMatchesUninstrumented(t *testing.T) {
 		if !slices.Equal(gas[0], gas[1]) {
 			t.Errorf("%s: gas differs between engines:\n%v\n%v", name, gas[0], gas[1])
 		}
+	}
+}
+
+// TestOutputReport checks what Module.Instrument reports besides the code:
+// the export of every mutable global and the first instruction that
+// changes a table or drops a segment.
+func TestOutputReport(t *testing.T) {
+	tests := []struct {
+		file    string
+		globals []string
+		stateOp StateOp
+	}{
+		{"features.wasm", []string{"scraft_global_0", GasGlobal, DepthGlobal}, StateOp{Name: "table.grow", Func: 10}},
+		{"memory.wasm", []string{GasGlobal, DepthGlobal}, StateOp{Name: "data.drop", Func: 5}},
+		{"loop.wasm", []string{GasGlobal, DepthGlobal}, StateOp{}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.file, func(t *testing.T) {
+			m, err := Parse(readTestdata(t, tc.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, err := m.Instrument(DefaultConfig())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(out.Globals, tc.globals) || out.StateOp != tc.stateOp {
+				t.Fatalf("globals %v, state op %+v; want %v, %+v", out.Globals, out.StateOp, tc.globals, tc.stateOp)
+			}
+			in := instantiate(t, newRuntime(t, engines[0]), out.Wasm)
+			for _, g := range out.Globals {
+				if _, ok := in.mod.ExportedGlobal(g).(api.MutableGlobal); !ok {
+					t.Fatalf("%s is not an exported mutable global", g)
+				}
+			}
+		})
+	}
+}
+
+// TestCustomSectionsDropped: custom sections are skipped unread (even a
+// malformed one) and are not in the output.
+func TestCustomSectionsDropped(t *testing.T) {
+	wasm := readTestdata(t, "loop.wasm")
+	custom := rawSec(secCustom, []byte{0x7f, 'x'}) // a name longer than the section
+	withCustom := cat(wasmHeader, custom, wasm[len(wasmHeader):], custom)
+	m, err := Parse(withCustom)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(m.Stripped(), wasm) {
+		t.Fatal("Stripped kept custom sections")
+	}
+	a, b := mustInstrument(t, wasm, DefaultConfig()), mustInstrument(t, withCustom, DefaultConfig())
+	if !bytes.Equal(a, b) {
+		t.Fatal("custom sections changed the output")
 	}
 }

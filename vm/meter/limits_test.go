@@ -71,6 +71,10 @@ func TestDecodingLimits(t *testing.T) {
 		{"local beyond the declared ones", simpleModule(nil, []byte{opLocalGet, 1, opEnd}), ErrMalformed},
 		{"export of the gas global", wasmModule(rawSec(secExport, cat(u32(1), name("g"), []byte{0x03, 0}))), ErrMalformed},
 		{"float select type", simpleModule(nil, []byte{0x1c, 1, valF32, opEnd}), ErrFloat},
+		{"export named like an added one", wasmModule(sec(secType, encFuncType(nil, nil)), sec(secFunction, u32(0)),
+			sec(secExport, exportFunc(GlobalExportPrefix+"0", 0)), sec(secCode, codeBody(nil, []byte{opEnd}))), ErrReservedExport},
+		{"two memories", wasmModule(rawSec(secImport, cat(u32(1), name("env"), name("m"), []byte{0x02, 0, 1})),
+			sec(secMemory, []byte{0, 1})), ErrUnsupported},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
