@@ -76,7 +76,7 @@ type Channel struct {
 
 	metrics *channelMetrics
 	// chainWaits counts the applies waiting for the chain to decide
-	// (awaitChain, checkLeader); the scraft_chain_waits gauge shows it.
+	// (awaitChain, awaitLeader); the scraft_chain_waits gauge shows it.
 	chainWaits atomic.Int32
 }
 
@@ -190,9 +190,9 @@ func openChannel(n *Node, id protocol.ChannelID) (_ *Channel, err error) {
 		}
 	}()
 
-	c.fsm = newMachineFSM(id, cfg.Key.Address(), c.logger.Named("fsm"), cfg.OutcomeCache)
+	c.fsm = newMachineFSM(c.ctx, id, cfg.Key.Address(), c.logger.Named("fsm"), cfg.OutcomeCache)
 	c.fsm.build = c.buildMachine
-	c.fsm.check = c.checkLeader
+	c.fsm.facts = chainFacts{c: c}
 	c.fsm.applied = c.onApplied
 
 	rc := raft.DefaultConfig()
@@ -249,9 +249,11 @@ func (c *Channel) bootstrap() error {
 }
 
 // buildMachine makes the Machine a genesis defines, with the contract's
-// code from the chain, after checking the genesis against the chain.
-func (c *Channel) buildMachine(g *genesis) (*fsm.Machine, error) {
-	ctx, cancel := context.WithTimeout(c.ctx, 30*time.Second)
+// code from the chain, after checking the genesis against the chain. It
+// retries the chain for up to 30 s, and gives up when ctx ends. It runs
+// outside the machine lock.
+func (c *Channel) buildMachine(ctx context.Context, g *genesis) (*fsm.Machine, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	rec, err := retryChain(ctx, func(ctx context.Context) (*settlement.ChannelInfo, error) {
 		return c.cfg.Chain.Channel(ctx, c.id)
@@ -309,19 +311,20 @@ func (c *Channel) loadGenesis(ctx context.Context) (*genesis, error) {
 	return g, nil
 }
 
-// chainJoins checks join entries against the chain's history
-// (fsm.JoinChecker): the chain must have given the join seq to this member
-// and key. The chain gives each join seq once, in order, and keeps who got
-// it: in the member record while the membership lasts, in the departure
-// record after. So once the chain has given the seq the answer is the same
-// whenever it is asked, even after the member left; before that it is not
-// known, and the node waits for the chain (an honest leader only orders
-// joins it has seen there).
+// chainJoins checks the leader's own join entries in Propose
+// (fsm.JoinChecker) against the chain's history: the chain must have given
+// the join seq to this member and key. The chain gives each join seq once,
+// in order, and keeps who got it: in the member record while the
+// membership lasts, in the departure record after. Propose runs under the
+// machine lock, so this answers from one read and never waits: an entry
+// the followers would wait on (a seq the chain has not given yet) is one
+// the leader must not sign. Applied batches get the same verdict as data
+// (chainFacts), resolved before the lock is taken.
 type chainJoins struct{ c *Channel }
 
 func (j chainJoins) CheckJoin(join protocol.MemberJoin, epoch uint64) error {
 	c := j.c
-	return c.awaitChain(epoch, "join", join.Member, func(ctx context.Context) (bool, error) {
+	return c.decideNow(func(ctx context.Context) (bool, error) {
 		return c.chainJoined(ctx, join)
 	}, func() error {
 		return fmt.Errorf("the chain has not given join seq %d yet", join.JoinSeq)
@@ -375,48 +378,48 @@ func (c *Channel) chainJoined(ctx context.Context, join protocol.MemberJoin) (de
 	return false, err
 }
 
-// chainLeaves checks against the chain's history the leave entries of
-// members that did not ask to leave in the channel (fsm.LeaveChecker): the
-// chain must have ended the membership in an epoch no later than the
-// batch's. While that is not decided yet it waits for the chain, as
-// checkLeader waits for an epoch: saying no now could split members from
-// one that asks later.
+// chainLeaves checks in Propose the leader's own leave entries of members
+// that did not ask to leave in the channel (fsm.LeaveChecker): the chain
+// must have ended the membership in an epoch no later than the batch's.
+// Like chainJoins it answers from one read and never waits; applied
+// batches get the verdict as data (chainFacts).
 type chainLeaves struct{ c *Channel }
 
 func (l chainLeaves) CheckLeave(m fsm.Member, epoch uint64) error {
 	c := l.c
-	return c.awaitChain(epoch, "leave", m.Address, func(ctx context.Context) (bool, error) {
+	return c.decideNow(func(ctx context.Context) (bool, error) {
 		return c.chainEnded(ctx, m, epoch)
 	}, func() error {
 		return fmt.Errorf("the chain has not ended its membership (join seq %d) in epoch %d", m.JoinSeq, epoch)
 	})
 }
 
+// decideNow asks decide once and returns its verdict, or why it could not
+// decide (undecided's error when the chain does not know yet).
+func (c *Channel) decideNow(decide func(context.Context) (bool, error), undecided func() error) error {
+	ctx, cancel := context.WithTimeout(c.ctx, c.cfg.PeerTimeout)
+	defer cancel()
+	decided, err := decide(ctx)
+	if !decided && err == nil {
+		err = undecided()
+	}
+	return err
+}
+
 // awaitChain asks decide until the chain's history decides an entry of a
-// batch of epoch, and returns the verdict. The leader of epoch checks its
-// own entries in Propose, under the machine's lock: it must not wait
-// there, and an entry its followers would wait on is one it must not sign,
-// so it gets undecided's error at once. When the node shuts down while
-// waiting, the machine is abandoned (it keeps no snapshot of this apply)
-// and the entry let through: the state dies with the process, and the
-// node applies the entry again after a restart.
-func (c *Channel) awaitChain(epoch uint64, what string, member protocol.Address,
-	decide func(context.Context) (bool, error), undecided func() error) error {
-	run := c.leader.Load()
-	proposing := run != nil && run.epoch == epoch
+// batch of epoch, and returns the verdict (refusal, nil for yes). It gives
+// up, with ctx's error, only when ctx ends: the applier then abandons the
+// machine rather than guess, and the node applies the batch again after a
+// restart.
+func (c *Channel) awaitChain(ctx context.Context, epoch uint64, what string, member protocol.Address,
+	decide func(context.Context) (bool, error), undecided func() error) (refusal, err error) {
 	warned := false
 	for {
-		ctx, cancel := context.WithTimeout(c.ctx, c.cfg.PeerTimeout)
-		decided, err := decide(ctx)
+		cctx, cancel := context.WithTimeout(ctx, c.cfg.PeerTimeout)
+		decided, err := decide(cctx)
 		cancel()
 		if decided {
-			return err
-		}
-		if proposing {
-			if err == nil {
-				err = undecided()
-			}
-			return err
+			return err, nil
 		}
 		if !warned {
 			warned = true
@@ -427,9 +430,8 @@ func (c *Channel) awaitChain(epoch uint64, what string, member protocol.Address,
 			c.logger.Warn("cannot decide a "+what+" entry yet: waiting for the chain", "member", member, "epoch", epoch, "reason", err)
 		}
 		select {
-		case <-c.ctx.Done():
-			c.fsm.abandoned.Store(true)
-			return nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
 		case <-time.After(c.cfg.ChainPollInterval):
 		}
 	}
@@ -488,52 +490,47 @@ func (c *Channel) chainEnded(ctx context.Context, m fsm.Member, epoch uint64) (d
 	return false, err
 }
 
-// checkLeader is the batches' LeaderCheck: the signer must be the chain's
-// leader of the batch's epoch. An epoch's leader never changes once the
-// epoch began, and the chain keeps it for good (Chain.EpochLeader), so the
-// answer is a fact of history: the view's when it saw the epoch, else the
-// chain's record. An epoch the chain has not reached yet is waited for,
-// never refused: saying no now could split this member from one that asks
-// later. When the node shuts down while waiting, the machine is abandoned
-// (no outcome of this apply is published, no snapshot taken) and the batch
-// let through: the state dies with the process, and the node applies the
-// batch again after a restart.
-func (c *Channel) checkLeader(epoch uint64, leader protocol.Address) error {
+// awaitLeader returns the chain's leader of epoch, for the batches'
+// leader check: the signer must be it. An epoch's leader never changes once
+// the epoch began, and the chain keeps it for good (Chain.EpochLeader), so
+// the answer is a fact of history: the view's when it saw the epoch, else
+// the chain's record. An epoch the chain has not reached yet is waited
+// for, never judged: saying no now could split this member from one that
+// asks later. unrecorded says the chain is past epoch and keeps no record
+// of it (a chain from before these records, and the view skipped the
+// epoch): nothing here can judge its batches. It fails only when ctx ends.
+func (c *Channel) awaitLeader(ctx context.Context, epoch uint64) (leader protocol.Address, unrecorded bool, err error) {
 	waiting, counted := false, false
 	for {
 		if a, ok := c.view.leaderOf(epoch); ok {
-			return sameLeader(epoch, a, leader)
+			return a, false, nil
 		}
 		if c.view.isUnrecorded(epoch) {
-			return nil
+			return protocol.Address{}, true, nil
 		}
 		_, _, changed := c.view.current()
-		a, reached, err := c.chainLeaderOf(epoch)
+		a, reached, err := c.chainLeaderOf(ctx, epoch)
 		switch {
 		case a != nil:
-			return sameLeader(epoch, *a, leader)
+			return *a, false, nil
 		case reached:
-			// A chain from before epochs' leaders were recorded, and the
-			// view skipped this epoch (two changes between two reads):
-			// nothing here can judge it.
 			if c.view.markUnrecorded(epoch) {
-				c.logger.Warn("the chain keeps no record of an epoch's leader; accepting its batches unjudged", "epoch", epoch, "leader", leader)
+				c.logger.Warn("the chain keeps no record of an epoch's leader; accepting its batches unjudged", "epoch", epoch)
 			}
-			return nil
+			return protocol.Address{}, true, nil
 		case err != nil:
 			c.logger.Debug("chain read failed while checking a batch", "epoch", epoch, "error", err)
 		case !waiting:
 			waiting = true
-			c.logger.Debug("batch of an epoch the chain has not reached: waiting for the chain", "epoch", epoch, "leader", leader)
+			c.logger.Debug("batch of an epoch the chain has not reached: waiting for the chain", "epoch", epoch)
 		}
 		if !counted {
 			counted = true
 			defer c.waitingOnChain()()
 		}
 		select {
-		case <-c.ctx.Done():
-			c.fsm.abandoned.Store(true)
-			return nil
+		case <-ctx.Done():
+			return protocol.Address{}, false, ctx.Err()
 		case <-changed:
 		case <-time.After(c.cfg.ChainPollInterval):
 		}
@@ -556,8 +553,8 @@ func (c *Channel) waitingOnChain() func() {
 // epoch without a record of it; nil and not reached while the chain has
 // not reached epoch, or when it cannot be read (err). It remembers what it
 // learns in the view.
-func (c *Channel) chainLeaderOf(epoch uint64) (leader *protocol.Address, reached bool, err error) {
-	ctx, cancel := context.WithTimeout(c.ctx, c.cfg.PeerTimeout)
+func (c *Channel) chainLeaderOf(ctx context.Context, epoch uint64) (leader *protocol.Address, reached bool, err error) {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.PeerTimeout)
 	defer cancel()
 	recorded := func() (*protocol.Address, error) {
 		el, err := c.cfg.Chain.EpochLeader(ctx, c.id, epoch)
@@ -588,13 +585,6 @@ func (c *Channel) chainLeaderOf(epoch uint64) (leader *protocol.Address, reached
 		return nil, true, nil
 	}
 	return a, a != nil, err
-}
-
-func sameLeader(epoch uint64, want, got protocol.Address) error {
-	if want != got {
-		return fmt.Errorf("the chain's leader of epoch %d is %s, not %s", epoch, want, got)
-	}
-	return nil
 }
 
 // refreshChain rereads the channel's leader and epoch.
@@ -643,7 +633,9 @@ func (c *Channel) onEvidence(ev *fsm.Evidence) {
 	c.logger.Error("leader fault recorded", "evidence", ev.String())
 }
 
-// onApplied runs on the FSM goroutine for every applied batch.
+// onApplied runs for every applied batch, on the applier's goroutine under
+// the machine lock (so SubscribeWithSnapshot sees a batch either in its
+// snapshot or on its feed).
 func (c *Channel) onApplied(b *protocol.Batch, a *fsm.Applied) {
 	c.metrics.observeApplied(b, a)
 	if c.cfg.Observer != nil {

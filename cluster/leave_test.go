@@ -365,9 +365,9 @@ func (tc *testCluster) evictionBatch(nd *testNode, victim protocol.Address, lead
 
 // TestLeaveNotBacked: a leave of a member that neither asked to leave in
 // the channel nor left on chain is refused. The leader's own Propose
-// refuses it; a leader that signs one anyway gets nothing from followers
-// while the chain is still in its epoch (they wait for the chain rather
-// than say no), and once the chain has moved on every member refuses it,
+// refuses it; a leader that signs one anyway gets nothing from any member,
+// itself included, while the chain is still in its epoch (they wait for
+// the chain rather than say no), and once the chain has moved on every member refuses it,
 // keeps the member and records the leader's fault, and all agree.
 func TestLeaveNotBacked(t *testing.T) {
 	tc := newTestClusterUsers(t, 3, 1, withLeaveHook)
@@ -391,18 +391,19 @@ func TestLeaveNotBacked(t *testing.T) {
 	go func() {
 		applied <- lc.raft.Apply(encodeLog(logBatch, b.Bytes()), 30*time.Second).Error()
 	}()
-	// The followers wait on the chain inside the apply (their machines
-	// stay busy), not at an earlier height: the member could still leave
-	// in this epoch. (The leader itself answers at once for its own epoch,
-	// as in Propose.)
+	// Every member, the leader too (it did not propose this batch), waits
+	// on the chain before the batch's height, with its machine free: the
+	// member could still leave in this epoch.
 	testutil.WaitFor(t, 10*time.Second, func() error {
 		for i, nd := range tc.nodes {
+			c := tc.channel(nd)
 			var h uint64
-			if nd != leader && tc.channel(nd).fsm.tryMachine(func(m *fsm.Machine) { h = m.Height() }) {
-				if h >= b.FirstHeight {
-					t.Fatalf("node %d decided while the chain is still in epoch %d", i, epoch)
-				}
-				return fmt.Errorf("node %d at height %d, not applying", i, h)
+			c.Machine(func(m *fsm.Machine) { h = m.Height() })
+			if h >= b.FirstHeight {
+				t.Fatalf("node %d decided while the chain is still in epoch %d", i, epoch)
+			}
+			if c.chainWaits.Load() == 0 {
+				return fmt.Errorf("node %d at height %d, not waiting on the chain", i, h)
 			}
 		}
 		return nil

@@ -2,11 +2,11 @@ package cluster
 
 import (
 	"bufio"
+	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
-	"sync"
-	"sync/atomic"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
@@ -16,186 +16,55 @@ import (
 )
 
 // machineFSM is the raft.BatchingFSM of one channel. It is intentionally a
-// thin wrapper: it decodes log commands and hands batches to the
-// fsm.Machine, which does all the checking. Raft calls ApplyBatch, Snapshot
+// thin wrapper: it hands the commands of Raft's log to the channel's
+// applier, which drives the fsm.Machine. Raft calls ApplyBatch, Snapshot
 // and Restore from its FSM goroutine; the leader's batcher calls Propose
-// under the same mutex.
+// under the machine lock.
 type machineFSM struct {
-	id     protocol.ChannelID
-	self   protocol.Address // this node: it need not verify its own batches
-	logger hclog.Logger
-	// build makes the Machine of a genesis: it loads the code and checks
-	// the genesis against the chain.
-	build func(*genesis) (*fsm.Machine, error)
-	// check is the batch's LeaderCheck: the chain's leader of the epoch.
-	check fsm.LeaderCheck
-	// applied is told each applied batch's outcomes, in order.
-	applied func(b *protocol.Batch, a *fsm.Applied)
-
-	mu      sync.Mutex
-	m       *fsm.Machine // nil until the genesis command is applied
-	gen     *genesis
-	genErr  error // why the genesis could not be loaded
-	cache   *outcomeCache
+	*applier
+	// ctx ends at shutdown: an apply waiting for the chain gives up, and
+	// the applier is abandoned.
+	ctx     context.Context
 	lastLog uint64 // index of the last log applied
-	// abandoned is set when an apply was cut short by shutdown and let an
-	// entry through undecided (awaitChain): the state is not to be kept.
-	abandoned atomic.Bool
-	// summary is what Status reads of the applied state, published after
-	// every apply and restore so that Status never waits for the lock (an
-	// apply may wait long on the chain).
-	summary atomic.Pointer[appliedSummary]
 }
 
-// appliedSummary is the part of the applied state Status reports.
-type appliedSummary struct {
-	height   uint64
-	digest   protocol.Hash
-	members  int
-	evidence uint64
+func newMachineFSM(ctx context.Context, id protocol.ChannelID, self protocol.Address, logger hclog.Logger, cacheSize int) *machineFSM {
+	return &machineFSM{ctx: ctx, applier: &applier{id: id, self: self, logger: logger, cache: newOutcomeCache(cacheSize)}}
 }
 
-// publish stores the summary of the machine's applied state; f.mu held.
-func (f *machineFSM) publish() {
-	if f.m == nil {
-		f.summary.Store(nil)
-		return
-	}
-	f.summary.Store(&appliedSummary{height: f.m.Height(), digest: f.m.LastDigest(), members: f.m.MemberCount(), evidence: f.m.EvidenceTotal()})
-}
-
-// applyResult is the FSM's response to one log command, which raft hands
-// to the ApplyFuture on the node that applied it.
-type applyResult struct {
-	batch   *protocol.Batch
-	applied *fsm.Applied
-	err     error
-}
-
-func newMachineFSM(id protocol.ChannelID, self protocol.Address, logger hclog.Logger, cacheSize int) *machineFSM {
-	return &machineFSM{id: id, self: self, logger: logger, cache: newOutcomeCache(cacheSize)}
-}
-
-// ApplyBatch implements raft.BatchingFSM. The batches' signatures are
-// verified before the lock is taken (most of a follower's work, and a
-// function of the batch alone), so that the leader's batcher and readers
-// of the state wait only for execution.
+// ApplyBatch implements raft.BatchingFSM. The batches are decoded and
+// their signatures verified first (most of a follower's work, and a
+// function of the batch alone), then the applier applies them, each under
+// the machine lock only while it executes. A batch whose chain facts are
+// not known yet waits for them here, on Raft's FSM goroutine, with the
+// lock released (see DESIGN.md).
 func (f *machineFSM) ApplyBatch(logs []*raft.Log) []any {
-	pre := make([]*decoded, len(logs))
+	cmds := make([]committedBatch, len(logs))
 	for i, l := range logs {
-		if l.Type == raft.LogCommand && len(l.Data) > 0 && l.Data[0] == logBatch {
-			pre[i] = f.decode(l.Data[1:])
-		}
-	}
-	out := make([]any, len(logs))
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	defer f.publish()
-	for i, l := range logs {
-		f.lastLog = l.Index
 		if l.Type != raft.LogCommand || len(l.Data) == 0 {
 			continue
 		}
-		out[i] = f.applyLocked(l.Data, pre[i])
+		cmds[i].data = l.Data
+		if l.Data[0] == logBatch {
+			cmds[i].pre = f.decode(l.Data[1:])
+		}
+	}
+	res := f.applier.Apply(f.ctx, cmds)
+	out := make([]any, len(logs))
+	for i := range res {
+		if res[i] != nil {
+			out[i] = res[i]
+		}
+	}
+	if n := len(logs); n > 0 {
+		f.lastLog = logs[n-1].Index
 	}
 	return out
-}
-
-// decoded is a batch log command decoded, and verified unless this node
-// signed it (then the machine reuses what it proposed and verifies only
-// if it cannot).
-type decoded struct {
-	b   *protocol.Batch
-	ver *fsm.Verified
-	err error
-}
-
-func (f *machineFSM) decode(data []byte) *decoded {
-	b, err := protocol.DecodeBatch(data)
-	if err != nil {
-		return &decoded{err: err}
-	}
-	d := &decoded{b: b}
-	if b.Leader != f.self {
-		d.ver = fsm.Verify(b)
-	}
-	return d
 }
 
 // Apply implements raft.FSM; raft uses ApplyBatch.
 func (f *machineFSM) Apply(l *raft.Log) any {
 	return f.ApplyBatch([]*raft.Log{l})[0]
-}
-
-func (f *machineFSM) applyLocked(data []byte, pre *decoded) *applyResult {
-	switch data[0] {
-	case logGenesis:
-		if f.gen != nil {
-			return &applyResult{err: fmt.Errorf("%w: second genesis", ErrRefused)}
-		}
-		g, err := decodeGenesis(data[1:])
-		if err != nil {
-			return &applyResult{err: err}
-		}
-		f.gen = g
-		f.m, f.genErr = f.build(g)
-		if f.genErr != nil {
-			f.logger.Error("cannot load the channel's genesis", "error", f.genErr)
-		}
-		return &applyResult{err: f.genErr}
-	case logBatch:
-		if pre == nil {
-			pre = f.decode(data[1:])
-		}
-		b := pre.b
-		if pre.err != nil {
-			return &applyResult{err: pre.err}
-		}
-		if f.m == nil {
-			return &applyResult{batch: b, err: fmt.Errorf("%w: batch before genesis", ErrRefused)}
-		}
-		var a *fsm.Applied
-		var err error
-		if pre.ver != nil {
-			a, err = f.m.ApplyVerified(pre.ver, f.check)
-		} else {
-			a, err = f.m.Apply(b, f.check)
-		}
-		if err != nil {
-			f.logger.Warn("batch refused", "first_height", b.FirstHeight, "epoch", b.Epoch, "leader", b.Leader, "error", err)
-			return &applyResult{batch: b, err: fmt.Errorf("%w: %v", ErrRefused, err)}
-		}
-		if f.abandoned.Load() {
-			// Cut short by shutdown (awaitChain): nothing of it is told to
-			// anyone, and the state is not kept.
-			return &applyResult{batch: b, err: fmt.Errorf("%w: shutting down mid-apply", ErrClosed)}
-		}
-		for i := range a.Outcomes {
-			if a.Outcomes[i].Kind == protocol.EntryCall {
-				f.cache.put(&a.Outcomes[i])
-			}
-		}
-		if f.applied != nil {
-			f.applied(b, a)
-		}
-		return &applyResult{batch: b, applied: a}
-	}
-	return &applyResult{err: fmt.Errorf("%w: unknown log command %d", ErrRefused, data[0])}
-}
-
-// machine runs fn with the machine under the lock; m is nil before the
-// genesis.
-func (f *machineFSM) machine(fn func(m *fsm.Machine)) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	fn(f.m)
-}
-
-// outcome returns the cached outcome of a tx.
-func (f *machineFSM) outcome(h protocol.Hash) (*fsm.Outcome, bool) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.cache.get(h)
 }
 
 // Snapshot format: a version byte, the genesis (length-prefixed, empty
@@ -221,7 +90,8 @@ func (f *machineFSM) Snapshot() (raft.FSMSnapshot, error) {
 }
 
 // Restore implements raft.FSM. The fsm snapshot verifies its checksum and
-// channel.
+// channel. The snapshot is read, and a machine for another genesis built,
+// before the machine lock is taken.
 func (f *machineFSM) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
 	r := bufio.NewReaderSize(rc, 1<<16)
@@ -236,11 +106,13 @@ func (f *machineFSM) Restore(rc io.ReadCloser) error {
 	if n > protocol.MaxBatchBytes {
 		return fmt.Errorf("restore snapshot: genesis of %d bytes", n)
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	defer f.publish()
+	f.feedMu.Lock()
+	defer f.feedMu.Unlock()
 	if n == 0 {
+		f.mu.Lock()
+		defer f.mu.Unlock()
 		f.gen, f.m = nil, nil
+		f.publishLocked()
 		return nil
 	}
 	gb := make([]byte, n)
@@ -251,13 +123,20 @@ func (f *machineFSM) Restore(rc io.ReadCloser) error {
 	if err != nil {
 		return fmt.Errorf("restore snapshot: %w", err)
 	}
+	snap, err := io.ReadAll(io.LimitReader(r, fsm.MaxSnapshotBytes+1))
+	if err != nil {
+		return fmt.Errorf("restore snapshot: %w", err)
+	}
 	m := f.m
 	if m == nil || f.gen == nil || string(f.gen.bytes()) != string(gb) {
-		if m, err = f.build(g); err != nil {
+		if m, err = f.build(f.ctx, g); err != nil {
 			return fmt.Errorf("restore snapshot: %w", err)
 		}
 	}
-	if err := m.Restore(r); err != nil {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	defer f.publishLocked()
+	if err := m.Restore(bytes.NewReader(snap)); err != nil {
 		return fmt.Errorf("restore snapshot: %w", err)
 	}
 	f.gen, f.m, f.genErr = g, m, nil

@@ -77,6 +77,9 @@ type Machine struct {
 	evidence      []*Evidence
 	evidenceTotal uint64
 
+	// checks are those of the apply or proposal running, nil between.
+	checks *factChecks
+
 	stats Stats
 }
 
@@ -136,11 +139,32 @@ func New(cfg Config, exec Executor) (*Machine, error) {
 // Propose assumed, Apply reuses the speculative results and skips the
 // signature and leader checks of its own batch (Applied.Reused).
 func (m *Machine) Apply(b *protocol.Batch, check LeaderCheck) (*Applied, error) {
-	return m.apply(b, nil, check)
+	return m.apply(b, nil, &factChecks{leader: check, joins: m.cfg.Joins, leaves: m.cfg.Leaves})
+}
+
+// ApplyFacts is Apply with the chain's answers given as data: the leader of
+// the batch's epoch and the verdicts on its join and leave entries come
+// from facts, not from a LeaderCheck or the Config's checkers, so the
+// verdict is a function of the batch, the state and facts alone. ver, when
+// not nil, holds the signature verdicts of b (Verify).
+//
+// When facts lack one the batch needs, ApplyFacts changes nothing and
+// returns a *NeedFactsError (ErrNeedFacts) listing every fact the batch
+// needs that it lacks as far as the batch ran; the caller resolves them,
+// adds them to facts and calls again. A batch this member proposed and
+// reuses needs none.
+func (m *Machine) ApplyFacts(b *protocol.Batch, ver *Verified, facts *Facts) (*Applied, error) {
+	if facts == nil {
+		facts = &Facts{}
+	}
+	if ver != nil && ver.Batch != b {
+		return nil, fmt.Errorf("%w: verification of another batch", ErrBatchShape)
+	}
+	return m.apply(b, ver, &factChecks{facts: facts})
 }
 
 // apply is Apply; ver, when not nil, holds the signature verdicts of b.
-func (m *Machine) apply(b *protocol.Batch, ver *Verified, check LeaderCheck) (*Applied, error) {
+func (m *Machine) apply(b *protocol.Batch, ver *Verified, checks *factChecks) (*Applied, error) {
 	if err := m.checkShape(b); err != nil {
 		m.stats.BatchesRefused++
 		return nil, err
@@ -155,16 +179,24 @@ func (m *Machine) apply(b *protocol.Batch, ver *Verified, check LeaderCheck) (*A
 		m.stats.BatchesRefused++
 		return nil, fmt.Errorf("%w: batch at height %d: %v", ErrBatchSignature, b.FirstHeight, ver.leader)
 	}
-	if err := m.checkAuthority(b, check); err != nil {
-		m.stats.BatchesRefused++
+	if err := m.checkAuthority(b, checks); err != nil {
+		if !errors.Is(err, ErrNeedFacts) {
+			m.stats.BatchesRefused++
+		}
 		return nil, err
 	}
-	dropped := m.dropPending()
 
 	l := newLayer(m.st.meta)
 	l.epoch, l.leader, l.timestampMs = b.Epoch, b.Leader, b.TimestampMs
 	v := &view{base: m.st, top: l}
+	m.checks = checks
 	outs, faults := m.run(v, b.Entries, b.FirstHeight, b.TimestampMs, ver.calls)
+	m.checks = nil
+	if checks.need != nil {
+		// Nothing of this run is kept: the caller comes back with them.
+		return nil, checks.need
+	}
+	dropped := m.dropPending()
 	n := m.judge(b, m.st.digest, outs, faults)
 	m.commit(l, outs)
 	return &Applied{Outcomes: outs, Digest: l.digest, Dropped: dropped, Faults: n}, nil
@@ -215,7 +247,8 @@ func wellFormed(en *protocol.Entry) bool {
 // checkAuthority checks the batch's epoch, leader and timestamp against the
 // channel's history. The signature has been verified, so a failure is
 // evidence against the signer.
-func (m *Machine) checkAuthority(b *protocol.Batch, check LeaderCheck) error {
+// A missing fact returns its *NeedFactsError and records nothing.
+func (m *Machine) checkAuthority(b *protocol.Batch, checks *factChecks) error {
 	var reason Reason
 	var detail string
 	var sentinel error
@@ -231,8 +264,12 @@ func (m *Machine) checkAuthority(b *protocol.Batch, check LeaderCheck) error {
 		reason, sentinel = ReasonBadTimestamp, ErrTimestamp
 		detail = fmt.Sprintf("timestamp %d ms after %d ms", b.TimestampMs, st.timestampMs)
 	}
-	if reason == 0 && check != nil {
-		if err := check(b.Epoch, b.Leader); err != nil {
+	if reason == 0 {
+		known, err := checks.checkLeader(b.Epoch, b.Leader)
+		if !known {
+			return checks.need
+		}
+		if err != nil {
 			reason, sentinel = ReasonBadLeader, ErrNotLeader
 			detail = err.Error()
 		}

@@ -255,10 +255,8 @@ func (m *Machine) runJoin(v *view, j *protocol.MemberJoin, o *Outcome, ts uint64
 	if hi := m.cfg.Genesis.HighestJoinSeq; j.JoinSeq <= hi {
 		return reject("fsm: join of %s: join seq %d not above %d, the highest at load", j.Member, j.JoinSeq, hi)
 	}
-	if m.cfg.Joins != nil {
-		if err := m.cfg.Joins.CheckJoin(*j, v.top.epoch); err != nil {
-			return reject("fsm: join of %s: %v", j.Member, err)
-		}
+	if err := m.factChecks().checkJoin(*j, v.top.epoch); err != nil {
+		return reject("fsm: join of %s: %v", j.Member, err)
 	}
 	v.top.members[j.Member] = memberSlot{m: Member{Address: j.Member, PublicKey: j.PublicKey, JoinSeq: j.JoinSeq}, ok: true}
 	v.top.joinSeq = max(v.top.joinSeq, j.JoinSeq)
@@ -282,8 +280,8 @@ func (m *Machine) runLeave(v *view, who protocol.Address, o *Outcome, ts uint64)
 	if !ok {
 		return reject("fsm: leave of %s: not a member", who)
 	}
-	if mem.LeaveHeight == 0 && m.cfg.Leaves != nil {
-		if err := m.cfg.Leaves.CheckLeave(mem, v.top.epoch); err != nil {
+	if mem.LeaveHeight == 0 {
+		if err := m.factChecks().checkLeave(mem, v.top.epoch); err != nil {
 			return reject("fsm: leave of %s: it did not ask to leave, and %v", who, err)
 		}
 	}

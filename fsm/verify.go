@@ -71,5 +71,5 @@ func (m *Machine) ApplyVerified(v *Verified, check LeaderCheck) (*Applied, error
 	if v == nil {
 		return nil, fmt.Errorf("%w: nil verification", ErrBatchShape)
 	}
-	return m.apply(v.Batch, v, check)
+	return m.apply(v.Batch, v, &factChecks{leader: check, joins: m.cfg.Joins, leaves: m.cfg.Leaves})
 }
