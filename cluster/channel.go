@@ -279,8 +279,6 @@ func (c *Channel) buildMachine(ctx context.Context, g *genesis) (*fsm.Machine, e
 	}
 	fc := g.fsmConfig(c.id)
 	fc.Logger = c.logger.Named("machine")
-	fc.Joins = chainJoins{c: c}
-	fc.Leaves = chainLeaves{c: c}
 	fc.OnEvidence = c.onEvidence
 	return fsm.New(fc, exec)
 }
@@ -309,26 +307,6 @@ func (c *Channel) loadGenesis(ctx context.Context) (*genesis, error) {
 		g.HighestJoinSeq = max(g.HighestJoinSeq, m.JoinSeq)
 	}
 	return g, nil
-}
-
-// chainJoins checks the leader's own join entries in Propose
-// (fsm.JoinChecker) against the chain's history: the chain must have given
-// the join seq to this member and key. The chain gives each join seq once,
-// in order, and keeps who got it: in the member record while the
-// membership lasts, in the departure record after. Propose runs under the
-// machine lock, so this answers from one read and never waits: an entry
-// the followers would wait on (a seq the chain has not given yet) is one
-// the leader must not sign. Applied batches get the same verdict as data
-// (chainFacts), resolved before the lock is taken.
-type chainJoins struct{ c *Channel }
-
-func (j chainJoins) CheckJoin(join protocol.MemberJoin, epoch uint64) error {
-	c := j.c
-	return c.decideNow(func(ctx context.Context) (bool, error) {
-		return c.chainJoined(ctx, join)
-	}, func() error {
-		return fmt.Errorf("the chain has not given join seq %d yet", join.JoinSeq)
-	})
 }
 
 // chainJoined answers from the chain's history whether it gave join's seq
@@ -376,34 +354,6 @@ func (c *Channel) chainJoined(ctx context.Context, join protocol.MemberJoin) (de
 		return true, nil
 	}
 	return false, err
-}
-
-// chainLeaves checks in Propose the leader's own leave entries of members
-// that did not ask to leave in the channel (fsm.LeaveChecker): the chain
-// must have ended the membership in an epoch no later than the batch's.
-// Like chainJoins it answers from one read and never waits; applied
-// batches get the verdict as data (chainFacts).
-type chainLeaves struct{ c *Channel }
-
-func (l chainLeaves) CheckLeave(m fsm.Member, epoch uint64) error {
-	c := l.c
-	return c.decideNow(func(ctx context.Context) (bool, error) {
-		return c.chainEnded(ctx, m, epoch)
-	}, func() error {
-		return fmt.Errorf("the chain has not ended its membership (join seq %d) in epoch %d", m.JoinSeq, epoch)
-	})
-}
-
-// decideNow asks decide once and returns its verdict, or why it could not
-// decide (undecided's error when the chain does not know yet).
-func (c *Channel) decideNow(decide func(context.Context) (bool, error), undecided func() error) error {
-	ctx, cancel := context.WithTimeout(c.ctx, c.cfg.PeerTimeout)
-	defer cancel()
-	decided, err := decide(ctx)
-	if !decided && err == nil {
-		err = undecided()
-	}
-	return err
 }
 
 // awaitChain asks decide until the chain's history decides an entry of a

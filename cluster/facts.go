@@ -43,26 +43,82 @@ func (f chainFacts) resolve(ctx context.Context, need *fsm.NeedFactsError, facts
 		}
 	}
 	for _, j := range need.Joins {
-		refusal, err := c.awaitChain(ctx, epoch, "join", j.Member, func(ctx context.Context) (bool, error) {
-			return c.chainJoined(ctx, j)
-		}, func() error {
-			return fmt.Errorf("the chain has not given join seq %d yet", j.JoinSeq)
-		})
+		q := f.join(j)
+		refusal, err := c.awaitChain(ctx, epoch, "join", j.Member, q.decide, q.undecided)
 		if err != nil {
 			return err
 		}
 		facts.SetJoin(j, refusal)
 	}
 	for _, m := range need.Leaves {
-		refusal, err := c.awaitChain(ctx, epoch, "leave", m.Address, func(ctx context.Context) (bool, error) {
-			return c.chainEnded(ctx, m, epoch)
-		}, func() error {
-			return fmt.Errorf("the chain has not ended its membership (join seq %d) in epoch %d", m.JoinSeq, epoch)
-		})
+		q := f.leave(m, epoch)
+		refusal, err := c.awaitChain(ctx, epoch, "leave", m.Address, q.decide, q.undecided)
 		if err != nil {
 			return err
 		}
 		facts.SetLeave(m, epoch, refusal)
 	}
 	return nil
+}
+
+// decide adds the join and leave facts need names as the chain tells them
+// now, from one read each (at most PeerTimeout): the leader's verdicts on
+// the entries it is about to sign (fsm ProposeFacts). It never waits for
+// the chain to decide: an entry the chain cannot tell about yet, or cannot
+// be read for, is one the leader must not sign, since its followers would
+// wait on it, so it is recorded refused. It runs without the machine lock;
+// when ctx ends the verdicts left are ctx's error.
+func (f chainFacts) decide(ctx context.Context, need *fsm.NeedFactsError, facts *fsm.Facts) error {
+	if need.Leader {
+		return fmt.Errorf("a proposal asks for %w", need)
+	}
+	for _, j := range need.Joins {
+		facts.SetJoin(j, f.askNow(ctx, f.join(j)))
+	}
+	for _, m := range need.Leaves {
+		facts.SetLeave(m, need.Epoch, f.askNow(ctx, f.leave(m, need.Epoch)))
+	}
+	return nil
+}
+
+// question is one entry's question to the chain's history: decide answers
+// it (decided, with nil for yes or the refusal), or not yet; undecided
+// says why not while the chain cannot tell.
+type question struct {
+	decide    func(context.Context) (decided bool, err error)
+	undecided func() error
+}
+
+// join asks who got a join entry's seq (chainJoined).
+func (f chainFacts) join(j protocol.MemberJoin) question {
+	return question{
+		decide: func(ctx context.Context) (bool, error) { return f.c.chainJoined(ctx, j) },
+		undecided: func() error {
+			return fmt.Errorf("the chain has not given join seq %d yet", j.JoinSeq)
+		},
+	}
+}
+
+// leave asks when the membership of m, who did not ask to leave, ended,
+// for a batch of epoch (chainEnded).
+func (f chainFacts) leave(m fsm.Member, epoch uint64) question {
+	return question{
+		decide: func(ctx context.Context) (bool, error) { return f.c.chainEnded(ctx, m, epoch) },
+		undecided: func() error {
+			return fmt.Errorf("the chain has not ended its membership (join seq %d) in epoch %d", m.JoinSeq, epoch)
+		},
+	}
+}
+
+// askNow asks q once, within PeerTimeout, and returns the verdict (nil for
+// yes), or why the chain could not decide: q's undecided error when it does
+// not know yet, else the read's.
+func (f chainFacts) askNow(ctx context.Context, q question) error {
+	ctx, cancel := context.WithTimeout(ctx, f.c.cfg.PeerTimeout)
+	defer cancel()
+	decided, err := q.decide(ctx)
+	if !decided && err == nil {
+		err = q.undecided()
+	}
+	return err
 }

@@ -1,9 +1,11 @@
 package cluster
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -24,6 +26,9 @@ type leaderRun struct {
 	epoch uint64
 	queue chan *submission
 	stop  chan struct{}
+	// ctx ends with stop: it bounds the batcher's chain reads.
+	ctx    context.Context
+	cancel context.CancelFunc
 	// slots bounds the batches in Raft at once.
 	slots  chan struct{}
 	inRaft chan *inRaft
@@ -37,6 +42,10 @@ type leaderRun struct {
 	nextTick   uint64
 	lastTickMs uint64
 	tickMs     uint64 // the channel's tick interval, 0 for none
+
+	// chainReads counts the batcher's chain reads in progress (the facts
+	// of its join and leave entries), which run without the machine lock.
+	chainReads atomic.Int32
 }
 
 // inRaft is one batch handed to Raft.
@@ -56,6 +65,7 @@ func (c *Channel) startLeaderRun(epoch uint64) *leaderRun {
 		inRaft: make(chan *inRaft, c.cfg.MaxInFlight),
 		failed: make(chan struct{}),
 	}
+	run.ctx, run.cancel = context.WithCancel(c.ctx)
 	c.fsm.machine(func(m *fsm.Machine) {
 		if m != nil {
 			run.nextTick, run.lastTickMs = m.Tick()
@@ -92,6 +102,7 @@ func (run *leaderRun) enqueue(s *submission) bool {
 func (run *leaderRun) halt() {
 	run.once.Do(func() {
 		close(run.stop)
+		run.cancel()
 		run.wg.Wait()
 		for {
 			select {
@@ -256,9 +267,18 @@ func (run *leaderRun) answerAll(subs []*submission, err error) {
 
 // propose executes, signs and hands one batch to Raft. It reports whether
 // a batch went to Raft.
+//
+// The machine lock is held only while the batch executes: when its join
+// or leave entries need the chain's verdicts, the machine names them
+// (fsm.NeedFactsError) and changes nothing, the batcher reads the chain
+// with the lock released (chainFacts.decide, one read each) and proposes
+// again with the verdicts as data.
 func (run *leaderRun) propose(subs []*submission) bool {
 	c := run.c
 	subs = append([]*submission(nil), subs...)
+	facts := &fsm.Facts{}
+	// Each round of facts adds one at least, and an entry needs one at most.
+	rounds := len(subs)
 	for len(subs) > 0 {
 		entries := make([]protocol.Entry, len(subs))
 		// A batch is stamped no earlier than the ticks it carries.
@@ -276,8 +296,21 @@ func (run *leaderRun) propose(subs []*submission) bool {
 				err = ErrNoLeader
 				return
 			}
-			b, _, err = m.Propose(entries, run.epoch, c.cfg.Key, ts)
+			b, _, err = m.ProposeFacts(entries, run.epoch, c.cfg.Key, ts, facts)
 		})
+		var need *fsm.NeedFactsError
+		if errors.As(err, &need) {
+			if rounds--; rounds >= 0 {
+				err = run.decide(need, facts)
+			}
+			if err == nil {
+				continue
+			}
+			if run.ctx.Err() != nil {
+				run.answerAll(subs, ErrLeadershipLost)
+				return false
+			}
+		}
 		var ee *fsm.EntryError
 		if errors.As(err, &ee) {
 			// An entry followers would hold against us: leave it out.
@@ -306,6 +339,18 @@ func (run *leaderRun) propose(subs []*submission) bool {
 		return true
 	}
 	return false
+}
+
+// decide reads from the chain, without the machine lock, the facts a
+// proposal needs. It fails when the run stops meanwhile: the verdicts
+// read then are not the chain's.
+func (run *leaderRun) decide(need *fsm.NeedFactsError, facts *fsm.Facts) error {
+	run.chainReads.Add(1)
+	defer run.chainReads.Add(-1)
+	if err := (chainFacts{run.c}).decide(run.ctx, need, facts); err != nil {
+		return err
+	}
+	return run.ctx.Err()
 }
 
 // completer answers submitters as Raft applies their batches, in order.

@@ -74,14 +74,6 @@ type Config struct {
 	// must never propose a call whose signature fails.
 	VerifyOnPropose bool
 
-	// Joins checks join entries against the chain. Nil accepts every join
-	// that follows the channel's own rules (tests, single-member tools).
-	Joins JoinChecker
-	// Leaves checks against the chain the leave entries of members that did
-	// not ask to leave in the channel. Nil accepts every leave of a member
-	// (tests, single-member tools); a node always sets it, or any leader
-	// could evict any member.
-	Leaves LeaveChecker
 	// OnEvidence, when set, is called synchronously from Apply with each new
 	// piece of evidence. It must not call back into the Machine.
 	OnEvidence func(*Evidence)

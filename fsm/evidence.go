@@ -24,7 +24,7 @@ const (
 	ReasonBadJoin
 	// ReasonBadLeave: a leave of someone who is not a member, or of a
 	// member that neither asked to leave in the channel nor had its
-	// membership ended on chain by the batch's epoch (LeaveChecker).
+	// membership ended on chain by the batch's epoch (Facts.SetLeave).
 	ReasonBadLeave
 	// ReasonBadTick: a tick with the wrong number or spacing, or a tick in a
 	// channel without ticks.

@@ -9,19 +9,26 @@ import (
 	"github.com/scraft/scraft/protocol"
 )
 
-// ErrNeedFacts means ApplyFacts needs a fact of the settlement chain that
-// its Facts do not hold. The error is a *NeedFactsError naming them; the
+// ErrNeedFacts means ApplyFacts or ProposeFacts needs a fact of the
+// settlement chain that its Facts do not hold. The error is a *NeedFactsError naming them; the
 // machine is unchanged.
 var ErrNeedFacts = errors.New("fsm: chain facts missing")
 
 // Facts are the settlement chain's answers that a batch's checks need, as
 // data: the leader of an epoch, whether the chain gave a join seq to a
 // member, whether it ended a membership by an epoch. The caller resolves
-// them before it hands the batch to ApplyFacts, outside whatever lock
-// guards the machine, so that the machine's verdict is a function of the
-// batch, the state and the facts alone and the machine never waits on the
-// chain. Each fact must be one of the chain's history, the same whenever
-// it is asked (see LeaderCheck, JoinChecker and LeaveChecker).
+// them before it hands the batch to ApplyFacts (or the entries to
+// ProposeFacts), outside whatever lock guards the machine, so that the
+// machine's verdict is a function of the batch, the state and the facts
+// alone and the machine never waits on the chain.
+//
+// Each fact given to ApplyFacts must be one of the chain's history, the
+// same on every member whenever it is asked, so that members that apply a
+// batch at different times, or replay the log after a restart, agree:
+// when the chain cannot tell yet, the caller waits for it rather than
+// record a refusal. For ProposeFacts a refusal may also mean that the
+// chain cannot tell now: the leader only decides what it signs, and must
+// not sign what its followers would wait on.
 //
 // The zero Facts is empty; a Facts is not safe for concurrent use while it
 // is being filled.
@@ -61,7 +68,8 @@ func (f *Facts) SetLeader(epoch uint64, leader protocol.Address) {
 
 // SetLeaderUnrecorded records that the chain is past epoch and keeps no
 // record of who led it (a chain from before these records): its batches
-// are accepted unjudged, as with a nil LeaderCheck.
+// are accepted unjudged: the machine still requires epochs never to go
+// backwards and one leader per epoch.
 func (f *Facts) SetLeaderUnrecorded(epoch uint64) {
 	if f.leaders == nil {
 		f.leaders = make(map[uint64]leaderFact)
@@ -75,8 +83,9 @@ func (f *Facts) Leader(epoch uint64) (leader protocol.Address, unrecorded, ok bo
 	return lf.leader, lf.unrecorded, ok
 }
 
-// SetJoin records the chain's verdict on join (JoinChecker): nil when the
-// chain gave join's seq to its member and key, else why not.
+// SetJoin records the chain's verdict on join: nil when the chain gave
+// join's seq to its member and key, else why not. The chain gives each seq
+// once and keeps who got it, even after the membership ends.
 func (f *Facts) SetJoin(join protocol.MemberJoin, refusal error) {
 	if f.joins == nil {
 		f.joins = make(map[joinKey]verdict)
@@ -84,9 +93,12 @@ func (f *Facts) SetJoin(join protocol.MemberJoin, refusal error) {
 	f.joins[joinKeyOf(join)] = verdict{refusal}
 }
 
-// SetLeave records the chain's verdict on the leave of member in a batch
-// of epoch (LeaveChecker): nil when the chain ended the membership of
-// member.JoinSeq in an epoch at most epoch, else why not.
+// SetLeave records the chain's verdict on the leave of member, who did not
+// ask to leave in the channel, in a batch of epoch: nil when the chain
+// ended the membership of member.JoinSeq in an epoch at most epoch, else
+// why not. An honest leader of epoch saw the end on chain before it
+// ordered the leave, so it always passes; a membership that ends later
+// ends in a later epoch, so a refusal never turns into an acceptance.
 func (f *Facts) SetLeave(member Member, epoch uint64, refusal error) {
 	if f.leaves == nil {
 		f.leaves = make(map[leaveKey]verdict)
@@ -99,7 +111,8 @@ func joinKeyOf(j protocol.MemberJoin) joinKey {
 }
 
 // NeedFactsError lists the facts a batch needs that the Facts given to
-// ApplyFacts lack. It matches ErrNeedFacts.
+// ApplyFacts or ProposeFacts lack. It matches ErrNeedFacts. A proposal
+// never needs the leader fact: the machine signs for the epoch it is told.
 type NeedFactsError struct {
 	// Epoch is the batch's epoch, the one every fact below is for.
 	Epoch uint64
@@ -128,15 +141,14 @@ func (e *NeedFactsError) Error() string {
 // Is makes the error match ErrNeedFacts.
 func (e *NeedFactsError) Is(target error) bool { return target == ErrNeedFacts }
 
-// factChecks are the checks of one apply: from Facts when the caller gave
-// them (a missing fact is noted in need, not guessed), else from the
-// LeaderCheck and the Config's checkers.
+// factChecks are the chain checks of one apply or proposal: from Facts
+// (a missing fact is noted in need, not guessed), or none at all for a
+// machine without a chain (nil facts: Apply and Propose in tests and
+// tools), which accepts every leader, join and leave the channel's own
+// rules allow.
 type factChecks struct {
-	facts  *Facts
-	need   *NeedFactsError
-	leader LeaderCheck
-	joins  JoinChecker
-	leaves LeaveChecker
+	facts *Facts
+	need  *NeedFactsError
 }
 
 func (c *factChecks) missing(epoch uint64) *NeedFactsError {
@@ -146,23 +158,20 @@ func (c *factChecks) missing(epoch uint64) *NeedFactsError {
 	return c.need
 }
 
-// factChecks returns the checks of the apply running, or the Config's
-// (Propose, and Apply without Facts).
+// factChecks returns the checks of the apply or proposal running; outside
+// one (a test running entries by hand) there is no chain.
 func (m *Machine) factChecks() *factChecks {
 	if m.checks != nil {
 		return m.checks
 	}
-	return &factChecks{joins: m.cfg.Joins, leaves: m.cfg.Leaves}
+	return &factChecks{}
 }
 
 // checkLeader reports whether leader may sign in epoch: known is false
 // when the fact is missing, else refusal says why not, nil for yes.
 func (c *factChecks) checkLeader(epoch uint64, leader protocol.Address) (known bool, refusal error) {
 	if c.facts == nil {
-		if c.leader == nil {
-			return true, nil
-		}
-		return true, c.leader(epoch, leader)
+		return true, nil
 	}
 	want, unrecorded, ok := c.facts.Leader(epoch)
 	switch {
@@ -179,10 +188,7 @@ func (c *factChecks) checkLeader(epoch uint64, leader protocol.Address) (known b
 
 func (c *factChecks) checkJoin(j protocol.MemberJoin, epoch uint64) error {
 	if c.facts == nil {
-		if c.joins == nil {
-			return nil
-		}
-		return c.joins.CheckJoin(j, epoch)
+		return nil
 	}
 	v, ok := c.facts.joins[joinKeyOf(j)]
 	if !ok {
@@ -200,10 +206,7 @@ func (c *factChecks) checkJoin(j protocol.MemberJoin, epoch uint64) error {
 
 func (c *factChecks) checkLeave(m Member, epoch uint64) error {
 	if c.facts == nil {
-		if c.leaves == nil {
-			return nil
-		}
-		return c.leaves.CheckLeave(m, epoch)
+		return nil
 	}
 	v, ok := c.facts.leaves[leaveKey{m.Address, m.JoinSeq, epoch}]
 	if !ok {

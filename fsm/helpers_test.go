@@ -229,11 +229,58 @@ func statuses(outs []Outcome) []protocol.Status {
 	return s
 }
 
-type rejectJoins struct{ bad protocol.Address }
+// testChain answers the facts a machine asks for as a node's chain
+// would: the leader of each epoch (leaders; an epoch it lacks is led by
+// nobody), the verdict on each join and on each leave of a member that did
+// not ask (join, leave; nil says yes to all).
+type testChain struct {
+	leaders map[uint64]protocol.Address
+	join    func(protocol.MemberJoin) error
+	leave   func(m Member, epoch uint64) error
+}
 
-func (r rejectJoins) CheckJoin(j protocol.MemberJoin, _ uint64) error {
-	if j.Member == r.bad {
-		return errors.New("not on chain")
+func (c *testChain) answer(need *NeedFactsError, f *Facts) {
+	if need.Leader {
+		f.SetLeader(need.Epoch, c.leaders[need.Epoch])
 	}
-	return nil
+	for _, j := range need.Joins {
+		var err error
+		if c.join != nil {
+			err = c.join(j)
+		}
+		f.SetJoin(j, err)
+	}
+	for _, m := range need.Leaves {
+		var err error
+		if c.leave != nil {
+			err = c.leave(m, need.Epoch)
+		}
+		f.SetLeave(m, need.Epoch, err)
+	}
+}
+
+// apply is ApplyFacts with the facts the batch asks for.
+func (c *testChain) apply(m *Machine, b *protocol.Batch, ver *Verified) (*Applied, error) {
+	facts := &Facts{}
+	for {
+		a, err := m.ApplyFacts(b, ver, facts)
+		var need *NeedFactsError
+		if !errors.As(err, &need) {
+			return a, err
+		}
+		c.answer(need, facts)
+	}
+}
+
+// propose is ProposeFacts with the facts the entries ask for.
+func (c *testChain) propose(m *Machine, entries []protocol.Entry, epoch uint64, key *protocol.Key, ts uint64) (*protocol.Batch, []Outcome, error) {
+	facts := &Facts{}
+	for {
+		b, outs, err := m.ProposeFacts(entries, epoch, key, ts, facts)
+		var need *NeedFactsError
+		if !errors.As(err, &need) {
+			return b, outs, err
+		}
+		c.answer(need, facts)
+	}
 }

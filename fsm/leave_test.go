@@ -8,10 +8,9 @@ import (
 	"github.com/scraft/scraft/protocol"
 )
 
-// chainHistory is a LeaveChecker over a fixed chain history: the
-// memberships that ended, each with the epoch it ended in. It answers by
-// the rule a node's checker follows (fsm.LeaveChecker) and records what it
-// was asked.
+// chainHistory is a chain's history of memberships that ended, each with
+// the epoch it ended in. It answers leave facts by the rule a node's chain
+// reads follow (Facts.SetLeave) and records what it was asked.
 type chainHistory struct {
 	ended map[protocol.Address]departed
 	asked []leaveAsked
@@ -24,7 +23,16 @@ type leaveAsked struct {
 	epoch  uint64
 }
 
-func (h *chainHistory) CheckLeave(m Member, epoch uint64) error {
+// chain is a testChain that asks h about leaves; alice led every epoch.
+func (h *chainHistory) chain(alice *protocol.Key) *testChain {
+	leaders := map[uint64]protocol.Address{}
+	for e := uint64(1); e < 8; e++ {
+		leaders[e] = alice.Address()
+	}
+	return &testChain{leaders: leaders, leave: h.checkLeave}
+}
+
+func (h *chainHistory) checkLeave(m Member, epoch uint64) error {
 	h.asked = append(h.asked, leaveAsked{m, epoch})
 	d, ok := h.ended[m.Address]
 	switch {
@@ -51,7 +59,7 @@ func TestLeaveEntry(t *testing.T) {
 		// before runs ahead of the leave, in the same batch.
 		before  []protocol.Entry
 		ended   map[protocol.Address]departed
-		noCheck bool // Config.Leaves left nil
+		noCheck bool // a machine without a chain (Propose, Apply)
 		leaver  *protocol.Key
 		epoch   uint64
 		// ok says the leave goes; asked, that the chain was consulted.
@@ -68,14 +76,18 @@ func TestLeaveEntry(t *testing.T) {
 		{name: "neither asked nor gone", ended: map[protocol.Address]departed{}, leaver: bob, epoch: 1, asked: true},
 		{name: "another member asked", before: []protocol.Entry{request(alice, 1, RequestLeave)}, ended: map[protocol.Address]departed{}, leaver: bob, epoch: 1, asked: true},
 		{name: "not a member", ended: map[protocol.Address]departed{carol.Address(): {3, 1}}, leaver: carol, epoch: 1},
-		{name: "no checker: any member", noCheck: true, leaver: bob, epoch: 1, ok: true},
+		{name: "no chain: any member", noCheck: true, leaver: bob, epoch: 1, ok: true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			hist := &chainHistory{ended: tc.ended}
 			cfg := testConfig(alice, bob)
-			if !tc.noCheck {
-				cfg.Leaves = hist
+			propose, apply := hist.chain(alice).propose, hist.chain(alice).apply
+			if tc.noCheck {
+				propose = func(m *Machine, entries []protocol.Entry, epoch uint64, key *protocol.Key, ts uint64) (*protocol.Batch, []Outcome, error) {
+					return m.Propose(entries, epoch, key, ts)
+				}
+				apply = func(m *Machine, b *protocol.Batch, _ *Verified) (*Applied, error) { return m.Apply(b, nil) }
 			}
 			leader, follower := newMachine(t, cfg), newMachine(t, cfg)
 			// on_leave deletes (member, t::Member): give bob one to lose.
@@ -91,7 +103,7 @@ func TestLeaveEntry(t *testing.T) {
 			entries := append(append([]protocol.Entry(nil), tc.before...), leave(tc.leaver))
 			idx := len(entries) - 1
 
-			b, _, err := leader.Propose(entries, tc.epoch, alice, 1000)
+			b, _, err := propose(leader, entries, tc.epoch, alice, 1000)
 			var ee *EntryError
 			switch {
 			case tc.ok && err != nil:
@@ -112,7 +124,10 @@ func TestLeaveEntry(t *testing.T) {
 				leader.DropPending()
 				b = honestBatch(follower, entries, tc.epoch, alice, 1000)
 			}
-			a := mustApply(t, follower, roundTrip(t, b))
+			a, err := apply(follower, roundTrip(t, b), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
 			o := a.Outcomes[idx]
 			_, member := follower.Member(tc.leaver.Address())
 			_, hasRes := follower.Get(protocol.ResourceKey{Account: tc.leaver.Address(), Type: "t::Member"})
@@ -144,9 +159,17 @@ func TestLeaveEntry(t *testing.T) {
 func TestLeaveVerdictStable(t *testing.T) {
 	alice, bob := testKey(t, 0), testKey(t, 1)
 	hist := &chainHistory{ended: map[protocol.Address]departed{}}
+	chain := hist.chain(alice)
 	cfg := testConfig(alice, bob)
-	cfg.Leaves = hist
 	early := newMachine(t, cfg)
+	mustApply := func(t *testing.T, m *Machine, b *protocol.Batch) *Applied {
+		t.Helper()
+		a, err := chain.apply(m, b, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
 	evict := honestBatch(early, []protocol.Entry{leave(bob)}, 1, alice, 100)
 	if a := mustApply(t, early, roundTrip(t, evict)); a.Faults != 1 {
 		t.Fatalf("eviction in epoch 1: %d faults, want 1", a.Faults)
@@ -161,7 +184,7 @@ func TestLeaveVerdictStable(t *testing.T) {
 	}
 	requireSameState(t, early, late)
 
-	b, _, err := early.Propose([]protocol.Entry{leave(bob)}, 2, alice, 200)
+	b, _, err := chain.propose(early, []protocol.Entry{leave(bob)}, 2, alice, 200)
 	if err != nil {
 		t.Fatalf("leave in epoch 2: %v", err)
 	}

@@ -127,7 +127,7 @@ func New(cfg Config, exec Executor) (*Machine, error) {
 //
 // A batch that is malformed, of another channel, not at the next height, or
 // whose signature fails is refused with an error and changes nothing. A
-// batch whose signer was not the leader of its epoch (per check and the
+// batch whose signer was not the leader of its epoch (per facts and the
 // epochs already applied) or whose timestamp goes backwards is refused too,
 // and evidence is recorded. Otherwise every entry is applied with this
 // member's own result; any difference from what the leader signed is
@@ -138,15 +138,21 @@ func New(cfg Config, exec Executor) (*Machine, error) {
 // When b is the oldest batch this member proposed and the state is the one
 // Propose assumed, Apply reuses the speculative results and skips the
 // signature and leader checks of its own batch (Applied.Reused).
-func (m *Machine) Apply(b *protocol.Batch, check LeaderCheck) (*Applied, error) {
-	return m.apply(b, nil, &factChecks{leader: check, joins: m.cfg.Joins, leaves: m.cfg.Leaves})
+//
+// facts are the settlement chain's answers, as for ApplyFacts, which a
+// node uses. Nil facts are for a machine with no chain to ask (tests,
+// single-member tools): every leader whose signature verifies, and every
+// join and leave the channel's own rules allow, is accepted; the machine
+// still requires epochs never to go backwards and one leader per epoch.
+func (m *Machine) Apply(b *protocol.Batch, facts *Facts) (*Applied, error) {
+	return m.apply(b, nil, &factChecks{facts: facts})
 }
 
 // ApplyFacts is Apply with the chain's answers given as data: the leader of
 // the batch's epoch and the verdicts on its join and leave entries come
-// from facts, not from a LeaderCheck or the Config's checkers, so the
-// verdict is a function of the batch, the state and facts alone. ver, when
-// not nil, holds the signature verdicts of b (Verify).
+// from facts, so the verdict is a function of the batch, the state and
+// facts alone. ver, when not nil, holds the signature verdicts of b
+// (Verify), made ahead of time, on any goroutine.
 //
 // When facts lack one the batch needs, ApplyFacts changes nothing and
 // returns a *NeedFactsError (ErrNeedFacts) listing every fact the batch

@@ -31,7 +31,32 @@ type pendingBatch struct {
 // entry that followers would hold against the leader (a bad signature, a
 // join, leave or tick the rules refuse); calls that merely fail (bad nonce,
 // not a member, an abort) are included with their failure status.
+//
+// Propose asks no chain: it accepts every join and leave the channel's own
+// rules allow, as Apply with nil facts does (tests, tools). A node calls
+// ProposeFacts.
 func (m *Machine) Propose(entries []protocol.Entry, epoch uint64, key *protocol.Key, timestampMs uint64) (*protocol.Batch, []Outcome, error) {
+	return m.propose(entries, epoch, key, timestampMs, &factChecks{})
+}
+
+// ProposeFacts is Propose with the settlement chain's verdicts on the join
+// entries, and on the leaves of members that did not ask to leave, given
+// as data (Facts), so that the caller reads the chain before it takes
+// whatever lock guards the machine. A refused fact refuses its entry with
+// an *EntryError. When facts lack one the entries need, ProposeFacts
+// changes nothing and returns a *NeedFactsError (ErrNeedFacts) naming
+// every one it lacks as far as the entries ran; the caller resolves them
+// and calls again. Which it needs depends on the state and on the entries
+// before them (a leave of a member that asked in the same batch needs
+// none), so it is asked, not guessed.
+func (m *Machine) ProposeFacts(entries []protocol.Entry, epoch uint64, key *protocol.Key, timestampMs uint64, facts *Facts) (*protocol.Batch, []Outcome, error) {
+	if facts == nil {
+		facts = &Facts{}
+	}
+	return m.propose(entries, epoch, key, timestampMs, &factChecks{facts: facts})
+}
+
+func (m *Machine) propose(entries []protocol.Entry, epoch uint64, key *protocol.Key, timestampMs uint64, checks *factChecks) (*protocol.Batch, []Outcome, error) {
 	switch {
 	case len(entries) == 0:
 		return nil, nil, fmt.Errorf("%w: no entries", ErrBatchShape)
@@ -69,7 +94,12 @@ func (m *Machine) Propose(entries []protocol.Entry, epoch uint64, key *protocol.
 	l.epoch, l.leader, l.timestampMs = epoch, leader, ts
 	v := &view{base: m.st, below: below, top: l}
 	first := top.height + 1
+	m.checks = checks
 	outs, faults := m.run(v, entries, first, ts, sigErrs)
+	m.checks = nil
+	if checks.need != nil {
+		return nil, nil, checks.need
+	}
 	if len(faults) > 0 {
 		f := faults[0]
 		return nil, nil, &EntryError{Index: f.index, Reason: f.reason, Detail: f.detail}

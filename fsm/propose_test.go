@@ -180,3 +180,67 @@ func TestProposeLimits(t *testing.T) {
 		t.Fatalf("entry without body: %v", err)
 	}
 }
+
+// TestProposeFacts: the leader's proposal takes the chain's verdicts as
+// data. Without them it changes nothing and names the join and leave
+// facts the entries need (not the leave of a member that asked in the same
+// batch); a refused fact refuses its entry; with them it signs a batch its
+// followers, given the same facts, apply alike.
+func TestProposeFacts(t *testing.T) {
+	alice, bob, carol, dave := testKey(t, 0), testKey(t, 1), testKey(t, 2), testKey(t, 3)
+	cfg := testConfig(alice, bob, carol)
+	leader, follower := newMachine(t, cfg), newMachine(t, cfg)
+	entries := []protocol.Entry{request(carol, 1, RequestLeave), join(dave, 4), leave(carol), leave(bob)}
+
+	facts := &Facts{}
+	_, _, err := leader.ProposeFacts(entries, 2, alice, 100, facts)
+	var need *NeedFactsError
+	if !errors.As(err, &need) || !errors.Is(err, ErrNeedFacts) || need.Leader || need.Epoch != 2 ||
+		len(need.Joins) != 1 || need.Joins[0].Member != dave.Address() ||
+		len(need.Leaves) != 1 || need.Leaves[0].Address != bob.Address() || need.Leaves[0].JoinSeq != 2 {
+		t.Fatalf("without facts: %v, want dave's join and bob's leave", err)
+	}
+	if n, next := leader.Pending(); n != 0 || next != 1 || leader.Stats().Evidence != 0 {
+		t.Fatalf("a proposal missing facts changed the machine: %d pending, next height %d", n, next)
+	}
+
+	// The chain cannot tell about bob (yet): the leader does not sign it.
+	facts.SetJoin(*entries[1].Join, nil)
+	facts.SetLeave(memberOf(bob, 2), 2, errors.New("the chain has not ended it"))
+	_, _, err = leader.ProposeFacts(entries, 2, alice, 100, facts)
+	var ee *EntryError
+	if !errors.As(err, &ee) || ee.Index != 3 || ee.Reason != ReasonBadLeave {
+		t.Fatalf("a refused leave fact: %v, want entry 3 refused for %s", err, ReasonBadLeave)
+	}
+	entries = entries[:3]
+	b, outs, err := leader.ProposeFacts(entries, 2, alice, 100, facts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, o := range outs {
+		if o.Result.Status != protocol.StatusOK {
+			t.Fatalf("entry %d: %s (%s)", i, o.Result.Status, o.Message)
+		}
+	}
+
+	chain := &testChain{leaders: map[uint64]protocol.Address{2: alice.Address()}}
+	for _, m := range []*Machine{leader, follower} {
+		a, err := chain.apply(m, roundTrip(t, b), nil)
+		if err != nil || a.Faults != 0 || a.Reused != (m == leader) {
+			t.Fatalf("apply: %v, %+v", err, a)
+		}
+	}
+	requireSameState(t, leader, follower)
+	if _, ok := leader.Member(dave.Address()); !ok {
+		t.Fatal("dave did not join")
+	}
+
+	// A join the chain refuses is left out, as the followers would refuse it.
+	eve := testKey(t, 4)
+	refused := &Facts{}
+	refused.SetJoin(*join(eve, 5).Join, errors.New("join seq 5 is someone else's"))
+	_, _, err = leader.ProposeFacts([]protocol.Entry{join(eve, 5)}, 2, alice, 200, refused)
+	if !errors.As(err, &ee) || ee.Index != 0 || ee.Reason != ReasonBadJoin {
+		t.Fatalf("a refused join fact: %v, want entry 0 refused for %s", err, ReasonBadJoin)
+	}
+}

@@ -9,7 +9,7 @@ import (
 // Verified holds the signature verdicts of one batch: the leader's and
 // every call's. Verifying is most of a follower's work and depends on the
 // batch alone, so the caller may do it ahead of time, on other goroutines
-// and several batches at once, and hand the result to ApplyVerified.
+// and several batches at once, and hand the result to ApplyFacts.
 type Verified struct {
 	// Batch is the batch verified. It must not be modified afterwards.
 	Batch  *protocol.Batch
@@ -64,12 +64,4 @@ func Verify(b *protocol.Batch) *Verified {
 		}
 	}
 	return v
-}
-
-// ApplyVerified is Apply with the signatures already checked by Verify.
-func (m *Machine) ApplyVerified(v *Verified, check LeaderCheck) (*Applied, error) {
-	if v == nil {
-		return nil, fmt.Errorf("%w: nil verification", ErrBatchShape)
-	}
-	return m.apply(v.Batch, v, &factChecks{leader: check, joins: m.cfg.Joins, leaves: m.cfg.Leaves})
 }

@@ -9,10 +9,12 @@ import (
 )
 
 // TestApplyVerified verifies batches on other goroutines, several at once,
-// then applies them in order: the result is the same as plain Apply.
+// then applies them in order with ApplyFacts: the result is the same as
+// plain Apply.
 func TestApplyVerified(t *testing.T) {
 	cfg, batches := history(t)
 	plain, pre := newMachine(t, cfg), newMachine(t, cfg)
+	chain := &testChain{leaders: map[uint64]protocol.Address{1: testKey(t, 0).Address()}}
 	vers := make([]*Verified, len(batches))
 	var wg sync.WaitGroup
 	for i, b := range batches {
@@ -21,7 +23,7 @@ func TestApplyVerified(t *testing.T) {
 	wg.Wait()
 	for i, b := range batches {
 		want := mustApply(t, plain, b)
-		got, err := pre.ApplyVerified(vers[i], nil)
+		got, err := chain.apply(pre, b, vers[i])
 		if err != nil || got.Digest != want.Digest {
 			t.Fatalf("batch %d: %v", i, err)
 		}
@@ -47,7 +49,7 @@ func TestVerify(t *testing.T) {
 	}
 	badSig := roundTrip(t, b)
 	badSig.Signature[0] ^= 1
-	if _, err := m.ApplyVerified(Verify(badSig), nil); !errors.Is(err, ErrBatchSignature) {
+	if _, err := m.ApplyFacts(badSig, Verify(badSig), leaderFacts(1, alice.Address())); !errors.Is(err, ErrBatchSignature) {
 		t.Fatalf("bad leader signature: %v", err)
 	}
 	noBody := roundTrip(t, b)
@@ -58,10 +60,10 @@ func TestVerify(t *testing.T) {
 	if v := Verify(nil); !errors.Is(v.leader, ErrBatchShape) {
 		t.Fatal("nil batch")
 	}
-	if _, err := m.ApplyVerified(nil, nil); !errors.Is(err, ErrBatchShape) {
-		t.Fatal("nil verification")
+	if _, err := m.ApplyFacts(roundTrip(t, b), v, nil); !errors.Is(err, ErrBatchShape) {
+		t.Fatal("a verification of another batch")
 	}
-	a, err := m.ApplyVerified(v, nil)
+	a, err := m.ApplyFacts(b, v, leaderFacts(1, alice.Address()))
 	if err != nil || a.Outcomes[2].Result.Status != protocol.StatusBadSignature || a.Faults != 1 {
 		t.Fatalf("apply: %v", err)
 	}
