@@ -1,0 +1,121 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/scraft/scraft/fsm"
+	"github.com/scraft/scraft/internal/testutil"
+	"github.com/scraft/scraft/protocol"
+)
+
+// TestProposeReadsChainOutsideTheLock: the leader's chain read for a join
+// entry of its own runs without the machine lock. While that read hangs on
+// a chain that does not answer, the leader's client reads answer at once
+// and a tx a follower forwards is admitted (the admission check runs under
+// the lock); once the chain answers, the join and the tx are applied on
+// every member.
+func TestProposeReadsChainOutsideTheLock(t *testing.T) {
+	outage := newChainOutage()
+	tc := newTestCluster(t, 2, func(c *Config) {
+		c.Chain = outage.wrap(c.Chain)
+		// The batcher's read lasts as long as the outage, not PeerTimeout.
+		c.PeerTimeout = time.Minute
+	})
+	t.Cleanup(outage.end) // before the cluster closes
+	leader := tc.waitLeader(10 * time.Second)
+	lc := tc.channel(leader)
+	follower := tc.others(leader)[0]
+	fc := tc.channel(follower)
+	user := tc.users[0]
+	warm := tc.submitVia(follower, 1, "warm")
+	tc.checkConverged([]*fsm.Outcome{warm}, 10*time.Second)
+
+	// A member that joined on chain after the channel was loaded.
+	newcomer, _ := protocol.GenerateKey(nil)
+	seq, err := tc.chain.client(newcomer).Join(context.Background(), tc.id, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	outage.start()
+	type answer struct {
+		out *fsm.Outcome
+		err error
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	joined := make(chan answer, 1)
+	go func() {
+		out, err := lc.submitSystem(ctx, protocol.Entry{Kind: protocol.EntryJoin, Join: &protocol.MemberJoin{
+			Member: newcomer.Address(), PublicKey: newcomer.Public(), JoinSeq: seq,
+		}})
+		joined <- answer{out, err}
+	}()
+	reading := func() error {
+		if run := lc.leader.Load(); run == nil || run.chainReads.Load() == 0 {
+			return errors.New("the batcher is not reading the chain")
+		}
+		return nil
+	}
+	testutil.WaitFor(t, 10*time.Second, reading)
+
+	const prompt = 2 * time.Second
+	within(t, prompt, "the leader's reads", func() error {
+		if n := lc.NextNonce(user.Address()); n < 2 {
+			return fmt.Errorf("next nonce %d", n)
+		}
+		if !lc.IsMember(user.Address()) || lc.IsMember(newcomer.Address()) {
+			return errors.New("membership")
+		}
+		if st := lc.Status(); st.Height < warm.Height {
+			return fmt.Errorf("status at height %d", st.Height)
+		}
+		return nil
+	})
+	tx := tc.tx(user, "meanwhile;")
+	submitted := make(chan answer, 1)
+	go func() {
+		out, err := fc.Submit(ctx, tx)
+		submitted <- answer{out, err}
+	}()
+	testutil.WaitFor(t, 10*time.Second, func() error {
+		lc.inflight.Lock()
+		_, ok := lc.inflight.m[tx.Hash()]
+		lc.inflight.Unlock()
+		if !ok {
+			return errors.New("the forwarded tx is not admitted yet")
+		}
+		return nil
+	})
+	if err := reading(); err != nil {
+		t.Fatalf("the read ended while the chain did not answer: %v", err)
+	}
+
+	outage.end()
+	var acked []*fsm.Outcome
+	for what, ch := range map[string]chan answer{"join": joined, "forwarded tx": submitted} {
+		var a answer
+		select {
+		case a = <-ch:
+		case <-ctx.Done():
+			t.Fatalf("%s: no answer once the chain answered", what)
+		}
+		if a.err != nil {
+			t.Fatalf("%s: %v", what, a.err)
+		}
+		if a.out.Result.Status != protocol.StatusOK {
+			t.Fatalf("%s: status %s (%s)", what, a.out.Result.Status, a.out.Message)
+		}
+		acked = append(acked, a.out)
+	}
+	tc.checkConverged(acked, 10*time.Second)
+	for i, nd := range tc.nodes {
+		if !tc.channel(nd).IsMember(newcomer.Address()) {
+			t.Fatalf("node %d does not know the newcomer", i)
+		}
+	}
+}
