@@ -9,7 +9,6 @@ import (
 	"github.com/scraft/scraft/client"
 	"github.com/scraft/scraft/contracts"
 	"github.com/scraft/scraft/protocol"
-	"github.com/scraft/scraft/transport"
 )
 
 func ctxT(t testing.TB) context.Context {
@@ -130,28 +129,28 @@ func TestCallErrors(t *testing.T) {
 	tests := []struct {
 		name  string
 		call  func() (*client.Result, error)
-		code  transport.Code
+		code  protocol.Code
 		err   error
 		abort uint32
 	}{
 		{"unknown channel", func() (*client.Result, error) {
 			return ca.Call(ctx, testChannel(9), "chat::send", chatArgs(t, "send", `{"text":"x"}`))
-		}, transport.CodeNoChannel, transport.ErrNoChannel, 0},
+		}, protocol.CodeNoChannel, protocol.ErrNoChannel, 0},
 		{"not a member", func() (*client.Result, error) {
 			return cc.Call(ctx, ch, "chat::send", chatArgs(t, "send", `{"text":"x"}`))
-		}, transport.CodeNotMember, transport.ErrNotMember, 0},
+		}, protocol.CodeNotMember, protocol.ErrNotMember, 0},
 		{"contract abort", func() (*client.Result, error) {
 			return ca.Call(ctx, ch, "chat::send", chatArgs(t, "send", `{"text":""}`))
-		}, transport.CodeAbort, transport.ErrAbort, 0},
-		{"oversized args", func() (*client.Result, error) { return ca.CallTx(ctx, big) }, transport.CodeTooLarge, transport.ErrTooLarge, 0},
-		{"forged signature", func() (*client.Result, error) { return ca.CallTx(ctx, forged) }, transport.CodeBadSignature, transport.ErrBadSignature, 0},
-		{"other sender", func() (*client.Result, error) { return ca.CallTx(ctx, otherSender) }, transport.CodeWrongSender, transport.ErrWrongSender, 0},
-		{"unknown function", func() (*client.Result, error) { return ca.Call(ctx, ch, "chat::nope", nil) }, transport.CodeExecution, transport.ErrExecution, 0},
+		}, protocol.CodeAbort, protocol.ErrAbort, 0},
+		{"oversized args", func() (*client.Result, error) { return ca.CallTx(ctx, big) }, protocol.CodeTooLarge, protocol.ErrTooLarge, 0},
+		{"forged signature", func() (*client.Result, error) { return ca.CallTx(ctx, forged) }, protocol.CodeBadSignature, protocol.ErrBadSignature, 0},
+		{"other sender", func() (*client.Result, error) { return ca.CallTx(ctx, otherSender) }, protocol.CodeWrongSender, protocol.ErrWrongSender, 0},
+		{"unknown function", func() (*client.Result, error) { return ca.Call(ctx, ch, "chat::nope", nil) }, protocol.CodeExecution, protocol.ErrExecution, 0},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := tc.call()
-			var e *transport.Error
+			var e *protocol.Error
 			if !errors.As(err, &e) || e.Code != tc.code || !errors.Is(err, tc.err) {
 				t.Fatalf("error %v, want code %d", err, tc.code)
 			}
@@ -160,8 +159,8 @@ func TestCallErrors(t *testing.T) {
 	// The abort carried the contract's code and consumed the nonce; the
 	// next call still works.
 	r, err := ca.Call(ctx, ch, "chat::send", chatArgs(t, "send", `{"text":""}`))
-	var e *transport.Error
-	if !errors.As(err, &e) || e.Code != transport.CodeAbort || e.AbortCode == 0 || r == nil || r.Status != protocol.StatusAbort {
+	var e *protocol.Error
+	if !errors.As(err, &e) || e.Code != protocol.CodeAbort || e.AbortCode == 0 || r == nil || r.Status != protocol.StatusAbort {
 		t.Fatalf("abort: %v, %+v", err, r)
 	}
 	if _, err := ca.Call(ctx, ch, "chat::send", chatArgs(t, "send", `{"text":"still fine"}`)); err != nil {
@@ -219,7 +218,7 @@ func TestFailover(t *testing.T) {
 	send := func(text string) *client.Result {
 		t.Helper()
 		r, err := ca.Call(ctx, ch, "chat::send", chatArgs(t, "send", `{"text":"`+text+`"}`))
-		if err != nil && !errors.Is(err, transport.ErrAbort) {
+		if err != nil && !errors.Is(err, protocol.ErrAbort) {
 			t.Fatal(err)
 		}
 		return r

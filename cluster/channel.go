@@ -85,7 +85,7 @@ type Applied struct {
 	Channel  protocol.ChannelID
 	Epoch    uint64
 	Leader   protocol.Address
-	Outcomes []fsm.Outcome
+	Outcomes []protocol.Outcome
 }
 
 // Status is a channel's state as this node sees it.
@@ -839,6 +839,15 @@ func (c *Channel) IsMember(a protocol.Address) bool {
 		}
 	})
 	return ok
+}
+
+// CheckMember returns nil when a is a member in the applied state,
+// ErrNotMember otherwise.
+func (c *Channel) CheckMember(a protocol.Address) error {
+	if c.IsMember(a) {
+		return nil
+	}
+	return fmt.Errorf("%w: %s", ErrNotMember, a)
 }
 
 // Members returns the members in the applied state, ordered by address.

@@ -15,7 +15,7 @@ type pendingBatch struct {
 	body  []byte // the signed body, to recognise the batch when raft returns it
 	prior protocol.Hash
 	layer *layer
-	outs  []Outcome
+	outs  []protocol.Outcome
 }
 
 // Propose is the leader's side of Apply. It executes entries on top of the
@@ -31,7 +31,7 @@ type pendingBatch struct {
 // entry that followers would hold against the leader (a bad signature, a
 // join, leave or tick the rules refuse); calls that merely fail (bad nonce,
 // not a member, an abort) are included with their failure status.
-func (m *Machine) Propose(entries []protocol.Entry, epoch uint64, key *protocol.Key, timestampMs uint64) (*protocol.Batch, []Outcome, error) {
+func (m *Machine) Propose(entries []protocol.Entry, epoch uint64, key *protocol.Key, timestampMs uint64) (*protocol.Batch, []protocol.Outcome, error) {
 	switch {
 	case len(entries) == 0:
 		return nil, nil, fmt.Errorf("%w: no entries", ErrBatchShape)

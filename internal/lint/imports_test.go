@@ -39,6 +39,10 @@ func TestCheckCatchesViolations(t *testing.T) {
 		{"even tests never import cmd", "cluster", "cmd/scraft", true, true},
 		{"unknown package", "stuff", "protocol", false, true},
 		{"cmd imports anything", "cmd/scraft", "cluster", false, false},
+		{"the SDK speaks the client API", "client", "clientapi/clientpb", false, false},
+		{"the SDK never imports transport", "client", "transport", false, true},
+		{"the client API never imports transport", "clientapi", "transport", false, true},
+		{"rpcerr is protocol's", "protocol/rpcerr", "protocol", false, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,0 +1,78 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/scraft/scraft/protocol"
+)
+
+// The cluster's sentinels carry the client API's codes: the stream answers
+// them as they are.
+func TestClientErrorCodes(t *testing.T) {
+	tests := []struct {
+		err  error
+		want error
+	}{
+		{fmt.Errorf("%w: nonce 3 (last 5)", ErrStaleNonce), protocol.ErrStaleNonce},
+		{fmt.Errorf("%w: key 3", ErrBadSignature), protocol.ErrBadSignature},
+		{fmt.Errorf("%w: bad signature", ErrBadTx), protocol.ErrBadRequest},
+		{fmt.Errorf("%w: height 9 above the applied 3", ErrNotReady), protocol.ErrNotReady},
+		{ErrBusy, protocol.ErrBusy},
+		{ErrLeadershipLost, protocol.ErrUnavailable},
+		{ErrClosed, protocol.ErrNodeClosed},
+		{ErrChannelClosed, protocol.ErrChannelClosed},
+		{ErrNotLeader, protocol.ErrUnavailable},
+		{ErrUnknownChannel, protocol.ErrNoChannel},
+		{fmt.Errorf("leave: %w", ErrQuorum), protocol.ErrBadRequest},
+	}
+	for _, tt := range tests {
+		if got, want := protocol.CodeOf(tt.err), protocol.CodeOf(tt.want); !errors.Is(tt.err, tt.want) || got != want {
+			t.Errorf("%v: code %s, want %s", tt.err, got, want)
+		}
+	}
+	// A stale nonce and a bad signature are bad txs too.
+	if !errors.Is(ErrStaleNonce, ErrBadTx) || !errors.Is(ErrBadSignature, ErrBadTx) {
+		t.Error("ErrStaleNonce and ErrBadSignature must be ErrBadTx")
+	}
+}
+
+func TestSubscriptionBacklogThenLive(t *testing.T) {
+	var backlog []protocol.Outcome
+	for h := uint64(11); h <= 11+backlogChunk+9; h++ {
+		backlog = append(backlog, protocol.Outcome{Height: h})
+	}
+	top := backlog[len(backlog)-1].Height
+	ch := make(chan Applied, 1)
+	s := &subscription{ch: ch, cancel: func() {}, after: top, backlog: backlog}
+	ctx := context.Background()
+	var got []uint64
+	for len(got) < len(backlog) {
+		outs, err := s.Next(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(outs) > backlogChunk {
+			t.Fatalf("%d outcomes in one Next", len(outs))
+		}
+		for _, o := range outs {
+			got = append(got, o.Height)
+		}
+	}
+	ch <- Applied{Outcomes: []protocol.Outcome{{Height: top}, {Height: top + 1}}}
+	outs, err := s.Next(ctx)
+	if err != nil || len(outs) != 1 || outs[0].Height != top+1 {
+		t.Fatalf("live after the backlog: %v, %v", outs, err)
+	}
+	for i, h := range got {
+		if h != 11+uint64(i) {
+			t.Fatalf("backlog heights %v", got)
+		}
+	}
+	close(ch)
+	if _, err := s.Next(ctx); !errors.Is(err, protocol.ErrSlowSubscriber) {
+		t.Fatalf("closed feed: %v", err)
+	}
+}
