@@ -3,6 +3,8 @@ package client_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -191,6 +193,42 @@ func TestCallIdempotent(t *testing.T) {
 	st, err := ca.Status(ctx, ch)
 	if err != nil || st.Height != 1 {
 		t.Fatalf("status %+v, %v", st, err)
+	}
+}
+
+// catchingUp is a node that has not caught up with the channel: it knows
+// no member yet, and says so with the retryable NotReady.
+type catchingUp struct {
+	*memNode
+	asked atomic.Int64
+}
+
+func (n *catchingUp) CheckMember(protocol.ChannelID, protocol.Address) error {
+	n.asked.Add(1)
+	return fmt.Errorf("%w: catching up", protocol.ErrNotReady)
+}
+
+// TestNotReadyTriesNextNode: the first node answers NotReady (a node
+// restarted and still catching up); the call goes through the second, as
+// `scraft call --node A,B` does, instead of giving up.
+func TestNotReadyTriesNextNode(t *testing.T) {
+	alice := testKey(t, 1)
+	node := newMemNode()
+	ch := testChannel(1)
+	node.addChannel(t, ch, alice)
+	behind := &catchingUp{memNode: node}
+	n1 := startNode(t, behind, nil)
+	n2 := startNode(t, node, nil)
+	ca := dial(t, alice, n1.addr, n2.addr)
+	if ca.Node() != n1.addr {
+		t.Fatalf("bound to %s, want %s", ca.Node(), n1.addr)
+	}
+	r, err := ca.Call(ctxT(t), ch, "chat::send", chatArgs(t, "send", `{"text":"hi"}`))
+	if err != nil && !errors.Is(err, protocol.ErrAbort) {
+		t.Fatal(err)
+	}
+	if ca.Node() != n2.addr || r.Height != 1 || behind.asked.Load() == 0 {
+		t.Fatalf("node %s, height %d, first node asked %d times", ca.Node(), r.Height, behind.asked.Load())
 	}
 }
 

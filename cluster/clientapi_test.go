@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
+	"github.com/scraft/scraft/internal/testutil"
 	"github.com/scraft/scraft/protocol"
 )
 
@@ -75,4 +77,48 @@ func TestSubscriptionBacklogThenLive(t *testing.T) {
 	if _, err := s.Next(ctx); !errors.Is(err, protocol.ErrSlowSubscriber) {
 		t.Fatalf("closed feed: %v", err)
 	}
+}
+
+// TestCheckMemberNotCaughtUp: a node that is not caught up with the
+// channel answers NotReady for an address it does not know — the client
+// tries again, on another node — and only a caught-up node says NotMember.
+// (A node restarted after a crash used to tell long-standing members they
+// were none while it replayed its log.)
+func TestCheckMemberNotCaughtUp(t *testing.T) {
+	tc := newTestClusterUsers(t, 3, 1, nil)
+	leader := tc.waitLeader(10 * time.Second)
+	follower := tc.others(leader)[0]
+	member := tc.users[3].Address()
+	stranger, _ := protocol.GenerateKey(nil)
+	api := follower.get().ClientAPI()
+	check := func(a protocol.Address, want error) func() error {
+		return func() error {
+			err := api.CheckMember(tc.id, a)
+			if (want == nil) != (err == nil) || (want != nil && !errors.Is(err, want)) {
+				return fmt.Errorf("CheckMember(%s) = %v, want %v", a, err, want)
+			}
+			return nil
+		}
+	}
+
+	testutil.WaitFor(t, 10*time.Second, check(member, nil))
+	testutil.WaitFor(t, 10*time.Second, check(stranger.Address(), ErrNotMember))
+
+	// Cut off, the follower loses its leader: it is no longer caught up.
+	tc.faults.Isolate(follower.addr)
+	testutil.WaitFor(t, 10*time.Second, check(stranger.Address(), ErrNotReady))
+	err := api.CheckMember(tc.id, stranger.Address())
+	if protocol.CodeOf(err) != protocol.CodeNotReady || !protocol.CodeOf(err).Retryable() {
+		t.Fatalf("not caught up: %v has code %s", err, protocol.CodeOf(err))
+	}
+	if err := check(member, nil)(); err != nil {
+		t.Fatal(err) // a member it knows stays one
+	}
+	// The caught-up leader still knows a stranger for one.
+	if err := leader.get().ClientAPI().CheckMember(tc.id, stranger.Address()); !errors.Is(err, protocol.ErrNotMember) {
+		t.Fatalf("leader: %v", err)
+	}
+
+	tc.faults.Heal()
+	testutil.WaitFor(t, 10*time.Second, check(stranger.Address(), ErrNotMember))
 }
