@@ -54,6 +54,33 @@ func TestCheckCatchesViolations(t *testing.T) {
 	}
 }
 
+// TestSDKStaysLean: an application that imports the SDK links no Raft, no
+// bbolt and no wazero, directly or through any package of the closure.
+func TestSDKStaysLean(t *testing.T) {
+	wd, _ := os.Getwd()
+	root, err := ModuleRoot(wd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, pkg := range LeanPackages {
+		bad, err := ForbiddenDeps(root, pkg, NodeOnly)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(bad) > 0 {
+			t.Errorf("./%s depends on node-only packages: %v", pkg, bad)
+		}
+	}
+	// The check itself sees them where they are.
+	bad, err := ForbiddenDeps(root, "cluster", NodeOnly)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(bad) == 0 {
+		t.Fatal("./cluster links raft, yet ForbiddenDeps found nothing")
+	}
+}
+
 // A real file with a forbidden import in a scratch module is reported.
 func TestCheckTreeFindsBadFile(t *testing.T) {
 	root := t.TempDir()
