@@ -18,9 +18,9 @@ import (
 	"google.golang.org/grpc/stats"
 
 	"github.com/scraft/scraft/client"
+	"github.com/scraft/scraft/clientapi"
 	"github.com/scraft/scraft/internal/testutil"
 	"github.com/scraft/scraft/protocol"
-	"github.com/scraft/scraft/transport"
 )
 
 func benchKeys(b *testing.B, n int) []*protocol.Key {
@@ -41,7 +41,7 @@ func BenchmarkCall256(b *testing.B) {
 	node := newMemNode()
 	ch := testChannel(1)
 	node.addChannel(b, ch, keys...)
-	tn := startNode(b, node, func(c *transport.ClientConfig) { c.MaxChannelInFlight = 4096 })
+	tn := startNode(b, node, func(c *clientapi.Config) { c.MaxChannelInFlight = 4096 })
 	ctx := context.Background()
 	cs := make([]*client.Client, clients)
 	for i, k := range keys {
@@ -128,7 +128,7 @@ func benchFanout(b *testing.B, subscribers, rate int) {
 	// committed[h] is when height h was applied, in Unix nanoseconds.
 	committed := make([]atomic.Int64, b.N+1)
 	mc.mu.Lock()
-	mc.onCommit = func(outs []transport.Outcome) {
+	mc.onCommit = func(outs []protocol.Outcome) {
 		now := time.Now().UnixNano()
 		for _, o := range outs {
 			if o.Height < uint64(len(committed)) {
@@ -164,7 +164,7 @@ func benchFanout(b *testing.B, subscribers, rate int) {
 	args := chatArgs(b, "rename", `{"name":"g"}`)
 	call := func(c *client.Client) error {
 		// Aborts (rename by a non-member of the chat) commit too.
-		if _, err := c.Call(ctx, ch, "chat::rename", args); err != nil && !errors.Is(err, transport.ErrAbort) {
+		if _, err := c.Call(ctx, ch, "chat::rename", args); err != nil && !errors.Is(err, protocol.ErrAbort) {
 			return err
 		}
 		return nil

@@ -7,9 +7,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/scraft/scraft/clientapi"
+	"github.com/scraft/scraft/clientapi/clientpb"
 	"github.com/scraft/scraft/protocol"
-	"github.com/scraft/scraft/transport"
-	"github.com/scraft/scraft/transport/clientpb"
 )
 
 // Result is the committed, verified outcome of a call.
@@ -32,7 +32,7 @@ type Result struct {
 	Digest protocol.Hash
 }
 
-func resultOf(o *transport.Outcome) *Result {
+func resultOf(o *protocol.Outcome) *Result {
 	return &Result{
 		Height: o.Height, TxHash: o.Hash, Status: o.Result.Status, AbortCode: o.Result.AbortCode,
 		Message: o.Message, GasUsed: o.Result.GasUsed, Output: o.Output, ChangeSet: o.ChangeSet,
@@ -63,7 +63,7 @@ func (c *Client) nonce(ch protocol.ChannelID) *nonceState {
 type JoinInfo struct {
 	// Status is the channel as the node sees it, without the member list
 	// (Status has it: it asks every member's node and the chain).
-	Status *transport.ChannelStatus
+	Status *protocol.ChannelStatus
 	// NextNonce is the nonce the client's next tx in the channel carries.
 	NextNonce uint64
 }
@@ -82,10 +82,10 @@ func (c *Client) joinLocked(ctx context.Context, ch protocol.ChannelID, ns *nonc
 	if err != nil {
 		return nil, err
 	}
-	if e := transport.ErrorFromPB(r.GetError()); e != nil {
+	if e := clientapi.ErrorFromPB(r.GetError()); e != nil {
 		return nil, e
 	}
-	st, err := transport.StatusFromPB(r.GetJoined().GetStatus())
+	st, err := clientapi.StatusFromPB(r.GetJoined().GetStatus())
 	if err != nil {
 		return nil, err
 	}
@@ -95,7 +95,7 @@ func (c *Client) joinLocked(ctx context.Context, ch protocol.ChannelID, ns *nonc
 
 // Call signs a call of function ("contract::name") with args, submits it
 // and returns once it is committed and verified by the node. A call the
-// contract refused returns both its Result and a *transport.Error (CodeAbort
+// contract refused returns both its Result and a *protocol.Error (CodeAbort
 // with the abort code, CodeOutOfGas, ...). When the connection or the
 // leader is lost on the way, the same signed tx is sent again, so a tx that
 // committed returns its first outcome and never runs twice.
@@ -104,7 +104,7 @@ func (c *Client) Call(ctx context.Context, ch protocol.ChannelID, function strin
 		return nil, err
 	}
 	if len(args) > protocol.MaxArgsLen {
-		return nil, &transport.Error{Code: transport.CodeTooLarge, Message: fmt.Sprintf("client: args of %d bytes, at most %d", len(args), protocol.MaxArgsLen)}
+		return nil, &protocol.Error{Code: protocol.CodeTooLarge, Message: fmt.Sprintf("client: args of %d bytes, at most %d", len(args), protocol.MaxArgsLen)}
 	}
 	ns := c.nonce(ch)
 	ns.mu.Lock()
@@ -122,7 +122,7 @@ func (c *Client) Call(ctx context.Context, ch protocol.ChannelID, function strin
 		var sends int
 		res, err := c.submitCounted(ctx, tx, &sends)
 		ns.update(tx.Tx.Nonce, res, err)
-		if res == nil && transport.CodeOf(err) == transport.CodeStaleNonce && ctx.Err() == nil {
+		if res == nil && protocol.CodeOf(err) == protocol.CodeStaleNonce && ctx.Err() == nil {
 			if sends > 1 {
 				// This very tx went out more than once: an earlier try may
 				// have committed it and the node no longer holds its
@@ -155,7 +155,7 @@ func (ns *nonceState) update(nonce uint64, res *Result, err error) {
 		if nonce >= ns.next {
 			ns.next = nonce + 1
 		}
-	case transport.CodeOf(err) == transport.CodeStaleNonce:
+	case protocol.CodeOf(err) == protocol.CodeStaleNonce:
 		// Refused before ordering: the nonce is taken, try the next.
 		ns.next = max(ns.next, nonce+1)
 	case refusedBeforeOrdering(err):
@@ -169,13 +169,13 @@ func (ns *nonceState) update(nonce uint64, res *Result, err error) {
 // refusedBeforeOrdering reports whether err means the node refused the tx
 // without ordering it, so its nonce is still free.
 func refusedBeforeOrdering(err error) bool {
-	var e *transport.Error
+	var e *protocol.Error
 	if !errors.As(err, &e) {
 		return false
 	}
 	switch e.Code {
-	case transport.CodeBusy, transport.CodeBadRequest, transport.CodeTooLarge, transport.CodeNoChannel, transport.CodeStaleNonce,
-		transport.CodeNotMember, transport.CodeBadSignature, transport.CodeWrongSender:
+	case protocol.CodeBusy, protocol.CodeBadRequest, protocol.CodeTooLarge, protocol.CodeNoChannel, protocol.CodeStaleNonce,
+		protocol.CodeNotMember, protocol.CodeBadSignature, protocol.CodeWrongSender:
 		return true
 	}
 	return false
@@ -209,14 +209,14 @@ func (c *Client) submitCounted(ctx context.Context, tx *protocol.SignedTx, sends
 	if err != nil {
 		return nil, err
 	}
-	e := transport.ErrorFromPB(r.GetError())
+	e := clientapi.ErrorFromPB(r.GetError())
 	if r.GetCall() == nil {
 		if e == nil {
 			return nil, fmt.Errorf("client: node answered a call with neither outcome nor error")
 		}
 		return nil, e
 	}
-	o, err := transport.OutcomeFromPB(r.GetCall())
+	o, err := clientapi.OutcomeFromPB(r.GetCall())
 	if err != nil {
 		return nil, err
 	}
@@ -231,15 +231,15 @@ func (c *Client) submitCounted(ctx context.Context, tx *protocol.SignedTx, sends
 }
 
 // Status returns the channel's status as the node sees it.
-func (c *Client) Status(ctx context.Context, ch protocol.ChannelID) (*transport.ChannelStatus, error) {
+func (c *Client) Status(ctx context.Context, ch protocol.ChannelID) (*protocol.ChannelStatus, error) {
 	r, err := c.do(ctx, &clientpb.ClientMessage{Body: &clientpb.ClientMessage_Status{Status: &clientpb.StatusRequest{Channel: ch[:]}}})
 	if err != nil {
 		return nil, err
 	}
-	if e := transport.ErrorFromPB(r.GetError()); e != nil {
+	if e := clientapi.ErrorFromPB(r.GetError()); e != nil {
 		return nil, e
 	}
-	return transport.StatusFromPB(r.GetStatus())
+	return clientapi.StatusFromPB(r.GetStatus())
 }
 
 // Leave takes the client's address out of the channel and returns once it
@@ -253,7 +253,7 @@ func (c *Client) Status(ctx context.Context, ch protocol.ChannelID) (*transport.
 // the next settlement after it asks. A channel refuses to lose its only
 // member or its quorum (CodeBadRequest, with the reason).
 func (c *Client) Leave(ctx context.Context, ch protocol.ChannelID) error {
-	return c.request(ctx, ch, transport.LeaveFunction)
+	return c.request(ctx, ch, protocol.RequestLeave)
 }
 
 // CloseChannel closes the channel and returns once it is closed: it signs
@@ -262,7 +262,7 @@ func (c *Client) Leave(ctx context.Context, ch protocol.ChannelID) error {
 // settlement chain, and every node stops hosting it (calls then answer
 // CodeChannelClosed, which the SDK does not retry).
 func (c *Client) CloseChannel(ctx context.Context, ch protocol.ChannelID) error {
-	return c.request(ctx, ch, transport.CloseFunction)
+	return c.request(ctx, ch, protocol.RequestClose)
 }
 
 // request sends a signed request of the reserved namespace and waits for
@@ -278,7 +278,7 @@ func (c *Client) request(ctx context.Context, ch protocol.ChannelID, function st
 	}
 	tx := protocol.SignTx(c.key, protocol.Tx{Channel: ch, Nonce: ns.next, Function: function, TimestampMs: uint64(time.Now().UnixMilli())})
 	m := &clientpb.ClientMessage{}
-	if function == transport.CloseFunction {
+	if function == protocol.RequestClose {
 		m.Body = &clientpb.ClientMessage_Close{Close: &clientpb.CloseRequest{Channel: ch[:], Tx: tx.Bytes()}}
 	} else {
 		m.Body = &clientpb.ClientMessage_Leave{Leave: &clientpb.LeaveRequest{Channel: ch[:], Tx: tx.Bytes()}}
@@ -299,7 +299,7 @@ func (c *Client) done(ctx context.Context, m *clientpb.ClientMessage) error {
 	if err != nil {
 		return err
 	}
-	if e := transport.ErrorFromPB(r.GetError()); e != nil {
+	if e := clientapi.ErrorFromPB(r.GetError()); e != nil {
 		return e
 	}
 	if r.GetDone() == nil {

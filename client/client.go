@@ -13,9 +13,9 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
 
+	"github.com/scraft/scraft/clientapi"
+	"github.com/scraft/scraft/clientapi/clientpb"
 	"github.com/scraft/scraft/protocol"
-	"github.com/scraft/scraft/transport"
-	"github.com/scraft/scraft/transport/clientpb"
 )
 
 // ErrClosed is returned by a Client or Subscription after Close.
@@ -294,19 +294,10 @@ func (c *Client) pause(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// retryable codes are answers of a node that cannot serve the request for
-// now; another node, or the same one a moment later, may.
-func retryable(code transport.Code) bool {
-	switch code {
-	case transport.CodeUnavailable, transport.CodeNotReady, transport.CodeClosed, transport.CodeTimeout:
-		return true
-	}
-	return false
-}
-
 // do sends a request and returns the answer, trying again on a new stream
 // when the stream breaks and after a pause when the node answers with a
-// retryable code. m must be safe to send more than once (calls carry the
+// retryable code (protocol.Code.Retryable), on the next node when there
+// are several. m must be safe to send more than once (calls carry the
 // same signed tx every time).
 func (c *Client) do(ctx context.Context, m *clientpb.ClientMessage) (*clientpb.ServerMessage, error) {
 	return c.doCounted(ctx, m, nil)
@@ -330,14 +321,14 @@ func (c *Client) doCounted(ctx context.Context, m *clientpb.ClientMessage, sends
 			if errors.Is(err, errLinkLost) && ctx.Err() == nil {
 				continue
 			}
-			var te *transport.Error
-			if errors.As(err, &te) && retryable(te.Code) && ctx.Err() == nil {
+			var te *protocol.Error
+			if errors.As(err, &te) && te.Code.Retryable() && ctx.Err() == nil {
 				continue // the node ended the stream, e.g. shutting down
 			}
 			return nil, err
 		}
-		e := transport.ErrorFromPB(r.GetError())
-		if e == nil || !retryable(e.Code) {
+		e := clientapi.ErrorFromPB(r.GetError())
+		if e == nil || !e.Code.Retryable() {
 			return r, nil
 		}
 		if len(c.addrs) > 1 {

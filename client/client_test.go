@@ -3,13 +3,14 @@ package client_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/scraft/scraft/client"
 	"github.com/scraft/scraft/contracts"
 	"github.com/scraft/scraft/protocol"
-	"github.com/scraft/scraft/transport"
 )
 
 func ctxT(t testing.TB) context.Context {
@@ -130,28 +131,28 @@ func TestCallErrors(t *testing.T) {
 	tests := []struct {
 		name  string
 		call  func() (*client.Result, error)
-		code  transport.Code
+		code  protocol.Code
 		err   error
 		abort uint32
 	}{
 		{"unknown channel", func() (*client.Result, error) {
 			return ca.Call(ctx, testChannel(9), "chat::send", chatArgs(t, "send", `{"text":"x"}`))
-		}, transport.CodeNoChannel, transport.ErrNoChannel, 0},
+		}, protocol.CodeNoChannel, protocol.ErrNoChannel, 0},
 		{"not a member", func() (*client.Result, error) {
 			return cc.Call(ctx, ch, "chat::send", chatArgs(t, "send", `{"text":"x"}`))
-		}, transport.CodeNotMember, transport.ErrNotMember, 0},
+		}, protocol.CodeNotMember, protocol.ErrNotMember, 0},
 		{"contract abort", func() (*client.Result, error) {
 			return ca.Call(ctx, ch, "chat::send", chatArgs(t, "send", `{"text":""}`))
-		}, transport.CodeAbort, transport.ErrAbort, 0},
-		{"oversized args", func() (*client.Result, error) { return ca.CallTx(ctx, big) }, transport.CodeTooLarge, transport.ErrTooLarge, 0},
-		{"forged signature", func() (*client.Result, error) { return ca.CallTx(ctx, forged) }, transport.CodeBadSignature, transport.ErrBadSignature, 0},
-		{"other sender", func() (*client.Result, error) { return ca.CallTx(ctx, otherSender) }, transport.CodeWrongSender, transport.ErrWrongSender, 0},
-		{"unknown function", func() (*client.Result, error) { return ca.Call(ctx, ch, "chat::nope", nil) }, transport.CodeExecution, transport.ErrExecution, 0},
+		}, protocol.CodeAbort, protocol.ErrAbort, 0},
+		{"oversized args", func() (*client.Result, error) { return ca.CallTx(ctx, big) }, protocol.CodeTooLarge, protocol.ErrTooLarge, 0},
+		{"forged signature", func() (*client.Result, error) { return ca.CallTx(ctx, forged) }, protocol.CodeBadSignature, protocol.ErrBadSignature, 0},
+		{"other sender", func() (*client.Result, error) { return ca.CallTx(ctx, otherSender) }, protocol.CodeWrongSender, protocol.ErrWrongSender, 0},
+		{"unknown function", func() (*client.Result, error) { return ca.Call(ctx, ch, "chat::nope", nil) }, protocol.CodeExecution, protocol.ErrExecution, 0},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := tc.call()
-			var e *transport.Error
+			var e *protocol.Error
 			if !errors.As(err, &e) || e.Code != tc.code || !errors.Is(err, tc.err) {
 				t.Fatalf("error %v, want code %d", err, tc.code)
 			}
@@ -160,8 +161,8 @@ func TestCallErrors(t *testing.T) {
 	// The abort carried the contract's code and consumed the nonce; the
 	// next call still works.
 	r, err := ca.Call(ctx, ch, "chat::send", chatArgs(t, "send", `{"text":""}`))
-	var e *transport.Error
-	if !errors.As(err, &e) || e.Code != transport.CodeAbort || e.AbortCode == 0 || r == nil || r.Status != protocol.StatusAbort {
+	var e *protocol.Error
+	if !errors.As(err, &e) || e.Code != protocol.CodeAbort || e.AbortCode == 0 || r == nil || r.Status != protocol.StatusAbort {
 		t.Fatalf("abort: %v, %+v", err, r)
 	}
 	if _, err := ca.Call(ctx, ch, "chat::send", chatArgs(t, "send", `{"text":"still fine"}`)); err != nil {
@@ -195,6 +196,42 @@ func TestCallIdempotent(t *testing.T) {
 	}
 }
 
+// catchingUp is a node that has not caught up with the channel: it knows
+// no member yet, and says so with the retryable NotReady.
+type catchingUp struct {
+	*memNode
+	asked atomic.Int64
+}
+
+func (n *catchingUp) CheckMember(protocol.ChannelID, protocol.Address) error {
+	n.asked.Add(1)
+	return fmt.Errorf("%w: catching up", protocol.ErrNotReady)
+}
+
+// TestNotReadyTriesNextNode: the first node answers NotReady (a node
+// restarted and still catching up); the call goes through the second, as
+// `scraft call --node A,B` does, instead of giving up.
+func TestNotReadyTriesNextNode(t *testing.T) {
+	alice := testKey(t, 1)
+	node := newMemNode()
+	ch := testChannel(1)
+	node.addChannel(t, ch, alice)
+	behind := &catchingUp{memNode: node}
+	n1 := startNode(t, behind, nil)
+	n2 := startNode(t, node, nil)
+	ca := dial(t, alice, n1.addr, n2.addr)
+	if ca.Node() != n1.addr {
+		t.Fatalf("bound to %s, want %s", ca.Node(), n1.addr)
+	}
+	r, err := ca.Call(ctxT(t), ch, "chat::send", chatArgs(t, "send", `{"text":"hi"}`))
+	if err != nil && !errors.Is(err, protocol.ErrAbort) {
+		t.Fatal(err)
+	}
+	if ca.Node() != n2.addr || r.Height != 1 || behind.asked.Load() == 0 {
+		t.Fatalf("node %s, height %d, first node asked %d times", ca.Node(), r.Height, behind.asked.Load())
+	}
+}
+
 // TestFailover runs two nodes over one channel: when the client's node
 // stops, calls and the subscription go on through the other, with no gap
 // and no duplicate.
@@ -219,7 +256,7 @@ func TestFailover(t *testing.T) {
 	send := func(text string) *client.Result {
 		t.Helper()
 		r, err := ca.Call(ctx, ch, "chat::send", chatArgs(t, "send", `{"text":"`+text+`"}`))
-		if err != nil && !errors.Is(err, transport.ErrAbort) {
+		if err != nil && !errors.Is(err, protocol.ErrAbort) {
 			t.Fatal(err)
 		}
 		return r

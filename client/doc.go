@@ -8,9 +8,14 @@
 // to close it. It fails over between the node addresses it was given:
 // calls are retried with the same signed tx, which the nodes answer
 // idempotently, and subscriptions resume after the last height they hold.
-// Errors from the node are *transport.Error values with the stable codes of
-// transport/CLIENT_API.md; errors.Is matches them against the sentinels of
-// package transport (transport.ErrNoChannel, transport.ErrBusy, ...).
+// Errors from the node are *protocol.Error values with the stable codes of
+// clientapi/CLIENT_API.md; errors.Is matches them against the sentinels of
+// package protocol (protocol.ErrNoChannel, protocol.ErrBusy, ...). A node
+// that answers not_ready, unavailable, closed or timeout is left for the
+// next one.
+//
+// The SDK imports only protocol and clientapi: an application that uses it
+// links no Raft, bbolt or wazero.
 //
 // Each Client has connections of its own; a process with many Clients (a
 // game server with one per player) should give them one Pool in their

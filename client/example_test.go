@@ -8,10 +8,9 @@ import (
 	"github.com/scraft/scraft/client"
 	"github.com/scraft/scraft/contracts"
 	"github.com/scraft/scraft/protocol"
-	"github.com/scraft/scraft/transport"
 )
 
-func codeOf(err error) uint32 { return uint32(transport.CodeOf(err)) }
+func codeOf(err error) uint32 { return uint32(protocol.CodeOf(err)) }
 
 // exampleChannel starts an in-memory node serving a chat channel with
 // alice and bob as members, and returns its address.

@@ -12,8 +12,10 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
-	"github.com/scraft/scraft/transport"
-	"github.com/scraft/scraft/transport/clientpb"
+	"github.com/scraft/scraft/clientapi"
+	"github.com/scraft/scraft/clientapi/clientpb"
+	"github.com/scraft/scraft/protocol"
+	"github.com/scraft/scraft/protocol/rpcerr"
 )
 
 // errLinkLost means the stream to a node broke; requests on it are tried
@@ -75,14 +77,14 @@ func (c *Client) connect(ctx context.Context, addr string) (*link, error) {
 		return nil, fmt.Errorf("client: %s: %w", addr, l.streamError(err))
 	}
 	ch := m.GetChallenge()
-	if ch == nil || len(ch.GetNonce()) != transport.ChallengeLen {
+	if ch == nil || len(ch.GetNonce()) != clientapi.ChallengeLen {
 		return nil, fmt.Errorf("client: %s did not send a challenge", addr)
 	}
 	bind := &clientpb.Bind{
 		PublicKey:   c.key.Public(),
 		Nonce:       ch.GetNonce(),
 		NodeAddress: addr,
-		Signature:   c.key.Sign(transport.DomainClientBind, transport.BindMessage(ch.GetNonce(), addr)),
+		Signature:   c.key.Sign(clientapi.DomainClientBind, clientapi.BindMessage(ch.GetNonce(), addr)),
 	}
 	if err := l.stream.Send(&clientpb.ClientMessage{Body: &clientpb.ClientMessage_Bind{Bind: bind}}); err != nil {
 		return nil, fmt.Errorf("client: bind to %s: %w", addr, l.streamError(err))
@@ -91,7 +93,7 @@ func (c *Client) connect(ctx context.Context, addr string) (*link, error) {
 	if err != nil {
 		return nil, fmt.Errorf("client: bind to %s: %w", addr, l.streamError(err))
 	}
-	if e := transport.ErrorFromPB(m.GetError()); e != nil {
+	if e := clientapi.ErrorFromPB(m.GetError()); e != nil {
 		return nil, fmt.Errorf("client: bind to %s: %w", addr, e)
 	}
 	if m.GetBound().GetAddress() != c.key.Address().String() {
@@ -108,19 +110,25 @@ func (c *Client) connect(ctx context.Context, addr string) (*link, error) {
 	return l, nil
 }
 
-// streamError turns a stream failure into the node's *transport.Error when
+// streamError turns a stream failure into the node's *protocol.Error when
 // the node ended the stream with a code, and into errLinkLost otherwise.
 func (l *link) streamError(err error) error {
 	var md metadata.MD
 	if l.stream != nil {
 		md = l.stream.Trailer()
 	}
-	if status.Code(err) == codes.ResourceExhausted {
-		return &transport.Error{Code: transport.CodeTooLarge, Message: status.Convert(err).Message()}
+	if e, ok := rpcerr.Coded(err); ok {
+		return e
 	}
-	if v := md.Get(transport.TrailerCode); len(v) > 0 {
+	// gRPC itself ends the stream on a message above its limit, and on
+	// one that is not protobuf (INTERNAL, the code is in the trailer);
+	// nodes before the status detail set only the trailer.
+	if status.Code(err) == codes.ResourceExhausted {
+		return &protocol.Error{Code: protocol.CodeTooLarge, Message: status.Convert(err).Message()}
+	}
+	if v := md.Get(clientapi.TrailerCode); len(v) > 0 {
 		if code, perr := strconv.ParseUint(v[len(v)-1], 10, 32); perr == nil {
-			return &transport.Error{Code: transport.Code(code), Message: status.Convert(err).Message()}
+			return &protocol.Error{Code: protocol.Code(code), Message: status.Convert(err).Message()}
 		}
 	}
 	return fmt.Errorf("%w: %v", errLinkLost, err)

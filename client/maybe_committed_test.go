@@ -8,7 +8,6 @@ import (
 
 	"github.com/scraft/scraft/client"
 	"github.com/scraft/scraft/protocol"
-	"github.com/scraft/scraft/transport"
 )
 
 // forgetfulNode commits a tx on its first submission but answers
@@ -21,18 +20,18 @@ type forgetfulNode struct {
 	seen map[protocol.Hash]bool
 }
 
-func (n *forgetfulNode) Submit(ctx context.Context, tx *protocol.SignedTx) (*transport.Outcome, error) {
+func (n *forgetfulNode) Submit(ctx context.Context, tx *protocol.SignedTx) (*protocol.Outcome, error) {
 	n.mu.Lock()
 	again := n.seen[tx.Hash()]
 	n.seen[tx.Hash()] = true
 	n.mu.Unlock()
 	if again {
-		return nil, transport.ErrStaleNonce
+		return nil, protocol.ErrStaleNonce
 	}
 	if _, err := n.memNode.Submit(ctx, tx); err != nil {
 		return nil, err
 	}
-	return nil, transport.ErrUnavailable
+	return nil, protocol.ErrUnavailable
 }
 
 // A call retried after a lost answer must never be signed again with a new

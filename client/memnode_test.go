@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/scraft/scraft/client"
+	"github.com/scraft/scraft/clientapi"
 	"github.com/scraft/scraft/contracts"
 	"github.com/scraft/scraft/fsm"
 	"github.com/scraft/scraft/protocol"
@@ -20,7 +21,7 @@ import (
 // memNode is a small in-memory node for the client API: one leader per
 // channel that batches submitted txs, runs them through the real fsm and
 // the real vm (the chat contract), and fans the verified outcomes out to
-// subscribers with bounded buffers. It implements transport.ChannelAPI the
+// subscribers with bounded buffers. It implements clientapi.ChannelAPI the
 // way package cluster does, without Raft.
 type memNode struct {
 	mu       sync.Mutex
@@ -40,14 +41,14 @@ type memChannel struct {
 	// keep bounds the recent outcomes kept for resuming subscribers.
 	keep int
 	// onCommit, when set, is told each applied batch's outcomes (under mu).
-	onCommit func([]transport.Outcome)
+	onCommit func([]protocol.Outcome)
 
 	mu       sync.Mutex
 	m        *fsm.Machine
 	closed   bool
-	done     map[protocol.Hash]*transport.Outcome
+	done     map[protocol.Hash]*protocol.Outcome
 	inflight map[protocol.Hash]*memSubmission
-	recent   []transport.Outcome
+	recent   []protocol.Outcome
 	subs     map[*memSub]struct{}
 }
 
@@ -55,7 +56,7 @@ type memSubmission struct {
 	entry protocol.Entry
 	hash  protocol.Hash
 	done  chan struct{}
-	out   *transport.Outcome
+	out   *protocol.Outcome
 	err   error
 }
 
@@ -64,13 +65,6 @@ var (
 	chatExec fsm.Executor
 	chatErr  error
 )
-
-type vmExecutor struct{ mod *vm.Module }
-
-func (x vmExecutor) Has(fn string) bool { return x.mod.Has(fn) }
-func (x vmExecutor) Execute(c fsm.Call, st fsm.StateReader) fsm.ExecResult {
-	return fsm.ExecResult(x.mod.Call(context.Background(), st, vm.Call(c)))
-}
 
 // chatExecutor deploys the chat contract once per test binary.
 func chatExecutor(t tb) fsm.Executor {
@@ -91,7 +85,7 @@ func chatExecutor(t tb) fsm.Executor {
 			chatErr = err
 			return
 		}
-		chatExec = vmExecutor{mod}
+		chatExec = mod
 	})
 	if chatErr != nil {
 		t.Fatal(chatErr)
@@ -131,7 +125,7 @@ func (n *memNode) addChannel(t tb, id protocol.ChannelID, members ...*protocol.K
 	exec := chatExecutor(t)
 	cfg := fsm.DefaultConfig()
 	cfg.Channel, cfg.Contract = id, "chat"
-	init := exec.Execute(fsm.Call{Function: "init", Gas: cfg.GasLimit}, emptyState{})
+	init := exec.Execute(protocol.Call{Function: "init", Gas: cfg.GasLimit}, emptyState{})
 	if init.Status != protocol.StatusOK {
 		t.Fatal("chat init: ", init.Status, " ", init.Message)
 	}
@@ -151,7 +145,7 @@ func (n *memNode) addChannel(t tb, id protocol.ChannelID, members ...*protocol.K
 		id: id, leader: members[0], m: m,
 		queue: make(chan *memSubmission, 1024), stop: make(chan struct{}),
 		subBuffer: 256, keep: 4096,
-		done:     make(map[protocol.Hash]*transport.Outcome),
+		done:     make(map[protocol.Hash]*protocol.Outcome),
 		inflight: make(map[protocol.Hash]*memSubmission),
 		subs:     make(map[*memSub]struct{}),
 	}
@@ -169,13 +163,13 @@ func (n *memNode) channel(id protocol.ChannelID) (*memChannel, error) {
 	c := n.channels[id]
 	n.mu.Unlock()
 	if c == nil {
-		return nil, fmt.Errorf("%w: %s", transport.ErrNoChannel, id)
+		return nil, fmt.Errorf("%w: %s", protocol.ErrNoChannel, id)
 	}
 	c.mu.Lock()
 	closed := c.closed
 	c.mu.Unlock()
 	if closed {
-		return nil, fmt.Errorf("%w: %s", transport.ErrNoChannel, id)
+		return nil, fmt.Errorf("%w: %s", protocol.ErrNoChannel, id)
 	}
 	return c, nil
 }
@@ -227,31 +221,31 @@ func (c *memChannel) run(batch []*memSubmission) {
 		b, _, err := c.m.Propose(entries, 1, c.leader, uint64(time.Now().UnixMilli()))
 		var ee *fsm.EntryError
 		if errors.As(err, &ee) {
-			c.finishLocked(batch[ee.Index], nil, fmt.Errorf("%w: %v", transport.ErrBadRequest, ee))
+			c.finishLocked(batch[ee.Index], nil, fmt.Errorf("%w: %v", protocol.ErrBadRequest, ee))
 			batch = append(batch[:ee.Index:ee.Index], batch[ee.Index+1:]...)
 			continue
 		}
 		if err != nil {
 			for _, s := range batch {
-				c.finishLocked(s, nil, fmt.Errorf("%w: %v", transport.ErrInternal, err))
+				c.finishLocked(s, nil, fmt.Errorf("%w: %v", protocol.ErrInternal, err))
 			}
 			return
 		}
 		a, err := c.m.Apply(b, nil)
 		if err != nil {
 			for _, s := range batch {
-				c.finishLocked(s, nil, fmt.Errorf("%w: %v", transport.ErrInternal, err))
+				c.finishLocked(s, nil, fmt.Errorf("%w: %v", protocol.ErrInternal, err))
 			}
 			return
 		}
-		outs := make([]transport.Outcome, len(a.Outcomes))
+		outs := make([]protocol.Outcome, len(a.Outcomes))
 		for i := range a.Outcomes {
-			outs[i] = transport.Outcome(a.Outcomes[i])
+			outs[i] = protocol.Outcome(a.Outcomes[i])
 			c.finishLocked(batch[i], &outs[i], nil)
 		}
 		c.recent = append(c.recent, outs...)
 		if len(c.recent) > 2*c.keep { // amortised: copy once per keep outcomes
-			c.recent = append([]transport.Outcome(nil), c.recent[len(c.recent)-c.keep:]...)
+			c.recent = append([]protocol.Outcome(nil), c.recent[len(c.recent)-c.keep:]...)
 		}
 		if c.onCommit != nil {
 			c.onCommit(outs)
@@ -263,7 +257,7 @@ func (c *memChannel) run(batch []*memSubmission) {
 	}
 }
 
-func (c *memChannel) finishLocked(s *memSubmission, out *transport.Outcome, err error) {
+func (c *memChannel) finishLocked(s *memSubmission, out *protocol.Outcome, err error) {
 	s.out, s.err = out, err
 	if s.entry.Kind == protocol.EntryCall {
 		delete(c.inflight, s.hash)
@@ -274,7 +268,7 @@ func (c *memChannel) finishLocked(s *memSubmission, out *transport.Outcome, err 
 	close(s.done)
 }
 
-func (c *memChannel) submit(ctx context.Context, en protocol.Entry) (*transport.Outcome, error) {
+func (c *memChannel) submit(ctx context.Context, en protocol.Entry) (*protocol.Outcome, error) {
 	h := en.Hash()
 	if en.Kind == protocol.EntryCall {
 		h = en.Call.Hash()
@@ -291,7 +285,7 @@ func (c *memChannel) submit(ctx context.Context, en protocol.Entry) (*transport.
 		case c.queue <- s:
 		default:
 			c.mu.Unlock()
-			return nil, fmt.Errorf("%w: leader queue full", transport.ErrBusy)
+			return nil, fmt.Errorf("%w: leader queue full", protocol.ErrBusy)
 		}
 		if en.Kind == protocol.EntryCall {
 			c.inflight[h] = s
@@ -313,15 +307,17 @@ func (n *memNode) Exists(ch protocol.ChannelID) bool {
 	return err == nil
 }
 
-func (n *memNode) IsMember(ch protocol.ChannelID, a protocol.Address) bool {
+func (n *memNode) CheckMember(ch protocol.ChannelID, a protocol.Address) error {
 	c, err := n.channel(ch)
 	if err != nil {
-		return false
+		return err
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	_, ok := c.m.Member(a)
-	return ok
+	if _, ok := c.m.Member(a); !ok {
+		return protocol.ErrNotMember
+	}
+	return nil
 }
 
 func (n *memNode) NextNonce(ch protocol.ChannelID, a protocol.Address) (uint64, error) {
@@ -334,18 +330,18 @@ func (n *memNode) NextNonce(ch protocol.ChannelID, a protocol.Address) (uint64, 
 	return c.m.Nonce(a) + 1, nil
 }
 
-func (n *memNode) Submit(ctx context.Context, tx *protocol.SignedTx) (*transport.Outcome, error) {
+func (n *memNode) Submit(ctx context.Context, tx *protocol.SignedTx) (*protocol.Outcome, error) {
 	c, err := n.channel(tx.Tx.Channel)
 	if err != nil {
 		return nil, err
 	}
 	if err := tx.Verify(); err != nil {
-		return nil, fmt.Errorf("%w: %v", transport.ErrBadSignature, err)
+		return nil, fmt.Errorf("%w: %v", protocol.ErrBadSignature, err)
 	}
 	return c.submit(ctx, protocol.Entry{Kind: protocol.EntryCall, Call: tx})
 }
 
-func (n *memNode) Subscribe(ctx context.Context, ch protocol.ChannelID, from uint64) (transport.Subscription, error) {
+func (n *memNode) Subscribe(ctx context.Context, ch protocol.ChannelID, from uint64) (protocol.Subscription, error) {
 	c, err := n.channel(ch)
 	if err != nil {
 		return nil, err
@@ -354,9 +350,9 @@ func (n *memNode) Subscribe(ctx context.Context, ch protocol.ChannelID, from uin
 	defer c.mu.Unlock()
 	h := c.m.Height()
 	if from > h {
-		return nil, fmt.Errorf("%w: height %d, applied %d", transport.ErrNotReady, from, h)
+		return nil, fmt.Errorf("%w: height %d, applied %d", protocol.ErrNotReady, from, h)
 	}
-	sub := &memSub{c: c, ch: make(chan []transport.Outcome, c.subBuffer), end: make(chan struct{})}
+	sub := &memSub{c: c, ch: make(chan []protocol.Outcome, c.subBuffer), end: make(chan struct{})}
 	oldest := h + 1
 	if len(c.recent) > 0 {
 		oldest = c.recent[0].Height
@@ -364,32 +360,32 @@ func (n *memNode) Subscribe(ctx context.Context, ch protocol.ChannelID, from uin
 	switch {
 	case from == 0 || from+1 < oldest:
 		members := c.m.Members()
-		snap := &transport.Snapshot{Channel: ch, Height: h, Digest: c.m.LastDigest(), State: c.m.Resources()}
+		snap := &protocol.Snapshot{Channel: ch, Height: h, Digest: c.m.LastDigest(), State: c.m.Resources()}
 		for _, mem := range members {
 			snap.Members = append(snap.Members, mem.Address)
 		}
 		sub.snap = snap
 	case from < h:
 		i := int(from + 1 - oldest)
-		sub.replay = append([]transport.Outcome(nil), c.recent[i:]...)
+		sub.replay = append([]protocol.Outcome(nil), c.recent[i:]...)
 	}
 	c.subs[sub] = struct{}{}
 	return sub, nil
 }
 
-func (n *memNode) Status(ch protocol.ChannelID, members bool) (*transport.ChannelStatus, error) {
+func (n *memNode) Status(ch protocol.ChannelID, members bool) (*protocol.ChannelStatus, error) {
 	c, err := n.channel(ch)
 	if err != nil {
 		return nil, err
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	st := &transport.ChannelStatus{Channel: ch, Leader: c.leader.Address(), Epoch: 1, Height: c.m.Height(), Digest: c.m.LastDigest(), Ready: true}
+	st := &protocol.ChannelStatus{Channel: ch, Leader: c.leader.Address(), Epoch: 1, Height: c.m.Height(), Digest: c.m.LastDigest(), Ready: true}
 	if !members {
 		return st, nil
 	}
 	for _, mem := range c.m.Members() {
-		st.Members = append(st.Members, transport.MemberStatus{
+		st.Members = append(st.Members, protocol.MemberStatus{
 			Address: mem.Address, Lag: -1, HeartbeatAge: -1, Leader: mem.Address == c.leader.Address(),
 		})
 	}
@@ -417,7 +413,7 @@ func (n *memNode) Close(ctx context.Context, tx *protocol.SignedTx) error {
 	defer c.mu.Unlock()
 	c.closed = true
 	for sub := range c.subs {
-		sub.endLocked(transport.ErrChannelClosed)
+		sub.endLocked(protocol.ErrChannelClosed)
 	}
 	return nil
 }
@@ -426,21 +422,21 @@ func (n *memNode) Close(ctx context.Context, tx *protocol.SignedTx) error {
 // subscriber is dropped with ErrSlowSubscriber, never waited for.
 type memSub struct {
 	c      *memChannel
-	snap   *transport.Snapshot
-	replay []transport.Outcome
-	ch     chan []transport.Outcome
+	snap   *protocol.Snapshot
+	replay []protocol.Outcome
+	ch     chan []protocol.Outcome
 	end    chan struct{}
 	err    error // set before end is closed
 }
 
-func (s *memSub) Snapshot() *transport.Snapshot { return s.snap }
+func (s *memSub) Snapshot() *protocol.Snapshot { return s.snap }
 
 // push runs under the channel lock.
-func (s *memSub) push(outs []transport.Outcome) {
+func (s *memSub) push(outs []protocol.Outcome) {
 	select {
 	case s.ch <- outs:
 	default:
-		s.endLocked(transport.ErrSlowSubscriber)
+		s.endLocked(protocol.ErrSlowSubscriber)
 	}
 }
 
@@ -455,7 +451,7 @@ func (s *memSub) endLocked(err error) {
 
 // Next returns the next batch and every batch already waiting behind it,
 // up to memSubGather outcomes, as cluster's subscriptions do.
-func (s *memSub) Next(ctx context.Context) ([]transport.Outcome, error) {
+func (s *memSub) Next(ctx context.Context) ([]protocol.Outcome, error) {
 	if len(s.replay) > 0 {
 		r := s.replay
 		s.replay = nil
@@ -486,13 +482,13 @@ const memSubGather = 256
 
 // gather appends the batches waiting in the queue to outs. The batches are
 // shared with the other subscribers: the result is a new slice.
-func (s *memSub) gather(outs []transport.Outcome) []transport.Outcome {
+func (s *memSub) gather(outs []protocol.Outcome) []protocol.Outcome {
 	owned := false
 	for len(outs) < memSubGather {
 		select {
 		case next := <-s.ch:
 			if !owned {
-				outs = append(make([]transport.Outcome, 0, 2*(len(outs)+len(next))), outs...)
+				outs = append(make([]protocol.Outcome, 0, 2*(len(outs)+len(next))), outs...)
 				owned = true
 			}
 			outs = append(outs, next...)
@@ -506,7 +502,7 @@ func (s *memSub) gather(outs []transport.Outcome) []transport.Outcome {
 func (s *memSub) Close() {
 	s.c.mu.Lock()
 	defer s.c.mu.Unlock()
-	s.endLocked(transport.ErrChannelClosed)
+	s.endLocked(protocol.ErrChannelClosed)
 }
 
 // testNode is a memNode served over real gRPC on 127.0.0.1:0.
@@ -514,10 +510,10 @@ type testNode struct {
 	*memNode
 	addr string
 	srv  *transport.Server
-	svc  *transport.ClientService
+	svc  *clientapi.Service
 }
 
-func startNode(t tb, api transport.ChannelAPI, tune func(*transport.ClientConfig)) *testNode {
+func startNode(t tb, api clientapi.ChannelAPI, tune func(*clientapi.Config)) *testNode {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -527,14 +523,16 @@ func startNode(t tb, api transport.ChannelAPI, tune func(*transport.ClientConfig
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := transport.DefaultClientConfig()
+	cfg := clientapi.DefaultConfig()
 	if tune != nil {
 		tune(&cfg)
 	}
-	svc, err := transport.RegisterClientService(srv, api, cfg)
+	cfg.Addresses = append([]string{srv.Addr()}, cfg.Addresses...)
+	svc, err := clientapi.NewService(api, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
+	svc.Register(srv.GRPC())
 	served := make(chan struct{})
 	go func() {
 		defer close(served)

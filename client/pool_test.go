@@ -7,7 +7,6 @@ import (
 
 	"github.com/scraft/scraft/client"
 	"github.com/scraft/scraft/protocol"
-	"github.com/scraft/scraft/transport"
 )
 
 // TestPoolSharesConnections: clients with one Pool reach a node over one
@@ -41,7 +40,7 @@ func TestPoolSharesConnections(t *testing.T) {
 		t.Helper()
 		calls++
 		r, err := c.Call(ctx, ch, "chat::send", chatArgs(t, "send", fmt.Sprintf(`{"text":"message %d"}`, calls)))
-		if err != nil && !errors.Is(err, transport.ErrAbort) {
+		if err != nil && !errors.Is(err, protocol.ErrAbort) {
 			t.Fatal(err)
 		}
 		if r.Height != uint64(calls) {

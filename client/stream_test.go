@@ -16,10 +16,10 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/scraft/scraft/client"
+	"github.com/scraft/scraft/clientapi"
+	"github.com/scraft/scraft/clientapi/clientpb"
 	"github.com/scraft/scraft/internal/testutil"
 	"github.com/scraft/scraft/protocol"
-	"github.com/scraft/scraft/transport"
-	"github.com/scraft/scraft/transport/clientpb"
 )
 
 // rawStream is a client stream driven by hand, to send what the SDK never
@@ -75,7 +75,7 @@ func (r *rawStream) recv() *clientpb.ServerMessage {
 func bindMsg(k *protocol.Key, nonce []byte, addr string) *clientpb.ClientMessage {
 	return &clientpb.ClientMessage{Id: 1, Body: &clientpb.ClientMessage_Bind{Bind: &clientpb.Bind{
 		PublicKey: k.Public(), Nonce: nonce, NodeAddress: addr,
-		Signature: k.Sign(transport.DomainClientBind, transport.BindMessage(nonce, addr)),
+		Signature: k.Sign(clientapi.DomainClientBind, clientapi.BindMessage(nonce, addr)),
 	}}}
 }
 
@@ -89,16 +89,16 @@ func (r *rawStream) bind(k *protocol.Key, addr string) {
 
 // endCode waits for the node to end the stream and returns the code in its
 // trailer.
-func (r *rawStream) endCode() transport.Code {
+func (r *rawStream) endCode() protocol.Code {
 	r.t.Helper()
 	for {
 		_, err := r.st.Recv()
 		if err == nil {
 			continue
 		}
-		if v := r.st.Trailer().Get(transport.TrailerCode); len(v) > 0 {
+		if v := r.st.Trailer().Get(clientapi.TrailerCode); len(v) > 0 {
 			c, _ := strconv.Atoi(v[len(v)-1])
-			return transport.Code(c)
+			return protocol.Code(c)
 		}
 		r.t.Fatalf("stream ended without a code: %v", err)
 	}
@@ -128,7 +128,7 @@ func TestStreamBadInput(t *testing.T) {
 	good := dial(t, bob, tn.addr)
 	goodCall := func() {
 		t.Helper()
-		if _, err := good.Call(ctx, ch, "chat::join", chatArgs(t, "join", `{"nick":"bob"}`)); err != nil && !errors.Is(err, transport.ErrAbort) {
+		if _, err := good.Call(ctx, ch, "chat::join", chatArgs(t, "join", `{"nick":"bob"}`)); err != nil && !errors.Is(err, protocol.ErrAbort) {
 			t.Fatalf("well-behaved client: %v", err)
 		}
 	}
@@ -152,8 +152,8 @@ func TestStreamBadInput(t *testing.T) {
 			t.Fatal(err)
 		}
 		err = st.RecvMsg(&m)
-		v := st.Trailer().Get(transport.TrailerCode)
-		if status.Code(err) != codes.Internal || len(v) == 0 || v[len(v)-1] != fmt.Sprint(uint32(transport.CodeBadRequest)) {
+		v := st.Trailer().Get(clientapi.TrailerCode)
+		if status.Code(err) != codes.Internal || len(v) == 0 || v[len(v)-1] != fmt.Sprint(uint32(protocol.CodeBadRequest)) {
 			t.Fatalf("malformed message: %v, trailer %v", err, v)
 		}
 	})
@@ -162,7 +162,7 @@ func TestStreamBadInput(t *testing.T) {
 		m := bindMsg(alice, r.nonce, tn.addr)
 		m.GetBind().Signature[5] ^= 0x40
 		r.send(m)
-		if c := r.endCode(); c != transport.CodeBadSignature {
+		if c := r.endCode(); c != protocol.CodeBadSignature {
 			t.Fatalf("code %d", c)
 		}
 	})
@@ -170,21 +170,21 @@ func TestStreamBadInput(t *testing.T) {
 		first := openRaw(t, tn.addr)
 		r := openRaw(t, tn.addr)
 		r.send(bindMsg(alice, first.nonce, tn.addr)) // a valid bind of another stream
-		if c := r.endCode(); c != transport.CodeStaleNonce {
+		if c := r.endCode(); c != protocol.CodeStaleNonce {
 			t.Fatalf("code %d", c)
 		}
 	})
 	t.Run("bind for another node", func(t *testing.T) {
 		r := openRaw(t, tn.addr)
 		r.send(bindMsg(alice, r.nonce, "10.0.0.1:7000"))
-		if c := r.endCode(); c != transport.CodeBadRequest {
+		if c := r.endCode(); c != protocol.CodeBadRequest {
 			t.Fatalf("code %d", c)
 		}
 	})
 	t.Run("request before bind", func(t *testing.T) {
 		r := openRaw(t, tn.addr)
 		r.send(&clientpb.ClientMessage{Id: 7, Body: &clientpb.ClientMessage_Status{Status: &clientpb.StatusRequest{Channel: ch[:]}}})
-		if m := r.recv(); m.GetId() != 7 || m.GetError().GetCode() != uint32(transport.CodeNotBound) {
+		if m := r.recv(); m.GetId() != 7 || m.GetError().GetCode() != uint32(protocol.CodeNotBound) {
 			t.Fatalf("answer %v", m)
 		}
 		r.bind(alice, tn.addr) // the stream is still usable
@@ -201,7 +201,7 @@ func TestStreamBadInput(t *testing.T) {
 			{Id: 13, Body: &clientpb.ClientMessage_Unsubscribe{Unsubscribe: &clientpb.UnsubscribeRequest{SubscriptionId: 99}}},
 		} {
 			r.send(m)
-			if a := r.recv(); a.GetId() != m.GetId() || a.GetError().GetCode() != uint32(transport.CodeBadRequest) {
+			if a := r.recv(); a.GetId() != m.GetId() || a.GetError().GetCode() != uint32(protocol.CodeBadRequest) {
 				t.Fatalf("request %d: answer %v", i, a)
 			}
 		}
@@ -219,7 +219,7 @@ func TestStreamFlood(t *testing.T) {
 	ch := testChannel(1)
 	node.addChannel(t, ch, alice, bob)
 	const maxInFlight = 8
-	tn := startNode(t, node, func(c *transport.ClientConfig) {
+	tn := startNode(t, node, func(c *clientapi.Config) {
 		c.MaxInFlight = maxInFlight
 		c.SendQueue = 4
 	})
@@ -247,20 +247,20 @@ func TestStreamFlood(t *testing.T) {
 	}
 
 	answered := map[uint64]bool{}
-	counts := map[transport.Code]int{}
+	counts := map[protocol.Code]int{}
 	for len(answered) < n {
 		m := r.recv()
 		if answered[m.GetId()] {
 			t.Fatalf("request %d answered twice", m.GetId())
 		}
 		answered[m.GetId()] = true
-		counts[transport.Code(m.GetError().GetCode())]++
+		counts[protocol.Code(m.GetError().GetCode())]++
 		if st := tn.svc.Stats(); st.Calls > maxInFlight+1 {
 			t.Fatalf("%d calls in flight, bound %d per stream", st.Calls, maxInFlight)
 		}
 	}
 	wg.Wait()
-	if counts[transport.CodeBusy] == 0 || counts[transport.CodeOK]+counts[transport.CodeAbort] == 0 {
+	if counts[protocol.CodeBusy] == 0 || counts[protocol.CodeOK]+counts[protocol.CodeAbort] == 0 {
 		t.Fatalf("answers by code: %v", counts)
 	}
 	t.Logf("answers by code: %v", counts)
@@ -269,7 +269,7 @@ func TestStreamFlood(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	committed := uint64(n - counts[transport.CodeBusy] + 1)
+	committed := uint64(n - counts[protocol.CodeBusy] + 1)
 	if st.Height != committed {
 		t.Fatalf("height %d, committed %d", st.Height, committed)
 	}
@@ -287,7 +287,7 @@ func TestSlowSubscriber(t *testing.T) {
 	ch := testChannel(1)
 	mc := node.addChannel(t, ch, alice, bob)
 	mc.subBuffer = 2
-	tn := startNode(t, node, func(c *transport.ClientConfig) { c.SendQueue = 1 })
+	tn := startNode(t, node, func(c *clientapi.Config) { c.SendQueue = 1 })
 	ctx := ctxT(t)
 
 	slow := openRaw(t, tn.addr)
@@ -307,7 +307,7 @@ func TestSlowSubscriber(t *testing.T) {
 		if i > 20000 {
 			t.Fatal("subscriber never dropped")
 		}
-		if _, err := ca.Call(ctx, ch, "chat::rename", chatArgs(t, "rename", fmt.Sprintf(`{"name":"g%d"}`, i))); err != nil && !errors.Is(err, transport.ErrAbort) {
+		if _, err := ca.Call(ctx, ch, "chat::rename", chatArgs(t, "rename", fmt.Sprintf(`{"name":"g%d"}`, i))); err != nil && !errors.Is(err, protocol.ErrAbort) {
 			t.Fatal(err)
 		}
 	}
@@ -325,7 +325,7 @@ func TestSlowSubscriber(t *testing.T) {
 				last = o.GetHeight()
 			}
 		case m.GetError() != nil:
-			if m.GetError().GetCode() != uint32(transport.CodeSlowSubscriber) || m.GetError().GetResumeHeight() != last {
+			if m.GetError().GetCode() != uint32(protocol.CodeSlowSubscriber) || m.GetError().GetResumeHeight() != last {
 				t.Fatalf("end of subscription %v, last height %d", m.GetError(), last)
 			}
 			resume = last
@@ -372,7 +372,7 @@ func TestSubscriptionSlowReader(t *testing.T) {
 	ca := dial(t, alice, tn.addr)
 	const n = 40
 	for i := 0; i < n; i++ {
-		if _, err := ca.Call(ctx, ch, "chat::rename", chatArgs(t, "rename", fmt.Sprintf(`{"name":"g%d"}`, i))); err != nil && !errors.Is(err, transport.ErrAbort) {
+		if _, err := ca.Call(ctx, ch, "chat::rename", chatArgs(t, "rename", fmt.Sprintf(`{"name":"g%d"}`, i))); err != nil && !errors.Is(err, protocol.ErrAbort) {
 			t.Fatal(err)
 		}
 	}

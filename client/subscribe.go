@@ -6,9 +6,9 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/scraft/scraft/clientapi"
+	"github.com/scraft/scraft/clientapi/clientpb"
 	"github.com/scraft/scraft/protocol"
-	"github.com/scraft/scraft/transport"
-	"github.com/scraft/scraft/transport/clientpb"
 )
 
 // Update is one item of a subscription: a snapshot of the channel state or
@@ -18,9 +18,9 @@ type Update struct {
 	// start at Snapshot.Height + 1. It comes first when subscribing from
 	// height 0, and again if a node cannot replay from the height a
 	// resumed subscription held.
-	Snapshot *transport.Snapshot
+	Snapshot *protocol.Snapshot
 	// Outcome is the next height's outcome (nil with a Snapshot).
-	Outcome *transport.Outcome
+	Outcome *protocol.Outcome
 }
 
 // Subscription delivers a channel's verified outcomes in height order,
@@ -241,10 +241,10 @@ func (s *Subscription) deliver(l *link, id uint64, m *clientpb.ServerMessage) {
 	if s.mu.closed || s.mu.link != l || s.mu.id != id {
 		return
 	}
-	if e := transport.ErrorFromPB(m.GetError()); e != nil {
+	if e := clientapi.ErrorFromPB(m.GetError()); e != nil {
 		l.removeSub(id)
 		s.mu.link = nil
-		if e.Code == transport.CodeSlowSubscriber || e.Code == transport.CodeBusy || retryable(e.Code) {
+		if e.Code == protocol.CodeSlowSubscriber || e.Code == protocol.CodeBusy || e.Code.Retryable() {
 			s.mu.paused = true
 			return
 		}
@@ -253,7 +253,7 @@ func (s *Subscription) deliver(l *link, id uint64, m *clientpb.ServerMessage) {
 	}
 	switch b := m.GetBody().(type) {
 	case *clientpb.ServerMessage_Snapshot:
-		snap, err := transport.SnapshotFromPB(b.Snapshot)
+		snap, err := clientapi.SnapshotFromPB(b.Snapshot)
 		if err != nil {
 			s.failLocked(l, id, err)
 			return
@@ -266,7 +266,7 @@ func (s *Subscription) deliver(l *link, id uint64, m *clientpb.ServerMessage) {
 		s.mu.height, s.mu.digest, s.mu.haveDigest = snap.Height, snap.Digest, true
 	case *clientpb.ServerMessage_Updates:
 		for _, p := range b.Updates.GetOutcomes() {
-			o, err := transport.OutcomeFromPB(p)
+			o, err := clientapi.OutcomeFromPB(p)
 			if err == nil && o.Height != s.mu.height+1 {
 				err = fmt.Errorf("%w: height %d after %d", ErrInconsistent, o.Height, s.mu.height)
 			}

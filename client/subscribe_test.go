@@ -6,9 +6,9 @@ import (
 	"testing"
 
 	"github.com/scraft/scraft/client"
+	"github.com/scraft/scraft/clientapi"
+	"github.com/scraft/scraft/clientapi/clientpb"
 	"github.com/scraft/scraft/protocol"
-	"github.com/scraft/scraft/transport"
-	"github.com/scraft/scraft/transport/clientpb"
 )
 
 // chain follows a subscription's heights and digests: each outcome must be
@@ -30,7 +30,7 @@ func (c *chain) updates(u *clientpb.Updates) {
 		c.coalesced++
 	}
 	for _, p := range u.GetOutcomes() {
-		o, err := transport.OutcomeFromPB(p)
+		o, err := clientapi.OutcomeFromPB(p)
 		if err != nil {
 			c.t.Fatal(err)
 		}

@@ -227,7 +227,7 @@ func (a *applier) machine(fn func(m *fsm.Machine)) {
 }
 
 // outcome returns the cached outcome of a tx.
-func (a *applier) outcome(h protocol.Hash) (*fsm.Outcome, bool) {
+func (a *applier) outcome(h protocol.Hash) (*protocol.Outcome, bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.cache.get(h)

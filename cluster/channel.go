@@ -85,7 +85,7 @@ type Applied struct {
 	Channel  protocol.ChannelID
 	Epoch    uint64
 	Leader   protocol.Address
-	Outcomes []fsm.Outcome
+	Outcomes []protocol.Outcome
 }
 
 // Status is a channel's state as this node sees it.
@@ -781,6 +781,24 @@ func (c *Channel) IsMember(a protocol.Address) bool {
 		}
 	})
 	return ok
+}
+
+// CheckMember returns nil when a is a member in the applied state. When it
+// is not, the answer depends on whether this node is caught up: while it
+// is not Ready, or has committed entries left to apply (the member's join
+// may be among them), it returns ErrNotReady, which a client retries
+// (elsewhere); only a caught-up node says ErrNotMember. A node restarted
+// after a crash would otherwise tell long-standing members that they are
+// none until it has replayed its log.
+func (c *Channel) CheckMember(a protocol.Address) error {
+	if c.IsMember(a) {
+		return nil
+	}
+	if st := c.Status(); !st.Ready || st.Lag > 0 {
+		return fmt.Errorf("%w: channel %s is catching up (applied %d, lag %d): %s may be a member it has not applied yet",
+			ErrNotReady, c.id, st.Height, st.Lag, a)
+	}
+	return fmt.Errorf("%w: %s", ErrNotMember, a)
 }
 
 // Members returns the members in the applied state, ordered by address.

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/scraft/scraft/fsm"
 	"github.com/scraft/scraft/protocol"
 )
 
@@ -17,7 +16,7 @@ func TestThreeNodesCommit(t *testing.T) {
 	defer cancel()
 
 	var mu sync.Mutex
-	var acked []*fsm.Outcome
+	var acked []*protocol.Outcome
 	var wg sync.WaitGroup
 	for i, nd := range tc.nodes {
 		wg.Add(1)

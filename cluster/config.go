@@ -14,63 +14,68 @@ import (
 	"github.com/scraft/scraft/protocol"
 )
 
+// The sentinel errors. Those a client or a peer may get carry a code of
+// protocol's table (protocol.NewError): the client API and the peer API
+// answer with it, and errors.Is(err, protocol.ErrUnavailable) holds for
+// ErrNotLeader, so no layer translates them.
 var (
 	// ErrNotLeader means this node does not lead the channel and could not
 	// reach the leader.
-	ErrNotLeader = errors.New("cluster: not the leader")
+	ErrNotLeader = protocol.NewError(protocol.CodeUnavailable, "cluster.not_leader", "cluster: not the leader")
 	// ErrNoLeader means the channel has no leader at the moment (an
 	// election or a claim is under way); retry shortly.
-	ErrNoLeader = errors.New("cluster: no leader")
+	ErrNoLeader = protocol.NewError(protocol.CodeUnavailable, "cluster.no_leader", "cluster: no leader")
 	// ErrBusy means the leader's queue is full; retry later.
-	ErrBusy = errors.New("cluster: busy")
+	ErrBusy = protocol.NewError(protocol.CodeBusy, "cluster.busy", "cluster: busy")
 	// ErrClosed means the node or channel is closed.
-	ErrClosed = errors.New("cluster: closed")
+	ErrClosed = protocol.NewError(protocol.CodeClosed, "cluster.closed", "cluster: closed")
 	// ErrDataDirInUse means another node holds the data directory.
 	ErrDataDirInUse = errors.New("cluster: data directory in use by another scraft node")
 	// ErrChannelClosed means the channel is closed, or closing since a
 	// close request was ordered: its state is final and nothing more is
 	// ordered, on any node.
-	ErrChannelClosed = errors.New("cluster: channel closed for good")
+	ErrChannelClosed = protocol.NewError(protocol.CodeChannelClosed, "cluster.channel_closed", "cluster: channel closed for good")
 	// ErrLeadershipLost means leadership was lost while the tx was in
 	// flight: it may or may not have been committed. Submitting it again is
 	// safe: a committed tx returns its first outcome.
-	ErrLeadershipLost = errors.New("cluster: leadership lost, tx may have been committed")
+	ErrLeadershipLost = protocol.NewError(protocol.CodeUnavailable, "cluster.leadership_lost", "cluster: leadership lost, tx may have been committed")
 	// ErrNotMember means the node, sender or caller is not a member of the
 	// channel.
-	ErrNotMember = errors.New("cluster: not a member of the channel")
+	ErrNotMember = protocol.NewError(protocol.CodeNotMember, "cluster.not_member", "cluster: not a member of the channel")
 	// ErrUnknownChannel means the node does not host the channel.
-	ErrUnknownChannel = errors.New("cluster: channel not hosted here")
+	ErrUnknownChannel = protocol.NewError(protocol.CodeNoChannel, "cluster.unknown_channel", "cluster: channel not hosted here")
 	// ErrBadTx means a tx failed the leader's checks (signature, channel,
 	// size) and was not ordered.
-	ErrBadTx = errors.New("cluster: bad tx")
-	// ErrBadSignature means a tx's signature does not verify (it comes with
+	ErrBadTx = protocol.NewError(protocol.CodeBadRequest, "cluster.bad_tx", "cluster: bad tx")
+	// ErrBadSignature means a tx's signature does not verify (it is also
 	// ErrBadTx).
-	ErrBadSignature = errors.New("cluster: tx signature does not verify")
+	ErrBadSignature = protocol.NewError(protocol.CodeBadSignature, "cluster.bad_signature", "cluster: tx signature does not verify", ErrBadTx)
 	// ErrRefused means the leader's state machine refused the entry.
-	ErrRefused = errors.New("cluster: entry refused")
+	ErrRefused = protocol.NewError(protocol.CodeBadRequest, "cluster.refused", "cluster: entry refused")
 	// ErrConfig means a Config is invalid.
 	ErrConfig = errors.New("cluster: invalid config")
 	// ErrUnauthenticated means a peer request's caller signature is bad.
-	ErrUnauthenticated = errors.New("cluster: unauthenticated peer request")
+	ErrUnauthenticated = protocol.NewError(protocol.CodeBadSignature, "cluster.unauthenticated", "cluster: unauthenticated peer request")
 	// ErrNotSettlement means a proposal is not a well-formed settlement.
 	ErrNotSettlement = errors.New("cluster: not a settlement proposal")
 	// ErrStaleNonce means a tx's nonce is already used (counting the
-	// batches in flight); it is wrapped together with ErrBadTx. Sign again
+	// batches in flight); it is also ErrBadTx. Sign again
 	// with the next nonce.
-	ErrStaleNonce = errors.New("cluster: nonce already used")
+	ErrStaleNonce = protocol.NewError(protocol.CodeStaleNonce, "cluster.stale_nonce", "cluster: nonce already used", ErrBadTx)
 	// ErrNotReady means the channel has not applied what is asked for yet
-	// (no genesis, or a height above the applied one).
-	ErrNotReady = errors.New("cluster: not ready")
+	// (no genesis, a height above the applied one, a sender it does not
+	// know while it catches up).
+	ErrNotReady = protocol.NewError(protocol.CodeNotReady, "cluster.not_ready", "cluster: not ready")
 	// ErrLastMember means the channel's only member asked to leave: close
 	// the channel instead.
-	ErrLastMember = errors.New("cluster: the channel's only member cannot leave")
+	ErrLastMember = protocol.NewError(protocol.CodeBadRequest, "cluster.last_member", "cluster: the channel's only member cannot leave")
 	// ErrQuorum means taking a member's node out of the channel's Raft
 	// group would leave it without a quorum (no node at all, or too few
 	// that answer).
-	ErrQuorum = errors.New("cluster: leaving would break the channel's quorum")
+	ErrQuorum = protocol.NewError(protocol.CodeBadRequest, "cluster.quorum", "cluster: leaving would break the channel's quorum")
 	// ErrNotRequest means a leave or close request does not carry the
 	// member's signed scraft::leave or scraft::close call.
-	ErrNotRequest = errors.New("cluster: not a leave or close request")
+	ErrNotRequest = protocol.NewError(protocol.CodeBadRequest, "cluster.not_request", "cluster: not a leave or close request")
 )
 
 // ExecutorFactory makes the Executor that runs a channel's contract. The
@@ -196,7 +201,7 @@ type Config struct {
 	Registerer prometheus.Registerer
 	// Observer, when set, is called with every applied batch's outcomes of
 	// every channel, on the channel's apply goroutine; it must not block.
-	Observer func(channel protocol.ChannelID, outs []fsm.Outcome)
+	Observer func(channel protocol.ChannelID, outs []protocol.Outcome)
 }
 
 // DefaultConfig returns a Config with every default set; the required

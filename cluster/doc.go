@@ -8,6 +8,8 @@
 // other members' attestations. See DESIGN.md.
 //
 // A Node hosts channels and serves the peer API (cluster/peerpb) on the
-// node's gRPC server; a Channel takes signed txs (Submit), reports its
-// Status and streams applied outcomes (Subscribe).
+// node's gRPC server, and the client API through ClientAPI (it satisfies
+// clientapi.ChannelAPI); a Channel takes signed txs (Submit), reports its
+// Status and streams applied outcomes (Subscribe). Errors are sentinels
+// that carry protocol's codes (protocol.NewError).
 package cluster

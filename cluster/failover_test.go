@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/scraft/scraft/fsm"
 	"github.com/scraft/scraft/internal/testutil"
+	"github.com/scraft/scraft/protocol"
 )
 
 func TestFailoverLeaderStops(t *testing.T) {
@@ -63,7 +63,7 @@ func TestIsolatedLeaderIsFenced(t *testing.T) {
 		}
 	}
 	stop := make(chan struct{})
-	done := make(chan []*fsm.Outcome)
+	done := make(chan []*protocol.Outcome)
 	go func() { done <- tc.load(stop, tc.users[3:], func(i int) *testNode { return followers[i%2] }) }()
 	testutil.Eventually(t, 10*time.Second, "writes before the fault", func() bool {
 		return tc.channel(old).Status().Height >= 20
@@ -98,7 +98,7 @@ func TestChaosDropsAndDelays(t *testing.T) {
 	}
 	tc := newTestClusterUsers(t, 3, 3, nil)
 	stop := make(chan struct{})
-	done := make(chan []*fsm.Outcome)
+	done := make(chan []*protocol.Outcome)
 	go func() { done <- tc.load(stop, tc.users[3:], func(i int) *testNode { return tc.nodes[i%3] }) }()
 	l := tc.waitLeader(10 * time.Second)
 	for _, f := range []struct {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"sync/atomic"
 
-	"github.com/scraft/scraft/fsm"
 	"github.com/scraft/scraft/protocol"
 )
 
@@ -33,7 +32,7 @@ type forwarded struct {
 }
 
 type forwardResult struct {
-	out *fsm.Outcome
+	out *protocol.Outcome
 	err error
 }
 
@@ -55,7 +54,7 @@ func newForwarder(c *Channel) *forwarder {
 
 // forward sends tx to the leader at addr and waits for its outcome. A full
 // queue answers ErrBusy at once.
-func (f *forwarder) forward(ctx context.Context, addr string, tx *protocol.SignedTx, hops uint32) (*fsm.Outcome, error) {
+func (f *forwarder) forward(ctx context.Context, addr string, tx *protocol.SignedTx, hops uint32) (*protocol.Outcome, error) {
 	fw := &forwarded{addr: addr, tx: tx, raw: tx.Bytes(), hops: hops, done: make(chan forwardResult, 1)}
 	select {
 	case f.queue <- fw:

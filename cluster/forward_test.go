@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/scraft/scraft/cluster/peerpb"
-	"github.com/scraft/scraft/fsm"
 	"github.com/scraft/scraft/protocol"
 )
 
@@ -103,7 +102,7 @@ func TestForwarderGroups(t *testing.T) {
 	follower := tc.others(leader)[0]
 	const rounds = 8
 	var mu sync.Mutex
-	var acked []*fsm.Outcome
+	var acked []*protocol.Outcome
 	var wg sync.WaitGroup
 	for _, u := range tc.users[3:] {
 		wg.Add(1)

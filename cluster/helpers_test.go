@@ -51,9 +51,9 @@ type counterExec struct{}
 
 func (counterExec) Has(fn string) bool { return fn == "send" }
 
-func (counterExec) Execute(call fsm.Call, st fsm.StateReader) fsm.ExecResult {
+func (counterExec) Execute(call protocol.Call, st protocol.StateReader) protocol.CallResult {
 	if call.Function != "send" {
-		return fsm.ExecResult{Status: protocol.StatusBadInput, Message: "unknown function"}
+		return protocol.CallResult{Status: protocol.StatusBadInput, Message: "unknown function"}
 	}
 	key := protocol.ResourceKey{Account: call.Sender, Type: "chat::Messages"}
 	old, ok := st.Get(key)
@@ -64,7 +64,7 @@ func (counterExec) Execute(call fsm.Call, st fsm.StateReader) fsm.ExecResult {
 	}
 	out := make([]byte, 8)
 	binary.LittleEndian.PutUint64(out, uint64(len(nw)))
-	return fsm.ExecResult{Status: protocol.StatusOK, GasUsed: uint64(len(call.Args)) + 10,
+	return protocol.CallResult{Status: protocol.StatusOK, GasUsed: uint64(len(call.Args)) + 10,
 		ChangeSet: protocol.ChangeSet{Changes: []protocol.Change{ch}}, Output: out}
 }
 
@@ -88,7 +88,7 @@ type testCluster struct {
 	users  []*protocol.Key
 	nonces map[protocol.Address]uint64
 	mu     sync.Mutex
-	acked  []*fsm.Outcome
+	acked  []*protocol.Outcome
 }
 
 // newTestCluster creates a channel with n members on an in-process chain
@@ -345,7 +345,7 @@ func (tc *testCluster) tx(u *protocol.Key, msg string) *protocol.SignedTx {
 // checkConverged waits until every running node applied height h at
 // least and all agree on D(h), and checks every acknowledged outcome is in
 // every member's history.
-func (tc *testCluster) checkConverged(acked []*fsm.Outcome, timeout time.Duration) {
+func (tc *testCluster) checkConverged(acked []*protocol.Outcome, timeout time.Duration) {
 	tc.t.Helper()
 	var h uint64
 	for _, o := range acked {
@@ -384,9 +384,9 @@ func (tc *testCluster) checkConverged(acked []*fsm.Outcome, timeout time.Duratio
 // load runs one worker per user, each submitting its txs in order through
 // the node chosen by pick until stop is closed; it returns the acknowledged
 // outcomes.
-func (tc *testCluster) load(stop <-chan struct{}, users []*protocol.Key, pick func(i int) *testNode) []*fsm.Outcome {
+func (tc *testCluster) load(stop <-chan struct{}, users []*protocol.Key, pick func(i int) *testNode) []*protocol.Outcome {
 	var mu sync.Mutex
-	var acked []*fsm.Outcome
+	var acked []*protocol.Outcome
 	var wg sync.WaitGroup
 	for i, u := range users {
 		wg.Add(1)

@@ -29,7 +29,7 @@ func (tc *testCluster) addNode(tune func(*Config)) *testNode {
 func TestJoinUnderLoad(t *testing.T) {
 	tc := newTestClusterUsers(t, 3, 3, nil)
 	stop := make(chan struct{})
-	done := make(chan []*fsm.Outcome)
+	done := make(chan []*protocol.Outcome)
 	first := append([]*testNode(nil), tc.nodes...) // addNode appends to tc.nodes
 	go func() { done <- tc.load(stop, tc.users[3:], func(i int) *testNode { return first[i%3] }) }()
 	testutil.Eventually(t, 10*time.Second, "writes", func() bool {
@@ -97,7 +97,7 @@ func TestRestartCatchesUpFromSnapshot(t *testing.T) {
 		}
 	}
 	tc.stopNode(off)
-	var acked []*fsm.Outcome
+	var acked []*protocol.Outcome
 	for i := 0; i < 150; i++ {
 		out, err := tc.channel(l).Submit(context.Background(), tc.tx(tc.users[3], fmt.Sprintf("m%d;", i)))
 		if err != nil {
@@ -135,7 +135,7 @@ func TestJoinCheckedByHistory(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	leader := tc.waitLeader(10 * time.Second)
-	if err := tc.channel(leader).Leave(ctx, tc.request(n4.key, fsm.RequestLeave)); err != nil {
+	if err := tc.channel(leader).Leave(ctx, tc.request(n4.key, protocol.RequestLeave)); err != nil {
 		t.Fatalf("leave of the fourth node: %v", err)
 	}
 	rest := append([]*testNode(nil), tc.nodes[:3]...)
@@ -157,7 +157,7 @@ func TestJoinCheckedByHistory(t *testing.T) {
 		}
 		return nil
 	})
-	tc.checkConverged([]*fsm.Outcome{out}, 30*time.Second)
+	tc.checkConverged([]*protocol.Outcome{out}, 30*time.Second)
 
 	c := tc.channel(n5)
 	if decided, err := c.chainJoined(ctx, n4Join); !decided || err != nil {

@@ -230,7 +230,7 @@ func (run *leaderRun) verify(subs []*submission) []*submission {
 		if err != nil {
 			bad[idx[j]] = true
 			n++
-			run.c.answer(subs[idx[j]], nil, fmt.Errorf("%w: %w: %v", ErrBadTx, ErrBadSignature, err))
+			run.c.answer(subs[idx[j]], nil, fmt.Errorf("%w: %v", ErrBadSignature, err))
 		}
 	}
 	if n == 0 {

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/scraft/scraft/fsm"
 	"github.com/scraft/scraft/internal/testutil"
 	"github.com/scraft/scraft/protocol"
 )
@@ -32,7 +31,7 @@ func TestProposeReadsChainOutsideTheLock(t *testing.T) {
 	fc := tc.channel(follower)
 	user := tc.users[0]
 	warm := tc.submitVia(follower, 1, "warm")
-	tc.checkConverged([]*fsm.Outcome{warm}, 10*time.Second)
+	tc.checkConverged([]*protocol.Outcome{warm}, 10*time.Second)
 
 	// A member that joined on chain after the channel was loaded.
 	newcomer, _ := protocol.GenerateKey(nil)
@@ -43,7 +42,7 @@ func TestProposeReadsChainOutsideTheLock(t *testing.T) {
 
 	outage.start()
 	type answer struct {
-		out *fsm.Outcome
+		out *protocol.Outcome
 		err error
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -96,7 +95,7 @@ func TestProposeReadsChainOutsideTheLock(t *testing.T) {
 	}
 
 	outage.end()
-	var acked []*fsm.Outcome
+	var acked []*protocol.Outcome
 	for what, ch := range map[string]chan answer{"join": joined, "forwarded tx": submitted} {
 		var a answer
 		select {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/scraft/scraft/fsm"
 	"github.com/scraft/scraft/internal/testutil"
+	"github.com/scraft/scraft/protocol"
 	"github.com/scraft/scraft/settlement/contract"
 )
 
@@ -35,7 +36,7 @@ func TestChainNamesAnotherLeader(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tc.checkConverged([]*fsm.Outcome{out}, 10*time.Second)
+	tc.checkConverged([]*protocol.Outcome{out}, 10*time.Second)
 }
 
 // TestTicks: the leader of a channel with ticks appends them at the

@@ -245,8 +245,8 @@ func (c *Channel) openRetired(reason string) {
 // last one or the others that answer are too few for a quorum
 // (ErrQuorum). Submitting the same tx again is safe (idempotent by hash).
 func (c *Channel) Leave(ctx context.Context, tx *protocol.SignedTx) error {
-	if tx == nil || tx.Tx.Function != fsm.RequestLeave || len(tx.Tx.Args) != 0 {
-		return fmt.Errorf("%w: want a %s call without args", ErrNotRequest, fsm.RequestLeave)
+	if tx == nil || tx.Tx.Function != protocol.RequestLeave || len(tx.Tx.Args) != 0 {
+		return fmt.Errorf("%w: want a %s call without args", ErrNotRequest, protocol.RequestLeave)
 	}
 	who := tx.Tx.Sender
 	var member bool
@@ -284,8 +284,8 @@ func (c *Channel) Leave(ctx context.Context, tx *protocol.SignedTx) error {
 // scraft::close call) and returns once the chain has closed it: the final
 // state is settled and every node stops hosting the channel.
 func (c *Channel) RequestClose(ctx context.Context, tx *protocol.SignedTx) error {
-	if tx == nil || tx.Tx.Function != fsm.RequestClose || len(tx.Tx.Args) != 0 {
-		return fmt.Errorf("%w: want a %s call without args", ErrNotRequest, fsm.RequestClose)
+	if tx == nil || tx.Tx.Function != protocol.RequestClose || len(tx.Tx.Args) != 0 {
+		return fmt.Errorf("%w: want a %s call without args", ErrNotRequest, protocol.RequestClose)
 	}
 	if reason, ok := c.Retired(); ok && reason == RetiredClosed {
 		return nil
@@ -321,14 +321,14 @@ func (c *Channel) RequestClose(ctx context.Context, tx *protocol.SignedTx) error
 }
 
 // requestOutcome turns a request's outcome into an error unless it passed.
-func requestOutcome(out *fsm.Outcome) error {
+func requestOutcome(out *protocol.Outcome) error {
 	switch out.Result.Status {
 	case protocol.StatusOK:
 		return nil
 	case protocol.StatusNotMember:
 		return fmt.Errorf("%w: %s", ErrNotMember, out.Message)
 	case protocol.StatusBadNonce:
-		return fmt.Errorf("%w: %w: %s", ErrBadTx, ErrStaleNonce, out.Message)
+		return fmt.Errorf("%w: %s", ErrStaleNonce, out.Message)
 	default:
 		return fmt.Errorf("%w: %s: %s", ErrRefused, out.Result.Status, out.Message)
 	}

@@ -20,14 +20,14 @@ import (
 // (member, "chat::Left") = "bye", so tests can see that the hook ran.
 type leaveExec struct{ counterExec }
 
-func (leaveExec) Has(fn string) bool { return fn == "send" || fn == fsm.FuncOnLeave }
+func (leaveExec) Has(fn string) bool { return fn == "send" || fn == protocol.FuncOnLeave }
 
-func (x leaveExec) Execute(call fsm.Call, st fsm.StateReader) fsm.ExecResult {
-	if call.Function != fsm.FuncOnLeave {
+func (x leaveExec) Execute(call protocol.Call, st protocol.StateReader) protocol.CallResult {
+	if call.Function != protocol.FuncOnLeave {
 		return x.counterExec.Execute(call, st)
 	}
 	key := protocol.ResourceKey{Account: call.Sender, Type: "chat::Left"}
-	return fsm.ExecResult{Status: protocol.StatusOK, GasUsed: 1,
+	return protocol.CallResult{Status: protocol.StatusOK, GasUsed: 1,
 		ChangeSet: protocol.ChangeSet{Changes: []protocol.Change{{Key: key, Kind: protocol.OpNew, New: []byte("bye")}}}}
 }
 
@@ -76,9 +76,9 @@ func (tc *testCluster) checkLeft(a protocol.Address, nodes []*testNode) {
 
 // submitAs submits n chat txs through node nd, signed in turn by the keys
 // of the given nodes, and returns the last outcome.
-func (tc *testCluster) submitAs(nd *testNode, as []*testNode, n int, tag string) *fsm.Outcome {
+func (tc *testCluster) submitAs(nd *testNode, as []*testNode, n int, tag string) *protocol.Outcome {
 	tc.t.Helper()
-	var last *fsm.Outcome
+	var last *protocol.Outcome
 	for i := 0; i < n; i++ {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		out, err := tc.channel(nd).Submit(ctx, tc.tx(as[i%len(as)].key, fmt.Sprintf("%s%d;", tag, i)))
@@ -119,7 +119,7 @@ func TestLeaveUser(t *testing.T) {
 	lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	start := time.Now()
-	if err := tc.channel(follower).Leave(lctx, tc.request(user, fsm.RequestLeave)); err != nil {
+	if err := tc.channel(follower).Leave(lctx, tc.request(user, protocol.RequestLeave)); err != nil {
 		t.Fatalf("leave: %v", err)
 	}
 	t.Logf("user left in %s", time.Since(start))
@@ -142,7 +142,7 @@ func TestLeaveUser(t *testing.T) {
 		t.Fatalf("call after the leave: %s", out.Result.Status)
 	}
 	// Asking again answers done.
-	if err := tc.channel(follower).Leave(lctx, tc.request(user, fsm.RequestLeave)); err != nil {
+	if err := tc.channel(follower).Leave(lctx, tc.request(user, protocol.RequestLeave)); err != nil {
 		t.Fatalf("second leave: %v", err)
 	}
 }
@@ -159,7 +159,7 @@ func TestLeaveNodes(t *testing.T) {
 	leader := tc.waitLeader(10 * time.Second)
 	follower := tc.others(leader)[0]
 	// The follower asks through the leader.
-	if err := tc.channel(leader).Leave(ctx, tc.request(follower.key, fsm.RequestLeave)); err != nil {
+	if err := tc.channel(leader).Leave(ctx, tc.request(follower.key, protocol.RequestLeave)); err != nil {
 		t.Fatalf("follower leave: %v", err)
 	}
 	rest := tc.others(follower)
@@ -181,7 +181,7 @@ func TestLeaveNodes(t *testing.T) {
 	if other == leader {
 		other = rest[1]
 	}
-	if err := tc.channel(other).Leave(ctx, tc.request(leader.key, fsm.RequestLeave)); err != nil {
+	if err := tc.channel(other).Leave(ctx, tc.request(leader.key, protocol.RequestLeave)); err != nil {
 		t.Fatalf("leader leave: %v", err)
 	}
 	tc.checkLeft(leader.key.Address(), []*testNode{other})
@@ -210,7 +210,7 @@ func TestClose(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	user := tc.users[3]
-	if err := tc.channel(tc.nodes[1]).RequestClose(ctx, tc.request(user, fsm.RequestClose)); err != nil {
+	if err := tc.channel(tc.nodes[1]).RequestClose(ctx, tc.request(user, protocol.RequestClose)); err != nil {
 		t.Fatalf("close: %v", err)
 	}
 	info, err := tc.chain.client(user).Channel(ctx, tc.id)
@@ -277,14 +277,14 @@ func TestLeaveRefused(t *testing.T) {
 	defer cancel()
 	t.Run("only member", func(t *testing.T) {
 		tc := newTestCluster(t, 1, nil)
-		err := tc.channel(tc.nodes[0]).Leave(ctx, tc.request(tc.nodes[0].key, fsm.RequestLeave))
+		err := tc.channel(tc.nodes[0]).Leave(ctx, tc.request(tc.nodes[0].key, protocol.RequestLeave))
 		if !errors.Is(err, ErrLastMember) {
 			t.Fatalf("leave: %v, want ErrLastMember", err)
 		}
 	})
 	t.Run("last node", func(t *testing.T) {
 		tc := newTestClusterUsers(t, 1, 1, nil)
-		err := tc.channel(tc.nodes[0]).Leave(ctx, tc.request(tc.nodes[0].key, fsm.RequestLeave))
+		err := tc.channel(tc.nodes[0]).Leave(ctx, tc.request(tc.nodes[0].key, protocol.RequestLeave))
 		if !errors.Is(err, ErrQuorum) {
 			t.Fatalf("leave: %v, want ErrQuorum", err)
 		}
@@ -292,7 +292,7 @@ func TestLeaveRefused(t *testing.T) {
 	t.Run("non-member and not a request", func(t *testing.T) {
 		tc := newTestCluster(t, 1, nil)
 		stranger, _ := protocol.GenerateKey(nil)
-		err := tc.channel(tc.nodes[0]).Leave(ctx, tc.request(stranger, fsm.RequestLeave))
+		err := tc.channel(tc.nodes[0]).Leave(ctx, tc.request(stranger, protocol.RequestLeave))
 		if !errors.Is(err, ErrNotMember) {
 			t.Fatalf("leave of a stranger: %v, want ErrNotMember", err)
 		}
@@ -300,7 +300,7 @@ func TestLeaveRefused(t *testing.T) {
 		if !errors.Is(err, ErrNotRequest) {
 			t.Fatalf("leave with a chat tx: %v, want ErrNotRequest", err)
 		}
-		err = tc.channel(tc.nodes[0]).RequestClose(ctx, tc.request(stranger, fsm.RequestClose))
+		err = tc.channel(tc.nodes[0]).RequestClose(ctx, tc.request(stranger, protocol.RequestClose))
 		if !errors.Is(err, ErrNotMember) {
 			t.Fatalf("close by a stranger: %v, want ErrNotMember", err)
 		}
@@ -320,7 +320,7 @@ func TestLeaveRefused(t *testing.T) {
 		tc.stopNode(others[1])
 		// Without others[0], the channel keeps the leader and a stopped
 		// node: one of two answers, a quorum needs two.
-		err := tc.channel(leader).Leave(ctx, tc.request(others[0].key, fsm.RequestLeave))
+		err := tc.channel(leader).Leave(ctx, tc.request(others[0].key, protocol.RequestLeave))
 		if !errors.Is(err, ErrQuorum) {
 			t.Fatalf("leave: %v, want ErrQuorum", err)
 		}
@@ -519,7 +519,7 @@ func TestRetireInterrupted(t *testing.T) {
 	tc.submitVia(other, 3, "b")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	if err := tc.channel(other).RequestClose(ctx, tc.request(other.key, fsm.RequestClose)); err != nil {
+	if err := tc.channel(other).RequestClose(ctx, tc.request(other.key, protocol.RequestClose)); err != nil {
 		t.Fatalf("close: %v", err)
 	}
 	marker := func(nd *testNode) bool {

@@ -248,7 +248,7 @@ func TestChainOutageNeverBlocks(t *testing.T) {
 		if out.Result.Status != protocol.StatusOK {
 			t.Fatalf("submit during the outage: %s", out.Result.Status)
 		}
-		tc.checkConverged([]*fsm.Outcome{out}, 10*time.Second)
+		tc.checkConverged([]*protocol.Outcome{out}, 10*time.Second)
 	}
 
 	// A batch of the next epoch: no member can judge it without the chain.

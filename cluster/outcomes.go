@@ -22,20 +22,20 @@ import (
 // hands a batch to the subscribers: reading the ring and registering a
 // subscription under that lock lets nothing fall between the two.
 type recentOutcomes struct {
-	buf    []fsm.Outcome // capacity Config.RecentOutcomes, allocated on first use
-	start  int           // index of the oldest outcome in buf
-	n      int           // outcomes held
+	buf    []protocol.Outcome // capacity Config.RecentOutcomes, allocated on first use
+	start  int                // index of the oldest outcome in buf
+	n      int                // outcomes held
 	byHash map[protocol.Hash]uint64
 }
 
 // add appends the outcomes of one applied batch. Outcomes that do not follow
 // the last held height (a snapshot installed over the log) restart the ring.
-func (r *recentOutcomes) add(size int, outs []fsm.Outcome) {
+func (r *recentOutcomes) add(size int, outs []protocol.Outcome) {
 	if size <= 0 || len(outs) == 0 {
 		return
 	}
 	if r.buf == nil {
-		r.buf = make([]fsm.Outcome, size)
+		r.buf = make([]protocol.Outcome, size)
 		r.byHash = make(map[protocol.Hash]uint64, min(size, 1024))
 	}
 	if last, ok := r.last(); ok && outs[0].Height != last+1 {
@@ -48,7 +48,7 @@ func (r *recentOutcomes) add(size int, outs []fsm.Outcome) {
 			if r.byHash[old.Hash] == old.Height {
 				delete(r.byHash, old.Hash)
 			}
-			*old = fsm.Outcome{}
+			*old = protocol.Outcome{}
 			r.start = (r.start + 1) % len(r.buf)
 			r.n--
 		}
@@ -84,7 +84,7 @@ func (r *recentOutcomes) last() (uint64, bool) {
 }
 
 // at returns the outcome at height h, if held.
-func (r *recentOutcomes) at(h uint64) (*fsm.Outcome, bool) {
+func (r *recentOutcomes) at(h uint64) (*protocol.Outcome, bool) {
 	lo, ok := r.first()
 	if !ok || h < lo || h-lo >= uint64(r.n) {
 		return nil, false
@@ -94,7 +94,7 @@ func (r *recentOutcomes) at(h uint64) (*fsm.Outcome, bool) {
 
 // after returns copies of the outcomes above height from, or false when the
 // ring does not hold every height from+1 up to its last one.
-func (r *recentOutcomes) after(from uint64) ([]fsm.Outcome, bool) {
+func (r *recentOutcomes) after(from uint64) ([]protocol.Outcome, bool) {
 	lo, ok := r.first()
 	if !ok || from+1 < lo {
 		return nil, false
@@ -103,7 +103,7 @@ func (r *recentOutcomes) after(from uint64) ([]fsm.Outcome, bool) {
 	if from >= hi {
 		return nil, true
 	}
-	out := make([]fsm.Outcome, 0, hi-from)
+	out := make([]protocol.Outcome, 0, hi-from)
 	for h := from + 1; h <= hi; h++ {
 		o, _ := r.at(h)
 		out = append(out, *o)
@@ -113,13 +113,13 @@ func (r *recentOutcomes) after(from uint64) ([]fsm.Outcome, bool) {
 
 // recordApplied keeps a batch's outcomes in the ring. It runs in onApplied
 // with the subs lock held.
-func (c *Channel) recordApplied(outs []fsm.Outcome) {
+func (c *Channel) recordApplied(outs []protocol.Outcome) {
 	c.recent.add(c.cfg.RecentOutcomes, outs)
 }
 
 // recentOutcome returns the first outcome of a tx by hash if the ring still
 // holds it.
-func (c *Channel) recentOutcome(h protocol.Hash) (*fsm.Outcome, bool) {
+func (c *Channel) recentOutcome(h protocol.Hash) (*protocol.Outcome, bool) {
 	c.subs.Lock()
 	defer c.subs.Unlock()
 	height, ok := c.recent.byHash[h]
@@ -136,7 +136,7 @@ func (c *Channel) recentOutcome(h protocol.Hash) (*fsm.Outcome, bool) {
 
 // knownOutcome returns the first outcome of an applied tx from the outcome
 // cache or, when the cache no longer has it, the ring of recent outcomes.
-func (c *Channel) knownOutcome(h protocol.Hash) (*fsm.Outcome, bool) {
+func (c *Channel) knownOutcome(h protocol.Hash) (*protocol.Outcome, bool) {
 	if out, ok := c.fsm.outcome(h); ok {
 		return out, true
 	}
@@ -154,7 +154,7 @@ type Feed struct {
 	// of Backlog, or the snapshot's.
 	Height   uint64
 	Snapshot *StateSnapshot
-	Backlog  []fsm.Outcome
+	Backlog  []protocol.Outcome
 	C        <-chan Applied
 	// Cancel ends the subscription; it is safe to call more than once.
 	Cancel func()

@@ -7,16 +7,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/scraft/scraft/fsm"
 	"github.com/scraft/scraft/internal/testutil"
 	"github.com/scraft/scraft/protocol"
 	"github.com/scraft/scraft/settlement/contract"
 )
 
-func outcomesAt(heights ...uint64) []fsm.Outcome {
-	out := make([]fsm.Outcome, len(heights))
+func outcomesAt(heights ...uint64) []protocol.Outcome {
+	out := make([]protocol.Outcome, len(heights))
 	for i, h := range heights {
-		out[i] = fsm.Outcome{Height: h, Kind: protocol.EntryCall, Hash: protocol.Hash{byte(h), byte(h >> 8), 1}}
+		out[i] = protocol.Outcome{Height: h, Kind: protocol.EntryCall, Hash: protocol.Hash{byte(h), byte(h >> 8), 1}}
 	}
 	return out
 }
@@ -29,7 +28,7 @@ func span(lo, hi uint64) []uint64 {
 	return hs
 }
 
-func heightsOf(outs []fsm.Outcome) []uint64 {
+func heightsOf(outs []protocol.Outcome) []uint64 {
 	var hs []uint64
 	for _, o := range outs {
 		hs = append(hs, o.Height)
@@ -92,11 +91,11 @@ func TestRecentOutcomesRing(t *testing.T) {
 }
 
 // submitN submits n txs of user 0 through nd and returns their outcomes.
-func submitN(t *testing.T, tc *testCluster, nd *testNode, n int, prefix string) []*fsm.Outcome {
+func submitN(t *testing.T, tc *testCluster, nd *testNode, n int, prefix string) []*protocol.Outcome {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	var outs []*fsm.Outcome
+	var outs []*protocol.Outcome
 	for i := range n {
 		out, err := tc.channel(nd).Submit(ctx, tc.tx(tc.users[0], fmt.Sprintf("%s%d;", prefix, i)))
 		if err != nil {
@@ -120,7 +119,7 @@ func waitApplied(t *testing.T, tc *testCluster, h uint64) {
 }
 
 // checkConsecutive checks outs are the heights from+1, from+2, ….
-func checkConsecutive(t *testing.T, outs []fsm.Outcome, from uint64) {
+func checkConsecutive(t *testing.T, outs []protocol.Outcome, from uint64) {
 	t.Helper()
 	for i, o := range outs {
 		if o.Height != from+1+uint64(i) {
@@ -151,7 +150,7 @@ func TestSubscribeFrom(t *testing.T) {
 			t.Fatalf("node %s: backlog %v does not end at the feed height %d", nd.addr, heightsOf(f.Backlog), f.Height)
 		}
 		// The txs after from are in the backlog with their first outcome.
-		byHeight := map[uint64]fsm.Outcome{}
+		byHeight := map[uint64]protocol.Outcome{}
 		for _, o := range f.Backlog {
 			byHeight[o.Height] = o
 		}

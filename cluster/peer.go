@@ -5,7 +5,6 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
@@ -16,6 +15,7 @@ import (
 	"github.com/scraft/scraft/cluster/peerpb"
 	"github.com/scraft/scraft/fsm"
 	"github.com/scraft/scraft/protocol"
+	"github.com/scraft/scraft/protocol/rpcerr"
 )
 
 // The peer API (cluster/proto/peer.proto): what members ask each other.
@@ -74,15 +74,15 @@ type peerService struct {
 func (p *peerService) channelFor(raw []byte, caller protocol.Address) (*Channel, error) {
 	var id protocol.ChannelID
 	if len(raw) != len(id) {
-		return nil, status.Error(codes.InvalidArgument, "cluster: bad channel id")
+		return nil, rpcerr.Err(fmt.Errorf("%w: channel id", ErrBadTx))
 	}
 	copy(id[:], raw)
 	c, ok := p.n.Channel(id)
 	if !ok {
-		return nil, toStatus(ErrUnknownChannel)
+		return nil, rpcerr.Err(ErrUnknownChannel)
 	}
 	if !c.isMember(caller) {
-		return nil, toStatus(ErrNotMember)
+		return nil, rpcerr.Err(ErrNotMember)
 	}
 	return c, nil
 }
@@ -110,11 +110,11 @@ const (
 
 func (p *peerService) ForwardTxs(ctx context.Context, req *peerpb.ForwardTxsRequest) (*peerpb.ForwardTxsResponse, error) {
 	if len(req.Txs) > maxForwardTxs {
-		return nil, status.Errorf(codes.InvalidArgument, "cluster: %d txs in one request, at most %d", len(req.Txs), maxForwardTxs)
+		return nil, rpcerr.Err(fmt.Errorf("%w: cluster: %d txs in one request, at most %d", protocol.ErrTooLarge, len(req.Txs), maxForwardTxs))
 	}
 	caller, _, err := verifyCaller(req.Caller, "ForwardTxs", forwardAuth(req.Channel, req.Hops, req.Txs)...)
 	if err != nil {
-		return nil, toStatus(err)
+		return nil, rpcerr.Err(err)
 	}
 	c, err := p.channelFor(req.Channel, caller)
 	if err != nil {
@@ -151,28 +151,31 @@ func forwardAuth(channel []byte, hops uint32, txs [][]byte) [][]byte {
 	return append(parts, txs...)
 }
 
+// forwardedError is the answer for a forwarded tx that failed: its status
+// (rpcerr), and the gRPC code and message for readers of the older
+// fields.
 func forwardedError(err error) *peerpb.ForwardedTx {
-	st, _ := status.FromError(toStatus(err))
-	return &peerpb.ForwardedTx{ErrorCode: uint32(st.Code()), Error: st.Message()}
+	st := rpcerr.Status(err)
+	return &peerpb.ForwardedTx{ErrorCode: uint32(st.Code()), Error: st.Message(), Status: rpcerr.Marshal(err)}
 }
 
 func (p *peerService) Join(ctx context.Context, req *peerpb.JoinRequest) (*peerpb.JoinResponse, error) {
 	caller, pub, err := verifyCaller(req.Caller, "Join", req.Channel, []byte(req.Address))
 	if err != nil {
-		return nil, toStatus(err)
+		return nil, rpcerr.Err(err)
 	}
 	var id protocol.ChannelID
 	if len(req.Channel) != len(id) {
-		return nil, status.Error(codes.InvalidArgument, "cluster: bad channel id")
+		return nil, rpcerr.Err(fmt.Errorf("%w: channel id", ErrBadTx))
 	}
 	copy(id[:], req.Channel)
 	c, ok := p.n.Channel(id)
 	if !ok {
-		return nil, toStatus(ErrUnknownChannel)
+		return nil, rpcerr.Err(ErrUnknownChannel)
 	}
 	resp, err := c.handleJoin(ctx, req, caller, pub)
 	if err != nil {
-		return nil, toStatus(err)
+		return nil, rpcerr.Err(err)
 	}
 	return resp, nil
 }
@@ -180,7 +183,7 @@ func (p *peerService) Join(ctx context.Context, req *peerpb.JoinRequest) (*peerp
 func (p *peerService) Attest(ctx context.Context, req *peerpb.AttestRequest) (*peerpb.AttestResponse, error) {
 	caller, _, err := verifyCaller(req.Caller, "Attest", req.Channel, u64bytes(req.Epoch))
 	if err != nil {
-		return nil, toStatus(err)
+		return nil, rpcerr.Err(err)
 	}
 	c, err := p.channelFor(req.Channel, caller)
 	if err != nil {
@@ -188,7 +191,7 @@ func (p *peerService) Attest(ctx context.Context, req *peerpb.AttestRequest) (*p
 	}
 	a, err := c.attest(caller, req.Epoch)
 	if err != nil {
-		return nil, status.Error(codes.FailedPrecondition, err.Error())
+		return nil, rpcerr.Err(err)
 	}
 	return &peerpb.AttestResponse{Attestation: protocol.Marshal(a)}, nil
 }
@@ -196,7 +199,7 @@ func (p *peerService) Attest(ctx context.Context, req *peerpb.AttestRequest) (*p
 func (p *peerService) Status(ctx context.Context, req *peerpb.StatusRequest) (*peerpb.StatusResponse, error) {
 	caller, _, err := verifyCaller(req.Caller, "Status", req.Channel)
 	if err != nil {
-		return nil, toStatus(err)
+		return nil, rpcerr.Err(err)
 	}
 	c, err := p.channelFor(req.Channel, caller)
 	if err != nil {
@@ -217,7 +220,7 @@ func u64bytes(v uint64) []byte {
 	return e.Out()
 }
 
-func outcomeToPB(o *fsm.Outcome) *peerpb.TxOutcome {
+func outcomeToPB(o *protocol.Outcome) *peerpb.TxOutcome {
 	return &peerpb.TxOutcome{
 		Height:    o.Height,
 		Result:    protocol.Marshal(&o.Result),
@@ -228,8 +231,8 @@ func outcomeToPB(o *fsm.Outcome) *peerpb.TxOutcome {
 	}
 }
 
-func outcomeFromPB(tx *protocol.SignedTx, r *peerpb.TxOutcome) (*fsm.Outcome, error) {
-	o := &fsm.Outcome{Height: r.Height, Kind: protocol.EntryCall, Hash: tx.Hash(), Message: r.Message, Output: r.Output}
+func outcomeFromPB(tx *protocol.SignedTx, r *peerpb.TxOutcome) (*protocol.Outcome, error) {
+	o := &protocol.Outcome{Height: r.Height, Kind: protocol.EntryCall, Hash: tx.Hash(), Message: r.Message, Output: r.Output}
 	if err := protocol.Unmarshal(r.Result, &o.Result); err != nil {
 		return nil, fmt.Errorf("cluster: forwarded tx result: %w", err)
 	}
@@ -243,63 +246,6 @@ func outcomeFromPB(tx *protocol.SignedTx, r *peerpb.TxOutcome) (*fsm.Outcome, er
 	}
 	o.ChangeSet = cs
 	return o, nil
-}
-
-// sentinels cross the wire in the status message and are matched back.
-var sentinels = []error{
-	ErrNotLeader, ErrNoLeader, ErrBusy, ErrClosed, ErrLeadershipLost, ErrNotMember,
-	ErrUnknownChannel, ErrBadTx, ErrBadSignature, ErrStaleNonce, ErrRefused, ErrUnauthenticated,
-	ErrNotReady, ErrChannelClosed,
-}
-
-func toStatus(err error) error {
-	code := codes.Unknown
-	switch {
-	case errors.Is(err, ErrNotLeader), errors.Is(err, ErrNoLeader), errors.Is(err, ErrLeadershipLost), errors.Is(err, ErrClosed):
-		code = codes.Unavailable
-	case errors.Is(err, ErrBusy):
-		code = codes.ResourceExhausted
-	case errors.Is(err, ErrNotMember):
-		code = codes.PermissionDenied
-	case errors.Is(err, ErrUnauthenticated):
-		code = codes.Unauthenticated
-	case errors.Is(err, ErrUnknownChannel):
-		code = codes.NotFound
-	case errors.Is(err, ErrBadTx), errors.Is(err, ErrRefused):
-		code = codes.InvalidArgument
-	case errors.Is(err, context.DeadlineExceeded):
-		code = codes.DeadlineExceeded
-	case errors.Is(err, context.Canceled):
-		code = codes.Canceled
-	}
-	return status.Error(code, err.Error())
-}
-
-func fromStatus(err error) error {
-	st, ok := status.FromError(err)
-	if !ok {
-		return err
-	}
-	// Every sentinel named in the message is matched (a bad signature is
-	// also a bad tx).
-	var found []error
-	for _, s := range sentinels {
-		if strings.Contains(st.Message(), s.Error()) {
-			found = append(found, s)
-		}
-	}
-	if len(found) > 0 {
-		return &peerError{sentinels: found, msg: st.Message()}
-	}
-	switch st.Code() {
-	case codes.Unavailable:
-		// The peer is down or unreachable: for a forwarded tx, as good as
-		// no leader.
-		return fmt.Errorf("%w: %s", ErrNoLeader, st.Message())
-	case codes.DeadlineExceeded:
-		return fmt.Errorf("%w: %s", context.DeadlineExceeded, st.Message())
-	}
-	return err
 }
 
 // peerClient calls other nodes' peer API.
@@ -319,10 +265,10 @@ func (p *peerClient) client(addr string) (peerpb.PeerClient, error) {
 // forwardTxs sends txs (raw: their encodings) to the leader at addr in one
 // request and returns one outcome or error per tx. An error of the request
 // itself is every tx's.
-func (p *peerClient) forwardTxs(ctx context.Context, addr string, id protocol.ChannelID, txs []*protocol.SignedTx, raw [][]byte, hops uint32) ([]*fsm.Outcome, []error) {
-	outs := make([]*fsm.Outcome, len(txs))
+func (p *peerClient) forwardTxs(ctx context.Context, addr string, id protocol.ChannelID, txs []*protocol.SignedTx, raw [][]byte, hops uint32) ([]*protocol.Outcome, []error) {
+	outs := make([]*protocol.Outcome, len(txs))
 	errs := make([]error, len(txs))
-	all := func(err error) ([]*fsm.Outcome, []error) {
+	all := func(err error) ([]*protocol.Outcome, []error) {
 		for i := range errs {
 			errs[i] = err
 		}
@@ -337,7 +283,7 @@ func (p *peerClient) forwardTxs(ctx context.Context, addr string, id protocol.Ch
 		Caller: signCaller(p.key, "ForwardTxs", forwardAuth(id[:], hops, raw)...),
 	})
 	if err != nil {
-		return all(fromStatus(err))
+		return all(rpcerr.From(err))
 	}
 	if len(resp.Results) != len(txs) {
 		return all(fmt.Errorf("%w: %d results for %d forwarded txs", ErrNoLeader, len(resp.Results), len(txs)))
@@ -346,10 +292,12 @@ func (p *peerClient) forwardTxs(ctx context.Context, addr string, id protocol.Ch
 		switch {
 		case r.GetOutcome() != nil:
 			outs[i], errs[i] = outcomeFromPB(txs[i], r.Outcome)
+		case len(r.Status) > 0:
+			errs[i] = rpcerr.Unmarshal(r.Status)
 		case r.ErrorCode == uint32(codes.OK):
 			errs[i] = fmt.Errorf("%w: forwarded tx without outcome or error", ErrNoLeader)
 		default:
-			errs[i] = fromStatus(status.Error(codes.Code(r.ErrorCode), r.Error))
+			errs[i] = rpcerr.From(status.Error(codes.Code(r.ErrorCode), r.Error))
 		}
 	}
 	return outs, errs
@@ -364,7 +312,7 @@ func (p *peerClient) join(ctx context.Context, addr string, id protocol.ChannelI
 		Channel: id[:], Address: self, Caller: signCaller(p.key, "Join", id[:], []byte(self)),
 	})
 	if err != nil {
-		return nil, fromStatus(err)
+		return nil, rpcerr.From(err)
 	}
 	return resp, nil
 }
@@ -378,7 +326,7 @@ func (p *peerClient) forwardJoin(ctx context.Context, addr string, req *peerpb.J
 	}
 	resp, err := cl.Join(ctx, req)
 	if err != nil {
-		return nil, fromStatus(err)
+		return nil, rpcerr.From(err)
 	}
 	return resp, nil
 }
@@ -392,7 +340,7 @@ func (p *peerClient) attest(ctx context.Context, addr string, id protocol.Channe
 		Channel: id[:], Epoch: epoch, Caller: signCaller(p.key, "Attest", id[:], u64bytes(epoch)),
 	})
 	if err != nil {
-		return nil, fromStatus(err)
+		return nil, rpcerr.From(err)
 	}
 	a := new(protocol.Attestation)
 	if err := protocol.Unmarshal(resp.Attestation, a); err != nil {
@@ -408,17 +356,7 @@ func (p *peerClient) status(ctx context.Context, addr string, id protocol.Channe
 	}
 	resp, err := cl.Status(ctx, &peerpb.StatusRequest{Channel: id[:], Caller: signCaller(p.key, "Status", id[:])})
 	if err != nil {
-		return nil, fromStatus(err)
+		return nil, rpcerr.From(err)
 	}
 	return resp, nil
 }
-
-// peerError is an error that crossed the peer API: its message, and the
-// sentinels it named.
-type peerError struct {
-	sentinels []error
-	msg       string
-}
-
-func (e *peerError) Error() string   { return e.msg }
-func (e *peerError) Unwrap() []error { return e.sentinels }

@@ -184,16 +184,16 @@ func (s *fsmSnapshot) Release() {}
 // outcomeCache keeps the most recent call outcomes by tx hash, oldest
 // evicted first, so that a tx submitted twice gets its first outcome.
 type outcomeCache struct {
-	byHash map[protocol.Hash]*fsm.Outcome
+	byHash map[protocol.Hash]*protocol.Outcome
 	ring   []protocol.Hash
 	next   int
 }
 
 func newOutcomeCache(n int) *outcomeCache {
-	return &outcomeCache{byHash: make(map[protocol.Hash]*fsm.Outcome, n), ring: make([]protocol.Hash, n)}
+	return &outcomeCache{byHash: make(map[protocol.Hash]*protocol.Outcome, n), ring: make([]protocol.Hash, n)}
 }
 
-func (c *outcomeCache) put(o *fsm.Outcome) {
+func (c *outcomeCache) put(o *protocol.Outcome) {
 	if _, ok := c.byHash[o.Hash]; ok {
 		return
 	}
@@ -205,7 +205,7 @@ func (c *outcomeCache) put(o *fsm.Outcome) {
 	c.byHash[o.Hash] = o
 }
 
-func (c *outcomeCache) get(h protocol.Hash) (*fsm.Outcome, bool) {
+func (c *outcomeCache) get(h protocol.Hash) (*protocol.Outcome, bool) {
 	o, ok := c.byHash[h]
 	return o, ok
 }

@@ -16,15 +16,15 @@ import (
 
 // submitN submits n chat txs through node 0, one after the other, and
 // returns the last outcome.
-func (tc *testCluster) submitN(n int, tag string) *fsm.Outcome {
+func (tc *testCluster) submitN(n int, tag string) *protocol.Outcome {
 	return tc.submitVia(tc.nodes[0], n, tag)
 }
 
 // submitVia is submitN through node nd.
-func (tc *testCluster) submitVia(nd *testNode, n int, tag string) *fsm.Outcome {
+func (tc *testCluster) submitVia(nd *testNode, n int, tag string) *protocol.Outcome {
 	tc.t.Helper()
 	c := tc.channel(nd)
-	var last *fsm.Outcome
+	var last *protocol.Outcome
 	for i := 0; i < n; i++ {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		out, err := c.Submit(ctx, tc.tx(tc.users[i%len(tc.users)], fmt.Sprintf("%s%d;", tag, i)))
@@ -163,7 +163,7 @@ func TestSettlementWrongProposalVotedAgainst(t *testing.T) {
 	// the only one.
 	tc := newTestClusterSpec(t, 3, 0, contract.ChannelConfig{SettleEveryTxs: 1000}, nil)
 	last := tc.submitN(5, "w")
-	tc.checkConverged([]*fsm.Outcome{last}, 10*time.Second)
+	tc.checkConverged([]*protocol.Outcome{last}, 10*time.Second)
 
 	var right protocol.Settlement
 	tc.channel(tc.nodes[1]).Machine(func(m *fsm.Machine) {

@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -19,7 +18,7 @@ type submission struct {
 	start time.Time
 	done  chan struct{}
 	once  sync.Once
-	out   *fsm.Outcome
+	out   *protocol.Outcome
 	err   error
 	// shared is set for txs: the inflight map holds it and other
 	// submitters of the same tx wait on it.
@@ -31,7 +30,7 @@ func newSubmission(en protocol.Entry) *submission {
 }
 
 // finish answers the submission; only the first answer counts.
-func (s *submission) finish(out *fsm.Outcome, err error) {
+func (s *submission) finish(out *protocol.Outcome, err error) {
 	s.once.Do(func() {
 		s.out, s.err = out, err
 		close(s.done)
@@ -43,11 +42,11 @@ func (s *submission) finish(out *fsm.Outcome, err error) {
 // output, change set). On a follower it forwards the tx to the leader. It is
 // idempotent by tx hash: a tx submitted again returns its first outcome and
 // is never executed twice. It retries through elections until ctx ends.
-func (c *Channel) Submit(ctx context.Context, tx *protocol.SignedTx) (*fsm.Outcome, error) {
+func (c *Channel) Submit(ctx context.Context, tx *protocol.SignedTx) (*protocol.Outcome, error) {
 	return c.submit(ctx, tx, 0)
 }
 
-func (c *Channel) submit(ctx context.Context, tx *protocol.SignedTx, hops uint32) (*fsm.Outcome, error) {
+func (c *Channel) submit(ctx context.Context, tx *protocol.SignedTx, hops uint32) (*protocol.Outcome, error) {
 	if tx == nil {
 		return nil, fmt.Errorf("%w: nil tx", ErrBadTx)
 	}
@@ -81,13 +80,15 @@ func (c *Channel) submit(ctx context.Context, tx *protocol.SignedTx, hops uint32
 	}
 }
 
-// retryable errors are those of a leader change: the tx may be submitted
-// again (to the next leader) safely.
+// retryable errors are those of a leader change (ErrNotLeader,
+// ErrNoLeader, ErrLeadershipLost, here or on the node the tx was
+// forwarded to, or a leader that cannot be reached): the tx may be
+// submitted again (to the next leader) safely.
 func retryable(err error) bool {
-	return errors.Is(err, ErrNotLeader) || errors.Is(err, ErrNoLeader) || errors.Is(err, ErrLeadershipLost)
+	return protocol.CodeOf(err) == protocol.CodeUnavailable
 }
 
-func (c *Channel) submitOnce(ctx context.Context, tx *protocol.SignedTx, h protocol.Hash, hops uint32) (*fsm.Outcome, error) {
+func (c *Channel) submitOnce(ctx context.Context, tx *protocol.SignedTx, h protocol.Hash, hops uint32) (*protocol.Outcome, error) {
 	if c.ctx.Err() != nil {
 		return nil, ErrClosed
 	}
@@ -108,7 +109,7 @@ func (c *Channel) submitOnce(ctx context.Context, tx *protocol.SignedTx, h proto
 
 // submitLocal queues a tx with the running leader, or joins the wait of
 // the same tx submitted before.
-func (c *Channel) submitLocal(ctx context.Context, run *leaderRun, tx *protocol.SignedTx, h protocol.Hash) (*fsm.Outcome, error) {
+func (c *Channel) submitLocal(ctx context.Context, run *leaderRun, tx *protocol.SignedTx, h protocol.Hash) (*protocol.Outcome, error) {
 	c.inflight.Lock()
 	s, ok := c.inflight.m[h]
 	c.inflight.Unlock()
@@ -138,7 +139,7 @@ func (c *Channel) submitLocal(ctx context.Context, run *leaderRun, tx *protocol.
 
 // submitSystem orders a system entry (join, leave) as the leader and waits
 // for its outcome.
-func (c *Channel) submitSystem(ctx context.Context, en protocol.Entry) (*fsm.Outcome, error) {
+func (c *Channel) submitSystem(ctx context.Context, en protocol.Entry) (*protocol.Outcome, error) {
 	run := c.leader.Load()
 	if run == nil {
 		return nil, ErrNotLeader
@@ -150,7 +151,7 @@ func (c *Channel) submitSystem(ctx context.Context, en protocol.Entry) (*fsm.Out
 	return c.wait(ctx, s)
 }
 
-func (c *Channel) wait(ctx context.Context, s *submission) (*fsm.Outcome, error) {
+func (c *Channel) wait(ctx context.Context, s *submission) (*protocol.Outcome, error) {
 	select {
 	case <-s.done:
 		return s.out, s.err
@@ -162,7 +163,7 @@ func (c *Channel) wait(ctx context.Context, s *submission) (*fsm.Outcome, error)
 }
 
 // answer completes a submission and forgets it in the inflight map.
-func (c *Channel) answer(s *submission, out *fsm.Outcome, err error) {
+func (c *Channel) answer(s *submission, out *protocol.Outcome, err error) {
 	if s.shared {
 		c.inflight.Lock()
 		if c.inflight.m[s.hash] == s {
@@ -203,7 +204,7 @@ func (c *Channel) admit(tx *protocol.SignedTx) error {
 		case m.Closing() != 0:
 			err = fmt.Errorf("%w: closing since height %d", ErrChannelClosed, m.Closing())
 		case tx.Tx.Nonce <= m.PendingNonce(tx.Tx.Sender):
-			err = fmt.Errorf("%w: %w: nonce %d (last %d)", ErrBadTx, ErrStaleNonce, tx.Tx.Nonce, m.PendingNonce(tx.Tx.Sender))
+			err = fmt.Errorf("%w: nonce %d (last %d)", ErrStaleNonce, tx.Tx.Nonce, m.PendingNonce(tx.Tx.Sender))
 		}
 	})
 	return err

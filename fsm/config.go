@@ -10,14 +10,6 @@ import (
 	"github.com/scraft/scraft/protocol"
 )
 
-// Reserved entry functions: the machine calls them itself, users cannot.
-const (
-	FuncInit    = "init"
-	FuncOnTick  = "on_tick"
-	FuncOnJoin  = "on_join"
-	FuncOnLeave = "on_leave"
-)
-
 // Member is a channel member as the machine knows it.
 type Member struct {
 	Address   protocol.Address

@@ -13,9 +13,9 @@ type counter struct{}
 
 func (counter) Has(string) bool { return false }
 
-func (counter) Execute(c fsm.Call, st fsm.StateReader) fsm.ExecResult {
+func (counter) Execute(c protocol.Call, st protocol.StateReader) protocol.CallResult {
 	if c.Function != "inc" {
-		return fsm.ExecResult{Status: protocol.StatusBadInput}
+		return protocol.CallResult{Status: protocol.StatusBadInput}
 	}
 	k := protocol.ResourceKey{Account: c.Sender, Type: "counter::Count"}
 	old, ok := st.Get(k)
@@ -23,7 +23,7 @@ func (counter) Execute(c fsm.Call, st fsm.StateReader) fsm.ExecResult {
 	if ok {
 		ch = protocol.Change{Key: k, Kind: protocol.OpModify, Old: old, New: []byte{old[0] + 1}}
 	}
-	return fsm.ExecResult{Status: protocol.StatusOK, GasUsed: 1, ChangeSet: protocol.ChangeSet{Changes: []protocol.Change{ch}}}
+	return protocol.CallResult{Status: protocol.StatusOK, GasUsed: 1, ChangeSet: protocol.ChangeSet{Changes: []protocol.Change{ch}}}
 }
 
 // A leader proposes a batch, a follower applies it, and the leader applies

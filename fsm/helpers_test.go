@@ -31,13 +31,13 @@ type fakeExec struct {
 
 func (f *fakeExec) Has(fn string) bool {
 	switch fn {
-	case FuncOnJoin, FuncOnLeave, FuncOnTick:
+	case protocol.FuncOnJoin, protocol.FuncOnLeave, protocol.FuncOnTick:
 		return !f.noHooks
 	}
 	return false
 }
 
-func (f *fakeExec) Execute(c Call, st StateReader) ExecResult {
+func (f *fakeExec) Execute(c protocol.Call, st protocol.StateReader) protocol.CallResult {
 	f.calls++
 	key := func(acc protocol.Address, name string) protocol.ResourceKey {
 		return protocol.ResourceKey{Account: acc, Type: "t::" + name}
@@ -48,8 +48,8 @@ func (f *fakeExec) Execute(c Call, st StateReader) ExecResult {
 		}
 		return protocol.Change{Key: k, Kind: protocol.OpNew, New: v}
 	}
-	ok := func(gas uint64, changes ...protocol.Change) ExecResult {
-		return ExecResult{Status: protocol.StatusOK, GasUsed: gas, ChangeSet: protocol.ChangeSet{Changes: changes}}
+	ok := func(gas uint64, changes ...protocol.Change) protocol.CallResult {
+		return protocol.CallResult{Status: protocol.StatusOK, GasUsed: gas, ChangeSet: protocol.ChangeSet{Changes: changes}}
 	}
 	gas := 10 + uint64(len(c.Args))
 	switch c.Function {
@@ -60,15 +60,15 @@ func (f *fakeExec) Execute(c Call, st StateReader) ExecResult {
 		k := key(c.Sender, string(c.Args))
 		old, found := st.Get(k)
 		if !found {
-			return ExecResult{Status: protocol.StatusAbort, AbortCode: 2, GasUsed: gas, Message: "no such resource"}
+			return protocol.CallResult{Status: protocol.StatusAbort, AbortCode: 2, GasUsed: gas, Message: "no such resource"}
 		}
 		return ok(gas, protocol.Change{Key: k, Kind: protocol.OpDelete, Old: old})
 	case "abort":
-		return ExecResult{Status: protocol.StatusAbort, AbortCode: 7, GasUsed: gas, Message: "aborted"}
+		return protocol.CallResult{Status: protocol.StatusAbort, AbortCode: 7, GasUsed: gas, Message: "aborted"}
 	case "gas":
 		n, _ := strconv.ParseUint(string(c.Args), 10, 64)
 		if n > c.Gas {
-			return ExecResult{Status: protocol.StatusOutOfGas, GasUsed: c.Gas, Message: "out of gas"}
+			return protocol.CallResult{Status: protocol.StatusOutOfGas, GasUsed: c.Gas, Message: "out of gas"}
 		}
 		return ok(n)
 	case "emit":
@@ -90,18 +90,18 @@ func (f *fakeExec) Execute(c Call, st StateReader) ExecResult {
 		return ok(gas, write(key(c.Sender, "d"), []byte("1")), write(key(c.Sender, "d"), []byte("2")))
 	case "bad":
 		return ok(gas, protocol.Change{Key: key(c.Sender, "absent"), Kind: protocol.OpModify, Old: []byte("x"), New: []byte("y")})
-	case FuncOnJoin:
+	case protocol.FuncOnJoin:
 		return ok(gas, write(key(c.Sender, "Member"), slices.Clone(c.Args)))
-	case FuncOnLeave:
+	case protocol.FuncOnLeave:
 		k := key(c.Sender, "Member")
 		if old, found := st.Get(k); found {
 			return ok(gas, protocol.Change{Key: k, Kind: protocol.OpDelete, Old: old})
 		}
 		return ok(gas)
-	case FuncOnTick:
+	case protocol.FuncOnTick:
 		return ok(gas, write(key(protocol.Address{}, "Tick"), slices.Clone(c.Args)))
 	}
-	return ExecResult{Status: protocol.StatusBadInput, Message: "unknown function " + c.Function}
+	return protocol.CallResult{Status: protocol.StatusBadInput, Message: "unknown function " + c.Function}
 }
 
 var testChannel = protocol.ChannelID{0xc0, 0xff, 0xee}
@@ -221,7 +221,7 @@ func requireSameState(t testing.TB, a, b *Machine) {
 	}
 }
 
-func statuses(outs []Outcome) []protocol.Status {
+func statuses(outs []protocol.Outcome) []protocol.Status {
 	s := make([]protocol.Status, len(outs))
 	for i, o := range outs {
 		s[i] = o.Result.Status
@@ -273,7 +273,7 @@ func (c *testChain) apply(m *Machine, b *protocol.Batch, ver *Verified) (*Applie
 }
 
 // propose is ProposeFacts with the facts the entries ask for.
-func (c *testChain) propose(m *Machine, entries []protocol.Entry, epoch uint64, key *protocol.Key, ts uint64) (*protocol.Batch, []Outcome, error) {
+func (c *testChain) propose(m *Machine, entries []protocol.Entry, epoch uint64, key *protocol.Key, ts uint64) (*protocol.Batch, []protocol.Outcome, error) {
 	facts := &Facts{}
 	for {
 		b, outs, err := m.ProposeFacts(entries, epoch, key, ts, facts)

@@ -65,16 +65,16 @@ func TestLeaveEntry(t *testing.T) {
 		// ok says the leave goes; asked, that the chain was consulted.
 		ok, asked bool
 	}{
-		{name: "asked with scraft::leave", before: []protocol.Entry{request(bob, 2, RequestLeave)}, leaver: bob, epoch: 1, ok: true},
+		{name: "asked with scraft::leave", before: []protocol.Entry{request(bob, 2, protocol.RequestLeave)}, leaver: bob, epoch: 1, ok: true},
 		{name: "asked by a contract's scraft::Leave", before: []protocol.Entry{call(alice, 1, "raise", protocol.EventLeave+"="+string(bobAddr[:]))},
 			leaver: bob, epoch: 1, ok: true},
-		{name: "asked, still a member on chain", before: []protocol.Entry{request(bob, 2, RequestLeave)}, ended: map[protocol.Address]departed{}, leaver: bob, epoch: 1, ok: true},
+		{name: "asked, still a member on chain", before: []protocol.Entry{request(bob, 2, protocol.RequestLeave)}, ended: map[protocol.Address]departed{}, leaver: bob, epoch: 1, ok: true},
 		{name: "gone on chain in the batch's epoch", ended: bobGone(2, 2), leaver: bob, epoch: 2, ok: true, asked: true},
 		{name: "gone on chain in an earlier epoch", ended: bobGone(2, 1), leaver: bob, epoch: 3, ok: true, asked: true},
 		{name: "gone on chain after the batch's epoch", ended: bobGone(2, 3), leaver: bob, epoch: 2, asked: true},
 		{name: "an earlier membership gone, not this one", ended: bobGone(1, 1), leaver: bob, epoch: 2, asked: true},
 		{name: "neither asked nor gone", ended: map[protocol.Address]departed{}, leaver: bob, epoch: 1, asked: true},
-		{name: "another member asked", before: []protocol.Entry{request(alice, 1, RequestLeave)}, ended: map[protocol.Address]departed{}, leaver: bob, epoch: 1, asked: true},
+		{name: "another member asked", before: []protocol.Entry{request(alice, 1, protocol.RequestLeave)}, ended: map[protocol.Address]departed{}, leaver: bob, epoch: 1, asked: true},
 		{name: "not a member", ended: map[protocol.Address]departed{carol.Address(): {3, 1}}, leaver: carol, epoch: 1},
 		{name: "no chain: any member", noCheck: true, leaver: bob, epoch: 1, ok: true},
 	}
@@ -84,7 +84,7 @@ func TestLeaveEntry(t *testing.T) {
 			cfg := testConfig(alice, bob)
 			propose, apply := hist.chain(alice).propose, hist.chain(alice).apply
 			if tc.noCheck {
-				propose = func(m *Machine, entries []protocol.Entry, epoch uint64, key *protocol.Key, ts uint64) (*protocol.Batch, []Outcome, error) {
+				propose = func(m *Machine, entries []protocol.Entry, epoch uint64, key *protocol.Key, ts uint64) (*protocol.Batch, []protocol.Outcome, error) {
 					return m.Propose(entries, epoch, key, ts)
 				}
 				apply = func(m *Machine, b *protocol.Batch, _ *Verified) (*Applied, error) { return m.Apply(b, nil) }

@@ -97,7 +97,7 @@ type Stats struct {
 // Applied is what Apply did with one batch.
 type Applied struct {
 	// Outcomes holds this member's own result for each entry, in order.
-	Outcomes []Outcome
+	Outcomes []protocol.Outcome
 	// Digest is D(last height) as this member computed it.
 	Digest protocol.Hash
 	// Reused says the results came from this member's own Propose.
@@ -310,7 +310,7 @@ func verifyCalls(entries []protocol.Entry) []error {
 
 // judge compares this member's outcomes with what the leader signed and
 // records evidence; it returns how many pieces it recorded.
-func (m *Machine) judge(b *protocol.Batch, prior protocol.Hash, outs []Outcome, faults []fault) int {
+func (m *Machine) judge(b *protocol.Batch, prior protocol.Hash, outs []protocol.Outcome, faults []fault) int {
 	var enc []byte
 	batchBytes := func() []byte {
 		if enc == nil {
@@ -375,7 +375,7 @@ func resultDiff(claimed, own *protocol.Result) string {
 }
 
 // commit folds a batch's layer and journal into the state.
-func (m *Machine) commit(l *layer, outs []Outcome) {
+func (m *Machine) commit(l *layer, outs []protocol.Outcome) {
 	if m.frozen {
 		m.st = m.st.clone()
 		m.frozen = false

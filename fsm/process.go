@@ -9,23 +9,6 @@ import (
 	"github.com/scraft/scraft/protocol"
 )
 
-// Outcome is this member's result for one entry: what the node answers a
-// client with and streams to subscribers.
-type Outcome struct {
-	Height uint64
-	Kind   protocol.EntryKind
-	// Hash is the entry hash (the tx hash for calls).
-	Hash   protocol.Hash
-	Result protocol.Result
-	// Digest is D(Height).
-	Digest protocol.Hash
-	// Message explains a failure; it is not part of the digest.
-	Message   string
-	Output    []byte
-	ChangeSet protocol.ChangeSet
-	Events    []protocol.Event
-}
-
 // fault is an entry the leader should never have put in a batch.
 type fault struct {
 	index  int
@@ -56,8 +39,8 @@ func failure(s protocol.Status, abort uint32, gas uint64) protocol.Result {
 // verdict of each call entry (nil for valid). It never fails: an invalid
 // entry still takes its height, with a failure status and no effect, and is
 // reported as a fault when the leader should not have included it.
-func (m *Machine) run(v *view, entries []protocol.Entry, first, ts uint64, sigErrs []error) ([]Outcome, []fault) {
-	outs := make([]Outcome, len(entries))
+func (m *Machine) run(v *view, entries []protocol.Entry, first, ts uint64, sigErrs []error) ([]protocol.Outcome, []fault) {
+	outs := make([]protocol.Outcome, len(entries))
 	var faults []fault
 	for i := range entries {
 		var sigErr error
@@ -77,7 +60,7 @@ func (m *Machine) run(v *view, entries []protocol.Entry, first, ts uint64, sigEr
 }
 
 // runEntry fills o (all but Digest) and reports a fault reason, 0 if none.
-func (m *Machine) runEntry(v *view, en *protocol.Entry, o *Outcome, ts uint64, sigErr error) (Reason, string) {
+func (m *Machine) runEntry(v *view, en *protocol.Entry, o *protocol.Outcome, ts uint64, sigErr error) (Reason, string) {
 	o.Kind = en.Kind
 	reject := func(s protocol.Status, r Reason, format string, args ...any) (Reason, string) {
 		o.Result = failure(s, 0, 0)
@@ -104,7 +87,7 @@ func (m *Machine) runEntry(v *view, en *protocol.Entry, o *Outcome, ts uint64, s
 	return reject(protocol.StatusRejected, ReasonBadEntry, "fsm: malformed %s entry", en.Kind)
 }
 
-func (m *Machine) runCall(v *view, tx *protocol.SignedTx, o *Outcome, ts uint64, sigErr error) (Reason, string) {
+func (m *Machine) runCall(v *view, tx *protocol.SignedTx, o *protocol.Outcome, ts uint64, sigErr error) (Reason, string) {
 	fail := func(s protocol.Status, format string, args ...any) {
 		o.Result = failure(s, 0, 0)
 		o.Message = fmt.Sprintf(format, args...)
@@ -135,47 +118,32 @@ func (m *Machine) runCall(v *view, tx *protocol.SignedTx, o *Outcome, ts uint64,
 	v.top.nonces[t.Sender] = next
 	contract, fn, ok := strings.Cut(t.Function, "::")
 	switch {
-	case ok && contract == ReservedContract:
+	case ok && contract == protocol.ReservedContract:
 		m.runRequest(v, t, fn, o)
 	case !ok || contract != m.cfg.Contract:
 		fail(protocol.StatusBadInput, "fsm: function %q is not of contract %q", t.Function, m.cfg.Contract)
 	case reserved(fn):
 		fail(protocol.StatusBadInput, "fsm: %q is reserved", fn)
 	default:
-		m.execute(v, Call{Function: fn, Args: t.Args, Sender: t.Sender, Height: o.Height, TimestampMs: ts, Gas: m.cfg.GasLimit}, o)
+		m.execute(v, protocol.Call{Function: fn, Args: t.Args, Sender: t.Sender, Height: o.Height, TimestampMs: ts, Gas: m.cfg.GasLimit}, o)
 	}
 	return 0, ""
 }
-
-// ReservedContract is the namespace of the requests a member makes to the
-// channel itself rather than to its contract.
-const ReservedContract = "scraft"
-
-// The requests of the reserved namespace. Each is a signed call by the
-// member, so every member verifies that the member asked.
-const (
-	// RequestLeave asks to take the sender out of the channel: the leader
-	// settles, then orders its leave entry.
-	RequestLeave = ReservedContract + "::leave"
-	// RequestClose asks to close the channel: the state is final from its
-	// height on; the leader settles it and closes the channel on chain.
-	RequestClose = ReservedContract + "::close"
-)
 
 // runRequest runs a call of the reserved namespace. A request takes its
 // height and nonce like any call; it runs no contract code and emits the
 // event a contract would emit to ask the same (protocol.EventLeave or
 // EventClose, data: the sender), so that the node sees one kind of request.
-func (m *Machine) runRequest(v *view, t *protocol.Tx, fn string, o *Outcome) {
+func (m *Machine) runRequest(v *view, t *protocol.Tx, fn string, o *protocol.Outcome) {
 	var ev protocol.Event
 	switch {
 	case len(t.Args) != 0:
 		o.Result = failure(protocol.StatusBadInput, 0, 0)
-		o.Message = fmt.Sprintf("fsm: %s::%s takes no args", ReservedContract, fn)
+		o.Message = fmt.Sprintf("fsm: %s::%s takes no args", protocol.ReservedContract, fn)
 		return
-	case t.Function == RequestLeave:
+	case t.Function == protocol.RequestLeave:
 		ev = protocol.Event{Type: protocol.EventLeave, Data: t.Sender[:]}
-	case t.Function == RequestClose:
+	case t.Function == protocol.RequestClose:
 		ev = protocol.Event{Type: protocol.EventClose, Data: t.Sender[:]}
 	default:
 		o.Result = failure(protocol.StatusBadInput, 0, 0)
@@ -227,13 +195,13 @@ func (m *Machine) takeRequests(v *view, evs []protocol.Event, sender protocol.Ad
 
 func reserved(fn string) bool {
 	switch fn {
-	case FuncInit, FuncOnTick, FuncOnJoin, FuncOnLeave:
+	case protocol.FuncInit, protocol.FuncOnTick, protocol.FuncOnJoin, protocol.FuncOnLeave:
 		return true
 	}
 	return false
 }
 
-func (m *Machine) runJoin(v *view, j *protocol.MemberJoin, o *Outcome, ts uint64) (Reason, string) {
+func (m *Machine) runJoin(v *view, j *protocol.MemberJoin, o *protocol.Outcome, ts uint64) (Reason, string) {
 	reject := func(format string, args ...any) (Reason, string) {
 		o.Result = failure(protocol.StatusRejected, 0, 0)
 		o.Message = fmt.Sprintf(format, args...)
@@ -260,7 +228,7 @@ func (m *Machine) runJoin(v *view, j *protocol.MemberJoin, o *Outcome, ts uint64
 	}
 	v.top.members[j.Member] = memberSlot{m: Member{Address: j.Member, PublicKey: j.PublicKey, JoinSeq: j.JoinSeq}, ok: true}
 	v.top.joinSeq = max(v.top.joinSeq, j.JoinSeq)
-	m.hook(v, FuncOnJoin, j.Member[:], j.Member, o, ts)
+	m.hook(v, protocol.FuncOnJoin, j.Member[:], j.Member, o, ts)
 	return 0, ""
 }
 
@@ -270,7 +238,7 @@ func (m *Machine) runJoin(v *view, j *protocol.MemberJoin, o *Outcome, ts uint64
 // membership without it asking here (it left through the chain only, or was
 // forced out), which Config.Leaves checks against the chain's history for
 // the batch's epoch. Anything else is a leader evicting a member at will.
-func (m *Machine) runLeave(v *view, who protocol.Address, o *Outcome, ts uint64) (Reason, string) {
+func (m *Machine) runLeave(v *view, who protocol.Address, o *protocol.Outcome, ts uint64) (Reason, string) {
 	reject := func(format string, args ...any) (Reason, string) {
 		o.Result = failure(protocol.StatusRejected, 0, 0)
 		o.Message = fmt.Sprintf(format, args...)
@@ -285,12 +253,12 @@ func (m *Machine) runLeave(v *view, who protocol.Address, o *Outcome, ts uint64)
 			return reject("fsm: leave of %s: it did not ask to leave, and %v", who, err)
 		}
 	}
-	m.hook(v, FuncOnLeave, who[:], who, o, ts)
+	m.hook(v, protocol.FuncOnLeave, who[:], who, o, ts)
 	v.top.members[who] = memberSlot{}
 	return 0, ""
 }
 
-func (m *Machine) runTick(v *view, t *protocol.Tick, o *Outcome, ts uint64) (Reason, string) {
+func (m *Machine) runTick(v *view, t *protocol.Tick, o *protocol.Outcome, ts uint64) (Reason, string) {
 	reject := func(format string, args ...any) (Reason, string) {
 		o.Result = failure(protocol.StatusRejected, 0, 0)
 		o.Message = fmt.Sprintf(format, args...)
@@ -312,22 +280,22 @@ func (m *Machine) runTick(v *view, t *protocol.Tick, o *Outcome, ts uint64) (Rea
 	v.top.tick, v.top.tickMs = t.Number, t.TimestampMs
 	var arg [8]byte
 	binary.LittleEndian.PutUint64(arg[:], t.Number)
-	m.hook(v, FuncOnTick, arg[:], protocol.Address{}, o, ts)
+	m.hook(v, protocol.FuncOnTick, arg[:], protocol.Address{}, o, ts)
 	return 0, ""
 }
 
 // hook runs an optional hook; one the contract does not export succeeds
 // with no effect.
-func (m *Machine) hook(v *view, fn string, args []byte, sender protocol.Address, o *Outcome, ts uint64) {
+func (m *Machine) hook(v *view, fn string, args []byte, sender protocol.Address, o *protocol.Outcome, ts uint64) {
 	if !m.exec.Has(fn) {
 		o.Result = failure(protocol.StatusOK, 0, 0)
 		return
 	}
-	m.execute(v, Call{Function: fn, Args: args, Sender: sender, Height: o.Height, TimestampMs: ts, Gas: m.cfg.GasLimit}, o)
+	m.execute(v, protocol.Call{Function: fn, Args: args, Sender: sender, Height: o.Height, TimestampMs: ts, Gas: m.cfg.GasLimit}, o)
 }
 
 // execute runs a contract call and applies its change set to the view.
-func (m *Machine) execute(v *view, c Call, o *Outcome) {
+func (m *Machine) execute(v *view, c protocol.Call, o *protocol.Outcome) {
 	r := m.exec.Execute(c, v)
 	if r.Status != protocol.StatusOK {
 		o.Result = failure(r.Status, r.AbortCode, r.GasUsed)

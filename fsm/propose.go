@@ -15,7 +15,7 @@ type pendingBatch struct {
 	body  []byte // the signed body, to recognise the batch when raft returns it
 	prior protocol.Hash
 	layer *layer
-	outs  []Outcome
+	outs  []protocol.Outcome
 }
 
 // Propose is the leader's side of Apply. It executes entries on top of the
@@ -35,7 +35,7 @@ type pendingBatch struct {
 // Propose asks no chain: it accepts every join and leave the channel's own
 // rules allow, as Apply with nil facts does (tests, tools). A node calls
 // ProposeFacts.
-func (m *Machine) Propose(entries []protocol.Entry, epoch uint64, key *protocol.Key, timestampMs uint64) (*protocol.Batch, []Outcome, error) {
+func (m *Machine) Propose(entries []protocol.Entry, epoch uint64, key *protocol.Key, timestampMs uint64) (*protocol.Batch, []protocol.Outcome, error) {
 	return m.propose(entries, epoch, key, timestampMs, &factChecks{})
 }
 
@@ -49,14 +49,14 @@ func (m *Machine) Propose(entries []protocol.Entry, epoch uint64, key *protocol.
 // and calls again. Which it needs depends on the state and on the entries
 // before them (a leave of a member that asked in the same batch needs
 // none), so it is asked, not guessed.
-func (m *Machine) ProposeFacts(entries []protocol.Entry, epoch uint64, key *protocol.Key, timestampMs uint64, facts *Facts) (*protocol.Batch, []Outcome, error) {
+func (m *Machine) ProposeFacts(entries []protocol.Entry, epoch uint64, key *protocol.Key, timestampMs uint64, facts *Facts) (*protocol.Batch, []protocol.Outcome, error) {
 	if facts == nil {
 		facts = &Facts{}
 	}
 	return m.propose(entries, epoch, key, timestampMs, &factChecks{facts: facts})
 }
 
-func (m *Machine) propose(entries []protocol.Entry, epoch uint64, key *protocol.Key, timestampMs uint64, checks *factChecks) (*protocol.Batch, []Outcome, error) {
+func (m *Machine) propose(entries []protocol.Entry, epoch uint64, key *protocol.Key, timestampMs uint64, checks *factChecks) (*protocol.Batch, []protocol.Outcome, error) {
 	switch {
 	case len(entries) == 0:
 		return nil, nil, fmt.Errorf("%w: no entries", ErrBatchShape)

@@ -190,7 +190,7 @@ func TestProposeFacts(t *testing.T) {
 	alice, bob, carol, dave := testKey(t, 0), testKey(t, 1), testKey(t, 2), testKey(t, 3)
 	cfg := testConfig(alice, bob, carol)
 	leader, follower := newMachine(t, cfg), newMachine(t, cfg)
-	entries := []protocol.Entry{request(carol, 1, RequestLeave), join(dave, 4), leave(carol), leave(bob)}
+	entries := []protocol.Entry{request(carol, 1, protocol.RequestLeave), join(dave, 4), leave(carol), leave(bob)}
 
 	facts := &Facts{}
 	_, _, err := leader.ProposeFacts(entries, 2, alice, 100, facts)

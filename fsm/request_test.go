@@ -15,7 +15,7 @@ func TestLeaveRequest(t *testing.T) {
 	alice, bob, carol := testKey(t, 0), testKey(t, 1), testKey(t, 2)
 	cfg := testConfig(alice, bob, carol)
 	leader, follower := newMachine(t, cfg), newMachine(t, cfg)
-	apply := func(entries ...protocol.Entry) []Outcome {
+	apply := func(entries ...protocol.Entry) []protocol.Outcome {
 		t.Helper()
 		b, _, err := leader.Propose(entries, 1, alice, 1000)
 		if err != nil {
@@ -29,8 +29,8 @@ func TestLeaveRequest(t *testing.T) {
 		return a.Outcomes
 	}
 	outs := apply(
-		request(bob, 1, RequestLeave),
-		request(bob, 2, RequestLeave), // asked already: keeps the first height
+		request(bob, 1, protocol.RequestLeave),
+		request(bob, 2, protocol.RequestLeave), // asked already: keeps the first height
 		call(carol, 1, "raise", protocol.EventLeave+"="+string(addrBytes(alice.Address()))),
 	)
 	for i, o := range outs {
@@ -60,11 +60,11 @@ func TestLeaveRequest(t *testing.T) {
 
 	// Refused requests: args, an unknown function, a non-member.
 	dave := testKey(t, 3)
-	withArgs := protocol.SignTx(carol, protocol.Tx{Channel: testChannel, Nonce: 2, Function: RequestLeave, Args: []byte("x")})
+	withArgs := protocol.SignTx(carol, protocol.Tx{Channel: testChannel, Nonce: 2, Function: protocol.RequestLeave, Args: []byte("x")})
 	outs = apply(
 		protocol.Entry{Kind: protocol.EntryCall, Call: withArgs},
 		request(carol, 3, "scraft::pause"),
-		request(dave, 1, RequestLeave),
+		request(dave, 1, protocol.RequestLeave),
 	)
 	got := statuses(outs)
 	wantSt := []protocol.Status{protocol.StatusBadInput, protocol.StatusBadInput, protocol.StatusNotMember}
@@ -96,7 +96,7 @@ func TestCloseRequest(t *testing.T) {
 	cfg := testConfig(alice, bob)
 	leader, follower := newMachine(t, cfg), newMachine(t, cfg)
 	b, outs, err := leader.Propose([]protocol.Entry{
-		call(alice, 1, "put", "x=1"), request(bob, 1, RequestLeave), request(alice, 2, RequestClose),
+		call(alice, 1, "put", "x=1"), request(bob, 1, protocol.RequestLeave), request(alice, 2, protocol.RequestClose),
 	}, 1, alice, 1000)
 	if err != nil {
 		t.Fatal(err)
@@ -116,7 +116,7 @@ func TestCloseRequest(t *testing.T) {
 		reason Reason
 	}{
 		{"call", call(alice, 3, "put", "x=2"), ReasonClosing},
-		{"request", request(bob, 2, RequestClose), ReasonClosing},
+		{"request", request(bob, 2, protocol.RequestClose), ReasonClosing},
 		{"tick", tick(1, 1000), ReasonBadTick},
 		{"join", join(carol, 3), ReasonBadJoin},
 	} {
@@ -158,7 +158,7 @@ func TestCloseRequest(t *testing.T) {
 		t.Fatalf("restored closing height %d", restored.Closing())
 	}
 	m2 := newMachine(t, testConfig(alice, bob))
-	b, _, err = m2.Propose([]protocol.Entry{request(bob, 1, RequestLeave)}, 1, alice, 1000)
+	b, _, err = m2.Propose([]protocol.Entry{request(bob, 1, protocol.RequestLeave)}, 1, alice, 1000)
 	if err != nil {
 		t.Fatal(err)
 	}

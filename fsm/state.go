@@ -139,14 +139,14 @@ func (s *state) fold(l *layer, journal []journalEntry) {
 }
 
 // view reads through a stack of layers down to the state and writes into
-// the top layer. It is the StateReader an Executor sees.
+// the top layer. It is the protocol.StateReader an Executor sees.
 type view struct {
 	base  *state
 	below []*layer // pending layers, oldest first
 	top   *layer
 }
 
-// Get implements StateReader.
+// Get implements protocol.StateReader.
 func (v *view) Get(k protocol.ResourceKey) ([]byte, bool) {
 	if s, ok := v.top.res[k]; ok {
 		return s.v, s.ok

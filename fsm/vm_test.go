@@ -13,18 +13,10 @@ import (
 	"github.com/scraft/scraft/vm"
 )
 
-// vmExecutor is the adapter package cluster uses: a deployed vm.Module as an
-// Executor.
-type vmExecutor struct{ mod *vm.Module }
+// A deployed vm.Module is an Executor as it is.
+var _ Executor = (*vm.Module)(nil)
 
-func (x vmExecutor) Has(fn string) bool { return x.mod.Has(fn) }
-
-func (x vmExecutor) Execute(c Call, st StateReader) ExecResult {
-	r := x.mod.Call(context.Background(), st, vm.Call(c))
-	return ExecResult(r)
-}
-
-func deployChat(t testing.TB) (vmExecutor, *contracts.Contract) {
+func deployChat(t testing.TB) (*vm.Module, *contracts.Contract) {
 	t.Helper()
 	ctx := context.Background()
 	eng, err := vm.NewEngine(ctx, vm.DefaultConfig())
@@ -40,16 +32,16 @@ func deployChat(t testing.TB) (vmExecutor, *contracts.Contract) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return vmExecutor{mod}, c
+	return mod, c
 }
 
 // chatGenesis returns a chat channel of members whose genesis state is what
 // init leaves, as the chain would hold it.
-func chatGenesis(t testing.TB, x vmExecutor, keys ...*protocol.Key) Config {
+func chatGenesis(t testing.TB, x *vm.Module, keys ...*protocol.Key) Config {
 	cfg := testConfig(keys...)
 	cfg.Contract = "chat"
 	cfg.GasLimit = 10_000_000
-	initRes := x.Execute(Call{Function: "init", Gas: cfg.GasLimit}, &view{base: &state{}, top: newLayer(meta{})})
+	initRes := x.Execute(protocol.Call{Function: "init", Gas: cfg.GasLimit}, &view{base: &state{}, top: newLayer(meta{})})
 	if initRes.Status != protocol.StatusOK {
 		t.Fatalf("init: %s %s", initRes.Status, initRes.Message)
 	}
@@ -159,7 +151,7 @@ func TestChatThroughVM(t *testing.T) {
 		{tx(alice, 2, "send", `{"text":"hello"}`), tx(bob, 2, "send", `{"text":""}`), tx(bob, 3, "send", `{"text":"hi alice"}`)},
 		{tx(alice, 3, "history", `{"from":0,"limit":10}`), tx(bob, 4, "leave", `{}`)},
 	}
-	var outs []Outcome
+	var outs []protocol.Outcome
 	for i, s := range steps {
 		b, _, err := leader.Propose(s, 1, alice, uint64(1000+i))
 		if err != nil {

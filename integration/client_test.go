@@ -18,7 +18,6 @@ import (
 	"github.com/scraft/scraft/client"
 	"github.com/scraft/scraft/internal/testutil"
 	"github.com/scraft/scraft/protocol"
-	"github.com/scraft/scraft/transport"
 )
 
 // TestClientAPI drives a real 3-node cluster (node processes, chain
@@ -63,7 +62,7 @@ func TestClientAPI(t *testing.T) {
 
 	// The subscriber records every outcome it sees, in order.
 	var mu sync.Mutex
-	seen := map[uint64]*transport.Outcome{}
+	seen := map[uint64]*protocol.Outcome{}
 	var last uint64
 	subDone := make(chan error, 1)
 	go func() {
@@ -109,19 +108,19 @@ func TestClientAPI(t *testing.T) {
 
 	// Codes through the real node.
 	empty, _ := pc.abi.EncodeArgs("send", []byte(`{"text":""}`))
-	if r, err := ca.Call(ctx, pc.id, "chat::send", empty); !errors.Is(err, transport.ErrAbort) || r == nil || r.Status != protocol.StatusAbort {
+	if r, err := ca.Call(ctx, pc.id, "chat::send", empty); !errors.Is(err, protocol.ErrAbort) || r == nil || r.Status != protocol.StatusAbort {
 		t.Fatalf("empty message: %v", err)
 	} else {
 		results = append(results, r)
 	}
-	if _, err := ca.Call(ctx, protocol.ChannelID{9}, "chat::send", empty); transport.CodeOf(err) != transport.CodeNoChannel {
+	if _, err := ca.Call(ctx, protocol.ChannelID{9}, "chat::send", empty); protocol.CodeOf(err) != protocol.CodeNoChannel {
 		t.Fatalf("unknown channel: %v", err)
 	}
 	// A forged signature, sent through a follower: the leader's batch
 	// verification refuses it and the code comes back through both nodes.
 	forged := protocol.SignTx(alice, protocol.Tx{Channel: pc.id, Nonce: 1 << 40, Function: "chat::send", Args: empty})
 	forged.Signature[5] ^= 1
-	if _, err := ca.CallTx(ctx, forged); transport.CodeOf(err) != transport.CodeBadSignature {
+	if _, err := ca.CallTx(ctx, forged); protocol.CodeOf(err) != protocol.CodeBadSignature {
 		t.Fatalf("forged signature: %v", err)
 	}
 	outsider, _ := protocol.GenerateKey(nil)
@@ -129,7 +128,7 @@ func TestClientAPI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := co.Status(ctx, pc.id); transport.CodeOf(err) != transport.CodeNotMember {
+	if _, err := co.Status(ctx, pc.id); protocol.CodeOf(err) != protocol.CodeNotMember {
 		t.Fatalf("outsider status: %v", err)
 	}
 	co.Close()

@@ -521,8 +521,8 @@ func initialState(t testing.TB, wasm []byte) protocol.State {
 		t.Fatal(err)
 	}
 	st := protocol.State{}
-	if m.Has(vm.FuncInit) {
-		r := m.Call(ctx, st, vm.Call{Function: vm.FuncInit, Gas: 1 << 40})
+	if m.Has(protocol.FuncInit) {
+		r := m.Call(ctx, st, vm.Call{Function: protocol.FuncInit, Gas: 1 << 40})
 		if r.Status != protocol.StatusOK {
 			t.Fatalf("init: %s: %s", r.Status, r.Message)
 		}

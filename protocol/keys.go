@@ -31,8 +31,6 @@ type ChannelID [AddressLen]byte
 var (
 	// ErrBadAddress means a string is not 0x followed by 32 hex digits.
 	ErrBadAddress = errors.New("protocol: address must be 0x followed by 32 hex digits")
-	// ErrBadSignature means a signature does not verify.
-	ErrBadSignature = errors.New("protocol: bad signature")
 	// ErrKeyMismatch means a public key does not hash to the claimed address.
 	ErrKeyMismatch = errors.New("protocol: public key does not match address")
 	// ErrKeyFileMode means a key file can be read by others than its owner.

@@ -12,8 +12,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/scraft/scraft/clientapi/clientpb"
 	"github.com/scraft/scraft/internal/testutil"
-	"github.com/scraft/scraft/transport/clientpb"
 )
 
 // echoServer answers every call on the client stream at once with an

@@ -10,5 +10,7 @@
 // returns a Result: a status, the gas used and, on success, the canonical
 // change set, the events and the output. Calls reuse live instances whose
 // memory and globals are restored before each call, so the same call gives
-// the same Result bytes on every node, fresh or warm. See DESIGN.md.
+// the same Result bytes on every node, fresh or warm. Call and Result are
+// protocol.Call and protocol.CallResult, and Module.Execute makes a Module
+// an fsm.Executor as it is. See DESIGN.md.
 package vm

@@ -220,24 +220,6 @@ func (e *Engine) deploy(ctx context.Context, h protocol.Hash, wasm []byte) (m *M
 	return m, nil
 }
 
-// Reserved entry functions: called by the node, not by members.
-const (
-	FuncInit    = "init"     // once, when the channel is created
-	FuncOnTick  = "on_tick"  // on every tick system tx
-	FuncOnJoin  = "on_join"  // when a member joins (sender = the member)
-	FuncOnLeave = "on_leave" // when a member leaves (sender = the member)
-)
-
-// IsReserved reports whether name is an entry function only the node may
-// call.
-func IsReserved(name string) bool {
-	switch name {
-	case FuncInit, FuncOnTick, FuncOnJoin, FuncOnLeave:
-		return true
-	}
-	return false
-}
-
 // reservedPrefix starts every export name the vm or the meter adds.
 const reservedPrefix = "scraft_"
 

@@ -22,38 +22,16 @@ import (
 // the value of a resource and whether it exists; the vm never mutates the
 // returned bytes. Get is called from the goroutine running the call; a
 // Store shared by concurrent calls must allow concurrent Gets.
-type Store interface {
-	Get(key protocol.ResourceKey) ([]byte, bool)
-}
+type Store = protocol.StateReader
 
-// Call is one invocation of an entry function.
-type Call struct {
-	// Function is the export name, e.g. "send" for "chat::send".
-	Function string
-	// Args is the input; the entry function receives its length and reads
-	// it with input_read.
-	Args        []byte
-	Sender      protocol.Address
-	Height      uint64
-	TimestampMs uint64
-	// Gas is the limit; values above 2^63−1 count as 2^63−1.
-	Gas uint64
-}
-
-// Result is the outcome of a Call. On any status but OK the change set,
-// events and output are empty; GasUsed is what was spent (the whole limit
-// when the gas ran out).
-type Result struct {
-	Status    protocol.Status
-	AbortCode uint32
-	// Message says why a call failed, for people: it is not part of the
-	// consensus digest.
-	Message   string
-	GasUsed   uint64
-	ChangeSet protocol.ChangeSet
-	Events    []protocol.Event
-	Output    []byte
-}
+// Call is one invocation of an entry function; Result is its outcome (on
+// any status but OK the change set, events and output are empty; GasUsed
+// is what was spent, the whole limit when the gas ran out). They are the
+// protocol's types, so that a Module is an fsm.Executor as it is.
+type (
+	Call   = protocol.Call
+	Result = protocol.CallResult
+)
 
 // Module is deployed contract code. Its methods are safe for concurrent
 // use.

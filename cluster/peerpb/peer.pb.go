@@ -212,10 +212,16 @@ func (x *ForwardTxsResponse) GetResults() []*ForwardedTx {
 // ForwardedTx is the result of one forwarded tx: its outcome, or an error
 // (a gRPC status code and message, as the peer API's errors travel).
 type ForwardedTx struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Outcome       *TxOutcome             `protobuf:"bytes,1,opt,name=outcome,proto3" json:"outcome,omitempty"`
-	ErrorCode     uint32                 `protobuf:"varint,2,opt,name=error_code,json=errorCode,proto3" json:"error_code,omitempty"`
-	Error         string                 `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Outcome *TxOutcome             `protobuf:"bytes,1,opt,name=outcome,proto3" json:"outcome,omitempty"`
+	// error_code (a gRPC code) and error (its message) say why the tx
+	// failed, for readers that do not decode status.
+	ErrorCode uint32 `protobuf:"varint,2,opt,name=error_code,json=errorCode,proto3" json:"error_code,omitempty"`
+	Error     string `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	// status is the failure as an encoded google.rpc.Status whose ErrorInfo
+	// detail carries the protocol error code and the sentinels' names
+	// (protocol/rpcerr), so that the error keeps its identity across nodes.
+	Status        []byte `protobuf:"bytes,4,opt,name=status,proto3" json:"status,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -269,6 +275,13 @@ func (x *ForwardedTx) GetError() string {
 		return x.Error
 	}
 	return ""
+}
+
+func (x *ForwardedTx) GetStatus() []byte {
+	if x != nil {
+		return x.Status
+	}
+	return nil
 }
 
 type TxOutcome struct {
@@ -746,12 +759,13 @@ const file_cluster_proto_peer_proto_rawDesc = "" +
 	"\x04hops\x18\x03 \x01(\rR\x04hops\x12.\n" +
 	"\x06caller\x18\x0f \x01(\v2\x16.scraft.peer.v1.CallerR\x06caller\"K\n" +
 	"\x12ForwardTxsResponse\x125\n" +
-	"\aresults\x18\x01 \x03(\v2\x1b.scraft.peer.v1.ForwardedTxR\aresults\"w\n" +
+	"\aresults\x18\x01 \x03(\v2\x1b.scraft.peer.v1.ForwardedTxR\aresults\"\x8f\x01\n" +
 	"\vForwardedTx\x123\n" +
 	"\aoutcome\x18\x01 \x01(\v2\x19.scraft.peer.v1.TxOutcomeR\aoutcome\x12\x1d\n" +
 	"\n" +
 	"error_code\x18\x02 \x01(\rR\terrorCode\x12\x14\n" +
-	"\x05error\x18\x03 \x01(\tR\x05error\"\xa4\x01\n" +
+	"\x05error\x18\x03 \x01(\tR\x05error\x12\x16\n" +
+	"\x06status\x18\x04 \x01(\fR\x06status\"\xa4\x01\n" +
 	"\tTxOutcome\x12\x16\n" +
 	"\x06height\x18\x01 \x01(\x04R\x06height\x12\x16\n" +
 	"\x06result\x18\x02 \x01(\fR\x06result\x12\x16\n" +

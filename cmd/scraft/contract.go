@@ -344,7 +344,7 @@ Exits with status 2 and the reason when the module is refused.`,
 				Missing   []string      `json:"missing_from_module,omitempty"`
 			}{CodeHash: m.Hash(), Bytes: len(wasm), ABI: "scraft v1"}
 			for _, n := range m.Functions() {
-				v := fnView{Name: n, Reserved: vm.IsReserved(n)}
+				v := fnView{Name: n, Reserved: protocol.IsReserved(n)}
 				if c != nil {
 					if f, ok := c.Function(n); ok {
 						v.Doc = f.Doc

@@ -299,10 +299,10 @@ func initialState(ctx context.Context, wasm []byte) (protocol.State, error) {
 		return nil, err
 	}
 	st := protocol.State{}
-	if !m.Has(vm.FuncInit) {
+	if !m.Has(protocol.FuncInit) {
 		return st, nil
 	}
-	r := m.Call(ctx, st, vm.Call{Function: vm.FuncInit, Gas: 1 << 40})
+	r := m.Call(ctx, st, vm.Call{Function: protocol.FuncInit, Gas: 1 << 40})
 	if r.Status != protocol.StatusOK {
 		return nil, fmt.Errorf("init: %s: %s", r.Status, r.Message)
 	}

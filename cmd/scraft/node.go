@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
+	"github.com/scraft/scraft/clientapi"
 	"github.com/scraft/scraft/cluster"
 	"github.com/scraft/scraft/fsm"
 	"github.com/scraft/scraft/protocol"
@@ -151,7 +152,7 @@ type runningNode struct {
 	opts    nodeOptions
 	srv     *transport.Server
 	node    *cluster.Node
-	client  *transport.ClientService
+	client  *clientapi.Service
 	engine  *vm.Engine
 	reg     *prometheus.Registry
 	admin   *http.Server
@@ -200,7 +201,15 @@ func startNode(ctx context.Context, o nodeOptions) (_ *runningNode, err error) {
 	ccfg.Key = o.Key
 	ccfg.Address = r.srv.Addr()
 	ccfg.Chain = o.Chain
-	ccfg.Executors = vmExecutors(r.engine)
+	// A deployed module is an fsm.Executor. Channels open long after start
+	// (POST /join), so the deploy does not take the start's context.
+	ccfg.Executors = func(_ string, code []byte) (fsm.Executor, error) {
+		m, err := r.engine.Deploy(context.Background(), code)
+		if err != nil {
+			return nil, err
+		}
+		return m, nil
+	}
 	ccfg.RaftTransport = func(id string) (raft.Transport, error) { return r.srv.Transport(id) }
 	ccfg.Dial = r.srv.Conn
 	ccfg.Logger = o.Logger
@@ -213,12 +222,14 @@ func startNode(ctx context.Context, o nodeOptions) (_ *runningNode, err error) {
 		return nil, err
 	}
 	r.node.Register(r.srv.GRPC())
-	ccl := transport.DefaultClientConfig()
+	ccl := clientapi.DefaultConfig()
+	ccl.Addresses = []string{r.srv.Addr()}
 	ccl.Logger = o.Logger
-	r.client, err = transport.RegisterClientService(r.srv, &channelAPI{n: r.node}, ccl)
+	r.client, err = clientapi.NewService(r.node.ClientAPI(), ccl)
 	if err != nil {
 		return nil, err
 	}
+	r.client.Register(r.srv.GRPC())
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
@@ -379,268 +390,4 @@ func (r *runningNode) serveAdmin() error {
 		}
 	}()
 	return nil
-}
-
-// vmExecutors deploys a channel's code in the engine: fsm runs contracts
-// through the vm.
-func vmExecutors(e *vm.Engine) cluster.ExecutorFactory {
-	return func(_ string, code []byte) (fsm.Executor, error) {
-		m, err := e.Deploy(context.Background(), code)
-		if err != nil {
-			return nil, err
-		}
-		return vmExecutor{m}, nil
-	}
-}
-
-// vmExecutor adapts a vm.Module to fsm.Executor.
-type vmExecutor struct{ m *vm.Module }
-
-func (x vmExecutor) Has(fn string) bool { return x.m.Has(fn) }
-
-func (x vmExecutor) Execute(c fsm.Call, st fsm.StateReader) fsm.ExecResult {
-	r := x.m.Call(context.Background(), st, vm.Call{
-		Function: c.Function, Args: c.Args, Sender: c.Sender, Height: c.Height, TimestampMs: c.TimestampMs, Gas: c.Gas,
-	})
-	return fsm.ExecResult{Status: r.Status, AbortCode: r.AbortCode, Message: r.Message, GasUsed: r.GasUsed,
-		ChangeSet: r.ChangeSet, Events: r.Events, Output: r.Output}
-}
-
-// channelAPI serves the client API (transport.ChannelAPI) from the
-// cluster node.
-type channelAPI struct{ n *cluster.Node }
-
-func (a *channelAPI) channel(id protocol.ChannelID) (*cluster.Channel, error) {
-	c, ok := a.n.Channel(id)
-	if !ok {
-		return nil, fmt.Errorf("%w: %s", transport.ErrNoChannel, id)
-	}
-	return c, nil
-}
-
-func (a *channelAPI) Exists(id protocol.ChannelID) bool { _, ok := a.n.Channel(id); return ok }
-
-func (a *channelAPI) IsMember(id protocol.ChannelID, addr protocol.Address) bool {
-	c, ok := a.n.Channel(id)
-	return ok && c.IsMember(addr)
-}
-
-func (a *channelAPI) NextNonce(id protocol.ChannelID, addr protocol.Address) (uint64, error) {
-	c, err := a.channel(id)
-	if err != nil {
-		return 0, err
-	}
-	return c.NextNonce(addr), nil
-}
-
-func (a *channelAPI) Submit(ctx context.Context, tx *protocol.SignedTx) (*transport.Outcome, error) {
-	c, err := a.channel(tx.Tx.Channel)
-	if err != nil {
-		return nil, err
-	}
-	out, err := c.Submit(ctx, tx)
-	if err != nil {
-		return nil, clientError(err)
-	}
-	o := transport.Outcome(*out)
-	return &o, nil
-}
-
-func clientError(err error) error {
-	switch {
-	case errors.Is(err, cluster.ErrBusy):
-		return fmt.Errorf("%w: %v", transport.ErrBusy, err)
-	case errors.Is(err, cluster.ErrNotLeader), errors.Is(err, cluster.ErrNoLeader), errors.Is(err, cluster.ErrLeadershipLost):
-		return fmt.Errorf("%w: %v", transport.ErrUnavailable, err)
-	case errors.Is(err, cluster.ErrChannelClosed):
-		return fmt.Errorf("%w: %v", transport.ErrChannelClosed, err)
-	case errors.Is(err, cluster.ErrClosed):
-		return fmt.Errorf("%w: %v", transport.ErrNodeClosed, err)
-	case errors.Is(err, cluster.ErrNotMember):
-		return fmt.Errorf("%w: %v", transport.ErrNotMember, err)
-	case errors.Is(err, cluster.ErrNotReady):
-		return fmt.Errorf("%w: %v", transport.ErrNotReady, err)
-	case errors.Is(err, cluster.ErrStaleNonce):
-		return fmt.Errorf("%w: %v", transport.ErrStaleNonce, err)
-	case errors.Is(err, cluster.ErrBadSignature):
-		return fmt.Errorf("%w: %v", transport.ErrBadSignature, err)
-	case errors.Is(err, cluster.ErrBadTx), errors.Is(err, cluster.ErrRefused):
-		return fmt.Errorf("%w: %v", transport.ErrBadRequest, err)
-	}
-	return err
-}
-
-// subscriptionBuffer is how many applied batches a subscription may fall
-// behind before it is dropped (the client resumes from its last height).
-const subscriptionBuffer = 1024
-
-// backlogChunk is the most retained outcomes one Next returns; a Next that
-// gathers live batches stops adding once it holds this many.
-const backlogChunk = 256
-
-func (a *channelAPI) Subscribe(ctx context.Context, id protocol.ChannelID, from uint64) (transport.Subscription, error) {
-	c, err := a.channel(id)
-	if err != nil {
-		return nil, err
-	}
-	if reason, ok := c.Retired(); ok {
-		return nil, retiredError(id, reason)
-	}
-	f, err := c.SubscribeFrom(from, subscriptionBuffer)
-	if err != nil {
-		return nil, clientError(err)
-	}
-	s := &subscription{ch: f.C, cancel: f.Cancel, after: f.Height, backlog: f.Backlog}
-	if f.Snapshot != nil {
-		snap := f.Snapshot
-		s.snap = &transport.Snapshot{Channel: id, Height: snap.Height, Digest: snap.Digest, State: snap.State, Members: snap.Members}
-	}
-	return closingSubscription{Subscription: s, c: c}, nil
-}
-
-// subscription serves a cluster.Feed: its retained backlog first, then the
-// live batches above the feed's height. A Next returns every live batch
-// already waiting (up to backlogChunk outcomes), so that a subscriber whose
-// stream was busy catches up in one message.
-type subscription struct {
-	ch      <-chan cluster.Applied
-	cancel  func()
-	snap    *transport.Snapshot
-	after   uint64
-	backlog []fsm.Outcome
-}
-
-func (s *subscription) Snapshot() *transport.Snapshot { return s.snap }
-
-func (s *subscription) Next(ctx context.Context) ([]transport.Outcome, error) {
-	if len(s.backlog) > 0 {
-		n := min(len(s.backlog), backlogChunk)
-		out := make([]transport.Outcome, n)
-		for i := range n {
-			out[i] = transport.Outcome(s.backlog[i])
-		}
-		s.backlog = s.backlog[n:]
-		return out, nil
-	}
-	select {
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	case a, ok := <-s.ch:
-		if !ok {
-			return nil, transport.ErrSlowSubscriber
-		}
-		out := s.appendAbove(nil, a)
-	gather:
-		for len(out) < backlogChunk {
-			select {
-			case a, ok := <-s.ch:
-				if !ok {
-					break gather // the next Next reports the drop
-				}
-				out = s.appendAbove(out, a)
-			default:
-				break gather
-			}
-		}
-		return out, nil
-	}
-}
-
-// appendAbove appends the outcomes of a above the feed's starting height.
-func (s *subscription) appendAbove(out []transport.Outcome, a cluster.Applied) []transport.Outcome {
-	if out == nil {
-		out = make([]transport.Outcome, 0, len(a.Outcomes))
-	}
-	for _, o := range a.Outcomes {
-		if o.Height > s.after {
-			out = append(out, transport.Outcome(o))
-		}
-	}
-	return out
-}
-
-func (s *subscription) Close() { s.cancel() }
-
-// statusTimeout bounds the member queries of a client status request.
-const statusTimeout = 2 * time.Second
-
-func (a *channelAPI) Status(id protocol.ChannelID, members bool) (*transport.ChannelStatus, error) {
-	c, err := a.channel(id)
-	if err != nil {
-		return nil, err
-	}
-	st := c.Status()
-	out := &transport.ChannelStatus{Channel: id, Leader: st.Leader, Epoch: st.Epoch, Height: st.Height, Digest: st.Digest,
-		SettledHeight: st.SettledHeight, Ready: st.Ready}
-	if !members {
-		return out, nil
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), statusTimeout)
-	defer cancel()
-	ms, settled := c.MemberStatuses(ctx)
-	out.SettledHeight = max(out.SettledHeight, settled)
-	for _, m := range ms {
-		out.Members = append(out.Members, transport.MemberStatus{Address: m.Address, Lag: m.Lag,
-			HeartbeatAge: m.HeartbeatAge, Leader: m.Leader})
-	}
-	return out, nil
-}
-
-// Leave orders the member's signed scraft::leave and returns once the
-// member is out of the channel (cluster.Channel.Leave).
-func (a *channelAPI) Leave(ctx context.Context, tx *protocol.SignedTx) error {
-	c, err := a.channel(tx.Tx.Channel)
-	if err != nil {
-		return err
-	}
-	return leaveCloseError(c.Leave(ctx, tx))
-}
-
-// Close orders the member's signed scraft::close and returns once the
-// channel is closed on chain (cluster.Channel.RequestClose).
-func (a *channelAPI) Close(ctx context.Context, tx *protocol.SignedTx) error {
-	c, err := a.channel(tx.Tx.Channel)
-	if err != nil {
-		return err
-	}
-	return leaveCloseError(c.RequestClose(ctx, tx))
-}
-
-func leaveCloseError(err error) error {
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, cluster.ErrLastMember), errors.Is(err, cluster.ErrQuorum), errors.Is(err, cluster.ErrNotRequest):
-		return fmt.Errorf("%w: %v", transport.ErrBadRequest, err)
-	}
-	return clientError(err)
-}
-
-// retiredError is the client API's error for a channel this node stopped
-// hosting: closed for good when the chain closed it, else (its member
-// left) another node may still serve it.
-func retiredError(id protocol.ChannelID, reason string) error {
-	if reason == cluster.RetiredClosed {
-		return fmt.Errorf("%w: channel %s", transport.ErrChannelClosed, id)
-	}
-	return fmt.Errorf("%w: this node left channel %s", transport.ErrNodeClosed, id)
-}
-
-// closingSubscription ends a subscription of a channel that this node
-// stopped hosting (closed on chain, or its member left) with
-// ErrChannelClosed rather than as a slow subscriber, so that the client
-// ends cleanly instead of resubscribing.
-type closingSubscription struct {
-	transport.Subscription
-	c *cluster.Channel
-}
-
-func (s closingSubscription) Next(ctx context.Context) ([]transport.Outcome, error) {
-	outs, err := s.Subscription.Next(ctx)
-	if errors.Is(err, transport.ErrSlowSubscriber) {
-		if reason, ok := s.c.Retired(); ok {
-			return outs, retiredError(s.c.ID(), reason)
-		}
-	}
-	return outs, err
 }

@@ -14,7 +14,6 @@ import (
 	"github.com/scraft/scraft/protocol"
 	"github.com/scraft/scraft/settlement"
 	"github.com/scraft/scraft/settlement/devchain"
-	"github.com/scraft/scraft/transport"
 )
 
 // appendExec is a tiny contract: send appends its args to the sender's
@@ -23,7 +22,7 @@ type appendExec struct{}
 
 func (appendExec) Has(fn string) bool { return fn == "send" }
 
-func (appendExec) Execute(call fsm.Call, st fsm.StateReader) fsm.ExecResult {
+func (appendExec) Execute(call protocol.Call, st protocol.StateReader) protocol.CallResult {
 	key := protocol.ResourceKey{Account: call.Sender, Type: "chat::Messages"}
 	old, ok := st.Get(key)
 	nw := append(append([]byte(nil), old...), call.Args...)
@@ -31,7 +30,7 @@ func (appendExec) Execute(call fsm.Call, st fsm.StateReader) fsm.ExecResult {
 	if ok {
 		ch = protocol.Change{Key: key, Kind: protocol.OpModify, Old: old, New: nw}
 	}
-	return fsm.ExecResult{Status: protocol.StatusOK, GasUsed: 10, ChangeSet: protocol.ChangeSet{Changes: []protocol.Change{ch}}}
+	return protocol.CallResult{Status: protocol.StatusOK, GasUsed: 10, ChangeSet: protocol.ChangeSet{Changes: []protocol.Change{ch}}}
 }
 
 // startAPINode starts one node on an in-process chain, hosting a new
@@ -156,7 +155,7 @@ func TestChannelAPIOverClient(t *testing.T) {
 	// A used nonce with other content is a stale nonce; the same tx again
 	// is its first outcome.
 	tx := protocol.SignTx(key, protocol.Tx{Channel: id, Nonce: 1, Function: "chat::send", Args: []byte("again;")})
-	if _, err := cl.CallTx(ctx, tx); !errors.Is(err, transport.ErrStaleNonce) {
+	if _, err := cl.CallTx(ctx, tx); !errors.Is(err, protocol.ErrStaleNonce) {
 		t.Fatalf("used nonce: %v, want stale nonce", err)
 	}
 
@@ -170,63 +169,5 @@ func TestChannelAPIOverClient(t *testing.T) {
 	m := st.Members[0]
 	if m.Address != key.Address() || !m.Leader || m.Lag != 0 || m.HeartbeatAge < 0 {
 		t.Fatalf("member status %+v", m)
-	}
-}
-
-func TestClientError(t *testing.T) {
-	tests := []struct {
-		err  error
-		want error
-	}{
-		{fmt.Errorf("%w: %w: nonce 3 (last 5)", cluster.ErrBadTx, cluster.ErrStaleNonce), transport.ErrStaleNonce},
-		{fmt.Errorf("%w: bad signature", cluster.ErrBadTx), transport.ErrBadRequest},
-		{fmt.Errorf("%w: height 9 above the applied 3", cluster.ErrNotReady), transport.ErrNotReady},
-		{cluster.ErrBusy, transport.ErrBusy},
-		{cluster.ErrLeadershipLost, transport.ErrUnavailable},
-		{cluster.ErrClosed, transport.ErrNodeClosed},
-		{cluster.ErrChannelClosed, transport.ErrChannelClosed},
-	}
-	for _, tt := range tests {
-		if got := clientError(tt.err); !errors.Is(got, tt.want) {
-			t.Errorf("clientError(%v) = %v, want %v", tt.err, got, tt.want)
-		}
-	}
-}
-
-func TestSubscriptionBacklogThenLive(t *testing.T) {
-	var backlog []fsm.Outcome
-	for h := uint64(11); h <= 11+backlogChunk+9; h++ {
-		backlog = append(backlog, fsm.Outcome{Height: h})
-	}
-	top := backlog[len(backlog)-1].Height
-	ch := make(chan cluster.Applied, 1)
-	s := &subscription{ch: ch, cancel: func() {}, after: top, backlog: backlog}
-	ctx := context.Background()
-	var got []uint64
-	for len(got) < len(backlog) {
-		outs, err := s.Next(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(outs) > backlogChunk {
-			t.Fatalf("%d outcomes in one Next", len(outs))
-		}
-		for _, o := range outs {
-			got = append(got, o.Height)
-		}
-	}
-	ch <- cluster.Applied{Outcomes: []fsm.Outcome{{Height: top}, {Height: top + 1}}}
-	outs, err := s.Next(ctx)
-	if err != nil || len(outs) != 1 || outs[0].Height != top+1 {
-		t.Fatalf("live after the backlog: %v, %v", outs, err)
-	}
-	for i, h := range got {
-		if h != 11+uint64(i) {
-			t.Fatalf("backlog heights %v", got)
-		}
-	}
-	close(ch)
-	if _, err := s.Next(ctx); !errors.Is(err, transport.ErrSlowSubscriber) {
-		t.Fatalf("closed feed: %v", err)
 	}
 }

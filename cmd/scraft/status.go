@@ -12,7 +12,6 @@ import (
 
 	"github.com/scraft/scraft/client"
 	"github.com/scraft/scraft/protocol"
-	"github.com/scraft/scraft/transport"
 )
 
 func init() {
@@ -71,7 +70,7 @@ type apiMemberView struct {
 	HeartbeatAgeMs int64 `json:"heartbeat_age_ms"`
 }
 
-func statusView(node string, st *transport.ChannelStatus) *apiStatusView {
+func statusView(node string, st *protocol.ChannelStatus) *apiStatusView {
 	v := &apiStatusView{
 		Node: node, Channel: st.Channel, Leader: st.Leader, Epoch: st.Epoch, Height: st.Height,
 		SettledHeight: st.SettledHeight, Digest: st.Digest, Ready: st.Ready, Members: []apiMemberView{},
@@ -86,7 +85,7 @@ func statusView(node string, st *transport.ChannelStatus) *apiStatusView {
 	return v
 }
 
-func printStatus(w io.Writer, node string, st *transport.ChannelStatus) error {
+func printStatus(w io.Writer, node string, st *protocol.ChannelStatus) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "channel\t%s\n", st.Channel)
 	fmt.Fprintf(tw, "node\t%s\n", node)

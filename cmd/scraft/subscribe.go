@@ -11,7 +11,6 @@ import (
 
 	"github.com/scraft/scraft/client"
 	"github.com/scraft/scraft/protocol"
-	"github.com/scraft/scraft/transport"
 )
 
 func init() {
@@ -122,7 +121,7 @@ func snapshotLine(u client.Update) any {
 	return v
 }
 
-func outcomeLine(o *transport.Outcome) any {
+func outcomeLine(o *protocol.Outcome) any {
 	v := &apiOutcomeView{
 		Height: o.Height, Kind: o.Kind.String(), Hash: o.Hash, Status: o.Result.Status,
 		AbortCode: o.Result.AbortCode, Message: o.Message, GasUsed: o.Result.GasUsed,

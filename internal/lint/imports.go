@@ -1,13 +1,16 @@
 // Package lint guards the architecture: the import edges between scraft's
-// packages must follow the dependency direction of DESIGN §1.
+// packages must follow the dependency direction of DESIGN §1, and what an
+// application imports (the SDK) must not drag in the node.
 package lint
 
 import (
+	"bytes"
 	"fmt"
 	"go/parser"
 	"go/token"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -31,7 +34,8 @@ var Allowed = map[string][]string{
 	"cluster":             {"protocol", "fsm", "settlement", "settlement/contract"},
 	"delegate":            {"protocol", "fsm", "settlement", "settlement/contract"},
 	"transport":           {"protocol"},
-	"client":              {"protocol", "transport"},
+	"clientapi":           {"protocol"},
+	"client":              {"protocol", "clientapi"},
 	"contracts":           {"protocol"},
 	"internal/testutil":   {},
 	"internal/lint":       {},
@@ -153,4 +157,39 @@ func ModuleRoot(dir string) (string, error) {
 		}
 		dir = parent
 	}
+}
+
+// NodeOnly lists the modules that make a node and that an application
+// using the SDK must not link: Raft, its bbolt store, the WASM runtime.
+var NodeOnly = []string{
+	"github.com/hashicorp/raft",
+	"go.etcd.io/bbolt",
+	"github.com/tetratelabs/wazero",
+}
+
+// LeanPackages are the packages whose whole dependency closure must stay
+// free of NodeOnly: the Go SDK and the client API it speaks.
+var LeanPackages = []string{"client", "clientapi"}
+
+// ForbiddenDeps returns the packages in the dependency closure of pkg
+// (relative to the module rooted at root; `go list -deps`) that belong to
+// one of the forbidden module paths, with the path that forbids each.
+func ForbiddenDeps(root, pkg string, forbidden []string) ([]string, error) {
+	cmd := exec.Command("go", "list", "-deps", "./"+pkg)
+	cmd.Dir = root
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("lint: go list -deps ./%s: %w: %s", pkg, err, stderr.String())
+	}
+	var bad []string
+	for _, dep := range strings.Fields(string(out)) {
+		for _, f := range forbidden {
+			if dep == f || strings.HasPrefix(dep, f+"/") {
+				bad = append(bad, fmt.Sprintf("%s (%s)", dep, f))
+			}
+		}
+	}
+	return bad, nil
 }

@@ -39,6 +39,10 @@ func TestCheckCatchesViolations(t *testing.T) {
 		{"even tests never import cmd", "cluster", "cmd/scraft", true, true},
 		{"unknown package", "stuff", "protocol", false, true},
 		{"cmd imports anything", "cmd/scraft", "cluster", false, false},
+		{"the SDK speaks the client API", "client", "clientapi/clientpb", false, false},
+		{"the SDK never imports transport", "client", "transport", false, true},
+		{"the client API never imports transport", "clientapi", "transport", false, true},
+		{"rpcerr is protocol's", "protocol/rpcerr", "protocol", false, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -47,6 +51,33 @@ func TestCheckCatchesViolations(t *testing.T) {
 				t.Fatalf("Check(%s → %s) = %v, want bad=%v", tc.from, tc.to, got, tc.bad)
 			}
 		})
+	}
+}
+
+// TestSDKStaysLean: an application that imports the SDK links no Raft, no
+// bbolt and no wazero, directly or through any package of the closure.
+func TestSDKStaysLean(t *testing.T) {
+	wd, _ := os.Getwd()
+	root, err := ModuleRoot(wd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, pkg := range LeanPackages {
+		bad, err := ForbiddenDeps(root, pkg, NodeOnly)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(bad) > 0 {
+			t.Errorf("./%s depends on node-only packages: %v", pkg, bad)
+		}
+	}
+	// The check itself sees them where they are.
+	bad, err := ForbiddenDeps(root, "cluster", NodeOnly)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(bad) == 0 {
+		t.Fatal("./cluster links raft, yet ForbiddenDeps found nothing")
 	}
 }
 

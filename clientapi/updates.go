@@ -1,4 +1,4 @@
-package transport
+package clientapi
 
 import (
 	"fmt"
@@ -8,8 +8,8 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/scraft/scraft/clientapi/clientpb"
 	"github.com/scraft/scraft/protocol"
-	"github.com/scraft/scraft/transport/clientpb"
 )
 
 // Fan-out of one channel's outcomes to many streams: every subscriber of a
@@ -42,7 +42,7 @@ type outcomeCache struct {
 }
 
 // encodedOutcome is one outcome as an Updates.outcomes field: tag, length,
-// encoded Outcome. It is never changed once stored.
+// encoded Outcome message. It is never changed once stored.
 type encodedOutcome struct {
 	height  uint64
 	digest  protocol.Hash
@@ -53,7 +53,7 @@ type encodedOutcome struct {
 
 // field returns o as an encoded Updates.outcomes field. It fails only when
 // o cannot be put on the wire (a string that is not UTF-8).
-func (c *outcomeCache) field(o *Outcome) ([]byte, error) {
+func (c *outcomeCache) field(o *protocol.Outcome) ([]byte, error) {
 	slot := &c.slots[o.Height%encodedOutcomes]
 	// The digest chains the result (status, output, change set, events),
 	// the hash names the entry; the message is outside both.
@@ -62,7 +62,7 @@ func (c *outcomeCache) field(o *Outcome) ([]byte, error) {
 	}
 	b, err := proto.Marshal(OutcomeToPB(o))
 	if err != nil {
-		return nil, fmt.Errorf("%w: outcome at height %d: %v", ErrInternal, o.Height, err)
+		return nil, fmt.Errorf("%w: outcome at height %d: %v", protocol.ErrInternal, o.Height, err)
 	}
 	f := protowire.AppendTag(make([]byte, 0, len(b)+12), fieldUpdatesOutcomes, protowire.BytesType)
 	f = protowire.AppendBytes(f, b)
@@ -73,7 +73,7 @@ func (c *outcomeCache) field(o *Outcome) ([]byte, error) {
 // updates returns the ServerMessage with id that carries outs as one
 // Updates. The message holds its body as pre-encoded bytes: marshalling it
 // copies them after the id.
-func (c *outcomeCache) updates(id uint64, outs []Outcome) (*clientpb.ServerMessage, error) {
+func (c *outcomeCache) updates(id uint64, outs []protocol.Outcome) (*clientpb.ServerMessage, error) {
 	fields := make([][]byte, len(outs))
 	n := 0
 	for i := range outs {

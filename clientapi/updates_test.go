@@ -1,4 +1,4 @@
-package transport
+package clientapi
 
 import (
 	"bytes"
@@ -6,12 +6,12 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/scraft/scraft/clientapi/clientpb"
 	"github.com/scraft/scraft/protocol"
-	"github.com/scraft/scraft/transport/clientpb"
 )
 
-func testOutcomes(from uint64, n int) []Outcome {
-	outs := make([]Outcome, n)
+func testOutcomes(from uint64, n int) []protocol.Outcome {
+	outs := make([]protocol.Outcome, n)
 	var d protocol.Hash
 	for i := range outs {
 		o := &outs[i]
@@ -43,7 +43,7 @@ func TestOutcomeCacheWire(t *testing.T) {
 	var c outcomeCache
 	for _, tc := range []struct {
 		name string
-		outs []Outcome
+		outs []protocol.Outcome
 	}{
 		{"one", outs[:1]},
 		{"several", outs},
@@ -109,12 +109,12 @@ func TestOutcomeCacheShares(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name   string
-		change func(o *Outcome)
+		change func(o *protocol.Outcome)
 	}{
-		{"digest", func(o *Outcome) { o.Digest[0] ^= 1 }},
-		{"hash", func(o *Outcome) { o.Hash[0] ^= 1 }},
-		{"message", func(o *Outcome) { o.Message = "another message" }},
-		{"height a ring apart", func(o *Outcome) { o.Height += encodedOutcomes }},
+		{"digest", func(o *protocol.Outcome) { o.Digest[0] ^= 1 }},
+		{"hash", func(o *protocol.Outcome) { o.Hash[0] ^= 1 }},
+		{"message", func(o *protocol.Outcome) { o.Message = "another message" }},
+		{"height a ring apart", func(o *protocol.Outcome) { o.Height += encodedOutcomes }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o := outs[1]

@@ -1,4 +1,4 @@
-package transport
+package clientapi
 
 import (
 	"context"
@@ -18,19 +18,20 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/scraft/scraft/clientapi/clientpb"
 	"github.com/scraft/scraft/protocol"
-	"github.com/scraft/scraft/transport/clientpb"
+	"github.com/scraft/scraft/protocol/rpcerr"
 )
 
-// ClientAPIVersion is the version a Challenge announces.
-const ClientAPIVersion = 1
+// Version is the version a Challenge announces.
+const Version = 1
 
-// TrailerCode is the trailer key that carries the Code of a stream ended by
+// TrailerCode is the trailer key that carries the protocol.Code of a stream ended by
 // the node (a failed bind, a malformed message, a bind timeout). It may hold
 // several values: the last one counts.
 const TrailerCode = "scraft-code"
 
-// ClientService serves the client API (proto/client.proto) over a
+// Service serves the client API (proto/client.proto) over a
 // ChannelAPI: one stream per client, bound to the client's address by a
 // signed challenge, carrying join, call, subscribe, unsubscribe, leave,
 // close and status requests. CLIENT_API.md describes the protocol.
@@ -39,14 +40,14 @@ const TrailerCode = "scraft-code"
 // at a time, has at most MaxInFlight requests running and SendQueue
 // messages queued; each channel has at most MaxChannelInFlight calls; each
 // subscription's buffer is the ChannelAPI's (bounded, it drops a slow
-// subscriber). Overload is answered CodeBusy at once.
+// subscriber). Overload is answered protocol.CodeBusy at once.
 //
 // All methods are safe for concurrent use.
-type ClientService struct {
+type Service struct {
 	clientpb.UnimplementedClientServer
 
 	api    ChannelAPI
-	cfg    ClientConfig
+	cfg    Config
 	logger hclog.Logger
 
 	ctx       context.Context
@@ -69,62 +70,48 @@ type ClientService struct {
 	dropped       atomic.Int64
 }
 
-// ClientStats counts what the client API is doing, for metrics and tests.
-type ClientStats struct {
+// Stats counts what the client API is doing, for metrics and tests.
+type Stats struct {
 	// Streams, Calls and Subscriptions are open now.
 	Streams       int64
 	Calls         int64
 	Subscriptions int64
-	// Busy counts requests answered CodeBusy; Dropped subscriptions ended
-	// with CodeSlowSubscriber. Both since start.
+	// Busy counts requests answered protocol.CodeBusy; Dropped subscriptions ended
+	// with protocol.CodeSlowSubscriber. Both since start.
 	Busy    int64
 	Dropped int64
 }
 
-// NewClientService returns the client API over api.
-func NewClientService(api ChannelAPI, cfg ClientConfig) (*ClientService, error) {
+// NewService returns the client API over api.
+func NewService(api ChannelAPI, cfg Config) (*Service, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	if api == nil {
-		return nil, errors.New("transport: nil ChannelAPI")
+		return nil, errors.New("clientapi: nil ChannelAPI")
 	}
 	cfg.Addresses = slices.Clone(cfg.Addresses)
-	s := &ClientService{api: api, cfg: cfg, logger: cfg.Logger.Named("client-api")}
+	s := &Service{api: api, cfg: cfg, logger: cfg.Logger.Named("client-api")}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.channels.inflight = make(map[protocol.ChannelID]int)
 	return s, nil
 }
 
-// RegisterClientService makes the client API over api and registers it on
-// srv's gRPC server (before srv.Serve). srv's address is added to
-// cfg.Addresses. Close the service before srv.
-func RegisterClientService(srv *Server, api ChannelAPI, cfg ClientConfig) (*ClientService, error) {
-	if !slices.Contains(cfg.Addresses, srv.Addr()) {
-		cfg.Addresses = append([]string{srv.Addr()}, cfg.Addresses...)
-	}
-	s, err := NewClientService(api, cfg)
-	if err != nil {
-		return nil, err
-	}
-	s.Register(srv.GRPC())
-	return s, nil
-}
-
-// Register registers the service on a gRPC server.
-func (s *ClientService) Register(r grpc.ServiceRegistrar) { clientpb.RegisterClientServer(r, s) }
+// Register registers the service on a gRPC server (before it serves).
+// Close the service before the server.
+func (s *Service) Register(r grpc.ServiceRegistrar) { clientpb.RegisterClientServer(r, s) }
 
 // Stats returns the counters.
-func (s *ClientService) Stats() ClientStats {
-	return ClientStats{
+func (s *Service) Stats() Stats {
+	return Stats{
 		Streams: s.streams.Load(), Calls: s.calls.Load(), Subscriptions: s.subscriptions.Load(),
 		Busy: s.busy.Load(), Dropped: s.dropped.Load(),
 	}
 }
 
-// Close ends every stream (with CodeClosed) and waits for the goroutines
+// Close ends every stream (with protocol.CodeClosed) and waits for the goroutines
 // the service started. It is safe to call more than once.
-func (s *ClientService) Close() error {
+func (s *Service) Close() error {
 	s.closeOnce.Do(func() {
 		s.cancel()
 		s.wg.Wait()
@@ -133,7 +120,7 @@ func (s *ClientService) Close() error {
 }
 
 // acquireChannel takes one of a channel's call slots.
-func (s *ClientService) acquireChannel(ch protocol.ChannelID) bool {
+func (s *Service) acquireChannel(ch protocol.ChannelID) bool {
 	s.channels.Lock()
 	defer s.channels.Unlock()
 	if s.channels.inflight[ch] >= s.cfg.MaxChannelInFlight {
@@ -143,7 +130,7 @@ func (s *ClientService) acquireChannel(ch protocol.ChannelID) bool {
 	return true
 }
 
-func (s *ClientService) releaseChannel(ch protocol.ChannelID) {
+func (s *Service) releaseChannel(ch protocol.ChannelID) {
 	s.channels.Lock()
 	defer s.channels.Unlock()
 	if s.channels.inflight[ch]--; s.channels.inflight[ch] <= 0 {
@@ -162,7 +149,7 @@ func (s *ClientService) releaseChannel(ch protocol.ChannelID) {
 // (or node) sends fewer, fuller messages, and what a subscriber has been
 // handed never waits behind a long queue.
 type session struct {
-	svc     *ClientService
+	svc     *Service
 	ctx     context.Context
 	cancel  context.CancelFunc
 	out     chan *clientpb.ServerMessage
@@ -176,7 +163,7 @@ type session struct {
 	addr  protocol.Address
 
 	endOnce sync.Once
-	endErr  *Error
+	endErr  *protocol.Error
 
 	mu struct {
 		sync.Mutex
@@ -187,10 +174,10 @@ type session struct {
 
 // Stream implements clientpb.ClientServer: it serves one client's stream
 // until the client goes, the stream fails, or the service closes.
-func (s *ClientService) Stream(st clientpb.Client_StreamServer) error {
+func (s *Service) Stream(st clientpb.Client_StreamServer) error {
 	ss, err := s.newSession(st.Context())
 	if err != nil {
-		return status.Errorf(codes.Internal, "transport: %v", err)
+		return status.Errorf(codes.Internal, "clientapi: %v", err)
 	}
 	defer ss.cancel()
 	ctx := ss.ctx
@@ -200,16 +187,16 @@ func (s *ClientService) Stream(st clientpb.Client_StreamServer) error {
 	// gRPC itself ends a stream whose message is not valid protobuf, with
 	// status INTERNAL and the trailer set so far: say it was a bad request.
 	// Every later end sets the trailer again; readers take the last value.
-	st.SetTrailer(metadata.Pairs(TrailerCode, fmt.Sprint(uint32(CodeBadRequest))))
+	st.SetTrailer(metadata.Pairs(TrailerCode, fmt.Sprint(uint32(protocol.CodeBadRequest))))
 	err = st.Send(&clientpb.ServerMessage{Body: &clientpb.ServerMessage_Challenge{Challenge: &clientpb.Challenge{
-		Nonce: ss.nonce, NodeAddress: s.cfg.Addresses[0], Version: ClientAPIVersion, MaxInFlight: uint32(s.cfg.MaxInFlight),
+		Nonce: ss.nonce, NodeAddress: s.cfg.Addresses[0], Version: Version, MaxInFlight: uint32(s.cfg.MaxInFlight),
 	}}})
 	if err != nil {
 		return err
 	}
 	bindTimer := time.AfterFunc(s.cfg.BindTimeout, func() {
 		if !ss.bound.Load() {
-			ss.end(&Error{Code: CodeNotBound, Message: fmt.Sprintf("transport: stream not bound within %s", s.cfg.BindTimeout)})
+			ss.end(&protocol.Error{Code: protocol.CodeNotBound, Message: fmt.Sprintf("clientapi: stream not bound within %s", s.cfg.BindTimeout)})
 		}
 	})
 	defer bindTimer.Stop()
@@ -251,7 +238,7 @@ type update struct {
 }
 
 // newSession makes the state of one stream, ended by parent or Close.
-func (s *ClientService) newSession(parent context.Context) (*session, error) {
+func (s *Service) newSession(parent context.Context) (*session, error) {
 	ctx, cancelCtx := context.WithCancel(parent)
 	stop := context.AfterFunc(s.ctx, cancelCtx)
 	cancel := func() {
@@ -276,33 +263,24 @@ func (s *ClientService) newSession(parent context.Context) (*session, error) {
 }
 
 // end ends the stream with err, reported in the gRPC status and trailer.
-func (ss *session) end(err *Error) {
+func (ss *session) end(err *protocol.Error) {
 	ss.endOnce.Do(func() { ss.endErr = err })
 	ss.cancel()
 }
 
 func (ss *session) endStatus(st grpc.ServerStream) error {
-	var e *Error
+	var e *protocol.Error
 	ss.endOnce.Do(func() {}) // no later end() may change endErr now
 	e = ss.endErr
 	if e == nil {
 		if ss.svc.ctx.Err() != nil {
-			e = &Error{Code: CodeClosed, Message: "transport: node shutting down"}
+			e = &protocol.Error{Code: protocol.CodeClosed, Message: "clientapi: node shutting down"}
 		} else {
 			return ss.ctx.Err()
 		}
 	}
 	st.SetTrailer(metadata.Pairs(TrailerCode, fmt.Sprint(uint32(e.Code))))
-	c := codes.InvalidArgument
-	switch e.Code {
-	case CodeBadSignature, CodeStaleNonce, CodeNotBound:
-		c = codes.Unauthenticated
-	case CodeTooLarge:
-		c = codes.ResourceExhausted
-	case CodeClosed:
-		c = codes.Unavailable
-	}
-	return status.Error(c, e.Error())
+	return rpcerr.Err(e)
 }
 
 // receive reads requests one at a time and dispatches them. A request that
@@ -314,9 +292,9 @@ func (ss *session) receive(st clientpb.Client_StreamServer) {
 		if err != nil {
 			switch status.Code(err) {
 			case codes.Internal:
-				ss.end(&Error{Code: CodeBadRequest, Message: "transport: malformed message: " + status.Convert(err).Message()})
+				ss.end(&protocol.Error{Code: protocol.CodeBadRequest, Message: "clientapi: malformed message: " + status.Convert(err).Message()})
 			case codes.ResourceExhausted:
-				ss.end(&Error{Code: CodeTooLarge, Message: "transport: message too large: " + status.Convert(err).Message()})
+				ss.end(&protocol.Error{Code: protocol.CodeTooLarge, Message: "clientapi: message too large: " + status.Convert(err).Message()})
 			default:
 				if !errors.Is(err, io.EOF) {
 					ss.svc.logger.Debug("stream receive ended", "error", err)
@@ -357,7 +335,7 @@ func (ss *session) sendUpdate(ctx context.Context, m *clientpb.ServerMessage) bo
 
 // fail answers request id with err.
 func (ss *session) fail(id uint64, err error) {
-	if CodeOf(err) == CodeBusy {
+	if protocol.CodeOf(err) == protocol.CodeBusy {
 		ss.svc.busy.Add(1)
 	}
 	ss.send(&clientpb.ServerMessage{Id: id, Error: ErrorToPB(err)})
@@ -370,11 +348,11 @@ func (ss *session) dispatch(m *clientpb.ClientMessage) {
 		return
 	}
 	if !ss.bound.Load() {
-		ss.fail(id, fmt.Errorf("%w: send a Bind first", ErrNotBound))
+		ss.fail(id, fmt.Errorf("%w: send a Bind first", protocol.ErrNotBound))
 		return
 	}
 	if id == 0 {
-		ss.fail(id, fmt.Errorf("%w: request id 0", ErrBadRequest))
+		ss.fail(id, fmt.Errorf("%w: request id 0", protocol.ErrBadRequest))
 		return
 	}
 	switch b := m.GetBody().(type) {
@@ -390,14 +368,14 @@ func (ss *session) dispatch(m *clientpb.ClientMessage) {
 		ss.async(id, func(ctx context.Context, release func()) { ss.subscribe(ctx, id, b.Subscribe, release) })
 	case *clientpb.ClientMessage_Leave:
 		ss.async(id, func(ctx context.Context, _ func()) {
-			ss.leaveOrClose(ctx, id, b.Leave.GetChannel(), b.Leave.GetTx(), LeaveFunction)
+			ss.leaveOrClose(ctx, id, b.Leave.GetChannel(), b.Leave.GetTx(), protocol.RequestLeave)
 		})
 	case *clientpb.ClientMessage_Close:
 		ss.async(id, func(ctx context.Context, _ func()) {
-			ss.leaveOrClose(ctx, id, b.Close.GetChannel(), b.Close.GetTx(), CloseFunction)
+			ss.leaveOrClose(ctx, id, b.Close.GetChannel(), b.Close.GetTx(), protocol.RequestClose)
 		})
 	default:
-		ss.fail(id, fmt.Errorf("%w: empty or unknown request", ErrBadRequest))
+		ss.fail(id, fmt.Errorf("%w: empty or unknown request", protocol.ErrBadRequest))
 	}
 }
 
@@ -405,21 +383,21 @@ func (ss *session) bind(id uint64, b *clientpb.Bind) {
 	cfg := &ss.svc.cfg
 	switch {
 	case ss.bound.Load():
-		ss.fail(id, fmt.Errorf("%w: stream already bound to %s", ErrBadRequest, ss.addr))
+		ss.fail(id, fmt.Errorf("%w: stream already bound to %s", protocol.ErrBadRequest, ss.addr))
 		return
 	case len(b.GetPublicKey()) != ed25519.PublicKeySize:
-		ss.end(&Error{Code: CodeBadRequest, Message: fmt.Sprintf("transport: bind public key of %d bytes", len(b.GetPublicKey()))})
+		ss.end(&protocol.Error{Code: protocol.CodeBadRequest, Message: fmt.Sprintf("clientapi: bind public key of %d bytes", len(b.GetPublicKey()))})
 		return
 	case string(b.GetNonce()) != string(ss.nonce):
-		ss.end(&Error{Code: CodeStaleNonce, Message: "transport: bind nonce is not this stream's challenge"})
+		ss.end(&protocol.Error{Code: protocol.CodeStaleNonce, Message: "clientapi: bind nonce is not this stream's challenge"})
 		return
 	case !slices.Contains(cfg.Addresses, b.GetNodeAddress()):
-		ss.end(&Error{Code: CodeBadRequest, Message: fmt.Sprintf("transport: bind for node %q, this node is %q", b.GetNodeAddress(), cfg.Addresses[0])})
+		ss.end(&protocol.Error{Code: protocol.CodeBadRequest, Message: fmt.Sprintf("clientapi: bind for node %q, this node is %q", b.GetNodeAddress(), cfg.Addresses[0])})
 		return
 	}
 	pub := ed25519.PublicKey(b.GetPublicKey())
 	if !protocol.Verify(pub, DomainClientBind, BindMessage(ss.nonce, b.GetNodeAddress()), b.GetSignature()) {
-		ss.end(&Error{Code: CodeBadSignature, Message: "transport: bind signature does not verify"})
+		ss.end(&protocol.Error{Code: protocol.CodeBadSignature, Message: "clientapi: bind signature does not verify"})
 		return
 	}
 	ss.addr = protocol.AddressOf(pub)
@@ -452,14 +430,14 @@ func (ss *session) unregister(id uint64) {
 }
 
 // async runs a request on its own goroutine if the stream has a free slot,
-// and answers CodeBusy at once otherwise. fn may call release to give its
+// and answers protocol.CodeBusy at once otherwise. fn may call release to give its
 // slot back early (a subscription, once set up); the id stays live until
 // fn returns.
 func (ss *session) async(id uint64, fn func(ctx context.Context, release func())) {
 	select {
 	case ss.slots <- struct{}{}:
 	default:
-		ss.fail(id, fmt.Errorf("%w: %d requests in flight on this stream", ErrBusy, cap(ss.slots)))
+		ss.fail(id, fmt.Errorf("%w: %d requests in flight on this stream", protocol.ErrBusy, cap(ss.slots)))
 		return
 	}
 	var once sync.Once
@@ -468,7 +446,7 @@ func (ss *session) async(id uint64, fn func(ctx context.Context, release func())
 	if !ss.register(id, cancel) {
 		release()
 		cancel()
-		ss.fail(id, fmt.Errorf("%w: request id %d in use", ErrBadRequest, id))
+		ss.fail(id, fmt.Errorf("%w: request id %d in use", protocol.ErrBadRequest, id))
 		return
 	}
 	ss.svc.wg.Add(1)
@@ -489,10 +467,10 @@ func (ss *session) channelFor(raw []byte) (protocol.ChannelID, error) {
 		return ch, err
 	}
 	if !ss.svc.api.Exists(ch) {
-		return ch, fmt.Errorf("%w: %s", ErrNoChannel, ch)
+		return ch, fmt.Errorf("%w: %s", protocol.ErrNoChannel, ch)
 	}
-	if !ss.svc.api.IsMember(ch, ss.addr) {
-		return ch, fmt.Errorf("%w: %s in %s", ErrNotMember, ss.addr, ch)
+	if err := ss.svc.api.CheckMember(ch, ss.addr); err != nil {
+		return ch, fmt.Errorf("%s in %s: %w", ss.addr, ch, err)
 	}
 	return ch, nil
 }
@@ -537,7 +515,7 @@ func (ss *session) unsubscribe(id uint64, req *clientpb.UnsubscribeRequest) {
 	cancel, ok := ss.mu.live[req.GetSubscriptionId()]
 	ss.mu.Unlock()
 	if !ok {
-		ss.fail(id, fmt.Errorf("%w: no subscription %d", ErrBadRequest, req.GetSubscriptionId()))
+		ss.fail(id, fmt.Errorf("%w: no subscription %d", protocol.ErrBadRequest, req.GetSubscriptionId()))
 		return
 	}
 	cancel()
@@ -548,32 +526,32 @@ func (ss *session) call(ctx context.Context, id uint64, req *clientpb.CallReques
 	svc := ss.svc
 	raw := req.GetTx()
 	if len(raw) > svc.cfg.MaxTxBytes {
-		ss.fail(id, fmt.Errorf("%w: tx of %d bytes, at most %d", ErrTooLarge, len(raw), svc.cfg.MaxTxBytes))
+		ss.fail(id, fmt.Errorf("%w: tx of %d bytes, at most %d", protocol.ErrTooLarge, len(raw), svc.cfg.MaxTxBytes))
 		return
 	}
 	tx, err := protocol.DecodeSignedTx(raw)
 	if err != nil {
 		if errors.Is(err, protocol.ErrTooLong) {
-			ss.fail(id, fmt.Errorf("%w: %v", ErrTooLarge, err))
+			ss.fail(id, fmt.Errorf("%w: %v", protocol.ErrTooLarge, err))
 		} else {
-			ss.fail(id, fmt.Errorf("%w: %v", ErrBadRequest, err))
+			ss.fail(id, fmt.Errorf("%w: %v", protocol.ErrBadRequest, err))
 		}
 		return
 	}
 	if tx.Tx.Sender != ss.addr {
-		ss.fail(id, fmt.Errorf("%w: tx from %s on a stream bound to %s", ErrWrongSender, tx.Tx.Sender, ss.addr))
+		ss.fail(id, fmt.Errorf("%w: tx from %s on a stream bound to %s", protocol.ErrWrongSender, tx.Tx.Sender, ss.addr))
 		return
 	}
 	// The signature is not checked here: the leader verifies the txs of
 	// each batch at once before it orders them (and answers a bad one
-	// with ErrBadSignature), which costs half a check here, one by one.
+	// with protocol.ErrBadSignature), which costs half a check here, one by one.
 	ch := tx.Tx.Channel
 	if _, err := ss.channelFor(ch[:]); err != nil {
 		ss.fail(id, err)
 		return
 	}
 	if !svc.acquireChannel(ch) {
-		ss.fail(id, fmt.Errorf("%w: %d calls in flight to %s", ErrBusy, svc.cfg.MaxChannelInFlight, ch))
+		ss.fail(id, fmt.Errorf("%w: %d calls in flight to %s", protocol.ErrBusy, svc.cfg.MaxChannelInFlight, ch))
 		return
 	}
 	defer svc.releaseChannel(ch)
@@ -591,13 +569,13 @@ func (ss *session) call(ctx context.Context, id uint64, req *clientpb.CallReques
 		return
 	}
 	m := &clientpb.ServerMessage{Id: id, Body: &clientpb.ServerMessage_Call{Call: OutcomeToPB(out)}}
-	if c := StatusCode(out.Result.Status); c != CodeOK {
+	if c := protocol.StatusCode(out.Result.Status); c != protocol.CodeOK {
 		m.Error = &clientpb.Error{Code: uint32(c), Message: callMessage(out), AbortCode: out.Result.AbortCode}
 	}
 	ss.send(m)
 }
 
-func callMessage(o *Outcome) string {
+func callMessage(o *protocol.Outcome) string {
 	if o.Message != "" {
 		return o.Message
 	}
@@ -618,7 +596,7 @@ func (ss *session) subscribe(ctx context.Context, id uint64, req *clientpb.Subsc
 	}
 	ss.mu.Unlock()
 	if full {
-		ss.fail(id, fmt.Errorf("%w: %d subscriptions on this stream", ErrBusy, svc.cfg.MaxSubscriptions))
+		ss.fail(id, fmt.Errorf("%w: %d subscriptions on this stream", protocol.ErrBusy, svc.cfg.MaxSubscriptions))
 		return
 	}
 	defer func() {
@@ -641,7 +619,7 @@ func (ss *session) subscribe(ctx context.Context, id uint64, req *clientpb.Subsc
 	if snap := sub.Snapshot(); snap != nil {
 		first = SnapshotToPB(snap)
 		if len(first.State) > svc.cfg.MaxSnapshotBytes {
-			ss.fail(id, fmt.Errorf("%w: snapshot of %d bytes, at most %d", ErrTooLarge, len(first.State), svc.cfg.MaxSnapshotBytes))
+			ss.fail(id, fmt.Errorf("%w: snapshot of %d bytes, at most %d", protocol.ErrTooLarge, len(first.State), svc.cfg.MaxSnapshotBytes))
 			return
 		}
 		last = snap.Height
@@ -676,11 +654,11 @@ func (ss *session) subscribe(ctx context.Context, id uint64, req *clientpb.Subsc
 			if ctx.Err() != nil {
 				return // unsubscribed or the stream is gone
 			}
-			if errors.Is(err, ErrSlowSubscriber) {
+			if errors.Is(err, protocol.ErrSlowSubscriber) {
 				svc.dropped.Add(1)
 			}
 			ss.sendUpdate(ctx, &clientpb.ServerMessage{Id: id, Error: &clientpb.Error{
-				Code: uint32(CodeOf(err)), Message: err.Error(), ResumeHeight: last,
+				Code: uint32(protocol.CodeOf(err)), Message: err.Error(), ResumeHeight: last,
 			}})
 			return
 		}
@@ -698,33 +676,33 @@ func (ss *session) leaveOrClose(ctx context.Context, id uint64, rawCh, rawTx []b
 		return
 	}
 	if len(rawTx) > svc.cfg.MaxTxBytes {
-		ss.fail(id, fmt.Errorf("%w: tx of %d bytes, at most %d", ErrTooLarge, len(rawTx), svc.cfg.MaxTxBytes))
+		ss.fail(id, fmt.Errorf("%w: tx of %d bytes, at most %d", protocol.ErrTooLarge, len(rawTx), svc.cfg.MaxTxBytes))
 		return
 	}
 	if len(rawTx) == 0 {
-		ss.fail(id, fmt.Errorf("%w: the request needs the member's signed %s call", ErrBadRequest, function))
+		ss.fail(id, fmt.Errorf("%w: the request needs the member's signed %s call", protocol.ErrBadRequest, function))
 		return
 	}
 	tx, err := protocol.DecodeSignedTx(rawTx)
 	switch {
 	case err != nil:
-		ss.fail(id, fmt.Errorf("%w: %v", ErrBadRequest, err))
+		ss.fail(id, fmt.Errorf("%w: %v", protocol.ErrBadRequest, err))
 		return
 	case tx.Tx.Sender != ss.addr:
-		ss.fail(id, fmt.Errorf("%w: tx from %s on a stream bound to %s", ErrWrongSender, tx.Tx.Sender, ss.addr))
+		ss.fail(id, fmt.Errorf("%w: tx from %s on a stream bound to %s", protocol.ErrWrongSender, tx.Tx.Sender, ss.addr))
 		return
 	case tx.Tx.Function != function || len(tx.Tx.Args) != 0 || tx.Tx.Channel != ch:
-		ss.fail(id, fmt.Errorf("%w: want a %s call without args in channel %s", ErrBadRequest, function, ch))
+		ss.fail(id, fmt.Errorf("%w: want a %s call without args in channel %s", protocol.ErrBadRequest, function, ch))
 		return
 	case !svc.api.Exists(ch):
-		ss.fail(id, fmt.Errorf("%w: %s", ErrNoChannel, ch))
+		ss.fail(id, fmt.Errorf("%w: %s", protocol.ErrNoChannel, ch))
 		return
 	}
 	// No membership check here: a member that has left asks again to
 	// learn that it is done, and the ChannelAPI tells a stranger.
 	cctx, cancel := context.WithTimeout(ctx, svc.cfg.CallTimeout)
 	defer cancel()
-	if function == CloseFunction {
+	if function == protocol.RequestClose {
 		err = svc.api.Close(cctx, tx)
 	} else {
 		err = svc.api.Leave(cctx, tx)

@@ -1,12 +1,12 @@
-package transport
+package clientapi
 
 import (
 	"fmt"
 	"math"
 	"time"
 
+	"github.com/scraft/scraft/clientapi/clientpb"
 	"github.com/scraft/scraft/protocol"
-	"github.com/scraft/scraft/transport/clientpb"
 )
 
 // Conversions between the client API's Go types and its wire messages. The
@@ -14,7 +14,7 @@ import (
 // answers, and what the node runs on a client's requests.
 
 // OutcomeToPB returns the wire form of o.
-func OutcomeToPB(o *Outcome) *clientpb.Outcome {
+func OutcomeToPB(o *protocol.Outcome) *clientpb.Outcome {
 	p := &clientpb.Outcome{
 		Height:     o.Height,
 		Kind:       uint32(o.Kind),
@@ -42,11 +42,11 @@ func OutcomeToPB(o *Outcome) *clientpb.Outcome {
 // OutcomeFromPB decodes an outcome and recomputes its result's hashes from
 // the payload it carries, so that the digest chain can be checked with
 // protocol.NextDigest.
-func OutcomeFromPB(p *clientpb.Outcome) (*Outcome, error) {
+func OutcomeFromPB(p *clientpb.Outcome) (*protocol.Outcome, error) {
 	if p == nil {
-		return nil, fmt.Errorf("%w: missing outcome", ErrBadRequest)
+		return nil, fmt.Errorf("%w: missing outcome", protocol.ErrBadRequest)
 	}
-	o := &Outcome{
+	o := &protocol.Outcome{
 		Height:  p.GetHeight(),
 		Kind:    protocol.EntryKind(p.GetKind()),
 		Message: p.GetMessage(),
@@ -59,14 +59,14 @@ func OutcomeFromPB(p *clientpb.Outcome) (*Outcome, error) {
 		return nil, err
 	}
 	if p.GetStatus() > 255 {
-		return nil, fmt.Errorf("%w: status %d", ErrBadRequest, p.GetStatus())
+		return nil, fmt.Errorf("%w: status %d", protocol.ErrBadRequest, p.GetStatus())
 	}
 	cs, err := protocol.DecodeChangeSet(orEmptyChangeSet(p.GetChangeSet()))
 	if err != nil {
-		return nil, fmt.Errorf("%w: outcome change set: %v", ErrBadRequest, err)
+		return nil, fmt.Errorf("%w: outcome change set: %v", protocol.ErrBadRequest, err)
 	}
 	if len(p.GetEvents()) > protocol.MaxEvents {
-		return nil, fmt.Errorf("%w: %d events", ErrBadRequest, len(p.GetEvents()))
+		return nil, fmt.Errorf("%w: %d events", protocol.ErrBadRequest, len(p.GetEvents()))
 	}
 	for _, ev := range p.GetEvents() {
 		o.Events = append(o.Events, protocol.Event{Type: ev.GetType(), Data: ev.GetData()})
@@ -93,7 +93,7 @@ func orEmptyChangeSet(b []byte) []byte {
 }
 
 // SnapshotToPB returns the wire form of s.
-func SnapshotToPB(s *Snapshot) *clientpb.Snapshot {
+func SnapshotToPB(s *protocol.Snapshot) *clientpb.Snapshot {
 	e := protocol.NewEncoder(64 * (len(s.State) + 1))
 	s.State.Encode(e)
 	p := &clientpb.Snapshot{
@@ -111,14 +111,14 @@ func SnapshotToPB(s *Snapshot) *clientpb.Snapshot {
 
 // SnapshotFromPB decodes a snapshot. A resumed marker (no state) decodes
 // to nil.
-func SnapshotFromPB(p *clientpb.Snapshot) (*Snapshot, error) {
+func SnapshotFromPB(p *clientpb.Snapshot) (*protocol.Snapshot, error) {
 	if p == nil {
-		return nil, fmt.Errorf("%w: missing snapshot", ErrBadRequest)
+		return nil, fmt.Errorf("%w: missing snapshot", protocol.ErrBadRequest)
 	}
 	if p.GetResumed() {
 		return nil, nil
 	}
-	s := &Snapshot{Height: p.GetHeight()}
+	s := &protocol.Snapshot{Height: p.GetHeight()}
 	if err := fixed(s.Channel[:], p.GetChannel(), "snapshot channel"); err != nil {
 		return nil, err
 	}
@@ -128,12 +128,12 @@ func SnapshotFromPB(p *clientpb.Snapshot) (*Snapshot, error) {
 	d := protocol.NewDecoder(p.GetState())
 	s.State = protocol.DecodeState(d)
 	if err := d.Finish(); err != nil {
-		return nil, fmt.Errorf("%w: snapshot state: %v", ErrBadRequest, err)
+		return nil, fmt.Errorf("%w: snapshot state: %v", protocol.ErrBadRequest, err)
 	}
 	for _, m := range p.GetMembers() {
 		a, err := protocol.ParseAddress(m)
 		if err != nil {
-			return nil, fmt.Errorf("%w: snapshot member: %v", ErrBadRequest, err)
+			return nil, fmt.Errorf("%w: snapshot member: %v", protocol.ErrBadRequest, err)
 		}
 		s.Members = append(s.Members, a)
 	}
@@ -141,7 +141,7 @@ func SnapshotFromPB(p *clientpb.Snapshot) (*Snapshot, error) {
 }
 
 // StatusToPB returns the wire form of st.
-func StatusToPB(st *ChannelStatus) *clientpb.ChannelStatus {
+func StatusToPB(st *protocol.ChannelStatus) *clientpb.ChannelStatus {
 	p := &clientpb.ChannelStatus{
 		Channel:       st.Channel[:],
 		Leader:        st.Leader.String(),
@@ -164,11 +164,11 @@ func StatusToPB(st *ChannelStatus) *clientpb.ChannelStatus {
 }
 
 // StatusFromPB decodes a channel status.
-func StatusFromPB(p *clientpb.ChannelStatus) (*ChannelStatus, error) {
+func StatusFromPB(p *clientpb.ChannelStatus) (*protocol.ChannelStatus, error) {
 	if p == nil {
-		return nil, fmt.Errorf("%w: missing status", ErrBadRequest)
+		return nil, fmt.Errorf("%w: missing status", protocol.ErrBadRequest)
 	}
-	st := &ChannelStatus{
+	st := &protocol.ChannelStatus{
 		Epoch:         p.GetEpoch(),
 		Height:        p.GetHeight(),
 		SettledHeight: p.GetSettledHeight(),
@@ -182,12 +182,12 @@ func StatusFromPB(p *clientpb.ChannelStatus) (*ChannelStatus, error) {
 	}
 	var err error
 	if st.Leader, err = protocol.ParseAddress(p.GetLeader()); err != nil {
-		return nil, fmt.Errorf("%w: status leader: %v", ErrBadRequest, err)
+		return nil, fmt.Errorf("%w: status leader: %v", protocol.ErrBadRequest, err)
 	}
 	for _, m := range p.GetMembers() {
 		a, err := protocol.ParseAddress(m.GetAddress())
 		if err != nil {
-			return nil, fmt.Errorf("%w: status member: %v", ErrBadRequest, err)
+			return nil, fmt.Errorf("%w: status member: %v", protocol.ErrBadRequest, err)
 		}
 		age := time.Duration(-1)
 		if m.GetHeartbeatAgeMs() >= 0 {
@@ -197,7 +197,7 @@ func StatusFromPB(p *clientpb.ChannelStatus) (*ChannelStatus, error) {
 		if m.GetLagKnown() {
 			lag = int64(min(m.GetLag(), math.MaxInt64))
 		}
-		st.Members = append(st.Members, MemberStatus{Address: a, Lag: lag, HeartbeatAge: age, Leader: m.GetLeader()})
+		st.Members = append(st.Members, protocol.MemberStatus{Address: a, Lag: lag, HeartbeatAge: age, Leader: m.GetLeader()})
 	}
 	return st, nil
 }
@@ -207,26 +207,26 @@ func ErrorToPB(err error) *clientpb.Error {
 	if err == nil {
 		return nil
 	}
-	p := &clientpb.Error{Code: uint32(CodeOf(err)), Message: err.Error()}
-	if e, ok := err.(*Error); ok {
+	p := &clientpb.Error{Code: uint32(protocol.CodeOf(err)), Message: err.Error()}
+	if e, ok := err.(*protocol.Error); ok {
 		p.Message, p.AbortCode, p.ResumeHeight = e.Message, e.AbortCode, e.ResumeHeight
 	}
 	return p
 }
 
-// ErrorFromPB returns the *Error of a wire error, nil for none.
-func ErrorFromPB(p *clientpb.Error) *Error {
-	if p == nil || p.GetCode() == uint32(CodeOK) {
+// ErrorFromPB returns the *protocol.Error of a wire error, nil for none.
+func ErrorFromPB(p *clientpb.Error) *protocol.Error {
+	if p == nil || p.GetCode() == uint32(protocol.CodeOK) {
 		return nil
 	}
-	return &Error{Code: Code(p.GetCode()), Message: p.GetMessage(), AbortCode: p.GetAbortCode(), ResumeHeight: p.GetResumeHeight()}
+	return &protocol.Error{Code: protocol.Code(p.GetCode()), Message: p.GetMessage(), AbortCode: p.GetAbortCode(), ResumeHeight: p.GetResumeHeight()}
 }
 
 // ChannelFromPB decodes a 16-byte channel id field.
 func ChannelFromPB(b []byte) (protocol.ChannelID, error) {
 	var c protocol.ChannelID
 	if len(b) != protocol.AddressLen {
-		return c, fmt.Errorf("%w: channel id of %d bytes, want %d", ErrBadRequest, len(b), protocol.AddressLen)
+		return c, fmt.Errorf("%w: channel id of %d bytes, want %d", protocol.ErrBadRequest, len(b), protocol.AddressLen)
 	}
 	copy(c[:], b)
 	return c, nil
@@ -234,7 +234,7 @@ func ChannelFromPB(b []byte) (protocol.ChannelID, error) {
 
 func fixed(dst, src []byte, what string) error {
 	if len(src) != len(dst) {
-		return fmt.Errorf("%w: %s of %d bytes, want %d", ErrBadRequest, what, len(src), len(dst))
+		return fmt.Errorf("%w: %s of %d bytes, want %d", protocol.ErrBadRequest, what, len(src), len(dst))
 	}
 	copy(dst, src)
 	return nil

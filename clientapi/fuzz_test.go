@@ -1,4 +1,4 @@
-package transport
+package clientapi
 
 import (
 	"context"
@@ -10,9 +10,9 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/scraft/scraft/clientapi/clientpb"
 	"github.com/scraft/scraft/internal/testutil"
 	"github.com/scraft/scraft/protocol"
-	"github.com/scraft/scraft/transport/clientpb"
 )
 
 // stubAPI is a tiny deterministic ChannelAPI for request handling tests:
@@ -36,8 +36,11 @@ func newStubAPI(ch protocol.ChannelID, members ...protocol.Address) *stubAPI {
 }
 
 func (a *stubAPI) Exists(ch protocol.ChannelID) bool { return ch == a.ch }
-func (a *stubAPI) IsMember(ch protocol.ChannelID, m protocol.Address) bool {
-	return ch == a.ch && a.members[m]
+func (a *stubAPI) CheckMember(ch protocol.ChannelID, m protocol.Address) error {
+	if ch != a.ch || !a.members[m] {
+		return protocol.ErrNotMember
+	}
+	return nil
 }
 
 func (a *stubAPI) NextNonce(ch protocol.ChannelID, m protocol.Address) (uint64, error) {
@@ -46,11 +49,11 @@ func (a *stubAPI) NextNonce(ch protocol.ChannelID, m protocol.Address) (uint64, 
 	return a.nonces[m] + 1, nil
 }
 
-func (a *stubAPI) Submit(ctx context.Context, tx *protocol.SignedTx) (*Outcome, error) {
+func (a *stubAPI) Submit(ctx context.Context, tx *protocol.SignedTx) (*protocol.Outcome, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.height++
-	o := &Outcome{Height: a.height, Kind: protocol.EntryCall, Hash: tx.Hash()}
+	o := &protocol.Outcome{Height: a.height, Kind: protocol.EntryCall, Hash: tx.Hash()}
 	if tx.Tx.Nonce != a.nonces[tx.Tx.Sender]+1 {
 		o.Result.Status = protocol.StatusBadNonce
 	} else {
@@ -61,39 +64,39 @@ func (a *stubAPI) Submit(ctx context.Context, tx *protocol.SignedTx) (*Outcome, 
 	return o, nil
 }
 
-func (a *stubAPI) Subscribe(ctx context.Context, ch protocol.ChannelID, from uint64) (Subscription, error) {
+func (a *stubAPI) Subscribe(ctx context.Context, ch protocol.ChannelID, from uint64) (protocol.Subscription, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if from > a.height {
-		return nil, ErrNotReady
+		return nil, protocol.ErrNotReady
 	}
-	return &stubSub{snap: &Snapshot{Channel: ch, Height: a.height, State: protocol.State{}}, end: make(chan struct{})}, nil
+	return &stubSub{snap: &protocol.Snapshot{Channel: ch, Height: a.height, State: protocol.State{}}, end: make(chan struct{})}, nil
 }
 
-func (a *stubAPI) Status(ch protocol.ChannelID, members bool) (*ChannelStatus, error) {
+func (a *stubAPI) Status(ch protocol.ChannelID, members bool) (*protocol.ChannelStatus, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return &ChannelStatus{Channel: ch, Height: a.height, Ready: true}, nil
+	return &protocol.ChannelStatus{Channel: ch, Height: a.height, Ready: true}, nil
 }
 
 func (a *stubAPI) Leave(ctx context.Context, tx *protocol.SignedTx) error {
 	return nil
 }
 func (a *stubAPI) Close(ctx context.Context, tx *protocol.SignedTx) error {
-	return ErrBusy
+	return protocol.ErrBusy
 }
 
 type stubSub struct {
-	snap *Snapshot
+	snap *protocol.Snapshot
 	end  chan struct{}
 	once sync.Once
 }
 
-func (s *stubSub) Snapshot() *Snapshot { return s.snap }
-func (s *stubSub) Next(ctx context.Context) ([]Outcome, error) {
+func (s *stubSub) Snapshot() *protocol.Snapshot { return s.snap }
+func (s *stubSub) Next(ctx context.Context) ([]protocol.Outcome, error) {
 	select {
 	case <-s.end:
-		return nil, ErrChannelClosed
+		return nil, protocol.ErrChannelClosed
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
@@ -135,10 +138,10 @@ func FuzzClientRequest(f *testing.F) {
 	}
 	f.Add([]byte{0xff, 0x01, 0x02}, true)
 
-	cfg := DefaultClientConfig()
+	cfg := DefaultConfig()
 	cfg.Addresses = []string{"n"}
 	cfg.CallTimeout = time.Second
-	svc, err := NewClientService(newStubAPI(ch, k.Address()), cfg)
+	svc, err := NewService(newStubAPI(ch, k.Address()), cfg)
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -147,7 +150,7 @@ func FuzzClientRequest(f *testing.F) {
 	f.Fuzz(func(t *testing.T, raw []byte, bound bool) {
 		var m clientpb.ClientMessage
 		if err := proto.Unmarshal(raw, &m); err != nil {
-			return // gRPC refuses it before the handler: the stream ends with CodeBadRequest
+			return // gRPC refuses it before the handler: the stream ends with protocol.CodeBadRequest
 		}
 		ss, err := svc.newSession(context.Background())
 		if err != nil {
@@ -210,7 +213,7 @@ func FuzzClientRequest(f *testing.F) {
 			if out.GetId() != m.GetId() {
 				t.Fatalf("answer to id %d for request %d", out.GetId(), m.GetId())
 			}
-			if e := ErrorFromPB(out.GetError()); e != nil && errors.Is(e.Code.Err(), ErrInternal) {
+			if e := ErrorFromPB(out.GetError()); e != nil && errors.Is(e.Code.Err(), protocol.ErrInternal) {
 				t.Fatalf("internal error for %v: %v", &m, e)
 			}
 			if out.GetError() == nil && out.GetBody() == nil {

@@ -1,13 +1,11 @@
-package main
+package cluster
 
 import (
 	"context"
 	"errors"
 	"testing"
 
-	"github.com/scraft/scraft/cluster"
-	"github.com/scraft/scraft/fsm"
-	"github.com/scraft/scraft/transport"
+	"github.com/scraft/scraft/protocol"
 )
 
 // TestSubscriptionGathersLiveBatches checks that a Next returns the live
@@ -16,20 +14,20 @@ import (
 // a feed closed behind them reports the drop only once they are out.
 func TestSubscriptionGathersLiveBatches(t *testing.T) {
 	ctx := context.Background()
-	batch := func(from, to uint64) cluster.Applied {
-		var a cluster.Applied
+	batch := func(from, to uint64) Applied {
+		var a Applied
 		for h := from; h <= to; h++ {
-			a.Outcomes = append(a.Outcomes, fsm.Outcome{Height: h})
+			a.Outcomes = append(a.Outcomes, protocol.Outcome{Height: h})
 		}
 		return a
 	}
-	heights := func(outs []transport.Outcome) (hs []uint64) {
+	heights := func(outs []protocol.Outcome) (hs []uint64) {
 		for _, o := range outs {
 			hs = append(hs, o.Height)
 		}
 		return hs
 	}
-	consecutive := func(outs []transport.Outcome, from uint64) bool {
+	consecutive := func(outs []protocol.Outcome, from uint64) bool {
 		for i, o := range outs {
 			if o.Height != from+uint64(i) {
 				return false
@@ -39,7 +37,7 @@ func TestSubscriptionGathersLiveBatches(t *testing.T) {
 	}
 
 	t.Run("waiting batches in one Next", func(t *testing.T) {
-		ch := make(chan cluster.Applied, 8)
+		ch := make(chan Applied, 8)
 		s := &subscription{ch: ch, cancel: func() {}, after: 10}
 		ch <- batch(9, 12) // 9 and 10 were in the backlog
 		ch <- batch(13, 13)
@@ -55,13 +53,13 @@ func TestSubscriptionGathersLiveBatches(t *testing.T) {
 	})
 
 	t.Run("bounded by backlogChunk", func(t *testing.T) {
-		ch := make(chan cluster.Applied, 8)
+		ch := make(chan Applied, 8)
 		s := &subscription{ch: ch, cancel: func() {}}
 		per := uint64(backlogChunk / 2)
 		for i := range uint64(4) {
 			ch <- batch(1+i*per, (i+1)*per)
 		}
-		var all []transport.Outcome
+		var all []protocol.Outcome
 		for len(all) < 4*int(per) {
 			outs, err := s.Next(ctx)
 			if err != nil {
@@ -78,7 +76,7 @@ func TestSubscriptionGathersLiveBatches(t *testing.T) {
 	})
 
 	t.Run("drop reported after the waiting batches", func(t *testing.T) {
-		ch := make(chan cluster.Applied, 8)
+		ch := make(chan Applied, 8)
 		s := &subscription{ch: ch, cancel: func() {}}
 		ch <- batch(1, 2)
 		ch <- batch(3, 3)
@@ -87,7 +85,7 @@ func TestSubscriptionGathersLiveBatches(t *testing.T) {
 		if err != nil || len(outs) != 3 || !consecutive(outs, 1) {
 			t.Fatalf("Next: %v, %v; want 1..3", heights(outs), err)
 		}
-		if _, err := s.Next(ctx); !errors.Is(err, transport.ErrSlowSubscriber) {
+		if _, err := s.Next(ctx); !errors.Is(err, protocol.ErrSlowSubscriber) {
 			t.Fatalf("closed feed: %v", err)
 		}
 	})

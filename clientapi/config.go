@@ -1,4 +1,4 @@
-package transport
+package clientapi
 
 import (
 	"fmt"
@@ -7,22 +7,22 @@ import (
 	"github.com/hashicorp/go-hclog"
 )
 
-// ClientConfig configures the client API (ClientService). Start from
-// DefaultClientConfig.
-type ClientConfig struct {
+// Config configures the client API (Service). Start from
+// DefaultConfig.
+type Config struct {
 	// Addresses are the "host:port" addresses clients may dial this node
 	// at; a Bind signed for another address is refused. The first is sent
-	// in the Challenge. RegisterClientService adds the Server's address.
+	// in the Challenge.
 	// Required (at least one).
 	Addresses []string
 
 	// MaxInFlight bounds the requests one stream may have unanswered
 	// (calls waiting for commit, leave, close, a subscription's setup);
-	// one more is answered CodeBusy at once. Default 64.
+	// one more is answered protocol.CodeBusy at once. Default 64.
 	MaxInFlight int
 
 	// MaxChannelInFlight bounds the calls in flight to one channel from all
-	// streams of this node together; one more is answered CodeBusy at
+	// streams of this node together; one more is answered protocol.CodeBusy at
 	// once. Default 4096.
 	MaxChannelInFlight int
 
@@ -49,7 +49,7 @@ type ClientConfig struct {
 	MaxUpdateOutcomes int
 
 	// MaxSnapshotBytes bounds the encoded state of a subscription's
-	// snapshot; a larger state is answered CodeTooLarge. Default 48 MiB,
+	// snapshot; a larger state is answered protocol.CodeTooLarge. Default 48 MiB,
 	// below the Server's MaxMessageSize. Unit: bytes.
 	MaxSnapshotBytes int
 
@@ -65,10 +65,10 @@ type ClientConfig struct {
 	Logger hclog.Logger
 }
 
-// DefaultClientConfig returns a ClientConfig with every default filled in;
+// DefaultConfig returns a Config with every default filled in;
 // Addresses still needs setting.
-func DefaultClientConfig() ClientConfig {
-	return ClientConfig{
+func DefaultConfig() Config {
+	return Config{
 		MaxInFlight:        64,
 		MaxChannelInFlight: 4096,
 		MaxSubscriptions:   16,
@@ -83,28 +83,28 @@ func DefaultClientConfig() ClientConfig {
 }
 
 // Validate reports the first field that is out of range.
-func (c *ClientConfig) Validate() error {
+func (c *Config) Validate() error {
 	switch {
 	case len(c.Addresses) == 0:
-		return fmt.Errorf("transport: client API needs at least one address in Addresses")
+		return fmt.Errorf("clientapi: client API needs at least one address in Addresses")
 	case c.MaxInFlight < 1:
-		return fmt.Errorf("transport: MaxInFlight (%d) must be at least 1", c.MaxInFlight)
+		return fmt.Errorf("clientapi: MaxInFlight (%d) must be at least 1", c.MaxInFlight)
 	case c.MaxChannelInFlight < c.MaxInFlight:
-		return fmt.Errorf("transport: MaxChannelInFlight (%d) cannot be below MaxInFlight (%d)", c.MaxChannelInFlight, c.MaxInFlight)
+		return fmt.Errorf("clientapi: MaxChannelInFlight (%d) cannot be below MaxInFlight (%d)", c.MaxChannelInFlight, c.MaxInFlight)
 	case c.MaxSubscriptions < 1:
-		return fmt.Errorf("transport: MaxSubscriptions (%d) must be at least 1", c.MaxSubscriptions)
+		return fmt.Errorf("clientapi: MaxSubscriptions (%d) must be at least 1", c.MaxSubscriptions)
 	case c.SendQueue < 1:
-		return fmt.Errorf("transport: SendQueue (%d) must be at least 1", c.SendQueue)
+		return fmt.Errorf("clientapi: SendQueue (%d) must be at least 1", c.SendQueue)
 	case c.MaxTxBytes < 1024:
-		return fmt.Errorf("transport: MaxTxBytes (%d) must be at least 1 KiB", c.MaxTxBytes)
+		return fmt.Errorf("clientapi: MaxTxBytes (%d) must be at least 1 KiB", c.MaxTxBytes)
 	case c.MaxUpdateOutcomes < 1:
-		return fmt.Errorf("transport: MaxUpdateOutcomes (%d) must be at least 1", c.MaxUpdateOutcomes)
+		return fmt.Errorf("clientapi: MaxUpdateOutcomes (%d) must be at least 1", c.MaxUpdateOutcomes)
 	case c.MaxSnapshotBytes < 1024:
-		return fmt.Errorf("transport: MaxSnapshotBytes (%d) must be at least 1 KiB", c.MaxSnapshotBytes)
+		return fmt.Errorf("clientapi: MaxSnapshotBytes (%d) must be at least 1 KiB", c.MaxSnapshotBytes)
 	case c.BindTimeout <= 0 || c.CallTimeout <= 0:
-		return fmt.Errorf("transport: BindTimeout (%s) and CallTimeout (%s) must be positive", c.BindTimeout, c.CallTimeout)
+		return fmt.Errorf("clientapi: BindTimeout (%s) and CallTimeout (%s) must be positive", c.BindTimeout, c.CallTimeout)
 	case c.Logger == nil:
-		return fmt.Errorf("transport: Logger is nil")
+		return fmt.Errorf("clientapi: Logger is nil")
 	}
 	return nil
 }

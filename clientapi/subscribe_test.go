@@ -1,4 +1,4 @@
-package transport
+package clientapi
 
 import (
 	"context"
@@ -9,24 +9,24 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/scraft/scraft/clientapi/clientpb"
 	"github.com/scraft/scraft/protocol"
-	"github.com/scraft/scraft/transport/clientpb"
 )
 
-// scriptedSub is a Subscription that returns a fixed list of Next results,
+// scriptedSub is a protocol.Subscription that returns a fixed list of Next results,
 // then waits for its context.
 type scriptedSub struct {
 	steps []scriptedNext
 }
 
 type scriptedNext struct {
-	outs []Outcome
+	outs []protocol.Outcome
 	err  error
 }
 
-func (s *scriptedSub) Snapshot() *Snapshot { return nil }
-func (s *scriptedSub) Close()              {}
-func (s *scriptedSub) Next(ctx context.Context) ([]Outcome, error) {
+func (s *scriptedSub) Snapshot() *protocol.Snapshot { return nil }
+func (s *scriptedSub) Close()                       {}
+func (s *scriptedSub) Next(ctx context.Context) ([]protocol.Outcome, error) {
 	if len(s.steps) == 0 {
 		<-ctx.Done()
 		return nil, ctx.Err()
@@ -42,7 +42,7 @@ type scriptedAPI struct {
 	sub *scriptedSub
 }
 
-func (a *scriptedAPI) Subscribe(context.Context, protocol.ChannelID, uint64) (Subscription, error) {
+func (a *scriptedAPI) Subscribe(context.Context, protocol.ChannelID, uint64) (protocol.Subscription, error) {
 	return a.sub, nil
 }
 
@@ -56,12 +56,12 @@ func TestSubscribeMessages(t *testing.T) {
 	outs := testOutcomes(11, 6)
 	api := &scriptedAPI{stubAPI: newStubAPI(ch, k.Address()), sub: &scriptedSub{steps: []scriptedNext{
 		{outs: outs[:5]},
-		{outs: outs[5:], err: ErrSlowSubscriber},
+		{outs: outs[5:], err: protocol.ErrSlowSubscriber},
 	}}}
-	cfg := DefaultClientConfig()
+	cfg := DefaultConfig()
 	cfg.Addresses = []string{"n"}
 	cfg.MaxUpdateOutcomes = 2
-	svc, err := NewClientService(api, cfg)
+	svc, err := NewService(api, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,7 +126,7 @@ func TestSubscribeMessages(t *testing.T) {
 		t.Fatalf("message sizes %v, want %v", sizes, want)
 	}
 	e := ErrorFromPB(recv().GetError())
-	if e == nil || !errors.Is(e.Code.Err(), ErrSlowSubscriber) || e.ResumeHeight != 16 {
+	if e == nil || !errors.Is(e.Code.Err(), protocol.ErrSlowSubscriber) || e.ResumeHeight != 16 {
 		t.Fatalf("end: %+v, want slow subscriber resuming from 16", e)
 	}
 	if got := svc.Stats().Dropped; got != 1 {
