@@ -4,7 +4,7 @@ import "testing"
 
 // bigFrameModule has f(n): keeps live values in locals or on the operand
 // stack across a recursive call f(n-1), so that every compiled frame is
-// about as large as MaxFrameSlots allows.
+// as large as the values make it.
 func bigFrameModule(values int, onStack bool) []byte {
 	var e []byte
 	if onStack {
@@ -42,21 +42,35 @@ func bigFrameModule(values int, onStack bool) []byte {
 	return simpleModule(locals, e)
 }
 
-// TestLargestFramesReachOurLimit: with frames at MaxFrameSlots, the deepest
-// legal recursion fits the engines' stacks, and the next call hits our
-// depth trap, not an engine's stack overflow.
+// largestBigFrame returns the most values bigFrameModule may keep under
+// cfg's frame limit.
+func largestBigFrame(t *testing.T, cfg Config, onStack bool) int {
+	lo, hi := 1, 1<<16 // lo fits, hi does not
+	if _, err := Instrument(bigFrameModule(lo, onStack), cfg); err != nil {
+		t.Fatal(err)
+	}
+	for hi-lo > 1 {
+		mid := (lo + hi) / 2
+		if _, err := Instrument(bigFrameModule(mid, onStack), cfg); err == nil {
+			lo = mid
+		} else {
+			hi = mid
+		}
+	}
+	return lo
+}
+
+// TestLargestFramesReachOurLimit: with frames as large as MaxFrameBytes
+// allows, the deepest legal recursion fits the engines' stacks, and the
+// next call hits our depth trap, not an engine's stack overflow.
 func TestLargestFramesReachOurLimit(t *testing.T) {
 	if testing.Short() {
-		t.Skip("compiles very large functions")
+		t.Skip("compiles large functions")
 	}
 	cfg := DefaultConfig()
-	values := int(cfg.MaxFrameSlots) - 8
 	for _, onStack := range []bool{false, true} {
-		wasm := bigFrameModule(values, onStack)
-		out := mustInstrument(t, wasm, cfg)
-		if _, err := Instrument(bigFrameModule(values+8, onStack), cfg); err == nil {
-			t.Fatal("frame above MaxFrameSlots accepted")
-		}
+		values := largestBigFrame(t, cfg, onStack)
+		out := mustInstrument(t, bigFrameModule(values, onStack), cfg)
 		for _, e := range engines {
 			in := instantiate(t, newRuntime(t, e), out)
 			max := uint64(cfg.MaxCallDepth)

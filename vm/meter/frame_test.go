@@ -1,0 +1,240 @@
+package meter
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"runtime"
+	"testing"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+)
+
+// nativeStackUsed returns how many bytes of its native stack a wazero
+// compiler function handle is using while it is stopped in a host call:
+// the top of its stack minus the stack pointer saved on the exit to Go.
+// It reads wazero v1.12's internals (callEngine.stackTop and
+// execCtx.stackPointerBeforeGoCall), for measurement only: a wazero
+// upgrade that renames them makes it panic, and the frame bound must be
+// measured again anyway.
+func nativeStackUsed(fn api.Function) int64 {
+	c := reflect.ValueOf(fn).Elem()
+	top := c.FieldByName("stackTop").Uint()
+	sp := c.FieldByName("execCtx").FieldByName("stackPointerBeforeGoCall").Pointer()
+	return int64(top) - int64(sp)
+}
+
+// probeShape is a recursive function f(n) (function index 2) of a probe
+// module: imports env.probe () -> () (index 0), has a leaf h(x) = x
+// (index 1) and f, which calls probe when n == 0.
+type probeShape struct {
+	name   string
+	locals [][2]uint32
+	body   []byte // the expression of f, ending with end
+}
+
+func probeModule(s probeShape) []byte {
+	return wasmModule(
+		sec(secType, encFuncType([]byte{valI32}, []byte{valI32}), encFuncType(nil, nil)),
+		sec(secImport, cat(name("env"), name("probe"), []byte{0x00}, u32(1))),
+		sec(secFunction, u32(0), u32(0)),
+		sec(secExport, exportFunc("f", 2)),
+		sec(secCode, codeBody(nil, []byte{opLocalGet, 0, opEnd}), codeBody(s.locals, s.body)),
+	)
+}
+
+// recurse appends: n == 0 ? (probe(), 0) : f(n-1), an i32.
+func recurse(e []byte) []byte {
+	e = append(e, opLocalGet, 0, 0x45, opIf, valI32, opCall, 0)
+	e = append(e, i32c(0)...)
+	e = append(e, opElse, opLocalGet, 0)
+	e = append(e, i32c(1)...)
+	return append(e, opI32Sub, opCall, 2, opEnd)
+}
+
+func probeShapes(k int) []probeShape {
+	small := recurse(nil)
+	small = append(small, opEnd)
+
+	// k i32 locals set from n, live across the recursive call.
+	var locals []byte
+	for i := 1; i <= k; i++ {
+		locals = append(locals, opLocalGet, 0)
+		locals = append(locals, i32c(int32(i))...)
+		locals = append(locals, opI32Add, opLocalSet)
+		locals = append(locals, u32(uint32(i))...)
+	}
+	locals = recurse(locals)
+	for i := 1; i <= k; i++ {
+		locals = append(locals, opLocalGet)
+		locals = append(locals, u32(uint32(i))...)
+		locals = append(locals, opI32Add)
+	}
+	locals = append(locals, opEnd)
+
+	// k i64 locals (8-byte spill slots) live across the call.
+	var locals64 []byte
+	for i := 1; i <= k; i++ {
+		locals64 = append(locals64, opLocalGet, 0, opI64ExtendU, opI64Const)
+		locals64 = appendS64(locals64, int64(i))
+		locals64 = append(locals64, 0x7c, opLocalSet) // i64.add
+		locals64 = append(locals64, u32(uint32(i))...)
+	}
+	locals64 = recurse(locals64)
+	for i := 1; i <= k; i++ {
+		locals64 = append(locals64, opLocalGet)
+		locals64 = append(locals64, u32(uint32(i))...)
+		locals64 = append(locals64, 0xa7, opI32Add) // i32.wrap_i64
+	}
+	locals64 = append(locals64, opEnd)
+
+	// k values on the operand stack across the call.
+	var stack []byte
+	for i := 0; i < k; i++ {
+		stack = append(stack, opLocalGet, 0)
+		stack = append(stack, i32c(int32(i))...)
+		stack = append(stack, opI32Add)
+	}
+	stack = recurse(stack)
+	for i := 0; i < k; i++ {
+		stack = append(stack, opI32Add)
+	}
+	stack = append(stack, opEnd)
+
+	// One local redefined k times, each value live across a call to h:
+	// x = x + h(x). A register allocator that gives every spilled value
+	// its own slot makes this frame grow with the code, not the locals.
+	redefine := []byte{opLocalGet, 0, opLocalSet, 1}
+	for i := 0; i < k; i++ {
+		redefine = append(redefine, opLocalGet, 1, opLocalGet, 1, opCall, 1, opI32Add, opLocalSet, 1)
+	}
+	redefine = recurse(redefine)
+	redefine = append(redefine, opLocalGet, 1, opI32Add, opEnd)
+
+	// 16 locals read in each of k/16 loops that call h: merge points
+	// (block parameters) for every local in every loop.
+	const nl = 16
+	var loops []byte
+	for i := 1; i <= nl; i++ {
+		loops = append(loops, opLocalGet, 0, opLocalSet)
+		loops = append(loops, u32(uint32(i))...)
+	}
+	for j := 0; j < k/nl; j++ {
+		loops = append(loops, opLoop, blockEmpty)
+		for i := 1; i <= nl; i++ {
+			loops = append(loops, opLocalGet)
+			loops = append(loops, u32(uint32(i))...)
+			loops = append(loops, opCall, 1, opLocalSet)
+			loops = append(loops, u32(uint32(i))...)
+		}
+		loops = append(loops, opLocalGet, 0, opLocalGet, 1, opI32GtU, opBrIf, 0, opEnd)
+	}
+	loops = recurse(loops)
+	for i := 1; i <= nl; i++ {
+		loops = append(loops, opLocalGet)
+		loops = append(loops, u32(uint32(i))...)
+		loops = append(loops, opI32Add)
+	}
+	loops = append(loops, opEnd)
+
+	// k/4 locals assigned inside 64 nested blocks, each left by a
+	// conditional branch (a merge point), then live across the call.
+	var nest []byte
+	d, nn := 64, uint32(k/4)
+	for j := 0; j < d; j++ {
+		nest = append(nest, opBlock, blockEmpty, opLocalGet, 0, opBrIf, 0)
+	}
+	for i := uint32(1); i <= nn; i++ {
+		nest = append(nest, opLocalGet, 0)
+		nest = append(nest, i32c(int32(i))...)
+		nest = append(nest, opI32Add, opLocalSet)
+		nest = append(nest, u32(i)...)
+	}
+	for j := 0; j < d; j++ {
+		nest = append(nest, opEnd)
+	}
+	nest = recurse(nest)
+	for i := uint32(1); i <= nn; i++ {
+		nest = append(nest, opLocalGet)
+		nest = append(nest, u32(i)...)
+		nest = append(nest, opI32Add)
+	}
+	nest = append(nest, opEnd)
+
+	return []probeShape{
+		{"small", nil, small},
+		{fmt.Sprintf("nest-%dx%d", d, nn), [][2]uint32{{nn, valI32}}, nest},
+		{fmt.Sprintf("locals-%d", k), [][2]uint32{{uint32(k), valI32}}, locals},
+		{fmt.Sprintf("i64-locals-%d", k), [][2]uint32{{uint32(k), valI64}}, locals64},
+		{fmt.Sprintf("stack-%d", k), nil, stack},
+		{fmt.Sprintf("redefine-%d", k), [][2]uint32{{1, valI32}}, redefine},
+		{fmt.Sprintf("loops-%dx%d", k/nl, nl), [][2]uint32{{nl, valI32}}, loops},
+	}
+}
+
+// measureFrame returns the native stack bytes one more level of an
+// instrumented f's recursion takes in wazero's compiler.
+func measureFrame(t *testing.T, wasm []byte) int64 {
+	t.Helper()
+	ctx := context.Background()
+	r := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigCompiler().WithCoreFeatures(features))
+	defer r.Close(ctx)
+	var fn api.Function
+	var used int64
+	_, err := r.NewHostModuleBuilder("env").NewFunctionBuilder().
+		WithGoModuleFunction(api.GoModuleFunc(func(context.Context, api.Module, []uint64) {
+			used = nativeStackUsed(fn)
+		}), nil, nil).Export("probe").Instantiate(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := tryInstantiate(r, wasm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fn = in.mod.ExportedFunction("f")
+	const n1, n2 = 10, 110
+	var u [2]int64
+	for i, n := range []uint64{n1, n2} {
+		in.gas.Set(uint64(plenty))
+		in.depth.Set(0)
+		if _, err := fn.Call(ctx, n); err != nil {
+			t.Fatal(err)
+		}
+		u[i] = used
+	}
+	return (u[1] - u[0]) / (n2 - n1)
+}
+
+// TestNativeFrameWithinBound measures, in wazero's compiler, the native
+// frame of recursive functions shaped to take much stack per wasm byte,
+// and checks that the instrumenter's frame bound covers it. The figures
+// in DESIGN.md come from its -v output.
+func TestNativeFrameWithinBound(t *testing.T) {
+	if runtime.GOARCH != "amd64" && runtime.GOARCH != "arm64" {
+		t.Skip("no wazero compiler")
+	}
+	sizes := []int{16, 256, 1024}
+	if testing.Short() {
+		sizes = sizes[:2]
+	}
+	for _, k := range sizes {
+		for _, s := range probeShapes(k) {
+			m, err := Parse(probeModule(s))
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, err := m.Instrument(Config{MaxCallDepth: 128})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := measureFrame(t, out.Wasm)
+			t.Logf("%-16s native frame %6d bytes, bound %7d (%.1f×), code %5d bytes", s.name, got, out.FrameBytes,
+				float64(out.FrameBytes)/float64(got), len(s.body))
+			if uint64(got) > out.FrameBytes {
+				t.Errorf("%s: native frame of %d bytes above the bound of %d", s.name, got, out.FrameBytes)
+			}
+		}
+	}
+}
