@@ -153,9 +153,11 @@ func (b *body) rewrite(out []byte, fn uint32, fb *funcBody) ([]byte, error) {
 // bytes for an i32, 8 for an i64 or a reference) for every SSA value the
 // register allocator ever spills: slots are not shared between values.
 // SSA values come from instructions (at most one each) and from block
-// parameters, which the SSA builder places at merge points for locals set
-// on more than one path. The bound counts all of them as spilled, at 8
-// bytes each. DESIGN.md has the measured figures.
+// parameters, which the SSA builder places at merge points for the
+// variables set on more than one path: locals, and also every global and
+// the memory's base and length, which wazevo keeps in SSA variables. The
+// bound counts all of them as spilled, at 8 bytes each. DESIGN.md has the
+// measured figures.
 const (
 	// frameFixed covers the return address, frame pointer, stack-check
 	// slot, call area and every register either ISA could save (arm64:
@@ -171,7 +173,10 @@ const (
 // frameBytes is the bound on the native frame of the function just
 // rewritten, given its params + locals + operand stack slots.
 func (b *body) frameBytes(slots uint64) uint64 {
-	n := slots + b.maxCall + b.values + b.arity + b.assigned*(b.merges+1)
+	// The variables: locals set, the module's globals, the two added
+	// ones, memory base and length.
+	vars := b.assigned + uint64(b.m.numGlobals) + 2 + 2
+	n := slots + b.maxCall + b.values + b.arity + vars*(b.merges+1)
 	return frameFixed + slotBytes*n
 }
 

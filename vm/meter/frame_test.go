@@ -29,16 +29,22 @@ func nativeStackUsed(fn api.Function) int64 {
 // module: imports env.probe () -> () (index 0), has a leaf h(x) = x
 // (index 1) and f, which calls probe when n == 0.
 type probeShape struct {
-	name   string
-	locals [][2]uint32
-	body   []byte // the expression of f, ending with end
+	name    string
+	locals  [][2]uint32
+	body    []byte // the expression of f, ending with end
+	globals int    // mutable i32 globals
 }
 
 func probeModule(s probeShape) []byte {
+	var globals [][]byte
+	for i := 0; i < s.globals; i++ {
+		globals = append(globals, cat([]byte{valI32, 0x01}, i32c(0), []byte{opEnd}))
+	}
 	return wasmModule(
 		sec(secType, encFuncType([]byte{valI32}, []byte{valI32}), encFuncType(nil, nil)),
 		sec(secImport, cat(name("env"), name("probe"), []byte{0x00}, u32(1))),
 		sec(secFunction, u32(0), u32(0)),
+		sec(secGlobal, globals...),
 		sec(secExport, exportFunc("f", 2)),
 		sec(secCode, codeBody(nil, []byte{opLocalGet, 0, opEnd}), codeBody(s.locals, s.body)),
 	)
@@ -162,20 +168,52 @@ func probeShapes(k int) []probeShape {
 	}
 	nest = append(nest, opEnd)
 
+	// The same with k/4 globals instead of locals: wazevo keeps globals in
+	// SSA variables too.
+	var gnest []byte
+	for j := 0; j < d; j++ {
+		gnest = append(gnest, opBlock, blockEmpty, opLocalGet, 0, opBrIf, 0)
+	}
+	for i := uint32(0); i < nn; i++ {
+		gnest = append(gnest, opLocalGet, 0)
+		gnest = append(gnest, i32c(int32(i))...)
+		gnest = append(gnest, opI32Add, opGlobalSet)
+		gnest = append(gnest, u32(i)...)
+	}
+	for j := 0; j < d; j++ {
+		gnest = append(gnest, opEnd)
+	}
+	gnest = recurse(gnest)
+	for i := uint32(0); i < nn; i++ {
+		gnest = append(gnest, opGlobalGet)
+		gnest = append(gnest, u32(i)...)
+		gnest = append(gnest, opI32Add)
+	}
+	gnest = append(gnest, opEnd)
+
 	return []probeShape{
-		{"small", nil, small},
-		{fmt.Sprintf("nest-%dx%d", d, nn), [][2]uint32{{nn, valI32}}, nest},
-		{fmt.Sprintf("locals-%d", k), [][2]uint32{{uint32(k), valI32}}, locals},
-		{fmt.Sprintf("i64-locals-%d", k), [][2]uint32{{uint32(k), valI64}}, locals64},
-		{fmt.Sprintf("stack-%d", k), nil, stack},
-		{fmt.Sprintf("redefine-%d", k), [][2]uint32{{1, valI32}}, redefine},
-		{fmt.Sprintf("loops-%dx%d", k/nl, nl), [][2]uint32{{nl, valI32}}, loops},
+		{"small", nil, small, 0},
+		{fmt.Sprintf("gnest-%dx%d", d, nn), nil, gnest, int(nn)},
+		{fmt.Sprintf("nest-%dx%d", d, nn), [][2]uint32{{nn, valI32}}, nest, 0},
+		{fmt.Sprintf("locals-%d", k), [][2]uint32{{uint32(k), valI32}}, locals, 0},
+		{fmt.Sprintf("i64-locals-%d", k), [][2]uint32{{uint32(k), valI64}}, locals64, 0},
+		{fmt.Sprintf("stack-%d", k), nil, stack, 0},
+		{fmt.Sprintf("redefine-%d", k), [][2]uint32{{1, valI32}}, redefine, 0},
+		{fmt.Sprintf("loops-%dx%d", k/nl, nl), [][2]uint32{{nl, valI32}}, loops, 0},
 	}
 }
 
 // measureFrame returns the native stack bytes one more level of an
 // instrumented f's recursion takes in wazero's compiler.
 func measureFrame(t *testing.T, wasm []byte) int64 {
+	t.Helper()
+	u := measureUsed(t, wasm, 10, 110)
+	return (u[1] - u[0]) / 100
+}
+
+// measureUsed returns the native stack bytes in use at the bottom of an
+// instrumented f's recursion, f(n) for each n.
+func measureUsed(t *testing.T, wasm []byte, ns ...uint64) []int64 {
 	t.Helper()
 	ctx := context.Background()
 	r := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigCompiler().WithCoreFeatures(features))
@@ -194,9 +232,8 @@ func measureFrame(t *testing.T, wasm []byte) int64 {
 		t.Fatal(err)
 	}
 	fn = in.mod.ExportedFunction("f")
-	const n1, n2 = 10, 110
-	var u [2]int64
-	for i, n := range []uint64{n1, n2} {
+	u := make([]int64, len(ns))
+	for i, n := range ns {
 		in.gas.Set(uint64(plenty))
 		in.depth.Set(0)
 		if _, err := fn.Call(ctx, n); err != nil {
@@ -204,7 +241,7 @@ func measureFrame(t *testing.T, wasm []byte) int64 {
 		}
 		u[i] = used
 	}
-	return (u[1] - u[0]) / (n2 - n1)
+	return u
 }
 
 // TestNativeFrameWithinBound measures, in wazero's compiler, the native
@@ -235,6 +272,46 @@ func TestNativeFrameWithinBound(t *testing.T) {
 			if uint64(got) > out.FrameBytes {
 				t.Errorf("%s: native frame of %d bytes above the bound of %d", s.name, got, out.FrameBytes)
 			}
+		}
+	}
+}
+
+// TestDeepestChainFitsStackBudget: for every shape made as large as the
+// default MaxFrameBytes allows, the deepest legal recursion uses less
+// native stack than MaxStackBytes.
+func TestDeepestChainFitsStackBudget(t *testing.T) {
+	if runtime.GOARCH != "amd64" && runtime.GOARCH != "arm64" {
+		t.Skip("no wazero compiler")
+	}
+	if testing.Short() {
+		t.Skip("compiles large functions")
+	}
+	cfg := DefaultConfig()
+	for i, s := range probeShapes(16) {
+		// The largest k whose shape i fits, by bisection.
+		fits := func(k int) bool {
+			_, err := Instrument(probeModule(probeShapes(k)[i]), cfg)
+			return err == nil
+		}
+		lo, hi := 16, 1<<14
+		if !fits(lo) {
+			t.Fatalf("%s: does not fit at 16", s.name)
+		}
+		for hi-lo > 1 {
+			if mid := (lo + hi) / 2; fits(mid) {
+				lo = mid
+			} else {
+				hi = mid
+			}
+		}
+		big := probeShapes(lo)[i]
+		wasm := mustInstrument(t, probeModule(big), cfg)
+		// f(n) runs at depth n + 1: the deepest legal call is
+		// f(MaxCallDepth - 1).
+		used := measureUsed(t, wasm, uint64(cfg.MaxCallDepth)-1)[0]
+		t.Logf("%-16s deepest legal chain uses %9d bytes of native stack (budget %d)", big.name, used, MaxStackBytes)
+		if used > MaxStackBytes {
+			t.Errorf("%s: %d bytes, above MaxStackBytes", big.name, used)
 		}
 	}
 }
