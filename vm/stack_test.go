@@ -27,10 +27,11 @@ func (c stackCall) String() string { return fmt.Sprintf("%s(%d)", c.fn, c.n) }
 // of every shape of stack.wasm.
 func stackCalls(depth int) []stackCall {
 	var calls []stackCall
-	for _, fn := range []string{"small", "mutual", "indirect", "wide"} {
+	for i, fn := range []string{"small", "mutual", "indirect", "wide"} {
 		// The entry is depth 0 and calls the recursion, so n levels below
 		// it reach depth n + 1.
-		calls = append(calls, stackCall{fn, depth - 1}, stackCall{fn, depth})
+		calls = append(calls, stackCall{fn, depth - 1}, stackCall{fn, depth},
+			stackCall{"mix", 4*(depth-1) + i}, stackCall{"mix", 4*depth + i})
 	}
 	return append(calls, stackCall{"forever", 0})
 }
@@ -45,7 +46,7 @@ func TestStackLimit(t *testing.T) {
 		for _, c := range stackCalls(int(depth)) {
 			t.Run(fmt.Sprintf("depth %d/%s", depth, c), func(t *testing.T) {
 				r := m.Call(context.Background(), nil, c.call())
-				if c.fn != "forever" && c.n < int(depth) {
+				if c.fn != "forever" && (c.n < int(depth) || c.fn == "mix" && c.n < 4*int(depth)) {
 					if r.Status != protocol.StatusOK {
 						t.Fatalf("status %s (%s), want ok", r.Status, r.Message)
 					}
@@ -80,7 +81,7 @@ func TestStackLimitIgnoresHistory(t *testing.T) {
 	e := newTestEngine(t, cfg)
 	m := deployTestdata(t, e, "stack")
 	rng := rand.New(rand.NewSource(7))
-	history := []string{"small", "mutual", "indirect", "wide", "forever", "fail"}
+	history := []string{"small", "mutual", "indirect", "wide", "mix", "mix", "mix", "forever", "fail"}
 	trials := 200
 	if testing.Short() {
 		trials = 40
@@ -89,6 +90,9 @@ func TestStackLimitIgnoresHistory(t *testing.T) {
 		var past []stackCall
 		for k := rng.Intn(6); k > 0; k-- {
 			c := stackCall{history[rng.Intn(len(history))], rng.Intn(depth + 64)}
+			if c.fn == "mix" {
+				c.n = rng.Intn(4 * (depth + 16))
+			}
 			m.Call(context.Background(), nil, c.call())
 			past = append(past, c)
 		}

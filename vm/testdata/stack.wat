@@ -1,6 +1,7 @@
 ;; Deep recursion in several shapes, for the stack limit tests. Each entry
 ;; recurses as deep as its input is long (n bytes: n + 1 nested calls below
-;; the entry) and outputs the 4-byte result; "forever" never stops.
+;; the entry) and outputs the 4-byte result; "forever" never stops; "mix"
+;; runs any of them from one entry.
 ;; $wide keeps 96 i64 locals live across its recursive call: a large
 ;; native frame.
 (module
@@ -258,4 +259,19 @@
     (i32.wrap_i64 (local.get $acc)))
   (func (export "wide") (param $n i32) (result i32)
     (call $out (call $wide (local.get $n))))
+
+  ;; one entry, so one wazero call stack, for every shape: n / 4 levels of
+  ;; small, mutual, indirect or wide frames for n % 4 = 0, 1, 2, 3.
+  (func (export "mix") (param $n i32) (result i32)
+    (local $d i32)
+    (local.set $d (i32.shr_u (local.get $n) (i32.const 2)))
+    (block $wide
+      (block $indirect
+        (block $mutual
+          (block $small
+            (br_table $small $mutual $indirect $wide (i32.and (local.get $n) (i32.const 3))))
+          (return (call $out (call $down (local.get $d)))))
+        (return (call $out (call $even (local.get $d)))))
+      (return (call $out (call_indirect (type $rec) (local.get $d) (i32.const 0)))))
+    (call $out (call $wide (local.get $d))))
 )
