@@ -125,7 +125,7 @@ func (b *body) rewrite(out []byte, fn uint32, fb *funcBody) ([]byte, error) {
 	frame := b.frameBytes(slots)
 	b.m.frame = max(b.m.frame, frame)
 	if frame > uint64(b.m.cfg.MaxFrameBytes) {
-		return nil, b.errorf(ErrTooLarge, fb.off, "native frame bound of %d bytes exceeds %d (%d locals, params and operand slots; %d instructions; %d locals set across %d blocks)",
+		return nil, b.errorf(ErrTooLarge, fb.off, "native frame bound of %d bytes exceeds %d (%d slots for params, locals and operands; %d instructions; %d locals set; %d blocks)",
 			frame, b.m.cfg.MaxFrameBytes, slots, b.values, b.assigned, b.merges)
 	}
 
