@@ -105,7 +105,12 @@ func (b *body) rewrite(out []byte, fn uint32, fb *funcBody) ([]byte, error) {
 	ft := b.m.types[b.m.funcTypes[fn]]
 	params, results := uint32(len(ft.Params)), uint32(len(ft.Results))
 	b.scratch = params + fb.nlocals
-	b.isSet = append(b.isSet, make([]bool, b.scratch)...)
+	if n := int(b.scratch); cap(b.isSet) >= n {
+		b.isSet = b.isSet[:n]
+		clear(b.isSet)
+	} else {
+		b.isSet = make([]bool, n)
+	}
 
 	// Expression.
 	b.ctrls = append(b.ctrls, ctrl{results: results})
