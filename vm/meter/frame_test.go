@@ -1,6 +1,7 @@
 package meter
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"reflect"
@@ -33,6 +34,7 @@ type probeShape struct {
 	locals  [][2]uint32
 	body    []byte // the expression of f, ending with end
 	globals int    // mutable i32 globals
+	args    int    // parameters of g, function 3: (i32 × args) -> i32
 }
 
 func probeModule(s probeShape) []byte {
@@ -40,13 +42,16 @@ func probeModule(s probeShape) []byte {
 	for i := 0; i < s.globals; i++ {
 		globals = append(globals, cat([]byte{valI32, 0x01}, i32c(0), []byte{opEnd}))
 	}
+	gParams := bytes.Repeat([]byte{valI32}, max(s.args, 1))
 	return wasmModule(
-		sec(secType, encFuncType([]byte{valI32}, []byte{valI32}), encFuncType(nil, nil)),
+		sec(secType, encFuncType([]byte{valI32}, []byte{valI32}), encFuncType(nil, nil),
+			encFuncType(gParams, []byte{valI32})),
 		sec(secImport, cat(name("env"), name("probe"), []byte{0x00}, u32(1))),
-		sec(secFunction, u32(0), u32(0)),
+		sec(secFunction, u32(0), u32(0), u32(2)),
 		sec(secGlobal, globals...),
 		sec(secExport, exportFunc("f", 2)),
-		sec(secCode, codeBody(nil, []byte{opLocalGet, 0, opEnd}), codeBody(s.locals, s.body)),
+		sec(secCode, codeBody(nil, []byte{opLocalGet, 0, opEnd}), codeBody(s.locals, s.body),
+			codeBody(nil, []byte{opLocalGet, 0, opEnd})),
 	)
 }
 
@@ -191,15 +196,25 @@ func probeShapes(k int) []probeShape {
 	}
 	gnest = append(gnest, opEnd)
 
+	// A call to g with k arguments: most of them passed on the stack.
+	var args []byte
+	for i := 0; i < k; i++ {
+		args = append(args, opLocalGet, 0)
+	}
+	args = append(args, opCall, 3, opDrop())
+	args = recurse(args)
+	args = append(args, opEnd)
+
 	return []probeShape{
-		{"small", nil, small, 0},
-		{fmt.Sprintf("gnest-%dx%d", d, nn), nil, gnest, int(nn)},
-		{fmt.Sprintf("nest-%dx%d", d, nn), [][2]uint32{{nn, valI32}}, nest, 0},
-		{fmt.Sprintf("locals-%d", k), [][2]uint32{{uint32(k), valI32}}, locals, 0},
-		{fmt.Sprintf("i64-locals-%d", k), [][2]uint32{{uint32(k), valI64}}, locals64, 0},
-		{fmt.Sprintf("stack-%d", k), nil, stack, 0},
-		{fmt.Sprintf("redefine-%d", k), [][2]uint32{{1, valI32}}, redefine, 0},
-		{fmt.Sprintf("loops-%dx%d", k/nl, nl), [][2]uint32{{nl, valI32}}, loops, 0},
+		{"small", nil, small, 0, 0},
+		{fmt.Sprintf("args-%d", k), nil, args, 0, k},
+		{fmt.Sprintf("gnest-%dx%d", d, nn), nil, gnest, int(nn), 0},
+		{fmt.Sprintf("nest-%dx%d", d, nn), [][2]uint32{{nn, valI32}}, nest, 0, 0},
+		{fmt.Sprintf("locals-%d", k), [][2]uint32{{uint32(k), valI32}}, locals, 0, 0},
+		{fmt.Sprintf("i64-locals-%d", k), [][2]uint32{{uint32(k), valI64}}, locals64, 0, 0},
+		{fmt.Sprintf("stack-%d", k), nil, stack, 0, 0},
+		{fmt.Sprintf("redefine-%d", k), [][2]uint32{{1, valI32}}, redefine, 0, 0},
+		{fmt.Sprintf("loops-%dx%d", k/nl, nl), [][2]uint32{{nl, valI32}}, loops, 0, 0},
 	}
 }
 
@@ -315,3 +330,5 @@ func TestDeepestChainFitsStackBudget(t *testing.T) {
 		}
 	}
 }
+
+func opDrop() byte { return 0x1a }
