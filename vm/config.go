@@ -65,7 +65,9 @@ type Config struct {
 	MemoryLimitPages uint32
 	// MaxCallDepth is how deep calls may nest inside an entry function
 	// before the call fails with StatusStackLimit. Default 1024, at most
-	// meter.MaxCallDepthLimit. It overrides Meter.MaxCallDepth.
+	// meter.MaxCallDepthLimit. It overrides Meter.MaxCallDepth, and sets
+	// the default of Meter.MaxFrameBytes (meter.MaxStackBytes /
+	// MaxCallDepth): a deeper limit admits only smaller functions.
 	MaxCallDepth uint32
 	// CompilationCacheDir, when set, keeps compiled machine code on disk so
 	// a restarted node loads a contract in milliseconds. Default "": the

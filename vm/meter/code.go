@@ -67,6 +67,14 @@ type body struct {
 
 	scratch     uint32 // index of the scratch i32 local
 	needScratch bool
+
+	// What the native frame bound counts (see frameBytes).
+	values   uint64 // instructions, inserted ones included
+	merges   uint64 // blocks, loops and ifs of the original code
+	arity    uint64 // block parameters and results, summed
+	maxCall  uint64 // most parameters + results of one call
+	assigned uint64 // distinct locals and parameters set or teed
+	isSet    []bool // by local index: set or teed
 }
 
 func (w *rewriter) instrumentCode() ([]byte, error) {
@@ -93,10 +101,16 @@ func (b *body) rewrite(out []byte, fn uint32, fb *funcBody) ([]byte, error) {
 		return nil, fb.refusal
 	}
 	r := &reader{b: fb.expr, base: fb.exprOff}
-	*b = body{m: b.m, fn: fn, r: r, out: b.out[:0], seg: b.seg[:0], ctrls: b.ctrls[:0]}
+	*b = body{m: b.m, fn: fn, r: r, out: b.out[:0], seg: b.seg[:0], ctrls: b.ctrls[:0], isSet: b.isSet[:0]}
 	ft := b.m.types[b.m.funcTypes[fn]]
 	params, results := uint32(len(ft.Params)), uint32(len(ft.Results))
 	b.scratch = params + fb.nlocals
+	if n := int(b.scratch); cap(b.isSet) >= n {
+		b.isSet = b.isSet[:n]
+		clear(b.isSet)
+	} else {
+		b.isSet = make([]bool, n)
+	}
 
 	// Expression.
 	b.ctrls = append(b.ctrls, ctrl{results: results})
@@ -109,12 +123,15 @@ func (b *body) rewrite(out []byte, fn uint32, fb *funcBody) ([]byte, error) {
 		return nil, r.errorf("function %d: %d bytes after the final end", fn, r.remaining())
 	}
 
-	frame := uint64(params) + uint64(fb.nlocals) + uint64(b.maxHeight) + meterSlack
+	slots := uint64(params) + uint64(fb.nlocals) + uint64(b.maxHeight) + meterSlack
 	if b.needScratch {
-		frame++
+		slots++
 	}
-	if frame > uint64(b.m.cfg.MaxFrameSlots) {
-		return nil, b.errorf(ErrTooLarge, fb.off, "frame of %d slots (params + locals + operand stack) exceeds %d", frame, b.m.cfg.MaxFrameSlots)
+	frame := b.frameBytes(slots)
+	b.m.frame = max(b.m.frame, frame)
+	if frame > uint64(b.m.cfg.MaxFrameBytes) {
+		return nil, b.errorf(ErrTooLarge, fb.off, "native frame bound of %d bytes exceeds %d (%d slots for params, locals and operands; %d instructions; %d locals set; %d blocks)",
+			frame, b.m.cfg.MaxFrameBytes, slots, b.values, b.assigned, b.merges)
 	}
 
 	groupCount := fb.groups
@@ -134,11 +151,46 @@ func (b *body) rewrite(out []byte, fn uint32, fb *funcBody) ([]byte, error) {
 	return append(out, b.out...), nil
 }
 
+// Native frame bound. wazero's compiler (wazevo, v1.12) gives a function a
+// frame of: return address and frame pointer, a stack-check slot, the
+// callee-saved registers it clobbers (16 bytes each), the stack part of
+// the arguments and results of its largest call, and one spill slot (4
+// bytes for an i32, 8 for an i64 or a reference) for every SSA value the
+// register allocator ever spills: slots are not shared between values.
+// SSA values come from instructions (at most one each) and from block
+// parameters, which the SSA builder places at merge points for the
+// variables set on more than one path: locals, and also every global and
+// the memory's base and length, which wazevo keeps in SSA variables. The
+// bound counts all of them as spilled, at 8 bytes each. DESIGN.md has the
+// measured figures.
+const (
+	// frameFixed covers the return address, frame pointer, stack-check
+	// slot, call area and every register either ISA could save (arm64:
+	// 63 registers × 16 bytes).
+	frameFixed = 1024
+	// slotBytes is the largest spill slot of a value contracts can have.
+	slotBytes = 8
+	// insertedValues is the most values one inserted gas charge or call
+	// wrapper produces.
+	insertedValues = 10
+)
+
+// frameBytes is the bound on the native frame of the function just
+// rewritten, given its params + locals + operand stack slots.
+func (b *body) frameBytes(slots uint64) uint64 {
+	// The variables: locals set, the module's globals, the two added
+	// ones, memory base and length.
+	vars := b.assigned + uint64(b.m.numGlobals) + 2 + 2
+	n := slots + b.maxCall + b.values + b.arity + vars*(b.merges+1)
+	return frameFixed + slotBytes*n
+}
+
 // flush charges the current segment at its start and moves it to the
 // output. The next instruction starts a new segment.
 func (b *body) flush() {
 	if b.segCost > 0 && !b.segDead {
 		b.out = b.m.appendCharge(b.out, b.segCost)
+		b.values += insertedValues
 	}
 	b.out = append(b.out, b.seg...)
 	b.seg = b.seg[:0]
@@ -171,6 +223,7 @@ func (b *body) appendDynamicCharge(weight uint64) {
 		return
 	}
 	b.needScratch = true
+	b.values += insertedValues
 	m := b.m
 	s := b.seg
 	s = append(s, opLocalTee)
@@ -189,6 +242,7 @@ func (b *body) appendDynamicCharge(weight uint64) {
 // appendCall wraps the call instruction raw in depth bookkeeping:
 // depth++; if depth > max { unreachable }; call; depth--.
 func (b *body) appendCall(raw []byte) {
+	b.values += insertedValues
 	m := b.m
 	s := b.seg
 	s = append(s, opGlobalGet)
@@ -349,6 +403,8 @@ func (b *body) instr() error {
 		}
 		b.ctrls = append(b.ctrls, ctrl{height: b.height, params: params, results: results, isIf: op == opIf})
 		b.push(params)
+		b.merges++
+		b.arity += uint64(params) + uint64(results)
 		// A block is entered only by falling into it; loop headers and if
 		// arms are branch targets or conditional.
 		endSegment = op != opBlock
@@ -406,6 +462,7 @@ func (b *body) instr() error {
 		}
 		b.pop(uint32(len(ft.Params)))
 		b.push(uint32(len(ft.Results)))
+		b.maxCall = max(b.maxCall, uint64(len(ft.Params)+len(ft.Results)))
 		cost = costs.Call
 		raw = r.b[start:r.pos]
 		b.appendCall(raw)
@@ -423,6 +480,7 @@ func (b *body) instr() error {
 		ft := b.m.types[tidx]
 		b.pop(1 + uint32(len(ft.Params)))
 		b.push(uint32(len(ft.Results)))
+		b.maxCall = max(b.maxCall, uint64(len(ft.Params)+len(ft.Results)))
 		cost = costs.CallIndirect
 		raw = r.b[start:r.pos]
 		b.appendCall(raw)
@@ -463,6 +521,10 @@ func (b *body) instr() error {
 			b.push(1)
 		case 0x21, 0x24:
 			b.pop(1)
+		}
+		if (op == 0x21 || op == 0x22) && !b.isSet[idx] {
+			b.isSet[idx] = true
+			b.assigned++
 		}
 	case op == 0x25: // table.get
 		if _, err := r.u32(); err != nil {
@@ -555,6 +617,7 @@ func (b *body) instr() error {
 		return b.errorf(ErrUnsupported, at, "opcode %#x", op)
 	}
 
+	b.values++
 	if raw == nil {
 		b.seg = append(b.seg, r.b[start:r.pos]...)
 	}

@@ -52,10 +52,15 @@ const (
 	// keeps our limit below wazero's interpreter ceiling of 2,000 frames, so
 	// both engines stop at our trap and never at their own.
 	MaxCallDepthLimit = 1800
-	// maxFrameBudget bounds MaxCallDepth × MaxFrameSlots: 2^24 slots of 8
-	// bytes is 128 MiB of guest stack, well below the compiler engine's
-	// 400 MB ceiling, so the deepest legal call chain never reaches it.
-	maxFrameBudget = 1 << 24
+	// MaxStackBytes bounds MaxCallDepth × MaxFrameBytes: the native stack
+	// the deepest legal call chain may take in wazero's compiler. wazero
+	// v1.12 refuses to grow a call stack whose length is above 50,000,000
+	// bytes; a chain whose frames, plus what the next prologue asks for,
+	// fit in 50,000,000 bytes therefore never needs that refused growth,
+	// whatever the stack's length after earlier calls. 32 MiB leaves
+	// 16.4 MB for the entry preamble, a host call from the deepest frame
+	// and error in the frame bound.
+	MaxStackBytes = 32 << 20
 	// maxWeight bounds every weight in a CostTable so that no charge can
 	// overflow an i64: 2^32 bytes × 2^24 < 2^63.
 	maxWeight = 1 << 24
@@ -190,14 +195,15 @@ type Config struct {
 	// function (the host's call is depth 0). Default 1024, at most
 	// MaxCallDepthLimit.
 	MaxCallDepth uint32
-	// MaxFrameSlots bounds one function's frame, in 8-byte value slots:
-	// parameters + locals + its maximum operand stack height (including
-	// the metering code's own values). Functions above it are rejected
-	// with ErrTooLarge. MaxCallDepth × MaxFrameSlots must not exceed 2^24
-	// so that the deepest legal call chain stays far below the engine's
-	// own stack ceiling and only our depth trap can stop it. Default
-	// 16384.
-	MaxFrameSlots uint32
+	// MaxFrameBytes bounds the native stack frame of one function, in
+	// bytes, as the instrumenter bounds it from the code (parameters,
+	// locals, operand stack height, instructions, locals set across
+	// blocks: see DESIGN.md). Functions above it are rejected with
+	// ErrTooLarge. MaxCallDepth × MaxFrameBytes must not exceed
+	// MaxStackBytes so that the deepest legal call chain fits wazero's
+	// stack ceiling and only our depth trap can stop it. Default
+	// MaxStackBytes / MaxCallDepth (32 KiB at the default depth).
+	MaxFrameBytes uint32
 	// StartGas is the initial value of GasGlobal: the gas available to the
 	// module's start function during instantiation. The host overwrites
 	// the global before each call. Default 1,000,000.
@@ -207,10 +213,10 @@ type Config struct {
 // DefaultConfig returns the default configuration.
 func DefaultConfig() Config {
 	return Config{
-		Costs:         CostTableV1(),
-		MaxCallDepth:  1024,
-		MaxFrameSlots: 16384,
-		StartGas:      1_000_000,
+		Costs:        CostTableV1(),
+		MaxCallDepth: 1024,
+		// MaxFrameBytes is left zero: it follows MaxCallDepth.
+		StartGas: 1_000_000,
 	}
 }
 
@@ -223,8 +229,8 @@ func (c Config) withDefaults() Config {
 	if c.MaxCallDepth == 0 {
 		c.MaxCallDepth = d.MaxCallDepth
 	}
-	if c.MaxFrameSlots == 0 {
-		c.MaxFrameSlots = d.MaxFrameSlots
+	if c.MaxFrameBytes == 0 && c.MaxCallDepth <= MaxCallDepthLimit {
+		c.MaxFrameBytes = MaxStackBytes / c.MaxCallDepth
 	}
 	if c.StartGas == 0 {
 		c.StartGas = d.StartGas
@@ -241,9 +247,9 @@ func (c Config) Validate() error {
 	if c.MaxCallDepth > MaxCallDepthLimit {
 		return fmt.Errorf("meter: MaxCallDepth (%d) must be between 1 and %d", c.MaxCallDepth, MaxCallDepthLimit)
 	}
-	if uint64(c.MaxCallDepth)*uint64(c.MaxFrameSlots) > maxFrameBudget {
-		return fmt.Errorf("meter: MaxCallDepth (%d) × MaxFrameSlots (%d) exceeds %d slots",
-			c.MaxCallDepth, c.MaxFrameSlots, maxFrameBudget)
+	if uint64(c.MaxCallDepth)*uint64(c.MaxFrameBytes) > MaxStackBytes {
+		return fmt.Errorf("meter: MaxCallDepth (%d) × MaxFrameBytes (%d) exceeds MaxStackBytes (%d)",
+			c.MaxCallDepth, c.MaxFrameBytes, MaxStackBytes)
 	}
 	if c.StartGas > 1<<62 {
 		return fmt.Errorf("meter: StartGas (%d) exceeds 2^62", c.StartGas)

@@ -172,7 +172,7 @@ type section struct {
 // Parse checks the structure only: errors are ErrMalformed, ErrTooLarge
 // (a count beyond the decoding limits) or ErrUnsupported. Reasons not to
 // instrument a well-formed module (ErrFloat, ErrReservedExport, a frame
-// above Config.MaxFrameSlots) are reported by Instrument. Instructions are
+// above Config.MaxFrameBytes) are reported by Instrument. Instructions are
 // decoded by Instrument alone.
 func Parse(wasm []byte) (m *Module, err error) {
 	defer func() {

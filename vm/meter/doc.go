@@ -53,10 +53,11 @@
 //
 // so a chain of MaxCallDepth nested calls succeeds and the next one traps
 // with DepthGlobal = MaxCallDepth+1. Calls to imported functions are counted
-// too. Each function's frame (parameters + locals + maximum operand stack
-// height) is bounded by Config.MaxFrameSlots, so that the deepest legal call
-// chain stays far below the engines' own stack ceilings: only our trap can
-// stop recursion, identically on every engine and wazero version.
+// too. Each function's native frame, bounded from its code (parameters,
+// locals, operand stack height, instructions, locals set across blocks), must
+// fit Config.MaxFrameBytes, and MaxCallDepth × MaxFrameBytes fits
+// MaxStackBytes, below wazero's stack ceiling: only our trap can stop
+// recursion, at a depth that depends on the module and the call alone.
 //
 // # Cost tables
 //

@@ -20,6 +20,9 @@ type Output struct {
 	// memory and globals would not restore. Its Name is "" if there is
 	// none.
 	StateOp StateOp
+	// FrameBytes is the largest native frame bound of a function of the
+	// module, in bytes: at most Config.MaxFrameBytes.
+	FrameBytes uint64
 }
 
 // StateOp is an instruction of the code section and its function index.
@@ -54,6 +57,7 @@ type rewriter struct {
 	gasIdx   uint32
 	depthIdx uint32
 	stateOp  StateOp
+	frame    uint64 // largest frame bound so far
 }
 
 // Instrument returns the module rewritten to meter its own gas and call
@@ -122,7 +126,7 @@ func (m *Module) Instrument(cfg Config) (out *Output, err error) {
 	if len(wasm) > MaxOutputSize {
 		return nil, fmt.Errorf("%w: instrumented module of %d bytes (limit %d)", ErrTooLarge, len(wasm), MaxOutputSize)
 	}
-	return &Output{Wasm: wasm, Globals: globals, StateOp: w.stateOp}, nil
+	return &Output{Wasm: wasm, Globals: globals, StateOp: w.stateOp, FrameBytes: w.frame}, nil
 }
 
 func appendSection(out []byte, id byte, payload []byte) []byte {

@@ -205,7 +205,7 @@ func TestConfigValidate(t *testing.T) {
 	}
 	bad := []Config{
 		{MaxCallDepth: MaxCallDepthLimit + 1},
-		{MaxCallDepth: 1024, MaxFrameSlots: 1 << 20},
+		{MaxCallDepth: 1024, MaxFrameBytes: MaxStackBytes/1024 + 1},
 		{Costs: &CostTable{Version: 1}},
 		{Costs: &CostTable{Default: 1, Call: 1, CallIndirect: 1}},
 		{Costs: func() *CostTable { c := CostTableV1(); c.GrowPerPage = 1 << 40; return c }()},

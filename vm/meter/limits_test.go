@@ -6,36 +6,60 @@ import (
 	"testing"
 )
 
+// TestFrameLimit: the frame bound grows with each thing that can take
+// native stack, and Instrument refuses a function one byte above
+// MaxFrameBytes.
 func TestFrameLimit(t *testing.T) {
-	cfg := DefaultConfig()
-	cfg.MaxFrameSlots = 12
-	// Frame = 1 param + locals + max stack height + 3 slots of slack.
+	add := func(expr []byte) []byte { return append(expr, opI32Add) }
+	consts := func(n int) []byte {
+		var e []byte
+		for i := 0; i < n; i++ {
+			e = append(e, i32c(1)...)
+		}
+		for i := 1; i < n; i++ {
+			e = add(e)
+		}
+		return append(e, opEnd)
+	}
+	sets := func(n int) []byte {
+		var e []byte
+		for i := 1; i <= n; i++ {
+			e = append(e, opBlock, blockEmpty, opLocalGet, 0, opLocalSet, byte(i), opEnd)
+		}
+		return append(e, opLocalGet, 0, opEnd)
+	}
 	tests := []struct {
-		name   string
-		locals uint32
-		height int // i32.const pushed before adding them up
-		ok     bool
+		name       string
+		small, big []byte // the same function, with one more of the thing
 	}{
-		{"fits", 6, 2, true},
-		{"too many locals", 9, 1, false},
-		{"stack too high", 1, 8, false},
+		{"locals", simpleModule([][2]uint32{{4, valI32}}, consts(1)), simpleModule([][2]uint32{{5, valI32}}, consts(1))},
+		{"stack height", simpleModule(nil, consts(4)), simpleModule(nil, consts(5))},
+		{"locals set across blocks", simpleModule([][2]uint32{{8, valI32}}, sets(3)), simpleModule([][2]uint32{{8, valI32}}, sets(4))},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			var expr []byte
-			for i := 0; i < tc.height; i++ {
-				expr = append(expr, i32c(1)...)
+			frame := func(wasm []byte) uint64 {
+				m, err := Parse(wasm)
+				if err != nil {
+					t.Fatal(err)
+				}
+				out, err := m.Instrument(Config{MaxCallDepth: 1})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return out.FrameBytes
 			}
-			for i := 1; i < tc.height; i++ {
-				expr = append(expr, opI32Add)
+			small, big := frame(tc.small), frame(tc.big)
+			if big < small+slotBytes {
+				t.Fatalf("frame bound %d, then %d with one more: want at least %d more", small, big, slotBytes)
 			}
-			expr = append(expr, opEnd)
-			_, err := Instrument(simpleModule([][2]uint32{{tc.locals, valI32}}, expr), cfg)
-			if tc.ok && err != nil {
-				t.Fatal(err)
+			cfg := Config{MaxCallDepth: 1, MaxFrameBytes: uint32(big)}
+			if _, err := Instrument(tc.big, cfg); err != nil {
+				t.Fatalf("frame at the limit refused: %v", err)
 			}
-			if !tc.ok && !errors.Is(err, ErrTooLarge) {
-				t.Fatalf("got %v, want ErrTooLarge", err)
+			cfg.MaxFrameBytes--
+			if _, err := Instrument(tc.big, cfg); !errors.Is(err, ErrTooLarge) {
+				t.Fatalf("frame one byte above the limit: got %v, want ErrTooLarge", err)
 			}
 		})
 	}
