@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc"
@@ -207,20 +208,55 @@ func (c *Channel) maybeBootstrap(ctx context.Context, mayBootstrap bool) error {
 	if !mayBootstrap {
 		return nil
 	}
-	switch {
-	case rec.Leader == c.me():
-		c.logger.Info("the chain names this node leader; bootstrapping the channel", "epoch", rec.Epoch)
-	case rec.Leader.IsZero():
-		if _, err := c.cfg.Chain.ClaimLeader(ctx, c.id, rec.Epoch, nil); err != nil {
-			c.logger.Info("another member claimed the channel first; joining its node", "error", err)
-			return nil
-		}
-		c.logger.Info("claimed the channel as its first leader; bootstrapping it")
-	default:
-		c.logger.Info("another member leads the channel; joining its node", "leader", rec.Leader, "epoch", rec.Epoch)
-		return nil
+	won, err := c.claimFirst(ctx, &rec.Channel)
+	if err != nil || !won {
+		return err
 	}
 	return c.bootstrap()
+}
+
+// claimFirst claims a channel no one leads yet and reports whether this
+// node is its leader now. A failed claim is a loss only when the chain
+// names another leader: a claim that failed for any other reason (the
+// chain busy, ctx ended after the tx went in) is decided by reading the
+// channel again and, while no one leads, claiming again; else no member
+// would ever bootstrap.
+func (c *Channel) claimFirst(ctx context.Context, rec *contract.Channel) (bool, error) {
+	wait := 50 * time.Millisecond
+	for {
+		switch {
+		case rec.Leader == c.me():
+			c.logger.Info("the chain names this node leader; bootstrapping the channel", "epoch", rec.Epoch)
+			return true, nil
+		case !rec.Leader.IsZero():
+			c.logger.Info("another member leads the channel; joining its node", "leader", rec.Leader, "epoch", rec.Epoch)
+			return false, nil
+		}
+		_, err := c.cfg.Chain.ClaimLeader(ctx, c.id, rec.Epoch, nil)
+		if err == nil {
+			c.logger.Info("claimed the channel as its first leader; bootstrapping it")
+			return true, nil
+		}
+		info, rerr := c.cfg.Chain.Channel(ctx, c.id)
+		if rerr != nil {
+			return false, fmt.Errorf("open channel %s: claim: %w (then reading the channel: %v)", c.id, err, rerr)
+		}
+		c.view.update(&info.Channel)
+		if !info.Leader.IsZero() && info.Leader != c.me() {
+			c.logger.Info("another member claimed the channel first; joining its node", "leader", info.Leader, "epoch", info.Epoch)
+			return false, nil
+		}
+		if info.Leader.IsZero() {
+			c.logger.Warn("claiming the channel failed and no one leads it; claiming again", "error", err)
+			select {
+			case <-ctx.Done():
+				return false, fmt.Errorf("open channel %s: claim: %w", c.id, err)
+			case <-time.After(wait):
+			}
+			wait = min(2*wait, time.Second)
+		}
+		rec = &info.Channel
+	}
 }
 
 // Join makes this node a member of a channel (DESIGN §9): it joins on chain
