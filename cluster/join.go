@@ -180,6 +180,10 @@ const joinWarnEvery = 5 * time.Second
 // yet reaches whoever is. A node that answers is a member's node; asking
 // one that is not the Raft leader passes the request on to the leader.
 func (c *Channel) requestJoin(ctx context.Context, peers []string) error {
+	// Closing the channel (or the node) ends the asking too.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(c.ctx, cancel)()
 	wait := 50 * time.Millisecond
 	start := time.Now()
 	warned := start
@@ -225,6 +229,9 @@ func (c *Channel) requestJoin(ctx context.Context, peers []string) error {
 		}
 		select {
 		case <-ctx.Done():
+			if c.ctx.Err() != nil {
+				return fmt.Errorf("join channel %s: %w", c.id, ErrClosed)
+			}
 			return fmt.Errorf("join channel %s: %w (last error: %v)", c.id, ctx.Err(), last)
 		case <-time.After(wait):
 		}
