@@ -1,10 +1,12 @@
 package integration
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
 	"os/exec"
 	"regexp"
 	"testing"
@@ -61,8 +63,47 @@ func TestStartInAnyOrder(t *testing.T) {
 			for _, i := range tc.order {
 				pc.startNode(pc.nodes[i], tc.peers(i, pc.nodes[0].addr))
 			}
+			for _, i := range tc.order {
+				pc.rebindIfTaken(pc.nodes[i], tc.peers(i, pc.nodes[0].addr))
+			}
 			pc.checkOneChannel(30 * time.Second)
 		})
+	}
+}
+
+// rebindIfTaken waits until the node's process listens (its admin
+// endpoint answers) and, if it ended because a port FreePort handed out
+// was taken before the node bound it, starts it again on new ports; the
+// other nodes find it there by the address it publishes on chain.
+func (pc *procCluster) rebindIfTaken(nd *procNode, peers []string) {
+	t := pc.t
+	hc := http.Client{Timeout: time.Second}
+	for attempt := 0; ; attempt++ {
+		var exited bool
+		testutil.WaitFor(t, 20*time.Second, func() error {
+			select {
+			case <-nd.p.done:
+				exited = true
+				return nil
+			default:
+			}
+			resp, err := hc.Get("http://" + nd.admin + "/healthz")
+			if err != nil {
+				return err
+			}
+			resp.Body.Close()
+			return nil
+		})
+		if !exited {
+			return
+		}
+		b, _ := os.ReadFile(nd.p.log.Name())
+		if !bytes.Contains(b, []byte("address already in use")) || attempt == 3 {
+			t.Fatalf("node %s ended: %s", nd.addr, b)
+		}
+		t.Logf("node %s lost its port before binding it: %s; starting it on new ports", nd.addr, bytes.TrimSpace(b))
+		nd.addr, nd.admin = testutil.FreePort(t), testutil.FreePort(t)
+		pc.startNode(nd, peers)
 	}
 }
 
