@@ -38,6 +38,9 @@ type Chain interface {
 	Join(ctx context.Context, id protocol.ChannelID, usePool bool) (uint64, error)
 	// KeepAlive is the member's heartbeat.
 	KeepAlive(ctx context.Context, id protocol.ChannelID) error
+	// SetNodeAddress publishes the node's address on its member record,
+	// where the other members' nodes find it (join.go).
+	SetNodeAddress(ctx context.Context, id protocol.ChannelID, addr string) error
 	// ClaimLeader asks to lead in place of the leader of epoch, with the
 	// attestations of other members. It returns the new epoch.
 	ClaimLeader(ctx context.Context, id protocol.ChannelID, epoch uint64, atts []protocol.Attestation) (uint64, error)

@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -12,6 +13,7 @@ import (
 	"github.com/scraft/scraft/cluster/peerpb"
 	"github.com/scraft/scraft/fsm"
 	"github.com/scraft/scraft/protocol"
+	"github.com/scraft/scraft/settlement/contract"
 )
 
 // handleJoin is the leader's side of a join (DESIGN §9): check the member
@@ -111,16 +113,99 @@ func translateRaft(err error) error {
 	return err
 }
 
-// requestJoin asks the given peers, in turn, to add this node to the
-// channel's Raft group until one succeeds or ctx ends.
-func (c *Channel) requestJoin(ctx context.Context, peers []string) error {
-	if len(peers) == 0 {
-		return errors.New("cluster: join needs at least one peer address")
+// publishAddress records this node's address on the member's chain record
+// unless the record has it already (onChain): a new member, or a node that
+// moved. The other members' nodes join the channel there, and a node that
+// lost the first claim finds the winner there.
+func (c *Channel) publishAddress(ctx context.Context, onChain string) error {
+	if onChain == c.cfg.Address {
+		return nil
 	}
+	err := c.cfg.Chain.SetNodeAddress(ctx, c.id, c.cfg.Address)
+	switch {
+	case err == nil:
+		c.logger.Info("published the node address on chain", "address", c.cfg.Address, "was", onChain)
+		return nil
+	case errors.Is(err, contract.ErrUnknownCall):
+		c.logger.Warn("the chain does not keep node addresses; other members' nodes can only join this one through --peer", "error", err)
+		return nil
+	}
+	return fmt.Errorf("publish node address %q on chain: %w", c.cfg.Address, err)
+}
+
+// republishAddress publishes the address of a node that restarts with its
+// data, in case it moved. It is best effort: the node serves its data
+// whatever the chain says, and a later start tries again.
+func (c *Channel) republishAddress(ctx context.Context) {
+	rec, err := c.cfg.Chain.Channel(ctx, c.id)
+	if err == nil {
+		m, ok := rec.Member(c.me())
+		if !ok {
+			return // left or forced out; leave.go retires the channel
+		}
+		err = c.publishAddress(ctx, m.NodeAddress)
+	}
+	if err != nil {
+		c.logger.Warn("could not publish the node address on chain", "address", c.cfg.Address, "error", err)
+	}
+}
+
+// chainPeers returns the node addresses the chain lists for the channel's
+// other members, the leader's first, and the leader.
+func (c *Channel) chainPeers(ctx context.Context) (addrs []string, leader protocol.Address, err error) {
+	rec, err := c.cfg.Chain.Channel(ctx, c.id)
+	if err != nil {
+		return nil, leader, err
+	}
+	if m, ok := rec.Member(rec.Leader); ok && rec.Leader != c.me() && m.NodeAddress != "" {
+		addrs = append(addrs, m.NodeAddress)
+	}
+	for _, m := range rec.Members {
+		if m.Address != c.me() && m.Address != rec.Leader && m.NodeAddress != "" {
+			addrs = append(addrs, m.NodeAddress)
+		}
+	}
+	return addrs, rec.Leader, nil
+}
+
+// joinWarnEvery is how often requestJoin says, at WARN, that it is still
+// not added.
+const joinWarnEvery = 5 * time.Second
+
+// requestJoin asks member nodes, in turn, to add this node to the channel's
+// Raft group until one succeeds or ctx ends: the given peers first, then
+// the nodes whose addresses the chain lists, the chain's leader first. The
+// chain's list is read again every round, so that a node that lost the
+// first claim reaches the winner, and a node sent to a peer that is not up
+// yet reaches whoever is. A node that answers is a member's node; asking
+// one that is not the Raft leader passes the request on to the leader.
+func (c *Channel) requestJoin(ctx context.Context, peers []string) error {
+	// Closing the channel (or the node) ends the asking too.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(c.ctx, cancel)()
 	wait := 50 * time.Millisecond
+	start := time.Now()
+	warned := start
 	var last error
-	for {
-		for _, p := range peers {
+	for round := 0; ; round++ {
+		listed, leader, err := c.chainPeers(ctx)
+		if err != nil {
+			last = fmt.Errorf("read the members' node addresses from chain: %w", err)
+		}
+		all := append([]string(nil), peers...)
+		for _, p := range listed {
+			if !slices.Contains(all, p) {
+				all = append(all, p)
+			}
+		}
+		if round == 0 {
+			c.logger.Info("asking member nodes to add this node to the channel", "peers", peers, "on_chain", listed, "chain_leader", leader)
+		}
+		if len(all) == 0 && err == nil {
+			last = errors.New("no member node address known: none given, none on chain yet")
+		}
+		for _, p := range all {
 			if p == c.cfg.Address {
 				continue
 			}
@@ -128,7 +213,7 @@ func (c *Channel) requestJoin(ctx context.Context, peers []string) error {
 			resp, err := c.node.peers.join(rctx, p, c.id, c.cfg.Address)
 			cancel()
 			if err == nil {
-				c.logger.Info("joined", "via", p, "leader", resp.Leader, "voter", resp.Voter)
+				c.logger.Info("added to the channel", "via", p, "leader", resp.Leader, "voter", resp.Voter, "after", time.Since(start).Round(time.Millisecond))
 				return nil
 			}
 			last = err
@@ -137,8 +222,16 @@ func (c *Channel) requestJoin(ctx context.Context, peers []string) error {
 			}
 			c.logger.Debug("join attempt failed", "peer", p, "error", err)
 		}
+		if now := time.Now(); now.Sub(warned) >= joinWarnEvery {
+			warned = now
+			c.logger.Warn("not added to the channel yet; still asking", "peers", all, "chain_leader", leader,
+				"waited", now.Sub(start).Round(time.Second), "last_error", last)
+		}
 		select {
 		case <-ctx.Done():
+			if c.ctx.Err() != nil {
+				return fmt.Errorf("join channel %s: %w", c.id, ErrClosed)
+			}
 			return fmt.Errorf("join channel %s: %w (last error: %v)", c.id, ctx.Err(), last)
 		case <-time.After(wait):
 		}

@@ -9,6 +9,9 @@ import (
 	"github.com/scraft/scraft/fsm"
 	"github.com/scraft/scraft/internal/testutil"
 	"github.com/scraft/scraft/protocol"
+	"github.com/scraft/scraft/settlement"
+	"github.com/scraft/scraft/settlement/contract"
+	"github.com/scraft/scraft/transport"
 )
 
 // addNode makes a new member: it joins on chain and its node joins the
@@ -173,4 +176,120 @@ func TestJoinCheckedByHistory(t *testing.T) {
 	if decided, err := c.chainJoined(ctx, ahead); decided || err != nil {
 		t.Fatalf("join seq the chain has not given: decided %v, %v; want undecided", decided, err)
 	}
+}
+
+// newIdleCluster creates a channel with n members on chain and starts
+// their nodes without opening the channel on any.
+func newIdleCluster(t *testing.T, n int) *testCluster {
+	t.Helper()
+	tc := &testCluster{t: t, chain: newTestChain(t), faults: transport.NewFaults(1), nonces: map[protocol.Address]uint64{}}
+	ctx := context.Background()
+	creator, _ := protocol.GenerateKey(nil)
+	id, err := tc.chain.client(creator).CreateChannel(ctx, settlement.ChannelSpec{Contract: "chat", Code: []byte("chat code"),
+		InitialState: protocol.State{}, Config: contract.ChannelConfig{SettleEveryTxs: noSettlement}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc.id = id
+	for range n {
+		k, _ := protocol.GenerateKey(nil)
+		if _, err := tc.chain.client(k).Join(ctx, tc.id, false); err != nil {
+			t.Fatal(err)
+		}
+		nd := &testNode{key: k, dir: t.TempDir()}
+		tc.nodes = append(tc.nodes, nd)
+		tc.users = append(tc.users, k)
+		tc.startNode(nd, nil)
+	}
+	t.Cleanup(tc.close)
+	return tc
+}
+
+// checkOneChannel checks that every node is in one Raft group of all the
+// nodes, that a call commits on every node, and that the chain lists each
+// member's node address.
+func (tc *testCluster) checkOneChannel() {
+	tc.t.Helper()
+	tc.waitVoters(len(tc.nodes), 20*time.Second)
+	out, err := tc.channel(tc.nodes[len(tc.nodes)-1]).Submit(context.Background(), tc.tx(tc.users[0], "hello"))
+	if err != nil {
+		tc.t.Fatal(err)
+	}
+	tc.checkConverged([]*fsm.Outcome{out}, 20*time.Second)
+	info, err := tc.chain.client(tc.users[0]).Channel(context.Background(), tc.id)
+	if err != nil {
+		tc.t.Fatal(err)
+	}
+	for _, nd := range tc.nodes {
+		if m, _ := info.Member(nd.key.Address()); m == nil || m.NodeAddress != nd.addr {
+			tc.t.Fatalf("chain lists %+v for the node at %s", m, nd.addr)
+		}
+	}
+}
+
+// TestOpenAtOnce: members whose nodes open a new channel at the same time,
+// none told a peer, race for the first claim; the losers find the winner's
+// node by the address it published on chain and join it.
+func TestOpenAtOnce(t *testing.T) {
+	for round := range 3 {
+		t.Run(fmt.Sprint(round), func(t *testing.T) {
+			tc := newIdleCluster(t, 3)
+			errs := make(chan error, len(tc.nodes))
+			for _, nd := range tc.nodes {
+				go func() {
+					ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+					defer cancel()
+					_, err := nd.node.Open(ctx, tc.id)
+					errs <- err
+				}()
+			}
+			for range tc.nodes {
+				if err := <-errs; err != nil {
+					t.Fatal(err)
+				}
+			}
+			tc.checkOneChannel()
+		})
+	}
+}
+
+// TestJoinThroughPeerNeverBootstraps: nodes told to join through a peer
+// that is not up yet never claim the channel, however long they wait; the
+// peer's node claims it when it opens, and they join it.
+func TestJoinThroughPeerNeverBootstraps(t *testing.T) {
+	tc := newIdleCluster(t, 3)
+	errs := make(chan error, 2)
+	for _, nd := range tc.nodes[1:] {
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			_, err := nd.node.Join(ctx, tc.id, []string{tc.nodes[0].addr}, false)
+			errs <- err
+		}()
+	}
+	cl := tc.chain.client(tc.users[0])
+	testutil.WaitFor(t, 10*time.Second, func() error {
+		info, err := cl.Channel(context.Background(), tc.id)
+		if err != nil {
+			return err
+		}
+		for _, nd := range tc.nodes[1:] {
+			if m, _ := info.Member(nd.key.Address()); m.NodeAddress != nd.addr {
+				return fmt.Errorf("node %s not on chain yet", nd.addr)
+			}
+		}
+		return nil
+	})
+	if info, err := cl.Channel(context.Background(), tc.id); err != nil || !info.Leader.IsZero() {
+		t.Fatalf("leader %v before the first node opened (%v)", info.Leader, err)
+	}
+	if _, err := tc.nodes[0].node.Open(context.Background(), tc.id); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	tc.checkOneChannel()
 }

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc"
@@ -95,9 +96,27 @@ func (n *Node) Start(ctx context.Context) error {
 // Open hosts a channel this node is a member of on chain. A channel with
 // local data restarts from it. A new one is bootstrapped here when the
 // chain names no leader yet (this node claims it and becomes the first
-// leader) or names this node; otherwise the channel waits to be added by
-// the leader: call Join with a peer's address.
+// leader) or names this node. Otherwise another member leads (it may have
+// claimed first): Open asks the member nodes whose addresses the chain
+// lists, the leader's first, to add this node, and returns once one did or
+// ctx ends (DESIGN §9).
 func (n *Node) Open(ctx context.Context, id protocol.ChannelID) (*Channel, error) {
+	c, err := n.host(ctx, id, true)
+	if err != nil {
+		return nil, err
+	}
+	if _, retired := c.Retired(); retired || c.hasState() || c.isVoterOrLeader() {
+		return c, nil
+	}
+	if err := c.requestJoin(ctx, nil); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// host opens a channel once, however many callers ask at a time, and
+// starts it. A new channel may be bootstrapped here only with mayBootstrap.
+func (n *Node) host(ctx context.Context, id protocol.ChannelID, mayBootstrap bool) (*Channel, error) {
 	// Opening reads the chain: do it outside the lock, so that the peer
 	// API of the other channels is not held up; a second Open of the same
 	// channel waits for the first.
@@ -124,7 +143,7 @@ func (n *Node) Open(ctx context.Context, id protocol.ChannelID) (*Channel, error
 			return nil, ctx.Err()
 		}
 	}
-	c, err := n.open(ctx, id)
+	c, err := n.open(ctx, id, mayBootstrap)
 	n.mu.Lock()
 	close(n.mu.opening[id])
 	delete(n.mu.opening, id)
@@ -149,50 +168,105 @@ func (n *Node) Open(ctx context.Context, id protocol.ChannelID) (*Channel, error
 	return c, nil
 }
 
-func (n *Node) open(ctx context.Context, id protocol.ChannelID) (*Channel, error) {
+func (n *Node) open(ctx context.Context, id protocol.ChannelID, mayBootstrap bool) (*Channel, error) {
 	c, err := openChannel(n, id)
 	if err != nil {
 		return nil, err
 	}
-	if _, retired := retiredOnDisk(c.dir); !retired && !c.hasState() {
-		if err := c.maybeBootstrap(ctx); err != nil {
+	if _, retired := retiredOnDisk(c.dir); !retired {
+		if c.hasState() {
+			c.republishAddress(ctx)
+		} else if err := c.maybeBootstrap(ctx, mayBootstrap); err != nil {
 			return c, err
 		}
 	}
 	return c, nil
 }
 
-// maybeBootstrap starts a new Raft group when this node is or becomes the
-// chain's first leader. Only one claim on a leaderless channel succeeds, so
-// only one member ever bootstraps.
-func (c *Channel) maybeBootstrap(ctx context.Context) error {
+// maybeBootstrap prepares a channel this node has no data of: it publishes
+// the node's address on chain, so that the other members' nodes can find
+// it, and then, with mayBootstrap, starts a new Raft group when this node
+// is or becomes the chain's first leader. Only one claim on a leaderless
+// channel succeeds, so only one member ever bootstraps; a node told to join
+// through peers never claims (mayBootstrap false), so it never starts a
+// group of its own beside the one it was sent to.
+func (c *Channel) maybeBootstrap(ctx context.Context, mayBootstrap bool) error {
 	rec, err := c.cfg.Chain.Channel(ctx, c.id)
 	if err != nil {
 		return fmt.Errorf("open channel %s: %w", c.id, err)
 	}
-	if _, ok := rec.Member(c.me()); !ok {
+	m, ok := rec.Member(c.me())
+	if !ok {
 		return fmt.Errorf("open channel %s: %w: %s", c.id, ErrNotMember, c.me())
 	}
 	c.view.update(&rec.Channel)
-	switch {
-	case rec.Leader == c.me():
-	case rec.Leader.IsZero():
-		if _, err := c.cfg.Chain.ClaimLeader(ctx, c.id, rec.Epoch, nil); err != nil {
-			c.logger.Info("another member claimed first", "error", err)
-			return nil
-		}
-		c.logger.Info("claimed the channel as its first leader")
-	default:
+	// Before any claim: whoever loses the claim finds the winner by the
+	// address the winner published first.
+	if err := c.publishAddress(ctx, m.NodeAddress); err != nil {
+		return fmt.Errorf("open channel %s: %w", c.id, err)
+	}
+	if !mayBootstrap {
 		return nil
+	}
+	won, err := c.claimFirst(ctx, &rec.Channel)
+	if err != nil || !won {
+		return err
 	}
 	return c.bootstrap()
 }
 
+// claimFirst claims a channel no one leads yet and reports whether this
+// node is its leader now. A failed claim is a loss only when the chain
+// names another leader: a claim that failed for any other reason (the
+// chain busy, ctx ended after the tx went in) is decided by reading the
+// channel again and, while no one leads, claiming again; else no member
+// would ever bootstrap.
+func (c *Channel) claimFirst(ctx context.Context, rec *contract.Channel) (bool, error) {
+	wait := 50 * time.Millisecond
+	for {
+		switch {
+		case rec.Leader == c.me():
+			c.logger.Info("the chain names this node leader; bootstrapping the channel", "epoch", rec.Epoch)
+			return true, nil
+		case !rec.Leader.IsZero():
+			c.logger.Info("another member leads the channel; joining its node", "leader", rec.Leader, "epoch", rec.Epoch)
+			return false, nil
+		}
+		_, err := c.cfg.Chain.ClaimLeader(ctx, c.id, rec.Epoch, nil)
+		if err == nil {
+			c.logger.Info("claimed the channel as its first leader; bootstrapping it")
+			return true, nil
+		}
+		info, rerr := c.cfg.Chain.Channel(ctx, c.id)
+		if rerr != nil {
+			return false, fmt.Errorf("open channel %s: claim: %w (then reading the channel: %v)", c.id, err, rerr)
+		}
+		c.view.update(&info.Channel)
+		if !info.Leader.IsZero() && info.Leader != c.me() {
+			c.logger.Info("another member claimed the channel first; joining its node", "leader", info.Leader, "epoch", info.Epoch)
+			return false, nil
+		}
+		if info.Leader.IsZero() {
+			c.logger.Warn("claiming the channel failed and no one leads it; claiming again", "error", err)
+			select {
+			case <-ctx.Done():
+				return false, fmt.Errorf("open channel %s: claim: %w", c.id, err)
+			case <-time.After(wait):
+			}
+			wait = min(2*wait, time.Second)
+		}
+		rec = &info.Channel
+	}
+}
+
 // Join makes this node a member of a channel (DESIGN §9): it joins on chain
 // if it is not a member there yet (backed by its stake, or its shared pool
-// deposit with usePool), opens the channel, and asks the peers (any member
-// nodes) to add it; the request reaches the leader. It returns once the
-// leader has added the node to Raft; the node then catches up.
+// deposit with usePool), opens the channel without ever bootstrapping it,
+// publishes the node's address on chain, and asks the peers (any member
+// nodes), then the nodes whose addresses the chain lists, to add it; the
+// request reaches the leader. Peers may be empty: the chain's list is
+// enough. It returns once the leader has added the node to Raft; the node
+// then catches up.
 func (n *Node) Join(ctx context.Context, id protocol.ChannelID, peers []string, usePool bool) (*Channel, error) {
 	if _, retired := retiredOnDisk(channelDir(n.cfg.DataDir, id)); retired {
 		// This node left the channel, or the channel closed: it serves
@@ -210,7 +284,7 @@ func (n *Node) Join(ctx context.Context, id protocol.ChannelID, peers []string, 
 		}
 		n.logger.Info("joined on chain", "channel", id, "join_seq", seq)
 	}
-	c, err := n.Open(ctx, id)
+	c, err := n.host(ctx, id, false)
 	if err != nil {
 		return nil, err
 	}

@@ -69,6 +69,11 @@ type Chain interface {
 	Leave(ctx context.Context, id protocol.ChannelID) error
 	// KeepAlive is the heartbeat that keeps this member valid for 15 s.
 	KeepAlive(ctx context.Context, id protocol.ChannelID) error
+	// SetNodeAddress records addr (host:port, contract.ValidNodeAddress)
+	// as where this member's node serves the channel, on this member's own
+	// record (MemberInfo.NodeAddress); "" clears it. Other members' nodes
+	// find the node there.
+	SetNodeAddress(ctx context.Context, id protocol.ChannelID, addr string) error
 	// ClaimLeader claims leadership in place of the leader of epoch and
 	// returns the new epoch.
 	ClaimLeader(ctx context.Context, id protocol.ChannelID, epoch uint64, atts []protocol.Attestation) (uint64, error)

@@ -68,6 +68,9 @@ type chainMemberView struct {
 	Leaving         bool              `json:"leaving"`
 	DelegatedTo     *protocol.Address `json:"delegated_to,omitempty"`
 	Delegators      uint32            `json:"delegators"`
+	// NodeAddress is where the member's node serves the channel, as the
+	// member published it ("" when it has not).
+	NodeAddress string `json:"node_address"`
 }
 
 type chainProposalView struct {
@@ -148,7 +151,8 @@ func chainLoadChannelView(ctx context.Context, c *devchain.Client, id protocol.C
 	}
 	for _, m := range info.Members {
 		mv := chainMemberView{Address: m.Address, JoinSeq: m.JoinSeq, LastHeartbeatMs: m.LastHeartbeat, Valid: m.Valid,
-			Collateral: m.Collateral.String(), Locked: m.Locked, Leaving: m.Leaving(), Delegators: m.Delegators}
+			Collateral: m.Collateral.String(), Locked: m.Locked, Leaving: m.Leaving(), Delegators: m.Delegators,
+			NodeAddress: m.NodeAddress}
 		if !m.DelegatedTo.IsZero() {
 			d := m.DelegatedTo
 			mv.DelegatedTo = &d
@@ -234,7 +238,7 @@ func chainPrintChannel(w io.Writer, v *chainChannelView) error {
 
 	fmt.Fprintf(w, "\nmembers (%d)\n", len(v.Members))
 	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SEQ\tADDRESS\tVALID\tHEARTBEAT AGO\tCOLLATERAL\tLOCKED\tROLE")
+	fmt.Fprintln(tw, "SEQ\tADDRESS\tNODE\tVALID\tHEARTBEAT AGO\tCOLLATERAL\tLOCKED\tROLE")
 	for _, m := range v.Members {
 		role := ""
 		switch {
@@ -248,7 +252,11 @@ func chainPrintChannel(w io.Writer, v *chainChannelView) error {
 			role = fmt.Sprintf("candidate (%d delegators)", m.Delegators)
 		}
 		ago := time.Duration(v.ChainTimeMs-m.LastHeartbeatMs) * time.Millisecond
-		fmt.Fprintf(tw, "%d\t%s\t%v\t%s\t%s\t%d\t%s\n", m.JoinSeq, m.Address, m.Valid, ago, m.Collateral, m.Locked, role)
+		node := m.NodeAddress
+		if node == "" {
+			node = "-"
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%v\t%s\t%s\t%d\t%s\n", m.JoinSeq, m.Address, node, m.Valid, ago, m.Collateral, m.Locked, role)
 	}
 	if err := tw.Flush(); err != nil {
 		return err

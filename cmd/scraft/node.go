@@ -26,6 +26,7 @@ import (
 	"github.com/scraft/scraft/cluster"
 	"github.com/scraft/scraft/fsm"
 	"github.com/scraft/scraft/protocol"
+	"github.com/scraft/scraft/settlement/contract"
 	"github.com/scraft/scraft/settlement/devchain"
 	"github.com/scraft/scraft/transport"
 	"github.com/scraft/scraft/vm"
@@ -66,8 +67,13 @@ func nodeCmd() *cobra.Command {
 		Short: "Run a node: host the channels this member belongs to",
 		Long: `Run a node. It hosts every channel that has data under DIR/channels (a
 restarted node comes back with its data and catches up), and the channels
-named with --channel: a new channel is bootstrapped here when the chain names
-no leader yet, or joined through the member nodes named with --peer.
+named with --channel. The node publishes its address (--advertise, else
+--listen) on its member record on chain, where the other members' nodes find
+it. Without --peer, a new channel is bootstrapped here when this node wins the
+first claim on chain; when another member leads (or claimed first), the node
+joins that member's node at the address the chain lists. With --peer the node
+never bootstraps: it joins through the named member nodes, or any the chain
+lists, and waits until one adds it. Nodes may start in any order.
 
 One gRPC port (--listen) serves the Raft traffic of every channel, the peer
 API and the client API. --admin serves /metrics, /healthz, /readyz,
@@ -117,12 +123,12 @@ SIGINT or SIGTERM stops the node cleanly.`,
 	f := cmd.Flags()
 	f.StringVar(&data, "data", "", "data folder: DIR/channels/<id>/ holds each channel's raft.db and snapshots (required)")
 	f.StringVar(&listen, "listen", "127.0.0.1:7500", "gRPC address: Raft, peer API and client API")
-	f.StringVar(&advertise, "advertise", "", "address peers reach this node at (default: the listen address)")
+	f.StringVar(&advertise, "advertise", "", "address peers reach this node at, published on chain (default: the listen address; required when --listen binds every interface)")
 	f.StringVar(&chainAddr, "chain", "127.0.0.1:7400", "settlement chain gRPC address (its --listen)")
 	f.StringVar(&keyFile, "key", "", "member key file (see scraft keygen) (required)")
 	f.StringVar(&admin, "admin", "", "admin HTTP address for /metrics, /healthz, /readyz, /status, /debug/pprof (default: none)")
 	f.StringSliceVar(&channels, "channel", nil, "channel id to host at start (repeatable)")
-	f.StringSliceVar(&peers, "peer", nil, "gRPC address of a member node to join --channel through (repeatable)")
+	f.StringSliceVar(&peers, "peer", nil, "gRPC address of a member node to join --channel through (repeatable); a node given --peer never bootstraps a channel")
 	f.BoolVar(&usePool, "pool", false, "when joining a channel on chain, back it with the shared pool deposit")
 	f.BoolVar(&logJSON, "log-json", false, "log JSON lines instead of text")
 	f.StringVar(&logLevel, "log-level", "info", "log level: trace, debug, info, warn, error")
@@ -195,6 +201,11 @@ func startNode(ctx context.Context, o nodeOptions) (_ *runningNode, err error) {
 	if err != nil {
 		ln.Close()
 		return nil, err
+	}
+	// The address is published on chain for the other members' nodes to
+	// dial: an unspecified IP (--listen 0.0.0.0:7500) reaches nobody.
+	if err := contract.ValidNodeAddress(r.srv.Addr()); err != nil {
+		return nil, fmt.Errorf("node address %q (--advertise, else --listen) cannot be published for other nodes to dial; set --advertise to the host:port they reach: %w", r.srv.Addr(), err)
 	}
 	ccfg := cluster.DefaultConfig()
 	ccfg.DataDir = o.DataDir

@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -186,6 +187,46 @@ var Scenarios = []Scenario{
 		s.want(err, contract.ErrAlreadyMember)
 		_, err = s.As("carol").Join(s.ctx, protocol.ChannelID{9}, false)
 		s.want(err, contract.ErrNoChannel)
+	}},
+	{"members publish their own node address, bounded and well-formed", func(t *testing.T, s *Suite) {
+		id := s.channel("alice", "bob")
+		s.must(s.As("alice").SetNodeAddress(s.ctx, id, "127.0.0.1:7801"))
+		s.must(s.As("bob").SetNodeAddress(s.ctx, id, "node-b.example:7802"))
+		m, err := s.As("carol").Member(s.ctx, id, s.Addr("alice"))
+		s.must(err)
+		if m.NodeAddress != "127.0.0.1:7801" {
+			t.Fatalf("alice's node address %q", m.NodeAddress)
+		}
+		info := s.info(id)
+		if b, _ := info.Member(s.Addr("bob")); b.NodeAddress != "node-b.example:7802" {
+			t.Fatalf("bob's node address %q", b.NodeAddress)
+		}
+		// A non-member cannot, and a member sets only its own record.
+		s.want(s.As("carol").SetNodeAddress(s.ctx, id, "127.0.0.1:7803"), contract.ErrNotMember)
+		s.want(s.As("carol").SetNodeAddress(s.ctx, protocol.ChannelID{9}, "127.0.0.1:7803"), contract.ErrNoChannel)
+		// Refused whole: no address, an unspecified IP, a port out of
+		// range, bytes that are not an address, and one over the limit.
+		for _, bad := range []string{"nowhere", "0.0.0.0:7801", "127.0.0.1:70000", "a b:1", "x\n:1",
+			strings.Repeat("a", contract.MaxNodeAddressLen-len(":1")+1) + ":1",
+			strings.Repeat("a", 4096)} {
+			if err := s.As("alice").SetNodeAddress(s.ctx, id, bad); !errors.Is(err, contract.ErrMalformed) && !errors.Is(err, contract.ErrTooLarge) {
+				t.Fatalf("address %.40q: error %v", bad, err)
+			}
+		}
+		// The node moved, then said nothing: the record follows.
+		s.must(s.As("alice").SetNodeAddress(s.ctx, id, "[::1]:7901"))
+		if m, _ := s.As("bob").Member(s.ctx, id, s.Addr("alice")); m.NodeAddress != "[::1]:7901" {
+			t.Fatalf("moved address %q", m.NodeAddress)
+		}
+		s.must(s.As("alice").SetNodeAddress(s.ctx, id, ""))
+		info = s.info(id)
+		a, _ := info.Member(s.Addr("alice"))
+		b, _ := info.Member(s.Addr("bob"))
+		if a.NodeAddress != "" || b.NodeAddress != "node-b.example:7802" {
+			t.Fatalf("alice %q bob %q", a.NodeAddress, b.NodeAddress)
+		}
+		s.must(s.As("alice").CloseChannel(s.ctx, id))
+		s.want(s.As("bob").SetNodeAddress(s.ctx, id, "127.0.0.1:7802"), contract.ErrChannelClosed)
 	}},
 	{"leader claims: refused while valid, accepted after 15 s, epochs grow", func(t *testing.T, s *Suite) {
 		id := s.channel("alice", "bob", "carol")

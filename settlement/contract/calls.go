@@ -28,6 +28,7 @@ const (
 	CallProveInclusion  CallKind = 13
 	CallDelegate        CallKind = 14
 	CallClose           CallKind = 15
+	CallSetNodeAddress  CallKind = 16
 )
 
 var callNames = map[CallKind]string{
@@ -36,6 +37,7 @@ var callNames = map[CallKind]string{
 	CallClaimLeader: "claim_leader", CallCreateProposal: "create_proposal", CallVote: "vote",
 	CallSubmitVotes: "submit_votes", CallExecuteProposal: "execute_proposal",
 	CallProveInclusion: "prove_inclusion", CallDelegate: "delegate", CallClose: "close",
+	CallSetNodeAddress: "set_node_address",
 }
 
 func (k CallKind) String() string {
@@ -98,6 +100,8 @@ func DecodeCall(b []byte) (Call, error) {
 		c = new(Delegate)
 	case CallClose:
 		c = new(Close)
+	case CallSetNodeAddress:
+		c = new(SetNodeAddress)
 	default:
 		return nil, fmt.Errorf("%w: kind %d", ErrUnknownCall, b[0])
 	}
@@ -364,6 +368,24 @@ func (c *Delegate) encode(e *protocol.Encoder) {
 func (c *Delegate) decode(d *protocol.Decoder) {
 	d.FixedInto(c.Channel[:])
 	d.FixedInto(c.Candidate[:])
+}
+
+// SetNodeAddress records Address (host:port, see ValidNodeAddress) as the
+// gRPC address of the sender's node in Channel, on the sender's own member
+// record; the empty string clears it.
+type SetNodeAddress struct {
+	Channel protocol.ChannelID
+	Address string
+}
+
+func (*SetNodeAddress) Kind() CallKind { return CallSetNodeAddress }
+func (c *SetNodeAddress) encode(e *protocol.Encoder) {
+	e.Fixed(c.Channel[:])
+	e.String(c.Address)
+}
+func (c *SetNodeAddress) decode(d *protocol.Decoder) {
+	d.FixedInto(c.Channel[:])
+	c.Address = d.String(MaxNodeAddressLen)
 }
 
 // ms converts a duration to whole milliseconds of chain time.

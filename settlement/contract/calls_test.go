@@ -27,7 +27,7 @@ func sampleCalls() []Call {
 		&Vote{Channel: ch, Proposal: 2, Option: protocol.VoteAbstain},
 		&SubmitVotes{Channel: ch, Proposal: 2, Votes: []protocol.Vote{v}},
 		&ExecuteProposal{Channel: ch, Proposal: 2}, &ProveInclusion{Channel: ch, Proposal: 2, Batch: []byte{9}},
-		&Delegate{Channel: ch, Candidate: k.Address()},
+		&Delegate{Channel: ch, Candidate: k.Address()}, &SetNodeAddress{Channel: ch, Address: "127.0.0.1:7801"},
 	}
 }
 

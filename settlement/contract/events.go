@@ -47,6 +47,9 @@ const (
 	EventDeposited EventKind = 15
 	// EventWithdrawn: Member, Amount.
 	EventWithdrawn EventKind = 16
+	// EventNodeAddress: Channel, Member (whose node address changed; read
+	// the member record for it).
+	EventNodeAddress EventKind = 17
 )
 
 var eventNames = map[EventKind]string{
@@ -57,7 +60,7 @@ var eventNames = map[EventKind]string{
 	EventProposalVoted: "proposal_voted", EventProposalExecuted: "proposal_executed",
 	EventProposalRefuted: "proposal_refuted", EventChannelSettled: "channel_settled",
 	EventDelegated: "delegated", EventStaked: "staked", EventDeposited: "deposited",
-	EventWithdrawn: "withdrawn",
+	EventWithdrawn: "withdrawn", EventNodeAddress: "node_address",
 }
 
 func (k EventKind) String() string {

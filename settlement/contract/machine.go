@@ -114,6 +114,8 @@ func (x *exec) run(call Call) error {
 		return x.delegate(c)
 	case *Close:
 		return x.close(c)
+	case *SetNodeAddress:
+		return x.setNodeAddress(c)
 	case nil:
 		return fmt.Errorf("%w: nil call", ErrMalformed)
 	}

@@ -2,7 +2,10 @@ package contract
 
 import (
 	"fmt"
+	"net"
 	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/scraft/scraft/protocol"
 )
@@ -102,6 +105,88 @@ func (x *exec) keepAlive(c *KeepAlive) error {
 	m.LastHeartbeat = x.env.TimeMs
 	x.putMember(c.Channel, m)
 	return nil
+}
+
+// setNodeAddress records where the sender's node serves the channel. A
+// member sets only its own record: the call names no member, the signer is
+// the one. Setting the address it already has changes nothing.
+func (x *exec) setNodeAddress(c *SetNodeAddress) error {
+	if err := ValidNodeAddress(c.Address); err != nil {
+		return err
+	}
+	if _, err := x.openChannel(c.Channel); err != nil {
+		return err
+	}
+	m, err := x.member(c.Channel, x.env.Sender)
+	if err != nil {
+		return err
+	}
+	if m.NodeAddress == c.Address {
+		return nil
+	}
+	m.NodeAddress = c.Address
+	x.putMember(c.Channel, m)
+	x.emit(Event{Kind: EventNodeAddress, Channel: c.Channel, Member: m.Address})
+	return nil
+}
+
+// ValidNodeAddress checks a member's node address: empty (none), or
+// host:port of at most MaxNodeAddressLen bytes where host is a DNS name or
+// an IP literal other than an unspecified one (0.0.0.0, ::, which nobody
+// can dial) and port is 1-65535. Anything else, spaces, control bytes,
+// zones or paths, is refused, so that what other nodes dial and operators
+// read is an address and nothing more.
+func ValidNodeAddress(addr string) error {
+	if addr == "" {
+		return nil
+	}
+	if len(addr) > MaxNodeAddressLen {
+		return fmt.Errorf("%w: node address of %d bytes (max %d)", ErrTooLarge, len(addr), MaxNodeAddressLen)
+	}
+	bad := func(why string) error { return fmt.Errorf("%w: node address %q: %s", ErrMalformed, addr, why) }
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return bad("not host:port")
+	}
+	if p, err := strconv.ParseUint(port, 10, 16); err != nil || p == 0 || port[0] == '0' {
+		return bad("port is not 1-65535")
+	}
+	if ip := net.ParseIP(host); ip != nil {
+		if ip.IsUnspecified() {
+			return bad("unspecified IP")
+		}
+		if strings.Contains(host, ":") != strings.HasPrefix(addr, "[") {
+			return bad("IPv6 literal without brackets")
+		}
+		return nil
+	}
+	if strings.HasPrefix(addr, "[") {
+		return bad("brackets around a name")
+	}
+	if !validHostName(host) {
+		return bad("host is neither an IP nor a DNS name")
+	}
+	return nil
+}
+
+// validHostName reports whether h is a DNS name: dot-separated labels of
+// 1-63 letters, digits and inner hyphens, at most 253 bytes in all.
+func validHostName(h string) bool {
+	if h == "" || len(h) > 253 {
+		return false
+	}
+	for _, l := range strings.Split(h, ".") {
+		if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
+			return false
+		}
+		for i := 0; i < len(l); i++ {
+			c := l[i]
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // removeMember takes m out of the channel and gives back release of its

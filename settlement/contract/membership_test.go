@@ -1,6 +1,8 @@
 package contract
 
 import (
+	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -251,4 +253,103 @@ func TestDelegate(t *testing.T) {
 	if DelegationCapacity(4) != 0 || DelegationCapacity(10) != 1 || DelegationCapacity(100) != 19 {
 		t.Fatal("capacity is not n/5 - 1")
 	}
+}
+
+func TestValidNodeAddress(t *testing.T) {
+	long := strings.Repeat("a", 63) + "."
+	tests := []struct {
+		addr string
+		want error
+	}{
+		{"", nil},
+		{"127.0.0.1:7801", nil},
+		{"[::1]:7801", nil},
+		{"node-1.example.org:443", nil},
+		{"localhost:1", nil},
+		{"10.0.0.1:65535", nil},
+		{"127.0.0.1", ErrMalformed},
+		{"127.0.0.1:0", ErrMalformed},
+		{"127.0.0.1:65536", ErrMalformed},
+		{"127.0.0.1:07801", ErrMalformed},
+		{"127.0.0.1:+80", ErrMalformed},
+		{"0.0.0.0:7801", ErrMalformed},
+		{"[::]:7801", ErrMalformed},
+		{"[fe80::1%eth0]:7801", ErrMalformed},
+		{"[example.org]:7801", ErrMalformed},
+		{":7801", ErrMalformed},
+		{"-bad.example:1", ErrMalformed},
+		{"a..b:1", ErrMalformed},
+		{"evil host:1", ErrMalformed},
+		{"host\n:1", ErrMalformed},
+		{"host/path:1", ErrMalformed},
+		{"http://host:1", ErrMalformed},
+		{"\x1b[31mred:1", ErrMalformed},
+		{strings.Repeat(long, 4) + "a:1", ErrMalformed}, // a name over 253 bytes
+		{strings.Repeat("a", MaxNodeAddressLen+1), ErrTooLarge},
+	}
+	for _, tc := range tests {
+		if err := ValidNodeAddress(tc.addr); !errors.Is(err, tc.want) || (err == nil) != (tc.want == nil) {
+			t.Errorf("ValidNodeAddress(%q) = %v, want %v", tc.addr, err, tc.want)
+		}
+	}
+}
+
+func TestSetNodeAddress(t *testing.T) {
+	h := newHarness(t)
+	h.channel("alice", "bob")
+	rc := h.must("alice", &SetNodeAddress{Channel: h.ch, Address: "127.0.0.1:7801"})
+	if len(rc.Events) != 1 || rc.Events[0].Kind != EventNodeAddress || rc.Events[0].Member != h.addr("alice") {
+		t.Fatalf("events %+v", rc.Events)
+	}
+	m, err := GetMember(h.st, h.ch, h.addr("alice"))
+	if err != nil || m.NodeAddress != "127.0.0.1:7801" {
+		t.Fatalf("member %+v, %v", m, err)
+	}
+	// The same address again changes nothing.
+	if rc := h.must("alice", &SetNodeAddress{Channel: h.ch, Address: "127.0.0.1:7801"}); len(rc.Events)+len(rc.Writes) != 0 {
+		t.Fatalf("same address wrote %+v", rc)
+	}
+	// Only the member itself sets it, and only a well-formed one; bob's
+	// record is untouched by alice's call.
+	_, err = h.call("carol", &SetNodeAddress{Channel: h.ch, Address: "127.0.0.1:7803"})
+	wantErr(t, err, ErrNotMember)
+	_, err = h.call("alice", &SetNodeAddress{Channel: h.ch, Address: "0.0.0.0:7801"})
+	wantErr(t, err, ErrMalformed)
+	if m, _ := GetMember(h.st, h.ch, h.addr("bob")); m.NodeAddress != "" {
+		t.Fatalf("bob's node address %q", m.NodeAddress)
+	}
+	// A call over the length limit does not even decode.
+	long := EncodeCall(&SetNodeAddress{Channel: h.ch, Address: strings.Repeat("a", MaxNodeAddressLen+1)})
+	if _, err := DecodeCall(long); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("decode of a long address: %v", err)
+	}
+	// Empty clears it; the record is then the same bytes as one from
+	// before node addresses.
+	h.must("alice", &SetNodeAddress{Channel: h.ch, Address: "127.0.0.1:7801"})
+	h.must("alice", &SetNodeAddress{Channel: h.ch, Address: ""})
+	m, _ = GetMember(h.st, h.ch, h.addr("alice"))
+	if m.NodeAddress != "" {
+		t.Fatalf("cleared address %q", m.NodeAddress)
+	}
+	e := protocol.NewEncoder(128)
+	m.Encode(e)
+	old := e.Out()
+	e = protocol.NewEncoder(128)
+	m.NodeAddress = "h:1"
+	m.Encode(e)
+	if set := e.Out(); len(set) != len(old)+4 {
+		t.Fatalf("encoded %d bytes with an address, %d without", len(set), len(old))
+	}
+	// A written-out empty address is not canonical.
+	bad := append(append([]byte(nil), old...), 0)
+	var back Member
+	d := protocol.NewDecoder(bad)
+	back.Decode(d)
+	if d.Finish() == nil {
+		t.Fatal("decoded an empty written-out address")
+	}
+	// A closed channel takes no address.
+	h.must("alice", &Close{Channel: h.ch})
+	_, err = h.call("alice", &SetNodeAddress{Channel: h.ch, Address: "127.0.0.1:7801"})
+	wantErr(t, err, ErrChannelClosed)
 }

@@ -32,6 +32,9 @@ const (
 	MaxVotes         = 4096
 	MaxProposalData  = protocol.MaxBatchBytes + 1<<20
 	MaxMembers       = 1 << 16
+	// MaxNodeAddressLen bounds a member's node address: a DNS name (at
+	// most 253 bytes) or an IP literal, a colon and a port.
+	MaxNodeAddressLen = 253 + len(":65535")
 )
 
 // Label is one config label of a channel, such as server_address.
@@ -255,6 +258,12 @@ type Member struct {
 	// Delegators counts the members that delegated to this one.
 	DelegatedTo protocol.Address
 	Delegators  uint32
+	// NodeAddress is the host:port at which the member's node serves the
+	// channel (its gRPC address), set by the member itself with
+	// set_node_address; empty when it has not said. Other members' nodes
+	// join the channel there; the address is the member's word, so a node
+	// dialing it still checks who answers.
+	NodeAddress string
 }
 
 // ValidAt reports whether the member's heartbeat is within HeartbeatTTL of
@@ -279,6 +288,11 @@ func (m *Member) Encode(e *protocol.Encoder) {
 	e.U64(m.LeaveHeight)
 	e.Fixed(m.DelegatedTo[:])
 	e.U32(m.Delegators)
+	// Written only when set, so that records from before node addresses
+	// keep their bytes and still decode.
+	if m.NodeAddress != "" {
+		e.String(m.NodeAddress)
+	}
 }
 
 // Decode reads m.
@@ -294,6 +308,12 @@ func (m *Member) Decode(d *protocol.Decoder) {
 	m.LeaveHeight = d.U64()
 	d.FixedInto(m.DelegatedTo[:])
 	m.Delegators = d.U32()
+	if d.Err() == nil && d.Remaining() > 0 {
+		m.NodeAddress = d.String(MaxNodeAddressLen)
+		if d.Err() == nil && m.NodeAddress == "" {
+			d.Fail(fmt.Errorf("%w: empty node address written out", ErrMalformed))
+		}
+	}
 }
 
 // Departure records a membership that ended: the member left, was let go

@@ -455,6 +455,11 @@ func (cl *Client) KeepAlive(ctx context.Context, id protocol.ChannelID) error {
 	return cl.do(ctx, &contract.KeepAlive{Channel: id})
 }
 
+// SetNodeAddress implements settlement.Chain.
+func (cl *Client) SetNodeAddress(ctx context.Context, id protocol.ChannelID, addr string) error {
+	return cl.do(ctx, &contract.SetNodeAddress{Channel: id, Address: addr})
+}
+
 // ClaimLeader implements settlement.Chain.
 func (cl *Client) ClaimLeader(ctx context.Context, id protocol.ChannelID, epoch uint64, atts []protocol.Attestation) (uint64, error) {
 	o, err := cl.Send(ctx, &contract.ClaimLeader{Channel: id, Epoch: epoch, Attestations: atts})
