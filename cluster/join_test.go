@@ -215,7 +215,7 @@ func (tc *testCluster) checkOneChannel() {
 	if err != nil {
 		tc.t.Fatal(err)
 	}
-	tc.checkConverged([]*fsm.Outcome{out}, 20*time.Second)
+	tc.checkConverged([]*protocol.Outcome{out}, 20*time.Second)
 	info, err := tc.chain.client(tc.users[0]).Channel(context.Background(), tc.id)
 	if err != nil {
 		tc.t.Fatal(err)
