@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 
 	"github.com/scraft/scraft/internal/testutil"
@@ -26,8 +28,19 @@ import (
 // that follower's Raft reports itself the leader. The chain commits a block
 // every 5 ms, which the op includes.
 func BenchmarkChainTransfer(b *testing.B) {
-	tc := newTestCluster(b, 3, func(c *Config) { c.Logger = nil })
+	tc := newTestCluster(b, 3, func(c *Config) {
+		c.Logger = nil
+		if f := os.Getenv("SCRAFT_BENCH_LOG"); f != "" {
+			w, err := os.OpenFile(f, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { w.Close() })
+			c.Logger = hclog.New(&hclog.LoggerOptions{Name: c.Address[len(c.Address)-5:], Output: w, Level: hclog.Debug})
+		}
+	})
 	tc.submitN(1, "warm")
+	var took []time.Duration
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
@@ -44,6 +57,7 @@ func BenchmarkChainTransfer(b *testing.B) {
 		nc.raft.RegisterObserver(o)
 		want := raft.ServerID(next.key.Address().String())
 		b.StartTimer()
+		t0 := time.Now()
 		e := tc.claimAs(next, epoch, next, other)
 		for done := false; !done; {
 			select {
@@ -54,6 +68,7 @@ func BenchmarkChainTransfer(b *testing.B) {
 			}
 		}
 		b.StopTimer()
+		took = append(took, time.Since(t0))
 		nc.raft.DeregisterObserver(o)
 		testutil.WaitFor(b, 10*time.Second, func() error {
 			if run := nc.leader.Load(); run == nil || run.epoch != e {
@@ -63,6 +78,10 @@ func BenchmarkChainTransfer(b *testing.B) {
 		})
 		b.StartTimer()
 	}
+	b.StopTimer()
+	slices.Sort(took)
+	b.ReportMetric(float64(took[len(took)/2].Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(took[len(took)*9/10].Microseconds())/1000, "p90-ms")
 }
 
 // countingChain counts the calls a node makes to the chain, by method.
