@@ -20,6 +20,8 @@ import (
 	"github.com/scraft/scraft/protocol"
 	"github.com/scraft/scraft/settlement"
 	"github.com/scraft/scraft/settlement/contract"
+	"github.com/scraft/scraft/settlement/devchain"
+	"github.com/scraft/scraft/transport"
 )
 
 // BenchmarkChainTransfer measures how long a chain leader change takes to
@@ -208,22 +210,32 @@ func (c *countingChain) CloseChannel(ctx context.Context, id protocol.ChannelID)
 	return c.Chain.CloseChannel(ctx, id)
 }
 
-// BenchmarkIdleChainLoad measures what idle channels cost the chain: one
-// node hosts SCRAFT_BENCH_CHANNELS channels (default 50) on an in-process
-// devchain; once every channel leads, each op is one second of idling.
-// It reports the node's chain calls per second (reads and event stream
-// receives; the keep-alive heartbeat is a write every 5 s per channel and
-// counted too), the Watch streams open, and the process's CPU (node and
-// chain) per second.
+// BenchmarkIdleChainLoad measures what idle channels cost the chain: a
+// devchain in its own process (this test binary re-executed, 200 ms blocks,
+// gRPC), one node in this process hosting SCRAFT_BENCH_CHANNELS channels
+// (default 50), each with the node's member alone. Once every channel
+// leads, each op is one second of idling. It reports the node's chain
+// calls per second (reads, writes and event stream receives; the
+// keep-alive heartbeat, one write every 5 s per channel, included), the
+// Watch streams open, and the CPU per second of the chain process (and of
+// the chain alone before the node started) and of this process (the node).
 func BenchmarkIdleChainLoad(b *testing.B) {
 	n := 50
 	if v, err := strconv.Atoi(os.Getenv("SCRAFT_BENCH_CHANNELS")); err == nil && v > 0 {
 		n = v
 	}
-	chain := newTestChain(b)
+	cmd, addr := startChainChild(b)
+	dial := func(k *protocol.Key) *devchain.Client {
+		cl, err := devchain.Dial(addr, k)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { cl.Close() })
+		return cl
+	}
 	key, _ := protocol.GenerateKey(nil)
 	ctx := context.Background()
-	cl := chain.client(key)
+	cl := dial(key)
 	var ids []protocol.ChannelID
 	for i := 0; i < n; i++ {
 		id, err := cl.CreateChannel(ctx, settlement.ChannelSpec{Contract: "chat", Code: []byte("chat code"), InitialState: protocol.State{},
@@ -236,10 +248,18 @@ func BenchmarkIdleChainLoad(b *testing.B) {
 		}
 		ids = append(ids, id)
 	}
-	tc := &testCluster{t: b, chain: chain, nonces: map[protocol.Address]uint64{}}
+	window := func(d time.Duration) float64 {
+		c0 := testutil.ProcessCPU(cmd.Process.Pid)
+		<-time.After(d)
+		return (testutil.ProcessCPU(cmd.Process.Pid) - c0).Seconds() / d.Seconds() * 1000
+	}
+	alone := window(2 * time.Second)
+
+	// The node reaches the chain through counter only (tune).
+	tc := &testCluster{t: b, chain: &testChain{}, faults: transport.NewFaults(1), nonces: map[protocol.Address]uint64{}}
 	nd := &testNode{key: key, dir: b.TempDir()}
 	tc.nodes = []*testNode{nd}
-	counter := newCountingChain(chain.client(key))
+	counter := newCountingChain(dial(key))
 	tc.startNode(nd, func(c *Config) { c.Logger = nil; c.Chain = counter; c.KeepAliveInterval = 5 * time.Second })
 	b.Cleanup(tc.close)
 	for _, id := range ids {
@@ -256,24 +276,26 @@ func BenchmarkIdleChainLoad(b *testing.B) {
 		return nil
 	})
 	counter.take()
-	cpu0, start := testutil.CPUTime(), time.Now()
+	cpu0, chain0, start := testutil.CPUTime(), testutil.ProcessCPU(cmd.Process.Pid), time.Now()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		<-time.After(time.Second)
 	}
 	b.StopTimer()
 	secs := time.Since(start).Seconds()
-	cpu := testutil.CPUTime() - cpu0
+	cpu, chainCPU := testutil.CPUTime()-cpu0, testutil.ProcessCPU(cmd.Process.Pid)-chain0
 	calls := counter.take()
 	total := 0
 	var names []string
 	for m, k := range calls {
 		total += k
-		names = append(names, fmt.Sprintf("%s=%.0f/s", m, float64(k)/secs))
+		names = append(names, fmt.Sprintf("%s=%.1f/s", m, float64(k)/secs))
 	}
 	sort.Strings(names)
 	b.Logf("%d channels: chain calls %s", n, strings.Join(names, " "))
 	b.ReportMetric(float64(total)/secs, "chain-calls/s")
 	b.ReportMetric(float64(counter.streams.Load()), "watch-streams")
-	b.ReportMetric(cpu.Seconds()/secs*1000, "cpu-ms/s")
+	b.ReportMetric(chainCPU.Seconds()/secs*1000, "chain-cpu-ms/s")
+	b.ReportMetric(alone, "chain-alone-cpu-ms/s")
+	b.ReportMetric(cpu.Seconds()/secs*1000, "node-cpu-ms/s")
 }
