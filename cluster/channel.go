@@ -53,8 +53,6 @@ type Channel struct {
 	// forwarder's goroutines.
 	loops group
 	wg    sync.WaitGroup
-	// feedSub is the channel's share of the node's chain feed, from start.
-	feedSub *feedSub
 
 	closeOnce sync.Once
 	closeErr  error
@@ -235,7 +233,6 @@ func (c *Channel) ID() protocol.ChannelID { return c.id }
 // reverse: the chain view first (the others wait on it), then leadership
 // (whose exit stops any leader work), settlement, membership, keep-alive.
 func (c *Channel) start() {
-	c.feedSub = c.node.feed.subscribe(c.id)
 	c.loops.start(c.ctx, c.runChainView)
 	c.loops.start(c.ctx, c.runLeadership)
 	c.loops.start(c.ctx, c.runSettlement)

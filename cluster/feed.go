@@ -218,13 +218,14 @@ func (c *Channel) chainResync() time.Duration {
 	return chainResyncPolls * c.cfg.ChainPollInterval
 }
 
-// runChainView keeps the channel's chain view current from the node's
-// feed: one Channel query for a burst of the channel's events, for a
-// resync the feed asks for, and every chainResync; after a failed read it
-// tries again every ChainPollInterval. The view tells the other loops
-// (chainView.current, chainView.refreshed).
+// runChainView keeps the channel's chain view current from its share of
+// the node's feed: one Channel query when it subscribes, then one for a
+// burst of the channel's events, for a resync the feed asks for, and
+// every chainResync; after a failed read it tries again every
+// ChainPollInterval. The view tells the other loops (chainView.current,
+// chainView.refreshed).
 func (c *Channel) runChainView(ctx context.Context) {
-	sub := c.feedSub
+	sub := c.node.feed.subscribe(c.id)
 	defer sub.unsubscribe()
 	resync := time.NewTicker(c.chainResync())
 	defer resync.Stop()
