@@ -569,11 +569,20 @@ type leaveWork struct {
 	chain  *settlement.ChannelInfo        // the channel's members on chain, as the view last read them
 	seen   map[protocol.Address]time.Time // when a leave request was first seen
 	warned map[protocol.Address]bool
+	out    map[protocol.Address]leftServer // servers of members that left, still in Raft
 	closed bool
 }
 
+// leftServer is where and when the leader first saw a left member's
+// server still in the Raft configuration.
+type leftServer struct {
+	index uint64
+	at    time.Time
+}
+
 func newLeaveWork() *leaveWork {
-	return &leaveWork{seen: map[protocol.Address]time.Time{}, warned: map[protocol.Address]bool{}}
+	return &leaveWork{seen: map[protocol.Address]time.Time{}, warned: map[protocol.Address]bool{},
+		out: map[protocol.Address]leftServer{}}
 }
 
 // leaveWork does the leader's part of leaving and closing, one step per
@@ -661,7 +670,7 @@ func (run *leaderRun) leaveWork(ctx context.Context, w *leaveWork, settled uint6
 		run.orderLeave(ctx, *ready)
 		return urgent
 	}
-	run.removeLeftServers(inState)
+	run.removeLeftServers(w, inState)
 	return urgent
 }
 
@@ -724,8 +733,11 @@ func (run *leaderRun) orderLeave(ctx context.Context, mem fsm.Member) {
 
 // removeLeftServers takes one server whose member left the channel out of
 // the Raft configuration, against the configuration it decided on. The
-// leader never removes itself: it hands leadership over first.
-func (run *leaderRun) removeLeftServers(inState map[protocol.Address]bool) {
+// leader never removes itself: it hands leadership over first. It waits
+// for the server to apply the log up to where the leader first saw its
+// member out (so the node sees its own leave and retires), for at most
+// awaitMark, and not for a server that does not answer.
+func (run *leaderRun) removeLeftServers(w *leaveWork, inState map[protocol.Address]bool) {
 	c := run.c
 	cf := c.raft.GetConfiguration()
 	if cf.Error() != nil {
@@ -753,6 +765,9 @@ func (run *leaderRun) removeLeftServers(inState map[protocol.Address]bool) {
 		if s.Suffrage == raft.Voter && voters <= 1 {
 			return
 		}
+		if !run.leftServerCaughtUp(w, a, s) {
+			return
+		}
 		if err := c.raft.RemoveServer(s.ID, cf.Index(), c.cfg.ApplyTimeout).Error(); err != nil {
 			c.logger.Warn("cannot remove a left member's node", "member", a, "error", err)
 			return
@@ -760,6 +775,25 @@ func (run *leaderRun) removeLeftServers(inState map[protocol.Address]bool) {
 		c.logger.Info("removed a left member's node from Raft", "member", a, "address", s.Address)
 		return
 	}
+}
+
+// leftServerCaughtUp reports whether the server of a member that left may
+// go: it applied the log up to where the leader first saw the member out,
+// it does not answer, or awaitMark has passed since.
+func (run *leaderRun) leftServerCaughtUp(w *leaveWork, a protocol.Address, s raft.Server) bool {
+	c := run.c
+	first, ok := w.out[a]
+	if !ok {
+		first = leftServer{index: c.raft.AppliedIndex(), at: time.Now()}
+		w.out[a] = first
+	}
+	if time.Since(first.at) > awaitMark {
+		return true
+	}
+	ctx, cancel := context.WithTimeout(c.ctx, c.cfg.ElectionTimeout)
+	defer cancel()
+	resp, err := c.node.peers.status(ctx, string(s.Address), c.id)
+	return err != nil || resp.AppliedIndex >= first.index
 }
 
 // closeWork settles a closing channel to its last height, then closes it
