@@ -76,7 +76,8 @@ var _ Chain = settlement.Chain(nil)
 // chainView is a channel's cached view of the chain: the current leader and
 // epoch, and every epoch's leader seen so far, in a channel read or in the
 // chain's record of the epoch. The leader of an epoch never changes once
-// set, so the history is a fact that can be judged from.
+// set, so the history is a fact that can be judged from. The channel's
+// share of the node's chain feed keeps it current (runChainView).
 type chainView struct {
 	mu      sync.Mutex
 	epoch   uint64
@@ -85,23 +86,40 @@ type chainView struct {
 	// unrecorded holds past epochs this view never saw that the chain
 	// keeps no leader record of (a chain from before those records).
 	unrecorded map[uint64]bool
-	changed    chan struct{} // closed and replaced on every change
+	changed    chan struct{} // closed and replaced on every leader or epoch change
 	record     *contract.Channel
+	// info is the last channel read with its members; nil when the last
+	// record came without them.
+	info *settlement.ChannelInfo
+	// read is closed and replaced on every record the view takes in.
+	read chan struct{}
 }
 
 func newChainView() *chainView {
-	return &chainView{history: map[uint64]protocol.Address{}, unrecorded: map[uint64]bool{}, changed: make(chan struct{})}
+	return &chainView{history: map[uint64]protocol.Address{}, unrecorded: map[uint64]bool{},
+		changed: make(chan struct{}), read: make(chan struct{})}
 }
 
 // update records a channel record read from the chain and reports whether
 // the leader or epoch changed. Records older than the view are ignored.
 func (v *chainView) update(rec *contract.Channel) bool {
+	return v.take(rec, nil)
+}
+
+// updateInfo is update with the channel's members.
+func (v *chainView) updateInfo(info *settlement.ChannelInfo) bool {
+	return v.take(&info.Channel, info)
+}
+
+func (v *chainView) take(rec *contract.Channel, info *settlement.ChannelInfo) bool {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if rec.Epoch < v.epoch {
 		return false
 	}
-	v.record = rec
+	v.record, v.info = rec, info
+	close(v.read)
+	v.read = make(chan struct{})
 	v.history[rec.Epoch] = rec.Leader
 	if rec.Epoch == v.epoch && rec.Leader == v.leader {
 		return false
@@ -151,6 +169,22 @@ func (v *chainView) isUnrecorded(epoch uint64) bool {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	return v.unrecorded[epoch]
+}
+
+// refreshed returns a channel closed when the view next takes in a record
+// (whether or not anything in it changed): the feed's news of the
+// channel, a resync, or a read of the view's own.
+func (v *chainView) refreshed() <-chan struct{} {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.read
+}
+
+// members returns the last channel read with its members, or nil.
+func (v *chainView) members() *settlement.ChannelInfo {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.info
 }
 
 func (v *chainView) channel() *contract.Channel {

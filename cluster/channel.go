@@ -25,9 +25,12 @@ import (
 // leader's signed batches, an fsm.Machine that every member drives, and the
 // loops that make the chain's leader the Raft leader.
 //
-// Goroutines: raft's own; the leadership loop (chain view, Raft leadership
-// notifications, fencing, transfers, claims, membership); the keep-alive
-// loop; and, while this node leads, the batcher and its completion loop.
+// Goroutines: raft's own; the channel's loops, started together by start
+// and stopped in reverse by Close (loops): the chain view (the node's
+// chain feed for this channel), leadership (Raft leadership
+// notifications, fencing, transfers, claims), settlement votes,
+// membership (leaving, retiring) and keep-alive; while this node leads,
+// the leader run (batcher, completer, settler); the forwarder's.
 // All methods are safe for concurrent use.
 type Channel struct {
 	id     protocol.ChannelID
@@ -46,7 +49,10 @@ type Channel struct {
 	// ctx is cancelled by Close; every loop and chain call uses it.
 	ctx    context.Context
 	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	// loops are the channel's long-lived loops (start); wg counts the
+	// forwarder's goroutines.
+	loops group
+	wg    sync.WaitGroup
 
 	closeOnce sync.Once
 	closeErr  error
@@ -223,11 +229,15 @@ func openChannel(n *Node, id protocol.ChannelID) (_ *Channel, err error) {
 // ID returns the channel id.
 func (c *Channel) ID() protocol.ChannelID { return c.id }
 
-// start runs the channel's loops.
+// start runs the channel's loops, in the order Close stops them in
+// reverse: the chain view first (the others wait on it), then leadership
+// (whose exit stops any leader work), settlement, membership, keep-alive.
 func (c *Channel) start() {
-	c.wg.Add(2)
-	go c.runLeadership()
-	go c.runKeepAlive()
+	c.loops.start(c.ctx, c.runChainView)
+	c.loops.start(c.ctx, c.runLeadership)
+	c.loops.start(c.ctx, c.runSettlement)
+	c.loops.start(c.ctx, c.runMembership)
+	c.loops.start(c.ctx, c.runKeepAlive)
 }
 
 // hasState reports whether Raft has a log, a snapshot or a configuration.
@@ -537,7 +547,8 @@ func (c *Channel) chainLeaderOf(ctx context.Context, epoch uint64) (leader *prot
 	return a, a != nil, err
 }
 
-// refreshChain rereads the channel's leader and epoch.
+// refreshChain rereads the channel's record (leader, epoch, settled
+// height, members) into the view.
 func (c *Channel) refreshChain() error {
 	ctx, cancel := context.WithTimeout(c.ctx, c.cfg.PeerTimeout)
 	defer cancel()
@@ -545,7 +556,8 @@ func (c *Channel) refreshChain() error {
 	if err != nil {
 		return err
 	}
-	if c.view.update(&rec.Channel) {
+	c.metrics.chainReads.Inc()
+	if c.view.updateInfo(rec) {
 		c.logger.Info("chain leader", "leader", rec.Leader, "epoch", rec.Epoch)
 		c.metrics.epoch.Set(float64(rec.Epoch))
 	}
@@ -687,12 +699,16 @@ func (c *Channel) Digest(h uint64) (d protocol.Hash, ok bool) {
 // before the genesis). fn must not keep m.
 func (c *Channel) Machine(fn func(m *fsm.Machine)) { c.fsm.machine(fn) }
 
-// Close stops the channel: leader work first, then the loops, then Raft,
-// then the stores. It is safe to call more than once.
+// Close stops the channel: the loops in the reverse order of their start
+// (leader work with the leadership loop), then Raft, then the stores. It
+// cancels the channel's context first: chain calls give up at once, and an
+// apply waiting on the chain, which may hold the machine a loop needs,
+// lets go. It is safe to call more than once.
 func (c *Channel) Close() error {
 	c.closeOnce.Do(func() {
 		c.cancel()
-		c.wg.Wait() // the leadership loop stops leader work on its way out
+		c.loops.stop()
+		c.wg.Wait()
 		if err := c.raft.Shutdown().Error(); err != nil {
 			c.closeErr = fmt.Errorf("close channel %s: raft: %w", c.id, err)
 		}
@@ -714,18 +730,17 @@ func (c *Channel) Close() error {
 }
 
 // runKeepAlive sends the member's heartbeat to the chain.
-func (c *Channel) runKeepAlive() {
-	defer c.wg.Done()
+func (c *Channel) runKeepAlive(ctx context.Context) {
 	t := time.NewTicker(c.cfg.KeepAliveInterval)
 	defer t.Stop()
 	for {
-		ctx, cancel := context.WithTimeout(c.ctx, c.cfg.KeepAliveInterval)
-		if err := c.cfg.Chain.KeepAlive(ctx, c.id); err != nil && c.ctx.Err() == nil {
+		cctx, cancel := context.WithTimeout(ctx, c.cfg.KeepAliveInterval)
+		if err := c.cfg.Chain.KeepAlive(cctx, c.id); err != nil && ctx.Err() == nil {
 			c.logger.Warn("keep_alive failed", "error", err)
 		}
 		cancel()
 		select {
-		case <-c.ctx.Done():
+		case <-ctx.Done():
 			return
 		case <-t.C:
 		}

@@ -144,6 +144,7 @@ func TestJoinCheckedByHistory(t *testing.T) {
 	rest := append([]*testNode(nil), tc.nodes[:3]...)
 	tc.checkLeft(n4.key.Address(), rest)
 	tc.nodes = rest
+	defer tc.stopNode(n4) // out of tc.nodes, which the cleanup stops
 	out := tc.submitAs(rest[0], rest, 3, "b")
 
 	// The fifth node replays every entry, the fourth's join included.

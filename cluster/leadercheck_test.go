@@ -13,6 +13,7 @@ import (
 	"github.com/scraft/scraft/fsm"
 	"github.com/scraft/scraft/internal/testutil"
 	"github.com/scraft/scraft/protocol"
+	"github.com/scraft/scraft/settlement"
 )
 
 // signedBatch returns a batch of entries on top of nd's applied state,
@@ -75,8 +76,9 @@ func (tc *testCluster) claimAs(nd *testNode, epoch uint64, attesters ...*testNod
 // the epoch, skipped it, or has not reached it; and every member accepts
 // the epoch's real leader's batch at the same height.
 func TestLeaderCheckSkippedEpoch(t *testing.T) {
-	// Views move only when a test or a Raft event rereads the chain.
-	tc := newTestCluster(t, 3, func(c *Config) { c.ChainPollInterval = time.Hour })
+	// Views move only when a test or a Raft event rereads the chain: no
+	// chain feed, no resync.
+	tc := newTestCluster(t, 3, func(c *Config) { c.ChainPollInterval = time.Hour; c.Chain = noFeed{c.Chain} })
 	tc.submitN(2, "a")
 	leader := tc.waitLeader(10 * time.Second)
 	lc := tc.channel(leader)
@@ -269,4 +271,18 @@ func TestShutdownWhileCheckingLeader(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// noFeed is a chain whose event stream never reports anything.
+type noFeed struct{ Chain }
+
+func (noFeed) Watch(ctx context.Context, _ settlement.EventID) (settlement.EventStream, error) {
+	return silentStream{ctx}, nil
+}
+
+type silentStream struct{ ctx context.Context }
+
+func (s silentStream) Recv() (settlement.Event, error) {
+	<-s.ctx.Done()
+	return settlement.Event{}, s.ctx.Err()
 }

@@ -25,15 +25,14 @@ import (
 //   - Raft leader, chain names nobody: claim.
 //   - Not Raft leader: no leader work.
 //
-// It also promotes caught-up non-voters while it leads.
-func (c *Channel) runLeadership() {
-	defer c.wg.Done()
-	c.wg.Add(1)
-	go c.runSettlement()
+// It also promotes caught-up non-voters while it leads. It acts at once on
+// a change of the chain's leader or epoch in the view (the chain feed
+// keeps the view current), and rereads the chain when it gains Raft
+// leadership, so that it never hands leadership back to a chain leader
+// its view holds but the chain has replaced.
+func (c *Channel) runLeadership(ctx context.Context) {
 	st := &leadershipState{}
 	defer c.stopLeading()
-	poll := time.NewTicker(c.cfg.ChainPollInterval)
-	defer poll.Stop()
 	recon := time.NewTicker(c.cfg.ReconcileInterval)
 	defer recon.Stop()
 	_ = c.refreshChain()
@@ -42,13 +41,17 @@ func (c *Channel) runLeadership() {
 		if run := c.leader.Load(); run != nil {
 			failed = run.failed
 		}
+		_, _, changed := c.view.current()
 		select {
-		case <-c.ctx.Done():
+		case <-ctx.Done():
 			return
 		case isLeader := <-c.notifyCh:
 			if isLeader {
 				c.logger.Info("raft leadership gained")
 				st.barrierDone = false
+				if err := c.refreshChain(); err != nil && ctx.Err() == nil {
+					c.logger.Debug("chain read failed", "error", err)
+				}
 			} else {
 				c.logger.Info("raft leadership lost")
 				c.stopLeading()
@@ -57,10 +60,7 @@ func (c *Channel) runLeadership() {
 			c.logger.Warn("leader work failed, restarting it")
 			c.stopLeading()
 			st.barrierDone = false
-		case <-poll.C:
-			if err := c.refreshChain(); err != nil && c.ctx.Err() == nil {
-				c.logger.Debug("chain read failed", "error", err)
-			}
+		case <-changed:
 		case <-recon.C:
 		}
 		c.reconcile(st)
@@ -69,7 +69,11 @@ func (c *Channel) runLeadership() {
 
 type leadershipState struct {
 	barrierDone bool
+	// lastClaim is when this node last handed over or claimed, against
+	// the chain's claimEpoch: it tries again for the same epoch only after
+	// an ElectionTimeout, and at once for a new one.
 	lastClaim   time.Time
+	claimEpoch  uint64
 	lastPromote time.Time
 }
 
@@ -117,10 +121,10 @@ func (c *Channel) reconcile(st *leadershipState) {
 	default:
 		// Fencing: never sign for an epoch the chain gave someone else.
 		c.stopLeading()
-		if time.Since(st.lastClaim) < c.cfg.ElectionTimeout {
+		if epoch == st.claimEpoch && time.Since(st.lastClaim) < c.cfg.ElectionTimeout {
 			return
 		}
-		st.lastClaim = time.Now()
+		st.lastClaim, st.claimEpoch = time.Now(), epoch
 		if !leader.IsZero() && c.handOver(leader) {
 			return
 		}

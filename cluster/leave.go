@@ -309,13 +309,15 @@ func (c *Channel) RequestClose(ctx context.Context, tx *protocol.SignedTx) error
 			}
 			return ErrClosed
 		}
+		read := c.view.refreshed()
 		if rec := c.view.channel(); rec != nil && rec.Closed {
 			return nil
 		}
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("close: waiting for the channel to settle and close on chain: %w", ctx.Err())
-		case <-time.After(c.cfg.ChainPollInterval):
+		case <-read:
+		case <-c.retired.done:
 		}
 	}
 }
@@ -410,10 +412,9 @@ func (c *Channel) waitLeft(ctx context.Context, who protocol.Address, h uint64) 
 				out = !in
 			}
 		})
+		// The view takes in the settlement as the chain feed reports it.
+		read := c.view.refreshed()
 		if out {
-			if c.chainSettled() < h {
-				_ = c.refreshChain()
-			}
 			if c.chainSettled() >= h {
 				_, inRaft := c.raftServer(who)
 				if !inRaft || who == c.me() {
@@ -430,6 +431,7 @@ func (c *Channel) waitLeft(ctx context.Context, who protocol.Address, h uint64) 
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("leave: waiting for the settlement and the leave of %s: %w", who, ctx.Err())
+		case <-read:
 		case <-time.After(c.cfg.ChainPollInterval):
 		}
 	}
@@ -439,17 +441,19 @@ func (c *Channel) waitLeft(ctx context.Context, who protocol.Address, h uint64) 
 // channel's lifetime: it asks the chain to let this node's member leave
 // once it asked in the channel, hands Raft leadership over once the member
 // is out while this node leads, and retires the channel here once the
-// chain closed it or the member left.
-func (c *Channel) runMembership() {
-	defer c.wg.Done()
+// chain closed it or the member left. It wakes when the view takes in the
+// channel's record (a close acts at once) and on a tick that checks the
+// applied state.
+func (c *Channel) runMembership(ctx context.Context) {
 	t := time.NewTicker(c.cfg.ChainPollInterval)
 	defer t.Stop()
 	var wasMember bool
 	var lastMark, lastTransfer, lastChainCheck time.Time
 	for {
 		select {
-		case <-c.ctx.Done():
+		case <-ctx.Done():
 			return
+		case <-c.view.refreshed():
 		case <-t.C:
 		}
 		if rec := c.view.channel(); rec != nil && rec.Closed {
@@ -523,8 +527,8 @@ func (c *Channel) runMembership() {
 				continue
 			}
 			lastChainCheck = time.Now()
-			ctx, cancel := context.WithTimeout(c.ctx, c.cfg.PeerTimeout)
-			rec, err := c.cfg.Chain.Channel(ctx, c.id)
+			cctx, cancel := context.WithTimeout(ctx, c.cfg.PeerTimeout)
+			rec, err := c.cfg.Chain.Channel(cctx, c.id)
 			cancel()
 			if err == nil && rec.LastJoinSeq > 0 {
 				if _, onChain := rec.Member(c.me()); !onChain {
@@ -562,15 +566,23 @@ func (c *Channel) askChainToLeave() {
 // leaveWork is the leader's state for leaves and closing, kept by the
 // settler for one leader run.
 type leaveWork struct {
-	chain   *settlement.ChannelInfo // the channel's members on chain, recently read
-	chainAt time.Time
-	seen    map[protocol.Address]time.Time // when a leave request was first seen
-	warned  map[protocol.Address]bool
-	closed  bool
+	chain  *settlement.ChannelInfo        // the channel's members on chain, as the view last read them
+	seen   map[protocol.Address]time.Time // when a leave request was first seen
+	warned map[protocol.Address]bool
+	out    map[protocol.Address]leftServer // servers of members that left, still in Raft
+	closed bool
+}
+
+// leftServer is where and when the leader first saw a left member's
+// server still in the Raft configuration.
+type leftServer struct {
+	index uint64
+	at    time.Time
 }
 
 func newLeaveWork() *leaveWork {
-	return &leaveWork{seen: map[protocol.Address]time.Time{}, warned: map[protocol.Address]bool{}}
+	return &leaveWork{seen: map[protocol.Address]time.Time{}, warned: map[protocol.Address]bool{},
+		out: map[protocol.Address]leftServer{}}
 }
 
 // leaveWork does the leader's part of leaving and closing, one step per
@@ -593,14 +605,7 @@ func (run *leaderRun) leaveWork(ctx context.Context, w *leaveWork, settled uint6
 	if closing > 0 {
 		return run.closeWork(ctx, w, settled, height)
 	}
-	asked := false
-	for _, mem := range members {
-		if mem.LeaveHeight > 0 {
-			asked = true
-			break
-		}
-	}
-	chainOK := run.readChainMembers(ctx, w, asked)
+	chainOK := run.readChainMembers(w)
 	inState := make(map[protocol.Address]bool, len(members))
 	for _, mem := range members {
 		inState[mem.Address] = true
@@ -665,28 +670,26 @@ func (run *leaderRun) leaveWork(ctx context.Context, w *leaveWork, settled uint6
 		run.orderLeave(ctx, *ready)
 		return urgent
 	}
-	run.removeLeftServers(inState)
+	run.removeLeftServers(w, inState)
 	return urgent
 }
 
-// readChainMembers refreshes the chain's member list, at most once a
-// second unless a leave is pending. It reports whether the list is fresh.
-func (run *leaderRun) readChainMembers(ctx context.Context, w *leaveWork, pending bool) bool {
+// readChainMembers takes the channel's members on chain from the view,
+// which the chain feed keeps current (a member that joins, asks to leave,
+// leaves or is forced out is news of the channel); it reads the chain
+// when the view holds no member list. It reports whether w.chain is set.
+func (run *leaderRun) readChainMembers(w *leaveWork) bool {
 	c := run.c
-	every := 10 * c.cfg.ChainPollInterval
-	if pending {
-		every = c.cfg.ChainPollInterval
+	info := c.view.members()
+	if info == nil {
+		if c.refreshChain() != nil {
+			return false
+		}
+		if info = c.view.members(); info == nil {
+			return false
+		}
 	}
-	if w.chain != nil && time.Since(w.chainAt) < every {
-		return true
-	}
-	cctx, cancel := context.WithTimeout(ctx, c.cfg.PeerTimeout)
-	defer cancel()
-	rec, err := c.cfg.Chain.Channel(cctx, c.id)
-	if err != nil {
-		return false
-	}
-	w.chain, w.chainAt = rec, time.Now()
+	w.chain = info
 	return true
 }
 
@@ -730,8 +733,11 @@ func (run *leaderRun) orderLeave(ctx context.Context, mem fsm.Member) {
 
 // removeLeftServers takes one server whose member left the channel out of
 // the Raft configuration, against the configuration it decided on. The
-// leader never removes itself: it hands leadership over first.
-func (run *leaderRun) removeLeftServers(inState map[protocol.Address]bool) {
+// leader never removes itself: it hands leadership over first. It waits
+// for the server to apply the log up to where the leader first saw its
+// member out (so the node sees its own leave and retires), for at most
+// awaitMark, and not for a server that does not answer.
+func (run *leaderRun) removeLeftServers(w *leaveWork, inState map[protocol.Address]bool) {
 	c := run.c
 	cf := c.raft.GetConfiguration()
 	if cf.Error() != nil {
@@ -759,6 +765,9 @@ func (run *leaderRun) removeLeftServers(inState map[protocol.Address]bool) {
 		if s.Suffrage == raft.Voter && voters <= 1 {
 			return
 		}
+		if !run.leftServerCaughtUp(w, a, s) {
+			return
+		}
 		if err := c.raft.RemoveServer(s.ID, cf.Index(), c.cfg.ApplyTimeout).Error(); err != nil {
 			c.logger.Warn("cannot remove a left member's node", "member", a, "error", err)
 			return
@@ -766,6 +775,25 @@ func (run *leaderRun) removeLeftServers(inState map[protocol.Address]bool) {
 		c.logger.Info("removed a left member's node from Raft", "member", a, "address", s.Address)
 		return
 	}
+}
+
+// leftServerCaughtUp reports whether the server of a member that left may
+// go: it applied the log up to where the leader first saw the member out,
+// it does not answer, or awaitMark has passed since.
+func (run *leaderRun) leftServerCaughtUp(w *leaveWork, a protocol.Address, s raft.Server) bool {
+	c := run.c
+	first, ok := w.out[a]
+	if !ok {
+		first = leftServer{index: c.raft.AppliedIndex(), at: time.Now()}
+		w.out[a] = first
+	}
+	if time.Since(first.at) > awaitMark {
+		return true
+	}
+	ctx, cancel := context.WithTimeout(c.ctx, c.cfg.ElectionTimeout)
+	defer cancel()
+	resp, err := c.node.peers.status(ctx, string(s.Address), c.id)
+	return err != nil || resp.AppliedIndex >= first.index
 }
 
 // closeWork settles a closing channel to its last height, then closes it

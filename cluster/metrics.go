@@ -23,6 +23,8 @@ type metrics struct {
 	busy          *prometheus.CounterVec
 	forwardSize   *prometheus.HistogramVec
 	chainWaits    *prometheus.GaugeVec
+	chainReads    *prometheus.CounterVec
+	feedResumes   prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -61,10 +63,17 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		chainWaits: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: "scraft", Name: "chain_waits",
 			Help: "Applies waiting for the chain to decide an entry or a batch's leader (a batch of an epoch, join or leave the chain has not reached yet)."}, lbl),
+		chainReads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "scraft", Name: "chain_view_reads_total",
+			Help: "Reads of the channel's record into its chain view (on the chain feed's news of the channel, a resync, a Raft leadership gain, a leader's own change)."}, lbl),
+		feedResumes: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "scraft", Name: "chain_feed_resumes_total",
+			Help: "Times the node's chain event stream was opened again after a break."}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.committed, m.commitLatency, m.commitBatch, m.batchSize, m.applyLag, m.height,
-			m.epoch, m.leaderStarts, m.settled, m.gas, m.evidence, m.busy, m.forwardSize, m.chainWaits)
+			m.epoch, m.leaderStarts, m.settled, m.gas, m.evidence, m.busy, m.forwardSize, m.chainWaits,
+			m.chainReads, m.feedResumes)
 	}
 	return m
 }
@@ -85,6 +94,7 @@ type channelMetrics struct {
 	busy          prometheus.Counter
 	forwardSize   prometheus.Observer
 	chainWaits    prometheus.Gauge
+	chainReads    prometheus.Counter
 }
 
 func (m *metrics) forChannel(id protocol.ChannelID) *channelMetrics {
@@ -104,6 +114,7 @@ func (m *metrics) forChannel(id protocol.ChannelID) *channelMetrics {
 		busy:          m.busy.WithLabelValues(l),
 		forwardSize:   m.forwardSize.WithLabelValues(l),
 		chainWaits:    m.chainWaits.WithLabelValues(l),
+		chainReads:    m.chainReads.WithLabelValues(l),
 	}
 }
 

@@ -26,6 +26,9 @@ type Node struct {
 	peers   *peerClient
 	metrics *metrics
 	unlock  func() error // releases the data directory
+	// feed is the node's one stream of chain events, shared by its
+	// channels (feed.go).
+	feed *chainFeed
 
 	closeOnce sync.Once
 	mu        struct {
@@ -55,6 +58,7 @@ func NewNode(cfg Config) (*Node, error) {
 		unlock: unlock,
 	}
 	n.metrics = newMetrics(cfg.Registerer)
+	n.feed = newChainFeed(cfg.Chain, n.logger.Named("feed"), n.metrics.feedResumes)
 	n.mu.channels = make(map[protocol.ChannelID]*Channel)
 	n.mu.opening = make(map[protocol.ChannelID]chan struct{})
 	return n, nil
@@ -324,7 +328,8 @@ func (n *Node) Channels() []*Channel {
 	return out
 }
 
-// Close closes every channel. It is safe to call more than once.
+// Close closes every channel, then the chain feed. It is safe to call more
+// than once.
 func (n *Node) Close() error {
 	var errs []error
 	n.closeOnce.Do(func() {
@@ -340,6 +345,7 @@ func (n *Node) Close() error {
 				errs = append(errs, err)
 			}
 		}
+		n.feed.close()
 		if err := n.unlock(); err != nil {
 			errs = append(errs, err)
 		}

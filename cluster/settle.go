@@ -111,19 +111,29 @@ func (run *leaderRun) settler() {
 		}
 	}()
 	count := settleCounter(c.cfg.Registerer, c.id)
+	// The tick checks the policy against the applied height and the time;
+	// the chain is read when the view takes in news of the channel (a
+	// vote, an execution), or every chainResync.
 	t := time.NewTicker(c.cfg.ChainPollInterval)
 	defer t.Stop()
 	open := run.adoptSettlement(ctx)
 	var executedTo uint64 // the chain view may not show our execution yet
-	lastSettled := time.Now()
+	lastSettled, lastFollow := time.Now(), time.Now()
 	leaves := newLeaveWork()
 	for {
+		news := false
 		select {
 		case <-run.stop:
 			return
+		case <-c.view.refreshed():
+			news = true
 		case <-t.C:
 		}
 		if open != nil {
+			if !news && time.Since(lastFollow) < c.chainResync() {
+				continue
+			}
+			lastFollow = time.Now()
 			done, settled := run.followSettlement(ctx, open)
 			if settled {
 				executedTo = max(executedTo, open.s.To)
@@ -158,6 +168,7 @@ func (run *leaderRun) settler() {
 		count("proposed")
 		c.logger.Info("settlement proposed", "proposal", pid, "from", s.From, "to", s.To, "changes", s.ChangeSet.Len())
 		open = &openSettlement{id: pid, s: s, created: time.Now()}
+		lastFollow = time.Now()
 	}
 }
 
@@ -295,15 +306,12 @@ type judging struct {
 }
 
 // runSettlement is the member side of settlement: it votes on the channel's
-// settlement proposals and prunes the journal to the settled height.
-func (c *Channel) runSettlement() {
-	defer c.wg.Done()
+// settlement proposals and prunes the journal to the settled height. It
+// learns of proposals from the view (the record's last proposal id, which
+// the chain feed keeps current); the tick waits for this member to apply
+// a proposal's range.
+func (c *Channel) runSettlement(ctx context.Context) {
 	count := settleCounter(c.cfg.Registerer, c.id)
-	events := make(chan settlement.Event, 64)
-	started := make(chan struct{})
-	c.wg.Add(2)
-	go c.watchChain(events, started)
-	go c.runMembership() // leave.go
 	t := time.NewTicker(c.cfg.ChainPollInterval)
 	defer t.Stop()
 	pending := map[uint64]*judging{}
@@ -319,37 +327,33 @@ func (c *Channel) runSettlement() {
 		}
 	}
 	scanned := false
+	var seen uint64 // the highest proposal id looked at
 	for {
 		select {
-		case <-c.ctx.Done():
+		case <-ctx.Done():
 			return
-		case ev := <-events:
-			if ev.Channel != c.id {
-				continue
-			}
-			switch ev.Kind {
-			case contract.EventProposalCreated:
-				if ev.ProposalKind == protocol.ProposalSettlement {
-					add(ev.Proposal)
-				}
-			case contract.EventChannelSettled, contract.EventChannelClosed:
-				_ = c.refreshChain()
-			}
+		case <-c.view.refreshed():
 		case <-t.C:
 		}
 		if !scanned {
-			// Proposals made before the watch started (it starts at the
-			// head's block): the latest few are enough to catch up.
+			// Proposals made before the feed reached this channel: the
+			// latest few, read once the feed watches, are enough to catch
+			// up; the feed's news of the channel brings the later ones.
 			select {
-			case <-started:
-				if rec := c.view.channel(); rec != nil {
-					for pid := rec.LastProposal - min(rec.LastProposal, recentProposals) + 1; pid <= rec.LastProposal; pid++ {
-						add(pid)
-					}
+			case <-c.node.feed.watching:
+				if c.refreshChain() == nil {
+					rec := c.view.channel()
+					seen = rec.LastProposal - min(rec.LastProposal, recentProposals)
 					scanned = true
 				}
 			default:
 			}
+		}
+		if rec := c.view.channel(); scanned && rec != nil && rec.LastProposal > seen {
+			for pid := max(seen+1, rec.LastProposal-min(rec.LastProposal, recentProposals)+1); pid <= rec.LastProposal; pid++ {
+				add(pid)
+			}
+			seen = rec.LastProposal
 		}
 		kept := order[:0]
 		for _, pid := range order {
@@ -364,54 +368,6 @@ func (c *Channel) runSettlement() {
 		}
 		order = kept
 		c.pruneSettled()
-	}
-}
-
-// watchChain feeds events to the member's loop from the head on, and
-// resumes after a broken stream. It closes started once watching.
-func (c *Channel) watchChain(events chan<- settlement.Event, started chan<- struct{}) {
-	defer c.wg.Done()
-	var from settlement.EventID
-	for from.Block == 0 {
-		ctx, cancel := context.WithTimeout(c.ctx, c.cfg.PeerTimeout)
-		h, err := c.cfg.Chain.Head(ctx)
-		cancel()
-		if err == nil {
-			from = settlement.EventID{Block: h.Height}
-			break
-		}
-		select {
-		case <-c.ctx.Done():
-			return
-		case <-time.After(c.cfg.ChainPollInterval):
-		}
-	}
-	once := sync.OnceFunc(func() { close(started) })
-	for c.ctx.Err() == nil {
-		st, err := c.cfg.Chain.Watch(c.ctx, from)
-		if err == nil {
-			once()
-			for {
-				ev, err := st.Recv()
-				if err != nil {
-					break
-				}
-				from = ev.ID.Next()
-				select {
-				case events <- ev:
-				case <-c.ctx.Done():
-					return
-				}
-			}
-		}
-		if c.ctx.Err() == nil {
-			c.logger.Debug("chain event stream ended, resuming", "from", from, "error", err)
-		}
-		select {
-		case <-c.ctx.Done():
-			return
-		case <-time.After(c.cfg.ChainPollInterval):
-		}
 	}
 }
 

@@ -124,7 +124,8 @@ func (tc *testCluster) checkSettledRound(info *settlement.ChannelInfo, from uint
 		return nil
 	})
 	if st := tc.channel(tc.nodes[1]).Status(); st.SettledHeight < s.To {
-		// Status reads the chain view, refreshed every ChainPollInterval.
+		// Status reads the chain view, which the chain feed refreshes once
+		// the settlement is in a block.
 		testutil.WaitFor(t, 5*time.Second, func() error {
 			if h := tc.channel(tc.nodes[1]).Status().SettledHeight; h < s.To {
 				return fmt.Errorf("status settled height %d, want %d", h, s.To)
