@@ -9,12 +9,13 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/backoff"
+	grpcbackoff "google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
 
 	"github.com/scraft/scraft/clientapi"
 	"github.com/scraft/scraft/clientapi/clientpb"
+	"github.com/scraft/scraft/internal/backoff"
 	"github.com/scraft/scraft/protocol"
 )
 
@@ -161,7 +162,7 @@ func (c *Client) conn(addr string) (*grpc.ClientConn, error) {
 
 // dial makes a connection of this client's own to addr.
 func (c *Client) dial(addr string) (*grpc.ClientConn, error) {
-	bo := backoff.DefaultConfig
+	bo := grpcbackoff.DefaultConfig
 	bo.BaseDelay = 50 * time.Millisecond
 	bo.MaxDelay = time.Second
 	opts := []grpc.DialOption{
@@ -222,7 +223,7 @@ func (c *Client) link(ctx context.Context) (*link, error) {
 	if l, err := c.current(); l != nil || err != nil {
 		return l, err
 	}
-	delay := c.cfg.RetryDelay
+	bo := c.backoff()
 	for {
 		l, err := c.linkRound(ctx)
 		if l != nil || errors.Is(err, ErrClosed) {
@@ -231,10 +232,9 @@ func (c *Client) link(ctx context.Context) (*link, error) {
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("client: no node reachable: %w (last error: %v)", ctx.Err(), err)
 		}
-		if !c.pause(ctx, delay) {
+		if !bo.Wait(ctx, c.closed) {
 			return nil, fmt.Errorf("client: no node reachable: %w (last error: %v)", context.Cause(ctx), err)
 		}
-		delay = min(2*delay, c.cfg.MaxRetryDelay)
 	}
 }
 
@@ -280,18 +280,10 @@ func (c *Client) failover(l *link, why error) {
 	l.fail(fmt.Errorf("%w: %v", errLinkLost, why))
 }
 
-// pause waits d; false when ctx ended or the client closed first.
-func (c *Client) pause(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	case <-c.closed:
-		return false
-	}
+// backoff starts a retry loop with the client's delays; its Wait ends
+// when ctx ends or the client closes.
+func (c *Client) backoff() *backoff.Backoff {
+	return backoff.New(backoff.Policy{Initial: c.cfg.RetryDelay, Max: c.cfg.MaxRetryDelay})
 }
 
 // do sends a request and returns the answer, trying again on a new stream
@@ -307,7 +299,7 @@ func (c *Client) do(ctx context.Context, m *clientpb.ClientMessage) (*clientpb.S
 // sends is not nil): a call sent more than once may have committed on an
 // earlier try even if the last answer says otherwise.
 func (c *Client) doCounted(ctx context.Context, m *clientpb.ClientMessage, sends *int) (*clientpb.ServerMessage, error) {
-	delay := c.cfg.RetryDelay
+	bo := c.backoff()
 	for {
 		l, err := c.link(ctx)
 		if err != nil {
@@ -334,12 +326,11 @@ func (c *Client) doCounted(ctx context.Context, m *clientpb.ClientMessage, sends
 		if len(c.addrs) > 1 {
 			c.failover(l, e)
 		}
-		if !c.pause(ctx, delay) {
+		if !bo.Wait(ctx, c.closed) {
 			if ctx.Err() != nil {
 				return nil, fmt.Errorf("%w (last answer: %v)", ctx.Err(), e)
 			}
 			return nil, ErrClosed
 		}
-		delay = min(2*delay, c.cfg.MaxRetryDelay)
 	}
 }

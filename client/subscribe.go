@@ -8,6 +8,7 @@ import (
 
 	"github.com/scraft/scraft/clientapi"
 	"github.com/scraft/scraft/clientapi/clientpb"
+	"github.com/scraft/scraft/internal/backoff"
 	"github.com/scraft/scraft/protocol"
 )
 
@@ -184,7 +185,7 @@ func (s *Subscription) resume(ctx context.Context) error {
 	s.mu.Unlock()
 	if retries > 0 {
 		d := s.c.cfg.RetryDelay << min(retries-1, 6)
-		if !s.c.pause(ctx, min(d, s.c.cfg.MaxRetryDelay)) {
+		if !backoff.Sleep(ctx, min(d, s.c.cfg.MaxRetryDelay), s.c.closed) {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}

@@ -16,6 +16,7 @@ import (
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 
 	"github.com/scraft/scraft/fsm"
+	"github.com/scraft/scraft/internal/backoff"
 	"github.com/scraft/scraft/protocol"
 	"github.com/scraft/scraft/settlement"
 	"github.com/scraft/scraft/settlement/contract"
@@ -570,24 +571,13 @@ func (c *Channel) refreshChain() error {
 	return nil
 }
 
-// retryChain calls fn until it succeeds or ctx ends.
+// chainRetry is how reads of the chain that must succeed are retried.
+var chainRetry = backoff.Policy{Initial: 20 * time.Millisecond, Max: 500 * time.Millisecond}
+
+// retryChain calls fn until it succeeds, the channel does not exist, or ctx
+// ends.
 func retryChain[T any](ctx context.Context, fn func(context.Context) (T, error)) (T, error) {
-	wait := 20 * time.Millisecond
-	for {
-		v, err := fn(ctx)
-		if err == nil {
-			return v, nil
-		}
-		if errors.Is(err, contract.ErrNoChannel) {
-			return v, err
-		}
-		select {
-		case <-ctx.Done():
-			return v, fmt.Errorf("%w (last error: %v)", ctx.Err(), err)
-		case <-time.After(wait):
-		}
-		wait = min(2*wait, 500*time.Millisecond)
-	}
+	return backoff.Retry(ctx, chainRetry, func(err error) bool { return errors.Is(err, contract.ErrNoChannel) }, fn)
 }
 
 func (c *Channel) onEvidence(ev *fsm.Evidence) {

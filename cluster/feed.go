@@ -8,6 +8,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/scraft/scraft/internal/backoff"
 	"github.com/scraft/scraft/protocol"
 	"github.com/scraft/scraft/settlement"
 )
@@ -119,19 +120,13 @@ func (f *chainFeed) close() {
 // run reads the stream and hands each event to its channel's share.
 func (f *chainFeed) run() {
 	defer close(f.done)
-	backoff := feedBackoffMin
+	bo := backoff.New(backoff.Policy{Initial: feedBackoffMin, Max: feedBackoffMax})
 	wait := func(err error, what string) bool {
 		if f.ctx.Err() != nil {
 			return false
 		}
-		f.logger.Debug(what, "error", err, "retry_in", backoff)
-		select {
-		case <-f.ctx.Done():
-			return false
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, feedBackoffMax)
-		return true
+		f.logger.Debug(what, "error", err)
+		return bo.Wait(f.ctx)
 	}
 	// The stream starts at the head's block: what happened before, a
 	// channel reads from its record when it subscribes.
@@ -166,7 +161,7 @@ func (f *chainFeed) run() {
 				if ev, err = st.Recv(); err != nil {
 					break
 				}
-				backoff = feedBackoffMin
+				bo.Reset()
 				from = ev.ID.Next()
 				f.deliver(ev)
 			}

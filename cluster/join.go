@@ -12,6 +12,7 @@ import (
 
 	"github.com/scraft/scraft/cluster/peerpb"
 	"github.com/scraft/scraft/fsm"
+	"github.com/scraft/scraft/internal/backoff"
 	"github.com/scraft/scraft/protocol"
 	"github.com/scraft/scraft/settlement/contract"
 )
@@ -184,7 +185,7 @@ func (c *Channel) requestJoin(ctx context.Context, peers []string) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	defer context.AfterFunc(c.ctx, cancel)()
-	wait := 50 * time.Millisecond
+	bo := backoff.New(backoff.Policy{Initial: 50 * time.Millisecond, Max: time.Second})
 	start := time.Now()
 	warned := start
 	var last error
@@ -227,14 +228,11 @@ func (c *Channel) requestJoin(ctx context.Context, peers []string) error {
 			c.logger.Warn("not added to the channel yet; still asking", "peers", all, "chain_leader", leader,
 				"waited", now.Sub(start).Round(time.Second), "last_error", last)
 		}
-		select {
-		case <-ctx.Done():
+		if !bo.Wait(ctx) {
 			if c.ctx.Err() != nil {
 				return fmt.Errorf("join channel %s: %w", c.id, ErrClosed)
 			}
 			return fmt.Errorf("join channel %s: %w (last error: %v)", c.id, ctx.Err(), last)
-		case <-time.After(wait):
 		}
-		wait = min(2*wait, time.Second)
 	}
 }

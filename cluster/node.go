@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/scraft/scraft/cluster/peerpb"
+	"github.com/scraft/scraft/internal/backoff"
 	"github.com/scraft/scraft/protocol"
 	"github.com/scraft/scraft/settlement/contract"
 )
@@ -226,7 +227,7 @@ func (c *Channel) maybeBootstrap(ctx context.Context, mayBootstrap bool) error {
 // channel again and, while no one leads, claiming again; else no member
 // would ever bootstrap.
 func (c *Channel) claimFirst(ctx context.Context, rec *contract.Channel) (bool, error) {
-	wait := 50 * time.Millisecond
+	bo := backoff.New(backoff.Policy{Initial: 50 * time.Millisecond, Max: time.Second})
 	for {
 		switch {
 		case rec.Leader == c.me():
@@ -252,12 +253,9 @@ func (c *Channel) claimFirst(ctx context.Context, rec *contract.Channel) (bool, 
 		}
 		if info.Leader.IsZero() {
 			c.logger.Warn("claiming the channel failed and no one leads it; claiming again", "error", err)
-			select {
-			case <-ctx.Done():
+			if !bo.Wait(ctx) {
 				return false, fmt.Errorf("open channel %s: claim: %w", c.id, err)
-			case <-time.After(wait):
 			}
-			wait = min(2*wait, time.Second)
 		}
 		rec = &info.Channel
 	}

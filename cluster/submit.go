@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/scraft/scraft/fsm"
+	"github.com/scraft/scraft/internal/backoff"
 	"github.com/scraft/scraft/protocol"
 )
 
@@ -60,7 +61,7 @@ func (c *Channel) submit(ctx context.Context, tx *protocol.SignedTx, hops uint32
 		return nil, fmt.Errorf("%w: %s", ErrChannelClosed, c.id)
 	}
 	h := tx.Hash()
-	wait := 5 * time.Millisecond
+	bo := backoff.New(backoff.Policy{Initial: 5 * time.Millisecond, Max: 100 * time.Millisecond})
 	for {
 		if out, ok := c.knownOutcome(h); ok {
 			return out, nil
@@ -69,14 +70,12 @@ func (c *Channel) submit(ctx context.Context, tx *protocol.SignedTx, hops uint32
 		if err == nil || !retryable(err) || hops > 0 {
 			return out, err
 		}
-		select {
-		case <-ctx.Done():
+		if !bo.Wait(ctx, c.ctx.Done()) {
+			if ctx.Err() == nil {
+				return nil, ErrClosed
+			}
 			return nil, fmt.Errorf("submit tx %s: %w (last error: %v)", h, ctx.Err(), err)
-		case <-c.ctx.Done():
-			return nil, ErrClosed
-		case <-time.After(wait):
 		}
-		wait = min(2*wait, 100*time.Millisecond)
 	}
 }
 

@@ -63,7 +63,13 @@ func (b *Backoff) Reset() { b.next = b.p.Initial }
 // Wait waits the next delay. It returns false, at once, when ctx ends or
 // when any of stop is closed first.
 func (b *Backoff) Wait(ctx context.Context, stop ...<-chan struct{}) bool {
-	t := time.NewTimer(b.Next())
+	return Sleep(ctx, b.Next(), stop...)
+}
+
+// Sleep waits d. It returns false, at once, when ctx ends or when any of
+// stop (at most two) is closed first.
+func Sleep(ctx context.Context, d time.Duration, stop ...<-chan struct{}) bool {
+	t := time.NewTimer(d)
 	defer t.Stop()
 	var s0, s1 <-chan struct{}
 	switch len(stop) {
