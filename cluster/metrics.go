@@ -25,6 +25,8 @@ type metrics struct {
 	chainWaits    *prometheus.GaugeVec
 	chainReads    *prometheus.CounterVec
 	feedResumes   prometheus.Counter
+	settlements   *prometheus.CounterVec
+	votes         *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -70,10 +72,16 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Namespace: "scraft", Name: "chain_feed_resumes_total",
 			Help: "Times the node's chain event stream was opened again after a break."}),
 	}
+	m.settlements = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "scraft", Name: "settlements_total",
+		Help: "Settlement proposals this node, as leader, proposed, saw executed or abandoned."}, []string{"channel", "what"})
+	m.votes = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "scraft", Name: "settlement_votes_total",
+		Help: "This member's votes on settlement proposals, by option (for, against, abstain)."}, []string{"channel", "vote"})
 	if reg != nil {
 		reg.MustRegister(m.committed, m.commitLatency, m.commitBatch, m.batchSize, m.applyLag, m.height,
 			m.epoch, m.leaderStarts, m.settled, m.gas, m.evidence, m.busy, m.forwardSize, m.chainWaits,
-			m.chainReads, m.feedResumes)
+			m.chainReads, m.feedResumes, m.settlements, m.votes)
 	}
 	return m
 }
@@ -95,6 +103,10 @@ type channelMetrics struct {
 	forwardSize   prometheus.Observer
 	chainWaits    prometheus.Gauge
 	chainReads    prometheus.Counter
+	// settlements counts by what (proposed, executed, abandoned); votes
+	// by option.
+	settlements *prometheus.CounterVec
+	votes       *prometheus.CounterVec
 }
 
 func (m *metrics) forChannel(id protocol.ChannelID) *channelMetrics {
@@ -115,6 +127,8 @@ func (m *metrics) forChannel(id protocol.ChannelID) *channelMetrics {
 		forwardSize:   m.forwardSize.WithLabelValues(l),
 		chainWaits:    m.chainWaits.WithLabelValues(l),
 		chainReads:    m.chainReads.WithLabelValues(l),
+		settlements:   m.settlements.MustCurryWith(prometheus.Labels{"channel": l}),
+		votes:         m.votes.MustCurryWith(prometheus.Labels{"channel": l}),
 	}
 }
 

@@ -5,10 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/scraft/scraft/fsm"
 	"github.com/scraft/scraft/protocol"
@@ -36,39 +33,6 @@ import (
 // recentProposals is how many of a channel's latest proposals a member
 // looks at when it starts, for settlements proposed while it was away.
 const recentProposals = 8
-
-// settleMetrics are the settlement counters, one series per channel and
-// outcome: proposed, executed, abandoned (leader side); for, against,
-// abstain (this member's votes).
-var settleMetrics = struct {
-	sync.Mutex
-	byReg map[prometheus.Registerer]*prometheus.CounterVec
-}{byReg: map[prometheus.Registerer]*prometheus.CounterVec{}}
-
-func settleCounter(reg prometheus.Registerer, id protocol.ChannelID) func(what string) {
-	settleMetrics.Lock()
-	vec, ok := settleMetrics.byReg[reg]
-	if !ok {
-		vec = prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: "scraft", Name: "settlement_total",
-			Help: "Settlement proposals this node proposed, executed or abandoned, and its votes on them."},
-			[]string{"channel", "what"})
-		if reg != nil {
-			if err := reg.Register(vec); err != nil {
-				var are prometheus.AlreadyRegisteredError
-				if errors.As(err, &are) {
-					if v, ok := are.ExistingCollector.(*prometheus.CounterVec); ok {
-						vec = v
-					}
-				}
-			}
-			settleMetrics.byReg[reg] = vec
-		}
-	}
-	settleMetrics.Unlock()
-	l := id.String()
-	return func(what string) { vec.WithLabelValues(l, what).Inc() }
-}
 
 // settlePolicy returns the channel's settlement policy: the chain's when it
 // names one, else the node's defaults.
@@ -110,7 +74,6 @@ func (run *leaderRun) settler() {
 		case <-stopped:
 		}
 	}()
-	count := settleCounter(c.cfg.Registerer, c.id)
 	// The tick checks the policy against the applied height and the time;
 	// the chain is read when the view takes in news of the channel (a
 	// vote, an execution), or every chainResync.
@@ -138,11 +101,11 @@ func (run *leaderRun) settler() {
 			if settled {
 				executedTo = max(executedTo, open.s.To)
 				lastSettled = time.Now()
-				count("executed")
+				c.metrics.settlements.WithLabelValues("executed").Inc()
 			}
 			if done {
 				if !settled {
-					count("abandoned")
+					c.metrics.settlements.WithLabelValues("abandoned").Inc()
 				}
 				open = nil
 			}
@@ -165,7 +128,7 @@ func (run *leaderRun) settler() {
 			}
 			continue
 		}
-		count("proposed")
+		c.metrics.settlements.WithLabelValues("proposed").Inc()
 		c.logger.Info("settlement proposed", "proposal", pid, "from", s.From, "to", s.To, "changes", s.ChangeSet.Len())
 		open = &openSettlement{id: pid, s: s, created: time.Now()}
 		lastFollow = time.Now()
@@ -311,7 +274,6 @@ type judging struct {
 // the chain feed keeps current); the tick waits for this member to apply
 // a proposal's range.
 func (c *Channel) runSettlement(ctx context.Context) {
-	count := settleCounter(c.cfg.Registerer, c.id)
 	t := time.NewTicker(c.cfg.ChainPollInterval)
 	defer t.Stop()
 	pending := map[uint64]*judging{}
@@ -360,7 +322,7 @@ func (c *Channel) runSettlement(ctx context.Context) {
 			j := pending[pid]
 			opt, ok := c.judge(j)
 			if ok && c.castVote(j.id, opt) {
-				count(opt.String())
+				c.metrics.votes.WithLabelValues(opt.String()).Inc()
 				delete(pending, pid)
 				continue
 			}

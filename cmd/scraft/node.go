@@ -241,6 +241,7 @@ func startNode(ctx context.Context, o nodeOptions) (_ *runningNode, err error) {
 		return nil, err
 	}
 	r.client.Register(r.srv.GRPC())
+	r.reg.MustRegister(clientAPIMetrics(r.client)...)
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
@@ -401,4 +402,24 @@ func (r *runningNode) serveAdmin() error {
 		}
 	}()
 	return nil
+}
+
+// clientAPIMetrics exposes the client API's counters (clientapi.Stats) to
+// Prometheus, read when scraped.
+func clientAPIMetrics(s *clientapi.Service) []prometheus.Collector {
+	stat := func(f func(clientapi.Stats) int64) func() float64 {
+		return func() float64 { return float64(f(s.Stats())) }
+	}
+	return []prometheus.Collector{
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "scraft", Name: "client_streams",
+			Help: "Client API streams open now."}, stat(func(st clientapi.Stats) int64 { return st.Streams })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "scraft", Name: "client_calls_in_flight",
+			Help: "Client API calls being served now."}, stat(func(st clientapi.Stats) int64 { return st.Calls })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "scraft", Name: "client_subscriptions",
+			Help: "Client API subscriptions open now."}, stat(func(st clientapi.Stats) int64 { return st.Subscriptions })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "scraft", Name: "client_busy_total",
+			Help: "Client API requests answered busy."}, stat(func(st clientapi.Stats) int64 { return st.Busy })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "scraft", Name: "client_subscribers_dropped_total",
+			Help: "Client API subscriptions dropped for falling behind."}, stat(func(st clientapi.Stats) int64 { return st.Dropped })),
+	}
 }
