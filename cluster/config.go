@@ -160,8 +160,11 @@ type Config struct {
 	// KeepAliveInterval is the period of the member's heartbeat to the
 	// chain; it must stay well below the chain's 15 s. Default 5s.
 	KeepAliveInterval time.Duration
-	// ChainPollInterval is how often the channel rereads its leader and
-	// epoch from the chain. Default 100ms.
+	// ChainPollInterval is the channel's local tick: how often its loops
+	// check their own state (settlement policy, membership, waits), and the
+	// pause before a failed chain read is tried again. The chain itself is
+	// reread on news from the node's chain feed and, as a safety net, every
+	// 50 ticks (chainResync). Default 100ms.
 	ChainPollInterval time.Duration
 	// ReconcileInterval is how often the leader checks Raft membership and
 	// leadership against the chain. Default 100ms.

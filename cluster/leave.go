@@ -696,7 +696,7 @@ func (run *leaderRun) readChainMembers(w *leaveWork) bool {
 // chainBacksLeave reports whether the followers will accept the leave
 // entry of mem, a member that did not ask to leave in the channel: the
 // chain's history must show its membership ended by this run's epoch
-// (fsm.LeaveChecker, chainEnded). A leader the chain has moved past does
+// (the leave fact of fsm.Facts, chainEnded). A leader the chain has moved past does
 // not order it; the next one will.
 func (run *leaderRun) chainBacksLeave(ctx context.Context, w *leaveWork, mem fsm.Member) bool {
 	c := run.c
