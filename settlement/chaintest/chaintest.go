@@ -4,6 +4,7 @@
 package chaintest
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -325,7 +326,7 @@ var Scenarios = []Scenario{
 		s.must(s.As("alice").ExecuteProposal(s.ctx, id, pid))
 		dp, err := s.As("carol").Departure(s.ctx, id, 2)
 		s.must(err)
-		if dp.Address != s.Addr("bob") || dp.JoinSeq != 2 || dp.Epoch != 1 || dp.Height == 0 {
+		if dp.Address != s.Addr("bob") || dp.JoinSeq != 2 || dp.Epoch != 1 || dp.Height == 0 || !bytes.Equal(dp.PublicKey, Key("bob").Public()) {
 			t.Fatalf("bob's departure %+v", dp)
 		}
 		// A forced exit of the leader: the record keeps the epoch it

@@ -182,3 +182,23 @@ func TestClose(t *testing.T) {
 		})
 	}
 }
+
+// TestDepartureKeyEncoding checks that a departure keeps the member's key
+// and that a record from before keys still decodes, with none.
+func TestDepartureKeyEncoding(t *testing.T) {
+	k, err := protocol.KeyFromSeed(make([]byte, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := k.Public()
+	for _, dp := range []Departure{{Address: protocol.Address{1}, JoinSeq: 2, Height: 3, Epoch: 4}, {Address: protocol.AddressOf(key), JoinSeq: 2, PublicKey: key}} {
+		e := protocol.NewEncoder(64)
+		dp.Encode(e)
+		var got Departure
+		d := protocol.NewDecoder(e.Out())
+		got.Decode(d)
+		if err := d.Finish(); err != nil || got.Address != dp.Address || got.Epoch != dp.Epoch || string(got.PublicKey) != string(dp.PublicKey) {
+			t.Fatalf("departure %+v: got %+v, %v", dp, got, err)
+		}
+	}
+}

@@ -399,6 +399,12 @@ type Departure struct {
 	// Epoch is the channel's epoch when the membership ended, before any
 	// change of leader the same call made.
 	Epoch uint64
+	// PublicKey is the member's key, so that who held each join seq, with
+	// its key, stays a fact of history (a channel's genesis lists every
+	// membership up to its highest join seq, those ended since included).
+	// Written only when set: records from before it keep their bytes and
+	// decode with none.
+	PublicKey ed25519.PublicKey
 }
 
 // Encode writes the canonical encoding.
@@ -407,6 +413,9 @@ func (dp *Departure) Encode(e *protocol.Encoder) {
 	e.U64(dp.JoinSeq)
 	e.U64(dp.Height)
 	e.U64(dp.Epoch)
+	if len(dp.PublicKey) > 0 {
+		e.Bytes(dp.PublicKey)
+	}
 }
 
 // Decode reads dp.
@@ -415,6 +424,9 @@ func (dp *Departure) Decode(d *protocol.Decoder) {
 	dp.JoinSeq = d.U64()
 	dp.Height = d.U64()
 	dp.Epoch = d.U64()
+	if d.Err() == nil && d.Remaining() > 0 {
+		dp.PublicKey = d.Bytes(ed25519.PublicKeySize)
+	}
 }
 
 // EpochLeader records who led one epoch of a channel: the leader named
