@@ -1,9 +1,11 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -45,8 +47,10 @@ type applier struct {
 	self   protocol.Address // this node: it need not verify its own batches
 	logger hclog.Logger
 	// build makes the Machine of a genesis: it loads the code and checks
-	// the genesis against the chain.
+	// the genesis against the chain (a *badGenesisError when it differs).
 	build func(context.Context, *genesis) (*fsm.Machine, error)
+	// onEvidence, when set, is told the evidence of each refused genesis.
+	onEvidence func(*fsm.Evidence)
 	// facts resolves the chain's facts of a batch.
 	facts factSource
 	// applied is told each applied batch's outcomes, in order, under mu.
@@ -60,7 +64,11 @@ type applier struct {
 	m      *fsm.Machine // nil until the genesis command is applied
 	gen    *genesis
 	genErr error // why the genesis could not be loaded
-	cache  *outcomeCache
+	// badGen is the evidence of the latest refused geneses (at most
+	// maxBadGenesis), badGenTotal counts them all.
+	badGen      []*fsm.Evidence
+	badGenTotal uint64
+	cache       *outcomeCache
 	// abandoned is set when an apply was cut short by shutdown while it
 	// waited for the chain: the machine stays behind what its feed counts
 	// as applied, so it publishes nothing more and takes no snapshot.
@@ -84,7 +92,7 @@ func (a *applier) publishLocked() {
 		a.summary.Store(nil)
 		return
 	}
-	a.summary.Store(&appliedSummary{height: a.m.Height(), digest: a.m.LastDigest(), members: a.m.MemberCount(), evidence: a.m.EvidenceTotal()})
+	a.summary.Store(&appliedSummary{height: a.m.Height(), digest: a.m.LastDigest(), members: a.m.MemberCount(), evidence: a.m.EvidenceTotal() + a.badGenTotal})
 }
 
 // applyResult is the response to one log command, which raft hands to the
@@ -147,8 +155,12 @@ func (a *applier) Apply(ctx context.Context, cmds []committedBatch) []*applyResu
 	return out
 }
 
+// maxBadGenesis bounds the refused geneses whose evidence is kept.
+const maxBadGenesis = 16
+
 // applyGenesis builds the machine of a genesis command, outside the lock,
-// and installs it.
+// and installs it. A genesis that differs from the chain is recorded as
+// evidence and not installed: the channel waits for a correct one.
 func (a *applier) applyGenesis(ctx context.Context, body []byte) *applyResult {
 	if a.gen != nil {
 		return &applyResult{err: fmt.Errorf("%w: second genesis", ErrRefused)}
@@ -163,6 +175,11 @@ func (a *applier) applyGenesis(ctx context.Context, body []byte) *applyResult {
 		a.abandoned.Store(true)
 		return &applyResult{err: fmt.Errorf("%w: shutting down while loading the genesis", ErrClosed)}
 	}
+	var bad *badGenesisError
+	if errors.As(err, &bad) {
+		a.refuseGenesis(body, bad)
+		return &applyResult{err: fmt.Errorf("%w: %v", ErrRefused, err)}
+	}
 	if err != nil {
 		a.logger.Error("cannot load the channel's genesis", "error", err)
 	}
@@ -171,6 +188,30 @@ func (a *applier) applyGenesis(ctx context.Context, body []byte) *applyResult {
 	a.gen, a.m, a.genErr = g, m, err
 	a.publishLocked()
 	return &applyResult{err: err}
+}
+
+// refuseGenesis records the evidence of a genesis that differs from the
+// chain. It names no leader: a genesis carries no signature.
+func (a *applier) refuseGenesis(body []byte, bad *badGenesisError) {
+	ev := &fsm.Evidence{Reason: fsm.ReasonBadGenesis, Detail: bad.detail, Index: -1, Batch: bytes.Clone(body)}
+	a.mu.Lock()
+	if len(a.badGen) == maxBadGenesis {
+		a.badGen = append(a.badGen[:0], a.badGen[1:]...)
+	}
+	a.badGen = append(a.badGen, ev)
+	a.badGenTotal++
+	a.mu.Unlock()
+	if a.onEvidence != nil {
+		a.onEvidence(ev)
+	}
+}
+
+// refusedGeneses returns the evidence of the latest refused geneses and
+// how many were refused in all.
+func (a *applier) refusedGeneses() ([]*fsm.Evidence, uint64) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return slices.Clone(a.badGen), a.badGenTotal
 }
 
 // applyBatch applies one batch: it executes it under the lock with the

@@ -199,6 +199,7 @@ func openChannel(n *Node, id protocol.ChannelID) (_ *Channel, err error) {
 
 	c.fsm = newMachineFSM(c.ctx, id, cfg.Key.Address(), c.logger.Named("fsm"), cfg.OutcomeCache)
 	c.fsm.build = c.buildMachine
+	c.fsm.onEvidence = c.onEvidence
 	c.fsm.facts = chainFacts{c: c}
 	c.fsm.applied = c.onApplied
 
@@ -260,20 +261,22 @@ func (c *Channel) bootstrap() error {
 }
 
 // buildMachine makes the Machine a genesis defines, with the contract's
-// code from the chain, after checking the genesis against the chain. It
-// retries the chain for up to 30 s, and gives up when ctx ends. It runs
-// outside the machine lock.
+// code from the chain, after checking every field of the genesis against
+// the chain (a *badGenesisError when one differs) and this node's VM and
+// gas table versions against the channel's (ErrVersion). It retries the
+// chain for up to 30 s, and gives up when ctx ends. It runs outside the
+// machine lock.
 func (c *Channel) buildMachine(ctx context.Context, g *genesis) (*fsm.Machine, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	rec, err := retryChain(ctx, func(ctx context.Context) (*settlement.ChannelInfo, error) {
-		return c.cfg.Chain.Channel(ctx, c.id)
+	cg, err := retryChain(ctx, func(ctx context.Context) (*chainGenesis, error) {
+		return readChainGenesis(ctx, c.cfg.Chain, c.id, g.HighestJoinSeq)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("load channel %s: %w", c.id, err)
 	}
-	if rec.CodeHash != g.CodeHash || rec.Contract != g.Contract {
-		return nil, fmt.Errorf("genesis names code %s of %q, the chain %s of %q", g.CodeHash, g.Contract, rec.CodeHash, rec.Contract)
+	if err := cg.check(g); err != nil {
+		return nil, &badGenesisError{detail: err.Error()}
 	}
 	code, err := retryChain(ctx, func(ctx context.Context) ([]byte, error) {
 		return c.cfg.Chain.Code(ctx, g.CodeHash)
@@ -288,6 +291,9 @@ func (c *Channel) buildMachine(ctx context.Context, g *genesis) (*fsm.Machine, e
 	if err != nil {
 		return nil, fmt.Errorf("load contract %q: %w", g.Contract, err)
 	}
+	if err := checkVersions(exec, &cg.rec.Config); err != nil {
+		return nil, fmt.Errorf("channel %s: %w", c.id, err)
+	}
 	fc := g.fsmConfig(c.id)
 	fc.Logger = c.logger.Named("machine")
 	fc.OnEvidence = c.onEvidence
@@ -295,29 +301,13 @@ func (c *Channel) buildMachine(ctx context.Context, g *genesis) (*fsm.Machine, e
 }
 
 // loadGenesis reads the channel from the chain as its first leader (seed
-// §6): code, initial state, and the members with the highest join seq.
+// §6): code, initial state, and every membership up to the last join seq.
 func (c *Channel) loadGenesis(ctx context.Context) (*genesis, error) {
-	rec, err := c.cfg.Chain.Channel(ctx, c.id)
+	cg, err := loadChainGenesis(ctx, c.cfg.Chain, c.id)
 	if err != nil {
 		return nil, err
 	}
-	st, err := c.cfg.Chain.InitialState(ctx, c.id)
-	if err != nil {
-		return nil, err
-	}
-	ms := rec.Members
-	g := &genesis{
-		Contract:       rec.Contract,
-		CodeHash:       rec.CodeHash,
-		GasLimit:       rec.Config.GasLimit,
-		TickIntervalMs: uint64(rec.Config.TickInterval.Milliseconds()),
-		State:          st,
-	}
-	for _, m := range ms {
-		g.Members = append(g.Members, fsm.Member{Address: m.Address, PublicKey: m.PublicKey, JoinSeq: m.JoinSeq})
-		g.HighestJoinSeq = max(g.HighestJoinSeq, m.JoinSeq)
-	}
-	return g, nil
+	return cg.genesis(), nil
 }
 
 // chainJoined answers from the chain's history whether it gave join's seq

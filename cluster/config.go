@@ -76,6 +76,10 @@ var (
 	// ErrNotRequest means a leave or close request does not carry the
 	// member's signed scraft::leave or scraft::close call.
 	ErrNotRequest = protocol.NewError(protocol.CodeBadRequest, "cluster.not_request", "cluster: not a leave or close request")
+	// ErrVersion means the channel needs a VM or gas table version other
+	// than this node's: the node does not host it, since it could
+	// disagree with the members on any batch.
+	ErrVersion = protocol.NewError(protocol.CodeUnsupported, "cluster.version", "cluster: the channel needs another VM or gas table version")
 )
 
 // ExecutorFactory makes the Executor that runs a channel's contract. The

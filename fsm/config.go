@@ -44,7 +44,8 @@ type Config struct {
 	// Contract is the contract name that prefixes every function, e.g.
 	// "chat" for "chat::send". Required.
 	Contract string
-	// GasLimit is the gas each entry function may use. Default 10,000,000.
+	// GasLimit is the gas each entry function may use. Default
+	// protocol.DefaultGasLimit (10,000,000).
 	GasLimit uint64
 	// TickIntervalMs is the game tick period in milliseconds; 0 (the
 	// default) means the channel has no ticks and refuses tick entries.
@@ -77,7 +78,7 @@ type Config struct {
 // and Genesis still need filling in.
 func DefaultConfig() Config {
 	return Config{
-		GasLimit:    10_000_000,
+		GasLimit:    protocol.DefaultGasLimit,
 		MaxEvidence: 64,
 		MaxPending:  64,
 	}

@@ -38,6 +38,11 @@ const (
 	ReasonBadTimestamp
 	// ReasonClosing: a call ordered after the channel's close request.
 	ReasonClosing
+	// ReasonBadGenesis: a genesis log command that differs from what the
+	// chain holds for the channel (code, initial state, members and join
+	// seqs, gas limit, tick interval). Evidence.Batch holds the genesis.
+	// The genesis carries no signature, so the evidence names no leader.
+	ReasonBadGenesis
 )
 
 func (r Reason) String() string {
@@ -62,6 +67,8 @@ func (r Reason) String() string {
 		return "batch timestamp went backwards"
 	case ReasonClosing:
 		return "call after the close request"
+	case ReasonBadGenesis:
+		return "genesis differs from the chain"
 	}
 	return fmt.Sprintf("reason(%d)", uint8(r))
 }

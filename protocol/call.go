@@ -34,6 +34,12 @@ const (
 	RequestClose = ReservedContract + "::close"
 )
 
+// DefaultGasLimit is the gas each entry function of a channel may use when
+// the chain records a gas limit of 0. It is part of the protocol, not a
+// node setting: every member of such a channel executes with it, whatever
+// its own configuration, so members cannot disagree on it.
+const DefaultGasLimit uint64 = 10_000_000
+
 // Call is one invocation of a contract entry function: what the state
 // machine hands its executor (package vm runs it).
 type Call struct {

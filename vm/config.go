@@ -47,6 +47,14 @@ func deployErr(err error, format string, args ...any) *DeployError {
 	return &DeployError{Status: protocol.StatusInvalidModule, Msg: fmt.Sprintf(format, args...), Err: err}
 }
 
+// Version is the version of the VM's execution semantics: the ABI, the
+// host functions, the limits that shape results and how a Result is made.
+// Every change that can make a call's Result differ for the same code,
+// state and gas table is a new Version. A channel records the Version its
+// members run (contract.ChannelConfig.VMVersion), and a node running
+// another refuses to host the channel.
+const Version uint32 = 1
+
 // Bounds checked by Validate.
 const (
 	// MaxMemoryPages is the WASM 32-bit address space in 64 KiB pages.

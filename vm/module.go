@@ -59,6 +59,12 @@ type snapshot struct {
 // Hash returns the code hash (CodeHash of the deployed bytes).
 func (m *Module) Hash() protocol.Hash { return m.hash }
 
+// Versions returns the VM version and the gas cost table version the
+// module runs under: Version and its engine's meter cost table.
+func (m *Module) Versions() (vmVersion, gasTable uint32) {
+	return Version, m.e.cfg.Meter.Costs.Version
+}
+
 // Functions returns the entry functions, sorted, reserved ones included.
 func (m *Module) Functions() []string { return slices.Clone(m.names) }
 

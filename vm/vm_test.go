@@ -409,3 +409,21 @@ func TestDeployParsesOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestModuleVersions checks that a module reports the VM version and the
+// cost table version of its engine: a channel's members compare them with
+// the versions the chain records for it.
+func TestModuleVersions(t *testing.T) {
+	m := deployTestdata(t, newTestEngine(t, DefaultConfig()), "abi")
+	if v, g := m.Versions(); v != Version || g != meter.CostTableV1().Version {
+		t.Fatalf("versions %d, %d; want %d, %d", v, g, Version, meter.CostTableV1().Version)
+	}
+	cfg := DefaultConfig()
+	costs := *meter.CostTableV1()
+	costs.Version = 9
+	cfg.Meter.Costs = &costs
+	m = deployTestdata(t, newTestEngine(t, cfg), "abi")
+	if _, g := m.Versions(); g != 9 {
+		t.Fatalf("gas table version %d, want 9", g)
+	}
+}

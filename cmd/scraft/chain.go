@@ -23,6 +23,8 @@ import (
 	"github.com/scraft/scraft/settlement"
 	"github.com/scraft/scraft/settlement/contract"
 	"github.com/scraft/scraft/settlement/devchain"
+	"github.com/scraft/scraft/vm"
+	"github.com/scraft/scraft/vm/meter"
 )
 
 func init() {
@@ -235,7 +237,9 @@ func chainCreateChannelCmd() *cobra.Command {
 	f.StringVar(&name, "name", "", "contract name recorded on chain (default: the demo's name or the file's base name)")
 	f.StringArrayVar(&labels, "label", nil, "config label key=value (repeatable), e.g. server_address=127.0.0.1:7000")
 	f.DurationVar(&spec.Config.TickInterval, "tick", 0, "tick interval (0: no ticks)")
-	f.Uint64Var(&spec.Config.GasLimit, "gas", 0, "gas limit per tx (0: the node's default)")
+	f.Uint64Var(&spec.Config.GasLimit, "gas", 0, fmt.Sprintf("gas limit per entry function, at most %d (0: the protocol's %d)", contract.MaxGasLimit, protocol.DefaultGasLimit))
+	f.Uint32Var(&spec.Config.VMVersion, "vm-version", vm.Version, "VM version every member's node must run (default: this build's)")
+	f.Uint32Var(&spec.Config.GasTableVersion, "gas-table-version", meter.DefaultConfig().Costs.Version, "gas cost table version every member's node must run (default: this build's)")
 	f.Uint64Var(&spec.Config.SettleEveryTxs, "settle-every", 0, "propose settlement every N txs (0: not by count)")
 	f.DurationVar(&spec.Config.SettleInterval, "settle-interval", 0, "propose settlement this often (0: not by time)")
 	f.Uint64Var(&spec.Config.MinStake, "min-stake", 0, "collateral a member must name on join")

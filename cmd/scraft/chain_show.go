@@ -28,6 +28,8 @@ type chainChannelView struct {
 	Labels        map[string]string  `json:"labels"` // encoding/json sorts the keys
 	TickInterval  string             `json:"tick_interval"`
 	GasLimit      uint64             `json:"gas_limit"`
+	VMVersion     uint32             `json:"vm_version"`
+	GasTable      uint32             `json:"gas_table_version"`
 	MinStake      uint64             `json:"min_stake"`
 	Fine          uint64             `json:"fine"`
 	Closed        bool               `json:"closed"`
@@ -137,6 +139,7 @@ func chainLoadChannelView(ctx context.Context, c *devchain.Client, id protocol.C
 	v := &chainChannelView{
 		Channel: info.ID, Contract: info.Contract, CodeHash: info.CodeHash.String(), Creator: info.Creator,
 		Labels: map[string]string{}, TickInterval: info.Config.TickInterval.String(), GasLimit: info.Config.GasLimit,
+		VMVersion: info.Config.VM(), GasTable: info.Config.GasTable(),
 		MinStake: info.Config.MinStake, Fine: info.Config.Fine, Closed: info.Closed, Epoch: info.Epoch,
 		SettledHeight: info.SettledHeight, SettledDigest: info.SettledDigest.String(), ChainTimeMs: info.AtMs,
 		Members: []chainMemberView{}, Epochs: []chainEpochView{}, Departures: []chainDepartureView{},
@@ -228,6 +231,7 @@ func chainPrintChannel(w io.Writer, v *chainChannelView) error {
 	fmt.Fprintf(tw, "epoch\t%d\n", v.Epoch)
 	fmt.Fprintf(tw, "settled\theight %d, digest %s\n", v.SettledHeight, v.SettledDigest)
 	fmt.Fprintf(tw, "config\ttick %s, gas %d, min stake %d, fine %d\n", v.TickInterval, v.GasLimit, v.MinStake, v.Fine)
+	fmt.Fprintf(tw, "versions\tvm %d, gas table %d\n", v.VMVersion, v.GasTable)
 	fmt.Fprintf(tw, "chain time\t%s\n", now.Format(time.RFC3339Nano))
 	for _, k := range chainSortedKeys(v.Labels) {
 		fmt.Fprintf(tw, "label\t%s=%s\n", k, v.Labels[k])

@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -21,6 +23,8 @@ import (
 	"github.com/scraft/scraft/settlement"
 	"github.com/scraft/scraft/settlement/contract"
 	"github.com/scraft/scraft/settlement/devchain"
+	"github.com/scraft/scraft/vm"
+	"github.com/scraft/scraft/vm/meter"
 )
 
 // runChain is run with the chain commands reset first.
@@ -118,6 +122,10 @@ func TestChainCommands(t *testing.T) {
 	if _, err := runChain(t, append([]string{"chain", "create-channel", "--contract", "nosuch"}, conn...)...); !errors.Is(err, contracts.ErrUnknownContract) {
 		t.Fatalf("unknown contract: %v", err)
 	}
+	over := strconv.FormatUint(contract.MaxGasLimit+1, 10)
+	if _, err := runChain(t, append([]string{"chain", "create-channel", "--contract", "chat", "--gas", over}, conn...)...); !errors.Is(err, contract.ErrTooLarge) {
+		t.Fatalf("gas limit over the ceiling: %v", err)
+	}
 	for _, args := range [][]string{
 		{"chain", "stake", id.String(), "5"},
 		{"chain", "deposit", "20"},
@@ -138,7 +146,8 @@ func TestChainCommands(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"members (1)", alice.Address().String(), "pool", "server_address=127.0.0.1:7000", "tick 50ms, gas 100000"} {
+	for _, want := range []string{"members (1)", alice.Address().String(), "pool", "server_address=127.0.0.1:7000", "tick 50ms, gas 100000",
+		fmt.Sprintf("vm %d, gas table %d", vm.Version, meter.DefaultConfig().Costs.Version)} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("show lacks %q:\n%s", want, out)
 		}

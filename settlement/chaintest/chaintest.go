@@ -4,6 +4,7 @@
 package chaintest
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -167,6 +168,39 @@ var Scenarios = []Scenario{
 		_, err = s.As("bob").CreateChannel(s.ctx, settlement.ChannelSpec{Contract: "chat"})
 		s.want(err, contract.ErrMalformed)
 	}},
+	{"create_channel records the versions and bounds what the creator chooses", func(t *testing.T, s *Suite) {
+		spec := func(cfg contract.ChannelConfig) settlement.ChannelSpec {
+			return settlement.ChannelSpec{Contract: "chat", Code: code, Config: cfg}
+		}
+		id, err := s.As("creator").CreateChannel(s.ctx, spec(contract.ChannelConfig{GasLimit: contract.MaxGasLimit, VMVersion: 2, GasTableVersion: 3}))
+		s.must(err)
+		if c := s.info(id).Config; c.GasLimit != contract.MaxGasLimit || c.VM() != 2 || c.GasTable() != 3 {
+			t.Fatalf("config %+v", c)
+		}
+		id, err = s.As("creator").CreateChannel(s.ctx, spec(contract.ChannelConfig{}))
+		s.must(err)
+		if c := s.info(id).Config; c.VM() != contract.LegacyVersion || c.GasTable() != contract.LegacyVersion || c.Gas() != protocol.DefaultGasLimit {
+			t.Fatalf("config with no versions %+v", c)
+		}
+		for _, tc := range []struct {
+			cfg  contract.ChannelConfig
+			want error
+		}{
+			{contract.ChannelConfig{GasLimit: contract.MaxGasLimit + 1}, contract.ErrTooLarge},
+			{contract.ChannelConfig{TickInterval: contract.MaxTickInterval + time.Millisecond}, contract.ErrMalformed},
+			{contract.ChannelConfig{TickInterval: time.Millisecond + time.Microsecond}, contract.ErrMalformed},
+			{contract.ChannelConfig{SettleInterval: contract.MaxPolicyInterval + time.Second}, contract.ErrTooLarge},
+		} {
+			_, err := s.As("creator").CreateChannel(s.ctx, spec(tc.cfg))
+			s.want(err, tc.want)
+		}
+		big := protocol.State{}
+		for i := 0; i < 5; i++ {
+			big[protocol.ResourceKey{Account: protocol.Address{byte(i)}, Type: "chat::Big"}] = make([]byte, protocol.MaxValueLen)
+		}
+		_, err = s.As("creator").CreateChannel(s.ctx, settlement.ChannelSpec{Contract: "chat", Code: code, InitialState: big})
+		s.want(err, contract.ErrTooLarge)
+	}},
 	{"members join in sequence and stay valid 15 s", func(t *testing.T, s *Suite) {
 		id := s.channel("alice", "bob")
 		m, err := s.As("alice").Member(s.ctx, id, s.Addr("bob"))
@@ -325,7 +359,7 @@ var Scenarios = []Scenario{
 		s.must(s.As("alice").ExecuteProposal(s.ctx, id, pid))
 		dp, err := s.As("carol").Departure(s.ctx, id, 2)
 		s.must(err)
-		if dp.Address != s.Addr("bob") || dp.JoinSeq != 2 || dp.Epoch != 1 || dp.Height == 0 {
+		if dp.Address != s.Addr("bob") || dp.JoinSeq != 2 || dp.Epoch != 1 || dp.Height == 0 || !bytes.Equal(dp.PublicKey, Key("bob").Public()) {
 			t.Fatalf("bob's departure %+v", dp)
 		}
 		// A forced exit of the leader: the record keeps the epoch it

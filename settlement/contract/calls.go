@@ -132,6 +132,7 @@ func (c *CreateChannel) encode(e *protocol.Encoder) {
 	c.InitialState.Encode(e)
 	encodeLabels(e, c.Labels)
 	c.Config.encode(e)
+	c.Config.encodeVersions(e)
 }
 func (c *CreateChannel) decode(d *protocol.Decoder) {
 	c.Contract = d.String(MaxContractName)
@@ -140,6 +141,7 @@ func (c *CreateChannel) decode(d *protocol.Decoder) {
 	c.InitialState = protocol.DecodeState(d)
 	c.Labels = decodeLabels(d)
 	c.Config.decode(d)
+	c.Config.decodeVersions(d)
 }
 
 // CodeHashOf returns the hash under which code is stored.

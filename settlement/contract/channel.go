@@ -2,6 +2,7 @@ package contract
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/scraft/scraft/protocol"
 )
@@ -15,8 +16,8 @@ func (x *exec) createChannel(c *CreateChannel) error {
 	if err := checkLabels(c.Labels); err != nil {
 		return err
 	}
-	if c.Config.TickInterval < 0 || c.Config.SettleInterval < 0 || c.Config.CensorshipWindow < 0 {
-		return fmt.Errorf("%w: negative duration", ErrMalformed)
+	if err := checkConfig(&c.Config); err != nil {
+		return err
 	}
 	hash := c.CodeHash
 	switch {
@@ -39,6 +40,9 @@ func (x *exec) createChannel(c *CreateChannel) error {
 		if k.Type == "" || len(k.Type) > protocol.MaxTypeLen || len(c.InitialState[k]) > protocol.MaxValueLen {
 			return fmt.Errorf("%w: initial state entry %s", ErrMalformed, k)
 		}
+	}
+	if n := stateSize(c.InitialState); n > MaxInitialStateBytes {
+		return fmt.Errorf("%w: initial state of %d bytes (max %d)", ErrTooLarge, n, MaxInitialStateBytes)
 	}
 
 	e := protocol.NewEncoder(48)
@@ -70,6 +74,33 @@ func (x *exec) createChannel(c *CreateChannel) error {
 	x.rc.Channel = id
 	x.emit(Event{Kind: EventChannelCreated, Channel: id, Member: x.env.Sender})
 	return nil
+}
+
+// checkConfig bounds the settings a creator chooses freely: each ends up
+// in every member's machine or loops.
+func checkConfig(c *ChannelConfig) error {
+	switch {
+	case c.TickInterval < 0 || c.SettleInterval < 0 || c.CensorshipWindow < 0:
+		return fmt.Errorf("%w: negative duration", ErrMalformed)
+	case c.TickInterval != 0 && (c.TickInterval < MinTickInterval || c.TickInterval > MaxTickInterval):
+		return fmt.Errorf("%w: tick interval %s outside [%s, %s]", ErrMalformed, c.TickInterval, MinTickInterval, MaxTickInterval)
+	case c.TickInterval%time.Millisecond != 0:
+		return fmt.Errorf("%w: tick interval %s is not a whole number of milliseconds", ErrMalformed, c.TickInterval)
+	case c.SettleInterval > MaxPolicyInterval:
+		return fmt.Errorf("%w: settle interval %s (max %s)", ErrTooLarge, c.SettleInterval, MaxPolicyInterval)
+	case c.CensorshipWindow > MaxPolicyInterval:
+		return fmt.Errorf("%w: censorship window %s (max %s)", ErrTooLarge, c.CensorshipWindow, MaxPolicyInterval)
+	case c.GasLimit > MaxGasLimit:
+		return fmt.Errorf("%w: gas limit %d (max %d)", ErrTooLarge, c.GasLimit, MaxGasLimit)
+	}
+	return nil
+}
+
+// stateSize returns the size of st's canonical encoding.
+func stateSize(st protocol.State) int {
+	e := protocol.NewEncoder(0)
+	st.Encode(e)
+	return len(e.Out())
 }
 
 func checkLabels(ls []Label) error {

@@ -43,6 +43,37 @@ func TestCreateChannel(t *testing.T) {
 		{"negative tick", nil, func(h *harness) *CreateChannel {
 			return &CreateChannel{Contract: "chat", Code: testCode, Config: ChannelConfig{TickInterval: -1}}
 		}, ErrMalformed},
+		{"versions recorded", nil, func(h *harness) *CreateChannel {
+			return &CreateChannel{Contract: "chat", Code: testCode, Config: ChannelConfig{VMVersion: 3, GasTableVersion: 7}}
+		}, nil},
+		{"gas limit at the ceiling", nil, func(h *harness) *CreateChannel {
+			return &CreateChannel{Contract: "chat", Code: testCode, Config: ChannelConfig{GasLimit: MaxGasLimit}}
+		}, nil},
+		{"gas limit over the ceiling", nil, func(h *harness) *CreateChannel {
+			return &CreateChannel{Contract: "chat", Code: testCode, Config: ChannelConfig{GasLimit: MaxGasLimit + 1}}
+		}, ErrTooLarge},
+		{"tick below a millisecond", nil, func(h *harness) *CreateChannel {
+			return &CreateChannel{Contract: "chat", Code: testCode, Config: ChannelConfig{TickInterval: time.Microsecond}}
+		}, ErrMalformed},
+		{"tick not whole milliseconds", nil, func(h *harness) *CreateChannel {
+			return &CreateChannel{Contract: "chat", Code: testCode, Config: ChannelConfig{TickInterval: 1500 * time.Microsecond}}
+		}, ErrMalformed},
+		{"tick over the ceiling", nil, func(h *harness) *CreateChannel {
+			return &CreateChannel{Contract: "chat", Code: testCode, Config: ChannelConfig{TickInterval: MaxTickInterval + time.Millisecond}}
+		}, ErrMalformed},
+		{"settle interval over the ceiling", nil, func(h *harness) *CreateChannel {
+			return &CreateChannel{Contract: "chat", Code: testCode, Config: ChannelConfig{SettleInterval: MaxPolicyInterval + 1}}
+		}, ErrTooLarge},
+		{"censorship window over the ceiling", nil, func(h *harness) *CreateChannel {
+			return &CreateChannel{Contract: "chat", Code: testCode, Config: ChannelConfig{CensorshipWindow: MaxPolicyInterval + 1}}
+		}, ErrTooLarge},
+		{"initial state too large", nil, func(h *harness) *CreateChannel {
+			st := protocol.State{}
+			for i := 0; i < 20; i++ {
+				st[protocol.ResourceKey{Account: protocol.Address{byte(i)}, Type: "chat::Big"}] = make([]byte, protocol.MaxValueLen)
+			}
+			return &CreateChannel{Contract: "chat", Code: testCode, InitialState: st}
+		}, ErrTooLarge},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -74,6 +105,36 @@ func TestCreateChannel(t *testing.T) {
 				t.Fatalf("events %+v", rc.Events)
 			}
 		})
+	}
+}
+
+// TestChannelVersionsEncoding checks that the versions cross the call and
+// the record, and that bytes from before them still decode (as version 0,
+// which stands for LegacyVersion).
+func TestChannelVersionsEncoding(t *testing.T) {
+	for _, cfg := range []ChannelConfig{{GasLimit: 5}, {GasLimit: 5, VMVersion: 2, GasTableVersion: 3}} {
+		ch := Channel{ID: protocol.ChannelID{1}, Contract: "chat", Config: cfg, Members: 2}
+		e := protocol.NewEncoder(64)
+		ch.Encode(e)
+		var got Channel
+		d := protocol.NewDecoder(e.Out())
+		got.Decode(d)
+		if err := d.Finish(); err != nil || got.Config != cfg || got.Members != 2 {
+			t.Fatalf("record %+v: got %+v, %v", cfg, got, err)
+		}
+		call := &CreateChannel{Contract: "chat", Code: testCode, Config: cfg}
+		e = protocol.NewEncoder(64)
+		call.encode(e)
+		var back CreateChannel
+		d = protocol.NewDecoder(e.Out())
+		back.decode(d)
+		if err := d.Finish(); err != nil || back.Config != cfg {
+			t.Fatalf("call %+v: got %+v, %v", cfg, back.Config, err)
+		}
+	}
+	var legacy ChannelConfig
+	if legacy.VM() != LegacyVersion || legacy.GasTable() != LegacyVersion || legacy.Gas() != protocol.DefaultGasLimit {
+		t.Fatalf("zero config: vm %d, gas table %d, gas %d", legacy.VM(), legacy.GasTable(), legacy.Gas())
 	}
 }
 
@@ -119,5 +180,25 @@ func TestClose(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestDepartureKeyEncoding checks that a departure keeps the member's key
+// and that a record from before keys still decodes, with none.
+func TestDepartureKeyEncoding(t *testing.T) {
+	k, err := protocol.KeyFromSeed(make([]byte, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := k.Public()
+	for _, dp := range []Departure{{Address: protocol.Address{1}, JoinSeq: 2, Height: 3, Epoch: 4}, {Address: protocol.AddressOf(key), JoinSeq: 2, PublicKey: key}} {
+		e := protocol.NewEncoder(64)
+		dp.Encode(e)
+		var got Departure
+		d := protocol.NewDecoder(e.Out())
+		got.Decode(d)
+		if err := d.Finish(); err != nil || got.Address != dp.Address || got.Epoch != dp.Epoch || string(got.PublicKey) != string(dp.PublicKey) {
+			t.Fatalf("departure %+v: got %+v, %v", dp, got, err)
+		}
 	}
 }

@@ -227,7 +227,7 @@ func (x *exec) removeMember(ch *Channel, m *Member, release uint64) {
 	}
 	put(x.st, membersKey(ch.ID), &l)
 	x.st.Delete(memberKey(ch.ID, m.Address))
-	put(x.st, departedKey(ch.ID, m.JoinSeq), &Departure{Address: m.Address, JoinSeq: m.JoinSeq, Height: x.env.Height, Epoch: ch.Epoch})
+	put(x.st, departedKey(ch.ID, m.JoinSeq), &Departure{Address: m.Address, JoinSeq: m.JoinSeq, Height: x.env.Height, Epoch: ch.Epoch, PublicKey: m.PublicKey})
 	ch.Members--
 	x.emit(Event{Kind: EventMemberLeft, Channel: ch.ID, Member: m.Address, Amount: release})
 }

@@ -188,7 +188,8 @@ func TestLeave(t *testing.T) {
 			switch {
 			case !tc.released && !errorsIs(err, ErrNoDeparture):
 				t.Fatalf("departure of a member still in: %+v, %v", dp, err)
-			case tc.released && (err != nil || dp.Address != h.addr(tc.who) || dp.JoinSeq != seq || dp.Epoch != epoch || dp.Height == 0):
+			case tc.released && (err != nil || dp.Address != h.addr(tc.who) || dp.JoinSeq != seq || dp.Epoch != epoch || dp.Height == 0 ||
+				protocol.AddressOf(dp.PublicKey) != h.addr(tc.who)):
 				t.Fatalf("departure %+v, %v; want %s, join seq %d, epoch %d", dp, err, tc.who, seq, epoch)
 			}
 			acc := GetAccount(h.st, h.m.Params(), h.addr(tc.who))

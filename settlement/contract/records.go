@@ -35,7 +35,26 @@ const (
 	// MaxNodeAddressLen bounds a member's node address: a DNS name (at
 	// most 253 bytes) or an IP literal, a colon and a port.
 	MaxNodeAddressLen = 253 + len(":65535")
+	// MaxGasLimit bounds a channel's gas limit per entry function: 10×
+	// protocol.DefaultGasLimit. A limit of 0 stands for the default.
+	MaxGasLimit = 10 * protocol.DefaultGasLimit
+	// MaxInitialStateBytes bounds a channel's initial state, canonical
+	// encoding: every member's first log command (the genesis) carries
+	// it, so it stays well inside a Raft message and a chain tx.
+	MaxInitialStateBytes = 4 << 20
+	// MinTickInterval and MaxTickInterval bound a channel's tick interval
+	// when it has ticks (0: none); it is a whole number of milliseconds.
+	MinTickInterval = time.Millisecond
+	MaxTickInterval = 24 * time.Hour
+	// MaxPolicyInterval bounds the settlement interval and the
+	// censorship window.
+	MaxPolicyInterval = 30 * 24 * time.Hour
 )
+
+// LegacyVersion is the VM and gas table version of a channel whose record
+// names none (0): channels created before versions were recorded ran
+// version 1 of both.
+const LegacyVersion = 1
 
 // Label is one config label of a channel, such as server_address.
 type Label struct {
@@ -126,7 +145,9 @@ type ChannelConfig struct {
 	// SettleInterval asks the leader to propose settlement this often; 0
 	// means not by time.
 	SettleInterval time.Duration
-	// GasLimit bounds one tx's gas; 0 means the node's default.
+	// GasLimit bounds the gas of one entry function; 0 means
+	// protocol.DefaultGasLimit, never a node's own setting. At most
+	// MaxGasLimit.
 	GasLimit uint64
 	// MinStake is the collateral a member must name on join.
 	MinStake uint64
@@ -135,6 +156,52 @@ type ChannelConfig struct {
 	// CensorshipWindow is how long a leader has to prove inclusion of a
 	// complained-about tx; 0 means DefaultCensorshipWindow.
 	CensorshipWindow time.Duration
+	// VMVersion and GasTableVersion are the versions of the VM (vm.Version)
+	// and of its gas cost table (meter.CostTable.Version) every member
+	// must run: a node with others refuses to host the channel. 0 means
+	// LegacyVersion. They are encoded after the rest of the record that
+	// holds the config, only when set, so records and calls from before
+	// them keep their bytes and still decode.
+	VMVersion       uint32
+	GasTableVersion uint32
+}
+
+// VM returns the VM version the channel needs.
+func (c *ChannelConfig) VM() uint32 { return orLegacy(c.VMVersion) }
+
+// GasTable returns the gas table version the channel needs.
+func (c *ChannelConfig) GasTable() uint32 { return orLegacy(c.GasTableVersion) }
+
+// Gas returns the gas limit of one entry function: GasLimit, or
+// protocol.DefaultGasLimit when it is 0.
+func (c *ChannelConfig) Gas() uint64 {
+	if c.GasLimit == 0 {
+		return protocol.DefaultGasLimit
+	}
+	return c.GasLimit
+}
+
+func orLegacy(v uint32) uint32 {
+	if v == 0 {
+		return LegacyVersion
+	}
+	return v
+}
+
+// encodeVersions appends the versions when set; decodeVersions reads them
+// when bytes are left (see ChannelConfig).
+func (c *ChannelConfig) encodeVersions(e *protocol.Encoder) {
+	if c.VMVersion != 0 || c.GasTableVersion != 0 {
+		e.U32(c.VMVersion)
+		e.U32(c.GasTableVersion)
+	}
+}
+
+func (c *ChannelConfig) decodeVersions(d *protocol.Decoder) {
+	if d.Err() == nil && d.Remaining() > 0 {
+		c.VMVersion = d.U32()
+		c.GasTableVersion = d.U32()
+	}
 }
 
 // DefaultCensorshipWindow is the answer window of a censorship complaint
@@ -214,6 +281,7 @@ func (c *Channel) Encode(e *protocol.Encoder) {
 	e.U64(c.LastJoinSeq)
 	e.U64(c.LastProposal)
 	e.U32(c.Members)
+	c.Config.encodeVersions(e)
 }
 
 // Decode reads c.
@@ -235,6 +303,7 @@ func (c *Channel) Decode(d *protocol.Decoder) {
 	c.LastJoinSeq = d.U64()
 	c.LastProposal = d.U64()
 	c.Members = d.U32()
+	c.Config.decodeVersions(d)
 }
 
 // Member is one member's record in a channel.
@@ -330,6 +399,12 @@ type Departure struct {
 	// Epoch is the channel's epoch when the membership ended, before any
 	// change of leader the same call made.
 	Epoch uint64
+	// PublicKey is the member's key, so that who held each join seq, with
+	// its key, stays a fact of history (a channel's genesis lists every
+	// membership up to its highest join seq, those ended since included).
+	// Written only when set: records from before it keep their bytes and
+	// decode with none.
+	PublicKey ed25519.PublicKey
 }
 
 // Encode writes the canonical encoding.
@@ -338,6 +413,9 @@ func (dp *Departure) Encode(e *protocol.Encoder) {
 	e.U64(dp.JoinSeq)
 	e.U64(dp.Height)
 	e.U64(dp.Epoch)
+	if len(dp.PublicKey) > 0 {
+		e.Bytes(dp.PublicKey)
+	}
 }
 
 // Decode reads dp.
@@ -346,6 +424,9 @@ func (dp *Departure) Decode(d *protocol.Decoder) {
 	dp.JoinSeq = d.U64()
 	dp.Height = d.U64()
 	dp.Epoch = d.U64()
+	if d.Err() == nil && d.Remaining() > 0 {
+		dp.PublicKey = d.Bytes(ed25519.PublicKeySize)
+	}
 }
 
 // EpochLeader records who led one epoch of a channel: the leader named
