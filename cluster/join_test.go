@@ -127,14 +127,22 @@ func TestJoinCheckedByHistory(t *testing.T) {
 	tc.submitN(3, "a")
 	n4 := tc.addNode(withLeaveHook)
 	tc.waitVoters(4, 30*time.Second)
+	// A voter may not have applied its own join entry yet.
 	var n4Join protocol.MemberJoin
-	tc.channel(n4).Machine(func(m *fsm.Machine) {
-		mem, _ := m.Member(n4.key.Address())
-		n4Join = protocol.MemberJoin{Member: mem.Address, PublicKey: mem.PublicKey, JoinSeq: mem.JoinSeq}
+	testutil.WaitFor(t, 30*time.Second, func() error {
+		tc.channel(n4).Machine(func(m *fsm.Machine) {
+			if m == nil {
+				return
+			}
+			if mem, ok := m.Member(n4.key.Address()); ok {
+				n4Join = protocol.MemberJoin{Member: mem.Address, PublicKey: mem.PublicKey, JoinSeq: mem.JoinSeq}
+			}
+		})
+		if n4Join.JoinSeq == 0 {
+			return fmt.Errorf("the fourth node has not applied its join")
+		}
+		return nil
 	})
-	if n4Join.JoinSeq == 0 {
-		t.Fatal("the fourth node has no join seq")
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	leader := tc.waitLeader(10 * time.Second)

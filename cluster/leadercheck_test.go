@@ -120,8 +120,9 @@ func TestLeaderCheckSkippedEpoch(t *testing.T) {
 	}
 
 	// apply puts b in the log through the Raft leader and waits until
-	// every member applied it; it returns the leader's verdict.
-	apply := func(b *protocol.Batch) error {
+	// every member's machine shows done (Raft's applied index runs ahead
+	// of the machine); it returns the leader's verdict.
+	apply := func(b *protocol.Batch, done func(m *fsm.Machine) bool) error {
 		t.Helper()
 		fut := lc.raft.Apply(encodeLog(logBatch, b.Bytes()), 30*time.Second)
 		if err := fut.Error(); err != nil {
@@ -129,13 +130,21 @@ func TestLeaderCheckSkippedEpoch(t *testing.T) {
 		}
 		testutil.WaitFor(t, 20*time.Second, func() error {
 			for i, nd := range tc.nodes {
-				if ai := tc.channel(nd).raft.AppliedIndex(); ai < fut.Index() {
-					return fmt.Errorf("node %d applied index %d, want %d", i, ai, fut.Index())
+				ok := false
+				tc.channel(nd).Machine(func(m *fsm.Machine) { ok = m != nil && done(m) })
+				if !ok {
+					return fmt.Errorf("node %d has not applied the batch at %d", i, b.FirstHeight)
 				}
 			}
 			return nil
 		})
 		return fut.Response().(*applyResult).err
+	}
+	// refused: the machine judged a batch (one piece of evidence);
+	// accepted: it applied up to the batch's last height.
+	refused := func(m *fsm.Machine) bool { _, n := m.Evidence(); return n >= 1 }
+	accepted := func(b *protocol.Batch) func(m *fsm.Machine) bool {
+		return func(m *fsm.Machine) bool { return m.Height() >= b.LastHeight() }
 	}
 	var before uint64
 	lc.Machine(func(m *fsm.Machine) { before = m.Height() })
@@ -144,7 +153,7 @@ func TestLeaderCheckSkippedEpoch(t *testing.T) {
 
 	// f[1] signs for epoch+1, which f[0] led.
 	forged := tc.signedBatch(leader, call, f[1].key, epoch+1)
-	if err := apply(forged); !errors.Is(err, ErrRefused) {
+	if err := apply(forged, refused); !errors.Is(err, ErrRefused) {
 		t.Fatalf("the leader's verdict on a batch of epoch %d by %s: %v, want ErrRefused", epoch+1, f[1].key.Address(), err)
 	}
 	for i, nd := range tc.nodes {
@@ -161,7 +170,7 @@ func TestLeaderCheckSkippedEpoch(t *testing.T) {
 
 	// f[0], the leader of epoch+1, signs the same.
 	honest := tc.signedBatch(leader, call, f[0].key, epoch+1)
-	if err := apply(honest); err != nil {
+	if err := apply(honest, accepted(honest)); err != nil {
 		t.Fatalf("the leader's verdict on the batch of epoch %d's leader: %v", epoch+1, err)
 	}
 	var d protocol.Hash
