@@ -84,6 +84,9 @@ type appliedSummary struct {
 	digest   protocol.Hash
 	members  int
 	evidence uint64
+	// stats are the machine's counters (batches applied, reused, refused,
+	// proposals dropped), exported by machineCollector.
+	stats fsm.Stats
 }
 
 // publishLocked stores the summary of the machine's applied state.
@@ -92,7 +95,8 @@ func (a *applier) publishLocked() {
 		a.summary.Store(nil)
 		return
 	}
-	a.summary.Store(&appliedSummary{height: a.m.Height(), digest: a.m.LastDigest(), members: a.m.MemberCount(), evidence: a.m.EvidenceTotal() + a.badGenTotal})
+	a.summary.Store(&appliedSummary{height: a.m.Height(), digest: a.m.LastDigest(), members: a.m.MemberCount(),
+		evidence: a.m.EvidenceTotal() + a.badGenTotal, stats: a.m.Stats()})
 }
 
 // applyResult is the response to one log command, which raft hands to the

@@ -141,3 +141,45 @@ func (m *channelMetrics) observeApplied(b *protocol.Batch, a *fsm.Applied) {
 	m.gas.Add(float64(gas))
 	m.height.Set(float64(b.LastHeight()))
 }
+
+// machineCollector exports each hosted channel's machine counters
+// (fsm.Stats, as last published by its applier) when scraped, so that the
+// apply path keeps no Prometheus series of its own for them.
+type machineCollector struct {
+	n                                 *Node
+	applied, reused, refused, dropped *prometheus.Desc
+}
+
+func newMachineCollector(n *Node) *machineCollector {
+	desc := func(name, help string) *prometheus.Desc {
+		return prometheus.NewDesc("scraft_"+name, help, []string{"channel"}, nil)
+	}
+	return &machineCollector{
+		n:       n,
+		applied: desc("batches_applied_total", "Batches the channel's machine applied."),
+		reused:  desc("batches_reused_total", "Batches applied from this node's own speculative proposal (leader)."),
+		refused: desc("batches_refused_total", "Batches the channel's machine refused (evidence against their leader)."),
+		dropped: desc("proposals_dropped_total", "Speculative proposals dropped because another batch came first."),
+	}
+}
+
+func (mc *machineCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- mc.applied
+	ch <- mc.reused
+	ch <- mc.refused
+	ch <- mc.dropped
+}
+
+func (mc *machineCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, c := range mc.n.Channels() {
+		s := c.fsm.summary.Load()
+		if s == nil {
+			continue
+		}
+		l := c.id.String()
+		ch <- prometheus.MustNewConstMetric(mc.applied, prometheus.CounterValue, float64(s.stats.BatchesApplied), l)
+		ch <- prometheus.MustNewConstMetric(mc.reused, prometheus.CounterValue, float64(s.stats.BatchesReused), l)
+		ch <- prometheus.MustNewConstMetric(mc.refused, prometheus.CounterValue, float64(s.stats.BatchesRefused), l)
+		ch <- prometheus.MustNewConstMetric(mc.dropped, prometheus.CounterValue, float64(s.stats.PendingDropped), l)
+	}
+}

@@ -59,6 +59,12 @@ func NewNode(cfg Config) (*Node, error) {
 		unlock: unlock,
 	}
 	n.metrics = newMetrics(cfg.Registerer)
+	if cfg.Registerer != nil {
+		if err := cfg.Registerer.Register(newMachineCollector(n)); err != nil {
+			unlock()
+			return nil, fmt.Errorf("register metrics: %w", err)
+		}
+	}
 	n.feed = newChainFeed(cfg.Chain, n.logger.Named("feed"), n.metrics.feedResumes)
 	n.mu.channels = make(map[protocol.ChannelID]*Channel)
 	n.mu.opening = make(map[protocol.ChannelID]chan struct{})
