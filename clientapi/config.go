@@ -16,6 +16,17 @@ type Config struct {
 	// Required (at least one).
 	Addresses []string
 
+	// MaxStreams bounds the client streams open on this node at once, bound
+	// or not; one more is ended at once with protocol.CodeBusy (gRPC
+	// RESOURCE_EXHAUSTED) and counted in Stats.StreamsRefused. Default 1024.
+	MaxStreams int
+
+	// MaxUnboundMessageBytes bounds each message a stream sends before its
+	// Bind succeeds (the Bind itself is about 150 bytes); a larger one ends
+	// the stream with protocol.CodeTooLarge. Once bound, only the server's
+	// MaxMessageSize and MaxTxBytes apply. Default 4 KiB. Unit: bytes.
+	MaxUnboundMessageBytes int
+
 	// MaxInFlight bounds the requests one stream may have unanswered
 	// (calls waiting for commit, leave, close, a subscription's setup);
 	// one more is answered protocol.CodeBusy at once. Default 64.
@@ -69,16 +80,18 @@ type Config struct {
 // Addresses still needs setting.
 func DefaultConfig() Config {
 	return Config{
-		MaxInFlight:        64,
-		MaxChannelInFlight: 4096,
-		MaxSubscriptions:   16,
-		SendQueue:          256,
-		MaxTxBytes:         80 << 10,
-		MaxUpdateOutcomes:  256,
-		MaxSnapshotBytes:   48 << 20,
-		BindTimeout:        10 * time.Second,
-		CallTimeout:        30 * time.Second,
-		Logger:             hclog.NewNullLogger(),
+		MaxStreams:             1024,
+		MaxUnboundMessageBytes: 4 << 10,
+		MaxInFlight:            64,
+		MaxChannelInFlight:     4096,
+		MaxSubscriptions:       16,
+		SendQueue:              256,
+		MaxTxBytes:             80 << 10,
+		MaxUpdateOutcomes:      256,
+		MaxSnapshotBytes:       48 << 20,
+		BindTimeout:            10 * time.Second,
+		CallTimeout:            30 * time.Second,
+		Logger:                 hclog.NewNullLogger(),
 	}
 }
 
@@ -87,6 +100,10 @@ func (c *Config) Validate() error {
 	switch {
 	case len(c.Addresses) == 0:
 		return fmt.Errorf("clientapi: client API needs at least one address in Addresses")
+	case c.MaxStreams < 1:
+		return fmt.Errorf("clientapi: MaxStreams (%d) must be at least 1", c.MaxStreams)
+	case c.MaxUnboundMessageBytes < 512:
+		return fmt.Errorf("clientapi: MaxUnboundMessageBytes (%d) must be at least 512, room for a Bind", c.MaxUnboundMessageBytes)
 	case c.MaxInFlight < 1:
 		return fmt.Errorf("clientapi: MaxInFlight (%d) must be at least 1", c.MaxInFlight)
 	case c.MaxChannelInFlight < c.MaxInFlight:

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/scraft/scraft/clientapi/clientpb"
 	"github.com/scraft/scraft/protocol"
@@ -36,8 +37,9 @@ const TrailerCode = "scraft-code"
 // signed challenge, carrying join, call, subscribe, unsubscribe, leave,
 // close and status requests. CLIENT_API.md describes the protocol.
 //
-// Memory stays bounded whatever clients send: a stream reads one request
-// at a time, has at most MaxInFlight requests running and SendQueue
+// Memory stays bounded whatever clients send: the node has at most
+// MaxStreams client streams; a stream reads one request at a time, and
+// until it binds each request is at most MaxUnboundMessageBytes; has at most MaxInFlight requests running and SendQueue
 // messages queued; each channel has at most MaxChannelInFlight calls; each
 // subscription's buffer is the ChannelAPI's (bounded, it drops a slow
 // subscriber). Overload is answered protocol.CodeBusy at once.
@@ -63,11 +65,12 @@ type Service struct {
 	// subscribers of its channel.
 	encoded outcomeCaches
 
-	streams       atomic.Int64
-	calls         atomic.Int64
-	subscriptions atomic.Int64
-	busy          atomic.Int64
-	dropped       atomic.Int64
+	streams        atomic.Int64
+	streamsRefused atomic.Int64
+	calls          atomic.Int64
+	subscriptions  atomic.Int64
+	busy           atomic.Int64
+	dropped        atomic.Int64
 }
 
 // Stats counts what the client API is doing, for metrics and tests.
@@ -77,9 +80,11 @@ type Stats struct {
 	Calls         int64
 	Subscriptions int64
 	// Busy counts requests answered protocol.CodeBusy; Dropped subscriptions ended
-	// with protocol.CodeSlowSubscriber. Both since start.
-	Busy    int64
-	Dropped int64
+	// with protocol.CodeSlowSubscriber; StreamsRefused streams ended at
+	// once because MaxStreams were open. All since start.
+	Busy           int64
+	Dropped        int64
+	StreamsRefused int64
 }
 
 // NewService returns the client API over api.
@@ -105,7 +110,7 @@ func (s *Service) Register(r grpc.ServiceRegistrar) { clientpb.RegisterClientSer
 func (s *Service) Stats() Stats {
 	return Stats{
 		Streams: s.streams.Load(), Calls: s.calls.Load(), Subscriptions: s.subscriptions.Load(),
-		Busy: s.busy.Load(), Dropped: s.dropped.Load(),
+		Busy: s.busy.Load(), Dropped: s.dropped.Load(), StreamsRefused: s.streamsRefused.Load(),
 	}
 }
 
@@ -175,14 +180,22 @@ type session struct {
 // Stream implements clientpb.ClientServer: it serves one client's stream
 // until the client goes, the stream fails, or the service closes.
 func (s *Service) Stream(st clientpb.Client_StreamServer) error {
+	// The slot is taken before anything is allocated for the stream, so
+	// a flood of streams costs the node no more than MaxStreams sessions.
+	if n := s.streams.Add(1); n > int64(s.cfg.MaxStreams) {
+		s.streams.Add(-1)
+		s.streamsRefused.Add(1)
+		e := &protocol.Error{Code: protocol.CodeBusy, Message: fmt.Sprintf("clientapi: %d client streams open on this node", s.cfg.MaxStreams)}
+		st.SetTrailer(metadata.Pairs(TrailerCode, fmt.Sprint(uint32(e.Code))))
+		return rpcerr.Err(e)
+	}
+	defer s.streams.Add(-1)
 	ss, err := s.newSession(st.Context())
 	if err != nil {
 		return status.Errorf(codes.Internal, "clientapi: %v", err)
 	}
 	defer ss.cancel()
 	ctx := ss.ctx
-	s.streams.Add(1)
-	defer s.streams.Add(-1)
 
 	// gRPC itself ends a stream whose message is not valid protobuf, with
 	// status INTERNAL and the trailer set so far: say it was a bad request.
@@ -286,7 +299,14 @@ func (ss *session) endStatus(st grpc.ServerStream) error {
 // receive reads requests one at a time and dispatches them. A request that
 // cannot be queued blocks it, so a client that does not read its answers
 // stops being read (gRPC flow control pushes back).
+//
+// Until the stream is bound, a request larger than MaxUnboundMessageBytes
+// ends it. gRPC's receive limit is the server's (MaxMessageSize, sized for
+// Raft), so the size is checked on the decoded message: the node still
+// reads one such message, but a stranger cannot make it do any work with
+// one, nor send a second.
 func (ss *session) receive(st clientpb.Client_StreamServer) {
+	limit := ss.svc.cfg.MaxUnboundMessageBytes
 	for {
 		m, err := st.Recv()
 		if err != nil {
@@ -302,6 +322,13 @@ func (ss *session) receive(st clientpb.Client_StreamServer) {
 				ss.cancel()
 			}
 			return
+		}
+		// dispatch binds on this goroutine: the next message sees it.
+		if !ss.bound.Load() {
+			if n := proto.Size(m); n > limit {
+				ss.end(&protocol.Error{Code: protocol.CodeTooLarge, Message: fmt.Sprintf("clientapi: message of %d bytes before the bind, at most %d", n, limit)})
+				return
+			}
 		}
 		ss.dispatch(m)
 		if ss.ctx.Err() != nil {

@@ -144,7 +144,7 @@ func TestRestartAndJoin(t *testing.T) {
 	n5 := pc.newNode(mustKey(t))
 	pc.nodes = append(pc.nodes, n5)
 	n5.p = startProc(t, "node-"+n5.addr, "node", "--data", filepath.Join(n5.dir, "data"), "--listen", n5.addr,
-		"--admin", n5.admin, "--chain", pc.chainAddr, "--key", filepath.Join(n5.dir, "node.key"))
+		"--admin", n5.admin, "--admin-allow-join", "--chain", pc.chainAddr, "--key", filepath.Join(n5.dir, "node.key"))
 	testutil.WaitFor(t, 30*time.Second, func() error {
 		out, err := exec.Command(scraftBin, "join", "--admin", n5.admin, "--channel", pc.id.String(),
 			"--peer", pc.nodes[2].addr).CombinedOutput()

@@ -56,6 +56,20 @@ type Config struct {
 	// MaxMessageSize/MaxAppendEntries. Default 64 MiB. Unit: bytes.
 	MaxMessageSize int
 
+	// MaxConnections bounds the connections the server holds open at once,
+	// from peers and clients together; one more is closed as soon as it is
+	// accepted (and counted in ConnStats), so a flood of connections costs
+	// the node no more than this many. Peers and the client SDK reconnect
+	// with backoff. Default 2048.
+	MaxConnections int
+
+	// MaxConcurrentStreams bounds the streams (calls) one connection may
+	// have open at once, announced in HTTP/2 SETTINGS: gRPC clients wait
+	// for a slot, others get REFUSED_STREAM. One peer connection carries a
+	// pipeline per channel shared with that peer, plus the peer API and the
+	// client streams it dialed. Default 1024.
+	MaxConcurrentStreams uint32
+
 	// KeepaliveTime is how long a connection to a peer may stay silent
 	// before this side pings it; KeepaliveTimeout how long it waits for the
 	// ping's answer before closing the connection. A dead peer behind a
@@ -102,6 +116,8 @@ func DefaultConfig() Config {
 		SnapshotChunkSize:    256 << 10,
 		MaxInFlight:          2,
 		MaxMessageSize:       64 << 20,
+		MaxConnections:       2048,
+		MaxConcurrentStreams: 1024,
 		KeepaliveTime:        10 * time.Second,
 		KeepaliveTimeout:     5 * time.Second,
 		KeepaliveMinTime:     5 * time.Second,
@@ -128,6 +144,10 @@ func (c *Config) Validate() error {
 			c.SnapshotChunkSize, c.MaxMessageSize)
 	case c.MaxInFlight < 2:
 		return fmt.Errorf("transport: MaxInFlight (%d) must be at least 2", c.MaxInFlight)
+	case c.MaxConnections < 1:
+		return fmt.Errorf("transport: MaxConnections (%d) must be at least 1", c.MaxConnections)
+	case c.MaxConcurrentStreams < 1:
+		return fmt.Errorf("transport: MaxConcurrentStreams (%d) must be at least 1", c.MaxConcurrentStreams)
 	case c.KeepaliveTime <= 0 || c.KeepaliveTimeout <= 0:
 		return fmt.Errorf("transport: KeepaliveTime (%s) and KeepaliveTimeout (%s) must be positive",
 			c.KeepaliveTime, c.KeepaliveTimeout)

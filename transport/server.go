@@ -71,6 +71,7 @@ func NewServer(ln net.Listener, cfg Config) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	ln = newLimitListener(ln, cfg.MaxConnections)
 	s := &Server{
 		cfg:    cfg,
 		logger: cfg.Logger.Named("transport"),
@@ -86,6 +87,7 @@ func NewServer(ln net.Listener, cfg Config) (*Server, error) {
 	opts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(cfg.MaxMessageSize),
 		grpc.MaxSendMsgSize(cfg.MaxMessageSize),
+		grpc.MaxConcurrentStreams(cfg.MaxConcurrentStreams),
 		grpc.KeepaliveParams(keepalive.ServerParameters{
 			Time:    cfg.KeepaliveTime,
 			Timeout: cfg.KeepaliveTimeout,

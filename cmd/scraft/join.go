@@ -25,10 +25,10 @@ func init() {
 // has caught up).
 func nodeJoinCmd() *cobra.Command {
 	var (
-		admin, channel string
-		peers          []string
-		usePool        bool
-		timeout        time.Duration
+		admin, channel, token string
+		peers                 []string
+		usePool               bool
+		timeout               time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "join --admin ADDR --channel ID --peer ADDR",
@@ -37,7 +37,10 @@ func nodeJoinCmd() *cobra.Command {
 The node joins on chain with its key if needed (backed by its channel stake,
 or its shared pool deposit with --pool), then asks the member nodes named with
 --peer to add it. Without --peer the node opens the channel alone: it
-bootstraps it when the chain names no leader yet.`,
+bootstraps it when the chain names no leader yet.
+
+The node must run with --admin-allow-join; when it has an --admin-token,
+give the same one here (--admin-token or SCRAFT_ADMIN_TOKEN).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if _, err := protocol.ParseChannelID(channel); err != nil {
@@ -51,7 +54,14 @@ bootstraps it when the chain names no leader yet.`,
 				q.Set("pool", "true")
 			}
 			hc := &http.Client{Timeout: timeout}
-			resp, err := hc.Post("http://"+admin+"/join?"+q.Encode(), "", nil)
+			req, err := http.NewRequestWithContext(cmd.Context(), http.MethodPost, "http://"+admin+"/join?"+q.Encode(), nil)
+			if err != nil {
+				return err
+			}
+			if token != "" {
+				req.Header.Set("Authorization", "Bearer "+token)
+			}
+			resp, err := hc.Do(req)
 			if err != nil {
 				return fmt.Errorf("join: %w", err)
 			}
@@ -66,6 +76,7 @@ bootstraps it when the chain names no leader yet.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&admin, "admin", "127.0.0.1:7501", "admin HTTP address of the node (its --admin)")
+	f.StringVar(&token, "admin-token", "", "the node's --admin-token, if it has one (prefer SCRAFT_ADMIN_TOKEN)")
 	f.StringVar(&channel, "channel", "", "channel id, 0x + 32 hex digits (required)")
 	f.StringSliceVar(&peers, "peer", nil, "gRPC address of a member node (repeatable)")
 	f.BoolVar(&usePool, "pool", false, "back the membership with the shared pool deposit instead of the channel stake")

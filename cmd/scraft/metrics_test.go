@@ -24,7 +24,8 @@ func TestMetricsRegistered(t *testing.T) {
 	}
 	for _, name := range []string{
 		"scraft_client_streams", "scraft_client_calls_in_flight", "scraft_client_subscriptions",
-		"scraft_client_busy_total", "scraft_client_subscribers_dropped_total",
+		"scraft_client_busy_total", "scraft_client_subscribers_dropped_total", "scraft_client_streams_refused_total",
+		"scraft_connections", "scraft_connections_refused_total",
 		"scraft_entries_applied_total", "scraft_height", "scraft_leader_epoch", "scraft_batches_applied_total",
 	} {
 		if byName[name] == nil {

@@ -52,14 +52,28 @@ type nodeOptions struct {
 	UsePool  bool
 	// Tune adjusts the cluster configuration after flags (tests, dev).
 	Tune func(*cluster.Config)
+	// TuneTransport and TuneClient adjust the gRPC server's and the
+	// client API's configuration (their bounds).
+	TuneTransport func(*transport.Config)
+	TuneClient    func(*clientapi.Config)
+
+	// AdminToken, when set, is required as "Authorization: Bearer TOKEN"
+	// on every admin path but /healthz and /readyz; an admin address off
+	// loopback needs one. AdminAllowJoin serves POST /join.
+	AdminToken     string
+	AdminAllowJoin bool
 }
 
 func nodeCmd() *cobra.Command {
 	var (
 		data, listen, advertise, chainAddr, keyFile, admin, logLevel string
+		adminToken                                                   string
 		channels, peers                                              []string
 		logJSON, usePool                                             bool
+		adminAllowJoin                                               bool
 		batchTxs, inFlight                                           int
+		maxConns, maxClientStreams                                   int
+		maxConnStreams                                               uint32
 		batchDelay, heartbeat, election, lease, commitTimeout        time.Duration
 	)
 	cmd := &cobra.Command{
@@ -76,9 +90,18 @@ never bootstraps: it joins through the named member nodes, or any the chain
 lists, and waits until one adds it. Nodes may start in any order.
 
 One gRPC port (--listen) serves the Raft traffic of every channel, the peer
-API and the client API. --admin serves /metrics, /healthz, /readyz,
-/status, /digest?channel=ID&height=H, /debug/pprof and
-POST /join?channel=ID&peer=ADDR (see scraft join).
+API and the client API. It holds at most --max-connections connections,
+--max-streams-per-connection streams on each, and --max-client-streams
+client streams in all; beyond them it refuses at once.
+
+--admin serves /metrics, /healthz, /readyz, /status,
+/digest?channel=ID&height=H and /debug/pprof over HTTP, on loopback unless
+told otherwise: --admin 7501 and --admin :7501 mean 127.0.0.1:7501. An
+address other hosts can reach (--admin 0.0.0.0:7501) needs --admin-token
+(better SCRAFT_ADMIN_TOKEN, out of the process list); with a token, every
+path but /healthz and /readyz needs "Authorization: Bearer TOKEN".
+POST /join?channel=ID&peer=ADDR (see scraft join) is served only with
+--admin-allow-join.
 SIGINT or SIGTERM stops the node cleanly.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -94,12 +117,17 @@ SIGINT or SIGTERM stops the node cleanly.`,
 			defer chain.Close()
 			opts := nodeOptions{
 				DataDir: data, Listen: listen, Advertise: advertise, Admin: admin,
+				AdminToken: adminToken, AdminAllowJoin: adminAllowJoin,
 				Key: key, Chain: chain, Logger: logger, Peers: peers, UsePool: usePool,
 				Tune: func(c *cluster.Config) {
 					c.BatchMaxTxs, c.BatchMaxDelay, c.MaxInFlight = batchTxs, batchDelay, inFlight
 					c.HeartbeatTimeout, c.ElectionTimeout, c.LeaderLeaseTimeout = heartbeat, election, lease
 					c.CommitTimeout = commitTimeout
 				},
+				TuneTransport: func(c *transport.Config) {
+					c.MaxConnections, c.MaxConcurrentStreams = maxConns, maxConnStreams
+				},
+				TuneClient: func(c *clientapi.Config) { c.MaxStreams = maxClientStreams },
 			}
 			for _, s := range channels {
 				id, err := protocol.ParseChannelID(s)
@@ -120,13 +148,19 @@ SIGINT or SIGTERM stops the node cleanly.`,
 		},
 	}
 	d := cluster.DefaultConfig()
+	td, cd := transport.DefaultConfig(), clientapi.DefaultConfig()
 	f := cmd.Flags()
 	f.StringVar(&data, "data", "", "data folder: DIR/channels/<id>/ holds each channel's raft.db and snapshots (required)")
 	f.StringVar(&listen, "listen", "127.0.0.1:7500", "gRPC address: Raft, peer API and client API")
 	f.StringVar(&advertise, "advertise", "", "address peers reach this node at, published on chain (default: the listen address; required when --listen binds every interface)")
 	f.StringVar(&chainAddr, "chain", "127.0.0.1:7400", "settlement chain gRPC address (its --listen)")
 	f.StringVar(&keyFile, "key", "", "member key file (see scraft keygen) (required)")
-	f.StringVar(&admin, "admin", "", "admin HTTP address for /metrics, /healthz, /readyz, /status, /debug/pprof (default: none)")
+	f.StringVar(&admin, "admin", "", "admin HTTP address for /metrics, /healthz, /readyz, /status, /debug/pprof: PORT or :PORT is 127.0.0.1:PORT; another host needs --admin-token (default: none)")
+	f.StringVar(&adminToken, "admin-token", "", "bearer token every admin path but /healthz and /readyz requires, at least 16 characters; required when --admin is not on loopback (prefer SCRAFT_ADMIN_TOKEN)")
+	f.BoolVar(&adminAllowJoin, "admin-allow-join", false, "serve POST /join on the admin listener (scraft join); it needs the token when one is set")
+	f.IntVar(&maxConns, "max-connections", td.MaxConnections, "most connections the gRPC port holds at once, peers and clients together; more are closed at once")
+	f.Uint32Var(&maxConnStreams, "max-streams-per-connection", td.MaxConcurrentStreams, "most streams (calls) open at once on one connection")
+	f.IntVar(&maxClientStreams, "max-client-streams", cd.MaxStreams, "most client API streams open at once on this node; more are refused busy")
 	f.StringSliceVar(&channels, "channel", nil, "channel id to host at start (repeatable)")
 	f.StringSliceVar(&peers, "peer", nil, "gRPC address of a member node to join --channel through (repeatable); a node given --peer never bootstraps a channel")
 	f.BoolVar(&usePool, "pool", false, "when joining a channel on chain, back it with the shared pool deposit")
@@ -175,6 +209,11 @@ func startNode(ctx context.Context, o nodeOptions) (_ *runningNode, err error) {
 	if o.Logger == nil {
 		o.Logger = hclog.NewNullLogger()
 	}
+	if o.Admin != "" {
+		if _, err := checkAdmin(o.Admin, o.AdminToken); err != nil {
+			return nil, err
+		}
+	}
 	r := &runningNode{opts: o, reg: prometheus.NewRegistry()}
 	defer func() {
 		if err != nil {
@@ -197,6 +236,9 @@ func startNode(ctx context.Context, o nodeOptions) (_ *runningNode, err error) {
 	tcfg := transport.DefaultConfig()
 	tcfg.AdvertiseAddr = o.Advertise
 	tcfg.Logger = o.Logger
+	if o.TuneTransport != nil {
+		o.TuneTransport(&tcfg)
+	}
 	r.srv, err = transport.NewServer(ln, tcfg)
 	if err != nil {
 		ln.Close()
@@ -236,12 +278,16 @@ func startNode(ctx context.Context, o nodeOptions) (_ *runningNode, err error) {
 	ccl := clientapi.DefaultConfig()
 	ccl.Addresses = []string{r.srv.Addr()}
 	ccl.Logger = o.Logger
+	if o.TuneClient != nil {
+		o.TuneClient(&ccl)
+	}
 	r.client, err = clientapi.NewService(r.node.ClientAPI(), ccl)
 	if err != nil {
 		return nil, err
 	}
 	r.client.Register(r.srv.GRPC())
 	r.reg.MustRegister(clientAPIMetrics(r.client)...)
+	r.reg.MustRegister(transportMetrics(r.srv)...)
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
@@ -306,9 +352,14 @@ func (r *runningNode) Close() error {
 }
 
 // serveAdmin serves /metrics, /healthz, /readyz, /status, /debug/pprof
-// and POST /join.
+// and, with AdminAllowJoin, POST /join; with AdminToken every path but
+// /healthz and /readyz needs the token.
 func (r *runningNode) serveAdmin() error {
-	ln, err := net.Listen("tcp", r.opts.Admin)
+	addr, err := checkAdmin(r.opts.Admin, r.opts.AdminToken)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("admin listener: %w", err)
 	}
@@ -360,6 +411,10 @@ func (r *runningNode) serveAdmin() error {
 		json.NewEncoder(w).Encode(map[string]any{"height": h, "digest": d})
 	})
 	mux.HandleFunc("/join", func(w http.ResponseWriter, req *http.Request) {
+		if !r.opts.AdminAllowJoin {
+			joinOff(w, req)
+			return
+		}
 		if req.Method != http.MethodPost {
 			http.Error(w, "POST only", http.StatusMethodNotAllowed)
 			return
@@ -393,7 +448,7 @@ func (r *runningNode) serveAdmin() error {
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	r.admin = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	r.admin = &http.Server{Handler: requireToken(r.opts.AdminToken, mux), ReadHeaderTimeout: 5 * time.Second}
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
@@ -421,5 +476,18 @@ func clientAPIMetrics(s *clientapi.Service) []prometheus.Collector {
 			Help: "Client API requests answered busy."}, stat(func(st clientapi.Stats) int64 { return st.Busy })),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "scraft", Name: "client_subscribers_dropped_total",
 			Help: "Client API subscriptions dropped for falling behind."}, stat(func(st clientapi.Stats) int64 { return st.Dropped })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "scraft", Name: "client_streams_refused_total",
+			Help: "Client API streams refused because the node had MaxStreams open."}, stat(func(st clientapi.Stats) int64 { return st.StreamsRefused })),
+	}
+}
+
+// transportMetrics exposes the gRPC port's connection counts
+// (transport.ConnStats) to Prometheus, read when scraped.
+func transportMetrics(s *transport.Server) []prometheus.Collector {
+	return []prometheus.Collector{
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "scraft", Name: "connections",
+			Help: "Connections the gRPC port holds now."}, func() float64 { return float64(s.ConnStats().Open) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "scraft", Name: "connections_refused_total",
+			Help: "Connections closed at once because the gRPC port held MaxConnections."}, func() float64 { return float64(s.ConnStats().Refused) }),
 	}
 }

@@ -38,6 +38,12 @@ func (appendExec) Execute(call protocol.Call, st protocol.StateReader) protocol.
 // the channel.
 func startAPINode(t *testing.T, recent int) (*runningNode, *protocol.Key, protocol.ChannelID) {
 	t.Helper()
+	return startAPINodeWith(t, recent, nil)
+}
+
+// startAPINodeWith is startAPINode with tune changing the node's options.
+func startAPINodeWith(t *testing.T, recent int, tune func(*nodeOptions)) (*runningNode, *protocol.Key, protocol.ChannelID) {
+	t.Helper()
 	ctx := context.Background()
 	cfg := devchain.DefaultConfig(t.TempDir())
 	cfg.BlockInterval = 5 * time.Millisecond
@@ -57,14 +63,18 @@ func startAPINode(t *testing.T, recent int) (*runningNode, *protocol.Key, protoc
 	if _, err := devchain.NewLocal(chain, key).Join(ctx, id, false); err != nil {
 		t.Fatal(err)
 	}
-	r, err := startNode(ctx, nodeOptions{
+	o := nodeOptions{
 		DataDir: t.TempDir(), Listen: "127.0.0.1:0", Key: key, Chain: devchain.NewLocal(chain, key),
 		Logger: testutil.Logger(t, "node"), Channels: []protocol.ChannelID{id},
 		Tune: func(c *cluster.Config) {
 			c.Executors = func(string, []byte) (fsm.Executor, error) { return appendExec{}, nil }
 			c.RecentOutcomes = recent
 		},
-	})
+	}
+	if tune != nil {
+		tune(&o)
+	}
+	r, err := startNode(ctx, o)
 	if err != nil {
 		t.Fatal(err)
 	}
