@@ -113,6 +113,7 @@ func (m *Machine) PruneTo(h uint64) error {
 	m.st = st
 	k := h - st.settled
 	st.settledDigest = st.journal[k-1].digest
+	st.settledState = st.journal[k-1].state
 	// Copy the rest so the pruned change sets can be collected.
 	st.journal = append([]journalEntry(nil), st.journal[k:]...)
 	st.settled = h

@@ -383,7 +383,7 @@ func (m *Machine) commit(l *layer, outs []protocol.Outcome) {
 	j := make([]journalEntry, len(outs))
 	var gas uint64
 	for i := range outs {
-		j[i] = journalEntry{digest: outs[i].Digest, cs: outs[i].ChangeSet}
+		j[i] = journalEntry{digest: outs[i].Digest, state: l.states[i], cs: outs[i].ChangeSet}
 		gas += outs[i].Result.GasUsed
 	}
 	m.st.fold(l, j)
