@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"slices"
+	"sync"
 
 	"github.com/scraft/scraft/protocol"
 )
@@ -37,8 +38,9 @@ const (
 )
 
 // ltHash is a multiset hash: lane-wise sums mod 2^16 of each element's
-// expansion.
-type ltHash [ltLanes]uint16
+// expansion. Lane i is bytes 2i..2i+1, little-endian; the sums run four
+// lanes to a uint64 word.
+type ltHash [ltLanes / 4]uint64
 
 var ltZeroIV [aes.BlockSize]byte
 
@@ -57,19 +59,33 @@ func expand(elem []byte, out *[ltBytes]byte) {
 	cipher.NewCTR(block, ltZeroIV[:]).XORKeyStream(out[:], out[:])
 }
 
+const (
+	laneHigh = 0x8000_8000_8000_8000
+	laneLow  = 0x7fff_7fff_7fff_7fff
+)
+
+// scratch holds expansions, which would escape to the heap.
+var scratch = sync.Pool{New: func() any { return new([ltBytes]byte) }}
+
 func (l *ltHash) add(elem []byte) {
-	var x [ltBytes]byte
-	expand(elem, &x)
+	x := scratch.Get().(*[ltBytes]byte)
+	defer scratch.Put(x)
+	expand(elem, x)
 	for i := range l {
-		l[i] += binary.LittleEndian.Uint16(x[2*i:])
+		a, b := l[i], binary.LittleEndian.Uint64(x[8*i:])
+		// Four 16-bit additions without carries across lanes.
+		l[i] = ((a & laneLow) + (b & laneLow)) ^ ((a ^ b) & laneHigh)
 	}
 }
 
 func (l *ltHash) sub(elem []byte) {
-	var x [ltBytes]byte
-	expand(elem, &x)
+	x := scratch.Get().(*[ltBytes]byte)
+	defer scratch.Put(x)
+	expand(elem, x)
 	for i := range l {
-		l[i] -= binary.LittleEndian.Uint16(x[2*i:])
+		a, b := l[i], binary.LittleEndian.Uint64(x[8*i:])
+		// Four 16-bit subtractions without borrows across lanes.
+		l[i] = ((a | laneHigh) - (b & laneLow)) ^ ((a ^ ^b) & laneHigh)
 	}
 }
 
@@ -116,7 +132,7 @@ func (s *meta) stateHash() protocol.Hash {
 	b = binary.LittleEndian.AppendUint64(b, s.joinSeq)
 	b = binary.LittleEndian.AppendUint64(b, s.closing)
 	for _, x := range s.acc {
-		b = binary.LittleEndian.AppendUint16(b, x)
+		b = binary.LittleEndian.AppendUint64(b, x)
 	}
 	return sha256.Sum256(b)
 }
