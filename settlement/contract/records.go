@@ -114,6 +114,13 @@ type Channel struct {
 	LastJoinSeq  uint64 // the join sequence number given last
 	LastProposal uint64 // the id given last
 	Members      uint32 // current member count
+
+	// SettledStateHash is the machine-state hash at SettledHeight
+	// (fsm.Machine.StateHash) that the executed settlement carried; zero
+	// before the first settlement and for settlements filed without one.
+	// It is encoded last, and a record written before it existed decodes
+	// with it zero.
+	SettledStateHash protocol.Hash
 }
 
 // ChannelConfig holds a channel's settings, fixed at creation.
@@ -214,6 +221,7 @@ func (c *Channel) Encode(e *protocol.Encoder) {
 	e.U64(c.LastJoinSeq)
 	e.U64(c.LastProposal)
 	e.U32(c.Members)
+	e.Fixed(c.SettledStateHash[:])
 }
 
 // Decode reads c.
@@ -235,6 +243,10 @@ func (c *Channel) Decode(d *protocol.Decoder) {
 	c.LastJoinSeq = d.U64()
 	c.LastProposal = d.U64()
 	c.Members = d.U32()
+	c.SettledStateHash = protocol.Hash{}
+	if d.Err() == nil && d.Remaining() > 0 {
+		d.FixedInto(c.SettledStateHash[:])
+	}
 }
 
 // Member is one member's record in a channel.
