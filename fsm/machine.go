@@ -204,7 +204,7 @@ func (m *Machine) apply(b *protocol.Batch, ver *Verified, checks *factChecks) (*
 	}
 	dropped := m.dropPending()
 	n := m.judge(b, m.st.digest, outs, faults)
-	m.commit(l, outs)
+	m.commit(l, b.Entries, outs)
 	return &Applied{Outcomes: outs, Digest: l.digest, Dropped: dropped, Faults: n}, nil
 }
 
@@ -375,7 +375,7 @@ func resultDiff(claimed, own *protocol.Result) string {
 }
 
 // commit folds a batch's layer and journal into the state.
-func (m *Machine) commit(l *layer, outs []protocol.Outcome) {
+func (m *Machine) commit(l *layer, entries []protocol.Entry, outs []protocol.Outcome) {
 	if m.frozen {
 		m.st = m.st.clone()
 		m.frozen = false
@@ -383,7 +383,7 @@ func (m *Machine) commit(l *layer, outs []protocol.Outcome) {
 	j := make([]journalEntry, len(outs))
 	var gas uint64
 	for i := range outs {
-		j[i] = journalEntry{digest: outs[i].Digest, state: l.states[i], cs: outs[i].ChangeSet}
+		j[i] = journalEntry{digest: outs[i].Digest, state: l.states[i], cs: outs[i].ChangeSet, size: entryBytes(&entries[i])}
 		gas += outs[i].Result.GasUsed
 	}
 	m.st.fold(l, j)

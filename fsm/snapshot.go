@@ -24,7 +24,7 @@ import (
 //	members: n, n × (address [16] · public key [32] · join_seq u64 · leave_height u64), by address
 //	nonces: n, n × (address [16] · nonce u64), by address
 //	state: protocol.State encoding
-//	journal: n = height − settled, n × (digest [32] · state_hash [32] · change set)
+//	journal: n = height − settled, n × (digest [32] · state_hash [32] · size u32 · change set)
 //
 // The state hashes (StateHash) are those of the settled height and of each
 // journal height. The lattice hash behind them is derived: Restore
@@ -126,6 +126,7 @@ func (s *Snapshot) WriteTo(w io.Writer) (int64, error) {
 	for _, je := range st.journal {
 		e.Fixed(je.digest[:])
 		e.Fixed(je.state[:])
+		e.U32(je.size)
 		je.cs.Encode(e)
 		e = cw.maybeFlush(e)
 	}
@@ -286,8 +287,10 @@ func (m *Machine) decodeSnapshot(buf []byte) (*state, error) {
 		d.FixedInto(je.digest[:])
 		if v3 {
 			d.FixedInto(je.state[:])
+			je.size = d.U32()
 		}
 		je.cs.Decode(d)
+		st.journalBytes += uint64(je.size)
 		st.journal = append(st.journal, je)
 	}
 	if err := d.Finish(); err != nil {

@@ -46,6 +46,7 @@ type state struct {
 	settledDigest protocol.Hash // D(settled)
 	settledState  protocol.Hash // the state hash at settled; zero if unknown
 	journal       []journalEntry
+	journalBytes  uint64 // the sum of the journal's entry sizes
 }
 
 // journalEntry is one height of the journal: its digest, the state hash
@@ -55,6 +56,9 @@ type journalEntry struct {
 	digest protocol.Hash
 	state  protocol.Hash
 	cs     protocol.ChangeSet
+	// size is about what the entry took in its batch, result included
+	// (entryBytes): the unsettled suffix a later snapshot will carry.
+	size uint32
 }
 
 func newState(cfg *Config) *state {
@@ -148,6 +152,9 @@ func (s *state) fold(l *layer, journal []journalEntry) {
 	}
 	s.meta = l.meta
 	s.journal = append(s.journal, journal...)
+	for _, je := range journal {
+		s.journalBytes += uint64(je.size)
+	}
 }
 
 // view reads through a stack of layers down to the state and writes into

@@ -112,6 +112,10 @@ func TestStateHashSameStateSameHash(t *testing.T) {
 		}
 	}
 	checkStateHash(t, m3)
+	if m3.UnsettledBytes() != m1.UnsettledBytes() || m1.UnsettledBytes() < uint64(m1.Height())*entryOverhead {
+		t.Fatalf("unsettled bytes %d, restored %d, for %d heights", m1.UnsettledBytes(), m3.UnsettledBytes(), m1.Height())
+	}
+	before := m1.UnsettledBytes()
 
 	// Pruning keeps the hash of the new settled height.
 	want, _ := m1.StateHash(4)
@@ -123,6 +127,13 @@ func TestStateHashSameStateSameHash(t *testing.T) {
 	}
 	if _, ok := m1.StateHash(3); ok {
 		t.Fatal("a state hash below the settled height")
+	}
+	var rest uint64
+	for _, je := range m1.st.journal {
+		rest += uint64(je.size)
+	}
+	if got := m1.UnsettledBytes(); got != rest || got >= before {
+		t.Fatalf("unsettled bytes after pruning %d, journal holds %d (before %d)", got, rest, before)
 	}
 }
 
