@@ -191,6 +191,14 @@ type Config struct {
 	// SettleMaxBytes caps the encoded settlement a proposal carries, to stay
 	// within the chain's tx size. Default 4 MiB.
 	SettleMaxBytes int
+	// SettleMaxUnsettledBytes bounds the unsettled suffix by weight: once
+	// the batches since the settled height weigh this much
+	// (fsm.Machine.UnsettledBytes), the leader proposes a settlement
+	// whatever the policy, as it does once SettleMaxHeights heights are
+	// unsettled. Past 4 times either bound (settlements keep failing) it
+	// answers new calls ErrBusy until one executes. In bytes; default
+	// 64 MiB.
+	SettleMaxUnsettledBytes uint64
 	// SettleTimeout is how long the leader waits for its open settlement
 	// proposal to pass before it proposes afresh, and how long a member
 	// waits to apply a proposal's last height before it abstains.
@@ -211,30 +219,31 @@ type Config struct {
 // fields are still empty.
 func DefaultConfig() Config {
 	return Config{
-		HeartbeatTimeout:   300 * time.Millisecond,
-		ElectionTimeout:    300 * time.Millisecond,
-		LeaderLeaseTimeout: 300 * time.Millisecond,
-		CommitTimeout:      20 * time.Millisecond,
-		SnapshotInterval:   30 * time.Second,
-		SnapshotThreshold:  8192,
-		TrailingLogs:       10240,
-		SnapshotRetain:     2,
-		BatchMaxTxs:        256,
-		BatchMaxDelay:      2 * time.Millisecond,
-		MaxInFlight:        2,
-		QueueSize:          16384,
-		ApplyTimeout:       5 * time.Second,
-		OutcomeCache:       65536,
-		RecentOutcomes:     16384,
-		KeepAliveInterval:  5 * time.Second,
-		ChainPollInterval:  100 * time.Millisecond,
-		ReconcileInterval:  100 * time.Millisecond,
-		PeerTimeout:        2 * time.Second,
-		SettleEveryHeights: 1000,
-		SettleInterval:     10 * time.Second,
-		SettleMaxHeights:   10000,
-		SettleMaxBytes:     4 << 20,
-		SettleTimeout:      30 * time.Second,
+		HeartbeatTimeout:        300 * time.Millisecond,
+		ElectionTimeout:         300 * time.Millisecond,
+		LeaderLeaseTimeout:      300 * time.Millisecond,
+		CommitTimeout:           20 * time.Millisecond,
+		SnapshotInterval:        30 * time.Second,
+		SnapshotThreshold:       8192,
+		TrailingLogs:            10240,
+		SnapshotRetain:          2,
+		BatchMaxTxs:             256,
+		BatchMaxDelay:           2 * time.Millisecond,
+		MaxInFlight:             2,
+		QueueSize:               16384,
+		ApplyTimeout:            5 * time.Second,
+		OutcomeCache:            65536,
+		RecentOutcomes:          16384,
+		KeepAliveInterval:       5 * time.Second,
+		ChainPollInterval:       100 * time.Millisecond,
+		ReconcileInterval:       100 * time.Millisecond,
+		PeerTimeout:             2 * time.Second,
+		SettleEveryHeights:      1000,
+		SettleInterval:          10 * time.Second,
+		SettleMaxHeights:        10000,
+		SettleMaxBytes:          4 << 20,
+		SettleMaxUnsettledBytes: 64 << 20,
+		SettleTimeout:           30 * time.Second,
 	}
 }
 
@@ -304,6 +313,8 @@ func (c *Config) Validate() error {
 		return bad("SettleMaxHeights must be at least 1")
 	case c.SettleMaxBytes < 1024:
 		return bad("SettleMaxBytes (%d) must be at least 1024", c.SettleMaxBytes)
+	case c.SettleMaxUnsettledBytes < 1024:
+		return bad("SettleMaxUnsettledBytes (%d) must be at least 1024", c.SettleMaxUnsettledBytes)
 	case c.SettleTimeout <= 0:
 		return bad("SettleTimeout (%s) must be positive", c.SettleTimeout)
 	}

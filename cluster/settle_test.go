@@ -97,6 +97,9 @@ func (tc *testCluster) checkSettledRound(info *settlement.ChannelInfo, from uint
 	if info.SettledDigest != s.Digest {
 		t.Fatalf("chain settled digest %s, proposal %s", info.SettledDigest, s.Digest)
 	}
+	if s.StateHash.IsZero() || info.SettledStateHash != s.StateHash {
+		t.Fatalf("chain settled state hash %s, proposal %s", info.SettledStateHash, s.StateHash)
+	}
 	testutil.WaitFor(t, 20*time.Second, func() error {
 		for i, nd := range tc.nodes {
 			var err error
@@ -115,6 +118,9 @@ func (tc *testCluster) checkSettledRound(info *settlement.ChannelInfo, from uint
 				}
 				if d, _ := m.Digest(s.To); err == nil && d != s.Digest {
 					err = fmt.Errorf("node %d D(%d) = %s, settled %s", i, s.To, d, s.Digest)
+				}
+				if sh, ok := m.StateHash(s.To); err == nil && (!ok || sh != s.StateHash) {
+					err = fmt.Errorf("node %d state hash at %d = %s, settled %s", i, s.To, sh, s.StateHash)
 				}
 			})
 			if err != nil {
@@ -186,6 +192,8 @@ func TestSettlementWrongProposalVotedAgainst(t *testing.T) {
 			ch.New = append(append([]byte(nil), ch.New...), 'x')
 		}, protocol.VoteAgainst},
 		{"wrong digest", func(s *protocol.Settlement) { s.Digest[0] ^= 1 }, protocol.VoteAgainst},
+		{"wrong state hash", func(s *protocol.Settlement) { s.StateHash[0] ^= 1 }, protocol.VoteAgainst},
+		{"no state hash", func(s *protocol.Settlement) { s.StateHash = protocol.Hash{} }, protocol.VoteAgainst},
 		{"right", func(*protocol.Settlement) {}, protocol.VoteFor},
 	}
 	proposer := tc.nodes[1].cfg.Chain
@@ -228,6 +236,16 @@ func TestSettlementWrongProposalVotedAgainst(t *testing.T) {
 				}
 				return nil
 			})
+			if tt.want == protocol.VoteAgainst {
+				// Voted down: it never executes.
+				err := proposer.ExecuteProposal(context.Background(), tc.id, pid)
+				if !errors.Is(err, contract.ErrNotPassed) && !errors.Is(err, contract.ErrProposalClosed) {
+					t.Fatalf("executing a proposal voted down: %v", err)
+				}
+				if p, err := proposer.Proposal(context.Background(), tc.id, pid); err != nil || p.Status == contract.ProposalExecuted {
+					t.Fatalf("proposal voted down: %v, status %v", err, p.Status)
+				}
+			}
 		})
 	}
 }
@@ -268,6 +286,21 @@ func TestSettlementRangesCappedAndContiguous(t *testing.T) {
 		t.Fatalf("executed settlements reach %d, chain settled %d", next-1, info.SettledHeight)
 	}
 	tc.checkSettledRound(info, lastFrom)
+}
+
+// TestSettlementSuffixBound: a channel whose policy would settle only
+// hourly is settled once SettleMaxHeights heights are unsettled.
+func TestSettlementSuffixBound(t *testing.T) {
+	const bound = 6
+	tc := newTestClusterSpec(t, 3, 0, contract.ChannelConfig{SettleInterval: time.Hour},
+		func(c *Config) { c.SettleMaxHeights = bound })
+	tc.submitN(bound, "s")
+	info := tc.waitSettled(bound)
+	p, s := tc.settlementOf(info, info.SettledHeight)
+	if s.From != 1 || s.To-s.From+1 > bound || p.Against != 0 {
+		t.Fatalf("forced settlement %d..%d, %d against", s.From, s.To, p.Against)
+	}
+	tc.checkSettledRound(info, 1)
 }
 
 func TestSettlementAfterFailover(t *testing.T) {

@@ -112,7 +112,7 @@ func mergeTree(sets []protocol.ChangeSet) (protocol.ChangeSet, error) {
 }
 
 // Settlement returns the settlement of heights SettledHeight()+1 .. to: the
-// net change set and D(to).
+// net change set, D(to) and the state hash at to (zero if unknown here).
 func (m *Machine) Settlement(to uint64) (protocol.Settlement, error) {
 	from := m.st.settled + 1
 	cs, err := m.NetChangeSet(from, to)
@@ -120,7 +120,8 @@ func (m *Machine) Settlement(to uint64) (protocol.Settlement, error) {
 		return protocol.Settlement{}, err
 	}
 	d, _ := m.Digest(to)
-	return protocol.Settlement{From: from, To: to, ChangeSet: cs, Digest: d}, nil
+	sh, _ := m.StateHash(to)
+	return protocol.Settlement{From: from, To: to, ChangeSet: cs, Digest: d, StateHash: sh}, nil
 }
 
 // PruneTo drops the journal up to height h, once a settlement up to h has
