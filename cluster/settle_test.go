@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -365,4 +366,74 @@ func TestSettlementClientMembersVote(t *testing.T) {
 	last := tc.submitN(every, "k")
 	info := tc.waitSettled(last.Height)
 	tc.checkSettledRound(info, 1)
+}
+
+// refusingChain refuses settlement proposals while refuse is set, as a
+// chain that keeps failing them would.
+type refusingChain struct {
+	Chain
+	refuse *atomic.Bool
+}
+
+func (c *refusingChain) CreateProposal(ctx context.Context, id protocol.ChannelID, kind protocol.ProposalKind, data []byte) (uint64, error) {
+	if kind == protocol.ProposalSettlement && c.refuse.Load() {
+		return 0, errors.New("settlement refused by the test")
+	}
+	return c.Chain.CreateProposal(ctx, id, kind, data)
+}
+
+// TestSettlementSuffixHardBoundBusy: while settlements fail, the leader
+// orders calls until the unsettled suffix passes 4 × SettleMaxHeights,
+// then answers ErrBusy; once a settlement executes it orders them again.
+func TestSettlementSuffixHardBoundBusy(t *testing.T) {
+	const bound = 2
+	var refuse atomic.Bool
+	refuse.Store(true)
+	tc := newTestClusterSpec(t, 3, 0, contract.ChannelConfig{SettleInterval: time.Hour}, func(c *Config) {
+		c.SettleMaxHeights = bound
+		c.Chain = &refusingChain{Chain: c.Chain, refuse: &refuse}
+	})
+	leader := tc.waitLeader(10 * time.Second)
+	c := tc.channel(leader)
+	user := tc.users[0]
+	submit := func(tx *protocol.SignedTx) error {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_, err := c.Submit(ctx, tx)
+		return err
+	}
+	// Submit until busy; a refused tx is submitted again later, so the
+	// nonces stay in order.
+	tx := tc.tx(user, "h;")
+	applied := 0
+	testutil.WaitFor(t, 20*time.Second, func() error {
+		err := submit(tx)
+		switch {
+		case errors.Is(err, ErrBusy):
+			return nil
+		case err != nil:
+			t.Fatalf("submit: %v", err)
+		}
+		applied++
+		tx = tc.tx(user, "h;")
+		return fmt.Errorf("%d txs ordered, not busy yet", applied)
+	})
+	if applied < suffixHardFactor*bound {
+		t.Fatalf("busy after %d txs, the hard bound is %d heights", applied, suffixHardFactor*bound)
+	}
+	if info := tc.waitSettled(0); info.SettledHeight != 0 {
+		t.Fatalf("settled %d while settlements are refused", info.SettledHeight)
+	}
+	// Settlements go through again: the suffix shrinks and calls are
+	// ordered again.
+	refuse.Store(false)
+	testutil.WaitFor(t, 30*time.Second, func() error {
+		if err := submit(tx); err != nil {
+			return err
+		}
+		return nil
+	})
+	if info := tc.waitSettled(1); info.SettledHeight == 0 {
+		t.Fatal("not settled")
+	}
 }
