@@ -163,6 +163,8 @@ type view struct {
 	base  *state
 	below []*layer // pending layers, oldest first
 	top   *layer
+	// nonceX, when set, caches nonce expansions (statehash.go).
+	nonceX nonceCache
 }
 
 // Get implements protocol.StateReader.

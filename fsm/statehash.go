@@ -71,6 +71,17 @@ func (l *ltHash) add(elem []byte) {
 	x := scratch.Get().(*[ltBytes]byte)
 	defer scratch.Put(x)
 	expand(elem, x)
+	l.addExpanded(x)
+}
+
+func (l *ltHash) sub(elem []byte) {
+	x := scratch.Get().(*[ltBytes]byte)
+	defer scratch.Put(x)
+	expand(elem, x)
+	l.subExpanded(x)
+}
+
+func (l *ltHash) addExpanded(x *[ltBytes]byte) {
 	for i := range l {
 		a, b := l[i], binary.LittleEndian.Uint64(x[8*i:])
 		// Four 16-bit additions without carries across lanes.
@@ -78,15 +89,25 @@ func (l *ltHash) add(elem []byte) {
 	}
 }
 
-func (l *ltHash) sub(elem []byte) {
-	x := scratch.Get().(*[ltBytes]byte)
-	defer scratch.Put(x)
-	expand(elem, x)
+func (l *ltHash) subExpanded(x *[ltBytes]byte) {
 	for i := range l {
 		a, b := l[i], binary.LittleEndian.Uint64(x[8*i:])
 		// Four 16-bit subtractions without borrows across lanes.
 		l[i] = ((a | laneHigh) - (b & laneLow)) ^ ((a ^ ^b) & laneHigh)
 	}
+}
+
+// nonceCache keeps the expansion of each sender's last nonce element: the
+// next call of the sender subtracts exactly that element, so caching it
+// saves one of the two expansions a call's nonce costs. An expansion is a
+// pure function of the element, so a stale entry (a dropped proposal's)
+// is still right for its nonce; it only misses. It belongs to the Machine
+// and is used on its goroutine.
+type nonceCache map[protocol.Address]cachedNonce
+
+type cachedNonce struct {
+	nonce uint64
+	x     *[ltBytes]byte
 }
 
 // Element encodings: a tag, then fixed-width fields and length-prefixed
@@ -161,10 +182,29 @@ func recomputeAcc(st *state) ltHash {
 
 // setNonce records that sender used nonce n, its previous one being n-1.
 func (v *view) setNonce(sender protocol.Address, n uint64) {
-	if n > 1 {
-		v.top.acc.sub(nonceElem(sender, n-1))
+	if v.nonceX == nil {
+		if n > 1 {
+			v.top.acc.sub(nonceElem(sender, n-1))
+		}
+		v.top.acc.add(nonceElem(sender, n))
+		v.top.nonces[sender] = n
+		return
 	}
-	v.top.acc.add(nonceElem(sender, n))
+	c := v.nonceX[sender]
+	if n > 1 {
+		if c.x != nil && c.nonce == n-1 {
+			v.top.acc.subExpanded(c.x)
+		} else {
+			v.top.acc.sub(nonceElem(sender, n-1))
+		}
+	}
+	if c.x == nil {
+		c.x = new([ltBytes]byte)
+	}
+	expand(nonceElem(sender, n), c.x)
+	c.nonce = n
+	v.top.acc.addExpanded(c.x)
+	v.nonceX[sender] = c
 	v.top.nonces[sender] = n
 }
 
