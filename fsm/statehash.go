@@ -46,8 +46,8 @@ var ltZeroIV [aes.BlockSize]byte
 
 // expand writes the 2 KiB expansion of elem: AES-256-CTR keyed with
 // SHA-256(ltDomain ‖ elem), a pseudorandom function of the element (the
-// XOF the lattice hash needs; AES runs in hardware, several times faster
-// than SHAKE in Go).
+// XOF the lattice hash needs; AES and SHA-256 run in hardware on the
+// CPUs nodes run on, the standard library has no BLAKE3).
 func expand(elem []byte, out *[ltBytes]byte) {
 	h := sha256.New()
 	h.Write([]byte(ltDomain))
