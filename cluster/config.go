@@ -195,6 +195,14 @@ type Config struct {
 	// SettleMaxBytes caps the encoded settlement a proposal carries, to stay
 	// within the chain's tx size. Default 4 MiB.
 	SettleMaxBytes int
+	// SettleMaxUnsettledBytes bounds the unsettled suffix by weight: once
+	// the batches since the settled height weigh this much
+	// (fsm.Machine.UnsettledBytes), the leader proposes a settlement
+	// whatever the policy, as it does once SettleMaxHeights heights are
+	// unsettled. Past 4 times either bound (settlements keep failing) it
+	// answers new calls ErrBusy until one executes. In bytes; default
+	// 64 MiB.
+	SettleMaxUnsettledBytes uint64
 	// SettleTimeout is how long the leader waits for its open settlement
 	// proposal to pass before it proposes afresh, and how long a member
 	// waits to apply a proposal's last height before it abstains.
@@ -239,6 +247,8 @@ func DefaultConfig() Config {
 		SettleMaxHeights:   10000,
 		SettleMaxBytes:     4 << 20,
 		SettleTimeout:      30 * time.Second,
+
+		SettleMaxUnsettledBytes: 64 << 20,
 	}
 }
 
@@ -308,6 +318,8 @@ func (c *Config) Validate() error {
 		return bad("SettleMaxHeights must be at least 1")
 	case c.SettleMaxBytes < 1024:
 		return bad("SettleMaxBytes (%d) must be at least 1024", c.SettleMaxBytes)
+	case c.SettleMaxUnsettledBytes < 1024:
+		return bad("SettleMaxUnsettledBytes (%d) must be at least 1024", c.SettleMaxUnsettledBytes)
 	case c.SettleTimeout <= 0:
 		return bad("SettleTimeout (%s) must be positive", c.SettleTimeout)
 	}

@@ -46,6 +46,9 @@ type leaderRun struct {
 	// chainReads counts the batcher's chain reads in progress (the facts
 	// of its join and leave entries), which run without the machine lock.
 	chainReads atomic.Int32
+	// suffixFull says the unsettled suffix is past its hard bound
+	// (settle.go): new calls are answered ErrBusy.
+	suffixFull atomic.Bool
 }
 
 // inRaft is one batch handed to Raft.

@@ -17,18 +17,33 @@ import (
 //
 // The leader's (leaderRun.settler, part of the leader run, so it stops the
 // moment leadership is lost) proposes {from = settled+1, to = applied
-// height, net change set, D(to)} when the channel's policy says so, keeps
-// one proposal of its own open at a time, and executes it once it passed.
+// height, net change set, D(to), state hash at to} when the channel's
+// policy says so, or when the unsettled suffix reaches SettleMaxHeights or
+// SettleMaxUnsettledBytes whatever the policy, keeps one proposal of its
+// own open at a time, and executes it once it passed. Past
+// suffixHardFactor times those bounds (settlements keep failing) it
+// answers new calls ErrBusy until a settlement executes.
 //
 // Every member's (Channel.runSettlement, for the channel's lifetime)
 // watches the chain for settlement proposals of its channel, waits until it
 // applied their last height, recomputes the range from its own journal and
-// votes for (equal) or against (different); it abstains when it cannot
-// judge (the range is pruned here, or it did not reach the last height
-// within SettleTimeout). It prunes its journal to the chain's settled
+// votes for (equal change set, digest and state hash) or against
+// (different); it abstains when it cannot judge (the range is pruned here,
+// the state hash at to is unknown here, or it did not reach the last
+// height within SettleTimeout). The journal keeps the state hash of every
+// height (fsm.Machine.StateHash), so a member that applied past to still
+// judges it. It prunes its journal to the chain's settled
 // height once it applied that height: pruning follows the chain, never
 // runs ahead of it, and fsm.PruneTo refuses anything above the applied
 // height.
+
+// suffixHardFactor is how many times SettleMaxHeights or
+// SettleMaxUnsettledBytes the unsettled suffix may reach before the
+// leader stops ordering new calls: the soft bound forces a settlement, the
+// hard one keeps a channel whose settlements keep failing from growing
+// what every member keeps in memory (the journal) and what a snapshot of
+// the settled state must carry (the batches since).
+const suffixHardFactor = 4
 
 // recentProposals is how many of a channel's latest proposals a member
 // looks at when it starts, for settlements proposed while it was away.
@@ -92,6 +107,7 @@ func (run *leaderRun) settler() {
 			news = true
 		case <-t.C:
 		}
+		run.checkSuffix(max(c.chainSettled(), executedTo))
 		if open != nil {
 			if !news && time.Since(lastFollow) < c.chainResync() {
 				continue
@@ -169,9 +185,6 @@ func (run *leaderRun) adoptSettlement(ctx context.Context) *openSettlement {
 func (run *leaderRun) settlementDue(settled uint64, last time.Time, urgent uint64) (protocol.Settlement, bool) {
 	c := run.c
 	every, interval := c.settlePolicy()
-	if every == 0 && interval == 0 && urgent <= settled {
-		return protocol.Settlement{}, false
-	}
 	var s protocol.Settlement
 	var err error
 	ok := false
@@ -180,7 +193,9 @@ func (run *leaderRun) settlementDue(settled uint64, last time.Time, urgent uint6
 			return
 		}
 		unsettled := m.Height() - settled
-		if urgent <= settled && !(every > 0 && unsettled >= every) && !(interval > 0 && time.Since(last) >= interval) {
+		// The suffix bound settles whatever the policy says.
+		forced := unsettled >= c.cfg.SettleMaxHeights || m.UnsettledBytes() >= c.cfg.SettleMaxUnsettledBytes
+		if urgent <= settled && !forced && !(every > 0 && unsettled >= every) && !(interval > 0 && time.Since(last) >= interval) {
 			return
 		}
 		s, err = buildSettlement(m, settled+1, m.Height(), c.cfg.SettleMaxHeights, c.cfg.SettleMaxBytes)
@@ -192,9 +207,35 @@ func (run *leaderRun) settlementDue(settled uint64, last time.Time, urgent uint6
 	return s, ok
 }
 
+// checkSuffix updates the leader's answer to new calls: busy while the
+// heights since settled, or what their batches weigh, are past
+// suffixHardFactor times the suffix bound.
+func (run *leaderRun) checkSuffix(settled uint64) {
+	c := run.c
+	full := false
+	var heights, size uint64
+	c.fsm.machine(func(m *fsm.Machine) {
+		if m == nil || m.Height() <= settled {
+			return
+		}
+		heights, size = m.Height()-settled, m.UnsettledBytes()
+		full = heights > suffixHardFactor*c.cfg.SettleMaxHeights || size > suffixHardFactor*c.cfg.SettleMaxUnsettledBytes
+	})
+	if was := run.suffixFull.Swap(full); was != full {
+		if full {
+			c.logger.Warn("unsettled suffix past its hard bound, refusing new calls until a settlement executes",
+				"settled", settled, "heights", heights, "bytes", size)
+		} else {
+			c.logger.Info("unsettled suffix back within bounds, ordering calls again", "settled", settled)
+		}
+	}
+}
+
 // buildSettlement returns the settlement of from..to, or of a shorter
 // range from..to' when the whole does not fit: at most maxHeights heights,
-// at most protocol.MaxChanges changes and maxBytes encoded.
+// at most protocol.MaxChanges changes and maxBytes encoded. It carries the
+// state hash at to, which every height of the journal has unless it was
+// restored from a snapshot too old to carry them.
 func buildSettlement(m *fsm.Machine, from, to, maxHeights uint64, maxBytes int) (protocol.Settlement, error) {
 	to = min(to, from+maxHeights-1)
 	for {
@@ -203,7 +244,11 @@ func buildSettlement(m *fsm.Machine, from, to, maxHeights uint64, maxBytes int) 
 			return protocol.Settlement{}, err
 		}
 		d, _ := m.Digest(to)
-		s := protocol.Settlement{From: from, To: to, ChangeSet: cs, Digest: d}
+		sh, ok := m.StateHash(to)
+		if !ok {
+			return protocol.Settlement{}, fmt.Errorf("no state hash at height %d (restored from an old snapshot)", to)
+		}
+		s := protocol.Settlement{From: from, To: to, ChangeSet: cs, Digest: d, StateHash: sh}
 		if cs.Len() <= protocol.MaxChanges && len(protocol.Marshal(&s)) <= maxBytes {
 			return s, nil
 		}
@@ -369,9 +414,9 @@ func settlementOf(p *settlement.ProposalInfo) (*judging, error) {
 }
 
 // JudgeSettlement returns the vote this member's journal gives an open
-// settlement proposal of the channel: for when the range's net change set
-// and digest equal its own, against when they differ, abstain when the
-// range is pruned here. It waits until this member applied the range's last
+// settlement proposal of the channel: for when the range's net change set,
+// digest and state hash equal its own, against when they differ, abstain
+// when the range is pruned here or its state hash unknown here. It waits until this member applied the range's last
 // height, or ctx ends. Members that run no node (clients) can ask the node
 // they trust and sign their own vote with it.
 func (c *Channel) JudgeSettlement(ctx context.Context, proposal uint64) (protocol.VoteOption, error) {
@@ -417,13 +462,21 @@ func (c *Channel) judge(j *judging) (opt protocol.VoteOption, ok bool) {
 			return
 		}
 		ok = true
+		sh, known := m.StateHash(s.To)
+		if !known {
+			// Restored from a snapshot that did not carry it.
+			opt = protocol.VoteAbstain
+			return
+		}
 		opt = protocol.VoteAgainst
 		cs, err := m.NetChangeSet(s.From, s.To)
 		if err != nil {
 			return
 		}
 		d, _ := m.Digest(s.To)
-		if d == s.Digest && bytes.Equal(protocol.Marshal(cs), protocol.Marshal(s.ChangeSet)) {
+		// A proposal without a state hash (zero) differs from every
+		// member's: the chain must commit to the whole state.
+		if d == s.Digest && sh == s.StateHash && bytes.Equal(protocol.Marshal(cs), protocol.Marshal(s.ChangeSet)) {
 			opt = protocol.VoteFor
 		}
 	})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -97,6 +98,9 @@ func (tc *testCluster) checkSettledRound(info *settlement.ChannelInfo, from uint
 	if info.SettledDigest != s.Digest {
 		t.Fatalf("chain settled digest %s, proposal %s", info.SettledDigest, s.Digest)
 	}
+	if s.StateHash.IsZero() || info.SettledStateHash != s.StateHash {
+		t.Fatalf("chain settled state hash %s, proposal %s", info.SettledStateHash, s.StateHash)
+	}
 	testutil.WaitFor(t, 20*time.Second, func() error {
 		for i, nd := range tc.nodes {
 			var err error
@@ -115,6 +119,9 @@ func (tc *testCluster) checkSettledRound(info *settlement.ChannelInfo, from uint
 				}
 				if d, _ := m.Digest(s.To); err == nil && d != s.Digest {
 					err = fmt.Errorf("node %d D(%d) = %s, settled %s", i, s.To, d, s.Digest)
+				}
+				if sh, ok := m.StateHash(s.To); err == nil && (!ok || sh != s.StateHash) {
+					err = fmt.Errorf("node %d state hash at %d = %s, settled %s", i, s.To, sh, s.StateHash)
 				}
 			})
 			if err != nil {
@@ -186,6 +193,8 @@ func TestSettlementWrongProposalVotedAgainst(t *testing.T) {
 			ch.New = append(append([]byte(nil), ch.New...), 'x')
 		}, protocol.VoteAgainst},
 		{"wrong digest", func(s *protocol.Settlement) { s.Digest[0] ^= 1 }, protocol.VoteAgainst},
+		{"wrong state hash", func(s *protocol.Settlement) { s.StateHash[0] ^= 1 }, protocol.VoteAgainst},
+		{"no state hash", func(s *protocol.Settlement) { s.StateHash = protocol.Hash{} }, protocol.VoteAgainst},
 		{"right", func(*protocol.Settlement) {}, protocol.VoteFor},
 	}
 	proposer := tc.nodes[1].cfg.Chain
@@ -228,6 +237,16 @@ func TestSettlementWrongProposalVotedAgainst(t *testing.T) {
 				}
 				return nil
 			})
+			if tt.want == protocol.VoteAgainst {
+				// Voted down: it never executes.
+				err := proposer.ExecuteProposal(context.Background(), tc.id, pid)
+				if !errors.Is(err, contract.ErrNotPassed) && !errors.Is(err, contract.ErrProposalClosed) {
+					t.Fatalf("executing a proposal voted down: %v", err)
+				}
+				if p, err := proposer.Proposal(context.Background(), tc.id, pid); err != nil || p.Status == contract.ProposalExecuted {
+					t.Fatalf("proposal voted down: %v, status %v", err, p.Status)
+				}
+			}
 		})
 	}
 }
@@ -268,6 +287,21 @@ func TestSettlementRangesCappedAndContiguous(t *testing.T) {
 		t.Fatalf("executed settlements reach %d, chain settled %d", next-1, info.SettledHeight)
 	}
 	tc.checkSettledRound(info, lastFrom)
+}
+
+// TestSettlementSuffixBound: a channel whose policy would settle only
+// hourly is settled once SettleMaxHeights heights are unsettled.
+func TestSettlementSuffixBound(t *testing.T) {
+	const bound = 6
+	tc := newTestClusterSpec(t, 3, 0, contract.ChannelConfig{SettleInterval: time.Hour},
+		func(c *Config) { c.SettleMaxHeights = bound })
+	tc.submitN(bound, "s")
+	info := tc.waitSettled(bound)
+	p, s := tc.settlementOf(info, info.SettledHeight)
+	if s.From != 1 || s.To-s.From+1 > bound || p.Against != 0 {
+		t.Fatalf("forced settlement %d..%d, %d against", s.From, s.To, p.Against)
+	}
+	tc.checkSettledRound(info, 1)
 }
 
 func TestSettlementAfterFailover(t *testing.T) {
@@ -332,4 +366,74 @@ func TestSettlementClientMembersVote(t *testing.T) {
 	last := tc.submitN(every, "k")
 	info := tc.waitSettled(last.Height)
 	tc.checkSettledRound(info, 1)
+}
+
+// refusingChain refuses settlement proposals while refuse is set, as a
+// chain that keeps failing them would.
+type refusingChain struct {
+	Chain
+	refuse *atomic.Bool
+}
+
+func (c *refusingChain) CreateProposal(ctx context.Context, id protocol.ChannelID, kind protocol.ProposalKind, data []byte) (uint64, error) {
+	if kind == protocol.ProposalSettlement && c.refuse.Load() {
+		return 0, errors.New("settlement refused by the test")
+	}
+	return c.Chain.CreateProposal(ctx, id, kind, data)
+}
+
+// TestSettlementSuffixHardBoundBusy: while settlements fail, the leader
+// orders calls until the unsettled suffix passes 4 × SettleMaxHeights,
+// then answers ErrBusy; once a settlement executes it orders them again.
+func TestSettlementSuffixHardBoundBusy(t *testing.T) {
+	const bound = 2
+	var refuse atomic.Bool
+	refuse.Store(true)
+	tc := newTestClusterSpec(t, 3, 0, contract.ChannelConfig{SettleInterval: time.Hour}, func(c *Config) {
+		c.SettleMaxHeights = bound
+		c.Chain = &refusingChain{Chain: c.Chain, refuse: &refuse}
+	})
+	leader := tc.waitLeader(10 * time.Second)
+	c := tc.channel(leader)
+	user := tc.users[0]
+	submit := func(tx *protocol.SignedTx) error {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_, err := c.Submit(ctx, tx)
+		return err
+	}
+	// Submit until busy; a refused tx is submitted again later, so the
+	// nonces stay in order.
+	tx := tc.tx(user, "h;")
+	applied := 0
+	testutil.WaitFor(t, 20*time.Second, func() error {
+		err := submit(tx)
+		switch {
+		case errors.Is(err, ErrBusy):
+			return nil
+		case err != nil:
+			t.Fatalf("submit: %v", err)
+		}
+		applied++
+		tx = tc.tx(user, "h;")
+		return fmt.Errorf("%d txs ordered, not busy yet", applied)
+	})
+	if applied < suffixHardFactor*bound {
+		t.Fatalf("busy after %d txs, the hard bound is %d heights", applied, suffixHardFactor*bound)
+	}
+	if info := tc.waitSettled(0); info.SettledHeight != 0 {
+		t.Fatalf("settled %d while settlements are refused", info.SettledHeight)
+	}
+	// Settlements go through again: the suffix shrinks and calls are
+	// ordered again.
+	refuse.Store(false)
+	testutil.WaitFor(t, 30*time.Second, func() error {
+		if err := submit(tx); err != nil {
+			return err
+		}
+		return nil
+	})
+	if info := tc.waitSettled(1); info.SettledHeight == 0 {
+		t.Fatal("not settled")
+	}
 }

@@ -121,6 +121,11 @@ func (c *Channel) submitLocal(ctx context.Context, run *leaderRun, tx *protocol.
 		}
 		return nil, err
 	}
+	if run.suffixFull.Load() {
+		// Settlements are failing: order nothing new (settle.go).
+		c.metrics.busy.Inc()
+		return nil, ErrBusy
+	}
 	c.inflight.Lock()
 	if s, ok = c.inflight.m[h]; !ok {
 		s = newSubmission(protocol.Entry{Kind: protocol.EntryCall, Call: tx})

@@ -14,6 +14,33 @@ import (
 // journal covers SettledHeight()+1 .. Height().
 func (m *Machine) SettledHeight() uint64 { return m.st.settled }
 
+// UnsettledBytes returns about how many bytes the entries of heights
+// SettledHeight()+1 .. Height() took in their batches, results included:
+// what the leader-signed batches since the settled height weigh, which a
+// snapshot of the settled state must carry (cluster bounds it). Each entry
+// counts its call's function, type args and args plus a fixed overhead for
+// the signature, key, nonce and result; it is an estimate, the same on
+// every member.
+func (m *Machine) UnsettledBytes() uint64 { return m.st.journalBytes }
+
+// entryOverhead is about what an entry takes besides its call's variable
+// fields: kind, sender, channel, nonce, timestamp, key and signature, and
+// its result (status, abort code, gas, three hashes).
+const entryOverhead = 256
+
+// entryBytes estimates what en takes in its batch, result included.
+func entryBytes(en *protocol.Entry) uint32 {
+	n := entryOverhead
+	if en.Kind == protocol.EntryCall && en.Call != nil {
+		t := &en.Call.Tx
+		n += len(t.Function) + len(t.Args)
+		for _, ta := range t.TypeArgs {
+			n += 1 + len(ta)
+		}
+	}
+	return uint32(min(n, 1<<31))
+}
+
 // Digest returns D(h) for h from the settled height to the applied height.
 func (m *Machine) Digest(h uint64) (protocol.Hash, bool) {
 	st := m.st
@@ -85,7 +112,7 @@ func mergeTree(sets []protocol.ChangeSet) (protocol.ChangeSet, error) {
 }
 
 // Settlement returns the settlement of heights SettledHeight()+1 .. to: the
-// net change set and D(to).
+// net change set, D(to) and the state hash at to (zero if unknown here).
 func (m *Machine) Settlement(to uint64) (protocol.Settlement, error) {
 	from := m.st.settled + 1
 	cs, err := m.NetChangeSet(from, to)
@@ -93,7 +120,8 @@ func (m *Machine) Settlement(to uint64) (protocol.Settlement, error) {
 		return protocol.Settlement{}, err
 	}
 	d, _ := m.Digest(to)
-	return protocol.Settlement{From: from, To: to, ChangeSet: cs, Digest: d}, nil
+	sh, _ := m.StateHash(to)
+	return protocol.Settlement{From: from, To: to, ChangeSet: cs, Digest: d, StateHash: sh}, nil
 }
 
 // PruneTo drops the journal up to height h, once a settlement up to h has
@@ -113,6 +141,10 @@ func (m *Machine) PruneTo(h uint64) error {
 	m.st = st
 	k := h - st.settled
 	st.settledDigest = st.journal[k-1].digest
+	st.settledState = st.journal[k-1].state
+	for _, je := range st.journal[:k] {
+		st.journalBytes -= uint64(je.size)
+	}
 	// Copy the rest so the pruned change sets can be collected.
 	st.journal = append([]journalEntry(nil), st.journal[k:]...)
 	st.settled = h

@@ -79,6 +79,9 @@ type Machine struct {
 
 	// checks are those of the apply or proposal running, nil between.
 	checks *factChecks
+	// nonceX caches the expansion of each sender's last nonce element for
+	// the state hash; it is not state.
+	nonceX nonceCache
 
 	stats Stats
 }
@@ -120,7 +123,7 @@ func New(cfg Config, exec Executor) (*Machine, error) {
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
-	return &Machine{cfg: cfg, exec: exec, logger: logger, st: newState(&cfg)}, nil
+	return &Machine{cfg: cfg, exec: exec, logger: logger, st: newState(&cfg), nonceX: nonceCache{}}, nil
 }
 
 // Apply checks and applies one leader-signed batch, as committed by raft.
@@ -194,7 +197,7 @@ func (m *Machine) apply(b *protocol.Batch, ver *Verified, checks *factChecks) (*
 
 	l := newLayer(m.st.meta)
 	l.epoch, l.leader, l.timestampMs = b.Epoch, b.Leader, b.TimestampMs
-	v := &view{base: m.st, top: l}
+	v := &view{base: m.st, top: l, nonceX: m.nonceX}
 	m.checks = checks
 	outs, faults := m.run(v, b.Entries, b.FirstHeight, b.TimestampMs, ver.calls)
 	m.checks = nil
@@ -204,7 +207,7 @@ func (m *Machine) apply(b *protocol.Batch, ver *Verified, checks *factChecks) (*
 	}
 	dropped := m.dropPending()
 	n := m.judge(b, m.st.digest, outs, faults)
-	m.commit(l, outs)
+	m.commit(l, b.Entries, outs)
 	return &Applied{Outcomes: outs, Digest: l.digest, Dropped: dropped, Faults: n}, nil
 }
 
@@ -375,7 +378,7 @@ func resultDiff(claimed, own *protocol.Result) string {
 }
 
 // commit folds a batch's layer and journal into the state.
-func (m *Machine) commit(l *layer, outs []protocol.Outcome) {
+func (m *Machine) commit(l *layer, entries []protocol.Entry, outs []protocol.Outcome) {
 	if m.frozen {
 		m.st = m.st.clone()
 		m.frozen = false
@@ -383,7 +386,7 @@ func (m *Machine) commit(l *layer, outs []protocol.Outcome) {
 	j := make([]journalEntry, len(outs))
 	var gas uint64
 	for i := range outs {
-		j[i] = journalEntry{digest: outs[i].Digest, cs: outs[i].ChangeSet}
+		j[i] = journalEntry{digest: outs[i].Digest, state: l.states[i], cs: outs[i].ChangeSet, size: entryBytes(&entries[i])}
 		gas += outs[i].Result.GasUsed
 	}
 	m.st.fold(l, j)

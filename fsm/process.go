@@ -55,6 +55,7 @@ func (m *Machine) run(v *view, entries []protocol.Entry, first, ts uint64, sigEr
 		o.Digest = protocol.NextDigest(v.top.digest, o.Hash, &o.Result)
 		v.top.digest = o.Digest
 		v.top.height = o.Height
+		v.top.states = append(v.top.states, v.top.stateHash())
 	}
 	return outs, faults
 }
@@ -115,7 +116,7 @@ func (m *Machine) runCall(v *view, tx *protocol.SignedTx, o *protocol.Outcome, t
 		return 0, ""
 	}
 	// From here the tx counts: its nonce is used whatever the contract does.
-	v.top.nonces[t.Sender] = next
+	v.setNonce(t.Sender, next)
 	contract, fn, ok := strings.Cut(t.Function, "::")
 	switch {
 	case ok && contract == protocol.ReservedContract:
@@ -182,8 +183,9 @@ func (m *Machine) takeRequests(v *view, evs []protocol.Event, sender protocol.Ad
 				continue
 			}
 			if mem, ok := v.member(who); ok && mem.LeaveHeight == 0 {
-				mem.LeaveHeight = height
-				v.top.members[who] = memberSlot{m: mem, ok: true}
+				asked := mem
+				asked.LeaveHeight = height
+				v.putMember(mem, true, asked)
 			}
 		case protocol.EventClose:
 			if v.top.closing == 0 {
@@ -226,7 +228,7 @@ func (m *Machine) runJoin(v *view, j *protocol.MemberJoin, o *protocol.Outcome, 
 	if err := m.factChecks().checkJoin(*j, v.top.epoch); err != nil {
 		return reject("fsm: join of %s: %v", j.Member, err)
 	}
-	v.top.members[j.Member] = memberSlot{m: Member{Address: j.Member, PublicKey: j.PublicKey, JoinSeq: j.JoinSeq}, ok: true}
+	v.putMember(Member{}, false, Member{Address: j.Member, PublicKey: j.PublicKey, JoinSeq: j.JoinSeq})
 	v.top.joinSeq = max(v.top.joinSeq, j.JoinSeq)
 	m.hook(v, protocol.FuncOnJoin, j.Member[:], j.Member, o, ts)
 	return 0, ""
@@ -254,7 +256,9 @@ func (m *Machine) runLeave(v *view, who protocol.Address, o *protocol.Outcome, t
 		}
 	}
 	m.hook(v, protocol.FuncOnLeave, who[:], who, o, ts)
-	v.top.members[who] = memberSlot{}
+	// The hook's events may have changed the member (a leave request).
+	mem, _ = v.member(who)
+	v.removeMember(mem)
 	return 0, ""
 }
 

@@ -92,7 +92,7 @@ func (m *Machine) propose(entries []protocol.Entry, epoch uint64, key *protocol.
 	}
 	l := newLayer(top)
 	l.epoch, l.leader, l.timestampMs = epoch, leader, ts
-	v := &view{base: m.st, below: below, top: l}
+	v := &view{base: m.st, below: below, top: l, nonceX: m.nonceX}
 	first := top.height + 1
 	m.checks = checks
 	outs, faults := m.run(v, entries, first, ts, sigErrs)
@@ -137,7 +137,7 @@ func (m *Machine) reuse(b *protocol.Batch) *Applied {
 	}
 	m.pending[0] = nil
 	m.pending = m.pending[1:]
-	m.commit(p.layer, p.outs)
+	m.commit(p.layer, pb.Entries, p.outs)
 	m.stats.BatchesReused++
 	return &Applied{Outcomes: p.outs, Digest: p.layer.digest, Reused: true}
 }

@@ -20,15 +20,22 @@ import (
 //	channel [16] · contract string
 //	height u64 · digest [32] · epoch u64 · leader [16] · timestamp_ms u64
 //	tick u64 · tick_ms u64 · highest_join_seq u64
-//	settled u64 · settled_digest [32] · closing u64
+//	settled u64 · settled_digest [32] · closing u64 · settled_state [32]
 //	members: n, n × (address [16] · public key [32] · join_seq u64 · leave_height u64), by address
 //	nonces: n, n × (address [16] · nonce u64), by address
 //	state: protocol.State encoding
-//	journal: n = height − settled, n × (digest [32] · change set)
+//	journal: n = height − settled, n × (digest [32] · state_hash [32] · size u32 · change set)
+//
+// The state hashes (StateHash) are those of the settled height and of each
+// journal height. The lattice hash behind them is derived: Restore
+// recomputes it from the sets and checks it against the last state hash.
 const (
 	// SnapshotVersion is the format version this package writes. It reads
-	// version 1 too, which had no closing height and no leave heights.
-	SnapshotVersion = 2
+	// version 2, without the state hashes (they are then unknown: a member
+	// restored from one abstains on settlements up to a height it did not
+	// apply itself), and version 1, which had no closing height and no
+	// leave heights either.
+	SnapshotVersion = 3
 	// MaxSnapshotBytes bounds what Restore reads.
 	MaxSnapshotBytes = 1 << 32
 
@@ -86,6 +93,7 @@ func (s *Snapshot) WriteTo(w io.Writer) (int64, error) {
 	e.U64(st.settled)
 	e.Fixed(st.settledDigest[:])
 	e.U64(st.closing)
+	e.Fixed(st.settledState[:])
 
 	ms := sortedMembers(st.members)
 	e.Uleb(uint64(len(ms)))
@@ -117,6 +125,8 @@ func (s *Snapshot) WriteTo(w io.Writer) (int64, error) {
 	e.Uleb(uint64(len(st.journal)))
 	for _, je := range st.journal {
 		e.Fixed(je.digest[:])
+		e.Fixed(je.state[:])
+		e.U32(je.size)
 		je.cs.Encode(e)
 		e = cw.maybeFlush(e)
 	}
@@ -185,10 +195,11 @@ func (m *Machine) decodeSnapshot(buf []byte) (*state, error) {
 		return nil, fmt.Errorf("%w: larger than %d bytes", ErrSnapshot, MaxSnapshotBytes)
 	case len(buf) < 1+sha256.Size:
 		return nil, fmt.Errorf("%w: truncated (%d bytes)", ErrSnapshot, len(buf))
-	case buf[0] != SnapshotVersion && buf[0] != 1:
+	case buf[0] != SnapshotVersion && buf[0] != 2 && buf[0] != 1:
 		return nil, fmt.Errorf("%w: version %d, want %d", ErrSnapshot, buf[0], SnapshotVersion)
 	}
 	v1 := buf[0] == 1
+	v3 := buf[0] == 3
 	body, sum := buf[:len(buf)-sha256.Size], buf[len(buf)-sha256.Size:]
 	if want := sha256.Sum256(body); !bytes.Equal(sum, want[:]) {
 		return nil, fmt.Errorf("%w: checksum mismatch (corrupt or truncated)", ErrSnapshot)
@@ -210,6 +221,9 @@ func (m *Machine) decodeSnapshot(buf []byte) (*state, error) {
 	d.FixedInto(st.settledDigest[:])
 	if !v1 {
 		st.closing = d.U64()
+	}
+	if v3 {
+		d.FixedInto(st.settledState[:])
 	}
 	if d.Err() == nil && st.closing > st.height {
 		d.Fail(fmt.Errorf("closing height %d above the height %d", st.closing, st.height))
@@ -271,7 +285,12 @@ func (m *Machine) decodeSnapshot(buf []byte) (*state, error) {
 	for i := 0; i < n && d.Err() == nil; i++ {
 		var je journalEntry
 		d.FixedInto(je.digest[:])
+		if v3 {
+			d.FixedInto(je.state[:])
+			je.size = d.U32()
+		}
 		je.cs.Decode(d)
+		st.journalBytes += uint64(je.size)
 		st.journal = append(st.journal, je)
 	}
 	if err := d.Finish(); err != nil {
@@ -283,6 +302,16 @@ func (m *Machine) decodeSnapshot(buf []byte) (*state, error) {
 	}
 	if last != st.digest {
 		return nil, fmt.Errorf("%w: journal does not end at the digest of height %d", ErrSnapshot, st.height)
+	}
+	st.acc = recomputeAcc(st)
+	if v3 {
+		lastState := st.settledState
+		if len(st.journal) > 0 {
+			lastState = st.journal[len(st.journal)-1].state
+		}
+		if lastState != st.stateHash() {
+			return nil, fmt.Errorf("%w: state hash of height %d does not match the state", ErrSnapshot, st.height)
+		}
 	}
 	return st, nil
 }

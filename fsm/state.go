@@ -26,6 +26,10 @@ type meta struct {
 	// resources counts the resources, to keep the state decodable
 	// (protocol.MaxStateEntries). It is derived, not encoded.
 	resources int
+	// acc is the lattice hash of the resources, nonces and members
+	// (statehash.go), kept up to date by every write. It is derived, not
+	// encoded.
+	acc ltHash
 }
 
 // state is everything a member must agree on, plus the journal since the
@@ -40,13 +44,21 @@ type state struct {
 
 	settled       uint64        // settled height; the journal starts after it
 	settledDigest protocol.Hash // D(settled)
+	settledState  protocol.Hash // the state hash at settled; zero if unknown
 	journal       []journalEntry
+	journalBytes  uint64 // the sum of the journal's entry sizes
 }
 
-// journalEntry is one height of the journal: its digest and change set.
+// journalEntry is one height of the journal: its digest, the state hash
+// after it (zero if unknown: restored from an old snapshot) and its change
+// set.
 type journalEntry struct {
 	digest protocol.Hash
+	state  protocol.Hash
 	cs     protocol.ChangeSet
+	// size is about what the entry took in its batch, result included
+	// (entryBytes): the unsettled suffix a later snapshot will carry.
+	size uint32
 }
 
 func newState(cfg *Config) *state {
@@ -63,6 +75,8 @@ func newState(cfg *Config) *state {
 	st.resources = len(st.res)
 	st.digest = GenesisDigest(cfg.Channel, cfg.Contract, *g)
 	st.settledDigest = st.digest
+	st.acc = recomputeAcc(st)
+	st.settledState = st.stateHash()
 	return st
 }
 
@@ -103,6 +117,8 @@ type layer struct {
 	res     map[protocol.ResourceKey]slot
 	nonces  map[protocol.Address]uint64
 	members map[protocol.Address]memberSlot
+	// states holds the state hash after each entry run into the layer.
+	states []protocol.Hash
 }
 
 func newLayer(m meta) *layer {
@@ -136,6 +152,9 @@ func (s *state) fold(l *layer, journal []journalEntry) {
 	}
 	s.meta = l.meta
 	s.journal = append(s.journal, journal...)
+	for _, je := range journal {
+		s.journalBytes += uint64(je.size)
+	}
 }
 
 // view reads through a stack of layers down to the state and writes into
@@ -144,6 +163,8 @@ type view struct {
 	base  *state
 	below []*layer // pending layers, oldest first
 	top   *layer
+	// nonceX, when set, caches nonce expansions (statehash.go).
+	nonceX nonceCache
 }
 
 // Get implements protocol.StateReader.
@@ -218,9 +239,13 @@ func (v *view) applyChanges(cs protocol.ChangeSet) error {
 	}
 	v.top.resources = n
 	for _, c := range cs.Changes {
+		if c.Kind != protocol.OpNew {
+			v.top.acc.sub(resourceElem(c.Key, c.Old))
+		}
 		if c.Kind == protocol.OpDelete {
 			v.top.res[c.Key] = slot{}
 		} else {
+			v.top.acc.add(resourceElem(c.Key, c.New))
 			v.top.res[c.Key] = slot{v: nonNil(c.New), ok: true}
 		}
 	}

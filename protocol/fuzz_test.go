@@ -98,6 +98,7 @@ func FuzzDecodeProposals(f *testing.F) {
 	a := &Attestation{Channel: ChannelID{1}, Epoch: 2}
 	a.Sign(k)
 	f.Add(uint8(0), Marshal(&Settlement{From: 1, To: 2}))
+	f.Add(uint8(0), Marshal(&Settlement{From: 1, To: 2, StateHash: Hash{1}}))
 	f.Add(uint8(1), Marshal(&Punish{Height: 3, Batch: []byte{1}}))
 	f.Add(uint8(2), Marshal(&Election{Epoch: 1}))
 	f.Add(uint8(3), Marshal(&Censorship{Tx: *sampleTx(k)}))

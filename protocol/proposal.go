@@ -34,27 +34,46 @@ func (k ProposalKind) String() string {
 func (k ProposalKind) MarshalText() ([]byte, error) { return []byte(k.String()), nil }
 
 // Settlement proposes to settle heights From..To: the net change set over the
-// range and the channel digest at To. From must be the settled height + 1.
+// range, the channel digest at To and the machine-state hash at To
+// (fsm.Machine.StateHash). From must be the settled height + 1.
 type Settlement struct {
 	From, To  uint64
 	ChangeSet ChangeSet
 	Digest    Hash
+	// StateHash is the machine-state hash at To. It comes last in the
+	// encoding, and a proposal encoded before it existed decodes with it
+	// zero (no member votes for one: DESIGN §8).
+	StateHash Hash
 }
 
-// Encode writes the canonical encoding.
+// Encode writes the canonical encoding. A zero StateHash is left out, so
+// that the encoding of a settlement filed before the field existed stays
+// canonical.
 func (s *Settlement) Encode(e *Encoder) {
 	e.U64(s.From)
 	e.U64(s.To)
 	s.ChangeSet.Encode(e)
 	e.Fixed(s.Digest[:])
+	if !s.StateHash.IsZero() {
+		e.Fixed(s.StateHash[:])
+	}
 }
 
-// Decode reads s.
+// Decode reads s, with or without the state hash at the end (proposals
+// filed before it existed). A zero state hash written out is not
+// canonical.
 func (s *Settlement) Decode(d *Decoder) {
 	s.From = d.U64()
 	s.To = d.U64()
 	s.ChangeSet.Decode(d)
 	d.FixedInto(s.Digest[:])
+	s.StateHash = Hash{}
+	if d.Err() == nil && d.Remaining() > 0 {
+		d.FixedInto(s.StateHash[:])
+		if d.Err() == nil && s.StateHash.IsZero() {
+			d.Fail(fmt.Errorf("%w: zero state hash written out", ErrNonCanonical))
+		}
+	}
 	if d.Err() == nil && (s.From == 0 || s.To < s.From) {
 		d.Fail(fmt.Errorf("protocol: settlement range %d..%d", s.From, s.To))
 	}

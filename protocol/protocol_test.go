@@ -307,3 +307,34 @@ func TestBatchSizeHint(t *testing.T) {
 		t.Fatalf("batch of %d entries encodes to %d bytes, hint %d", len(b.Entries), got, hint)
 	}
 }
+
+// TestSettlementStateHashCompat: a settlement encoded before the state hash
+// existed decodes with a zero one and encodes as it was; a zero hash
+// written out is refused.
+func TestSettlementStateHashCompat(t *testing.T) {
+	old := NewEncoder(64)
+	old.U64(3)
+	old.U64(9)
+	ChangeSet{}.Encode(old)
+	d := Hash{7}
+	old.Fixed(d[:])
+	var s Settlement
+	if err := Unmarshal(old.Out(), &s); err != nil {
+		t.Fatal(err)
+	}
+	if s.From != 3 || s.To != 9 || s.Digest != d || !s.StateHash.IsZero() {
+		t.Fatalf("old settlement decoded as %+v", s)
+	}
+	if !bytes.Equal(Marshal(&s), old.Out()) {
+		t.Fatal("an old settlement does not encode as it was")
+	}
+	s.StateHash = Hash{8}
+	var back Settlement
+	if err := Unmarshal(Marshal(&s), &back); err != nil || back.StateHash != s.StateHash {
+		t.Fatalf("state hash round trip: %v %s", err, back.StateHash)
+	}
+	zero := append(bytes.Clone(old.Out()), make([]byte, len(Hash{}))...)
+	if err := Unmarshal(zero, &back); !errors.Is(err, ErrNonCanonical) {
+		t.Fatalf("a zero state hash written out: %v", err)
+	}
+}

@@ -290,8 +290,8 @@ var Scenarios = []Scenario{
 		key := protocol.ResourceKey{Account: protocol.Address{1}, Type: "chat::ChatGroup"}
 		cs, err := protocol.NewChangeSet([]protocol.Change{{Key: key, Kind: protocol.OpModify, Old: []byte("v0"), New: []byte("v1")}})
 		s.must(err)
-		digest := protocol.Hash{0xd1}
-		pid, err := s.As("alice").CreateProposal(s.ctx, id, protocol.ProposalSettlement, protocol.Marshal(&protocol.Settlement{From: 1, To: 42, ChangeSet: cs, Digest: digest}))
+		digest, stateHash := protocol.Hash{0xd1}, protocol.Hash{0x5a}
+		pid, err := s.As("alice").CreateProposal(s.ctx, id, protocol.ProposalSettlement, protocol.Marshal(&protocol.Settlement{From: 1, To: 42, ChangeSet: cs, Digest: digest, StateHash: stateHash}))
 		s.must(err)
 		_, err = s.As("alice").CreateProposal(s.ctx, id, protocol.ProposalSettlement, protocol.Marshal(&protocol.Settlement{From: 2, To: 42}))
 		s.want(err, contract.ErrBadRange)
@@ -311,8 +311,8 @@ var Scenarios = []Scenario{
 		s.want(s.As("carol").ExecuteProposal(s.ctx, id, pid), contract.ErrProposalClosed)
 		s.want(s.As("carol").Vote(s.ctx, id, pid, protocol.VoteFor), contract.ErrProposalClosed)
 		info := s.info(id)
-		if info.SettledHeight != 42 || info.SettledDigest != digest {
-			t.Fatalf("settled %d %s", info.SettledHeight, info.SettledDigest)
+		if info.SettledHeight != 42 || info.SettledDigest != digest || info.SettledStateHash != stateHash {
+			t.Fatalf("settled %d %s state hash %s", info.SettledHeight, info.SettledDigest, info.SettledStateHash)
 		}
 		st, err := s.As("bob").SettledState(s.ctx, id)
 		s.must(err)
@@ -323,6 +323,11 @@ var Scenarios = []Scenario{
 		s.must(err)
 		if p.Status != contract.ProposalExecuted || p.For != 2 || len(p.Votes) != 2 {
 			t.Fatalf("proposal %+v", p)
+		}
+		var back protocol.Settlement
+		s.must(protocol.Unmarshal(p.Data, &back))
+		if back.StateHash != stateHash {
+			t.Fatalf("proposal's state hash %s, want %s", back.StateHash, stateHash)
 		}
 	}},
 	{"leave waits for settlement and releases the stake", func(t *testing.T, s *Suite) {

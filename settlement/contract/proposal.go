@@ -282,7 +282,7 @@ func (x *exec) executeProposal(c *ExecuteProposal) error {
 }
 
 // executeSettlement applies the net change set to the channel's on-chain
-// state, records the settled height and digest, and lets the members that
+// state, records the settled height, digest and state hash, and lets the members that
 // asked to leave before the proposal was made go.
 func (x *exec) executeSettlement(ch *Channel, p *Proposal) error {
 	s, err := decodePayload(p.Data, &protocol.Settlement{})
@@ -299,6 +299,7 @@ func (x *exec) executeSettlement(ch *Channel, p *Proposal) error {
 	put(x.st, stateKey(ch.ID), st)
 	ch.SettledHeight = s.To
 	ch.SettledDigest = s.Digest
+	ch.SettledStateHash = s.StateHash
 	ch.SettledAtMs = x.env.TimeMs
 	x.emit(Event{Kind: EventChannelSettled, Channel: ch.ID, Proposal: p.ID, Height: s.To, Digest: s.Digest})
 	for _, snap := range x.members(ch.ID) {

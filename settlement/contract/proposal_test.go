@@ -171,6 +171,7 @@ func TestExecuteSettlement(t *testing.T) {
 	create := mustCS(t, protocol.Change{Key: keyG, Kind: protocol.OpNew, New: []byte("v1")})
 	modify := mustCS(t, protocol.Change{Key: keyG, Kind: protocol.OpModify, Old: []byte("v1"), New: []byte("v2")})
 	digest := protocol.Hash{7}
+	stateHash, stateHash2 := protocol.Hash{0x51}, protocol.Hash{0x52}
 	tests := []struct {
 		name       string
 		votes      []string
@@ -199,7 +200,7 @@ func TestExecuteSettlement(t *testing.T) {
 		}, ErrBadRange, 10, "v1"},
 		{"next range modifies", []string{"alice", "bob"}, func(h *harness, pid uint64) error {
 			h.must("alice", &ExecuteProposal{Channel: h.ch, Proposal: pid})
-			p2, err := h.propose("bob", protocol.ProposalSettlement, &protocol.Settlement{From: 11, To: 20, ChangeSet: modify, Digest: digest})
+			p2, err := h.propose("bob", protocol.ProposalSettlement, &protocol.Settlement{From: 11, To: 20, ChangeSet: modify, Digest: digest, StateHash: stateHash2})
 			if err != nil {
 				return err
 			}
@@ -217,7 +218,7 @@ func TestExecuteSettlement(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t)
 			h.channel("alice", "bob", "carol")
-			pid, err := h.propose("alice", protocol.ProposalSettlement, &protocol.Settlement{From: 1, To: 10, ChangeSet: create, Digest: digest})
+			pid, err := h.propose("alice", protocol.ProposalSettlement, &protocol.Settlement{From: 1, To: 10, ChangeSet: create, Digest: digest, StateHash: stateHash})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -242,6 +243,10 @@ func TestExecuteSettlement(t *testing.T) {
 			}
 			if tc.settled > 0 && ch.SettledDigest != digest {
 				t.Fatalf("digest %s", ch.SettledDigest)
+			}
+			wantState := map[uint64]protocol.Hash{10: stateHash, 20: stateHash2}[tc.settled]
+			if ch.SettledStateHash != wantState {
+				t.Fatalf("settled state hash %s, want %s", ch.SettledStateHash, wantState)
 			}
 		})
 	}
@@ -280,5 +285,23 @@ func TestExecuteElection(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestChannelRecordStateHashCompat: a channel record written before the
+// settled state hash existed decodes with it zero; one with it round-trips.
+func TestChannelRecordStateHashCompat(t *testing.T) {
+	ch := Channel{ID: protocol.ChannelID{1}, Contract: "c", SettledHeight: 5, Members: 2}
+	old := protocol.Marshal(&ch) // no trailing field set: the record as it was
+	var got Channel
+	if err := protocol.Unmarshal(old, &got); err != nil || got.SettledHeight != 5 || !got.SettledStateHash.IsZero() {
+		t.Fatalf("old record: %v %+v", err, got)
+	}
+	ch.SettledStateHash = protocol.Hash{9}
+	if full := protocol.Marshal(&ch); len(full) != len(old)+8+len(protocol.Hash{}) {
+		t.Fatalf("a record with the hash set is %d bytes, want the old %d + versions + hash", len(full), len(old))
+	}
+	if err := protocol.Unmarshal(protocol.Marshal(&ch), &got); err != nil || got.SettledStateHash != ch.SettledStateHash {
+		t.Fatalf("record round trip: %v %s", err, got.SettledStateHash)
 	}
 }

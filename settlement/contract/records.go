@@ -133,6 +133,13 @@ type Channel struct {
 	LastJoinSeq  uint64 // the join sequence number given last
 	LastProposal uint64 // the id given last
 	Members      uint32 // current member count
+
+	// SettledStateHash is the machine-state hash at SettledHeight
+	// (fsm.Machine.StateHash) that the executed settlement carried; zero
+	// before the first settlement and for settlements filed without one.
+	// It is encoded last, and a record written before it existed decodes
+	// with it zero.
+	SettledStateHash protocol.Hash
 }
 
 // ChannelConfig holds a channel's settings, fixed at creation.
@@ -281,7 +288,14 @@ func (c *Channel) Encode(e *protocol.Encoder) {
 	e.U64(c.LastJoinSeq)
 	e.U64(c.LastProposal)
 	e.U32(c.Members)
-	c.Config.encodeVersions(e)
+	// Fields added later trail the record, written only when one is set,
+	// so records from before them keep their bytes: the versions, then the
+	// settled state hash.
+	if c.Config.VMVersion != 0 || c.Config.GasTableVersion != 0 || !c.SettledStateHash.IsZero() {
+		e.U32(c.Config.VMVersion)
+		e.U32(c.Config.GasTableVersion)
+		e.Fixed(c.SettledStateHash[:])
+	}
 }
 
 // Decode reads c.
@@ -303,7 +317,14 @@ func (c *Channel) Decode(d *protocol.Decoder) {
 	c.LastJoinSeq = d.U64()
 	c.LastProposal = d.U64()
 	c.Members = d.U32()
-	c.Config.decodeVersions(d)
+	c.Config.VMVersion, c.Config.GasTableVersion, c.SettledStateHash = 0, 0, protocol.Hash{}
+	if d.Err() == nil && d.Remaining() > 0 {
+		c.Config.VMVersion = d.U32()
+		c.Config.GasTableVersion = d.U32()
+		if d.Err() == nil && d.Remaining() > 0 {
+			d.FixedInto(c.SettledStateHash[:])
+		}
+	}
 }
 
 // Member is one member's record in a channel.
