@@ -24,6 +24,7 @@ type Node struct {
 	logger  hclog.Logger
 	peers   *peerClient
 	metrics *metrics
+	authz   *authorizer
 	unlock  func() error // releases the data directory
 
 	closeOnce sync.Once
@@ -54,6 +55,7 @@ func NewNode(cfg Config) (*Node, error) {
 		unlock: unlock,
 	}
 	n.metrics = newMetrics(cfg.Registerer)
+	n.authz = newAuthorizer(n)
 	n.mu.channels = make(map[protocol.ChannelID]*Channel)
 	n.mu.opening = make(map[protocol.ChannelID]chan struct{})
 	return n, nil

@@ -16,11 +16,15 @@ import (
 	"github.com/scraft/scraft/fsm"
 	"github.com/scraft/scraft/protocol"
 	"github.com/scraft/scraft/protocol/rpcerr"
+	"github.com/scraft/scraft/protocol/tlsid"
 )
 
 // The peer API (cluster/proto/peer.proto): what members ask each other.
-// Every request is signed by the calling node (Caller); a node answers only
-// members of the channel.
+// Every request is signed by the calling node (Caller) and arrives on a
+// mutual TLS connection whose client certificate key is the calling node's
+// member key. A node answers only a TLS caller that is a member of the
+// channel on chain and whose key is the request's signer (Join excepted:
+// see admitJoin).
 
 const (
 	domainPeer = "scraft/peer/v1"
@@ -70,6 +74,61 @@ type peerService struct {
 	n *Node
 }
 
+// admit checks the TLS caller of a peer API call for channel raw: it is
+// the request's signer and a member of the channel on chain.
+func (p *peerService) admit(ctx context.Context, raw []byte, signer protocol.Address) error {
+	tlsCaller, _, ok := tlsid.FromContext(ctx)
+	if !ok {
+		return rpcerr.Err(fmt.Errorf("%w: the peer API needs a member certificate", ErrNotMember))
+	}
+	if tlsCaller != signer {
+		return rpcerr.Err(fmt.Errorf("%w: request signed by %s on the connection of %s", ErrNotMember, signer, tlsCaller))
+	}
+	return p.onChain(ctx, raw, tlsCaller)
+}
+
+// onChain checks that a is a member of channel raw on chain.
+func (p *peerService) onChain(ctx context.Context, raw []byte, a protocol.Address) error {
+	var id protocol.ChannelID
+	if len(raw) != len(id) {
+		return rpcerr.Err(fmt.Errorf("%w: channel id", ErrBadTx))
+	}
+	copy(id[:], raw)
+	member, _, err := p.n.authz.onChain(ctx, id, a)
+	if err != nil {
+		return rpcerr.Err(err)
+	}
+	if !member {
+		return rpcerr.Err(fmt.Errorf("%w: %s is not a member of channel %s on chain", ErrNotMember, a, id))
+	}
+	return nil
+}
+
+// admitJoin checks the TLS caller of a Join: a member of the channel on
+// chain that is either the joiner (the request's signer) or a node of the
+// receiver's Raft configuration passing on a join it received, unchanged
+// (the joiner's signature still binds it).
+func (p *peerService) admitJoin(ctx context.Context, raw []byte, joiner protocol.Address) error {
+	tlsCaller, _, ok := tlsid.FromContext(ctx)
+	if !ok {
+		return rpcerr.Err(fmt.Errorf("%w: the peer API needs a member certificate", ErrNotMember))
+	}
+	if err := p.onChain(ctx, raw, tlsCaller); err != nil {
+		return err
+	}
+	if tlsCaller == joiner {
+		return nil
+	}
+	var id protocol.ChannelID
+	copy(id[:], raw)
+	if c, ok := p.n.Channel(id); ok {
+		if _, ok := c.raftServer(tlsCaller); ok {
+			return nil
+		}
+	}
+	return rpcerr.Err(fmt.Errorf("%w: join of %s passed on by %s, not a node of the channel here", ErrNotMember, joiner, tlsCaller))
+}
+
 // channelFor returns a hosted channel whose member the caller is.
 func (p *peerService) channelFor(raw []byte, caller protocol.Address) (*Channel, error) {
 	var id protocol.ChannelID
@@ -115,6 +174,9 @@ func (p *peerService) ForwardTxs(ctx context.Context, req *peerpb.ForwardTxsRequ
 	caller, _, err := verifyCaller(req.Caller, "ForwardTxs", forwardAuth(req.Channel, req.Hops, req.Txs)...)
 	if err != nil {
 		return nil, rpcerr.Err(err)
+	}
+	if err := p.admit(ctx, req.Channel, caller); err != nil {
+		return nil, err
 	}
 	c, err := p.channelFor(req.Channel, caller)
 	if err != nil {
@@ -164,6 +226,9 @@ func (p *peerService) Join(ctx context.Context, req *peerpb.JoinRequest) (*peerp
 	if err != nil {
 		return nil, rpcerr.Err(err)
 	}
+	if err := p.admitJoin(ctx, req.Channel, caller); err != nil {
+		return nil, err
+	}
 	var id protocol.ChannelID
 	if len(req.Channel) != len(id) {
 		return nil, rpcerr.Err(fmt.Errorf("%w: channel id", ErrBadTx))
@@ -185,6 +250,9 @@ func (p *peerService) Attest(ctx context.Context, req *peerpb.AttestRequest) (*p
 	if err != nil {
 		return nil, rpcerr.Err(err)
 	}
+	if err := p.admit(ctx, req.Channel, caller); err != nil {
+		return nil, err
+	}
 	c, err := p.channelFor(req.Channel, caller)
 	if err != nil {
 		return nil, err
@@ -200,6 +268,9 @@ func (p *peerService) Status(ctx context.Context, req *peerpb.StatusRequest) (*p
 	caller, _, err := verifyCaller(req.Caller, "Status", req.Channel)
 	if err != nil {
 		return nil, rpcerr.Err(err)
+	}
+	if err := p.admit(ctx, req.Channel, caller); err != nil {
+		return nil, err
 	}
 	c, err := p.channelFor(req.Channel, caller)
 	if err != nil {
