@@ -191,6 +191,8 @@ func startNode(ctx context.Context, o nodeOptions) (_ *runningNode, err error) {
 	tcfg := transport.DefaultConfig()
 	tcfg.AdvertiseAddr = o.Advertise
 	tcfg.Logger = o.Logger
+	tcfg.Key = o.Key
+	tcfg.Registerer = r.reg
 	r.srv, err = transport.NewServer(ln, tcfg)
 	if err != nil {
 		ln.Close()
@@ -222,6 +224,7 @@ func startNode(ctx context.Context, o nodeOptions) (_ *runningNode, err error) {
 		return nil, err
 	}
 	r.node.Register(r.srv.GRPC())
+	r.srv.SetAuthorizer(r.node.RaftAuthorizer())
 	ccl := clientapi.DefaultConfig()
 	ccl.Addresses = []string{r.srv.Addr()}
 	ccl.Logger = o.Logger
