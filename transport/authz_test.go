@@ -179,3 +179,38 @@ func deniedCount(t *testing.T, reg *prometheus.Registry, rpc string) float64 {
 	}
 	return 0
 }
+
+// TestWrongServerRefused: with TLS on, a node's outgoing Raft RPCs accept
+// an answer only from a node whose key is the raft server's ID, so a node
+// that took over a member's address cannot answer for it.
+func TestWrongServerRefused(t *testing.T) {
+	ka, _ := protocol.GenerateKey(nil)
+	kb, _ := protocol.GenerateKey(nil)
+	cfgA, cfgB := testConfig(t, nil), testConfig(t, nil)
+	cfgA.Key, cfgB.Key = ka, kb
+	a, b := newTestServer(t, cfgA), newTestServer(t, cfgB)
+	ta, tb := mustTransport(t, a, "ch"), mustTransport(t, b, "ch")
+	respond(t, tb, func(rpc raft.RPC) {
+		switch rpc.Command.(type) {
+		case *raft.AppendEntriesRequest:
+			rpc.Respond(&raft.AppendEntriesResponse{Success: true}, nil)
+		default:
+			rpc.Respond(&raft.TimeoutNowResponse{}, nil)
+		}
+	})
+	req := &raft.AppendEntriesRequest{RPCHeader: raft.RPCHeader{ID: []byte(ka.Address().String()), Addr: []byte(a.Addr())}, Term: 1}
+	var resp raft.AppendEntriesResponse
+	require.NoError(t, ta.AppendEntries(raft.ServerID(kb.Address().String()), raft.ServerAddress(b.Addr()), req, &resp))
+	require.True(t, resp.Success)
+
+	impostorOf := raft.ServerID(ka.Address().String()) // b's address, a's id
+	err := ta.AppendEntries(impostorOf, raft.ServerAddress(b.Addr()), req, &resp)
+	require.ErrorIs(t, err, ErrWrongServer)
+	err = ta.TimeoutNow(impostorOf, raft.ServerAddress(b.Addr()), &raft.TimeoutNowRequest{RPCHeader: req.RPCHeader}, &raft.TimeoutNowResponse{})
+	require.ErrorIs(t, err, ErrWrongServer)
+	_, err = ta.AppendEntriesPipeline(impostorOf, raft.ServerAddress(b.Addr()))
+	require.ErrorIs(t, err, ErrWrongServer)
+	p, err := ta.AppendEntriesPipeline(raft.ServerID(kb.Address().String()), raft.ServerAddress(b.Addr()))
+	require.NoError(t, err)
+	require.NoError(t, p.Close())
+}

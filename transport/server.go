@@ -34,6 +34,10 @@ var (
 	// the channel (gRPC status NOT_FOUND on the wire).
 	ErrUnknownChannel = errors.New("transport: channel not hosted by the target")
 
+	// ErrWrongServer is returned by an RPC whose target answered with a
+	// certificate key other than the raft server's (TLS on only).
+	ErrWrongServer = errors.New("transport: the node at the address is not the server raft meant")
+
 	// ErrFaultInjected is returned by an RPC that Faults cut or dropped.
 	ErrFaultInjected = errors.New("transport: message dropped by fault injection")
 )
