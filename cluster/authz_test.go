@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -327,4 +328,44 @@ func isDenied(err error) bool { return status.Code(err) == codes.PermissionDenie
 func isUnavailable(err error) bool {
 	return status.Code(err) == codes.Unavailable && !errors.Is(err, context.DeadlineExceeded) &&
 		!strings.Contains(err.Error(), "context deadline")
+}
+
+// fakePeer answers every Status call, as a node with any key might.
+type fakePeer struct {
+	peerpb.UnimplementedPeerServer
+}
+
+func (fakePeer) Status(context.Context, *peerpb.StatusRequest) (*peerpb.StatusResponse, error) {
+	return &peerpb.StatusResponse{Height: 1 << 40}, nil
+}
+
+// TestPeerAPIImpostorServer: a node's peer API calls accept an answer only
+// from a node whose TLS key is a member's of the channel on chain; an
+// outsider listening at an address a member was told cannot answer.
+func TestPeerAPIImpostorServer(t *testing.T) {
+	tc := newTestCluster(t, 1, nil)
+	nd := tc.nodes[0]
+	outsider, _ := protocol.GenerateKey(nil)
+	scfg, err := tlsid.ServerConfig(outsider)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := grpc.NewServer(grpc.Creds(credentials.NewTLS(scfg)))
+	peerpb.RegisterPeerServer(g, fakePeer{})
+	go g.Serve(ln)
+	t.Cleanup(g.Stop)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err = nd.node.peers.status(ctx, ln.Addr().String(), tc.id)
+	if !errors.Is(err, ErrNotMember) {
+		t.Fatalf("an outsider's answer: %v, want ErrNotMember", err)
+	}
+	// The node's own peer API, a member's, answers.
+	if _, err := nd.node.peers.status(ctx, nd.addr, tc.id); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -56,6 +56,7 @@ func NewNode(cfg Config) (*Node, error) {
 	}
 	n.metrics = newMetrics(cfg.Registerer)
 	n.authz = newAuthorizer(n)
+	n.peers.authz = n.authz
 	n.mu.channels = make(map[protocol.ChannelID]*Channel)
 	n.mu.opening = make(map[protocol.ChannelID]chan struct{})
 	return n, nil

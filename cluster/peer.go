@@ -10,6 +10,8 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
 	"github.com/scraft/scraft/cluster/peerpb"
@@ -323,6 +325,35 @@ func outcomeFromPB(tx *protocol.SignedTx, r *peerpb.TxOutcome) (*protocol.Outcom
 type peerClient struct {
 	key  *protocol.Key
 	dial func(addr string) (*grpc.ClientConn, error)
+	// authz, when set, checks that the node that answered a call is a
+	// member of the channel on chain (checkServer).
+	authz *authorizer
+}
+
+// checkServer checks the node that answered a call for channel id: with
+// TLS, its certificate key must be a member's of the channel on chain, so
+// a node that is no member cannot answer in a member's place. Without TLS
+// (no certificate at all) there is nothing to check.
+func (p *peerClient) checkServer(ctx context.Context, addr string, id protocol.ChannelID, pr *peer.Peer) error {
+	if p.authz == nil {
+		return nil
+	}
+	pub, ok := tlsid.FromPeer(pr)
+	if !ok {
+		if _, isTLS := pr.AuthInfo.(credentials.TLSInfo); isTLS {
+			return fmt.Errorf("%w: %s presented no member certificate", ErrNotMember, addr)
+		}
+		return nil
+	}
+	a := protocol.AddressOf(pub)
+	member, _, err := p.authz.onChain(ctx, id, a)
+	if err != nil {
+		return err
+	}
+	if !member {
+		return fmt.Errorf("%w: the node at %s holds the key of %s, not a member of channel %s", ErrNotMember, addr, a, id)
+	}
+	return nil
 }
 
 func (p *peerClient) client(addr string) (peerpb.PeerClient, error) {
@@ -349,12 +380,16 @@ func (p *peerClient) forwardTxs(ctx context.Context, addr string, id protocol.Ch
 	if err != nil {
 		return all(fmt.Errorf("%w: %v", ErrNoLeader, err))
 	}
+	var pr peer.Peer
 	resp, err := cl.ForwardTxs(ctx, &peerpb.ForwardTxsRequest{
 		Channel: id[:], Txs: raw, Hops: hops,
 		Caller: signCaller(p.key, "ForwardTxs", forwardAuth(id[:], hops, raw)...),
-	})
+	}, grpc.Peer(&pr))
 	if err != nil {
 		return all(rpcerr.From(err))
+	}
+	if err := p.checkServer(ctx, addr, id, &pr); err != nil {
+		return all(fmt.Errorf("%w: %v", ErrNoLeader, err))
 	}
 	if len(resp.Results) != len(txs) {
 		return all(fmt.Errorf("%w: %d results for %d forwarded txs", ErrNoLeader, len(resp.Results), len(txs)))
@@ -379,11 +414,15 @@ func (p *peerClient) join(ctx context.Context, addr string, id protocol.ChannelI
 	if err != nil {
 		return nil, err
 	}
+	var pr peer.Peer
 	resp, err := cl.Join(ctx, &peerpb.JoinRequest{
 		Channel: id[:], Address: self, Caller: signCaller(p.key, "Join", id[:], []byte(self)),
-	})
+	}, grpc.Peer(&pr))
 	if err != nil {
 		return nil, rpcerr.From(err)
+	}
+	if err := p.checkServer(ctx, addr, id, &pr); err != nil {
+		return nil, err
 	}
 	return resp, nil
 }
@@ -395,9 +434,15 @@ func (p *peerClient) forwardJoin(ctx context.Context, addr string, req *peerpb.J
 	if err != nil {
 		return nil, err
 	}
-	resp, err := cl.Join(ctx, req)
+	var pr peer.Peer
+	resp, err := cl.Join(ctx, req, grpc.Peer(&pr))
 	if err != nil {
 		return nil, rpcerr.From(err)
+	}
+	var id protocol.ChannelID
+	copy(id[:], req.Channel)
+	if err := p.checkServer(ctx, addr, id, &pr); err != nil {
+		return nil, err
 	}
 	return resp, nil
 }
@@ -407,11 +452,15 @@ func (p *peerClient) attest(ctx context.Context, addr string, id protocol.Channe
 	if err != nil {
 		return nil, err
 	}
+	var pr peer.Peer
 	resp, err := cl.Attest(ctx, &peerpb.AttestRequest{
 		Channel: id[:], Epoch: epoch, Caller: signCaller(p.key, "Attest", id[:], u64bytes(epoch)),
-	})
+	}, grpc.Peer(&pr))
 	if err != nil {
 		return nil, rpcerr.From(err)
+	}
+	if err := p.checkServer(ctx, addr, id, &pr); err != nil {
+		return nil, err
 	}
 	a := new(protocol.Attestation)
 	if err := protocol.Unmarshal(resp.Attestation, a); err != nil {
@@ -425,9 +474,13 @@ func (p *peerClient) status(ctx context.Context, addr string, id protocol.Channe
 	if err != nil {
 		return nil, err
 	}
-	resp, err := cl.Status(ctx, &peerpb.StatusRequest{Channel: id[:], Caller: signCaller(p.key, "Status", id[:])})
+	var pr peer.Peer
+	resp, err := cl.Status(ctx, &peerpb.StatusRequest{Channel: id[:], Caller: signCaller(p.key, "Status", id[:])}, grpc.Peer(&pr))
 	if err != nil {
 		return nil, rpcerr.From(err)
+	}
+	if err := p.checkServer(ctx, addr, id, &pr); err != nil {
+		return nil, err
 	}
 	return resp, nil
 }
