@@ -54,34 +54,62 @@ func newAuthorizer(n *Node) *authorizer {
 }
 
 // onChain reports whether a is a member of channel id on chain, and
-// returns the chain's leader as the roster knows it.
+// returns the chain's leader as the roster knows it. A member the roster
+// names is answered from memory. An address it does not name is answered
+// after a fresh read: the roster is read again, no sooner than
+// rosterMinAge after the last read (the caller waits for it), so a member
+// that has just joined on chain is found and outsiders cannot make the node
+// read the chain more often.
 func (z *authorizer) onChain(ctx context.Context, id protocol.ChannelID, a protocol.Address) (member bool, leader protocol.Address, err error) {
-	z.mu.Lock()
-	r := z.rosters[id]
-	if r == nil {
-		r = &roster{}
-		z.rosters[id] = r
-	}
-	age := time.Since(r.read)
-	switch {
-	case r.members[a] && age > rosterMaxAge:
-		z.refreshLocked(id, r) // answer now, read in the background
-	case r.members[a]:
-	case r.read.IsZero() || age > rosterMinAge:
-		wait := z.refreshLocked(id, r)
+	refreshed := false
+	for {
+		z.mu.Lock()
+		r := z.rosters[id]
+		if r == nil {
+			r = &roster{}
+			z.rosters[id] = r
+		}
+		if r.members[a] || (refreshed && !r.read.IsZero()) {
+			if time.Since(r.read) > rosterMaxAge {
+				z.refreshLocked(id, r) // answer now, read in the background
+			}
+			member, leader := r.members[a], r.leader
+			z.mu.Unlock()
+			return member, leader, nil
+		}
+		if refreshed {
+			z.mu.Unlock()
+			return false, protocol.Address{}, fmt.Errorf("%w: the channel's members could not be read from chain", ErrNoLeader)
+		}
+		var wait <-chan struct{}
+		var timer *time.Timer
+		switch d := time.Until(r.read.Add(rosterMinAge)); {
+		case r.loading != nil:
+			// A read that may have begun before a's join: wait for it,
+			// then for one of our own.
+			wait = r.loading
+		case r.read.IsZero() || d <= 0:
+			wait = z.refreshLocked(id, r)
+			refreshed = true
+		default:
+			timer = time.NewTimer(d)
+		}
 		z.mu.Unlock()
+		if timer != nil {
+			select {
+			case <-timer.C:
+			case <-ctx.Done():
+				timer.Stop()
+				return false, protocol.Address{}, fmt.Errorf("read the channel's members from chain: %w", ctx.Err())
+			}
+			continue
+		}
 		select {
 		case <-wait:
 		case <-ctx.Done():
 			return false, protocol.Address{}, fmt.Errorf("read the channel's members from chain: %w", ctx.Err())
 		}
-		z.mu.Lock()
 	}
-	defer z.mu.Unlock()
-	if r.read.IsZero() {
-		return false, protocol.Address{}, fmt.Errorf("%w: the channel's members could not be read from chain", ErrNoLeader)
-	}
-	return r.members[a], r.leader, nil
 }
 
 // refreshLocked starts a read of the roster unless one is in progress and
