@@ -61,6 +61,13 @@ func newAuthorizer(n *Node) *authorizer {
 // that has just joined on chain is found and outsiders cannot make the node
 // read the chain more often.
 func (z *authorizer) onChain(ctx context.Context, id protocol.ChannelID, a protocol.Address) (member bool, leader protocol.Address, err error) {
+	return z.lookup(ctx, id, a, false)
+}
+
+// lookup is onChain; with fresh it answers from a read begun after the
+// call even when the roster names a, so that the leader it returns is
+// current too.
+func (z *authorizer) lookup(ctx context.Context, id protocol.ChannelID, a protocol.Address, fresh bool) (member bool, leader protocol.Address, err error) {
 	refreshed := false
 	for {
 		z.mu.Lock()
@@ -69,7 +76,7 @@ func (z *authorizer) onChain(ctx context.Context, id protocol.ChannelID, a proto
 			r = &roster{}
 			z.rosters[id] = r
 		}
-		if r.members[a] || (refreshed && !r.read.IsZero()) {
+		if (r.members[a] && !fresh) || (refreshed && !r.read.IsZero()) {
 			if time.Since(r.read) > rosterMaxAge {
 				z.refreshLocked(id, r) // answer now, read in the background
 			}
@@ -186,6 +193,13 @@ func (a *RaftAuthorizer) AuthorizeRaft(_, channel string, caller protocol.Addres
 	}
 	servers := c.raft.GetConfiguration().Configuration().Servers
 	if len(servers) == 0 {
+		if caller != leader {
+			// The roster's leader may predate a change of leader: look
+			// again in a read begun now (members only reach here).
+			if _, leader, err = a.z.lookup(ctx, chID, caller, true); err != nil {
+				return err
+			}
+		}
 		if caller != leader {
 			return fmt.Errorf("%s is not the chain's leader (%s) and this node has no configuration yet", caller, leader)
 		}
