@@ -144,6 +144,7 @@ func benchFanout(b *testing.B, subscribers, rate int) {
 	}
 	var msgs countMessages
 	cfg := client.DefaultConfig()
+	cfg.NodeKeys = []protocol.Address{nodeAddr}
 	cfg.DialOptions = append(cfg.DialOptions, grpc.WithStatsHandler(&msgs))
 	subs := make([]*client.Subscription, subscribers)
 	for i := range subs {

@@ -10,6 +10,7 @@ import (
 
 	"google.golang.org/grpc"
 	grpcbackoff "google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
 
@@ -17,6 +18,7 @@ import (
 	"github.com/scraft/scraft/clientapi/clientpb"
 	"github.com/scraft/scraft/internal/backoff"
 	"github.com/scraft/scraft/protocol"
+	"github.com/scraft/scraft/protocol/tlsid"
 )
 
 // ErrClosed is returned by a Client or Subscription after Close.
@@ -72,9 +74,12 @@ type Client struct {
 
 // Dial connects to the first of addrs that answers ("host:port" of nodes'
 // gRPC ports, as the nodes advertise them) and binds a stream with key. It
-// uses DefaultConfig.
-func Dial(ctx context.Context, key *protocol.Key, addrs ...string) (*Client, error) {
-	return DefaultConfig().Dial(ctx, key, addrs...)
+// uses DefaultConfig with NodeKeys set to nodeKeys: the member addresses of
+// the nodes at addrs.
+func Dial(ctx context.Context, key *protocol.Key, nodeKeys []protocol.Address, addrs ...string) (*Client, error) {
+	cfg := DefaultConfig()
+	cfg.NodeKeys = nodeKeys
+	return cfg.Dial(ctx, key, addrs...)
 }
 
 // Dial connects like the package's Dial with this configuration.
@@ -165,8 +170,16 @@ func (c *Client) dial(addr string) (*grpc.ClientConn, error) {
 	bo := grpcbackoff.DefaultConfig
 	bo.BaseDelay = 50 * time.Millisecond
 	bo.MaxDelay = time.Second
+	creds := insecure.NewCredentials()
+	if !c.cfg.Plaintext {
+		tcfg, err := tlsid.ClientConfig(nil, tlsid.Pinned(c.cfg.NodeKeys...))
+		if err != nil {
+			return nil, err
+		}
+		creds = credentials.NewTLS(tcfg)
+	}
 	opts := []grpc.DialOption{
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithTransportCredentials(creds),
 		grpc.WithConnectParams(grpc.ConnectParams{Backoff: bo, MinConnectTimeout: c.cfg.DialTimeout}),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(c.cfg.MaxMessageSize)),
 		// A fixed receive window. gRPC's default grows the window by BDP

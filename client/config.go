@@ -1,12 +1,20 @@
 package client
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc"
+
+	"github.com/scraft/scraft/protocol"
 )
+
+// ErrNoNodeKeys is returned by Dial when the Config pins no node key: a
+// client that does not know which keys its nodes hold cannot tell a node
+// from an impostor that relays or forges its answers.
+var ErrNoNodeKeys = errors.New("client: no node key pinned (Config.NodeKeys): give the member addresses of the nodes, or Plaintext for a node without TLS")
 
 // Config configures a Client. Start from DefaultConfig.
 type Config struct {
@@ -45,8 +53,22 @@ type Config struct {
 	// Logger receives the client's logs. Default: a null logger.
 	Logger hclog.Logger
 
-	// DialOptions are appended to the options of every connection, e.g.
-	// credentials. Default none: plaintext.
+	// NodeKeys are the member addresses of the nodes this client may talk
+	// to. Nodes speak TLS with a certificate whose key is their member key
+	// (protocol/tlsid); the client accepts a node only when that key's
+	// address is one of NodeKeys, and fails the handshake otherwise. There
+	// is no trust on first use: Dial refuses an empty NodeKeys
+	// (ErrNoNodeKeys) unless Plaintext is set. Clients that share a Pool
+	// share connections, so they should pin the same keys. Default none.
+	NodeKeys []protocol.Address
+
+	// Plaintext makes the client speak plaintext gRPC, for a node that
+	// serves no TLS (an in-process node in tests). NodeKeys are then not
+	// checked. Default false.
+	Plaintext bool
+
+	// DialOptions are appended to the options of every connection.
+	// Default none.
 	DialOptions []grpc.DialOption
 
 	// Pool, when set, shares connections among the Clients that use it:
@@ -86,6 +108,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("client: MaxMessageSize (%d) must be at least 64 KiB", c.MaxMessageSize)
 	case c.Logger == nil:
 		return fmt.Errorf("client: Logger is nil")
+	case len(c.NodeKeys) == 0 && !c.Plaintext:
+		return ErrNoNodeKeys
 	}
 	return nil
 }

@@ -31,7 +31,7 @@ func ExampleDial() {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 
-	c, err := client.Dial(ctx, alice, addr) // more addresses to fail over
+	c, err := client.Dial(ctx, alice, []protocol.Address{nodeAddr}, addr) // the node's member address; more addresses to fail over
 	if err != nil {
 		panic(err)
 	}
@@ -59,7 +59,7 @@ func ExampleClient_Call() {
 	addr, ch, alice, _ := exampleChannel(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := client.Dial(ctx, alice, addr)
+	c, err := client.Dial(ctx, alice, []protocol.Address{nodeAddr}, addr)
 	if err != nil {
 		panic(err)
 	}
@@ -96,12 +96,12 @@ func ExampleClient_Subscribe() {
 	addr, ch, alice, bob := exampleChannel(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	reader, err := client.Dial(ctx, bob, addr)
+	reader, err := client.Dial(ctx, bob, []protocol.Address{nodeAddr}, addr)
 	if err != nil {
 		panic(err)
 	}
 	defer reader.Close()
-	writer, err := client.Dial(ctx, alice, addr)
+	writer, err := client.Dial(ctx, alice, []protocol.Address{nodeAddr}, addr)
 	if err != nil {
 		panic(err)
 	}
@@ -144,6 +144,7 @@ func ExamplePool() {
 	defer cancel()
 
 	cfg := client.DefaultConfig()
+	cfg.NodeKeys = []protocol.Address{nodeAddr}
 	cfg.Pool = client.NewPool()
 	chat, err := contracts.Get("chat")
 	if err != nil {

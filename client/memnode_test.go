@@ -1,6 +1,7 @@
 package client_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,11 +10,14 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/credentials"
+
 	"github.com/scraft/scraft/client"
 	"github.com/scraft/scraft/clientapi"
 	"github.com/scraft/scraft/contracts"
 	"github.com/scraft/scraft/fsm"
 	"github.com/scraft/scraft/protocol"
+	"github.com/scraft/scraft/protocol/tlsid"
 	"github.com/scraft/scraft/transport"
 	"github.com/scraft/scraft/vm"
 )
@@ -519,7 +523,9 @@ func startNode(t tb, api clientapi.ChannelAPI, tune func(*clientapi.Config)) *te
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := transport.NewServer(ln, transport.DefaultConfig())
+	tcfg := transport.DefaultConfig()
+	tcfg.Key = nodeKey
+	srv, err := transport.NewServer(ln, tcfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -552,6 +558,23 @@ func startNode(t tb, api clientapi.ChannelAPI, tune func(*clientapi.Config)) *te
 func (tn *testNode) stop() {
 	tn.svc.Close()
 	tn.srv.Close()
+}
+
+// nodeKey is the member key every test node serves TLS with; nodeAddr,
+// its address, is what clients pin (Config.NodeKeys).
+var (
+	nodeKey, _ = protocol.KeyFromSeed(bytes.Repeat([]byte{0x4e}, 32))
+	nodeAddr   = nodeKey.Address()
+)
+
+// nodeCreds are a raw gRPC client's credentials for a test node: TLS
+// without a client certificate, the node's key pinned.
+func nodeCreds(t tb) credentials.TransportCredentials {
+	cfg, err := tlsid.ClientConfig(nil, tlsid.Pinned(nodeAddr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return credentials.NewTLS(cfg)
 }
 
 func testKey(t tb, i int) *protocol.Key {
@@ -589,7 +612,7 @@ func dial(t testing.TB, k *protocol.Key, addrs ...string) *client.Client {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := client.Dial(ctx, k, addrs...)
+	c, err := client.Dial(ctx, k, []protocol.Address{nodeAddr}, addrs...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,6 +22,7 @@ func TestPoolSharesConnections(t *testing.T) {
 	ctx := ctxT(t)
 	pool := client.NewPool()
 	cfg := client.DefaultConfig()
+	cfg.NodeKeys = []protocol.Address{nodeAddr}
 	cfg.Pool = pool
 	var cls []*client.Client
 	for _, k := range keys {

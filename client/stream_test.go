@@ -11,7 +11,6 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
@@ -35,7 +34,7 @@ func openRaw(t testing.TB, addr string, opts ...grpc.CallOption) *rawStream {
 	t.Helper()
 	// A fixed receive window (no BDP growth) makes a client that does not
 	// read push back on the node soon.
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(nodeCreds(t)),
 		grpc.WithInitialWindowSize(64<<10), grpc.WithInitialConnWindowSize(64<<10))
 	if err != nil {
 		t.Fatal(err)
@@ -134,7 +133,7 @@ func TestStreamBadInput(t *testing.T) {
 	}
 
 	t.Run("malformed protobuf", func(t *testing.T) {
-		conn, err := grpc.NewClient(tn.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		conn, err := grpc.NewClient(tn.addr, grpc.WithTransportCredentials(nodeCreds(t)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -358,6 +357,7 @@ func TestSubscriptionSlowReader(t *testing.T) {
 	tn := startNode(t, node, nil)
 	ctx := ctxT(t)
 	cfg := client.DefaultConfig()
+	cfg.NodeKeys = []protocol.Address{nodeAddr}
 	cfg.SubscriptionBuffer = 3
 	cb, err := cfg.Dial(ctx, bob, tn.addr)
 	if err != nil {

@@ -78,6 +78,7 @@ func TestCoalescedUpdatesInOrder(t *testing.T) {
 	}
 
 	cfg := client.DefaultConfig()
+	cfg.NodeKeys = []protocol.Address{nodeAddr}
 	cfg.SubscriptionBuffer = 8
 	cc, err := cfg.Dial(ctx, carol, tn.addr)
 	if err != nil {

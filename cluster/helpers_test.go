@@ -201,6 +201,7 @@ func (tc *testCluster) startNode(nd *testNode, tune func(*Config)) {
 	tcfg := transport.DefaultConfig()
 	tcfg.Faults = tc.faults
 	tcfg.Logger = testutil.Logger(t, "transport")
+	tcfg.Key = nd.key
 	self := nd.addr
 	tcfg.DialOptions = []grpc.DialOption{grpc.WithChainUnaryInterceptor(
 		func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
@@ -241,6 +242,7 @@ func (tc *testCluster) startNode(nd *testNode, tune func(*Config)) {
 	nd.node = node
 	nd.mu.Unlock()
 	node.Register(srv.GRPC())
+	srv.SetAuthorizer(node.RaftAuthorizer())
 	go srv.Serve()
 }
 

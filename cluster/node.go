@@ -26,6 +26,7 @@ type Node struct {
 	logger  hclog.Logger
 	peers   *peerClient
 	metrics *metrics
+	authz   *authorizer
 	unlock  func() error // releases the data directory
 	// feed is the node's one stream of chain events, shared by its
 	// channels (feed.go).
@@ -66,6 +67,8 @@ func NewNode(cfg Config) (*Node, error) {
 		}
 	}
 	n.feed = newChainFeed(cfg.Chain, n.logger.Named("feed"), n.metrics.feedResumes)
+	n.authz = newAuthorizer(n)
+	n.peers.authz = n.authz
 	n.mu.channels = make(map[protocol.ChannelID]*Channel)
 	n.mu.opening = make(map[protocol.ChannelID]chan struct{})
 	return n, nil

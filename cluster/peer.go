@@ -10,17 +10,23 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
 	"github.com/scraft/scraft/cluster/peerpb"
 	"github.com/scraft/scraft/fsm"
 	"github.com/scraft/scraft/protocol"
 	"github.com/scraft/scraft/protocol/rpcerr"
+	"github.com/scraft/scraft/protocol/tlsid"
 )
 
 // The peer API (cluster/proto/peer.proto): what members ask each other.
-// Every request is signed by the calling node (Caller); a node answers only
-// members of the channel.
+// Every request is signed by the calling node (Caller) and arrives on a
+// mutual TLS connection whose client certificate key is the calling node's
+// member key. A node answers only a TLS caller that is a member of the
+// channel on chain and whose key is the request's signer (Join excepted:
+// see admitJoin).
 
 const (
 	domainPeer = "scraft/peer/v1"
@@ -70,6 +76,61 @@ type peerService struct {
 	n *Node
 }
 
+// admit checks the TLS caller of a peer API call for channel raw: it is
+// the request's signer and a member of the channel on chain.
+func (p *peerService) admit(ctx context.Context, raw []byte, signer protocol.Address) error {
+	tlsCaller, _, ok := tlsid.FromContext(ctx)
+	if !ok {
+		return rpcerr.Err(fmt.Errorf("%w: the peer API needs a member certificate", ErrNotMember))
+	}
+	if tlsCaller != signer {
+		return rpcerr.Err(fmt.Errorf("%w: request signed by %s on the connection of %s", ErrNotMember, signer, tlsCaller))
+	}
+	return p.onChain(ctx, raw, tlsCaller)
+}
+
+// onChain checks that a is a member of channel raw on chain.
+func (p *peerService) onChain(ctx context.Context, raw []byte, a protocol.Address) error {
+	var id protocol.ChannelID
+	if len(raw) != len(id) {
+		return rpcerr.Err(fmt.Errorf("%w: channel id", ErrBadTx))
+	}
+	copy(id[:], raw)
+	member, _, err := p.n.authz.onChain(ctx, id, a)
+	if err != nil {
+		return rpcerr.Err(err)
+	}
+	if !member {
+		return rpcerr.Err(fmt.Errorf("%w: %s is not a member of channel %s on chain", ErrNotMember, a, id))
+	}
+	return nil
+}
+
+// admitJoin checks the TLS caller of a Join: a member of the channel on
+// chain that is either the joiner (the request's signer) or a node of the
+// receiver's Raft configuration passing on a join it received, unchanged
+// (the joiner's signature still binds it).
+func (p *peerService) admitJoin(ctx context.Context, raw []byte, joiner protocol.Address) error {
+	tlsCaller, _, ok := tlsid.FromContext(ctx)
+	if !ok {
+		return rpcerr.Err(fmt.Errorf("%w: the peer API needs a member certificate", ErrNotMember))
+	}
+	if err := p.onChain(ctx, raw, tlsCaller); err != nil {
+		return err
+	}
+	if tlsCaller == joiner {
+		return nil
+	}
+	var id protocol.ChannelID
+	copy(id[:], raw)
+	if c, ok := p.n.Channel(id); ok {
+		if _, ok := c.raftServer(tlsCaller); ok {
+			return nil
+		}
+	}
+	return rpcerr.Err(fmt.Errorf("%w: join of %s passed on by %s, not a node of the channel here", ErrNotMember, joiner, tlsCaller))
+}
+
 // channelFor returns a hosted channel whose member the caller is.
 func (p *peerService) channelFor(raw []byte, caller protocol.Address) (*Channel, error) {
 	var id protocol.ChannelID
@@ -115,6 +176,9 @@ func (p *peerService) ForwardTxs(ctx context.Context, req *peerpb.ForwardTxsRequ
 	caller, _, err := verifyCaller(req.Caller, "ForwardTxs", forwardAuth(req.Channel, req.Hops, req.Txs)...)
 	if err != nil {
 		return nil, rpcerr.Err(err)
+	}
+	if err := p.admit(ctx, req.Channel, caller); err != nil {
+		return nil, err
 	}
 	c, err := p.channelFor(req.Channel, caller)
 	if err != nil {
@@ -164,6 +228,9 @@ func (p *peerService) Join(ctx context.Context, req *peerpb.JoinRequest) (*peerp
 	if err != nil {
 		return nil, rpcerr.Err(err)
 	}
+	if err := p.admitJoin(ctx, req.Channel, caller); err != nil {
+		return nil, err
+	}
 	var id protocol.ChannelID
 	if len(req.Channel) != len(id) {
 		return nil, rpcerr.Err(fmt.Errorf("%w: channel id", ErrBadTx))
@@ -185,6 +252,9 @@ func (p *peerService) Attest(ctx context.Context, req *peerpb.AttestRequest) (*p
 	if err != nil {
 		return nil, rpcerr.Err(err)
 	}
+	if err := p.admit(ctx, req.Channel, caller); err != nil {
+		return nil, err
+	}
 	c, err := p.channelFor(req.Channel, caller)
 	if err != nil {
 		return nil, err
@@ -200,6 +270,9 @@ func (p *peerService) Status(ctx context.Context, req *peerpb.StatusRequest) (*p
 	caller, _, err := verifyCaller(req.Caller, "Status", req.Channel)
 	if err != nil {
 		return nil, rpcerr.Err(err)
+	}
+	if err := p.admit(ctx, req.Channel, caller); err != nil {
+		return nil, err
 	}
 	c, err := p.channelFor(req.Channel, caller)
 	if err != nil {
@@ -252,6 +325,35 @@ func outcomeFromPB(tx *protocol.SignedTx, r *peerpb.TxOutcome) (*protocol.Outcom
 type peerClient struct {
 	key  *protocol.Key
 	dial func(addr string) (*grpc.ClientConn, error)
+	// authz, when set, checks that the node that answered a call is a
+	// member of the channel on chain (checkServer).
+	authz *authorizer
+}
+
+// checkServer checks the node that answered a call for channel id: with
+// TLS, its certificate key must be a member's of the channel on chain, so
+// a node that is no member cannot answer in a member's place. Without TLS
+// (no certificate at all) there is nothing to check.
+func (p *peerClient) checkServer(ctx context.Context, addr string, id protocol.ChannelID, pr *peer.Peer) error {
+	if p.authz == nil {
+		return nil
+	}
+	pub, ok := tlsid.FromPeer(pr)
+	if !ok {
+		if _, isTLS := pr.AuthInfo.(credentials.TLSInfo); isTLS {
+			return fmt.Errorf("%w: %s presented no member certificate", ErrNotMember, addr)
+		}
+		return nil
+	}
+	a := protocol.AddressOf(pub)
+	member, _, err := p.authz.onChain(ctx, id, a)
+	if err != nil {
+		return err
+	}
+	if !member {
+		return fmt.Errorf("%w: the node at %s holds the key of %s, not a member of channel %s", ErrNotMember, addr, a, id)
+	}
+	return nil
 }
 
 func (p *peerClient) client(addr string) (peerpb.PeerClient, error) {
@@ -278,12 +380,16 @@ func (p *peerClient) forwardTxs(ctx context.Context, addr string, id protocol.Ch
 	if err != nil {
 		return all(fmt.Errorf("%w: %v", ErrNoLeader, err))
 	}
+	var pr peer.Peer
 	resp, err := cl.ForwardTxs(ctx, &peerpb.ForwardTxsRequest{
 		Channel: id[:], Txs: raw, Hops: hops,
 		Caller: signCaller(p.key, "ForwardTxs", forwardAuth(id[:], hops, raw)...),
-	})
+	}, grpc.Peer(&pr))
 	if err != nil {
 		return all(rpcerr.From(err))
+	}
+	if err := p.checkServer(ctx, addr, id, &pr); err != nil {
+		return all(fmt.Errorf("%w: %v", ErrNoLeader, err))
 	}
 	if len(resp.Results) != len(txs) {
 		return all(fmt.Errorf("%w: %d results for %d forwarded txs", ErrNoLeader, len(resp.Results), len(txs)))
@@ -308,11 +414,15 @@ func (p *peerClient) join(ctx context.Context, addr string, id protocol.ChannelI
 	if err != nil {
 		return nil, err
 	}
+	var pr peer.Peer
 	resp, err := cl.Join(ctx, &peerpb.JoinRequest{
 		Channel: id[:], Address: self, Caller: signCaller(p.key, "Join", id[:], []byte(self)),
-	})
+	}, grpc.Peer(&pr))
 	if err != nil {
 		return nil, rpcerr.From(err)
+	}
+	if err := p.checkServer(ctx, addr, id, &pr); err != nil {
+		return nil, err
 	}
 	return resp, nil
 }
@@ -324,9 +434,15 @@ func (p *peerClient) forwardJoin(ctx context.Context, addr string, req *peerpb.J
 	if err != nil {
 		return nil, err
 	}
-	resp, err := cl.Join(ctx, req)
+	var pr peer.Peer
+	resp, err := cl.Join(ctx, req, grpc.Peer(&pr))
 	if err != nil {
 		return nil, rpcerr.From(err)
+	}
+	var id protocol.ChannelID
+	copy(id[:], req.Channel)
+	if err := p.checkServer(ctx, addr, id, &pr); err != nil {
+		return nil, err
 	}
 	return resp, nil
 }
@@ -336,11 +452,15 @@ func (p *peerClient) attest(ctx context.Context, addr string, id protocol.Channe
 	if err != nil {
 		return nil, err
 	}
+	var pr peer.Peer
 	resp, err := cl.Attest(ctx, &peerpb.AttestRequest{
 		Channel: id[:], Epoch: epoch, Caller: signCaller(p.key, "Attest", id[:], u64bytes(epoch)),
-	})
+	}, grpc.Peer(&pr))
 	if err != nil {
 		return nil, rpcerr.From(err)
+	}
+	if err := p.checkServer(ctx, addr, id, &pr); err != nil {
+		return nil, err
 	}
 	a := new(protocol.Attestation)
 	if err := protocol.Unmarshal(resp.Attestation, a); err != nil {
@@ -354,9 +474,13 @@ func (p *peerClient) status(ctx context.Context, addr string, id protocol.Channe
 	if err != nil {
 		return nil, err
 	}
-	resp, err := cl.Status(ctx, &peerpb.StatusRequest{Channel: id[:], Caller: signCaller(p.key, "Status", id[:])})
+	var pr peer.Peer
+	resp, err := cl.Status(ctx, &peerpb.StatusRequest{Channel: id[:], Caller: signCaller(p.key, "Status", id[:])}, grpc.Peer(&pr))
 	if err != nil {
 		return nil, rpcerr.From(err)
+	}
+	if err := p.checkServer(ctx, addr, id, &pr); err != nil {
+		return nil, err
 	}
 	return resp, nil
 }

@@ -42,12 +42,12 @@ func TestClientAPI(t *testing.T) {
 	}
 	addrs = append(addrs, leader.addr) // calls start on a follower
 
-	ca, err := client.Dial(ctx, alice, addrs...)
+	ca, err := client.Dial(ctx, alice, pc.nodeAddrs(), addrs...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ca.Close()
-	cb, err := client.Dial(ctx, bob, rotate(addrs, len(addrs)-1)...) // the leader first
+	cb, err := client.Dial(ctx, bob, pc.nodeAddrs(), rotate(addrs, len(addrs)-1)...) // the leader first
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +124,7 @@ func TestClientAPI(t *testing.T) {
 		t.Fatalf("forged signature: %v", err)
 	}
 	outsider, _ := protocol.GenerateKey(nil)
-	co, err := client.Dial(ctx, outsider, addrs...)
+	co, err := client.Dial(ctx, outsider, pc.nodeAddrs(), addrs...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -224,7 +224,7 @@ func TestClientCLI(t *testing.T) {
 	for _, nd := range pc.nodes {
 		nodes = append(nodes, nd.addr)
 	}
-	common := []string{"--node", strings.Join(nodes, ","), "--key", keyFile, "--channel", pc.id.String()}
+	common := []string{"--node", strings.Join(nodes, ","), "--key", keyFile, "--channel", pc.id.String(), "--chain", pc.chainAddr}
 	scraft := func(wantExit int, args ...string) []byte {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -367,7 +367,7 @@ func TestClientFailsOverFromHungNode(t *testing.T) {
 		for _, nd := range pc.others(victim) {
 			addrs = append(addrs, nd.addr)
 		}
-		cl, err := client.Dial(ctx, pc.users[0], addrs...)
+		cl, err := client.Dial(ctx, pc.users[0], pc.nodeAddrs(), addrs...)
 		if err != nil {
 			t.Fatal(err)
 		}

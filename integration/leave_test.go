@@ -35,7 +35,7 @@ func TestLeaveCloseCLI(t *testing.T) {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(context.Background(), timeout+30*time.Second)
 		defer cancel()
-		args = append(args, "--channel", pc.id.String(), "--timeout", timeout.String())
+		args = append(args, "--channel", pc.id.String(), "--timeout", timeout.String(), "--chain", pc.chainAddr)
 		cmd := exec.CommandContext(ctx, scraftBin, args...)
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr
@@ -59,7 +59,7 @@ func TestLeaveCloseCLI(t *testing.T) {
 	}
 
 	// A user member leaves and asks the chain too: the settlement releases it.
-	if out := scraft(true, time.Minute, "leave", "--node", strings.Join(addrs, ","), "--key", userKey, "--chain", pc.chainAddr); out != "left" {
+	if out := scraft(true, time.Minute, "leave", "--node", strings.Join(addrs, ","), "--key", userKey, "--on-chain"); out != "left" {
 		t.Fatalf("leave printed %q", out)
 	}
 	if isMember(pc.users[0].Address()) {

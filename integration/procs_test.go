@@ -127,6 +127,16 @@ type procNode struct {
 	p     *proc
 }
 
+// nodeAddrs returns the member addresses of the cluster's nodes: what a
+// client pins (client.Config.NodeKeys).
+func (pc *procCluster) nodeAddrs() []protocol.Address {
+	out := make([]protocol.Address, 0, len(pc.nodes))
+	for _, nd := range pc.nodes {
+		out = append(out, nd.key.Address())
+	}
+	return out
+}
+
 // newProcCluster starts `scraft chain`, creates a chat channel with n node
 // members and the given number of user members, and starts the nodes: the
 // first bootstraps the channel, the others join through it.
@@ -377,6 +387,7 @@ func (pc *procCluster) startLoad(users []*protocol.Key) *load {
 // connections of pool when it is not nil.
 func (pc *procCluster) startPacedLoad(users []*protocol.Key, rate int, pool *client.Pool) *load {
 	l := &load{stop: make(chan struct{}), cfg: client.DefaultConfig()}
+	l.cfg.NodeKeys = pc.nodeAddrs()
 	l.cfg.Pool = pool
 	if rate > 0 {
 		l.interval = time.Duration(len(users)) * time.Second / time.Duration(rate)

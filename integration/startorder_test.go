@@ -174,7 +174,7 @@ func (pc *procCluster) checkOneChannel(timeout time.Duration) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	last := pc.nodes[len(pc.nodes)-1]
-	cl, err := client.Dial(ctx, last.key, last.addr)
+	cl, err := client.Dial(ctx, last.key, []protocol.Address{last.key.Address()}, last.addr)
 	if err != nil {
 		t.Fatal(err)
 	}

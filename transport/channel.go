@@ -10,9 +10,12 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
+	"google.golang.org/grpc"
 	grpccodes "google.golang.org/grpc/codes"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
+	"github.com/scraft/scraft/protocol/tlsid"
 	"github.com/scraft/scraft/transport/raftpb"
 )
 
@@ -117,14 +120,18 @@ func (c *ChannelTransport) Close() error {
 }
 
 // AppendEntries implements raft.Transport.
-func (c *ChannelTransport) AppendEntries(_ raft.ServerID, target raft.ServerAddress, args *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) error {
+func (c *ChannelTransport) AppendEntries(id raft.ServerID, target raft.ServerAddress, args *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) error {
 	ctx, cancel := context.WithTimeout(c.ctx, c.srv.cfg.RPCTimeout)
 	defer cancel()
 	client, err := c.client(ctx, target)
 	if err != nil {
 		return c.rpcError("AppendEntries", target, err)
 	}
-	out, err := client.AppendEntries(ctx, encodeAppendEntriesRequest(c.id, args))
+	var p peer.Peer
+	out, err := client.AppendEntries(ctx, encodeAppendEntriesRequest(c.id, args), grpc.Peer(&p))
+	if err == nil {
+		err = c.checkServer(id, target, peer.NewContext(ctx, &p))
+	}
 	if err != nil {
 		return c.rpcError("AppendEntries", target, err)
 	}
@@ -133,14 +140,18 @@ func (c *ChannelTransport) AppendEntries(_ raft.ServerID, target raft.ServerAddr
 }
 
 // RequestVote implements raft.Transport.
-func (c *ChannelTransport) RequestVote(_ raft.ServerID, target raft.ServerAddress, args *raft.RequestVoteRequest, resp *raft.RequestVoteResponse) error {
+func (c *ChannelTransport) RequestVote(id raft.ServerID, target raft.ServerAddress, args *raft.RequestVoteRequest, resp *raft.RequestVoteResponse) error {
 	ctx, cancel := context.WithTimeout(c.ctx, c.srv.cfg.RPCTimeout)
 	defer cancel()
 	client, err := c.client(ctx, target)
 	if err != nil {
 		return c.rpcError("RequestVote", target, err)
 	}
-	out, err := client.RequestVote(ctx, encodeRequestVoteRequest(c.id, args))
+	var p peer.Peer
+	out, err := client.RequestVote(ctx, encodeRequestVoteRequest(c.id, args), grpc.Peer(&p))
+	if err == nil {
+		err = c.checkServer(id, target, peer.NewContext(ctx, &p))
+	}
 	if err != nil {
 		return c.rpcError("RequestVote", target, err)
 	}
@@ -149,14 +160,18 @@ func (c *ChannelTransport) RequestVote(_ raft.ServerID, target raft.ServerAddres
 }
 
 // RequestPreVote implements raft.WithPreVote.
-func (c *ChannelTransport) RequestPreVote(_ raft.ServerID, target raft.ServerAddress, args *raft.RequestPreVoteRequest, resp *raft.RequestPreVoteResponse) error {
+func (c *ChannelTransport) RequestPreVote(id raft.ServerID, target raft.ServerAddress, args *raft.RequestPreVoteRequest, resp *raft.RequestPreVoteResponse) error {
 	ctx, cancel := context.WithTimeout(c.ctx, c.srv.cfg.RPCTimeout)
 	defer cancel()
 	client, err := c.client(ctx, target)
 	if err != nil {
 		return c.rpcError("RequestPreVote", target, err)
 	}
-	out, err := client.RequestPreVote(ctx, encodeRequestPreVoteRequest(c.id, args))
+	var p peer.Peer
+	out, err := client.RequestPreVote(ctx, encodeRequestPreVoteRequest(c.id, args), grpc.Peer(&p))
+	if err == nil {
+		err = c.checkServer(id, target, peer.NewContext(ctx, &p))
+	}
 	if err != nil {
 		return c.rpcError("RequestPreVote", target, err)
 	}
@@ -165,14 +180,18 @@ func (c *ChannelTransport) RequestPreVote(_ raft.ServerID, target raft.ServerAdd
 }
 
 // TimeoutNow implements raft.Transport.
-func (c *ChannelTransport) TimeoutNow(_ raft.ServerID, target raft.ServerAddress, args *raft.TimeoutNowRequest, resp *raft.TimeoutNowResponse) error {
+func (c *ChannelTransport) TimeoutNow(id raft.ServerID, target raft.ServerAddress, args *raft.TimeoutNowRequest, resp *raft.TimeoutNowResponse) error {
 	ctx, cancel := context.WithTimeout(c.ctx, c.srv.cfg.RPCTimeout)
 	defer cancel()
 	client, err := c.client(ctx, target)
 	if err != nil {
 		return c.rpcError("TimeoutNow", target, err)
 	}
-	out, err := client.TimeoutNow(ctx, encodeTimeoutNowRequest(c.id, args))
+	var p peer.Peer
+	out, err := client.TimeoutNow(ctx, encodeTimeoutNowRequest(c.id, args), grpc.Peer(&p))
+	if err == nil {
+		err = c.checkServer(id, target, peer.NewContext(ctx, &p))
+	}
 	if err != nil {
 		return c.rpcError("TimeoutNow", target, err)
 	}
@@ -185,7 +204,7 @@ func (c *ChannelTransport) TimeoutNow(_ raft.ServerID, target raft.ServerAddress
 // The deadline grows with args.Size: Config.RPCTimeout per
 // Config.SnapshotTimeoutScale bytes, as in raft's NetworkTransport, since the
 // follower answers only after restoring the snapshot.
-func (c *ChannelTransport) InstallSnapshot(_ raft.ServerID, target raft.ServerAddress, args *raft.InstallSnapshotRequest, resp *raft.InstallSnapshotResponse, data io.Reader) error {
+func (c *ChannelTransport) InstallSnapshot(id raft.ServerID, target raft.ServerAddress, args *raft.InstallSnapshotRequest, resp *raft.InstallSnapshotResponse, data io.Reader) error {
 	cfg := &c.srv.cfg
 	timeout := cfg.RPCTimeout
 	if scale := args.Size / cfg.SnapshotTimeoutScale; scale > 1 {
@@ -198,6 +217,9 @@ func (c *ChannelTransport) InstallSnapshot(_ raft.ServerID, target raft.ServerAd
 		return c.rpcError("InstallSnapshot", target, err)
 	}
 	stream, err := client.InstallSnapshot(ctx)
+	if err == nil {
+		err = c.checkServer(id, target, stream.Context())
+	}
 	if err != nil {
 		return c.rpcError("InstallSnapshot", target, err)
 	}
@@ -229,6 +251,26 @@ func (c *ChannelTransport) InstallSnapshot(_ raft.ServerID, target raft.ServerAd
 		return c.rpcError("InstallSnapshot", target, err)
 	}
 	decodeInstallSnapshotResponse(out, resp)
+	return nil
+}
+
+// checkServer verifies, with TLS on, that the node that answered for
+// target holds the key of the server raft meant: the address of its
+// certificate key must be the server's ID (a node's raft server ID is its
+// member address). ctx carries the call's peer. A unary call's answer is
+// checked before raft sees it; a stream is checked once open, before any
+// data goes out.
+func (c *ChannelTransport) checkServer(id raft.ServerID, target raft.ServerAddress, ctx context.Context) error {
+	if c.srv.cfg.Key == nil {
+		return nil
+	}
+	addr, _, ok := tlsid.FromContext(ctx)
+	if !ok {
+		return fmt.Errorf("%w: %s presented no member certificate", ErrWrongServer, target)
+	}
+	if addr.String() != string(id) {
+		return fmt.Errorf("%w: %s holds the key of %s, not of %s", ErrWrongServer, target, addr, id)
+	}
 	return nil
 }
 

@@ -5,7 +5,10 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
+
+	"github.com/scraft/scraft/protocol"
 )
 
 // Config configures a Server: its gRPC server, its connections to peers and
@@ -88,6 +91,19 @@ type Config struct {
 	// this long to finish before the server stops hard. Default 2s.
 	ShutdownTimeout time.Duration
 
+	// Key is the node's member key. When set, the port speaks TLS 1.3
+	// only: the node presents a self-signed certificate whose key is Key
+	// (protocol/tlsid), dials its peers presenting it too, and serves a
+	// Raft RPC only to a caller that presented a member certificate of its
+	// own (see Server.SetAuthorizer for who may call). Clients of the
+	// client API need no certificate. Default nil: plaintext, for tests of
+	// the transport alone.
+	Key *protocol.Key
+
+	// Registerer, when set, receives the transport's metrics:
+	// scraft_rpc_denied_total{rpc}. Default nil: not registered.
+	Registerer prometheus.Registerer
+
 	// Faults, when set, injects network faults on the sending side of every
 	// RPC. Tests share one Faults between their in-process nodes. Default
 	// nil: no faults.
@@ -102,7 +118,7 @@ type Config struct {
 	ServerOptions []grpc.ServerOption
 
 	// DialOptions are appended to the options of every connection to a
-	// peer. Default none: plaintext.
+	// peer. Default none (TLS with Key when it is set, else plaintext).
 	DialOptions []grpc.DialOption
 }
 

@@ -19,7 +19,7 @@ import (
 // than Config.RPCTimeout, the stream ending — fails the pending request and
 // every later one; raft then closes the pipeline and falls back to plain
 // AppendEntries.
-func (c *ChannelTransport) AppendEntriesPipeline(_ raft.ServerID, target raft.ServerAddress) (raft.AppendPipeline, error) {
+func (c *ChannelTransport) AppendEntriesPipeline(id raft.ServerID, target raft.ServerAddress) (raft.AppendPipeline, error) {
 	client, err := c.client(c.ctx, target)
 	if err != nil {
 		return nil, c.rpcError("AppendEntriesPipeline", target, err)
@@ -30,6 +30,9 @@ func (c *ChannelTransport) AppendEntriesPipeline(_ raft.ServerID, target raft.Se
 	stream, err := client.AppendEntriesPipeline(ctx)
 	if !opening.Stop() && err == nil {
 		err = context.DeadlineExceeded
+	}
+	if err == nil {
+		err = c.checkServer(id, target, stream.Context())
 	}
 	if err != nil {
 		cancel()

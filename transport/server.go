@@ -11,10 +11,14 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	grpccodes "google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/scraft/scraft/protocol/tlsid"
 	"github.com/scraft/scraft/transport/raftpb"
 )
 
@@ -29,6 +33,10 @@ var (
 	// ErrUnknownChannel is returned by an RPC whose target node does not host
 	// the channel (gRPC status NOT_FOUND on the wire).
 	ErrUnknownChannel = errors.New("transport: channel not hosted by the target")
+
+	// ErrWrongServer is returned by an RPC whose target answered with a
+	// certificate key other than the raft server's (TLS on only).
+	ErrWrongServer = errors.New("transport: the node at the address is not the server raft meant")
 
 	// ErrFaultInjected is returned by an RPC that Faults cut or dropped.
 	ErrFaultInjected = errors.New("transport: message dropped by fault injection")
@@ -51,6 +59,10 @@ type Server struct {
 	ln     net.Listener
 	addr   string
 	grpc   *grpc.Server
+	// creds are the TLS credentials of connections to peers; nil without
+	// Config.Key.
+	creds  credentials.TransportCredentials
+	denied *prometheus.CounterVec
 
 	// handlers counts the goroutines handlers leave behind to receive from
 	// a stream; Close waits for them.
@@ -62,6 +74,7 @@ type Server struct {
 		closed   bool
 		channels map[string]*ChannelTransport
 		conns    map[string]*grpc.ClientConn
+		authz    Authorizer
 	}
 }
 
@@ -83,6 +96,7 @@ func NewServer(ln net.Listener, cfg Config) (*Server, error) {
 	}
 	s.mu.channels = make(map[string]*ChannelTransport)
 	s.mu.conns = make(map[string]*grpc.ClientConn)
+	s.denied = newDeniedCounter(cfg.Registerer)
 
 	opts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(cfg.MaxMessageSize),
@@ -103,6 +117,19 @@ func NewServer(ln net.Listener, cfg Config) (*Server, error) {
 		grpc.InitialWindowSize(flowWindow),
 		grpc.InitialConnWindowSize(flowWindow),
 	}
+	if cfg.Key != nil {
+		scfg, err := tlsid.ServerConfig(cfg.Key)
+		if err != nil {
+			return nil, err
+		}
+		ccfg, err := tlsid.ClientConfig(cfg.Key, nil)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, grpc.Creds(credentials.NewTLS(scfg)))
+		s.creds = credentials.NewTLS(ccfg)
+	}
+	opts = append(opts, s.deniedInterceptors()...)
 	s.grpc = grpc.NewServer(append(opts, cfg.ServerOptions...)...)
 	raftpb.RegisterRaftServer(s.grpc, &raftService{srv: s})
 	return s, nil
@@ -197,8 +224,12 @@ func (s *Server) Conn(addr string) (*grpc.ClientConn, error) {
 	bo := backoff.DefaultConfig
 	bo.BaseDelay = min(100*time.Millisecond, s.cfg.ReconnectMaxDelay)
 	bo.MaxDelay = s.cfg.ReconnectMaxDelay
+	creds := s.creds
+	if creds == nil {
+		creds = insecure.NewCredentials()
+	}
 	opts := []grpc.DialOption{
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithTransportCredentials(creds),
 		grpc.WithConnectParams(grpc.ConnectParams{Backoff: bo, MinConnectTimeout: s.cfg.DialTimeout}),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{
 			Time:                s.cfg.KeepaliveTime,

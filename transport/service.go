@@ -27,6 +27,9 @@ func (s *raftService) AppendEntries(ctx context.Context, req *raftpb.AppendEntri
 	if err != nil {
 		return nil, err
 	}
+	if err := s.admitAppend(ctx, req); err != nil {
+		return nil, err
+	}
 	resp, err := c.deliver(ctx, decodeAppendEntriesRequest(req), nil)
 	if err != nil {
 		return nil, err
@@ -41,6 +44,9 @@ func (s *raftService) AppendEntries(ctx context.Context, req *raftpb.AppendEntri
 func (s *raftService) RequestVote(ctx context.Context, req *raftpb.RequestVoteRequest) (*raftpb.RequestVoteResponse, error) {
 	c, err := s.srv.lookup(req.GetChannel())
 	if err != nil {
+		return nil, err
+	}
+	if err := s.srv.authorize(ctx, "RequestVote", req.GetChannel(), req.GetHeader(), req.GetCandidate()); err != nil {
 		return nil, err
 	}
 	resp, err := c.deliver(ctx, decodeRequestVoteRequest(req), nil)
@@ -59,6 +65,9 @@ func (s *raftService) RequestPreVote(ctx context.Context, req *raftpb.RequestPre
 	if err != nil {
 		return nil, err
 	}
+	if err := s.srv.authorize(ctx, "RequestPreVote", req.GetChannel(), req.GetHeader(), nil); err != nil {
+		return nil, err
+	}
 	resp, err := c.deliver(ctx, decodeRequestPreVoteRequest(req), nil)
 	if err != nil {
 		return nil, err
@@ -75,6 +84,9 @@ func (s *raftService) TimeoutNow(ctx context.Context, req *raftpb.TimeoutNowRequ
 	if err != nil {
 		return nil, err
 	}
+	if err := s.srv.authorize(ctx, "TimeoutNow", req.GetChannel(), req.GetHeader(), nil); err != nil {
+		return nil, err
+	}
 	resp, err := c.deliver(ctx, decodeTimeoutNowRequest(req), nil)
 	if err != nil {
 		return nil, err
@@ -84,6 +96,20 @@ func (s *raftService) TimeoutNow(ctx context.Context, req *raftpb.TimeoutNowRequ
 		return nil, badResponse(resp)
 	}
 	return encodeTimeoutNowResponse(r), nil
+}
+
+// admitAppend authorizes an AppendEntries request, plain or pipelined,
+// and checks its shape before raft sees it.
+func (s *raftService) admitAppend(ctx context.Context, req *raftpb.AppendEntriesRequest) error {
+	if err := s.srv.authorize(ctx, "AppendEntries", req.GetChannel(), req.GetHeader(), req.GetLeader()); err != nil {
+		return err
+	}
+	if err := checkAppendEntries(req); err != nil {
+		s.srv.denied.WithLabelValues("AppendEntries").Inc()
+		s.srv.logger.Warn("malformed AppendEntries refused", "channel", req.GetChannel(), "error", err)
+		return err
+	}
+	return nil
 }
 
 // AppendEntriesPipeline handles one pipeline: requests are delivered to
@@ -124,6 +150,9 @@ func (s *raftService) AppendEntriesPipeline(stream raftpb.Raft_AppendEntriesPipe
 	for {
 		if req.GetChannel() != c.id {
 			return status.Errorf(grpccodes.InvalidArgument, "transport: pipeline of channel %q carried a request for %q", c.id, req.GetChannel())
+		}
+		if err := s.admitAppend(ctx, req); err != nil {
+			return err
 		}
 		resp, err := c.deliver(ctx, decodeAppendEntriesRequest(req), nil)
 		if err != nil {
@@ -174,6 +203,9 @@ func (s *raftService) InstallSnapshot(stream raftpb.Raft_InstallSnapshotServer) 
 	}
 	c, err := s.srv.lookup(req.GetChannel())
 	if err != nil {
+		return err
+	}
+	if err := s.srv.authorize(stream.Context(), "InstallSnapshot", req.GetChannel(), req.GetHeader(), req.GetLeader()); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithCancel(stream.Context())

@@ -153,7 +153,7 @@ func TestNodeClientStreamsCapped(t *testing.T) {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	a, err := client.Dial(ctx, key, r.srv.Addr())
+	a, err := client.Dial(ctx, key, []protocol.Address{key.Address()}, r.srv.Addr())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,7 +162,7 @@ func TestNodeClientStreamsCapped(t *testing.T) {
 		t.Fatal(err)
 	}
 	other, _ := protocol.GenerateKey(nil)
-	if b, err := client.Dial(ctx, other, r.srv.Addr()); !errors.Is(err, protocol.ErrBusy) {
+	if b, err := client.Dial(ctx, other, []protocol.Address{key.Address()}, r.srv.Addr()); !errors.Is(err, protocol.ErrBusy) {
 		if b != nil {
 			b.Close()
 		}
@@ -205,7 +205,7 @@ func TestNodeUnboundTooLarge(t *testing.T) {
 		t.Fatalf("unbound 1 MiB message: %v, want too_large", err)
 	}
 
-	cl, err := client.Dial(ctx, key, r.srv.Addr())
+	cl, err := client.Dial(ctx, key, []protocol.Address{key.Address()}, r.srv.Addr())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -194,8 +194,12 @@ func BenchmarkStreamVsNode(b *testing.B) {
 			}
 		}
 	}
-	stream := sdk(streamUsers, client.DefaultConfig())
-	pooledCfg := client.DefaultConfig()
+	streamCfg := client.DefaultConfig()
+	for _, k := range keys[:3] {
+		streamCfg.NodeKeys = append(streamCfg.NodeKeys, k.Address())
+	}
+	stream := sdk(streamUsers, streamCfg)
+	pooledCfg := streamCfg
 	pooledCfg.Pool = client.NewPool()
 	pooled := sdk(pooledUsers, pooledCfg)
 	// Rounds alternate between the two, so that a change in the machine's

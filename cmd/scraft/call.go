@@ -15,6 +15,7 @@ import (
 	"github.com/scraft/scraft/client"
 	"github.com/scraft/scraft/contracts"
 	"github.com/scraft/scraft/protocol"
+	"github.com/scraft/scraft/settlement/devchain"
 )
 
 func init() {
@@ -22,12 +23,14 @@ func init() {
 }
 
 // apiClient holds the flags every client API command shares: which nodes,
-// which key, which channel.
+// which key, which channel, and how to know the nodes' keys.
 type apiClient struct {
-	nodes   []string
-	keyFile string
-	channel string
-	timeout time.Duration
+	nodes     []string
+	keyFile   string
+	channel   string
+	timeout   time.Duration
+	nodeKeys  []string
+	chainAddr string
 }
 
 func (a *apiClient) flags(cmd *cobra.Command) {
@@ -35,6 +38,8 @@ func (a *apiClient) flags(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&a.keyFile, "key", "", "key file of the member to act as (see scraft keygen) (required)")
 	cmd.Flags().StringVar(&a.channel, "channel", "", "channel id, 0x + 32 hex digits (required)")
 	cmd.Flags().DurationVar(&a.timeout, "timeout", 30*time.Second, "how long to wait for the node's answer")
+	cmd.Flags().StringSliceVar(&a.nodeKeys, "node-key", nil, "member address (0x + 32 hex) a node's TLS key must have; repeatable (default: any member of the channel on --chain)")
+	cmd.Flags().StringVar(&a.chainAddr, "chain", "127.0.0.1:7400", "settlement chain gRPC address: without --node-key, a node's TLS key must be a member's of the channel there")
 	cmd.MarkFlagRequired("node")
 	cmd.MarkFlagRequired("key")
 	cmd.MarkFlagRequired("channel")
@@ -53,11 +58,46 @@ func (a *apiClient) dial(ctx context.Context) (*client.Client, protocol.ChannelI
 	}
 	cfg := client.DefaultConfig()
 	cfg.DialTimeout = min(cfg.DialTimeout, a.timeout)
+	cfg.NodeKeys, err = a.pinned(ctx, key, ch)
+	if err != nil {
+		return nil, ch, err
+	}
 	c, err := cfg.Dial(ctx, key, a.nodes...)
 	if err != nil {
 		return nil, ch, err
 	}
 	return c, ch, nil
+}
+
+// pinned returns the member addresses a node's TLS key may have: those of
+// --node-key, or else every member of the channel on the chain (a node is
+// its member's; the chain, not the node, says who the members are).
+func (a *apiClient) pinned(ctx context.Context, key *protocol.Key, ch protocol.ChannelID) ([]protocol.Address, error) {
+	if len(a.nodeKeys) > 0 {
+		out := make([]protocol.Address, 0, len(a.nodeKeys))
+		for _, s := range a.nodeKeys {
+			addr, err := protocol.ParseAddress(s)
+			if err != nil {
+				return nil, fmt.Errorf("--node-key: %w", err)
+			}
+			out = append(out, addr)
+		}
+		return out, nil
+	}
+	cl, err := devchain.Dial(a.chainAddr, key)
+	if err != nil {
+		return nil, fmt.Errorf("chain %s (to check the nodes' keys; or give --node-key): %w", a.chainAddr, err)
+	}
+	defer cl.Close()
+	info, err := cl.Channel(ctx, ch)
+	if err != nil {
+		return nil, fmt.Errorf("read channel %s from chain %s (to check the nodes' keys; or give --node-key): %w", ch, a.chainAddr, err)
+	}
+	out := make([]protocol.Address, 0, len(info.Members))
+	for _, m := range info.Members {
+		out = append(out, m.Address)
+	}
+	return out, nil
 }
 
 // run dials, runs fn with a deadline of --timeout, and closes the client.

@@ -19,11 +19,11 @@ func init() {
 
 func leaveCmd() *cobra.Command {
 	var (
-		api       apiClient
-		chainAddr string
+		api     apiClient
+		onChain bool
 	)
 	cmd := &cobra.Command{
-		Use:   "leave --node ADDR[,ADDR] --key FILE --channel ID [--chain ADDR]",
+		Use:   "leave --node ADDR[,ADDR] --key FILE --channel ID [--chain ADDR --on-chain]",
 		Short: "Take the key's member out of a channel",
 		Long: `Take the member of --key out of the channel. The command signs a
 scraft::leave call (the member's own request, verified by every member);
@@ -31,15 +31,15 @@ the channel settles past it, the leader orders the leave (the contract's
 on_leave runs) and, if the key runs a node, takes that node out of the
 channel's Raft group. Prints "left" once all that is done.
 
-With --chain the command first asks the settlement chain, with the same key,
+With --on-chain the command first asks the settlement chain, with the same key,
 to let the member leave, so that the settlement releases its stake. A node's
-key needs no --chain: the node asks the chain itself. The channel refuses to
+key needs no --on-chain: the node asks the chain itself. The channel refuses to
 lose its only member, or the quorum of its nodes.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return api.run(cmd, func(ctx context.Context, c *client.Client, ch protocol.ChannelID) error {
-				if chainAddr != "" {
-					if err := chainLeave(ctx, chainAddr, api.keyFile, ch); err != nil {
+				if onChain {
+					if err := chainLeave(ctx, api.chainAddr, api.keyFile, ch); err != nil {
 						return err
 					}
 				}
@@ -52,7 +52,7 @@ lose its only member, or the quorum of its nodes.`,
 		},
 	}
 	api.flags(cmd)
-	cmd.Flags().StringVar(&chainAddr, "chain", "", "settlement chain gRPC address: ask it to let the member leave too, so its stake is released (default: do not)")
+	cmd.Flags().BoolVar(&onChain, "on-chain", false, "ask the chain (--chain) to let the member leave too, so its stake is released")
 	return cmd
 }
 

@@ -236,6 +236,8 @@ func startNode(ctx context.Context, o nodeOptions) (_ *runningNode, err error) {
 	tcfg := transport.DefaultConfig()
 	tcfg.AdvertiseAddr = o.Advertise
 	tcfg.Logger = o.Logger
+	tcfg.Key = o.Key
+	tcfg.Registerer = r.reg
 	if o.TuneTransport != nil {
 		o.TuneTransport(&tcfg)
 	}
@@ -275,6 +277,7 @@ func startNode(ctx context.Context, o nodeOptions) (_ *runningNode, err error) {
 		return nil, err
 	}
 	r.node.Register(r.srv.GRPC())
+	r.srv.SetAuthorizer(r.node.RaftAuthorizer())
 	ccl := clientapi.DefaultConfig()
 	ccl.Addresses = []string{r.srv.Addr()}
 	ccl.Logger = o.Logger

@@ -97,7 +97,7 @@ func TestChannelAPIOverClient(t *testing.T) {
 	r, key, id := startAPINode(t, recent)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	cl, err := client.Dial(ctx, key, r.srv.Addr())
+	cl, err := client.Dial(ctx, key, []protocol.Address{key.Address()}, r.srv.Addr())
 	if err != nil {
 		t.Fatal(err)
 	}

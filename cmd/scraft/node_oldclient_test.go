@@ -7,13 +7,14 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/scraft/scraft/clientapi"
 	"github.com/scraft/scraft/clientapi/clientpb"
 	"github.com/scraft/scraft/internal/testutil/oldclientpb"
 	"github.com/scraft/scraft/protocol"
+	"github.com/scraft/scraft/protocol/tlsid"
 )
 
 // TestOldClientAgainstNode runs a client built from the client API's proto
@@ -25,7 +26,11 @@ func TestOldClientAgainstNode(t *testing.T) {
 	r, key, id := startAPINode(t, 16)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	conn, err := grpc.NewClient(r.srv.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	tcfg, err := tlsid.ClientConfig(nil, tlsid.Pinned(key.Address()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := grpc.NewClient(r.srv.Addr(), grpc.WithTransportCredentials(credentials.NewTLS(tcfg)))
 	if err != nil {
 		t.Fatal(err)
 	}
