@@ -12,13 +12,14 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/credentials"
 
 	"github.com/scraft/scraft/client"
 	"github.com/scraft/scraft/clientapi"
 	"github.com/scraft/scraft/clientapi/clientpb"
 	"github.com/scraft/scraft/protocol"
 	"github.com/scraft/scraft/protocol/rpcerr"
+	"github.com/scraft/scraft/protocol/tlsid"
 )
 
 func TestAdminAddr(t *testing.T) {
@@ -182,7 +183,11 @@ func TestNodeUnboundTooLarge(t *testing.T) {
 	r, key, id := startAPINode(t, 16)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	conn, err := grpc.NewClient(r.srv.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	tcfg, err := tlsid.ClientConfig(nil, tlsid.Pinned(key.Address()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := grpc.NewClient(r.srv.Addr(), grpc.WithTransportCredentials(credentials.NewTLS(tcfg)))
 	if err != nil {
 		t.Fatal(err)
 	}
