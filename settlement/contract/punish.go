@@ -10,17 +10,44 @@ import (
 // target for this channel that holds an entry at Height, whose result the
 // target claimed differs from the honest result the reporter computed. The
 // chain does not run contracts; the members' votes judge who is right.
-func (x *exec) checkPunish(ch *Channel, pu *protocol.Punish) error {
+//
+// One offence — target, the batch's epoch, height — has one case, ever: a
+// second filing is refused with ErrDuplicateCase naming the first, open or
+// decided, so the members vote on that one, a failed case is not filed
+// again until some electorate lets it through, and a punishment is not
+// carried out twice. It returns the offence's case key.
+func (x *exec) checkPunish(ch *Channel, pu *protocol.Punish) ([]byte, error) {
 	if pu.Target == x.env.Sender {
-		return fmt.Errorf("%w: a member cannot report itself", ErrBadEvidence)
+		return nil, fmt.Errorf("%w: a member cannot report itself", ErrBadEvidence)
 	}
 	if _, err := x.member(ch.ID, pu.Target); err != nil {
-		return err
+		return nil, err
 	}
 	b, err := protocol.DecodeBatch(pu.Batch)
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrBadEvidence, err)
+		return nil, fmt.Errorf("%w: %v", ErrBadEvidence, err)
 	}
+	if err := checkBatchEvidence(ch, pu, b); err != nil {
+		return nil, err
+	}
+	k := caseKey(ch.ID, pu.Target, b.Epoch, pu.Height)
+	if id := getU64(x.st, k); id != 0 {
+		p, err := x.proposal(ch.ID, id)
+		if err != nil {
+			return nil, err
+		}
+		st := p.Standing(x.env.TimeMs)
+		hint := ""
+		if st == ProposalOpen {
+			hint = "; vote on it"
+		}
+		return nil, fmt.Errorf("%w: proposal %d (%s) is the case against %s for epoch %d height %d%s",
+			ErrDuplicateCase, id, st, pu.Target, b.Epoch, pu.Height, hint)
+	}
+	return k, nil
+}
+
+func checkBatchEvidence(ch *Channel, pu *protocol.Punish, b *protocol.Batch) error {
 	switch {
 	case b.Channel != ch.ID:
 		return fmt.Errorf("%w: batch is for channel %s", ErrBadEvidence, b.Channel)
