@@ -261,10 +261,28 @@ func TestChainCalls(t *testing.T) {
 		t.Fatal(err, out)
 	}
 	id := strings.TrimSpace(out)
+	// The default minimum stake: joining without it is refused.
+	if _, err := as(bobKey, "join", id); !errors.Is(err, contract.ErrInsufficientStake) {
+		t.Fatalf("join without stake: %v", err)
+	}
 	for _, k := range []string{aliceKey, bobKey} {
+		if out, err := as(k, "stake", id, strconv.Itoa(defaultMinStake)); err != nil {
+			t.Fatal(err, out)
+		}
 		if out, err := as(k, "join", id); err != nil {
 			t.Fatal(err, out)
 		}
+	}
+	out, err = runChain(t, "chain", "show", id, "--chain", addr, "--json")
+	if err != nil {
+		t.Fatal(err, out)
+	}
+	var v chainChannelView
+	if err := json.Unmarshal([]byte(out), &v); err != nil {
+		t.Fatal(err)
+	}
+	if v.MinStake != defaultMinStake || v.Fine != defaultMinStake/defaultFineDivisor {
+		t.Fatalf("defaults: min stake %d, fine %d", v.MinStake, v.Fine)
 	}
 	steps := []struct {
 		key  string
