@@ -50,8 +50,8 @@ const (
 	// EventNodeAddress: Channel, Member (whose node address changed; read
 	// the member record for it).
 	EventNodeAddress EventKind = 17
-	// EventProposalFailed: Channel, Proposal, ProposalKind, Member (the
-	// voter whose vote left it unable to pass).
+	// EventProposalFailed: Channel, Proposal, ProposalKind, Member (who
+	// sent the call whose votes left it unable to pass).
 	EventProposalFailed EventKind = 18
 )
 

@@ -175,6 +175,7 @@ func (x *exec) vote(c *Vote) error {
 	if err := x.castVote(ch, p, x.env.Sender, c.Option); err != nil {
 		return err
 	}
+	x.failIfHopeless(ch, p)
 	put(x.st, proposalKey(ch.ID, p.ID), p)
 	return nil
 }
@@ -205,14 +206,15 @@ func (x *exec) submitVotes(c *SubmitVotes) error {
 			return fmt.Errorf("vote %d: %w", i, err)
 		}
 	}
+	x.failIfHopeless(ch, p)
 	put(x.st, proposalKey(ch.ID, p.ID), p)
 	return nil
 }
 
 // castVote checks and records one vote; p is changed, not stored. Only the
 // proposal's electorate votes, once: a vote is final. A vote on a punish or
-// election proposal is taken until its deadline, and the vote that leaves
-// it unable to pass fails it at once.
+// election proposal is taken until its deadline; the call whose votes leave
+// it unable to pass fails it (failIfHopeless).
 func (x *exec) castVote(ch *Channel, p *Proposal, voter protocol.Address, opt protocol.VoteOption) error {
 	m, err := x.member(ch.ID, voter)
 	if err != nil {
@@ -252,9 +254,16 @@ func (x *exec) recordVote(ch *Channel, p *Proposal, voter protocol.Address, opt 
 		p.Abstain++
 	}
 	x.emit(Event{Kind: EventProposalVoted, Channel: ch.ID, Proposal: p.ID, Member: voter, Option: opt})
-	if p.hasVotingDeadline() && !p.canPass() {
+}
+
+// failIfHopeless fails a punish or election proposal that can no longer
+// pass; p is changed, not stored. It runs once a call's votes are all
+// recorded, so a batch of votes is taken whole even when an early one
+// already decided the case.
+func (x *exec) failIfHopeless(ch *Channel, p *Proposal) {
+	if p.Status == ProposalOpen && p.hasVotingDeadline() && !p.canPass() {
 		p.Status = ProposalFailed
-		x.emit(Event{Kind: EventProposalFailed, Channel: ch.ID, Proposal: p.ID, ProposalKind: p.Kind, Member: voter})
+		x.emit(Event{Kind: EventProposalFailed, Channel: ch.ID, Proposal: p.ID, ProposalKind: p.Kind, Member: x.env.Sender})
 	}
 }
 

@@ -211,6 +211,23 @@ func TestPunishElectorate(t *testing.T) {
 			wantErr(h.t, h.vote(pid, "carol"), ErrAlreadyVoted)
 			wantErr(h.t, h.vote(pid, "bob"), ErrAlreadyVoted) // filing was bob's vote
 		}},
+		{"a batch of votes is taken whole though its first votes decided the case", func(h *harness, pid uint64) {
+			var vs []protocol.Vote
+			for _, n := range []string{"carol", "dave", "eve", "frank"} {
+				v := protocol.Vote{Channel: h.ch, Proposal: pid, Option: protocol.VoteAgainst}
+				v.Sign(h.key(n))
+				vs = append(vs, v)
+			}
+			rc := h.must("carol", &SubmitVotes{Channel: h.ch, Proposal: pid, Votes: vs})
+			p, _ := GetProposal(h.st, h.ch, pid)
+			if p.Status != ProposalFailed || p.Against != 4 {
+				h.t.Fatalf("after the batch: %s, %d against", p.Status, p.Against)
+			}
+			if last := rc.Events[len(rc.Events)-1]; last.Kind != EventProposalFailed || last.Proposal != pid || last.Member != h.addr("carol") {
+				h.t.Fatalf("last event %+v", last)
+			}
+			wantErr(h.t, h.vote(pid, "grace"), ErrProposalClosed)
+		}},
 		{"signed votes carried by anyone count the same", func(h *harness, pid uint64) {
 			var vs []protocol.Vote
 			for _, n := range []string{"carol", "dave", "eve"} {
