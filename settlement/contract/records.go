@@ -595,6 +595,9 @@ func (p *Proposal) Decode(d *protocol.Decoder) {
 			p.Voters = append(p.Voters, a)
 		}
 		p.ExecutedAtMs = d.I64()
+		if d.Err() == nil && len(p.Voters) == 0 && p.ExecutedAtMs == 0 {
+			d.Fail(fmt.Errorf("%w: empty proposal tail written out", ErrMalformed))
+		}
 	}
 }
 
