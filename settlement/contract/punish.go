@@ -11,11 +11,13 @@ import (
 // target claimed differs from the honest result the reporter computed. The
 // chain does not run contracts; the members' votes judge who is right.
 //
-// One offence — target, the batch's epoch, height — has one case, ever: a
-// second filing is refused with ErrDuplicateCase naming the first, open or
-// decided, so the members vote on that one, a failed case is not filed
-// again until some electorate lets it through, and a punishment is not
-// carried out twice. It returns the offence's case key.
+// One offence — target, the batch's epoch, height — has one case: a second
+// filing is refused with ErrDuplicateCase naming the case, so the members
+// vote on that one while it is open; a decided case stays decided (a
+// punishment is not carried out twice, a case voted down is not filed
+// again to try another turnout). Only a case whose voting closed without a
+// decision may be filed anew, so a cheat is not shielded for good by a
+// case nobody could vote on in time. It returns the offence's case key.
 func (x *exec) checkPunish(ch *Channel, pu *protocol.Punish) ([]byte, error) {
 	if pu.Target == x.env.Sender {
 		return nil, fmt.Errorf("%w: a member cannot report itself", ErrBadEvidence)
@@ -37,12 +39,15 @@ func (x *exec) checkPunish(ch *Channel, pu *protocol.Punish) ([]byte, error) {
 			return nil, err
 		}
 		st := p.Standing(x.env.TimeMs)
-		hint := ""
-		if st == ProposalOpen {
-			hint = "; vote on it"
+		expired := p.Status == ProposalOpen && st == ProposalFailed
+		if !expired {
+			hint := ""
+			if st == ProposalOpen {
+				hint = "; vote on it"
+			}
+			return nil, fmt.Errorf("%w: proposal %d (%s) is the case against %s for epoch %d height %d%s",
+				ErrDuplicateCase, id, st, pu.Target, b.Epoch, pu.Height, hint)
 		}
-		return nil, fmt.Errorf("%w: proposal %d (%s) is the case against %s for epoch %d height %d%s",
-			ErrDuplicateCase, id, st, pu.Target, b.Epoch, pu.Height, hint)
 	}
 	return k, nil
 }

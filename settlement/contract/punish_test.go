@@ -341,6 +341,20 @@ func TestPunishOneCase(t *testing.T) {
 	if !strings.Contains(err.Error(), "(failed)") {
 		t.Fatalf("error %q does not say the case failed", err)
 	}
+	// A case whose voting closed undecided may be filed anew, once: the
+	// new case is the one to vote on.
+	h.advance(VoteWindow)
+	second, err := h.propose("frank", protocol.ProposalPunish, other)
+	if err != nil {
+		t.Fatalf("refiling an expired case: %v", err)
+	}
+	_, err = h.propose("grace", protocol.ProposalPunish, other)
+	wantErr(t, err, ErrDuplicateCase)
+	if want := fmt.Sprintf("proposal %d (open)", second); !strings.Contains(err.Error(), want) {
+		t.Fatalf("error %q does not name %q", err, want)
+	}
+	_, err = h.propose("frank", protocol.ProposalPunish, h.punishment("alice"))
+	wantErr(t, err, ErrDuplicateCase) // voted down stays decided
 }
 
 // TestFineAtMostMinStake: a channel cannot promise a fine its members'
