@@ -180,6 +180,17 @@ func chainLoadContract(arg string) (name string, code []byte, err error) {
 	return c.Name, c.Wasm, nil
 }
 
+// Stake and fine of a channel made with `scraft chain create-channel` (and
+// `scraft dev`) unless told otherwise: a punishment must cost something,
+// and a member must have staked at least what it can be fined. An account
+// on a dev chain starts with 1,000,000.
+const (
+	defaultMinStake = 1000
+	// The fine defaults to half the minimum stake (contract rule: at most
+	// the minimum stake, so it is always paid in full).
+	defaultFineDivisor = 2
+)
+
 func chainCreateChannelCmd() *cobra.Command {
 	var (
 		cc        chainClient
@@ -193,8 +204,20 @@ func chainCreateChannelCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "create-channel --contract chat|editor|movecraft|FILE.wasm",
 		Short: "Create a channel and print its id",
-		Args:  cobra.NoArgs,
+		Long: `Create a channel and print its id.
+
+Members must stake at least --min-stake in the channel (scraft chain stake)
+or lock it from the shared pool (scraft chain join --pool) to join. A member
+punished for a wrong result is forced out, banned for 5 minutes and, in a
+channel of 3 or more, fined --fine for the reporter; the fine cannot be
+larger than the minimum stake, so it is always paid in full. A punishment
+passes with votes in favour from at least 2/3 of the members other than the
+target (docs/DESIGN.md §7).`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !cmd.Flags().Changed("fine") {
+				spec.Config.Fine = spec.Config.MinStake / defaultFineDivisor
+			}
 			n, code, err := chainLoadContract(contr)
 			if err != nil {
 				return err
@@ -242,8 +265,8 @@ func chainCreateChannelCmd() *cobra.Command {
 	f.Uint32Var(&spec.Config.GasTableVersion, "gas-table-version", meter.DefaultConfig().Costs.Version, "gas cost table version every member's node must run (default: this build's)")
 	f.Uint64Var(&spec.Config.SettleEveryTxs, "settle-every", 0, "propose settlement every N txs (0: not by count)")
 	f.DurationVar(&spec.Config.SettleInterval, "settle-interval", 0, "propose settlement this often (0: not by time)")
-	f.Uint64Var(&spec.Config.MinStake, "min-stake", 0, "collateral a member must name on join")
-	f.Uint64Var(&spec.Config.Fine, "fine", 0, "fine for a punished member in channels of 3 or more")
+	f.Uint64Var(&spec.Config.MinStake, "min-stake", defaultMinStake, "collateral a member must stake (or lock from the pool) to join")
+	f.Uint64Var(&spec.Config.Fine, "fine", 0, "fine for a punished member in channels of 3 or more, paid to the reporter; at most --min-stake (default: half of --min-stake)")
 	f.DurationVar(&spec.Config.CensorshipWindow, "censorship-window", 0, "time a leader has to answer a censorship complaint (0: 30s)")
 	f.StringVar(&stateFile, "initial-state", "", `JSON file of the initial state: [{"account":"0x…","type":"chat::ChatGroup","value":"hex"}]`)
 	f.BoolVar(&noInit, "no-init", false, "start from an empty state instead of running the contract's init function")

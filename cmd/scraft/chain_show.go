@@ -11,6 +11,7 @@ import (
 	"slices"
 	"text/tabwriter"
 	"time"
+	"unicode"
 
 	"github.com/spf13/cobra"
 
@@ -41,10 +42,16 @@ type chainChannelView struct {
 	Members       []chainMemberView  `json:"members"`
 	// Epochs are the latest epochs and who led each, as the chain keeps
 	// them; Departures the latest ended memberships.
-	Epochs       []chainEpochView     `json:"epochs"`
-	Departures   []chainDepartureView `json:"departures"`
-	Proposals    []chainProposalView  `json:"proposals"`
-	SettledState []chainStateEntry    `json:"settled_state"`
+	Epochs     []chainEpochView     `json:"epochs"`
+	Departures []chainDepartureView `json:"departures"`
+	Proposals  []chainProposalView  `json:"proposals"`
+	// Complaints, Punishments and Bans are read from the proposals shown:
+	// censorship complaints, punish cases, and the bans of executed
+	// punishments that have not ended at ChainTimeMs.
+	Complaints   []chainComplaintView  `json:"complaints"`
+	Punishments  []chainPunishmentView `json:"punishments"`
+	Bans         []chainBanView        `json:"bans"`
+	SettledState []chainStateEntry     `json:"settled_state"`
 }
 
 type chainEpochView struct {
@@ -76,14 +83,56 @@ type chainMemberView struct {
 }
 
 type chainProposalView struct {
-	ID         uint64           `json:"id"`
-	Kind       string           `json:"kind"`
-	Proposer   protocol.Address `json:"proposer"`
-	Status     string           `json:"status"`
-	For        uint32           `json:"for"`
-	Against    uint32           `json:"against"`
-	Abstain    uint32           `json:"abstain"`
-	Electorate uint32           `json:"electorate"`
+	ID       uint64           `json:"id"`
+	Kind     string           `json:"kind"`
+	Proposer protocol.Address `json:"proposer"`
+	// Status is the record's; State where the proposal stands at the
+	// chain time shown: open, passed (waiting for execution), executed,
+	// failed (cannot pass, or its voting closed without the votes),
+	// refuted.
+	Status  string `json:"status"`
+	State   string `json:"state"`
+	For     uint32 `json:"for"`
+	Against uint32 `json:"against"`
+	Abstain uint32 `json:"abstain"`
+	// Needed votes in favour of Voters, the members who may vote.
+	Needed     uint32 `json:"needed"`
+	Voters     uint32 `json:"voters"`
+	Electorate uint32 `json:"electorate"` // members when it was filed
+	// DeadlineMs is a complaint's answer deadline or the end of voting on
+	// a punishment or election (chain time; 0: none).
+	DeadlineMs     int64  `json:"deadline_ms"`
+	ExecutedHeight uint64 `json:"executed_height,omitempty"`
+}
+
+type chainComplaintView struct {
+	Proposal   uint64           `json:"proposal"`
+	Complainer protocol.Address `json:"complainer"`
+	Accused    protocol.Address `json:"accused"`
+	Tx         string           `json:"tx"`
+	DeadlineMs int64            `json:"deadline_ms"`
+	State      string           `json:"state"` // open, passed (unanswered), executed (closed the channel), refuted
+}
+
+type chainPunishmentView struct {
+	Proposal uint64           `json:"proposal"`
+	Target   protocol.Address `json:"target"`
+	Reporter protocol.Address `json:"reporter"`
+	// Epoch and Height name the offence: one case each.
+	Epoch  uint64 `json:"epoch"`
+	Height uint64 `json:"height"`
+	Reason string `json:"reason"`
+	State  string `json:"state"`
+	// Fine is what an executed punishment took for the reporter (none
+	// in a channel of 2); BanUntilMs when its ban ends.
+	Fine       uint64 `json:"fine"`
+	BanUntilMs int64  `json:"ban_until_ms,omitempty"`
+}
+
+type chainBanView struct {
+	Address  protocol.Address `json:"address"`
+	UntilMs  int64            `json:"until_ms"`
+	Proposal uint64           `json:"proposal"`
 }
 
 func chainShowCmd() *cobra.Command {
@@ -94,7 +143,7 @@ func chainShowCmd() *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "show CHANNEL",
-		Short: "Show a channel: members, leader, epochs, departures, heartbeats, settlement, proposals",
+		Short: "Show a channel: members, leader, epochs, departures, heartbeats, settlement, proposals, complaints, punishments, bans",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, err := protocol.ParseChannelID(args[0])
@@ -143,7 +192,8 @@ func chainLoadChannelView(ctx context.Context, c *devchain.Client, id protocol.C
 		MinStake: info.Config.MinStake, Fine: info.Config.Fine, Closed: info.Closed, Epoch: info.Epoch,
 		SettledHeight: info.SettledHeight, SettledDigest: info.SettledDigest.String(), ChainTimeMs: info.AtMs,
 		Members: []chainMemberView{}, Epochs: []chainEpochView{}, Departures: []chainDepartureView{},
-		Proposals: []chainProposalView{}, SettledState: []chainStateEntry{},
+		Proposals: []chainProposalView{}, Complaints: []chainComplaintView{}, Punishments: []chainPunishmentView{},
+		Bans: []chainBanView{}, SettledState: []chainStateEntry{},
 	}
 	for _, l := range info.Labels {
 		v.Labels[l.Key] = l.Value
@@ -204,13 +254,94 @@ func chainLoadChannelView(ctx context.Context, c *devchain.Client, id protocol.C
 		if err != nil {
 			return nil, err
 		}
-		v.Proposals = append(v.Proposals, chainProposalView{ID: p.ID, Kind: p.Kind.String(), Proposer: p.Proposer, Status: p.Status.String(),
-			For: p.For, Against: p.Against, Abstain: p.Abstain, Electorate: p.Electorate})
+		chainAddProposal(v, &info.Channel, &p.Proposal)
 	}
 	for _, k := range st.Keys() {
 		v.SettledState = append(v.SettledState, chainStateEntry{Account: k.Account, Type: k.Type, Value: hex.EncodeToString(st[k])})
 	}
 	return v, nil
+}
+
+// chainAddProposal adds p to the view, and to its complaints,
+// punishments and bans by kind.
+func chainAddProposal(v *chainChannelView, ch *contract.Channel, p *contract.Proposal) {
+	state := p.Standing(v.ChainTimeMs).String()
+	voters := p.ElectorateSize()
+	if p.Kind == protocol.ProposalCensorship {
+		voters = 0 // decided by the deadline, not by votes
+	}
+	v.Proposals = append(v.Proposals, chainProposalView{ID: p.ID, Kind: p.Kind.String(), Proposer: p.Proposer,
+		Status: p.Status.String(), State: state, For: p.For, Against: p.Against, Abstain: p.Abstain,
+		Needed: p.VotesNeeded(), Voters: voters, Electorate: p.Electorate,
+		DeadlineMs: p.DeadlineMs, ExecutedHeight: p.ExecutedHeight})
+	switch p.Kind {
+	case protocol.ProposalCensorship:
+		var c protocol.Censorship
+		if protocol.Unmarshal(p.Data, &c) != nil {
+			return
+		}
+		v.Complaints = append(v.Complaints, chainComplaintView{Proposal: p.ID, Complainer: p.Proposer, Accused: c.Accused,
+			Tx: c.Tx.Hash().String(), DeadlineMs: p.DeadlineMs, State: state})
+	case protocol.ProposalPunish:
+		var pu protocol.Punish
+		if protocol.Unmarshal(p.Data, &pu) != nil {
+			return
+		}
+		pv := chainPunishmentView{Proposal: p.ID, Target: pu.Target, Reporter: p.Proposer, Height: pu.Height, Reason: pu.Reason, State: state}
+		if b, err := protocol.DecodeBatch(pu.Batch); err == nil {
+			pv.Epoch = b.Epoch
+		}
+		if p.Status == contract.ProposalExecuted {
+			if p.Electorate >= 3 {
+				pv.Fine = ch.Config.Fine // at most the minimum stake: paid in full
+			}
+			if p.ExecutedAtMs != 0 {
+				pv.BanUntilMs = p.ExecutedAtMs + contract.BanDuration.Milliseconds()
+			}
+			if pv.BanUntilMs > v.ChainTimeMs {
+				v.Bans = append(v.Bans, chainBanView{Address: pu.Target, UntilMs: pv.BanUntilMs, Proposal: p.ID})
+			}
+		}
+		v.Punishments = append(v.Punishments, pv)
+	}
+}
+
+// chainIn says how far chain time at is from now: "in 9m30s", "3s ago",
+// "-" for none.
+func chainIn(nowMs, atMs int64) string {
+	if atMs == 0 {
+		return "-"
+	}
+	d := time.Duration(atMs-nowMs) * time.Millisecond
+	if d < 0 {
+		return (-d).String() + " ago"
+	}
+	return "in " + d.String()
+}
+
+// chainDeadline shows a deadline while it still matters: for an open
+// proposal.
+func chainDeadline(nowMs int64, state string, atMs int64) string {
+	if state != contract.ProposalOpen.String() {
+		return "-"
+	}
+	return chainIn(nowMs, atMs)
+}
+
+// chainPrintable makes a reporter's free text safe for a terminal: no
+// control characters or escape sequences, at most max runes.
+func chainPrintable(s string, max int) string {
+	out := make([]rune, 0, min(len(s), max))
+	for _, r := range s {
+		if len(out) == max {
+			return string(out) + "…"
+		}
+		if !unicode.IsPrint(r) {
+			r = '?'
+		}
+		out = append(out, r)
+	}
+	return string(out)
 }
 
 func chainPrintChannel(w io.Writer, v *chainChannelView) error {
@@ -292,9 +423,40 @@ func chainPrintChannel(w io.Writer, v *chainChannelView) error {
 
 	fmt.Fprintf(w, "\nproposals (%d shown)\n", len(v.Proposals))
 	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tKIND\tSTATUS\tFOR\tAGAINST\tABSTAIN\tOF\tPROPOSER")
+	fmt.Fprintln(tw, "ID\tKIND\tSTATE\tFOR\tAGAINST\tABSTAIN\tNEEDED\tOF\tDEADLINE\tPROPOSER")
 	for _, p := range v.Proposals {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%d\t%d\t%d\t%s\n", p.ID, p.Kind, p.Status, p.For, p.Against, p.Abstain, p.Electorate, p.Proposer)
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\t%s\n", p.ID, p.Kind, p.State, p.For, p.Against, p.Abstain,
+			p.Needed, p.Voters, chainDeadline(v.ChainTimeMs, p.State, p.DeadlineMs), p.Proposer)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+
+	fmt.Fprintf(w, "\ncomplaints (%d)\n", len(v.Complaints))
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "PROPOSAL\tSTATE\tCOMPLAINER\tACCUSED\tDEADLINE\tTX")
+	for _, c := range v.Complaints {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", c.Proposal, c.State, c.Complainer, c.Accused, chainDeadline(v.ChainTimeMs, c.State, c.DeadlineMs), c.Tx)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+
+	fmt.Fprintf(w, "\npunishments (%d)\n", len(v.Punishments))
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "PROPOSAL\tSTATE\tTARGET\tEPOCH\tHEIGHT\tREPORTER\tFINE\tREASON")
+	for _, p := range v.Punishments {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%d\t%s\t%d\t%s\n", p.Proposal, p.State, p.Target, p.Epoch, p.Height, p.Reporter, p.Fine, chainPrintable(p.Reason, 80))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+
+	fmt.Fprintf(w, "\nbans (%d)\n", len(v.Bans))
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ADDRESS\tENDS\tPROPOSAL")
+	for _, b := range v.Bans {
+		fmt.Fprintf(tw, "%s\t%s\t%d\n", b.Address, chainIn(v.ChainTimeMs, b.UntilMs), b.Proposal)
 	}
 	if err := tw.Flush(); err != nil {
 		return err

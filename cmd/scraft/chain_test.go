@@ -261,10 +261,28 @@ func TestChainCalls(t *testing.T) {
 		t.Fatal(err, out)
 	}
 	id := strings.TrimSpace(out)
+	// The default minimum stake: joining without it is refused.
+	if _, err := as(bobKey, "join", id); !errors.Is(err, contract.ErrInsufficientStake) {
+		t.Fatalf("join without stake: %v", err)
+	}
 	for _, k := range []string{aliceKey, bobKey} {
+		if out, err := as(k, "stake", id, strconv.Itoa(defaultMinStake)); err != nil {
+			t.Fatal(err, out)
+		}
 		if out, err := as(k, "join", id); err != nil {
 			t.Fatal(err, out)
 		}
+	}
+	out, err = runChain(t, "chain", "show", id, "--chain", addr, "--json")
+	if err != nil {
+		t.Fatal(err, out)
+	}
+	var v chainChannelView
+	if err := json.Unmarshal([]byte(out), &v); err != nil {
+		t.Fatal(err)
+	}
+	if v.MinStake != defaultMinStake || v.Fine != defaultMinStake/defaultFineDivisor {
+		t.Fatalf("defaults: min stake %d, fine %d", v.MinStake, v.Fine)
 	}
 	steps := []struct {
 		key  string
@@ -373,5 +391,127 @@ func TestChainShowHistory(t *testing.T) {
 	}
 	if len(v.Epochs) != 1 || v.Epochs[0].Epoch != 1 || len(v.Departures) != 0 {
 		t.Fatalf("with limits: epochs %+v, departures %+v", v.Epochs, v.Departures)
+	}
+}
+
+// chainPunishment returns a punish payload against target: a batch it
+// signed in epoch at height whose claimed result differs from the honest one.
+func chainPunishment(id protocol.ChannelID, target *protocol.Key, epoch, height uint64, reason string) []byte {
+	honest := protocol.Result{Status: protocol.StatusOK, GasUsed: 5, ChangeSet: protocol.ChangeSet{}.Hash()}
+	claimed := honest
+	claimed.GasUsed = 6
+	tx := protocol.SignTx(target, protocol.Tx{Channel: id, Nonce: height, Function: "chat::send"})
+	b := &protocol.Batch{Channel: id, Epoch: epoch, FirstHeight: height, Entries: []protocol.Entry{{Kind: protocol.EntryCall, Call: tx}}, Results: []protocol.Result{claimed}}
+	b.Sign(target)
+	return protocol.Marshal(&protocol.Punish{Target: target.Address(), Height: height, Batch: b.Bytes(), Honest: honest, Reason: reason})
+}
+
+// TestChainShowAccountability: `scraft chain show` lists proposals with
+// their state, votes, votes needed and deadline, and the complaints,
+// punishments and bans among them.
+func TestChainShowAccountability(t *testing.T) {
+	addr := startTestChain(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	names := []string{"alice", "bob", "carol", "dave"}
+	keys := map[string]*protocol.Key{}
+	cl := map[string]*devchain.Client{}
+	for _, n := range names {
+		_, k := newChainKeyFile(t, n)
+		c, err := devchain.Dial(addr, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		keys[n], cl[n] = k, c
+	}
+	id, err := cl["alice"].CreateChannel(ctx, settlement.ChannelSpec{Contract: "chat", Code: []byte("x"), Config: contract.ChannelConfig{MinStake: 100, Fine: 50}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range names {
+		if err := cl[n].Stake(ctx, id, 100); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := cl[n].Join(ctx, id, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := cl["alice"].ClaimLeader(ctx, id, 0, nil); err != nil {
+		t.Fatal(err)
+	}
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Case 1: bob reports alice, both others agree (2 of 3 would do): she is out, fined
+	// and banned, bob leads in epoch 2.
+	p1, err := cl["bob"].CreateProposal(ctx, id, protocol.ProposalPunish, chainPunishment(id, keys["alice"], 1, 3, "gas differs"))
+	must(err)
+	must(cl["carol"].Vote(ctx, id, p1, protocol.VoteFor))
+	must(cl["dave"].Vote(ctx, id, p1, protocol.VoteFor))
+	must(cl["dave"].ExecuteProposal(ctx, id, p1))
+	// Case 2: carol reports bob, dave disagrees: failed.
+	p2, err := cl["carol"].CreateProposal(ctx, id, protocol.ProposalPunish, chainPunishment(id, keys["bob"], 2, 9, "digest differs\x1b[2J"))
+	must(err)
+	must(cl["dave"].Vote(ctx, id, p2, protocol.VoteAgainst))
+	// A complaint against bob, open.
+	tx := protocol.SignTx(keys["dave"], protocol.Tx{Channel: id, Nonce: 1, Function: "chat::send"})
+	p3, err := cl["dave"].CreateProposal(ctx, id, protocol.ProposalCensorship, protocol.Marshal(&protocol.Censorship{Accused: keys["bob"].Address(), Tx: *tx}))
+	must(err)
+
+	out, err := runChain(t, "chain", "show", id.String(), "--chain", addr, "--json")
+	if err != nil {
+		t.Fatal(err, out)
+	}
+	var v chainChannelView
+	if err := json.Unmarshal([]byte(out), &v); err != nil {
+		t.Fatalf("%v:\n%s", err, out)
+	}
+	if len(v.Proposals) != 3 {
+		t.Fatalf("proposals %+v", v.Proposals)
+	}
+	for i, want := range []chainProposalView{
+		{ID: p1, Kind: "punish", State: "executed", For: 3, Needed: 2, Voters: 3},
+		{ID: p2, Kind: "punish", State: "failed", For: 1, Against: 1, Needed: 2, Voters: 2},
+		{ID: p3, Kind: "censorship", State: "open"},
+	} {
+		got := v.Proposals[i]
+		if got.ID != want.ID || got.Kind != want.Kind || got.State != want.State || got.For != want.For ||
+			got.Against != want.Against || got.Needed != want.Needed || got.Voters != want.Voters || got.DeadlineMs == 0 {
+			t.Fatalf("proposal %d: %+v, want %+v", i, got, want)
+		}
+	}
+	if len(v.Punishments) != 2 || len(v.Complaints) != 1 || len(v.Bans) != 1 {
+		t.Fatalf("punishments %+v complaints %+v bans %+v", v.Punishments, v.Complaints, v.Bans)
+	}
+	if pu := v.Punishments[0]; pu.Target != keys["alice"].Address() || pu.Reporter != keys["bob"].Address() || pu.Epoch != 1 ||
+		pu.Height != 3 || pu.Fine != 50 || pu.BanUntilMs <= v.ChainTimeMs || pu.Reason != "gas differs" {
+		t.Fatalf("punishment 1: %+v", pu)
+	}
+	if pu := v.Punishments[1]; pu.Target != keys["bob"].Address() || pu.State != "failed" || pu.Fine != 0 || pu.BanUntilMs != 0 {
+		t.Fatalf("punishment 2: %+v", pu)
+	}
+	if b := v.Bans[0]; b.Address != keys["alice"].Address() || b.Proposal != p1 || b.UntilMs != v.Punishments[0].BanUntilMs {
+		t.Fatalf("ban %+v", b)
+	}
+	if c := v.Complaints[0]; c.Accused != keys["bob"].Address() || c.Complainer != keys["dave"].Address() || c.Tx != tx.Hash().String() || c.State != "open" {
+		t.Fatalf("complaint %+v", c)
+	}
+
+	out, err = runChain(t, "chain", "show", id.String(), "--chain", addr)
+	if err != nil {
+		t.Fatal(err, out)
+	}
+	for _, want := range []string{"NEEDED", "DEADLINE", "complaints (1)", "punishments (2)", "bans (1)",
+		"gas differs", "digest differs?[2J", keys["alice"].Address().String()} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("show lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "\x1b") {
+		t.Fatal("show printed a reporter's escape sequence")
 	}
 }

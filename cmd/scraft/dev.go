@@ -41,6 +41,8 @@ func devCmd() *cobra.Command {
 		Short: "Run a dev chain and a 3-node MoveCraft channel in one process, with players",
 		Long: `Run an embedded development chain and three nodes on loopback that host one
 MoveCraft channel, with a small workload of players moving and building.
+Every member stakes 1000, the channel's minimum stake; a punished member is
+fined 500 (the defaults of scraft chain create-channel).
 A status line shows the height, committed txs per second, the leader and its
 epoch, and the settled height. Ctrl-C stops everything cleanly.`,
 		Args: cobra.NoArgs,
@@ -105,7 +107,8 @@ func runDev(ctx context.Context, o devOptions) error {
 		Code:         mc.Wasm,
 		InitialState: initial,
 		Labels:       []contract.Label{{Key: "world_address", Value: "dev"}},
-		Config:       contract.ChannelConfig{TickInterval: o.tick, SettleEveryTxs: 2000, SettleInterval: 5 * time.Second},
+		Config: contract.ChannelConfig{TickInterval: o.tick, SettleEveryTxs: 2000, SettleInterval: 5 * time.Second,
+			MinStake: defaultMinStake, Fine: defaultMinStake / defaultFineDivisor},
 	})
 	if err != nil {
 		return fmt.Errorf("create channel: %w", err)
@@ -113,7 +116,11 @@ func runDev(ctx context.Context, o devOptions) error {
 	var nodeKeys, playerKeys []*protocol.Key
 	for i := 0; i < 3+o.players; i++ {
 		k, _ := protocol.GenerateKey(nil)
-		if _, err := devchain.NewLocal(chain, k).Join(ctx, id, false); err != nil {
+		c := devchain.NewLocal(chain, k)
+		if err := c.Stake(ctx, id, defaultMinStake); err != nil {
+			return fmt.Errorf("stake on chain: %w", err)
+		}
+		if _, err := c.Join(ctx, id, false); err != nil {
 			return fmt.Errorf("join on chain: %w", err)
 		}
 		if i < 3 {

@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -122,6 +123,53 @@ func (s *Suite) attest(id protocol.ChannelID, epoch uint64, claimant string, by 
 		out = append(out, a)
 	}
 	return out
+}
+
+// seven are the members of the channels where a minority tries to punish.
+var seven = []string{"alice", "bob", "carol", "dave", "eve", "frank", "grace"}
+
+// punishment returns a punish payload against target: a batch it signed at
+// height whose claimed result differs from the honest one.
+func (s *Suite) punishment(id protocol.ChannelID, target string, height uint64) []byte {
+	honestCS := protocol.ChangeSet{}
+	honest := protocol.Result{Status: protocol.StatusOK, GasUsed: 5, ChangeSet: honestCS.Hash()}
+	claimed := honest
+	claimed.GasUsed = 6
+	tx := protocol.SignTx(Key("bob"), protocol.Tx{Channel: id, Nonce: height, Function: "chat::send"})
+	b := &protocol.Batch{Channel: id, Epoch: 1, FirstHeight: height, Entries: []protocol.Entry{{Kind: protocol.EntryCall, Call: tx}}, Results: []protocol.Result{claimed}}
+	b.Sign(Key(target))
+	return protocol.Marshal(&protocol.Punish{Target: s.Addr(target), Height: height, Batch: b.Bytes(), Honest: honest, HonestChangeSet: honestCS, Reason: "gas differs"})
+}
+
+// votes casts each named member's vote: "name" for, "-name" against,
+// "~name" abstain.
+func (s *Suite) votes(id protocol.ChannelID, pid uint64, names ...string) {
+	s.t.Helper()
+	for _, n := range names {
+		opt := protocol.VoteFor
+		switch n[0] {
+		case '-':
+			n, opt = n[1:], protocol.VoteAgainst
+		case '~':
+			n, opt = n[1:], protocol.VoteAbstain
+		}
+		s.must(s.As(n).Vote(s.ctx, id, pid, opt))
+	}
+}
+
+// untouched checks that no member of names lost collateral or was forced
+// out, and that alice still leads in epoch 1.
+func (s *Suite) untouched(id protocol.ChannelID, names ...string) {
+	s.t.Helper()
+	info := s.info(id)
+	if info.Leader != s.Addr("alice") || info.Epoch != 1 || len(info.Members) != len(names) {
+		s.t.Fatalf("leader %s epoch %d, %d members", info.Leader, info.Epoch, len(info.Members))
+	}
+	for _, n := range names {
+		if m, ok := info.Member(s.Addr(n)); !ok || m.Locked != 100 {
+			s.t.Fatalf("%s: %+v", n, m)
+		}
+	}
 }
 
 // Run runs every scenario, each on a fresh Env from newEnv.
@@ -377,8 +425,7 @@ var Scenarios = []Scenario{
 		b.Sign(Key("alice"))
 		pu := &protocol.Punish{Target: s.Addr("alice"), Height: 4, Batch: b.Bytes(), Honest: honest, Reason: "gas differs"}
 		pid, err = s.As("carol").CreateProposal(s.ctx, id, protocol.ProposalPunish, protocol.Marshal(pu))
-		s.must(err)
-		s.must(s.As("carol").Vote(s.ctx, id, pid, protocol.VoteFor))
+		s.must(err) // in a channel of two the report alone passes
 		s.must(s.As("carol").ExecuteProposal(s.ctx, id, pid))
 		dp, err = s.As("carol").Departure(s.ctx, id, 1)
 		s.must(err)
@@ -428,11 +475,12 @@ var Scenarios = []Scenario{
 		_, err := s.As("bob").ClaimLeader(s.ctx, id, 1, nil)
 		s.must(err)
 		check("", "alice", "bob")
-		// An election.
+		// An election: alice and carol, valid again, are its electorate.
+		s.must(s.As("alice").KeepAlive(s.ctx, id))
+		s.must(s.As("carol").KeepAlive(s.ctx, id))
 		pid, err := s.As("alice").CreateProposal(s.ctx, id, protocol.ProposalElection, protocol.Marshal(&protocol.Election{Epoch: 2, Candidate: s.Addr("carol")}))
 		s.must(err)
-		s.must(s.As("alice").Vote(s.ctx, id, pid, protocol.VoteFor))
-		s.must(s.As("bob").Vote(s.ctx, id, pid, protocol.VoteFor))
+		s.must(s.As("carol").Vote(s.ctx, id, pid, protocol.VoteFor))
 		s.must(s.As("alice").ExecuteProposal(s.ctx, id, pid))
 		check("", "alice", "bob", "carol")
 		// The leader let go by a settlement: an epoch without a leader,
@@ -475,8 +523,8 @@ var Scenarios = []Scenario{
 		b.Sign(Key("alice"))
 		pu := &protocol.Punish{Target: s.Addr("alice"), Height: 3, Batch: b.Bytes(), Honest: honest, HonestChangeSet: honestCS, Reason: "gas differs"}
 		pid, err := s.As("bob").CreateProposal(s.ctx, id, protocol.ProposalPunish, protocol.Marshal(pu))
-		s.must(err)
-		s.must(s.As("bob").Vote(s.ctx, id, pid, protocol.VoteFor))
+		s.must(err) // bob's filing is his vote: one of the two others
+		s.want(s.As("bob").Vote(s.ctx, id, pid, protocol.VoteFor), contract.ErrAlreadyVoted)
 		s.want(s.As("bob").ExecuteProposal(s.ctx, id, pid), contract.ErrNotPassed)
 		s.must(s.As("carol").Vote(s.ctx, id, pid, protocol.VoteFor))
 		before, _ := s.As("bob").Account(s.ctx, s.Addr("bob"))
@@ -495,6 +543,108 @@ var Scenarios = []Scenario{
 		s.env.Advance(contract.BanDuration + time.Second)
 		_, err = s.As("alice").Join(s.ctx, id, false)
 		s.must(err)
+	}},
+	{"punishment: two colluders of seven cannot force out the leader; four of the six others can", func(t *testing.T, s *Suite) {
+		id := s.channel(seven...)
+		pid, err := s.As("bob").CreateProposal(s.ctx, id, protocol.ProposalPunish, s.punishment(id, "alice", 3))
+		s.must(err)
+		s.votes(id, pid, "carol") // the colluders: bob's filing and carol
+		s.want(s.As("bob").ExecuteProposal(s.ctx, id, pid), contract.ErrNotPassed)
+		s.untouched(id, seven...)
+		s.votes(id, pid, "dave")
+		s.want(s.As("bob").ExecuteProposal(s.ctx, id, pid), contract.ErrNotPassed)
+		s.votes(id, pid, "eve")
+		p, err := s.As("bob").Proposal(s.ctx, id, pid)
+		s.must(err)
+		if p.For != 4 || len(p.Voters) != 6 || p.VotesNeeded() != 4 || len(p.Votes) != 4 {
+			t.Fatalf("proposal %+v", p.Proposal)
+		}
+		before, _ := s.As("bob").Account(s.ctx, s.Addr("bob"))
+		s.must(s.As("grace").ExecuteProposal(s.ctx, id, pid))
+		after, _ := s.As("bob").Account(s.ctx, s.Addr("bob"))
+		if info := s.info(id); info.Leader != s.Addr("bob") || len(info.Members) != 6 || after.Balance != before.Balance+60 {
+			t.Fatalf("leader %s, %d members, reporter got %d", info.Leader, len(info.Members), after.Balance-before.Balance)
+		}
+	}},
+	{"punishment: one case per offence, and votes against fail it early", func(t *testing.T, s *Suite) {
+		id := s.channel(seven...)
+		pid, err := s.As("bob").CreateProposal(s.ctx, id, protocol.ProposalPunish, s.punishment(id, "alice", 3))
+		s.must(err)
+		_, err = s.As("carol").CreateProposal(s.ctx, id, protocol.ProposalPunish, s.punishment(id, "alice", 3))
+		s.want(err, contract.ErrDuplicateCase)
+		if want := fmt.Sprintf("proposal %d (open)", pid); !strings.Contains(err.Error(), want) {
+			t.Fatalf("refusal %q does not name %q", err, want)
+		}
+		s.votes(id, pid, "-carol", "-dave")
+		s.want(s.As("bob").ExecuteProposal(s.ctx, id, pid), contract.ErrNotPassed)
+		s.votes(id, pid, "~eve") // 1 for, 2 left: 4 can no longer be reached
+		p, err := s.As("bob").Proposal(s.ctx, id, pid)
+		s.must(err)
+		if p.Status != contract.ProposalFailed {
+			t.Fatalf("status %s", p.Status)
+		}
+		s.want(s.As("frank").Vote(s.ctx, id, pid, protocol.VoteFor), contract.ErrProposalClosed)
+		s.want(s.As("bob").ExecuteProposal(s.ctx, id, pid), contract.ErrProposalClosed)
+		_, err = s.As("frank").CreateProposal(s.ctx, id, protocol.ProposalPunish, s.punishment(id, "alice", 3))
+		s.want(err, contract.ErrDuplicateCase)
+		s.untouched(id, seven...)
+	}},
+	{"punishment: the electorate is fixed at filing, offline members count, voting closes", func(t *testing.T, s *Suite) {
+		id := s.channel(seven...)
+		pid, err := s.As("bob").CreateProposal(s.ctx, id, protocol.ProposalPunish, s.punishment(id, "alice", 3))
+		s.must(err)
+		// A member added after filing cannot vote; the target cannot.
+		s.must(s.As("henry").Stake(s.ctx, id, 100))
+		_, err = s.As("henry").Join(s.ctx, id, false)
+		s.must(err)
+		s.want(s.As("henry").Vote(s.ctx, id, pid, protocol.VoteFor), contract.ErrNotEligible)
+		s.want(s.As("alice").Vote(s.ctx, id, pid, protocol.VoteAgainst), contract.ErrNotEligible)
+		// Only bob and carol stay online: the four offline others still
+		// count, so the two cannot pass it.
+		s.env.Advance(contract.HeartbeatTTL + time.Second)
+		s.must(s.As("bob").KeepAlive(s.ctx, id))
+		s.must(s.As("carol").KeepAlive(s.ctx, id))
+		s.votes(id, pid, "carol")
+		s.want(s.As("bob").ExecuteProposal(s.ctx, id, pid), contract.ErrNotPassed)
+		// The deadline passes: the case has failed.
+		s.env.Advance(contract.VoteWindow)
+		s.want(s.As("dave").Vote(s.ctx, id, pid, protocol.VoteFor), contract.ErrDeadlinePassed)
+		s.want(s.As("bob").ExecuteProposal(s.ctx, id, pid), contract.ErrNotPassed)
+		p, err := s.As("bob").Proposal(s.ctx, id, pid)
+		s.must(err)
+		head, err := s.As("bob").Head(s.ctx)
+		s.must(err)
+		if p.Standing(head.TimeMs) != contract.ProposalFailed || p.For != 2 {
+			t.Fatalf("after the deadline: %s, %d for", p.Standing(head.TimeMs), p.For)
+		}
+		s.untouched(id, append(seven, "henry")...)
+	}},
+	{"punishment: in a channel of two the report alone forces out, bans, fines nobody", func(t *testing.T, s *Suite) {
+		id := s.channel("alice", "bob")
+		before, _ := s.As("alice").Account(s.ctx, s.Addr("alice"))
+		pid, err := s.As("bob").CreateProposal(s.ctx, id, protocol.ProposalPunish, s.punishment(id, "alice", 3))
+		s.must(err)
+		s.must(s.As("bob").ExecuteProposal(s.ctx, id, pid))
+		after, _ := s.As("alice").Account(s.ctx, s.Addr("alice"))
+		if info := s.info(id); !info.Leader.IsZero() || len(info.Members) != 1 || after.Balance != before.Balance+100 {
+			t.Fatalf("leader %s, %d members, target got back %d", info.Leader, len(info.Members), after.Balance-before.Balance)
+		}
+		s.must(s.As("alice").Stake(s.ctx, id, 100))
+		_, err = s.As("alice").Join(s.ctx, id, false)
+		s.want(err, contract.ErrBanned)
+	}},
+	{"election: exactly 2/3 of the valid others does not pass, more does", func(t *testing.T, s *Suite) {
+		id := s.channel("alice", "bob", "carol", "dave")
+		pid, err := s.As("bob").CreateProposal(s.ctx, id, protocol.ProposalElection, protocol.Marshal(&protocol.Election{Epoch: 1, Candidate: s.Addr("carol")}))
+		s.must(err)
+		s.want(s.As("alice").Vote(s.ctx, id, pid, protocol.VoteAgainst), contract.ErrNotEligible) // the leader
+		s.votes(id, pid, "carol")
+		s.want(s.As("bob").ExecuteProposal(s.ctx, id, pid), contract.ErrNotPassed)
+		s.votes(id, pid, "dave")
+		s.must(s.As("bob").ExecuteProposal(s.ctx, id, pid))
+		if info := s.info(id); info.Leader != s.Addr("carol") || info.Epoch != 2 {
+			t.Fatalf("leader %s epoch %d", info.Leader, info.Epoch)
+		}
 	}},
 	{"censorship: unanswered complaint closes the channel", func(t *testing.T, s *Suite) {
 		id := s.channel("alice", "bob")
@@ -526,7 +676,6 @@ var Scenarios = []Scenario{
 		id := s.channel("alice", "bob", "carol")
 		pid, err := s.As("bob").CreateProposal(s.ctx, id, protocol.ProposalElection, protocol.Marshal(&protocol.Election{Epoch: 1, Candidate: s.Addr("carol")}))
 		s.must(err)
-		s.must(s.As("bob").Vote(s.ctx, id, pid, protocol.VoteFor))
 		s.must(s.As("carol").Vote(s.ctx, id, pid, protocol.VoteFor))
 		s.must(s.As("bob").ExecuteProposal(s.ctx, id, pid))
 		if info := s.info(id); info.Leader != s.Addr("carol") || info.Epoch != 2 {

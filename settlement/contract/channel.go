@@ -92,6 +92,12 @@ func checkConfig(c *ChannelConfig) error {
 		return fmt.Errorf("%w: censorship window %s (max %s)", ErrTooLarge, c.CensorshipWindow, MaxPolicyInterval)
 	case c.GasLimit > MaxGasLimit:
 		return fmt.Errorf("%w: gas limit %d (max %d)", ErrTooLarge, c.GasLimit, MaxGasLimit)
+	case c.Fine > c.MinStake:
+		// Every member's collateral is at least MinStake, so a fine no
+		// larger is always paid in full; a larger one would be capped at
+		// the collateral and the configured fine would be a promise the
+		// chain cannot keep.
+		return fmt.Errorf("%w: fine (%d) cannot be larger than the minimum stake (%d)", ErrMalformed, c.Fine, c.MinStake)
 	}
 	return nil
 }

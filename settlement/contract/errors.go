@@ -48,7 +48,10 @@ var (
 	ErrProposalClosed = errors.New("contract: proposal is closed")
 	// ErrAlreadyVoted means the member voted on this proposal already.
 	ErrAlreadyVoted = errors.New("contract: member already voted")
-	// ErrNotEligible means the voter joined after the proposal was created.
+	// ErrNotEligible means the voter is not in the proposal's electorate:
+	// it joined after the proposal was created, or it is the target of a
+	// punishment, or the leader (or was not valid) when an election was
+	// proposed. Also an election proposal when no member could vote on it.
 	ErrNotEligible = errors.New("contract: member may not vote on this proposal")
 	// ErrBadVote means a submitted vote does not verify or names another
 	// channel or proposal.
@@ -70,7 +73,8 @@ var (
 	// ErrBadProof means a batch does not prove that the leader included the
 	// complained-about tx.
 	ErrBadProof = errors.New("contract: batch does not prove inclusion")
-	// ErrDeadlinePassed means the answer to a complaint came too late.
+	// ErrDeadlinePassed means the answer to a complaint, or a vote on a
+	// punish or election proposal, came after its deadline.
 	ErrDeadlinePassed = errors.New("contract: complaint deadline passed")
 	// ErrNoCapacity means the candidate has as many delegators as allowed.
 	ErrNoCapacity = errors.New("contract: candidate has no delegation capacity")
@@ -85,6 +89,10 @@ var (
 	// channel: the channel has not reached it yet (or reached it on a
 	// chain from before epochs' leaders were recorded).
 	ErrNoEpochLeader = errors.New("contract: no leader on record for that epoch")
+	// ErrDuplicateCase means a punish proposal names an offence (target,
+	// epoch, height) that already has its case; the message names the
+	// case's proposal, on which the members vote instead.
+	ErrDuplicateCase = errors.New("contract: this offence already has a punish case")
 )
 
 // codes lists every sentinel with its stable code. Codes never change
@@ -101,6 +109,7 @@ var codes = []struct {
 	{21, ErrNotPassed}, {22, ErrBadRange}, {23, ErrStateMismatch}, {24, ErrBadEvidence},
 	{25, ErrBadComplaint}, {26, ErrBadProof}, {27, ErrDeadlinePassed}, {28, ErrNoCapacity},
 	{29, ErrLeaving}, {30, ErrTooLarge}, {31, ErrNoDeparture}, {32, ErrNoEpochLeader},
+	{33, ErrDuplicateCase},
 }
 
 // Code returns the stable code of err's sentinel, or 0 when err is nil or

@@ -50,6 +50,9 @@ const (
 	// EventNodeAddress: Channel, Member (whose node address changed; read
 	// the member record for it).
 	EventNodeAddress EventKind = 17
+	// EventProposalFailed: Channel, Proposal, ProposalKind, Member (who
+	// sent the call whose votes left it unable to pass).
+	EventProposalFailed EventKind = 18
 )
 
 var eventNames = map[EventKind]string{
@@ -61,6 +64,7 @@ var eventNames = map[EventKind]string{
 	EventProposalRefuted: "proposal_refuted", EventChannelSettled: "channel_settled",
 	EventDelegated: "delegated", EventStaked: "staked", EventDeposited: "deposited",
 	EventWithdrawn: "withdrawn", EventNodeAddress: "node_address",
+	EventProposalFailed: "proposal_failed",
 }
 
 func (k EventKind) String() string {

@@ -2,12 +2,17 @@ package contract
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/scraft/scraft/protocol"
 )
 
 // createProposal files a proposal after checking its payload against the
-// channel as it is now. Any member may propose.
+// channel as it is now. Any member may propose. A punish or election
+// proposal takes its electorate now (Proposal.Voters) and votes until
+// VoteWindow has passed; filing it counts as the proposer's vote in favour
+// when the proposer is in the electorate (the reporter of a punishment
+// always is).
 func (x *exec) createProposal(c *CreateProposal) error {
 	ch, err := x.openChannel(c.Channel)
 	if err != nil {
@@ -25,6 +30,7 @@ func (x *exec) createProposal(c *CreateProposal) error {
 		Electorate:    ch.Members,
 		MaxJoinSeq:    ch.LastJoinSeq,
 	}
+	var caseAt []byte // the offence's case key, for a punishment
 	switch c.Type {
 	case protocol.ProposalSettlement:
 		s, err := decodePayload(c.Data, &protocol.Settlement{})
@@ -39,9 +45,15 @@ func (x *exec) createProposal(c *CreateProposal) error {
 		if err != nil {
 			return err
 		}
-		if err := x.checkPunish(ch, pu); err != nil {
+		if caseAt, err = x.checkPunish(ch, pu); err != nil {
 			return err
 		}
+		for _, m := range x.memberList(ch.ID) {
+			if m != pu.Target {
+				p.Voters = append(p.Voters, m)
+			}
+		}
+		p.DeadlineMs = x.env.TimeMs + ms(VoteWindow)
 	case protocol.ProposalElection:
 		el, err := decodePayload(c.Data, &protocol.Election{})
 		if err != nil {
@@ -50,6 +62,15 @@ func (x *exec) createProposal(c *CreateProposal) error {
 		if err := x.checkElection(ch, el); err != nil {
 			return err
 		}
+		for _, m := range x.members(ch.ID) {
+			if m.Address != ch.Leader && m.ValidAt(x.env.TimeMs) {
+				p.Voters = append(p.Voters, m.Address)
+			}
+		}
+		if len(p.Voters) == 0 {
+			return fmt.Errorf("%w: no valid member other than the leader could vote on an election", ErrNotEligible)
+		}
+		p.DeadlineMs = x.env.TimeMs + ms(VoteWindow)
 	case protocol.ProposalCensorship:
 		cs, err := decodePayload(c.Data, &protocol.Censorship{})
 		if err != nil {
@@ -69,9 +90,15 @@ func (x *exec) createProposal(c *CreateProposal) error {
 	ch.LastProposal++
 	p.ID = ch.LastProposal
 	x.putChannel(ch)
-	put(x.st, proposalKey(ch.ID, p.ID), p)
 	x.rc.Proposal = p.ID
 	x.emit(Event{Kind: EventProposalCreated, Channel: ch.ID, Proposal: p.ID, ProposalKind: p.Kind, Member: p.Proposer})
+	if caseAt != nil {
+		putU64(x.st, caseAt, p.ID)
+	}
+	if len(p.Voters) > 0 && p.inElectorate(p.Proposer) {
+		x.recordVote(ch, p, p.Proposer, protocol.VoteFor)
+	}
+	put(x.st, proposalKey(ch.ID, p.ID), p)
 	return nil
 }
 
@@ -148,6 +175,7 @@ func (x *exec) vote(c *Vote) error {
 	if err := x.castVote(ch, p, x.env.Sender, c.Option); err != nil {
 		return err
 	}
+	x.failIfHopeless(ch, p)
 	put(x.st, proposalKey(ch.ID, p.ID), p)
 	return nil
 }
@@ -178,12 +206,15 @@ func (x *exec) submitVotes(c *SubmitVotes) error {
 			return fmt.Errorf("vote %d: %w", i, err)
 		}
 	}
+	x.failIfHopeless(ch, p)
 	put(x.st, proposalKey(ch.ID, p.ID), p)
 	return nil
 }
 
-// castVote checks and records one vote; p is changed, not stored. Only
-// members that were members when the proposal was made may vote, once.
+// castVote checks and records one vote; p is changed, not stored. Only the
+// proposal's electorate votes, once: a vote is final. A vote on a punish or
+// election proposal is taken until its deadline; the call whose votes leave
+// it unable to pass fails it (failIfHopeless).
 func (x *exec) castVote(ch *Channel, p *Proposal, voter protocol.Address, opt protocol.VoteOption) error {
 	m, err := x.member(ch.ID, voter)
 	if err != nil {
@@ -198,11 +229,22 @@ func (x *exec) castVote(ch *Channel, p *Proposal, voter protocol.Address, opt pr
 	if m.JoinSeq > p.MaxJoinSeq {
 		return fmt.Errorf("%w: %s joined after proposal %d", ErrNotEligible, voter, p.ID)
 	}
-	k := voteKey(ch.ID, p.ID, voter)
-	if x.st.Get(k) != nil {
+	if !p.inElectorate(voter) {
+		return fmt.Errorf("%w: %s is not in the electorate of %s proposal %d", ErrNotEligible, voter, p.Kind, p.ID)
+	}
+	if p.hasVotingDeadline() && x.env.TimeMs > p.DeadlineMs {
+		return fmt.Errorf("%w: voting on proposal %d closed at chain time %d ms", ErrDeadlinePassed, p.ID, p.DeadlineMs)
+	}
+	if x.st.Get(voteKey(ch.ID, p.ID, voter)) != nil {
 		return fmt.Errorf("%w: %s on proposal %d", ErrAlreadyVoted, voter, p.ID)
 	}
-	x.st.Put(k, []byte{byte(opt)})
+	x.recordVote(ch, p, voter, opt)
+	return nil
+}
+
+// recordVote stores a vote and counts it; p is changed, not stored.
+func (x *exec) recordVote(ch *Channel, p *Proposal, voter protocol.Address, opt protocol.VoteOption) {
+	x.st.Put(voteKey(ch.ID, p.ID, voter), []byte{byte(opt)})
 	switch opt {
 	case protocol.VoteFor:
 		p.For++
@@ -212,36 +254,123 @@ func (x *exec) castVote(ch *Channel, p *Proposal, voter protocol.Address, opt pr
 		p.Abstain++
 	}
 	x.emit(Event{Kind: EventProposalVoted, Channel: ch.ID, Proposal: p.ID, Member: voter, Option: opt})
-	return nil
 }
 
-// Passed reports whether p has the votes it needs, at chain time nowMs:
-// settlement and election need 2/3 of the members counted at creation in
-// favour; punishment needs two votes in favour (one in a channel of two,
-// where the reporter is the only other member); a censorship complaint
+// failIfHopeless fails a punish or election proposal that can no longer
+// pass; p is changed, not stored. It runs once a call's votes are all
+// recorded, so a batch of votes is taken whole even when an early one
+// already decided the case.
+func (x *exec) failIfHopeless(ch *Channel, p *Proposal) {
+	if p.Status == ProposalOpen && p.hasVotingDeadline() && !p.canPass() {
+		p.Status = ProposalFailed
+		x.emit(Event{Kind: EventProposalFailed, Channel: ch.ID, Proposal: p.ID, ProposalKind: p.Kind, Member: x.env.Sender})
+	}
+}
+
+// inElectorate reports whether a may vote on p by its electorate: one of
+// Voters when p has them (punish and election), else any member, whose
+// join seq castVote checks against MaxJoinSeq.
+func (p *Proposal) inElectorate(a protocol.Address) bool {
+	if len(p.Voters) == 0 {
+		return true
+	}
+	_, ok := slices.BinarySearchFunc(p.Voters, a, protocol.Address.Compare)
+	return ok
+}
+
+// hasVotingDeadline reports whether p is a punish or election proposal
+// under the voting deadline (all but records from before deadlines).
+func (p *Proposal) hasVotingDeadline() bool {
+	return (p.Kind == protocol.ProposalPunish || p.Kind == protocol.ProposalElection) && p.DeadlineMs != 0
+}
+
+// ElectorateSize returns how many members may vote on p: its Voters, or
+// for a record without them the members counted at creation.
+func (p *Proposal) ElectorateSize() uint32 {
+	if len(p.Voters) > 0 {
+		return uint32(len(p.Voters))
+	}
+	return p.Electorate
+}
+
+// VotesNeeded returns the votes in favour p needs to pass, counted of
+// ElectorateSize (n): a punishment at least 2/3 of n (the members other
+// than the target); an election more than 2/3 of n (the valid members
+// other than the leader); a settlement at least 2/3 of the members.
+// A censorship complaint needs no votes (0).
+func (p *Proposal) VotesNeeded() uint32 {
+	n := p.ElectorateSize()
+	switch p.Kind {
+	case protocol.ProposalPunish:
+		return PunishVotesNeeded(n)
+	case protocol.ProposalElection:
+		return ElectionVotesNeeded(n)
+	case protocol.ProposalSettlement:
+		return uint32((2*uint64(n) + 2) / 3)
+	}
+	return 0
+}
+
+// PunishVotesNeeded returns the votes in favour a punish proposal needs
+// when n members other than the target may vote: at least 2/3 of them,
+// ⌈2n/3⌉ — the reporter alone in a channel of 2, both others in a channel
+// of 3 (the seed's "two votes"), 4 of the 6 others in a channel of 7.
+func PunishVotesNeeded(n uint32) uint32 {
+	return max(1, uint32((2*uint64(n)+2)/3))
+}
+
+// ElectionVotesNeeded returns the votes in favour an election proposal
+// needs when n valid members other than the leader may vote: more than
+// 2/3 of them, ⌊2n/3⌋ + 1 (the rule of claim_leader's attestations).
+func ElectionVotesNeeded(n uint32) uint32 {
+	return uint32(2*uint64(n)/3) + 1
+}
+
+// canPass reports whether the votes in favour p has, with those not yet
+// cast, could still reach VotesNeeded.
+func (p *Proposal) canPass() bool {
+	n := p.ElectorateSize()
+	cast := p.For + p.Against + p.Abstain
+	left := uint32(0)
+	if n > cast {
+		left = n - cast
+	}
+	return uint64(p.For)+uint64(left) >= uint64(p.VotesNeeded())
+}
+
+// Passed reports whether p has what it needs, at chain time nowMs:
+// settlement at least 2/3 of the members counted at creation in favour;
+// punishment and election VotesNeeded in favour of their electorate (cast
+// before the deadline: later votes are refused); a censorship complaint
 // needs no votes, only its deadline to pass unanswered.
 func (p *Proposal) Passed(nowMs int64) bool {
 	if p.Status != ProposalOpen {
 		return false
 	}
 	switch p.Kind {
-	case protocol.ProposalSettlement, protocol.ProposalElection:
+	case protocol.ProposalSettlement:
 		return 3*uint64(p.For) >= 2*uint64(p.Electorate)
-	case protocol.ProposalPunish:
-		return p.For >= PunishVotesNeeded(p.Electorate)
+	case protocol.ProposalPunish, protocol.ProposalElection:
+		return p.For >= p.VotesNeeded()
 	case protocol.ProposalCensorship:
 		return nowMs > p.DeadlineMs
 	}
 	return false
 }
 
-// PunishVotesNeeded returns the votes in favour a punish proposal needs in a
-// channel of n members: two, or one when only the reporter can vote.
-func PunishVotesNeeded(n uint32) uint32 {
-	if n <= 2 {
-		return 1
+// Standing returns where p stands at chain time nowMs: its stored status,
+// or for an open proposal ProposalPassed when it has what it needs and
+// ProposalFailed when its voting deadline passed without it.
+func (p *Proposal) Standing(nowMs int64) ProposalStatus {
+	switch {
+	case p.Status != ProposalOpen:
+		return p.Status
+	case p.Passed(nowMs):
+		return ProposalPassed
+	case p.hasVotingDeadline() && nowMs > p.DeadlineMs:
+		return ProposalFailed
 	}
-	return PunishVotes
+	return ProposalOpen
 }
 
 // executeProposal carries out a passed proposal, once. Anyone may execute.
@@ -261,11 +390,16 @@ func (x *exec) executeProposal(c *ExecuteProposal) error {
 		if p.Kind == protocol.ProposalCensorship {
 			return fmt.Errorf("%w: complaint %d is open until chain time %d ms", ErrNotPassed, p.ID, p.DeadlineMs)
 		}
-		return fmt.Errorf("%w: proposal %d has %d for, %d against, %d abstain of %d members",
-			ErrNotPassed, p.ID, p.For, p.Against, p.Abstain, p.Electorate)
+		state := "open"
+		if p.Standing(x.env.TimeMs) == ProposalFailed {
+			state = fmt.Sprintf("failed, voting closed at chain time %d ms", p.DeadlineMs)
+		}
+		return fmt.Errorf("%w: proposal %d (%s) has %d for, %d against, %d abstain of %d voters, needs %d for",
+			ErrNotPassed, p.ID, state, p.For, p.Against, p.Abstain, p.ElectorateSize(), p.VotesNeeded())
 	}
 	p.Status = ProposalExecuted
 	p.ExecutedHeight = x.env.Height
+	p.ExecutedAtMs = x.env.TimeMs
 	put(x.st, proposalKey(ch.ID, p.ID), p)
 	x.emit(Event{Kind: EventProposalExecuted, Channel: ch.ID, Proposal: p.ID, ProposalKind: p.Kind, Member: x.env.Sender})
 	switch p.Kind {

@@ -259,9 +259,9 @@ func TestExecuteElection(t *testing.T) {
 		bump  bool // the epoch moves before execution
 		want  error
 	}{
-		{"2 of 3", []string{"bob", "carol"}, false, nil},
-		{"1 of 3", []string{"bob"}, false, ErrNotPassed},
-		{"epoch moved", []string{"bob", "carol"}, true, ErrStaleEpoch},
+		{"both of the 2 others (filing is bob's vote)", []string{"carol"}, false, nil},
+		{"1 of the 2 others", nil, false, ErrNotPassed},
+		{"epoch moved", []string{"carol"}, true, ErrStaleEpoch},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -10,17 +10,49 @@ import (
 // target for this channel that holds an entry at Height, whose result the
 // target claimed differs from the honest result the reporter computed. The
 // chain does not run contracts; the members' votes judge who is right.
-func (x *exec) checkPunish(ch *Channel, pu *protocol.Punish) error {
+//
+// One offence — target, the batch's epoch, height — has one case: a second
+// filing is refused with ErrDuplicateCase naming the case, so the members
+// vote on that one while it is open; a decided case stays decided (a
+// punishment is not carried out twice, a case voted down is not filed
+// again to try another turnout). Only a case whose voting closed without a
+// decision may be filed anew, so a cheat is not shielded for good by a
+// case nobody could vote on in time. It returns the offence's case key.
+func (x *exec) checkPunish(ch *Channel, pu *protocol.Punish) ([]byte, error) {
 	if pu.Target == x.env.Sender {
-		return fmt.Errorf("%w: a member cannot report itself", ErrBadEvidence)
+		return nil, fmt.Errorf("%w: a member cannot report itself", ErrBadEvidence)
 	}
 	if _, err := x.member(ch.ID, pu.Target); err != nil {
-		return err
+		return nil, err
 	}
 	b, err := protocol.DecodeBatch(pu.Batch)
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrBadEvidence, err)
+		return nil, fmt.Errorf("%w: %v", ErrBadEvidence, err)
 	}
+	if err := checkBatchEvidence(ch, pu, b); err != nil {
+		return nil, err
+	}
+	k := caseKey(ch.ID, pu.Target, b.Epoch, pu.Height)
+	if id := getU64(x.st, k); id != 0 {
+		p, err := x.proposal(ch.ID, id)
+		if err != nil {
+			return nil, err
+		}
+		st := p.Standing(x.env.TimeMs)
+		expired := p.Status == ProposalOpen && st == ProposalFailed
+		if !expired {
+			hint := ""
+			if st == ProposalOpen {
+				hint = "; vote on it"
+			}
+			return nil, fmt.Errorf("%w: proposal %d (%s) is the case against %s for epoch %d height %d%s",
+				ErrDuplicateCase, id, st, pu.Target, b.Epoch, pu.Height, hint)
+		}
+	}
+	return k, nil
+}
+
+func checkBatchEvidence(ch *Channel, pu *protocol.Punish, b *protocol.Batch) error {
 	switch {
 	case b.Channel != ch.ID:
 		return fmt.Errorf("%w: batch is for channel %s", ErrBadEvidence, b.Channel)

@@ -1,6 +1,8 @@
 package contract
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -48,25 +50,51 @@ func TestPunishEvidence(t *testing.T) {
 	}
 }
 
-func TestPunishByChannelSize(t *testing.T) {
+// vote casts a vote given as "name" (for), "-name" (against) or "~name"
+// (abstain).
+func (h *harness) vote(pid uint64, v string) error {
+	opt := protocol.VoteFor
+	switch v[0] {
+	case '-':
+		v, opt = v[1:], protocol.VoteAgainst
+	case '~':
+		v, opt = v[1:], protocol.VoteAbstain
+	}
+	_, err := h.call(v, &Vote{Channel: h.ch, Proposal: pid, Option: opt})
+	return err
+}
+
+var seven = []string{"alice", "bob", "carol", "dave", "eve", "frank", "grace"}
+
+// TestPunishVoteRule plays the vote rule as an attacker would: alice leads
+// honestly (or not), bob reports her and his filing is his vote; a punish
+// proposal passes with votes in favour from at least 2/3 of the members
+// other than the target.
+func TestPunishVoteRule(t *testing.T) {
 	initial := DefaultParams().InitialBalance
 	tests := []struct {
 		name       string
 		members    []string
-		votes      []string
-		pool       bool // carol's collateral is pool money, not stake
-		want       error
+		votes      []string // after bob's filing
+		want       error    // of execution
+		standing   ProposalStatus
 		fine       uint64
 		leader     string // "" for none
 		epoch      uint64
 		targetBack uint64 // collateral returned to the target
 	}{
-		{"2 members: exit and ban, no fine", []string{"alice", "bob"}, []string{"bob"}, false, nil, 0, "", 2, 100},
-		{"2 members: no vote yet", []string{"alice", "bob"}, nil, false, ErrNotPassed, 0, "alice", 1, 0},
-		{"3 members: one vote is not enough", []string{"alice", "bob", "carol"}, []string{"bob"}, false, ErrNotPassed, 0, "alice", 1, 0},
-		{"3 members: two votes, fine to reporter who leads", []string{"alice", "bob", "carol"}, []string{"bob", "carol"}, false, nil, 60, "bob", 2, 40},
-		{"5 members: two votes suffice", []string{"alice", "bob", "carol", "dave", "eve"}, []string{"bob", "dave"}, false, nil, 60, "bob", 2, 40},
-		{"3 members: against votes do not count", []string{"alice", "bob", "carol"}, []string{"bob", "-carol"}, false, ErrNotPassed, 0, "alice", 1, 0},
+		{"2 members: the report passes alone; exit and ban, no fine", []string{"alice", "bob"}, nil, nil, ProposalPassed, 0, "", 2, 100},
+		{"3 members: the reporter alone is not enough", []string{"alice", "bob", "carol"}, nil, ErrNotPassed, ProposalOpen, 0, "alice", 1, 0},
+		{"3 members: both others, fine to the reporter who leads", []string{"alice", "bob", "carol"}, []string{"carol"}, nil, ProposalPassed, 60, "bob", 2, 40},
+		{"3 members: the other against fails it", []string{"alice", "bob", "carol"}, []string{"-carol"}, ErrProposalClosed, ProposalFailed, 0, "alice", 1, 0},
+		{"5 members: the seed's two votes no longer suffice", seven[:5], []string{"dave"}, ErrNotPassed, ProposalOpen, 0, "alice", 1, 0},
+		{"5 members: 3 of the 4 others", seven[:5], []string{"carol", "dave"}, nil, ProposalPassed, 60, "bob", 2, 40},
+		{"7 members: 2 colluders do not pass", seven, []string{"carol"}, ErrNotPassed, ProposalOpen, 0, "alice", 1, 0},
+		{"7 members: 3 of 6 do not pass", seven, []string{"carol", "dave"}, ErrNotPassed, ProposalOpen, 0, "alice", 1, 0},
+		{"7 members: 4 of the 6 others pass", seven, []string{"carol", "dave", "eve"}, nil, ProposalPassed, 60, "bob", 2, 40},
+		{"7 members: two against leave it open", seven, []string{"-carol", "-dave"}, ErrNotPassed, ProposalOpen, 0, "alice", 1, 0},
+		{"7 members: three against fail it early", seven, []string{"-carol", "-dave", "-eve"}, ErrProposalClosed, ProposalFailed, 0, "alice", 1, 0},
+		{"7 members: abstentions are not in favour", seven, []string{"carol", "~dave", "~eve", "~frank"}, ErrProposalClosed, ProposalFailed, 0, "alice", 1, 0},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -76,12 +104,15 @@ func TestPunishByChannelSize(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, n := range tc.votes {
-				opt := protocol.VoteFor
-				if n[0] == '-' {
-					n, opt = n[1:], protocol.VoteAgainst
+			for _, v := range tc.votes {
+				if err := h.vote(pid, v); err != nil {
+					t.Fatalf("vote %s: %v", v, err)
 				}
-				h.must(n, &Vote{Channel: h.ch, Proposal: pid, Option: opt})
+			}
+			p, _ := GetProposal(h.st, h.ch, pid)
+			if got := p.Standing(h.now); got != tc.standing {
+				t.Fatalf("standing %s, want %s (%d for, %d against, %d abstain, %d needed of %d)",
+					got, tc.standing, p.For, p.Against, p.Abstain, p.VotesNeeded(), p.ElectorateSize())
 			}
 			rc, err := h.call("bob", &ExecuteProposal{Channel: h.ch, Proposal: pid})
 			wantErr(t, err, tc.want)
@@ -94,6 +125,16 @@ func TestPunishByChannelSize(t *testing.T) {
 				t.Fatalf("leader %s epoch %d, want %s epoch %d", ch.Leader, ch.Epoch, wantLeader, tc.epoch)
 			}
 			if err != nil {
+				// Nobody's money moved, the target is still a member.
+				for _, n := range tc.members {
+					m, err := GetMember(h.st, h.ch, h.addr(n))
+					if err != nil || m.Locked != 100 {
+						t.Fatalf("%s after a failed case: %+v, %v", n, m, err)
+					}
+					if got := GetAccount(h.st, h.m.Params(), h.addr(n)).Balance; got != initial-100 {
+						t.Fatalf("%s balance %d after a failed case", n, got)
+					}
+				}
 				return
 			}
 			if _, err := GetMember(h.st, h.ch, h.addr("alice")); !errorsIs(err, ErrNotMember) {
@@ -128,6 +169,203 @@ func TestPunishByChannelSize(t *testing.T) {
 	}
 }
 
+// TestPunishElectorate: the electorate is the members other than the
+// target as they stood at filing; nobody can be added to it or left out
+// of it to move the bar.
+func TestPunishElectorate(t *testing.T) {
+	tests := []struct {
+		name string
+		run  func(h *harness, pid uint64)
+	}{
+		{"the target cannot vote", func(h *harness, pid uint64) {
+			wantErr(h.t, h.vote(pid, "-alice"), ErrNotEligible)
+		}},
+		{"a member who joined after filing cannot vote and does not change the bar", func(h *harness, pid uint64) {
+			for _, n := range []string{"henry", "ivy"} {
+				h.must(n, &Stake{Channel: h.ch, Amount: 100})
+				h.must(n, &Join{Channel: h.ch})
+				wantErr(h.t, h.vote(pid, n), ErrNotEligible)
+			}
+			h.must("carol", &Vote{Channel: h.ch, Proposal: pid, Option: protocol.VoteFor})
+			h.must("dave", &Vote{Channel: h.ch, Proposal: pid, Option: protocol.VoteFor})
+			_, err := h.call("bob", &ExecuteProposal{Channel: h.ch, Proposal: pid})
+			wantErr(h.t, err, ErrNotPassed) // 3 of 6, with 9 members now
+			h.must("eve", &Vote{Channel: h.ch, Proposal: pid, Option: protocol.VoteFor})
+			h.must("bob", &ExecuteProposal{Channel: h.ch, Proposal: pid})
+		}},
+		{"offline members still count: the online colluders cannot pass it alone", func(h *harness, pid uint64) {
+			// Only bob, carol and the target keep their heartbeats: the
+			// others are offline, not out of the count.
+			h.advance(HeartbeatTTL + time.Second)
+			h.keepAll("alice", "bob", "carol")
+			h.must("carol", &Vote{Channel: h.ch, Proposal: pid, Option: protocol.VoteFor})
+			_, err := h.call("bob", &ExecuteProposal{Channel: h.ch, Proposal: pid})
+			wantErr(h.t, err, ErrNotPassed)
+			// An offline member's vote still counts when it comes.
+			h.must("dave", &Vote{Channel: h.ch, Proposal: pid, Option: protocol.VoteFor})
+			h.must("frank", &Vote{Channel: h.ch, Proposal: pid, Option: protocol.VoteFor})
+			h.must("bob", &ExecuteProposal{Channel: h.ch, Proposal: pid})
+		}},
+		{"a vote is final", func(h *harness, pid uint64) {
+			h.must("carol", &Vote{Channel: h.ch, Proposal: pid, Option: protocol.VoteAgainst})
+			wantErr(h.t, h.vote(pid, "carol"), ErrAlreadyVoted)
+			wantErr(h.t, h.vote(pid, "bob"), ErrAlreadyVoted) // filing was bob's vote
+		}},
+		{"a batch of votes is taken whole though its first votes decided the case", func(h *harness, pid uint64) {
+			var vs []protocol.Vote
+			for _, n := range []string{"carol", "dave", "eve", "frank"} {
+				v := protocol.Vote{Channel: h.ch, Proposal: pid, Option: protocol.VoteAgainst}
+				v.Sign(h.key(n))
+				vs = append(vs, v)
+			}
+			rc := h.must("carol", &SubmitVotes{Channel: h.ch, Proposal: pid, Votes: vs})
+			p, _ := GetProposal(h.st, h.ch, pid)
+			if p.Status != ProposalFailed || p.Against != 4 {
+				h.t.Fatalf("after the batch: %s, %d against", p.Status, p.Against)
+			}
+			if last := rc.Events[len(rc.Events)-1]; last.Kind != EventProposalFailed || last.Proposal != pid || last.Member != h.addr("carol") {
+				h.t.Fatalf("last event %+v", last)
+			}
+			wantErr(h.t, h.vote(pid, "grace"), ErrProposalClosed)
+		}},
+		{"signed votes carried by anyone count the same", func(h *harness, pid uint64) {
+			var vs []protocol.Vote
+			for _, n := range []string{"carol", "dave", "eve"} {
+				v := protocol.Vote{Channel: h.ch, Proposal: pid, Option: protocol.VoteFor}
+				v.Sign(h.key(n))
+				vs = append(vs, v)
+			}
+			target := protocol.Vote{Channel: h.ch, Proposal: pid, Option: protocol.VoteAgainst}
+			target.Sign(h.key("alice"))
+			_, err := h.call("mallory", &SubmitVotes{Channel: h.ch, Proposal: pid, Votes: append(vs, target)})
+			wantErr(h.t, err, ErrNotEligible)
+			h.must("mallory", &SubmitVotes{Channel: h.ch, Proposal: pid, Votes: vs})
+			h.must("mallory", &ExecuteProposal{Channel: h.ch, Proposal: pid})
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t)
+			h.channel(seven...)
+			pid, err := h.propose("bob", protocol.ProposalPunish, h.punishment("alice"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, _ := GetProposal(h.st, h.ch, pid)
+			if len(p.Voters) != 6 || p.VotesNeeded() != 4 || p.For != 1 || p.DeadlineMs != h.now+VoteWindow.Milliseconds() {
+				t.Fatalf("proposal %+v needs %d", p, p.VotesNeeded())
+			}
+			for _, v := range p.Voters {
+				if v == h.addr("alice") {
+					t.Fatal("the target is in the electorate")
+				}
+			}
+			tc.run(h, pid)
+		})
+	}
+}
+
+// TestPunishDeadline: voting closes VoteWindow after filing; a case without
+// the votes by then has failed.
+func TestPunishDeadline(t *testing.T) {
+	h := newHarness(t)
+	h.channel(seven...)
+	pid, err := h.propose("bob", protocol.ProposalPunish, h.punishment("alice"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.must("carol", &Vote{Channel: h.ch, Proposal: pid, Option: protocol.VoteFor})
+	h.must("dave", &Vote{Channel: h.ch, Proposal: pid, Option: protocol.VoteFor})
+	h.advance(VoteWindow)
+	wantErr(t, h.vote(pid, "eve"), ErrDeadlinePassed)
+	_, err = h.call("bob", &ExecuteProposal{Channel: h.ch, Proposal: pid})
+	wantErr(t, err, ErrNotPassed)
+	p, _ := GetProposal(h.st, h.ch, pid)
+	if p.Standing(h.now) != ProposalFailed || p.For != 3 {
+		t.Fatalf("after the deadline: %s with %d for", p.Standing(h.now), p.For)
+	}
+	if ch := h.chanRec(); ch.Leader != h.addr("alice") || ch.Members != 7 {
+		t.Fatalf("leader %s, %d members", ch.Leader, ch.Members)
+	}
+
+	// Votes in time pass it; execution may come later.
+	h2 := newHarness(t)
+	h2.channel(seven...)
+	pid, err = h2.propose("bob", protocol.ProposalPunish, h2.punishment("alice"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"carol", "dave", "eve"} {
+		h2.must(n, &Vote{Channel: h2.ch, Proposal: pid, Option: protocol.VoteFor})
+	}
+	h2.advance(VoteWindow)
+	h2.must("bob", &ExecuteProposal{Channel: h2.ch, Proposal: pid})
+}
+
+// TestPunishOneCase: one case per offence (target, epoch, height).
+func TestPunishOneCase(t *testing.T) {
+	h := newHarness(t)
+	h.channel(seven...)
+	pid, err := h.propose("bob", protocol.ProposalPunish, h.punishment("alice"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = h.propose("carol", protocol.ProposalPunish, h.punishment("alice"))
+	wantErr(t, err, ErrDuplicateCase)
+	if want := fmt.Sprintf("proposal %d (open)", pid); !strings.Contains(err.Error(), want) {
+		t.Fatalf("error %q does not name %q", err, want)
+	}
+	// The same offence with other evidence bytes (another reason) is the
+	// same case.
+	pu := h.punishment("alice")
+	pu.Reason = "other words"
+	_, err = h.propose("dave", protocol.ProposalPunish, pu)
+	wantErr(t, err, ErrDuplicateCase)
+	// Another height is another offence.
+	honest := protocol.Result{Status: protocol.StatusOK, GasUsed: 10, ChangeSet: protocol.ChangeSet{}.Hash()}
+	claimed := honest
+	claimed.GasUsed = 11
+	b, _ := h.batch("alice", "carol", 8, claimed)
+	other := &protocol.Punish{Target: h.addr("alice"), Height: 8, Batch: b.Bytes(), Honest: honest, Reason: "result differs"}
+	if _, err := h.propose("carol", protocol.ProposalPunish, other); err != nil {
+		t.Fatal(err)
+	}
+	// A failed case is not filed again.
+	for _, n := range []string{"-carol", "-dave", "-eve"} {
+		if err := h.vote(pid, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err = h.propose("frank", protocol.ProposalPunish, h.punishment("alice"))
+	wantErr(t, err, ErrDuplicateCase)
+	if !strings.Contains(err.Error(), "(failed)") {
+		t.Fatalf("error %q does not say the case failed", err)
+	}
+	// A case whose voting closed undecided may be filed anew, once: the
+	// new case is the one to vote on.
+	h.advance(VoteWindow)
+	second, err := h.propose("frank", protocol.ProposalPunish, other)
+	if err != nil {
+		t.Fatalf("refiling an expired case: %v", err)
+	}
+	_, err = h.propose("grace", protocol.ProposalPunish, other)
+	wantErr(t, err, ErrDuplicateCase)
+	if want := fmt.Sprintf("proposal %d (open)", second); !strings.Contains(err.Error(), want) {
+		t.Fatalf("error %q does not name %q", err, want)
+	}
+	_, err = h.propose("frank", protocol.ProposalPunish, h.punishment("alice"))
+	wantErr(t, err, ErrDuplicateCase) // voted down stays decided
+}
+
+// TestFineAtMostMinStake: a channel cannot promise a fine its members'
+// collateral may not cover.
+func TestFineAtMostMinStake(t *testing.T) {
+	h := newHarness(t)
+	_, err := h.call("creator", &CreateChannel{Contract: "chat", Code: testCode, Config: ChannelConfig{MinStake: 50, Fine: 51}})
+	wantErr(t, err, ErrMalformed)
+	h.must("creator", &CreateChannel{Contract: "chat", Code: testCode, Config: ChannelConfig{MinStake: 50, Fine: 50}})
+}
+
 func TestPunishPoolCollateral(t *testing.T) {
 	h := newHarness(t)
 	h.channel("bob", "carol")
@@ -140,7 +378,6 @@ func TestPunishPoolCollateral(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.must("bob", &Vote{Channel: h.ch, Proposal: pid, Option: protocol.VoteFor})
 	h.must("carol", &Vote{Channel: h.ch, Proposal: pid, Option: protocol.VoteFor})
 	h.must("carol", &ExecuteProposal{Channel: h.ch, Proposal: pid})
 	if a := GetAccount(h.st, h.m.Params(), h.addr("alice")); a.PoolDeposit != 440 || a.PoolLocked != 0 {

@@ -99,15 +99,21 @@ type VoteRecord struct {
 	Option protocol.VoteOption
 }
 
-// GetVotes returns the votes of the channel's current members on a
-// proposal, in address order.
+// GetVotes returns the votes on a proposal in address order: of its
+// electorate (Proposal.Voters) when it has one, else of the channel's
+// current members.
 func GetVotes(st Store, id protocol.ChannelID, pid uint64) ([]VoteRecord, error) {
-	if _, err := GetProposal(st, id, pid); err != nil {
+	p, err := GetProposal(st, id, pid)
+	if err != nil {
 		return nil, err
 	}
 	x := &exec{st: newOverlay(st)}
+	voters := p.Voters
+	if len(voters) == 0 {
+		voters = x.memberList(id)
+	}
 	var out []VoteRecord
-	for _, a := range x.memberList(id) {
+	for _, a := range voters {
 		if b := st.Get(voteKey(id, pid, a)); len(b) == 1 {
 			out = append(out, VoteRecord{Voter: a, Option: protocol.VoteOption(b[0])})
 		}

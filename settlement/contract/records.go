@@ -14,9 +14,11 @@ const (
 	HeartbeatTTL = 15 * time.Second
 	// BanDuration is how long a punished member may not rejoin.
 	BanDuration = 5 * time.Minute
-	// PunishVotes is the number of votes in favour that passes a punish
-	// proposal in a channel of 3 or more members (the seed's "two votes").
-	PunishVotes = 2
+	// VoteWindow is how long, in chain time from its creation, a punish
+	// or election proposal takes votes. One without the votes in favour
+	// it needs by then has failed: a case nobody can settle does not hang
+	// over the target for good.
+	VoteWindow = 10 * time.Minute
 	// Candidates is the number of candidates of a channel with delegates.
 	Candidates = 5
 )
@@ -156,9 +158,10 @@ type ChannelConfig struct {
 	// protocol.DefaultGasLimit, never a node's own setting. At most
 	// MaxGasLimit.
 	GasLimit uint64
-	// MinStake is the collateral a member must name on join.
+	// MinStake is the collateral a member must name on join (0: none).
 	MinStake uint64
-	// Fine is taken from a punished member's collateral (3 or more members).
+	// Fine is taken from a punished member's collateral (3 or more members)
+	// for the reporter; at most MinStake, so it is always paid in full.
 	Fine uint64
 	// CensorshipWindow is how long a leader has to prove inclusion of a
 	// complained-about tx; 0 means DefaultCensorshipWindow.
@@ -491,6 +494,15 @@ const (
 	ProposalExecuted ProposalStatus = 1
 	// ProposalRefuted is a censorship complaint the leader answered.
 	ProposalRefuted ProposalStatus = 2
+	// ProposalFailed is a punish or election proposal that can no longer
+	// pass: the votes against and abstentions left too few members to
+	// reach the votes in favour it needs. A proposal whose voting
+	// deadline passed without them stays ProposalOpen in its record (no
+	// call came to close it) but Standing reports it failed.
+	ProposalFailed ProposalStatus = 3
+	// ProposalPassed is never stored: Standing reports it for an open
+	// proposal that has what it needs and waits for execution.
+	ProposalPassed ProposalStatus = 4
 )
 
 func (s ProposalStatus) String() string {
@@ -501,6 +513,10 @@ func (s ProposalStatus) String() string {
 		return "executed"
 	case ProposalRefuted:
 		return "refuted"
+	case ProposalFailed:
+		return "failed"
+	case ProposalPassed:
+		return "passed"
 	}
 	return fmt.Sprintf("status(%d)", uint8(s))
 }
@@ -527,9 +543,23 @@ type Proposal struct {
 	For, Against, Abstain uint32
 
 	Status ProposalStatus
-	// DeadlineMs is the answer deadline of a censorship complaint.
+	// DeadlineMs is the answer deadline of a censorship complaint, or the
+	// voting deadline of a punish or election proposal (chain time, Unix
+	// ms; 0: none, as in records from before voting deadlines).
 	DeadlineMs     int64
 	ExecutedHeight uint64
+
+	// Voters is the electorate of a punish or election proposal, taken
+	// when it was created, in address order: for a punishment every
+	// member but the target, for an election every valid member but the
+	// leader. Only they vote, and the votes needed are counted of them,
+	// so neither a member who joins later nor one who is offline moves
+	// the bar. Empty for settlements and complaints, and in records from
+	// before it (those count of Electorate).
+	Voters []protocol.Address
+	// ExecutedAtMs is the chain time of execution (0 while not executed,
+	// and in records from before it).
+	ExecutedAtMs int64
 }
 
 // Encode writes the canonical encoding.
@@ -548,6 +578,15 @@ func (p *Proposal) Encode(e *protocol.Encoder) {
 	e.U8(uint8(p.Status))
 	e.I64(p.DeadlineMs)
 	e.U64(p.ExecutedHeight)
+	// Written only when set, so records from before them keep their
+	// bytes and still decode.
+	if len(p.Voters) > 0 || p.ExecutedAtMs != 0 {
+		e.Uleb(uint64(len(p.Voters)))
+		for _, a := range p.Voters {
+			e.Fixed(a[:])
+		}
+		e.I64(p.ExecutedAtMs)
+	}
 }
 
 // Decode reads p.
@@ -566,6 +605,21 @@ func (p *Proposal) Decode(d *protocol.Decoder) {
 	p.Status = ProposalStatus(d.U8())
 	p.DeadlineMs = d.I64()
 	p.ExecutedHeight = d.U64()
+	if d.Err() == nil && d.Remaining() > 0 {
+		n := d.Length(MaxMembers)
+		for i := 0; i < n && d.Err() == nil; i++ {
+			var a protocol.Address
+			d.FixedInto(a[:])
+			if d.Err() == nil && i > 0 && p.Voters[i-1].Compare(a) >= 0 {
+				d.Fail(fmt.Errorf("%w: voters unsorted or repeated", ErrMalformed))
+			}
+			p.Voters = append(p.Voters, a)
+		}
+		p.ExecutedAtMs = d.I64()
+		if d.Err() == nil && len(p.Voters) == 0 && p.ExecutedAtMs == 0 {
+			d.Fail(fmt.Errorf("%w: empty proposal tail written out", ErrMalformed))
+		}
+	}
 }
 
 // encodable is a record with a canonical encoding.

@@ -108,6 +108,7 @@ const (
 	prefixVote     = 'v' // v ‖ channel ‖ u64 id ‖ address → option
 	prefixDeparted = 'd' // d ‖ channel ‖ u64 join seq → Departure
 	prefixEpoch    = 'e' // e ‖ channel ‖ u64 epoch → EpochLeader
+	prefixCase     = 'k' // k ‖ channel ‖ target ‖ u64 epoch ‖ u64 height → u64 punish proposal id
 )
 
 func key1(p byte, a []byte) []byte {
@@ -146,4 +147,7 @@ func departedKey(c protocol.ChannelID, joinSeq uint64) []byte {
 }
 func epochKey(c protocol.ChannelID, epoch uint64) []byte {
 	return key2(prefixEpoch, c[:], u64be(epoch))
+}
+func caseKey(c protocol.ChannelID, target protocol.Address, epoch, height uint64) []byte {
+	return append(append(key2(prefixCase, c[:], target[:]), u64be(epoch)...), u64be(height)...)
 }
