@@ -21,16 +21,25 @@ type ClientAPI struct{ n *Node }
 // ClientAPI returns the client API of n.
 func (n *Node) ClientAPI() *ClientAPI { return &ClientAPI{n: n} }
 
+// channel returns the channel; a channel the node is still opening (loading
+// it from the chain, joining its members) is ErrNotReady, which a client
+// retries, here or on another node.
 func (a *ClientAPI) channel(id protocol.ChannelID) (*Channel, error) {
 	c, ok := a.n.Channel(id)
 	if !ok {
+		if a.n.opening(id) {
+			return nil, fmt.Errorf("%w: channel %s is still opening on this node", ErrNotReady, id)
+		}
 		return nil, fmt.Errorf("%w: %s", protocol.ErrNoChannel, id)
 	}
 	return c, nil
 }
 
-// Exists reports whether the node hosts the channel.
-func (a *ClientAPI) Exists(id protocol.ChannelID) bool { _, ok := a.n.Channel(id); return ok }
+// Exists reports whether the node hosts the channel or is opening it.
+func (a *ClientAPI) Exists(id protocol.ChannelID) bool {
+	_, ok := a.n.Channel(id)
+	return ok || a.n.opening(id)
+}
 
 // CheckMember returns nil when addr is a member of the channel in the
 // applied state, ErrNotMember when it is not and the node is caught up,

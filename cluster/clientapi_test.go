@@ -122,3 +122,31 @@ func TestCheckMemberNotCaughtUp(t *testing.T) {
 	tc.faults.Heal()
 	testutil.WaitFor(t, 10*time.Second, check(stranger.Address(), ErrNotMember))
 }
+
+// TestExpectedChannelNotReady: a channel the node is about to open (its
+// configuration names it, the client API already serves) is "not ready",
+// which a client retries, not "no such channel", which it does not; once
+// the open ends, calls reach the channel.
+func TestExpectedChannelNotReady(t *testing.T) {
+	tc := newTestClusterUsers(t, 1, 1, nil)
+	n := tc.nodes[0].get()
+	api := n.ClientAPI()
+	other := protocol.ChannelID{0xee}
+	if err := api.CheckMember(other, tc.users[0].Address()); !errors.Is(err, protocol.ErrNoChannel) {
+		t.Fatalf("a channel the node does not host: %v, want ErrNoChannel", err)
+	}
+	n.Expect(other)
+	if !api.Exists(other) {
+		t.Fatal("an expected channel does not exist for the client API")
+	}
+	if err := api.CheckMember(other, tc.users[0].Address()); !errors.Is(err, protocol.ErrNotReady) || !protocol.CodeOf(err).Retryable() {
+		t.Fatalf("an expected channel: %v, want a retryable ErrNotReady", err)
+	}
+	// An open that fails (the chain has no such channel) ends the wait.
+	if _, err := n.Open(context.Background(), other); err == nil {
+		t.Fatal("opening a channel the chain does not have succeeded")
+	}
+	if err := api.CheckMember(other, tc.users[0].Address()); !errors.Is(err, protocol.ErrNoChannel) {
+		t.Fatalf("after a failed open: %v, want ErrNoChannel", err)
+	}
+}

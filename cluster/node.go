@@ -38,6 +38,9 @@ type Node struct {
 		closed   bool
 		channels map[protocol.ChannelID]*Channel
 		opening  map[protocol.ChannelID]chan struct{}
+		// expected are channels the node will open (Expect) and has not
+		// begun to: the client API answers for them as for one opening.
+		expected map[protocol.ChannelID]bool
 	}
 }
 
@@ -71,7 +74,27 @@ func NewNode(cfg Config) (*Node, error) {
 	n.peers.authz = n.authz
 	n.mu.channels = make(map[protocol.ChannelID]*Channel)
 	n.mu.opening = make(map[protocol.ChannelID]chan struct{})
+	n.mu.expected = make(map[protocol.ChannelID]bool)
 	return n, nil
+}
+
+// Expect says the node is about to open or join these channels, before it
+// serves clients: until their Open or Join ends, the client API answers
+// calls for them "not ready" (retry) instead of "no such channel".
+func (n *Node) Expect(ids ...protocol.ChannelID) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, id := range ids {
+		n.mu.expected[id] = true
+	}
+}
+
+// opening reports whether an Open of the channel is under way or expected.
+func (n *Node) opening(id protocol.ChannelID) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	_, ok := n.mu.opening[id]
+	return ok || n.mu.expected[id]
 }
 
 // Register registers the peer API on s (the node's gRPC server).
@@ -161,6 +184,7 @@ func (n *Node) host(ctx context.Context, id protocol.ChannelID, mayBootstrap boo
 	n.mu.Lock()
 	close(n.mu.opening[id])
 	delete(n.mu.opening, id)
+	delete(n.mu.expected, id)
 	if err == nil && n.mu.closed {
 		err = ErrClosed
 	}

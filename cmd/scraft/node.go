@@ -291,6 +291,7 @@ func startNode(ctx context.Context, o nodeOptions) (_ *runningNode, err error) {
 	r.client.Register(r.srv.GRPC())
 	r.reg.MustRegister(clientAPIMetrics(r.client)...)
 	r.reg.MustRegister(transportMetrics(r.srv)...)
+	r.node.Expect(o.Channels...)
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
