@@ -89,6 +89,12 @@ joins that member's node at the address the chain lists. With --peer the node
 never bootstraps: it joins through the named member nodes, or any the chain
 lists, and waits until one adds it. Nodes may start in any order.
 
+The link to the chain (--chain) is TLS: the chain's key must be one of
+--chain-key, else the one the chain presented on the node's first contact,
+pinned in DIR/chain.pin. A node whose chain presents another key stops with
+an error naming both; remove DIR/chain.pin or give --chain-key to accept a
+new chain key.
+
 One gRPC port (--listen) serves the Raft traffic of every channel, the peer
 API and the client API. It holds at most --max-connections connections,
 --max-streams-per-connection streams on each, and --max-client-streams
