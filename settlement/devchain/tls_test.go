@@ -187,3 +187,30 @@ func TestChainPinFile(t *testing.T) {
 		t.Fatal("a malformed pin file was accepted")
 	}
 }
+
+// FuzzPinFile: a pin file of any content is read without panicking, and
+// what it yields is a non-empty set of addresses that print back as what
+// parses to them.
+func FuzzPinFile(f *testing.F) {
+	f.Add([]byte("# c\n" + chainKey.Address().String() + "\n"))
+	f.Add([]byte(chainKey.Address().String() + ", " + chaintest.Key("x").Address().String()))
+	f.Add([]byte("0x\n,,#"))
+	path := filepath.Join(f.TempDir(), "chain.pin")
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		keys, err := readPinFile(path)
+		if err != nil {
+			return
+		}
+		if len(keys) == 0 {
+			t.Fatal("no keys and no error")
+		}
+		for _, k := range keys {
+			if a, err := protocol.ParseAddress(k.String()); err != nil || a != k {
+				t.Fatalf("%s does not parse back: %v", k, err)
+			}
+		}
+	})
+}
