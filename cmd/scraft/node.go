@@ -198,6 +198,9 @@ func dialNodeChain(ctx context.Context, addr string, keys []string, data string,
 	if err != nil {
 		return nil, err
 	}
+	pin := filepath.Join(data, chainPinName)
+	_, statErr := os.Stat(pin)
+	firstContact := len(keys) == 0 && errors.Is(statErr, os.ErrNotExist)
 	chain, err := devchain.Dial(addr, key, trust...)
 	if err != nil {
 		return nil, fmt.Errorf("chain %s: %w", addr, err)
@@ -213,6 +216,9 @@ func dialNodeChain(ctx context.Context, addr string, keys []string, data string,
 		logger.Warn("chain not reachable yet", "chain", addr, "error", err)
 	default:
 		k, _ := chain.ChainKey()
+		if firstContact {
+			logger.Info("chain key pinned on first contact", "chain", addr, "chain_key", k, "file", pin)
+		}
 		logger.Info("chain connected", "chain", addr, "chain_key", k)
 	}
 	return chain, nil
