@@ -112,6 +112,7 @@ func (p *proc) signal(s syscall.Signal) { p.cmd.Process.Signal(s) }
 type procCluster struct {
 	t         testing.TB
 	chainAddr string
+	chainKey  protocol.Address // the chain's TLS key
 	chain     *proc
 	id        protocol.ChannelID
 	nodes     []*procNode
@@ -143,7 +144,7 @@ func (pc *procCluster) nodeAddrs() []protocol.Address {
 func newProcCluster(t testing.TB, n, users int) *procCluster {
 	t.Helper()
 	pc := &procCluster{t: t, chainAddr: testutil.FreePort(t)}
-	pc.chain = startProc(t, "chain", "chain", "--data", t.TempDir(), "--listen", pc.chainAddr, "--block-interval", "20ms")
+	pc.chain, pc.chainKey = startChain(t, pc.chainAddr)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
@@ -205,8 +206,23 @@ func newProcCluster(t testing.TB, n, users int) *procCluster {
 	return pc
 }
 
+// startChain starts `scraft chain` on addr with a key of its own, and
+// returns the process and the key's address. Clients here pin the key;
+// nodes pin it on first contact in their data folders.
+func startChain(t testing.TB, addr string) (*proc, protocol.Address) {
+	t.Helper()
+	dir := t.TempDir()
+	k, _ := protocol.GenerateKey(nil)
+	keyFile := filepath.Join(dir, "chain.key")
+	if err := protocol.SaveKey(keyFile, k); err != nil {
+		t.Fatal(err)
+	}
+	p := startProc(t, "chain", "chain", "--data", filepath.Join(dir, "data"), "--key", keyFile, "--listen", addr, "--block-interval", "20ms")
+	return p, k.Address()
+}
+
 func (pc *procCluster) dialChain(k *protocol.Key) *devchain.Client {
-	cl, err := devchain.Dial(pc.chainAddr, k)
+	cl, err := devchain.Dial(pc.chainAddr, k, devchain.WithChainKeys(pc.chainKey))
 	if err != nil {
 		pc.t.Fatal(err)
 	}

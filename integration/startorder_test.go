@@ -31,7 +31,7 @@ import (
 // address it published on chain.
 func TestStartInAnyOrder(t *testing.T) {
 	chainAddr := testutil.FreePort(t)
-	startProc(t, "chain", "chain", "--data", t.TempDir(), "--listen", chainAddr, "--block-interval", "20ms")
+	_, chainKey := startChain(t, chainAddr)
 
 	walkthrough := func(i int, first string) []string {
 		if i == 0 {
@@ -59,7 +59,7 @@ func TestStartInAnyOrder(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			pc := newUnstartedProcCluster(t, chainAddr, 3)
+			pc := newUnstartedProcCluster(t, chainAddr, chainKey, 3)
 			for _, i := range tc.order {
 				pc.startNode(pc.nodes[i], tc.peers(i, pc.nodes[0].addr))
 			}
@@ -108,10 +108,11 @@ func (pc *procCluster) rebindIfTaken(nd *procNode, peers []string) {
 }
 
 // newUnstartedProcCluster creates a chat channel on the chain at chainAddr
-// with n members and their node folders and keys, and starts no node.
-func newUnstartedProcCluster(t *testing.T, chainAddr string, n int) *procCluster {
+// (its key chainKey) with n members and their node folders and keys, and
+// starts no node.
+func newUnstartedProcCluster(t *testing.T, chainAddr string, chainKey protocol.Address, n int) *procCluster {
 	t.Helper()
-	pc := &procCluster{t: t, chainAddr: chainAddr}
+	pc := &procCluster{t: t, chainAddr: chainAddr, chainKey: chainKey}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	chat, err := contracts.Get("chat")
@@ -199,7 +200,7 @@ func (pc *procCluster) checkOneChannel(timeout time.Duration) {
 		}
 	}
 	// And so does `scraft chain show`, next to each member.
-	out, err := exec.CommandContext(ctx, scraftBin, "chain", "show", "--chain", pc.chainAddr, pc.id.String()).CombinedOutput()
+	out, err := exec.CommandContext(ctx, scraftBin, "chain", "show", "--chain", pc.chainAddr, "--chain-key", pc.chainKey.String(), pc.id.String()).CombinedOutput()
 	if err != nil {
 		t.Fatalf("chain show: %v: %s", err, out)
 	}

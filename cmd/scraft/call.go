@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -31,6 +32,7 @@ type apiClient struct {
 	timeout   time.Duration
 	nodeKeys  []string
 	chainAddr string
+	chainKeys []string
 }
 
 func (a *apiClient) flags(cmd *cobra.Command) {
@@ -40,6 +42,7 @@ func (a *apiClient) flags(cmd *cobra.Command) {
 	cmd.Flags().DurationVar(&a.timeout, "timeout", 30*time.Second, "how long to wait for the node's answer")
 	cmd.Flags().StringSliceVar(&a.nodeKeys, "node-key", nil, "member address (0x + 32 hex) a node's TLS key must have; repeatable (default: any member of the channel on --chain)")
 	cmd.Flags().StringVar(&a.chainAddr, "chain", "127.0.0.1:7400", "settlement chain gRPC address: without --node-key, a node's TLS key must be a member's of the channel there")
+	cmd.Flags().StringSliceVar(&a.chainKeys, "chain-key", nil, chainKeyHelp+"pinned on first contact in "+chainPinName+" next to --key FILE)")
 	cmd.MarkFlagRequired("node")
 	cmd.MarkFlagRequired("key")
 	cmd.MarkFlagRequired("channel")
@@ -84,7 +87,7 @@ func (a *apiClient) pinned(ctx context.Context, key *protocol.Key, ch protocol.C
 		}
 		return out, nil
 	}
-	cl, err := devchain.Dial(a.chainAddr, key)
+	cl, err := a.dialChain(key)
 	if err != nil {
 		return nil, fmt.Errorf("chain %s (to check the nodes' keys; or give --node-key): %w", a.chainAddr, err)
 	}
@@ -98,6 +101,16 @@ func (a *apiClient) pinned(ctx context.Context, key *protocol.Key, ch protocol.C
 		out = append(out, m.Address)
 	}
 	return out, nil
+}
+
+// dialChain connects to the chain, signing with key: its key must be one
+// of --chain-key, else the one pinned next to --key.
+func (a *apiClient) dialChain(key *protocol.Key) (*devchain.Client, error) {
+	trust, err := chainTrust(a.chainKeys, filepath.Dir(a.keyFile))
+	if err != nil {
+		return nil, err
+	}
+	return devchain.Dial(a.chainAddr, key, trust...)
 }
 
 // run dials, runs fn with a deadline of --timeout, and closes the client.

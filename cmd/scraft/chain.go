@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -16,7 +17,6 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/cobra"
-	"google.golang.org/grpc"
 
 	"github.com/scraft/scraft/contracts"
 	"github.com/scraft/scraft/protocol"
@@ -37,38 +37,47 @@ func chainCmd() *cobra.Command {
 	var (
 		data     string
 		listen   string
+		keyFile  string
 		interval time.Duration
 		logLevel string
 	)
 	cmd := &cobra.Command{
-		Use:   "chain --data DIR --listen ADDR",
+		Use:   "chain --data DIR --listen ADDR [--key FILE]",
 		Short: "Run the development settlement chain, or talk to one",
 		Long: `Without a subcommand, serve the development settlement chain: the channel
 contract's rules in blocks (every --block-interval), stored in DIR/chain.db,
 over gRPC on ADDR. SIGINT or SIGTERM stops it cleanly; a kill at any moment
 loses no committed block.
 
+The API is served over TLS 1.3 only, with the chain's key: --key FILE, else
+DIR/chain.key, made on the first start. Its address is logged at start
+("chain_key") and printed by scraft chain key; clients pin it.
+
 The subcommands talk to a running chain with --chain ADDR and sign with
---key FILE (see scraft keygen).`,
+--key FILE (see scraft keygen). They accept the chain only if its key is
+--chain-key ADDR[,ADDR...]; without that flag, the key the chain presents on
+first contact is pinned in chain.pin next to --key FILE and required from
+then on (a command without --key needs --chain-key).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if data == "" {
 				return errors.New("chain: --data is required to serve (or give a subcommand)")
 			}
-			return serveChain(cmd.Context(), data, listen, interval, logLevel, cmd.ErrOrStderr())
+			return serveChain(cmd.Context(), data, listen, keyFile, interval, logLevel, cmd.ErrOrStderr())
 		},
 	}
 	def := devchain.DefaultConfig("")
 	cmd.Flags().StringVar(&data, "data", "", "directory of the chain's data (chain.db)")
-	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:7400", "address to serve the chain's gRPC API on")
+	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:7400", "address to serve the chain's gRPC API on (TLS)")
+	cmd.Flags().StringVar(&keyFile, "key", "", "the chain's key file: its TLS identity, which clients pin (default: DIR/chain.key, made on the first start)")
 	cmd.Flags().DurationVar(&interval, "block-interval", def.BlockInterval, "time between blocks")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log level: trace, debug, info, warn, error")
 	cmd.AddCommand(chainCreateChannelCmd(), chainStakeCmd(), chainDepositCmd(), chainWithdrawCmd(), chainJoinCmd(), chainShowCmd(),
-		chainLeaveCmd(), chainKeepAliveCmd(), chainVoteCmd(), chainExecuteCmd(), chainCloseCmd())
+		chainLeaveCmd(), chainKeepAliveCmd(), chainVoteCmd(), chainExecuteCmd(), chainCloseCmd(), chainKeyCmd())
 	return cmd
 }
 
-func serveChain(ctx context.Context, data, listen string, interval time.Duration, level string, logOut io.Writer) error {
+func serveChain(ctx context.Context, data, listen, keyFile string, interval time.Duration, level string, logOut io.Writer) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
@@ -84,15 +93,24 @@ func serveChain(ctx context.Context, data, listen string, interval time.Duration
 		return err
 	}
 	defer c.Close()
+	key, keyPath, created, err := loadChainKey(data, keyFile)
+	if err != nil {
+		return fmt.Errorf("chain: key: %w", err)
+	}
+	if created {
+		log.Info("chain key created", "file", keyPath, "chain_key", key.Address())
+	}
+	g, err := devchain.NewGRPCServer(c, key)
+	if err != nil {
+		return err
+	}
 	l, err := net.Listen("tcp", listen)
 	if err != nil {
 		return fmt.Errorf("chain: listen %s: %w", listen, err)
 	}
-	g := grpc.NewServer(devchain.ServerOptions(cfg)...)
-	devchain.NewServer(c).Register(g)
 	served := make(chan error, 1)
 	go func() { served <- g.Serve(l) }()
-	log.Info("chain serving", "addr", l.Addr().String(), "data", data, "block_interval", interval)
+	log.Info("chain serving", "addr", l.Addr().String(), "chain_key", key.Address(), "data", data, "block_interval", interval)
 	select {
 	case <-ctx.Done():
 		log.Info("shutting down")
@@ -117,25 +135,29 @@ func serveChain(ctx context.Context, data, listen string, interval time.Duration
 
 // chainClient holds the flags of the subcommands that talk to a chain.
 type chainClient struct {
-	addr    string
-	keyFile string
-	timeout time.Duration
+	addr      string
+	chainKeys []string
+	keyFile   string
+	timeout   time.Duration
 }
 
 func (cc *chainClient) flags(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&cc.addr, "chain", "127.0.0.1:7400", "address of the chain's gRPC API")
+	cmd.Flags().StringSliceVar(&cc.chainKeys, "chain-key", nil, chainKeyHelp+"pinned on first contact in "+chainPinName+" next to --key FILE; required without --key)")
 	cmd.Flags().StringVar(&cc.keyFile, "key", "", "key file to sign with (required)")
 	cmd.Flags().DurationVar(&cc.timeout, "timeout", 30*time.Second, "how long to wait for the tx's block")
 }
 
 // dial loads the key and connects. Queries need no key: without --key an
-// ephemeral one is used.
+// ephemeral one is used, and the chain's key must be given (--chain-key).
 func (cc *chainClient) dial(needKey bool) (*devchain.Client, error) {
 	var k *protocol.Key
 	var err error
+	pinDir := ""
 	switch {
 	case cc.keyFile != "":
 		k, err = protocol.LoadKey(cc.keyFile)
+		pinDir = filepath.Dir(cc.keyFile)
 	case needKey:
 		return nil, errors.New("chain: --key is required")
 	default:
@@ -144,7 +166,11 @@ func (cc *chainClient) dial(needKey bool) (*devchain.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return devchain.Dial(cc.addr, k)
+	trust, err := chainTrust(cc.chainKeys, pinDir)
+	if err != nil {
+		return nil, fmt.Errorf("chain: %w", err)
+	}
+	return devchain.Dial(cc.addr, k, trust...)
 }
 
 func (cc *chainClient) run(cmd *cobra.Command, needKey bool, fn func(ctx context.Context, c *devchain.Client) error) error {

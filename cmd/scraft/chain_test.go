@@ -15,7 +15,6 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
-	"google.golang.org/grpc"
 
 	"github.com/scraft/scraft/contracts"
 	"github.com/scraft/scraft/internal/testutil"
@@ -61,7 +60,18 @@ func resetChainCommands() {
 	}
 }
 
-// startTestChain serves an in-process dev chain on a loopback port.
+// testChainKey is the key the test chains present; the commands pin it
+// with --chain-key, or on first contact next to their --key.
+var testChainKey = func() *protocol.Key {
+	k, err := protocol.GenerateKey(nil)
+	if err != nil {
+		panic(err)
+	}
+	return k
+}()
+
+// startTestChain serves an in-process dev chain over TLS (testChainKey) on
+// a loopback port.
 func startTestChain(t *testing.T) string {
 	t.Helper()
 	cfg := devchain.DefaultConfig(t.TempDir())
@@ -75,8 +85,10 @@ func startTestChain(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := grpc.NewServer(devchain.ServerOptions(cfg)...)
-	devchain.NewServer(c).Register(g)
+	g, err := devchain.NewGRPCServer(c, testChainKey)
+	if err != nil {
+		t.Fatal(err)
+	}
 	go g.Serve(l)
 	t.Cleanup(g.Stop)
 	return l.Addr().String()
@@ -142,7 +154,7 @@ func TestChainCommands(t *testing.T) {
 		t.Fatal("bad amount accepted")
 	}
 
-	out, err = runChain(t, "chain", "show", id.String(), "--chain", addr)
+	out, err = runChain(t, "chain", "show", id.String(), "--chain", addr, "--chain-key", testChainKey.Address().String())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +164,7 @@ func TestChainCommands(t *testing.T) {
 			t.Fatalf("show lacks %q:\n%s", want, out)
 		}
 	}
-	out, err = runChain(t, "chain", "show", id.String(), "--chain", addr, "--json")
+	out, err = runChain(t, "chain", "show", id.String(), "--chain", addr, "--chain-key", testChainKey.Address().String(), "--json")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,8 +192,10 @@ func TestChainServe(t *testing.T) {
 	rootCmd.SetArgs([]string{"chain", "--data", dir, "--listen", addr, "--block-interval", "10ms", "--log-level", "warn"})
 	go func() { done <- rootCmd.ExecuteContext(ctx) }()
 
+	// The chain made its key in dir; the client pins it on first contact.
 	k, _ := protocol.GenerateKey(nil)
-	c, err := devchain.Dial(addr, k)
+	pin := filepath.Join(t.TempDir(), chainPinName)
+	c, err := devchain.Dial(addr, k, devchain.WithPinFile(pin))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,6 +204,16 @@ func TestChainServe(t *testing.T) {
 		_, err := c.Head(ctx)
 		return err
 	})
+	chainKey, err := protocol.LoadKey(filepath.Join(dir, chainKeyName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := c.ChainKey(); !ok || got != chainKey.Address() {
+		t.Fatalf("chain presented %s (%v), its key file holds %s", got, ok, chainKey.Address())
+	}
+	if b, err := os.ReadFile(pin); err != nil || !strings.Contains(string(b), chainKey.Address().String()) {
+		t.Fatalf("pin file: %v:\n%s", err, b)
+	}
 	cctx, ccancel := context.WithTimeout(ctx, 10*time.Second)
 	defer ccancel()
 	if _, err := c.CreateChannel(cctx, settlement.ChannelSpec{Contract: "chat", Code: []byte("x")}); err != nil {
@@ -215,6 +239,9 @@ func TestChainServe(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "chain.db")); err != nil {
 		t.Fatal(err)
 	}
+	if out, err := runChain(t, "chain", "key", "--data", dir); err != nil || strings.TrimSpace(out) != chainKey.Address().String() {
+		t.Fatalf("chain key: %q, %v; want %s", out, err, chainKey.Address())
+	}
 }
 
 func TestChainCreateWithInitialState(t *testing.T) {
@@ -230,7 +257,7 @@ func TestChainCreateWithInitialState(t *testing.T) {
 	if err != nil {
 		t.Fatal(err, out)
 	}
-	out, err = runChain(t, "chain", "show", strings.TrimSpace(out), "--chain", addr, "--json")
+	out, err = runChain(t, "chain", "show", strings.TrimSpace(out), "--chain", addr, "--chain-key", testChainKey.Address().String(), "--json")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -315,7 +342,7 @@ func TestChainShowHistory(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	as := func(k *protocol.Key) *devchain.Client {
-		c, err := devchain.Dial(addr, k)
+		c, err := devchain.Dial(addr, k, devchain.WithChainKeys(testChainKey.Address()))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -357,7 +384,7 @@ func TestChainShowHistory(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	out, err := runChain(t, "chain", "show", id.String(), "--chain", addr, "--json")
+	out, err := runChain(t, "chain", "show", id.String(), "--chain", addr, "--chain-key", testChainKey.Address().String(), "--json")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -372,7 +399,7 @@ func TestChainShowHistory(t *testing.T) {
 	if len(v.Departures) != 1 || v.Departures[0].JoinSeq != 2 || v.Departures[0].Address != bob.Address() || v.Departures[0].Epoch != 1 {
 		t.Fatalf("departures: %+v", v.Departures)
 	}
-	out, err = runChain(t, "chain", "show", id.String(), "--chain", addr)
+	out, err = runChain(t, "chain", "show", id.String(), "--chain", addr, "--chain-key", testChainKey.Address().String())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -381,7 +408,7 @@ func TestChainShowHistory(t *testing.T) {
 			t.Fatalf("show lacks %q:\n%s", want, out)
 		}
 	}
-	out, err = runChain(t, "chain", "show", id.String(), "--chain", addr, "--json", "--epochs", "1", "--departures", "0")
+	out, err = runChain(t, "chain", "show", id.String(), "--chain", addr, "--chain-key", testChainKey.Address().String(), "--json", "--epochs", "1", "--departures", "0")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -38,7 +38,7 @@ the command does the same for --key (a member without a node).`,
 					return err
 				}
 				if onChain {
-					if err := chainLeave(ctx, api.chainAddr, api.keyFile, ch); err != nil {
+					if err := chainLeave(ctx, &api, ch); err != nil {
 						return err
 					}
 				}

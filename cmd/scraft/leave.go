@@ -10,7 +10,6 @@ import (
 	"github.com/scraft/scraft/client"
 	"github.com/scraft/scraft/protocol"
 	"github.com/scraft/scraft/settlement/contract"
-	"github.com/scraft/scraft/settlement/devchain"
 )
 
 func init() {
@@ -39,7 +38,7 @@ lose its only member, or the quorum of its nodes.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return api.run(cmd, func(ctx context.Context, c *client.Client, ch protocol.ChannelID) error {
 				if onChain {
-					if err := chainLeave(ctx, api.chainAddr, api.keyFile, ch); err != nil {
+					if err := chainLeave(ctx, &api, ch); err != nil {
 						return err
 					}
 				}
@@ -56,17 +55,17 @@ lose its only member, or the quorum of its nodes.`,
 	return cmd
 }
 
-// chainLeave asks the chain, with the key in keyFile, to let its member
-// leave channel ch: in an open channel the next settlement releases the
-// stake, in a closed one the chain releases it at once.
-func chainLeave(ctx context.Context, addr, keyFile string, ch protocol.ChannelID) error {
-	key, err := protocol.LoadKey(keyFile)
+// chainLeave asks the chain, with the key of api, to let its member leave
+// channel ch: in an open channel the next settlement releases the stake,
+// in a closed one the chain releases it at once.
+func chainLeave(ctx context.Context, api *apiClient, ch protocol.ChannelID) error {
+	key, err := protocol.LoadKey(api.keyFile)
 	if err != nil {
 		return err
 	}
-	cl, err := devchain.Dial(addr, key)
+	cl, err := api.dialChain(key)
 	if err != nil {
-		return fmt.Errorf("chain %s: %w", addr, err)
+		return fmt.Errorf("chain %s: %w", api.chainAddr, err)
 	}
 	defer cl.Close()
 	if err := cl.Leave(ctx, ch); err != nil && !errors.Is(err, contract.ErrLeaving) && !errors.Is(err, contract.ErrNotMember) {

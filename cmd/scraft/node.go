@@ -68,7 +68,7 @@ func nodeCmd() *cobra.Command {
 	var (
 		data, listen, advertise, chainAddr, keyFile, admin, logLevel string
 		adminToken                                                   string
-		channels, peers                                              []string
+		channels, peers, chainKeys                                   []string
 		logJSON, usePool                                             bool
 		adminAllowJoin                                               bool
 		batchTxs, inFlight                                           int
@@ -88,6 +88,12 @@ first claim on chain; when another member leads (or claimed first), the node
 joins that member's node at the address the chain lists. With --peer the node
 never bootstraps: it joins through the named member nodes, or any the chain
 lists, and waits until one adds it. Nodes may start in any order.
+
+The link to the chain (--chain) is TLS: the chain's key must be one of
+--chain-key, else the one the chain presented on the node's first contact,
+pinned in DIR/chain.pin. A node whose chain presents another key stops with
+an error naming both; remove DIR/chain.pin or give --chain-key to accept a
+new chain key.
 
 One gRPC port (--listen) serves the Raft traffic of every channel, the peer
 API and the client API. It holds at most --max-connections connections,
@@ -110,9 +116,9 @@ SIGINT or SIGTERM stops the node cleanly.`,
 			if err != nil {
 				return err
 			}
-			chain, err := devchain.Dial(chainAddr, key)
+			chain, err := dialNodeChain(cmd.Context(), chainAddr, chainKeys, data, key, logger)
 			if err != nil {
-				return fmt.Errorf("chain %s: %w", chainAddr, err)
+				return err
 			}
 			defer chain.Close()
 			opts := nodeOptions{
@@ -154,6 +160,7 @@ SIGINT or SIGTERM stops the node cleanly.`,
 	f.StringVar(&listen, "listen", "127.0.0.1:7500", "gRPC address: Raft, peer API and client API")
 	f.StringVar(&advertise, "advertise", "", "address peers reach this node at, published on chain (default: the listen address; required when --listen binds every interface)")
 	f.StringVar(&chainAddr, "chain", "127.0.0.1:7400", "settlement chain gRPC address (its --listen)")
+	f.StringSliceVar(&chainKeys, "chain-key", nil, chainKeyHelp+"pinned on first contact in DIR/"+chainPinName+" and required from then on)")
 	f.StringVar(&keyFile, "key", "", "member key file (see scraft keygen) (required)")
 	f.StringVar(&admin, "admin", "", "admin HTTP address for /metrics, /healthz, /readyz, /status, /debug/pprof: PORT or :PORT is 127.0.0.1:PORT; another host needs --admin-token (default: none)")
 	f.StringVar(&adminToken, "admin-token", "", "bearer token every admin path but /healthz and /readyz requires, at least 16 characters; required when --admin is not on loopback (prefer SCRAFT_ADMIN_TOKEN)")
@@ -176,6 +183,45 @@ SIGINT or SIGTERM stops the node cleanly.`,
 	cmd.MarkFlagRequired("data")
 	cmd.MarkFlagRequired("key")
 	return cmd
+}
+
+// dialNodeChain connects a node to the chain at addr. The chain's key must
+// be one of keys, else the one pinned in data/chain.pin, which the first
+// contact writes. The node reads the chain's head at once, so that a chain
+// with another key stops it before it serves anything; a chain that does
+// not answer yet only delays the channels that need it.
+func dialNodeChain(ctx context.Context, addr string, keys []string, data string, key *protocol.Key, logger hclog.Logger) (*devchain.Client, error) {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	trust, err := chainTrust(keys, data)
+	if err != nil {
+		return nil, err
+	}
+	pin := filepath.Join(data, chainPinName)
+	_, statErr := os.Stat(pin)
+	firstContact := len(keys) == 0 && errors.Is(statErr, os.ErrNotExist)
+	chain, err := devchain.Dial(addr, key, trust...)
+	if err != nil {
+		return nil, fmt.Errorf("chain %s: %w", addr, err)
+	}
+	hctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	_, err = chain.Head(hctx)
+	switch {
+	case errors.Is(err, devchain.ErrChainKey):
+		chain.Close()
+		return nil, fmt.Errorf("chain %s: %w", addr, err)
+	case err != nil:
+		logger.Warn("chain not reachable yet", "chain", addr, "error", err)
+	default:
+		k, _ := chain.ChainKey()
+		if firstContact {
+			logger.Info("chain key pinned on first contact", "chain", addr, "chain_key", k, "file", pin)
+		}
+		logger.Info("chain connected", "chain", addr, "chain_key", k)
+	}
+	return chain, nil
 }
 
 func newLogger(name, level string, json bool) hclog.Logger {

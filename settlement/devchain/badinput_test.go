@@ -30,7 +30,7 @@ func TestBadInput(t *testing.T) {
 	defer c.Close()
 	addr := serve(t, c)
 
-	alice, err := Dial(addr, chaintest.Key("alice"))
+	alice, err := Dial(addr, chaintest.Key("alice"), pinned)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,7 +11,6 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	"github.com/scraft/scraft/protocol"
@@ -73,6 +72,7 @@ func (l local) close() error { return nil }
 type remote struct {
 	conn *grpc.ClientConn
 	api  chainpb.DevChainClient
+	pin  *pin
 }
 
 // errorFrom rebuilds a chain or contract error from a gRPC status.
@@ -304,15 +304,31 @@ var _ settlement.Chain = (*Client)(nil)
 func NewLocal(c *Chain, key *protocol.Key) *Client { return &Client{b: local{c}, key: key} }
 
 // Dial returns a Client of the chain at addr (host:port) signing with key.
-// The connection is made lazily; calls fail until the chain answers.
-func Dial(addr string, key *protocol.Key) (*Client, error) {
-	conn, err := grpc.NewClient(addr,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20), grpc.MaxCallSendMsgSize(64<<20)))
+// The link is TLS 1.3 and the chain's key must be one opts pin
+// (WithChainKeys, WithPinFile); without either Dial fails with
+// ErrNoChainKey. The connection is made lazily; calls fail until the chain
+// answers, and with ErrChainKey while the chain's key is not a pinned one.
+func Dial(addr string, key *protocol.Key, opts ...DialOption) (*Client, error) {
+	creds, p, err := chainCredentials(addr, opts)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := grpc.NewClient(addr, append(creds,
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20), grpc.MaxCallSendMsgSize(64<<20)))...)
 	if err != nil {
 		return nil, fmt.Errorf("devchain: dial %s: %w", addr, err)
 	}
-	return &Client{b: &remote{conn: conn, api: chainpb.NewDevChainClient(conn)}, key: key}, nil
+	return &Client{b: &remote{conn: conn, api: chainpb.NewDevChainClient(conn), pin: p}, key: key}, nil
+}
+
+// ChainKey returns the address of the key the chain presented on the last
+// connection the client accepted; false before one, and always for an
+// in-process client.
+func (cl *Client) ChainKey() (protocol.Address, bool) {
+	if r, ok := cl.b.(*remote); ok {
+		return r.pin.seen()
+	}
+	return protocol.Address{}, false
 }
 
 // Close releases the connection of a dialed Client.

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"google.golang.org/grpc"
 
 	"github.com/scraft/scraft/internal/testutil"
 	"github.com/scraft/scraft/protocol"
@@ -57,8 +56,10 @@ func runChild(dir string) error {
 	if err != nil {
 		return err
 	}
-	g := grpc.NewServer(ServerOptions(cfg)...)
-	NewServer(c).Register(g)
+	g, err := NewGRPCServer(c, chainKey)
+	if err != nil {
+		return err
+	}
 	tmp := filepath.Join(dir, "addr.tmp")
 	if err := os.WriteFile(tmp, []byte(l.Addr().String()), 0o600); err != nil {
 		return err
@@ -118,7 +119,7 @@ func TestCrashRecovery(t *testing.T) {
 	defer cancel()
 	cmd, addr := startChild(t, dir)
 
-	creator, err := Dial(addr, chaintest.Key("creator"))
+	creator, err := Dial(addr, chaintest.Key("creator"), pinned)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +149,7 @@ func loadUntilKilled(ctx context.Context, t *testing.T, cmd *exec.Cmd, addr stri
 	t.Helper()
 	var clients []*Client
 	for i := range members {
-		cl, err := Dial(addr, chaintest.Key(fmt.Sprintf("m%d", i)))
+		cl, err := Dial(addr, chaintest.Key(fmt.Sprintf("m%d", i)), pinned)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -223,7 +224,7 @@ func loadUntilKilled(ctx context.Context, t *testing.T, cmd *exec.Cmd, addr stri
 
 func checkAfterCrash(ctx context.Context, t *testing.T, addr string, seen []settlement.Event, acks []acked) {
 	t.Helper()
-	cl, err := Dial(addr, chaintest.Key("checker"))
+	cl, err := Dial(addr, chaintest.Key("checker"), pinned)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,9 +6,11 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 
 	"github.com/scraft/scraft/internal/testutil"
 	"github.com/scraft/scraft/protocol"
+	"github.com/scraft/scraft/protocol/tlsid"
 	"github.com/scraft/scraft/settlement"
 	"github.com/scraft/scraft/settlement/chaintest"
 )
@@ -33,15 +35,35 @@ func newTestChain(t *testing.T, dir string, interval time.Duration) (*Chain, *Ma
 	return c, clock
 }
 
-// serve serves c over gRPC on a loopback port and returns its address.
+// chainKey is the TLS key the tests' chain servers present; pinned is the
+// DialOption that accepts it.
+var (
+	chainKey = chaintest.Key("devchain tls")
+	pinned   = WithChainKeys(chainKey.Address())
+)
+
+// tlsOptions are the gRPC server options of a test chain server: the
+// service's, and TLS with chainKey.
+func tlsOptions(t testing.TB, cfg Config) []grpc.ServerOption {
+	tcfg, err := tlsid.ServerConfig(chainKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return append(ServerOptions(cfg), grpc.Creds(credentials.NewTLS(tcfg)))
+}
+
+// serve serves c over gRPC and TLS (chainKey) on a loopback port and
+// returns its address.
 func serve(t *testing.T, c *Chain) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := grpc.NewServer(ServerOptions(c.cfg)...)
-	NewServer(c).Register(g)
+	g, err := NewGRPCServer(c, chainKey)
+	if err != nil {
+		t.Fatal(err)
+	}
 	go g.Serve(l)
 	t.Cleanup(g.Stop)
 	return l.Addr().String()
@@ -61,7 +83,7 @@ type grpcEnv struct {
 }
 
 func (e *grpcEnv) Chain(t *testing.T, k *protocol.Key) settlement.Chain {
-	cl, err := Dial(e.addr, k)
+	cl, err := Dial(e.addr, k, pinned)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +101,7 @@ func TestConformance(t *testing.T) {
 			c, clock := newTestChain(t, t.TempDir(), 2*time.Millisecond)
 			return &localEnv{c: c, clock: clock}
 		}},
-		{"grpc", func(t *testing.T) chaintest.Env {
+		{"grpc+tls", func(t *testing.T) chaintest.Env {
 			c, clock := newTestChain(t, t.TempDir(), 2*time.Millisecond)
 			return &grpcEnv{addr: serve(t, c), clock: clock}
 		}},

@@ -58,11 +58,11 @@ func TestEpochLeaderFromOldServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := grpc.NewServer(ServerOptions(c.cfg)...)
+	g := grpc.NewServer(tlsOptions(t, c.cfg)...)
 	chainpb.RegisterDevChainServer(g, oldServer{NewServer(c)})
 	go g.Serve(l)
 	t.Cleanup(g.Stop)
-	old, err := Dial(l.Addr().String(), k)
+	old, err := Dial(l.Addr().String(), k, pinned)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +74,7 @@ func TestEpochLeaderFromOldServer(t *testing.T) {
 		t.Fatalf("old server, departure: %v, want ErrNoDeparture", err)
 	}
 
-	cur, err := Dial(serve(t, c), k)
+	cur, err := Dial(serve(t, c), k, pinned)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,6 +28,14 @@ var (
 	ErrClosed = errors.New("devchain: chain closed")
 	// ErrNotFound means a queried block or record does not exist.
 	ErrNotFound = errors.New("devchain: not found")
+
+	// ErrChainKey means the chain's TLS key is not one of the keys the
+	// client pins: another server answers at the chain's address, or the
+	// chain's key changed. It never crosses the wire (no code).
+	ErrChainKey = errors.New("devchain: the chain's key is not a pinned one")
+	// ErrNoChainKey means Dial was given no way to verify the chain's key
+	// (neither WithChainKeys nor WithPinFile).
+	ErrNoChainKey = errors.New("devchain: no chain key to verify the chain with")
 )
 
 var chainCodes = []struct {

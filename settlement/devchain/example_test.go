@@ -3,6 +3,7 @@ package devchain_test
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"time"
 
@@ -42,4 +43,45 @@ func Example() {
 	// Output:
 	// join seq 1 epoch 1 leader is me true
 	// true
+}
+
+// A chain served over TLS with its key, and a client that pins that key:
+// another server on the address, with another key, would be refused with
+// ErrChainKey.
+func ExampleNewGRPCServer() {
+	dir, _ := os.MkdirTemp("", "devchain-example")
+	defer os.RemoveAll(dir)
+	cfg := devchain.DefaultConfig(dir)
+	cfg.BlockInterval = 10 * time.Millisecond
+	c, err := devchain.Open(cfg)
+	if err != nil {
+		panic(err)
+	}
+	defer c.Close()
+
+	chainKey, _ := protocol.GenerateKey(nil)
+	g, err := devchain.NewGRPCServer(c, chainKey)
+	if err != nil {
+		panic(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	go g.Serve(l)
+	defer g.Stop()
+
+	member, _ := protocol.GenerateKey(nil)
+	cl, err := devchain.Dial(l.Addr().String(), member, devchain.WithChainKeys(chainKey.Address()))
+	if err != nil {
+		panic(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err = cl.Head(ctx)
+	got, _ := cl.ChainKey()
+	fmt.Println(err == nil, got == chainKey.Address())
+	// Output:
+	// true true
 }
