@@ -224,9 +224,9 @@ func BenchmarkIdleChainLoad(b *testing.B) {
 	if v, err := strconv.Atoi(os.Getenv("SCRAFT_BENCH_CHANNELS")); err == nil && v > 0 {
 		n = v
 	}
-	cmd, addr := startChainChild(b)
+	cmd, addr, chainKey := startChainChild(b)
 	dial := func(k *protocol.Key) *devchain.Client {
-		cl, err := devchain.Dial(addr, k)
+		cl, err := devchain.Dial(addr, k, devchain.WithChainKeys(chainKey))
 		if err != nil {
 			b.Fatal(err)
 		}

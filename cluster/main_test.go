@@ -6,14 +6,15 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"go.uber.org/goleak"
-	"google.golang.org/grpc"
 
 	"github.com/scraft/scraft/internal/testutil"
+	"github.com/scraft/scraft/protocol"
 	"github.com/scraft/scraft/settlement/devchain"
 )
 
@@ -35,7 +36,8 @@ func TestMain(m *testing.M) {
 }
 
 // runChainChild serves a devchain (default config: 200 ms blocks) in dir
-// over gRPC and writes its address to dir/addr. It runs until killed.
+// over gRPC and TLS with a new chain key, and writes its address and the
+// key's address to dir/addr. It runs until killed.
 func runChainChild(dir string) error {
 	cfg := devchain.DefaultConfig(dir)
 	cfg.Logger = hclog.New(&hclog.LoggerOptions{Name: "chain", Level: hclog.Info, Output: os.Stderr})
@@ -47,10 +49,16 @@ func runChainChild(dir string) error {
 	if err != nil {
 		return err
 	}
-	g := grpc.NewServer(devchain.ServerOptions(cfg)...)
-	devchain.NewServer(c).Register(g)
+	key, err := protocol.GenerateKey(nil)
+	if err != nil {
+		return err
+	}
+	g, err := devchain.NewGRPCServer(c, key)
+	if err != nil {
+		return err
+	}
 	tmp := filepath.Join(dir, "addr.tmp")
-	if err := os.WriteFile(tmp, []byte(l.Addr().String()), 0o600); err != nil {
+	if err := os.WriteFile(tmp, []byte(l.Addr().String()+"\n"+key.Address().String()), 0o600); err != nil {
 		return err
 	}
 	if err := os.Rename(tmp, filepath.Join(dir, "addr")); err != nil {
@@ -60,8 +68,8 @@ func runChainChild(dir string) error {
 }
 
 // startChainChild runs a devchain in its own process and returns the
-// process and the chain's address.
-func startChainChild(t testing.TB) (*exec.Cmd, string) {
+// process, the chain's address and its key's.
+func startChainChild(t testing.TB) (*exec.Cmd, string, protocol.Address) {
 	t.Helper()
 	dir := t.TempDir()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
@@ -77,13 +85,19 @@ func startChainChild(t testing.TB) (*exec.Cmd, string) {
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	var addr string
+	var key protocol.Address
 	testutil.WaitFor(t, 20*time.Second, func() error {
 		b, err := os.ReadFile(filepath.Join(dir, "addr"))
 		if err != nil {
 			return err
 		}
-		addr = string(b)
-		return nil
+		a, k, ok := strings.Cut(string(b), "\n")
+		if !ok {
+			return fmt.Errorf("chain child's addr file %q", b)
+		}
+		addr = a
+		key, err = protocol.ParseAddress(k)
+		return err
 	})
-	return cmd, addr
+	return cmd, addr, key
 }
