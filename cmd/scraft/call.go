@@ -96,6 +96,11 @@ func (a *apiClient) pinned(ctx context.Context, key *protocol.Key, ch protocol.C
 	if err != nil {
 		return nil, fmt.Errorf("read channel %s from chain %s (to check the nodes' keys; or give --node-key): %w", ch, a.chainAddr, err)
 	}
+	if info.Closed {
+		// No member serves it any more: say so rather than that no node
+		// key could be pinned.
+		return nil, fmt.Errorf("%w: channel %s is closed on chain", protocol.ErrChannelClosed, ch)
+	}
 	out := make([]protocol.Address, 0, len(info.Members))
 	for _, m := range info.Members {
 		out = append(out, m.Address)

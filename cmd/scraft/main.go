@@ -3,6 +3,8 @@
 package main
 
 import (
+	"github.com/scraft/scraft/protocol"
+
 	"context"
 	"errors"
 	"fmt"
@@ -52,10 +54,24 @@ func main() {
 	if err == nil {
 		return
 	}
-	fmt.Fprintln(os.Stderr, "scraft:", err)
+	fmt.Fprintln(os.Stderr, "scraft:", describe(err))
 	var ee *exitError
 	if errors.As(err, &ee) {
 		os.Exit(ee.code)
 	}
 	os.Exit(1)
+}
+
+// describe is an error as the CLI prints it: a node's answer already names
+// its code; an error of this side that carries a client API code names it
+// too, with the code's name, so scripts can match either.
+func describe(err error) string {
+	var pe *protocol.Error
+	if errors.As(err, &pe) {
+		return err.Error()
+	}
+	if c := protocol.CodeOf(err); c != protocol.CodeOK && c != protocol.CodeInternal {
+		return fmt.Sprintf("%v (%s, code %d)", err, c, c)
+	}
+	return err.Error()
 }
