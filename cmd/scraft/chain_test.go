@@ -300,7 +300,7 @@ func TestChainCalls(t *testing.T) {
 			t.Fatal(err, out)
 		}
 	}
-	out, err = runChain(t, "chain", "show", id, "--chain", addr, "--json")
+	out, err = runChain(t, "chain", "show", id, "--chain", addr, "--chain-key", testChainKey.Address().String(), "--json")
 	if err != nil {
 		t.Fatal(err, out)
 	}
@@ -445,7 +445,7 @@ func TestChainShowAccountability(t *testing.T) {
 	cl := map[string]*devchain.Client{}
 	for _, n := range names {
 		_, k := newChainKeyFile(t, n)
-		c, err := devchain.Dial(addr, k)
+		c, err := devchain.Dial(addr, k, devchain.WithChainKeys(testChainKey.Address()))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -489,7 +489,7 @@ func TestChainShowAccountability(t *testing.T) {
 	p3, err := cl["dave"].CreateProposal(ctx, id, protocol.ProposalCensorship, protocol.Marshal(&protocol.Censorship{Accused: keys["bob"].Address(), Tx: *tx}))
 	must(err)
 
-	out, err := runChain(t, "chain", "show", id.String(), "--chain", addr, "--json")
+	out, err := runChain(t, "chain", "show", id.String(), "--chain", addr, "--chain-key", testChainKey.Address().String(), "--json")
 	if err != nil {
 		t.Fatal(err, out)
 	}
@@ -528,7 +528,7 @@ func TestChainShowAccountability(t *testing.T) {
 		t.Fatalf("complaint %+v", c)
 	}
 
-	out, err = runChain(t, "chain", "show", id.String(), "--chain", addr)
+	out, err = runChain(t, "chain", "show", id.String(), "--chain", addr, "--chain-key", testChainKey.Address().String())
 	if err != nil {
 		t.Fatal(err, out)
 	}
