@@ -32,9 +32,11 @@ import (
 //     transfer only for the chain's leader, or while this node's Raft
 //     leader is not the chain's leader (a leader handing over or leaving).
 //   - TimeoutNow: only from the Raft leader this node follows.
-//   - Every configuration the RPC carries (an append's configuration
-//     entries, a snapshot's) names only members of the channel on chain or
-//     servers of this node's latest configuration.
+//   - A snapshot's configuration names only members of the channel on
+//     chain or servers of this node's latest configuration. An append's
+//     configuration entries are not checked so: a follower catching up
+//     replays entries naming members that have since left the chain; only
+//     a sender the rule admits can append them.
 
 // maxTermLead is how far above this node's term a sender that is not the
 // chain's leader may be: honest elections raise the term one at a time
@@ -108,8 +110,10 @@ func (z *authorizer) chainLeads(ctx context.Context, c *Channel, a protocol.Addr
 // leaderRule applies the leader rule to an RPC from a server of this
 // node's configuration servers.
 func (z *authorizer) leaderRule(ctx context.Context, c *Channel, servers []raft.Server, call transport.RaftCall) error {
-	if err := z.checkConfigurations(ctx, c, servers, call.Configurations); err != nil {
-		return err
+	if call.RPC == "InstallSnapshot" {
+		if err := z.checkConfiguration(ctx, c, servers, call.Configuration); err != nil {
+			return err
+		}
 	}
 	from := call.Caller
 	chainLeader, _, _ := c.view.current()
@@ -160,41 +164,36 @@ func (z *authorizer) leaderRule(ctx context.Context, c *Channel, servers []raft.
 	return nil
 }
 
-// checkConfigurations refuses a Raft configuration that names a server
-// which is neither a member of the channel on chain nor a server of this
-// node's latest configuration (a member that left on chain may still be
-// in it).
-func (z *authorizer) checkConfigurations(ctx context.Context, c *Channel, servers []raft.Server, cfgs [][]byte) error {
-	if len(cfgs) == 0 {
+// checkConfiguration refuses a snapshot's Raft configuration that names a
+// server which is neither a member of the channel on chain nor a server of
+// this node's latest configuration (a member that left on chain may still
+// be in it until it is removed).
+func (z *authorizer) checkConfiguration(ctx context.Context, c *Channel, servers []raft.Server, b []byte) error {
+	if len(b) == 0 {
 		return nil
 	}
 	known := make(map[raft.ServerID]bool, len(servers))
 	for _, s := range servers {
 		known[s.ID] = true
 	}
-	for _, b := range cfgs {
-		if len(b) == 0 {
+	cf, err := decodeConfiguration(b)
+	if err != nil {
+		return err
+	}
+	for _, s := range cf.Servers {
+		if known[s.ID] {
 			continue
 		}
-		cf, err := decodeConfiguration(b)
+		a, err := protocol.ParseAddress(string(s.ID))
+		if err != nil {
+			return fmt.Errorf("the snapshot's configuration names %q, not a member address", s.ID)
+		}
+		member, _, err := z.onChain(ctx, c.id, a)
 		if err != nil {
 			return err
 		}
-		for _, s := range cf.Servers {
-			if known[s.ID] {
-				continue
-			}
-			a, err := protocol.ParseAddress(string(s.ID))
-			if err != nil {
-				return fmt.Errorf("the configuration names %q, not a member address", s.ID)
-			}
-			member, _, err := z.onChain(ctx, c.id, a)
-			if err != nil {
-				return err
-			}
-			if !member {
-				return fmt.Errorf("the configuration names %s, not a member of channel %s on chain", a, c.id)
-			}
+		if !member {
+			return fmt.Errorf("the snapshot's configuration names %s, not a member of channel %s on chain", a, c.id)
 		}
 	}
 	return nil

@@ -44,10 +44,8 @@ type RaftCall struct {
 	Term uint64
 	// LeadershipTransfer is a RequestVote's leadership-transfer flag.
 	LeadershipTransfer bool
-	// Configurations are the encoded Raft configurations the RPC carries:
-	// the data of an append's configuration entries, a snapshot's
-	// configuration.
-	Configurations [][]byte
+	// Configuration is an InstallSnapshot's encoded Raft configuration.
+	Configuration []byte
 }
 
 // SetAuthorizer makes the server ask a before delivering any Raft RPC.

@@ -101,7 +101,7 @@ func (s *raftService) TimeoutNow(ctx context.Context, req *raftpb.TimeoutNowRequ
 // admitAppend authorizes an AppendEntries request, plain or pipelined,
 // and checks its shape before raft sees it.
 func (s *raftService) admitAppend(ctx context.Context, req *raftpb.AppendEntriesRequest) error {
-	if err := s.srv.authorize(ctx, RaftCall{RPC: "AppendEntries", Channel: req.GetChannel(), Term: req.GetTerm(), Configurations: appendConfigurations(req)}, req.GetHeader(), req.GetLeader()); err != nil {
+	if err := s.srv.authorize(ctx, RaftCall{RPC: "AppendEntries", Channel: req.GetChannel(), Term: req.GetTerm()}, req.GetHeader(), req.GetLeader()); err != nil {
 		return err
 	}
 	if err := checkAppendEntries(req); err != nil {
@@ -205,7 +205,7 @@ func (s *raftService) InstallSnapshot(stream raftpb.Raft_InstallSnapshotServer) 
 	if err != nil {
 		return err
 	}
-	if err := s.srv.authorize(stream.Context(), RaftCall{RPC: "InstallSnapshot", Channel: req.GetChannel(), Term: req.GetTerm(), Configurations: [][]byte{req.GetConfiguration()}}, req.GetHeader(), req.GetLeader()); err != nil {
+	if err := s.srv.authorize(stream.Context(), RaftCall{RPC: "InstallSnapshot", Channel: req.GetChannel(), Term: req.GetTerm(), Configuration: req.GetConfiguration()}, req.GetHeader(), req.GetLeader()); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithCancel(stream.Context())
@@ -285,16 +285,4 @@ func (r *chunkReader) Read(p []byte) (int, error) {
 	n := copy(p, r.buf)
 	r.buf = r.buf[n:]
 	return n, nil
-}
-
-// appendConfigurations returns the data of an append's configuration
-// entries.
-func appendConfigurations(req *raftpb.AppendEntriesRequest) [][]byte {
-	var cfgs [][]byte
-	for _, e := range req.GetEntries() {
-		if raft.LogType(e.GetType()) == raft.LogConfiguration {
-			cfgs = append(cfgs, e.GetData())
-		}
-	}
-	return cfgs
 }
