@@ -305,3 +305,23 @@ func TestLiarBatchFromNonLeader(t *testing.T) {
 	}
 	s.check(t)
 }
+
+// TestLiarAttestationRefused: a member asks the other follower to attest
+// that the healthy leader is unreachable. The follower has admitted the
+// leader's appends under its TLS identity within attestAfter, so it
+// refuses, and no claim can gather its signature.
+func TestLiarAttestationRefused(t *testing.T) {
+	s := newLiarSetup(t)
+	c := s.tc.channel(s.honest)
+	_, epoch, _ := c.view.current()
+	testutil.WaitFor(t, 10*time.Second, func() error {
+		if c.node.authz.lastContact(c.id, s.leader.key.Address()).IsZero() {
+			return errors.New("no contact from the leader yet")
+		}
+		return nil
+	})
+	if a, err := c.attest(s.liar.key.Address(), epoch); err == nil {
+		t.Fatalf("attested %v against a live leader", a)
+	}
+	s.check(t)
+}
