@@ -6,9 +6,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/hashicorp/raft"
-
 	"github.com/scraft/scraft/protocol"
+	"github.com/scraft/scraft/transport"
 )
 
 // Who may call a node (docs/DESIGN.md §13). Every node-to-node connection
@@ -38,6 +37,10 @@ type authorizer struct {
 
 	mu      sync.Mutex
 	rosters map[protocol.ChannelID]*roster
+	// contact is, per channel and sender, when this node last admitted an
+	// AppendEntries or InstallSnapshot from it: contact under the sender's
+	// own TLS identity (liar.go).
+	contact map[protocol.ChannelID]map[protocol.Address]time.Time
 }
 
 // roster is a channel's members and leader as last read from the chain.
@@ -50,7 +53,8 @@ type roster struct {
 }
 
 func newAuthorizer(n *Node) *authorizer {
-	return &authorizer{n: n, rosters: make(map[protocol.ChannelID]*roster)}
+	return &authorizer{n: n, rosters: make(map[protocol.ChannelID]*roster),
+		contact: make(map[protocol.ChannelID]map[protocol.Address]time.Time)}
 }
 
 // onChain reports whether a is a member of channel id on chain, and
@@ -159,22 +163,24 @@ func (n *Node) RaftAuthorizer() *RaftAuthorizer { return &RaftAuthorizer{z: n.au
 //   - the caller is a member of X on chain;
 //   - the caller is a server of the receiver's latest Raft configuration of
 //     X, at the address the header gives; or, while the receiver has no
-//     configuration yet (a fresh joiner), the caller is X's leader on chain.
+//     configuration yet (a fresh joiner), the caller is X's leader on chain;
+//   - the RPC passes the leader rule (liar.go): members cannot depose a
+//     leader the chain backs, nor plant configurations naming outsiders.
 //
 // While a channel is still opening on this node (raft is running but the
 // channel is not registered yet) only the first two checks apply.
 type RaftAuthorizer struct{ z *authorizer }
 
-// AuthorizeRaft implements transport.Authorizer. The same checks hold for
-// every rpc.
-func (a *RaftAuthorizer) AuthorizeRaft(_, channel string, caller protocol.Address, id raft.ServerID, addr, claimed raft.ServerAddress) error {
+// AuthorizeRaft implements transport.Authorizer.
+func (a *RaftAuthorizer) AuthorizeRaft(call transport.RaftCall) error {
+	caller, id, addr, claimed := call.Caller, call.ID, call.Addr, call.Claimed
 	if string(id) != caller.String() {
 		return fmt.Errorf("header names %q, the caller is %s", id, caller)
 	}
 	if claimed != "" && claimed != addr {
 		return fmt.Errorf("the request names %q, its header %q", claimed, addr)
 	}
-	chID, err := protocol.ParseChannelID(channel)
+	chID, err := protocol.ParseChannelID(call.Channel)
 	if err != nil {
 		return err
 	}
@@ -203,15 +209,25 @@ func (a *RaftAuthorizer) AuthorizeRaft(_, channel string, caller protocol.Addres
 		if caller != leader {
 			return fmt.Errorf("%s is not the chain's leader (%s) and this node has no configuration yet", caller, leader)
 		}
+		a.z.heard(chID, caller, call.RPC)
 		return nil
 	}
+	found := false
 	for _, s := range servers {
 		if s.ID == id {
 			if s.Address != addr {
 				return fmt.Errorf("%s claims address %q, the configuration has %q", caller, addr, s.Address)
 			}
-			return nil
+			found = true
+			break
 		}
 	}
-	return fmt.Errorf("%s is not in this node's configuration of channel %s", caller, chID)
+	if !found {
+		return fmt.Errorf("%s is not in this node's configuration of channel %s", caller, chID)
+	}
+	if err := a.z.leaderRule(ctx, c, servers, call); err != nil {
+		return err
+	}
+	a.z.heard(chID, caller, call.RPC)
+	return nil
 }

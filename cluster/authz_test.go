@@ -241,15 +241,14 @@ func TestRaftOutsidersRefused(t *testing.T) {
 	tc.checkConverged(acked, 20*time.Second)
 }
 
-// TestMalformedAppendRefused: a member in the configuration (so past
-// authorization) sends an AppendEntries whose entries start past the end
-// of the follower's log. It is refused with an error; the follower does
-// not crash and the channel keeps committing.
+// TestMalformedAppendRefused: the chain's leader (so past authorization)
+// sends an AppendEntries whose entries start past the end of the
+// follower's log. It is refused with an error; the follower does not crash
+// and the channel keeps committing.
 func TestMalformedAppendRefused(t *testing.T) {
 	tc := newTestCluster(t, 3, nil)
 	leader := tc.waitLeader(10 * time.Second)
-	others := tc.others(leader)
-	sender, target := others[0], others[1]
+	sender, target := leader, tc.others(leader)[0]
 	c := tc.channel(target)
 	term, last := c.raft.CurrentTerm(), c.raft.LastIndex()
 	rc := raftpb.NewRaftClient(keyConn(t, target.addr, sender.key))

@@ -285,8 +285,8 @@ func (c *Channel) gatherAttestations(epoch uint64, leader protocol.Address) []pr
 }
 
 // attest answers a member's request for an attestation that the leader of
-// epoch is unreachable. This member signs only when it has lost contact
-// with that leader itself, or already follows the claimant in Raft.
+// epoch is unreachable. This member signs only when it has itself admitted
+// no append from that leader, under its TLS identity, for attestAfter.
 func (c *Channel) attest(claimant protocol.Address, epoch uint64) (*protocol.Attestation, error) {
 	leader, cur, _ := c.view.current()
 	if cur < epoch {
@@ -301,10 +301,10 @@ func (c *Channel) attest(claimant protocol.Address, epoch uint64) (*protocol.Att
 	case leader == claimant:
 		return nil, errors.New("cluster: the claimant leads already")
 	}
-	_, raftLeader := c.raft.LeaderWithID()
-	follows := string(raftLeader) == claimant.String()
-	lost := string(raftLeader) != leader.String() || time.Since(c.raft.LastContact()) > c.cfg.attestAfter()
-	if !follows && !lost {
+	// Only this node's own observation counts: when it last admitted an
+	// append from the leader under the leader's TLS identity. Raft's view
+	// (who it follows, its last contact) another member could have set.
+	if time.Since(c.node.authz.lastContact(c.id, leader)) <= c.cfg.attestAfter() {
 		return nil, errors.New("cluster: the leader is reachable from here")
 	}
 	a := &protocol.Attestation{Channel: c.id, Epoch: epoch, Claimant: claimant}

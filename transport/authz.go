@@ -20,18 +20,32 @@ import (
 // after the TLS handshake and before raft sees anything; a non-nil error
 // refuses the RPC with PERMISSION_DENIED.
 //
-// rpc is "AppendEntries", "RequestVote", "RequestPreVote", "TimeoutNow" or
-// "InstallSnapshot"; channel the channel the RPC names; caller the member
-// address of the caller's TLS certificate key. id and addr are the sender
-// the RPC's header claims, claimed the sender raft's older fields name (an
-// append's or a snapshot's Leader, a vote's Candidate; empty when the RPC
-// has none). The parameters are plain values so that the implementer (the
-// cluster) need not import this package.
-//
 // It is called from many goroutines at once, on the path of every
 // heartbeat and append: it should answer from memory.
 type Authorizer interface {
-	AuthorizeRaft(rpc, channel string, caller protocol.Address, id raft.ServerID, addr, claimed raft.ServerAddress) error
+	AuthorizeRaft(call RaftCall) error
+}
+
+// RaftCall is what an Authorizer is told of one incoming Raft RPC. Its
+// fields are plain values so that the implementer (the cluster) need not
+// import more of this package.
+type RaftCall struct {
+	// RPC is "AppendEntries", "RequestVote", "RequestPreVote",
+	// "TimeoutNow" or "InstallSnapshot"; Channel the channel it names.
+	RPC, Channel string
+	// Caller is the member address of the caller's TLS certificate key.
+	Caller protocol.Address
+	// ID and Addr are the sender the RPC's header claims, Claimed the
+	// sender raft's older fields name (an append's or a snapshot's Leader,
+	// a vote's Candidate; empty when the RPC has none).
+	ID            raft.ServerID
+	Addr, Claimed raft.ServerAddress
+	// Term is the RPC's term (zero for TimeoutNow, which has none).
+	Term uint64
+	// LeadershipTransfer is a RequestVote's leadership-transfer flag.
+	LeadershipTransfer bool
+	// Configuration is an InstallSnapshot's encoded Raft configuration.
+	Configuration []byte
 }
 
 // SetAuthorizer makes the server ask a before delivering any Raft RPC.
@@ -52,7 +66,8 @@ func (s *Server) authorizer() Authorizer {
 // authorize checks one incoming Raft RPC: with TLS on the caller must have
 // presented a member certificate, and the Authorizer, when set, must
 // accept the call.
-func (s *Server) authorize(ctx context.Context, rpc, channel string, hdr *raftpb.RPCHeader, claimed []byte) error {
+func (s *Server) authorize(ctx context.Context, call RaftCall, hdr *raftpb.RPCHeader, claimed []byte) error {
+	rpc, channel := call.RPC, call.Channel
 	caller, _, ok := tlsid.FromContext(ctx)
 	if !ok && s.cfg.Key != nil {
 		return status.Errorf(grpccodes.PermissionDenied, "transport: %s needs a member certificate", rpc)
@@ -64,7 +79,8 @@ func (s *Server) authorize(ctx context.Context, rpc, channel string, hdr *raftpb
 	if !ok {
 		return status.Errorf(grpccodes.PermissionDenied, "transport: %s from a caller without a certificate", rpc)
 	}
-	err := a.AuthorizeRaft(rpc, channel, caller, raft.ServerID(hdr.GetId()), raft.ServerAddress(hdr.GetAddr()), raft.ServerAddress(claimed))
+	call.Caller, call.ID, call.Addr, call.Claimed = caller, raft.ServerID(hdr.GetId()), raft.ServerAddress(hdr.GetAddr()), raft.ServerAddress(claimed)
+	err := a.AuthorizeRaft(call)
 	if err != nil {
 		s.logger.Warn("raft rpc refused", "rpc", rpc, "channel", channel, "caller", caller, "error", err)
 		return status.Errorf(grpccodes.PermissionDenied, "transport: %s refused: %v", rpc, err)

@@ -31,7 +31,8 @@ type allowList struct {
 	asked []protocol.Address
 }
 
-func (a *allowList) AuthorizeRaft(rpc, channel string, caller protocol.Address, id raft.ServerID, addr, claimed raft.ServerAddress) error {
+func (a *allowList) AuthorizeRaft(call RaftCall) error {
+	caller, id := call.Caller, call.ID
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.asked = append(a.asked, caller)

@@ -46,7 +46,7 @@ func (s *raftService) RequestVote(ctx context.Context, req *raftpb.RequestVoteRe
 	if err != nil {
 		return nil, err
 	}
-	if err := s.srv.authorize(ctx, "RequestVote", req.GetChannel(), req.GetHeader(), req.GetCandidate()); err != nil {
+	if err := s.srv.authorize(ctx, RaftCall{RPC: "RequestVote", Channel: req.GetChannel(), Term: req.GetTerm(), LeadershipTransfer: req.GetLeadershipTransfer()}, req.GetHeader(), req.GetCandidate()); err != nil {
 		return nil, err
 	}
 	resp, err := c.deliver(ctx, decodeRequestVoteRequest(req), nil)
@@ -65,7 +65,7 @@ func (s *raftService) RequestPreVote(ctx context.Context, req *raftpb.RequestPre
 	if err != nil {
 		return nil, err
 	}
-	if err := s.srv.authorize(ctx, "RequestPreVote", req.GetChannel(), req.GetHeader(), nil); err != nil {
+	if err := s.srv.authorize(ctx, RaftCall{RPC: "RequestPreVote", Channel: req.GetChannel(), Term: req.GetTerm()}, req.GetHeader(), nil); err != nil {
 		return nil, err
 	}
 	resp, err := c.deliver(ctx, decodeRequestPreVoteRequest(req), nil)
@@ -84,7 +84,7 @@ func (s *raftService) TimeoutNow(ctx context.Context, req *raftpb.TimeoutNowRequ
 	if err != nil {
 		return nil, err
 	}
-	if err := s.srv.authorize(ctx, "TimeoutNow", req.GetChannel(), req.GetHeader(), nil); err != nil {
+	if err := s.srv.authorize(ctx, RaftCall{RPC: "TimeoutNow", Channel: req.GetChannel()}, req.GetHeader(), nil); err != nil {
 		return nil, err
 	}
 	resp, err := c.deliver(ctx, decodeTimeoutNowRequest(req), nil)
@@ -101,7 +101,7 @@ func (s *raftService) TimeoutNow(ctx context.Context, req *raftpb.TimeoutNowRequ
 // admitAppend authorizes an AppendEntries request, plain or pipelined,
 // and checks its shape before raft sees it.
 func (s *raftService) admitAppend(ctx context.Context, req *raftpb.AppendEntriesRequest) error {
-	if err := s.srv.authorize(ctx, "AppendEntries", req.GetChannel(), req.GetHeader(), req.GetLeader()); err != nil {
+	if err := s.srv.authorize(ctx, RaftCall{RPC: "AppendEntries", Channel: req.GetChannel(), Term: req.GetTerm()}, req.GetHeader(), req.GetLeader()); err != nil {
 		return err
 	}
 	if err := checkAppendEntries(req); err != nil {
@@ -205,7 +205,7 @@ func (s *raftService) InstallSnapshot(stream raftpb.Raft_InstallSnapshotServer) 
 	if err != nil {
 		return err
 	}
-	if err := s.srv.authorize(stream.Context(), "InstallSnapshot", req.GetChannel(), req.GetHeader(), req.GetLeader()); err != nil {
+	if err := s.srv.authorize(stream.Context(), RaftCall{RPC: "InstallSnapshot", Channel: req.GetChannel(), Term: req.GetTerm(), Configuration: req.GetConfiguration()}, req.GetHeader(), req.GetLeader()); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithCancel(stream.Context())
