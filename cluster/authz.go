@@ -6,8 +6,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hashicorp/raft"
+
 	"github.com/scraft/scraft/protocol"
-	"github.com/scraft/scraft/transport"
 )
 
 // Who may call a node (docs/DESIGN.md §13). Every node-to-node connection
@@ -172,8 +173,8 @@ func (n *Node) RaftAuthorizer() *RaftAuthorizer { return &RaftAuthorizer{z: n.au
 type RaftAuthorizer struct{ z *authorizer }
 
 // AuthorizeRaft implements transport.Authorizer.
-func (a *RaftAuthorizer) AuthorizeRaft(call transport.RaftCall) error {
-	caller, id, addr, claimed := call.Caller, call.ID, call.Addr, call.Claimed
+func (a *RaftAuthorizer) AuthorizeRaft(call protocol.RaftCall) error {
+	caller, id, addr, claimed := call.Caller, raft.ServerID(call.ID), raft.ServerAddress(call.Addr), raft.ServerAddress(call.Claimed)
 	if string(id) != caller.String() {
 		return fmt.Errorf("header names %q, the caller is %s", id, caller)
 	}

@@ -8,7 +8,6 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/scraft/scraft/protocol"
-	"github.com/scraft/scraft/transport"
 )
 
 // The leader rule (DESIGN.md, "A lying member"). Authentication keeps
@@ -109,7 +108,7 @@ func (z *authorizer) chainLeads(ctx context.Context, c *Channel, a protocol.Addr
 
 // leaderRule applies the leader rule to an RPC from a server of this
 // node's configuration servers.
-func (z *authorizer) leaderRule(ctx context.Context, c *Channel, servers []raft.Server, call transport.RaftCall) error {
+func (z *authorizer) leaderRule(ctx context.Context, c *Channel, servers []raft.Server, call protocol.RaftCall) error {
 	if call.RPC == "InstallSnapshot" {
 		if err := z.checkConfiguration(ctx, c, servers, call.Configuration); err != nil {
 			return err

@@ -4,7 +4,6 @@ import (
 	"context"
 	"path"
 
-	"github.com/hashicorp/raft"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	grpccodes "google.golang.org/grpc/codes"
@@ -26,27 +25,10 @@ type Authorizer interface {
 	AuthorizeRaft(call RaftCall) error
 }
 
-// RaftCall is what an Authorizer is told of one incoming Raft RPC. Its
-// fields are plain values so that the implementer (the cluster) need not
-// import more of this package.
-type RaftCall struct {
-	// RPC is "AppendEntries", "RequestVote", "RequestPreVote",
-	// "TimeoutNow" or "InstallSnapshot"; Channel the channel it names.
-	RPC, Channel string
-	// Caller is the member address of the caller's TLS certificate key.
-	Caller protocol.Address
-	// ID and Addr are the sender the RPC's header claims, Claimed the
-	// sender raft's older fields name (an append's or a snapshot's Leader,
-	// a vote's Candidate; empty when the RPC has none).
-	ID            raft.ServerID
-	Addr, Claimed raft.ServerAddress
-	// Term is the RPC's term (zero for TimeoutNow, which has none).
-	Term uint64
-	// LeadershipTransfer is a RequestVote's leadership-transfer flag.
-	LeadershipTransfer bool
-	// Configuration is an InstallSnapshot's encoded Raft configuration.
-	Configuration []byte
-}
+// RaftCall is what an Authorizer is told of one incoming Raft RPC
+// (protocol.RaftCall: it lives in protocol so that the implementer, the
+// cluster, need not import this package).
+type RaftCall = protocol.RaftCall
 
 // SetAuthorizer makes the server ask a before delivering any Raft RPC.
 // Call it before Serve. Without one, every RPC that passed the TLS layer is
@@ -79,7 +61,7 @@ func (s *Server) authorize(ctx context.Context, call RaftCall, hdr *raftpb.RPCHe
 	if !ok {
 		return status.Errorf(grpccodes.PermissionDenied, "transport: %s from a caller without a certificate", rpc)
 	}
-	call.Caller, call.ID, call.Addr, call.Claimed = caller, raft.ServerID(hdr.GetId()), raft.ServerAddress(hdr.GetAddr()), raft.ServerAddress(claimed)
+	call.Caller, call.ID, call.Addr, call.Claimed = caller, string(hdr.GetId()), string(hdr.GetAddr()), string(claimed)
 	err := a.AuthorizeRaft(call)
 	if err != nil {
 		s.logger.Warn("raft rpc refused", "rpc", rpc, "channel", channel, "caller", caller, "error", err)
