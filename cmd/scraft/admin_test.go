@@ -11,15 +11,11 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
-
 	"github.com/scraft/scraft/client"
 	"github.com/scraft/scraft/clientapi"
 	"github.com/scraft/scraft/clientapi/clientpb"
 	"github.com/scraft/scraft/protocol"
 	"github.com/scraft/scraft/protocol/rpcerr"
-	"github.com/scraft/scraft/protocol/tlsid"
 )
 
 func TestAdminAddr(t *testing.T) {
@@ -183,15 +179,7 @@ func TestNodeUnboundTooLarge(t *testing.T) {
 	r, key, id := startAPINode(t, 16)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	tcfg, err := tlsid.ClientConfig(nil, tlsid.Pinned(key.Address()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn, err := grpc.NewClient(r.srv.Addr(), grpc.WithTransportCredentials(credentials.NewTLS(tcfg)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := dialNodeTLS(t, r.srv.Addr(), key.Address())
 	st, err := clientpb.NewClientClient(conn).Stream(ctx)
 	if err != nil {
 		t.Fatal(err)

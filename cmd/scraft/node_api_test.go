@@ -7,11 +7,15 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+
 	"github.com/scraft/scraft/client"
 	"github.com/scraft/scraft/cluster"
 	"github.com/scraft/scraft/fsm"
 	"github.com/scraft/scraft/internal/testutil"
 	"github.com/scraft/scraft/protocol"
+	"github.com/scraft/scraft/protocol/tlsid"
 	"github.com/scraft/scraft/settlement"
 	"github.com/scraft/scraft/settlement/devchain"
 )
@@ -180,4 +184,21 @@ func TestChannelAPIOverClient(t *testing.T) {
 	if m.Address != key.Address() || !m.Leader || m.Lag != 0 || m.HeartbeatAge < 0 {
 		t.Fatalf("member status %+v", m)
 	}
+}
+
+// dialNodeTLS opens a raw gRPC connection to a node's port over TLS,
+// accepting only the node whose key has address nodeKey; it is closed when
+// the test ends.
+func dialNodeTLS(t *testing.T, addr string, nodeKey protocol.Address) *grpc.ClientConn {
+	t.Helper()
+	tcfg, err := tlsid.ClientConfig(nil, tlsid.Pinned(nodeKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(tcfg)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
 }

@@ -7,14 +7,12 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/scraft/scraft/clientapi"
 	"github.com/scraft/scraft/clientapi/clientpb"
 	"github.com/scraft/scraft/internal/testutil/oldclientpb"
 	"github.com/scraft/scraft/protocol"
-	"github.com/scraft/scraft/protocol/tlsid"
 )
 
 // TestOldClientAgainstNode runs a client built from the client API's proto
@@ -26,15 +24,7 @@ func TestOldClientAgainstNode(t *testing.T) {
 	r, key, id := startAPINode(t, 16)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	tcfg, err := tlsid.ClientConfig(nil, tlsid.Pinned(key.Address()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn, err := grpc.NewClient(r.srv.Addr(), grpc.WithTransportCredentials(credentials.NewTLS(tcfg)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := dialNodeTLS(t, r.srv.Addr(), key.Address())
 	st, err := conn.NewStream(ctx, &grpc.StreamDesc{ServerStreams: true, ClientStreams: true}, oldclientpb.StreamMethod)
 	if err != nil {
 		t.Fatal(err)
