@@ -270,22 +270,11 @@ type nodeStatus struct {
 
 // status reads a node's channel status from its admin listener.
 func (nd *procNode) status(id protocol.ChannelID) (*nodeStatus, error) {
-	hc := http.Client{Timeout: time.Second}
-	resp, err := hc.Get("http://" + nd.admin + "/status")
+	f, err := nd.fullStatus(id)
 	if err != nil {
 		return nil, err
 	}
-	defer resp.Body.Close()
-	var sts []nodeStatus
-	if err := json.NewDecoder(resp.Body).Decode(&sts); err != nil {
-		return nil, err
-	}
-	for i := range sts {
-		if sts[i].Channel == id {
-			return &sts[i], nil
-		}
-	}
-	return nil, fmt.Errorf("channel not hosted")
+	return &f.nodeStatus, nil
 }
 
 // digest reads D(h) from a node.
