@@ -118,6 +118,7 @@ type procCluster struct {
 	nodes     []*procNode
 	users     []*protocol.Key
 	abi       *contracts.Contract
+	minStake  uint64 // the channel's minimum stake, staked before joining
 }
 
 type procNode struct {
@@ -142,28 +143,41 @@ func (pc *procCluster) nodeAddrs() []protocol.Address {
 // members and the given number of user members, and starts the nodes: the
 // first bootstraps the channel, the others join through it.
 func newProcCluster(t testing.TB, n, users int) *procCluster {
+	// Never settle: the checks read D(h) of every acknowledged height from
+	// every node, and settlement prunes the journal below it.
+	return newProcClusterSpec(t, n, users, clusterSpec{contract: "chat", config: contract.ChannelConfig{SettleEveryTxs: 1 << 62}})
+}
+
+// clusterSpec is the channel a procCluster creates: a demo contract and
+// its chain configuration.
+type clusterSpec struct {
+	contract string
+	config   contract.ChannelConfig
+}
+
+// newProcClusterSpec is newProcCluster for the channel spec describes.
+func newProcClusterSpec(t testing.TB, n, users int, spec clusterSpec) *procCluster {
 	t.Helper()
 	pc := &procCluster{t: t, chainAddr: testutil.FreePort(t)}
 	pc.chain, pc.chainKey = startChain(t, pc.chainAddr)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
-	chat, err := contracts.Get("chat")
+	abi, err := contracts.Get(spec.contract)
 	if err != nil {
 		t.Fatal(err)
 	}
-	pc.abi = chat
-	initial := initialState(t, chat.Wasm)
+	pc.abi = abi
+	pc.minStake = spec.config.MinStake
+	initial := initialState(t, abi.Wasm)
 	creator, _ := protocol.GenerateKey(nil)
 	cl := pc.dialChain(creator)
 	testutil.WaitFor(t, 20*time.Second, func() error {
 		_, err := cl.Head(ctx)
 		return err
 	})
-	pc.id, err = cl.CreateChannel(ctx, settlement.ChannelSpec{Contract: "chat", Code: chat.Wasm, InitialState: initial,
-		// Never settle: the checks read D(h) of every acknowledged height
-		// from every node, and settlement prunes the journal below it.
-		Config: contract.ChannelConfig{SettleEveryTxs: 1 << 62}})
+	pc.id, err = cl.CreateChannel(ctx, settlement.ChannelSpec{Contract: spec.contract, Code: abi.Wasm, InitialState: initial,
+		Config: spec.config})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,8 +190,7 @@ func newProcCluster(t testing.TB, n, users int) *procCluster {
 		go func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			_, err := cl.Join(ctx, pc.id, false)
-			errs <- err
+			errs <- pc.joinOnChain(ctx, cl)
 		}()
 	}
 	for range keys {
@@ -219,6 +232,18 @@ func startChain(t testing.TB, addr string) (*proc, protocol.Address) {
 	}
 	p := startProc(t, "chain", "chain", "--data", filepath.Join(dir, "data"), "--key", keyFile, "--listen", addr, "--block-interval", "20ms")
 	return p, k.Address()
+}
+
+// joinOnChain stakes the channel's minimum stake with cl's key, if the
+// channel has one, and joins that key to the channel on chain.
+func (pc *procCluster) joinOnChain(ctx context.Context, cl *devchain.Client) error {
+	if pc.minStake > 0 {
+		if err := cl.Stake(ctx, pc.id, pc.minStake); err != nil {
+			return fmt.Errorf("stake: %w", err)
+		}
+	}
+	_, err := cl.Join(ctx, pc.id, false)
+	return err
 }
 
 func (pc *procCluster) dialChain(k *protocol.Key) *devchain.Client {
