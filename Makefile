@@ -10,7 +10,7 @@ BENCHTIME ?= 1s
 all: build
 
 build:
-	$(GO) build -o bin/scraft ./cmd/scraft
+	$(GO) build -buildvcs=auto -o bin/scraft ./cmd/scraft
 
 ## test: gofmt check, go vet, and the race-enabled short test suite (what CI runs).
 ## The integration tests build and run the scraft binary, which Go's test

@@ -46,7 +46,12 @@ func TestKeygen(t *testing.T) {
 
 func TestVersion(t *testing.T) {
 	out, err := run(t, "version")
-	if err != nil || !strings.HasPrefix(out, "scraft ") {
+	if err != nil || !strings.HasPrefix(out, "scraft ") || !strings.Contains(out, " go1.") {
 		t.Fatalf("version: %q %v", out, err)
+	}
+	t.Cleanup(func() { rootCmd.Flags().Set("version", "false") }) // cobra keeps flag values between runs
+	flag, err := run(t, "--version")
+	if err != nil || flag != out {
+		t.Fatalf("--version: %q %v; version printed %q", flag, err, out)
 	}
 }

@@ -15,9 +15,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// Set by the build (-ldflags "-X main.version=...").
-var version = "dev"
-
 // rootCmd is the scraft command. Each subcommand lives in its own file and
 // adds itself in an init function.
 var rootCmd = &cobra.Command{
