@@ -93,6 +93,11 @@ func (cfg Config) Dial(ctx context.Context, key *protocol.Key, addrs ...string) 
 	if len(addrs) == 0 {
 		return nil, errors.New("client: no node address")
 	}
+	for _, a := range addrs {
+		if err := checkNodeAddr(a); err != nil {
+			return nil, err
+		}
+	}
 	c := &Client{cfg: cfg, key: key, addrs: append([]string(nil), addrs...), closed: make(chan struct{})}
 	c.mu.conns = make(map[string]*grpc.ClientConn)
 	c.nonces.m = make(map[protocol.ChannelID]*nonceState)
