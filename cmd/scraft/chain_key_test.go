@@ -1,12 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -118,4 +120,46 @@ func TestChainCommandsPinChainKey(t *testing.T) {
 	if _, err := runChain(t, "chain", "show", protocol.ChannelID{1}.String(), "--chain", addr); err == nil || !strings.Contains(err.Error(), "--chain-key") {
 		t.Fatalf("show without --key or --chain-key: %v, want an error naming --chain-key", err)
 	}
+}
+
+// TestNodeSaysWhenChainAnswers: a node started before its chain says the
+// chain is not reachable, and says so again once it answers.
+func TestNodeSaysWhenChainAnswers(t *testing.T) {
+	dir := t.TempDir()
+	k, _ := protocol.GenerateKey(nil)
+	addr := testutil.FreePort(t)
+	var logs lockedBuffer
+	logger := hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Info})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	chain, err := dialNodeChain(ctx, addr, []string{testChainKey.Address().String()}, filepath.Join(dir, "data"), k, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer chain.Close()
+	if !strings.Contains(logs.String(), "chain not reachable yet") {
+		t.Fatalf("log before the chain runs:\n%s", logs.String())
+	}
+	serveChainAt(t, testChainKey, addr)
+	testutil.Eventually(t, 20*time.Second, "chain connected in the log", func() bool {
+		return strings.Contains(logs.String(), "chain connected")
+	})
+}
+
+// lockedBuffer is a bytes.Buffer that a logger writes from other goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

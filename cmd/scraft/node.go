@@ -25,6 +25,7 @@ import (
 	"github.com/scraft/scraft/clientapi"
 	"github.com/scraft/scraft/cluster"
 	"github.com/scraft/scraft/fsm"
+	"github.com/scraft/scraft/internal/backoff"
 	"github.com/scraft/scraft/protocol"
 	"github.com/scraft/scraft/settlement/contract"
 	"github.com/scraft/scraft/settlement/devchain"
@@ -213,7 +214,8 @@ func dialNodeChain(ctx context.Context, addr string, keys []string, data string,
 		chain.Close()
 		return nil, fmt.Errorf("chain %s: %w", addr, err)
 	case err != nil:
-		logger.Warn("chain not reachable yet", "chain", addr, "error", err)
+		logger.Warn("chain not reachable yet: channels wait for it", "chain", addr, "error", err)
+		go awaitChain(ctx, chain, addr, logger)
 	default:
 		k, _ := chain.ChainKey()
 		if firstContact {
@@ -222,6 +224,31 @@ func dialNodeChain(ctx context.Context, addr string, keys []string, data string,
 		logger.Info("chain connected", "chain", addr, "chain_key", k)
 	}
 	return chain, nil
+}
+
+// awaitChain reads the chain's head until it answers, saying so each time
+// it does not (at most every 30 s) and once it does, so that an operator
+// of a node started before its chain sees why nothing happens.
+func awaitChain(ctx context.Context, chain *devchain.Client, addr string, logger hclog.Logger) {
+	b := backoff.New(backoff.Policy{Initial: time.Second, Max: 30 * time.Second})
+	for b.Wait(ctx) {
+		hctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		_, err := chain.Head(hctx)
+		cancel()
+		switch {
+		case ctx.Err() != nil:
+			return
+		case errors.Is(err, devchain.ErrChainKey):
+			logger.Error("the chain answering is not the one pinned: nothing is sent to it", "chain", addr, "error", err)
+			return
+		case err != nil:
+			logger.Warn("chain still not reachable: channels wait for it", "chain", addr, "error", err)
+		default:
+			k, _ := chain.ChainKey()
+			logger.Info("chain connected", "chain", addr, "chain_key", k)
+			return
+		}
+	}
 }
 
 func newLogger(name, level string, json bool) hclog.Logger {
