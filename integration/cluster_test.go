@@ -130,7 +130,7 @@ func TestRestartAndJoin(t *testing.T) {
 		_, err := f.status(pc.id)
 		return err
 	})
-	out, err := exec.Command(scraftBin, "node", "--data", filepath.Join(f.dir, "data"), "--listen", testutil.FreePort(t),
+	out, err := exec.Command(scraftBin, "node", "--data", filepath.Join(f.dir, "data"), "--listen", testutil.FreePort(t), "--admin", "",
 		"--chain", pc.chainAddr, "--key", filepath.Join(f.dir, "node.key")).CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "data directory in use") {
 		t.Fatalf("second node on a data directory in use: %v: %s", err, out)

@@ -163,7 +163,7 @@ SIGINT or SIGTERM stops the node cleanly.`,
 	f.StringVar(&chainAddr, "chain", "127.0.0.1:7400", "settlement chain gRPC address (its --listen)")
 	f.StringSliceVar(&chainKeys, "chain-key", nil, chainKeyHelp+"pinned on first contact in DIR/"+chainPinName+" and required from then on)")
 	f.StringVar(&keyFile, "key", "", "member key file (see scraft keygen) (required)")
-	f.StringVar(&admin, "admin", "", "admin HTTP address for /metrics, /healthz, /readyz, /status, /debug/pprof: PORT or :PORT is 127.0.0.1:PORT; another host needs --admin-token (default: none)")
+	f.StringVar(&admin, "admin", "127.0.0.1:7501", "admin HTTP address for /metrics, /healthz, /readyz, /status, /debug/pprof (what scraft join and scraft status --admin default to): PORT or :PORT is 127.0.0.1:PORT; another host needs --admin-token; \"\" turns it off")
 	f.StringVar(&adminToken, "admin-token", "", "bearer token every admin path but /healthz and /readyz requires, at least 16 characters; required when --admin is not on loopback (prefer SCRAFT_ADMIN_TOKEN)")
 	f.BoolVar(&adminAllowJoin, "admin-allow-join", false, "serve POST /join on the admin listener (scraft join); it needs the token when one is set")
 	f.IntVar(&maxConns, "max-connections", td.MaxConnections, "most connections the gRPC port holds at once, peers and clients together; more are closed at once")
@@ -304,7 +304,7 @@ func startNode(ctx context.Context, o nodeOptions) (_ *runningNode, err error) {
 	}
 	ln, err := net.Listen("tcp", o.Listen)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("--listen: %w (another node on this machine? give each its own --listen)", err)
 	}
 	tcfg := transport.DefaultConfig()
 	tcfg.AdvertiseAddr = o.Advertise
@@ -438,7 +438,7 @@ func (r *runningNode) serveAdmin() error {
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fmt.Errorf("admin listener: %w", err)
+		return fmt.Errorf("--admin: %w (another node on this machine? give each its own --admin, or --admin \"\" for none)", err)
 	}
 	r.adminLn = ln
 	mux := http.NewServeMux()
