@@ -3,6 +3,8 @@ package integration
 import (
 	"bytes"
 	"context"
+	"io"
+	"net/http"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -145,6 +147,19 @@ func TestLeaveCloseCLI(t *testing.T) {
 		}
 		if st.Height != final || st.Leading {
 			return errorf("restarted node: height %d (final %d), leading %v", st.Height, final, st.Leading)
+		}
+		return nil
+	})
+	// A closed channel has nothing to catch up on: the node is ready.
+	testutil.WaitFor(t, 30*time.Second, func() error {
+		resp, err := http.Get("http://" + other.admin + "/readyz")
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK {
+			return errorf("/readyz: %s: %s", resp.Status, b)
 		}
 		return nil
 	})

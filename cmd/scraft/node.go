@@ -446,6 +446,9 @@ func (r *runningNode) serveAdmin() error {
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
 		for _, c := range r.node.Channels() {
+			if _, retired := c.Retired(); retired {
+				continue // closed or left: nothing left to catch up on
+			}
 			if st := c.Status(); !st.Ready {
 				http.Error(w, fmt.Sprintf("channel %s not caught up (lag %d, leader %q)", st.Channel, st.Lag, st.RaftLeader), http.StatusServiceUnavailable)
 				return
