@@ -27,6 +27,7 @@ func TestMetricsRegistered(t *testing.T) {
 		"scraft_client_busy_total", "scraft_client_subscribers_dropped_total", "scraft_client_streams_refused_total",
 		"scraft_connections", "scraft_connections_refused_total",
 		"scraft_entries_applied_total", "scraft_height", "scraft_leader_epoch", "scraft_batches_applied_total",
+		"scraft_build_info", "scraft_leading", "scraft_raft_state",
 	} {
 		if byName[name] == nil {
 			t.Errorf("metric %s is not registered", name)

@@ -364,6 +364,7 @@ func startNode(ctx context.Context, o nodeOptions) (_ *runningNode, err error) {
 	r.client.Register(r.srv.GRPC())
 	r.reg.MustRegister(clientAPIMetrics(r.client)...)
 	r.reg.MustRegister(transportMetrics(r.srv)...)
+	r.reg.MustRegister(buildInfo(), newChannelStates(r.node))
 	r.node.Expect(o.Channels...)
 	r.wg.Add(1)
 	go func() {
