@@ -2,11 +2,14 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand"
+	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,6 +19,7 @@ import (
 
 	"github.com/scraft/scraft/cluster"
 	"github.com/scraft/scraft/contracts"
+	"github.com/scraft/scraft/internal/backoff"
 	"github.com/scraft/scraft/protocol"
 	"github.com/scraft/scraft/settlement"
 	"github.com/scraft/scraft/settlement/contract"
@@ -30,11 +34,11 @@ func init() {
 // devCmd is `scraft dev`: everything in one process on loopback.
 func devCmd() *cobra.Command {
 	var (
-		data, logLevel string
-		players        int
-		duration       time.Duration
-		tick           time.Duration
-		logJSON        bool
+		data, logLevel, chainListen string
+		players                     int
+		duration                    time.Duration
+		tick                        time.Duration
+		logJSON                     bool
 	)
 	cmd := &cobra.Command{
 		Use:   "dev",
@@ -43,8 +47,14 @@ func devCmd() *cobra.Command {
 MoveCraft channel, with a small workload of players moving and building.
 Every member stakes 1000, the channel's minimum stake; a punished member is
 fined 500 (the defaults of scraft chain create-channel).
-A status line shows the height, committed txs per second, the leader and its
-epoch, and the settled height. Ctrl-C stops everything cleanly.`,
+It prints where the chain and each node listen (client API, admin HTTP) and
+the scraft status, subscribe and chain show commands that inspect the world
+from another terminal. A status line shows the height, heights per second,
+the leader and its epoch, and the settled height: redrawn in place on a
+terminal, one line every 5 s otherwise. Ctrl-C stops everything cleanly.
+
+With --data DIR everything stays in DIR (chain, node data, keys/, dev.json)
+and running scraft dev --data DIR again resumes the same world.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
@@ -62,11 +72,20 @@ epoch, and the settled height. Ctrl-C stops everything cleanly.`,
 				data = dir
 			}
 			logger := newLogger("scraft", logLevel, logJSON)
-			return runDev(ctx, devOptions{data: data, players: players, tick: tick, logger: logger, out: cmd.OutOrStdout()})
+			out := cmd.OutOrStdout()
+			tty := false
+			if f, ok := out.(*os.File); ok {
+				if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+					tty = true
+				}
+			}
+			return runDev(ctx, devOptions{data: data, players: players, tick: tick, chainListen: chainListen,
+				tty: tty, logger: logger, out: out})
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&data, "data", "", "data folder (default: a temporary one, removed at exit)")
+	f.StringVar(&data, "data", "", "folder for the chain, the nodes' data and the members' keys; run again on it to resume the same world (default: a temporary one, removed at exit)")
+	f.StringVar(&chainListen, "chain-listen", "127.0.0.1:0", "address to serve the dev chain's gRPC API on, for scraft chain show and the other CLI commands (port 0: any free port, printed); a resumed world keeps its first address")
 	f.IntVar(&players, "players", 6, "number of players")
 	f.DurationVar(&duration, "duration", 0, "stop after this long (default: run until Ctrl-C)")
 	f.DurationVar(&tick, "tick", 200*time.Millisecond, "MoveCraft tick interval")
@@ -79,11 +98,43 @@ type devOptions struct {
 	data    string
 	players int
 	tick    time.Duration
-	logger  hclog.Logger
-	out     interface{ Write([]byte) (int, error) }
+	// chainListen is where the dev chain's gRPC API is served (port 0:
+	// any), so that the CLI can inspect the world.
+	chainListen string
+	// tty says out is a terminal: the status line is redrawn in place;
+	// otherwise one line is printed every statusEvery.
+	tty    bool
+	logger hclog.Logger
+	out    interface{ Write([]byte) (int, error) }
 }
 
+// devWorld is what `scraft dev` keeps in its data folder (dev.json), so
+// that running it again on the same folder resumes the same world: the
+// channel and, in keys/, the members' keys.
+type devWorld struct {
+	Channel protocol.ChannelID `json:"channel"`
+	Nodes   int                `json:"nodes"`
+	Players int                `json:"players"`
+	// Chain, Listen and Admin are the addresses of the chain's API and of
+	// each node's gRPC port and admin listener, picked on the first run
+	// and kept: the Raft configuration and the chain's records name the
+	// nodes' addresses, and the printed commands stay right.
+	Chain  string   `json:"chain"`
+	Listen []string `json:"listen"`
+	Admin  []string `json:"admin"`
+}
+
+const (
+	devNodes     = 3
+	devWorldFile = "dev.json"
+	// statusEvery is how often a status line is printed when the output
+	// is not a terminal.
+	statusEvery = 5 * time.Second
+)
+
 func runDev(ctx context.Context, o devOptions) error {
+	say := func(format string, args ...any) { fmt.Fprintf(o.out, format+"\n", args...) }
+	say("starting the dev chain in %s", filepath.Join(o.data, "chain"))
 	cfg := devchain.DefaultConfig(filepath.Join(o.data, "chain"))
 	cfg.BlockInterval = 50 * time.Millisecond
 	cfg.Logger = o.logger
@@ -92,44 +143,34 @@ func runDev(ctx context.Context, o devOptions) error {
 		return err
 	}
 	defer chain.Close()
-
+	chainKey, _, _, err := loadChainKey(filepath.Join(o.data, "chain"), "")
+	if err != nil {
+		return fmt.Errorf("chain key: %w", err)
+	}
 	mc, err := contracts.Get("movecraft")
 	if err != nil {
 		return err
 	}
-	initial, err := initialState(ctx, mc.Wasm)
+	w, nodeKeys, playerKeys, created, err := openDevWorld(ctx, o, chain, mc)
 	if err != nil {
-		return fmt.Errorf("movecraft init: %w", err)
+		return err
 	}
-	creator, _ := protocol.GenerateKey(nil)
-	id, err := devchain.NewLocal(chain, creator).CreateChannel(ctx, settlement.ChannelSpec{
-		Contract:     "movecraft",
-		Code:         mc.Wasm,
-		InitialState: initial,
-		Labels:       []contract.Label{{Key: "world_address", Value: "dev"}},
-		Config: contract.ChannelConfig{TickInterval: o.tick, SettleEveryTxs: 2000, SettleInterval: 5 * time.Second,
-			MinStake: defaultMinStake, Fine: defaultMinStake / defaultFineDivisor},
-	})
+	id := w.Channel
+	g, err := devchain.NewGRPCServer(chain, chainKey)
 	if err != nil {
-		return fmt.Errorf("create channel: %w", err)
+		return err
 	}
-	var nodeKeys, playerKeys []*protocol.Key
-	for i := 0; i < 3+o.players; i++ {
-		k, _ := protocol.GenerateKey(nil)
-		c := devchain.NewLocal(chain, k)
-		if err := c.Stake(ctx, id, defaultMinStake); err != nil {
-			return fmt.Errorf("stake on chain: %w", err)
-		}
-		if _, err := c.Join(ctx, id, false); err != nil {
-			return fmt.Errorf("join on chain: %w", err)
-		}
-		if i < 3 {
-			nodeKeys = append(nodeKeys, k)
-		} else {
-			playerKeys = append(playerKeys, k)
-		}
+	ln, err := net.Listen("tcp", w.Chain)
+	if err != nil {
+		return fmt.Errorf("chain API on %s (kept in %s): %w", w.Chain, devWorldFile, err)
 	}
-	fmt.Fprintf(o.out, "channel %s (movecraft, tick %s) on the dev chain in %s\n", id, o.tick, o.data)
+	go g.Serve(ln)
+	defer g.Stop()
+	if created {
+		say("channel %s created: movecraft, tick %s, %d nodes and %d players staked and joined", id, o.tick, len(nodeKeys), len(playerKeys))
+	} else {
+		say("channel %s resumed from %s (%d nodes, %d players)", id, o.data, len(nodeKeys), len(playerKeys))
+	}
 
 	var nodes []*runningNode
 	defer func() {
@@ -140,26 +181,28 @@ func runDev(ctx context.Context, o devOptions) error {
 	for i, k := range nodeKeys {
 		opts := nodeOptions{
 			DataDir:  filepath.Join(o.data, fmt.Sprintf("node%d", i+1)),
-			Listen:   "127.0.0.1:0",
+			Listen:   w.Listen[i],
+			Admin:    w.Admin[i],
 			Key:      k,
 			Chain:    devchain.NewLocal(chain, k),
 			Logger:   o.logger.Named(fmt.Sprintf("node%d", i+1)),
 			Channels: []protocol.ChannelID{id},
 		}
-		if i > 0 {
+		if i > 0 && created {
 			opts.Peers = []string{nodes[0].srv.Addr()}
 		}
+		say("starting node%d (%s)", i+1, k.Address())
 		n, err := startNode(ctx, opts)
 		if err != nil {
 			return fmt.Errorf("node %d: %w", i+1, err)
 		}
 		nodes = append(nodes, n)
-		fmt.Fprintf(o.out, "node%d %s at %s\n", i+1, k.Address(), n.srv.Addr())
 	}
 	channels := make([]*cluster.Channel, len(nodes))
 	for i, n := range nodes {
 		channels[i], _ = n.node.Channel(id)
 	}
+	printDevInspect(o, id, ln.Addr().String(), chainKey.Address(), nodes, nodeKeys)
 
 	var committed, failed atomic.Int64
 	var wg sync.WaitGroup
@@ -184,17 +227,22 @@ func runDev(ctx context.Context, o devOptions) error {
 
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
-	var last uint64
-	lastAt := time.Now()
+	last := channels[0].Status().Height
+	lastAt, printedAt := time.Now(), time.Time{}
 	for {
 		select {
 		case <-ctx.Done():
 			stopWork()
 			wg.Wait()
-			fmt.Fprintln(o.out)
-			fmt.Fprintf(o.out, "stopped: %d txs committed, %d failed\n", committed.Load(), failed.Load())
+			if o.tty {
+				fmt.Fprintln(o.out)
+			}
+			say("stopped: %d txs committed, %d failed", committed.Load(), failed.Load())
 			return nil
 		case now := <-t.C:
+			if !o.tty && now.Sub(printedAt) < statusEvery {
+				continue
+			}
 			st := channels[0].Status()
 			for _, c := range channels {
 				if s := c.Status(); s.Height > st.Height {
@@ -202,23 +250,172 @@ func runDev(ctx context.Context, o devOptions) error {
 				}
 			}
 			rate := float64(st.Height-last) / now.Sub(lastAt).Seconds()
-			last, lastAt = st.Height, now
+			last, lastAt, printedAt = st.Height, now, now
 			leader := "none"
 			for i, c := range channels {
 				if c.Status().Leading {
 					leader = fmt.Sprintf("node%d", i+1)
 				}
 			}
-			fmt.Fprintf(o.out, "\rheight %8d  %7.0f tx/s  leader %-5s  epoch %3d  settled %6d  players %d  ",
+			line := fmt.Sprintf("height %8d  %7.0f heights/s  leader %-5s  epoch %3d  settled %6d  players %d",
 				st.Height, rate, leader, st.Epoch, st.SettledHeight, len(playerKeys))
+			if o.tty {
+				fmt.Fprintf(o.out, "\r%s  ", line)
+			} else {
+				fmt.Fprintln(o.out, line)
+			}
 		}
 	}
+}
+
+// openDevWorld resumes the world described by DIR/dev.json, or creates it:
+// the channel on the chain and the members' keys (in DIR/keys), each
+// member staked and joined.
+func openDevWorld(ctx context.Context, o devOptions, chain *devchain.Chain, mc *contracts.Contract) (w devWorld, nodeKeys, playerKeys []*protocol.Key, created bool, err error) {
+	keyFile := func(kind string, i int) string {
+		return filepath.Join(o.data, "keys", fmt.Sprintf("%s%d.key", kind, i+1))
+	}
+	worldFile := filepath.Join(o.data, devWorldFile)
+	if b, rerr := os.ReadFile(worldFile); rerr == nil {
+		if err = json.Unmarshal(b, &w); err != nil {
+			return w, nil, nil, false, fmt.Errorf("%s: %w", worldFile, err)
+		}
+		for i := 0; i < w.Nodes+w.Players; i++ {
+			kind, j := "node", i
+			if i >= w.Nodes {
+				kind, j = "player", i-w.Nodes
+			}
+			k, err := protocol.LoadKey(keyFile(kind, j))
+			if err != nil {
+				return w, nil, nil, false, fmt.Errorf("resume the dev world in %s: %w", o.data, err)
+			}
+			if kind == "node" {
+				nodeKeys = append(nodeKeys, k)
+			} else {
+				playerKeys = append(playerKeys, k)
+			}
+		}
+		if len(w.Listen) != w.Nodes || len(w.Admin) != w.Nodes || w.Chain == "" {
+			return w, nil, nil, false, fmt.Errorf("%s: addresses missing: remove the folder to start a new world", worldFile)
+		}
+		if w.Players != o.players {
+			fmt.Fprintf(o.out, "the world in %s has %d players: --players %d applies to a new folder only\n", o.data, w.Players, o.players)
+		}
+		return w, nodeKeys, playerKeys, false, nil
+	} else if !errors.Is(rerr, os.ErrNotExist) {
+		return w, nil, nil, false, rerr
+	}
+
+	initial, err := initialState(ctx, mc.Wasm)
+	if err != nil {
+		return w, nil, nil, false, fmt.Errorf("movecraft init: %w", err)
+	}
+	creator, _ := protocol.GenerateKey(nil)
+	id, err := devchain.NewLocal(chain, creator).CreateChannel(ctx, settlement.ChannelSpec{
+		Contract:     "movecraft",
+		Code:         mc.Wasm,
+		InitialState: initial,
+		Labels:       []contract.Label{{Key: "world_address", Value: "dev"}},
+		Config: contract.ChannelConfig{TickInterval: o.tick, SettleEveryTxs: 2000, SettleInterval: 5 * time.Second,
+			MinStake: defaultMinStake, Fine: defaultMinStake / defaultFineDivisor},
+	})
+	if err != nil {
+		return w, nil, nil, false, fmt.Errorf("create channel: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Join(o.data, "keys"), 0o700); err != nil {
+		return w, nil, nil, false, err
+	}
+	for i := 0; i < devNodes+o.players; i++ {
+		k, _ := protocol.GenerateKey(nil)
+		kind, j := "node", i
+		if i >= devNodes {
+			kind, j = "player", i-devNodes
+		}
+		if err := protocol.SaveKey(keyFile(kind, j), k); err != nil {
+			return w, nil, nil, false, err
+		}
+		c := devchain.NewLocal(chain, k)
+		if err := c.Stake(ctx, id, defaultMinStake); err != nil {
+			return w, nil, nil, false, fmt.Errorf("stake on chain: %w", err)
+		}
+		if _, err := c.Join(ctx, id, false); err != nil {
+			return w, nil, nil, false, fmt.Errorf("join on chain: %w", err)
+		}
+		if kind == "node" {
+			nodeKeys = append(nodeKeys, k)
+		} else {
+			playerKeys = append(playerKeys, k)
+		}
+	}
+	w = devWorld{Channel: id, Nodes: devNodes, Players: o.players}
+	if w.Chain, err = pickAddr(o.chainListen); err != nil {
+		return w, nil, nil, false, fmt.Errorf("--chain-listen: %w", err)
+	}
+	for range devNodes {
+		l, err := pickAddr("127.0.0.1:0")
+		if err != nil {
+			return w, nil, nil, false, err
+		}
+		a, err := pickAddr("127.0.0.1:0")
+		if err != nil {
+			return w, nil, nil, false, err
+		}
+		w.Listen, w.Admin = append(w.Listen, l), append(w.Admin, a)
+	}
+	b, _ := json.MarshalIndent(w, "", "  ")
+	// Written last: a folder without it is created again from scratch.
+	if err := os.WriteFile(worldFile, append(b, '\n'), 0o600); err != nil {
+		return w, nil, nil, false, err
+	}
+	return w, nodeKeys, playerKeys, true, nil
+}
+
+// pickAddr returns addr with a free port in place of port 0, for an
+// address that must stay the same across runs.
+func pickAddr(addr string) (string, error) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+// printDevInspect prints where everything listens and the commands that
+// inspect the running world.
+func printDevInspect(o devOptions, id protocol.ChannelID, chainAddr string, chainKey protocol.Address, nodes []*runningNode, keys []*protocol.Key) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "\nchain   %s  key %s\n", chainAddr, chainKey)
+	var addrs []string
+	for i, n := range nodes {
+		fmt.Fprintf(&b, "node%d   %s  client API %s  admin http://%s\n", i+1, keys[i].Address(), n.srv.Addr(), n.adminAddr())
+		addrs = append(addrs, n.srv.Addr())
+	}
+	key := filepath.Join(o.data, "keys", "node1.key")
+	c := fmt.Sprintf("--chain %s --chain-key %s", chainAddr, chainKey)
+	fmt.Fprintf(&b, "\ninspect it (from another terminal):\n")
+	fmt.Fprintf(&b, "  scraft status --node %s --key %s --channel %s %s\n", strings.Join(addrs, ","), key, id, c)
+	fmt.Fprintf(&b, "  scraft subscribe --node %s --key %s --channel %s %s\n", addrs[0], key, id, c)
+	fmt.Fprintf(&b, "  scraft chain show %s %s\n", id, c)
+	fmt.Fprintf(&b, "  curl http://%s/status\n\n", nodes[0].adminAddr())
+	fmt.Fprint(o.out, b.String())
 }
 
 // play is one player: it spawns, then walks and builds around the centre.
 func play(ctx context.Context, id protocol.ChannelID, mc *contracts.Contract, k *protocol.Key, i int, chs []*cluster.Channel, ok, failed *atomic.Int64) {
 	rng := rand.New(rand.NewSource(int64(i)))
-	var nonce uint64
+	// nextNonce is the nonce after the last one the channel applied from
+	// this player, as the most advanced node knows it: a resumed world
+	// continues where the player's txs stopped.
+	nextNonce := func() uint64 {
+		var n uint64
+		for _, c := range chs {
+			n = max(n, c.NextNonce(k.Address()))
+		}
+		return n
+	}
+	nonce := nextNonce() - 1
+	retry := backoff.Policy{Initial: 50 * time.Millisecond, Max: time.Second}
 	send := func(fn, args string) {
 		b, err := mc.EncodeArgs(fn, []byte(args))
 		if err != nil {
@@ -228,18 +425,28 @@ func play(ctx context.Context, id protocol.ChannelID, mc *contracts.Contract, k 
 		nonce++
 		tx := protocol.SignTx(k, protocol.Tx{Channel: id, Nonce: nonce, Function: "movecraft::" + fn, Args: b,
 			TimestampMs: uint64(time.Now().UnixMilli())})
+		wait := backoff.New(retry)
 		for ctx.Err() == nil {
 			c := chs[rng.Intn(len(chs))]
 			sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 			_, err := c.Submit(sctx, tx)
 			cancel()
-			if err == nil {
+			switch {
+			case err == nil:
 				ok.Add(1)
 				return
-			}
-			if !errors.Is(err, cluster.ErrBusy) && ctx.Err() == nil {
+			case ctx.Err() != nil:
+				return
+			case errors.Is(err, cluster.ErrStaleNonce):
+				// Ordered before (a retry that had committed, or a node
+				// that was behind when the player started): go on from
+				// the channel's count.
+				nonce = max(nonce, nextNonce()-1)
+				return
+			case !errors.Is(err, cluster.ErrBusy):
 				failed.Add(1)
 			}
+			wait.Wait(ctx)
 		}
 	}
 	send("join", fmt.Sprintf(`{"name":"player%d"}`, i+1))
