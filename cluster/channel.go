@@ -713,12 +713,28 @@ func (c *Channel) Close() error {
 func (c *Channel) runKeepAlive(ctx context.Context) {
 	t := time.NewTicker(c.cfg.KeepAliveInterval)
 	defer t.Stop()
+	notMember := false // said once, not every beat
 	for {
 		cctx, cancel := context.WithTimeout(ctx, c.cfg.KeepAliveInterval)
-		if err := c.cfg.Chain.KeepAlive(cctx, c.id); err != nil && ctx.Err() == nil {
+		err := c.cfg.Chain.KeepAlive(cctx, c.id)
+		cancel()
+		switch {
+		case err == nil:
+			notMember = false
+		case ctx.Err() != nil:
+		case errors.Is(err, contract.ErrNotMember):
+			select {
+			case <-c.retired.began:
+				return // this member left: it has nothing to keep alive
+			default:
+			}
+			if !notMember {
+				c.logger.Info("keep_alive: this node's member is not a member on chain (left, let go or punished): no heartbeats until it is again", "error", err)
+				notMember = true
+			}
+		default:
 			c.logger.Warn("keep_alive failed", "error", err)
 		}
-		cancel()
 		select {
 		case <-ctx.Done():
 			return
