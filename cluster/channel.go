@@ -216,7 +216,7 @@ func openChannel(n *Node, id protocol.ChannelID) (_ *Channel, err error) {
 	// Let the batcher hand a batch to Raft without waiting for the leader
 	// loop: batches queued meanwhile share one disk write.
 	rc.BatchApplyCh = true
-	rc.Logger = c.logger.Named("raft")
+	rc.Logger = newRaftLogger(c.logger.Named("raft"))
 	if err := raft.ValidateConfig(rc); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
 	}
