@@ -63,6 +63,8 @@ type nodeOptions struct {
 	// loopback needs one. AdminAllowJoin serves POST /join.
 	AdminToken     string
 	AdminAllowJoin bool
+	// AllowDrills serves POST /drill/crash (scraft drill failover).
+	AllowDrills bool
 }
 
 func nodeCmd() *cobra.Command {
@@ -71,7 +73,7 @@ func nodeCmd() *cobra.Command {
 		adminToken                                                   string
 		channels, peers, chainKeys                                   []string
 		logJSON, usePool                                             bool
-		adminAllowJoin                                               bool
+		adminAllowJoin, allowDrills                                  bool
 		batchTxs, inFlight                                           int
 		maxConns, maxClientStreams                                   int
 		maxConnStreams                                               uint32
@@ -108,7 +110,8 @@ address other hosts can reach (--admin 0.0.0.0:7501) needs --admin-token
 (better SCRAFT_ADMIN_TOKEN, out of the process list); with a token, every
 path but /healthz and /readyz needs "Authorization: Bearer TOKEN".
 POST /join?channel=ID&peer=ADDR (see scraft join) is served only with
---admin-allow-join.
+--admin-allow-join, POST /drill/crash (see scraft drill) only with
+--allow-drills.
 SIGINT or SIGTERM stops the node cleanly.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -124,7 +127,7 @@ SIGINT or SIGTERM stops the node cleanly.`,
 			defer chain.Close()
 			opts := nodeOptions{
 				DataDir: data, Listen: listen, Advertise: advertise, Admin: admin,
-				AdminToken: adminToken, AdminAllowJoin: adminAllowJoin,
+				AdminToken: adminToken, AdminAllowJoin: adminAllowJoin, AllowDrills: allowDrills,
 				Key: key, Chain: chain, Logger: logger, Peers: peers, UsePool: usePool,
 				Tune: func(c *cluster.Config) {
 					c.BatchMaxTxs, c.BatchMaxDelay, c.MaxInFlight = batchTxs, batchDelay, inFlight
@@ -166,6 +169,7 @@ SIGINT or SIGTERM stops the node cleanly.`,
 	f.StringVar(&admin, "admin", "127.0.0.1:7501", "admin HTTP address for /metrics, /healthz, /readyz, /status, /debug/pprof (what scraft join and scraft status --admin default to): PORT or :PORT is 127.0.0.1:PORT; another host needs --admin-token; \"\" turns it off")
 	f.StringVar(&adminToken, "admin-token", "", "bearer token every admin path but /healthz and /readyz requires, at least 16 characters; required when --admin is not on loopback (prefer SCRAFT_ADMIN_TOKEN)")
 	f.BoolVar(&adminAllowJoin, "admin-allow-join", false, "serve POST /join on the admin listener (scraft join); it needs the token when one is set")
+	f.BoolVar(&allowDrills, "allow-drills", false, "serve POST /drill/crash on the admin listener: scraft drill failover may kill this process (SIGKILL) to test failover; it needs the token when one is set")
 	f.IntVar(&maxConns, "max-connections", td.MaxConnections, "most connections the gRPC port holds at once, peers and clients together; more are closed at once")
 	f.Uint32Var(&maxConnStreams, "max-streams-per-connection", td.MaxConcurrentStreams, "most streams (calls) open at once on one connection")
 	f.IntVar(&maxClientStreams, "max-client-streams", cd.MaxStreams, "most client API streams open at once on this node; more are refused busy")
@@ -524,6 +528,7 @@ func (r *runningNode) serveAdmin() error {
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(c.Status())
 	})
+	mux.HandleFunc("/drill/crash", r.drillCrash)
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
