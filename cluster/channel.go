@@ -82,6 +82,10 @@ type Channel struct {
 	recent recentOutcomes
 
 	metrics *channelMetrics
+	// punish is this member's evidence against leaders and the chain's
+	// judgement of it (punish.go).
+	punish punishment
+
 	// chainWaits counts the applies waiting for the chain to decide
 	// (awaitChain, awaitLeader); the scraft_chain_waits gauge shows it.
 	chainWaits atomic.Int32
@@ -154,6 +158,7 @@ func openChannel(n *Node, id protocol.ChannelID) (_ *Channel, err error) {
 	}
 	c.inflight.m = make(map[protocol.Hash]*submission)
 	c.retired.init()
+	c.punish.init()
 	c.subs.m = make(map[int]chan Applied)
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.fwd = newForwarder(c)
@@ -202,6 +207,7 @@ func openChannel(n *Node, id protocol.ChannelID) (_ *Channel, err error) {
 	c.fsm.onEvidence = c.onEvidence
 	c.fsm.facts = chainFacts{c: c}
 	c.fsm.applied = c.onApplied
+	c.fsm.hold = c.hold
 
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(cfg.Key.Address().String())
@@ -233,11 +239,13 @@ func (c *Channel) ID() protocol.ChannelID { return c.id }
 
 // start runs the channel's loops, in the order Close stops them in
 // reverse: the chain view first (the others wait on it), then leadership
-// (whose exit stops any leader work), settlement, membership, keep-alive.
+// (whose exit stops any leader work), settlement, punishment, membership,
+// keep-alive.
 func (c *Channel) start() {
 	c.loops.start(c.ctx, c.runChainView)
 	c.loops.start(c.ctx, c.runLeadership)
 	c.loops.start(c.ctx, c.runSettlement)
+	c.loops.start(c.ctx, c.runPunishment)
 	c.loops.start(c.ctx, c.runMembership)
 	c.loops.start(c.ctx, c.runKeepAlive)
 }
@@ -573,6 +581,10 @@ func retryChain[T any](ctx context.Context, fn func(context.Context) (T, error))
 func (c *Channel) onEvidence(ev *fsm.Evidence) {
 	c.metrics.evidence.Inc()
 	c.logger.Error("leader fault recorded", "evidence", ev.String())
+	if fileable(ev, c.me()) && c.punish.offend(ev) {
+		c.logger.Warn("offence recorded: holding the epoch's later batches until the chain judges it",
+			"leader", ev.Leader, "epoch", ev.Epoch, "height", ev.Height)
+	}
 }
 
 // onApplied runs for every applied batch, on the applier's goroutine under

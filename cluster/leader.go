@@ -337,6 +337,7 @@ func (run *leaderRun) propose(subs []*submission) bool {
 			return false
 		}
 		c.metrics.batchSize.Observe(float64(len(subs)))
+		c.tamper(b)
 		fut := c.raft.Apply(encodeLog(logBatch, b.Bytes()), c.cfg.ApplyTimeout)
 		run.inRaft <- &inRaft{fut: fut, subs: subs, start: time.Now()}
 		return true
