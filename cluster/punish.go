@@ -209,14 +209,15 @@ func (c *Channel) runPunishment(ctx context.Context) {
 	}
 }
 
-// readPunishCase returns the punish proposal pid if it is one and open.
+// readPunishCase returns the punish proposal pid if it is one. A case
+// already closed is followed once too: it may judge this member's offence.
 func (c *Channel) readPunishCase(ctx context.Context, pid uint64) *punishCase {
 	cctx, cancel := context.WithTimeout(ctx, c.cfg.PeerTimeout)
 	defer cancel()
 	p, err := retryChain(cctx, func(ctx context.Context) (*settlement.ProposalInfo, error) {
 		return c.cfg.Chain.Proposal(ctx, c.id, pid)
 	})
-	if err != nil || p.Kind != protocol.ProposalPunish || p.Status != contract.ProposalOpen {
+	if err != nil || p.Kind != protocol.ProposalPunish {
 		return nil
 	}
 	pc := &punishCase{id: pid, seen: time.Now()}
@@ -228,7 +229,7 @@ func (c *Channel) readPunishCase(ctx context.Context, pid uint64) *punishCase {
 		return nil
 	}
 	pc.epoch = b.Epoch
-	c.logger.Warn("punish case filed", "proposal", pid, "target", pc.pu.Target, "epoch", pc.epoch,
+	c.logger.Warn("punish case seen", "status", p.Status, "proposal", pid, "target", pc.pu.Target, "epoch", pc.epoch,
 		"height", pc.pu.Height, "reporter", p.Proposer, "reason", pc.pu.Reason)
 	return pc
 }

@@ -1,0 +1,301 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/scraft/scraft/fsm"
+	"github.com/scraft/scraft/internal/testutil"
+	"github.com/scraft/scraft/protocol"
+	"github.com/scraft/scraft/settlement"
+	"github.com/scraft/scraft/settlement/contract"
+)
+
+// punishConfig is a channel whose members lock a stake that a punishment
+// can fine.
+var punishConfig = contract.ChannelConfig{SettleEveryTxs: noSettlement, MinStake: 100, Fine: 60}
+
+// balances reads the chain balance of every node's member.
+func (tc *testCluster) balances() map[protocol.Address]uint64 {
+	tc.t.Helper()
+	out := map[protocol.Address]uint64{}
+	for _, nd := range tc.nodes {
+		acc, err := tc.chain.client(nd.key).Account(context.Background(), nd.key.Address())
+		if err != nil {
+			tc.t.Fatal(err)
+		}
+		out[nd.key.Address()] = acc.Balance
+	}
+	return out
+}
+
+// tamperFrom makes node liar sign a wrong result for the entry two heights
+// above its applied height, and returns that height.
+func (tc *testCluster) tamperFrom(liar *testNode) uint64 {
+	h := tc.channel(liar).Status().Height + 2
+	f := tamperAt(liar.key.Address(), h)
+	tamperHook.Store(&f)
+	tc.t.Cleanup(func() { tamperHook.Store(nil) })
+	return h
+}
+
+// submitPast submits txs through nd, ignoring failures, until the chain
+// leader is no longer who, or the deadline passes.
+func (tc *testCluster) submitPast(nd *testNode, who protocol.Address, n int) {
+	cl := tc.chain.client(nd.key)
+	for i := 0; i < n; i++ {
+		info, err := cl.Channel(context.Background(), tc.id)
+		if err == nil && info.Leader != who {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_, _ = tc.channel(nd).Submit(ctx, tc.tx(tc.nodes[i%len(tc.nodes)].key, fmt.Sprintf("p%d;", i)))
+		cancel()
+	}
+}
+
+// punishedCase returns the channel's punish proposals.
+func (tc *testCluster) punishCases() []*settlement.ProposalInfo {
+	ctx := context.Background()
+	cl := tc.chain.client(tc.nodes[0].key)
+	info, err := cl.Channel(ctx, tc.id)
+	if err != nil {
+		tc.t.Fatal(err)
+	}
+	var out []*settlement.ProposalInfo
+	for pid := uint64(1); pid <= info.LastProposal; pid++ {
+		p, err := cl.Proposal(ctx, tc.id, pid)
+		if err == nil && p.Kind == protocol.ProposalPunish {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// TestPunishLyingLeader: the leader of a 4-member channel signs a wrong
+// result. A follower files a punish case, the others vote for it, it
+// executes: the liar is out and banned, the reporter leads and got the
+// fine, the liar's node leaves the Raft configuration, writes go on, and
+// the remaining members agree; no honest member's stake moved.
+func TestPunishLyingLeader(t *testing.T) {
+	tc := newTestClusterSpec(t, 4, 0, punishConfig, nil)
+	liar := tc.waitLeader(10 * time.Second)
+	tc.submitAs(liar, tc.nodes, 4, "before")
+	before := tc.balances()
+	h := tc.tamperFrom(liar)
+	tc.submitPast(liar, liar.key.Address(), 40)
+
+	ctx := context.Background()
+	cl := tc.chain.client(tc.nodes[0].key)
+	var info *settlement.ChannelInfo
+	testutil.WaitFor(t, 30*time.Second, func() error {
+		var err error
+		if info, err = cl.Channel(ctx, tc.id); err != nil {
+			return err
+		}
+		if _, in := info.Member(liar.key.Address()); in {
+			return fmt.Errorf("the liar is still a member (leader %s)", info.Leader)
+		}
+		return nil
+	})
+	cases := tc.punishCases()
+	if len(cases) != 1 || cases[0].Status != contract.ProposalExecuted {
+		t.Fatalf("punish cases: %+v", cases)
+	}
+	var pu protocol.Punish
+	if err := protocol.Unmarshal(cases[0].Data, &pu); err != nil || pu.Height != h || pu.Target != liar.key.Address() {
+		t.Fatalf("case %+v (%v), want height %d", pu, err, h)
+	}
+	reporter := cases[0].Proposer
+	if info.Leader != reporter {
+		t.Fatalf("chain leader %s, want the reporter %s", info.Leader, reporter)
+	}
+	var rep *testNode
+	rest := tc.others(liar)
+	for _, nd := range rest {
+		if nd.key.Address() == reporter {
+			rep = nd
+		}
+	}
+	if rep == nil {
+		t.Fatalf("reporter %s is not an honest node", reporter)
+	}
+	// The reporter leads in Raft too, and the liar's node is out of the
+	// configuration on every remaining member.
+	testutil.WaitFor(t, 30*time.Second, func() error {
+		if l := tc.leader(); l != rep {
+			return fmt.Errorf("the reporter does not lead")
+		}
+		for _, nd := range rest {
+			for _, s := range tc.raftServers(nd) {
+				if s.ID == raft.ServerID(liar.key.Address().String()) {
+					return fmt.Errorf("node %s still has the liar in its configuration", nd.addr)
+				}
+			}
+		}
+		return nil
+	})
+	// Writes resume and the remaining members agree.
+	last := tc.submitAs(rep, rest, 4, "after")
+	testutil.WaitFor(t, 20*time.Second, func() error {
+		for _, nd := range rest {
+			if d, ok := tc.channel(nd).Digest(last.Height); !ok || d != last.Digest {
+				return fmt.Errorf("node %s: digest at %d %s (%v), want %s", nd.addr, last.Height, d, ok, last.Digest)
+			}
+		}
+		return nil
+	})
+	// Money: the reporter got the fine, other honest members kept theirs
+	// and their stakes, the liar got its stake back less the fine and is
+	// banned.
+	after := tc.balances()
+	for _, nd := range rest {
+		a := nd.key.Address()
+		want := before[a]
+		if a == reporter {
+			want += punishConfig.Fine
+		}
+		if after[a] != want {
+			t.Errorf("member %s: balance %d, want %d", a, after[a], want)
+		}
+		if m, ok := info.Member(a); !ok || m.Locked != punishConfig.MinStake {
+			t.Errorf("member %s: stake %+v", a, m)
+		}
+	}
+	if got, want := after[liar.key.Address()], before[liar.key.Address()]+punishConfig.MinStake-punishConfig.Fine; got != want {
+		t.Errorf("liar: balance %d, want %d", got, want)
+	}
+	if _, err := tc.chain.client(liar.key).Join(ctx, tc.id, false); !errors.Is(err, contract.ErrBanned) {
+		t.Errorf("the liar joins again: %v, want ErrBanned", err)
+	}
+}
+
+// TestPunishFalseReport: a member accuses an honest leader. The others
+// re-judge by their own execution and vote against; the case fails, the
+// leader keeps leading, and the false reporter may not report again for
+// contract.ReportCooldown.
+func TestPunishFalseReport(t *testing.T) {
+	tc := newTestClusterSpec(t, 4, 0, punishConfig, nil)
+	leader := tc.waitLeader(10 * time.Second)
+	out := tc.submitAs(leader, tc.nodes, 4, "x")
+	liarNode := tc.others(leader)[0]
+	b := tc.committedBatch(leader, out.Height)
+	i := out.Height - b.FirstHeight
+	var cs protocol.ChangeSet
+	tc.channel(liarNode).Machine(func(m *fsm.Machine) { cs, _ = m.ChangeSet(out.Height) })
+	honest := b.Results[i]
+	honest.GasUsed += 3
+	pu := protocol.Punish{Target: leader.key.Address(), Height: out.Height, Batch: b.Bytes(), Honest: honest,
+		HonestChangeSet: cs, Reason: "made up"}
+	ctx := context.Background()
+	cl := tc.chain.client(liarNode.key)
+	pid, err := cl.CreateProposal(ctx, tc.id, protocol.ProposalPunish, protocol.Marshal(&pu))
+	if err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, 30*time.Second, func() error {
+		p, err := cl.Proposal(ctx, tc.id, pid)
+		if err != nil {
+			return err
+		}
+		if p.Status != contract.ProposalFailed {
+			return fmt.Errorf("case is %s (%d for, %d against)", p.Status, p.For, p.Against)
+		}
+		if p.Against < 2 {
+			return fmt.Errorf("%d against", p.Against)
+		}
+		return nil
+	})
+	// The cost: no second report for a while.
+	pu.Height--
+	if _, err := cl.CreateProposal(ctx, tc.id, protocol.ProposalPunish, protocol.Marshal(&pu)); !errors.Is(err, contract.ErrReportCooldown) {
+		t.Fatalf("second report: %v, want ErrReportCooldown", err)
+	}
+	info, err := cl.Channel(ctx, tc.id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Leader != leader.key.Address() || len(info.Members) != 4 {
+		t.Fatalf("leader %s, %d members", info.Leader, len(info.Members))
+	}
+	last := tc.submitAs(leader, tc.nodes, 2, "y")
+	tc.checkConverged([]*protocol.Outcome{last}, 20*time.Second)
+}
+
+// TestPunishTwoMembers: in a channel of two, the follower's case passes on
+// its own vote: the liar is out and banned with no fine, and the member
+// left, which cannot commit in Raft alone, settles its own state and
+// closes the channel.
+func TestPunishTwoMembers(t *testing.T) {
+	tc := newTestClusterSpec(t, 2, 0, punishConfig, nil)
+	liar := tc.waitLeader(10 * time.Second)
+	honest := tc.others(liar)[0]
+	tc.submitAs(liar, tc.nodes, 4, "before")
+	before := tc.balances()
+	h := tc.tamperFrom(liar)
+	tc.submitPast(liar, liar.key.Address(), 20)
+
+	ctx := context.Background()
+	cl := tc.chain.client(honest.key)
+	var info *settlement.ChannelInfo
+	testutil.WaitFor(t, 30*time.Second, func() error {
+		var err error
+		if info, err = cl.Channel(ctx, tc.id); err != nil {
+			return err
+		}
+		if !info.Closed {
+			return fmt.Errorf("channel open, %d members", len(info.Members))
+		}
+		return nil
+	})
+	if _, in := info.Member(liar.key.Address()); in {
+		t.Fatal("the liar is still a member")
+	}
+	// The final settlement is the honest member's state: its digest at
+	// the settled height, which is at least the offence's.
+	if info.SettledHeight < h {
+		t.Fatalf("settled %d, offence at %d", info.SettledHeight, h)
+	}
+	if d, ok := tc.channel(honest).Digest(info.SettledHeight); !ok || d != info.SettledDigest {
+		t.Fatalf("settled digest %s, the honest member's %s (%v)", info.SettledDigest, d, ok)
+	}
+	testutil.WaitFor(t, 20*time.Second, func() error {
+		if reason, ok := tc.channel(honest).Retired(); !ok || reason != RetiredClosed {
+			return fmt.Errorf("the honest node still hosts the channel")
+		}
+		return nil
+	})
+	// No fine: the liar got its whole stake back, and is banned.
+	if got, want := tc.balances()[liar.key.Address()], before[liar.key.Address()]+punishConfig.MinStake; got != want {
+		t.Errorf("liar: balance %d, want %d", got, want)
+	}
+	if _, err := tc.chain.client(liar.key).Join(ctx, tc.id, false); !errors.Is(err, contract.ErrBanned) && !errors.Is(err, contract.ErrChannelClosed) {
+		t.Errorf("the liar joins again: %v", err)
+	}
+}
+
+// committedBatch returns the batch in nd's Raft log that holds height h.
+func (tc *testCluster) committedBatch(nd *testNode, h uint64) *protocol.Batch {
+	tc.t.Helper()
+	c := tc.channel(nd)
+	for idx := c.raft.LastIndex(); idx > 0; idx-- {
+		var l raft.Log
+		if err := c.store.GetLog(idx, &l); err != nil {
+			continue
+		}
+		if l.Type != raft.LogCommand || len(l.Data) == 0 || l.Data[0] != logBatch {
+			continue
+		}
+		b, err := protocol.DecodeBatch(l.Data[1:])
+		if err == nil && b.FirstHeight <= h && h <= b.LastHeight() {
+			return b
+		}
+	}
+	tc.t.Fatalf("no batch holds height %d", h)
+	return nil
+}
