@@ -198,6 +198,13 @@ func (c *Channel) runPunishment(ctx context.Context) {
 		}
 		for _, o := range c.punish.list() {
 			c.fileOffence(ctx, o)
+			// A case named by ErrDuplicateCase may be older than the
+			// scan: follow it too.
+			if o.pid != 0 && !slices.ContainsFunc(cases, func(pc *punishCase) bool { return pc.id == o.pid }) {
+				if pc := c.readPunishCase(ctx, o.pid); pc != nil {
+					cases = append(cases, pc)
+				}
+			}
 		}
 		kept := cases[:0]
 		for _, pc := range cases {
@@ -261,11 +268,11 @@ func (c *Channel) fileOffence(ctx context.Context, o *offence) {
 			c.castVote(id, protocol.VoteFor)
 			return
 		}
-	case errors.Is(err, contract.ErrNotMember), errors.Is(err, contract.ErrChannelClosed):
-		// The target is gone already (another case at another height), or
-		// this member is: the chain has judged what there is to judge.
-		c.logger.Info("cannot file the offence's case", "target", o.leader, "epoch", o.epoch, "error", err)
-		c.judgeOffence(o, c.punished(ctx, o))
+	case errors.Is(err, contract.ErrNotMember) && c.punished(ctx, o):
+		// The target is gone already (a case at another height of the
+		// epoch): its epoch is over.
+		c.logger.Info("the offence's leader is gone from the channel", "target", o.leader, "epoch", o.epoch)
+		c.judgeOffence(o, true)
 		return
 	}
 	if ctx.Err() == nil {
@@ -288,8 +295,8 @@ func caseNamed(err error) (uint64, bool) {
 	return id, true
 }
 
-// punished reports whether the chain has carried out a punishment of o's
-// leader: it is no member and the chain's epoch is past o's.
+// punished reports whether o's epoch is over on chain with its leader out
+// of the channel: it is no member and the chain's epoch is past o's.
 func (c *Channel) punished(ctx context.Context, o *offence) bool {
 	cctx, cancel := context.WithTimeout(ctx, c.cfg.PeerTimeout)
 	defer cancel()

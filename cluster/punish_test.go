@@ -9,7 +9,6 @@ import (
 
 	"github.com/hashicorp/raft"
 
-	"github.com/scraft/scraft/fsm"
 	"github.com/scraft/scraft/internal/testutil"
 	"github.com/scraft/scraft/protocol"
 	"github.com/scraft/scraft/settlement"
@@ -186,10 +185,11 @@ func TestPunishFalseReport(t *testing.T) {
 	liarNode := tc.others(leader)[0]
 	b := tc.committedBatch(leader, out.Height)
 	i := out.Height - b.FirstHeight
+	// A made-up "honest" result: more gas, no changes.
 	var cs protocol.ChangeSet
-	tc.channel(liarNode).Machine(func(m *fsm.Machine) { cs, _ = m.ChangeSet(out.Height) })
 	honest := b.Results[i]
 	honest.GasUsed += 3
+	honest.ChangeSet = cs.Hash()
 	pu := protocol.Punish{Target: leader.key.Address(), Height: out.Height, Batch: b.Bytes(), Honest: honest,
 		HonestChangeSet: cs, Reason: "made up"}
 	ctx := context.Background()
