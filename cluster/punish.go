@@ -62,6 +62,15 @@ type offence struct {
 	guilty bool          // the punishment executed (set before judged closes)
 }
 
+func (o *offence) isJudged() bool {
+	select {
+	case <-o.judged:
+		return true
+	default:
+		return false
+	}
+}
+
 // punishment is the channel's offences, shared by the evidence callback
 // (on the apply path), the applier's hold and runPunishment.
 type punishment struct {
@@ -200,7 +209,7 @@ func (c *Channel) runPunishment(ctx context.Context) {
 			c.fileOffence(ctx, o)
 			// A case named by ErrDuplicateCase may be older than the
 			// scan: follow it too.
-			if o.pid != 0 && !slices.ContainsFunc(cases, func(pc *punishCase) bool { return pc.id == o.pid }) {
+			if o.pid != 0 && !o.isJudged() && !slices.ContainsFunc(cases, func(pc *punishCase) bool { return pc.id == o.pid }) {
 				if pc := c.readPunishCase(ctx, o.pid); pc != nil {
 					cases = append(cases, pc)
 				}
@@ -244,12 +253,7 @@ func (c *Channel) readPunishCase(ctx context.Context, pid uint64) *punishCase {
 // fileOffence files o's case when it has none, at most once per backoff
 // step. On ErrDuplicateCase it votes for the case named instead.
 func (c *Channel) fileOffence(ctx context.Context, o *offence) {
-	select {
-	case <-o.judged:
-		return
-	default:
-	}
-	if o.pid != 0 || time.Now().Before(o.next) {
+	if o.isJudged() || o.pid != 0 || time.Now().Before(o.next) {
 		return
 	}
 	cctx, cancel := context.WithTimeout(ctx, c.cfg.ApplyTimeout)
