@@ -33,11 +33,15 @@ func (tc *testCluster) balances() map[protocol.Address]uint64 {
 	return out
 }
 
-// tamperFrom makes node liar sign a wrong result for the entry two heights
-// above its applied height, and returns that height.
-func (tc *testCluster) tamperFrom(liar *testNode) uint64 {
+// tamperFrom makes node liar misbehave (misbehaviour's kind) at the entry
+// two heights above its applied height, and returns that height.
+func (tc *testCluster) tamperFrom(liar *testNode, kind string) uint64 {
 	h := tc.channel(liar).Status().Height + 2
-	f := tamperAt(liar.key.Address(), h)
+	m, err := misbehaviour(fmt.Sprintf("%s:%d", kind, h))
+	if err != nil {
+		tc.t.Fatal(err)
+	}
+	f := onlyLeader(liar.key.Address(), m)
 	tamperHook.Store(&f)
 	tc.t.Cleanup(func() { tamperHook.Store(nil) })
 	return h
@@ -77,16 +81,22 @@ func (tc *testCluster) punishCases() []*settlement.ProposalInfo {
 }
 
 // TestPunishLyingLeader: the leader of a 4-member channel signs a wrong
-// result. A follower files a punish case, the others vote for it, it
+// result (a wrong gas, a forged join). A follower files a punish case, the others vote for it, it
 // executes: the liar is out and banned, the reporter leads and got the
 // fine, the liar's node leaves the Raft configuration, writes go on, and
 // the remaining members agree; no honest member's stake moved.
 func TestPunishLyingLeader(t *testing.T) {
+	for _, kind := range []string{"tamper", "forgejoin"} {
+		t.Run(kind, func(t *testing.T) { testPunishLyingLeader(t, kind) })
+	}
+}
+
+func testPunishLyingLeader(t *testing.T, kind string) {
 	tc := newTestClusterSpec(t, 4, 0, punishConfig, nil)
 	liar := tc.waitLeader(10 * time.Second)
 	tc.submitAs(liar, tc.nodes, 4, "before")
 	before := tc.balances()
-	h := tc.tamperFrom(liar)
+	h := tc.tamperFrom(liar, kind)
 	tc.submitPast(liar, liar.key.Address(), 40)
 
 	ctx := context.Background()
@@ -237,7 +247,7 @@ func TestPunishTwoMembers(t *testing.T) {
 	honest := tc.others(liar)[0]
 	tc.submitAs(liar, tc.nodes, 4, "before")
 	before := tc.balances()
-	h := tc.tamperFrom(liar)
+	h := tc.tamperFrom(liar, "tamper")
 	tc.submitPast(liar, liar.key.Address(), 20)
 
 	ctx := context.Background()
@@ -298,4 +308,32 @@ func (tc *testCluster) committedBatch(nd *testNode, h uint64) *protocol.Batch {
 	}
 	tc.t.Fatalf("no batch holds height %d", h)
 	return nil
+}
+
+// TestPunishMisbehaviourSpec: the specs SCRAFT_MISBEHAVE takes in a
+// scraft_misbehave build, and that each acts once, on its height only.
+func TestPunishMisbehaviourSpec(t *testing.T) {
+	for _, bad := range []string{"", "tamper", "tamper:0", "tamper:x", "lie:3"} {
+		if _, err := misbehaviour(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+	k, _ := protocol.GenerateKey(nil)
+	for _, kind := range []string{"tamper", "forgejoin"} {
+		f, err := misbehaviour(kind + ":3")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := &protocol.Batch{FirstHeight: 1, Entries: make([]protocol.Entry, 2), Results: make([]protocol.Result, 2)}
+		if f(k.Address(), b) {
+			t.Errorf("%s: changed a batch without height 3", kind)
+		}
+		b.FirstHeight = 2
+		if !f(k.Address(), b) || b.Results[1] == (protocol.Result{}) || b.Results[0] != (protocol.Result{}) {
+			t.Errorf("%s: results %+v", kind, b.Results)
+		}
+		if f(k.Address(), b) {
+			t.Errorf("%s: acted twice", kind)
+		}
+	}
 }
