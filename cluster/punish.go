@@ -198,19 +198,22 @@ func (c *Channel) runPunishment(ctx context.Context) {
 			}
 		}
 		if rec := c.view.channel(); scanned && rec != nil && rec.LastProposal > seen {
-			for pid := seen + 1; pid <= rec.LastProposal; pid++ {
-				if pc := c.readPunishCase(ctx, pid); pc != nil {
+			for ; seen < rec.LastProposal; seen++ {
+				pc, read := c.readPunishCase(ctx, seen+1)
+				if !read {
+					break // the next round reads it again
+				}
+				if pc != nil {
 					cases = append(cases, pc)
 				}
 			}
-			seen = rec.LastProposal
 		}
 		for _, o := range c.punish.list() {
 			c.fileOffence(ctx, o)
 			// A case named by ErrDuplicateCase may be older than the
 			// scan: follow it too.
 			if o.pid != 0 && !o.isJudged() && !slices.ContainsFunc(cases, func(pc *punishCase) bool { return pc.id == o.pid }) {
-				if pc := c.readPunishCase(ctx, o.pid); pc != nil {
+				if pc, _ := c.readPunishCase(ctx, o.pid); pc != nil {
 					cases = append(cases, pc)
 				}
 			}
@@ -225,29 +228,33 @@ func (c *Channel) runPunishment(ctx context.Context) {
 	}
 }
 
-// readPunishCase returns the punish proposal pid if it is one. A case
+// readPunishCase returns the punish proposal pid if it is one (nil for
+// another kind); read is false when the chain could not be read. A case
 // already closed is followed once too: it may judge this member's offence.
-func (c *Channel) readPunishCase(ctx context.Context, pid uint64) *punishCase {
+func (c *Channel) readPunishCase(ctx context.Context, pid uint64) (pc *punishCase, read bool) {
 	cctx, cancel := context.WithTimeout(ctx, c.cfg.PeerTimeout)
 	defer cancel()
 	p, err := retryChain(cctx, func(ctx context.Context) (*settlement.ProposalInfo, error) {
 		return c.cfg.Chain.Proposal(ctx, c.id, pid)
 	})
-	if err != nil || p.Kind != protocol.ProposalPunish {
-		return nil
+	if err != nil {
+		return nil, errors.Is(err, contract.ErrNoChannel)
 	}
-	pc := &punishCase{id: pid, seen: time.Now()}
+	if p.Kind != protocol.ProposalPunish {
+		return nil, true
+	}
+	pc = &punishCase{id: pid, seen: time.Now()}
 	if protocol.Unmarshal(p.Data, &pc.pu) != nil {
-		return nil
+		return nil, true
 	}
 	b, err := protocol.DecodeBatch(pc.pu.Batch)
 	if err != nil {
-		return nil
+		return nil, true
 	}
 	pc.epoch = b.Epoch
-	c.logger.Warn("punish case seen", "status", p.Status, "proposal", pid, "target", pc.pu.Target, "epoch", pc.epoch,
+	c.logger.Info("punish case seen", "status", p.Status, "proposal", pid, "target", pc.pu.Target, "epoch", pc.epoch,
 		"height", pc.pu.Height, "reporter", p.Proposer, "reason", pc.pu.Reason)
-	return pc
+	return pc, true
 }
 
 // fileOffence files o's case when it has none, at most once per backoff
