@@ -158,7 +158,6 @@ func openChannel(n *Node, id protocol.ChannelID) (_ *Channel, err error) {
 	}
 	c.inflight.m = make(map[protocol.Hash]*submission)
 	c.retired.init()
-	c.punish.init()
 	c.subs.m = make(map[int]chan Applied)
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.fwd = newForwarder(c)
@@ -169,6 +168,9 @@ func openChannel(n *Node, id protocol.ChannelID) (_ *Channel, err error) {
 	}()
 
 	if err := os.MkdirAll(c.dir, 0o700); err != nil {
+		return nil, fmt.Errorf("open channel %s: %w", id, err)
+	}
+	if err := c.punish.init(c.dir); err != nil {
 		return nil, fmt.Errorf("open channel %s: %w", id, err)
 	}
 	store, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(c.dir, "raft.db")})
@@ -581,9 +583,16 @@ func retryChain[T any](ctx context.Context, fn func(context.Context) (T, error))
 func (c *Channel) onEvidence(ev *fsm.Evidence) {
 	c.metrics.evidence.Inc()
 	c.logger.Error("leader fault recorded", "evidence", ev.String())
-	if fileable(ev, c.me()) && c.punish.offend(ev) {
+	if !fileable(ev, c.me()) {
+		return
+	}
+	added, err := c.punish.offend(ev)
+	if added {
 		c.logger.Warn("offence recorded: holding the epoch's later batches until the chain judges it",
 			"leader", ev.Leader, "epoch", ev.Epoch, "height", ev.Height)
+	}
+	if err != nil {
+		c.logger.Error("cannot keep the offence on disk", "error", err)
 	}
 }
 

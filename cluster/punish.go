@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -73,13 +75,77 @@ func (o *offence) isJudged() bool {
 
 // punishment is the channel's offences, shared by the evidence callback
 // (on the apply path), the applier's hold and runPunishment.
+//
+// The offences are kept on disk too (offencesFile): a node restarted from
+// a Raft snapshot taken after an offence replays the later batches of its
+// epoch, and must hold them as it did before, not apply them.
 type punishment struct {
 	mu       sync.Mutex
 	offences []*offence
 	wake     chan struct{}
+	path     string // the offences file
 }
 
-func (p *punishment) init() { p.wake = make(chan struct{}, 1) }
+// offencesFile holds, in the channel's folder, the punish payload of every
+// offence this member recorded, each a length-prefixed canonical encoding.
+const offencesFile = "offences"
+
+// init loads the offences kept in dir, if any.
+func (p *punishment) init(dir string) error {
+	p.wake = make(chan struct{}, 1)
+	p.path = filepath.Join(dir, offencesFile)
+	b, err := os.ReadFile(p.path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	d := protocol.NewDecoder(b)
+	for d.Err() == nil && d.Remaining() > 0 {
+		var pu protocol.Punish
+		if err := protocol.Unmarshal(d.Bytes(protocol.MaxBatchBytes+1<<20), &pu); err != nil {
+			return fmt.Errorf("%s: %w", p.path, err)
+		}
+		bt, err := protocol.DecodeBatch(pu.Batch)
+		if err != nil {
+			return fmt.Errorf("%s: %w", p.path, err)
+		}
+		p.offences = append(p.offences, newOffence(pu.Target, bt.Epoch, pu))
+	}
+	if err := d.Finish(); err != nil {
+		return fmt.Errorf("%s: %w", p.path, err)
+	}
+	return nil
+}
+
+func newOffence(leader protocol.Address, epoch uint64, pu protocol.Punish) *offence {
+	return &offence{leader: leader, epoch: epoch, pu: pu, bo: backoff.New(chainRetry), judged: make(chan struct{})}
+}
+
+// saveLocked writes the offences file whole, synced, in place of the old.
+func (p *punishment) saveLocked() error {
+	e := protocol.NewEncoder(1024)
+	for _, o := range p.offences {
+		e.Bytes(protocol.Marshal(&o.pu))
+	}
+	tmp := p.path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(e.Out())
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	return os.Rename(tmp, p.path)
+}
 
 // fileable reports whether ev proves a wrong result on chain: an entry's
 // result, signed by a leader other than this node, that differs from this
@@ -88,23 +154,23 @@ func fileable(ev *fsm.Evidence, self protocol.Address) bool {
 	return ev.Index >= 0 && len(ev.Batch) > 0 && !ev.Leader.IsZero() && ev.Leader != self && ev.Claimed != ev.Honest
 }
 
-// offend records ev as an offence, unless the epoch has one already. It
-// runs on the apply path, under the machine lock: it only records.
-func (p *punishment) offend(ev *fsm.Evidence) bool {
+// offend records ev as an offence, unless the epoch has one already, and
+// keeps it on disk (err says it could not). It runs on the apply path,
+// under the machine lock: one small synced write per offence.
+func (p *punishment) offend(ev *fsm.Evidence) (added bool, err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, o := range p.offences {
 		if o.leader == ev.Leader && o.epoch == ev.Epoch {
-			return false
+			return false, nil
 		}
 	}
-	p.offences = append(p.offences, &offence{leader: ev.Leader, epoch: ev.Epoch, pu: ev.Punish(),
-		bo: backoff.New(chainRetry), judged: make(chan struct{})})
+	p.offences = append(p.offences, newOffence(ev.Leader, ev.Epoch, ev.Punish()))
 	select {
 	case p.wake <- struct{}{}:
 	default:
 	}
-	return true
+	return true, p.saveLocked()
 }
 
 // held returns the offence a batch waits for: one of its epoch and leader

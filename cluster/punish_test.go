@@ -9,6 +9,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/scraft/scraft/fsm"
 	"github.com/scraft/scraft/internal/testutil"
 	"github.com/scraft/scraft/protocol"
 	"github.com/scraft/scraft/settlement"
@@ -335,5 +336,41 @@ func TestPunishMisbehaviourSpec(t *testing.T) {
 		if f(k.Address(), b) {
 			t.Errorf("%s: acted twice", kind)
 		}
+	}
+}
+
+// TestPunishOffencesKept: an offence is kept on disk and a channel opened
+// again holds its epoch's later batches as before.
+func TestPunishOffencesKept(t *testing.T) {
+	dir := t.TempDir()
+	leader, _ := protocol.GenerateKey(nil)
+	id := protocol.ChannelID{1}
+	b := &protocol.Batch{Channel: id, Epoch: 3, FirstHeight: 5,
+		Entries: []protocol.Entry{{Kind: protocol.EntryTick, Tick: &protocol.Tick{Number: 1, TimestampMs: 1}}},
+		Results: []protocol.Result{{Status: protocol.StatusOK, GasUsed: 2}}}
+	b.Sign(leader)
+	ev := &fsm.Evidence{Reason: fsm.ReasonResultMismatch, Leader: leader.Address(), Epoch: 3, Height: 5, Index: 0,
+		Batch: b.Bytes(), Claimed: b.Results[0], Honest: protocol.Result{Status: protocol.StatusOK, GasUsed: 1}}
+	var p punishment
+	if err := p.init(dir); err != nil {
+		t.Fatal(err)
+	}
+	if added, err := p.offend(ev); !added || err != nil {
+		t.Fatalf("offend: %v %v", added, err)
+	}
+	if added, _ := p.offend(ev); added {
+		t.Fatal("the epoch's second offence was added")
+	}
+	var q punishment
+	if err := q.init(dir); err != nil {
+		t.Fatal(err)
+	}
+	later := &protocol.Batch{Channel: id, Epoch: 3, FirstHeight: 6, Leader: leader.Address()}
+	o := q.held(later)
+	if o == nil || o.pu.Height != 5 || o.leader != leader.Address() {
+		t.Fatalf("reloaded offences %+v", q.offences)
+	}
+	if q.held(&protocol.Batch{Channel: id, Epoch: 4, FirstHeight: 6, Leader: leader.Address()}) != nil {
+		t.Fatal("a batch of another epoch is held")
 	}
 }
