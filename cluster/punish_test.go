@@ -160,6 +160,26 @@ func testPunishLyingLeader(t *testing.T, kind string) {
 		}
 		return nil
 	})
+	// A remaining member restarted replays the liar's epoch as before (it
+	// holds and refuses the same batches) and agrees with the others.
+	var back *testNode
+	for _, nd := range rest {
+		if nd != rep {
+			back = nd
+			break
+		}
+	}
+	tc.stopNode(back)
+	tc.restartNode(back)
+	last = tc.submitAs(rep, rest, 2, "again")
+	testutil.WaitFor(t, 30*time.Second, func() error {
+		for _, nd := range rest {
+			if d, ok := tc.channel(nd).Digest(last.Height); !ok || d != last.Digest {
+				return fmt.Errorf("node %s: digest at %d %s (%v), want %s", nd.addr, last.Height, d, ok, last.Digest)
+			}
+		}
+		return nil
+	})
 	// Money: the reporter got the fine, other honest members kept theirs
 	// and their stakes, the liar got its stake back less the fine and is
 	// banned.
