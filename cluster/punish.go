@@ -530,6 +530,13 @@ func (c *Channel) caseExecuted(ctx context.Context, pc *punishCase, mine *offenc
 	if mine != nil {
 		c.judgeOffence(mine, true)
 	}
+	if pc.pu.Target == c.me() {
+		// Forced out: this node has nothing more to do in the channel, and
+		// the others refuse its Raft traffic.
+		c.logger.Error("this member was punished and forced out of the channel", "proposal", pc.id, "reason", pc.pu.Reason)
+		c.retire(RetiredLeft)
+		return
+	}
 	if err := c.refreshChain(); err != nil {
 		return
 	}

@@ -160,6 +160,13 @@ func testPunishLyingLeader(t *testing.T, kind string) {
 		}
 		return nil
 	})
+	// The liar's node stopped hosting the channel.
+	testutil.WaitFor(t, 20*time.Second, func() error {
+		if reason, ok := tc.channel(liar).Retired(); !ok || reason != RetiredLeft {
+			return fmt.Errorf("the liar's node still hosts the channel")
+		}
+		return nil
+	})
 	// A remaining member restarted replays the liar's epoch as before (it
 	// holds and refuses the same batches) and agrees with the others.
 	var back *testNode
