@@ -278,7 +278,7 @@ func (run *leaderRun) answerAll(subs []*submission, err error) {
 // again with the verdicts as data.
 func (run *leaderRun) propose(subs []*submission) bool {
 	c := run.c
-	subs = append([]*submission(nil), subs...)
+	subs = run.censored(append([]*submission(nil), subs...))
 	facts := &fsm.Facts{}
 	// Each round of facts adds one at least, and an entry needs one at most.
 	rounds := len(subs)

@@ -38,13 +38,12 @@ func (tc *testCluster) balances() map[protocol.Address]uint64 {
 // two heights above its applied height, and returns that height.
 func (tc *testCluster) tamperFrom(liar *testNode, kind string) uint64 {
 	h := tc.channel(liar).Status().Height + 2
-	m, err := misbehaviour(fmt.Sprintf("%s:%d", kind, h))
+	mb, err := parseMisbehaviour(fmt.Sprintf("%s:%d", kind, h))
 	if err != nil {
 		tc.t.Fatal(err)
 	}
-	f := onlyLeader(liar.key.Address(), m)
-	tamperHook.Store(&f)
-	tc.t.Cleanup(func() { tamperHook.Store(nil) })
+	misbehaving.Store(onlyLeader(liar.key.Address(), mb))
+	tc.t.Cleanup(func() { misbehaving.Store(nil) })
 	return h
 }
 
@@ -341,17 +340,18 @@ func (tc *testCluster) committedBatch(nd *testNode, h uint64) *protocol.Batch {
 // TestPunishMisbehaviourSpec: the specs SCRAFT_MISBEHAVE takes in a
 // scraft_misbehave build, and that each acts once, on its height only.
 func TestPunishMisbehaviourSpec(t *testing.T) {
-	for _, bad := range []string{"", "tamper", "tamper:0", "tamper:x", "lie:3"} {
-		if _, err := misbehaviour(bad); err == nil {
+	for _, bad := range []string{"", "tamper", "tamper:0", "tamper:x", "lie:3", "censor:3"} {
+		if _, err := parseMisbehaviour(bad); err == nil {
 			t.Errorf("%q accepted", bad)
 		}
 	}
 	k, _ := protocol.GenerateKey(nil)
 	for _, kind := range []string{"tamper", "forgejoin"} {
-		f, err := misbehaviour(kind + ":3")
+		mb, err := parseMisbehaviour(kind + ":3")
 		if err != nil {
 			t.Fatal(err)
 		}
+		f := mb.tamper
 		b := &protocol.Batch{FirstHeight: 1, Entries: make([]protocol.Entry, 2), Results: make([]protocol.Result, 2)}
 		if f(k.Address(), b) {
 			t.Errorf("%s: changed a batch without height 3", kind)
@@ -363,6 +363,19 @@ func TestPunishMisbehaviourSpec(t *testing.T) {
 		if f(k.Address(), b) {
 			t.Errorf("%s: acted twice", kind)
 		}
+	}
+	mb, err := parseMisbehaviour("censor:" + k.Address().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, _ := protocol.GenerateKey(nil)
+	mine := protocol.Entry{Kind: protocol.EntryCall, Call: protocol.SignTx(k, protocol.Tx{Nonce: 1})}
+	theirs := protocol.Entry{Kind: protocol.EntryCall, Call: protocol.SignTx(other, protocol.Tx{Nonce: 1})}
+	if !mb.censor(other.Address(), &mine) || mb.censor(other.Address(), &theirs) {
+		t.Error("censor: wrong sender left out")
+	}
+	if only := onlyLeader(k.Address(), mb); only.censor(other.Address(), &mine) {
+		t.Error("censor: acted on another leader's node")
 	}
 }
 
