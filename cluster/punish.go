@@ -119,8 +119,14 @@ func (p *punishment) init(dir string) error {
 	return nil
 }
 
+// fileRetry is how a refused filing is retried: soon for a chain that
+// could not be reached, at most every 30 s for a refusal that may last
+// (a reporter on its cooldown leaves the filing to the others, and the
+// case they file judges its offence too).
+var fileRetry = backoff.Policy{Initial: 50 * time.Millisecond, Max: 30 * time.Second}
+
 func newOffence(leader protocol.Address, epoch uint64, pu protocol.Punish) *offence {
-	return &offence{leader: leader, epoch: epoch, pu: pu, bo: backoff.New(chainRetry), judged: make(chan struct{})}
+	return &offence{leader: leader, epoch: epoch, pu: pu, bo: backoff.New(fileRetry), judged: make(chan struct{})}
 }
 
 // saveLocked writes the offences file whole, synced, in place of the old.
