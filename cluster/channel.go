@@ -129,6 +129,12 @@ type Status struct {
 	NonVoters int
 	// Evidence counts the leader faults this node recorded.
 	Evidence uint64
+	// Holding says this member recorded an offence against a leader and
+	// holds that epoch's later batches until the chain judges it;
+	// Diverged, that its case was voted down: it applies nothing more
+	// until it is resynced (punish.go).
+	Holding  bool
+	Diverged bool
 	// Ready says the channel has a genesis, knows its Raft leader and has
 	// applied what it knows is committed, but for at most a few log entries.
 	Ready bool
@@ -675,6 +681,7 @@ func (c *Channel) Status() Status {
 	if st.CommitIndex > st.AppliedIndex {
 		st.Lag = st.CommitIndex - st.AppliedIndex
 	}
+	st.Holding, st.Diverged = c.punish.state()
 	if sum := c.fsm.summary.Load(); sum != nil {
 		st.Height, st.Digest = sum.height, sum.digest
 		st.Members, st.Evidence = sum.members, sum.evidence

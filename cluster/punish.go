@@ -192,6 +192,22 @@ func (p *punishment) held(b *protocol.Batch) *offence {
 	return nil
 }
 
+// state reports whether an offence waits for the chain's judgement
+// (holding), and whether one was judged against this member (diverged).
+func (p *punishment) state() (holding, diverged bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, o := range p.offences {
+		switch {
+		case !o.isJudged():
+			holding = true
+		case !o.guilty:
+			diverged = true
+		}
+	}
+	return holding, diverged
+}
+
 func (p *punishment) list() []*offence {
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -159,6 +159,11 @@ func testPunishLyingLeader(t *testing.T, kind string) {
 		}
 		return nil
 	})
+	for _, nd := range rest {
+		if st := tc.channel(nd).Status(); st.Holding || st.Diverged {
+			t.Errorf("node %s: holding %v, diverged %v", nd.addr, st.Holding, st.Diverged)
+		}
+	}
 	// The liar's node stopped hosting the channel.
 	testutil.WaitFor(t, 20*time.Second, func() error {
 		if reason, ok := tc.channel(liar).Retired(); !ok || reason != RetiredLeft {
