@@ -216,34 +216,54 @@ func testPunishLyingLeader(t *testing.T, kind string) {
 	}
 }
 
-// TestPunishFalseReport: a member accuses an honest leader. The others
-// re-judge by their own execution and vote against; the case fails, the
-// leader keeps leading, and the false reporter may not report again for
-// contract.ReportCooldown.
+// buggyExec is counterExec on a node whose execution is wrong: it charges
+// one more gas unit for a call whose args are "bug".
+type buggyExec struct{ counterExec }
+
+func (x buggyExec) Execute(call protocol.Call, st protocol.StateReader) protocol.CallResult {
+	r := x.counterExec.Execute(call, st)
+	if string(call.Args) == "bug" {
+		r.GasUsed++
+	}
+	return r
+}
+
+// TestPunishFalseReport: a member whose own execution is wrong accuses
+// the honest leader. The others judge by their own execution and vote
+// against; the case fails, the leader keeps leading and the others go on.
+// The false reporter pays: it may not report again for
+// contract.ReportCooldown, and it holds where it is, diverged, until it is
+// resynced.
 func TestPunishFalseReport(t *testing.T) {
-	tc := newTestClusterSpec(t, 4, 0, punishConfig, nil)
+	started := 0
+	tc := newTestClusterSpec(t, 4, 0, punishConfig, func(c *Config) {
+		if started++; started == 4 {
+			c.Executors = func(string, []byte) (fsm.Executor, error) { return buggyExec{}, nil }
+		}
+	})
+	buggy := tc.nodes[3]
 	leader := tc.waitLeader(10 * time.Second)
-	out := tc.submitAs(leader, tc.nodes, 4, "x")
-	liarNode := tc.others(leader)[0]
-	b := tc.committedBatch(leader, out.Height)
-	i := out.Height - b.FirstHeight
-	// A made-up "honest" result: more gas, no changes.
-	var cs protocol.ChangeSet
-	honest := b.Results[i]
-	honest.GasUsed += 3
-	honest.ChangeSet = cs.Hash()
-	pu := protocol.Punish{Target: leader.key.Address(), Height: out.Height, Batch: b.Bytes(), Honest: honest,
-		HonestChangeSet: cs, Reason: "made up"}
-	ctx := context.Background()
-	cl := tc.chain.client(liarNode.key)
-	pid, err := cl.CreateProposal(ctx, tc.id, protocol.ProposalPunish, protocol.Marshal(&pu))
+	if leader == buggy {
+		t.Fatal("the node with the wrong execution leads")
+	}
+	honest := tc.others(buggy)
+	tc.submitAs(leader, tc.nodes, 3, "x")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	out, err := tc.channel(leader).Submit(ctx, tc.tx(leader.key, "bug"))
+	cancel()
 	if err != nil {
 		t.Fatal(err)
 	}
+	cl := tc.chain.client(buggy.key)
+	var pid uint64
 	testutil.WaitFor(t, 30*time.Second, func() error {
-		p, err := cl.Proposal(ctx, tc.id, pid)
-		if err != nil {
-			return err
+		cases := tc.punishCases()
+		if len(cases) != 1 {
+			return fmt.Errorf("%d punish cases", len(cases))
+		}
+		p := cases[0]
+		if p.Proposer != buggy.key.Address() {
+			t.Fatalf("case filed by %s, not the member with the wrong execution", p.Proposer)
 		}
 		if p.Status != contract.ProposalFailed {
 			return fmt.Errorf("case is %s (%d for, %d against)", p.Status, p.For, p.Against)
@@ -251,22 +271,48 @@ func TestPunishFalseReport(t *testing.T) {
 		if p.Against < 2 {
 			return fmt.Errorf("%d against", p.Against)
 		}
+		pid = p.ID
 		return nil
 	})
-	// The cost: no second report for a while.
-	pu.Height--
-	if _, err := cl.CreateProposal(ctx, tc.id, protocol.ProposalPunish, protocol.Marshal(&pu)); !errors.Is(err, contract.ErrReportCooldown) {
+	testutil.WaitFor(t, 20*time.Second, func() error {
+		if st := tc.channel(buggy).Status(); !st.Diverged || st.Height != out.Height {
+			return fmt.Errorf("false reporter: diverged %v at height %d, offence at %d", st.Diverged, st.Height, out.Height)
+		}
+		return nil
+	})
+	// The cost on chain: no second report for a while.
+	p, err := cl.Proposal(context.Background(), tc.id, pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pu protocol.Punish
+	if err := protocol.Unmarshal(p.Data, &pu); err != nil {
+		t.Fatal(err)
+	}
+	pu.Height = out.Height - 1
+	if _, err := cl.CreateProposal(context.Background(), tc.id, protocol.ProposalPunish, protocol.Marshal(&pu)); !errors.Is(err, contract.ErrReportCooldown) {
 		t.Fatalf("second report: %v, want ErrReportCooldown", err)
 	}
-	info, err := cl.Channel(ctx, tc.id)
+	info, err := cl.Channel(context.Background(), tc.id)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if info.Leader != leader.key.Address() || len(info.Members) != 4 {
 		t.Fatalf("leader %s, %d members", info.Leader, len(info.Members))
 	}
-	last := tc.submitAs(leader, tc.nodes, 2, "y")
-	tc.checkConverged([]*protocol.Outcome{last}, 20*time.Second)
+	// The others go on and agree.
+	last := tc.submitAs(leader, honest, 3, "y")
+	testutil.WaitFor(t, 20*time.Second, func() error {
+		for _, nd := range honest {
+			if d, ok := tc.channel(nd).Digest(last.Height); !ok || d != last.Digest {
+				return fmt.Errorf("node %s: digest at %d %s (%v), want %s", nd.addr, last.Height, d, ok, last.Digest)
+			}
+			if st := tc.channel(nd).Status(); st.Holding || st.Diverged {
+				return fmt.Errorf("node %s: holding %v, diverged %v", nd.addr, st.Holding, st.Diverged)
+			}
+		}
+		return nil
+	})
 }
 
 // TestPunishTwoMembers: in a channel of two, the follower's case passes on
