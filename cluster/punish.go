@@ -444,7 +444,9 @@ func (c *Channel) followCase(ctx context.Context, pc *punishCase) bool {
 		return true
 	case contract.ProposalFailed:
 		c.logger.Warn("punish case failed", "proposal", pc.id, "target", pc.pu.Target, "for", p.For, "against", p.Against, "abstain", p.Abstain)
-		if mine != nil {
+		// Only the case of this very offence judges it: another case of
+		// the epoch may have failed for its own reasons.
+		if mine != nil && mine.pu.Height == pc.pu.Height {
 			if p.Against > 0 {
 				c.judgeOffence(mine, false)
 			} else if mine.pid == pc.id {

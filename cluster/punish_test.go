@@ -62,7 +62,7 @@ func (tc *testCluster) submitPast(nd *testNode, who protocol.Address, n int) {
 	}
 }
 
-// punishedCase returns the channel's punish proposals.
+// punishCases returns the channel's punish proposals.
 func (tc *testCluster) punishCases() []*settlement.ProposalInfo {
 	ctx := context.Background()
 	cl := tc.chain.client(tc.nodes[0].key)
