@@ -24,8 +24,10 @@ fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v node_modules)); \
 	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
+## vet also checks the test-only misbehaviour build (cluster/misbehave_tag.go).
 vet:
 	$(GO) vet $(PKGS)
+	$(GO) vet -tags scraft_misbehave ./cluster ./cmd/scraft
 
 ## check: test, plus go.mod tidy and generated code (protobuf, contracts) up to date
 check: test tidy-check proto-check contracts-check

@@ -55,6 +55,10 @@ type applier struct {
 	facts factSource
 	// applied is told each applied batch's outcomes, in order, under mu.
 	applied func(b *protocol.Batch, a *fsm.Applied)
+	// hold, when set, waits before a batch of an epoch with an offence
+	// against its leader until the chain judges it, and returns the
+	// batch's refusal, if any (punish.go); err is ctx's.
+	hold func(ctx context.Context, b *protocol.Batch) (refusal, err error)
 
 	// feedMu orders the feeds: one Apply (or Restore) at a time. gen and
 	// m change only with it held, so its holder reads them without mu.
@@ -226,6 +230,17 @@ func (a *applier) applyBatch(ctx context.Context, pre *decoded) *applyResult {
 	b := pre.b
 	if pre.err != nil {
 		return &applyResult{err: pre.err}
+	}
+	if a.hold != nil {
+		refusal, err := a.hold(ctx, b)
+		if err != nil {
+			a.abandoned.Store(true)
+			return &applyResult{batch: b, err: fmt.Errorf("%w: shutting down mid-apply", ErrClosed)}
+		}
+		if refusal != nil {
+			a.logger.Warn("batch refused", "first_height", b.FirstHeight, "epoch", b.Epoch, "leader", b.Leader, "error", refusal)
+			return &applyResult{batch: b, err: fmt.Errorf("%w: %v", ErrRefused, refusal)}
+		}
 	}
 	facts := &fsm.Facts{}
 	a.facts.known(b, facts)

@@ -82,6 +82,10 @@ type Channel struct {
 	recent recentOutcomes
 
 	metrics *channelMetrics
+	// punish is this member's evidence against leaders and the chain's
+	// judgement of it (punish.go).
+	punish punishment
+
 	// chainWaits counts the applies waiting for the chain to decide
 	// (awaitChain, awaitLeader); the scraft_chain_waits gauge shows it.
 	chainWaits atomic.Int32
@@ -125,6 +129,12 @@ type Status struct {
 	NonVoters int
 	// Evidence counts the leader faults this node recorded.
 	Evidence uint64
+	// Holding says this member recorded an offence against a leader and
+	// holds that epoch's later batches until the chain judges it;
+	// Diverged, that its case was voted down: it applies nothing more
+	// until it is resynced (punish.go).
+	Holding  bool
+	Diverged bool
 	// Ready says the channel has a genesis, knows its Raft leader and has
 	// applied what it knows is committed, but for at most a few log entries.
 	Ready bool
@@ -166,6 +176,9 @@ func openChannel(n *Node, id protocol.ChannelID) (_ *Channel, err error) {
 	if err := os.MkdirAll(c.dir, 0o700); err != nil {
 		return nil, fmt.Errorf("open channel %s: %w", id, err)
 	}
+	if err := c.punish.init(c.dir); err != nil {
+		return nil, fmt.Errorf("open channel %s: %w", id, err)
+	}
 	store, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(c.dir, "raft.db")})
 	if err != nil {
 		return nil, fmt.Errorf("open channel %s: raft.db: %w", id, err)
@@ -202,6 +215,7 @@ func openChannel(n *Node, id protocol.ChannelID) (_ *Channel, err error) {
 	c.fsm.onEvidence = c.onEvidence
 	c.fsm.facts = chainFacts{c: c}
 	c.fsm.applied = c.onApplied
+	c.fsm.hold = c.hold
 
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(cfg.Key.Address().String())
@@ -233,11 +247,13 @@ func (c *Channel) ID() protocol.ChannelID { return c.id }
 
 // start runs the channel's loops, in the order Close stops them in
 // reverse: the chain view first (the others wait on it), then leadership
-// (whose exit stops any leader work), settlement, membership, keep-alive.
+// (whose exit stops any leader work), settlement, punishment, membership,
+// keep-alive.
 func (c *Channel) start() {
 	c.loops.start(c.ctx, c.runChainView)
 	c.loops.start(c.ctx, c.runLeadership)
 	c.loops.start(c.ctx, c.runSettlement)
+	c.loops.start(c.ctx, c.runPunishment)
 	c.loops.start(c.ctx, c.runMembership)
 	c.loops.start(c.ctx, c.runKeepAlive)
 }
@@ -573,6 +589,17 @@ func retryChain[T any](ctx context.Context, fn func(context.Context) (T, error))
 func (c *Channel) onEvidence(ev *fsm.Evidence) {
 	c.metrics.evidence.Inc()
 	c.logger.Error("leader fault recorded", "evidence", ev.String())
+	if !fileable(ev, c.me()) {
+		return
+	}
+	added, err := c.punish.offend(ev)
+	if added {
+		c.logger.Warn("offence recorded: holding the epoch's later batches until the chain judges it",
+			"leader", ev.Leader, "epoch", ev.Epoch, "height", ev.Height)
+	}
+	if err != nil {
+		c.logger.Error("cannot keep the offence on disk", "error", err)
+	}
 }
 
 // onApplied runs for every applied batch, on the applier's goroutine under
@@ -654,6 +681,7 @@ func (c *Channel) Status() Status {
 	if st.CommitIndex > st.AppliedIndex {
 		st.Lag = st.CommitIndex - st.AppliedIndex
 	}
+	st.Holding, st.Diverged = c.punish.state()
 	if sum := c.fsm.summary.Load(); sum != nil {
 		st.Height, st.Digest = sum.height, sum.digest
 		st.Members, st.Evidence = sum.members, sum.evidence

@@ -121,6 +121,11 @@ func newTestClusterSpec(t testing.TB, n, users int, chcfg contract.ChannelConfig
 	tc.id = id
 	for i := 0; i < n; i++ {
 		k, _ := protocol.GenerateKey(nil)
+		if chcfg.MinStake > 0 {
+			if err := tc.chain.client(k).Stake(ctx, tc.id, chcfg.MinStake); err != nil {
+				t.Fatal(err)
+			}
+		}
 		if _, err := tc.chain.client(k).Join(ctx, tc.id, false); err != nil {
 			t.Fatal(err)
 		}

@@ -278,7 +278,7 @@ func (run *leaderRun) answerAll(subs []*submission, err error) {
 // again with the verdicts as data.
 func (run *leaderRun) propose(subs []*submission) bool {
 	c := run.c
-	subs = append([]*submission(nil), subs...)
+	subs = run.censored(append([]*submission(nil), subs...))
 	facts := &fsm.Facts{}
 	// Each round of facts adds one at least, and an entry needs one at most.
 	rounds := len(subs)
@@ -337,6 +337,7 @@ func (run *leaderRun) propose(subs []*submission) bool {
 			return false
 		}
 		c.metrics.batchSize.Observe(float64(len(subs)))
+		c.tamper(b)
 		fut := c.raft.Apply(encodeLog(logBatch, b.Bytes()), c.cfg.ApplyTimeout)
 		run.inRaft <- &inRaft{fut: fut, subs: subs, start: time.Now()}
 		return true

@@ -27,6 +27,7 @@ type metrics struct {
 	feedResumes   prometheus.Counter
 	settlements   *prometheus.CounterVec
 	votes         *prometheus.CounterVec
+	punishments   *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -78,7 +79,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.votes = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "scraft", Name: "settlement_votes_total",
 		Help: "This member's votes on settlement proposals, by option (for, against, abstain)."}, []string{"channel", "vote"})
+	m.punishments = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "scraft", Name: "punishments_total",
+		Help: "Punish cases as this member saw them: filed, executed, its votes (vote_for, vote_against, vote_abstain), diverged (its own case voted down)."}, []string{"channel", "what"})
 	if reg != nil {
+		reg.MustRegister(m.punishments)
 		reg.MustRegister(m.committed, m.commitLatency, m.commitBatch, m.batchSize, m.applyLag, m.height,
 			m.epoch, m.leaderStarts, m.settled, m.gas, m.evidence, m.busy, m.forwardSize, m.chainWaits,
 			m.chainReads, m.feedResumes, m.settlements, m.votes)
@@ -107,6 +112,8 @@ type channelMetrics struct {
 	// by option.
 	settlements *prometheus.CounterVec
 	votes       *prometheus.CounterVec
+	// punishments counts punish cases by what (punish.go).
+	punishments *prometheus.CounterVec
 }
 
 func (m *metrics) forChannel(id protocol.ChannelID) *channelMetrics {
@@ -129,6 +136,7 @@ func (m *metrics) forChannel(id protocol.ChannelID) *channelMetrics {
 		chainReads:    m.chainReads.WithLabelValues(l),
 		settlements:   m.settlements.MustCurryWith(prometheus.Labels{"channel": l}),
 		votes:         m.votes.MustCurryWith(prometheus.Labels{"channel": l}),
+		punishments:   m.punishments.MustCurryWith(prometheus.Labels{"channel": l}),
 	}
 }
 

@@ -589,6 +589,17 @@ var Scenarios = []Scenario{
 		s.want(err, contract.ErrDuplicateCase)
 		s.untouched(id, seven...)
 	}},
+	{"punishment: a reporter whose case is voted down may not report again for a while", func(t *testing.T, s *Suite) {
+		id := s.channel(seven...)
+		pid, err := s.As("bob").CreateProposal(s.ctx, id, protocol.ProposalPunish, s.punishment(id, "alice", 3))
+		s.must(err)
+		s.votes(id, pid, "-carol", "-dave", "-eve")
+		_, err = s.As("bob").CreateProposal(s.ctx, id, protocol.ProposalPunish, s.punishment(id, "alice", 4))
+		s.want(err, contract.ErrReportCooldown)
+		s.env.Advance(contract.ReportCooldown + time.Second)
+		_, err = s.As("bob").CreateProposal(s.ctx, id, protocol.ProposalPunish, s.punishment(id, "alice", 4))
+		s.must(err)
+	}},
 	{"punishment: the electorate is fixed at filing, offline members count, voting closes", func(t *testing.T, s *Suite) {
 		id := s.channel(seven...)
 		pid, err := s.As("bob").CreateProposal(s.ctx, id, protocol.ProposalPunish, s.punishment(id, "alice", 3))

@@ -93,6 +93,10 @@ var (
 	// epoch, height) that already has its case; the message names the
 	// case's proposal, on which the members vote instead.
 	ErrDuplicateCase = errors.New("contract: this offence already has a punish case")
+	// ErrReportCooldown means the sender filed a punish case that the
+	// members voted down, and may not file another in the channel until
+	// its ReportCooldown has passed.
+	ErrReportCooldown = errors.New("contract: a false reporter may not report again yet")
 )
 
 // codes lists every sentinel with its stable code. Codes never change
@@ -109,7 +113,7 @@ var codes = []struct {
 	{21, ErrNotPassed}, {22, ErrBadRange}, {23, ErrStateMismatch}, {24, ErrBadEvidence},
 	{25, ErrBadComplaint}, {26, ErrBadProof}, {27, ErrDeadlinePassed}, {28, ErrNoCapacity},
 	{29, ErrLeaving}, {30, ErrTooLarge}, {31, ErrNoDeparture}, {32, ErrNoEpochLeader},
-	{33, ErrDuplicateCase},
+	{33, ErrDuplicateCase}, {34, ErrReportCooldown},
 }
 
 // Code returns the stable code of err's sentinel, or 0 when err is nil or

@@ -264,6 +264,7 @@ func (x *exec) failIfHopeless(ch *Channel, p *Proposal) {
 	if p.Status == ProposalOpen && p.hasVotingDeadline() && !p.canPass() {
 		p.Status = ProposalFailed
 		x.emit(Event{Kind: EventProposalFailed, Channel: ch.ID, Proposal: p.ID, ProposalKind: p.Kind, Member: x.env.Sender})
+		x.coolDownReporter(ch, p)
 	}
 }
 

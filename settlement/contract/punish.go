@@ -25,6 +25,10 @@ func (x *exec) checkPunish(ch *Channel, pu *protocol.Punish) ([]byte, error) {
 	if _, err := x.member(ch.ID, pu.Target); err != nil {
 		return nil, err
 	}
+	if until := int64(getU64(x.st, cooldownKey(ch.ID, x.env.Sender))); x.env.TimeMs < until {
+		return nil, fmt.Errorf("%w: a case %s filed was voted down; it may report again at chain time %d ms",
+			ErrReportCooldown, x.env.Sender, until)
+	}
 	b, err := protocol.DecodeBatch(pu.Batch)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadEvidence, err)
@@ -72,6 +76,17 @@ func checkBatchEvidence(ch *Channel, pu *protocol.Punish, b *protocol.Batch) err
 		return fmt.Errorf("%w: the target's result at height %d equals the honest one", ErrBadEvidence, pu.Height)
 	}
 	return nil
+}
+
+// coolDownReporter starts the cooldown of the reporter of p, a punish case
+// that the members voted down: at least one of them re-executed the batch
+// and found the target's result right. A case that failed only for want of
+// votes (abstentions, nobody voting) costs its reporter nothing.
+func (x *exec) coolDownReporter(ch *Channel, p *Proposal) {
+	if p.Kind != protocol.ProposalPunish || p.Against == 0 {
+		return
+	}
+	putU64(x.st, cooldownKey(ch.ID, p.Proposer), uint64(x.env.TimeMs+ms(ReportCooldown)))
 }
 
 // executePunish forces the target out and bans it for BanDuration. In a

@@ -492,3 +492,63 @@ func TestCensorshipComplaint(t *testing.T) {
 		})
 	}
 }
+
+// TestFalseReportCooldown: a reporter whose case the members vote down may
+// not report again in that channel for ReportCooldown; a case that fails
+// only for want of votes costs nothing, and other reporters are not held.
+func TestFalseReportCooldown(t *testing.T) {
+	second := func(h *harness) *protocol.Punish {
+		p := h.punishment("alice")
+		b, _ := protocol.DecodeBatch(p.Batch)
+		b.FirstHeight, p.Height = 8, 8
+		b.Sign(h.key("alice"))
+		p.Batch = b.Bytes()
+		return p
+	}
+	t.Run("voted down", func(t *testing.T) {
+		h := newHarness(t)
+		h.channel("alice", "bob", "carol", "dave")
+		pid, err := h.propose("bob", protocol.ProposalPunish, h.punishment("alice"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := h.vote(pid, "-carol"); err != nil {
+			t.Fatal(err)
+		}
+		if err := h.vote(pid, "-dave"); err != nil {
+			t.Fatal(err)
+		}
+		if p, _ := GetProposal(h.st, h.ch, pid); p.Status != ProposalFailed {
+			t.Fatalf("case is %s", p.Status)
+		}
+		_, err = h.propose("bob", protocol.ProposalPunish, second(h))
+		wantErr(t, err, ErrReportCooldown)
+		if _, err := h.propose("carol", protocol.ProposalPunish, second(h)); err != nil {
+			t.Fatalf("another member's report: %v", err)
+		}
+		h.advance(ReportCooldown)
+		// Carol's case expired undecided meanwhile: bob may file anew.
+		if _, err := h.propose("bob", protocol.ProposalPunish, second(h)); err != nil {
+			t.Fatalf("report after the cooldown: %v", err)
+		}
+	})
+	t.Run("failed for want of votes", func(t *testing.T) {
+		h := newHarness(t)
+		h.channel("alice", "bob", "carol", "dave")
+		pid, err := h.propose("bob", protocol.ProposalPunish, h.punishment("alice"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range []string{"~carol", "~dave"} {
+			if err := h.vote(pid, v); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if p, _ := GetProposal(h.st, h.ch, pid); p.Status != ProposalFailed {
+			t.Fatalf("case is %s", p.Status)
+		}
+		if _, err := h.propose("bob", protocol.ProposalPunish, second(h)); err != nil {
+			t.Fatalf("report after an undecided case: %v", err)
+		}
+	})
+}

@@ -19,6 +19,10 @@ const (
 	// it needs by then has failed: a case nobody can settle does not hang
 	// over the target for good.
 	VoteWindow = 10 * time.Minute
+	// ReportCooldown is how long, in chain time from the vote that failed
+	// it, a member whose punish case was voted down may not file another
+	// in that channel (DESIGN §7: what a false report costs).
+	ReportCooldown = time.Hour
 	// Candidates is the number of candidates of a channel with delegates.
 	Candidates = 5
 )

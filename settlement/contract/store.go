@@ -109,6 +109,7 @@ const (
 	prefixDeparted = 'd' // d ‖ channel ‖ u64 join seq → Departure
 	prefixEpoch    = 'e' // e ‖ channel ‖ u64 epoch → EpochLeader
 	prefixCase     = 'k' // k ‖ channel ‖ target ‖ u64 epoch ‖ u64 height → u64 punish proposal id
+	prefixCooldown = 'r' // r ‖ channel ‖ address → u64 end (ms) of a false reporter's cooldown
 )
 
 func key1(p byte, a []byte) []byte {
@@ -147,6 +148,9 @@ func departedKey(c protocol.ChannelID, joinSeq uint64) []byte {
 }
 func epochKey(c protocol.ChannelID, epoch uint64) []byte {
 	return key2(prefixEpoch, c[:], u64be(epoch))
+}
+func cooldownKey(c protocol.ChannelID, a protocol.Address) []byte {
+	return key2(prefixCooldown, c[:], a[:])
 }
 func caseKey(c protocol.ChannelID, target protocol.Address, epoch, height uint64) []byte {
 	return append(append(key2(prefixCase, c[:], target[:]), u64be(epoch)...), u64be(height)...)

@@ -1,0 +1,127 @@
+package cluster
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/scraft/scraft/protocol"
+)
+
+// misbehaviour is how a leader lies, to test the followers' side of
+// accountability: only tests and binaries built with the scraft_misbehave
+// tag (misbehave_tag.go) ever set one. Each hook gets the address of the
+// node that leads, so that in-process tests can make one node of several
+// lie.
+type misbehaviour struct {
+	// tamper changes a batch this leader signed before it reaches Raft
+	// and reports whether it did (the batch is then signed again).
+	tamper func(self protocol.Address, b *protocol.Batch) bool
+	// censor reports whether the leader leaves an entry out of its
+	// batches (answering its submitter as if leadership were lost).
+	censor func(self protocol.Address, en *protocol.Entry) bool
+}
+
+// misbehaving is nil in every ordinary build: the leader signs what it
+// executed, and orders what it is given.
+var misbehaving atomic.Pointer[misbehaviour]
+
+// tamper applies the misbehaviour, if any, to a batch this node signed.
+func (c *Channel) tamper(b *protocol.Batch) {
+	if mb := misbehaving.Load(); mb != nil && mb.tamper != nil && mb.tamper(c.me(), b) {
+		c.logger.Warn("misbehaving: signing a tampered batch", "first_height", b.FirstHeight)
+		b.Sign(c.cfg.Key)
+	}
+}
+
+// censored drops, from what the leader is about to order, the entries the
+// misbehaviour censors, and answers their submitters.
+func (run *leaderRun) censored(subs []*submission) []*submission {
+	mb := misbehaving.Load()
+	if mb == nil || mb.censor == nil {
+		return subs
+	}
+	c := run.c
+	kept := subs[:0]
+	for _, s := range subs {
+		if mb.censor(c.me(), &s.entry) {
+			c.logger.Warn("misbehaving: leaving an entry out", "kind", s.entry.Kind)
+			c.answer(s, nil, ErrLeadershipLost)
+			continue
+		}
+		kept = append(kept, s)
+	}
+	return kept
+}
+
+// parseMisbehaviour returns the misbehaviour a spec names:
+//
+//	tamper:HEIGHT     claim one more gas unit than the entry at HEIGHT used
+//	forgejoin:HEIGHT  put in place of the entry at HEIGHT the join of a
+//	                  made-up member under join seq 1, claimed to succeed
+//	censor:ADDRESS    never order a call sent by ADDRESS
+//
+// The first two act once per channel, on the batch that holds HEIGHT, and
+// give a result a follower computes otherwise: evidence the chain can
+// judge. The third is for censorship complaints.
+func parseMisbehaviour(spec string) (*misbehaviour, error) {
+	kind, arg, _ := strings.Cut(spec, ":")
+	if kind == "censor" {
+		a, err := protocol.ParseAddress(arg)
+		if err != nil {
+			return nil, fmt.Errorf("misbehaviour %q: %v", spec, err)
+		}
+		return &misbehaviour{censor: func(_ protocol.Address, en *protocol.Entry) bool {
+			return en.Kind == protocol.EntryCall && en.Call != nil && en.Call.Tx.Sender == a
+		}}, nil
+	}
+	h, err := strconv.ParseUint(arg, 10, 64)
+	if err != nil || h == 0 {
+		return nil, fmt.Errorf("misbehaviour %q: want KIND:HEIGHT or censor:ADDRESS", spec)
+	}
+	var change func(b *protocol.Batch, i uint64)
+	switch kind {
+	case "tamper":
+		change = func(b *protocol.Batch, i uint64) { b.Results[i].GasUsed++ }
+	case "forgejoin":
+		change = func(b *protocol.Batch, i uint64) {
+			k, _ := protocol.GenerateKey(nil)
+			b.Entries[i] = protocol.Entry{Kind: protocol.EntryJoin,
+				Join: &protocol.MemberJoin{Member: k.Address(), PublicKey: k.Public(), JoinSeq: 1}}
+			b.Results[i] = protocol.Result{Status: protocol.StatusOK, ChangeSet: protocol.ChangeSet{}.Hash()}
+		}
+	default:
+		return nil, fmt.Errorf("misbehaviour %q: unknown kind %q (tamper, forgejoin, censor)", spec, kind)
+	}
+	var mu sync.Mutex
+	done := map[protocol.ChannelID]bool{}
+	return &misbehaviour{tamper: func(_ protocol.Address, b *protocol.Batch) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		if h < b.FirstHeight || h > b.LastHeight() || done[b.Channel] {
+			return false
+		}
+		done[b.Channel] = true
+		change(b, h-b.FirstHeight)
+		return true
+	}}, nil
+}
+
+// onlyLeader restricts mb to the node of leader self: in-process tests
+// run every node with the one misbehaviour.
+func onlyLeader(self protocol.Address, mb *misbehaviour) *misbehaviour {
+	out := &misbehaviour{}
+	if mb.tamper != nil {
+		out.tamper = func(leader protocol.Address, b *protocol.Batch) bool {
+			return leader == self && mb.tamper(leader, b)
+		}
+	}
+	if mb.censor != nil {
+		out.censor = func(leader protocol.Address, en *protocol.Entry) bool {
+			return leader == self && mb.censor(leader, en)
+		}
+	}
+	return out
+}
