@@ -40,26 +40,81 @@ func (x *exec) answersComplaint(ch *Channel, cs *protocol.Censorship, b *protoco
 	if err := b.VerifySignature(); err != nil {
 		return fmt.Errorf("%w: batch signature: %v", ErrBadProof, err)
 	}
-	want := cs.Tx.Hash()
+	switch a := AnswerIn(b, &cs.Tx); {
+	case a == AnswerIncluded || a == AnswerNonceUsed:
+		return nil
+	case a == AnswerLeft && x.leaving(ch, cs.Tx.Tx.Sender):
+		return nil
+	}
 	t := &cs.Tx.Tx
+	return fmt.Errorf("%w: batch %d..%d neither holds tx %s, nor another tx of %s with nonce %d, nor the leave of %s, who is leaving",
+		ErrBadProof, b.FirstHeight, b.LastHeight(), cs.Tx.Hash(), t.Sender, t.Nonce, t.Sender)
+}
+
+// Answer is what a batch shows about a complained-about tx.
+type Answer uint8
+
+// The answers a batch can give, strongest first.
+const (
+	// AnswerNone: the batch says nothing about the tx.
+	AnswerNone Answer = iota
+	// AnswerIncluded: the batch holds the tx.
+	AnswerIncluded
+	// AnswerNonceUsed: the batch holds another tx of the sender, signed by
+	// it, that consumed the tx's nonce.
+	AnswerNonceUsed
+	// AnswerLeft: the batch orders the sender's leave (the chain also
+	// requires the sender to be leaving).
+	AnswerLeft
+)
+
+func (a Answer) String() string {
+	switch a {
+	case AnswerNone:
+		return "none"
+	case AnswerIncluded:
+		return "included"
+	case AnswerNonceUsed:
+		return "nonce_used"
+	case AnswerLeft:
+		return "left"
+	}
+	return fmt.Sprintf("answer(%d)", uint8(a))
+}
+
+// AnswerIn returns the strongest answer b's entries give to a complaint
+// about tx. It looks at the entries only: who signed b, whether the
+// signature holds and whether the sender is leaving are the chain's
+// checks (ProveInclusion). A node uses it to pick the batch to prove with.
+func AnswerIn(b *protocol.Batch, tx *protocol.SignedTx) Answer {
+	want := tx.Hash()
+	t := &tx.Tx
+	best := AnswerNone
+	better := func(a Answer) {
+		if best == AnswerNone || a < best {
+			best = a
+		}
+	}
 	for i := range b.Entries {
+		if i >= len(b.Results) {
+			break
+		}
 		en := &b.Entries[i]
 		switch {
 		case en.Kind == protocol.EntryCall && en.Call != nil:
 			if en.Call.Hash() == want {
-				return nil
+				return AnswerIncluded
 			}
 			if nonceUsedBy(en.Call, b.Results[i], t) {
-				return nil
+				better(AnswerNonceUsed)
 			}
 		case en.Kind == protocol.EntryLeave && en.Leave != nil:
-			if en.Leave.Member == t.Sender && b.Results[i].Status == protocol.StatusOK && x.leaving(ch, t.Sender) {
-				return nil
+			if en.Leave.Member == t.Sender && b.Results[i].Status == protocol.StatusOK {
+				better(AnswerLeft)
 			}
 		}
 	}
-	return fmt.Errorf("%w: batch %d..%d neither holds tx %s, nor another tx of %s with nonce %d, nor %s's leave",
-		ErrBadProof, b.FirstHeight, b.LastHeight(), want, t.Sender, t.Nonce, t.Sender)
+	return best
 }
 
 // nonceUsedBy reports whether other, ordered with result r, is a tx of
