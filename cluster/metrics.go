@@ -27,6 +27,8 @@ type metrics struct {
 	feedResumes   prometheus.Counter
 	settlements   *prometheus.CounterVec
 	votes         *prometheus.CounterVec
+	complaints    *prometheus.CounterVec
+	elections     *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -78,10 +80,16 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.votes = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "scraft", Name: "settlement_votes_total",
 		Help: "This member's votes on settlement proposals, by option (for, against, abstain)."}, []string{"channel", "vote"})
+	m.complaints = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "scraft", Name: "complaints_answered_total",
+		Help: "Censorship complaints against this member that it answered, by answer (included, nonce_used, left)."}, []string{"channel", "answer"})
+	m.elections = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "scraft", Name: "elections_total",
+		Help: "Leader-election proposals this member filed, voted on or executed, by what (filed, for, against, executed)."}, []string{"channel", "what"})
 	if reg != nil {
 		reg.MustRegister(m.committed, m.commitLatency, m.commitBatch, m.batchSize, m.applyLag, m.height,
 			m.epoch, m.leaderStarts, m.settled, m.gas, m.evidence, m.busy, m.forwardSize, m.chainWaits,
-			m.chainReads, m.feedResumes, m.settlements, m.votes)
+			m.chainReads, m.feedResumes, m.settlements, m.votes, m.complaints, m.elections)
 	}
 	return m
 }
@@ -107,6 +115,10 @@ type channelMetrics struct {
 	// by option.
 	settlements *prometheus.CounterVec
 	votes       *prometheus.CounterVec
+	// complaints counts answered complaints by answer; elections the
+	// election work by what.
+	complaints *prometheus.CounterVec
+	elections  *prometheus.CounterVec
 }
 
 func (m *metrics) forChannel(id protocol.ChannelID) *channelMetrics {
@@ -129,6 +141,8 @@ func (m *metrics) forChannel(id protocol.ChannelID) *channelMetrics {
 		chainReads:    m.chainReads.WithLabelValues(l),
 		settlements:   m.settlements.MustCurryWith(prometheus.Labels{"channel": l}),
 		votes:         m.votes.MustCurryWith(prometheus.Labels{"channel": l}),
+		complaints:    m.complaints.MustCurryWith(prometheus.Labels{"channel": l}),
+		elections:     m.elections.MustCurryWith(prometheus.Labels{"channel": l}),
 	}
 }
 
