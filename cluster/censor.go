@@ -258,29 +258,30 @@ func (c *Channel) complaintAnswer(tx *protocol.SignedTx) ([]byte, contract.Answe
 }
 
 // proposalScan hands out the channel's proposal ids as the chain view
-// learns of them: once the node's feed watches, the latest
-// recentProposals, then every later one, none skipped.
+// learns of them: once the node's feed watches and the view has a record,
+// the latest recentProposals, then every later one, none skipped. It
+// reads nothing itself: a proposal filed after the view's read shows in
+// the read the feed's news of it brings.
 type proposalScan struct {
 	scanned bool
 	seen    uint64 // the highest id handed out
 }
 
 func (s *proposalScan) next(c *Channel) []uint64 {
+	rec := c.view.channel()
+	if rec == nil {
+		return nil
+	}
 	if !s.scanned {
 		select {
 		case <-c.node.feed.watching:
 		default:
 			return nil
 		}
-		if c.refreshChain() != nil {
-			return nil
-		}
-		rec := c.view.channel()
 		s.seen = rec.LastProposal - min(rec.LastProposal, recentProposals)
 		s.scanned = true
 	}
-	rec := c.view.channel()
-	if rec == nil || rec.LastProposal <= s.seen {
+	if rec.LastProposal <= s.seen {
 		return nil
 	}
 	ids := make([]uint64, 0, rec.LastProposal-s.seen)
