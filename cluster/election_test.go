@@ -8,6 +8,7 @@ import (
 
 	"github.com/scraft/scraft/internal/testutil"
 	"github.com/scraft/scraft/protocol"
+	"github.com/scraft/scraft/settlement/contract"
 )
 
 // TestElectionReplacesUnreachableLeader cuts the leader off from the other
@@ -69,4 +70,29 @@ func TestElectionReplacesUnreachableLeader(t *testing.T) {
 	}
 	tc.faults.Heal()
 	tc.checkConverged(tc.acked, 20*time.Second)
+}
+
+// TestElectionRefusedWhileLeaderReachable: an election filed while every
+// member still hears from the leader is voted down by their nodes.
+func TestElectionRefusedWhileLeaderReachable(t *testing.T) {
+	tc := newTestClusterUsers(t, 3, 1, nil)
+	l := tc.waitLeader(10 * time.Second)
+	_, epoch, _ := tc.channel(l).view.current()
+	u := tc.users[3]
+	el := protocol.Election{Epoch: epoch, Candidate: tc.others(l)[0].key.Address()}
+	pid, err := tc.chain.client(u).CreateProposal(context.Background(), tc.id, protocol.ProposalElection, protocol.Marshal(&el))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc.waitProposal(pid, contract.ProposalFailed, 20*time.Second)
+	p, err := tc.chain.client(u).Proposal(context.Background(), tc.id, pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Against == 0 || p.For != 0 {
+		t.Fatalf("election votes: %d for, %d against", p.For, p.Against)
+	}
+	if leader, e, _ := tc.channel(l).view.current(); leader != l.key.Address() || e != epoch {
+		t.Fatalf("leader %s epoch %d after a refused election", leader, e)
+	}
 }
