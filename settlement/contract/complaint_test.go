@@ -1,6 +1,7 @@
 package contract
 
 import (
+	"bytes"
 	"testing"
 	"time"
 
@@ -216,5 +217,50 @@ func TestComplaintLapses(t *testing.T) {
 	}
 	if p, _ := GetProposal(h.st, h.ch, cid); p.Status != ProposalFailed {
 		t.Fatalf("complaint %s, want failed", p.Status)
+	}
+}
+
+// TestUnansweredComplaintFinalState: the channel a complaint closes keeps
+// its last settled state as the final one, and nobody is fined.
+func TestUnansweredComplaintFinalState(t *testing.T) {
+	h := newHarness(t)
+	h.channel("alice", "bob", "carol")
+	cs := mustCS(t, protocol.Change{Key: keyG, Kind: protocol.OpNew, New: []byte("settled")})
+	sid, err := h.propose("alice", protocol.ProposalSettlement, &protocol.Settlement{From: 1, To: 5, ChangeSet: cs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"bob", "carol"} {
+		h.must(n, &Vote{Channel: h.ch, Proposal: sid, Option: protocol.VoteFor})
+	}
+	h.must("alice", &ExecuteProposal{Channel: h.ch, Proposal: sid})
+	before, _ := GetSettledState(h.st, h.ch)
+	balances := map[string]uint64{}
+	for _, n := range []string{"alice", "bob", "carol"} {
+		balances[n] = GetAccount(h.st, h.m.Params(), h.addr(n)).Balance
+	}
+
+	tx := protocol.SignTx(h.key("bob"), protocol.Tx{Channel: h.ch, Nonce: 1, Function: "chat::send"})
+	pid, err := h.propose("bob", protocol.ProposalCensorship, &protocol.Censorship{Accused: h.addr("alice"), Tx: *tx})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.advance(DefaultCensorshipWindow + time.Millisecond)
+	h.must("carol", &ExecuteProposal{Channel: h.ch, Proposal: pid})
+	ch := h.chanRec()
+	if !ch.Closed || ch.SettledHeight != 5 {
+		t.Fatalf("closed %v at settled height %d, want closed at 5", ch.Closed, ch.SettledHeight)
+	}
+	after, _ := GetSettledState(h.st, h.ch)
+	if !bytes.Equal(protocol.Marshal(after), protocol.Marshal(before)) {
+		t.Fatal("the settled state changed when the complaint closed the channel")
+	}
+	for _, n := range []string{"alice", "bob", "carol"} {
+		if b := GetAccount(h.st, h.m.Params(), h.addr(n)).Balance; b != balances[n] {
+			t.Fatalf("%s's balance went from %d to %d", n, balances[n], b)
+		}
+		if _, err := GetMember(h.st, h.ch, h.addr(n)); err != nil {
+			t.Fatalf("%s removed: %v", n, err)
+		}
 	}
 }
