@@ -42,6 +42,11 @@ func (c *Channel) censored(tx *protocol.SignedTx) bool {
 	return f != nil && (*f)(c.me(), tx)
 }
 
+// complaintRetry, in ChainPollIntervals (1s by default), is how often the
+// complaints loop tries again to answer a complaint, or reads the chain's
+// time for the deadlines of others', without news of the channel.
+const complaintRetry = 10
+
 // complaint is an open censorship complaint.
 type complaint struct {
 	id         uint64
@@ -57,11 +62,14 @@ func (c *Channel) runComplaints(ctx context.Context) {
 	defer t.Stop()
 	var scan proposalScan
 	var open, others []*complaint // against this member, against others
+	var last time.Time            // the last round of answers and deadlines
 	for {
+		news := false
 		select {
 		case <-ctx.Done():
 			return
 		case <-c.view.refreshed():
+			news = true
 		case <-t.C:
 		}
 		for _, pid := range scan.next(c) {
@@ -80,6 +88,10 @@ func (c *Channel) runComplaints(ctx context.Context) {
 		if rec := c.view.channel(); rec != nil && rec.Closed {
 			open, others = nil, nil
 		}
+		if len(open)+len(others) == 0 || (!news && time.Since(last) < complaintRetry*c.cfg.ChainPollInterval) {
+			continue
+		}
+		last = time.Now()
 		open = keepComplaints(open, func(cp *complaint) bool { return !c.answerComplaint(ctx, cp) })
 		if len(others) > 0 {
 			others = c.executeLapsed(ctx, others)

@@ -49,10 +49,12 @@ func (c *Channel) runElection(ctx context.Context) {
 	var open []*election
 	var filedEpoch uint64 // the epoch of this node's last filing
 	for {
+		news := false
 		select {
 		case <-ctx.Done():
 			return
 		case <-c.view.refreshed():
+			news = true
 		case <-t.C:
 		}
 		for _, pid := range scan.next(c) {
@@ -63,7 +65,7 @@ func (c *Channel) runElection(ctx context.Context) {
 		leader, epoch, _ := c.view.current()
 		kept := open[:0]
 		for _, e := range open {
-			if e.el.Epoch == epoch && !c.followElection(ctx, e, leader) {
+			if e.el.Epoch == epoch && !c.followElection(ctx, e, leader, news) {
 				kept = append(kept, e)
 			}
 		}
@@ -147,8 +149,9 @@ func (c *Channel) readElection(ctx context.Context, pid uint64) (*election, bool
 }
 
 // followElection votes on e once and executes it once passed; it reports
-// whether e needs no more following.
-func (c *Channel) followElection(ctx context.Context, e *election, leader protocol.Address) bool {
+// whether e needs no more following. It reads e on news of the channel
+// (a vote is one) or every chainResync.
+func (c *Channel) followElection(ctx context.Context, e *election, leader protocol.Address, news bool) bool {
 	if !e.voted && leader != c.me() {
 		opt := protocol.VoteAgainst
 		if c.leaderLostFor(leader, time.Time{}) {
@@ -174,7 +177,7 @@ func (c *Channel) followElection(ctx context.Context, e *election, leader protoc
 			}
 		}
 	}
-	if time.Since(e.lastCheck) < c.cfg.ReconcileInterval {
+	if !news && time.Since(e.lastCheck) < c.chainResync() {
 		return false
 	}
 	e.lastCheck = time.Now()
