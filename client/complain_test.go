@@ -2,6 +2,7 @@ package client_test
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -121,4 +122,40 @@ func TestComplainAfterNotNeeded(t *testing.T) {
 	if res.Complaint != 0 || len(chain.filed) != 0 {
 		t.Fatalf("complaint %d filed for a call committed in time", res.Complaint)
 	}
+}
+
+// With ComplainAfter, a call the leader does not order in time becomes a
+// censorship complaint on the settlement chain (here a stand-in that
+// makes the leader give in); the call goes on waiting for its outcome.
+// An application passes its settlement.Chain client (the devchain's, say)
+// as Chain, signing with the client's key.
+func ExampleConfig_complainAfter() {
+	t := &exampleTB{}
+	defer t.done()
+	alice, leader := testKey(t, 1), testKey(t, 2)
+	ch := testChannel(1)
+	mn := newMemNode()
+	mn.addChannel(t, ch, leader, alice)
+	node := &heldNode{memNode: mn, release: make(chan struct{})}
+	var once sync.Once
+	chain := &complaintChain{release: func() { once.Do(func() { close(node.release) }) }}
+	addr := startNode(t, node, nil).addr
+
+	cfg := client.DefaultConfig()
+	cfg.NodeKeys = []protocol.Address{nodeAddr}
+	cfg.ComplainAfter = 100 * time.Millisecond
+	cfg.Chain = chain
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := cfg.Dial(ctx, alice, addr)
+	if err != nil {
+		panic(err)
+	}
+	defer c.Close()
+	res, err := c.Call(ctx, ch, "chat::join", chatArgs(t, "join", `{"nick":"alice"}`))
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println("height:", res.Height, "complaint:", res.Complaint, "against the leader:", chain.filed[0].Accused == leader.Address())
+	// Output: height: 1 complaint: 1 against the leader: true
 }
