@@ -25,11 +25,13 @@ import (
 // Every node answers the complaints against its own member, for the
 // channel's lifetime (it may have lost the lead since): it looks for the
 // batch in its Raft log, applied entries only, newest first; when none is
-// there and it leads, it orders the tx (Submit) and looks again. A batch
-// the log no longer holds (compacted into a snapshot) cannot be shown.
-// The other nodes watch the complaints against other members and execute
-// one still open once the chain's time is past its deadline: the channel
-// closes without waiting for the complainer to do it.
+// there, it orders the tx (Submit: as the leader, or through it) and looks
+// again. A batch the log no longer holds (compacted into a snapshot)
+// cannot be shown. The other nodes watch the complaints against other
+// members: they answer one their own log answers (a false complaint would
+// close the channel on every member), and execute one still open once the
+// chain's time is past its deadline: the channel closes without waiting
+// for the complainer to do it.
 
 // censorTxs, when set, makes the leader drop the txs it reports true for:
 // they are never ordered and their submitters are never answered. It is
@@ -92,7 +94,7 @@ func (c *Channel) runComplaints(ctx context.Context) {
 			continue
 		}
 		last = time.Now()
-		open = keepComplaints(open, func(cp *complaint) bool { return !c.answerComplaint(ctx, cp) })
+		open = keepComplaints(open, func(cp *complaint) bool { return !c.answerComplaint(ctx, cp, true) })
 		if len(others) > 0 {
 			others = c.executeLapsed(ctx, others)
 		}
@@ -130,10 +132,12 @@ func (c *Channel) readComplaint(ctx context.Context, pid uint64) (*complaint, bo
 	return &complaint{id: pid, cs: cs, deadlineMs: p.DeadlineMs}, true
 }
 
-// executeLapsed executes the complaints of cs (against other members)
-// whose deadline the chain's time has passed, and returns those still to
-// watch. An answered complaint is refused execution (it is closed), and
-// dropped.
+// executeLapsed deals with the complaints of cs, against other members,
+// and returns those still to watch: one this node's log answers, it
+// answers (anyone may carry the proof, and a false complaint would close
+// the channel on every member; the accused's node may be down); one whose
+// deadline the chain's time has passed, it executes. An answered
+// complaint is refused execution (it is closed), and dropped.
 func (c *Channel) executeLapsed(ctx context.Context, cs []*complaint) []*complaint {
 	cctx, cancel := context.WithTimeout(ctx, c.cfg.ApplyTimeout)
 	defer cancel()
@@ -143,7 +147,7 @@ func (c *Channel) executeLapsed(ctx context.Context, cs []*complaint) []*complai
 	}
 	return keepComplaints(cs, func(cp *complaint) bool {
 		if head.TimeMs <= cp.deadlineMs {
-			return true
+			return !c.answerComplaint(ctx, cp, false)
 		}
 		err := c.cfg.Chain.ExecuteProposal(cctx, c.id, cp.id)
 		switch {
@@ -164,16 +168,17 @@ func (c *Channel) executeLapsed(ctx context.Context, cs []*complaint) []*complai
 	})
 }
 
-// answerComplaint tries once to answer cp; it reports whether cp needs no
-// more work (answered, or closed on chain).
-func (c *Channel) answerComplaint(ctx context.Context, cp *complaint) bool {
+// answerComplaint tries once to answer cp from this node's log, after
+// ordering its tx when order is set and the log has no answer; it reports
+// whether cp needs no more work (answered, or closed on chain).
+func (c *Channel) answerComplaint(ctx context.Context, cp *complaint, order bool) bool {
 	tx := &cp.cs.Tx
 	batch, ans := c.complaintAnswer(tx)
-	if ans == contract.AnswerNone && c.orderComplained(ctx, cp) {
+	if ans == contract.AnswerNone && order && c.orderComplained(ctx, cp) {
 		batch, ans = c.complaintAnswer(tx)
 	}
 	if ans == contract.AnswerNone {
-		return c.complaintClosed(ctx, cp)
+		return order && c.complaintClosed(ctx, cp)
 	}
 	cctx, cancel := context.WithTimeout(ctx, c.cfg.ApplyTimeout)
 	defer cancel()
@@ -195,13 +200,11 @@ func (c *Channel) answerComplaint(ctx context.Context, cp *complaint) bool {
 	}
 }
 
-// orderComplained orders the complained-about tx when this node leads and
-// its machine would take it (the sender is a member whose nonce it has
-// not used). It reports whether the tx was applied.
+// orderComplained orders the complained-about tx when this node's
+// machine would take it (the sender is a member whose nonce it has not
+// used): as the leader, or through it (Submit forwards). It reports
+// whether the tx was applied.
 func (c *Channel) orderComplained(ctx context.Context, cp *complaint) bool {
-	if c.leader.Load() == nil {
-		return false
-	}
 	tx := &cp.cs.Tx
 	orderable := false
 	c.fsm.machine(func(m *fsm.Machine) {
