@@ -19,13 +19,16 @@ import (
 // cannot reach each other's attest RPC, or refuse to sign.
 //
 // Trigger: this node leads Raft without the chain's leader (a majority
-// that works without it), has admitted no append from the chain's leader
-// for ElectionAfter (counted from the loop's start at the earliest), the
-// chain shows that leader valid, and no election of the epoch is open.
-// It then files an election naming itself (filing is its vote). Every
-// other member votes once on each open election of the current epoch:
-// for, when it too has had no append from the leader for ElectionAfter;
-// against otherwise. An election passes with more than 2/3 of the valid
+// that works without it), the chain shows that leader valid, and the
+// leader has not answered this node's status probes (one each
+// ElectionTimeout, as the hand-over's) for ElectionAfter, and no election
+// of the epoch is open. It then files an election naming itself (filing
+// is its vote). Every other member votes once on each open election of
+// the current epoch: for, when it has admitted no append from the leader
+// for ElectionAfter and the leader does not answer its own probe either;
+// against otherwise. An append is not enough evidence alone: a member
+// that follows another Raft leader (a hand-over under way) hears nothing
+// from a chain leader that is alive. An election passes with more than 2/3 of the valid
 // members other than the leader (contract.ElectionVotesNeeded); any
 // member that sees it passed executes it. The chain then names the
 // candidate leader of a new epoch and the leadership loop follows it as
@@ -44,10 +47,10 @@ type election struct {
 func (c *Channel) runElection(ctx context.Context) {
 	t := time.NewTicker(c.cfg.ChainPollInterval)
 	defer t.Stop()
-	started := time.Now()
 	var scan proposalScan
 	var open []*election
 	var filedEpoch uint64 // the epoch of this node's last filing
+	var pr leaderProbe
 	for {
 		news := false
 		select {
@@ -71,7 +74,7 @@ func (c *Channel) runElection(ctx context.Context) {
 		}
 		clear(open[len(kept):])
 		open = kept
-		if len(open) > 0 || filedEpoch == epoch || !c.electionDue(leader, started) {
+		if len(open) > 0 || filedEpoch == epoch || !c.electionDue(ctx, &pr, leader) {
 			continue
 		}
 		if e, ok := c.fileElection(ctx, epoch); ok {
@@ -81,30 +84,65 @@ func (c *Channel) runElection(ctx context.Context) {
 	}
 }
 
-// leaderLostFor reports whether this node has admitted no append from
-// leader for ElectionAfter, counting from since at the earliest (a node
-// that just started has heard from nobody yet).
-func (c *Channel) leaderLostFor(leader protocol.Address, since time.Time) bool {
-	last := c.node.authz.lastContact(c.id, leader)
-	if last.Before(since) {
-		last = since
-	}
-	return time.Since(last) > c.cfg.electionAfter()
+// leaderProbe is the filer's record of its probes of the chain's leader.
+type leaderProbe struct {
+	leader    protocol.Address
+	last      time.Time // the last probe
+	lostSince time.Time // the first of the failed probes since the last answer; zero after one
 }
 
 // electionDue reports whether this node should file an election: it leads
-// Raft, the chain names another leader, valid on chain, that it has not
-// heard from for ElectionAfter.
-func (c *Channel) electionDue(leader protocol.Address, started time.Time) bool {
+// Raft, the chain names another leader, valid on chain, whose probes have
+// failed for ElectionAfter.
+func (c *Channel) electionDue(ctx context.Context, pr *leaderProbe, leader protocol.Address) bool {
+	if pr.leader != leader {
+		*pr = leaderProbe{leader: leader}
+	}
 	if leader.IsZero() || leader == c.me() || c.raft.State() != raft.Leader {
+		pr.lostSince = time.Time{}
 		return false
 	}
 	info := c.view.members()
 	if info == nil {
 		return false
 	}
-	m, ok := info.Member(leader)
-	return ok && m.Valid && c.leaderLostFor(leader, started)
+	if m, ok := info.Member(leader); !ok || !m.Valid {
+		pr.lostSince = time.Time{}
+		return false
+	}
+	if time.Since(pr.last) >= c.cfg.ElectionTimeout {
+		pr.last = time.Now()
+		if c.leaderAnswers(ctx, leader) {
+			pr.lostSince = time.Time{}
+		} else if pr.lostSince.IsZero() {
+			pr.lostSince = pr.last
+		}
+	}
+	return !pr.lostSince.IsZero() && time.Since(pr.lostSince) >= c.cfg.electionAfter()
+}
+
+// leaderAnswers reports whether the member leader's node answers a status
+// probe at its Raft address within ElectionTimeout. A leader not in the
+// Raft configuration cannot answer.
+func (c *Channel) leaderAnswers(ctx context.Context, leader protocol.Address) bool {
+	srv, ok := c.raftServer(leader)
+	if !ok {
+		return false
+	}
+	cctx, cancel := context.WithTimeout(ctx, c.cfg.ElectionTimeout)
+	defer cancel()
+	_, err := c.node.peers.status(cctx, string(srv.Address), c.id)
+	return err == nil
+}
+
+// leaderLost reports whether this node finds leader unreachable, for its
+// vote: no append admitted from it for ElectionAfter, and no answer to a
+// probe now.
+func (c *Channel) leaderLost(ctx context.Context, leader protocol.Address) bool {
+	if time.Since(c.node.authz.lastContact(c.id, leader)) <= c.cfg.electionAfter() {
+		return false
+	}
+	return !c.leaderAnswers(ctx, leader)
 }
 
 // fileElection files an election naming this node for epoch.
@@ -154,7 +192,7 @@ func (c *Channel) readElection(ctx context.Context, pid uint64) (*election, bool
 func (c *Channel) followElection(ctx context.Context, e *election, leader protocol.Address, news bool) bool {
 	if !e.voted && leader != c.me() {
 		opt := protocol.VoteAgainst
-		if c.leaderLostFor(leader, time.Time{}) {
+		if c.leaderLost(ctx, leader) {
 			opt = protocol.VoteFor
 		}
 		cctx, cancel := context.WithTimeout(ctx, c.cfg.ApplyTimeout)
