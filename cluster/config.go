@@ -177,11 +177,12 @@ type Config struct {
 	// leader before it attests that the leader is unreachable (unless it
 	// already follows the claimant in Raft). Default ElectionTimeout.
 	AttestAfter time.Duration
-	// ElectionAfter is how long a member goes without an append from the
-	// chain's leader, while the chain shows that leader valid, before it
-	// files a leader-election proposal (when it leads Raft without the
-	// chain's leader) or votes for one (election.go). 0 means
-	// 10 × HeartbeatTimeout (3s by default).
+	// ElectionAfter is how long the chain's leader, valid on chain, must
+	// have been unreachable from a member (no answer to its probes; for a
+	// voter, no append either) before the member files a leader-election
+	// proposal (when it leads Raft without the chain's leader) or votes
+	// for one (election.go). 0 means 10 × HeartbeatTimeout (3s by
+	// default).
 	ElectionAfter time.Duration
 	// PeerTimeout bounds one peer RPC that is not a forwarded tx. Default 2s.
 	PeerTimeout time.Duration
