@@ -178,3 +178,42 @@ func TestCensorUnansweredComplaintClosesChannel(t *testing.T) {
 		t.Fatalf("the leader's balance went from %d to %d: no fine for censorship", before.Balance, after.Balance)
 	}
 }
+
+// muteChain loses every answer to a complaint its node sends.
+type muteChain struct {
+	Chain
+	tried atomic.Int32
+}
+
+func (c *muteChain) ProveInclusion(context.Context, protocol.ChannelID, uint64, []byte) error {
+	c.tried.Add(1)
+	return errors.New("test: this node's answers are lost")
+}
+
+// TestCensorOthersAnswer: when the accused's answers do not reach the
+// chain, the other members' nodes answer from their own logs.
+func TestCensorOthersAnswer(t *testing.T) {
+	var mute *muteChain
+	tc := newTestClusterSpec(t, 3, 1, contract.ChannelConfig{SettleEveryTxs: noSettlement, CensorshipWindow: censorWindow}, func(c *Config) {
+		if mute == nil { // the first node: it bootstraps and leads
+			mute = &muteChain{Chain: c.Chain}
+			c.Chain = mute
+		}
+	})
+	l := tc.waitLeader(10 * time.Second)
+	if l != tc.nodes[0] {
+		t.Fatalf("node %s leads, not the first", l.addr)
+	}
+	u := tc.users[3]
+	tx := tc.tx(u, "ordered")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := tc.channel(l).Submit(ctx, tx); err != nil {
+		t.Fatal(err)
+	}
+	pid, accused := tc.complain(u, tx)
+	if accused != l.key.Address() {
+		t.Fatalf("accused %s, leader %s", accused, l.key.Address())
+	}
+	tc.waitProposal(pid, contract.ProposalRefuted, 20*time.Second)
+}
