@@ -57,8 +57,9 @@ type complaint struct {
 }
 
 // runComplaints answers the censorship complaints filed against this
-// node's member. It learns of proposals from the chain view, like the
-// settlement votes (runSettlement).
+// node's member, and those against others that its log answers, and
+// executes the others' once past their deadline. It learns of proposals
+// from the chain view, like the settlement votes (runSettlement).
 func (c *Channel) runComplaints(ctx context.Context) {
 	t := time.NewTicker(c.cfg.ChainPollInterval)
 	defer t.Stop()
