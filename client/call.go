@@ -30,6 +30,10 @@ type Result struct {
 	Events    []protocol.Event
 	// Digest is the channel digest D(Height).
 	Digest protocol.Hash
+	// Complaint is the censorship complaint the client filed about the
+	// call when it was not committed within Config.ComplainAfter; 0 for
+	// none.
+	Complaint uint64
 }
 
 func resultOf(o *protocol.Outcome) *Result {
@@ -204,6 +208,20 @@ func (c *Client) submit(ctx context.Context, tx *protocol.SignedTx) (*Result, er
 }
 
 func (c *Client) submitCounted(ctx context.Context, tx *protocol.SignedTx, sends *int) (*Result, error) {
+	ct := c.complainLater(ctx, tx)
+	res, err := c.sendCall(ctx, tx, sends)
+	if pid := ct.stop(); pid != 0 {
+		if res != nil {
+			res.Complaint = pid
+		}
+		if err != nil {
+			err = fmt.Errorf("%w (censorship complaint %d filed about tx %s)", err, pid, tx.Hash())
+		}
+	}
+	return res, err
+}
+
+func (c *Client) sendCall(ctx context.Context, tx *protocol.SignedTx, sends *int) (*Result, error) {
 	m := &clientpb.ClientMessage{Body: &clientpb.ClientMessage_Call{Call: &clientpb.CallRequest{Tx: tx.Bytes()}}}
 	r, err := c.doCounted(ctx, m, sends)
 	if err != nil {

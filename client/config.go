@@ -1,6 +1,7 @@
 package client
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"time"
@@ -75,6 +76,30 @@ type Config struct {
 	// one connection per node carries all their streams (see Pool).
 	// Default nil: each Client has connections of its own.
 	Pool *Pool
+
+	// ComplainAfter, when positive, makes the client file a censorship
+	// complaint on Chain against the channel's leader (as the node
+	// reports it) about any of its own txs that is not committed within
+	// ComplainAfter of its sending; the call then goes on waiting, for the
+	// leader must order the tx, or show why it cannot, within the
+	// channel's censorship window, or the channel closes. A tx is
+	// complained about once. Default 0: never.
+	ComplainAfter time.Duration
+
+	// Chain is the settlement chain the client files complaints with; it
+	// must sign with the client's key (the chain takes complaints about a
+	// member's own txs only). A settlement.Chain satisfies it, such as
+	// the devchain client. Required when ComplainAfter is set. Default nil.
+	Chain Chain
+}
+
+// Chain is the part of the settlement chain the client uses: filing a
+// proposal of the channel whose data is the canonical encoding of the
+// kind's payload. A settlement.Chain client satisfies it; the SDK names
+// no chain client of its own, so an application links only the one it
+// picks.
+type Chain interface {
+	CreateProposal(ctx context.Context, id protocol.ChannelID, kind protocol.ProposalKind, data []byte) (uint64, error)
 }
 
 // DefaultConfig returns a Config with every default filled in.
@@ -110,6 +135,10 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("client: Logger is nil")
 	case len(c.NodeKeys) == 0 && !c.Plaintext:
 		return ErrNoNodeKeys
+	case c.ComplainAfter < 0:
+		return fmt.Errorf("client: ComplainAfter (%s) cannot be negative", c.ComplainAfter)
+	case c.ComplainAfter > 0 && c.Chain == nil:
+		return fmt.Errorf("client: ComplainAfter (%s) needs a Chain to file complaints with", c.ComplainAfter)
 	}
 	return nil
 }

@@ -58,6 +58,9 @@ type Chain interface {
 	Vote(ctx context.Context, id protocol.ChannelID, proposal uint64, option protocol.VoteOption) error
 	// ExecuteProposal executes a passed proposal.
 	ExecuteProposal(ctx context.Context, id protocol.ChannelID, proposal uint64) error
+	// ProveInclusion answers a censorship complaint against this node with
+	// a batch of the channel (censor.go).
+	ProveInclusion(ctx context.Context, id protocol.ChannelID, proposal uint64, batch []byte) error
 	// Watch streams chain events from the event numbered from on.
 	Watch(ctx context.Context, from settlement.EventID) (settlement.EventStream, error)
 

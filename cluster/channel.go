@@ -30,7 +30,7 @@ import (
 // and stopped in reverse by Close (loops): the chain view (the node's
 // chain feed for this channel), leadership (Raft leadership
 // notifications, fencing, transfers, claims), settlement votes,
-// membership (leaving, retiring) and keep-alive; while this node leads,
+// censorship complaint answers, elections, membership (leaving, retiring) and keep-alive; while this node leads,
 // the leader run (batcher, completer, settler); the forwarder's.
 // All methods are safe for concurrent use.
 type Channel struct {
@@ -254,6 +254,8 @@ func (c *Channel) start() {
 	c.loops.start(c.ctx, c.runLeadership)
 	c.loops.start(c.ctx, c.runSettlement)
 	c.loops.start(c.ctx, c.runPunishment)
+	c.loops.start(c.ctx, c.runComplaints)
+	c.loops.start(c.ctx, c.runElection)
 	c.loops.start(c.ctx, c.runMembership)
 	c.loops.start(c.ctx, c.runKeepAlive)
 }

@@ -177,6 +177,13 @@ type Config struct {
 	// leader before it attests that the leader is unreachable (unless it
 	// already follows the claimant in Raft). Default ElectionTimeout.
 	AttestAfter time.Duration
+	// ElectionAfter is how long the chain's leader, valid on chain, must
+	// have been unreachable from a member (no answer to its probes; for a
+	// voter, no append either) before the member files a leader-election
+	// proposal (when it leads Raft without the chain's leader) or votes
+	// for one (election.go). 0 means 10 × HeartbeatTimeout (3s by
+	// default).
+	ElectionAfter time.Duration
 	// PeerTimeout bounds one peer RPC that is not a forwarded tx. Default 2s.
 	PeerTimeout time.Duration
 
@@ -310,6 +317,8 @@ func (c *Config) Validate() error {
 		return bad("ReconcileInterval (%s) must be positive", c.ReconcileInterval)
 	case c.AttestAfter < 0:
 		return bad("AttestAfter (%s) cannot be negative", c.AttestAfter)
+	case c.ElectionAfter < 0:
+		return bad("ElectionAfter (%s) cannot be negative", c.ElectionAfter)
 	case c.PeerTimeout <= 0:
 		return bad("PeerTimeout (%s) must be positive", c.PeerTimeout)
 	case c.SettleInterval < 0:
@@ -331,6 +340,16 @@ func (c *Config) attestAfter() time.Duration {
 		return c.AttestAfter
 	}
 	return c.ElectionTimeout
+}
+
+// electionAfterHeartbeats is ElectionAfter's default in HeartbeatTimeouts.
+const electionAfterHeartbeats = 10
+
+func (c *Config) electionAfter() time.Duration {
+	if c.ElectionAfter > 0 {
+		return c.ElectionAfter
+	}
+	return electionAfterHeartbeats * c.HeartbeatTimeout
 }
 
 func (c *Config) logger() hclog.Logger {

@@ -28,6 +28,8 @@ type metrics struct {
 	settlements   *prometheus.CounterVec
 	votes         *prometheus.CounterVec
 	punishments   *prometheus.CounterVec
+	complaints    *prometheus.CounterVec
+	elections     *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -82,11 +84,17 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.punishments = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "scraft", Name: "punishments_total",
 		Help: "Punish cases as this member saw them: filed, executed, its votes (vote_for, vote_against, vote_abstain), diverged (its own case voted down)."}, []string{"channel", "what"})
+	m.complaints = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "scraft", Name: "complaints_answered_total",
+		Help: "Censorship complaints against this member that it answered, by answer (included, nonce_used, left)."}, []string{"channel", "answer"})
+	m.elections = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "scraft", Name: "elections_total",
+		Help: "Leader-election proposals this member filed, voted on or executed, by what (filed, for, against, executed)."}, []string{"channel", "what"})
 	if reg != nil {
 		reg.MustRegister(m.punishments)
 		reg.MustRegister(m.committed, m.commitLatency, m.commitBatch, m.batchSize, m.applyLag, m.height,
 			m.epoch, m.leaderStarts, m.settled, m.gas, m.evidence, m.busy, m.forwardSize, m.chainWaits,
-			m.chainReads, m.feedResumes, m.settlements, m.votes)
+			m.chainReads, m.feedResumes, m.settlements, m.votes, m.complaints, m.elections)
 	}
 	return m
 }
@@ -114,6 +122,10 @@ type channelMetrics struct {
 	votes       *prometheus.CounterVec
 	// punishments counts punish cases by what (punish.go).
 	punishments *prometheus.CounterVec
+	// complaints counts answered complaints by answer; elections the
+	// election work by what.
+	complaints *prometheus.CounterVec
+	elections  *prometheus.CounterVec
 }
 
 func (m *metrics) forChannel(id protocol.ChannelID) *channelMetrics {
@@ -137,6 +149,8 @@ func (m *metrics) forChannel(id protocol.ChannelID) *channelMetrics {
 		settlements:   m.settlements.MustCurryWith(prometheus.Labels{"channel": l}),
 		votes:         m.votes.MustCurryWith(prometheus.Labels{"channel": l}),
 		punishments:   m.punishments.MustCurryWith(prometheus.Labels{"channel": l}),
+		complaints:    m.complaints.MustCurryWith(prometheus.Labels{"channel": l}),
+		elections:     m.elections.MustCurryWith(prometheus.Labels{"channel": l}),
 	}
 }
 

@@ -121,6 +121,10 @@ func (c *Channel) submitLocal(ctx context.Context, run *leaderRun, tx *protocol.
 		}
 		return nil, err
 	}
+	if c.censored(tx) {
+		<-ctx.Done() // a test's censoring leader: never ordered, never answered
+		return nil, ctx.Err()
+	}
 	if run.suffixFull.Load() {
 		// Settlements are failing: order nothing new (settle.go).
 		c.metrics.busy.Inc()

@@ -33,6 +33,10 @@ type apiClient struct {
 	nodeKeys  []string
 	chainAddr string
 	chainKeys []string
+	// complainAfter is --complain-after (call only): the chain client it
+	// files with is closed with the client.
+	complainAfter time.Duration
+	complainVia   *devchain.Client
 }
 
 func (a *apiClient) flags(cmd *cobra.Command) {
@@ -65,11 +69,28 @@ func (a *apiClient) dial(ctx context.Context) (*client.Client, protocol.ChannelI
 	if err != nil {
 		return nil, ch, err
 	}
+	if a.complainAfter > 0 {
+		cl, err := a.dialChain(key)
+		if err != nil {
+			return nil, ch, fmt.Errorf("chain %s (to file complaints with, --complain-after): %w", a.chainAddr, err)
+		}
+		a.complainVia = cl
+		cfg.Chain, cfg.ComplainAfter = cl, a.complainAfter
+	}
 	c, err := cfg.Dial(ctx, key, a.nodes...)
 	if err != nil {
+		a.closeChain()
 		return nil, ch, err
 	}
 	return c, ch, nil
+}
+
+// closeChain closes the chain client of --complain-after, if any.
+func (a *apiClient) closeChain() {
+	if a.complainVia != nil {
+		a.complainVia.Close()
+		a.complainVia = nil
+	}
 }
 
 // pinned returns the member addresses a node's TLS key may have: those of
@@ -130,6 +151,7 @@ func (a *apiClient) run(cmd *cobra.Command, fn func(ctx context.Context, c *clie
 	if err != nil {
 		return err
 	}
+	defer a.closeChain()
 	defer c.Close()
 	return fn(ctx, c, ch)
 }
@@ -153,9 +175,18 @@ way the same signed tx is sent again (to the next --node), so it runs once.
 is one of the demos (chat, editor, movecraft); --args-hex takes the encoded
 bytes for any contract.
 
+With --complain-after D, a call not committed within D makes the command
+file a censorship complaint about it on the settlement chain (--chain),
+signed with --key, against the channel's leader; it then keeps waiting
+(up to --timeout): the leader must order the tx, or show why it cannot,
+within the channel's censorship window, or anyone may execute the
+complaint (scraft chain execute), which closes the channel at its last
+settled state. The result then names the complaint. See scraft complain.
+
 Prints the result as JSON: height, status, output (decoded with the ABI
-when possible), change set and events. Exits 2 when the call committed but
-failed (abort, out of gas, ...), 1 on any other error.`,
+when possible), change set, events and the complaint filed, if any. Exits
+2 when the call committed but failed (abort, out of gas, ...), 1 on any
+other error.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if args != "" && argsHex != "" {
@@ -184,6 +215,7 @@ failed (abort, out of gas, ...), 1 on any other error.`,
 	cmd.Flags().StringVar(&function, "function", "", "function to call, contract::name (required)")
 	cmd.Flags().StringVar(&args, "args", "", "arguments as JSON, encoded with the demo contract's ABI")
 	cmd.Flags().StringVar(&argsHex, "args-hex", "", "arguments already encoded, in hex")
+	cmd.Flags().DurationVar(&api.complainAfter, "complain-after", 0, "file a censorship complaint on --chain when the call is not committed within this long (0: never)")
 	cmd.MarkFlagRequired("function")
 	return cmd
 }
@@ -244,6 +276,7 @@ type apiOutcomeView struct {
 	ChangeSet protocol.ChangeSet `json:"change_set"`
 	Events    []apiEventView     `json:"events,omitempty"`
 	Digest    protocol.Hash      `json:"digest"`
+	Complaint uint64             `json:"complaint,omitempty"`
 }
 
 type apiEventView struct {
@@ -255,7 +288,7 @@ type apiEventView struct {
 func resultView(function string, r *client.Result) *apiOutcomeView {
 	v := &apiOutcomeView{
 		Height: r.Height, Hash: r.TxHash, Status: r.Status, AbortCode: r.AbortCode, Message: r.Message,
-		GasUsed: r.GasUsed, ChangeSet: r.ChangeSet, Events: eventViews(r.Events), Digest: r.Digest,
+		GasUsed: r.GasUsed, ChangeSet: r.ChangeSet, Events: eventViews(r.Events), Digest: r.Digest, Complaint: r.Complaint,
 	}
 	setOutput(v, function, r.Output)
 	return v

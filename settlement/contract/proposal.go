@@ -398,6 +398,13 @@ func (x *exec) executeProposal(c *ExecuteProposal) error {
 		return fmt.Errorf("%w: proposal %d (%s) has %d for, %d against, %d abstain of %d voters, needs %d for",
 			ErrNotPassed, p.ID, state, p.For, p.Against, p.Abstain, p.ElectorateSize(), p.VotesNeeded())
 	}
+	if _, err := x.member(ch.ID, p.Proposer); err != nil && p.Kind == protocol.ProposalCensorship {
+		// The complainer left: its tx can never be ordered now (complaint.go).
+		p.Status = ProposalFailed
+		put(x.st, proposalKey(ch.ID, p.ID), p)
+		x.emit(Event{Kind: EventProposalFailed, Channel: ch.ID, Proposal: p.ID, ProposalKind: p.Kind, Member: x.env.Sender})
+		return nil
+	}
 	p.Status = ProposalExecuted
 	p.ExecutedHeight = x.env.Height
 	p.ExecutedAtMs = x.env.TimeMs

@@ -145,8 +145,9 @@ func (x *exec) checkComplaint(ch *Channel, c *protocol.Censorship) error {
 	return nil
 }
 
-// proveInclusion refutes a censorship complaint with a batch signed by the
-// accused that holds the tx, before the deadline. Anyone may carry it.
+// proveInclusion answers a censorship complaint, before its deadline, with
+// a batch that shows the complained-about tx was dealt with or never can
+// be (answersComplaint). Anyone may carry it.
 func (x *exec) proveInclusion(c *ProveInclusion) error {
 	ch, err := x.openChannel(c.Channel)
 	if err != nil {
@@ -173,22 +174,8 @@ func (x *exec) proveInclusion(c *ProveInclusion) error {
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrBadProof, err)
 	}
-	if b.Channel != ch.ID || b.Leader != cs.Accused {
-		return fmt.Errorf("%w: batch of %s for %s, complaint against %s", ErrBadProof, b.Leader, b.Channel, cs.Accused)
-	}
-	if err := b.VerifySignature(); err != nil {
-		return fmt.Errorf("%w: batch signature: %v", ErrBadProof, err)
-	}
-	want := cs.Tx.Hash()
-	found := false
-	for i := range b.Entries {
-		if en := &b.Entries[i]; en.Kind == protocol.EntryCall && en.Call.Hash() == want {
-			found = true
-			break
-		}
-	}
-	if !found {
-		return fmt.Errorf("%w: tx %s is not in the batch", ErrBadProof, want)
+	if err := x.answersComplaint(ch, cs, b); err != nil {
+		return err
 	}
 	p.Status = ProposalRefuted
 	put(x.st, proposalKey(ch.ID, p.ID), p)

@@ -502,7 +502,8 @@ const (
 	// pass: the votes against and abstentions left too few members to
 	// reach the votes in favour it needs. A proposal whose voting
 	// deadline passed without them stays ProposalOpen in its record (no
-	// call came to close it) but Standing reports it failed.
+	// call came to close it) but Standing reports it failed. A censorship
+	// complaint is failed when executed after its complainer left.
 	ProposalFailed ProposalStatus = 3
 	// ProposalPassed is never stored: Standing reports it for an open
 	// proposal that has what it needs and waits for execution.
