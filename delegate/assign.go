@@ -162,6 +162,22 @@ func (l Layout) CandidateOf(a protocol.Address) protocol.Address {
 	return protocol.Address{}
 }
 
+// byDelegator returns l's assignments sorted by delegator, for lookups.
+func (l Layout) byDelegator() []Assignment {
+	s := slices.Clone(l.Assignments)
+	slices.SortFunc(s, func(a, b Assignment) int { return a.Delegator.Compare(b.Delegator) })
+	return s
+}
+
+// candidateIn returns a's candidate in s (sorted by delegator).
+func candidateIn(s []Assignment, a protocol.Address) protocol.Address {
+	i, ok := slices.BinarySearchFunc(s, a, func(as Assignment, a protocol.Address) int { return as.Delegator.Compare(a) })
+	if !ok {
+		return protocol.Address{}
+	}
+	return s[i].Candidate
+}
+
 // IsCandidate reports whether a is one of l's candidates.
 func (l Layout) IsCandidate(a protocol.Address) bool {
 	return slices.Contains(l.Candidates, a)
@@ -195,10 +211,11 @@ func (l Layout) Moves(members []Member) []Assignment {
 		}
 		return 1
 	}
+	wants := l.byDelegator()
 	var out []Assignment
 	for st := 0; st < 3; st++ {
 		for _, m := range sorted {
-			want := l.CandidateOf(m.Address)
+			want := candidateIn(wants, m.Address)
 			if want != m.DelegatedTo && stage(m, want) == st {
 				out = append(out, Assignment{Delegator: m.Address, Candidate: want})
 			}

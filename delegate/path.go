@@ -96,8 +96,8 @@ func BestPath(cfg PathConfig, self protocol.Address, direct time.Duration, peers
 			continue
 		}
 		r := Route{Via: p.Address, Latency: addSat(p.RTT, p.ToLeader)}
-		if current.OK() && p.Address == current.Via && !current.Direct() {
-			cur.Latency = r.Latency
+		if current.OK() && !current.Direct() && p.Address == current.Via && (!cur.OK() || r.Latency < cur.Latency) {
+			cur.Latency = r.Latency // the best report, should a peer appear twice
 		}
 		if better(r, best) {
 			best = r

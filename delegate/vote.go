@@ -56,12 +56,16 @@ func VerifyVote(v *protocol.Vote, channel protocol.ChannelID, proposal uint64) e
 //     is what delegating means;
 //   - any other silent member counts in Silent.
 //
-// A delegation with a zero Candidate is none. A bad vote, a voter outside
-// the electorate, two votes by one voter, or a delegation the chain would
-// refuse (by or to a non-member, to oneself, to a member that delegates
-// itself, a member delegating twice) fails the whole count, as the chain
-// takes a batch of votes whole; the error too is the same for every input
-// order.
+// A delegation with a zero Candidate is none. A delegation by or to a
+// member outside the electorate carries no weight (the caller may pass
+// every delegation on record): such a delegator is not counted, and the
+// delegators of such a candidate count as silent unless they vote.
+//
+// A bad vote, a voter outside the electorate, two votes by one voter, or a
+// delegation the chain would refuse (to oneself, to a member that
+// delegates itself, a member delegating twice) fails the whole count, as
+// the chain takes a batch of votes whole; the error too is the same for
+// every input order.
 func Aggregate(channel protocol.ChannelID, proposal uint64, electorate []protocol.Address, delegations []Assignment, votes []protocol.Vote) (Tally, error) {
 	voters := slices.Clone(electorate)
 	slices.SortFunc(voters, protocol.Address.Compare)
@@ -87,29 +91,24 @@ func Aggregate(channel protocol.ChannelID, proposal uint64, electorate []protoco
 	slices.SortFunc(ds, func(a, b Assignment) int {
 		return cmp.Or(a.Delegator.Compare(b.Delegator), a.Candidate.Compare(b.Candidate))
 	})
-	for k, d := range ds {
-		if k > 0 && ds[k-1].Delegator == d.Delegator {
-			return Tally{}, fmt.Errorf("%w: %s delegates twice", ErrBadDelegation, d.Delegator)
-		}
-		i := pos(d.Delegator)
-		if i < 0 {
-			return Tally{}, fmt.Errorf("%w: delegator %s", ErrUnknownMember, d.Delegator)
-		}
-		if d.Candidate.IsZero() {
-			continue
-		}
-		c := pos(d.Candidate)
-		switch {
-		case c < 0:
-			return Tally{}, fmt.Errorf("%w: candidate %s", ErrUnknownMember, d.Candidate)
-		case c == i:
-			return Tally{}, fmt.Errorf("%w: %s delegates to itself", ErrBadDelegation, d.Delegator)
-		}
-		delegatedTo[i] = c
+	delegates := func(a protocol.Address) bool {
+		i, ok := slices.BinarySearchFunc(ds, a, func(d Assignment, a protocol.Address) int { return d.Delegator.Compare(a) })
+		return ok && !ds[i].Candidate.IsZero()
 	}
-	for i, c := range delegatedTo {
-		if c >= 0 && delegatedTo[c] >= 0 {
-			return Tally{}, fmt.Errorf("%w: %s delegates to %s, which delegates itself", ErrBadDelegation, voters[i], voters[c])
+	for k, d := range ds {
+		switch {
+		case k > 0 && ds[k-1].Delegator == d.Delegator:
+			return Tally{}, fmt.Errorf("%w: %s delegates twice", ErrBadDelegation, d.Delegator)
+		case d.Candidate.IsZero():
+			continue
+		case d.Candidate == d.Delegator:
+			return Tally{}, fmt.Errorf("%w: %s delegates to itself", ErrBadDelegation, d.Delegator)
+		case delegates(d.Candidate):
+			return Tally{}, fmt.Errorf("%w: %s delegates to %s, which delegates itself", ErrBadDelegation, d.Delegator, d.Candidate)
+		}
+		// Weight flows only between members of the electorate.
+		if i, c := pos(d.Delegator), pos(d.Candidate); i >= 0 && c >= 0 {
+			delegatedTo[i] = c
 		}
 	}
 

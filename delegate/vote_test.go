@@ -109,8 +109,6 @@ func TestAggregateRefuses(t *testing.T) {
 		{"a voter outside the electorate", electorate, ok, []protocol.Vote{vote(outsider, protocol.VoteFor)}, ErrUnknownMember},
 		{"two votes by one voter", electorate, ok, []protocol.Vote{vote(ks[2], protocol.VoteFor), vote(ks[2], protocol.VoteFor)}, ErrDuplicateVote},
 		{"a member twice in the electorate", append(slices.Clone(electorate), a(0)), ok, nil, ErrDuplicateMember},
-		{"a delegation by a non-member", electorate, []Assignment{{outsider.Address(), a(0)}}, nil, ErrUnknownMember},
-		{"a delegation to a non-member", electorate, []Assignment{{a(2), outsider.Address()}}, nil, ErrUnknownMember},
 		{"a delegation to oneself", electorate, []Assignment{{a(2), a(2)}}, nil, ErrBadDelegation},
 		{"a member delegating twice", electorate, []Assignment{{a(2), a(0)}, {a(2), a(1)}}, nil, ErrBadDelegation},
 		{"a delegation to a member that delegates", electorate, []Assignment{{a(2), a(0)}, {a(3), a(2)}}, nil, ErrBadDelegation},
@@ -122,6 +120,23 @@ func TestAggregateRefuses(t *testing.T) {
 				t.Fatalf("err = %v, want %v", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestAggregateOutsideElectorate: delegations naming members outside the
+// electorate (joined after the proposal, say) carry no weight.
+func TestAggregateOutsideElectorate(t *testing.T) {
+	ks := keys(t, 5)
+	a := func(i int) protocol.Address { return ks[i].Address() }
+	electorate := []protocol.Address{a(0), a(1), a(2)}
+	// 3 (outside) delegates to 0; 2 delegates to 4 (outside).
+	ds := []Assignment{{a(1), a(0)}, {a(3), a(0)}, {a(2), a(4)}}
+	got, err := Aggregate(testChannel, 7, electorate, ds, []protocol.Vote{vote(ks[0], protocol.VoteFor)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (Tally{For: 2, Silent: 1}); got != want {
+		t.Fatalf("tally %+v, want %+v", got, want)
 	}
 }
 
