@@ -35,6 +35,33 @@ type Assignment struct {
 // The result holds one Assignment per non-candidate member, in join order;
 // it does not depend on the order of members or of candidates.
 func Assign(members []Member, candidates []protocol.Address, capacity uint32) ([]Assignment, error) {
+	return assign(members, candidates, capacity, nil)
+}
+
+// Choose returns the candidate self should delegate to now, from the
+// chain's records (members with their current delegations) and self's own
+// Prefs: Assign's rule 1 for every member, then rules 2–4 for self alone.
+// Other members' Prefs are not needed, nor known to a node: members that
+// still have to be placed are not counted, and when two of them pick the
+// last place of a candidate the chain's capacity check takes the first
+// call and refuses the second, whose node chooses again from the new
+// records. The zero address means self is a candidate, is no member, or
+// has no place.
+func Choose(members []Member, candidates []protocol.Address, capacity uint32, self protocol.Address) (protocol.Address, error) {
+	as, err := assign(members, candidates, capacity, &self)
+	if err != nil {
+		return protocol.Address{}, err
+	}
+	for _, a := range as {
+		if a.Delegator == self {
+			return a.Candidate, nil
+		}
+	}
+	return protocol.Address{}, nil
+}
+
+// assign is Assign; with only set, rules 2–4 place that member alone.
+func assign(members []Member, candidates []protocol.Address, capacity uint32, only *protocol.Address) ([]Assignment, error) {
 	idx, err := index(members)
 	if err != nil {
 		return nil, err
@@ -72,7 +99,7 @@ func Assign(members []Member, candidates []protocol.Address, capacity uint32) ([
 	}
 	// Rules 2–4: place the rest, in join order.
 	for i, d := range delegators {
-		if placed[i] {
+		if placed[i] || (only != nil && d.Address != *only) {
 			continue
 		}
 		s := -1

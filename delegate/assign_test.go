@@ -176,3 +176,40 @@ func TestMovesOrder(t *testing.T) {
 		t.Fatalf("the demoted candidate delegates before its delegator moved: %v", moves)
 	}
 }
+
+func TestChoose(t *testing.T) {
+	cases := []struct {
+		name    string
+		members []Member
+		self    int
+		want    int
+	}{
+		{"a new member takes its first preference with room",
+			append(five(), delegating(mem(6, 1), 1), delegating(mem(7, 1), 0, 1, 2)), 7, 2},
+		{"a placed member stays, whatever it now prefers",
+			append(five(), delegating(mem(6, 1), 1, 2)), 6, 1},
+		{"earlier joiners still to place are not counted",
+			append(five(), delegating(mem(6, 1), 0, 1), delegating(mem(7, 1), 0, 1)), 7, 1},
+		{"the latest joined of an over-full candidate moves",
+			append(five(), delegating(mem(6, 1), 1), delegating(mem(7, 1), 1, 3)), 7, 3},
+		{"the earliest joined of an over-full candidate stays",
+			append(five(), delegating(mem(6, 1), 1), delegating(mem(7, 1), 1, 3)), 6, 1},
+		{"a candidate delegates to no one", append(five(), mem(6, 1)), 2, 0},
+		{"a stranger gets nothing", five(), 9, 0},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := Choose(tc.members, addrs(1, 2, 3, 4, 5), 1, addr(tc.self))
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := protocol.Address{}
+			if tc.want != 0 {
+				want = addr(tc.want)
+			}
+			if got != want {
+				t.Fatalf("Choose = %s, want %s", got, want)
+			}
+		})
+	}
+}

@@ -337,3 +337,41 @@ func TestPropertyAggregateDeterministic(t *testing.T) {
 		}
 	}
 }
+
+// TestPropertyChooseAgrees: what a node chooses for itself from the
+// records matches the full assignment for every member that keeps its
+// candidate and for the earliest joined member still to place (the one
+// whose choice no other pending choice can change).
+func TestPropertyChooseAgrees(t *testing.T) {
+	r := newRand(t)
+	for range trials / 3 {
+		ms, cur := channelState(r, 6+r.IntN(40))
+		cands, err := Candidates(ms, cur)
+		if err != nil {
+			t.Fatal(err)
+		}
+		capacity := Capacity(uint32(len(ms)))
+		all, err := Assign(ms, cands, capacity)
+		if err != nil {
+			t.Fatal(err)
+		}
+		firstPending := true
+		for _, a := range all {
+			m := ms[slices.IndexFunc(ms, func(m Member) bool { return m.Address == a.Delegator })]
+			kept := !m.DelegatedTo.IsZero() && m.DelegatedTo == a.Candidate
+			if !kept && !firstPending {
+				continue
+			}
+			if !kept {
+				firstPending = false
+			}
+			got, err := Choose(ms, cands, capacity, a.Delegator)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != a.Candidate {
+				t.Fatalf("%s chooses %s, the plan says %s", a.Delegator, got, a.Candidate)
+			}
+		}
+	}
+}
