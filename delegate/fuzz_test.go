@@ -1,6 +1,7 @@
 package delegate
 
 import (
+	"errors"
 	"slices"
 	"testing"
 
@@ -59,6 +60,63 @@ func FuzzPlan(f *testing.F) {
 			if load[a.Candidate] > l.Capacity {
 				t.Fatalf("%s over capacity %d", a.Candidate, l.Capacity)
 			}
+		}
+	})
+}
+
+// FuzzAggregate reads delegations and votes among eight members from bytes
+// (two per member: its candidate, its vote) and checks that a count that
+// succeeds counts every member once, does not depend on the order of its
+// inputs, and that a vote overrides a delegation.
+func FuzzAggregate(f *testing.F) {
+	ks := keys(f, 8)
+	electorate := make([]protocol.Address, len(ks))
+	signed := make([][3]protocol.Vote, len(ks))
+	for i, k := range ks {
+		electorate[i] = k.Address()
+		for o := range 3 {
+			signed[i][o] = vote(k, protocol.VoteOption(o))
+		}
+	}
+	f.Add([]byte{0, 2, 0, 0, 1, 1, 1, 0, 1, 3, 2, 0, 0, 0, 9, 9})
+	f.Add([]byte{3, 1, 0, 2})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var ds []Assignment
+		var vs []protocol.Vote
+		own := make([]int, len(ks)) // option + 1; 0: silent
+		for i := 0; i < len(ks) && 2*i+1 < len(data); i++ {
+			if c := int(data[2*i]); c > 0 && c <= len(ks) {
+				ds = append(ds, Assignment{electorate[i], electorate[c-1]})
+			}
+			if o := int(data[2*i+1]); o > 0 && o <= 3 {
+				vs = append(vs, signed[i][o-1])
+				own[i] = o
+			}
+		}
+		got, err := Aggregate(testChannel, 7, electorate, ds, vs)
+		if err != nil {
+			if !errors.Is(err, ErrBadDelegation) {
+				t.Fatalf("only delegations can be bad here: %v", err)
+			}
+			return
+		}
+		if got.Total() != uint64(len(ks)) {
+			t.Fatalf("total %d of %d", got.Total(), len(ks))
+		}
+		var voted Tally
+		for _, o := range own {
+			if o != 0 {
+				voted.add(protocol.VoteOption(o - 1))
+			}
+		}
+		if got.For < voted.For || got.Against < voted.Against || got.Abstain < voted.Abstain {
+			t.Fatalf("tally %+v counts fewer than the members' own votes %+v", got, voted)
+		}
+		slices.Reverse(ds)
+		slices.Reverse(vs)
+		again, err := Aggregate(testChannel, 7, electorate, ds, vs)
+		if err != nil || again != got {
+			t.Fatalf("reversed inputs: %+v, %v; want %+v", again, err, got)
 		}
 	})
 }
