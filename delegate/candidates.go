@@ -143,9 +143,10 @@ func Candidates(members []Member, current []protocol.Address) ([]protocol.Addres
 	}
 	slices.SortFunc(seated, byRank)
 
-	// Challenges: the best outsider against the weakest candidate. Each
-	// swap raises the seats' total stake, so the loop ends; it runs at most
-	// once per outsider, as outsiders are taken best first.
+	// Challenges: the best outsider against the weakest candidate. The
+	// weakest seat's stake never falls, so a displaced incumbent never
+	// clears the margin again, and once five challengers are seated the
+	// next outsider ranks below all of them: at most Seats swaps.
 	for len(others) > 0 && len(seated) > 0 {
 		weakest := seated[len(seated)-1]
 		if !outranks(others[0], weakest) {

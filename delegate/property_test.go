@@ -102,8 +102,9 @@ func TestPropertyDeterministic(t *testing.T) {
 }
 
 // TestPropertyCandidates: candidates are valid members, as many as seats
-// allow, stable (a second pass changes nothing), and no outsider clears
-// the margin against the weakest.
+// allow, independent of input order, stable (a second pass changes
+// nothing), no outsider clears the margin against the weakest, and an
+// incumbent loses its seat only to one that clears it.
 func TestPropertyCandidates(t *testing.T) {
 	r := newRand(t)
 	for range trials {
@@ -129,6 +130,13 @@ func TestPropertyCandidates(t *testing.T) {
 			if !byAddr(c).Valid {
 				t.Fatalf("candidate %s has no heartbeat", c)
 			}
+		}
+		shuf, err := Candidates(shuffled(r, ms), shuffledAddrs(r, cur))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(shuf, cands) {
+			t.Fatalf("input order changes the candidates: %v, then %v", cands, shuf)
 		}
 		again, err := Candidates(ms, cands)
 		if err != nil {
