@@ -51,7 +51,7 @@ func newRand(t *testing.T) *rand.Rand {
 	return rand.New(rand.NewPCG(seed, seed^0x5eed))
 }
 
-// shuffled returns a shuffled deep-enough copy of ms (Prefs shared).
+// shuffled returns a shuffled copy of ms (their Prefs shared, not copied).
 func shuffled(r *rand.Rand, ms []Member) []Member {
 	out := slices.Clone(ms)
 	r.Shuffle(len(out), func(i, j int) { out[i], out[j] = out[j], out[i] })
