@@ -23,16 +23,18 @@ const Module = "github.com/scraft/scraft"
 // import. A package belongs to the longest group that prefixes its path, so
 // generated subpackages (transport/raftpb) belong to their parent. Importing
 // inside one's own group is always allowed. "*" allows everything.
+// delegate is the one policy the chain's rules and the nodes share, so it
+// stands below both and imports nothing of scraft but protocol.
 var Allowed = map[string][]string{
 	"protocol":            {},
 	"vm/meter":            {},
 	"vm":                  {"protocol", "vm/meter"},
 	"fsm":                 {"protocol"},
 	"settlement":          {"protocol", "settlement/contract"},
-	"settlement/contract": {"protocol"},
-	"settlement/devchain": {"protocol", "settlement", "settlement/contract"},
-	"cluster":             {"protocol", "fsm", "settlement", "settlement/contract"},
-	"delegate":            {"protocol", "fsm", "settlement", "settlement/contract"},
+	"settlement/contract": {"protocol", "delegate"},
+	"settlement/devchain": {"protocol", "settlement", "settlement/contract", "delegate"},
+	"cluster":             {"protocol", "fsm", "settlement", "settlement/contract", "delegate"},
+	"delegate":            {"protocol"},
 	"transport":           {"protocol"},
 	"clientapi":           {"protocol"},
 	"client":              {"protocol", "clientapi"},

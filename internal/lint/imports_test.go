@@ -43,6 +43,12 @@ func TestCheckCatchesViolations(t *testing.T) {
 		{"the SDK never imports transport", "client", "transport", false, true},
 		{"the client API never imports transport", "clientapi", "transport", false, true},
 		{"rpcerr is protocol's", "protocol/rpcerr", "protocol", false, false},
+		{"the delegate policy uses protocol", "delegate", "protocol", false, false},
+		{"the delegate policy never imports the chain's rules", "delegate", "settlement/contract", false, true},
+		{"the delegate policy never imports fsm", "delegate", "fsm", false, true},
+		{"the delegate policy never imports cluster", "delegate", "cluster", false, true},
+		{"the chain's rules share the delegate policy", "settlement/contract", "delegate", false, false},
+		{"nodes share the delegate policy", "cluster", "delegate", false, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
