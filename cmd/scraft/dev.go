@@ -229,6 +229,24 @@ func runDev(ctx context.Context, o devOptions) error {
 	defer t.Stop()
 	last := channels[0].Status().Height
 	lastAt, printedAt := time.Now(), time.Time{}
+	statusLine := func(now time.Time) string {
+		st := channels[0].Status()
+		for _, c := range channels {
+			if s := c.Status(); s.Height > st.Height {
+				st = s
+			}
+		}
+		rate := float64(st.Height-last) / now.Sub(lastAt).Seconds()
+		last, lastAt, printedAt = st.Height, now, now
+		leader := "none"
+		for i, c := range channels {
+			if c.Status().Leading {
+				leader = fmt.Sprintf("node%d", i+1)
+			}
+		}
+		return fmt.Sprintf("height %8d  %7.0f heights/s  leader %-5s  epoch %3d  settled %6d  players %d",
+			st.Height, rate, leader, st.Epoch, st.SettledHeight, len(playerKeys))
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -236,6 +254,8 @@ func runDev(ctx context.Context, o devOptions) error {
 			wg.Wait()
 			if o.tty {
 				fmt.Fprintln(o.out)
+			} else {
+				say("%s", statusLine(time.Now())) // where it ended
 			}
 			say("stopped: %d txs committed, %d failed", committed.Load(), failed.Load())
 			return nil
@@ -243,22 +263,7 @@ func runDev(ctx context.Context, o devOptions) error {
 			if !o.tty && now.Sub(printedAt) < statusEvery {
 				continue
 			}
-			st := channels[0].Status()
-			for _, c := range channels {
-				if s := c.Status(); s.Height > st.Height {
-					st = s
-				}
-			}
-			rate := float64(st.Height-last) / now.Sub(lastAt).Seconds()
-			last, lastAt, printedAt = st.Height, now, now
-			leader := "none"
-			for i, c := range channels {
-				if c.Status().Leading {
-					leader = fmt.Sprintf("node%d", i+1)
-				}
-			}
-			line := fmt.Sprintf("height %8d  %7.0f heights/s  leader %-5s  epoch %3d  settled %6d  players %d",
-				st.Height, rate, leader, st.Epoch, st.SettledHeight, len(playerKeys))
+			line := statusLine(now)
 			if o.tty {
 				fmt.Fprintf(o.out, "\r%s  ", line)
 			} else {
