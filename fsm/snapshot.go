@@ -188,7 +188,6 @@ func (c *chunkWriter) flush(e *protocol.Encoder) {
 	c.err = err
 }
 
-
 // SnapshotFile is a decoded snapshot: the state it carries and, from
 // version 4, the batches that bring that state to its height. Decoding
 // checks the encoding and the invariants of the state; the batches are
