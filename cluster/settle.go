@@ -231,14 +231,26 @@ func (run *leaderRun) checkSuffix(settled uint64) {
 	}
 }
 
-// buildSettlement returns the settlement of from..to, or of a shorter
-// range from..to' when the whole does not fit: at most maxHeights heights,
-// at most protocol.MaxChanges changes and maxBytes encoded. It carries the
-// state hash at to, which every height of the journal has unless it was
-// restored from a snapshot too old to carry them.
+// buildSettlement returns the settlement of from..to', where to' is the
+// highest batch end (fsm.Machine.LastBatchEnd) of from..to such that the
+// range fits: at most maxHeights heights, at most protocol.MaxChanges
+// changes and maxBytes encoded. A settlement ends at a batch end so that
+// the batches since the settled height, which a snapshot carries, are
+// whole signed batches; when the first batch alone is longer than
+// maxHeights, the range is that batch. It carries the state hash at to',
+// which every height of the journal has unless it was restored from a
+// snapshot too old to carry them.
 func buildSettlement(m *fsm.Machine, from, to, maxHeights uint64, maxBytes int) (protocol.Settlement, error) {
 	to = min(to, from+maxHeights-1)
 	for {
+		end, ok := m.LastBatchEnd(from, to)
+		if !ok {
+			// The batch of height from ends after to.
+			if end, ok = m.NextBatchEnd(from); !ok {
+				return protocol.Settlement{}, fmt.Errorf("no batch ends at or after height %d", from)
+			}
+		}
+		to = end
 		cs, err := m.NetChangeSet(from, to)
 		if err != nil {
 			return protocol.Settlement{}, err
@@ -252,8 +264,8 @@ func buildSettlement(m *fsm.Machine, from, to, maxHeights uint64, maxBytes int) 
 		if cs.Len() <= protocol.MaxChanges && len(protocol.Marshal(&s)) <= maxBytes {
 			return s, nil
 		}
-		if to == from {
-			return protocol.Settlement{}, fmt.Errorf("height %d alone changes %d resources, more than a proposal carries", from, cs.Len())
+		if first, _ := m.NextBatchEnd(from); to == first {
+			return protocol.Settlement{}, fmt.Errorf("the batch of heights %d..%d alone changes %d resources, more than a proposal carries", from, to, cs.Len())
 		}
 		to = from + (to-from)/2
 	}
@@ -469,6 +481,11 @@ func (c *Channel) judge(j *judging) (opt protocol.VoteOption, ok bool) {
 			return
 		}
 		opt = protocol.VoteAgainst
+		if m.InsideBatch(s.To) {
+			// A settlement ends at a batch end, or the batches since it
+			// would not be whole signed batches (buildSettlement).
+			return
+		}
 		cs, err := m.NetChangeSet(s.From, s.To)
 		if err != nil {
 			return

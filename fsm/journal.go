@@ -169,6 +169,20 @@ func (m *Machine) LastBatchEnd(from, to uint64) (uint64, bool) {
 	return 0, false
 }
 
+// NextBatchEnd returns the lowest height from from on that ends a batch.
+func (m *Machine) NextBatchEnd(from uint64) (uint64, bool) {
+	st := m.st
+	if from <= st.settled {
+		return 0, false
+	}
+	for h := from; h <= st.height; h++ {
+		if st.journal[h-st.settled-1].pos != posInside {
+			return h, true
+		}
+	}
+	return 0, false
+}
+
 // InsideBatch reports whether height h, in the journal, is known not to
 // end its batch: a settlement that ends there is voted against.
 func (m *Machine) InsideBatch(h uint64) bool {
