@@ -202,6 +202,7 @@ func openChannel(n *Node, id protocol.ChannelID) (_ *Channel, err error) {
 	c.fsm.onEvidence = c.onEvidence
 	c.fsm.facts = chainFacts{c: c}
 	c.fsm.applied = c.onApplied
+	c.fsm.snaps = c.newSnapshotCheck()
 
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(cfg.Key.Address().String())
@@ -225,6 +226,7 @@ func openChannel(n *Node, id protocol.ChannelID) (_ *Channel, err error) {
 		return nil, fmt.Errorf("open channel %s: raft: %w", id, err)
 	}
 	c.raft = r
+	c.fsm.booted.Store(true)
 	return c, nil
 }
 

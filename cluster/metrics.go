@@ -27,6 +27,7 @@ type metrics struct {
 	feedResumes   prometheus.Counter
 	settlements   *prometheus.CounterVec
 	votes         *prometheus.CounterVec
+	snapshots     *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -78,10 +79,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.votes = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "scraft", Name: "settlement_votes_total",
 		Help: "This member's votes on settlement proposals, by option (for, against, abstain)."}, []string{"channel", "vote"})
+	m.snapshots = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "scraft", Name: "snapshots_total",
+		Help: "Snapshots this member restored or refused, by result (restored, fetched, forged, unverifiable)."}, []string{"channel", "result"})
 	if reg != nil {
 		reg.MustRegister(m.committed, m.commitLatency, m.commitBatch, m.batchSize, m.applyLag, m.height,
 			m.epoch, m.leaderStarts, m.settled, m.gas, m.evidence, m.busy, m.forwardSize, m.chainWaits,
-			m.chainReads, m.feedResumes, m.settlements, m.votes)
+			m.chainReads, m.feedResumes, m.settlements, m.votes, m.snapshots)
 	}
 	return m
 }
@@ -107,6 +111,8 @@ type channelMetrics struct {
 	// by option.
 	settlements *prometheus.CounterVec
 	votes       *prometheus.CounterVec
+	// snapshots counts restored and refused snapshots by result.
+	snapshots *prometheus.CounterVec
 }
 
 func (m *metrics) forChannel(id protocol.ChannelID) *channelMetrics {
@@ -129,6 +135,7 @@ func (m *metrics) forChannel(id protocol.ChannelID) *channelMetrics {
 		chainReads:    m.chainReads.WithLabelValues(l),
 		settlements:   m.settlements.MustCurryWith(prometheus.Labels{"channel": l}),
 		votes:         m.votes.MustCurryWith(prometheus.Labels{"channel": l}),
+		snapshots:     m.snapshots.MustCurryWith(prometheus.Labels{"channel": l}),
 	}
 }
 
