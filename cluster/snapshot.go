@@ -232,7 +232,7 @@ func (f *machineFSM) refuseSnapshot(err error, from protocol.Address, claimed ui
 		return
 	}
 	ev := &fsm.Evidence{Reason: fsm.ReasonBadSnapshot, Leader: from, Height: claimed, Index: -1,
-		Detail: err.Error(), Batch: sum}
+		Detail: strings.TrimPrefix(err.Error(), ErrBadSnapshot.Error()+": "), Batch: sum}
 	f.snaps.result("forged")
 	a := f.applier
 	a.mu.Lock()

@@ -1,11 +1,18 @@
 package cluster
 
 import (
+	"bytes"
+	"crypto/sha256"
 	"fmt"
+	"io"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/scraft/scraft/fsm"
+	"github.com/scraft/scraft/internal/testutil"
 	"github.com/scraft/scraft/protocol"
+	"github.com/scraft/scraft/settlement/contract"
 )
 
 // batchedMachine returns a machine of one member that applied batches of
@@ -77,4 +84,151 @@ func TestSettlementEndsAtBatchEnd(t *testing.T) {
 			t.Errorf("InsideBatch(%d) = %v, want %v", h, got, inside)
 		}
 	}
+}
+
+// raftSnapshotOf returns the Raft snapshot nd's channel would send now.
+func (tc *testCluster) raftSnapshotOf(nd *testNode) []byte {
+	tc.t.Helper()
+	fs, err := tc.channel(nd).fsm.Snapshot()
+	if err != nil {
+		tc.t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := fs.(*fsmSnapshot).writeTo(&buf); err != nil {
+		tc.t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// forge replaces the first old in a Raft snapshot with new (of the same
+// length) and fixes the fsm snapshot's checksum, as a liar would.
+func forge(t *testing.T, raw []byte, old, new string) []byte {
+	t.Helper()
+	i := bytes.Index(raw, []byte(old))
+	if i < 0 || len(old) != len(new) {
+		t.Fatalf("%q not in the snapshot", old)
+	}
+	out := bytes.Clone(raw)
+	copy(out[i:], new)
+	n := int(out[1])<<24 | int(out[2])<<16 | int(out[3])<<8 | int(out[4])
+	body := out[5+n : len(out)-sha256.Size]
+	sum := sha256.Sum256(body)
+	copy(out[len(out)-sha256.Size:], sum[:])
+	return out
+}
+
+// waitSame waits until nd has applied the leader's height and both agree
+// on its digest.
+func (tc *testCluster) waitSame(nd, leader *testNode) {
+	tc.t.Helper()
+	testutil.WaitFor(tc.t, 30*time.Second, func() error {
+		a, b := tc.channel(nd).Status(), tc.channel(leader).Status()
+		if a.Height != b.Height || a.Digest != b.Digest {
+			return fmt.Errorf("height %d digest %s, the leader's %d %s", a.Height, a.Digest, b.Height, b.Digest)
+		}
+		return nil
+	})
+}
+
+// snapshotEvidence returns the snapshot evidence nd recorded.
+func (tc *testCluster) snapshotEvidence(nd *testNode) []*fsm.Evidence {
+	evs, _ := tc.channel(nd).fsm.refusedGeneses()
+	var out []*fsm.Evidence
+	for _, ev := range evs {
+		if ev.Reason == fsm.ReasonBadSnapshot {
+			out = append(out, ev)
+		}
+	}
+	return out
+}
+
+// TestSnapshotForgedRefused: a snapshot whose settled state was made up,
+// or whose batches were tampered with, is refused with evidence; the
+// member fetches the state from an honest member, checks it the same way,
+// and goes on applying.
+func TestSnapshotForgedRefused(t *testing.T) {
+	tc := newTestClusterSpec(t, 3, 0, contract.ChannelConfig{SettleEveryTxs: 10}, nil)
+	tc.submitN(12, "a")
+	info := tc.waitSettled(10)
+	// A tail after the settled height: fewer heights than the policy.
+	tc.submitN(3, "b")
+	leader := tc.waitLeader(10 * time.Second)
+	var follower *testNode
+	for _, nd := range tc.nodes {
+		if nd != leader {
+			follower = nd
+			break
+		}
+	}
+	honest := tc.raftSnapshotOf(leader)
+	tests := []struct {
+		name, old, new string
+	}{
+		// a0; is in the settled state (the first member's messages).
+		{"made-up settled state", "a0;", "a9;"},
+		// b1; is only in a batch after the settled height.
+		{"tampered batch", "b1;", "bX;"},
+	}
+	for i, tcase := range tests {
+		t.Run(tcase.name, func(t *testing.T) {
+			forged := forge(t, honest, tcase.old, tcase.new)
+			c := tc.channel(follower)
+			if err := c.fsm.Restore(io.NopCloser(bytes.NewReader(forged))); err != nil {
+				t.Fatalf("restore of a forged snapshot did not fall back to a fetched one: %v", err)
+			}
+			evs := tc.snapshotEvidence(follower)
+			if len(evs) != i+1 {
+				t.Fatalf("%d pieces of snapshot evidence, want %d", len(evs), i+1)
+			}
+			if want := []string{"state hash of its base", "bad leader signature"}[i]; !strings.Contains(evs[i].Detail, want) {
+				t.Fatalf("evidence %q", evs[i].Detail)
+			}
+			t.Logf("refused: %s", evs[i].Detail)
+			c.fsm.machine(func(m *fsm.Machine) {
+				if m.SettledHeight() < info.SettledHeight {
+					t.Errorf("restored settled height %d, the chain's %d", m.SettledHeight(), info.SettledHeight)
+				}
+			})
+			tc.waitSame(follower, leader)
+			// It goes on applying.
+			tc.submitVia(follower, 2, fmt.Sprintf("c%d-", i))
+			tc.waitSame(follower, leader)
+		})
+	}
+}
+
+// TestSnapshotInstallAfterSettlement: a member far behind, after the
+// others compacted their logs past the chain's settled height, installs
+// the leader's snapshot (the settled state and the batches since, checked
+// against the chain) and agrees with the others.
+func TestSnapshotInstallAfterSettlement(t *testing.T) {
+	tc := newTestClusterSpec(t, 3, 0, contract.ChannelConfig{SettleEveryTxs: 20}, func(c *Config) {
+		c.SnapshotThreshold = 32
+		c.SnapshotInterval = 50 * time.Millisecond
+		c.TrailingLogs = 8
+	})
+	leader := tc.waitLeader(10 * time.Second)
+	var off *testNode
+	for _, nd := range tc.nodes {
+		if nd != leader {
+			off = nd
+			break
+		}
+	}
+	tc.stopNode(off)
+	tc.submitVia(leader, 90, "s")
+	info := tc.waitSettled(40)
+	tc.restartNode(off)
+	tc.waitSame(off, leader)
+	c := tc.channel(off)
+	c.fsm.machine(func(m *fsm.Machine) {
+		if m.SettledHeight() < info.SettledHeight {
+			t.Errorf("settled height %d after the install, the chain's was %d", m.SettledHeight(), info.SettledHeight)
+		}
+	})
+	if evs := tc.snapshotEvidence(off); len(evs) > 0 {
+		t.Fatalf("honest snapshot refused: %s", evs[0].Detail)
+	}
+	tc.submitVia(off, 3, "t")
+	tc.waitSame(off, leader)
 }
