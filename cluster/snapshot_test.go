@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"fmt"
 	"io"
@@ -231,4 +232,31 @@ func TestSnapshotInstallAfterSettlement(t *testing.T) {
 	}
 	tc.submitVia(off, 3, "t")
 	tc.waitSame(off, leader)
+}
+
+// TestSnapshotPeerMembersOnly: the peer API's Snapshot answers members
+// only, and a member's request below the callee's height.
+func TestSnapshotPeerMembersOnly(t *testing.T) {
+	tc := newTestCluster(t, 2, nil)
+	tc.submitN(3, "p")
+	k, _ := protocol.GenerateKey(nil)
+	nd := &testNode{key: k, dir: t.TempDir()}
+	tc.startNode(nd, nil)
+	defer tc.stopNode(nd)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := nd.node.peers.snapshot(ctx, tc.nodes[0].addr, tc.id, 0); err == nil {
+		t.Fatal("a non-member got the channel's snapshot")
+	}
+	data, err := tc.nodes[1].node.peers.snapshot(ctx, tc.nodes[0].addr, tc.id, 1)
+	if err != nil {
+		t.Fatalf("a member's request: %v", err)
+	}
+	rs, err := readRaftSnapshot(bytes.NewReader(data))
+	if err != nil || rs.g == nil {
+		t.Fatalf("fetched snapshot: %v", err)
+	}
+	if _, err := tc.nodes[1].node.peers.snapshot(ctx, tc.nodes[0].addr, tc.id, 1<<40); err == nil {
+		t.Fatal("a snapshot below the height asked for")
+	}
 }
