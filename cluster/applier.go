@@ -64,8 +64,8 @@ type applier struct {
 	m      *fsm.Machine // nil until the genesis command is applied
 	gen    *genesis
 	genErr error // why the genesis could not be loaded
-	// badGen is the evidence of the latest refused geneses (at most
-	// maxBadGenesis), badGenTotal counts them all.
+	// badGen is the evidence of the latest refused geneses and snapshots
+	// (at most maxBadGenesis), badGenTotal counts them all.
 	badGen      []*fsm.Evidence
 	badGenTotal uint64
 	cache       *outcomeCache

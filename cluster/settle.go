@@ -17,7 +17,8 @@ import (
 //
 // The leader's (leaderRun.settler, part of the leader run, so it stops the
 // moment leadership is lost) proposes {from = settled+1, to = applied
-// height, net change set, D(to), state hash at to} when the channel's
+// height (a batch end, snapped down to one when the range is capped), net
+// change set, D(to), state hash at to} when the channel's
 // policy says so, or when the unsettled suffix reaches SettleMaxHeights or
 // SettleMaxUnsettledBytes whatever the policy, keeps one proposal of its
 // own open at a time, and executes it once it passed. Past
@@ -28,7 +29,7 @@ import (
 // watches the chain for settlement proposals of its channel, waits until it
 // applied their last height, recomputes the range from its own journal and
 // votes for (equal change set, digest and state hash) or against
-// (different); it abstains when it cannot judge (the range is pruned here,
+// (different, or to inside a batch); it abstains when it cannot judge (the range is pruned here,
 // the state hash at to is unknown here, or it did not reach the last
 // height within SettleTimeout). The journal keeps the state hash of every
 // height (fsm.Machine.StateHash), so a member that applied past to still
