@@ -107,7 +107,7 @@ func forge(t *testing.T, raw []byte, old, new string) []byte {
 	t.Helper()
 	i := bytes.Index(raw, []byte(old))
 	if i < 0 || len(old) != len(new) {
-		t.Fatalf("%q not in the snapshot", old)
+		t.Fatalf("%x not in the snapshot", old)
 	}
 	out := bytes.Clone(raw)
 	copy(out[i:], new)
@@ -162,13 +162,28 @@ func TestSnapshotForgedRefused(t *testing.T) {
 		}
 	}
 	honest := tc.raftSnapshotOf(leader)
+	// The follower's member record in the settled state: address, key,
+	// join seq, leave height (0).
+	var mem fsm.Member
+	tc.channel(leader).fsm.machine(func(m *fsm.Machine) { mem, _ = m.Member(follower.key.Address()) })
+	rec := protocol.NewEncoder(96)
+	rec.Fixed(mem.Address[:])
+	rec.Fixed(mem.PublicKey)
+	rec.U64(mem.JoinSeq)
+	rec.U64(0)
+	leaving := protocol.NewEncoder(96)
+	leaving.Fixed(rec.Out()[:len(rec.Out())-8])
+	leaving.U64(1)
 	tests := []struct {
 		name, old, new string
+		detail         string
 	}{
 		// a0; is in the settled state (the first member's messages).
-		{"made-up settled state", "a0;", "a9;"},
+		{"made-up resource", "a0;", "a9;", "state hash of its base"},
+		// A member that never asked to leave, made to have asked.
+		{"made-up member", string(rec.Out()), string(leaving.Out()), "state hash of its base"},
 		// b1; is only in a batch after the settled height.
-		{"tampered batch", "b1;", "bX;"},
+		{"tampered batch", "b1;", "bX;", "bad leader signature"},
 	}
 	for i, tcase := range tests {
 		t.Run(tcase.name, func(t *testing.T) {
@@ -181,7 +196,7 @@ func TestSnapshotForgedRefused(t *testing.T) {
 			if len(evs) != i+1 {
 				t.Fatalf("%d pieces of snapshot evidence, want %d", len(evs), i+1)
 			}
-			if want := []string{"state hash of its base", "bad leader signature"}[i]; !strings.Contains(evs[i].Detail, want) {
+			if !strings.Contains(evs[i].Detail, tcase.detail) {
 				t.Fatalf("evidence %q", evs[i].Detail)
 			}
 			t.Logf("refused: %s", evs[i].Detail)
