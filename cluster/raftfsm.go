@@ -128,8 +128,12 @@ func (f *machineFSM) Restore(rc io.ReadCloser) error {
 		ck, claimed, err = f.check(rs, received)
 	}
 	if err != nil && received && f.ctx.Err() == nil {
-		f.refuseSnapshot(err, f.snaps.leader(), claimed, nil)
-		ck, err = f.fetchChecked(claimed)
+		from := f.snaps.leader()
+		f.refuseSnapshot(err, from, claimed, nil)
+		if !errors.Is(err, ErrBadSnapshot) {
+			from = protocol.Address{} // honest, perhaps: ask it too
+		}
+		ck, err = f.fetchChecked(claimed, from)
 	}
 	if err != nil {
 		return fmt.Errorf("restore snapshot: %w", err)

@@ -250,14 +250,18 @@ func (f *machineFSM) refuseSnapshot(err error, from protocol.Address, claimed ui
 
 // fetchChecked fetches a snapshot of height min at least from the other
 // members and checks it, until one checks out or the time is up. A member
-// whose snapshot is false is recorded and not asked again.
-func (f *machineFSM) fetchChecked(min uint64) (*checked, error) {
+// whose snapshot is false is recorded and not asked again; liar, when not
+// zero, sent the refused one and is not asked.
+func (f *machineFSM) fetchChecked(min uint64, liar protocol.Address) (*checked, error) {
 	if f.snaps.fetch == nil {
 		return nil, errors.New("no members to fetch from")
 	}
 	ctx, cancel := context.WithTimeout(f.ctx, snapshotFetchTimeout)
 	defer cancel()
 	liars := map[protocol.Address]bool{}
+	if !liar.IsZero() {
+		liars[liar] = true
+	}
 	skip := func(a protocol.Address) bool { return liars[a] }
 	var last error
 	for {

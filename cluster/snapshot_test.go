@@ -4,8 +4,13 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"fmt"
+	"hash/crc64"
 	"io"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -274,4 +279,79 @@ func TestSnapshotPeerMembersOnly(t *testing.T) {
 	if _, err := tc.nodes[1].node.peers.snapshot(ctx, tc.nodes[0].addr, tc.id, 1<<40); err == nil {
 		t.Fatal("a snapshot below the height asked for")
 	}
+}
+
+// TestSnapshotForgedByLeaderInstall: a leader whose stored snapshot was
+// made up sends it to a member far behind (Raft's InstallSnapshot); the
+// member refuses it with evidence, fetches the state from the other
+// member, and follows the log from there.
+func TestSnapshotForgedByLeaderInstall(t *testing.T) {
+	tc := newTestClusterSpec(t, 3, 0, contract.ChannelConfig{SettleEveryTxs: 10}, func(c *Config) {
+		c.SnapshotThreshold = 1 << 20 // only the snapshot the test asks for
+		c.SnapshotInterval = time.Hour
+		c.TrailingLogs = 4
+	})
+	leader := tc.waitLeader(10 * time.Second)
+	var off *testNode
+	for _, nd := range tc.nodes {
+		if nd != leader {
+			off = nd
+			break
+		}
+	}
+	tc.stopNode(off)
+	tc.submitVia(leader, 12, "a")
+	tc.waitSettled(10)
+	tc.submitVia(leader, 3, "b")
+	lc := tc.channel(leader)
+	if err := lc.raft.Snapshot().Error(); err != nil {
+		t.Fatal(err)
+	}
+	// Make up the stored snapshot, with its checksums fixed.
+	snaps, err := filepath.Glob(filepath.Join(lc.dir, "snapshots", "*", "state.bin"))
+	if err != nil || len(snaps) == 0 {
+		t.Fatalf("no stored snapshot: %v", err)
+	}
+	slices.Sort(snaps)
+	state := snaps[len(snaps)-1]
+	raw, err := os.ReadFile(state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged := forge(t, raw, "a0;", "a9;")
+	if err := os.WriteFile(state, forged, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	metaPath := filepath.Join(filepath.Dir(state), "meta.json")
+	mb, err := os.ReadFile(metaPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var meta map[string]any
+	if err := json.Unmarshal(mb, &meta); err != nil {
+		t.Fatal(err)
+	}
+	h := crc64.New(crc64.MakeTable(crc64.ECMA))
+	h.Write(forged)
+	meta["CRC"] = h.Sum(nil)
+	if mb, err = json.Marshal(meta); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(metaPath, mb, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	tc.restartNode(off)
+	testutil.WaitFor(t, 30*time.Second, func() error {
+		if len(tc.snapshotEvidence(off)) == 0 {
+			return fmt.Errorf("no snapshot evidence yet")
+		}
+		return nil
+	})
+	if ev := tc.snapshotEvidence(off)[0]; ev.Leader != leader.key.Address() || !strings.Contains(ev.Detail, "state hash of its base") {
+		t.Fatalf("evidence against %s: %s", ev.Leader, ev.Detail)
+	}
+	tc.waitSame(off, leader)
+	tc.submitVia(off, 3, "c")
+	tc.waitSame(off, leader)
 }
