@@ -355,3 +355,46 @@ func TestSnapshotForgedByLeaderInstall(t *testing.T) {
 	tc.submitVia(off, 3, "c")
 	tc.waitSame(off, leader)
 }
+
+// TestSnapshotOwnRestoredAfterSettlement: a node restarts on its own
+// snapshot after the chain settled past it while the node was down. The
+// chain can no longer vouch for that snapshot's base, but the node wrote
+// it (it is on its trust list): it restores it, re-executing its batches,
+// and catches up.
+func TestSnapshotOwnRestoredAfterSettlement(t *testing.T) {
+	tc := newTestClusterSpec(t, 3, 0, contract.ChannelConfig{SettleEveryTxs: 10}, func(c *Config) {
+		c.SnapshotThreshold = 16
+		c.SnapshotInterval = 50 * time.Millisecond
+		c.TrailingLogs = 4
+	})
+	leader := tc.waitLeader(10 * time.Second)
+	var off *testNode
+	for _, nd := range tc.nodes {
+		if nd != leader {
+			off = nd
+			break
+		}
+	}
+	tc.submitVia(leader, 40, "a")
+	tc.waitSame(off, leader)
+	dir := tc.channel(off).dir
+	var height uint64
+	testutil.WaitFor(t, 30*time.Second, func() error {
+		snaps, _ := filepath.Glob(filepath.Join(dir, "snapshots", "*", "state.bin"))
+		if len(snaps) == 0 {
+			return fmt.Errorf("no snapshot of its own yet")
+		}
+		height = tc.channel(off).Status().Height
+		return nil
+	})
+	tc.stopNode(off)
+	tc.submitVia(leader, 40, "b")
+	if info := tc.waitSettled(height + 20); info.SettledHeight <= height {
+		t.Fatalf("settled %d", info.SettledHeight)
+	}
+	tc.restartNode(off)
+	tc.waitSame(off, leader)
+	if evs := tc.snapshotEvidence(off); len(evs) > 0 {
+		t.Fatalf("own snapshot refused: %s", evs[0].Detail)
+	}
+}
