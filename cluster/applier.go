@@ -235,6 +235,12 @@ func (a *applier) applyBatch(ctx context.Context, pre *decoded) *applyResult {
 			a.mu.Unlock()
 			return &applyResult{batch: b, err: fmt.Errorf("%w: batch before genesis", ErrRefused)}
 		}
+		if b.LastHeight() <= a.m.Height() {
+			// Restored past it: a snapshot fetched from a member after
+			// the leader's was refused may be ahead of the log.
+			a.mu.Unlock()
+			return &applyResult{batch: b, err: fmt.Errorf("%w: batch of heights up to %d, already at %d", ErrRefused, b.LastHeight(), a.m.Height())}
+		}
 		res, err := a.m.ApplyFacts(b, pre.ver, facts)
 		var need *fsm.NeedFactsError
 		if errors.As(err, &need) {
