@@ -113,6 +113,11 @@ func (f *machineFSM) Restore(rc io.ReadCloser) error {
 	f.feedMu.Lock()
 	defer f.feedMu.Unlock()
 	rs, err := readRaftSnapshot(rc)
+	if err == nil && rs.g == nil && received && f.m != nil {
+		// Every snapshot taken after the genesis carries it: this one
+		// would wipe the machine.
+		err = errors.New("no genesis, and this member has applied one")
+	}
 	if err == nil && rs.g == nil {
 		f.mu.Lock()
 		defer f.mu.Unlock()
@@ -134,12 +139,11 @@ func (f *machineFSM) Restore(rc io.ReadCloser) error {
 			from = protocol.Address{} // honest, perhaps: ask it too
 		}
 		ck, err = f.fetchChecked(claimed, from)
+	} else if err == nil {
+		f.snaps.result("restored")
 	}
 	if err != nil {
 		return fmt.Errorf("restore snapshot: %w", err)
-	}
-	if !received || ck.height == claimed {
-		f.snaps.result("restored")
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -398,3 +398,23 @@ func TestSnapshotOwnRestoredAfterSettlement(t *testing.T) {
 		t.Fatalf("own snapshot refused: %s", evs[0].Detail)
 	}
 }
+
+// TestSnapshotWithoutGenesisRefused: a snapshot that carries no genesis
+// would wipe a member's machine; once the member applied the genesis it
+// refuses one, with evidence, and keeps (or fetches) the channel's state.
+func TestSnapshotWithoutGenesisRefused(t *testing.T) {
+	tc := newTestCluster(t, 3, nil)
+	tc.submitN(3, "g")
+	leader := tc.waitLeader(10 * time.Second)
+	follower := tc.others(leader)[0]
+	c := tc.channel(follower)
+	if err := c.fsm.Restore(io.NopCloser(bytes.NewReader([]byte{snapshotVersion, 0, 0, 0, 0}))); err != nil {
+		t.Fatalf("restore: %v", err)
+	}
+	if evs := tc.snapshotEvidence(follower); len(evs) != 1 || !strings.Contains(evs[0].Detail, "no genesis") {
+		t.Fatalf("evidence %v", evs)
+	}
+	tc.waitSame(follower, leader)
+	tc.submitVia(follower, 2, "h")
+	tc.waitSame(follower, leader)
+}
