@@ -428,7 +428,8 @@ func settlementOf(p *settlement.ProposalInfo) (*judging, error) {
 
 // JudgeSettlement returns the vote this member's journal gives an open
 // settlement proposal of the channel: for when the range's net change set,
-// digest and state hash equal its own, against when they differ, abstain
+// digest and state hash equal its own, against when they differ or the
+// range ends inside a batch, abstain
 // when the range is pruned here or its state hash unknown here. It waits until this member applied the range's last
 // height, or ctx ends. Members that run no node (clients) can ask the node
 // they trust and sign their own vote with it.

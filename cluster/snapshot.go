@@ -385,9 +385,14 @@ type sumWriter struct {
 
 func (s *sumWriter) Write(p []byte) (int, error) {
 	n, err := s.w.Write(p)
-	s.last = append(s.last, p[:n]...)
-	if len(s.last) > 2*len(protocol.Hash{}) {
-		s.last = append(s.last[:0], s.last[len(s.last)-len(protocol.Hash{}):]...)
+	const k = len(protocol.Hash{})
+	if n >= k {
+		s.last = append(s.last[:0], p[n-k:n]...)
+	} else {
+		s.last = append(s.last, p[:n]...)
+		if len(s.last) > k {
+			s.last = append(s.last[:0], s.last[len(s.last)-k:]...)
+		}
 	}
 	return n, err
 }

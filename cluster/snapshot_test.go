@@ -418,3 +418,35 @@ func TestSnapshotWithoutGenesisRefused(t *testing.T) {
 	tc.submitVia(follower, 2, "h")
 	tc.waitSame(follower, leader)
 }
+
+// TestTrustList: the checksums of a node's own snapshots survive a
+// restart, the latest maxTrusted of them; the writer keeps the last 32
+// bytes written, however the writes are cut.
+func TestTrustList(t *testing.T) {
+	dir := t.TempDir()
+	tl := loadTrustList(dir)
+	var sums []protocol.Hash
+	for i := range maxTrusted + 3 {
+		h := sha256.Sum256([]byte{byte(i)})
+		sums = append(sums, h)
+		if err := tl.add(h); err != nil {
+			t.Fatal(err)
+		}
+	}
+	again := loadTrustList(dir)
+	if again.has(sums[0]) || again.has(sums[2]) || !again.has(sums[3]) || !again.has(sums[len(sums)-1]) {
+		t.Fatal("the trust list did not keep the latest checksums")
+	}
+
+	data := bytes.Repeat([]byte("0123456789abcdef"), 10)
+	for _, cut := range []int{1, 5, 31, 32, 33, 100} {
+		var buf bytes.Buffer
+		w := &sumWriter{w: &buf}
+		for i := 0; i < len(data); i += cut {
+			w.Write(data[i:min(i+cut, len(data))])
+		}
+		if got, ok := w.sum(); !ok || !bytes.Equal(got[:], data[len(data)-32:]) || !bytes.Equal(buf.Bytes(), data) {
+			t.Fatalf("writes of %d: last 32 bytes %x", cut, got)
+		}
+	}
+}
