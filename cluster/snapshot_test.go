@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -447,6 +448,64 @@ func TestTrustList(t *testing.T) {
 		}
 		if got, ok := w.sum(); !ok || !bytes.Equal(got[:], data[len(data)-32:]) || !bytes.Equal(buf.Bytes(), data) {
 			t.Fatalf("writes of %d: last 32 bytes %x", cut, got)
+		}
+	}
+}
+
+// TestSettlementsAtBatchEndsInCluster: with several senders at once the
+// leader signs batches of several calls; every settlement the chain
+// executes ends at the last height of one of them.
+func TestSettlementsAtBatchEndsInCluster(t *testing.T) {
+	tc := newTestClusterSpec(t, 3, 0, contract.ChannelConfig{SettleEveryTxs: 7}, func(c *Config) { c.SettleMaxHeights = 9 })
+	feed, stop := tc.channel(tc.nodes[0]).Subscribe(1024)
+	defer stop()
+	// Batches applied before the subscription are not seen.
+	before := tc.channel(tc.nodes[0]).Status().Height
+	ends := map[uint64]bool{}
+	var sizes []int
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for a := range feed {
+			ends[a.Outcomes[len(a.Outcomes)-1].Height] = true
+			sizes = append(sizes, len(a.Outcomes))
+		}
+	}()
+	var wg sync.WaitGroup
+	for _, u := range tc.users {
+		wg.Go(func() {
+			c := tc.channel(tc.nodes[0])
+			for i := range 15 {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				_, _ = c.Submit(ctx, tc.tx(u, fmt.Sprintf("%d;", i)))
+				cancel()
+			}
+		})
+	}
+	wg.Wait()
+	h := tc.channel(tc.nodes[0]).Status().Height
+	info := tc.waitSettled(h)
+	stop()
+	<-done
+	multi := false
+	for _, n := range sizes {
+		multi = multi || n > 1
+	}
+	if !multi {
+		t.Skip("every batch held one call: nothing to snap")
+	}
+	cl := tc.chain.client(tc.nodes[0].key)
+	for pid := uint64(1); pid <= info.LastProposal; pid++ {
+		p, err := cl.Proposal(context.Background(), tc.id, pid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var s protocol.Settlement
+		if p.Kind != protocol.ProposalSettlement || protocol.Unmarshal(p.Data, &s) != nil || p.Status != contract.ProposalExecuted {
+			continue
+		}
+		if s.To > before && !ends[s.To] {
+			t.Fatalf("settlement %d..%d does not end at a batch end (batch sizes %v)", s.From, s.To, sizes)
 		}
 	}
 }
