@@ -456,7 +456,7 @@ func TestTrustList(t *testing.T) {
 // leader signs batches of several calls; every settlement the chain
 // executes ends at the last height of one of them.
 func TestSettlementsAtBatchEndsInCluster(t *testing.T) {
-	tc := newTestClusterSpec(t, 3, 0, contract.ChannelConfig{SettleEveryTxs: 7}, func(c *Config) { c.SettleMaxHeights = 9 })
+	tc := newTestClusterSpec(t, 3, 0, contract.ChannelConfig{SettleEveryTxs: 7, SettleInterval: 200 * time.Millisecond}, func(c *Config) { c.SettleMaxHeights = 9 })
 	feed, stop := tc.channel(tc.nodes[0]).Subscribe(1024)
 	defer stop()
 	// Batches applied before the subscription are not seen.
