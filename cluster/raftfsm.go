@@ -103,10 +103,11 @@ func (f *machineFSM) Snapshot() (raft.FSMSnapshot, error) {
 // leader sent. The snapshot is restored into a new machine and checked
 // (snapshot.go), with the machine lock not held; the machine is swapped
 // in only when it checks out. A snapshot the leader sent that does not
-// check out is refused (Raft does not install it), with evidence when it
-// is false, and the member fetches a snapshot from the other members
-// instead: one of at least the height the refused one named, so that the
-// log after it still follows.
+// check out is refused, with evidence when it is false, and the member
+// fetches a snapshot from the other members instead: one of at least the
+// height the refused one named, so that the log after it still follows.
+// Restore returns nil when the fetched one checks out and is swapped in,
+// an error (Raft does not install the snapshot) when none does.
 func (f *machineFSM) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
 	received := f.booted.Load()
