@@ -68,8 +68,8 @@ type applier struct {
 	m      *fsm.Machine // nil until the genesis command is applied
 	gen    *genesis
 	genErr error // why the genesis could not be loaded
-	// badGen is the evidence of the latest refused geneses (at most
-	// maxBadGenesis), badGenTotal counts them all.
+	// badGen is the evidence of the latest refused geneses and snapshots
+	// (at most maxBadGenesis), badGenTotal counts them all.
 	badGen      []*fsm.Evidence
 	badGenTotal uint64
 	cache       *outcomeCache
@@ -249,6 +249,12 @@ func (a *applier) applyBatch(ctx context.Context, pre *decoded) *applyResult {
 		if a.m == nil {
 			a.mu.Unlock()
 			return &applyResult{batch: b, err: fmt.Errorf("%w: batch before genesis", ErrRefused)}
+		}
+		if b.LastHeight() <= a.m.Height() {
+			// Restored past it: a snapshot fetched from a member after
+			// the leader's was refused may be ahead of the log.
+			a.mu.Unlock()
+			return &applyResult{batch: b, err: fmt.Errorf("%w: batch of heights up to %d, already at %d", ErrRefused, b.LastHeight(), a.m.Height())}
 		}
 		res, err := a.m.ApplyFacts(b, pre.ver, facts)
 		var need *fsm.NeedFactsError

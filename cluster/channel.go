@@ -216,6 +216,7 @@ func openChannel(n *Node, id protocol.ChannelID) (_ *Channel, err error) {
 	c.fsm.facts = chainFacts{c: c}
 	c.fsm.applied = c.onApplied
 	c.fsm.hold = c.hold
+	c.fsm.snaps = c.newSnapshotCheck()
 
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(cfg.Key.Address().String())
@@ -239,6 +240,7 @@ func openChannel(n *Node, id protocol.ChannelID) (_ *Channel, err error) {
 		return nil, fmt.Errorf("open channel %s: raft: %w", id, err)
 	}
 	c.raft = r
+	c.fsm.booted.Store(true)
 	return c, nil
 }
 

@@ -56,6 +56,14 @@ var (
 	ErrConfig = errors.New("cluster: invalid config")
 	// ErrUnauthenticated means a peer request's caller signature is bad.
 	ErrUnauthenticated = protocol.NewError(protocol.CodeBadSignature, "cluster.unauthenticated", "cluster: unauthenticated peer request")
+	// ErrBadSnapshot means a snapshot does not check out: its state is not
+	// the one the chain settled, or its batches do not apply as signed
+	// batches of the channel's leaders. Evidence is recorded.
+	ErrBadSnapshot = errors.New("cluster: snapshot does not check out")
+	// ErrUnverifiable means a snapshot cannot be checked against the chain
+	// now: the chain's settled height is outside the heights it covers, or
+	// the chain settled before it recorded state hashes.
+	ErrUnverifiable = errors.New("cluster: snapshot cannot be checked against the chain")
 	// ErrNotSettlement means a proposal is not a well-formed settlement.
 	ErrNotSettlement = errors.New("cluster: not a settlement proposal")
 	// ErrStaleNonce means a tx's nonce is already used (counting the

@@ -30,6 +30,7 @@ type metrics struct {
 	punishments   *prometheus.CounterVec
 	complaints    *prometheus.CounterVec
 	elections     *prometheus.CounterVec
+	snapshots     *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -90,11 +91,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.elections = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "scraft", Name: "elections_total",
 		Help: "Leader-election proposals this member filed, voted on or executed, by what (filed, for, against, executed)."}, []string{"channel", "what"})
+	m.snapshots = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "scraft", Name: "snapshots_total",
+		Help: "Snapshots this member restored or refused, by result (restored, fetched, forged, unverifiable)."}, []string{"channel", "result"})
 	if reg != nil {
 		reg.MustRegister(m.punishments)
 		reg.MustRegister(m.committed, m.commitLatency, m.commitBatch, m.batchSize, m.applyLag, m.height,
 			m.epoch, m.leaderStarts, m.settled, m.gas, m.evidence, m.busy, m.forwardSize, m.chainWaits,
-			m.chainReads, m.feedResumes, m.settlements, m.votes, m.complaints, m.elections)
+			m.chainReads, m.feedResumes, m.settlements, m.votes, m.complaints, m.elections, m.snapshots)
 	}
 	return m
 }
@@ -126,6 +130,8 @@ type channelMetrics struct {
 	// election work by what.
 	complaints *prometheus.CounterVec
 	elections  *prometheus.CounterVec
+	// snapshots counts restored and refused snapshots by result.
+	snapshots *prometheus.CounterVec
 }
 
 func (m *metrics) forChannel(id protocol.ChannelID) *channelMetrics {
@@ -151,6 +157,7 @@ func (m *metrics) forChannel(id protocol.ChannelID) *channelMetrics {
 		punishments:   m.punishments.MustCurryWith(prometheus.Labels{"channel": l}),
 		complaints:    m.complaints.MustCurryWith(prometheus.Labels{"channel": l}),
 		elections:     m.elections.MustCurryWith(prometheus.Labels{"channel": l}),
+		snapshots:     m.snapshots.MustCurryWith(prometheus.Labels{"channel": l}),
 	}
 }
 

@@ -31,6 +31,8 @@ type Node struct {
 	// feed is the node's one stream of chain events, shared by its
 	// channels (feed.go).
 	feed *chainFeed
+	// snapshotSlot lets one peer Snapshot stream run at a time.
+	snapshotSlot chan struct{}
 
 	closeOnce sync.Once
 	mu        struct {
@@ -61,6 +63,8 @@ func NewNode(cfg Config) (*Node, error) {
 		logger: cfg.logger().With("node", cfg.Key.Address().String()),
 		peers:  &peerClient{key: cfg.Key, dial: cfg.Dial},
 		unlock: unlock,
+
+		snapshotSlot: make(chan struct{}, 1),
 	}
 	n.metrics = newMetrics(cfg.Registerer)
 	if cfg.Registerer != nil {

@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"io"
 	"sync"
 	"time"
 
@@ -483,4 +484,109 @@ func (p *peerClient) status(ctx context.Context, addr string, id protocol.Channe
 		return nil, err
 	}
 	return resp, nil
+}
+
+// snapshotChunk is the size of one chunk of a streamed snapshot.
+const snapshotChunk = 256 << 10
+
+// Snapshot streams this node's snapshot of the channel to a member that
+// refused the one its leader sent. One stream at a time per node: a
+// snapshot costs an encoding of the whole state.
+func (p *peerService) Snapshot(req *peerpb.SnapshotRequest, ss peerpb.Peer_SnapshotServer) error {
+	ctx := ss.Context()
+	caller, _, err := verifyCaller(req.Caller, "Snapshot", req.Channel, u64bytes(req.MinHeight))
+	if err != nil {
+		return rpcerr.Err(err)
+	}
+	if err := p.admit(ctx, req.Channel, caller); err != nil {
+		return err
+	}
+	c, err := p.channelFor(req.Channel, caller)
+	if err != nil {
+		return err
+	}
+	select {
+	case p.n.snapshotSlot <- struct{}{}:
+		defer func() { <-p.n.snapshotSlot }()
+	case <-ctx.Done():
+		return status.FromContextError(ctx.Err()).Err()
+	}
+	fs, err := c.fsm.Snapshot()
+	if err != nil {
+		return rpcerr.Err(err)
+	}
+	s := fs.(*fsmSnapshot)
+	if s.snap == nil || s.snap.Height() < req.MinHeight {
+		return status.Errorf(codes.FailedPrecondition, "cluster: no snapshot at height %d or above here", req.MinHeight)
+	}
+	w := &chunkSender{ss: ss, height: s.snap.Height()}
+	if err := s.writeTo(w); err != nil {
+		return err
+	}
+	return w.flush()
+}
+
+// chunkSender sends what is written to it in chunks of snapshotChunk.
+type chunkSender struct {
+	ss     peerpb.Peer_SnapshotServer
+	height uint64
+	buf    []byte
+}
+
+func (w *chunkSender) Write(p []byte) (int, error) {
+	w.buf = append(w.buf, p...)
+	for len(w.buf) >= snapshotChunk {
+		if err := w.send(w.buf[:snapshotChunk]); err != nil {
+			return 0, err
+		}
+		w.buf = append(w.buf[:0], w.buf[snapshotChunk:]...)
+	}
+	return len(p), nil
+}
+
+func (w *chunkSender) send(b []byte) error {
+	err := w.ss.Send(&peerpb.SnapshotChunk{Height: w.height, Data: b})
+	w.height = 0
+	return err
+}
+
+func (w *chunkSender) flush() error {
+	if len(w.buf) == 0 {
+		return nil
+	}
+	return w.send(w.buf)
+}
+
+// snapshot fetches the snapshot of channel id of height min at least from
+// the member at addr: at most maxRaftSnapshotBytes.
+func (p *peerClient) snapshot(ctx context.Context, addr string, id protocol.ChannelID, min uint64) ([]byte, error) {
+	cl, err := p.client(addr)
+	if err != nil {
+		return nil, err
+	}
+	var pr peer.Peer
+	st, err := cl.Snapshot(ctx, &peerpb.SnapshotRequest{
+		Channel: id[:], MinHeight: min, Caller: signCaller(p.key, "Snapshot", id[:], u64bytes(min)),
+	}, grpc.Peer(&pr))
+	if err != nil {
+		return nil, rpcerr.From(err)
+	}
+	var buf []byte
+	for {
+		chunk, err := st.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, rpcerr.From(err)
+		}
+		if len(buf)+len(chunk.Data) > maxRaftSnapshotBytes {
+			return nil, fmt.Errorf("%w: snapshot from %s larger than %d bytes", protocol.ErrTooLarge, addr, maxRaftSnapshotBytes)
+		}
+		buf = append(buf, chunk.Data...)
+	}
+	if err := p.checkServer(ctx, addr, id, &pr); err != nil {
+		return nil, err
+	}
+	return buf, nil
 }

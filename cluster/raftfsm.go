@@ -1,12 +1,11 @@
 package cluster
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"sync/atomic"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
@@ -26,10 +25,17 @@ type machineFSM struct {
 	// the applier is abandoned.
 	ctx     context.Context
 	lastLog uint64 // index of the last log applied
+	// booted is set once raft.NewRaft returned: a Restore before it
+	// restores this node's own snapshot at startup, one after it installs
+	// a snapshot the leader sent (snapshot.go).
+	booted atomic.Bool
+	// snaps checks and fetches snapshots (snapshot.go).
+	snaps *snapshotCheck
 }
 
 func newMachineFSM(ctx context.Context, id protocol.ChannelID, self protocol.Address, logger hclog.Logger, cacheSize int) *machineFSM {
-	return &machineFSM{ctx: ctx, applier: &applier{id: id, self: self, logger: logger, cache: newOutcomeCache(cacheSize)}}
+	return &machineFSM{ctx: ctx, applier: &applier{id: id, self: self, logger: logger, cache: newOutcomeCache(cacheSize)},
+		snaps: &snapshotCheck{leader: func() protocol.Address { return protocol.Address{} }, result: func(string) {}}}
 }
 
 // ApplyBatch implements raft.BatchingFSM. The batches are decoded and
@@ -80,6 +86,9 @@ func (f *machineFSM) Snapshot() (raft.FSMSnapshot, error) {
 		return nil, fmt.Errorf("%w: the state machine was abandoned mid-apply at shutdown", ErrChannelClosed)
 	}
 	s := &fsmSnapshot{}
+	if f.snaps != nil {
+		s.trust = f.snaps.trust
+	}
 	if f.gen != nil {
 		s.gen = f.gen.bytes()
 	}
@@ -89,64 +98,68 @@ func (f *machineFSM) Snapshot() (raft.FSMSnapshot, error) {
 	return s, nil
 }
 
-// Restore implements raft.FSM. The fsm snapshot verifies its checksum and
-// channel. The snapshot is read, and a machine for another genesis built,
-// before the machine lock is taken.
+// Restore implements raft.FSM. Raft calls it at startup with the newest
+// snapshot on this node's disk, and when it installs a snapshot the
+// leader sent. The snapshot is restored into a new machine and checked
+// (snapshot.go), with the machine lock not held; the machine is swapped
+// in only when it checks out. A snapshot the leader sent that does not
+// check out is refused, with evidence when it is false, and the member
+// fetches a snapshot from the other members instead: one of at least the
+// height the refused one named, so that the log after it still follows.
+// Restore returns nil when the fetched one checks out and is swapped in,
+// an error (Raft does not install the snapshot) when none does.
 func (f *machineFSM) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
-	r := bufio.NewReaderSize(rc, 1<<16)
-	var hdr [5]byte
-	if _, err := io.ReadFull(r, hdr[:]); err != nil {
-		return fmt.Errorf("restore snapshot: header: %w", err)
-	}
-	if hdr[0] != snapshotVersion {
-		return fmt.Errorf("restore snapshot: version %d, want %d", hdr[0], snapshotVersion)
-	}
-	n := uint32(hdr[1])<<24 | uint32(hdr[2])<<16 | uint32(hdr[3])<<8 | uint32(hdr[4])
-	if n > protocol.MaxBatchBytes {
-		return fmt.Errorf("restore snapshot: genesis of %d bytes", n)
-	}
+	received := f.booted.Load()
 	f.feedMu.Lock()
 	defer f.feedMu.Unlock()
-	if n == 0 {
+	rs, err := readRaftSnapshot(rc)
+	if err == nil && rs.g == nil && received && f.m != nil {
+		// Every snapshot taken after the genesis carries it: this one
+		// would wipe the machine.
+		err = errors.New("no genesis, and this member has applied one")
+	}
+	if err == nil && rs.g == nil {
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		f.gen, f.m = nil, nil
 		f.publishLocked()
 		return nil
 	}
-	gb := make([]byte, n)
-	if _, err := io.ReadFull(r, gb); err != nil {
-		return fmt.Errorf("restore snapshot: genesis: %w", err)
-	}
-	g, err := decodeGenesis(gb)
+	var ck *checked
+	var claimed uint64
 	if err != nil {
-		return fmt.Errorf("restore snapshot: %w", err)
+		err = fmt.Errorf("%w: %v", ErrBadSnapshot, err)
+	} else {
+		ck, claimed, err = f.check(rs, received)
 	}
-	snap, err := io.ReadAll(io.LimitReader(r, fsm.MaxSnapshotBytes+1))
-	if err != nil {
-		return fmt.Errorf("restore snapshot: %w", err)
-	}
-	m := f.m
-	if m == nil || f.gen == nil || string(f.gen.bytes()) != string(gb) {
-		if m, err = f.build(f.ctx, g); err != nil {
-			return fmt.Errorf("restore snapshot: %w", err)
+	if err != nil && received && f.ctx.Err() == nil {
+		from := f.snaps.leader()
+		f.refuseSnapshot(err, from, claimed, nil)
+		if !errors.Is(err, ErrBadSnapshot) {
+			from = protocol.Address{} // honest, perhaps: ask it too
 		}
+		ck, err = f.fetchChecked(claimed, from)
+	} else if err == nil {
+		f.snaps.result("restored")
+	}
+	if err != nil {
+		return fmt.Errorf("restore snapshot: %w", err)
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	defer f.publishLocked()
-	if err := m.Restore(bytes.NewReader(snap)); err != nil {
-		return fmt.Errorf("restore snapshot: %w", err)
-	}
-	f.gen, f.m, f.genErr = g, m, nil
-	f.logger.Info("restored snapshot", "height", m.Height())
+	f.gen, f.m, f.genErr = ck.g, ck.m, nil
+	f.publishLocked()
+	f.logger.Info("restored snapshot", "height", ck.m.Height(), "settled", ck.m.SettledHeight(), "received", received)
 	return nil
 }
 
 type fsmSnapshot struct {
 	gen  []byte
 	snap *fsm.Snapshot
+	// trust records the snapshot's checksum once written: this node
+	// restores it at startup without asking the chain.
+	trust *trustList
 }
 
 // Persist implements raft.FSMSnapshot; it runs while Apply goes on.
@@ -159,7 +172,18 @@ func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
 	return sink.Close()
 }
 
-func (s *fsmSnapshot) write(w io.Writer) error {
+func (s *fsmSnapshot) write(sink io.Writer) error {
+	w := &sumWriter{w: sink}
+	if err := s.writeTo(w); err != nil {
+		return err
+	}
+	if sum, ok := w.sum(); ok && s.snap != nil {
+		return s.trust.add(sum)
+	}
+	return nil
+}
+
+func (s *fsmSnapshot) writeTo(w io.Writer) error {
 	n := len(s.gen)
 	hdr := []byte{snapshotVersion, byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)}
 	if _, err := w.Write(hdr); err != nil {

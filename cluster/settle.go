@@ -17,7 +17,8 @@ import (
 //
 // The leader's (leaderRun.settler, part of the leader run, so it stops the
 // moment leadership is lost) proposes {from = settled+1, to = applied
-// height, net change set, D(to), state hash at to} when the channel's
+// height (a batch end, snapped down to one when the range is capped), net
+// change set, D(to), state hash at to} when the channel's
 // policy says so, or when the unsettled suffix reaches SettleMaxHeights or
 // SettleMaxUnsettledBytes whatever the policy, keeps one proposal of its
 // own open at a time, and executes it once it passed. Past
@@ -28,7 +29,7 @@ import (
 // watches the chain for settlement proposals of its channel, waits until it
 // applied their last height, recomputes the range from its own journal and
 // votes for (equal change set, digest and state hash) or against
-// (different); it abstains when it cannot judge (the range is pruned here,
+// (different, or to inside a batch); it abstains when it cannot judge (the range is pruned here,
 // the state hash at to is unknown here, or it did not reach the last
 // height within SettleTimeout). The journal keeps the state hash of every
 // height (fsm.Machine.StateHash), so a member that applied past to still
@@ -231,14 +232,26 @@ func (run *leaderRun) checkSuffix(settled uint64) {
 	}
 }
 
-// buildSettlement returns the settlement of from..to, or of a shorter
-// range from..to' when the whole does not fit: at most maxHeights heights,
-// at most protocol.MaxChanges changes and maxBytes encoded. It carries the
-// state hash at to, which every height of the journal has unless it was
-// restored from a snapshot too old to carry them.
+// buildSettlement returns the settlement of from..to', where to' is the
+// highest batch end (fsm.Machine.LastBatchEnd) of from..to such that the
+// range fits: at most maxHeights heights, at most protocol.MaxChanges
+// changes and maxBytes encoded. A settlement ends at a batch end so that
+// the batches since the settled height, which a snapshot carries, are
+// whole signed batches; when the first batch alone is longer than
+// maxHeights, the range is that batch. It carries the state hash at to',
+// which every height of the journal has unless it was restored from a
+// snapshot too old to carry them.
 func buildSettlement(m *fsm.Machine, from, to, maxHeights uint64, maxBytes int) (protocol.Settlement, error) {
 	to = min(to, from+maxHeights-1)
 	for {
+		end, ok := m.LastBatchEnd(from, to)
+		if !ok {
+			// The batch of height from ends after to.
+			if end, ok = m.NextBatchEnd(from); !ok {
+				return protocol.Settlement{}, fmt.Errorf("no batch ends at or after height %d", from)
+			}
+		}
+		to = end
 		cs, err := m.NetChangeSet(from, to)
 		if err != nil {
 			return protocol.Settlement{}, err
@@ -252,8 +265,8 @@ func buildSettlement(m *fsm.Machine, from, to, maxHeights uint64, maxBytes int) 
 		if cs.Len() <= protocol.MaxChanges && len(protocol.Marshal(&s)) <= maxBytes {
 			return s, nil
 		}
-		if to == from {
-			return protocol.Settlement{}, fmt.Errorf("height %d alone changes %d resources, more than a proposal carries", from, cs.Len())
+		if first, _ := m.NextBatchEnd(from); to == first {
+			return protocol.Settlement{}, fmt.Errorf("the batch of heights %d..%d alone changes %d resources, more than a proposal carries", from, to, cs.Len())
 		}
 		to = from + (to-from)/2
 	}
@@ -415,7 +428,8 @@ func settlementOf(p *settlement.ProposalInfo) (*judging, error) {
 
 // JudgeSettlement returns the vote this member's journal gives an open
 // settlement proposal of the channel: for when the range's net change set,
-// digest and state hash equal its own, against when they differ, abstain
+// digest and state hash equal its own, against when they differ or the
+// range ends inside a batch, abstain
 // when the range is pruned here or its state hash unknown here. It waits until this member applied the range's last
 // height, or ctx ends. Members that run no node (clients) can ask the node
 // they trust and sign their own vote with it.
@@ -469,6 +483,11 @@ func (c *Channel) judge(j *judging) (opt protocol.VoteOption, ok bool) {
 			return
 		}
 		opt = protocol.VoteAgainst
+		if m.InsideBatch(s.To) {
+			// A settlement ends at a batch end, or the batches since it
+			// would not be whole signed batches (buildSettlement).
+			return
+		}
 		cs, err := m.NetChangeSet(s.From, s.To)
 		if err != nil {
 			return

@@ -11,7 +11,10 @@
 // a batch, then ApplyFacts when raft commits it, which reuses the results
 // ProposeFacts computed. Apply and Propose are the same for a machine with
 // no chain (tests, tools). Snapshot and Restore carry the state through
-// raft snapshots; NetChangeSet, Digest and PruneTo serve settlement.
+// raft snapshots: the state at the settled height and the leader-signed
+// batches since, which ReadSnapshot and RestoreBase let a caller check
+// against the chain and re-execute with ApplyFacts. NetChangeSet, Digest,
+// LastBatchEnd and PruneTo serve settlement.
 //
 // Threading: a Machine must be used from one goroutine at a time. A
 // *Snapshot is immutable and may be written from any goroutine, and Verify

@@ -43,6 +43,10 @@ const (
 	// seqs, gas limit, tick interval). Evidence.Batch holds the genesis.
 	// The genesis carries no signature, so the evidence names no leader.
 	ReasonBadGenesis
+	// ReasonBadSnapshot: a snapshot whose state is not the one the chain
+	// settled, or whose batches do not apply (package cluster). It names
+	// the member that sent it when known; Detail says what failed.
+	ReasonBadSnapshot
 )
 
 func (r Reason) String() string {
@@ -69,6 +73,8 @@ func (r Reason) String() string {
 		return "call after the close request"
 	case ReasonBadGenesis:
 		return "genesis differs from the chain"
+	case ReasonBadSnapshot:
+		return "snapshot does not check out"
 	}
 	return fmt.Sprintf("reason(%d)", uint8(r))
 }

@@ -148,5 +148,47 @@ func (m *Machine) PruneTo(h uint64) error {
 	// Copy the rest so the pruned change sets can be collected.
 	st.journal = append([]journalEntry(nil), st.journal[k:]...)
 	st.settled = h
+	m.advanceBase(h)
 	return nil
+}
+
+// LastBatchEnd returns the highest height of from..to that ends a batch,
+// the only heights a settlement may end at (a snapshot carries the whole
+// signed batches since the settled height). A height restored from a
+// snapshot of version 3 counts as an end: the journal does not know.
+func (m *Machine) LastBatchEnd(from, to uint64) (uint64, bool) {
+	st := m.st
+	if from <= st.settled || to < from || to > st.height {
+		return 0, false
+	}
+	for h := to; h >= from; h-- {
+		if st.journal[h-st.settled-1].pos != posInside {
+			return h, true
+		}
+	}
+	return 0, false
+}
+
+// NextBatchEnd returns the lowest height from from on that ends a batch.
+func (m *Machine) NextBatchEnd(from uint64) (uint64, bool) {
+	st := m.st
+	if from <= st.settled {
+		return 0, false
+	}
+	for h := from; h <= st.height; h++ {
+		if st.journal[h-st.settled-1].pos != posInside {
+			return h, true
+		}
+	}
+	return 0, false
+}
+
+// InsideBatch reports whether height h, in the journal, is known not to
+// end its batch: a settlement that ends there is voted against.
+func (m *Machine) InsideBatch(h uint64) bool {
+	st := m.st
+	if h <= st.settled || h > st.height {
+		return false
+	}
+	return st.journal[h-st.settled-1].pos == posInside
 }

@@ -70,7 +70,13 @@ type Machine struct {
 	logger hclog.Logger
 
 	st     *state
-	frozen bool // st is held by a Snapshot: clone before changing it
+	frozen bool // st is held by a Snapshot (or is base): clone before changing it
+
+	// base is an immutable state at a batch end at or below the settled
+	// height, and tail the batches applied since, in order: what a
+	// snapshot carries (snapshot.go). PruneTo moves base up.
+	base *state
+	tail []tailBatch
 
 	pending []*pendingBatch
 
@@ -123,7 +129,8 @@ func New(cfg Config, exec Executor) (*Machine, error) {
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
-	return &Machine{cfg: cfg, exec: exec, logger: logger, st: newState(&cfg), nonceX: nonceCache{}}, nil
+	st := newState(&cfg)
+	return &Machine{cfg: cfg, exec: exec, logger: logger, st: st, frozen: true, base: st, nonceX: nonceCache{}}, nil
 }
 
 // Apply checks and applies one leader-signed batch, as committed by raft.
@@ -207,7 +214,7 @@ func (m *Machine) apply(b *protocol.Batch, ver *Verified, checks *factChecks) (*
 	}
 	dropped := m.dropPending()
 	n := m.judge(b, m.st.digest, outs, faults)
-	m.commit(l, b.Entries, outs)
+	m.commit(b, l, outs)
 	return &Applied{Outcomes: outs, Digest: l.digest, Dropped: dropped, Faults: n}, nil
 }
 
@@ -377,8 +384,9 @@ func resultDiff(claimed, own *protocol.Result) string {
 	return "output hash differs"
 }
 
-// commit folds a batch's layer and journal into the state.
-func (m *Machine) commit(l *layer, entries []protocol.Entry, outs []protocol.Outcome) {
+// commit folds a batch's layer and journal into the state, and keeps the
+// batch and its layer in the tail.
+func (m *Machine) commit(b *protocol.Batch, l *layer, outs []protocol.Outcome) {
 	if m.frozen {
 		m.st = m.st.clone()
 		m.frozen = false
@@ -386,10 +394,12 @@ func (m *Machine) commit(l *layer, entries []protocol.Entry, outs []protocol.Out
 	j := make([]journalEntry, len(outs))
 	var gas uint64
 	for i := range outs {
-		j[i] = journalEntry{digest: outs[i].Digest, state: l.states[i], cs: outs[i].ChangeSet, size: entryBytes(&entries[i])}
+		j[i] = journalEntry{digest: outs[i].Digest, state: l.states[i], cs: outs[i].ChangeSet, size: entryBytes(&b.Entries[i]), pos: posInside}
 		gas += outs[i].Result.GasUsed
 	}
+	j[len(j)-1].pos = posEnd
 	m.st.fold(l, j)
+	m.tail = append(m.tail, tailBatch{raw: b.Bytes(), l: l})
 	m.stats.BatchesApplied++
 	m.stats.Entries += uint64(len(outs))
 	m.stats.GasUsed += gas

@@ -137,7 +137,7 @@ func (m *Machine) reuse(b *protocol.Batch) *Applied {
 	}
 	m.pending[0] = nil
 	m.pending = m.pending[1:]
-	m.commit(p.layer, pb.Entries, p.outs)
+	m.commit(b, p.layer, p.outs)
 	m.stats.BatchesReused++
 	return &Applied{Outcomes: p.outs, Digest: p.layer.digest, Reused: true}
 }

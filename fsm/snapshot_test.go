@@ -169,6 +169,8 @@ func TestRestoreRefuses(t *testing.T) {
 		{"body cut, valid checksum", resum(body[:len(body)-3])},
 		{"other channel", otherSnap},
 		{"garbage, valid checksum", resum([]byte{SnapshotVersion, 1, 2, 3})},
+		{"tampered batch, valid checksum", resum(bytes.Replace(body, []byte("z=2"), []byte("z=3"), 1))},
+		{"batch dropped, valid checksum", resum(dropLastBatch(t, src))},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -190,6 +192,93 @@ func TestRestoreRefuses(t *testing.T) {
 			t.Fatalf("Restore: %v", err)
 		}
 	})
+}
+
+// dropLastBatch returns the body of src's snapshot without its last batch:
+// its batches end below the height it names.
+func dropLastBatch(t *testing.T, src *Machine) []byte {
+	t.Helper()
+	snap := src.Snapshot()
+	snap.tail = snap.tail[:len(snap.tail)-1]
+	b := snap.Bytes()
+	return b[:len(b)-sha256.Size]
+}
+
+// TestSnapshotBaseAndBatches: a snapshot carries the state at the highest
+// batch end at or below the settled height and the batches since; the
+// reader gets the base's state hash from scratch and the same machine
+// after the batches.
+func TestSnapshotBaseAndBatches(t *testing.T) {
+	cfg, batches := history(t)
+	m := newMachine(t, cfg)
+	for _, b := range batches {
+		mustApply(t, m, b)
+	}
+	// Batches end at heights 3, 6, 9, 12, 15, 17.
+	tests := []struct {
+		prune, base uint64
+		batches     int
+	}{
+		{0, 0, 6},
+		{10, 9, 3}, // inside a batch: the base stays at the batch end below
+		{12, 12, 2},
+		{17, 17, 0}, // the applied height: the current state
+	}
+	for _, tc := range tests {
+		t.Run(fmt.Sprintf("settled %d", tc.prune), func(t *testing.T) {
+			wantHash, _ := m.StateHash(tc.base)
+			if err := m.PruneTo(tc.prune); err != nil {
+				t.Fatal(err)
+			}
+			snap := m.Snapshot()
+			if snap.BaseHeight() != tc.base {
+				t.Fatalf("base at %d, want %d", snap.BaseHeight(), tc.base)
+			}
+			data := snap.Bytes()
+			r := newMachine(t, cfg)
+			f, err := r.ReadSnapshot(bytes.NewReader(data))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if f.Legacy() || f.BaseHeight() != tc.base || len(f.Batches) != tc.batches || f.Height != m.Height() || f.Settled != max(tc.prune, tc.base) {
+				t.Fatalf("read base %d, %d batches, height %d, settled %d", f.BaseHeight(), len(f.Batches), f.Height, f.Settled)
+			}
+			if tc.base > 0 && f.BaseStateHash() != wantHash {
+				t.Fatal("the base's state hash from scratch differs from the machine's at that height")
+			}
+			if err := r.Restore(bytes.NewReader(data)); err != nil {
+				t.Fatal(err)
+			}
+			requireSameState(t, m, r)
+			if !bytes.Equal(snapshotBytes(r), data) {
+				t.Fatal("the restored machine writes another snapshot")
+			}
+		})
+	}
+	// A made-up base does not hash to the state hash the chain settled.
+	m2 := newMachine(t, cfg)
+	for _, b := range batches {
+		mustApply(t, m2, b)
+	}
+	if err := m2.PruneTo(12); err != nil {
+		t.Fatal(err)
+	}
+	sh, _ := m2.StateHash(12)
+	data := snapshotBytes(m2)
+	body := bytes.Clone(data[:len(data)-sha256.Size])
+	i := bytes.Index(body, []byte("again"))
+	if i < 0 {
+		t.Fatal("no resource value to change")
+	}
+	body[i] = 'A'
+	sum := sha256.Sum256(body)
+	f, err := newMachine(t, cfg).ReadSnapshot(bytes.NewReader(append(body, sum[:]...)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.BaseStateHash() == sh {
+		t.Fatal("a made-up base has the settled state hash")
+	}
 }
 
 type errReader struct{}

@@ -59,7 +59,21 @@ type journalEntry struct {
 	// size is about what the entry took in its batch, result included
 	// (entryBytes): the unsettled suffix a later snapshot will carry.
 	size uint32
+	// pos says whether the height ends its batch: settlements end at
+	// batch ends, so that a snapshot carries whole signed batches.
+	pos batchPos
 }
+
+// batchPos is where a journal height sits in its batch.
+type batchPos uint8
+
+const (
+	// posUnknown: restored from a snapshot of version 3, which did not
+	// say.
+	posUnknown batchPos = iota
+	posInside
+	posEnd
+)
 
 func newState(cfg *Config) *state {
 	g := &cfg.Genesis

@@ -743,6 +743,119 @@ func (x *StatusResponse) GetLastIndex() uint64 {
 	return 0
 }
 
+type SnapshotRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Channel       []byte                 `protobuf:"bytes,1,opt,name=channel,proto3" json:"channel,omitempty"`
+	MinHeight     uint64                 `protobuf:"varint,2,opt,name=min_height,json=minHeight,proto3" json:"min_height,omitempty"`
+	Caller        *Caller                `protobuf:"bytes,15,opt,name=caller,proto3" json:"caller,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SnapshotRequest) Reset() {
+	*x = SnapshotRequest{}
+	mi := &file_cluster_proto_peer_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotRequest) ProtoMessage() {}
+
+func (x *SnapshotRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cluster_proto_peer_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotRequest.ProtoReflect.Descriptor instead.
+func (*SnapshotRequest) Descriptor() ([]byte, []int) {
+	return file_cluster_proto_peer_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *SnapshotRequest) GetChannel() []byte {
+	if x != nil {
+		return x.Channel
+	}
+	return nil
+}
+
+func (x *SnapshotRequest) GetMinHeight() uint64 {
+	if x != nil {
+		return x.MinHeight
+	}
+	return 0
+}
+
+func (x *SnapshotRequest) GetCaller() *Caller {
+	if x != nil {
+		return x.Caller
+	}
+	return nil
+}
+
+type SnapshotChunk struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// height is the snapshot's applied height, in the first chunk.
+	Height        uint64 `protobuf:"varint,1,opt,name=height,proto3" json:"height,omitempty"`
+	Data          []byte `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SnapshotChunk) Reset() {
+	*x = SnapshotChunk{}
+	mi := &file_cluster_proto_peer_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotChunk) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotChunk) ProtoMessage() {}
+
+func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
+	mi := &file_cluster_proto_peer_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotChunk.ProtoReflect.Descriptor instead.
+func (*SnapshotChunk) Descriptor() ([]byte, []int) {
+	return file_cluster_proto_peer_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *SnapshotChunk) GetHeight() uint64 {
+	if x != nil {
+		return x.Height
+	}
+	return 0
+}
+
+func (x *SnapshotChunk) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
 var File_cluster_proto_peer_proto protoreflect.FileDescriptor
 
 const file_cluster_proto_peer_proto_rawDesc = "" +
@@ -800,13 +913,22 @@ const file_cluster_proto_peer_proto_rawDesc = "" +
 	"\rapplied_index\x18\x06 \x01(\x04R\fappliedIndex\x12!\n" +
 	"\fcommit_index\x18\a \x01(\x04R\vcommitIndex\x12\x1d\n" +
 	"\n" +
-	"last_index\x18\b \x01(\x04R\tlastIndex2\xb0\x02\n" +
+	"last_index\x18\b \x01(\x04R\tlastIndex\"z\n" +
+	"\x0fSnapshotRequest\x12\x18\n" +
+	"\achannel\x18\x01 \x01(\fR\achannel\x12\x1d\n" +
+	"\n" +
+	"min_height\x18\x02 \x01(\x04R\tminHeight\x12.\n" +
+	"\x06caller\x18\x0f \x01(\v2\x16.scraft.peer.v1.CallerR\x06caller\";\n" +
+	"\rSnapshotChunk\x12\x16\n" +
+	"\x06height\x18\x01 \x01(\x04R\x06height\x12\x12\n" +
+	"\x04data\x18\x02 \x01(\fR\x04data2\xfe\x02\n" +
 	"\x04Peer\x12S\n" +
 	"\n" +
 	"ForwardTxs\x12!.scraft.peer.v1.ForwardTxsRequest\x1a\".scraft.peer.v1.ForwardTxsResponse\x12A\n" +
 	"\x04Join\x12\x1b.scraft.peer.v1.JoinRequest\x1a\x1c.scraft.peer.v1.JoinResponse\x12G\n" +
 	"\x06Attest\x12\x1d.scraft.peer.v1.AttestRequest\x1a\x1e.scraft.peer.v1.AttestResponse\x12G\n" +
-	"\x06Status\x12\x1d.scraft.peer.v1.StatusRequest\x1a\x1e.scraft.peer.v1.StatusResponseB0Z.github.com/scraft/scraft/cluster/peerpb;peerpbb\x06proto3"
+	"\x06Status\x12\x1d.scraft.peer.v1.StatusRequest\x1a\x1e.scraft.peer.v1.StatusResponse\x12L\n" +
+	"\bSnapshot\x12\x1f.scraft.peer.v1.SnapshotRequest\x1a\x1d.scraft.peer.v1.SnapshotChunk0\x01B0Z.github.com/scraft/scraft/cluster/peerpb;peerpbb\x06proto3"
 
 var (
 	file_cluster_proto_peer_proto_rawDescOnce sync.Once
@@ -820,7 +942,7 @@ func file_cluster_proto_peer_proto_rawDescGZIP() []byte {
 	return file_cluster_proto_peer_proto_rawDescData
 }
 
-var file_cluster_proto_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_cluster_proto_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_cluster_proto_peer_proto_goTypes = []any{
 	(*Caller)(nil),             // 0: scraft.peer.v1.Caller
 	(*ForwardTxsRequest)(nil),  // 1: scraft.peer.v1.ForwardTxsRequest
@@ -833,6 +955,8 @@ var file_cluster_proto_peer_proto_goTypes = []any{
 	(*AttestResponse)(nil),     // 8: scraft.peer.v1.AttestResponse
 	(*StatusRequest)(nil),      // 9: scraft.peer.v1.StatusRequest
 	(*StatusResponse)(nil),     // 10: scraft.peer.v1.StatusResponse
+	(*SnapshotRequest)(nil),    // 11: scraft.peer.v1.SnapshotRequest
+	(*SnapshotChunk)(nil),      // 12: scraft.peer.v1.SnapshotChunk
 }
 var file_cluster_proto_peer_proto_depIdxs = []int32{
 	0,  // 0: scraft.peer.v1.ForwardTxsRequest.caller:type_name -> scraft.peer.v1.Caller
@@ -841,19 +965,22 @@ var file_cluster_proto_peer_proto_depIdxs = []int32{
 	0,  // 3: scraft.peer.v1.JoinRequest.caller:type_name -> scraft.peer.v1.Caller
 	0,  // 4: scraft.peer.v1.AttestRequest.caller:type_name -> scraft.peer.v1.Caller
 	0,  // 5: scraft.peer.v1.StatusRequest.caller:type_name -> scraft.peer.v1.Caller
-	1,  // 6: scraft.peer.v1.Peer.ForwardTxs:input_type -> scraft.peer.v1.ForwardTxsRequest
-	5,  // 7: scraft.peer.v1.Peer.Join:input_type -> scraft.peer.v1.JoinRequest
-	7,  // 8: scraft.peer.v1.Peer.Attest:input_type -> scraft.peer.v1.AttestRequest
-	9,  // 9: scraft.peer.v1.Peer.Status:input_type -> scraft.peer.v1.StatusRequest
-	2,  // 10: scraft.peer.v1.Peer.ForwardTxs:output_type -> scraft.peer.v1.ForwardTxsResponse
-	6,  // 11: scraft.peer.v1.Peer.Join:output_type -> scraft.peer.v1.JoinResponse
-	8,  // 12: scraft.peer.v1.Peer.Attest:output_type -> scraft.peer.v1.AttestResponse
-	10, // 13: scraft.peer.v1.Peer.Status:output_type -> scraft.peer.v1.StatusResponse
-	10, // [10:14] is the sub-list for method output_type
-	6,  // [6:10] is the sub-list for method input_type
-	6,  // [6:6] is the sub-list for extension type_name
-	6,  // [6:6] is the sub-list for extension extendee
-	0,  // [0:6] is the sub-list for field type_name
+	0,  // 6: scraft.peer.v1.SnapshotRequest.caller:type_name -> scraft.peer.v1.Caller
+	1,  // 7: scraft.peer.v1.Peer.ForwardTxs:input_type -> scraft.peer.v1.ForwardTxsRequest
+	5,  // 8: scraft.peer.v1.Peer.Join:input_type -> scraft.peer.v1.JoinRequest
+	7,  // 9: scraft.peer.v1.Peer.Attest:input_type -> scraft.peer.v1.AttestRequest
+	9,  // 10: scraft.peer.v1.Peer.Status:input_type -> scraft.peer.v1.StatusRequest
+	11, // 11: scraft.peer.v1.Peer.Snapshot:input_type -> scraft.peer.v1.SnapshotRequest
+	2,  // 12: scraft.peer.v1.Peer.ForwardTxs:output_type -> scraft.peer.v1.ForwardTxsResponse
+	6,  // 13: scraft.peer.v1.Peer.Join:output_type -> scraft.peer.v1.JoinResponse
+	8,  // 14: scraft.peer.v1.Peer.Attest:output_type -> scraft.peer.v1.AttestResponse
+	10, // 15: scraft.peer.v1.Peer.Status:output_type -> scraft.peer.v1.StatusResponse
+	12, // 16: scraft.peer.v1.Peer.Snapshot:output_type -> scraft.peer.v1.SnapshotChunk
+	12, // [12:17] is the sub-list for method output_type
+	7,  // [7:12] is the sub-list for method input_type
+	7,  // [7:7] is the sub-list for extension type_name
+	7,  // [7:7] is the sub-list for extension extendee
+	0,  // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_cluster_proto_peer_proto_init() }
@@ -867,7 +994,7 @@ func file_cluster_proto_peer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cluster_proto_peer_proto_rawDesc), len(file_cluster_proto_peer_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   11,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

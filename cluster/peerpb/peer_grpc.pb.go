@@ -33,6 +33,7 @@ const (
 	Peer_Join_FullMethodName       = "/scraft.peer.v1.Peer/Join"
 	Peer_Attest_FullMethodName     = "/scraft.peer.v1.Peer/Attest"
 	Peer_Status_FullMethodName     = "/scraft.peer.v1.Peer/Status"
+	Peer_Snapshot_FullMethodName   = "/scraft.peer.v1.Peer/Snapshot"
 )
 
 // PeerClient is the client API for Peer service.
@@ -54,6 +55,14 @@ type PeerClient interface {
 	Attest(ctx context.Context, in *AttestRequest, opts ...grpc.CallOption) (*AttestResponse, error)
 	// Status reports the callee's view of the channel.
 	Status(ctx context.Context, in *StatusRequest, opts ...grpc.CallOption) (*StatusResponse, error)
+	// Snapshot streams the callee's snapshot of the channel (the Raft
+	// snapshot format of cluster/raftfsm.go: the genesis, then the state at
+	// a settled batch end and the leader-signed batches since) at height
+	// min_height or above, in chunks. The caller trusts none of it: it
+	// checks the state against the chain's settled state hash and
+	// re-executes the batches. A callee below min_height answers
+	// FAILED_PRECONDITION.
+	Snapshot(ctx context.Context, in *SnapshotRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[SnapshotChunk], error)
 }
 
 type peerClient struct {
@@ -104,6 +113,25 @@ func (c *peerClient) Status(ctx context.Context, in *StatusRequest, opts ...grpc
 	return out, nil
 }
 
+func (c *peerClient) Snapshot(ctx context.Context, in *SnapshotRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[SnapshotChunk], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Peer_ServiceDesc.Streams[0], Peer_Snapshot_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[SnapshotRequest, SnapshotChunk]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Peer_SnapshotClient = grpc.ServerStreamingClient[SnapshotChunk]
+
 // PeerServer is the server API for Peer service.
 // All implementations must embed UnimplementedPeerServer
 // for forward compatibility.
@@ -123,6 +151,14 @@ type PeerServer interface {
 	Attest(context.Context, *AttestRequest) (*AttestResponse, error)
 	// Status reports the callee's view of the channel.
 	Status(context.Context, *StatusRequest) (*StatusResponse, error)
+	// Snapshot streams the callee's snapshot of the channel (the Raft
+	// snapshot format of cluster/raftfsm.go: the genesis, then the state at
+	// a settled batch end and the leader-signed batches since) at height
+	// min_height or above, in chunks. The caller trusts none of it: it
+	// checks the state against the chain's settled state hash and
+	// re-executes the batches. A callee below min_height answers
+	// FAILED_PRECONDITION.
+	Snapshot(*SnapshotRequest, grpc.ServerStreamingServer[SnapshotChunk]) error
 	mustEmbedUnimplementedPeerServer()
 }
 
@@ -144,6 +180,9 @@ func (UnimplementedPeerServer) Attest(context.Context, *AttestRequest) (*AttestR
 }
 func (UnimplementedPeerServer) Status(context.Context, *StatusRequest) (*StatusResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Status not implemented")
+}
+func (UnimplementedPeerServer) Snapshot(*SnapshotRequest, grpc.ServerStreamingServer[SnapshotChunk]) error {
+	return status.Error(codes.Unimplemented, "method Snapshot not implemented")
 }
 func (UnimplementedPeerServer) mustEmbedUnimplementedPeerServer() {}
 func (UnimplementedPeerServer) testEmbeddedByValue()              {}
@@ -238,6 +277,17 @@ func _Peer_Status_Handler(srv interface{}, ctx context.Context, dec func(interfa
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Peer_Snapshot_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(SnapshotRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(PeerServer).Snapshot(m, &grpc.GenericServerStream[SnapshotRequest, SnapshotChunk]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Peer_SnapshotServer = grpc.ServerStreamingServer[SnapshotChunk]
+
 // Peer_ServiceDesc is the grpc.ServiceDesc for Peer service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -262,6 +312,12 @@ var Peer_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _Peer_Status_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "Snapshot",
+			Handler:       _Peer_Snapshot_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "cluster/proto/peer.proto",
 }
