@@ -395,30 +395,42 @@ func (d *drill) spawn(self string, n *drillNode) error {
 
 // nodeStatus reads what the drill needs from a node's admin /status.
 func (d *drill) nodeStatus(n *drillNode) (leading, ready bool, height uint64, err error) {
+	st, err := d.fullStatus(n)
+	if err != nil {
+		return false, false, 0, err
+	}
+	return st.Leading, st.Ready, st.Height, nil
+}
+
+// drillStatus is the part of a node's admin /status the drill reads.
+type drillStatus struct {
+	Channel protocol.ChannelID
+	Leading bool
+	Ready   bool
+	Height  uint64
+	Voters  int
+}
+
+func (d *drill) fullStatus(n *drillNode) (*drillStatus, error) {
 	req, _ := http.NewRequest(http.MethodGet, "http://"+n.admin+"/status", nil)
 	if d.token != "" {
 		req.Header.Set("Authorization", "Bearer "+d.token)
 	}
 	resp, err := d.http.Do(req)
 	if err != nil {
-		return false, false, 0, err
+		return nil, err
 	}
 	defer resp.Body.Close()
-	var sts []struct {
-		Channel protocol.ChannelID
-		Leading bool
-		Ready   bool
-		Height  uint64
-	}
+	var sts []drillStatus
 	if err := json.NewDecoder(resp.Body).Decode(&sts); err != nil {
-		return false, false, 0, fmt.Errorf("%s /status: %w", n.admin, err)
+		return nil, fmt.Errorf("%s /status: %w", n.admin, err)
 	}
-	for _, s := range sts {
-		if s.Channel == d.ch {
-			return s.Leading, s.Ready, s.Height, nil
+	for i := range sts {
+		if sts[i].Channel == d.ch {
+			return &sts[i], nil
 		}
 	}
-	return false, false, 0, fmt.Errorf("%s does not host channel %s", n.name, d.ch)
+	return nil, fmt.Errorf("%s does not host channel %s", n.name, d.ch)
 }
 
 // waitLeader waits for a node other than not to lead.
@@ -440,21 +452,34 @@ func (d *drill) waitLeader(ctx context.Context, not *drillNode) (*drillNode, err
 	}
 }
 
-// waitReady waits until every node but skip answers and is caught up.
+// waitReady waits until every node but skip answers and is caught up,
+// and the leader counts every node a voter: crashing the leader before a
+// joined node is promoted would leave no quorum.
 func (d *drill) waitReady(ctx context.Context, skip *drillNode) error {
 	ctx, cancel := context.WithTimeout(ctx, d.o.settle)
 	defer cancel()
 	for {
 		var last error
+		leaders := 0
 		for _, n := range d.nodes {
 			if n == skip {
 				continue
 			}
-			if _, ready, _, err := d.nodeStatus(n); err != nil {
+			st, err := d.fullStatus(n)
+			switch {
+			case err != nil:
 				last = err
-			} else if !ready {
+			case !st.Ready:
 				last = fmt.Errorf("%s not caught up", n.name)
+			case st.Leading:
+				leaders++
+				if st.Voters != len(d.nodes) {
+					last = fmt.Errorf("the leader %s has %d voters of %d nodes", n.name, st.Voters, len(d.nodes))
+				}
 			}
+		}
+		if last == nil && leaders == 0 {
+			last = errors.New("no leader")
 		}
 		if last == nil {
 			return nil
