@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"sync"
+	"time"
 
 	"github.com/scraft/scraft/protocol"
 	"github.com/scraft/scraft/settlement"
@@ -90,7 +91,9 @@ type chainView struct {
 	// keeps no leader record of (a chain from before those records).
 	unrecorded map[uint64]bool
 	changed    chan struct{} // closed and replaced on every leader or epoch change
-	record     *contract.Channel
+	// changedAt is when this view took in the current leader and epoch.
+	changedAt time.Time
+	record    *contract.Channel
 	// info is the last channel read with its members; nil when the last
 	// record came without them.
 	info *settlement.ChannelInfo
@@ -127,7 +130,7 @@ func (v *chainView) take(rec *contract.Channel, info *settlement.ChannelInfo) bo
 	if rec.Epoch == v.epoch && rec.Leader == v.leader {
 		return false
 	}
-	v.epoch, v.leader = rec.Epoch, rec.Leader
+	v.epoch, v.leader, v.changedAt = rec.Epoch, rec.Leader, time.Now()
 	close(v.changed)
 	v.changed = make(chan struct{})
 	return true
@@ -139,6 +142,13 @@ func (v *chainView) current() (protocol.Address, uint64, <-chan struct{}) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	return v.leader, v.epoch, v.changed
+}
+
+// namedAt returns when this view took in the current leader and epoch.
+func (v *chainView) namedAt() time.Time {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.changedAt
 }
 
 // leaderOf returns the leader of an epoch if the view has seen it.

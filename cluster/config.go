@@ -350,6 +350,13 @@ func (c *Config) attestAfter() time.Duration {
 	return c.ElectionTimeout
 }
 
+// claimWindow is how long a channel may be without a Raft leader, as a
+// follower sees it, before the follower claims the chain's leadership of
+// a leader whose chain heartbeat expired; and how long, after the chain
+// names a leader, other members' vote requests are refused while it wins
+// its election (liar.go).
+func (c *Config) claimWindow() time.Duration { return 3 * c.ElectionTimeout }
+
 // electionAfterHeartbeats is ElectionAfter's default in HeartbeatTimeouts.
 const electionAfterHeartbeats = 10
 

@@ -75,6 +75,9 @@ type leadershipState struct {
 	lastClaim   time.Time
 	claimEpoch  uint64
 	lastPromote time.Time
+	// leaderless is since when this follower has known no Raft leader
+	// (zero while it knows one).
+	leaderless time.Time
 }
 
 func (c *Channel) stopLeading() {
@@ -92,8 +95,10 @@ func (c *Channel) reconcile(st *leadershipState) {
 	}
 	if c.raft.State() != raft.Leader {
 		c.stopLeading()
+		c.claimIfLeaderless(st)
 		return
 	}
+	st.leaderless = time.Time{}
 	if !st.barrierDone {
 		if err := c.raft.Barrier(c.cfg.ApplyTimeout).Error(); err != nil {
 			c.logger.Warn("barrier failed", "error", err)
@@ -130,6 +135,47 @@ func (c *Channel) reconcile(st *leadershipState) {
 		}
 		c.claim(epoch, leader)
 	}
+}
+
+// claimIfLeaderless claims the chain's leadership from a follower when
+// Raft has had no leader for claimWindow and the chain's leader is no
+// longer valid there (its heartbeat expired: the chain takes the claim
+// without attestations). Raft alone would elect a member that then
+// claims; this is for when it cannot, such as a member that wins every
+// election with a claimed longer log and never leads. Once the chain
+// names this node, the others refuse other members' vote requests while
+// it wins its election (liar.go).
+func (c *Channel) claimIfLeaderless(st *leadershipState) {
+	if _, id := c.raft.LeaderWithID(); id != "" || c.raft.State() == raft.Shutdown {
+		st.leaderless = time.Time{}
+		return
+	}
+	now := time.Now()
+	if st.leaderless.IsZero() {
+		st.leaderless = now
+	}
+	leader, epoch, _ := c.view.current()
+	if leader == c.me() || now.Sub(st.leaderless) < c.cfg.claimWindow() ||
+		(epoch == st.claimEpoch && now.Sub(st.lastClaim) < c.cfg.ElectionTimeout) {
+		return
+	}
+	if _, ok := c.raftServer(c.me()); !ok {
+		return // not a server of the group (yet): nothing to lead
+	}
+	st.lastClaim, st.claimEpoch = now, epoch
+	ctx, cancel := context.WithTimeout(c.ctx, c.cfg.ApplyTimeout)
+	info, err := c.cfg.Chain.Channel(ctx, c.id)
+	cancel()
+	if err != nil || info.Epoch != epoch {
+		_ = c.refreshChain()
+		return
+	}
+	if m, ok := info.Member(leader); ok && m.Valid {
+		return // the chain still backs it: Raft's own election, or attestations, replace it
+	}
+	c.logger.Warn("no Raft leader and the chain's leader has expired there: claiming", "epoch", epoch, "leader", leader,
+		"leaderless", now.Sub(st.leaderless).Round(time.Millisecond))
+	c.claim(epoch, protocol.Address{})
 }
 
 // ensureGenesis appends the genesis command when the log has none: this

@@ -86,6 +86,35 @@ func (z *authorizer) leaderLost(c *Channel, chainLeader protocol.Address) bool {
 	return time.Since(last) > c.cfg.HeartbeatTimeout
 }
 
+// newLeaderElecting reports whether the chain named chainLeader less than
+// claimWindow ago and this node has not heard from it since: the member
+// the chain just named (a claim by a follower, a punishment's reporter, a
+// passed election) is winning its Raft election, and no other member's
+// vote request is admitted meanwhile. Without it a lying member could win
+// every round with a claimed longer log and never lead, for as long as it
+// lies; with it, the window is what such a member can delay the chain's
+// choice. A chain leader that is dead after all costs the others that
+// window before they elect among themselves.
+//
+// The chain's new leader itself grants no other member a vote in that
+// window either: it is the one campaigning.
+func (z *authorizer) newLeaderElecting(c *Channel, chainLeader protocol.Address) bool {
+	if chainLeader.IsZero() {
+		return false
+	}
+	named := c.view.namedAt()
+	if named.IsZero() || time.Since(named) > c.cfg.claimWindow() {
+		return false
+	}
+	if chainLeader == c.me() {
+		return c.raft.State() != raft.Leader
+	}
+	if rl, ok := raftLeader(c); ok && rl == chainLeader {
+		return false
+	}
+	return z.lastContact(c.id, chainLeader).Before(named)
+}
+
 // raftLeader returns the member this node follows in Raft, if any.
 func raftLeader(c *Channel) (protocol.Address, bool) {
 	_, rid := c.raft.LeaderWithID()
@@ -149,6 +178,9 @@ func (z *authorizer) leaderRule(ctx context.Context, c *Channel, servers []raft.
 				return nil
 			}
 			return fmt.Errorf("%s %s with term %d, this node is at %d", from, call.RPC, call.Term, term)
+		}
+		if z.newLeaderElecting(c, chainLeader) {
+			return fmt.Errorf("%s %s while the chain's new leader %s is being elected", from, call.RPC, chainLeader)
 		}
 		if z.leaderLost(c, chainLeader) {
 			return nil

@@ -12,6 +12,7 @@ import (
 	"github.com/scraft/scraft/fsm"
 	"github.com/scraft/scraft/internal/testutil"
 	"github.com/scraft/scraft/protocol"
+	"github.com/scraft/scraft/settlement/contract"
 	"github.com/scraft/scraft/transport/raftpb"
 )
 
@@ -324,4 +325,91 @@ func TestLiarAttestationRefused(t *testing.T) {
 		t.Fatalf("attested %v against a live leader", a)
 	}
 	s.check(t)
+}
+
+// TestLiarLeaderlessWindow: the leader of a 5-member channel dies, and a
+// member that runs no honest Raft of its own asks the three others for
+// votes term after term, claiming a longer log, so that it wins every
+// round and never leads. Once the chain has spoken (the dead leader's
+// heartbeat expired), an honest member claims the channel and wins Raft,
+// and the channel commits again within the failover target of that.
+func TestLiarLeaderlessWindow(t *testing.T) {
+	tc := newTestCluster(t, 5, nil)
+	tc.waitVoters(5, 30*time.Second)
+	leader := tc.waitLeader(10 * time.Second)
+	others := tc.others(leader)
+	liar, honest := others[0], others[1:]
+	liarClient := func(target *testNode) (raftpb.RaftClient, *raftpb.RPCHeader) {
+		return raftpb.NewRaftClient(keyConn(t, target.addr, liar.key)),
+			&raftpb.RPCHeader{ProtocolVersion: raft.ProtocolVersionMax, Id: []byte(liar.key.Address().String()), Addr: []byte(liar.addr)}
+	}
+	clients := map[*testNode]raftpb.RaftClient{}
+	var hdr *raftpb.RPCHeader
+	for _, h := range honest {
+		clients[h], hdr = liarClient(h)
+	}
+	// The liar runs no honest Raft: only its lies speak for it.
+	tc.stopNode(liar)
+	tc.stopNode(leader)
+
+	stop := make(chan struct{})
+	lies := make(chan int, 1)
+	go func() {
+		granted := 0
+		defer func() { lies <- granted }()
+		ctx := context.Background()
+		for round := uint64(1); ; round++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			for _, h := range honest {
+				c, ok := h.get().Channel(tc.id)
+				if !ok {
+					continue
+				}
+				term, last := c.raft.CurrentTerm(), c.raft.LastIndex()
+				rctx, cancel := context.WithTimeout(ctx, time.Second)
+				if r, err := clients[h].RequestPreVote(rctx, &raftpb.RequestPreVoteRequest{Channel: tc.id.String(), Header: hdr, Term: term + 1,
+					LastLogIndex: last + 1000 + round, LastLogTerm: term}); err == nil && r.Granted {
+					granted++
+				}
+				if r, err := clients[h].RequestVote(rctx, &raftpb.RequestVoteRequest{Channel: tc.id.String(), Header: hdr, Term: term + 1,
+					Candidate: []byte(liar.addr), LastLogIndex: last + 1000 + round, LastLogTerm: term}); err == nil && r.Granted {
+					granted++
+				}
+				cancel()
+			}
+		}
+	}()
+	defer func() {
+		select {
+		case <-stop:
+		default:
+			close(stop)
+		}
+	}()
+
+	// The chain speaks: the dead leader's heartbeat expires.
+	tc.chain.clock.Advance(contract.HeartbeatTTL + time.Second)
+	spoke := time.Now()
+	var next *testNode
+	testutil.WaitFor(t, 60*time.Second, func() error {
+		for _, h := range honest {
+			if st := tc.channel(h).Status(); st.Leading {
+				next = h
+				return nil
+			}
+		}
+		return errors.New("no honest member leads")
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := tc.channel(next).Submit(ctx, tc.tx(tc.users[0], "after the lies;")); err != nil {
+		t.Fatalf("no commit under %s: %v", next.addr, err)
+	}
+	took := time.Since(spoke)
+	close(stop)
+	t.Logf("%s leads and commits %s after the chain spoke; the liar won %d votes", next.addr, took.Round(time.Millisecond), <-lies)
 }
