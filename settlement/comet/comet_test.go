@@ -1,0 +1,120 @@
+package comet
+
+import (
+	"context"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/scraft/scraft/protocol"
+	"github.com/scraft/scraft/settlement"
+	"github.com/scraft/scraft/settlement/chaintest"
+	"github.com/scraft/scraft/settlement/devchain"
+)
+
+// testNet is a chain of validators on loopback in this process.
+type testNet struct {
+	t    *testing.T
+	tn   *Testnet
+	vals []*Validator // nil while stopped
+}
+
+// newTestNet writes and starts a chain of n validators.
+func newTestNet(t *testing.T, n int) *testNet {
+	t.Helper()
+	tn, err := WriteTestnet(TestnetConfig{Dir: t.TempDir(), Validators: n, Timeouts: TestTimeouts()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &testNet{t: t, tn: tn, vals: make([]*Validator, n)}
+	t.Cleanup(func() {
+		for i := range c.vals {
+			c.stop(i)
+		}
+	})
+	for i := range n {
+		c.start(i)
+	}
+	return c
+}
+
+func testLogger(t *testing.T) hclog.Logger {
+	if os.Getenv("SCRAFT_COMET_VERBOSE") == "" {
+		return hclog.NewNullLogger()
+	}
+	return hclog.New(&hclog.LoggerOptions{Name: t.Name(), Level: hclog.Debug, Output: hclog.DefaultOutput})
+}
+
+func (c *testNet) start(i int) {
+	c.t.Helper()
+	level := ""
+	if os.Getenv("SCRAFT_COMET_VERBOSE") != "" {
+		level = "info"
+	}
+	v, err := Start(Config{Home: c.tn.Homes[i], Logger: testLogger(c.t), CometLogLevel: level, NoSync: true})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.vals[i] = v
+}
+
+func (c *testNet) stop(i int) {
+	if c.vals[i] == nil {
+		return
+	}
+	if err := c.vals[i].Close(); err != nil {
+		c.t.Errorf("close validator %d: %v", i, err)
+	}
+	c.vals[i] = nil
+}
+
+// dial returns a client of validator i's API signing with key.
+func (c *testNet) dial(i int, key *protocol.Key) *devchain.Client {
+	c.t.Helper()
+	cl, err := devchain.Dial(c.tn.APIs[i], key, devchain.WithChainKeys(c.tn.ChainKeys...))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.t.Cleanup(func() { cl.Close() })
+	return cl
+}
+
+// waitHeight polls until validator i has committed height h.
+func (c *testNet) waitHeight(i int, h uint64, within time.Duration) {
+	c.t.Helper()
+	deadline := time.Now().Add(within)
+	for c.vals[i].Chain().Head().Height < h {
+		if time.Now().After(deadline) {
+			c.t.Fatalf("validator %d at height %d after %s, want %d", i, c.vals[i].Chain().Head().Height, within, h)
+		}
+		time.Sleep(10 * time.Millisecond) // polling interval, not a wait for an event
+	}
+}
+
+func TestSubmitAndQuery(t *testing.T) {
+	c := newTestNet(t, 4)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cl := c.dial(1, chaintest.Key("creator"))
+	id, err := cl.CreateChannel(ctx, settlement.ChannelSpec{Contract: "chat", Code: []byte("\x00asm code")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := cl.Head(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range c.vals {
+		c.waitHeight(i, h.Height, 10*time.Second)
+		if _, err := c.vals[i].Chain().ChannelInfo(id); err != nil {
+			t.Fatalf("validator %d: %v", i, err)
+		}
+	}
+	other := c.dial(3, chaintest.Key("bob"))
+	info, err := other.Channel(ctx, id)
+	if err != nil || info.Creator != chaintest.Key("creator").Address() {
+		t.Fatalf("channel %+v, %v", info, err)
+	}
+}
