@@ -118,3 +118,34 @@ func TestSubmitAndQuery(t *testing.T) {
 		t.Fatalf("channel %+v, %v", info, err)
 	}
 }
+
+// cometEnv is a fresh 4-validator chain whose members all talk to one
+// validator, val. They must: a validator answers a tx once it has committed
+// it, and another validator may commit that block a moment later, so a
+// query there right after can still see the state before (a reader that
+// asks several validators waits for them to agree: Quorum).
+type cometEnv struct {
+	t   *testing.T
+	c   *testNet
+	val int
+}
+
+func (e *cometEnv) Chain(t *testing.T, k *protocol.Key) settlement.Chain { return e.c.dial(e.val, k) }
+
+// Advance skips: block time is BFT time, the validators' clocks, which a
+// test cannot move by minutes. The scenarios that jump the clock run on
+// devchain; the rules they check are the same code.
+func (e *cometEnv) Advance(d time.Duration) {
+	e.t.Skipf("chain time on comet is the validators' clocks; cannot jump %s", d)
+}
+
+func TestConformance(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a 4-validator chain per scenario")
+	}
+	n := 0
+	chaintest.Run(t, func(t *testing.T) chaintest.Env {
+		n++
+		return &cometEnv{t: t, c: newTestNet(t, 4), val: n % 4}
+	})
+}

@@ -4,4 +4,3 @@
 // the same gRPC API as the development chain (settlement/devchain), so
 // devchain.Dial and every settlement.Chain user work unchanged.
 package comet
-
