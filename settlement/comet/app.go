@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	abci "github.com/cometbft/cometbft/abci/types"
 	"github.com/hashicorp/go-hclog"
@@ -37,9 +38,15 @@ type App struct {
 		waiters map[[32]byte][]chan devchain.Outcome
 	}
 
-	// beforeCommit, when set (tests), runs at the start of Commit; an error
-	// fails the Commit as a crash there would.
-	beforeCommit func(height uint64) error
+	// crash, when set (tests), panics in Commit at its height: before the
+	// block is committed, or just after; the process stands as if it had
+	// died there.
+	crash atomic.Pointer[crashPoint]
+}
+
+type crashPoint struct {
+	height uint64
+	after  bool
 }
 
 // NewApp returns the application over chain, which must make no blocks of
@@ -145,16 +152,16 @@ func (a *App) Commit(context.Context, *abci.CommitRequest) (*abci.CommitResponse
 	if pb == nil {
 		return nil, errors.New("comet: commit without a finalized block")
 	}
-	if a.beforeCommit != nil {
-		if err := a.beforeCommit(pb.Height()); err != nil {
-			pb.Abort()
-			a.mu.pending, a.mu.txs = nil, nil
-			return nil, err
-		}
+	cp := a.crash.Load()
+	if cp != nil && cp.height == pb.Height() && !cp.after {
+		panic(fmt.Sprintf("comet: test crash before committing block %d", cp.height))
 	}
 	a.mu.pending, a.mu.txs = nil, nil
 	if err := pb.Commit(); err != nil {
 		return nil, err
+	}
+	if cp != nil && cp.height == pb.Height() && cp.after {
+		panic(fmt.Sprintf("comet: test crash after committing block %d", cp.height))
 	}
 	for i, o := range pb.Outcomes() {
 		k := sha256.Sum256(txs[i])
