@@ -31,6 +31,7 @@ var Allowed = map[string][]string{
 	"settlement":          {"protocol", "settlement/contract"},
 	"settlement/contract": {"protocol"},
 	"settlement/devchain": {"protocol", "settlement", "settlement/contract"},
+	"settlement/comet":    {"protocol", "settlement", "settlement/contract", "settlement/devchain"},
 	"cluster":             {"protocol", "fsm", "settlement", "settlement/contract"},
 	"delegate":            {"protocol", "fsm", "settlement", "settlement/contract"},
 	"transport":           {"protocol"},
