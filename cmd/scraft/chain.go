@@ -62,7 +62,7 @@ first contact is pinned in chain.pin next to --key FILE and required from
 then on (a command without --key needs --chain-key).
 
 With --engine comet --home DIR, run one validator of a CometBFT chain
-instead (see scraft chain testnet): no single party decides its blocks.`+cometHelp,
+instead (see scraft chain testnet): no single party decides its blocks.` + cometHelp,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			switch engine {
