@@ -10,6 +10,7 @@ import (
 	"github.com/scraft/scraft/protocol"
 	"github.com/scraft/scraft/settlement"
 	"github.com/scraft/scraft/settlement/chaintest"
+	"github.com/scraft/scraft/settlement/contract"
 	"github.com/scraft/scraft/settlement/devchain"
 )
 
@@ -153,5 +154,38 @@ func TestCrashAroundCommitReplays(t *testing.T) {
 			c.waitHeight(3, c.vals[0].Chain().Head().Height, 15*time.Second)
 			c.agree()
 		})
+	}
+}
+
+// Two txs of one sender with the same nonce, sent to two validators at
+// once: one is committed, and the other is answered too (refused), not
+// left waiting for a block that will never hold it.
+func TestSameNonceTwiceBothAnswered(t *testing.T) {
+	c := newTestNet(t, 4)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	k := chaintest.Key("twice")
+	errs := make(chan error, 2)
+	for i := range 2 {
+		cl := c.dial(i, k)
+		raw := devchain.NewTx(k, 1, &contract.Deposit{Amount: uint64(1 + i)}).Bytes()
+		go func() {
+			_, err := cl.SubmitRaw(ctx, raw)
+			errs <- err
+		}()
+	}
+	var ok, refused int
+	for range 2 {
+		switch err := <-errs; {
+		case err == nil:
+			ok++
+		case errors.Is(err, devchain.ErrBadNonce):
+			refused++
+		default:
+			t.Fatalf("unexpected answer: %v", err)
+		}
+	}
+	if ok != 1 || refused != 1 {
+		t.Fatalf("%d committed, %d refused", ok, refused)
 	}
 }

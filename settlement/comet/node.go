@@ -288,13 +288,32 @@ func (b backend) Submit(ctx context.Context, raw []byte) (devchain.Outcome, erro
 			return refused(devchain.ErrorOf(res.Code, res.Log))
 		}
 	}
-	select {
-	case o := <-done:
-		return o, o.Err
-	case <-v.stopCh:
-		return refused(devchain.ErrClosed)
-	case <-ctx.Done():
-		return devchain.Outcome{TxHash: tx.Hash()}, ctx.Err()
+	// Another tx of the sender with the same nonce may be committed first
+	// (a retry signed anew): this one then never will be. Look now and then.
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case o := <-done:
+			return o, o.Err
+		case <-v.stopCh:
+			return refused(devchain.ErrClosed)
+		case <-ctx.Done():
+			return devchain.Outcome{TxHash: tx.Hash()}, ctx.Err()
+		case <-tick.C:
+			if _, err := v.chain.CheckTx(raw, false); errors.Is(err, devchain.ErrBadNonce) {
+				// The nonce is used. If by this tx, Commit is answering it:
+				// taking the app's lock waits for that.
+				v.app.mu.Lock()
+				v.app.mu.Unlock() //nolint:staticcheck // a barrier, not a critical section
+				select {
+				case o := <-done:
+					return o, o.Err
+				default:
+					return refused(err)
+				}
+			}
+		}
 	}
 }
 
