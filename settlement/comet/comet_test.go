@@ -139,13 +139,40 @@ func (e *cometEnv) Advance(d time.Duration) {
 	e.t.Skipf("chain time on comet is the validators' clocks; cannot jump %s", d)
 }
 
+// quorumEnv is a fresh 4-validator chain read as a node reads it: every
+// member goes through one Quorum of all four validators (f = 1).
+type quorumEnv struct {
+	cometEnv
+	q *Quorum
+}
+
+func (e *quorumEnv) Chain(t *testing.T, k *protocol.Key) settlement.Chain {
+	return devchain.NewClient(e.q, k)
+}
+
 func TestConformance(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a 4-validator chain per scenario")
 	}
-	n := 0
-	chaintest.Run(t, func(t *testing.T) chaintest.Env {
-		n++
-		return &cometEnv{t: t, c: newTestNet(t, 4), val: n % 4}
+	t.Run("one validator", func(t *testing.T) {
+		n := 0
+		chaintest.Run(t, func(t *testing.T) chaintest.Env {
+			n++
+			return &cometEnv{t: t, c: newTestNet(t, 4), val: n % 4}
+		})
+	})
+	t.Run("quorum", func(t *testing.T) {
+		chaintest.Run(t, func(t *testing.T) chaintest.Env {
+			c := newTestNet(t, 4)
+			clients := make([]*devchain.Client, len(c.vals))
+			for i := range clients {
+				clients[i] = c.dial(i, chaintest.Key("quorum"))
+			}
+			q, err := NewQuorum(clients, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return &quorumEnv{cometEnv: cometEnv{t: t, c: c}, q: q}
+		})
 	})
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/scraft/scraft/protocol"
@@ -32,6 +33,11 @@ type Quorum struct {
 	clients []*devchain.Client
 	f       int
 	poll    time.Duration
+	// seen is the highest block this Quorum has seen committed (a tx's
+	// outcome): a validator behind it is not asked, so a read after a
+	// write sees the write even when the validators that answered the tx
+	// are not the ones that answer the read.
+	seen atomic.Uint64
 }
 
 // NewQuorum reads through clients (one per validator, any signing key),
@@ -89,6 +95,12 @@ func ask[T any](ctx context.Context, q *Quorum, call func(context.Context, *devc
 		results := make(chan answer[T], len(q.clients))
 		for _, cl := range q.clients {
 			go func() {
+				if min := q.seen.Load(); min > 0 {
+					if h, err := cl.Head(round); err != nil || h.Height < min {
+						results <- answer[T]{err: fmt.Errorf("validator at height %d, behind %d (%v)", h.Height, min, err)}
+						return
+					}
+				}
 				v, err := call(round, cl)
 				r := answer[T]{v: v, err: err}
 				switch {
@@ -162,6 +174,8 @@ func (q *Quorum) Submit(ctx context.Context, raw []byte) (devchain.Outcome, erro
 	})
 	if err != nil && o.Err == nil {
 		o.Err = err
+	}
+	for seen := q.seen.Load(); o.Block > seen && !q.seen.CompareAndSwap(seen, o.Block); seen = q.seen.Load() {
 	}
 	return o, err
 }
