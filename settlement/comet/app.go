@@ -160,6 +160,7 @@ func (a *App) Commit(context.Context, *abci.CommitRequest) (*abci.CommitResponse
 	if err := pb.Commit(); err != nil {
 		return nil, err
 	}
+	a.log.Trace("block committed", "height", pb.Height(), "txs", len(txs), "app_hash", pb.AppHash())
 	if cp != nil && cp.height == pb.Height() && cp.after {
 		panic(fmt.Sprintf("comet: test crash after committing block %d", cp.height))
 	}
