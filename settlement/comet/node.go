@@ -67,6 +67,17 @@ type Config struct {
 	NoSync bool
 }
 
+// Validate checks the configuration.
+func (c *Config) Validate() error {
+	switch {
+	case c.Home == "":
+		return errors.New("comet: Home is required")
+	case c.CometLogLevel != "" && c.CometLogLevel != "debug" && c.CometLogLevel != "info" && c.CometLogLevel != "error":
+		return fmt.Errorf("comet: CometLogLevel (%q) must be debug, info, error or empty", c.CometLogLevel)
+	}
+	return nil
+}
+
 // Validator is one validator of a comet chain: CometBFT with the App in
 // process, and the chain's gRPC API.
 type Validator struct {
@@ -125,8 +136,8 @@ func LoadSettings(home string) (Settings, error) {
 // Start starts the validator in cfg.Home: its contract state, CometBFT
 // (which replays the blocks the state lacks) and the gRPC API.
 func Start(cfg Config) (*Validator, error) {
-	if cfg.Home == "" {
-		return nil, errors.New("comet: Home is required")
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()

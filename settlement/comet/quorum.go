@@ -290,6 +290,7 @@ func (q *Quorum) Close() error {
 // Watch follows every validator's event stream and passes on an event once
 // f+1 streams delivered it, identical, as the next one. A stream that
 // invents an event, skips one or stops cannot hold the others back.
+// The streams end with ctx.
 func (q *Quorum) Watch(ctx context.Context, from settlement.EventID) (settlement.EventStream, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	qs := &quorumStream{q: q, ctx: ctx, cancel: cancel, next: from, in: make(chan streamed, 64), heads: make([][]streamed, len(q.clients))}
