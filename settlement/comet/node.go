@@ -178,7 +178,7 @@ func Start(cfg Config) (*Validator, error) {
 	}
 	pv := privval.LoadFilePV(conf.PrivValidatorKeyFile(), conf.PrivValidatorStateFile())
 	v.node, err = nm.NewNode(context.Background(), conf, pv, nodeKey, proxy.NewLocalClientCreator(v.app),
-		nm.DefaultGenesisDocProviderFunc(conf), dbProvider, nm.DefaultMetricsProvider(conf.Instrumentation),
+		nm.DefaultGenesisDocProviderFunc(conf), dbProvider(v.log.Named("pebble")), nm.DefaultMetricsProvider(conf.Instrumentation),
 		cometLogger(v.log.Named("cometbft"), cfg.CometLogLevel))
 	if err != nil {
 		v.chain.Close()

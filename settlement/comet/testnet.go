@@ -185,6 +185,11 @@ func WriteTestnet(tc TestnetConfig) (*Testnet, error) {
 		conf.Consensus.TimeoutPrevote = tc.Timeouts.Vote
 		conf.Consensus.TimeoutPrecommit = tc.Timeouts.Vote
 		conf.Consensus.TimeoutCommit = tc.Timeouts.Commit
+		// Each round without a decision waits a little longer; after an
+		// outage of many rounds that must not grow to seconds.
+		conf.Consensus.TimeoutProposeDelta = tc.Timeouts.Propose / 10
+		conf.Consensus.TimeoutPrevoteDelta = tc.Timeouts.Vote / 10
+		conf.Consensus.TimeoutPrecommitDelta = tc.Timeouts.Vote / 10
 		conf.Consensus.PeerGossipSleepDuration = 10 * time.Millisecond
 		conf.Mempool.MaxTxBytes = 8 << 20
 		conf.Mempool.MaxTxsBytes = 256 << 20
