@@ -185,11 +185,17 @@ func WriteTestnet(tc TestnetConfig) (*Testnet, error) {
 		conf.Consensus.TimeoutPrevote = tc.Timeouts.Vote
 		conf.Consensus.TimeoutPrecommit = tc.Timeouts.Vote
 		conf.Consensus.TimeoutCommit = tc.Timeouts.Commit
-		// Each round without a decision waits a little longer; after an
-		// outage of many rounds that must not grow to seconds.
-		conf.Consensus.TimeoutProposeDelta = tc.Timeouts.Propose / 10
-		conf.Consensus.TimeoutPrevoteDelta = tc.Timeouts.Vote / 10
-		conf.Consensus.TimeoutPrecommitDelta = tc.Timeouts.Vote / 10
+		// Each round without a decision waits longer, so that a large
+		// block (code uploads reach megabytes) gets through in the end;
+		// half the timeout a round rather than CometBFT's fixed 500 ms, so
+		// that after an outage of many rounds it has not grown to minutes.
+		conf.Consensus.TimeoutProposeDelta = tc.Timeouts.Propose / 2
+		conf.Consensus.TimeoutPrevoteDelta = tc.Timeouts.Vote / 2
+		conf.Consensus.TimeoutPrecommitDelta = tc.Timeouts.Vote / 2
+		// CometBFT caps each peer link at 5 MB/s; a block of megabytes
+		// then takes seconds to reach the others.
+		conf.P2P.SendRate = 40 << 20
+		conf.P2P.RecvRate = 40 << 20
 		conf.Consensus.PeerGossipSleepDuration = 10 * time.Millisecond
 		conf.Mempool.MaxTxBytes = 8 << 20
 		conf.Mempool.MaxTxsBytes = 256 << 20
