@@ -210,13 +210,12 @@ func WriteTestnet(tc TestnetConfig) (*Testnet, error) {
 		return nil, fmt.Errorf("comet: genesis: %w", err)
 	}
 	for i, conf := range confs {
-		var others []string
-		for j, p := range peers {
-			if j != i {
-				others = append(others, p)
-			}
-		}
-		conf.P2P.PersistentPeers = strings.Join(others, ",")
+		// Validator i dials the validators before it and is dialed by
+		// those after it: one side of each pair redials a lost link, so a
+		// restarted validator's dials never cross its peers' (two
+		// validators dialing each other at once each refuse the other's
+		// link as a duplicate, again and again).
+		conf.P2P.PersistentPeers = strings.Join(peers[:i], ",")
 		cmtcfg.WriteConfigFile(filepath.Join(tn.Homes[i], "config", "config.toml"), conf)
 		if err := genesis.SaveAs(conf.GenesisFile()); err != nil {
 			return nil, fmt.Errorf("comet: genesis: %w", err)
