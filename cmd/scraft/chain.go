@@ -40,9 +40,11 @@ func chainCmd() *cobra.Command {
 		keyFile  string
 		interval time.Duration
 		logLevel string
+		engine   string
+		home     string
 	)
 	cmd := &cobra.Command{
-		Use:   "chain --data DIR --listen ADDR [--key FILE]",
+		Use:   "chain --data DIR --listen ADDR [--key FILE] | chain --engine comet --home DIR",
 		Short: "Run the development settlement chain, or talk to one",
 		Long: `Without a subcommand, serve the development settlement chain: the channel
 contract's rules in blocks (every --block-interval), stored in DIR/chain.db,
@@ -57,9 +59,19 @@ The subcommands talk to a running chain with --chain ADDR and sign with
 --key FILE (see scraft keygen). They accept the chain only if its key is
 --chain-key ADDR[,ADDR...]; without that flag, the key the chain presents on
 first contact is pinned in chain.pin next to --key FILE and required from
-then on (a command without --key needs --chain-key).`,
+then on (a command without --key needs --chain-key).
+
+With --engine comet --home DIR, run one validator of a CometBFT chain
+instead (see scraft chain testnet): no single party decides its blocks.` + cometHelp,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			switch engine {
+			case "dev":
+			case "comet":
+				return serveComet(cmd, home, listen, logLevel)
+			default:
+				return fmt.Errorf("chain: --engine %q: dev or comet", engine)
+			}
 			if data == "" {
 				return errors.New("chain: --data is required to serve (or give a subcommand)")
 			}
@@ -72,7 +84,9 @@ then on (a command without --key needs --chain-key).`,
 	cmd.Flags().StringVar(&keyFile, "key", "", "the chain's key file: its TLS identity, which clients pin (default: DIR/chain.key, made on the first start)")
 	cmd.Flags().DurationVar(&interval, "block-interval", def.BlockInterval, "time between blocks")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log level: trace, debug, info, warn, error")
-	cmd.AddCommand(chainCreateChannelCmd(), chainStakeCmd(), chainDepositCmd(), chainWithdrawCmd(), chainJoinCmd(), chainShowCmd(),
+	cmd.Flags().StringVar(&engine, "engine", "dev", "dev: the development chain (one process); comet: a CometBFT validator (--home)")
+	cmd.Flags().StringVar(&home, "home", "", "with --engine comet: the validator's home, as scraft chain testnet writes it")
+	cmd.AddCommand(chainTestnetCmd(), chainCreateChannelCmd(), chainStakeCmd(), chainDepositCmd(), chainWithdrawCmd(), chainJoinCmd(), chainShowCmd(),
 		chainLeaveCmd(), chainKeepAliveCmd(), chainVoteCmd(), chainExecuteCmd(), chainCloseCmd(), chainKeyCmd())
 	return cmd
 }

@@ -35,6 +35,7 @@ var Allowed = map[string][]string{
 	"settlement/devchain": {"protocol", "settlement", "settlement/contract", "delegate"},
 	"cluster":             {"protocol", "fsm", "settlement", "settlement/contract", "delegate"},
 	"delegate":            {"protocol"},
+	"settlement/comet":    {"protocol", "settlement", "settlement/contract", "settlement/devchain", "delegate"},
 	"transport":           {"protocol"},
 	"clientapi":           {"protocol"},
 	"client":              {"protocol", "clientapi"},

@@ -22,7 +22,9 @@ import (
 type Env interface {
 	// Chain returns a Chain on this chain bound to key.
 	Chain(t *testing.T, key *protocol.Key) settlement.Chain
-	// Advance moves chain time forward by d; the next block carries it.
+	// Advance moves chain time forward by d; the next block carries it. A
+	// chain whose time cannot jump (a BFT chain takes it from its
+	// validators' clocks) skips the scenario here with t.Skip.
 	Advance(d time.Duration)
 }
 

@@ -241,84 +241,105 @@ func (c *Chain) ProduceBlock() (settlement.Head, error) {
 // produceLocked executes batch as the block after prev at timeMs, commits
 // it and answers the submitters. The caller holds produceMu.
 func (c *Chain) produceLocked(batch []*pendingTx, prev Block, prevHash protocol.Hash, timeMs int64) (settlement.Head, error) {
-	b := &Block{Height: prev.Height + 1, TimeMs: timeMs, Prev: prevHash}
 	started := time.Now()
-
-	sigOK := verifySignatures(batch)
-
-	var (
-		outcomes  []deliver
-		retry     []*pendingTx
-		blockHash protocol.Hash
-	)
+	var r executed
 	err := c.db.Update(func(btx *bolt.Tx) error {
-		bw := &blockWriter{c: c, btx: btx, block: b, appHash: prev.AppHash, nonces: map[protocol.Address]uint64{}}
-		defer func() { blockHash = bw.hash }()
-		var deferred []*pendingTx
-		for i, p := range batch {
-			if !sigOK[i] {
-				outcomes = append(outcomes, deliver{p, Outcome{TxHash: p.tx.Hash(), Err: fmt.Errorf("%w: sender %s", ErrBadSignature, p.tx.Sender)}})
-				continue
-			}
-			if o, ok := bw.apply(p); ok {
-				outcomes = append(outcomes, deliver{p, o})
-			} else {
-				deferred = append(deferred, p)
-			}
-		}
-		// A tx whose earlier nonces came later in the same block runs once
-		// they have run.
-		for progress := true; progress && len(deferred) > 0; {
-			progress = false
-			rest := deferred[:0]
-			for _, p := range deferred {
-				if o, ok := bw.apply(p); ok {
-					outcomes = append(outcomes, deliver{p, o})
-					progress = true
-				} else {
-					rest = append(rest, p)
-				}
-			}
-			deferred = rest
-		}
-		for _, p := range deferred {
-			if p.waited++; p.waited >= c.cfg.NonceGapBlocks {
-				outcomes = append(outcomes, deliver{p, Outcome{TxHash: p.tx.Hash(), Err: fmt.Errorf("%w: nonce %d, next is %d", ErrNonceGap, p.tx.Nonce, bw.nextNonce(p.tx.Sender))}})
-			} else {
-				retry = append(retry, p)
-			}
-		}
-		return bw.finish()
+		var err error
+		r, err = c.execute(btx, batch, prev, prevHash, timeMs, false)
+		return err
 	})
 	if err != nil {
 		// Nothing was written: refuse the block's txs as closed or failed.
 		for _, p := range batch {
-			p.done <- Outcome{TxHash: p.tx.Hash(), Err: fmt.Errorf("devchain: block %d not committed: %w", b.Height, err)}
+			p.done <- Outcome{TxHash: p.tx.Hash(), Err: fmt.Errorf("devchain: block %d not committed: %w", prev.Height+1, err)}
 		}
-		return settlement.Head{}, fmt.Errorf("devchain: commit block %d: %w", b.Height, err)
+		return settlement.Head{}, fmt.Errorf("devchain: commit block %d: %w", prev.Height+1, err)
 	}
+	c.committed(&r)
+	if took := time.Since(started); c.cfg.BlockInterval > 0 && took > c.cfg.BlockInterval {
+		c.log.Warn("block took longer than the block interval", "height", r.block.Height, "txs", len(r.block.Txs), "took", took)
+	} else if len(r.block.Txs) > 0 {
+		c.log.Trace("block committed", "height", r.block.Height, "txs", len(r.block.Txs), "took", took)
+	}
+	return settlement.Head{Height: r.block.Height, TimeMs: r.block.TimeMs}, nil
+}
 
+// executed is a block run by execute, written to a bbolt transaction that
+// is not committed yet.
+type executed struct {
+	block    *Block
+	hash     protocol.Hash
+	outcomes []deliver
+	retry    []*pendingTx // waiting for earlier nonces (not final)
+}
+
+// execute runs batch as the block after prev at timeMs inside btx. A tx
+// whose earlier nonces are not in the block waits for a later block, up to
+// NonceGapBlocks; with final (the block was decided elsewhere and nothing
+// waits) it is refused with ErrNonceGap at once.
+func (c *Chain) execute(btx *bolt.Tx, batch []*pendingTx, prev Block, prevHash protocol.Hash, timeMs int64, final bool) (executed, error) {
+	b := &Block{Height: prev.Height + 1, TimeMs: timeMs, Prev: prevHash}
+	r := executed{block: b}
+	sigOK := verifySignatures(batch)
+	bw := &blockWriter{c: c, btx: btx, block: b, appHash: prev.AppHash, nonces: map[protocol.Address]uint64{}}
+	var deferred []*pendingTx
+	for i, p := range batch {
+		if !sigOK[i] {
+			r.outcomes = append(r.outcomes, deliver{p, Outcome{TxHash: p.tx.Hash(), Err: fmt.Errorf("%w: sender %s", ErrBadSignature, p.tx.Sender)}})
+			continue
+		}
+		if o, ok := bw.apply(p); ok {
+			r.outcomes = append(r.outcomes, deliver{p, o})
+		} else {
+			deferred = append(deferred, p)
+		}
+	}
+	// A tx whose earlier nonces came later in the same block runs once
+	// they have run.
+	for progress := true; progress && len(deferred) > 0; {
+		progress = false
+		rest := deferred[:0]
+		for _, p := range deferred {
+			if o, ok := bw.apply(p); ok {
+				r.outcomes = append(r.outcomes, deliver{p, o})
+				progress = true
+			} else {
+				rest = append(rest, p)
+			}
+		}
+		deferred = rest
+	}
+	for _, p := range deferred {
+		if p.waited++; final || p.waited >= c.cfg.NonceGapBlocks {
+			r.outcomes = append(r.outcomes, deliver{p, Outcome{TxHash: p.tx.Hash(), Err: fmt.Errorf("%w: nonce %d, next is %d", ErrNonceGap, p.tx.Nonce, bw.nextNonce(p.tx.Sender))}})
+		} else {
+			r.retry = append(r.retry, p)
+		}
+	}
+	err := bw.finish()
+	r.hash = bw.hash
+	return r, err
+}
+
+// committed makes r, now committed, the head, wakes the watchers and
+// answers the submitters.
+func (c *Chain) committed(r *executed) {
+	b := r.block
 	c.mu.Lock()
-	if len(retry) > 0 {
-		c.mu.pending = append(retry, c.mu.pending...)
+	if len(r.retry) > 0 {
+		c.mu.pending = append(r.retry, c.mu.pending...)
 	}
 	c.mu.head = Block{Height: b.Height, TimeMs: b.TimeMs, AppHash: b.AppHash, Prev: b.Prev}
-	c.mu.headHash = blockHash
+	c.mu.headHash = r.hash
 	close(c.mu.newBlock)
 	c.mu.newBlock = make(chan struct{})
 	c.mu.Unlock()
-	for _, d := range outcomes {
+	for _, d := range r.outcomes {
 		if d.o.Block != 0 {
 			d.o.TimeMs = b.TimeMs
 		}
 		d.p.done <- d.o
 	}
-	if took := time.Since(started); c.cfg.BlockInterval > 0 && took > c.cfg.BlockInterval {
-		c.log.Warn("block took longer than the block interval", "height", b.Height, "txs", len(b.Txs), "took", took)
-	} else if len(b.Txs) > 0 {
-		c.log.Trace("block committed", "height", b.Height, "txs", len(b.Txs), "took", took)
-	}
-	return settlement.Head{Height: b.Height, TimeMs: b.TimeMs}, nil
 }
 
 // verifySignatures batch-verifies the signatures of a block's txs, split

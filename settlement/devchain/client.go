@@ -517,3 +517,66 @@ func (cl *Client) Delegate(ctx context.Context, id protocol.ChannelID, candidate
 func (cl *Client) CloseChannel(ctx context.Context, id protocol.ChannelID) error {
 	return cl.do(ctx, &contract.Close{Channel: id})
 }
+
+// Transport carries a Client's calls for an implementation outside this
+// package (settlement/comet's Quorum asks several validators and takes only
+// answers enough of them agree on). Its methods are those of the
+// settlement.Chain reads, plus Submit of an encoded signed tx.
+type Transport interface {
+	Submit(ctx context.Context, raw []byte) (Outcome, error)
+	Head(ctx context.Context) (settlement.Head, error)
+	Channel(ctx context.Context, id protocol.ChannelID) (*settlement.ChannelInfo, error)
+	Member(ctx context.Context, id protocol.ChannelID, a protocol.Address) (*settlement.MemberInfo, error)
+	Departure(ctx context.Context, id protocol.ChannelID, joinSeq uint64) (*contract.Departure, error)
+	EpochLeader(ctx context.Context, id protocol.ChannelID, epoch uint64) (*contract.EpochLeader, error)
+	Proposal(ctx context.Context, id protocol.ChannelID, pid uint64) (*settlement.ProposalInfo, error)
+	Account(ctx context.Context, a protocol.Address) (*settlement.AccountInfo, error)
+	Code(ctx context.Context, h protocol.Hash) ([]byte, error)
+	State(ctx context.Context, id protocol.ChannelID, initial bool) (protocol.State, error)
+	Watch(ctx context.Context, from settlement.EventID) (settlement.EventStream, error)
+	Close() error
+}
+
+// NewClient returns a Client that signs with key and reaches the chain
+// through t.
+func NewClient(t Transport, key *protocol.Key) *Client { return &Client{b: transport{t}, key: key} }
+
+// SubmitRaw submits an encoded signed tx as it is and waits for its block.
+func (cl *Client) SubmitRaw(ctx context.Context, raw []byte) (Outcome, error) {
+	return cl.b.submit(ctx, raw)
+}
+
+type transport struct{ t Transport }
+
+func (t transport) submit(ctx context.Context, raw []byte) (Outcome, error) {
+	return t.t.Submit(ctx, raw)
+}
+func (t transport) head(ctx context.Context) (settlement.Head, error) { return t.t.Head(ctx) }
+func (t transport) channel(ctx context.Context, id protocol.ChannelID) (*settlement.ChannelInfo, error) {
+	return t.t.Channel(ctx, id)
+}
+func (t transport) member(ctx context.Context, id protocol.ChannelID, a protocol.Address) (*settlement.MemberInfo, error) {
+	return t.t.Member(ctx, id, a)
+}
+func (t transport) departure(ctx context.Context, id protocol.ChannelID, joinSeq uint64) (*contract.Departure, error) {
+	return t.t.Departure(ctx, id, joinSeq)
+}
+func (t transport) epochLeader(ctx context.Context, id protocol.ChannelID, epoch uint64) (*contract.EpochLeader, error) {
+	return t.t.EpochLeader(ctx, id, epoch)
+}
+func (t transport) proposal(ctx context.Context, id protocol.ChannelID, pid uint64) (*settlement.ProposalInfo, error) {
+	return t.t.Proposal(ctx, id, pid)
+}
+func (t transport) account(ctx context.Context, a protocol.Address) (*settlement.AccountInfo, error) {
+	return t.t.Account(ctx, a)
+}
+func (t transport) code(ctx context.Context, h protocol.Hash) ([]byte, error) {
+	return t.t.Code(ctx, h)
+}
+func (t transport) state(ctx context.Context, id protocol.ChannelID, initial bool) (protocol.State, error) {
+	return t.t.State(ctx, id, initial)
+}
+func (t transport) watch(ctx context.Context, from settlement.EventID) (settlement.EventStream, error) {
+	return t.t.Watch(ctx, from)
+}
+func (t transport) close() error { return t.t.Close() }

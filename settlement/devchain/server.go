@@ -19,15 +19,36 @@ import (
 // errorDomain marks the ErrorInfo detail carrying a chain error code.
 const errorDomain = "scraft.devchain"
 
-// Server serves a Chain over gRPC. Every method calls the same Chain
+// Backend is what the gRPC service serves. *Chain is one; a chain whose
+// blocks another engine decides serves the same state and differs only in
+// how a tx reaches a block (settlement/comet).
+type Backend interface {
+	Submit(ctx context.Context, raw []byte) (Outcome, error)
+	Head() settlement.Head
+	AppHash() protocol.Hash
+	Block(height uint64) (*Block, error)
+	ChannelInfo(id protocol.ChannelID) (*settlement.ChannelInfo, error)
+	MemberInfo(id protocol.ChannelID, a protocol.Address) (*settlement.MemberInfo, error)
+	Departure(id protocol.ChannelID, joinSeq uint64) (*contract.Departure, error)
+	EpochLeader(id protocol.ChannelID, epoch uint64) (*contract.EpochLeader, error)
+	ProposalInfo(id protocol.ChannelID, pid uint64) (*settlement.ProposalInfo, error)
+	AccountInfo(a protocol.Address) (*settlement.AccountInfo, error)
+	Code(hash protocol.Hash) ([]byte, error)
+	SettledState(id protocol.ChannelID, initial bool) (protocol.State, error)
+	Watch(ctx context.Context, from settlement.EventID) settlement.EventStream
+}
+
+var _ Backend = (*Chain)(nil)
+
+// Server serves a Backend over gRPC. Every method calls the same Chain
 // methods an in-process client does.
 type Server struct {
 	chainpb.UnimplementedDevChainServer
-	c *Chain
+	c Backend
 }
 
 // NewServer returns the gRPC service of c.
-func NewServer(c *Chain) *Server { return &Server{c: c} }
+func NewServer(c Backend) *Server { return &Server{c: c} }
 
 // Register adds the service to s.
 func (s *Server) Register(g *grpc.Server) { chainpb.RegisterDevChainServer(g, s) }

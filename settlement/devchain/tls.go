@@ -33,6 +33,12 @@ import (
 // NewGRPCServer returns a gRPC server that serves c over TLS 1.3, presenting
 // key. The caller runs Serve and stops it.
 func NewGRPCServer(c *Chain, key *protocol.Key) (*grpc.Server, error) {
+	return NewBackendGRPCServer(c, c.cfg, key)
+}
+
+// NewBackendGRPCServer is NewGRPCServer for any Backend; cfg bounds the
+// messages (MaxTxBytes).
+func NewBackendGRPCServer(c Backend, cfg Config, key *protocol.Key) (*grpc.Server, error) {
 	if key == nil {
 		return nil, errors.New("devchain: the chain's server needs a key")
 	}
@@ -40,7 +46,7 @@ func NewGRPCServer(c *Chain, key *protocol.Key) (*grpc.Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	g := grpc.NewServer(append(ServerOptions(c.cfg), grpc.Creds(credentials.NewTLS(tcfg)))...)
+	g := grpc.NewServer(append(ServerOptions(cfg), grpc.Creds(credentials.NewTLS(tcfg)))...)
 	NewServer(c).Register(g)
 	return g, nil
 }

@@ -1,0 +1,194 @@
+package comet
+
+import (
+	"context"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/scraft/scraft/protocol"
+	"github.com/scraft/scraft/settlement"
+	"github.com/scraft/scraft/settlement/chaintest"
+	"github.com/scraft/scraft/settlement/devchain"
+)
+
+// testNet is a chain of validators on loopback in this process.
+type testNet struct {
+	t    *testing.T
+	tn   *Testnet
+	vals []*Validator // nil while stopped
+}
+
+// newTestNet writes and starts a chain of n validators.
+func newTestNet(t *testing.T, n int) *testNet {
+	t.Helper()
+	tn, err := WriteTestnet(TestnetConfig{Dir: t.TempDir(), Validators: n, Timeouts: TestTimeouts()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &testNet{t: t, tn: tn, vals: make([]*Validator, n)}
+	t.Cleanup(func() {
+		for i := range c.vals {
+			c.stop(i)
+		}
+	})
+	for i := range n {
+		c.start(i)
+	}
+	return c
+}
+
+func testLogger(t *testing.T) hclog.Logger {
+	if os.Getenv("SCRAFT_COMET_VERBOSE") == "" {
+		return hclog.NewNullLogger()
+	}
+	return hclog.New(&hclog.LoggerOptions{Name: t.Name(), Level: hclog.Debug, Output: hclog.DefaultOutput})
+}
+
+func (c *testNet) start(i int) {
+	c.t.Helper()
+	level := ""
+	if os.Getenv("SCRAFT_COMET_VERBOSE") != "" {
+		level = "info"
+	}
+	v, err := Start(Config{Home: c.tn.Homes[i], Logger: testLogger(c.t), CometLogLevel: level, NoSync: true})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.vals[i] = v
+}
+
+func (c *testNet) stop(i int) {
+	if c.vals[i] == nil {
+		return
+	}
+	if err := c.vals[i].Close(); err != nil {
+		c.t.Errorf("close validator %d: %v", i, err)
+	}
+	c.vals[i] = nil
+}
+
+// dial returns a client of validator i's API signing with key.
+func (c *testNet) dial(i int, key *protocol.Key) *devchain.Client {
+	c.t.Helper()
+	cl, err := devchain.Dial(c.tn.APIs[i], key, devchain.WithChainKeys(c.tn.ChainKeys...))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.t.Cleanup(func() { cl.Close() })
+	return cl
+}
+
+// waitHeight polls until validator i has committed height h.
+func (c *testNet) waitHeight(i int, h uint64, within time.Duration) {
+	c.t.Helper()
+	deadline := time.Now().Add(within)
+	for c.vals[i].Chain().Head().Height < h {
+		if time.Now().After(deadline) {
+			c.t.Fatalf("validator %d at height %d after %s, want %d", i, c.vals[i].Chain().Head().Height, within, h)
+		}
+		time.Sleep(10 * time.Millisecond) // polling interval, not a wait for an event
+	}
+}
+
+func TestSubmitAndQuery(t *testing.T) {
+	c := newTestNet(t, 4)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cl := c.dial(1, chaintest.Key("creator"))
+	id, err := cl.CreateChannel(ctx, settlement.ChannelSpec{Contract: "chat", Code: []byte("\x00asm code")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := cl.Head(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range c.vals {
+		c.waitHeight(i, h.Height, 10*time.Second)
+		if _, err := c.vals[i].Chain().ChannelInfo(id); err != nil {
+			t.Fatalf("validator %d: %v", i, err)
+		}
+	}
+	other := c.dial(3, chaintest.Key("bob"))
+	info, err := other.Channel(ctx, id)
+	if err != nil || info.Creator != chaintest.Key("creator").Address() {
+		t.Fatalf("channel %+v, %v", info, err)
+	}
+}
+
+// cometEnv is a fresh 4-validator chain whose members all talk to one
+// validator, val. They must: a validator answers a tx once it has committed
+// it, and another validator may commit that block a moment later, so a
+// query there right after can still see the state before (a reader that
+// asks several validators waits for them to agree: Quorum).
+type cometEnv struct {
+	t        *testing.T
+	c        *testNet
+	val      int
+	realTime bool // Advance waits for chain time to pass
+}
+
+func (e *cometEnv) Chain(t *testing.T, k *protocol.Key) settlement.Chain { return e.c.dial(e.val, k) }
+
+// Advance waits until the chain's BFT time has moved on by d, when d is
+// at most 20 s (a scenario has 30 s in all): block time is the validators'
+// clocks, which a test cannot jump. Longer jumps (the 30 s censorship
+// window, the 5-minute ban, the 10-minute vote window) skip: those
+// scenarios run on devchain, and the rules they check are the same code.
+// With realTime off (the quorum run, where the waits would only repeat
+// the one-validator run's) every jump skips.
+func (e *cometEnv) Advance(d time.Duration) {
+	if !e.realTime || d > 20*time.Second {
+		e.t.Skipf("chain time on comet is the validators' clocks; not waiting %s for it", d)
+	}
+	chain := e.c.vals[e.val].Chain()
+	until := chain.Head().TimeMs + d.Milliseconds()
+	deadline := time.Now().Add(d + 30*time.Second)
+	for chain.Head().TimeMs < until {
+		if time.Now().After(deadline) {
+			e.t.Fatalf("chain time at %d ms, waiting for %d", chain.Head().TimeMs, until)
+		}
+		time.Sleep(100 * time.Millisecond) // polling interval, not a wait for an event
+	}
+}
+
+// quorumEnv is a fresh 4-validator chain read as a node reads it: every
+// member goes through one Quorum of all four validators (f = 1).
+type quorumEnv struct {
+	cometEnv
+	q *Quorum
+}
+
+func (e *quorumEnv) Chain(t *testing.T, k *protocol.Key) settlement.Chain {
+	return devchain.NewClient(e.q, k)
+}
+
+func TestConformance(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a 4-validator chain per scenario")
+	}
+	t.Run("one validator", func(t *testing.T) {
+		n := 0
+		chaintest.Run(t, func(t *testing.T) chaintest.Env {
+			n++
+			return &cometEnv{t: t, c: newTestNet(t, 4), val: n % 4, realTime: true}
+		})
+	})
+	t.Run("quorum", func(t *testing.T) {
+		chaintest.Run(t, func(t *testing.T) chaintest.Env {
+			c := newTestNet(t, 4)
+			clients := make([]*devchain.Client, len(c.vals))
+			for i := range clients {
+				clients[i] = c.dial(i, chaintest.Key("quorum"))
+			}
+			q, err := NewQuorum(clients, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return &quorumEnv{cometEnv: cometEnv{t: t, c: c}, q: q}
+		})
+	})
+}
