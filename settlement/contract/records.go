@@ -584,8 +584,12 @@ type Proposal struct {
 	// member but the target, for an election every valid member but the
 	// leader. Only they vote, and the votes needed are counted of them,
 	// so neither a member who joins later nor one who is offline moves
-	// the bar. Empty for settlements and complaints, and in records from
-	// before it (those count of Electorate).
+	// the bar. A settlement filed in a channel with candidates records
+	// every member, and is counted over them with delegated weight (For,
+	// Against and Abstain then include the silent delegators their
+	// candidates' votes carry). Empty for other settlements and for
+	// complaints, and in records from before it (those count of
+	// Electorate).
 	Voters []protocol.Address
 	// ExecutedAtMs is the chain time of execution (0 while not executed,
 	// and in records from before it).
