@@ -3,6 +3,7 @@ package contract
 import (
 	"bytes"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"testing"
 	"time"
@@ -564,4 +565,75 @@ func TestChannelRecordCandidatesCompat(t *testing.T) {
 			t.Fatalf("decoded %x", bad)
 		}
 	}
+}
+
+// TestPlanMovesPassTheChain: nodes that read the chain's records, plan
+// with package delegate and send their Layout.Moves in order find every
+// move accepted, and end where the plan says; the chain's recorded set is
+// the plan's. Random channels, built and shaken through real calls.
+func TestPlanMovesPassTheChain(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 11))
+	for trial := range 25 {
+		h := newHarness(t)
+		all := names(6 + r.IntN(40))
+		h.channel(all...)
+		rec := func() []delegate.Member {
+			ms, err := GetMembers(h.st, h.ch)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out := make([]delegate.Member, len(ms))
+			for i, m := range ms {
+				out[i] = delegate.Member{Address: m.Address, Stake: m.Locked, JoinSeq: m.JoinSeq,
+					Valid: m.ValidAt(h.now+1) && !m.Leaving(), DelegatedTo: m.DelegatedTo}
+				for _, k := range r.Perm(5) {
+					out[i].Prefs = append(out[i].Prefs, h.addr(all[k]))
+				}
+			}
+			return out
+		}
+		replay := func(stage string) {
+			t.Helper()
+			ms := rec()
+			l, err := delegate.Plan(ms, h.chanRec().Candidates)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := h.chanRec().Candidates; !slices.Equal(got, l.Candidates) {
+				t.Fatalf("trial %d %s: chain's candidates %v, plan's %v", trial, stage, got, l.Candidates)
+			}
+			for _, mv := range l.Moves(ms) {
+				if _, err := h.call(h.nameOf(all, mv.Delegator), &Delegate{Channel: h.ch, Candidate: mv.Candidate}); err != nil {
+					t.Fatalf("trial %d %s: move %s → %s refused: %v", trial, stage, mv.Delegator, mv.Candidate, err)
+				}
+			}
+			for _, m := range rec() {
+				if want := l.CandidateOf(m.Address); m.DelegatedTo != want {
+					t.Fatalf("trial %d %s: %s delegates to %s, plan says %s", trial, stage, m.Address, m.DelegatedTo, want)
+				}
+			}
+		}
+		replay("after joining")
+		// Shake: stakes that may take seats, a candidate or two leaving.
+		for range r.IntN(4) {
+			h.must(all[r.IntN(len(all))], &Stake{Channel: h.ch, Amount: uint64(1 + r.IntN(40))})
+		}
+		if r.IntN(2) == 0 {
+			cs := h.chanRec().Candidates
+			h.must(h.nameOf(all, cs[r.IntN(len(cs))]), &Leave{Channel: h.ch})
+		}
+		replay("after stakes and leaves")
+	}
+}
+
+// nameOf returns the name in all of address a.
+func (h *harness) nameOf(all []string, a protocol.Address) string {
+	h.t.Helper()
+	for _, n := range all {
+		if h.addr(n) == a {
+			return n
+		}
+	}
+	h.t.Fatalf("no member %s", a)
+	return ""
 }
