@@ -811,6 +811,43 @@ var Scenarios = []Scenario{
 		}
 		s.must(s.As("m5").Delegate(s.ctx, id, s.Addr("m6")))
 	}},
+	{"candidates: a lapsed heartbeat loses the seat at the next call; a leader that is no candidate yields to a claim", func(t *testing.T, s *Suite) {
+		names := crowdNames(7)
+		id := s.channel(names...)
+		s.must(s.As("m6").Delegate(s.ctx, id, s.Addr("m1")))
+		s.env.Advance(contract.HeartbeatTTL - time.Second)
+		for _, n := range names {
+			if n != "m1" {
+				s.must(s.As(n).KeepAlive(s.ctx, id))
+			}
+		}
+		s.env.Advance(2 * time.Second)
+		s.must(s.As("m0").KeepAlive(s.ctx, id))
+		info := s.info(id)
+		if slices.Contains(info.Candidates, s.Addr("m1")) || !slices.Contains(info.Candidates, s.Addr("m5")) {
+			t.Fatalf("candidates %v", info.Candidates)
+		}
+		if m, _ := info.Member(s.Addr("m6")); !m.DelegatedTo.IsZero() {
+			t.Fatalf("m6 still delegates to %s", m.DelegatedTo)
+		}
+		// m1 is back, as an outsider. The leader asks to leave: m1, the
+		// best ranked outsider, takes its seat; m0 leads until a
+		// candidate claims, which needs no attestations.
+		s.must(s.As("m1").KeepAlive(s.ctx, id))
+		_, err := s.As("m2").ClaimLeader(s.ctx, id, 1, nil)
+		s.want(err, contract.ErrLeaderValid)
+		s.must(s.As("m0").Leave(s.ctx, id))
+		if info := s.info(id); info.Leader != s.Addr("m0") || !slices.Contains(info.Candidates, s.Addr("m1")) {
+			t.Fatalf("leader %s, candidates %v", info.Leader, info.Candidates)
+		}
+		_, err = s.As("m6").ClaimLeader(s.ctx, id, 1, nil)
+		s.want(err, contract.ErrNotCandidate)
+		ep, err := s.As("m2").ClaimLeader(s.ctx, id, 1, nil)
+		s.must(err)
+		if ep != 2 {
+			t.Fatalf("epoch %d", ep)
+		}
+	}},
 	{"settlement of 100 members: 7 chain txs, silent delegators carried, own votes override", func(t *testing.T, s *Suite) {
 		id, names := s.crowd(100)
 		cands := names[:5]
