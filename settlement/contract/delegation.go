@@ -80,15 +80,32 @@ func policyMembers(ms []*Member, nowMs int64) []delegate.Member {
 // writing anything: none when the channel has at most delegate.Seats
 // members.
 func (x *exec) candidates(ch *Channel, ms []*Member) []protocol.Address {
-	if !delegate.Delegated(uint32(len(ms))) {
-		return nil
-	}
-	next, err := delegate.Candidates(policyMembers(ms, x.env.TimeMs), ch.Candidates)
+	next, err := candidatesAt(ch, ms, x.env.TimeMs)
 	if err != nil {
 		// Only a member listed twice fails, and the member list is a set.
 		panic(fmt.Sprintf("candidates of %s: %v", ch.ID, err))
 	}
 	return next
+}
+
+func candidatesAt(ch *Channel, ms []*Member, nowMs int64) ([]protocol.Address, error) {
+	if !delegate.Delegated(uint32(len(ms))) {
+		return nil, nil
+	}
+	return delegate.Candidates(policyMembers(ms, nowMs), ch.Candidates)
+}
+
+// CandidatesAt returns the candidates the next call on ch would find at
+// chain time nowMs, given the channel's members (every one, in any
+// order): ch.Candidates is the set as the last call left it, and heartbeats
+// that lapsed since count only from the next call on. A node that reads
+// the records between calls uses this to know the set it will be held to.
+func CandidatesAt(ch *Channel, members []Member, nowMs int64) ([]protocol.Address, error) {
+	ms := make([]*Member, len(members))
+	for i := range members {
+		ms[i] = &members[i]
+	}
+	return candidatesAt(ch, ms, nowMs)
 }
 
 // isCandidate reports whether a may lead ch (and take delegations): any

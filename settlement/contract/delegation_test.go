@@ -664,3 +664,30 @@ func FuzzDecodeChannel(f *testing.F) {
 		}
 	})
 }
+
+// TestCandidatesAt: what a node computes from the records between calls
+// is what the next call records.
+func TestCandidatesAt(t *testing.T) {
+	h := newHarness(t)
+	all := names(7)
+	h.channel(all...)
+	h.advance(HeartbeatTTL - time.Second)
+	h.keepAll("m0", "m2", "m3", "m4", "m5", "m6")
+	h.advance(2 * time.Second)
+	ms, err := GetMembers(h.st, h.ch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := h.chanRec()
+	got, err := CandidatesAt(before, ms, h.now+1) // the next call's time
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slices.Equal(got, before.Candidates) {
+		t.Fatal("the lapse of m1 does not show")
+	}
+	h.keepAll("m6")
+	if rec := h.chanRec().Candidates; !slices.Equal(got, rec) {
+		t.Fatalf("computed %v, the call recorded %v", got, rec)
+	}
+}
