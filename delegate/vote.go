@@ -45,6 +45,14 @@ func VerifyVote(v *protocol.Vote, channel protocol.ChannelID, proposal uint64) e
 	return nil
 }
 
+// Cast is one member's vote whose author is already established: the
+// chain knows who signed the tx that carried it, or checked the vote's
+// signature.
+type Cast struct {
+	Voter  protocol.Address
+	Option protocol.VoteOption
+}
+
 // Aggregate counts the votes on proposal of channel cast by electorate
 // (the members who may vote), given their delegations. votes holds the
 // signed votes of candidates and of delegators alike, in any order; each
@@ -67,25 +75,73 @@ func VerifyVote(v *protocol.Vote, channel protocol.ChannelID, proposal uint64) e
 // the chain takes a batch of votes whole; the error too is the same for
 // every input order.
 func Aggregate(channel protocol.ChannelID, proposal uint64, electorate []protocol.Address, delegations []Assignment, votes []protocol.Vote) (Tally, error) {
+	c, err := newCounter(electorate, delegations)
+	if err != nil {
+		return Tally{}, err
+	}
+	vs := make([]*protocol.Vote, len(votes))
+	for i := range votes {
+		vs[i] = &votes[i]
+	}
+	slices.SortFunc(vs, func(a, b *protocol.Vote) int { return a.Voter.Compare(b.Voter) })
+	// Who voted is checked before any signature, so the first fault found
+	// does not depend on the order of two votes by one voter.
+	cast := make([]Cast, len(vs))
+	for k, v := range vs {
+		cast[k] = Cast{Voter: v.Voter, Option: v.Option}
+	}
+	if err := c.checkVoters(cast); err != nil {
+		return Tally{}, err
+	}
+	for _, v := range vs {
+		if err := VerifyVote(v, channel, proposal); err != nil {
+			return Tally{}, err
+		}
+	}
+	return c.count(cast), nil
+}
+
+// Count is Aggregate for votes whose authors the caller has established
+// itself (the chain stores a member's vote under the address that signed
+// it): the same rules and the same refusals, without signatures. An option
+// out of range fails the count (ErrBadVote).
+func Count(electorate []protocol.Address, delegations []Assignment, votes []Cast) (Tally, error) {
+	c, err := newCounter(electorate, delegations)
+	if err != nil {
+		return Tally{}, err
+	}
+	cast := slices.Clone(votes)
+	slices.SortFunc(cast, func(a, b Cast) int { return a.Voter.Compare(b.Voter) })
+	if err := c.checkVoters(cast); err != nil {
+		return Tally{}, err
+	}
+	for _, v := range cast {
+		if v.Option > protocol.VoteAbstain {
+			return Tally{}, fmt.Errorf("%w: by %s: option %d", ErrBadVote, v.Voter, v.Option)
+		}
+	}
+	return c.count(cast), nil
+}
+
+// counter is an electorate with its delegations resolved: the one
+// implementation of the counting rules behind Aggregate and Count.
+type counter struct {
+	voters []protocol.Address // sorted
+	// delegatedTo[i] is the position of voters[i]'s candidate, or -1.
+	delegatedTo []int
+}
+
+func newCounter(electorate []protocol.Address, delegations []Assignment) (*counter, error) {
 	voters := slices.Clone(electorate)
 	slices.SortFunc(voters, protocol.Address.Compare)
 	for i := 1; i < len(voters); i++ {
 		if voters[i] == voters[i-1] {
-			return Tally{}, fmt.Errorf("%w: %s in the electorate", ErrDuplicateMember, voters[i])
+			return nil, fmt.Errorf("%w: %s in the electorate", ErrDuplicateMember, voters[i])
 		}
 	}
-	pos := func(a protocol.Address) int {
-		i, ok := slices.BinarySearchFunc(voters, a, protocol.Address.Compare)
-		if !ok {
-			return -1
-		}
-		return i
-	}
-
-	// delegatedTo[i] is the position of voters[i]'s candidate, or -1.
-	delegatedTo := make([]int, len(voters))
-	for i := range delegatedTo {
-		delegatedTo[i] = -1
+	c := &counter{voters: voters, delegatedTo: make([]int, len(voters))}
+	for i := range c.delegatedTo {
+		c.delegatedTo[i] = -1
 	}
 	ds := slices.Clone(delegations)
 	slices.SortFunc(ds, func(a, b Assignment) int {
@@ -98,53 +154,60 @@ func Aggregate(channel protocol.ChannelID, proposal uint64, electorate []protoco
 	for k, d := range ds {
 		switch {
 		case k > 0 && ds[k-1].Delegator == d.Delegator:
-			return Tally{}, fmt.Errorf("%w: %s delegates twice", ErrBadDelegation, d.Delegator)
+			return nil, fmt.Errorf("%w: %s delegates twice", ErrBadDelegation, d.Delegator)
 		case d.Candidate.IsZero():
 			continue
 		case d.Candidate == d.Delegator:
-			return Tally{}, fmt.Errorf("%w: %s delegates to itself", ErrBadDelegation, d.Delegator)
+			return nil, fmt.Errorf("%w: %s delegates to itself", ErrBadDelegation, d.Delegator)
 		case delegates(d.Candidate):
-			return Tally{}, fmt.Errorf("%w: %s delegates to %s, which delegates itself", ErrBadDelegation, d.Delegator, d.Candidate)
+			return nil, fmt.Errorf("%w: %s delegates to %s, which delegates itself", ErrBadDelegation, d.Delegator, d.Candidate)
 		}
 		// Weight flows only between members of the electorate.
-		if i, c := pos(d.Delegator), pos(d.Candidate); i >= 0 && c >= 0 {
-			delegatedTo[i] = c
+		if i, c2 := c.pos(d.Delegator), c.pos(d.Candidate); i >= 0 && c2 >= 0 {
+			c.delegatedTo[i] = c2
 		}
 	}
+	return c, nil
+}
 
-	vs := make([]*protocol.Vote, len(votes))
-	for i := range votes {
-		vs[i] = &votes[i]
+func (c *counter) pos(a protocol.Address) int {
+	i, ok := slices.BinarySearchFunc(c.voters, a, protocol.Address.Compare)
+	if !ok {
+		return -1
 	}
-	slices.SortFunc(vs, func(a, b *protocol.Vote) int { return a.Voter.Compare(b.Voter) })
-	// Who voted is checked before any signature, so the first fault found
-	// does not depend on the order of two votes by one voter.
-	for k, v := range vs {
-		if pos(v.Voter) < 0 {
-			return Tally{}, fmt.Errorf("%w: voter %s", ErrUnknownMember, v.Voter)
-		}
-		if k > 0 && vs[k-1].Voter == v.Voter {
-			return Tally{}, fmt.Errorf("%w: %s", ErrDuplicateVote, v.Voter)
-		}
-	}
-	cast := make([]int, len(voters)) // option + 1; 0: silent
-	for _, v := range vs {
-		if err := VerifyVote(v, channel, proposal); err != nil {
-			return Tally{}, err
-		}
-		cast[pos(v.Voter)] = int(v.Option) + 1
-	}
+	return i
+}
 
+// checkVoters refuses a voter outside the electorate or one who votes
+// twice; cast is sorted by voter.
+func (c *counter) checkVoters(cast []Cast) error {
+	for k, v := range cast {
+		if c.pos(v.Voter) < 0 {
+			return fmt.Errorf("%w: voter %s", ErrUnknownMember, v.Voter)
+		}
+		if k > 0 && cast[k-1].Voter == v.Voter {
+			return fmt.Errorf("%w: %s", ErrDuplicateVote, v.Voter)
+		}
+	}
+	return nil
+}
+
+// count tallies checked votes.
+func (c *counter) count(cast []Cast) Tally {
+	opt := make([]int, len(c.voters)) // option + 1; 0: silent
+	for _, v := range cast {
+		opt[c.pos(v.Voter)] = int(v.Option) + 1
+	}
 	var t Tally
-	for i := range voters {
-		switch c := delegatedTo[i]; {
-		case cast[i] != 0:
-			t.add(protocol.VoteOption(cast[i] - 1))
-		case c >= 0 && cast[c] != 0:
-			t.add(protocol.VoteOption(cast[c] - 1))
+	for i := range c.voters {
+		switch d := c.delegatedTo[i]; {
+		case opt[i] != 0:
+			t.add(protocol.VoteOption(opt[i] - 1))
+		case d >= 0 && opt[d] != 0:
+			t.add(protocol.VoteOption(opt[d] - 1))
 		default:
 			t.Silent++
 		}
 	}
-	return t, nil
+	return t
 }

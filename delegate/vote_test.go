@@ -155,3 +155,40 @@ func TestVerifyVote(t *testing.T) {
 		t.Fatalf("a bad signature: %v, want ErrBadVote wrapping protocol's", err)
 	}
 }
+
+// TestCountAgreesWithAggregate: Count, for votes whose authors are known,
+// gives Aggregate's tally and refusals.
+func TestCountAgreesWithAggregate(t *testing.T) {
+	ks := keys(t, 8)
+	a := func(i int) protocol.Address { return ks[i].Address() }
+	electorate := make([]protocol.Address, len(ks))
+	for i := range ks {
+		electorate[i] = a(i)
+	}
+	ds := []Assignment{{a(2), a(0)}, {a(3), a(0)}, {a(4), a(0)}, {a(5), a(1)}, {a(6), a(1)}}
+	votes := []protocol.Vote{vote(ks[1], protocol.VoteAgainst), vote(ks[0], protocol.VoteFor), vote(ks[6], protocol.VoteFor), vote(ks[2], protocol.VoteAbstain)}
+	cast := make([]Cast, len(votes))
+	for i, v := range votes {
+		cast[i] = Cast{Voter: v.Voter, Option: v.Option}
+	}
+	want, err := Aggregate(testChannel, 7, electorate, ds, votes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := Count(electorate, ds, cast); err != nil || got != want {
+		t.Fatalf("Count = %+v, %v; Aggregate = %+v", got, err, want)
+	}
+	for _, tc := range []struct {
+		name string
+		cast []Cast
+		want error
+	}{
+		{"an option out of range", []Cast{{a(2), 3}}, ErrBadVote},
+		{"a voter outside the electorate", []Cast{{protocol.Address{0xff}, protocol.VoteFor}}, ErrUnknownMember},
+		{"two votes by one voter", []Cast{{a(2), protocol.VoteFor}, {a(2), protocol.VoteAgainst}}, ErrDuplicateVote},
+	} {
+		if _, err := Count(electorate, ds, tc.cast); !errors.Is(err, tc.want) {
+			t.Errorf("%s: err = %v, want %v", tc.name, err, tc.want)
+		}
+	}
+}

@@ -111,7 +111,10 @@ type Head struct {
 	TimeMs int64 // Unix milliseconds
 }
 
-// ChannelInfo is a channel as the chain holds it.
+// ChannelInfo is a channel as the chain holds it. Its record carries the
+// candidates (Channel.Candidates, a channel of more than 5 members) as the
+// last call on the channel left them; contract.CandidatesAt gives the set
+// the next call will find at a later chain time.
 type ChannelInfo struct {
 	contract.Channel
 	// Members are ordered by join sequence number.

@@ -77,6 +77,9 @@ type chainMemberView struct {
 	Leaving         bool              `json:"leaving"`
 	DelegatedTo     *protocol.Address `json:"delegated_to,omitempty"`
 	Delegators      uint32            `json:"delegators"`
+	// Candidate says the member is one of the channel's candidates (a
+	// channel of more than 5 members), as the chain's record holds them.
+	Candidate bool `json:"candidate"`
 	// NodeAddress is where the member's node serves the channel, as the
 	// member published it ("" when it has not).
 	NodeAddress string `json:"node_address"`
@@ -205,7 +208,7 @@ func chainLoadChannelView(ctx context.Context, c *devchain.Client, id protocol.C
 	for _, m := range info.Members {
 		mv := chainMemberView{Address: m.Address, JoinSeq: m.JoinSeq, LastHeartbeatMs: m.LastHeartbeat, Valid: m.Valid,
 			Collateral: m.Collateral.String(), Locked: m.Locked, Leaving: m.Leaving(), Delegators: m.Delegators,
-			NodeAddress: m.NodeAddress}
+			Candidate: slices.Contains(info.Candidates, m.Address), NodeAddress: m.NodeAddress}
 		if !m.DelegatedTo.IsZero() {
 			d := m.DelegatedTo
 			mv.DelegatedTo = &d
@@ -383,7 +386,7 @@ func chainPrintChannel(w io.Writer, v *chainChannelView) error {
 			role = "leaving"
 		case m.DelegatedTo != nil:
 			role = "delegates to " + m.DelegatedTo.String()
-		case m.Delegators > 0:
+		case m.Candidate:
 			role = fmt.Sprintf("candidate (%d delegators)", m.Delegators)
 		}
 		ago := time.Duration(v.ChainTimeMs-m.LastHeartbeatMs) * time.Millisecond

@@ -9,6 +9,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -123,6 +124,79 @@ func (s *Suite) attest(id protocol.ChannelID, epoch uint64, claimant string, by 
 		a := protocol.Attestation{Channel: id, Epoch: epoch, Claimant: s.Addr(claimant)}
 		a.Sign(Key(n))
 		out = append(out, a)
+	}
+	return out
+}
+
+// crowdNames returns m0 … m(n−1).
+func crowdNames(n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("m%d", i)
+	}
+	return out
+}
+
+// crowd is a channel of n members m0 … m(n−1): m0 … m4, equal stakes and
+// the earliest joined, are its candidates, and every other member mi
+// delegates to m(i%5). The first five join in order, the rest at once.
+func (s *Suite) crowd(n int) (protocol.ChannelID, []string) {
+	s.t.Helper()
+	names := crowdNames(n)
+	id := s.channel(names[:5]...)
+	s.parallel(names[5:], func(_ int, c settlement.Chain) error {
+		if err := c.Stake(s.ctx, id, 100); err != nil {
+			return err
+		}
+		_, err := c.Join(s.ctx, id, false)
+		return err
+	})
+	s.parallel(names[5:], func(i int, c settlement.Chain) error {
+		return c.Delegate(s.ctx, id, s.Addr(names[(5+i)%5]))
+	})
+	return id, names
+}
+
+// parallel runs f as each named member at once, with the member's index
+// in names.
+func (s *Suite) parallel(names []string, f func(int, settlement.Chain) error) {
+	s.t.Helper()
+	chains := make([]settlement.Chain, len(names))
+	for i, n := range names {
+		chains[i] = s.As(n)
+	}
+	errs := make(chan error, len(chains))
+	for i, c := range chains {
+		go func() { errs <- f(i, c) }()
+	}
+	for range chains {
+		s.must(<-errs)
+	}
+}
+
+// delegatorsOf returns the members of a crowd delegating to candidate i.
+func delegatorsOf(names []string, i int) []string {
+	var out []string
+	for k := 5 + i; k < len(names); k += 5 {
+		out = append(out, names[k])
+	}
+	return out
+}
+
+func (s *Suite) signedVote(id protocol.ChannelID, pid uint64, name string, opt protocol.VoteOption) protocol.Vote {
+	v := protocol.Vote{Channel: id, Proposal: pid, Option: opt}
+	v.Sign(Key(name))
+	return v
+}
+
+// nonces returns the next nonce of each named account.
+func (s *Suite) nonces(names []string) []uint64 {
+	s.t.Helper()
+	out := make([]uint64, len(names))
+	for i, n := range names {
+		acc, err := s.As("creator").Account(s.ctx, s.Addr(n))
+		s.must(err)
+		out[i] = acc.NextNonce
 	}
 	return out
 }
@@ -695,15 +769,123 @@ var Scenarios = []Scenario{
 			t.Fatalf("leader %s epoch %d", info.Leader, info.Epoch)
 		}
 	}},
-	{"delegation respects capacity n/5-1", func(t *testing.T, s *Suite) {
-		names := []string{"m0", "m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8", "m9"}
+	{"delegation: only to candidates, within capacity (27 members: 5 each)", func(t *testing.T, s *Suite) {
+		names := crowdNames(27)
 		id := s.channel(names...)
-		s.must(s.As("m5").Delegate(s.ctx, id, s.Addr("m0")))
-		s.want(s.As("m6").Delegate(s.ctx, id, s.Addr("m0")), contract.ErrNoCapacity)
-		m, err := s.As("m0").Member(s.ctx, id, s.Addr("m5"))
+		info := s.info(id)
+		if len(info.Candidates) != 5 {
+			t.Fatalf("candidates %v", info.Candidates)
+		}
+		for i, a := range info.Candidates {
+			if a != s.Addr(names[i]) { // equal stakes: the earliest joined
+				t.Fatalf("candidate %d is %s, want %s", i, a, names[i])
+			}
+		}
+		s.want(s.As("m5").Delegate(s.ctx, id, s.Addr("m6")), contract.ErrNotCandidate)
+		s.want(s.As("m0").Delegate(s.ctx, id, s.Addr("m1")), contract.ErrNotEligible)
+		for _, d := range names[5:10] {
+			s.must(s.As(d).Delegate(s.ctx, id, s.Addr("m0")))
+		}
+		s.want(s.As("m10").Delegate(s.ctx, id, s.Addr("m0")), contract.ErrNoCapacity)
+		s.must(s.As("m10").Delegate(s.ctx, id, s.Addr("m1")))
+		m, err := s.As("m0").Member(s.ctx, id, s.Addr("m10"))
 		s.must(err)
-		if m.DelegatedTo != s.Addr("m0") {
+		if m.DelegatedTo != s.Addr("m1") {
 			t.Fatalf("delegated to %s", m.DelegatedTo)
+		}
+		if c, _ := s.info(id).Member(s.Addr("m0")); c.Delegators != 5 {
+			t.Fatalf("m0 holds %d", c.Delegators)
+		}
+		// Only a candidate leads.
+		_, err = s.As("m5").ClaimLeader(s.ctx, id, 1, s.attest(id, 1, "m5", names[1:]...))
+		s.want(err, contract.ErrNotCandidate)
+	}},
+	{"candidates: a stake more than 10% above the weakest takes its seat; its delegators are let go", func(t *testing.T, s *Suite) {
+		id := s.channel(crowdNames(7)...)
+		s.must(s.As("m5").Delegate(s.ctx, id, s.Addr("m4")))
+		s.must(s.As("m6").Stake(s.ctx, id, 11))
+		info := s.info(id)
+		if len(info.Candidates) != 5 || info.Candidates[0] != s.Addr("m6") || slices.Contains(info.Candidates, s.Addr("m4")) {
+			t.Fatalf("candidates %v", info.Candidates)
+		}
+		if m, _ := info.Member(s.Addr("m5")); !m.DelegatedTo.IsZero() {
+			t.Fatalf("m5 still delegates to %s", m.DelegatedTo)
+		}
+		s.must(s.As("m5").Delegate(s.ctx, id, s.Addr("m6")))
+	}},
+	{"candidates: a lapsed heartbeat loses the seat at the next call; a leader that is no candidate yields to a claim", func(t *testing.T, s *Suite) {
+		names := crowdNames(7)
+		id := s.channel(names...)
+		s.must(s.As("m6").Delegate(s.ctx, id, s.Addr("m1")))
+		s.env.Advance(contract.HeartbeatTTL - time.Second)
+		for _, n := range names {
+			if n != "m1" {
+				s.must(s.As(n).KeepAlive(s.ctx, id))
+			}
+		}
+		s.env.Advance(2 * time.Second)
+		s.must(s.As("m0").KeepAlive(s.ctx, id))
+		info := s.info(id)
+		if slices.Contains(info.Candidates, s.Addr("m1")) || !slices.Contains(info.Candidates, s.Addr("m5")) {
+			t.Fatalf("candidates %v", info.Candidates)
+		}
+		if m, _ := info.Member(s.Addr("m6")); !m.DelegatedTo.IsZero() {
+			t.Fatalf("m6 still delegates to %s", m.DelegatedTo)
+		}
+		// m1 is back, as an outsider. The leader asks to leave: m1, the
+		// best ranked outsider, takes its seat; m0 leads until a
+		// candidate claims, which needs no attestations.
+		s.must(s.As("m1").KeepAlive(s.ctx, id))
+		_, err := s.As("m2").ClaimLeader(s.ctx, id, 1, nil)
+		s.want(err, contract.ErrLeaderValid)
+		s.must(s.As("m0").Leave(s.ctx, id))
+		if info := s.info(id); info.Leader != s.Addr("m0") || !slices.Contains(info.Candidates, s.Addr("m1")) {
+			t.Fatalf("leader %s, candidates %v", info.Leader, info.Candidates)
+		}
+		_, err = s.As("m6").ClaimLeader(s.ctx, id, 1, nil)
+		s.want(err, contract.ErrNotCandidate)
+		ep, err := s.As("m2").ClaimLeader(s.ctx, id, 1, nil)
+		s.must(err)
+		if ep != 2 {
+			t.Fatalf("epoch %d", ep)
+		}
+	}},
+	{"settlement of 100 members: 7 chain txs, silent delegators carried, own votes override", func(t *testing.T, s *Suite) {
+		id, names := s.crowd(100)
+		cands := names[:5]
+		all := append([]string{"creator"}, names...)
+		before := s.nonces(all)
+		pid, err := s.As("m0").CreateProposal(s.ctx, id, protocol.ProposalSettlement, protocol.Marshal(&protocol.Settlement{From: 1, To: 9}))
+		s.must(err)
+		// Each candidate carries its own vote and those of 13 of its 19
+		// delegators (10 for, 3 against): 30 delegators stay silent.
+		for i, c := range cands {
+			votes := []protocol.Vote{s.signedVote(id, pid, c, protocol.VoteFor)}
+			for k, d := range delegatorsOf(names, i)[:13] {
+				opt := protocol.VoteFor
+				if k < 3 {
+					opt = protocol.VoteAgainst
+				}
+				votes = append(votes, s.signedVote(id, pid, d, opt))
+			}
+			s.must(s.As(c).SubmitVotes(s.ctx, id, pid, votes))
+		}
+		s.must(s.As("m1").ExecuteProposal(s.ctx, id, pid))
+		after := s.nonces(all)
+		txs := uint64(0)
+		for i := range all {
+			txs += after[i] - before[i]
+		}
+		if txs != 7 {
+			t.Fatalf("the settlement took %d chain txs, want 7", txs)
+		}
+		p, err := s.As("m1").Proposal(s.ctx, id, pid)
+		s.must(err)
+		if p.Status != contract.ProposalExecuted || p.For != 85 || p.Against != 15 || len(p.Votes) != 70 {
+			t.Fatalf("proposal %s: %d for, %d against, %d votes on record", p.Status, p.For, p.Against, len(p.Votes))
+		}
+		if info := s.info(id); info.SettledHeight != 9 {
+			t.Fatalf("settled height %d", info.SettledHeight)
 		}
 	}},
 	{"one Chain used concurrently keeps its nonces in order", func(t *testing.T, s *Suite) {

@@ -102,7 +102,7 @@ func TestErrorCodes(t *testing.T) {
 func TestDeterministic(t *testing.T) {
 	run := func() (*harness, [][]Write, [][]Event) {
 		h := newHarness(t)
-		h.channel("alice", "bob", "carol", "dave", "eve")
+		h.channel("alice", "bob", "carol", "dave", "eve", "frank", "grace") // with candidates
 		var ws [][]Write
 		var evs [][]Event
 		steps := []struct {
@@ -110,9 +110,11 @@ func TestDeterministic(t *testing.T) {
 			c   Call
 		}{
 			{"bob", &KeepAlive{Channel: h.ch}},
-			{"bob", &ClaimLeader{Channel: h.ch, Epoch: 1, Attestations: h.attest(1, "bob", "bob", "carol", "dave")}},
+			{"bob", &ClaimLeader{Channel: h.ch, Epoch: 1, Attestations: h.attest(1, "bob", "bob", "carol", "dave", "frank", "grace")}},
 			{"mallory", &Join{Channel: h.ch}},
 			{"carol", &Delegate{Channel: h.ch, Candidate: h.addr("bob")}},
+			{"frank", &Delegate{Channel: h.ch, Candidate: h.addr("eve")}},
+			{"grace", &Stake{Channel: h.ch, Amount: 50}},
 			{"alice", &Leave{Channel: h.ch}},
 		}
 		for _, s := range steps {

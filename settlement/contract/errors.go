@@ -97,6 +97,10 @@ var (
 	// members voted down, and may not file another in the channel until
 	// its ReportCooldown has passed.
 	ErrReportCooldown = errors.New("contract: a false reporter may not report again yet")
+	// ErrNotCandidate means the member named is not one of the channel's
+	// candidates: in a channel of more than 5 members only a candidate
+	// takes delegations, claims leadership or is named by an election.
+	ErrNotCandidate = errors.New("contract: not a candidate")
 )
 
 // codes lists every sentinel with its stable code. Codes never change
@@ -113,7 +117,7 @@ var codes = []struct {
 	{21, ErrNotPassed}, {22, ErrBadRange}, {23, ErrStateMismatch}, {24, ErrBadEvidence},
 	{25, ErrBadComplaint}, {26, ErrBadProof}, {27, ErrDeadlinePassed}, {28, ErrNoCapacity},
 	{29, ErrLeaving}, {30, ErrTooLarge}, {31, ErrNoDeparture}, {32, ErrNoEpochLeader},
-	{33, ErrDuplicateCase}, {34, ErrReportCooldown},
+	{33, ErrDuplicateCase}, {34, ErrReportCooldown}, {35, ErrNotCandidate},
 }
 
 // Code returns the stable code of err's sentinel, or 0 when err is nil or

@@ -53,6 +53,9 @@ const (
 	// EventProposalFailed: Channel, Proposal, ProposalKind, Member (who
 	// sent the call whose votes left it unable to pass).
 	EventProposalFailed EventKind = 18
+	// EventCandidates: Channel (whose candidate set changed; read the
+	// channel record for it).
+	EventCandidates EventKind = 19
 )
 
 var eventNames = map[EventKind]string{
@@ -64,7 +67,7 @@ var eventNames = map[EventKind]string{
 	EventProposalRefuted: "proposal_refuted", EventChannelSettled: "channel_settled",
 	EventDelegated: "delegated", EventStaked: "staked", EventDeposited: "deposited",
 	EventWithdrawn: "withdrawn", EventNodeAddress: "node_address",
-	EventProposalFailed: "proposal_failed",
+	EventProposalFailed: "proposal_failed", EventCandidates: "candidates",
 }
 
 func (k EventKind) String() string {

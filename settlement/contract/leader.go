@@ -12,6 +12,13 @@ import (
 // from more than 2/3 of the valid members other than the leader (the leader
 // cannot attest to its own unreachability). Every accepted claim starts a
 // new epoch. A claim counts as the claimant's heartbeat.
+//
+// In a channel of more than delegate.Seats members only a candidate claims
+// (ErrNotCandidate), as the call's chain time finds the set: a member whose
+// heartbeat lapsed sends keep_alive first. A leader that is no longer a
+// candidate keeps its epoch, so the channel is not left leaderless, but
+// holds it only until a candidate claims: such a claim needs no
+// attestations, as against a leader whose heartbeat expired.
 func (x *exec) claimLeader(c *ClaimLeader) error {
 	ch, err := x.openChannel(c.Channel)
 	if err != nil {
@@ -30,12 +37,15 @@ func (x *exec) claimLeader(c *ClaimLeader) error {
 	if ch.Leader == me.Address {
 		return fmt.Errorf("%w: %s in epoch %d", ErrAlreadyLeader, me.Address, ch.Epoch)
 	}
+	if !isCandidate(ch, me.Address) {
+		return fmt.Errorf("%w: %s may not lead; the channel's candidates are %v", ErrNotCandidate, me.Address, ch.Candidates)
+	}
 	me.LastHeartbeat = x.env.TimeMs
 	x.putMember(ch.ID, me)
 
 	if !ch.Leader.IsZero() {
 		leader, err := x.member(ch.ID, ch.Leader)
-		if err == nil && leader.ValidAt(x.env.TimeMs) {
+		if err == nil && leader.ValidAt(x.env.TimeMs) && isCandidate(ch, leader.Address) {
 			if err := x.checkAttestations(ch, c.Attestations); err != nil {
 				return err
 			}

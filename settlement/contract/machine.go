@@ -82,7 +82,24 @@ type exec struct {
 
 func (x *exec) emit(ev Event) { x.events = append(x.events, ev) }
 
+// run applies call. A call that names an open channel first brings the
+// channel's candidates up to its chain time and, once it has acted,
+// up to date with what it changed (refreshCandidates).
 func (x *exec) run(call Call) error {
+	id, ok := channelOf(call)
+	if ok {
+		x.refreshCandidates(id)
+	}
+	if err := x.dispatch(call); err != nil {
+		return err
+	}
+	if ok {
+		x.refreshCandidates(id)
+	}
+	return nil
+}
+
+func (x *exec) dispatch(call Call) error {
 	switch c := call.(type) {
 	case *CreateChannel:
 		return x.createChannel(c)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/scraft/scraft/delegate"
 	"github.com/scraft/scraft/protocol"
 )
 
@@ -39,6 +40,11 @@ func (x *exec) createProposal(c *CreateProposal) error {
 		}
 		if err := x.checkSettlement(ch, s); err != nil {
 			return err
+		}
+		if delegate.Delegated(ch.Members) {
+			// Counted with delegated weight (recount): the electorate is
+			// kept, so a voter removed before execution still counts.
+			p.Voters = x.memberList(ch.ID)
 		}
 	case protocol.ProposalPunish:
 		pu, err := decodePayload(c.Data, &protocol.Punish{})
@@ -95,7 +101,7 @@ func (x *exec) createProposal(c *CreateProposal) error {
 	if caseAt != nil {
 		putU64(x.st, caseAt, p.ID)
 	}
-	if len(p.Voters) > 0 && p.inElectorate(p.Proposer) {
+	if p.Kind != protocol.ProposalSettlement && len(p.Voters) > 0 && p.inElectorate(p.Proposer) {
 		x.recordVote(ch, p, p.Proposer, protocol.VoteFor)
 	}
 	put(x.st, proposalKey(ch.ID, p.ID), p)
@@ -140,7 +146,7 @@ func (x *exec) settledState(id protocol.ChannelID) protocol.State {
 }
 
 // checkElection: the proposal is for the current epoch and names a member
-// that is not the leader.
+// that is not the leader and, in a channel with candidates, is one.
 func (x *exec) checkElection(ch *Channel, el *protocol.Election) error {
 	if el.Epoch != ch.Epoch {
 		return fmt.Errorf("%w: election for epoch %d, channel is at %d", ErrStaleEpoch, el.Epoch, ch.Epoch)
@@ -150,6 +156,9 @@ func (x *exec) checkElection(ch *Channel, el *protocol.Election) error {
 	}
 	if _, err := x.member(ch.ID, el.Candidate); err != nil {
 		return err
+	}
+	if !isCandidate(ch, el.Candidate) {
+		return fmt.Errorf("%w: %s may not lead; the channel's candidates are %v", ErrNotCandidate, el.Candidate, ch.Candidates)
 	}
 	return nil
 }
@@ -175,13 +184,15 @@ func (x *exec) vote(c *Vote) error {
 	if err := x.castVote(ch, p, x.env.Sender, c.Option); err != nil {
 		return err
 	}
+	x.recount(ch, p)
 	x.failIfHopeless(ch, p)
 	put(x.st, proposalKey(ch.ID, p.ID), p)
 	return nil
 }
 
-// submitVotes records member-signed votes carried by anyone (a delegate for
-// its delegators). All votes must be valid or none is recorded.
+// submitVotes records member-signed votes carried by anyone (a candidate
+// for itself and its delegators, in one tx). All votes must be valid
+// (delegate.VerifyVote) or none is recorded.
 func (x *exec) submitVotes(c *SubmitVotes) error {
 	ch, err := x.openChannel(c.Channel)
 	if err != nil {
@@ -196,16 +207,14 @@ func (x *exec) submitVotes(c *SubmitVotes) error {
 	}
 	for i := range c.Votes {
 		v := &c.Votes[i]
-		if v.Channel != ch.ID || v.Proposal != p.ID {
-			return fmt.Errorf("%w: vote %d is for %s/%d", ErrBadVote, i, v.Channel, v.Proposal)
-		}
-		if err := v.Verify(); err != nil {
-			return fmt.Errorf("%w: vote %d by %s: %v", ErrBadVote, i, v.Voter, err)
+		if err := delegate.VerifyVote(v, ch.ID, p.ID); err != nil {
+			return fmt.Errorf("%w: vote %d: %v", ErrBadVote, i, err)
 		}
 		if err := x.castVote(ch, p, v.Voter, v.Option); err != nil {
 			return fmt.Errorf("vote %d: %w", i, err)
 		}
 	}
+	x.recount(ch, p)
 	x.failIfHopeless(ch, p)
 	put(x.st, proposalKey(ch.ID, p.ID), p)
 	return nil
@@ -387,6 +396,7 @@ func (x *exec) executeProposal(c *ExecuteProposal) error {
 	if p.Status != ProposalOpen {
 		return fmt.Errorf("%w: proposal %d is %s", ErrProposalClosed, p.ID, p.Status)
 	}
+	x.recount(ch, p)
 	if !p.Passed(x.env.TimeMs) {
 		if p.Kind == protocol.ProposalCensorship {
 			return fmt.Errorf("%w: complaint %d is open until chain time %d ms", ErrNotPassed, p.ID, p.DeadlineMs)

@@ -2,7 +2,9 @@ package contract
 
 import (
 	"fmt"
+	"slices"
 
+	"github.com/scraft/scraft/delegate"
 	"github.com/scraft/scraft/protocol"
 )
 
@@ -93,7 +95,9 @@ func (x *exec) coolDownReporter(ch *Channel, p *Proposal) {
 // channel of 3 or more members (counted when the proposal was made) it is
 // also fined, up to its collateral, for the reporter, who becomes leader in a
 // new epoch. In a channel of 2 there is no fine; if the target led, the
-// channel has no leader until the next claim.
+// channel has no leader until the next claim. In a channel with candidates
+// the reporter leads only if it is one once the target is out; otherwise
+// a target that led leaves the channel leaderless until a candidate claims.
 func (x *exec) executePunish(ch *Channel, p *Proposal) error {
 	pu, err := decodePayload(p.Data, &protocol.Punish{})
 	if err != nil {
@@ -117,7 +121,7 @@ func (x *exec) executePunish(ch *Channel, p *Proposal) error {
 	x.emit(Event{Kind: EventMemberPunished, Channel: ch.ID, Member: target.Address, Other: p.Proposer, Amount: fine, Proposal: p.ID})
 	_, reporterErr := x.member(ch.ID, p.Proposer)
 	switch {
-	case p.Electorate >= 3 && reporterErr == nil:
+	case p.Electorate >= 3 && reporterErr == nil && x.mayLead(ch, p.Proposer):
 		x.setLeader(ch, p.Proposer)
 	case ch.Leader == target.Address:
 		x.setLeader(ch, protocol.Address{})
@@ -181,4 +185,12 @@ func (x *exec) proveInclusion(c *ProveInclusion) error {
 	put(x.st, proposalKey(ch.ID, p.ID), p)
 	x.emit(Event{Kind: EventProposalRefuted, Channel: ch.ID, Proposal: p.ID, Member: cs.Accused})
 	return nil
+}
+
+// mayLead reports whether a may lead ch as its members stand now, within
+// the call: any member in a channel of at most delegate.Seats members,
+// else a candidate by delegate.Candidates at this call's chain time.
+func (x *exec) mayLead(ch *Channel, a protocol.Address) bool {
+	ms := x.members(ch.ID)
+	return !delegate.Delegated(uint32(len(ms))) || slices.Contains(x.candidates(ch, ms), a)
 }

@@ -3,8 +3,10 @@ package contract
 import (
 	"crypto/ed25519"
 	"fmt"
+	"slices"
 	"time"
 
+	"github.com/scraft/scraft/delegate"
 	"github.com/scraft/scraft/protocol"
 )
 
@@ -23,8 +25,6 @@ const (
 	// it, a member whose punish case was voted down may not file another
 	// in that channel (DESIGN §7: what a false report costs).
 	ReportCooldown = time.Hour
-	// Candidates is the number of candidates of a channel with delegates.
-	Candidates = 5
 )
 
 // Limits on call data.
@@ -143,9 +143,14 @@ type Channel struct {
 	// SettledStateHash is the machine-state hash at SettledHeight
 	// (fsm.Machine.StateHash) that the executed settlement carried; zero
 	// before the first settlement and for settlements filed without one.
-	// It is encoded last, and a record written before it existed decodes
-	// with it zero.
+	// It is encoded after the versions, and a record written before it
+	// existed decodes with it zero.
 	SettledStateHash protocol.Hash
+	// Candidates are the channel's candidates (delegate.Candidates), best
+	// ranked first, as the last call on the channel left them; empty while
+	// it has at most delegate.Seats members. Encoded last, only when set,
+	// so records of smaller channels keep their bytes.
+	Candidates []protocol.Address
 }
 
 // ChannelConfig holds a channel's settings, fixed at creation.
@@ -297,11 +302,17 @@ func (c *Channel) Encode(e *protocol.Encoder) {
 	e.U32(c.Members)
 	// Fields added later trail the record, written only when one is set,
 	// so records from before them keep their bytes: the versions, then the
-	// settled state hash.
-	if c.Config.VMVersion != 0 || c.Config.GasTableVersion != 0 || !c.SettledStateHash.IsZero() {
+	// settled state hash, then the candidates.
+	if c.Config.VMVersion != 0 || c.Config.GasTableVersion != 0 || !c.SettledStateHash.IsZero() || len(c.Candidates) > 0 {
 		e.U32(c.Config.VMVersion)
 		e.U32(c.Config.GasTableVersion)
 		e.Fixed(c.SettledStateHash[:])
+	}
+	if len(c.Candidates) > 0 {
+		e.Uleb(uint64(len(c.Candidates)))
+		for _, a := range c.Candidates {
+			e.Fixed(a[:])
+		}
 	}
 }
 
@@ -324,12 +335,26 @@ func (c *Channel) Decode(d *protocol.Decoder) {
 	c.LastJoinSeq = d.U64()
 	c.LastProposal = d.U64()
 	c.Members = d.U32()
-	c.Config.VMVersion, c.Config.GasTableVersion, c.SettledStateHash = 0, 0, protocol.Hash{}
+	c.Config.VMVersion, c.Config.GasTableVersion, c.SettledStateHash, c.Candidates = 0, 0, protocol.Hash{}, nil
 	if d.Err() == nil && d.Remaining() > 0 {
 		c.Config.VMVersion = d.U32()
 		c.Config.GasTableVersion = d.U32()
 		if d.Err() == nil && d.Remaining() > 0 {
 			d.FixedInto(c.SettledStateHash[:])
+		}
+	}
+	if d.Err() == nil && d.Remaining() > 0 {
+		n := d.Length(delegate.Seats)
+		if d.Err() == nil && n == 0 {
+			d.Fail(fmt.Errorf("%w: empty candidate list written out", ErrMalformed))
+		}
+		for i := 0; i < n && d.Err() == nil; i++ {
+			var a protocol.Address
+			d.FixedInto(a[:])
+			if d.Err() == nil && slices.Contains(c.Candidates, a) {
+				d.Fail(fmt.Errorf("%w: candidate %s repeated", ErrMalformed, a))
+			}
+			c.Candidates = append(c.Candidates, a)
 		}
 	}
 }
@@ -559,8 +584,12 @@ type Proposal struct {
 	// member but the target, for an election every valid member but the
 	// leader. Only they vote, and the votes needed are counted of them,
 	// so neither a member who joins later nor one who is offline moves
-	// the bar. Empty for settlements and complaints, and in records from
-	// before it (those count of Electorate).
+	// the bar. A settlement filed in a channel with candidates records
+	// every member, and is counted over them with delegated weight (For,
+	// Against and Abstain then include the silent delegators their
+	// candidates' votes carry). Empty for other settlements and for
+	// complaints, and in records from before it (those count of
+	// Electorate).
 	Voters []protocol.Address
 	// ExecutedAtMs is the chain time of execution (0 while not executed,
 	// and in records from before it).
