@@ -3,6 +3,7 @@ package comet
 import (
 	"context"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -24,20 +25,48 @@ type testNet struct {
 // newTestNet writes and starts a chain of n validators.
 func newTestNet(t *testing.T, n int) *testNet {
 	t.Helper()
-	tn, err := WriteTestnet(TestnetConfig{Dir: t.TempDir(), Validators: n, Timeouts: TestTimeouts()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &testNet{t: t, tn: tn, vals: make([]*Validator, n)}
-	t.Cleanup(func() {
+	// The testnet's ports are picked free and then bound by CometBFT: a
+	// test process running beside this one may take one in between. Such a
+	// start is tried again on new ports; any other failure is the test's.
+	for attempt := 1; ; attempt++ {
+		tn, err := WriteTestnet(TestnetConfig{Dir: t.TempDir(), Validators: n, Timeouts: TestTimeouts()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := &testNet{t: t, tn: tn, vals: make([]*Validator, n)}
+		var startErr error
+		for i := range n {
+			v, err := Start(c.config(i))
+			if err != nil {
+				startErr = err
+				break
+			}
+			c.vals[i] = v
+		}
+		if startErr == nil {
+			t.Cleanup(func() {
+				for i := range c.vals {
+					c.stop(i)
+				}
+			})
+			return c
+		}
 		for i := range c.vals {
 			c.stop(i)
 		}
-	})
-	for i := range n {
-		c.start(i)
+		if attempt == 3 || !strings.Contains(startErr.Error(), "address already in use") {
+			t.Fatal(startErr)
+		}
+		t.Logf("testnet start: %v; again on other ports", startErr)
 	}
-	return c
+}
+
+func (c *testNet) config(i int) Config {
+	level := ""
+	if os.Getenv("SCRAFT_COMET_VERBOSE") != "" {
+		level = "info"
+	}
+	return Config{Home: c.tn.Homes[i], Logger: testLogger(c.t), CometLogLevel: level, NoSync: true}
 }
 
 func testLogger(t *testing.T) hclog.Logger {
@@ -49,11 +78,7 @@ func testLogger(t *testing.T) hclog.Logger {
 
 func (c *testNet) start(i int) {
 	c.t.Helper()
-	level := ""
-	if os.Getenv("SCRAFT_COMET_VERBOSE") != "" {
-		level = "info"
-	}
-	v, err := Start(Config{Home: c.tn.Homes[i], Logger: testLogger(c.t), CometLogLevel: level, NoSync: true})
+	v, err := Start(c.config(i))
 	if err != nil {
 		c.t.Fatal(err)
 	}
