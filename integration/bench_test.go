@@ -18,6 +18,7 @@ import (
 	"github.com/scraft/scraft/client"
 	"github.com/scraft/scraft/contracts"
 	"github.com/scraft/scraft/internal/testutil"
+	"github.com/scraft/scraft/settlement/contract"
 	"github.com/scraft/scraft/protocol"
 	"github.com/scraft/scraft/vm"
 )
@@ -102,13 +103,17 @@ func BenchmarkCommit(b *testing.B) {
 
 // BenchmarkFailover kills the leader process with SIGKILL under load, N
 // times (SCRAFT_BENCH_KILLS, default 3), and reports the gap between the
-// kill and the first commit of a tx sent after it (mean and max).
+// kill and the first commit of a tx sent after it (mean and max). With
+// SCRAFT_BENCH_VALIDATORS=N the chain is N CometBFT validator processes
+// instead of one `scraft chain`.
 func BenchmarkFailover(b *testing.B) {
 	kills := 3
 	if s, err := strconv.Atoi(os.Getenv("SCRAFT_BENCH_KILLS")); err == nil && s > 0 {
 		kills = s
 	}
-	pc := newProcCluster(b, 3, 0)
+	validators, _ := strconv.Atoi(os.Getenv("SCRAFT_BENCH_VALIDATORS"))
+	pc := newProcClusterSpec(b, 3, 0, clusterSpec{contract: "chat", validators: validators,
+		config: contract.ChannelConfig{SettleEveryTxs: 1 << 62}})
 	l := pc.startLoad(pc.nodeKeys())
 	var gaps []time.Duration
 	for k := 0; k < kills; k++ {

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -22,6 +23,7 @@ import (
 	"github.com/scraft/scraft/internal/testutil"
 	"github.com/scraft/scraft/protocol"
 	"github.com/scraft/scraft/settlement"
+	"github.com/scraft/scraft/settlement/comet"
 	"github.com/scraft/scraft/settlement/contract"
 	"github.com/scraft/scraft/settlement/devchain"
 	"github.com/scraft/scraft/vm"
@@ -113,12 +115,17 @@ type procCluster struct {
 	t         testing.TB
 	chainAddr string
 	chainKey  protocol.Address // the chain's TLS key
-	chain     *proc
-	id        protocol.ChannelID
-	nodes     []*procNode
-	users     []*protocol.Key
-	abi       *contracts.Contract
-	minStake  uint64 // the channel's minimum stake, staked before joining
+	// chainKeys are a validator chain's keys (chainAddr then lists every
+	// validator's API); nodes are given them with --chain-key.
+	chainKeys []protocol.Address
+	// validators are a validator chain's processes.
+	validators []*proc
+	chain      *proc
+	id         protocol.ChannelID
+	nodes      []*procNode
+	users      []*protocol.Key
+	abi        *contracts.Contract
+	minStake   uint64 // the channel's minimum stake, staked before joining
 }
 
 type procNode struct {
@@ -153,13 +160,20 @@ func newProcCluster(t testing.TB, n, users int) *procCluster {
 type clusterSpec struct {
 	contract string
 	config   contract.ChannelConfig
+	// validators, when set, runs the chain on CometBFT with that many
+	// validator processes instead of one `scraft chain`.
+	validators int
 }
 
 // newProcClusterSpec is newProcCluster for the channel spec describes.
 func newProcClusterSpec(t testing.TB, n, users int, spec clusterSpec) *procCluster {
 	t.Helper()
 	pc := &procCluster{t: t, chainAddr: testutil.FreePort(t)}
-	pc.chain, pc.chainKey = startChain(t, pc.chainAddr)
+	if spec.validators > 0 {
+		pc.startComet(spec.validators)
+	} else {
+		pc.chain, pc.chainKey = startChain(t, pc.chainAddr)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
@@ -219,6 +233,48 @@ func newProcClusterSpec(t testing.TB, n, users int, spec clusterSpec) *procClust
 	return pc
 }
 
+// startComet writes a local CometBFT network of n validators with
+// `scraft chain testnet` and starts each with `scraft chain --engine
+// comet`; chainAddr becomes every validator's API address.
+func (pc *procCluster) startComet(n int) {
+	t := pc.t
+	dir := t.TempDir()
+	base := 0
+	for base == 0 {
+		// A free block of 2n ports: the testnet numbers them from a base.
+		p, _ := strconv.Atoi(strings.Split(testutil.FreePort(t), ":")[1])
+		if p+2*n < 65000 {
+			base = p
+		}
+	}
+	out, err := exec.Command(scraftBin, "chain", "testnet", "--validators", strconv.Itoa(n), "--out", dir,
+		"--base-port", strconv.Itoa(base)).CombinedOutput()
+	if err != nil {
+		t.Fatalf("scraft chain testnet: %v\n%s", err, out)
+	}
+	var apis []string
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Fields(line)
+		// validator I: home DIR, API ADDR, key KEY
+		if len(f) == 8 && f[0] == "validator" {
+			apis = append(apis, strings.TrimSuffix(f[5], ","))
+			k, err := protocol.ParseAddress(f[7])
+			if err != nil {
+				t.Fatalf("testnet output %q: %v", line, err)
+			}
+			pc.chainKeys = append(pc.chainKeys, k)
+		}
+	}
+	if len(apis) != n {
+		t.Fatalf("scraft chain testnet printed %d validators, want %d:\n%s", len(apis), n, out)
+	}
+	pc.chainAddr = strings.Join(apis, ",")
+	for i := range n {
+		pc.validators = append(pc.validators, startProc(t, fmt.Sprintf("validator%d", i), "chain", "--engine", "comet",
+			"--home", filepath.Join(dir, fmt.Sprintf("node%d", i))))
+	}
+}
+
 // startChain starts `scraft chain` on addr with a key of its own, and
 // returns the process and the key's address. Clients here pin the key;
 // nodes pin it on first contact in their data folders.
@@ -247,7 +303,15 @@ func (pc *procCluster) joinOnChain(ctx context.Context, cl *devchain.Client) err
 }
 
 func (pc *procCluster) dialChain(k *protocol.Key) *devchain.Client {
-	cl, err := devchain.Dial(pc.chainAddr, k, devchain.WithChainKeys(pc.chainKey))
+	var cl *devchain.Client
+	var err error
+	if len(pc.chainKeys) > 0 {
+		// A chain of validators: believe what f+1 of them say.
+		addrs := strings.Split(pc.chainAddr, ",")
+		cl, err = comet.DialQuorum(addrs, k, (len(addrs)-1)/3, devchain.WithChainKeys(pc.chainKeys...))
+	} else {
+		cl, err = devchain.Dial(pc.chainAddr, k, devchain.WithChainKeys(pc.chainKey))
+	}
 	if err != nil {
 		pc.t.Fatal(err)
 	}
@@ -269,6 +333,13 @@ func (pc *procCluster) startNode(nd *procNode, peers []string) {
 		"--chain", pc.chainAddr, "--key", filepath.Join(nd.dir, "node.key"), "--channel", pc.id.String(), "--log-level", "info"}
 	for _, p := range peers {
 		args = append(args, "--peer", p)
+	}
+	if len(pc.chainKeys) > 0 {
+		var keys []string
+		for _, k := range pc.chainKeys {
+			keys = append(keys, k.String())
+		}
+		args = append(args, "--chain-key", strings.Join(keys, ","))
 	}
 	// SCRAFT_NODE_ARGS: more flags for every node, to compare settings
 	// in the benchmarks (e.g. "--batch-in-flight 1").

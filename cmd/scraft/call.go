@@ -136,7 +136,7 @@ func (a *apiClient) dialChain(key *protocol.Key) (*devchain.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return devchain.Dial(a.chainAddr, key, trust...)
+	return dialChainAt(a.chainAddr, key, a.chainKeys, trust)
 }
 
 // run dials, runs fn with a deadline of --timeout, and closes the client.

@@ -184,7 +184,7 @@ func (cc *chainClient) dial(needKey bool) (*devchain.Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("chain: %w", err)
 	}
-	return devchain.Dial(cc.addr, k, trust...)
+	return dialChainAt(cc.addr, k, cc.chainKeys, trust)
 }
 
 func (cc *chainClient) run(cmd *cobra.Command, needKey bool, fn func(ctx context.Context, c *devchain.Client) error) error {

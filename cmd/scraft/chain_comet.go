@@ -104,7 +104,7 @@ DIR/chain-keys holds them, one a line, and the command prints the
 			for i, h := range tn.Homes {
 				fmt.Fprintf(w, "validator %d: home %s, API %s, key %s\n", i, h, tn.APIs[i], keys[i])
 			}
-			fmt.Fprintf(w, "clients: --chain %s --chain-key %s\n", tn.APIs[0], strings.Join(keys, ","))
+			fmt.Fprintf(w, "clients: --chain %s --chain-key %s\n", strings.Join(tn.APIs, ","), strings.Join(keys, ","))
 			return nil
 		},
 	}

@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/scraft/scraft/protocol"
+	"github.com/scraft/scraft/settlement/comet"
 	"github.com/scraft/scraft/settlement/devchain"
 )
 
@@ -102,4 +104,21 @@ the key the chain presents on first contact, in a chain.pin file.`,
 	cmd.Flags().StringVar(&data, "data", "", "the chain's data folder (its --data)")
 	cmd.Flags().StringVar(&keyFile, "key", "", "the chain's key file (its --key)")
 	return cmd
+}
+
+// dialChainAt connects to the chain at addr, signing with key and trusting
+// what trust says (chainTrust). Several comma-separated addresses are the
+// API addresses of a chain's validators (scraft chain --engine comet): the
+// client believes an answer only when f+1 of them give it alike, f =
+// (n-1)/3, and their keys must be given (keys: --chain-key), since no one
+// validator's word may pin the others'.
+func dialChainAt(addr string, key *protocol.Key, keys []string, trust []devchain.DialOption) (*devchain.Client, error) {
+	addrs := strings.Split(addr, ",")
+	if len(addrs) == 1 {
+		return devchain.Dial(addr, key, trust...)
+	}
+	if len(keys) == 0 {
+		return nil, fmt.Errorf("chain %s: a chain of %d validators needs --chain-key with their keys (scraft chain testnet prints them)", addr, len(addrs))
+	}
+	return comet.DialQuorum(addrs, key, (len(addrs)-1)/3, trust...)
 }

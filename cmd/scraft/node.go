@@ -163,7 +163,7 @@ SIGINT or SIGTERM stops the node cleanly.`,
 	f.StringVar(&data, "data", "", "data folder: DIR/channels/<id>/ holds each channel's raft.db and snapshots (required)")
 	f.StringVar(&listen, "listen", "127.0.0.1:7500", "gRPC address: Raft, peer API and client API")
 	f.StringVar(&advertise, "advertise", "", "address peers reach this node at, published on chain (default: the listen address; required when --listen binds every interface)")
-	f.StringVar(&chainAddr, "chain", "127.0.0.1:7400", "settlement chain gRPC address (its --listen)")
+	f.StringVar(&chainAddr, "chain", "127.0.0.1:7400", "settlement chain gRPC address (its --listen); for a chain of validators (scraft chain --engine comet) all their API addresses, comma-separated: the node believes an answer only when f+1 of them give it alike, f = (n-1)/3")
 	f.StringSliceVar(&chainKeys, "chain-key", nil, chainKeyHelp+"pinned on first contact in DIR/"+chainPinName+" and required from then on)")
 	f.StringVar(&keyFile, "key", "", "member key file (see scraft keygen) (required)")
 	f.StringVar(&admin, "admin", "127.0.0.1:7501", "admin HTTP address for /metrics, /healthz, /readyz, /status, /debug/pprof (what scraft join and scraft status --admin default to): PORT or :PORT is 127.0.0.1:PORT; another host needs --admin-token; \"\" turns it off")
@@ -206,7 +206,7 @@ func dialNodeChain(ctx context.Context, addr string, keys []string, data string,
 	pin := filepath.Join(data, chainPinName)
 	_, statErr := os.Stat(pin)
 	firstContact := len(keys) == 0 && errors.Is(statErr, os.ErrNotExist)
-	chain, err := devchain.Dial(addr, key, trust...)
+	chain, err := dialChainAt(addr, key, keys, trust)
 	if err != nil {
 		return nil, fmt.Errorf("chain %s: %w", addr, err)
 	}
