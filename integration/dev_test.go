@@ -117,3 +117,28 @@ func TestDevWorld(t *testing.T) {
 	}
 	t.Logf("first run reached height %d; second run: %s", height, stopped[0])
 }
+
+// TestDevWorldComet runs `scraft dev --chain comet`: the world on four
+// CometBFT validators in the process, read through a quorum: players'
+// calls commit and a settlement executes on the BFT chain.
+func TestDevWorldComet(t *testing.T) {
+	p := startProc(t, "dev-comet", "dev", "--chain", "comet", "--players", "3", "--duration", "25s")
+	<-p.done
+	b, _ := os.ReadFile(p.log.Name())
+	out := string(b)
+	stopped := regexp.MustCompile(`stopped: (\d+) txs committed`).FindStringSubmatch(out)
+	if stopped == nil {
+		t.Fatalf("scraft dev --chain comet did not stop cleanly:\n%s", out)
+	}
+	if n, _ := strconv.Atoi(stopped[1]); n == 0 {
+		t.Fatalf("nothing committed:\n%s", out)
+	}
+	var settled int
+	for _, m := range regexp.MustCompile(`settled +(\d+)`).FindAllStringSubmatch(out, -1) {
+		settled, _ = strconv.Atoi(m[1])
+	}
+	if settled == 0 {
+		t.Fatalf("no settlement executed on the comet chain:\n%s", out)
+	}
+	t.Logf("%s; settled height %d", stopped[0], settled)
+}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -34,11 +35,11 @@ func init() {
 // devCmd is `scraft dev`: everything in one process on loopback.
 func devCmd() *cobra.Command {
 	var (
-		data, logLevel, chainListen string
-		players                     int
-		duration                    time.Duration
-		tick                        time.Duration
-		logJSON                     bool
+		data, logLevel, chainListen, chain string
+		players                            int
+		duration                           time.Duration
+		tick                               time.Duration
+		logJSON                            bool
 	)
 	cmd := &cobra.Command{
 		Use:   "dev",
@@ -54,7 +55,11 @@ the leader and its epoch, and the settled height: redrawn in place on a
 terminal, one line every 5 s otherwise. Ctrl-C stops everything cleanly.
 
 With --data DIR everything stays in DIR (chain, node data, keys/, dev.json)
-and running scraft dev --data DIR again resumes the same world.`,
+and running scraft dev --data DIR again resumes the same world.
+
+--chain comet runs the settlement chain as a local network of four
+CometBFT validators in this process (blocks every ~0.3-0.5 s) instead of
+the embedded devchain; the nodes and players read it through a quorum.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
@@ -79,12 +84,13 @@ and running scraft dev --data DIR again resumes the same world.`,
 					tty = true
 				}
 			}
-			return runDev(ctx, devOptions{data: data, players: players, tick: tick, chainListen: chainListen,
+			return runDev(ctx, devOptions{data: data, players: players, tick: tick, chainListen: chainListen, chain: chain,
 				tty: tty, logger: logger, out: out})
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&data, "data", "", "folder for the chain, the nodes' data and the members' keys; run again on it to resume the same world (default: a temporary one, removed at exit)")
+	f.StringVar(&chain, "chain", "dev", "settlement chain: dev (the embedded devchain) or comet (a local network of 4 CometBFT validators in this process, read through a quorum)")
 	f.StringVar(&chainListen, "chain-listen", "127.0.0.1:0", "address to serve the dev chain's gRPC API on, for scraft chain show and the other CLI commands (port 0: any free port, printed); a resumed world keeps its first address")
 	f.IntVar(&players, "players", 6, "number of players")
 	f.DurationVar(&duration, "duration", 0, "stop after this long (default: run until Ctrl-C)")
@@ -101,6 +107,9 @@ type devOptions struct {
 	// chainListen is where the dev chain's gRPC API is served (port 0:
 	// any), so that the CLI can inspect the world.
 	chainListen string
+	// chain is the settlement chain: "dev" (embedded devchain) or
+	// "comet" (4 CometBFT validators in this process).
+	chain string
 	// tty says out is a terminal: the status line is redrawn in place;
 	// otherwise one line is printed every statusEvery.
 	tty    bool
@@ -122,6 +131,8 @@ type devWorld struct {
 	Chain  string   `json:"chain"`
 	Listen []string `json:"listen"`
 	Admin  []string `json:"admin"`
+	// Engine is the chain the world runs on: "dev" or "comet".
+	Engine string `json:"engine,omitempty"`
 }
 
 const (
@@ -134,38 +145,24 @@ const (
 
 func runDev(ctx context.Context, o devOptions) error {
 	say := func(format string, args ...any) { fmt.Fprintf(o.out, format+"\n", args...) }
-	say("starting the dev chain in %s", filepath.Join(o.data, "chain"))
-	cfg := devchain.DefaultConfig(filepath.Join(o.data, "chain"))
-	cfg.BlockInterval = 50 * time.Millisecond
-	cfg.Logger = o.logger
-	chain, err := devchain.Open(cfg)
+	dc, err := openDevChain(ctx, o, say)
 	if err != nil {
 		return err
 	}
-	defer chain.Close()
-	chainKey, _, _, err := loadChainKey(filepath.Join(o.data, "chain"), "")
-	if err != nil {
-		return fmt.Errorf("chain key: %w", err)
-	}
+	defer dc.close()
+
 	mc, err := contracts.Get("movecraft")
 	if err != nil {
 		return err
 	}
-	w, nodeKeys, playerKeys, created, err := openDevWorld(ctx, o, chain, mc)
+	w, nodeKeys, playerKeys, created, err := openDevWorld(ctx, o, dc.client, mc)
 	if err != nil {
 		return err
 	}
 	id := w.Channel
-	g, err := devchain.NewGRPCServer(chain, chainKey)
-	if err != nil {
+	if err := dc.serve(w.Chain); err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", w.Chain)
-	if err != nil {
-		return fmt.Errorf("chain API on %s (kept in %s): %w", w.Chain, devWorldFile, err)
-	}
-	go g.Serve(ln)
-	defer g.Stop()
 	if created {
 		say("channel %s created: movecraft, tick %s, %d nodes and %d players staked and joined", id, o.tick, len(nodeKeys), len(playerKeys))
 	} else {
@@ -184,7 +181,7 @@ func runDev(ctx context.Context, o devOptions) error {
 			Listen:   w.Listen[i],
 			Admin:    w.Admin[i],
 			Key:      k,
-			Chain:    devchain.NewLocal(chain, k),
+			Chain:    dc.client(k),
 			Logger:   o.logger.Named(fmt.Sprintf("node%d", i+1)),
 			Channels: []protocol.ChannelID{id},
 		}
@@ -202,7 +199,7 @@ func runDev(ctx context.Context, o devOptions) error {
 	for i, n := range nodes {
 		channels[i], _ = n.node.Channel(id)
 	}
-	printDevInspect(o, id, ln.Addr().String(), chainKey.Address(), nodes, nodeKeys)
+	printDevInspect(o, id, dc.addr, dc.keys, nodes, nodeKeys)
 
 	var committed, failed atomic.Int64
 	var wg sync.WaitGroup
@@ -222,7 +219,7 @@ func runDev(ctx context.Context, o devOptions) error {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		voteAsPlayers(wctx, chain, id, playerKeys, channels, o.logger)
+		voteAsPlayers(wctx, dc.client, id, playerKeys, channels, o.logger)
 	}()
 
 	t := time.NewTicker(time.Second)
@@ -276,7 +273,7 @@ func runDev(ctx context.Context, o devOptions) error {
 // openDevWorld resumes the world described by DIR/dev.json, or creates it:
 // the channel on the chain and the members' keys (in DIR/keys), each
 // member staked and joined.
-func openDevWorld(ctx context.Context, o devOptions, chain *devchain.Chain, mc *contracts.Contract) (w devWorld, nodeKeys, playerKeys []*protocol.Key, created bool, err error) {
+func openDevWorld(ctx context.Context, o devOptions, client func(*protocol.Key) *devchain.Client, mc *contracts.Contract) (w devWorld, nodeKeys, playerKeys []*protocol.Key, created bool, err error) {
 	keyFile := func(kind string, i int) string {
 		return filepath.Join(o.data, "keys", fmt.Sprintf("%s%d.key", kind, i+1))
 	}
@@ -300,6 +297,13 @@ func openDevWorld(ctx context.Context, o devOptions, chain *devchain.Chain, mc *
 				playerKeys = append(playerKeys, k)
 			}
 		}
+		engine := w.Engine
+		if engine == "" {
+			engine = "dev"
+		}
+		if want := cmp.Or(o.chain, "dev"); engine != want {
+			return w, nil, nil, false, fmt.Errorf("the world in %s runs on the %s chain: give --chain %s (or another --data)", o.data, engine, engine)
+		}
 		if len(w.Listen) != w.Nodes || len(w.Admin) != w.Nodes || w.Chain == "" {
 			return w, nil, nil, false, fmt.Errorf("%s: addresses missing: remove the folder to start a new world", worldFile)
 		}
@@ -316,7 +320,7 @@ func openDevWorld(ctx context.Context, o devOptions, chain *devchain.Chain, mc *
 		return w, nil, nil, false, fmt.Errorf("movecraft init: %w", err)
 	}
 	creator, _ := protocol.GenerateKey(nil)
-	id, err := devchain.NewLocal(chain, creator).CreateChannel(ctx, settlement.ChannelSpec{
+	id, err := client(creator).CreateChannel(ctx, settlement.ChannelSpec{
 		Contract:     "movecraft",
 		Code:         mc.Wasm,
 		InitialState: initial,
@@ -339,7 +343,7 @@ func openDevWorld(ctx context.Context, o devOptions, chain *devchain.Chain, mc *
 		if err := protocol.SaveKey(keyFile(kind, j), k); err != nil {
 			return w, nil, nil, false, err
 		}
-		c := devchain.NewLocal(chain, k)
+		c := client(k)
 		if err := c.Stake(ctx, id, defaultMinStake); err != nil {
 			return w, nil, nil, false, fmt.Errorf("stake on chain: %w", err)
 		}
@@ -352,7 +356,7 @@ func openDevWorld(ctx context.Context, o devOptions, chain *devchain.Chain, mc *
 			playerKeys = append(playerKeys, k)
 		}
 	}
-	w = devWorld{Channel: id, Nodes: devNodes, Players: o.players}
+	w = devWorld{Channel: id, Nodes: devNodes, Players: o.players, Engine: cmp.Or(o.chain, "dev")}
 	if w.Chain, err = pickAddr(o.chainListen); err != nil {
 		return w, nil, nil, false, fmt.Errorf("--chain-listen: %w", err)
 	}
@@ -388,8 +392,13 @@ func pickAddr(addr string) (string, error) {
 
 // printDevInspect prints where everything listens and the commands that
 // inspect the running world.
-func printDevInspect(o devOptions, id protocol.ChannelID, chainAddr string, chainKey protocol.Address, nodes []*runningNode, keys []*protocol.Key) {
+func printDevInspect(o devOptions, id protocol.ChannelID, chainAddr string, chainKeys []protocol.Address, nodes []*runningNode, keys []*protocol.Key) {
 	var b strings.Builder
+	var ks []string
+	for _, k := range chainKeys {
+		ks = append(ks, k.String())
+	}
+	chainKey := strings.Join(ks, ",")
 	fmt.Fprintf(&b, "\nchain   %s  key %s\n", chainAddr, chainKey)
 	var addrs []string
 	for i, n := range nodes {
@@ -475,11 +484,11 @@ func play(ctx context.Context, id protocol.ChannelID, mc *contracts.Contract, k 
 // voteAsPlayers votes with every player's key on each settlement proposal
 // of channel id, as one of the nodes judges it (player i trusts node i mod
 // 3), until ctx ends.
-func voteAsPlayers(ctx context.Context, chain *devchain.Chain, id protocol.ChannelID, players []*protocol.Key, channels []*cluster.Channel, logger hclog.Logger) {
+func voteAsPlayers(ctx context.Context, client func(*protocol.Key) *devchain.Client, id protocol.ChannelID, players []*protocol.Key, channels []*cluster.Channel, logger hclog.Logger) {
 	if len(players) == 0 {
 		return
 	}
-	st, err := devchain.NewLocal(chain, players[0]).Watch(ctx, settlement.EventID{})
+	st, err := client(players[0]).Watch(ctx, settlement.EventID{})
 	if err != nil {
 		logger.Error("players cannot watch the chain: they will not vote", "error", err)
 		return
@@ -497,7 +506,7 @@ func voteAsPlayers(ctx context.Context, chain *devchain.Chain, id protocol.Chann
 			if err != nil {
 				continue
 			}
-			if err := devchain.NewLocal(chain, k).Vote(ctx, id, e.Proposal, opt); err != nil && ctx.Err() == nil &&
+			if err := client(k).Vote(ctx, id, e.Proposal, opt); err != nil && ctx.Err() == nil &&
 				!errors.Is(err, contract.ErrProposalClosed) {
 				logger.Warn("player vote", "player", k.Address(), "proposal", e.Proposal, "error", err)
 			}
