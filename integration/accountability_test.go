@@ -1,0 +1,431 @@
+package integration
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/scraft/scraft/internal/testutil"
+	"github.com/scraft/scraft/protocol"
+	"github.com/scraft/scraft/settlement"
+	"github.com/scraft/scraft/settlement/contract"
+	"github.com/scraft/scraft/settlement/devchain"
+)
+
+// misbehave is the scraft binary built with -tags scraft_misbehave
+// (cluster/misbehave_tag.go, transport/misbehave_tag.go), built on first
+// use: only the tests that run a misbehaving node pay for it.
+var misbehave struct {
+	dir  string // TestMain's folder
+	once sync.Once
+	bin  string
+	err  error
+}
+
+func misbehaveBin(t testing.TB) string {
+	t.Helper()
+	misbehave.once.Do(func() {
+		bin := filepath.Join(misbehave.dir, "scraft-misbehave")
+		out, err := exec.Command("go", "build", "-tags", "scraft_misbehave", "-o", bin, "../cmd/scraft").CombinedOutput()
+		if err != nil {
+			misbehave.err = fmt.Errorf("build scraft -tags scraft_misbehave: %v: %s", err, out)
+			return
+		}
+		misbehave.bin = bin
+	})
+	if misbehave.err != nil {
+		t.Fatal(misbehave.err)
+	}
+	return misbehave.bin
+}
+
+// The stakes of the accountability channels: a punishment fines the liar
+// punishFine of its punishStake.
+const (
+	punishStake = 100
+	punishFine  = 60
+	// tamperAt is the height the lying leader signs a wrong result for:
+	// past the genesis and the joins of the nodes' members.
+	tamperAt = 30
+)
+
+// punishSpec is a chat channel with stakes, never settled, whose first
+// node (the one that bootstraps and leads) runs with SCRAFT_MISBEHAVE
+// liar.
+func punishSpec(liar string) clusterSpec {
+	return clusterSpec{contract: "chat",
+		config:    contract.ChannelConfig{SettleEveryTxs: 1 << 62, MinStake: punishStake, Fine: punishFine},
+		misbehave: map[int]string{0: liar}}
+}
+
+// chainState reads the channel, and the balance of every node's member,
+// from the chain.
+func (pc *procCluster) chainState(cl *devchain.Client) (*settlement.ChannelInfo, map[protocol.Address]uint64) {
+	pc.t.Helper()
+	ctx := context.Background()
+	info, err := cl.Channel(ctx, pc.id)
+	if err != nil {
+		pc.t.Fatal(err)
+	}
+	bal := map[protocol.Address]uint64{}
+	for _, nd := range pc.nodes {
+		acc, err := cl.Account(ctx, nd.key.Address())
+		if err != nil {
+			pc.t.Fatal(err)
+		}
+		bal[nd.key.Address()] = acc.Balance
+	}
+	return info, bal
+}
+
+// proposals returns the channel's proposals of kind.
+func (pc *procCluster) proposals(cl *devchain.Client, kind protocol.ProposalKind) []*settlement.ProposalInfo {
+	pc.t.Helper()
+	ctx := context.Background()
+	info, err := cl.Channel(ctx, pc.id)
+	if err != nil {
+		pc.t.Fatal(err)
+	}
+	var out []*settlement.ProposalInfo
+	for pid := uint64(1); pid <= info.LastProposal; pid++ {
+		p, err := cl.Proposal(ctx, pc.id, pid)
+		if err != nil {
+			pc.t.Fatal(err)
+		}
+		if p.Kind == kind {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// sighting is when a condition was first seen, and the chain's head then.
+type sighting struct {
+	at    time.Time
+	block uint64
+}
+
+// watchEvidence polls nodes until one of them has recorded evidence
+// against a leader, and sends when (and the chain's head block then) on
+// the channel it returns; it gives up when stop is closed.
+func (pc *procCluster) watchEvidence(nodes []*procNode, cl *devchain.Client, stop <-chan struct{}) <-chan sighting {
+	out := make(chan sighting, 1)
+	go func() {
+		tick := time.NewTicker(10 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			for _, nd := range nodes {
+				if st, err := nd.status(pc.id); err == nil && st.Evidence > 0 {
+					s := sighting{at: time.Now()}
+					ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+					if h, err := cl.Head(ctx); err == nil {
+						s.block = h.Height
+					}
+					cancel()
+					out <- s
+					return
+				}
+			}
+		}
+	}()
+	return out
+}
+
+// punishFigures are the timings of one punished lie.
+type punishFigures struct {
+	offence        sighting // a member first holds evidence
+	executed       sighting // the chain shows the liar out
+	caseCreated    uint64   // the punish case's block
+	caseExecuted   uint64   // the block that executed it
+	firstWrite     time.Time
+	firstWriteSent time.Time
+}
+
+func (f punishFigures) log(t testing.TB) {
+	t.Logf("offence seen at block %d; case filed at block %d, executed at block %d (%d blocks after the offence); "+
+		"punishment seen %s after the offence; first write under the new leader acknowledged %s after the offence (%s after the punishment)",
+		f.offence.block, f.caseCreated, f.caseExecuted, f.caseExecuted-f.offence.block,
+		f.executed.at.Sub(f.offence.at).Round(time.Millisecond), f.firstWrite.Sub(f.offence.at).Round(time.Millisecond),
+		f.firstWrite.Sub(f.executed.at).Round(time.Millisecond))
+}
+
+// runTamperingLeader runs a channel of n node processes whose first node
+// leads and signs a wrong gas at tamperAt, under load through the honest
+// nodes only, and checks what must follow: the liar is out of the channel
+// and banned, the reporter leads on chain and in Raft, writes resume,
+// every acknowledged tx is on every honest node with the digest
+// acknowledged, and the honest members' stakes did not move; with three
+// members or more the reporter got the fine, with two the channel is
+// closed at the honest member's state and nobody is fined.
+func runTamperingLeader(t testing.TB, n int) punishFigures {
+	pc := newProcClusterSpec(t, n, 0, punishSpec(fmt.Sprintf("tamper:%d", tamperAt)))
+	liar := pc.nodes[0]
+	if l := pc.leader(); l != liar {
+		t.Fatalf("node %v leads, not the first", l)
+	}
+	honest := pc.nodes[1:]
+	cl := pc.dialChain(honest[0].key)
+	ctx := context.Background()
+	_, before := pc.chainState(cl)
+	if st, err := liar.status(pc.id); err != nil || st.Height+2 >= tamperAt {
+		t.Fatalf("liar's status %+v (%v): the channel is past the height it lies at", st, err)
+	}
+
+	stop := make(chan struct{})
+	defer close(stop)
+	offence := pc.watchEvidence(honest, cl, stop)
+	var keys []*protocol.Key
+	for _, nd := range honest {
+		keys = append(keys, nd.key)
+	}
+	l := pc.startLoadVia(keys, 0, nil, honest)
+
+	var f punishFigures
+	var info *settlement.ChannelInfo
+	testutil.WaitFor(t, 90*time.Second, func() error {
+		var err error
+		if info, err = cl.Channel(ctx, pc.id); err != nil {
+			return err
+		}
+		if _, in := info.Member(liar.key.Address()); in {
+			return fmt.Errorf("the liar is still a member (leader %s, epoch %d)", info.Leader, info.Epoch)
+		}
+		f.executed.at = time.Now()
+		return nil
+	})
+	select {
+	case f.offence = <-offence:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the liar is out, but no node showed evidence")
+	}
+	cases := pc.proposals(cl, protocol.ProposalPunish)
+	if len(cases) != 1 || cases[0].Status != contract.ProposalExecuted {
+		t.Fatalf("punish cases: %+v", cases)
+	}
+	pcase := cases[0]
+	f.caseCreated, f.caseExecuted, f.executed.block = pcase.CreatedHeight, pcase.ExecutedHeight, pcase.ExecutedHeight
+	var pu protocol.Punish
+	if err := protocol.Unmarshal(pcase.Data, &pu); err != nil || pu.Height != tamperAt || pu.Target != liar.key.Address() {
+		t.Fatalf("case %+v (%v), want height %d against %s", pu, err, tamperAt, liar.key.Address())
+	}
+	reporter := pcase.Proposer
+	var rep *procNode
+	for _, nd := range honest {
+		if nd.key.Address() == reporter {
+			rep = nd
+		}
+	}
+	if rep == nil {
+		t.Fatalf("reporter %s is not an honest node", reporter)
+	}
+	if _, err := pc.dialChain(liar.key).Join(ctx, pc.id, false); !errors.Is(err, contract.ErrBanned) &&
+		!(n == 2 && errors.Is(err, contract.ErrChannelClosed)) {
+		t.Errorf("the liar joins again: %v, want ErrBanned", err)
+	}
+
+	if n == 2 {
+		checkClosedAlone(t, pc, cl, l, rep, before, liar)
+		return f
+	}
+
+	// The reporter leads, on chain and in Raft, and writes resume through
+	// it.
+	if info.Leader != reporter {
+		t.Fatalf("chain leader %s, want the reporter %s", info.Leader, reporter)
+	}
+	testutil.WaitFor(t, 30*time.Second, func() error {
+		if st, err := rep.status(pc.id); err != nil || !st.Leading {
+			return fmt.Errorf("the reporter does not lead: %+v %v", st, err)
+		}
+		return nil
+	})
+	acked := l.count()
+	testutil.Eventually(t, 60*time.Second, "writes under the new leader", func() bool { return l.count() >= acked+10 })
+	acks, void := pc.splitVoid(l.end(), honest, f.executed.at)
+	for _, a := range acks {
+		if a.height > tamperAt && a.at.After(f.executed.at) && (f.firstWrite.IsZero() || a.at.Before(f.firstWrite)) {
+			f.firstWrite, f.firstWriteSent = a.at, a.sent
+		}
+	}
+	if len(void) > 0 {
+		t.Logf("%d calls the liar ordered after its offence were acknowledged through honest nodes with its digests (heights %d..%d): "+
+			"a follower relays the leader's outcome of a forwarded tx without applying it itself", len(void), void[0].height, void[len(void)-1].height)
+	}
+	pc.checkAcked(acks, honest, 30*time.Second)
+	checkDigestsAgree(t, pc, honest, 30*time.Second)
+	for _, nd := range honest {
+		if st, err := nd.status(pc.id); err != nil || st.Epoch != info.Epoch {
+			t.Errorf("node %s: status %+v (%v), want epoch %d", nd.addr, st, err, info.Epoch)
+		}
+	}
+
+	// Money: the reporter got the fine, the other honest members kept
+	// their balances and stakes, the liar got its stake back less the
+	// fine.
+	info, after := pc.chainState(cl)
+	for _, nd := range honest {
+		a := nd.key.Address()
+		want := before[a]
+		if a == reporter {
+			want += punishFine
+		}
+		if after[a] != want {
+			t.Errorf("member %s: balance %d, want %d", a, after[a], want)
+		}
+		if m, ok := info.Member(a); !ok || m.Locked != punishStake {
+			t.Errorf("member %s: stake %+v", a, m)
+		}
+	}
+	if got, want := after[liar.key.Address()], before[liar.key.Address()]+punishStake-punishFine; got != want {
+		t.Errorf("liar: balance %d, want %d", got, want)
+	}
+	return f
+}
+
+// splitVoid separates from acks the calls the liar ordered after its
+// offence and the honest nodes never applied: acknowledged before the
+// punishment (seen at punished), above the offence's height, with a digest
+// the honest nodes do not have. They are void (cluster/DESIGN.md
+// "Punishment": their senders resubmit), yet a follower that forwarded
+// one to the leader relays the leader's outcome without checking it
+// against its own application, so their clients saw them acknowledged.
+// Every other ack must be on every honest node.
+func (pc *procCluster) splitVoid(acks []acked, honest []*procNode, punished time.Time) (kept, void []acked) {
+	pc.t.Helper()
+	var top uint64
+	for _, a := range acks {
+		top = max(top, a.height)
+	}
+	testutil.WaitFor(pc.t, 30*time.Second, func() error {
+		for _, nd := range honest {
+			if st, err := nd.status(pc.id); err != nil || st.Height < top {
+				return fmt.Errorf("node %s: %+v %v, want height %d", nd.addr, st, err, top)
+			}
+		}
+		return nil
+	})
+	slices.SortFunc(acks, func(a, b acked) int { return cmp.Compare(a.height, b.height) })
+	for _, a := range acks {
+		if a.height > tamperAt && a.sent.Before(punished) {
+			d, err := honest[0].digest(pc.id, a.height)
+			if err != nil {
+				pc.t.Fatalf("node %s: height %d: %v", honest[0].addr, a.height, err)
+			}
+			if d != a.digest {
+				void = append(void, a)
+				continue
+			}
+		}
+		kept = append(kept, a)
+	}
+	return kept, void
+}
+
+// checkClosedAlone checks the end of a two-member channel whose leader
+// lied: closed, settled at the honest member's state, nobody fined.
+func checkClosedAlone(t testing.TB, pc *procCluster, cl *devchain.Client, l *load, honest *procNode, before map[protocol.Address]uint64, liar *procNode) {
+	t.Helper()
+	ctx := context.Background()
+	var info *settlement.ChannelInfo
+	testutil.WaitFor(t, 60*time.Second, func() error {
+		var err error
+		if info, err = cl.Channel(ctx, pc.id); err != nil {
+			return err
+		}
+		if !info.Closed {
+			return fmt.Errorf("channel open, %d members", len(info.Members))
+		}
+		return nil
+	})
+	closed := time.Now()
+	acks := l.end()
+	if info.SettledHeight < tamperAt {
+		t.Fatalf("settled at %d, the offence is at %d", info.SettledHeight, tamperAt)
+	}
+	// The settled state is the honest member's: the digest its node
+	// acknowledged at that height, or, if no call was acknowledged there,
+	// the one its node still serves.
+	found := false
+	for _, a := range acks {
+		if a.height == info.SettledHeight {
+			found = true
+			if a.digest != info.SettledDigest {
+				t.Fatalf("settled digest %s at %d, the honest node acknowledged %s", info.SettledDigest, a.height, a.digest)
+			}
+		}
+	}
+	if !found {
+		d, err := honest.digest(pc.id, info.SettledHeight)
+		if err != nil {
+			t.Fatalf("no acknowledged call at the settled height %d, and the honest node's digest: %v", info.SettledHeight, err)
+		}
+		if d != info.SettledDigest {
+			t.Fatalf("settled digest %s, the honest node's %s", info.SettledDigest, d)
+		}
+	}
+	// Calls past the settled height are the liar's, ordered after its
+	// offence: void, though acknowledged (see splitVoid); none may have
+	// been acknowledged after the channel closed.
+	void := 0
+	for _, a := range acks {
+		if a.height > info.SettledHeight {
+			void++
+			if a.at.After(closed) {
+				t.Errorf("height %d, past the settled height %d, was acknowledged after the channel closed", a.height, info.SettledHeight)
+			}
+		}
+	}
+	// Nobody is fined: the liar got its whole stake back, the honest
+	// member's stays locked until it leaves.
+	info, after := pc.chainState(cl)
+	if got, want := after[liar.key.Address()], before[liar.key.Address()]+punishStake; got != want {
+		t.Errorf("liar: balance %d, want %d (its stake back, no fine)", got, want)
+	}
+	if got, want := after[honest.key.Address()], before[honest.key.Address()]; got != want {
+		t.Errorf("honest member: balance %d, want %d", got, want)
+	}
+	if m, ok := info.Member(honest.key.Address()); !ok || m.Locked != punishStake {
+		t.Errorf("honest member: stake %+v", m)
+	}
+	if _, in := info.Member(liar.key.Address()); in {
+		t.Error("the liar is still a member")
+	}
+	t.Logf("closed at settled height %d after the offence at %d; %d calls acknowledged, %d of them void (ordered by the liar after its offence)",
+		info.SettledHeight, tamperAt, len(acks), void)
+}
+
+// checkDigestsAgree waits until nodes have the same digest at the lowest
+// height they all applied.
+func checkDigestsAgree(t testing.TB, pc *procCluster, nodes []*procNode, timeout time.Duration) {
+	t.Helper()
+	saved := pc.nodes
+	pc.nodes = nodes
+	defer func() { pc.nodes = saved }()
+	pc.checkDigestsAgree(timeout)
+}
+
+// TestAccountabilityTamperingLeader: the leader of a 4-member channel,
+// a real node process, signs a wrong result; an honest member reports it,
+// the chain punishes it, and the channel goes on under the reporter.
+func TestAccountabilityTamperingLeader(t *testing.T) {
+	runTamperingLeader(t, 4).log(t)
+}
+
+// TestAccountabilityTwoMembers: the lying leader of a 2-member channel is
+// forced out and banned with no fine, and the honest member closes the
+// channel at its own state.
+func TestAccountabilityTwoMembers(t *testing.T) {
+	runTamperingLeader(t, 2)
+}
