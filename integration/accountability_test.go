@@ -3,15 +3,19 @@ package integration
 import (
 	"cmp"
 	"context"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/scraft/scraft/client"
 	"github.com/scraft/scraft/internal/testutil"
 	"github.com/scraft/scraft/protocol"
 	"github.com/scraft/scraft/settlement"
@@ -428,4 +432,223 @@ func TestAccountabilityTamperingLeader(t *testing.T) {
 // channel at its own state.
 func TestAccountabilityTwoMembers(t *testing.T) {
 	runTamperingLeader(t, 2)
+}
+
+// censorSpec is a chat channel with stakes, never settled, whose
+// complaints must be answered within censorWindow.
+func censorSpec() clusterSpec {
+	return clusterSpec{contract: "chat", config: contract.ChannelConfig{SettleEveryTxs: 1 << 62,
+		MinStake: punishStake, Fine: punishFine, CensorshipWindow: censorWindow}}
+}
+
+// censorWindow is the censorship complaints' answer window (chain time,
+// which is the chain process's clock).
+const censorWindow = 3 * time.Second
+
+// saveKey writes k to a key file for the CLI.
+func saveKey(t testing.TB, k *protocol.Key) string {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), "user.key")
+	if err := protocol.SaveKey(f, k); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// checkStakesKept checks that no node member's balance moved since
+// before and that each still has its stake locked.
+func (pc *procCluster) checkStakesKept(cl *devchain.Client, before map[protocol.Address]uint64) {
+	pc.t.Helper()
+	info, after := pc.chainState(cl)
+	for _, nd := range pc.nodes {
+		a := nd.key.Address()
+		if after[a] != before[a] {
+			pc.t.Errorf("member %s: balance %d, was %d", a, after[a], before[a])
+		}
+		if m, ok := info.Member(a); !ok || m.Locked != punishStake {
+			pc.t.Errorf("member %s: stake %+v", a, m)
+		}
+	}
+}
+
+// TestAccountabilityCensoringLeader: the leader never orders the calls of
+// one member. That member's `scraft call --complain-after`, sent through
+// an honest node, files a complaint; nobody can answer it (no node's log
+// holds the call), so past the deadline the channel closes. Nobody is
+// fined.
+func TestAccountabilityCensoringLeader(t *testing.T) {
+	keys := []*protocol.Key{mustKey(t), mustKey(t), mustKey(t), mustKey(t)}
+	victim := keys[3] // the channel's only user
+	spec := censorSpec()
+	spec.keys = keys
+	spec.misbehave = map[int]string{0: "censor:" + victim.Address().String()}
+	pc := newProcClusterSpec(t, 3, 1, spec)
+	if l := pc.leader(); l != pc.nodes[0] {
+		t.Fatalf("node %v leads, not the first", l)
+	}
+	cl := pc.dialChain(pc.nodes[1].key)
+	_, before := pc.chainState(cl)
+
+	call := exec.Command(scraftBin, "call", "--node", pc.nodes[1].addr, "--key", saveKey(t, victim),
+		"--channel", pc.id.String(), "--chain", pc.chainAddr, "--chain-key", pc.chainKey.String(),
+		"--complain-after", "2s", "--timeout", "30s", "--function", "chat::join", "--args", `{"nick":"censored"}`)
+	var out strings.Builder
+	call.Stdout, call.Stderr = &out, &out
+	if err := call.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done, exited := make(chan error, 1), make(chan struct{})
+	go func() {
+		done <- call.Wait()
+		close(exited)
+	}()
+	t.Cleanup(func() {
+		call.Process.Kill()
+		<-exited
+	})
+	var complaint *settlement.ProposalInfo
+	testutil.WaitFor(t, 30*time.Second, func() error {
+		ps := pc.proposals(cl, protocol.ProposalCensorship)
+		if len(ps) == 0 {
+			return errors.New("no complaint yet")
+		}
+		complaint = ps[0]
+		return nil
+	})
+	if complaint.Proposer != victim.Address() {
+		t.Fatalf("complaint filed by %s, not the censored member", complaint.Proposer)
+	}
+	var cs protocol.Censorship
+	if err := protocol.Unmarshal(complaint.Data, &cs); err != nil || cs.Accused != pc.nodes[0].key.Address() {
+		t.Fatalf("complaint %+v (%v): want the leader %s accused", cs, err, pc.nodes[0].key.Address())
+	}
+	filed := time.Now()
+	var info *settlement.ChannelInfo
+	testutil.WaitFor(t, 30*time.Second, func() error {
+		var err error
+		if info, err = cl.Channel(context.Background(), pc.id); err != nil {
+			return err
+		}
+		if !info.Closed {
+			return errors.New("channel open")
+		}
+		return nil
+	})
+	p, err := cl.Proposal(context.Background(), pc.id, complaint.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Status != contract.ProposalExecuted {
+		t.Fatalf("complaint is %s, want executed", p.Status)
+	}
+	t.Logf("complaint %d filed at block %d, deadline in %s; channel closed %s after it was seen (block %d)",
+		p.ID, p.CreatedHeight, time.Duration(p.DeadlineMs-p.CreatedAtMs)*time.Millisecond,
+		time.Since(filed).Round(time.Millisecond), p.ExecutedHeight)
+	// The call never committed: the CLI gives up with an error.
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatalf("scraft call succeeded: %s", out.String())
+		}
+		t.Logf("scraft call: %v: %s", err, strings.TrimSpace(out.String()))
+	case <-time.After(40 * time.Second):
+		t.Fatal("scraft call still waits after the channel closed")
+	}
+	// The close let every member go with its whole stake: the leader was
+	// not fined.
+	info, after := pc.chainState(cl)
+	for _, nd := range pc.nodes {
+		a := nd.key.Address()
+		if got, want := after[a], before[a]+punishStake; got != want {
+			t.Errorf("member %s: balance %d, want %d (its stake back, no fine)", a, got, want)
+		}
+	}
+	for _, m := range info.Members {
+		if m.Address != victim.Address() {
+			t.Errorf("node member %s is still a member of the closed channel", m.Address)
+		}
+	}
+}
+
+// TestAccountabilityComplaintAnswered: `scraft complain` about a call the
+// honest leader ordered is answered with the batch that holds it, and
+// nothing happens to the leader: the channel stays open under it, the
+// complaint cannot be executed past its deadline, and no stake moves.
+func TestAccountabilityComplaintAnswered(t *testing.T) {
+	pc := newProcClusterSpec(t, 3, 1, censorSpec())
+	leader := pc.waitLeader(30 * time.Second)
+	u := pc.users[0]
+	cl := pc.dialChain(u)
+	ctx := context.Background()
+	info0, before := pc.chainState(cl)
+
+	args, err := pc.abi.EncodeArgs("join", []byte(`{"nick":"complainer"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx := protocol.SignTx(u, protocol.Tx{Channel: pc.id, Nonce: 1, Function: "chat::join", Args: args,
+		TimestampMs: uint64(time.Now().UnixMilli())})
+	ccfg := client.DefaultConfig()
+	ccfg.NodeKeys = pc.nodeAddrs()
+	ucl, err := ccfg.Dial(ctx, u, pc.nodes[1].addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ucl.Close()
+	cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	res, err := ucl.CallTx(cctx, tx)
+	cancel()
+	if err != nil {
+		t.Fatalf("call: %v", err)
+	}
+
+	out, err := exec.Command(scraftBin, "complain", "--key", saveKey(t, u), "--channel", pc.id.String(),
+		"--chain", pc.chainAddr, "--chain-key", pc.chainKey.String(), "--tx", hex.EncodeToString(tx.Bytes())).CombinedOutput()
+	if err != nil {
+		t.Fatalf("scraft complain: %v: %s", err, out)
+	}
+	var v struct {
+		Proposal uint64           `json:"proposal"`
+		Accused  protocol.Address `json:"accused"`
+	}
+	if err := json.Unmarshal(out, &v); err != nil {
+		t.Fatalf("scraft complain printed %q: %v", out, err)
+	}
+	if v.Accused != leader.key.Address() {
+		t.Fatalf("accused %s, the leader is %s", v.Accused, leader.key.Address())
+	}
+	var p *settlement.ProposalInfo
+	filed := time.Now()
+	testutil.WaitFor(t, 30*time.Second, func() error {
+		if p, err = cl.Proposal(ctx, pc.id, v.Proposal); err != nil {
+			return err
+		}
+		if p.Status != contract.ProposalRefuted {
+			return fmt.Errorf("complaint is %s", p.Status)
+		}
+		return nil
+	})
+	t.Logf("complaint %d about height %d filed at block %d, answered within %s", p.ID, res.Height, p.CreatedHeight, time.Since(filed).Round(time.Millisecond))
+	// Past the deadline it cannot be executed.
+	testutil.WaitFor(t, 2*censorWindow, func() error {
+		h, err := cl.Head(ctx)
+		if err != nil {
+			return err
+		}
+		if h.TimeMs <= p.DeadlineMs {
+			return fmt.Errorf("chain time %d, deadline %d", h.TimeMs, p.DeadlineMs)
+		}
+		return nil
+	})
+	if err := cl.ExecuteProposal(ctx, pc.id, p.ID); !errors.Is(err, contract.ErrProposalClosed) {
+		t.Fatalf("executing the answered complaint: %v, want ErrProposalClosed", err)
+	}
+	info, _ := pc.chainState(cl)
+	if info.Closed || info.Leader != leader.key.Address() || info.Epoch != info0.Epoch {
+		t.Fatalf("after the answer: closed %v, leader %s epoch %d (was %s, %d)", info.Closed, info.Leader, info.Epoch, info0.Leader, info0.Epoch)
+	}
+	if st, err := leader.status(pc.id); err != nil || !st.Leading {
+		t.Fatalf("the leader's node: %+v %v", st, err)
+	}
+	pc.checkStakesKept(cl, before)
 }
