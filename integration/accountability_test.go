@@ -652,3 +652,87 @@ func TestAccountabilityComplaintAnswered(t *testing.T) {
 	}
 	pc.checkStakesKept(cl, before)
 }
+
+// TestAccountabilityFalseReport: a member whose own execution is wrong
+// (falsereport: it computes one more gas unit at one height) accuses the
+// honest leader. The others judge by their own execution and vote
+// against; the case fails, the leader keeps leading with its stake, the
+// others go on, and the false reporter may not report again for a while
+// (ErrReportCooldown).
+func TestAccountabilityFalseReport(t *testing.T) {
+	spec := punishSpec("")
+	spec.misbehave = map[int]string{3: fmt.Sprintf("falsereport:%d", tamperAt)}
+	pc := newProcClusterSpec(t, 4, 0, spec)
+	leader, accuser := pc.nodes[0], pc.nodes[3]
+	if l := pc.leader(); l != leader {
+		t.Fatalf("node %v leads, not the first", l)
+	}
+	honest := pc.nodes[:3]
+	cl := pc.dialChain(accuser.key)
+	ctx := context.Background()
+	info0, before := pc.chainState(cl)
+	if st, err := leader.status(pc.id); err != nil || st.Height+2 >= tamperAt {
+		t.Fatalf("leader's status %+v (%v): the channel is past the height of the wrong execution", st, err)
+	}
+	var keys []*protocol.Key
+	for _, nd := range honest {
+		keys = append(keys, nd.key)
+	}
+	l := pc.startLoadVia(keys, 0, nil, honest)
+
+	var p *settlement.ProposalInfo
+	testutil.WaitFor(t, 90*time.Second, func() error {
+		cases := pc.proposals(cl, protocol.ProposalPunish)
+		if len(cases) != 1 {
+			return fmt.Errorf("%d punish cases", len(cases))
+		}
+		p = cases[0]
+		if p.Proposer != accuser.key.Address() {
+			t.Fatalf("case filed by %s, not the member with the wrong execution", p.Proposer)
+		}
+		if p.Status != contract.ProposalFailed {
+			return fmt.Errorf("case is %s (%d for, %d against)", p.Status, p.For, p.Against)
+		}
+		return nil
+	})
+	if p.For != 1 || p.Against != 2 {
+		t.Fatalf("case votes: %d for, %d against; want the accuser's alone for", p.For, p.Against)
+	}
+	var pu protocol.Punish
+	if err := protocol.Unmarshal(p.Data, &pu); err != nil || pu.Height != tamperAt || pu.Target != leader.key.Address() {
+		t.Fatalf("case %+v (%v)", pu, err)
+	}
+	t.Logf("false case %d filed at block %d, failed with %d against", p.ID, p.CreatedHeight, p.Against)
+	// The cost on chain: no second report for a while.
+	pu.Height--
+	if _, err := cl.CreateProposal(ctx, pc.id, protocol.ProposalPunish, protocol.Marshal(&pu)); !errors.Is(err, contract.ErrReportCooldown) {
+		t.Fatalf("second report: %v, want ErrReportCooldown", err)
+	}
+	// The accuser holds where it is, diverged, until it is resynced: past
+	// the batch of its wrong result, no further.
+	var stuck *nodeStatus
+	testutil.WaitFor(t, 30*time.Second, func() error {
+		var err error
+		if stuck, err = accuser.status(pc.id); err != nil || !stuck.Diverged {
+			return fmt.Errorf("accuser: %+v %v, want diverged", stuck, err)
+		}
+		return nil
+	})
+	// The others go on under the same leader and agree.
+	acked := l.count()
+	testutil.Eventually(t, 30*time.Second, "writes after the failed case", func() bool { return l.count() >= acked+10 })
+	acks := l.end()
+	pc.checkAcked(acks, honest, 30*time.Second)
+	checkDigestsAgree(t, pc, honest, 30*time.Second)
+	if st, err := accuser.status(pc.id); err != nil || st.Height != stuck.Height {
+		t.Errorf("accuser: %+v %v, diverged at height %d", st, err, stuck.Height)
+	}
+	if st, err := leader.status(pc.id); err != nil || st.Height <= stuck.Height {
+		t.Errorf("leader: %+v %v, the accuser stopped at %d", st, err, stuck.Height)
+	}
+	info, _ := pc.chainState(cl)
+	if info.Leader != leader.key.Address() || info.Epoch != info0.Epoch || len(info.Members) != 4 {
+		t.Fatalf("leader %s epoch %d, %d members; was %s epoch %d", info.Leader, info.Epoch, len(info.Members), info0.Leader, info0.Epoch)
+	}
+	pc.checkStakesKept(cl, before)
+}

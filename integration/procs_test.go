@@ -327,6 +327,8 @@ type nodeStatus struct {
 	Ready    bool
 	Voters   int
 	Evidence uint64
+	Holding  bool
+	Diverged bool
 }
 
 // status reads a node's channel status from its admin listener.
