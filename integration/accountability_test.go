@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -735,4 +736,76 @@ func TestAccountabilityFalseReport(t *testing.T) {
 		t.Fatalf("leader %s epoch %d, %d members; was %s epoch %d", info.Leader, info.Epoch, len(info.Members), info0.Leader, info0.Epoch)
 	}
 	pc.checkStakesKept(cl, before)
+}
+
+// TestAccountabilityElection: the leader's node is cut off from the other
+// members' (isolate: Raft and the peer API, both ways) but keeps its
+// chain link, so it keeps heartbeating and stays valid on chain. The
+// others refuse to attest (noattest, as members with a long AttestAfter):
+// no fast claim can pass, and only the election proposal moves the lead.
+// It passes, a member among the others leads, and writes go on through
+// it; once the old leader's node is reachable again it follows.
+func TestAccountabilityElection(t *testing.T) {
+	spec := clusterSpec{contract: "chat", config: contract.ChannelConfig{SettleEveryTxs: 1 << 62},
+		misbehave: map[int]string{0: "isolate", 1: "noattest", 2: "noattest"}}
+	pc := newProcClusterSpec(t, 3, 0, spec)
+	old := pc.nodes[0]
+	if l := pc.leader(); l != old {
+		t.Fatalf("node %v leads, not the first", l)
+	}
+	others := pc.nodes[1:]
+	cl := pc.dialChain(others[0].key)
+	ctx := context.Background()
+	info0, _ := pc.chainState(cl)
+	keys := []*protocol.Key{others[0].key, others[1].key}
+	l := pc.startLoadVia(keys, 0, nil, others)
+	testutil.Eventually(t, 30*time.Second, "writes before the cut", func() bool { return l.count() >= 10 })
+
+	old.p.signal(syscall.SIGUSR1)
+	cut := time.Now()
+	var nl *procNode
+	var info *settlement.ChannelInfo
+	testutil.WaitFor(t, 60*time.Second, func() error {
+		var err error
+		if info, err = cl.Channel(ctx, pc.id); err != nil {
+			return err
+		}
+		if info.Epoch == info0.Epoch {
+			return fmt.Errorf("still epoch %d", info.Epoch)
+		}
+		for _, nd := range others {
+			if info.Leader == nd.key.Address() {
+				if st, err := nd.status(pc.id); err == nil && st.Leading {
+					nl = nd
+					return nil
+				}
+			}
+		}
+		return fmt.Errorf("chain leader %s (epoch %d) is not leading on another node", info.Leader, info.Epoch)
+	})
+	if m, ok := info.Member(old.key.Address()); !ok || !m.Valid {
+		t.Fatalf("the old leader is not a valid member on chain (%+v): the election was not needed", m)
+	}
+	elections := pc.proposals(cl, protocol.ProposalElection)
+	if len(elections) != 1 || elections[0].Status != contract.ProposalExecuted {
+		t.Fatalf("elections: %+v", elections)
+	}
+	el := elections[0]
+	var e protocol.Election
+	if err := protocol.Unmarshal(el.Data, &e); err != nil || e.Candidate != nl.key.Address() || e.Epoch != info0.Epoch {
+		t.Fatalf("election %+v (%v), the new leader is %s", e, err, nl.key.Address())
+	}
+	t.Logf("election %d filed at block %d with %d for, executed at block %d; new leader leading %s after the cut",
+		el.ID, el.CreatedHeight, el.For, el.ExecutedHeight, time.Since(cut).Round(time.Millisecond))
+	acked := l.count()
+	testutil.Eventually(t, 30*time.Second, "writes under the new leader", func() bool { return l.count() >= acked+10 })
+
+	// Reachable again, the old leader's node follows the new leader.
+	old.p.signal(syscall.SIGUSR2)
+	acks := l.end()
+	pc.checkAcked(acks, pc.nodes, 60*time.Second)
+	pc.checkDigestsAgree(30 * time.Second)
+	if st, err := old.status(pc.id); err != nil || st.Leading || st.Epoch != info.Epoch {
+		t.Fatalf("old leader's node: %+v %v, want a follower in epoch %d", st, err, info.Epoch)
+	}
 }
