@@ -320,15 +320,16 @@ func (pc *procCluster) restart(nd *procNode) {
 
 // nodeStatus is the part of cluster.Status the tests read.
 type nodeStatus struct {
-	Channel  protocol.ChannelID
-	Height   uint64
-	Epoch    uint64
-	Leading  bool
-	Ready    bool
-	Voters   int
-	Evidence uint64
-	Holding  bool
-	Diverged bool
+	Channel   protocol.ChannelID
+	Height    uint64
+	Epoch     uint64
+	Leading   bool
+	Ready     bool
+	Voters    int
+	Evidence  uint64
+	Holding   bool
+	Diverged  bool
+	RaftState string
 }
 
 // status reads a node's channel status from its admin listener.
