@@ -314,6 +314,7 @@ func (c *Channel) buildMachine(ctx context.Context, g *genesis) (*fsm.Machine, e
 	if err := checkVersions(exec, &cg.rec.Config); err != nil {
 		return nil, fmt.Errorf("channel %s: %w", c.id, err)
 	}
+	exec = misexecute(exec)
 	fc := g.fsmConfig(c.id)
 	fc.Logger = c.logger.Named("machine")
 	fc.OnEvidence = c.onEvidence

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/scraft/scraft/fsm"
 	"github.com/scraft/scraft/protocol"
 )
 
@@ -22,6 +23,9 @@ type misbehaviour struct {
 	// censor reports whether the leader leaves an entry out of its
 	// batches (answering its submitter as if leadership were lost).
 	censor func(self protocol.Address, en *protocol.Entry) bool
+	// execute wraps this node's contract executor: a member whose own
+	// execution is wrong, to test a false report.
+	execute func(fsm.Executor) fsm.Executor
 }
 
 // misbehaving is nil in every ordinary build: the leader signs what it
@@ -56,19 +60,55 @@ func (run *leaderRun) censored(subs []*submission) []*submission {
 	return kept
 }
 
+// misexecute returns exec as the misbehaviour, if any, makes this node
+// run its channels' contract.
+func misexecute(exec fsm.Executor) fsm.Executor {
+	if mb := misbehaving.Load(); mb != nil && mb.execute != nil {
+		return mb.execute(exec)
+	}
+	return exec
+}
+
+// wrongGas is an executor that charges one more gas unit than the
+// contract used for the entry at one height.
+type wrongGas struct {
+	fsm.Executor
+	height uint64
+}
+
+func (x wrongGas) Execute(call protocol.Call, st protocol.StateReader) protocol.CallResult {
+	r := x.Executor.Execute(call, st)
+	if call.Height == x.height {
+		r.GasUsed++
+	}
+	return r
+}
+
 // parseMisbehaviour returns the misbehaviour a spec names:
 //
 //	tamper:HEIGHT     claim one more gas unit than the entry at HEIGHT used
 //	forgejoin:HEIGHT  put in place of the entry at HEIGHT the join of a
 //	                  made-up member under join seq 1, claimed to succeed
 //	censor:ADDRESS    never order a call sent by ADDRESS
+//	falsereport:HEIGHT  compute one more gas unit than the contract used
+//	                  for the entry at HEIGHT, as every member's own
+//	                  result (led or followed)
 //
 // The first two act once per channel, on the batch that holds HEIGHT, and
 // give a result a follower computes otherwise: evidence the chain can
-// judge. The third is for censorship complaints.
+// judge. The third is for censorship complaints. The fourth makes this
+// member's own execution wrong: as a follower it accuses an honest
+// leader. isolate and noattest act at the node's port (transport
+// misbehave_tag.go), not here: they give an empty misbehaviour.
 func parseMisbehaviour(spec string) (*misbehaviour, error) {
 	kind, arg, _ := strings.Cut(spec, ":")
-	if kind == "censor" {
+	switch kind {
+	case "isolate", "noattest":
+		if arg != "" {
+			return nil, fmt.Errorf("misbehaviour %q: %s takes no argument", spec, kind)
+		}
+		return &misbehaviour{}, nil
+	case "censor":
 		a, err := protocol.ParseAddress(arg)
 		if err != nil {
 			return nil, fmt.Errorf("misbehaviour %q: %v", spec, err)
@@ -79,7 +119,10 @@ func parseMisbehaviour(spec string) (*misbehaviour, error) {
 	}
 	h, err := strconv.ParseUint(arg, 10, 64)
 	if err != nil || h == 0 {
-		return nil, fmt.Errorf("misbehaviour %q: want KIND:HEIGHT or censor:ADDRESS", spec)
+		return nil, fmt.Errorf("misbehaviour %q: want KIND:HEIGHT, censor:ADDRESS, isolate or noattest", spec)
+	}
+	if kind == "falsereport" {
+		return &misbehaviour{execute: func(x fsm.Executor) fsm.Executor { return wrongGas{Executor: x, height: h} }}, nil
 	}
 	var change func(b *protocol.Batch, i uint64)
 	switch kind {
@@ -93,7 +136,7 @@ func parseMisbehaviour(spec string) (*misbehaviour, error) {
 			b.Results[i] = protocol.Result{Status: protocol.StatusOK, ChangeSet: protocol.ChangeSet{}.Hash()}
 		}
 	default:
-		return nil, fmt.Errorf("misbehaviour %q: unknown kind %q (tamper, forgejoin, censor)", spec, kind)
+		return nil, fmt.Errorf("misbehaviour %q: unknown kind %q (tamper, forgejoin, censor, falsereport, isolate, noattest)", spec, kind)
 	}
 	var mu sync.Mutex
 	done := map[protocol.ChannelID]bool{}

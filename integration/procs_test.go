@@ -46,6 +46,7 @@ func TestMain(m *testing.M) {
 		os.RemoveAll(dir)
 		os.Exit(1)
 	}
+	misbehave.dir = dir
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
@@ -54,6 +55,8 @@ func TestMain(m *testing.M) {
 // proc is one scraft process.
 type proc struct {
 	name string
+	bin  string   // the binary; scraftBin when empty
+	env  []string // added to the test's environment
 	args []string
 	cmd  *exec.Cmd
 	log  *os.File
@@ -61,6 +64,13 @@ type proc struct {
 }
 
 func startProc(t testing.TB, name string, args ...string) *proc {
+	t.Helper()
+	return startProcWith(t, name, "", nil, args...)
+}
+
+// startProcWith is startProc running bin (scraftBin when empty) with env
+// added to the environment.
+func startProcWith(t testing.TB, name, bin string, env []string, args ...string) *proc {
 	t.Helper()
 	dir := os.Getenv("SCRAFT_TEST_LOGS") // keep the processes' logs there
 	if dir == "" {
@@ -70,7 +80,7 @@ func startProc(t testing.TB, name string, args ...string) *proc {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &proc{name: name, args: args, log: logf}
+	p := &proc{name: name, bin: bin, env: env, args: args, log: logf}
 	p.start(t)
 	t.Cleanup(func() {
 		p.kill()
@@ -88,7 +98,14 @@ func startProc(t testing.TB, name string, args ...string) *proc {
 
 func (p *proc) start(t testing.TB) {
 	t.Helper()
-	p.cmd = exec.Command(scraftBin, p.args...)
+	bin := p.bin
+	if bin == "" {
+		bin = scraftBin
+	}
+	p.cmd = exec.Command(bin, p.args...)
+	if len(p.env) > 0 {
+		p.cmd.Env = append(os.Environ(), p.env...)
+	}
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -134,6 +151,9 @@ type procNode struct {
 	addr  string
 	admin string
 	p     *proc
+	// misbehave, when set, is the node's SCRAFT_MISBEHAVE: it runs the
+	// scraft_misbehave build (misbehaveBin).
+	misbehave string
 }
 
 // nodeAddrs returns the member addresses of the cluster's nodes: what a
@@ -163,6 +183,12 @@ type clusterSpec struct {
 	// validators, when set, runs the chain on CometBFT with that many
 	// validator processes instead of one `scraft chain`.
 	validators int
+	// misbehave gives nodes (by index) a SCRAFT_MISBEHAVE spec: they run
+	// the scraft_misbehave build.
+	misbehave map[int]string
+	// keys, when set, are the first members' keys (nodes, then users), in
+	// order; the rest are generated.
+	keys []*protocol.Key
 }
 
 // newProcClusterSpec is newProcCluster for the channel spec describes.
@@ -199,7 +225,11 @@ func newProcClusterSpec(t testing.TB, n, users int, spec clusterSpec) *procClust
 	errs := make(chan error, len(keys))
 	sem := make(chan struct{}, 32)
 	for i := range keys {
-		keys[i], _ = protocol.GenerateKey(nil)
+		if i < len(spec.keys) {
+			keys[i] = spec.keys[i]
+		} else {
+			keys[i], _ = protocol.GenerateKey(nil)
+		}
 		cl := pc.dialChain(keys[i])
 		go func() {
 			sem <- struct{}{}
@@ -214,7 +244,9 @@ func newProcClusterSpec(t testing.TB, n, users int, spec clusterSpec) *procClust
 	}
 	for i, k := range keys {
 		if i < n {
-			pc.nodes = append(pc.nodes, pc.newNode(k))
+			nd := pc.newNode(k)
+			nd.misbehave = spec.misbehave[i]
+			pc.nodes = append(pc.nodes, nd)
 		} else {
 			pc.users = append(pc.users, k)
 		}
@@ -344,7 +376,11 @@ func (pc *procCluster) startNode(nd *procNode, peers []string) {
 	// SCRAFT_NODE_ARGS: more flags for every node, to compare settings
 	// in the benchmarks (e.g. "--batch-in-flight 1").
 	args = append(args, strings.Fields(os.Getenv("SCRAFT_NODE_ARGS"))...)
-	nd.p = startProc(pc.t, "node-"+nd.addr, args...)
+	if nd.misbehave == "" {
+		nd.p = startProc(pc.t, "node-"+nd.addr, args...)
+		return
+	}
+	nd.p = startProcWith(pc.t, "node-"+nd.addr, misbehaveBin(pc.t), []string{"SCRAFT_MISBEHAVE=" + nd.misbehave}, args...)
 }
 
 // restart starts a killed node again on its data (no --peer: it comes back
@@ -355,13 +391,16 @@ func (pc *procCluster) restart(nd *procNode) {
 
 // nodeStatus is the part of cluster.Status the tests read.
 type nodeStatus struct {
-	Channel  protocol.ChannelID
-	Height   uint64
-	Epoch    uint64
-	Leading  bool
-	Ready    bool
-	Voters   int
-	Evidence uint64
+	Channel   protocol.ChannelID
+	Height    uint64
+	Epoch     uint64
+	Leading   bool
+	Ready     bool
+	Voters    int
+	Evidence  uint64
+	Holding   bool
+	Diverged  bool
+	RaftState string
 }
 
 // status reads a node's channel status from its admin listener.
@@ -487,15 +526,21 @@ func (pc *procCluster) startLoad(users []*protocol.Key) *load {
 // rate calls per second (0: as fast as they commit), sharing the
 // connections of pool when it is not nil.
 func (pc *procCluster) startPacedLoad(users []*protocol.Key, rate int, pool *client.Pool) *load {
+	return pc.startLoadVia(users, rate, pool, pc.nodes)
+}
+
+// startLoadVia is startPacedLoad with the clients talking to, and
+// trusting, the nodes of via only.
+func (pc *procCluster) startLoadVia(users []*protocol.Key, rate int, pool *client.Pool, via []*procNode) *load {
 	l := &load{stop: make(chan struct{}), cfg: client.DefaultConfig()}
-	l.cfg.NodeKeys = pc.nodeAddrs()
 	l.cfg.Pool = pool
 	if rate > 0 {
 		l.interval = time.Duration(len(users)) * time.Second / time.Duration(rate)
 	}
 	var addrs []string
-	for _, nd := range pc.nodes {
+	for _, nd := range via {
 		addrs = append(addrs, nd.addr)
+		l.cfg.NodeKeys = append(l.cfg.NodeKeys, nd.key.Address())
 	}
 	for i, u := range users {
 		l.wg.Add(1)

@@ -130,6 +130,9 @@ func NewServer(ln net.Listener, cfg Config) (*Server, error) {
 		s.creds = credentials.NewTLS(ccfg)
 	}
 	opts = append(opts, s.deniedInterceptors()...)
+	if misbehave != nil {
+		opts = append(opts, misbehave(s)...)
+	}
 	s.grpc = grpc.NewServer(append(opts, cfg.ServerOptions...)...)
 	raftpb.RegisterRaftServer(s.grpc, &raftService{srv: s})
 	return s, nil
