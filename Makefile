@@ -27,7 +27,7 @@ fmt-check:
 ## vet also checks the test-only misbehaviour build (cluster/misbehave_tag.go).
 vet:
 	$(GO) vet $(PKGS)
-	$(GO) vet -tags scraft_misbehave ./cluster ./cmd/scraft
+	$(GO) vet -tags scraft_misbehave ./cluster ./transport ./cmd/scraft
 
 ## check: test, plus go.mod tidy and generated code (protobuf, contracts) up to date
 check: test tidy-check proto-check contracts-check
