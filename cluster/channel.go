@@ -80,6 +80,9 @@ type Channel struct {
 	}
 	// recent holds the last applied outcomes; guarded by subs.
 	recent recentOutcomes
+	// applied is closed and replaced after each applied batch (guarded by
+	// subs): what a forwarded call waits on for this member's own outcome.
+	applied chan struct{}
 
 	metrics *channelMetrics
 	// punish is this member's evidence against leaders and the chain's
@@ -618,6 +621,10 @@ func (c *Channel) onApplied(b *protocol.Batch, a *fsm.Applied) {
 	c.subs.Lock()
 	defer c.subs.Unlock()
 	c.recordApplied(a.Outcomes)
+	if c.applied != nil {
+		close(c.applied)
+	}
+	c.applied = make(chan struct{})
 	if len(c.subs.m) == 0 {
 		return
 	}

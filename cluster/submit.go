@@ -103,7 +103,56 @@ func (c *Channel) submitOnce(ctx context.Context, tx *protocol.SignedTx, h proto
 		// (barrier, chain claim): wait.
 		return nil, ErrNoLeader
 	}
-	return c.fwd.forward(ctx, string(addr), tx, hops+1)
+	led, err := c.fwd.forward(ctx, string(addr), tx, hops+1)
+	if err != nil || led == nil {
+		return led, err
+	}
+	return c.ownOutcome(ctx, h, led)
+}
+
+// ownOutcome answers a tx this follower forwarded with its own outcome of
+// it, once it has applied it, not with the leader's: a leader's answer is
+// only its word. A leader that lied at an earlier height has its later
+// batches held here (punish.go) and never applied, so the caller waits
+// until its deadline and tries again elsewhere, and the tx is ordered again
+// once the chain has judged. A member whose history differs from the
+// leader's answer at that height says so with ErrNotReady: the client
+// tries the next node.
+func (c *Channel) ownOutcome(ctx context.Context, h protocol.Hash, led *protocol.Outcome) (*protocol.Outcome, error) {
+	for {
+		c.subs.Lock()
+		if c.applied == nil {
+			c.applied = make(chan struct{})
+		}
+		next := c.applied
+		c.subs.Unlock()
+		if out, ok := c.knownOutcome(h); ok {
+			return out, nil
+		}
+		var height uint64
+		c.fsm.machine(func(m *fsm.Machine) {
+			if m != nil {
+				height = m.Height()
+			}
+		})
+		if height >= led.Height {
+			// Applied past it, its outcome no longer cached: the digest
+			// there says whether this member's history is the leader's.
+			if d, ok := c.Digest(led.Height); ok && d == led.Digest {
+				return led, nil
+			}
+			return nil, fmt.Errorf("%w: the leader answered height %d with digest %s, which this member's history does not have",
+				ErrNotReady, led.Height, led.Digest)
+		}
+		select {
+		case <-next:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w: the leader ordered the tx at height %d; this member has applied up to %d: %v",
+				ErrNotReady, led.Height, height, ctx.Err())
+		case <-c.ctx.Done():
+			return nil, ErrClosed
+		}
+	}
 }
 
 // submitLocal queues a tx with the running leader, or joins the wait of
