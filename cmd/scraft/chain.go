@@ -42,6 +42,7 @@ func chainCmd() *cobra.Command {
 		logLevel string
 		engine   string
 		home     string
+		logJSON  bool
 	)
 	cmd := &cobra.Command{
 		Use:   "chain --data DIR --listen ADDR [--key FILE] | chain --engine comet --home DIR",
@@ -68,14 +69,14 @@ instead (see scraft chain testnet): no single party decides its blocks.` + comet
 			switch engine {
 			case "dev":
 			case "comet":
-				return serveComet(cmd, home, listen, logLevel)
+				return serveComet(cmd, home, listen, logLevel, logJSON)
 			default:
 				return fmt.Errorf("chain: --engine %q: dev or comet", engine)
 			}
 			if data == "" {
 				return errors.New("chain: --data is required to serve (or give a subcommand)")
 			}
-			return serveChain(cmd.Context(), data, listen, keyFile, interval, logLevel, cmd.ErrOrStderr())
+			return serveChain(cmd.Context(), data, listen, keyFile, interval, logLevel, logJSON, cmd.ErrOrStderr())
 		},
 	}
 	def := devchain.DefaultConfig("")
@@ -84,6 +85,7 @@ instead (see scraft chain testnet): no single party decides its blocks.` + comet
 	cmd.Flags().StringVar(&keyFile, "key", "", "the chain's key file: its TLS identity, which clients pin (default: DIR/chain.key, made on the first start)")
 	cmd.Flags().DurationVar(&interval, "block-interval", def.BlockInterval, "time between blocks")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log level: trace, debug, info, warn, error")
+	cmd.Flags().BoolVar(&logJSON, "log-json", false, "log JSON lines instead of text")
 	cmd.Flags().StringVar(&engine, "engine", "dev", "dev: the development chain (one process); comet: a CometBFT validator (--home)")
 	cmd.Flags().StringVar(&home, "home", "", "with --engine comet: the validator's home, as scraft chain testnet writes it")
 	cmd.AddCommand(chainTestnetCmd(), chainCreateChannelCmd(), chainStakeCmd(), chainDepositCmd(), chainWithdrawCmd(), chainJoinCmd(), chainShowCmd(),
@@ -91,11 +93,11 @@ instead (see scraft chain testnet): no single party decides its blocks.` + comet
 	return cmd
 }
 
-func serveChain(ctx context.Context, data, listen, keyFile string, interval time.Duration, level string, logOut io.Writer) error {
+func serveChain(ctx context.Context, data, listen, keyFile string, interval time.Duration, level string, logJSON bool, logOut io.Writer) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	log := hclog.New(&hclog.LoggerOptions{Name: "scraft", Level: hclog.LevelFromString(level), Output: logOut})
+	log := hclog.New(&hclog.LoggerOptions{Name: "scraft", Level: hclog.LevelFromString(level), Output: logOut, JSONFormat: logJSON})
 	cfg := devchain.DefaultConfig(data)
 	cfg.BlockInterval = interval
 	cfg.Logger = log
@@ -153,13 +155,57 @@ type chainClient struct {
 	chainKeys []string
 	keyFile   string
 	timeout   time.Duration
+	channel   string
 }
 
+// flags adds the flags of a subcommand that sends a tx: --key signs it.
 func (cc *chainClient) flags(cmd *cobra.Command) {
-	cmd.Flags().StringVar(&cc.addr, "chain", "127.0.0.1:7400", "address of the chain's gRPC API")
-	cmd.Flags().StringSliceVar(&cc.chainKeys, "chain-key", nil, chainKeyHelp+"pinned on first contact in "+chainPinName+" next to --key FILE; required without --key)")
+	cc.commonFlags(cmd)
 	cmd.Flags().StringVar(&cc.keyFile, "key", "", "key file to sign with (required)")
 	cmd.Flags().DurationVar(&cc.timeout, "timeout", 30*time.Second, "how long to wait for the tx's block")
+}
+
+// queryFlags adds the flags of a subcommand that only reads the chain.
+func (cc *chainClient) queryFlags(cmd *cobra.Command) {
+	cc.commonFlags(cmd)
+	cmd.Flags().StringVar(&cc.keyFile, "key", "", "key file whose folder holds the chain's pin (optional; without it give --chain-key)")
+	cmd.Flags().DurationVar(&cc.timeout, "timeout", 30*time.Second, "how long to wait for the chain's answer")
+}
+
+func (cc *chainClient) commonFlags(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&cc.addr, "chain", "127.0.0.1:7400", "address of the chain's gRPC API; for a chain of validators all their API addresses, comma-separated")
+	cmd.Flags().StringSliceVar(&cc.chainKeys, "chain-key", nil, chainKeyHelp+"pinned on first contact in "+chainPinName+" next to --key FILE; required without --key)")
+}
+
+// channelFlag lets a subcommand whose first argument is a channel take it
+// as --channel too, as the node commands do.
+func (cc *chainClient) channelFlag(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&cc.channel, "channel", "", "the channel, as the first argument may give it (0x + 32 hex digits)")
+}
+
+// channelArgs checks that n arguments were given, the channel first, or
+// n-1 and --channel.
+func (cc *chainClient) channelArgs(n int) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if cc.channel != "" {
+			if len(args) != n-1 {
+				return fmt.Errorf("with --channel, %s takes %d more argument(s), got %d", cmd.Name(), n-1, len(args))
+			}
+			return nil
+		}
+		if len(args) == 0 {
+			return fmt.Errorf("%s needs the channel: give it first or with --channel", cmd.Name())
+		}
+		return cobra.ExactArgs(n)(cmd, args)
+	}
+}
+
+// withChannel returns args with --channel first, when it was given.
+func (cc *chainClient) withChannel(args []string) []string {
+	if cc.channel == "" {
+		return args
+	}
+	return append([]string{cc.channel}, args...)
 }
 
 // dial loads the key and connects. Queries need no key: without --key an
@@ -368,8 +414,9 @@ func chainStakeCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "stake CHANNEL AMOUNT",
 		Short: "Stake AMOUNT in a channel",
-		Args:  cobra.ExactArgs(2),
+		Args:  cc.channelArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			args = cc.withChannel(args)
 			id, err := protocol.ParseChannelID(args[0])
 			if err != nil {
 				return err
@@ -384,6 +431,7 @@ func chainStakeCmd() *cobra.Command {
 		},
 	}
 	cc.flags(cmd)
+	cc.channelFlag(cmd)
 	return cmd
 }
 
@@ -434,9 +482,10 @@ func chainJoinCmd() *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "join CHANNEL [--pool]",
-		Short: "Join a channel and print the join sequence number",
-		Args:  cobra.ExactArgs(1),
+		Short: "Join a channel and print the member's join sequence number",
+		Args:  cc.channelArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			args = cc.withChannel(args)
 			id, err := protocol.ParseChannelID(args[0])
 			if err != nil {
 				return err
@@ -446,12 +495,13 @@ func chainJoinCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				fmt.Fprintln(cmd.OutOrStdout(), seq)
+				fmt.Fprintf(cmd.OutOrStdout(), "joined channel %s with join sequence number %d\n", id, seq)
 				return nil
 			})
 		},
 	}
 	cc.flags(cmd)
+	cc.channelFlag(cmd)
 	cmd.Flags().BoolVar(&pool, "pool", false, "name the shared staking pool as collateral instead of the channel stake")
 	return cmd
 }

@@ -17,8 +17,9 @@ func chainChannelCallCmd(use, short string, call func(ctx context.Context, c *de
 	cmd := &cobra.Command{
 		Use:   use + " CHANNEL",
 		Short: short,
-		Args:  cobra.ExactArgs(1),
+		Args:  cc.channelArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			args = cc.withChannel(args)
 			id, err := protocol.ParseChannelID(args[0])
 			if err != nil {
 				return err
@@ -27,6 +28,7 @@ func chainChannelCallCmd(use, short string, call func(ctx context.Context, c *de
 		},
 	}
 	cc.flags(cmd)
+	cc.channelFlag(cmd)
 	return cmd
 }
 
@@ -54,8 +56,9 @@ func chainVoteCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "vote CHANNEL PROPOSAL for|against|abstain",
 		Short: "Vote on a proposal",
-		Args:  cobra.ExactArgs(3),
+		Args:  cc.channelArgs(3),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			args = cc.withChannel(args)
 			id, err := protocol.ParseChannelID(args[0])
 			if err != nil {
 				return err
@@ -79,6 +82,7 @@ func chainVoteCmd() *cobra.Command {
 		},
 	}
 	cc.flags(cmd)
+	cc.channelFlag(cmd)
 	return cmd
 }
 
@@ -87,8 +91,9 @@ func chainExecuteCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "execute CHANNEL PROPOSAL",
 		Short: "Execute a passed proposal",
-		Args:  cobra.ExactArgs(2),
+		Args:  cc.channelArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			args = cc.withChannel(args)
 			id, err := protocol.ParseChannelID(args[0])
 			if err != nil {
 				return err
@@ -101,5 +106,6 @@ func chainExecuteCmd() *cobra.Command {
 		},
 	}
 	cc.flags(cmd)
+	cc.channelFlag(cmd)
 	return cmd
 }

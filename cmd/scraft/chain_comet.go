@@ -24,14 +24,14 @@ the consensus timeouts in config.toml; block time is the validators' BFT
 time. SIGINT or SIGTERM stops it; after a kill it replays what it lacks.`
 
 // serveComet runs the validator in home until the command's context ends.
-func serveComet(cmd *cobra.Command, home, listen, level string) error {
+func serveComet(cmd *cobra.Command, home, listen, level string, logJSON bool) error {
 	if home == "" {
 		return errors.New("chain: --engine comet needs --home DIR (see scraft chain testnet)")
 	}
 	if !cmd.Flags().Changed("listen") {
 		listen = ""
 	}
-	log := hclog.New(&hclog.LoggerOptions{Name: "scraft", Level: hclog.LevelFromString(level), Output: cmd.ErrOrStderr()})
+	log := hclog.New(&hclog.LoggerOptions{Name: "scraft", Level: hclog.LevelFromString(level), Output: cmd.ErrOrStderr(), JSONFormat: logJSON})
 	cometLevel := ""
 	if l := hclog.LevelFromString(level); l <= hclog.Debug && l != hclog.NoLevel {
 		cometLevel = "info"

@@ -147,8 +147,9 @@ func chainShowCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "show CHANNEL",
 		Short: "Show a channel: members, leader, epochs, departures, heartbeats, settlement, proposals, complaints, punishments, bans",
-		Args:  cobra.ExactArgs(1),
+		Args:  cc.channelArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			args = cc.withChannel(args)
 			id, err := protocol.ParseChannelID(args[0])
 			if err != nil {
 				return err
@@ -167,7 +168,8 @@ func chainShowCmd() *cobra.Command {
 			})
 		},
 	}
-	cc.flags(cmd)
+	cc.queryFlags(cmd)
+	cc.channelFlag(cmd)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON instead of tables")
 	cmd.Flags().Uint64Var(&lim.proposals, "proposals", 20, "show at most this many of the latest proposals")
 	cmd.Flags().Uint64Var(&lim.epochs, "epochs", 10, "show who led at most this many of the latest epochs")

@@ -147,7 +147,7 @@ func TestChainCommands(t *testing.T) {
 		}
 	}
 	out, err = runChain(t, append([]string{"chain", "join", id.String(), "--pool"}, conn...)...)
-	if err != nil || strings.TrimSpace(out) != "1" {
+	if err != nil || !strings.Contains(out, "join sequence number 1") {
 		t.Fatalf("join printed %q, %v", out, err)
 	}
 	if _, err := runChain(t, append([]string{"chain", "stake", id.String(), "zero"}, conn...)...); err == nil {
@@ -157,6 +157,15 @@ func TestChainCommands(t *testing.T) {
 	out, err = runChain(t, "chain", "show", id.String(), "--chain", addr, "--chain-key", testChainKey.Address().String())
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The channel may be named with --channel, as the node commands do.
+	if flagOut, err := runChain(t, "chain", "show", "--channel", id.String(), "--chain", addr, "--chain-key", testChainKey.Address().String()); err != nil ||
+		!strings.Contains(flagOut, id.String()) {
+		t.Fatalf("chain show --channel: %v\n%s", err, flagOut)
+	}
+	if _, err := runChain(t, "chain", "show", "--chain", addr, "--chain-key", testChainKey.Address().String()); err == nil ||
+		!strings.Contains(err.Error(), "--channel") {
+		t.Fatalf("chain show without a channel: %v, want an error naming --channel", err)
 	}
 	for _, want := range []string{"members (1)", alice.Address().String(), "pool", "server_address=127.0.0.1:7000", "tick 50ms, gas 100000",
 		fmt.Sprintf("vm %d, gas table %d", vm.Version, meter.DefaultConfig().Costs.Version)} {
