@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
 	"encoding/json"
@@ -320,7 +321,15 @@ target (docs/DESIGN.md §7).`,
 				if err != nil {
 					return err
 				}
-				if spec.InitialState, err = chainParseState(b); err != nil {
+				if t := bytes.TrimSpace(b); len(t) > 0 && t[0] == '{' {
+					// The state file of scraft contract run --write-state:
+					// values as hex or, for a demo contract, as JSON.
+					abi, _ := contracts.Get(spec.Contract)
+					spec.InitialState, err = readContractState(stateFile, abi)
+				} else {
+					spec.InitialState, err = chainParseState(b)
+				}
+				if err != nil {
 					return fmt.Errorf("%s: %w", stateFile, err)
 				}
 			} else if !noInit {
@@ -354,7 +363,7 @@ target (docs/DESIGN.md §7).`,
 	f.Uint64Var(&spec.Config.MinStake, "min-stake", defaultMinStake, "collateral a member must stake (or lock from the pool) to join")
 	f.Uint64Var(&spec.Config.Fine, "fine", 0, "fine for a punished member in channels of 3 or more, paid to the reporter; at most --min-stake (default: half of --min-stake)")
 	f.DurationVar(&spec.Config.CensorshipWindow, "censorship-window", 0, "time a leader has to answer a censorship complaint (0: 30s)")
-	f.StringVar(&stateFile, "initial-state", "", `JSON file of the initial state: [{"account":"0x…","type":"chat::ChatGroup","value":"hex"}]`)
+	f.StringVar(&stateFile, "initial-state", "", `JSON state file, as scraft contract run --state/--write-state read and write it ({"resources":[{"account":"0x…","type":"chat::ChatGroup","value_hex":"…"}]}, or "value" as JSON for a demo contract); the older [{"account","type","value":"hex"}] list is read too`)
 	f.BoolVar(&noInit, "no-init", false, "start from an empty state instead of running the contract's init function")
 	cmd.MarkFlagRequired("contract")
 	return cmd

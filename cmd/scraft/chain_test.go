@@ -283,6 +283,27 @@ func TestChainCreateWithInitialState(t *testing.T) {
 	if _, err := runChain(t, "chain", "create-channel", "--contract", "chat", "--initial-state", state, "--chain", addr, "--key", keyFile); err == nil {
 		t.Fatal("bad state file accepted")
 	}
+
+	// The state file scraft contract run writes is read as it is.
+	run := filepath.Join(t.TempDir(), "run.json")
+	if err := os.WriteFile(run, []byte(`{"resources":[{"account":"`+acc.String()+`","type":"chat::ChatGroup","value_hex":"0a0b"}]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err = runChain(t, "chain", "create-channel", "--contract", "editor", "--initial-state", run, "--chain", addr, "--key", keyFile)
+	if err != nil {
+		t.Fatal(err, out)
+	}
+	out, err = runChain(t, "chain", "show", strings.TrimSpace(out), "--chain", addr, "--chain-key", testChainKey.Address().String(), "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v = chainChannelView{}
+	if err := json.Unmarshal([]byte(out), &v); err != nil {
+		t.Fatal(err)
+	}
+	if len(v.SettledState) != 1 || v.SettledState[0].Value != "0a0b" {
+		t.Fatalf("initial state from contract run's format: %+v", v.SettledState)
+	}
 }
 
 func TestChainCalls(t *testing.T) {
