@@ -132,3 +132,80 @@ func BenchmarkChainCommit(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkClaimAndSettle measures on devchain and on a 4-validator comet
+// chain what a channel's chain work costs in time and blocks: a leader
+// claim (the first claim of a new channel, one tx) and a 5-member
+// settlement (a proposal, five votes sent at once from members on
+// different validators, an execution), each from the first tx sent to its
+// last committed.
+func BenchmarkClaimAndSettle(b *testing.B) {
+	for _, engine := range []string{"devchain", "comet"} {
+		b.Run(engine, func(b *testing.B) {
+			addrs, keys := benchChains(b, engine)
+			ctx := context.Background()
+			var claimT, settleT time.Duration
+			var claimBlocks, settleBlocks uint64
+			for n := range b.N {
+				members := make([]*devchain.Client, 5)
+				for i := range members {
+					cl, err := devchain.Dial(addrs[i%len(addrs)], chaintest.Key(fmt.Sprintf("member %d of %d", i, n)), devchain.WithChainKeys(keys...))
+					if err != nil {
+						b.Fatal(err)
+					}
+					defer cl.Close()
+					members[i] = cl
+				}
+				lead := members[0]
+				id, err := lead.CreateChannel(ctx, contract.CreateChannel{Contract: "chat", Code: []byte("bench code"), InitialState: protocol.State{}})
+				if err != nil {
+					b.Fatal(err)
+				}
+				all := func(f func(cl *devchain.Client) error) {
+					var wg sync.WaitGroup
+					errs := make(chan error, len(members))
+					for _, cl := range members {
+						wg.Add(1)
+						go func() { defer wg.Done(); errs <- f(cl) }()
+					}
+					wg.Wait()
+					close(errs)
+					for err := range errs {
+						if err != nil {
+							b.Fatal(err)
+						}
+					}
+				}
+				all(func(cl *devchain.Client) error { _, err := cl.Join(ctx, id, false); return err })
+				h0, err := lead.Head(ctx)
+				if err != nil {
+					b.Fatal(err)
+				}
+				start := time.Now()
+				if _, err := lead.ClaimLeader(ctx, id, 0, nil); err != nil {
+					b.Fatal(err)
+				}
+				claimT += time.Since(start)
+				h1, _ := lead.Head(ctx)
+				claimBlocks += h1.Height - h0.Height
+
+				start = time.Now()
+				pid, err := lead.CreateProposal(ctx, id, protocol.ProposalSettlement, protocol.Marshal(&protocol.Settlement{From: 1, To: 3}))
+				if err != nil {
+					b.Fatal(err)
+				}
+				all(func(cl *devchain.Client) error { return cl.Vote(ctx, id, pid, protocol.VoteFor) })
+				if err := lead.ExecuteProposal(ctx, id, pid); err != nil {
+					b.Fatal(err)
+				}
+				settleT += time.Since(start)
+				h2, _ := lead.Head(ctx)
+				settleBlocks += h2.Height - h1.Height
+			}
+			b.ReportMetric(float64(claimT.Milliseconds())/float64(b.N), "claim-ms")
+			b.ReportMetric(float64(claimBlocks)/float64(b.N), "claim-blocks")
+			b.ReportMetric(float64(settleT.Milliseconds())/float64(b.N), "settle-ms")
+			b.ReportMetric(float64(settleBlocks)/float64(b.N), "settle-blocks")
+		})
+	}
+}
