@@ -44,6 +44,7 @@ func chainCmd() *cobra.Command {
 		engine   string
 		home     string
 		logJSON  bool
+		admin    string
 	)
 	cmd := &cobra.Command{
 		Use:   "chain --data DIR --listen ADDR [--key FILE] | chain --engine comet --home DIR",
@@ -70,14 +71,14 @@ instead (see scraft chain testnet): no single party decides its blocks.` + comet
 			switch engine {
 			case "dev":
 			case "comet":
-				return serveComet(cmd, home, listen, logLevel, logJSON)
+				return serveComet(cmd, home, listen, admin, logLevel, logJSON)
 			default:
 				return fmt.Errorf("chain: --engine %q: dev or comet", engine)
 			}
 			if data == "" {
 				return errors.New("chain: --data is required to serve (or give a subcommand)")
 			}
-			return serveChain(cmd.Context(), data, listen, keyFile, interval, logLevel, logJSON, cmd.ErrOrStderr())
+			return serveChain(cmd.Context(), data, listen, admin, keyFile, interval, logLevel, logJSON, cmd.ErrOrStderr())
 		},
 	}
 	def := devchain.DefaultConfig("")
@@ -87,6 +88,7 @@ instead (see scraft chain testnet): no single party decides its blocks.` + comet
 	cmd.Flags().DurationVar(&interval, "block-interval", def.BlockInterval, "time between blocks")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log level: trace, debug, info, warn, error")
 	cmd.Flags().BoolVar(&logJSON, "log-json", false, "log JSON lines instead of text")
+	cmd.Flags().StringVar(&admin, "admin", "", "admin HTTP address on loopback for /metrics, /healthz and /readyz (not ready when no block was made for 10 s); PORT or :PORT is 127.0.0.1:PORT (default: none)")
 	cmd.Flags().StringVar(&engine, "engine", "dev", "dev: the development chain (one process); comet: a CometBFT validator (--home)")
 	cmd.Flags().StringVar(&home, "home", "", "with --engine comet: the validator's home, as scraft chain testnet writes it")
 	cmd.AddCommand(chainTestnetCmd(), chainCreateChannelCmd(), chainStakeCmd(), chainDepositCmd(), chainWithdrawCmd(), chainJoinCmd(), chainShowCmd(),
@@ -94,7 +96,7 @@ instead (see scraft chain testnet): no single party decides its blocks.` + comet
 	return cmd
 }
 
-func serveChain(ctx context.Context, data, listen, keyFile string, interval time.Duration, level string, logJSON bool, logOut io.Writer) error {
+func serveChain(ctx context.Context, data, listen, admin, keyFile string, interval time.Duration, level string, logJSON bool, logOut io.Writer) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
@@ -127,6 +129,15 @@ func serveChain(ctx context.Context, data, listen, keyFile string, interval time
 	}
 	served := make(chan error, 1)
 	go func() { served <- g.Serve(l) }()
+	if admin != "" {
+		_, stop, err := serveChainAdmin(admin, c.Head, log)
+		if err != nil {
+			g.Stop()
+			<-served
+			return err
+		}
+		defer stop()
+	}
 	log.Info("chain serving", "addr", l.Addr().String(), "chain_key", key.Address(), "data", data, "block_interval", interval)
 	select {
 	case <-ctx.Done():

@@ -24,7 +24,7 @@ the consensus timeouts in config.toml; block time is the validators' BFT
 time. SIGINT or SIGTERM stops it; after a kill it replays what it lacks.`
 
 // serveComet runs the validator in home until the command's context ends.
-func serveComet(cmd *cobra.Command, home, listen, level string, logJSON bool) error {
+func serveComet(cmd *cobra.Command, home, listen, admin, level string, logJSON bool) error {
 	if home == "" {
 		return errors.New("chain: --engine comet needs --home DIR (see scraft chain testnet)")
 	}
@@ -39,6 +39,14 @@ func serveComet(cmd *cobra.Command, home, listen, level string, logJSON bool) er
 	v, err := comet.Start(comet.Config{Home: home, Listen: listen, Logger: log, CometLogLevel: cometLevel})
 	if err != nil {
 		return err
+	}
+	if admin != "" {
+		_, stop, err := serveChainAdmin(admin, v.Chain().Head, log)
+		if err != nil {
+			v.Close()
+			return err
+		}
+		defer stop()
 	}
 	log.Info("chain serving", "engine", "comet", "addr", v.Addr(), "chain_key", v.ChainKey(), "home", home)
 	ctx := cmd.Context()
