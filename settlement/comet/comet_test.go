@@ -2,6 +2,7 @@ package comet
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/scraft/scraft/internal/testutil"
 	"github.com/scraft/scraft/protocol"
 	"github.com/scraft/scraft/settlement"
 	"github.com/scraft/scraft/settlement/chaintest"
@@ -109,13 +111,12 @@ func (c *testNet) dial(i int, key *protocol.Key) *devchain.Client {
 // waitHeight polls until validator i has committed height h.
 func (c *testNet) waitHeight(i int, h uint64, within time.Duration) {
 	c.t.Helper()
-	deadline := time.Now().Add(within)
-	for c.vals[i].Chain().Head().Height < h {
-		if time.Now().After(deadline) {
-			c.t.Fatalf("validator %d at height %d after %s, want %d", i, c.vals[i].Chain().Head().Height, within, h)
+	testutil.WaitFor(c.t, within, func() error {
+		if got := c.vals[i].Chain().Head().Height; got < h {
+			return fmt.Errorf("validator %d at height %d, want %d", i, got, h)
 		}
-		time.Sleep(10 * time.Millisecond) // polling interval, not a wait for an event
-	}
+		return nil
+	})
 }
 
 func TestSubmitAndQuery(t *testing.T) {
@@ -171,13 +172,12 @@ func (e *cometEnv) Advance(d time.Duration) {
 	}
 	chain := e.c.vals[e.val].Chain()
 	until := chain.Head().TimeMs + d.Milliseconds()
-	deadline := time.Now().Add(d + 30*time.Second)
-	for chain.Head().TimeMs < until {
-		if time.Now().After(deadline) {
-			e.t.Fatalf("chain time at %d ms, waiting for %d", chain.Head().TimeMs, until)
+	testutil.WaitFor(e.t, d+30*time.Second, func() error {
+		if now := chain.Head().TimeMs; now < until {
+			return fmt.Errorf("chain time at %d ms, waiting for %d", now, until)
 		}
-		time.Sleep(100 * time.Millisecond) // polling interval, not a wait for an event
-	}
+		return nil
+	})
 }
 
 // quorumEnv is a fresh 4-validator chain read as a node reads it: every
