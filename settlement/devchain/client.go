@@ -19,54 +19,38 @@ import (
 	"github.com/scraft/scraft/settlement/devchain/chainpb"
 )
 
-// backend is how a Client reaches the chain: in process or over gRPC.
-type backend interface {
-	submit(ctx context.Context, raw []byte) (Outcome, error)
-	head(ctx context.Context) (settlement.Head, error)
-	channel(ctx context.Context, id protocol.ChannelID) (*settlement.ChannelInfo, error)
-	member(ctx context.Context, id protocol.ChannelID, a protocol.Address) (*settlement.MemberInfo, error)
-	departure(ctx context.Context, id protocol.ChannelID, joinSeq uint64) (*contract.Departure, error)
-	epochLeader(ctx context.Context, id protocol.ChannelID, epoch uint64) (*contract.EpochLeader, error)
-	proposal(ctx context.Context, id protocol.ChannelID, pid uint64) (*settlement.ProposalInfo, error)
-	account(ctx context.Context, a protocol.Address) (*settlement.AccountInfo, error)
-	code(ctx context.Context, h protocol.Hash) ([]byte, error)
-	state(ctx context.Context, id protocol.ChannelID, initial bool) (protocol.State, error)
-	watch(ctx context.Context, from settlement.EventID) (settlement.EventStream, error)
-	close() error
-}
-
 // local reaches an in-process Chain by calling the same methods the gRPC
 // server calls.
 type local struct{ c *Chain }
 
-func (l local) submit(ctx context.Context, raw []byte) (Outcome, error) { return l.c.Submit(ctx, raw) }
-func (l local) head(context.Context) (settlement.Head, error)           { return l.c.Head(), nil }
-func (l local) channel(_ context.Context, id protocol.ChannelID) (*settlement.ChannelInfo, error) {
+func (l local) Submit(ctx context.Context, raw []byte) (Outcome, error) { return l.c.Submit(ctx, raw) }
+func (l local) Head(context.Context) (settlement.Head, error)           { return l.c.Head(), nil }
+func (l local) Channel(_ context.Context, id protocol.ChannelID) (*settlement.ChannelInfo, error) {
 	return l.c.ChannelInfo(id)
 }
-func (l local) member(_ context.Context, id protocol.ChannelID, a protocol.Address) (*settlement.MemberInfo, error) {
+func (l local) Member(_ context.Context, id protocol.ChannelID, a protocol.Address) (*settlement.MemberInfo, error) {
 	return l.c.MemberInfo(id, a)
 }
-func (l local) departure(_ context.Context, id protocol.ChannelID, joinSeq uint64) (*contract.Departure, error) {
+func (l local) Departure(_ context.Context, id protocol.ChannelID, joinSeq uint64) (*contract.Departure, error) {
 	return l.c.Departure(id, joinSeq)
 }
-func (l local) epochLeader(_ context.Context, id protocol.ChannelID, epoch uint64) (*contract.EpochLeader, error) {
+func (l local) EpochLeader(_ context.Context, id protocol.ChannelID, epoch uint64) (*contract.EpochLeader, error) {
 	return l.c.EpochLeader(id, epoch)
 }
-func (l local) proposal(_ context.Context, id protocol.ChannelID, pid uint64) (*settlement.ProposalInfo, error) {
+func (l local) Proposal(_ context.Context, id protocol.ChannelID, pid uint64) (*settlement.ProposalInfo, error) {
 	return l.c.ProposalInfo(id, pid)
 }
-func (l local) account(_ context.Context, a protocol.Address) (*settlement.AccountInfo, error) {
+func (l local) Account(_ context.Context, a protocol.Address) (*settlement.AccountInfo, error) {
 	return l.c.AccountInfo(a)
 }
-func (l local) code(_ context.Context, h protocol.Hash) ([]byte, error) { return l.c.Code(h) }
-func (l local) state(_ context.Context, id protocol.ChannelID, initial bool) (protocol.State, error) {
+func (l local) Code(_ context.Context, h protocol.Hash) ([]byte, error) { return l.c.Code(h) }
+func (l local) State(_ context.Context, id protocol.ChannelID, initial bool) (protocol.State, error) {
 	return l.c.SettledState(id, initial)
 }
-func (l local) watch(ctx context.Context, from settlement.EventID) (settlement.EventStream, error) {
+func (l local) Watch(ctx context.Context, from settlement.EventID) (settlement.EventStream, error) {
 	return l.c.Watch(ctx, from), nil
 }
-func (l local) close() error { return nil }
+func (l local) Close() error { return nil }
 
 // remote reaches a chain over gRPC.
 type remote struct {
@@ -114,7 +98,7 @@ func eventFromPB(e *chainpb.Event) (settlement.Event, error) {
 	return ev, nil
 }
 
-func (r *remote) submit(ctx context.Context, raw []byte) (Outcome, error) {
+func (r *remote) Submit(ctx context.Context, raw []byte) (Outcome, error) {
 	resp, err := r.api.Submit(ctx, &chainpb.SubmitRequest{Tx: raw})
 	if err != nil {
 		err = errorFrom(err)
@@ -135,7 +119,7 @@ func (r *remote) submit(ctx context.Context, raw []byte) (Outcome, error) {
 	return o, o.Err
 }
 
-func (r *remote) head(ctx context.Context) (settlement.Head, error) {
+func (r *remote) Head(ctx context.Context) (settlement.Head, error) {
 	h, err := r.api.GetHead(ctx, &chainpb.GetHeadRequest{})
 	if err != nil {
 		return settlement.Head{}, errorFrom(err)
@@ -143,7 +127,7 @@ func (r *remote) head(ctx context.Context) (settlement.Head, error) {
 	return settlement.Head{Height: h.Height, TimeMs: h.TimeMs}, nil
 }
 
-func (r *remote) channel(ctx context.Context, id protocol.ChannelID) (*settlement.ChannelInfo, error) {
+func (r *remote) Channel(ctx context.Context, id protocol.ChannelID) (*settlement.ChannelInfo, error) {
 	resp, err := r.api.GetChannel(ctx, &chainpb.ChannelRequest{Channel: id[:]})
 	if err != nil {
 		return nil, errorFrom(err)
@@ -162,7 +146,7 @@ func (r *remote) channel(ctx context.Context, id protocol.ChannelID) (*settlemen
 	return out, nil
 }
 
-func (r *remote) member(ctx context.Context, id protocol.ChannelID, a protocol.Address) (*settlement.MemberInfo, error) {
+func (r *remote) Member(ctx context.Context, id protocol.ChannelID, a protocol.Address) (*settlement.MemberInfo, error) {
 	resp, err := r.api.GetMember(ctx, &chainpb.MemberRequest{Channel: id[:], Member: a[:]})
 	if err != nil {
 		return nil, errorFrom(err)
@@ -174,7 +158,7 @@ func (r *remote) member(ctx context.Context, id protocol.ChannelID, a protocol.A
 	return &settlement.MemberInfo{Member: m, Valid: m.ValidAt(resp.AtMs)}, nil
 }
 
-func (r *remote) departure(ctx context.Context, id protocol.ChannelID, joinSeq uint64) (*contract.Departure, error) {
+func (r *remote) Departure(ctx context.Context, id protocol.ChannelID, joinSeq uint64) (*contract.Departure, error) {
 	resp, err := r.api.GetDeparture(ctx, &chainpb.DepartureRequest{Channel: id[:], JoinSeq: joinSeq})
 	if err != nil {
 		return nil, recordError(err, contract.ErrNoDeparture)
@@ -186,7 +170,7 @@ func (r *remote) departure(ctx context.Context, id protocol.ChannelID, joinSeq u
 	return &dp, nil
 }
 
-func (r *remote) epochLeader(ctx context.Context, id protocol.ChannelID, epoch uint64) (*contract.EpochLeader, error) {
+func (r *remote) EpochLeader(ctx context.Context, id protocol.ChannelID, epoch uint64) (*contract.EpochLeader, error) {
 	resp, err := r.api.GetEpochLeader(ctx, &chainpb.EpochLeaderRequest{Channel: id[:], Epoch: epoch})
 	if err != nil {
 		return nil, recordError(err, contract.ErrNoEpochLeader)
@@ -208,7 +192,7 @@ func recordError(err, none error) error {
 	return errorFrom(err)
 }
 
-func (r *remote) proposal(ctx context.Context, id protocol.ChannelID, pid uint64) (*settlement.ProposalInfo, error) {
+func (r *remote) Proposal(ctx context.Context, id protocol.ChannelID, pid uint64) (*settlement.ProposalInfo, error) {
 	resp, err := r.api.GetProposal(ctx, &chainpb.ProposalRequest{Channel: id[:], Proposal: pid})
 	if err != nil {
 		return nil, errorFrom(err)
@@ -226,7 +210,7 @@ func (r *remote) proposal(ctx context.Context, id protocol.ChannelID, pid uint64
 	return out, nil
 }
 
-func (r *remote) account(ctx context.Context, a protocol.Address) (*settlement.AccountInfo, error) {
+func (r *remote) Account(ctx context.Context, a protocol.Address) (*settlement.AccountInfo, error) {
 	resp, err := r.api.GetAccount(ctx, &chainpb.AccountRequest{Address: a[:]})
 	if err != nil {
 		return nil, errorFrom(err)
@@ -237,7 +221,7 @@ func (r *remote) account(ctx context.Context, a protocol.Address) (*settlement.A
 	}, nil
 }
 
-func (r *remote) code(ctx context.Context, h protocol.Hash) ([]byte, error) {
+func (r *remote) Code(ctx context.Context, h protocol.Hash) ([]byte, error) {
 	resp, err := r.api.GetCode(ctx, &chainpb.CodeRequest{Hash: h[:]})
 	if err != nil {
 		return nil, errorFrom(err)
@@ -245,7 +229,7 @@ func (r *remote) code(ctx context.Context, h protocol.Hash) ([]byte, error) {
 	return resp.Code, nil
 }
 
-func (r *remote) state(ctx context.Context, id protocol.ChannelID, initial bool) (protocol.State, error) {
+func (r *remote) State(ctx context.Context, id protocol.ChannelID, initial bool) (protocol.State, error) {
 	resp, err := r.api.GetState(ctx, &chainpb.StateRequest{Channel: id[:], Initial: initial})
 	if err != nil {
 		return nil, errorFrom(err)
@@ -258,7 +242,7 @@ func (r *remote) state(ctx context.Context, id protocol.ChannelID, initial bool)
 	return st, nil
 }
 
-func (r *remote) watch(ctx context.Context, from settlement.EventID) (settlement.EventStream, error) {
+func (r *remote) Watch(ctx context.Context, from settlement.EventID) (settlement.EventStream, error) {
 	s, err := r.api.Watch(ctx, &chainpb.WatchRequest{FromBlock: from.Block, FromIndex: from.Index})
 	if err != nil {
 		return nil, errorFrom(err)
@@ -266,7 +250,7 @@ func (r *remote) watch(ctx context.Context, from settlement.EventID) (settlement
 	return &remoteStream{s: s, ctx: ctx}, nil
 }
 
-func (r *remote) close() error { return r.conn.Close() }
+func (r *remote) Close() error { return r.conn.Close() }
 
 type remoteStream struct {
 	s   chainpb.DevChain_WatchClient
@@ -291,7 +275,7 @@ func (rs *remoteStream) Recv() (settlement.Event, error) {
 // (NewLocal) or over gRPC (Dial). Its txs get consecutive nonces; after a
 // tx is refused before execution it re-reads its nonce from the chain.
 type Client struct {
-	b   backend
+	b   Transport
 	key *protocol.Key
 
 	mu   sync.Mutex
@@ -332,7 +316,7 @@ func (cl *Client) ChainKey() (protocol.Address, bool) {
 }
 
 // Close releases the connection of a dialed Client.
-func (cl *Client) Close() error { return cl.b.close() }
+func (cl *Client) Close() error { return cl.b.Close() }
 
 // Address implements settlement.Chain.
 func (cl *Client) Address() protocol.Address { return cl.key.Address() }
@@ -354,7 +338,7 @@ func (cl *Client) Send(ctx context.Context, call contract.Call) (Outcome, error)
 func (cl *Client) send(ctx context.Context, call contract.Call) (Outcome, error) {
 	cl.mu.Lock()
 	if cl.next == 0 {
-		acc, err := cl.b.account(ctx, cl.key.Address())
+		acc, err := cl.b.Account(ctx, cl.key.Address())
 		if err != nil {
 			cl.mu.Unlock()
 			return Outcome{Err: err}, err
@@ -365,7 +349,7 @@ func (cl *Client) send(ctx context.Context, call contract.Call) (Outcome, error)
 	cl.next++
 	cl.mu.Unlock()
 
-	o, err := cl.b.submit(ctx, NewTx(cl.key, nonce, call).Bytes())
+	o, err := cl.b.Submit(ctx, NewTx(cl.key, nonce, call).Bytes())
 	if err != nil && o.Block == 0 {
 		// Refused before execution, or abandoned: the nonce may be unused.
 		// Read it again next time; the chain counts txs still pending.
@@ -377,56 +361,56 @@ func (cl *Client) send(ctx context.Context, call contract.Call) (Outcome, error)
 }
 
 // Head implements settlement.Chain.
-func (cl *Client) Head(ctx context.Context) (settlement.Head, error) { return cl.b.head(ctx) }
+func (cl *Client) Head(ctx context.Context) (settlement.Head, error) { return cl.b.Head(ctx) }
 
 // Channel implements settlement.Chain.
 func (cl *Client) Channel(ctx context.Context, id protocol.ChannelID) (*settlement.ChannelInfo, error) {
-	return cl.b.channel(ctx, id)
+	return cl.b.Channel(ctx, id)
 }
 
 // Member implements settlement.Chain.
 func (cl *Client) Member(ctx context.Context, id protocol.ChannelID, a protocol.Address) (*settlement.MemberInfo, error) {
-	return cl.b.member(ctx, id, a)
+	return cl.b.Member(ctx, id, a)
 }
 
 // Departure implements settlement.Chain.
 func (cl *Client) Departure(ctx context.Context, id protocol.ChannelID, joinSeq uint64) (*contract.Departure, error) {
-	return cl.b.departure(ctx, id, joinSeq)
+	return cl.b.Departure(ctx, id, joinSeq)
 }
 
 // EpochLeader implements settlement.Chain.
 func (cl *Client) EpochLeader(ctx context.Context, id protocol.ChannelID, epoch uint64) (*contract.EpochLeader, error) {
-	return cl.b.epochLeader(ctx, id, epoch)
+	return cl.b.EpochLeader(ctx, id, epoch)
 }
 
 // SettledState implements settlement.Chain.
 func (cl *Client) SettledState(ctx context.Context, id protocol.ChannelID) (protocol.State, error) {
-	return cl.b.state(ctx, id, false)
+	return cl.b.State(ctx, id, false)
 }
 
 // InitialState implements settlement.Chain.
 func (cl *Client) InitialState(ctx context.Context, id protocol.ChannelID) (protocol.State, error) {
-	return cl.b.state(ctx, id, true)
+	return cl.b.State(ctx, id, true)
 }
 
 // Code implements settlement.Chain.
 func (cl *Client) Code(ctx context.Context, h protocol.Hash) ([]byte, error) {
-	return cl.b.code(ctx, h)
+	return cl.b.Code(ctx, h)
 }
 
 // Proposal implements settlement.Chain.
 func (cl *Client) Proposal(ctx context.Context, id protocol.ChannelID, pid uint64) (*settlement.ProposalInfo, error) {
-	return cl.b.proposal(ctx, id, pid)
+	return cl.b.Proposal(ctx, id, pid)
 }
 
 // Account implements settlement.Chain.
 func (cl *Client) Account(ctx context.Context, a protocol.Address) (*settlement.AccountInfo, error) {
-	return cl.b.account(ctx, a)
+	return cl.b.Account(ctx, a)
 }
 
 // Watch implements settlement.Chain.
 func (cl *Client) Watch(ctx context.Context, from settlement.EventID) (settlement.EventStream, error) {
-	return cl.b.watch(ctx, from)
+	return cl.b.Watch(ctx, from)
 }
 
 func (cl *Client) do(ctx context.Context, call contract.Call) error {
@@ -518,10 +502,11 @@ func (cl *Client) CloseChannel(ctx context.Context, id protocol.ChannelID) error
 	return cl.do(ctx, &contract.Close{Channel: id})
 }
 
-// Transport carries a Client's calls for an implementation outside this
-// package (settlement/comet's Quorum asks several validators and takes only
-// answers enough of them agree on). Its methods are those of the
-// settlement.Chain reads, plus Submit of an encoded signed tx.
+// Transport is how a Client reaches the chain: in process (NewLocal), over
+// gRPC (Dial), or through an implementation outside this package
+// (settlement/comet's Quorum asks several validators and takes only answers
+// enough of them agree on). Its methods are those of the settlement.Chain
+// reads, plus Submit of an encoded signed tx.
 type Transport interface {
 	Submit(ctx context.Context, raw []byte) (Outcome, error)
 	Head(ctx context.Context) (settlement.Head, error)
@@ -539,44 +524,9 @@ type Transport interface {
 
 // NewClient returns a Client that signs with key and reaches the chain
 // through t.
-func NewClient(t Transport, key *protocol.Key) *Client { return &Client{b: transport{t}, key: key} }
+func NewClient(t Transport, key *protocol.Key) *Client { return &Client{b: t, key: key} }
 
 // SubmitRaw submits an encoded signed tx as it is and waits for its block.
 func (cl *Client) SubmitRaw(ctx context.Context, raw []byte) (Outcome, error) {
-	return cl.b.submit(ctx, raw)
+	return cl.b.Submit(ctx, raw)
 }
-
-type transport struct{ t Transport }
-
-func (t transport) submit(ctx context.Context, raw []byte) (Outcome, error) {
-	return t.t.Submit(ctx, raw)
-}
-func (t transport) head(ctx context.Context) (settlement.Head, error) { return t.t.Head(ctx) }
-func (t transport) channel(ctx context.Context, id protocol.ChannelID) (*settlement.ChannelInfo, error) {
-	return t.t.Channel(ctx, id)
-}
-func (t transport) member(ctx context.Context, id protocol.ChannelID, a protocol.Address) (*settlement.MemberInfo, error) {
-	return t.t.Member(ctx, id, a)
-}
-func (t transport) departure(ctx context.Context, id protocol.ChannelID, joinSeq uint64) (*contract.Departure, error) {
-	return t.t.Departure(ctx, id, joinSeq)
-}
-func (t transport) epochLeader(ctx context.Context, id protocol.ChannelID, epoch uint64) (*contract.EpochLeader, error) {
-	return t.t.EpochLeader(ctx, id, epoch)
-}
-func (t transport) proposal(ctx context.Context, id protocol.ChannelID, pid uint64) (*settlement.ProposalInfo, error) {
-	return t.t.Proposal(ctx, id, pid)
-}
-func (t transport) account(ctx context.Context, a protocol.Address) (*settlement.AccountInfo, error) {
-	return t.t.Account(ctx, a)
-}
-func (t transport) code(ctx context.Context, h protocol.Hash) ([]byte, error) {
-	return t.t.Code(ctx, h)
-}
-func (t transport) state(ctx context.Context, id protocol.ChannelID, initial bool) (protocol.State, error) {
-	return t.t.State(ctx, id, initial)
-}
-func (t transport) watch(ctx context.Context, from settlement.EventID) (settlement.EventStream, error) {
-	return t.t.Watch(ctx, from)
-}
-func (t transport) close() error { return t.t.Close() }
