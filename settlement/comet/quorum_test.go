@@ -3,10 +3,12 @@ package comet
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"testing"
 	"time"
 
+	"github.com/scraft/scraft/internal/testutil"
 	"github.com/scraft/scraft/protocol"
 	"github.com/scraft/scraft/settlement"
 	"github.com/scraft/scraft/settlement/chaintest"
@@ -131,9 +133,14 @@ func TestOneLyingValidatorIsOutvoted(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer direct.Close()
-	if info, err := direct.Channel(ctx, id); err != nil || info.Leader != mallory {
-		t.Fatalf("the liar alone: %+v, %v", info, err)
-	}
+	// Its validator may commit the claim's block a moment after the
+	// others that answered it.
+	testutil.WaitFor(t, 10*time.Second, func() error {
+		if info, err := direct.Channel(ctx, id); err != nil || info.Leader != mallory {
+			return fmt.Errorf("the liar alone: %+v, %v", info, err)
+		}
+		return nil
+	})
 
 	bob := quorum("bob")
 	info, err := bob.Channel(ctx, id)
