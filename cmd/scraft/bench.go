@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -124,14 +123,7 @@ func (s *benchStats) add(lat time.Duration, res *client.Result, err error) {
 			s.failed++
 		}
 	default:
-		code := protocol.CodeOf(err)
-		name := code.String()
-		if errors.Is(err, client.ErrMaybeCommitted) {
-			name = "maybe_committed"
-		} else if errors.Is(err, context.DeadlineExceeded) {
-			name = "timeout"
-		}
-		s.errors[name]++
+		s.errors[callErrorName(err)]++
 	}
 }
 
@@ -304,12 +296,7 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 // benchProgress redraws a progress line on w every second while the load
 // runs, when w is a terminal; it returns when done is closed.
 func benchProgress(w io.Writer, s *benchStats, start time.Time, d time.Duration, done <-chan struct{}) {
-	tty := false
-	if f, ok := w.(*os.File); ok {
-		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
-			tty = true
-		}
-	}
+	tty := isTerminal(w)
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {

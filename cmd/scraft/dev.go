@@ -78,14 +78,8 @@ the embedded devchain; the nodes and players read it through a quorum.`,
 			}
 			logger := newLogger("scraft", logLevel, logJSON)
 			out := cmd.OutOrStdout()
-			tty := false
-			if f, ok := out.(*os.File); ok {
-				if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
-					tty = true
-				}
-			}
 			return runDev(ctx, devOptions{data: data, players: players, tick: tick, chainListen: chainListen, chain: chain,
-				tty: tty, logger: logger, out: out})
+				tty: isTerminal(out), logger: logger, out: out})
 		},
 	}
 	f := cmd.Flags()

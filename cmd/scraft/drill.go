@@ -172,11 +172,7 @@ func runDrill(cmd *cobra.Command, o drillOptions) error {
 		ctx = context.Background()
 	}
 	d := &drill{o: o, out: cmd.OutOrStdout(), errw: cmd.ErrOrStderr(), http: &http.Client{Timeout: 3 * time.Second}, errs: map[string]int{}}
-	if f, ok := cmd.ErrOrStderr().(*os.File); ok {
-		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
-			d.tty = true
-		}
-	}
+	d.tty = isTerminal(cmd.ErrOrStderr())
 	defer func() {
 		for i := len(d.cancel) - 1; i >= 0; i-- {
 			d.cancel[i]()
@@ -599,10 +595,7 @@ func (d *drill) load(ctx context.Context) (func(), error) {
 }
 
 func (d *drill) note(err error) {
-	name := protocol.CodeOf(err).String()
-	if errors.Is(err, client.ErrMaybeCommitted) {
-		name = "maybe_committed"
-	}
+	name := callErrorName(err)
 	d.mu.Lock()
 	d.errs[name]++
 	d.mu.Unlock()
