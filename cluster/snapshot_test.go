@@ -160,13 +160,7 @@ func TestSnapshotForgedRefused(t *testing.T) {
 	// A tail after the settled height: fewer heights than the policy.
 	tc.submitN(3, "b")
 	leader := tc.waitLeader(10 * time.Second)
-	var follower *testNode
-	for _, nd := range tc.nodes {
-		if nd != leader {
-			follower = nd
-			break
-		}
-	}
+	follower := tc.others(leader)[0]
 	honest := tc.raftSnapshotOf(leader)
 	// The follower's member record in the settled state: address, key,
 	// join seq, leave height (0).
@@ -230,13 +224,7 @@ func TestSnapshotInstallAfterSettlement(t *testing.T) {
 		c.TrailingLogs = 8
 	})
 	leader := tc.waitLeader(10 * time.Second)
-	var off *testNode
-	for _, nd := range tc.nodes {
-		if nd != leader {
-			off = nd
-			break
-		}
-	}
+	off := tc.others(leader)[0]
 	tc.stopNode(off)
 	tc.submitVia(leader, 90, "s")
 	info := tc.waitSettled(40)
@@ -293,13 +281,7 @@ func TestSnapshotForgedByLeaderInstall(t *testing.T) {
 		c.TrailingLogs = 4
 	})
 	leader := tc.waitLeader(10 * time.Second)
-	var off *testNode
-	for _, nd := range tc.nodes {
-		if nd != leader {
-			off = nd
-			break
-		}
-	}
+	off := tc.others(leader)[0]
 	tc.stopNode(off)
 	tc.submitVia(leader, 12, "a")
 	tc.waitSettled(10)
@@ -369,13 +351,7 @@ func TestSnapshotOwnRestoredAfterSettlement(t *testing.T) {
 		c.TrailingLogs = 4
 	})
 	leader := tc.waitLeader(10 * time.Second)
-	var off *testNode
-	for _, nd := range tc.nodes {
-		if nd != leader {
-			off = nd
-			break
-		}
-	}
+	off := tc.others(leader)[0]
 	tc.submitVia(leader, 40, "a")
 	tc.waitSame(off, leader)
 	dir := tc.channel(off).dir
