@@ -163,3 +163,13 @@ func (l *lockedBuffer) String() string {
 	defer l.mu.Unlock()
 	return l.b.String()
 }
+
+// TestValidatorChainNeedsKeys: a --chain listing several validators is
+// refused without --chain-key: no one validator's word may pin the others'.
+func TestValidatorChainNeedsKeys(t *testing.T) {
+	k, _ := protocol.GenerateKey(nil)
+	_, err := dialChainAt("127.0.0.1:1,127.0.0.1:2,127.0.0.1:3,127.0.0.1:4", k, nil, nil)
+	if err == nil || !strings.Contains(err.Error(), "--chain-key") {
+		t.Fatalf("validator chain without keys: %v, want an error naming --chain-key", err)
+	}
+}
