@@ -272,38 +272,3 @@ func (c *Channel) complaintAnswer(tx *protocol.SignedTx) ([]byte, contract.Answe
 	}
 	return best, bestAns
 }
-
-// proposalScan hands out the channel's proposal ids as the chain view
-// learns of them: once the node's feed watches and the view has a record,
-// the latest recentProposals, then every later one, none skipped. It
-// reads nothing itself: a proposal filed after the view's read shows in
-// the read the feed's news of it brings.
-type proposalScan struct {
-	scanned bool
-	seen    uint64 // the highest id handed out
-}
-
-func (s *proposalScan) next(c *Channel) []uint64 {
-	rec := c.view.channel()
-	if rec == nil {
-		return nil
-	}
-	if !s.scanned {
-		select {
-		case <-c.node.feed.watching:
-		default:
-			return nil
-		}
-		s.seen = rec.LastProposal - min(rec.LastProposal, recentProposals)
-		s.scanned = true
-	}
-	if rec.LastProposal <= s.seen {
-		return nil
-	}
-	ids := make([]uint64, 0, rec.LastProposal-s.seen)
-	for pid := s.seen + 1; pid <= rec.LastProposal; pid++ {
-		ids = append(ids, pid)
-	}
-	s.seen = rec.LastProposal
-	return ids
-}

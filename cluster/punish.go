@@ -264,8 +264,7 @@ func (c *Channel) runPunishment(ctx context.Context) {
 	t := time.NewTicker(c.cfg.ChainPollInterval)
 	defer t.Stop()
 	var cases []*punishCase
-	scanned := false
-	var seen uint64
+	var scan proposalScan
 	for {
 		select {
 		case <-ctx.Done():
@@ -274,26 +273,14 @@ func (c *Channel) runPunishment(ctx context.Context) {
 		case <-c.punish.wake:
 		case <-t.C:
 		}
-		if !scanned {
-			select {
-			case <-c.node.feed.watching:
-				if c.refreshChain() == nil {
-					rec := c.view.channel()
-					seen = rec.LastProposal - min(rec.LastProposal, recentProposals)
-					scanned = true
-				}
-			default:
+		for _, pid := range scan.next(c) {
+			pc, read := c.readPunishCase(ctx, pid)
+			if !read {
+				scan.again(pid) // the next round reads it again
+				break
 			}
-		}
-		if rec := c.view.channel(); scanned && rec != nil && rec.LastProposal > seen {
-			for ; seen < rec.LastProposal; seen++ {
-				pc, read := c.readPunishCase(ctx, seen+1)
-				if !read {
-					break // the next round reads it again
-				}
-				if pc != nil {
-					cases = append(cases, pc)
-				}
+			if pc != nil {
+				cases = append(cases, pc)
 			}
 		}
 		for _, o := range c.punish.list() {

@@ -346,8 +346,7 @@ func (c *Channel) runSettlement(ctx context.Context) {
 			order = append(order, pid)
 		}
 	}
-	scanned := false
-	var seen uint64 // the highest proposal id looked at
+	var scan proposalScan
 	for {
 		select {
 		case <-ctx.Done():
@@ -355,25 +354,8 @@ func (c *Channel) runSettlement(ctx context.Context) {
 		case <-c.view.refreshed():
 		case <-t.C:
 		}
-		if !scanned {
-			// Proposals made before the feed reached this channel: the
-			// latest few, read once the feed watches, are enough to catch
-			// up; the feed's news of the channel brings the later ones.
-			select {
-			case <-c.node.feed.watching:
-				if c.refreshChain() == nil {
-					rec := c.view.channel()
-					seen = rec.LastProposal - min(rec.LastProposal, recentProposals)
-					scanned = true
-				}
-			default:
-			}
-		}
-		if rec := c.view.channel(); scanned && rec != nil && rec.LastProposal > seen {
-			for pid := max(seen+1, rec.LastProposal-min(rec.LastProposal, recentProposals)+1); pid <= rec.LastProposal; pid++ {
-				add(pid)
-			}
-			seen = rec.LastProposal
+		for _, pid := range scan.next(c) {
+			add(pid)
 		}
 		kept := order[:0]
 		for _, pid := range order {
