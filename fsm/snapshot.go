@@ -383,14 +383,7 @@ func (f *SnapshotFile) decodeV4(d *protocol.Decoder) error {
 	d.FixedInto(f.Digest[:])
 	f.Settled = d.U64()
 	st := &state{}
-	st.height = d.U64()
-	d.FixedInto(st.digest[:])
-	st.epoch = d.U64()
-	d.FixedInto(st.leader[:])
-	st.timestampMs = d.U64()
-	st.tick = d.U64()
-	st.tickMs = d.U64()
-	st.joinSeq = d.U64()
+	decodeScalars(d, st)
 	st.closing = d.U64()
 	if d.Err() == nil {
 		switch {
@@ -471,12 +464,10 @@ func decodeSets(d *protocol.Decoder, st *state, v1 bool) {
 	st.resources = len(st.res)
 }
 
-// decodeLegacy decodes the body of a snapshot of version 1, 2 or 3 after
-// the channel and contract: the whole state and the journal.
-func decodeLegacy(d *protocol.Decoder, version byte) (*state, error) {
-	v1 := version == 1
-	v3 := version == 3
-	st := &state{}
+// decodeScalars reads the state's scalars every snapshot version begins
+// its state with: height, digest, epoch, leader, timestamp, tick and join
+// sequence.
+func decodeScalars(d *protocol.Decoder, st *state) {
 	st.height = d.U64()
 	d.FixedInto(st.digest[:])
 	st.epoch = d.U64()
@@ -485,6 +476,15 @@ func decodeLegacy(d *protocol.Decoder, version byte) (*state, error) {
 	st.tick = d.U64()
 	st.tickMs = d.U64()
 	st.joinSeq = d.U64()
+}
+
+// decodeLegacy decodes the body of a snapshot of version 1, 2 or 3 after
+// the channel and contract: the whole state and the journal.
+func decodeLegacy(d *protocol.Decoder, version byte) (*state, error) {
+	v1 := version == 1
+	v3 := version == 3
+	st := &state{}
+	decodeScalars(d, st)
 	st.settled = d.U64()
 	d.FixedInto(st.settledDigest[:])
 	if !v1 {
