@@ -187,6 +187,12 @@ func TestSnapshotForgedRefused(t *testing.T) {
 	}
 	for i, tcase := range tests {
 		t.Run(tcase.name, func(t *testing.T) {
+			// The test restores outside Raft, so Raft will not replay
+			// what the follower had applied: the member it fetches from
+			// must not be behind it.
+			for _, nd := range tc.others(leader) {
+				tc.waitSame(nd, leader)
+			}
 			forged := forge(t, honest, tcase.old, tcase.new)
 			c := tc.channel(follower)
 			if err := c.fsm.Restore(io.NopCloser(bytes.NewReader(forged))); err != nil {
