@@ -60,10 +60,12 @@ bench:
 	$(GO) test -run '^$$' -bench '$(BENCH)' -benchtime $(BENCHTIME) -benchmem $(PKGS)
 
 ## chaos: the long multi-process and fault-injection suites
-## (the honest run: SCRAFT_HONEST_ROUNDS rounds, SCRAFT_HONEST_SEED to repeat one)
+## (the soak: SOAK_ROUNDS rounds of mixed faults, SCRAFT_SOAK_SEED to repeat one;
+## the honest run: SCRAFT_HONEST_ROUNDS rounds, SCRAFT_HONEST_SEED to repeat one)
 HONEST_ROUNDS ?= 40
+SOAK_ROUNDS ?= 100
 chaos:
-	$(GO) test -race -timeout 60m -run 'Chaos|Soak|Drill' -v ./integration/...
+	SCRAFT_SOAK_ROUNDS=$(SOAK_ROUNDS) $(GO) test -race -timeout 60m -run 'Chaos|Soak|Drill' -v ./integration/...
 	SCRAFT_HONEST_ROUNDS=$(HONEST_ROUNDS) $(GO) test -timeout 60m -count=1 -run 'TestHonestNeverAccused' -v ./integration
 
 clean:

@@ -63,6 +63,13 @@ func newTestHost(t testing.TB, name string) *testHost {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return newTestHostFor(t, c)
+}
+
+// newTestHostFor is newTestHost for a contract that is not embedded (the
+// test contracts, read from their folders).
+func newTestHostFor(t testing.TB, c *Contract) *testHost {
+	t.Helper()
 	ctx := context.Background()
 	h := &testHost{t: t, abi: c.ABI, store: map[string][]byte{}}
 	h.rt = wazero.NewRuntime(ctx)
@@ -127,6 +134,7 @@ func newTestHost(t testing.TB, name string) *testHost {
 	if _, err := b.Instantiate(ctx); err != nil {
 		t.Fatal(err)
 	}
+	var err error
 	h.mod, err = h.rt.CompileModule(ctx, c.Wasm)
 	if err != nil {
 		t.Fatal(err)

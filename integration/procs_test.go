@@ -179,7 +179,10 @@ func newProcCluster(t testing.TB, n, users int) *procCluster {
 // its chain configuration.
 type clusterSpec struct {
 	contract string
-	config   contract.ChannelConfig
+	// code, when set, is the contract to deploy instead of the embedded
+	// one named contract (a test contract read from its folder).
+	code   *contracts.Contract
+	config contract.ChannelConfig
 	// validators, when set, runs the chain on CometBFT with that many
 	// validator processes instead of one `scraft chain`.
 	validators int
@@ -203,9 +206,12 @@ func newProcClusterSpec(t testing.TB, n, users int, spec clusterSpec) *procClust
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
-	abi, err := contracts.Get(spec.contract)
-	if err != nil {
-		t.Fatal(err)
+	abi := spec.code
+	if abi == nil {
+		var err error
+		if abi, err = contracts.Get(spec.contract); err != nil {
+			t.Fatal(err)
+		}
 	}
 	pc.abi = abi
 	pc.minStake = spec.config.MinStake
@@ -216,6 +222,7 @@ func newProcClusterSpec(t testing.TB, n, users int, spec clusterSpec) *procClust
 		_, err := cl.Head(ctx)
 		return err
 	})
+	var err error
 	pc.id, err = cl.CreateChannel(ctx, settlement.ChannelSpec{Contract: spec.contract, Code: abi.Wasm, InitialState: initial,
 		Config: spec.config})
 	if err != nil {
