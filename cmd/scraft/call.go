@@ -162,6 +162,7 @@ func callCmd() *cobra.Command {
 		function string
 		args     string
 		argsHex  string
+		abiFile  string
 	)
 	cmd := &cobra.Command{
 		Use:   "call --node ADDR[,ADDR] --key FILE --channel ID --function CONTRACT::NAME [--args JSON | --args-hex HEX]",
@@ -171,9 +172,10 @@ through a node's client API and wait until it is committed and verified.
 The node forwards it to the leader; if the node or the leader fails on the
 way the same signed tx is sent again (to the next --node), so it runs once.
 
---args takes JSON and encodes it with the contract's ABI when the contract
-is one of the demos (chat, editor, movecraft); --args-hex takes the encoded
-bytes for any contract.
+--args takes JSON and encodes it with the contract's ABI: a demo's (chat,
+editor, movecraft) or the one --abi names (the abi.json of a contract
+written with scraft contract new); --args-hex takes the encoded bytes for
+any contract.
 
 With --complain-after D, a call not committed within D makes the command
 file a censorship complaint about it on the settlement chain (--chain),
@@ -183,8 +185,10 @@ within the channel's censorship window, or anyone may execute the
 complaint (scraft chain execute), which closes the channel at its last
 settled state. The result then names the complaint. See scraft complain.
 
-Prints the result as JSON: height, status, output (decoded with the ABI
-when possible), change set, events and the complaint filed, if any. Exits
+Prints the result as JSON with the field names of scraft contract run and
+scraft subscribe: height, function, hash, status, gas_used, output_hex and
+output (decoded with the ABI when possible), change_set, events, digest and
+the complaint filed, if any. Exits
 2 when the call committed but failed (abort, out of gas, ...), 1 on any
 other error.`,
 		Args: cobra.NoArgs,
@@ -192,7 +196,18 @@ other error.`,
 			if args != "" && argsHex != "" {
 				return errors.New("call: give --args or --args-hex, not both")
 			}
-			enc, err := encodeCallArgs(function, args, argsHex)
+			var abi *contracts.Contract
+			if abiFile != "" {
+				a, err := readABIFile(abiFile)
+				if err != nil {
+					return err
+				}
+				if contract, _, _ := strings.Cut(function, "::"); contract != a.Name {
+					return fmt.Errorf("call: --abi %s is the ABI of contract %q, not of %s", abiFile, a.Name, function)
+				}
+				abi = &contracts.Contract{Name: a.Name, ABI: a}
+			}
+			enc, err := encodeCallArgsWith(abi, function, args, argsHex)
 			if err != nil {
 				return err
 			}
@@ -201,7 +216,7 @@ other error.`,
 				if res == nil {
 					return err
 				}
-				if perr := printJSON(cmd.OutOrStdout(), resultView(function, res)); perr != nil {
+				if perr := printJSON(cmd.OutOrStdout(), resultView(function, res, abi)); perr != nil {
 					return perr
 				}
 				if err != nil {
@@ -213,7 +228,8 @@ other error.`,
 	}
 	api.flags(cmd)
 	cmd.Flags().StringVar(&function, "function", "", "function to call, contract::name (required)")
-	cmd.Flags().StringVar(&args, "args", "", "arguments as JSON, encoded with the demo contract's ABI")
+	cmd.Flags().StringVar(&args, "args", "", "arguments as JSON, encoded with the demo contract's ABI or --abi")
+	cmd.Flags().StringVar(&abiFile, "abi", "", "the contract's ABI (abi.json, as scraft contract new writes) for --args and the output, when it is not a demo")
 	cmd.Flags().StringVar(&argsHex, "args-hex", "", "arguments already encoded, in hex")
 	cmd.Flags().DurationVar(&api.complainAfter, "complain-after", 0, "file a censorship complaint on --chain when the call is not committed within this long (0: never)")
 	cmd.MarkFlagRequired("function")
@@ -223,6 +239,12 @@ other error.`,
 // encodeCallArgs returns the call's argument bytes from --args (JSON, for
 // a demo contract) or --args-hex.
 func encodeCallArgs(function, argsJSON, argsHex string) ([]byte, error) {
+	return encodeCallArgsWith(nil, function, argsJSON, argsHex)
+}
+
+// encodeCallArgsWith is encodeCallArgs with abi, when not nil, the ABI of
+// function's contract.
+func encodeCallArgsWith(abi *contracts.Contract, function, argsJSON, argsHex string) ([]byte, error) {
 	if err := protocol.ValidateFunction(function); err != nil {
 		return nil, err
 	}
@@ -234,12 +256,14 @@ func encodeCallArgs(function, argsJSON, argsHex string) ([]byte, error) {
 		return b, nil
 	}
 	contract, fn, _ := strings.Cut(function, "::")
-	abi, err := contracts.Get(contract)
-	if err != nil {
-		if argsJSON == "" {
-			return nil, nil
+	if abi == nil {
+		var err error
+		if abi, err = contracts.Get(contract); err != nil {
+			if argsJSON == "" {
+				return nil, nil
+			}
+			return nil, fmt.Errorf("call: --args needs the ABI of a demo contract (%s) or --abi FILE; use --args-hex: %w", strings.Join(contracts.Names(), ", "), err)
 		}
-		return nil, fmt.Errorf("call: --args needs the ABI of a demo contract (%s); use --args-hex: %w", strings.Join(contracts.Names(), ", "), err)
 	}
 	if argsJSON == "" {
 		argsJSON = "{}"
@@ -261,12 +285,18 @@ func abiOf(name string) *contracts.Contract {
 	return c
 }
 
-// apiOutcomeView is the JSON shape of a call result or a subscription
-// outcome.
+// apiOutcomeView is the JSON shape of a call's result in every command
+// that prints one: scraft call, scraft subscribe (an outcome line) and
+// scraft contract run, so that a script reads the same names from each.
+// Function is the "contract::name" called, when the command knows it (a
+// subscription's outcome does not carry it). Hash, Digest and Kind are a
+// committed entry's and absent from contract run, which commits nothing;
+// Height is the height the call ran at.
 type apiOutcomeView struct {
 	Height    uint64             `json:"height"`
 	Kind      string             `json:"kind,omitempty"`
-	Hash      protocol.Hash      `json:"hash"`
+	Function  string             `json:"function,omitempty"`
+	Hash      *protocol.Hash     `json:"hash,omitempty"`
 	Status    protocol.Status    `json:"status"`
 	AbortCode uint32             `json:"abort_code,omitempty"`
 	Message   string             `json:"message,omitempty"`
@@ -274,8 +304,8 @@ type apiOutcomeView struct {
 	OutputHex string             `json:"output_hex,omitempty"`
 	Output    json.RawMessage    `json:"output,omitempty"`
 	ChangeSet protocol.ChangeSet `json:"change_set"`
-	Events    []apiEventView     `json:"events,omitempty"`
-	Digest    protocol.Hash      `json:"digest"`
+	Events    []apiEventView     `json:"events"`
+	Digest    *protocol.Hash     `json:"digest,omitempty"`
 	Complaint uint64             `json:"complaint,omitempty"`
 }
 
@@ -285,21 +315,33 @@ type apiEventView struct {
 	Data    json.RawMessage `json:"data,omitempty"`
 }
 
-func resultView(function string, r *client.Result) *apiOutcomeView {
+// resultView is the view of a call's result; abi, when not nil, decodes
+// the output and events of its own contract (the demo contracts' ABIs are
+// known without it).
+func resultView(function string, r *client.Result, abi *contracts.Contract) *apiOutcomeView {
 	v := &apiOutcomeView{
-		Height: r.Height, Hash: r.TxHash, Status: r.Status, AbortCode: r.AbortCode, Message: r.Message,
-		GasUsed: r.GasUsed, ChangeSet: r.ChangeSet, Events: eventViews(r.Events), Digest: r.Digest, Complaint: r.Complaint,
+		Height: r.Height, Function: function, Hash: &r.TxHash, Status: r.Status, AbortCode: r.AbortCode, Message: r.Message,
+		GasUsed: r.GasUsed, ChangeSet: r.ChangeSet, Events: eventViews(r.Events, abi), Digest: &r.Digest, Complaint: r.Complaint,
 	}
-	setOutput(v, function, r.Output)
+	setOutput(v, function, r.Output, abi)
 	return v
 }
 
-func setOutput(v *apiOutcomeView, function string, out []byte) {
+// abiFor returns abi if it is the ABI of name's contract ("contract::…"),
+// else the demo contract's, else nil.
+func abiFor(name string, abi *contracts.Contract) *contracts.Contract {
+	if contract, _, ok := strings.Cut(name, "::"); ok && abi != nil && contract == abi.Name {
+		return abi
+	}
+	return abiOf(name)
+}
+
+func setOutput(v *apiOutcomeView, function string, out []byte, abi *contracts.Contract) {
 	if len(out) == 0 {
 		return
 	}
 	v.OutputHex = hex.EncodeToString(out)
-	if c := abiOf(function); c != nil {
+	if c := abiFor(function, abi); c != nil {
 		_, fn, _ := strings.Cut(function, "::")
 		if j, err := c.DecodeOutput(fn, out); err == nil {
 			v.Output = j
@@ -307,11 +349,11 @@ func setOutput(v *apiOutcomeView, function string, out []byte) {
 	}
 }
 
-func eventViews(evs []protocol.Event) []apiEventView {
+func eventViews(evs []protocol.Event, abi *contracts.Contract) []apiEventView {
 	out := make([]apiEventView, len(evs))
 	for i, ev := range evs {
 		out[i] = apiEventView{Type: ev.Type, DataHex: hex.EncodeToString(ev.Data)}
-		if c := abiOf(ev.Type); c != nil {
+		if c := abiFor(ev.Type, abi); c != nil {
 			if j, err := c.DecodeEvent(ev.Type, ev.Data); err == nil {
 				out[i].Data = j
 			}

@@ -26,7 +26,7 @@ func contractCmd() *cobra.Command {
 		Use:   "contract",
 		Short: "Run and inspect channel contracts locally, in the node's sandbox",
 	}
-	cmd.AddCommand(contractRunCmd(), contractInspectCmd())
+	cmd.AddCommand(contractRunCmd(), contractInspectCmd(), contractNewCmd())
 	return cmd
 }
 
@@ -34,14 +34,17 @@ func contractCmd() *cobra.Command {
 type contractSource struct {
 	wasmFile string
 	name     string
+	abiFile  string
 }
 
 func (s *contractSource) flags(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&s.wasmFile, "wasm", "", "contract module file (.wasm)")
 	cmd.Flags().StringVar(&s.name, "contract", "", "embedded demo contract: "+strings.Join(contracts.Names(), "|"))
+	cmd.Flags().StringVar(&s.abiFile, "abi", "", "the --wasm module's ABI (abi.json, as scraft contract new writes): --args and outputs in JSON")
 }
 
-// load returns the module bytes and, for a demo contract, its ABI.
+// load returns the module bytes and, for a demo contract or a module
+// given with --abi, its ABI.
 func (s *contractSource) load(arg string) ([]byte, *contracts.Contract, error) {
 	switch {
 	case arg != "" && (s.wasmFile != "" || s.name != ""):
@@ -52,6 +55,9 @@ func (s *contractSource) load(arg string) ([]byte, *contracts.Contract, error) {
 		return nil, nil, errors.New("give either --wasm or --contract, not both")
 	case s.wasmFile == "" && s.name == "":
 		return nil, nil, errors.New("give --wasm FILE or --contract " + strings.Join(contracts.Names(), "|"))
+	}
+	if s.name != "" && s.abiFile != "" {
+		return nil, nil, errors.New("--abi is for a --wasm module; a demo contract comes with its ABI")
 	}
 	if s.name != "" {
 		c, err := contracts.Get(s.name)
@@ -64,7 +70,27 @@ func (s *contractSource) load(arg string) ([]byte, *contracts.Contract, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	return b, nil, nil
+	if s.abiFile == "" {
+		return b, nil, nil
+	}
+	abi, err := readABIFile(s.abiFile)
+	if err != nil {
+		return nil, nil, err
+	}
+	return b, &contracts.Contract{Name: abi.Name, Wasm: b, ABI: abi}, nil
+}
+
+// readABIFile reads an abi.json.
+func readABIFile(path string) (*contracts.ABI, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("--abi: %w", err)
+	}
+	abi, err := contracts.ParseABI(raw)
+	if err != nil {
+		return nil, fmt.Errorf("--abi %s: %w", path, err)
+	}
+	return abi, nil
 }
 
 // contractStateFile is the JSON form of a state for --state and --write-state:
@@ -144,25 +170,6 @@ func writeContractState(path string, st protocol.State, c *contracts.Contract) e
 	return os.WriteFile(path, append(b, '\n'), 0o644)
 }
 
-// contractResult is what `contract run` prints.
-type contractResult struct {
-	Function  string             `json:"function"`
-	Status    protocol.Status    `json:"status"`
-	AbortCode uint32             `json:"abort_code,omitempty"`
-	Message   string             `json:"message,omitempty"`
-	GasUsed   uint64             `json:"gas_used"`
-	ChangeSet protocol.ChangeSet `json:"changes"`
-	Events    []contractEvent    `json:"events"`
-	OutputHex string             `json:"output_hex"`
-	Output    json.RawMessage    `json:"output,omitempty"`
-}
-
-type contractEvent struct {
-	Type    string          `json:"type"`
-	DataHex string          `json:"data_hex"`
-	Data    json.RawMessage `json:"data,omitempty"`
-}
-
 func contractRunCmd() *cobra.Command {
 	var (
 		src                contractSource
@@ -178,11 +185,13 @@ func contractRunCmd() *cobra.Command {
 		Short: "Call one entry function of a contract over a state and print the result",
 		Long: `Deploy a contract in the node's sandbox (the same checks, gas metering and
 limits a channel uses), call one entry function and print the result as
-JSON: status, gas used, the change set (in the seed's shape), events and
-output. Exits with status 2 and the reason on stderr when the call did not
+JSON, with the field names scraft call and scraft subscribe use: function,
+height, status, gas_used, output_hex and output, change_set (in the seed's
+shape) and events. Exits with status 2 and the reason on stderr when the call did not
 succeed.
 
-Args come from --args (JSON, encoded with the demo contract's ABI) or
+Args come from --args (JSON, encoded with the demo contract's ABI, or
+with --abi FILE for a --wasm module, as scraft contract new writes one) or
 --args-hex (raw bytes). The state the call runs on is read from --state, a
 JSON file of resources:
 
@@ -212,7 +221,7 @@ calls can be chained.`,
 					return fmt.Errorf("--args-hex: %w", err)
 				}
 			case argsJSON != "" && c == nil:
-				return errors.New("--args needs --contract (its ABI encodes the JSON); use --args-hex with --wasm")
+				return errors.New("--args needs --contract, or --abi with --wasm (the ABI encodes the JSON); or use --args-hex")
 			case c != nil:
 				if call.Args, err = c.EncodeArgs(call.Function, []byte(argsJSON)); err != nil {
 					return err
@@ -237,24 +246,17 @@ calls can be chained.`,
 				return err
 			}
 			res := m.Call(ctx, st, call)
-			out := contractResult{
-				Function: call.Function, Status: res.Status, AbortCode: res.AbortCode, Message: res.Message,
-				GasUsed: res.GasUsed, ChangeSet: res.ChangeSet, Events: []contractEvent{},
-				OutputHex: hex.EncodeToString(res.Output),
+			// The same view scraft call and subscribe print.
+			name := call.Function
+			if c != nil {
+				name = c.Name + "::" + call.Function
 			}
-			for _, ev := range res.Events {
-				ce := contractEvent{Type: ev.Type, DataHex: hex.EncodeToString(ev.Data)}
-				if c != nil {
-					if v, err := c.DecodeEvent(ev.Type, ev.Data); err == nil {
-						ce.Data = v
-					}
-				}
-				out.Events = append(out.Events, ce)
+			out := &apiOutcomeView{
+				Height: call.Height, Function: name, Status: res.Status, AbortCode: res.AbortCode, Message: res.Message,
+				GasUsed: res.GasUsed, ChangeSet: res.ChangeSet, Events: eventViews(res.Events, c),
 			}
-			if c != nil && res.Status == protocol.StatusOK {
-				if v, err := c.DecodeOutput(call.Function, res.Output); err == nil {
-					out.Output = v
-				}
+			if res.Status == protocol.StatusOK {
+				setOutput(out, name, res.Output, c)
 			}
 			if err := contractPrintJSON(cmd.OutOrStdout(), out); err != nil {
 				return err

@@ -123,9 +123,9 @@ func snapshotLine(u client.Update) any {
 
 func outcomeLine(o *protocol.Outcome) any {
 	v := &apiOutcomeView{
-		Height: o.Height, Kind: o.Kind.String(), Hash: o.Hash, Status: o.Result.Status,
+		Height: o.Height, Kind: o.Kind.String(), Hash: &o.Hash, Status: o.Result.Status,
 		AbortCode: o.Result.AbortCode, Message: o.Message, GasUsed: o.Result.GasUsed,
-		ChangeSet: o.ChangeSet, Events: eventViews(o.Events), Digest: o.Digest,
+		ChangeSet: o.ChangeSet, Events: eventViews(o.Events, nil), Digest: &o.Digest,
 	}
 	if len(o.Output) > 0 {
 		v.OutputHex = hex.EncodeToString(o.Output)
