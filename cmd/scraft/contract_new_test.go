@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/spf13/pflag"
+
 	"github.com/scraft/scraft/contracts"
 )
 
@@ -137,5 +139,58 @@ func TestContractNewRefuses(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "package.json")); err == nil {
 		t.Fatal("contract new wrote into a folder that was not empty")
+	}
+}
+
+// TestABIFlagRefuses: --abi files that are missing, not an ABI, or of
+// another contract are refused with the file named, before anything runs
+// or dials.
+func TestABIFlagRefuses(t *testing.T) {
+	dir := t.TempDir()
+	if out, err := runContract(t, "new", "counter", "--dir", filepath.Join(dir, "counter")); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	abi := filepath.Join(dir, "counter", "abi.json")
+	bad := filepath.Join(dir, "bad.json")
+	if err := os.WriteFile(bad, []byte(`{"name": "x", "functions": [{"name": "f", "args": [{"name": "a", "type": "float"}]}]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	wasm := filepath.Join(dir, "m.wasm")
+	if err := os.WriteFile(wasm, []byte("\x00asm\x01\x00\x00\x00"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"run", "--wasm", wasm, "--abi", filepath.Join(dir, "none.json"), "--function", "add"}, "--abi"},
+		{[]string{"run", "--wasm", wasm, "--abi", bad, "--function", "f"}, "bad.json"},
+		{[]string{"run", "--contract", "chat", "--abi", abi, "--function", "send"}, "--abi is for a --wasm module"},
+	} {
+		out, err := runContract(t, tc.args...)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("contract %v: %v %s, want an error naming %q", tc.args, err, out, tc.want)
+		}
+	}
+
+	// call: an ABI of another contract than the function's.
+	t.Cleanup(func() { resetFlags("call") })
+	resetFlags("call")
+	out, err := run(t, "call", "--node", "127.0.0.1:1", "--key", filepath.Join(dir, "none.key"), "--channel", "0x000000000000000000000000000000aa",
+		"--abi", abi, "--function", "chat::send", "--args", `{"text":"hi"}`)
+	if err == nil || !strings.Contains(err.Error(), `ABI of contract "counter", not of chat::send`) {
+		t.Fatalf("call with another contract's ABI: %v %s", err, out)
+	}
+}
+
+// resetFlags puts every flag of the root command name back to its default.
+func resetFlags(name string) {
+	for _, c := range rootCmd.Commands() {
+		if c.Name() == name {
+			c.Flags().VisitAll(func(f *pflag.Flag) {
+				_ = f.Value.Set(f.DefValue)
+				f.Changed = false
+			})
+		}
 	}
 }

@@ -51,30 +51,45 @@ type drillOptions struct {
 	maxGap     time.Duration
 	settle     time.Duration
 	asJSON     bool
+	faults     []string
+}
+
+// drillFaults are the faults a round can inject, by --faults name: whom
+// (the leader or a follower) and how (crash: SIGKILL or POST /drill/crash,
+// then the node is started again; stop: SIGSTOP until writes resume, then
+// SIGCONT, for a node the drill started itself).
+var drillFaults = map[string]struct{ leader, stop bool }{
+	"crash-leader":   {leader: true},
+	"crash-follower": {},
+	"stop-leader":    {leader: true, stop: true},
+	"stop-follower":  {stop: true},
 }
 
 func drillFailoverCmd() *cobra.Command {
 	var o drillOptions
 	cmd := &cobra.Command{
 		Use:   "failover (--local | --node ADDR,... --admin ADDR,... --key FILE[,...] --channel ID) [flags]",
-		Short: "Crash the leader round after round under a write load and report the write gaps and any lost write",
-		Long: `Run a write load against a channel, crash its leader --rounds times, and
-report for each round the leader before and after and the gap in
-successful writes (the longest time without a committed write around the
-crash), then in total: the median and worst gap, the writes acknowledged,
+		Short: "Crash (or stop) the leader or a follower round after round under a write load and report the write gaps and any lost write",
+		Long: `Run a write load against a channel, crash its leader (or what --faults
+names) --rounds times, and report for each round the fault, the leader
+before and after and the gap in successful writes (the longest time
+without a committed write around the fault), then in total: the median and worst gap, the writes acknowledged,
 the acknowledged writes lost (each acknowledged height and digest is
 checked on every node: must be 0) and whether the nodes' digests agree.
 
 --local starts its own chain and --nodes node processes (this binary) on
 loopback in a temporary folder (--data to keep it and the logs), hosting a
 chat channel, crashes the leader with SIGKILL, starts it again on its data,
-and tears everything down at the end.
+and tears everything down at the end. --faults names what the rounds do
+in turn (default crash-leader): crash-leader, crash-follower, stop-leader
+and stop-follower (SIGSTOP until writes resume, then SIGCONT; --local
+only), e.g. --faults crash-leader,stop-follower,stop-leader,crash-follower.
 
 Against running nodes, give their client API addresses (--node) and admin
 addresses (--admin, in the same order), member keys for the load (--key,
 one client each) and the channel. The leader is crashed through its admin
-listener (POST /drill/crash), which a node serves only when it runs with
---allow-drills; the node's supervisor must start it again: the drill waits
+listener (POST /drill/crash; a follower for crash-follower), which a node
+serves only when it runs with --allow-drills; the node's supervisor must start it again: the drill waits
 for it before the next round. The load calls --function with --args
 ({{n}} and {{client}} are replaced per call).
 
@@ -98,7 +113,8 @@ round's gap exceeds --max-gap.`,
 	f.StringSliceVar(&o.api.chainKeys, "chain-key", nil, chainKeyHelp+"pinned on first contact in "+chainPinName+" next to the first key file)")
 	f.StringVar(&o.function, "function", "chat::send", "function the load calls")
 	f.StringVar(&o.args, "args", `{"text":"drill {{n}}"}`, "the load's arguments as JSON; {{n}} and {{client}} are replaced per call")
-	f.IntVar(&o.rounds, "rounds", 5, "how many times to crash the leader")
+	f.IntVar(&o.rounds, "rounds", 5, "how many rounds, one fault each")
+	f.StringSliceVar(&o.faults, "faults", []string{"crash-leader"}, "the faults the rounds take in turn: crash-leader, crash-follower, stop-leader, stop-follower (stop: SIGSTOP until writes resume, then SIGCONT; --local only)")
 	f.DurationVar(&o.maxGap, "max-gap", 5*time.Second, "a round whose write gap is longer fails the drill")
 	f.DurationVar(&o.settle, "round-timeout", time.Minute, "how long a round may take to elect a new leader, resume writes and have the crashed node back")
 	f.BoolVar(&o.asJSON, "json", false, "print the report as JSON")
@@ -145,6 +161,8 @@ type drillAck struct {
 
 type drillRound struct {
 	Round        int     `json:"round"`
+	Fault        string  `json:"fault"`
+	Victim       string  `json:"victim"`
 	LeaderBefore string  `json:"leader_before"`
 	LeaderAfter  string  `json:"leader_after"`
 	GapMs        float64 `json:"gap_ms"`
@@ -166,6 +184,18 @@ type drillReport struct {
 func runDrill(cmd *cobra.Command, o drillOptions) error {
 	if o.rounds < 1 {
 		return fmt.Errorf("drill: --rounds %d: at least 1", o.rounds)
+	}
+	if len(o.faults) == 0 {
+		return errors.New("drill: --faults: name at least one fault")
+	}
+	for _, f := range o.faults {
+		k, ok := drillFaults[f]
+		switch {
+		case !ok:
+			return fmt.Errorf("drill: --faults: unknown fault %q (crash-leader, crash-follower, stop-leader, stop-follower)", f)
+		case k.stop && !o.local:
+			return fmt.Errorf("drill: --faults %s needs --local: the drill can stop only the node processes it started", f)
+		}
 	}
 	ctx := cmd.Context()
 	if ctx == nil {
@@ -378,6 +408,7 @@ func (d *drill) spawn(self string, n *drillNode) error {
 	n.proc, n.done = c, make(chan struct{})
 	go func(done chan struct{}) { c.Wait(); lf.Close(); close(done) }(n.done)
 	d.cancel = append(d.cancel, func() {
+		c.Process.Signal(syscall.SIGCONT) // a stopped node hears no SIGTERM
 		c.Process.Signal(syscall.SIGTERM)
 		select {
 		case <-n.done:
@@ -639,36 +670,70 @@ func (d *drill) run(ctx context.Context, errw io.Writer) (*drillReport, error) {
 		return nil, fmt.Errorf("drill: no writes before the first round: %w", err)
 	}
 	for r := 1; r <= d.o.rounds; r++ {
+		fault := d.o.faults[(r-1)%len(d.o.faults)]
+		kind := drillFaults[fault]
 		d.progress(errw, "round %d/%d: finding the leader", r, d.o.rounds)
 		leader, err := d.waitLeader(ctx, nil)
 		if err != nil {
 			return nil, fmt.Errorf("drill: round %d: %w", r, err)
 		}
+		victim := leader
+		if !kind.leader {
+			// The followers in turn.
+			var fs []*drillNode
+			for _, n := range d.nodes {
+				if n != leader {
+					fs = append(fs, n)
+				}
+			}
+			if len(fs) == 0 {
+				return nil, fmt.Errorf("drill: round %d: %s: the channel has no follower", r, fault)
+			}
+			victim = fs[r%len(fs)]
+		}
 		before := d.ackCount()
-		d.progress(errw, "round %d/%d: crashing %s", r, d.o.rounds, leader.name)
+		d.progress(errw, "round %d/%d: %s: %s", r, d.o.rounds, fault, victim.name)
 		crashAt := time.Now()
-		if err := d.crash(leader); err != nil {
+		if kind.stop {
+			err = victim.proc.Process.Signal(syscall.SIGSTOP)
+		} else {
+			err = d.crash(victim)
+		}
+		if err != nil {
 			return nil, fmt.Errorf("drill: round %d: %w", r, err)
 		}
 		d.progress(errw, "round %d/%d: waiting for writes to resume", r, d.o.rounds)
 		if err := resumed(before); err != nil {
-			return nil, fmt.Errorf("drill: round %d: after crashing %s: %w", r, leader.name, err)
+			if kind.stop {
+				victim.proc.Process.Signal(syscall.SIGCONT)
+			}
+			return nil, fmt.Errorf("drill: round %d: after %s of %s: %w", r, fault, victim.name, err)
 		}
 		resumedAt := time.Now()
 		// Usually another node; the crashed one again when its supervisor
-		// restarted it before the others took over.
-		next, err := d.waitLeader(ctx, nil)
-		if err != nil {
-			return nil, fmt.Errorf("drill: round %d: after crashing %s: %w", r, leader.name, err)
+		// restarted it before the others took over. A stopped node cannot
+		// answer: it is not asked.
+		var skip *drillNode
+		if kind.stop {
+			skip = victim
 		}
-		d.progress(errw, "round %d/%d: waiting for %s to be back", r, d.o.rounds, leader.name)
-		if err := d.restart(leader); err != nil {
-			return nil, err
+		next, err := d.waitLeader(ctx, skip)
+		if kind.stop {
+			victim.proc.Process.Signal(syscall.SIGCONT)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("drill: round %d: after %s of %s: %w", r, fault, victim.name, err)
+		}
+		d.progress(errw, "round %d/%d: waiting for %s to be back", r, d.o.rounds, victim.name)
+		if !kind.stop {
+			if err := d.restart(victim); err != nil {
+				return nil, err
+			}
 		}
 		if err := d.waitReady(ctx, nil); err != nil {
-			return nil, fmt.Errorf("drill: round %d: %s did not come back: %w", r, leader.name, err)
+			return nil, fmt.Errorf("drill: round %d: %s did not come back: %w", r, victim.name, err)
 		}
-		rep.Rounds = append(rep.Rounds, drillRound{Round: r, LeaderBefore: leader.name, LeaderAfter: next.name,
+		rep.Rounds = append(rep.Rounds, drillRound{Round: r, Fault: fault, Victim: victim.name, LeaderBefore: leader.name, LeaderAfter: next.name,
 			GapMs: ms(d.gap(crashAt, resumedAt)), Writes: d.ackCount() - before})
 	}
 	stopLoad()
@@ -807,9 +872,9 @@ func (d *drill) digest(n *drillNode, h uint64) (protocol.Hash, int, error) {
 }
 
 func printDrillReport(w io.Writer, r *drillReport) {
-	fmt.Fprintf(w, "%-6s %-14s %-14s %10s %8s\n", "ROUND", "LEADER BEFORE", "LEADER AFTER", "GAP", "WRITES")
+	fmt.Fprintf(w, "%-6s %-15s %-8s %-14s %-14s %10s %8s\n", "ROUND", "FAULT", "OF", "LEADER BEFORE", "LEADER AFTER", "GAP", "WRITES")
 	for _, x := range r.Rounds {
-		fmt.Fprintf(w, "%-6d %-14s %-14s %7.0f ms %8d\n", x.Round, x.LeaderBefore, x.LeaderAfter, x.GapMs, x.Writes)
+		fmt.Fprintf(w, "%-6d %-15s %-8s %-14s %-14s %7.0f ms %8d\n", x.Round, x.Fault, x.Victim, x.LeaderBefore, x.LeaderAfter, x.GapMs, x.Writes)
 	}
 	fmt.Fprintf(w, "\ngap          median %.0f ms, worst %.0f ms\n", r.GapMedianMs, r.GapWorstMs)
 	fmt.Fprintf(w, "writes       %d acknowledged, %d lost", r.Acked, r.Lost)
