@@ -134,8 +134,8 @@ type Status struct {
 	Evidence uint64
 	// Holding says this member recorded an offence against a leader and
 	// holds that epoch's later batches until the chain judges it;
-	// Diverged, that its case was voted down: it applies nothing more
-	// until it is resynced (punish.go).
+	// Diverged, that its case failed: it applies nothing more until it
+	// resynced from the members' settled state (punish.go).
 	Holding  bool
 	Diverged bool
 	// Ready says the channel has a genesis, knows its Raft leader and has
@@ -598,6 +598,10 @@ func (c *Channel) onEvidence(ev *fsm.Evidence) {
 	c.metrics.evidence.Inc()
 	c.logger.Error("leader fault recorded", "evidence", ev.String())
 	if !fileable(ev, c.me()) {
+		return
+	}
+	if c.punish.muted.Load() {
+		c.logger.Warn("not an offence: this member is resyncing, and the result differs from the members' own", "leader", ev.Leader, "epoch", ev.Epoch)
 		return
 	}
 	added, err := c.punish.offend(ev)
