@@ -238,7 +238,7 @@ func openChannel(n *Node, id protocol.ChannelID) (_ *Channel, err error) {
 	if err := raft.ValidateConfig(rc); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
 	}
-	r, err := raft.NewRaft(rc, c.fsm, logs, store, snaps, tr)
+	r, err := raft.NewRaft(rc, c.fsm, logs, store, snaps, c.equivocating(tr))
 	if err != nil {
 		return nil, fmt.Errorf("open channel %s: raft: %w", id, err)
 	}

@@ -110,7 +110,7 @@ func (p *punishment) init(dir string) error {
 	d := protocol.NewDecoder(b)
 	for d.Err() == nil && d.Remaining() > 0 {
 		var pu protocol.Punish
-		if err := protocol.Unmarshal(d.Bytes(protocol.MaxBatchBytes+1<<20), &pu); err != nil {
+		if err := protocol.Unmarshal(d.Bytes(2*protocol.MaxBatchBytes+1<<20), &pu); err != nil {
 			return fmt.Errorf("%s: %w", p.path, err)
 		}
 		bt, err := protocol.DecodeBatch(pu.Batch)
@@ -163,8 +163,18 @@ func (p *punishment) saveLocked() error {
 // result, signed by a leader other than this node, that differs from this
 // member's.
 func fileable(ev *fsm.Evidence, self protocol.Address) bool {
-	return ev.Index >= 0 && len(ev.Batch) > 0 && !ev.Leader.IsZero() && ev.Leader != self && ev.Claimed != ev.Honest
+	if ev.Index < 0 || len(ev.Batch) == 0 || ev.Leader.IsZero() || ev.Leader == self {
+		return false
+	}
+	if ev.Reason == fsm.ReasonEquivocation {
+		return len(ev.Conflict) > 0
+	}
+	return ev.Claimed != ev.Honest
 }
+
+// holds reports whether o holds the later batches of its epoch: every
+// offence but equivocation (punish_equivocation.go).
+func (o *offence) holds() bool { return len(o.pu.Conflict) == 0 }
 
 // offend records ev as an offence, unless the epoch has one already, and
 // keeps it on disk (err says it could not). It runs on the apply path,
@@ -191,7 +201,7 @@ func (p *punishment) held(b *protocol.Batch) *offence {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, o := range p.offences {
-		if o.leader == b.Leader && o.epoch == b.Epoch && o.pu.Height < b.FirstHeight {
+		if o.holds() && o.leader == b.Leader && o.epoch == b.Epoch && o.pu.Height < b.FirstHeight {
 			return o
 		}
 	}
@@ -205,6 +215,7 @@ func (p *punishment) state() (holding, diverged bool) {
 	defer p.mu.Unlock()
 	for _, o := range p.offences {
 		switch {
+		case !o.holds():
 		case !o.isJudged():
 			holding = true
 		case !o.guilty:
@@ -588,12 +599,21 @@ func (c *Channel) judgeCase(pc *punishCase, p *settlement.ProposalInfo) bool {
 	var verdict fsm.Verdict
 	var why string
 	var height uint64
-	c.fsm.machine(func(m *fsm.Machine) {
-		if m != nil {
-			verdict, why = m.JudgePunish(&pc.pu)
-			height = m.Height()
+	if len(pc.pu.Conflict) > 0 {
+		// Equivocation: the two signatures are the proof, the same check
+		// as the chain's, whatever this member applied.
+		verdict, why, height = fsm.VerdictGuilty, "two batches signed for one height", pc.pu.Height
+		if err := contract.CheckEquivocation(c.id, pc.pu.Target, pc.pu.Height, pc.pu.Batch, pc.pu.Conflict); err != nil {
+			verdict, why = fsm.VerdictInnocent, err.Error()
 		}
-	})
+	} else {
+		c.fsm.machine(func(m *fsm.Machine) {
+			if m != nil {
+				verdict, why = m.JudgePunish(&pc.pu)
+				height = m.Height()
+			}
+		})
+	}
 	opt := protocol.VoteAbstain
 	switch verdict {
 	case fsm.VerdictGuilty:

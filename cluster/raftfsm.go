@@ -142,6 +142,9 @@ func (f *machineFSM) Restore(rc io.ReadCloser) error {
 		ck, err = f.fetchChecked(claimed, 0, from)
 	} else if err == nil {
 		f.snaps.result("restored")
+		if received {
+			f.compareApplied(ck.m, f.snaps.leader())
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("restore snapshot: %w", err)

@@ -241,7 +241,13 @@ func (f *machineFSM) refuseSnapshot(err error, from protocol.Address, claimed ui
 	ev := &fsm.Evidence{Reason: fsm.ReasonBadSnapshot, Leader: from, Height: claimed, Index: -1,
 		Detail: strings.TrimPrefix(err.Error(), ErrBadSnapshot.Error()+": "), Batch: sum}
 	f.snaps.result("forged")
-	a := f.applier
+	f.recordEvidence(ev)
+}
+
+// recordEvidence keeps evidence found outside the machine's apply (a
+// refused snapshot, an equivocation) with the refused geneses', and tells
+// the channel.
+func (a *applier) recordEvidence(ev *fsm.Evidence) {
 	a.mu.Lock()
 	if len(a.badGen) == maxBadGenesis {
 		a.badGen = append(a.badGen[:0], a.badGen[1:]...)
@@ -295,6 +301,7 @@ func (f *machineFSM) fetchChecked(min, minBase uint64, liar protocol.Address) (*
 			if err == nil {
 				f.logger.Info("fetched a snapshot from a member", "from", from, "height", ck.height)
 				f.snaps.result("fetched")
+				f.compareApplied(ck.m, from)
 				return ck, nil
 			}
 			f.refuseSnapshot(err, from, claimed, nil)

@@ -1,0 +1,86 @@
+package cluster
+
+import (
+	"bytes"
+	"fmt"
+
+	"github.com/scraft/scraft/fsm"
+	"github.com/scraft/scraft/protocol"
+)
+
+// Equivocation (DESIGN.md §7): a leader that signs two different batches
+// of one epoch for the same height shows two members two histories. Raft
+// cannot tell: a follower takes what its leader sends at an index. A
+// member sees the other history when batches another member applied
+// reach it: the batches a snapshot carries after its base, from the leader
+// (InstallSnapshot) or from a member (fetchChecked). compareApplied
+// compares them with the batches this member applied; the first conflict
+// of a (leader, epoch) is evidence, and an offence filed as a punish case
+// with both signed batches (protocol.Punish.Conflict), which the chain
+// and every voter judge by the two signatures alone
+// (contract.CheckEquivocation).
+//
+// The offence does not hold the epoch's later batches: this member's
+// state is not in doubt, only which of two signed histories it was
+// shown, and the snapshot that showed the other one replaces its state
+// (it checked out: the base against the chain, its batches re-executed
+// here). Every member goes on applying the same log, and the punishment,
+// once executed, ends the epoch on chain.
+
+// compareApplied compares the batches m (a machine restored from a
+// snapshot that from sent, and checked) applied with those this member's
+// machine applied, and records the first equivocation it finds. The caller
+// holds feedMu.
+func (f *machineFSM) compareApplied(m *fsm.Machine, from protocol.Address) {
+	var own [][]byte
+	f.machine(func(cur *fsm.Machine) {
+		if cur != nil {
+			own = cur.AppliedBatches()
+		}
+	})
+	if ev := equivocation(own, m.AppliedBatches()); ev != nil {
+		ev.Detail = fmt.Sprintf("the batch applied here and the one in %s's snapshot differ (heights %s)", from, ev.Detail)
+		f.logger.Error("equivocation: the leader signed two batches for one height", "leader", ev.Leader,
+			"epoch", ev.Epoch, "height", ev.Height, "from", from)
+		f.recordEvidence(ev)
+	}
+}
+
+// equivocation returns the evidence of the first height where a batch of
+// theirs and one of own, signed by the same leader in the same epoch,
+// differ; nil when none does. Both lists are in height order.
+func equivocation(own, theirs [][]byte) *fsm.Evidence {
+	i := 0
+	var a *protocol.Batch
+	for _, raw := range theirs {
+		b, err := protocol.DecodeBatch(raw)
+		if err != nil {
+			return nil
+		}
+		for {
+			if a == nil {
+				if i == len(own) {
+					return nil
+				}
+				if a, err = protocol.DecodeBatch(own[i]); err != nil {
+					return nil
+				}
+			}
+			if a.LastHeight() >= b.FirstHeight {
+				break
+			}
+			a, i = nil, i+1
+		}
+		if a.FirstHeight > b.LastHeight() {
+			continue // theirs is below what own holds
+		}
+		if a.Leader != b.Leader || a.Epoch != b.Epoch || bytes.Equal(own[i], raw) {
+			continue
+		}
+		h := max(a.FirstHeight, b.FirstHeight)
+		return &fsm.Evidence{Reason: fsm.ReasonEquivocation, Leader: a.Leader, Epoch: a.Epoch, Height: h,
+			Index: int(h - a.FirstHeight), Batch: own[i], Conflict: raw, Entry: a.Entries[h-a.FirstHeight],
+			Claimed: a.Results[h-a.FirstHeight], Detail: fmt.Sprintf("%d..%d and %d..%d", a.FirstHeight, a.LastHeight(), b.FirstHeight, b.LastHeight())}
+	}
+	return nil
+}
