@@ -88,6 +88,9 @@ type Channel struct {
 	// punish is this member's evidence against leaders and the chain's
 	// judgement of it (punish.go).
 	punish punishment
+	// voided keeps the batches this node signed and Raft did not apply,
+	// to propose again when it leads the same epoch again.
+	voided voidedBatches
 
 	// chainWaits counts the applies waiting for the chain to decide
 	// (awaitChain, awaitLeader); the scraft_chain_waits gauge shows it.

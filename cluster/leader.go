@@ -117,10 +117,12 @@ func (run *leaderRun) halt() {
 			break
 		}
 		// Batches proposed but not applied are void: whoever leads next
-		// orders their txs again when they are resubmitted.
+		// orders their txs again when they are resubmitted. Kept, for a
+		// later run of this epoch to propose again as signed
+		// (punish_equivocation.go).
 		run.c.fsm.machine(func(m *fsm.Machine) {
 			if m != nil {
-				m.DropPending()
+				run.c.voided.keep(run.epoch, m.DropPending())
 			}
 		})
 	})
@@ -144,6 +146,9 @@ func (run *leaderRun) batcher() {
 	})
 	if ticker != nil {
 		defer ticker.Stop()
+	}
+	if !run.resign() {
+		return
 	}
 	batch := make([]*submission, 0, c.cfg.BatchMaxTxs)
 	timer := time.NewTimer(time.Hour)

@@ -3,6 +3,7 @@ package cluster
 import (
 	"bytes"
 	"fmt"
+	"sync"
 
 	"github.com/scraft/scraft/fsm"
 	"github.com/scraft/scraft/protocol"
@@ -83,4 +84,96 @@ func equivocation(own, theirs [][]byte) *fsm.Evidence {
 			Claimed: a.Results[h-a.FirstHeight], Detail: fmt.Sprintf("%d..%d and %d..%d", a.FirstHeight, a.LastHeight(), b.FirstHeight, b.LastHeight())}
 	}
 	return nil
+}
+
+// voidedBatches keeps the batches this node signed as leader of an epoch
+// that Raft had not applied when its leadership ended (fsm DropPending).
+// When it leads the same epoch again, it proposes them again as they were
+// signed (leaderRun.resign) before it signs anything new: an honest
+// leader never signs two bodies for one height of an epoch, so two such
+// bodies are proof against it. They live in memory: a node restarted
+// after it lost a batch that no log kept could sign its heights anew.
+type voidedBatches struct {
+	mu    sync.Mutex
+	epoch uint64
+	raw   [][]byte
+}
+
+// keep adds, for epoch, the batches dropped when a run of it ended.
+func (v *voidedBatches) keep(epoch uint64, bs []*protocol.Batch) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.epoch != epoch {
+		v.epoch, v.raw = epoch, nil
+	}
+	for _, b := range bs {
+		v.raw = append(v.raw, b.Bytes())
+	}
+}
+
+// putBack returns raw, which a run of epoch could not propose again, for
+// the next run.
+func (v *voidedBatches) putBack(epoch uint64, raw [][]byte) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.epoch == epoch {
+		v.raw = append(raw, v.raw...)
+	}
+}
+
+// take returns and forgets the batches kept for epoch.
+func (v *voidedBatches) take(epoch uint64) [][]byte {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	var out [][]byte
+	if v.epoch == epoch {
+		out = v.raw
+	}
+	v.raw = nil
+	return out
+}
+
+// resign proposes again, in order and as they were signed, the batches of
+// this run's epoch that an earlier run signed and Raft did not apply, and
+// waits for each to apply. It reports whether the run may sign new
+// batches; when one fails, the rest are kept for the next run and the run
+// fails.
+func (run *leaderRun) resign() bool {
+	c := run.c
+	raws := c.voided.take(run.epoch)
+	for i, raw := range raws {
+		b, err := protocol.DecodeBatch(raw)
+		if err != nil {
+			continue
+		}
+		var height uint64
+		c.fsm.machine(func(m *fsm.Machine) {
+			if m != nil {
+				height = m.Height()
+			}
+		})
+		if b.LastHeight() <= height {
+			continue // Raft applied it after all
+		}
+		if b.FirstHeight != height+1 {
+			c.logger.Error("a batch signed earlier in the epoch does not follow the applied height: dropped",
+				"epoch", run.epoch, "first_height", b.FirstHeight, "height", height)
+			continue
+		}
+		c.logger.Info("proposing again a batch signed earlier in the epoch", "epoch", run.epoch, "first_height", b.FirstHeight)
+		fut := c.raft.Apply(encodeLog(logBatch, raw), c.cfg.ApplyTimeout)
+		err = fut.Error()
+		if err == nil {
+			if res, _ := fut.Response().(*applyResult); res != nil && res.err != nil {
+				err = res.err
+			}
+		}
+		if err != nil {
+			c.logger.Warn("cannot propose again a batch signed earlier in the epoch", "first_height", b.FirstHeight, "error", err)
+			c.voided.putBack(run.epoch, raws[i:])
+			run.fail()
+			return false
+		}
+	}
+	return true
 }

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -203,4 +204,114 @@ func TestEquivocationFound(t *testing.T) {
 			}
 		})
 	}
+}
+
+// appliedBatch returns the batch nd applied that covers height h, nil
+// when it has none (yet).
+func (tc *testCluster) appliedBatch(nd *testNode, h uint64) []byte {
+	var out []byte
+	tc.channel(nd).fsm.machine(func(m *fsm.Machine) {
+		if m == nil {
+			return
+		}
+		for _, raw := range m.AppliedBatches() {
+			if b, err := protocol.DecodeBatch(raw); err == nil && b.FirstHeight <= h && h <= b.LastHeight() {
+				out = raw
+			}
+		}
+	})
+	return out
+}
+
+// loggedBatch returns the batch in nd's Raft log, committed or not, that
+// covers height h, nil when there is none.
+func (tc *testCluster) loggedBatch(nd *testNode, h uint64) []byte {
+	c := tc.channel(nd)
+	last, err := c.store.LastIndex()
+	if err != nil {
+		return nil
+	}
+	for idx := last; idx > 0; idx-- {
+		var l raft.Log
+		if err := c.store.GetLog(idx, &l); err != nil {
+			continue
+		}
+		if l.Type != raft.LogCommand || len(l.Data) == 0 || l.Data[0] != logBatch {
+			continue
+		}
+		if b, err := protocol.DecodeBatch(l.Data[1:]); err == nil && b.FirstHeight <= h && h <= b.LastHeight() {
+			return l.Data[1:]
+		}
+	}
+	return nil
+}
+
+// TestLeaderProposesVoidedBatchAgain: the leader signs a batch it cannot
+// commit (it is cut off), loses Raft leadership, and the member elected
+// meanwhile overwrites the batch in its log. When it leads the same epoch
+// again, it proposes that batch again as it signed it, before anything
+// new: the height gets the one body the leader ever signed for it, and no
+// pair of its batches makes an equivocation.
+func TestLeaderProposesVoidedBatchAgain(t *testing.T) {
+	tc := newTestCluster(t, 3, func(c *Config) {
+		c.AttestAfter = time.Hour
+		c.ElectionAfter = time.Hour
+	})
+	l := tc.waitLeader(10 * time.Second)
+	tc.submitAs(l, tc.nodes, 2, "before")
+	h := tc.channel(l).Status().Height + 1
+	_, epoch, _ := tc.channel(l).view.current()
+
+	tc.faults.Isolate(l.addr)
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		_, err := tc.channel(l).Submit(ctx, tc.tx(l.key, "cut-off"))
+		done <- err
+	}()
+	var signed []byte
+	testutil.WaitFor(t, 10*time.Second, func() error {
+		if signed = tc.loggedBatch(l, h); signed == nil {
+			return fmt.Errorf("no batch for height %d in the leader's log yet", h)
+		}
+		return nil
+	})
+	testutil.WaitFor(t, 20*time.Second, func() error {
+		if tc.channel(l).raft.State() == raft.Leader {
+			return errors.New("the cut-off node still leads Raft")
+		}
+		for _, nd := range tc.others(l) {
+			if tc.channel(nd).raft.State() == raft.Leader {
+				return nil
+			}
+		}
+		return errors.New("no Raft leader among the others")
+	})
+	tc.faults.Heal()
+	<-done // its submitter was told leadership was lost, or got the outcome
+	testutil.WaitFor(t, 30*time.Second, func() error {
+		for _, nd := range tc.nodes {
+			got := tc.appliedBatch(nd, h)
+			if got == nil {
+				return fmt.Errorf("node %s has not applied height %d", nd.addr, h)
+			}
+			if !bytes.Equal(got, signed) {
+				t.Fatalf("node %s applied another batch for height %d than the one the leader signed first", nd.addr, h)
+			}
+		}
+		return nil
+	})
+	if _, e, _ := tc.channel(l).view.current(); e != epoch {
+		t.Fatalf("epoch %d, was %d: the chain moved the lead", e, epoch)
+	}
+	last := tc.submitAs(tc.waitLeader(10*time.Second), tc.nodes, 2, "after")
+	testutil.WaitFor(t, 20*time.Second, func() error {
+		for _, nd := range tc.nodes {
+			if st := tc.channel(nd).Status(); st.Height != last.Height || st.Digest != last.Digest {
+				return fmt.Errorf("node %s: %d %s, want %d %s", nd.addr, st.Height, st.Digest, last.Height, last.Digest)
+			}
+		}
+		return nil
+	})
 }

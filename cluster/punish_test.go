@@ -229,8 +229,9 @@ func (x buggyExec) Execute(call protocol.Call, st protocol.StateReader) protocol
 }
 
 // falseReportConfig settles every few txs: a false reporter resyncs from
-// the state the chain settled past its offence.
-var falseReportConfig = contract.ChannelConfig{SettleEveryTxs: 3, MinStake: 100, Fine: 60}
+// the state the chain settled past its offence. Not before the members
+// judged the case: they vote against only while they keep the height.
+var falseReportConfig = contract.ChannelConfig{SettleEveryTxs: 8, MinStake: 100, Fine: 60}
 
 // buggyNode starts the cluster's last node with buggyExec, also when the
 // test restarts it.
