@@ -46,6 +46,10 @@ import (
 // abstain when it cannot tell (the height is pruned, or it did not reach
 // it within SettleTimeout). Any member executes a case that passed.
 //
+// Equivocation (two batches a leader signed for one height) is an
+// offence too, found and judged without re-execution
+// (punish_equivocation.go); it holds no batch.
+//
 // A channel of two that punishes one member cannot commit anything in
 // Raft afterwards: the one left settles its journal to its last good
 // height and closes the channel on chain (closeAlone).
