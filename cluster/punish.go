@@ -68,6 +68,10 @@ type offence struct {
 
 	judged chan struct{} // closed once the chain decided
 	guilty bool          // the punishment executed (set before judged closes)
+	// own marks an offence found in an epoch this member already resynced
+	// in after a failed case: its own execution is at fault again. It is
+	// not filed nor kept on disk; it holds for good (hold).
+	own bool
 }
 
 func (o *offence) isJudged() bool {
@@ -90,6 +94,9 @@ type punishment struct {
 	offences []*offence
 	wake     chan struct{}
 	path     string // the offences file
+	// resynced is the (leader, epoch) of every offence this member
+	// resynced past after its case failed, since it started.
+	resynced []*offence
 	// muted is set while this member re-executes a snapshot to resync:
 	// a result it computes otherwise there is its own fault again, not
 	// an offence to file.
@@ -143,7 +150,9 @@ func newOffence(leader protocol.Address, epoch uint64, pu protocol.Punish) *offe
 func (p *punishment) saveLocked() error {
 	e := protocol.NewEncoder(1024)
 	for _, o := range p.offences {
-		e.Bytes(protocol.Marshal(&o.pu))
+		if !o.own {
+			e.Bytes(protocol.Marshal(&o.pu))
+		}
 	}
 	tmp := p.path + ".tmp"
 	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
@@ -191,7 +200,16 @@ func (p *punishment) offend(ev *fsm.Evidence) (added bool, err error) {
 			return false, nil
 		}
 	}
-	p.offences = append(p.offences, newOffence(ev.Leader, ev.Epoch, ev.Punish()))
+	o := newOffence(ev.Leader, ev.Epoch, ev.Punish())
+	for _, r := range p.resynced {
+		if r.leader == ev.Leader && r.epoch == ev.Epoch {
+			// A case of this epoch failed and this member resynced:
+			// its own execution differs from the others' again.
+			o.own = true
+			close(o.judged)
+		}
+	}
+	p.offences = append(p.offences, o)
 	select {
 	case p.wake <- struct{}{}:
 	default:
@@ -235,6 +253,7 @@ func (p *punishment) resolve(o *offence) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.offences = slices.DeleteFunc(p.offences, func(x *offence) bool { return x == o })
+	p.resynced = append(p.resynced, o)
 	return p.saveLocked()
 }
 
@@ -273,6 +292,14 @@ func (c *Channel) hold(ctx context.Context, b *protocol.Batch) (refusal, err err
 	}
 	if o.guilty {
 		return fmt.Errorf("%w: batch %d of epoch %d after height %d", errEpochPunished, b.FirstHeight, b.Epoch, o.pu.Height), nil
+	}
+	if o.own {
+		c.metrics.punishments.WithLabelValues("resync_failed").Inc()
+		c.logger.Error("this member's own execution differs from the channel's again after it resynced: "+
+			"it applies nothing more and files nothing; check its build and contract code, then restart it",
+			"leader", o.leader, "epoch", o.epoch, "height", o.pu.Height, "reason", o.pu.Reason)
+		<-ctx.Done()
+		return nil, ctx.Err()
 	}
 	return nil, c.resync(ctx, o, b)
 }

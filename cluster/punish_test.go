@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -217,12 +218,12 @@ func testPunishLyingLeader(t *testing.T, kind string) {
 }
 
 // buggyExec is counterExec on a node whose execution is wrong: it charges
-// one more gas unit for a call whose args are "bug".
+// one more gas unit for a call whose args begin with "bug".
 type buggyExec struct{ counterExec }
 
 func (x buggyExec) Execute(call protocol.Call, st protocol.StateReader) protocol.CallResult {
 	r := x.counterExec.Execute(call, st)
-	if string(call.Args) == "bug" {
+	if strings.HasPrefix(string(call.Args), "bug") {
 		r.GasUsed++
 	}
 	return r
@@ -336,6 +337,53 @@ func TestPunishFalseReport(t *testing.T) {
 	tc.waitResynced(buggy, leader, honest)
 	if n := len(tc.punishCases()); n != 1 {
 		t.Fatalf("%d punish cases, want the one", n)
+	}
+}
+
+// TestPunishFalseReportDivergesAgain: a false reporter resynced after its
+// case failed, and its execution is wrong again later in the same epoch.
+// It does not accuse the leader a second time: it stops applying, says
+// so, and the others go on.
+func TestPunishFalseReportDivergesAgain(t *testing.T) {
+	started := 0
+	tc := newTestClusterSpec(t, 4, 0, falseReportConfig, buggyNode(&started))
+	buggy := tc.nodes[3]
+	leader := tc.waitLeader(10 * time.Second)
+	if leader == buggy {
+		t.Fatal("the node with the wrong execution leads")
+	}
+	honest := tc.others(buggy)
+	tc.submitAs(leader, tc.nodes, 3, "x")
+	tc.submitAs(leader, []*testNode{leader}, 1, "bug")
+	testutil.WaitFor(t, 30*time.Second, func() error {
+		if cases := tc.punishCases(); len(cases) != 1 || cases[0].Status != contract.ProposalFailed {
+			return fmt.Errorf("punish cases %+v", cases)
+		}
+		return nil
+	})
+	tc.waitResynced(buggy, leader, honest)
+
+	again := tc.submitAs(leader, []*testNode{leader}, 1, "bug")
+	testutil.WaitFor(t, 20*time.Second, func() error {
+		if st := tc.channel(buggy).Status(); !st.Diverged || st.Height != again.Height {
+			return fmt.Errorf("the reporter: diverged %v at height %d, its wrong result at %d", st.Diverged, st.Height, again.Height)
+		}
+		return nil
+	})
+	last := tc.submitAs(leader, honest, 3, "y")
+	testutil.WaitFor(t, 20*time.Second, func() error {
+		for _, nd := range honest {
+			if st := tc.channel(nd).Status(); st.Height != last.Height || st.Digest != last.Digest {
+				return fmt.Errorf("node %s: %d %s, want %d %s", nd.addr, st.Height, st.Digest, last.Height, last.Digest)
+			}
+		}
+		return nil
+	})
+	if n := len(tc.punishCases()); n != 1 {
+		t.Fatalf("%d punish cases: the reporter accused the leader again", n)
+	}
+	if st := tc.channel(buggy).Status(); !st.Diverged || st.Height != again.Height {
+		t.Fatalf("the reporter went on: %+v", st)
 	}
 }
 
