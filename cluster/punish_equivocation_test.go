@@ -315,3 +315,38 @@ func TestLeaderProposesVoidedBatchAgain(t *testing.T) {
 		return nil
 	})
 }
+
+// TestFetchCheckedAllRefused: when every member's snapshot is refused, the
+// fetch ends at once with ErrBadSnapshot (a resync then stops with its
+// error) instead of asking nobody until its time is up; each refusal is
+// evidence against its sender.
+func TestFetchCheckedAllRefused(t *testing.T) {
+	self, _ := protocol.GenerateKey(nil)
+	f := newMachineFSM(context.Background(), protocol.ChannelID{1}, self.Address(), testutil.Logger(t, "fsm"), 8)
+	var members []protocol.Address
+	for i := 0; i < 2; i++ {
+		k, _ := protocol.GenerateKey(nil)
+		members = append(members, k.Address())
+	}
+	asked := 0
+	f.snaps.fetch = func(_ context.Context, _ uint64, skip func(protocol.Address) bool) ([]byte, protocol.Address, error) {
+		for _, a := range members {
+			if !skip(a) {
+				asked++
+				return []byte{snapshotVersion + 1, 0, 0, 0, 0}, a, nil // not a snapshot this build reads
+			}
+		}
+		return nil, protocol.Address{}, errNoMemberLeft
+	}
+	_, err := f.fetchChecked(1, 0, protocol.Address{})
+	if !errors.Is(err, ErrBadSnapshot) {
+		t.Fatalf("fetch: %v, want ErrBadSnapshot", err)
+	}
+	if asked != len(members) {
+		t.Fatalf("asked %d members, want each once", asked)
+	}
+	evs, n := f.refusedGeneses()
+	if n != uint64(len(members)) || evs[0].Reason != fsm.ReasonBadSnapshot || evs[0].Leader != members[0] {
+		t.Fatalf("evidence %d: %+v", n, evs)
+	}
+}
