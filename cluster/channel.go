@@ -608,7 +608,10 @@ func (c *Channel) onEvidence(ev *fsm.Evidence) {
 		return
 	}
 	added, err := c.punish.offend(ev)
-	if added {
+	switch {
+	case added && ev.Reason == fsm.ReasonEquivocation:
+		c.logger.Warn("offence recorded: filing it", "leader", ev.Leader, "epoch", ev.Epoch, "height", ev.Height)
+	case added:
 		c.logger.Warn("offence recorded: holding the epoch's later batches until the chain judges it",
 			"leader", ev.Leader, "epoch", ev.Epoch, "height", ev.Height)
 	}
