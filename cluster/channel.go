@@ -182,6 +182,9 @@ func openChannel(n *Node, id protocol.ChannelID) (_ *Channel, err error) {
 	if err := os.MkdirAll(c.dir, 0o700); err != nil {
 		return nil, fmt.Errorf("open channel %s: %w", id, err)
 	}
+	if err := c.voided.init(c.dir); err != nil {
+		return nil, fmt.Errorf("open channel %s: %w", id, err)
+	}
 	if err := c.punish.init(c.dir); err != nil {
 		return nil, fmt.Errorf("open channel %s: %w", id, err)
 	}

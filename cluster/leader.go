@@ -120,11 +120,15 @@ func (run *leaderRun) halt() {
 		// orders their txs again when they are resubmitted. Kept, for a
 		// later run of this epoch to propose again as signed
 		// (punish_equivocation.go).
+		var dropped []*protocol.Batch
 		run.c.fsm.machine(func(m *fsm.Machine) {
 			if m != nil {
-				run.c.voided.keep(run.epoch, m.DropPending())
+				dropped = m.DropPending()
 			}
 		})
+		if err := run.c.voided.keep(run.epoch, dropped); err != nil {
+			run.c.logger.Error("cannot keep the voided batches on disk", "error", err)
+		}
 	})
 }
 

@@ -2,7 +2,11 @@ package cluster
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
 	"sync"
 
 	"github.com/scraft/scraft/fsm"
@@ -91,16 +95,72 @@ func equivocation(own, theirs [][]byte) *fsm.Evidence {
 // When it leads the same epoch again, it proposes them again as they were
 // signed (leaderRun.resign) before it signs anything new: an honest
 // leader never signs two bodies for one height of an epoch, so two such
-// bodies are proof against it. They live in memory: a node restarted
-// after it lost a batch that no log kept could sign its heights anew.
+// bodies are proof against it. They are kept on disk too (voidedFile), so
+// a restart between losing and regaining the lead keeps them; a node that
+// crashed while leading has them in its own Raft log, unless the next
+// leader's log overwrote them there, which is left.
 type voidedBatches struct {
 	mu    sync.Mutex
+	path  string
 	epoch uint64
 	raw   [][]byte
 }
 
+// voidedFile holds, in the channel's folder, the epoch and the voided
+// batches, length-prefixed.
+const voidedFile = "voided"
+
+// init loads the batches kept in dir, if any.
+func (v *voidedBatches) init(dir string) error {
+	v.path = filepath.Join(dir, voidedFile)
+	b, err := os.ReadFile(v.path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	d := protocol.NewDecoder(b)
+	v.epoch = d.U64()
+	for d.Err() == nil && d.Remaining() > 0 {
+		v.raw = append(v.raw, d.Bytes(protocol.MaxBatchBytes))
+	}
+	if err := d.Finish(); err != nil {
+		return fmt.Errorf("%s: %w", v.path, err)
+	}
+	return nil
+}
+
+// saveLocked writes the file whole, synced, in place of the old.
+func (v *voidedBatches) saveLocked() error {
+	if v.path == "" {
+		return nil
+	}
+	e := protocol.NewEncoder(1024)
+	e.U64(v.epoch)
+	for _, r := range v.raw {
+		e.Bytes(r)
+	}
+	tmp := v.path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(e.Out())
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	return os.Rename(tmp, v.path)
+}
+
 // keep adds, for epoch, the batches dropped when a run of it ended.
-func (v *voidedBatches) keep(epoch uint64, bs []*protocol.Batch) {
+func (v *voidedBatches) keep(epoch uint64, bs []*protocol.Batch) error {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if v.epoch != epoch {
@@ -109,28 +169,35 @@ func (v *voidedBatches) keep(epoch uint64, bs []*protocol.Batch) {
 	for _, b := range bs {
 		v.raw = append(v.raw, b.Bytes())
 	}
+	if len(bs) == 0 {
+		return nil
+	}
+	return v.saveLocked()
 }
 
-// putBack returns raw, which a run of epoch could not propose again, for
-// the next run.
-func (v *voidedBatches) putBack(epoch uint64, raw [][]byte) {
+// pending returns the batches kept for epoch.
+func (v *voidedBatches) pending(epoch uint64) [][]byte {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if v.epoch == epoch {
-		v.raw = append(raw, v.raw...)
+	if v.epoch != epoch {
+		return nil
 	}
+	return slices.Clone(v.raw)
 }
 
-// take returns and forgets the batches kept for epoch.
-func (v *voidedBatches) take(epoch uint64) [][]byte {
+// done forgets the first n batches kept for epoch, proposed again and
+// applied, or every batch of another epoch.
+func (v *voidedBatches) done(epoch uint64, n int) error {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	var out [][]byte
-	if v.epoch == epoch {
-		out = v.raw
+	if v.epoch != epoch {
+		n = len(v.raw)
 	}
-	v.raw = nil
-	return out
+	if n == 0 {
+		return nil
+	}
+	v.raw = v.raw[min(n, len(v.raw)):]
+	return v.saveLocked()
 }
 
 // resign proposes again, in order and as they were signed, the batches of
@@ -140,7 +207,12 @@ func (v *voidedBatches) take(epoch uint64) [][]byte {
 // fails.
 func (run *leaderRun) resign() bool {
 	c := run.c
-	raws := c.voided.take(run.epoch)
+	raws := c.voided.pending(run.epoch)
+	defer func() {
+		if err := c.voided.done(run.epoch, len(raws)); err != nil {
+			c.logger.Error("cannot keep the voided batches on disk", "error", err)
+		}
+	}()
 	for i, raw := range raws {
 		b, err := protocol.DecodeBatch(raw)
 		if err != nil {
@@ -170,7 +242,7 @@ func (run *leaderRun) resign() bool {
 		}
 		if err != nil {
 			c.logger.Warn("cannot propose again a batch signed earlier in the epoch", "first_height", b.FirstHeight, "error", err)
-			c.voided.putBack(run.epoch, raws[i:])
+			raws = raws[:i] // the rest stay for the next run
 			run.fail()
 			return false
 		}

@@ -350,3 +350,48 @@ func TestFetchCheckedAllRefused(t *testing.T) {
 		t.Fatalf("evidence %d: %+v", n, evs)
 	}
 }
+
+// TestVoidedBatchesKept: the batches a leader signed and Raft did not
+// apply are kept on disk until proposed again, for their epoch only.
+func TestVoidedBatchesKept(t *testing.T) {
+	dir := t.TempDir()
+	k, _ := protocol.GenerateKey(nil)
+	mk := func(first uint64) *protocol.Batch {
+		b := &protocol.Batch{Channel: protocol.ChannelID{1}, Epoch: 3, FirstHeight: first,
+			Entries: []protocol.Entry{{Kind: protocol.EntryTick, Tick: &protocol.Tick{Number: first, TimestampMs: first}}},
+			Results: []protocol.Result{{Status: protocol.StatusOK}}}
+		b.Sign(k)
+		return b
+	}
+	var v voidedBatches
+	if err := v.init(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := v.keep(3, []*protocol.Batch{mk(5), mk(6)}); err != nil {
+		t.Fatal(err)
+	}
+	var w voidedBatches
+	if err := w.init(dir); err != nil {
+		t.Fatal(err)
+	}
+	got := w.pending(3)
+	if len(got) != 2 || !bytes.Equal(got[0], mk(5).Bytes()) || !bytes.Equal(got[1], mk(6).Bytes()) {
+		t.Fatalf("reloaded %d batches", len(got))
+	}
+	if len(w.pending(4)) != 0 {
+		t.Fatal("batches of epoch 3 offered to a run of epoch 4")
+	}
+	if err := w.done(3, 1); err != nil {
+		t.Fatal(err)
+	}
+	var x voidedBatches
+	if err := x.init(dir); err != nil {
+		t.Fatal(err)
+	}
+	if got := x.pending(3); len(got) != 1 || !bytes.Equal(got[0], mk(6).Bytes()) {
+		t.Fatalf("after one was proposed again: %d kept", len(got))
+	}
+	if err := x.done(4, 0); err != nil || len(x.pending(3)) != 0 {
+		t.Fatalf("a run of another epoch left them: %v", err)
+	}
+}
