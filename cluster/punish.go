@@ -174,7 +174,7 @@ func (p *punishment) saveLocked() error {
 
 // fileable reports whether ev proves a wrong result on chain: an entry's
 // result, signed by a leader other than this node, that differs from this
-// member's.
+// member's; or two batches such a leader signed for one height.
 func fileable(ev *fsm.Evidence, self protocol.Address) bool {
 	if ev.Index < 0 || len(ev.Batch) == 0 || ev.Leader.IsZero() || ev.Leader == self {
 		return false
@@ -207,6 +207,7 @@ func (p *punishment) offend(ev *fsm.Evidence) (added bool, err error) {
 			// its own execution differs from the others' again.
 			o.own = true
 			close(o.judged)
+			break
 		}
 	}
 	p.offences = append(p.offences, o)
