@@ -88,6 +88,9 @@ type Channel struct {
 	// punish is this member's evidence against leaders and the chain's
 	// judgement of it (punish.go).
 	punish punishment
+	// voided keeps the batches this node signed and Raft did not apply,
+	// to propose again when it leads the same epoch again.
+	voided voidedBatches
 
 	// chainWaits counts the applies waiting for the chain to decide
 	// (awaitChain, awaitLeader); the scraft_chain_waits gauge shows it.
@@ -134,8 +137,8 @@ type Status struct {
 	Evidence uint64
 	// Holding says this member recorded an offence against a leader and
 	// holds that epoch's later batches until the chain judges it;
-	// Diverged, that its case was voted down: it applies nothing more
-	// until it is resynced (punish.go).
+	// Diverged, that its case failed: it applies nothing more until it
+	// resynced from the members' settled state (punish.go).
 	Holding  bool
 	Diverged bool
 	// Ready says the channel has a genesis, knows its Raft leader and has
@@ -177,6 +180,9 @@ func openChannel(n *Node, id protocol.ChannelID) (_ *Channel, err error) {
 	}()
 
 	if err := os.MkdirAll(c.dir, 0o700); err != nil {
+		return nil, fmt.Errorf("open channel %s: %w", id, err)
+	}
+	if err := c.voided.init(c.dir); err != nil {
 		return nil, fmt.Errorf("open channel %s: %w", id, err)
 	}
 	if err := c.punish.init(c.dir); err != nil {
@@ -238,7 +244,7 @@ func openChannel(n *Node, id protocol.ChannelID) (_ *Channel, err error) {
 	if err := raft.ValidateConfig(rc); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
 	}
-	r, err := raft.NewRaft(rc, c.fsm, logs, store, snaps, tr)
+	r, err := raft.NewRaft(rc, c.fsm, logs, store, snaps, c.equivocating(tr))
 	if err != nil {
 		return nil, fmt.Errorf("open channel %s: raft: %w", id, err)
 	}
@@ -600,8 +606,15 @@ func (c *Channel) onEvidence(ev *fsm.Evidence) {
 	if !fileable(ev, c.me()) {
 		return
 	}
+	if c.punish.muted.Load() {
+		c.logger.Warn("not an offence: this member is resyncing, and the result differs from the members' own", "leader", ev.Leader, "epoch", ev.Epoch)
+		return
+	}
 	added, err := c.punish.offend(ev)
-	if added {
+	switch {
+	case added && ev.Reason == fsm.ReasonEquivocation:
+		c.logger.Warn("offence recorded: filing it", "leader", ev.Leader, "epoch", ev.Epoch, "height", ev.Height)
+	case added:
 		c.logger.Warn("offence recorded: holding the epoch's later batches until the chain judges it",
 			"leader", ev.Leader, "epoch", ev.Epoch, "height", ev.Height)
 	}

@@ -117,12 +117,18 @@ func (run *leaderRun) halt() {
 			break
 		}
 		// Batches proposed but not applied are void: whoever leads next
-		// orders their txs again when they are resubmitted.
+		// orders their txs again when they are resubmitted. Kept, for a
+		// later run of this epoch to propose again as signed
+		// (punish_equivocation.go).
+		var dropped []*protocol.Batch
 		run.c.fsm.machine(func(m *fsm.Machine) {
 			if m != nil {
-				m.DropPending()
+				dropped = m.DropPending()
 			}
 		})
+		if err := run.c.voided.keep(run.epoch, dropped); err != nil {
+			run.c.logger.Error("cannot keep the voided batches on disk", "error", err)
+		}
 	})
 }
 
@@ -144,6 +150,9 @@ func (run *leaderRun) batcher() {
 	})
 	if ticker != nil {
 		defer ticker.Stop()
+	}
+	if !run.resign() {
+		return
 	}
 	batch := make([]*submission, 0, c.cfg.BatchMaxTxs)
 	timer := time.NewTimer(time.Hour)

@@ -84,7 +84,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		Help: "This member's votes on settlement proposals, by option (for, against, abstain)."}, []string{"channel", "vote"})
 	m.punishments = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "scraft", Name: "punishments_total",
-		Help: "Punish cases as this member saw them: filed, executed, its votes (vote_for, vote_against, vote_abstain), diverged (its own case voted down)."}, []string{"channel", "what"})
+		Help: "Punish cases as this member saw them: filed, executed, its votes (vote_for, vote_against, vote_abstain), diverged (its own case failed), resynced (it then restored the members' settled state), resync_failed (its execution differs from every member's snapshot)."}, []string{"channel", "what"})
 	m.complaints = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "scraft", Name: "complaints_answered_total",
 		Help: "Censorship complaints against this member that it answered, by answer (included, nonce_used, left)."}, []string{"channel", "answer"})

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/hashicorp/raft"
+
 	"github.com/scraft/scraft/fsm"
 	"github.com/scraft/scraft/protocol"
 )
@@ -26,6 +28,11 @@ type misbehaviour struct {
 	// execute wraps this node's contract executor: a member whose own
 	// execution is wrong, to test a false report.
 	execute func(fsm.Executor) fsm.Executor
+	// equivocate reports whether this leader shows one follower another
+	// batch in place of b (equivocatingTransport): b, signed again with a
+	// timestamp one millisecond later. Only a node started with it set
+	// has the wrapping transport.
+	equivocate func(self protocol.Address, b *protocol.Batch) bool
 }
 
 // misbehaving is nil in every ordinary build: the leader signs what it
@@ -84,6 +91,98 @@ func (x wrongGas) Execute(call protocol.Call, st protocol.StateReader) protocol.
 	return r
 }
 
+// equivocating returns tr, or, when the misbehaviour equivocates, tr
+// wrapped to send one follower a second batch for a height.
+func (c *Channel) equivocating(tr raft.Transport) raft.Transport {
+	if mb := misbehaving.Load(); mb == nil || mb.equivocate == nil {
+		return tr
+	}
+	t := &equivocatingTransport{Transport: tr, c: c, variants: map[protocol.Hash][]byte{}}
+	if pv, ok := tr.(raft.WithPreVote); ok {
+		return equivocatingPreVote{t, pv}
+	}
+	return t
+}
+
+// equivocatingPreVote keeps the pre-vote of a transport that has it.
+type equivocatingPreVote struct {
+	*equivocatingTransport
+	pv raft.WithPreVote
+}
+
+func (t equivocatingPreVote) RequestPreVote(id raft.ServerID, target raft.ServerAddress, args *raft.RequestPreVoteRequest, resp *raft.RequestPreVoteResponse) error {
+	return t.pv.RequestPreVote(id, target, args, resp)
+}
+
+// equivocatingTransport is a leader's Raft transport that sends the
+// first follower to receive a batch the misbehaviour names a different
+// batch in its place (same entries and results, a later timestamp, signed
+// again), and the others the batch itself: two followers commit two
+// signed histories at the same log index. It sends no pipeline, so that
+// every append passes here.
+type equivocatingTransport struct {
+	raft.Transport
+	c        *Channel
+	mu       sync.Mutex
+	victim   raft.ServerID
+	variants map[protocol.Hash][]byte // by the log data they replace
+}
+
+func (t *equivocatingTransport) AppendEntriesPipeline(raft.ServerID, raft.ServerAddress) (raft.AppendPipeline, error) {
+	return nil, raft.ErrPipelineReplicationNotSupported
+}
+
+func (t *equivocatingTransport) AppendEntries(id raft.ServerID, target raft.ServerAddress, args *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) error {
+	var out []*raft.Log
+	for i, l := range args.Entries {
+		if v := t.variant(id, l); v != nil {
+			if out == nil {
+				out = append([]*raft.Log(nil), args.Entries...)
+			}
+			cp := *l
+			cp.Data = v
+			out[i] = &cp
+		}
+	}
+	if out != nil {
+		cp := *args
+		cp.Entries = out
+		args = &cp
+	}
+	return t.Transport.AppendEntries(id, target, args, resp)
+}
+
+// variant returns the log data follower id gets in place of l's, nil for
+// l's own.
+func (t *equivocatingTransport) variant(id raft.ServerID, l *raft.Log) []byte {
+	mb := misbehaving.Load()
+	if mb == nil || mb.equivocate == nil || l.Type != raft.LogCommand || len(l.Data) == 0 || l.Data[0] != logBatch {
+		return nil
+	}
+	b, err := protocol.DecodeBatch(l.Data[1:])
+	if err != nil || b.Leader != t.c.me() || !mb.equivocate(t.c.me(), b) {
+		return nil
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.victim == "" {
+		t.victim = id
+	}
+	if id != t.victim {
+		return nil
+	}
+	k := protocol.HashOf(protocol.DomainBatch, l.Data)
+	if v, ok := t.variants[k]; ok {
+		return v
+	}
+	b.TimestampMs++
+	b.Sign(t.c.cfg.Key)
+	v := encodeLog(logBatch, b.Bytes())
+	t.variants[k] = v
+	t.c.logger.Warn("misbehaving: sending a follower another batch for the same heights", "follower", id, "first_height", b.FirstHeight)
+	return v
+}
+
 // parseMisbehaviour returns the misbehaviour a spec names:
 //
 //	tamper:HEIGHT     claim one more gas unit than the entry at HEIGHT used
@@ -93,6 +192,10 @@ func (x wrongGas) Execute(call protocol.Call, st protocol.StateReader) protocol.
 //	falsereport:HEIGHT  compute one more gas unit than the contract used
 //	                  for the entry at HEIGHT, as every member's own
 //	                  result (led or followed)
+//	equivocate:HEIGHT  send the first follower to receive the batch that
+//	                  holds HEIGHT that batch signed again with a
+//	                  timestamp one millisecond later, the others the
+//	                  batch itself
 //
 // The first two act once per channel, on the batch that holds HEIGHT, and
 // give a result a follower computes otherwise: evidence the chain can
@@ -124,6 +227,11 @@ func parseMisbehaviour(spec string) (*misbehaviour, error) {
 	if kind == "falsereport" {
 		return &misbehaviour{execute: func(x fsm.Executor) fsm.Executor { return wrongGas{Executor: x, height: h} }}, nil
 	}
+	if kind == "equivocate" {
+		return &misbehaviour{equivocate: func(_ protocol.Address, b *protocol.Batch) bool {
+			return h >= b.FirstHeight && h <= b.LastHeight()
+		}}, nil
+	}
 	var change func(b *protocol.Batch, i uint64)
 	switch kind {
 	case "tamper":
@@ -136,7 +244,7 @@ func parseMisbehaviour(spec string) (*misbehaviour, error) {
 			b.Results[i] = protocol.Result{Status: protocol.StatusOK, ChangeSet: protocol.ChangeSet{}.Hash()}
 		}
 	default:
-		return nil, fmt.Errorf("misbehaviour %q: unknown kind %q (tamper, forgejoin, censor, falsereport, isolate, noattest)", spec, kind)
+		return nil, fmt.Errorf("misbehaviour %q: unknown kind %q (tamper, forgejoin, censor, falsereport, equivocate, isolate, noattest)", spec, kind)
 	}
 	var mu sync.Mutex
 	done := map[protocol.ChannelID]bool{}
@@ -164,6 +272,11 @@ func onlyLeader(self protocol.Address, mb *misbehaviour) *misbehaviour {
 	if mb.censor != nil {
 		out.censor = func(leader protocol.Address, en *protocol.Entry) bool {
 			return leader == self && mb.censor(leader, en)
+		}
+	}
+	if mb.equivocate != nil {
+		out.equivocate = func(leader protocol.Address, b *protocol.Batch) bool {
+			return leader == self && mb.equivocate(leader, b)
 		}
 	}
 	return out

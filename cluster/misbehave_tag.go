@@ -9,8 +9,9 @@ import (
 
 // A node built with -tags scraft_misbehave misbehaves as SCRAFT_MISBEHAVE
 // says (parseMisbehaviour: tamper:HEIGHT, forgejoin:HEIGHT,
-// censor:ADDRESS, falsereport:HEIGHT; isolate and noattest act in the
-// transport), for end-to-end tests of accountability. The released
+// censor:ADDRESS, falsereport:HEIGHT, equivocate:HEIGHT; isolate and
+// noattest act in the transport), for end-to-end tests of
+// accountability. The released
 // binary is built without the tag and has no such setting.
 func init() {
 	spec := os.Getenv("SCRAFT_MISBEHAVE")

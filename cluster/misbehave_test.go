@@ -11,7 +11,7 @@ import (
 // one height only, isolate and noattest act in the transport and change
 // nothing here.
 func TestMisbehaviourKinds(t *testing.T) {
-	for _, bad := range []string{"falsereport", "falsereport:0", "isolate:3", "noattest:x"} {
+	for _, bad := range []string{"falsereport", "falsereport:0", "isolate:3", "noattest:x", "equivocate", "equivocate:0"} {
 		if _, err := parseMisbehaviour(bad); err == nil {
 			t.Errorf("%q accepted", bad)
 		}
@@ -48,5 +48,20 @@ func TestMisbehaviourKinds(t *testing.T) {
 	misbehaving.Store(nil)
 	if _, wrapped := misexecute(counterExec{}).(wrongGas); wrapped {
 		t.Error("an ordinary build's executor is wrapped")
+	}
+	eq, err := parseMisbehaviour("equivocate:3")
+	if err != nil || eq.equivocate == nil || eq.tamper != nil {
+		t.Fatalf("equivocate: %+v %v", eq, err)
+	}
+	k, _ := protocol.GenerateKey(nil)
+	for first, want := range map[uint64]bool{1: false, 2: true, 3: true, 4: false} {
+		b := &protocol.Batch{FirstHeight: first, Entries: make([]protocol.Entry, 2)}
+		if got := eq.equivocate(k.Address(), b); got != want {
+			t.Errorf("equivocate: batch from %d: %v, want %v", first, got, want)
+		}
+	}
+	other, _ := protocol.GenerateKey(nil)
+	if onlyLeader(k.Address(), eq).equivocate(other.Address(), &protocol.Batch{FirstHeight: 3, Entries: make([]protocol.Entry, 1)}) {
+		t.Error("equivocate: acted on another leader's node")
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/scraft/scraft/fsm"
@@ -34,15 +35,20 @@ import (
 // the epoch is over: its later batches are refused, the same on every
 // member that saw the offence (they all did: the machine is
 // deterministic), and the next epoch's leader goes on from the last good
-// height. When the case fails, this member's own execution disagrees with
-// what at least a third of the others computed from the same log: it
-// stays where it is and says so; its operator resyncs it from a peer.
+// height. When the case fails (voted down, or closed without a vote in
+// favour from enough members), this member's own execution is the odd
+// one out: it resyncs (resync) from the state the chain settles past the
+// offence, which the others' votes made, and applies on from there.
 //
 // Judging: every member watches the channel's punish proposals and votes
 // by its own execution of the entry (fsm.Machine.JudgePunish): for when it
 // computed the reporter's result, against when it computed the target's,
 // abstain when it cannot tell (the height is pruned, or it did not reach
 // it within SettleTimeout). Any member executes a case that passed.
+//
+// Equivocation (two batches a leader signed for one height) is an
+// offence too, found and judged without re-execution
+// (punish_equivocation.go); it holds no batch.
 //
 // A channel of two that punishes one member cannot commit anything in
 // Raft afterwards: the one left settles its journal to its last good
@@ -62,6 +68,10 @@ type offence struct {
 
 	judged chan struct{} // closed once the chain decided
 	guilty bool          // the punishment executed (set before judged closes)
+	// own marks an offence found in an epoch this member already resynced
+	// in after a failed case: its own execution is at fault again. It is
+	// not filed nor kept on disk; it holds for good (hold).
+	own bool
 }
 
 func (o *offence) isJudged() bool {
@@ -84,6 +94,13 @@ type punishment struct {
 	offences []*offence
 	wake     chan struct{}
 	path     string // the offences file
+	// resynced is the (leader, epoch) of every offence this member
+	// resynced past after its case failed, since it started.
+	resynced []*offence
+	// muted is set while this member re-executes a snapshot to resync:
+	// a result it computes otherwise there is its own fault again, not
+	// an offence to file.
+	muted atomic.Bool
 }
 
 // offencesFile holds, in the channel's folder, the punish payload of every
@@ -104,7 +121,7 @@ func (p *punishment) init(dir string) error {
 	d := protocol.NewDecoder(b)
 	for d.Err() == nil && d.Remaining() > 0 {
 		var pu protocol.Punish
-		if err := protocol.Unmarshal(d.Bytes(protocol.MaxBatchBytes+1<<20), &pu); err != nil {
+		if err := protocol.Unmarshal(d.Bytes(2*protocol.MaxBatchBytes+1<<20), &pu); err != nil {
 			return fmt.Errorf("%s: %w", p.path, err)
 		}
 		bt, err := protocol.DecodeBatch(pu.Batch)
@@ -133,7 +150,9 @@ func newOffence(leader protocol.Address, epoch uint64, pu protocol.Punish) *offe
 func (p *punishment) saveLocked() error {
 	e := protocol.NewEncoder(1024)
 	for _, o := range p.offences {
-		e.Bytes(protocol.Marshal(&o.pu))
+		if !o.own {
+			e.Bytes(protocol.Marshal(&o.pu))
+		}
 	}
 	tmp := p.path + ".tmp"
 	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
@@ -155,10 +174,20 @@ func (p *punishment) saveLocked() error {
 
 // fileable reports whether ev proves a wrong result on chain: an entry's
 // result, signed by a leader other than this node, that differs from this
-// member's.
+// member's; or two batches such a leader signed for one height.
 func fileable(ev *fsm.Evidence, self protocol.Address) bool {
-	return ev.Index >= 0 && len(ev.Batch) > 0 && !ev.Leader.IsZero() && ev.Leader != self && ev.Claimed != ev.Honest
+	if ev.Index < 0 || len(ev.Batch) == 0 || ev.Leader.IsZero() || ev.Leader == self {
+		return false
+	}
+	if ev.Reason == fsm.ReasonEquivocation {
+		return len(ev.Conflict) > 0
+	}
+	return ev.Claimed != ev.Honest
 }
+
+// holds reports whether o holds the later batches of its epoch: every
+// offence but equivocation (punish_equivocation.go).
+func (o *offence) holds() bool { return len(o.pu.Conflict) == 0 }
 
 // offend records ev as an offence, unless the epoch has one already, and
 // keeps it on disk (err says it could not). It runs on the apply path,
@@ -171,7 +200,17 @@ func (p *punishment) offend(ev *fsm.Evidence) (added bool, err error) {
 			return false, nil
 		}
 	}
-	p.offences = append(p.offences, newOffence(ev.Leader, ev.Epoch, ev.Punish()))
+	o := newOffence(ev.Leader, ev.Epoch, ev.Punish())
+	for _, r := range p.resynced {
+		if r.leader == ev.Leader && r.epoch == ev.Epoch {
+			// A case of this epoch failed and this member resynced:
+			// its own execution differs from the others' again.
+			o.own = true
+			close(o.judged)
+			break
+		}
+	}
+	p.offences = append(p.offences, o)
 	select {
 	case p.wake <- struct{}{}:
 	default:
@@ -185,7 +224,7 @@ func (p *punishment) held(b *protocol.Batch) *offence {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, o := range p.offences {
-		if o.leader == b.Leader && o.epoch == b.Epoch && o.pu.Height < b.FirstHeight {
+		if o.holds() && o.leader == b.Leader && o.epoch == b.Epoch && o.pu.Height < b.FirstHeight {
 			return o
 		}
 	}
@@ -199,6 +238,7 @@ func (p *punishment) state() (holding, diverged bool) {
 	defer p.mu.Unlock()
 	for _, o := range p.offences {
 		switch {
+		case !o.holds():
 		case !o.isJudged():
 			holding = true
 		case !o.guilty:
@@ -206,6 +246,16 @@ func (p *punishment) state() (holding, diverged bool) {
 		}
 	}
 	return holding, diverged
+}
+
+// resolve drops o, once this member resynced past it, and keeps the
+// rest on disk.
+func (p *punishment) resolve(o *offence) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.offences = slices.DeleteFunc(p.offences, func(x *offence) bool { return x == o })
+	p.resynced = append(p.resynced, o)
+	return p.saveLocked()
 }
 
 func (p *punishment) list() []*offence {
@@ -220,9 +270,10 @@ var errEpochPunished = errors.New("cluster: the epoch's leader was punished for 
 
 // hold waits, for a batch of an epoch with an offence before it, until the
 // chain judges the offence. It returns the refusal of the batch when the
-// punishment executed; it returns ctx's error when ctx ends first, and it
-// never returns otherwise: a member whose case failed applies nothing more
-// (see above).
+// punishment executed. When the case failed it resyncs this member and
+// returns nil: the batch applies, or is refused as below the new state.
+// It returns ctx's error when ctx ends first, and when a resync fails it
+// waits for ctx (resync).
 func (c *Channel) hold(ctx context.Context, b *protocol.Batch) (refusal, err error) {
 	o := c.punish.held(b)
 	if o == nil {
@@ -243,8 +294,79 @@ func (c *Channel) hold(ctx context.Context, b *protocol.Batch) (refusal, err err
 	if o.guilty {
 		return fmt.Errorf("%w: batch %d of epoch %d after height %d", errEpochPunished, b.FirstHeight, b.Epoch, o.pu.Height), nil
 	}
-	<-ctx.Done()
-	return nil, ctx.Err()
+	if o.own {
+		c.metrics.punishments.WithLabelValues("resync_failed").Inc()
+		c.logger.Error("this member's own execution differs from the channel's again after it resynced: "+
+			"it applies nothing more and files nothing; check its build and contract code, then restart it",
+			"leader", o.leader, "epoch", o.epoch, "height", o.pu.Height, "reason", o.pu.Reason)
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	return nil, c.resync(ctx, o, b)
+}
+
+// resync replaces this member's machine, after its case against the
+// leader failed, with an honest member's: the state the chain settled at
+// or after the offence's height, checked against the chain's settled
+// state hash, and the leader-signed batches since, re-executed here
+// (fetchChecked). The settlement is the others' word: it passed with the
+// votes of at least 2/3 of the members, and an honest member's own state
+// does not get past the offence without it. b is the batch held: the
+// snapshot is of its first height - 1 at least, so the log goes on from
+// it. resync returns nil once the machine is replaced; on ctx's end, ctx's
+// error.
+//
+// When every member's snapshot re-executes otherwise here, this member's
+// execution is wrong beyond the offence (a bug, a corrupt install): it
+// applies nothing more, says so, and files nothing (the offence is judged,
+// and offences are muted while it re-executes). It tries again when it
+// starts again.
+func (c *Channel) resync(ctx context.Context, o *offence, b *protocol.Batch) error {
+	defer c.waitingOnChain()()
+	c.logger.Warn("resyncing from the settled state once the chain settles past the offence",
+		"leader", o.leader, "epoch", o.epoch, "offence_height", o.pu.Height, "batch", b.FirstHeight)
+	t := time.NewTicker(c.cfg.ChainPollInterval)
+	defer t.Stop()
+	for c.chainSettled() < o.pu.Height {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-c.view.refreshed():
+		case <-t.C:
+			_ = c.refreshChain()
+		}
+	}
+	bo := backoff.New(fileRetry)
+	for {
+		c.punish.muted.Store(true)
+		ck, err := c.fsm.fetchChecked(b.FirstHeight-1, o.pu.Height, protocol.Address{})
+		c.punish.muted.Store(false)
+		if err == nil {
+			c.fsm.install(ck)
+			if err := c.punish.resolve(o); err != nil {
+				c.logger.Error("cannot keep the offences on disk", "error", err)
+			}
+			c.metrics.punishments.WithLabelValues("resynced").Inc()
+			c.logger.Warn("resynced from a member's snapshot after the failed case", "height", ck.height,
+				"settled", ck.m.SettledHeight(), "leader", o.leader, "epoch", o.epoch)
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if errors.Is(err, ErrBadSnapshot) {
+			c.metrics.punishments.WithLabelValues("resync_failed").Inc()
+			c.logger.Error("cannot resync: this member's own execution of the others' batches differs from theirs. "+
+				"It applies nothing more and files nothing; check its build and contract code, then restart it",
+				"leader", o.leader, "epoch", o.epoch, "error", err)
+			<-ctx.Done()
+			return ctx.Err()
+		}
+		c.logger.Warn("cannot resync yet, trying again", "error", err)
+		if !bo.Wait(ctx) {
+			return ctx.Err()
+		}
+	}
 }
 
 // punishCase is a punish proposal of the channel that runPunishment
@@ -410,8 +532,8 @@ func (c *Channel) judgeOffence(o *offence, guilty bool) {
 		return
 	}
 	c.metrics.punishments.WithLabelValues("diverged").Inc()
-	c.logger.Error("this member's case was voted down: its own execution disagrees with the channel's. "+
-		"It applies nothing more; resync it from a peer (remove the channel's data and join again)",
+	c.logger.Error("this member's case failed: its own execution disagrees with the channel's. "+
+		"It resyncs from the members' settled state",
 		"leader", o.leader, "epoch", o.epoch, "height", o.pu.Height)
 }
 
@@ -432,13 +554,12 @@ func (c *Channel) followCase(ctx context.Context, pc *punishCase) bool {
 	case contract.ProposalFailed:
 		c.logger.Warn("punish case failed", "proposal", pc.id, "target", pc.pu.Target, "for", p.For, "against", p.Against, "abstain", p.Abstain)
 		// Only the case of this very offence judges it: another case of
-		// the epoch may have failed for its own reasons.
+		// the epoch may have failed for its own reasons. Failed without a
+		// vote against (abstentions only) judges it too: the others could
+		// not find this member's result, and the chain keeps the case
+		// decided.
 		if mine != nil && mine.pu.Height == pc.pu.Height {
-			if p.Against > 0 {
-				c.judgeOffence(mine, false)
-			} else if mine.pid == pc.id {
-				mine.pid = 0 // no judgement: file again
-			}
+			c.judgeOffence(mine, false)
 		}
 		return true
 	case contract.ProposalOpen:
@@ -465,10 +586,12 @@ func (c *Channel) followCase(ctx context.Context, pc *punishCase) bool {
 		return false
 	}
 	if p.DeadlineMs != 0 && c.chainNowMs(ctx) > p.DeadlineMs {
-		// Voting closed undecided: a reporter may file the offence again.
+		// Voting closed undecided: not enough members found the
+		// reporter's result. The reporter resyncs as for a case voted
+		// down, rather than file again with the same turnout.
 		c.logger.Warn("punish case expired undecided", "proposal", pc.id, "for", p.For, "of", p.ElectorateSize())
-		if mine != nil && mine.pid == pc.id {
-			mine.pid = 0
+		if mine != nil && mine.pu.Height == pc.pu.Height {
+			c.judgeOffence(mine, false)
 		}
 		return true
 	}
@@ -508,12 +631,21 @@ func (c *Channel) judgeCase(pc *punishCase, p *settlement.ProposalInfo) bool {
 	var verdict fsm.Verdict
 	var why string
 	var height uint64
-	c.fsm.machine(func(m *fsm.Machine) {
-		if m != nil {
-			verdict, why = m.JudgePunish(&pc.pu)
-			height = m.Height()
+	if len(pc.pu.Conflict) > 0 {
+		// Equivocation: the two signatures are the proof, the same check
+		// as the chain's, whatever this member applied.
+		verdict, why, height = fsm.VerdictGuilty, "two batches signed for one height", pc.pu.Height
+		if err := contract.CheckEquivocation(c.id, pc.pu.Target, pc.pu.Height, pc.pu.Batch, pc.pu.Conflict); err != nil {
+			verdict, why = fsm.VerdictInnocent, err.Error()
 		}
-	})
+	} else {
+		c.fsm.machine(func(m *fsm.Machine) {
+			if m != nil {
+				verdict, why = m.JudgePunish(&pc.pu)
+				height = m.Height()
+			}
+		})
+	}
 	opt := protocol.VoteAbstain
 	switch verdict {
 	case fsm.VerdictGuilty:

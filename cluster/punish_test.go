@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -217,30 +218,64 @@ func testPunishLyingLeader(t *testing.T, kind string) {
 }
 
 // buggyExec is counterExec on a node whose execution is wrong: it charges
-// one more gas unit for a call whose args are "bug".
+// one more gas unit for a call whose args begin with "bug".
 type buggyExec struct{ counterExec }
 
 func (x buggyExec) Execute(call protocol.Call, st protocol.StateReader) protocol.CallResult {
 	r := x.counterExec.Execute(call, st)
-	if string(call.Args) == "bug" {
+	if strings.HasPrefix(string(call.Args), "bug") {
 		r.GasUsed++
 	}
 	return r
+}
+
+// falseReportConfig settles every few txs: a false reporter resyncs from
+// the state the chain settled past its offence. Not before the members
+// judged the case: they vote against only while they keep the height.
+var falseReportConfig = contract.ChannelConfig{SettleEveryTxs: 8, MinStake: 100, Fine: 60}
+
+// buggyNode starts the cluster's last node with buggyExec, also when the
+// test restarts it.
+func buggyNode(started *int) func(*Config) {
+	return func(c *Config) {
+		if *started++; *started >= 4 {
+			c.Executors = func(string, []byte) (fsm.Executor, error) { return buggyExec{}, nil }
+		}
+	}
+}
+
+// waitResynced waits until nd neither holds nor diverges, writing
+// through leader meanwhile (the chain settles past the offence), then
+// that it applies the next writes with the others and agrees with them.
+func (tc *testCluster) waitResynced(nd, leader *testNode, honest []*testNode) {
+	tc.t.Helper()
+	testutil.WaitFor(tc.t, 60*time.Second, func() error {
+		tc.submitAs(leader, honest, 1, "z")
+		if st := tc.channel(nd).Status(); st.Holding || st.Diverged {
+			return fmt.Errorf("node %s: holding %v, diverged %v at height %d", nd.addr, st.Holding, st.Diverged, st.Height)
+		}
+		return nil
+	})
+	last := tc.submitAs(leader, honest, 2, "w")
+	testutil.WaitFor(tc.t, 20*time.Second, func() error {
+		for _, x := range append([]*testNode{nd}, honest...) {
+			if st := tc.channel(x).Status(); st.Height != last.Height || st.Digest != last.Digest {
+				return fmt.Errorf("node %s: at height %d digest %s, want %d %s", x.addr, st.Height, st.Digest, last.Height, last.Digest)
+			}
+		}
+		return nil
+	})
 }
 
 // TestPunishFalseReport: a member whose own execution is wrong accuses
 // the honest leader. The others judge by their own execution and vote
 // against; the case fails, the leader keeps leading and the others go on.
 // The false reporter pays: it may not report again for
-// contract.ReportCooldown, and it holds where it is, diverged, until it is
-// resynced.
+// contract.ReportCooldown. Once the chain settles past the offence it
+// resyncs from a member's snapshot by itself and agrees with the others.
 func TestPunishFalseReport(t *testing.T) {
 	started := 0
-	tc := newTestClusterSpec(t, 4, 0, punishConfig, func(c *Config) {
-		if started++; started == 4 {
-			c.Executors = func(string, []byte) (fsm.Executor, error) { return buggyExec{}, nil }
-		}
-	})
+	tc := newTestClusterSpec(t, 4, 0, falseReportConfig, buggyNode(&started))
 	buggy := tc.nodes[3]
 	leader := tc.waitLeader(10 * time.Second)
 	if leader == buggy {
@@ -274,12 +309,6 @@ func TestPunishFalseReport(t *testing.T) {
 		pid = p.ID
 		return nil
 	})
-	testutil.WaitFor(t, 20*time.Second, func() error {
-		if st := tc.channel(buggy).Status(); !st.Diverged || st.Height != out.Height {
-			return fmt.Errorf("false reporter: diverged %v at height %d, offence at %d", st.Diverged, st.Height, out.Height)
-		}
-		return nil
-	})
 	// The cost on chain: no second report for a while.
 	p, err := cl.Proposal(context.Background(), tc.id, pid)
 	if err != nil {
@@ -288,6 +317,9 @@ func TestPunishFalseReport(t *testing.T) {
 	var pu protocol.Punish
 	if err := protocol.Unmarshal(p.Data, &pu); err != nil {
 		t.Fatal(err)
+	}
+	if pu.Height != out.Height {
+		t.Fatalf("case at height %d, the wrong execution at %d", pu.Height, out.Height)
 	}
 	pu.Height = out.Height - 1
 	if _, err := cl.CreateProposal(context.Background(), tc.id, protocol.ProposalPunish, protocol.Marshal(&pu)); !errors.Is(err, contract.ErrReportCooldown) {
@@ -300,19 +332,126 @@ func TestPunishFalseReport(t *testing.T) {
 	if info.Leader != leader.key.Address() || len(info.Members) != 4 {
 		t.Fatalf("leader %s, %d members", info.Leader, len(info.Members))
 	}
-	// The others go on and agree.
+	// The others go on; the reporter resyncs with no operator's help and
+	// agrees with them.
+	tc.waitResynced(buggy, leader, honest)
+	if n := len(tc.punishCases()); n != 1 {
+		t.Fatalf("%d punish cases, want the one", n)
+	}
+}
+
+// TestPunishFalseReportDivergesAgain: a false reporter resynced after its
+// case failed, and its execution is wrong again later in the same epoch.
+// It does not accuse the leader a second time: it stops applying, says
+// so, and the others go on.
+func TestPunishFalseReportDivergesAgain(t *testing.T) {
+	started := 0
+	tc := newTestClusterSpec(t, 4, 0, falseReportConfig, buggyNode(&started))
+	buggy := tc.nodes[3]
+	leader := tc.waitLeader(10 * time.Second)
+	if leader == buggy {
+		t.Fatal("the node with the wrong execution leads")
+	}
+	honest := tc.others(buggy)
+	tc.submitAs(leader, tc.nodes, 3, "x")
+	tc.submitAs(leader, []*testNode{leader}, 1, "bug")
+	testutil.WaitFor(t, 30*time.Second, func() error {
+		if cases := tc.punishCases(); len(cases) != 1 || cases[0].Status != contract.ProposalFailed {
+			return fmt.Errorf("punish cases %+v", cases)
+		}
+		return nil
+	})
+	tc.waitResynced(buggy, leader, honest)
+
+	again := tc.submitAs(leader, []*testNode{leader}, 1, "bug")
+	testutil.WaitFor(t, 20*time.Second, func() error {
+		if st := tc.channel(buggy).Status(); !st.Diverged || st.Height != again.Height {
+			return fmt.Errorf("the reporter: diverged %v at height %d, its wrong result at %d", st.Diverged, st.Height, again.Height)
+		}
+		return nil
+	})
 	last := tc.submitAs(leader, honest, 3, "y")
 	testutil.WaitFor(t, 20*time.Second, func() error {
 		for _, nd := range honest {
-			if d, ok := tc.channel(nd).Digest(last.Height); !ok || d != last.Digest {
-				return fmt.Errorf("node %s: digest at %d %s (%v), want %s", nd.addr, last.Height, d, ok, last.Digest)
-			}
-			if st := tc.channel(nd).Status(); st.Holding || st.Diverged {
-				return fmt.Errorf("node %s: holding %v, diverged %v", nd.addr, st.Holding, st.Diverged)
+			if st := tc.channel(nd).Status(); st.Height != last.Height || st.Digest != last.Digest {
+				return fmt.Errorf("node %s: %d %s, want %d %s", nd.addr, st.Height, st.Digest, last.Height, last.Digest)
 			}
 		}
 		return nil
 	})
+	if n := len(tc.punishCases()); n != 1 {
+		t.Fatalf("%d punish cases: the reporter accused the leader again", n)
+	}
+	if st := tc.channel(buggy).Status(); !st.Diverged || st.Height != again.Height {
+		t.Fatalf("the reporter went on: %+v", st)
+	}
+}
+
+// TestPunishFalseReportAbstained: a member with a wrong execution comes
+// back after the others settled and pruned past the height it executes
+// wrongly. Its case finds no member that can judge it: all abstain, and
+// it fails with no vote against (no cooldown). The reporter resyncs as
+// for a case voted down, and files nothing more.
+func TestPunishFalseReportAbstained(t *testing.T) {
+	started := 0
+	tune := buggyNode(&started)
+	tc := newTestClusterSpec(t, 4, 0, falseReportConfig, tune)
+	buggy := tc.nodes[3]
+	leader := tc.waitLeader(10 * time.Second)
+	if leader == buggy {
+		t.Fatal("the node with the wrong execution leads")
+	}
+	honest := tc.others(buggy)
+	tc.submitAs(leader, tc.nodes, 3, "x")
+	tc.stopNode(buggy)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	out, err := tc.channel(leader).Submit(ctx, tc.tx(leader.key, "bug"))
+	cancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := tc.chain.client(leader.key)
+	testutil.WaitFor(t, 30*time.Second, func() error {
+		tc.submitAs(leader, honest, 1, "y")
+		info, err := cl.Channel(context.Background(), tc.id)
+		if err != nil {
+			return err
+		}
+		if info.SettledHeight <= out.Height {
+			return fmt.Errorf("settled %d, the wrong execution at %d", info.SettledHeight, out.Height)
+		}
+		for _, nd := range honest {
+			if _, ok := tc.channel(nd).Digest(out.Height); ok {
+				return fmt.Errorf("node %s keeps height %d", nd.addr, out.Height)
+			}
+		}
+		return nil
+	})
+	tc.startNode(buggy, tune)
+	if err := buggy.node.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, 30*time.Second, func() error {
+		cases := tc.punishCases()
+		if len(cases) != 1 {
+			return fmt.Errorf("%d punish cases", len(cases))
+		}
+		p := cases[0]
+		if p.Proposer != buggy.key.Address() {
+			t.Fatalf("case filed by %s, not the member with the wrong execution", p.Proposer)
+		}
+		if p.Status != contract.ProposalFailed {
+			return fmt.Errorf("case is %s (%d for, %d against, %d abstain)", p.Status, p.For, p.Against, p.Abstain)
+		}
+		if p.Against != 0 || p.Abstain != 2 {
+			t.Fatalf("case failed with %d against, %d abstain", p.Against, p.Abstain)
+		}
+		return nil
+	})
+	tc.waitResynced(buggy, leader, honest)
+	if n := len(tc.punishCases()); n != 1 {
+		t.Fatalf("%d punish cases, want the one", n)
+	}
 }
 
 // TestPunishTwoMembers: in a channel of two, the follower's case passes on

@@ -131,7 +131,7 @@ func (f *machineFSM) Restore(rc io.ReadCloser) error {
 	if err != nil {
 		err = fmt.Errorf("%w: %v", ErrBadSnapshot, err)
 	} else {
-		ck, claimed, err = f.check(rs, received)
+		ck, claimed, err = f.check(rs, received, 0)
 	}
 	if err != nil && received && f.ctx.Err() == nil {
 		from := f.snaps.leader()
@@ -139,19 +139,28 @@ func (f *machineFSM) Restore(rc io.ReadCloser) error {
 		if !errors.Is(err, ErrBadSnapshot) {
 			from = protocol.Address{} // honest, perhaps: ask it too
 		}
-		ck, err = f.fetchChecked(claimed, from)
+		ck, err = f.fetchChecked(claimed, 0, from)
 	} else if err == nil {
 		f.snaps.result("restored")
+		if received {
+			f.compareApplied(ck.m, f.snaps.leader())
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("restore snapshot: %w", err)
 	}
+	f.install(ck)
+	f.logger.Info("restored snapshot", "height", ck.m.Height(), "settled", ck.m.SettledHeight(), "received", received)
+	return nil
+}
+
+// install swaps in a machine restored from a snapshot and checked. The
+// caller holds feedMu.
+func (f *machineFSM) install(ck *checked) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.gen, f.m, f.genErr = ck.g, ck.m, nil
 	f.publishLocked()
-	f.logger.Info("restored snapshot", "height", ck.m.Height(), "settled", ck.m.SettledHeight(), "received", received)
-	return nil
 }
 
 type fsmSnapshot struct {

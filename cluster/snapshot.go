@@ -114,7 +114,11 @@ type checked struct {
 // claimed is the height the snapshot names (0 when it does not decode).
 // The error is ErrBadSnapshot when the snapshot is false, ErrUnverifiable
 // when the chain cannot tell now.
-func (f *machineFSM) check(rs *raftSnapshot, received bool) (ck *checked, claimed uint64, err error) {
+//
+// minBase, when not 0, is the lowest base the caller takes: a snapshot
+// that re-executes batches at or below it is refused as unverifiable, with
+// no evidence (resync, punish.go).
+func (f *machineFSM) check(rs *raftSnapshot, received bool, minBase uint64) (ck *checked, claimed uint64, err error) {
 	ctx, cancel := context.WithTimeout(f.ctx, snapshotCheckTimeout)
 	defer cancel()
 	m, err := f.build(ctx, rs.g)
@@ -131,6 +135,9 @@ func (f *machineFSM) check(rs *raftSnapshot, received bool) (ck *checked, claime
 		return nil, 0, fmt.Errorf("%w: %v", ErrBadSnapshot, err)
 	}
 	claimed = file.Height
+	if minBase > 0 && file.BaseHeight() < minBase {
+		return nil, claimed, fmt.Errorf("%w: its base is height %d, below %d", ErrUnverifiable, file.BaseHeight(), minBase)
+	}
 	if file.Legacy() {
 		if received {
 			return nil, claimed, fmt.Errorf("%w: version %d carries no batches to re-execute", ErrUnverifiable, file.Version)
@@ -234,7 +241,13 @@ func (f *machineFSM) refuseSnapshot(err error, from protocol.Address, claimed ui
 	ev := &fsm.Evidence{Reason: fsm.ReasonBadSnapshot, Leader: from, Height: claimed, Index: -1,
 		Detail: strings.TrimPrefix(err.Error(), ErrBadSnapshot.Error()+": "), Batch: sum}
 	f.snaps.result("forged")
-	a := f.applier
+	f.recordEvidence(ev)
+}
+
+// recordEvidence keeps evidence found outside the machine's apply (a
+// refused snapshot, an equivocation) with the refused geneses', and tells
+// the channel.
+func (a *applier) recordEvidence(ev *fsm.Evidence) {
 	a.mu.Lock()
 	if len(a.badGen) == maxBadGenesis {
 		a.badGen = append(a.badGen[:0], a.badGen[1:]...)
@@ -251,8 +264,11 @@ func (f *machineFSM) refuseSnapshot(err error, from protocol.Address, claimed ui
 // fetchChecked fetches a snapshot of height min at least from the other
 // members and checks it, until one checks out or the time is up. A member
 // whose snapshot is false is recorded and not asked again; liar, when not
-// zero, sent the refused one and is not asked.
-func (f *machineFSM) fetchChecked(min uint64, liar protocol.Address) (*checked, error) {
+// zero, sent the refused one and is not asked. Once every member was
+// refused the error is ErrBadSnapshot: this member's own execution of the
+// batches is the odd one out (or every other member lies). minBase is
+// check's.
+func (f *machineFSM) fetchChecked(min, minBase uint64, liar protocol.Address) (*checked, error) {
 	if f.snaps.fetch == nil {
 		return nil, errors.New("no members to fetch from")
 	}
@@ -264,6 +280,7 @@ func (f *machineFSM) fetchChecked(min uint64, liar protocol.Address) (*checked, 
 	}
 	skip := func(a protocol.Address) bool { return liars[a] }
 	var last error
+	refused := 0
 	for {
 		data, from, err := f.snaps.fetch(ctx, min, skip)
 		if err == nil {
@@ -276,7 +293,7 @@ func (f *machineFSM) fetchChecked(min uint64, liar protocol.Address) (*checked, 
 			var ck *checked
 			var claimed uint64
 			if err == nil {
-				ck, claimed, err = f.check(rs, true)
+				ck, claimed, err = f.check(rs, true, minBase)
 			}
 			if err == nil && ck.height < min {
 				err = fmt.Errorf("snapshot at height %d, below %d", ck.height, min)
@@ -284,17 +301,21 @@ func (f *machineFSM) fetchChecked(min uint64, liar protocol.Address) (*checked, 
 			if err == nil {
 				f.logger.Info("fetched a snapshot from a member", "from", from, "height", ck.height)
 				f.snaps.result("fetched")
+				f.compareApplied(ck.m, from)
 				return ck, nil
 			}
 			f.refuseSnapshot(err, from, claimed, nil)
 			if errors.Is(err, ErrBadSnapshot) {
 				liars[from] = true
+				refused++
 			}
+		} else if errors.Is(err, errNoMemberLeft) && refused > 0 {
+			return nil, fmt.Errorf("%w: the snapshot of every member was refused, the last: %v", ErrBadSnapshot, last)
 		}
 		last = err
 		select {
 		case <-ctx.Done():
-			return nil, fmt.Errorf("no member sent a snapshot that checks out: %v", last)
+			return nil, fmt.Errorf("no member sent a snapshot that checks out: %w", last)
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
@@ -424,6 +445,10 @@ func (c *Channel) newSnapshotCheck() *snapshotCheck {
 	}
 }
 
+// errNoMemberLeft: every other server of the Raft configuration was
+// skipped.
+var errNoMemberLeft = errors.New("cluster: no other member to ask")
+
 // fetchSnapshot asks the other servers of the Raft configuration, in
 // turn, for a snapshot of height min at least, skipping those skip names.
 func (c *Channel) fetchSnapshot(ctx context.Context, min uint64, skip func(protocol.Address) bool) ([]byte, protocol.Address, error) {
@@ -434,7 +459,7 @@ func (c *Channel) fetchSnapshot(ctx context.Context, min uint64, skip func(proto
 	if err := cf.Error(); err != nil {
 		return nil, protocol.Address{}, err
 	}
-	last := errors.New("no other member to ask")
+	last := errNoMemberLeft
 	for _, s := range cf.Configuration().Servers {
 		a, err := protocol.ParseAddress(string(s.ID))
 		if err != nil || a == c.me() || skip(a) {

@@ -47,6 +47,11 @@ const (
 	// settled, or whose batches do not apply (package cluster). It names
 	// the member that sent it when known; Detail says what failed.
 	ReasonBadSnapshot
+	// ReasonEquivocation: the leader signed two different batches of one
+	// epoch for the same height: Batch is the one this member applied,
+	// Conflict the other (package cluster finds it, e.g. in a snapshot's
+	// batches). The two signatures are the proof; nothing is re-executed.
+	ReasonEquivocation
 )
 
 func (r Reason) String() string {
@@ -75,6 +80,8 @@ func (r Reason) String() string {
 		return "genesis differs from the chain"
 	case ReasonBadSnapshot:
 		return "snapshot does not check out"
+	case ReasonEquivocation:
+		return "two batches signed for one height"
 	}
 	return fmt.Sprintf("reason(%d)", uint8(r))
 }
@@ -103,6 +110,9 @@ type Evidence struct {
 	Claimed         protocol.Result
 	Honest          protocol.Result
 	HonestChangeSet protocol.ChangeSet
+	// Conflict is, for ReasonEquivocation, the other batch the leader
+	// signed for Height (canonical encoding).
+	Conflict []byte
 }
 
 // Punish returns the payload of a punish proposal against the leader.
@@ -121,12 +131,24 @@ func (ev *Evidence) Punish() protocol.Punish {
 		Honest:          ev.Honest,
 		HonestChangeSet: ev.HonestChangeSet,
 		Reason:          reason,
+		Conflict:        ev.Conflict,
 	}
 }
 
 func (ev *Evidence) String() string {
 	return fmt.Sprintf("evidence against %s (epoch %d) at height %d: %s: %s",
 		ev.Leader, ev.Epoch, ev.Height, ev.Reason, ev.Detail)
+}
+
+// AppliedBatches returns the batches this member applied since its
+// snapshot base, oldest first, as the leader signed them: what a batch
+// another member shows for the same heights is compared with.
+func (m *Machine) AppliedBatches() [][]byte {
+	out := make([][]byte, len(m.tail))
+	for i := range m.tail {
+		out[i] = m.tail[i].raw
+	}
+	return out
 }
 
 // record keeps ev in the bounded list and notifies the caller.

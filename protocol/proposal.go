@@ -91,6 +91,11 @@ type Punish struct {
 	HonestChangeSet ChangeSet
 	// Reason says what was wrong, for people (e.g. "result digest differs").
 	Reason string
+	// Conflict, when set, makes the case one of equivocation: another
+	// batch the target signed for the same epoch that covers Height with
+	// a different body (canonical encoding). Honest is then unused. It is
+	// written only when set, so older payloads read the same.
+	Conflict []byte
 }
 
 // Encode writes the canonical encoding.
@@ -101,6 +106,9 @@ func (p *Punish) Encode(e *Encoder) {
 	p.Honest.Encode(e)
 	p.HonestChangeSet.Encode(e)
 	e.String(p.Reason)
+	if len(p.Conflict) > 0 {
+		e.Bytes(p.Conflict)
+	}
 }
 
 // Decode reads p.
@@ -111,6 +119,13 @@ func (p *Punish) Decode(d *Decoder) {
 	p.Honest.Decode(d)
 	p.HonestChangeSet.Decode(d)
 	p.Reason = d.String(MaxNameLen)
+	p.Conflict = nil
+	if d.Err() == nil && d.Remaining() > 0 {
+		p.Conflict = d.Bytes(MaxBatchBytes)
+		if d.Err() == nil && len(p.Conflict) == 0 {
+			d.Fail(fmt.Errorf("%w: empty conflicting batch written out", ErrNonCanonical))
+		}
+	}
 }
 
 // Election proposes Candidate as leader in place of the leader of Epoch.

@@ -12,6 +12,8 @@ import (
 // target for this channel that holds an entry at Height, whose result the
 // target claimed differs from the honest result the reporter computed. The
 // chain does not run contracts; the members' votes judge who is right.
+// An equivocation case (Conflict set) is checked whole instead
+// (CheckEquivocation): two bodies the target signed for one height.
 //
 // One offence — target, the batch's epoch, height — has one case: a second
 // filing is refused with ErrDuplicateCase naming the case, so the members
@@ -35,7 +37,12 @@ func (x *exec) checkPunish(ch *Channel, pu *protocol.Punish) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadEvidence, err)
 	}
-	if err := checkBatchEvidence(ch, pu, b); err != nil {
+	if len(pu.Conflict) > 0 {
+		err = CheckEquivocation(ch.ID, pu.Target, pu.Height, pu.Batch, pu.Conflict)
+	} else {
+		err = checkBatchEvidence(ch, pu, b)
+	}
+	if err != nil {
 		return nil, err
 	}
 	k := caseKey(ch.ID, pu.Target, b.Epoch, pu.Height)
