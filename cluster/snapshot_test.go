@@ -390,6 +390,11 @@ func TestSnapshotWithoutGenesisRefused(t *testing.T) {
 	tc.submitN(3, "g")
 	leader := tc.waitLeader(10 * time.Second)
 	follower := tc.others(leader)[0]
+	// Restored outside Raft: the member it fetches from must not be
+	// behind it, or Raft will not replay the difference.
+	for _, nd := range tc.others(leader) {
+		tc.waitSame(nd, leader)
+	}
 	c := tc.channel(follower)
 	if err := c.fsm.Restore(io.NopCloser(bytes.NewReader([]byte{snapshotVersion, 0, 0, 0, 0}))); err != nil {
 		t.Fatalf("restore: %v", err)
