@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -45,6 +46,12 @@ type channelView struct {
 	hist   *history
 	logger hclog.Logger
 	done   chan struct{}
+	// idle is how long the view follows the channel with nobody
+	// watching; users counts open streams, usedAt is the last request
+	// (Unix ns).
+	idle   time.Duration
+	users  atomic.Int64
+	usedAt atomic.Int64
 
 	mu struct {
 		sync.Mutex
@@ -62,9 +69,19 @@ type channelView struct {
 	readyCh chan struct{}
 }
 
-func newChannelView(id protocol.ChannelID, updates int, logger hclog.Logger) *channelView {
-	return &channelView{id: id, hist: newHistory(updates), logger: logger, done: make(chan struct{}),
-		readyCh: make(chan struct{})}
+func newChannelView(id protocol.ChannelID, updates int, idle time.Duration, logger hclog.Logger) *channelView {
+	v := &channelView{id: id, hist: newHistory(updates), logger: logger, done: make(chan struct{}),
+		readyCh: make(chan struct{}), idle: idle}
+	v.touch()
+	return v
+}
+
+// touch records a request for the view.
+func (v *channelView) touch() { v.usedAt.Store(time.Now().UnixNano()) }
+
+// unwatched says nobody has watched the view for its idle time.
+func (v *channelView) unwatched() bool {
+	return v.users.Load() == 0 && time.Since(time.Unix(0, v.usedAt.Load())) > v.idle
 }
 
 // run subscribes from height 0 (a snapshot, then every outcome) and
@@ -110,16 +127,29 @@ func (v *channelView) run(ctx context.Context, cl *client.Client) {
 				return
 			}
 		case <-t.C:
+			if v.unwatched() {
+				// Nobody looks: stop following; the next request
+				// starts again from a snapshot.
+				v.fail(errIdle)
+				return
+			}
 			v.publish()
 		}
 	}
 }
 
+// errIdle ends a view nobody watches.
+var errIdle = errors.New("console: channel view idle")
+
 func (v *channelView) fail(err error) {
 	if errors.Is(err, context.Canceled) {
 		err = ErrClosed
 	}
-	v.logger.Warn("channel view stopped", "channel", v.id, "error", err)
+	if errors.Is(err, errIdle) || errors.Is(err, ErrClosed) {
+		v.logger.Debug("channel view stopped", "channel", v.id, "reason", err)
+	} else {
+		v.logger.Warn("channel view stopped", "channel", v.id, "error", err)
+	}
 	v.mu.Lock()
 	v.mu.err = err
 	v.mu.Unlock()

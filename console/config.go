@@ -27,6 +27,10 @@ type Config struct {
 	// Updates is how many channel view updates (one per batch of heights)
 	// are kept per channel for clients that reconnect. Default 256.
 	Updates int
+	// Idle is how long a channel view goes on following its channel
+	// with nobody watching; the next request starts it again. Default
+	// 1 min.
+	Idle time.Duration
 	// MaxStreams bounds the event streams open at once, cluster and
 	// channel views together; more are answered 503. Default 64.
 	MaxStreams int
@@ -36,7 +40,7 @@ type Config struct {
 
 // DefaultConfig returns the defaults; Node and Dial must still be set.
 func DefaultConfig() Config {
-	return Config{Interval: time.Second, History: 512, Updates: 256, MaxStreams: 64}
+	return Config{Interval: time.Second, History: 512, Updates: 256, Idle: time.Minute, MaxStreams: 64}
 }
 
 var (
@@ -59,6 +63,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("console: History (%d) must be at least 1", c.History)
 	case c.Updates < 1:
 		return fmt.Errorf("console: Updates (%d) must be at least 1", c.Updates)
+	case c.Idle < publishEvery:
+		return fmt.Errorf("console: Idle (%s) must be at least %s", c.Idle, publishEvery)
 	case c.MaxStreams < 1:
 		return fmt.Errorf("console: MaxStreams (%d) must be at least 1", c.MaxStreams)
 	}

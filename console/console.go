@@ -97,6 +97,24 @@ func (c *Console) Close() error {
 	return nil
 }
 
+// Views returns how many channel views follow their channel now.
+func (c *Console) Views() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, v := range c.mu.views {
+		select {
+		case <-v.done:
+		default:
+			n++
+		}
+	}
+	return n
+}
+
+// Streams returns how many event streams are open now.
+func (c *Console) Streams() int { return int(c.streams.Load()) }
+
 // Register mounts the console on mux: the page at /, its assets, the JSON
 // API under /console/api/ and the event streams.
 func (c *Console) Register(mux *http.ServeMux) {
@@ -241,7 +259,7 @@ func (c *Console) view(req *http.Request) (*channelView, int, error) {
 			}
 		}
 		if v == nil {
-			v = newChannelView(id, c.cfg.Updates, c.logger)
+			v = newChannelView(id, c.cfg.Updates, c.cfg.Idle, c.logger)
 			c.mu.views[id] = v
 			c.wg.Add(1)
 			go func() {
@@ -251,6 +269,7 @@ func (c *Console) view(req *http.Request) (*channelView, int, error) {
 		}
 		c.mu.Unlock()
 	}
+	v.touch()
 	// Wait for its first state, bounded.
 	t := time.NewTimer(10 * time.Second)
 	defer t.Stop()
@@ -359,6 +378,11 @@ func (c *Console) serveChannelEvents(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	defer done()
+	v.users.Add(1)
+	defer func() {
+		v.users.Add(-1)
+		v.touch()
+	}()
 	if resume && v.resumable(last) {
 		s, ok := newSSE(w)
 		if !ok {

@@ -142,7 +142,7 @@ func httpGet(t *testing.T, u string, header map[string]string) (int, string) {
 }
 
 // startWorldNode starts one node on an in-process chain hosting a new
-// MoveCraft channel (the real contract, ticking every 50 ms) whose only
+// MoveCraft channel (the real contract, ticking every 100 ms) whose only
 // member is the node, with its admin listener on loopback.
 func startWorldNode(t *testing.T, tune func(*nodeOptions)) (*runningNode, *protocol.Key, protocol.ChannelID) {
 	t.Helper()
@@ -166,7 +166,7 @@ func startWorldNode(t *testing.T, tune func(*nodeOptions)) (*runningNode, *proto
 	}
 	creator, _ := protocol.GenerateKey(nil)
 	id, err := devchain.NewLocal(chain, creator).CreateChannel(ctx, settlement.ChannelSpec{Contract: "movecraft", Code: mc.Wasm,
-		InitialState: initial, Config: contract.ChannelConfig{TickInterval: 50 * time.Millisecond}})
+		InitialState: initial, Config: contract.ChannelConfig{TickInterval: 100 * time.Millisecond}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -344,7 +344,7 @@ func TestConsoleWorldView(t *testing.T) {
 		t.Fatalf("first message %s id %d: contract %q, %d cells, players %+v", m.event, m.id, snap.Contract, len(snap.View.Top), snap.View.Players)
 	}
 	alice := snap.View.Players[0]
-	tx, ty := alice.X+4, alice.Y-3
+	tx, ty := alice.X+8, alice.Y-3
 	call("move", fmt.Sprintf(`{"x":%d,"y":%d,"z":%d}`, tx, ty, alice.Z))
 	last := m.id
 	var steps []console.Player
@@ -370,12 +370,14 @@ func TestConsoleWorldView(t *testing.T) {
 		}
 		return p.X == tx && p.Y == ty
 	})
+	// She walks a voxel per axis per tick: the page sees her on the way,
+	// never off her path.
 	if len(steps) < 3 {
 		t.Fatalf("alice jumped to her target: positions seen %+v", steps)
 	}
-	for i := 1; i < len(steps); i++ {
-		if d := abs(steps[i].X-steps[i-1].X) + abs(steps[i].Y-steps[i-1].Y); d > 2*(int(last)) || steps[i].X < min(alice.X, tx) || steps[i].X > max(alice.X, tx) {
-			t.Fatalf("alice left her path: %+v", steps)
+	for _, p := range steps {
+		if p.X < alice.X || p.X > tx || p.Y < ty || p.Y > alice.Y {
+			t.Fatalf("alice left her path from %d,%d to %d,%d: %+v", alice.X, alice.Y, tx, ty, steps)
 		}
 	}
 
@@ -418,13 +420,6 @@ func TestConsoleWorldView(t *testing.T) {
 		t.Fatalf("resumed after an unknown height: %s", m.event)
 	}
 	s3.close()
-}
-
-func abs(x int) int {
-	if x < 0 {
-		return -x
-	}
-	return x
 }
 
 // TestConsoleBadRequests: what a visitor can put in a console URL gets a
@@ -549,4 +544,46 @@ func TestConsoleNeedsToken(t *testing.T) {
 	if code, _ := httpGet(t, base+"/console/api/cluster", map[string]string{"Authorization": "Bearer " + token}); code != http.StatusOK {
 		t.Errorf("GET /console/api/cluster with the header: %d", code)
 	}
+}
+
+// TestConsoleViewIdle: a channel view nobody watches stops following its
+// channel after Idle, and the next request starts it again; an open stream
+// keeps it.
+func TestConsoleViewIdle(t *testing.T) {
+	r, _, id := startWorldNode(t, func(o *nodeOptions) {
+		o.TuneConsole = func(c *console.Config) { c.Idle = 300 * time.Millisecond }
+	})
+	base := "http://" + r.adminAddr()
+	get := func() {
+		t.Helper()
+		testutil.WaitFor(t, 20*time.Second, func() error {
+			if code, body := httpGet(t, base+"/console/api/channels/"+id.String(), nil); code != http.StatusOK {
+				return fmt.Errorf("%d %s", code, body)
+			}
+			return nil
+		})
+	}
+	get()
+	if n := r.console.Views(); n != 1 {
+		t.Fatalf("%d views after a request", n)
+	}
+	testutil.Eventually(t, 20*time.Second, "the unwatched view stops", func() bool { return r.console.Views() == 0 })
+	get()
+	if n := r.console.Views(); n != 1 {
+		t.Fatalf("%d views after a request to a stopped one", n)
+	}
+	s := openSSE(t, base+"/console/channels/"+id.String()+"/events", nil)
+	if m := s.next(t, 10*time.Second); m.event != "snapshot" {
+		t.Fatalf("first message %s", m.event)
+	}
+	// While the stream is open the view goes on, well past Idle: wait
+	// for 20 more ticks.
+	c, _ := r.node.Channel(id)
+	h := c.Status().Height
+	testutil.Eventually(t, 20*time.Second, "20 ticks", func() bool { return c.Status().Height > h+20 })
+	if n := r.console.Views(); n != 1 || r.console.Streams() != 1 {
+		t.Fatalf("%d views, %d streams with a stream open", n, r.console.Streams())
+	}
+	s.close()
+	testutil.Eventually(t, 20*time.Second, "the view stops once the stream closed", func() bool { return r.console.Views() == 0 })
 }

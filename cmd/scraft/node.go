@@ -59,6 +59,8 @@ type nodeOptions struct {
 	// client API's configuration (their bounds).
 	TuneTransport func(*transport.Config)
 	TuneClient    func(*clientapi.Config)
+	// TuneConsole adjusts the web console's configuration (tests).
+	TuneConsole func(*console.Config)
 
 	// AdminToken, when set, is required as "Authorization: Bearer TOKEN"
 	// on every admin path but /healthz and /readyz; an admin address off
@@ -548,6 +550,9 @@ func (r *runningNode) serveAdmin() error {
 		// The console reads as the node's own member, through the
 		// client API like any SDK client, pinning this node's key.
 		return client.Dial(ctx, key, []protocol.Address{key.Address()}, grpcAddr)
+	}
+	if r.opts.TuneConsole != nil {
+		r.opts.TuneConsole(&ccfg)
 	}
 	if r.console, err = console.New(ccfg); err != nil {
 		ln.Close()
