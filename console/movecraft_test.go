@@ -11,7 +11,8 @@ import (
 	"github.com/scraft/scraft/vm"
 )
 
-// mcRun runs MoveCraft's entry functions on a state, through the vm.
+// mcRun runs a demo contract's entry functions (MoveCraft's, mostly) on a
+// state, through the vm.
 type mcRun struct {
 	t  *testing.T
 	m  *vm.Module
@@ -20,7 +21,10 @@ type mcRun struct {
 	h  uint64
 }
 
-func newMCRun(t *testing.T) *mcRun {
+func newMCRun(t *testing.T) *mcRun { return newRun(t, "movecraft") }
+
+// newRun deploys one of the demo contracts and runs its init.
+func newRun(t *testing.T, name string) *mcRun {
 	t.Helper()
 	ctx := context.Background()
 	e, err := vm.NewEngine(ctx, vm.DefaultConfig())
@@ -28,7 +32,7 @@ func newMCRun(t *testing.T) *mcRun {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { e.Close(context.Background()) })
-	mc, err := contracts.Get("movecraft")
+	mc, err := contracts.Get(name)
 	if err != nil {
 		t.Fatal(err)
 	}

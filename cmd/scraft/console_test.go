@@ -587,3 +587,23 @@ func TestConsoleViewIdle(t *testing.T) {
 	s.close()
 	testutil.Eventually(t, 20*time.Second, "the view stops once the stream closed", func() bool { return r.console.Views() == 0 })
 }
+
+// TestConsoleStreamLimit: a visitor who opens event streams beyond
+// MaxStreams is answered 503 at once, and a stream closed frees its place.
+func TestConsoleStreamLimit(t *testing.T) {
+	r, _, _ := startWorldNode(t, func(o *nodeOptions) {
+		o.TuneConsole = func(c *console.Config) { c.MaxStreams = 2 }
+	})
+	base := "http://" + r.adminAddr()
+	a := openSSE(t, base+"/console/events", nil)
+	b := openSSE(t, base+"/console/events", nil)
+	a.next(t, 10*time.Second)
+	b.next(t, 10*time.Second)
+	if code, body := httpGet(t, base+"/console/events", nil); code != http.StatusServiceUnavailable {
+		t.Fatalf("a third stream: %d %s, want 503", code, body)
+	}
+	a.close()
+	testutil.Eventually(t, 10*time.Second, "the closed stream's place freed", func() bool { return r.console.Streams() == 1 })
+	c := openSSE(t, base+"/console/events", nil)
+	c.next(t, 10*time.Second)
+}
