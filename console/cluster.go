@@ -80,8 +80,16 @@ type ChannelState struct {
 	Retired string `json:"retired,omitempty"`
 	// CommitRate is heights applied per second since the previous reading
 	// (filled in by the console).
-	CommitRate float64  `json:"commit_rate"`
-	Members    []Member `json:"members"`
+	CommitRate float64 `json:"commit_rate"`
+	// TxCommitSeconds and TxCommits are the running sum and count of the
+	// times from a tx reaching this node as leader to its outcome; the
+	// console turns them into CommitLatencyMs.
+	TxCommitSeconds float64 `json:"-"`
+	TxCommits       uint64  `json:"-"`
+	// CommitLatencyMs is the mean of those times over the txs committed
+	// since the previous reading; -1 when none was (a follower, or idle).
+	CommitLatencyMs float64  `json:"commit_latency_ms"`
+	Members         []Member `json:"members"`
 }
 
 // Event kinds of the cluster view.
@@ -275,6 +283,10 @@ func (w *clusterWatch) read(ctx context.Context) {
 			if dt := now.Sub(w.prevAt).Seconds(); dt > 0 {
 				c.CommitRate = float64(c.Height-p.Height) / dt
 			}
+		}
+		c.CommitLatencyMs = -1
+		if had && c.TxCommits > p.TxCommits && c.TxCommitSeconds >= p.TxCommitSeconds {
+			c.CommitLatencyMs = (c.TxCommitSeconds - p.TxCommitSeconds) / float64(c.TxCommits-p.TxCommits) * 1000
 		}
 		events = append(events, diff(p, had, *c, now.UnixMilli())...)
 	}

@@ -400,6 +400,21 @@ func TestConsoleWorldView(t *testing.T) {
 		}
 		return false
 	})
+	// The cluster view tells the leader's commit latency of the calls
+	// made since its previous reading.
+	testutil.WaitFor(t, 20*time.Second, func() error {
+		call("move", fmt.Sprintf(`{"x":%d,"y":%d,"z":%d}`, tx, ty, alice.Z))
+		_, body := httpGet(t, base+"/console/api/cluster", nil)
+		var v struct {
+			Channels []struct {
+				CommitLatencyMs float64 `json:"commit_latency_ms"`
+			}
+		}
+		if err := json.Unmarshal([]byte(body), &v); err != nil || len(v.Channels) != 1 || v.Channels[0].CommitLatencyMs <= 0 {
+			return fmt.Errorf("no commit latency in %s (%v)", body, err)
+		}
+		return nil
+	})
 	code, body := httpGet(t, fmt.Sprintf("%s/console/api/channels/%s/column?x=%d&y=%d", base, id, bx, by), nil)
 	var col struct{ Blocks []int }
 	if err := json.Unmarshal([]byte(body), &col); code != http.StatusOK || err != nil || len(col.Blocks) != 32 || col.Blocks[bz] != 6 || col.Blocks[0] != 1 {

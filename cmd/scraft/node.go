@@ -543,7 +543,7 @@ func (r *runningNode) serveAdmin() error {
 	})
 	mux.HandleFunc("/drill/crash", r.drillCrash)
 	ccfg := console.DefaultConfig()
-	ccfg.Node = consoleNode{r.node}
+	ccfg.Node = consoleNode{n: r.node, reg: r.reg}
 	ccfg.Logger = r.opts.Logger
 	key, grpcAddr := r.opts.Key, r.srv.Addr()
 	ccfg.Dial = func(ctx context.Context) (*client.Client, error) {

@@ -45,6 +45,7 @@ function drawCluster(view) {
     stat("height", c.height);
     stat("settled", c.settled_height);
     stat("heights/s", c.commit_rate.toFixed(1));
+    if (c.commit_latency_ms >= 0) stat("commit", c.commit_latency_ms.toFixed(1) + " ms");
     stat("raft", c.raft_state);
     stat("lag", c.lag);
     stat("voters", c.voters + (c.non_voters ? "+" + c.non_voters : ""));
