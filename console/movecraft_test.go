@@ -14,17 +14,17 @@ import (
 // mcRun runs a demo contract's entry functions (MoveCraft's, mostly) on a
 // state, through the vm.
 type mcRun struct {
-	t  *testing.T
+	t  testing.TB
 	m  *vm.Module
 	mc *contracts.Contract
 	st protocol.State
 	h  uint64
 }
 
-func newMCRun(t *testing.T) *mcRun { return newRun(t, "movecraft") }
+func newMCRun(t testing.TB) *mcRun { return newRun(t, "movecraft") }
 
 // newRun deploys one of the demo contracts and runs its init.
-func newRun(t *testing.T, name string) *mcRun {
+func newRun(t testing.TB, name string) *mcRun {
 	t.Helper()
 	ctx := context.Background()
 	e, err := vm.NewEngine(ctx, vm.DefaultConfig())
