@@ -1,6 +1,7 @@
 package console
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -10,6 +11,10 @@ import (
 // keepAlive is how often an idle stream sends a comment, so that proxies
 // and the browser keep it open.
 const keepAlive = 15 * time.Second
+
+// writeTimeout bounds each write to a stream: a client that stops reading
+// is cut off instead of holding a goroutine and a stream's place.
+const writeTimeout = 30 * time.Second
 
 // lastEventID reads where a client resumes: the Last-Event-ID header a
 // reconnecting EventSource sends, else ?last_event_id=. ok is false when
@@ -38,8 +43,9 @@ func truncate(s string, n int) string {
 
 // sse writes Server-Sent Events.
 type sse struct {
-	w http.ResponseWriter
-	f http.Flusher
+	w  http.ResponseWriter
+	f  http.Flusher
+	rc *http.ResponseController
 }
 
 func newSSE(w http.ResponseWriter) (*sse, bool) {
@@ -47,19 +53,24 @@ func newSSE(w http.ResponseWriter) (*sse, bool) {
 	if !ok {
 		return nil, false
 	}
+	rc := http.NewResponseController(w)
+	rc.SetWriteDeadline(time.Now().Add(writeTimeout))
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
 	f.Flush()
-	return &sse{w: w, f: f}, true
+	return &sse{w: w, f: f, rc: rc}, true
 }
 
 // send writes one message; id 0 writes none (the client keeps its last).
 // data is one line of JSON.
 func (s *sse) send(id uint64, kind string, data []byte) error {
-	var err error
+	err := s.rc.SetWriteDeadline(time.Now().Add(writeTimeout))
+	if errors.Is(err, http.ErrNotSupported) {
+		err = nil
+	}
 	if id > 0 {
 		_, err = fmt.Fprintf(s.w, "id: %d\n", id)
 	}
@@ -70,6 +81,7 @@ func (s *sse) send(id uint64, kind string, data []byte) error {
 }
 
 func (s *sse) comment(text string) error {
+	s.rc.SetWriteDeadline(time.Now().Add(writeTimeout))
 	_, err := fmt.Fprintf(s.w, ": %s\n\n", text)
 	return err
 }

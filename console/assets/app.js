@@ -114,6 +114,13 @@ function selectChannel(id) {
   $("channel-id").textContent = short(id);
   const es = new EventSource("/console/channels/" + id + "/events");
   state.channelES = es;
+  es.addEventListener("error", () => {
+    // A stream the node refused (a channel it no longer hosts) is not
+    // retried by the browser: try again later while it is selected.
+    if (es.readyState === EventSource.CLOSED && state.channelES === es) {
+      setTimeout(() => { if (state.channelES === es) { state.selected = ""; selectChannel(id); } }, 5000);
+    }
+  });
   es.addEventListener("snapshot", (m) => drawSnapshot(JSON.parse(m.data)));
   es.addEventListener("update", (m) => drawUpdate(JSON.parse(m.data)));
 }
