@@ -94,21 +94,30 @@ func (v *channelView) run(ctx context.Context, cl *client.Client) {
 		v.fail(err)
 		return
 	}
-	defer sub.Close()
+	// The reader hands the updates over; it stops with run, whichever
+	// way run ends, and run waits for it.
+	rctx, cancel := context.WithCancel(ctx)
 	updates := make(chan client.Update, 1024)
 	errc := make(chan error, 1)
+	readerDone := make(chan struct{})
+	defer func() {
+		cancel()
+		sub.Close()
+		<-readerDone
+	}()
 	go func() {
+		defer close(readerDone)
 		defer close(updates)
 		for {
-			u, err := sub.Next(ctx)
+			u, err := sub.Next(rctx)
 			if err != nil {
 				errc <- err
 				return
 			}
 			select {
 			case updates <- u:
-			case <-ctx.Done():
-				errc <- ctx.Err()
+			case <-rctx.Done():
+				errc <- rctx.Err()
 				return
 			}
 		}
