@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"slices"
+	"sync"
 
 	"github.com/scraft/scraft/contracts"
 	"github.com/scraft/scraft/protocol"
@@ -144,15 +145,22 @@ func newMCModel(abi *contracts.Contract) *mcModel {
 
 func (m *mcModel) contract() string { return "movecraft" }
 
-func (m *mcModel) load(st protocol.State) {
-	m.vox = make([]byte, mcSizeX*mcSizeY*mcSizeZ)
+// mcLand is the land nobody changed, every voxel from the terrain
+// function, computed once.
+var mcLand = sync.OnceValue(func() []byte {
+	vox := make([]byte, mcSizeX*mcSizeY*mcSizeZ)
 	for z := range mcSizeZ {
 		for y := range mcSizeY {
 			for x := range mcSizeX {
-				m.vox[(z*mcSizeY+y)*mcSizeX+x] = mcTerrain(x, y, z)
+				vox[(z*mcSizeY+y)*mcSizeX+x] = mcTerrain(x, y, z)
 			}
 		}
 	}
+	return vox
+})
+
+func (m *mcModel) load(st protocol.State) {
+	m.vox = slices.Clone(mcLand())
 	m.players = map[protocol.Address]*Player{}
 	for _, k := range st.Keys() {
 		m.set(k, st[k], true)
@@ -176,11 +184,12 @@ func (m *mcModel) set(k protocol.ResourceKey, v []byte, present bool) {
 			for ly := range mcChunk {
 				for lx := range mcChunk {
 					x, y, z := cx*mcChunk+lx, cy*mcChunk+ly, cz*mcChunk+lz
-					b := mcTerrain(x, y, z)
+					i := (z*mcSizeY+y)*mcSizeX + x
 					if present {
-						b = v[2+(lz*mcChunk+ly)*mcChunk+lx]
+						m.vox[i] = v[2+(lz*mcChunk+ly)*mcChunk+lx]
+					} else {
+						m.vox[i] = mcLand()[i]
 					}
-					m.vox[(z*mcSizeY+y)*mcSizeX+x] = b
 				}
 			}
 		}
