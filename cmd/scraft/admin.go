@@ -155,3 +155,36 @@ func consoleLogin(token string) http.HandlerFunc {
 func joinOff(w http.ResponseWriter, _ *http.Request) {
 	http.Error(w, "POST /join is off on this node: start it with --admin-allow-join", http.StatusForbidden)
 }
+
+// loopbackHost guards a loopback admin listener without a token against
+// DNS rebinding: a page from another site whose name its DNS points at
+// 127.0.0.1 would otherwise read the console (channel state, read as the
+// node's member) from the operator's browser as its own origin. The
+// console's paths are answered only to requests naming the listener by
+// an IP address or localhost, as a browser does that was pointed at it.
+func loopbackHost(token string, next http.Handler) http.Handler {
+	if token != "" {
+		return next // the token guards it; a rebound page has neither it nor the cookie
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if req.URL.Path == "/" || strings.HasPrefix(req.URL.Path, "/console/") {
+			host := req.Host
+			if h, _, err := net.SplitHostPort(host); err == nil {
+				host = h
+			}
+			host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+			if net.ParseIP(host) == nil && !strings.EqualFold(host, "localhost") {
+				http.Error(w, fmt.Sprintf("the console answers only to http://127.0.0.1:PORT or http://localhost:PORT, not to host %q", truncateHost(req.Host)), http.StatusMisdirectedRequest)
+				return
+			}
+		}
+		next.ServeHTTP(w, req)
+	})
+}
+
+func truncateHost(h string) string {
+	if len(h) > 64 {
+		return h[:64] + "…"
+	}
+	return h
+}

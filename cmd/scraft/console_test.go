@@ -622,3 +622,38 @@ func TestConsoleStreamLimit(t *testing.T) {
 	c := openSSE(t, base+"/console/events", nil)
 	c.next(t, 10*time.Second)
 }
+
+// TestConsoleRebinding: a loopback console without a token answers only
+// requests that name it by IP address or localhost, so that a page of
+// another site rebound to 127.0.0.1 cannot read it; the other admin paths
+// are as before.
+func TestConsoleRebinding(t *testing.T) {
+	r, _, _ := startWorldNode(t, nil)
+	_, port, _ := net.SplitHostPort(r.adminAddr())
+	base := "http://" + r.adminAddr()
+	for _, tc := range []struct {
+		host, path string
+		code       int
+	}{
+		{"127.0.0.1:" + port, "/console/api/cluster", http.StatusOK},
+		{"localhost:" + port, "/console/api/cluster", http.StatusOK},
+		{"LOCALHOST", "/", http.StatusOK},
+		{"[::1]:" + port, "/console/api/cluster", http.StatusOK},
+		{"evil.example:" + port, "/console/api/cluster", http.StatusMisdirectedRequest},
+		{"evil.example", "/", http.StatusMisdirectedRequest},
+		{"evil.example", "/console/events", http.StatusMisdirectedRequest},
+		{"127.0.0.1.evil.example", "/console/assets/app.js", http.StatusMisdirectedRequest},
+		{"evil.example", "/healthz", http.StatusOK},
+	} {
+		req, _ := http.NewRequest(http.MethodGet, base+tc.path, nil)
+		req.Host = tc.host
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.code {
+			t.Errorf("GET %s with Host %q: %d, want %d", tc.path, tc.host, resp.StatusCode, tc.code)
+		}
+	}
+}

@@ -565,7 +565,7 @@ func (r *runningNode) serveAdmin() error {
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	r.admin = &http.Server{Handler: requireToken(r.opts.AdminToken, mux), ReadHeaderTimeout: 5 * time.Second}
+	r.admin = &http.Server{Handler: loopbackHost(r.opts.AdminToken, requireToken(r.opts.AdminToken, mux)), ReadHeaderTimeout: 5 * time.Second}
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
