@@ -68,9 +68,9 @@ const (
 	consoleLoginPath = "/console/login"
 )
 
-// consoleSession is the cookie value for token.
-func consoleSession(token string) string {
-	sum := sha256.Sum256([]byte("scraft/console-session/v1\x00" + token))
+// consoleCookieValue is the cookie value for token.
+func consoleCookieValue(token string) string {
+	sum := sha256.Sum256([]byte("scraft/console-cookie/v1\x00" + token))
 	return hex.EncodeToString(sum[:])
 }
 
@@ -84,7 +84,7 @@ func adminAuthorized(req *http.Request, token string) bool {
 		return false
 	}
 	c, err := req.Cookie(consoleCookie)
-	return err == nil && subtle.ConstantTimeCompare([]byte(c.Value), []byte(consoleSession(token))) == 1
+	return err == nil && subtle.ConstantTimeCompare([]byte(c.Value), []byte(consoleCookieValue(token))) == 1
 }
 
 // requireToken answers 401 to a request outside adminOpen that does not
@@ -110,7 +110,7 @@ func requireToken(token string, next http.Handler) http.Handler {
 }
 
 // consoleLogin serves the console's login form (GET) and checks the token
-// it posts (POST): right, it sets the session cookie and sends the browser
+// it posts (POST): right, it sets the console cookie and sends the browser
 // to the console; wrong, 401 and the form again. Without a token there is
 // nothing to log in to.
 func consoleLogin(token string) http.HandlerFunc {
@@ -142,7 +142,7 @@ func consoleLogin(token string) http.HandlerFunc {
 				form(w, http.StatusUnauthorized, "Wrong token.")
 				return
 			}
-			http.SetCookie(w, &http.Cookie{Name: consoleCookie, Value: consoleSession(token), Path: "/",
+			http.SetCookie(w, &http.Cookie{Name: consoleCookie, Value: consoleCookieValue(token), Path: "/",
 				HttpOnly: true, SameSite: http.SameSiteStrictMode})
 			http.Redirect(w, req, "/", http.StatusSeeOther)
 		default:

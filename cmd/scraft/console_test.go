@@ -478,7 +478,7 @@ func TestConsoleBadRequests(t *testing.T) {
 
 // TestConsoleNeedsToken: on an admin listener off loopback the console's
 // page, API and event streams answer only with the token: a browser is
-// sent to the login form, which sets the session cookie for the right
+// sent to the login form, which sets the console cookie for the right
 // token only; the cookie opens GETs but not POST /join.
 func TestConsoleNeedsToken(t *testing.T) {
 	const token = "0123456789abcdef-console"
@@ -495,7 +495,7 @@ func TestConsoleNeedsToken(t *testing.T) {
 		for _, h := range []map[string]string{
 			nil,
 			{"Authorization": "Bearer wrong-token-of-enough-length"},
-			{"Cookie": consoleCookie + "=" + consoleSession("wrong-token-of-enough-length")},
+			{"Cookie": consoleCookie + "=" + consoleCookieValue("wrong-token-of-enough-length")},
 			{"Cookie": consoleCookie + "=" + token},
 		} {
 			if code, _ := httpGet(t, base+path, h); code != http.StatusUnauthorized {
