@@ -5,7 +5,7 @@ FUZZTIME ?= 10s
 BENCH    ?= .
 BENCHTIME ?= 1s
 
-.PHONY: all build test fmt-check vet check tidy-check proto proto-check contracts contracts-check fuzz bench chaos clean
+.PHONY: all build test fmt-check vet check tidy-check proto proto-check contracts contracts-check fuzz bench chaos ui-test clean
 
 all: build
 
@@ -67,6 +67,15 @@ SOAK_ROUNDS ?= 100
 chaos:
 	SCRAFT_SOAK_ROUNDS=$(SOAK_ROUNDS) $(GO) test -race -timeout 60m -run 'Chaos|Soak|Drill' -v ./integration/...
 	SCRAFT_HONEST_ROUNDS=$(HONEST_ROUNDS) $(GO) test -timeout 60m -count=1 -run 'TestHonestNeverAccused' -v ./integration
+
+## ui-test: the web console in headless Chromium, against scraft dev and
+## against node processes through a leader's kill; it installs Chromium
+## (scripts/install-chromium.sh) when missing and saves the screenshots to
+## docs/img. Without Chromium the tests skip, saying so. Not in make test.
+ui-test:
+	bash scripts/install-chromium.sh || echo "could not install chromium: the browser tests will skip"
+	mkdir -p docs/img
+	SCRAFT_UI_SHOTS=$(CURDIR)/docs/img $(GO) test -count=1 -timeout 10m -run 'TestConsoleBrowser' -v ./integration
 
 clean:
 	rm -rf bin

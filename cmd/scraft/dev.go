@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/scraft/scraft/cluster"
 	"github.com/scraft/scraft/contracts"
+	"github.com/scraft/scraft/fsm"
 	"github.com/scraft/scraft/internal/backoff"
 	"github.com/scraft/scraft/protocol"
 	"github.com/scraft/scraft/settlement"
@@ -45,7 +47,9 @@ func devCmd() *cobra.Command {
 		Use:   "dev",
 		Short: "Run a dev chain and a 3-node MoveCraft channel in one process, with players",
 		Long: `Run an embedded development chain and three nodes on loopback that host one
-MoveCraft channel, with a small workload of players moving and building.
+MoveCraft channel, with a small workload of players wandering and laying
+trails of blocks, worth watching on the console's map (printed: console
+http://ADMIN/).
 Every member stakes 1000, the channel's minimum stake; a punished member is
 fined 500 (the defaults of scraft chain create-channel).
 It prints where the chain and each node listen (client API, admin HTTP) and
@@ -405,11 +409,12 @@ func printDevInspect(o devOptions, id protocol.ChannelID, chainAddr string, chai
 	fmt.Fprintf(&b, "  scraft status --node %s --key %s --channel %s %s\n", strings.Join(addrs, ","), key, id, c)
 	fmt.Fprintf(&b, "  scraft subscribe --node %s --key %s --channel %s %s\n", addrs[0], key, id, c)
 	fmt.Fprintf(&b, "  scraft chain show %s %s\n", id, c)
-	fmt.Fprintf(&b, "  curl http://%s/status\n\n", nodes[0].adminAddr())
+	fmt.Fprintf(&b, "  curl http://%s/status\n", nodes[0].adminAddr())
+	fmt.Fprintf(&b, "\nconsole  http://%s/  (the world map and the cluster, live; any node's admin address serves it)\n\n", nodes[0].adminAddr())
 	fmt.Fprint(o.out, b.String())
 }
 
-// play is one player: it spawns, then walks and builds around the centre.
+// play is one player: it spawns, then wanders and builds.
 func play(ctx context.Context, id protocol.ChannelID, mc *contracts.Contract, k *protocol.Key, i int, chs []*cluster.Channel, ok, failed *atomic.Int64) {
 	rng := rand.New(rand.NewSource(int64(i)))
 	// nextNonce is the nonce after the last one the channel applied from
@@ -458,21 +463,96 @@ func play(ctx context.Context, id protocol.ChannelID, mc *contracts.Contract, k 
 		}
 	}
 	send("join", fmt.Sprintf(`{"name":"player%d"}`, i+1))
+	wander(ctx, k.Address(), i, rng, chs, send)
+}
+
+// wander is a player's walk, made to be watched on the console's map: it
+// walks to a spot up to 10 voxels away, within a 64×64 square around the
+// centre, and at each stop lays blocks of its own kind beside it (player i
+// lays dirt, sand or wood), breaking the oldest again once it has laid
+// eight, so that each player leaves a trail that follows it.
+func wander(ctx context.Context, me protocol.Address, i int, rng *rand.Rand, chs []*cluster.Channel, send func(fn, args string)) {
+	const flyZ, layZ = 12, 11
+	item := []int{3, 5, 6}[i%3]
+	x, y := 48+rng.Intn(32), 48+rng.Intn(32)
+	var laid [][2]int
 	for ctx.Err() == nil {
-		x, y := 58+rng.Intn(12), 58+rng.Intn(12)
-		switch rng.Intn(3) {
-		case 0:
-			send("move", fmt.Sprintf(`{"x":%d,"y":%d,"z":%d}`, x, y, 16))
-		case 1:
-			send("place", fmt.Sprintf(`{"x":%d,"y":%d,"z":%d,"item":%d}`, x, y, 10+rng.Intn(8), 3+rng.Intn(4)))
-		default:
-			send("break_block", fmt.Sprintf(`{"x":%d,"y":%d,"z":%d}`, x, y, 8+rng.Intn(8)))
+		x = min(max(x+rng.Intn(21)-10, 32), 95)
+		y = min(max(y+rng.Intn(21)-10, 32), 95)
+		send("move", fmt.Sprintf(`{"x":%d,"y":%d,"z":%d}`, x, y, flyZ))
+		// Wait to arrive (a step per tick), or give up after 40 polls.
+		for range 40 {
+			if px, py, ok := playerAt(chs, me); ok && px == x && py == y {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
 		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(time.Duration(20+rng.Intn(80)) * time.Millisecond):
+		px, py, ok := playerAt(chs, me)
+		if !ok {
+			continue
+		}
+		for _, d := range [][2]int{{1, 0}, {0, 1}} {
+			bx, by := px+d[0], py+d[1]
+			send("place", fmt.Sprintf(`{"x":%d,"y":%d,"z":%d,"item":%d}`, bx, by, layZ, item))
+			laid = append(laid, [2]int{bx, by})
+		}
+		for len(laid) > 8 {
+			// Sand has fallen meanwhile: break whatever tops the column
+			// within reach.
+			b := laid[0]
+			laid = laid[1:]
+			for z := layZ; z >= flyZ-5; z-- {
+				if blockAt(chs, b[0], b[1], z) != 0 {
+					send("break_block", fmt.Sprintf(`{"x":%d,"y":%d,"z":%d}`, b[0], b[1], z))
+					break
+				}
+			}
 		}
 	}
+}
+
+// playerAt reads a player's position from the most advanced node's state.
+func playerAt(chs []*cluster.Channel, who protocol.Address) (x, y int, ok bool) {
+	var best uint64
+	for _, c := range chs {
+		c.Machine(func(m *fsm.Machine) {
+			if m == nil || m.Height() < best {
+				return
+			}
+			v, found := m.Get(protocol.ResourceKey{Account: who, Type: "movecraft::Position"})
+			if !found || len(v) != 6 {
+				return
+			}
+			best, ok = m.Height(), true
+			x, y = int(binary.LittleEndian.Uint16(v)), int(binary.LittleEndian.Uint16(v[2:]))
+		})
+	}
+	return x, y, ok
+}
+
+// blockAt reads a voxel from the first node's state: 0 (air) when its
+// chunk is not stored or unreadable, which is all the caller asks.
+func blockAt(chs []*cluster.Channel, x, y, z int) byte {
+	var a protocol.Address
+	copy(a[:], "mchk")
+	binary.LittleEndian.PutUint32(a[4:], uint32(x/16))
+	binary.LittleEndian.PutUint32(a[8:], uint32(y/16))
+	binary.LittleEndian.PutUint32(a[12:], uint32(z/16))
+	var b byte
+	chs[0].Machine(func(m *fsm.Machine) {
+		if m == nil {
+			return
+		}
+		v, ok := m.Get(protocol.ResourceKey{Account: a, Type: "movecraft::Chunk"})
+		if ok && len(v) == 2+4096 {
+			b = v[2+((z%16)*16+y%16)*16+x%16]
+		}
+	})
+	return b
 }
 
 // voteAsPlayers votes with every player's key on each settlement proposal

@@ -22,8 +22,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
+	"github.com/scraft/scraft/client"
 	"github.com/scraft/scraft/clientapi"
 	"github.com/scraft/scraft/cluster"
+	"github.com/scraft/scraft/console"
 	"github.com/scraft/scraft/fsm"
 	"github.com/scraft/scraft/internal/backoff"
 	"github.com/scraft/scraft/protocol"
@@ -57,6 +59,8 @@ type nodeOptions struct {
 	// client API's configuration (their bounds).
 	TuneTransport func(*transport.Config)
 	TuneClient    func(*clientapi.Config)
+	// TuneConsole adjusts the web console's configuration (tests).
+	TuneConsole func(*console.Config)
 
 	// AdminToken, when set, is required as "Authorization: Bearer TOKEN"
 	// on every admin path but /healthz and /readyz; an admin address off
@@ -103,12 +107,14 @@ API and the client API. It holds at most --max-connections connections,
 --max-streams-per-connection streams on each, and --max-client-streams
 client streams in all; beyond them it refuses at once.
 
---admin serves /metrics, /healthz, /readyz, /status,
+--admin serves the web console at / and /metrics, /healthz, /readyz, /status,
 /digest?channel=ID&height=H and /debug/pprof over HTTP, on loopback unless
 told otherwise: --admin 7501 and --admin :7501 mean 127.0.0.1:7501. An
 address other hosts can reach (--admin 0.0.0.0:7501) needs --admin-token
 (better SCRAFT_ADMIN_TOKEN, out of the process list); with a token, every
-path but /healthz and /readyz needs "Authorization: Bearer TOKEN".
+path but /healthz and /readyz needs "Authorization: Bearer TOKEN"; a
+browser gives the token once to the console's form at /console/login, which
+sets an HttpOnly cookie good for GET requests.
 POST /join?channel=ID&peer=ADDR (see scraft join) is served only with
 --admin-allow-join, POST /drill/crash (see scraft drill) only with
 --allow-drills.
@@ -274,6 +280,7 @@ type runningNode struct {
 	reg     *prometheus.Registry
 	admin   *http.Server
 	adminLn net.Listener
+	console *console.Console
 	wg      sync.WaitGroup
 
 	closeOnce sync.Once
@@ -410,6 +417,11 @@ func (r *runningNode) adminAddr() string {
 func (r *runningNode) Close() error {
 	r.closeOnce.Do(func() {
 		var errs []error
+		if r.console != nil {
+			// First: it ends its event streams, which the admin
+			// listener's shutdown would otherwise wait for.
+			errs = append(errs, r.console.Close())
+		}
 		if r.admin != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 			errs = append(errs, r.admin.Shutdown(ctx))
@@ -433,9 +445,10 @@ func (r *runningNode) Close() error {
 	return r.closeErr
 }
 
-// serveAdmin serves /metrics, /healthz, /readyz, /status, /debug/pprof
-// and, with AdminAllowJoin, POST /join; with AdminToken every path but
-// /healthz and /readyz needs the token.
+// serveAdmin serves the console at /, /metrics, /healthz, /readyz,
+// /status, /debug/pprof and, with AdminAllowJoin, POST /join; with
+// AdminToken every path but /healthz, /readyz and the console's login
+// needs the token.
 func (r *runningNode) serveAdmin() error {
 	addr, err := checkAdmin(r.opts.Admin, r.opts.AdminToken)
 	if err != nil {
@@ -529,12 +542,30 @@ func (r *runningNode) serveAdmin() error {
 		json.NewEncoder(w).Encode(c.Status())
 	})
 	mux.HandleFunc("/drill/crash", r.drillCrash)
+	ccfg := console.DefaultConfig()
+	ccfg.Node = consoleNode{n: r.node, reg: r.reg}
+	ccfg.Logger = r.opts.Logger
+	key, grpcAddr := r.opts.Key, r.srv.Addr()
+	ccfg.Dial = func(ctx context.Context) (*client.Client, error) {
+		// The console reads as the node's own member, through the
+		// client API like any SDK client, pinning this node's key.
+		return client.Dial(ctx, key, []protocol.Address{key.Address()}, grpcAddr)
+	}
+	if r.opts.TuneConsole != nil {
+		r.opts.TuneConsole(&ccfg)
+	}
+	if r.console, err = console.New(ccfg); err != nil {
+		ln.Close()
+		return err
+	}
+	r.console.Register(mux)
+	mux.HandleFunc(consoleLoginPath, consoleLogin(r.opts.AdminToken))
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	r.admin = &http.Server{Handler: requireToken(r.opts.AdminToken, mux), ReadHeaderTimeout: 5 * time.Second}
+	r.admin = &http.Server{Handler: loopbackHost(r.opts.AdminToken, requireToken(r.opts.AdminToken, mux)), ReadHeaderTimeout: 5 * time.Second}
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()

@@ -40,6 +40,7 @@ var Allowed = map[string][]string{
 	"clientapi":           {"protocol"},
 	"client":              {"protocol", "clientapi"},
 	"contracts":           {"protocol"},
+	"console":             {"protocol", "client", "clientapi", "contracts"},
 	"internal/testutil":   {},
 	"internal/lint":       {},
 	"internal/backoff":    {},
