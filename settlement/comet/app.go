@@ -11,6 +11,7 @@ import (
 	abci "github.com/cometbft/cometbft/abci/types"
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/scraft/scraft/settlement/contract"
 	"github.com/scraft/scraft/settlement/devchain"
 )
 
@@ -69,13 +70,24 @@ func (a *App) Info(context.Context, *abci.InfoRequest) (*abci.InfoResponse, erro
 	return resp, nil
 }
 
-// InitChain accepts the genesis: the contract's state starts empty (every
-// account holds Params.InitialBalance when first used).
+// InitChain accepts the genesis: the contract's state starts with the
+// chain's settings (app_state, AppState), which the state was opened with,
+// and nothing else (every account holds Params.InitialBalance when first
+// used). The app hash it answers is contract.GenesisHash of the settings,
+// the hash block 1's writes chain on.
 func (a *App) InitChain(_ context.Context, req *abci.InitChainRequest) (*abci.InitChainResponse, error) {
 	if req.InitialHeight > 1 {
 		return nil, fmt.Errorf("comet: initial height %d: the chain starts at 1", req.InitialHeight)
 	}
-	return &abci.InitChainResponse{}, nil
+	p, err := ParseAppState(req.AppStateBytes)
+	if err != nil {
+		return nil, err
+	}
+	if have := a.chain.Params(); p != have {
+		return nil, fmt.Errorf("comet: the genesis settings %+v are not the state's %+v", p, have)
+	}
+	h := contract.GenesisHash(p)
+	return &abci.InitChainResponse{AppHash: h[:]}, nil
 }
 
 // CheckTx admits a tx to the mempool when it decodes, is signed by its

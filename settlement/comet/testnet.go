@@ -65,7 +65,8 @@ type TestnetConfig struct {
 	Ports [][2]int
 	// Timeouts of consensus. Default DefaultTimeouts().
 	Timeouts Timeouts
-	// Params are the contract's parameters. Default contract.DefaultParams().
+	// Params are the chain's settings, written to the genesis (AppState).
+	// Default contract.DefaultParams().
 	Params contract.Params
 }
 
@@ -99,6 +100,13 @@ func WriteTestnet(tc TestnetConfig) (*Testnet, error) {
 	if tc.Params == (contract.Params{}) {
 		tc.Params = contract.DefaultParams()
 	}
+	if err := tc.Params.Validate(); err != nil {
+		return nil, fmt.Errorf("comet: testnet: %w", err)
+	}
+	appState, err := json.Marshal(NewAppState(tc.Params))
+	if err != nil {
+		return nil, err
+	}
 	if tc.Validators < 1 {
 		return nil, fmt.Errorf("comet: Validators (%d) must be positive", tc.Validators)
 	}
@@ -125,7 +133,10 @@ func WriteTestnet(tc TestnetConfig) (*Testnet, error) {
 		GenesisTime:     time.Now().UTC().Truncate(time.Millisecond),
 		ConsensusParams: types.DefaultConsensusParams(),
 		InitialHeight:   1,
+		AppState:        appState,
 	}
+	ah := contract.GenesisHash(tc.Params)
+	genesis.AppHash = ah[:]
 	confs := make([]*cmtcfg.Config, tc.Validators)
 	peers := make([]string, tc.Validators)
 	for i := range tc.Validators {
@@ -163,7 +174,7 @@ func WriteTestnet(tc TestnetConfig) (*Testnet, error) {
 			return nil, fmt.Errorf("comet: API key: %w", err)
 		}
 		api := net.JoinHostPort(tc.Host, fmt.Sprint(tc.Ports[i][1]))
-		b, err := json.MarshalIndent(Settings{Listen: api, Params: tc.Params}, "", "  ")
+		b, err := json.MarshalIndent(Settings{Listen: api}, "", "  ")
 		if err != nil {
 			return nil, err
 		}
