@@ -106,3 +106,41 @@ func TestValidatorRefusesAnotherGenesis(t *testing.T) {
 		t.Fatalf("InitChain: %v, app hash %x want %x", err, resp.GetAppHash(), want)
 	}
 }
+
+// The default timeouts make no empty block while txs may come (one a
+// second at most when idle); the test timeouts make one after every
+// commit pause. The genesis names the settings and their state hash.
+func TestTestnetWritesBlockPacingAndSettings(t *testing.T) {
+	for _, tc := range []struct {
+		timeouts Timeouts
+		empty    bool
+		interval time.Duration
+	}{
+		{DefaultTimeouts(), false, time.Second},
+		{TestTimeouts(), true, 0},
+	} {
+		tn, err := WriteTestnet(TestnetConfig{Dir: t.TempDir(), Validators: 1, Timeouts: tc.timeouts, Params: chaintest.ShortParams()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		conf, err := LoadCometConfig(tn.Homes[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if conf.Consensus.CreateEmptyBlocks != tc.empty || conf.Consensus.CreateEmptyBlocksInterval != tc.interval {
+			t.Fatalf("%+v: create_empty_blocks %v every %s", tc.timeouts, conf.Consensus.CreateEmptyBlocks, conf.Consensus.CreateEmptyBlocksInterval)
+		}
+		g, err := types.GenesisDocFromFile(conf.GenesisFile())
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := ParseAppState(g.AppState)
+		want := contract.GenesisHash(chaintest.ShortParams())
+		if err != nil || p != chaintest.ShortParams() || string(g.AppHash) != string(want[:]) {
+			t.Fatalf("genesis settings %+v, %v; app hash %x", p, err, g.AppHash)
+		}
+	}
+	if _, err := WriteTestnet(TestnetConfig{Dir: t.TempDir(), Params: contract.Params{HeartbeatTTL: time.Second}}); !errors.Is(err, contract.ErrBadParams) {
+		t.Fatalf("a testnet with bad settings: %v", err)
+	}
+}

@@ -34,15 +34,26 @@ type Timeouts struct {
 	// timeout_precommit). Default 500 ms.
 	Vote time.Duration
 	// Commit is the pause after a block before the next height, which
-	// paces empty blocks and batches txs. Default 300 ms.
+	// paces blocks and batches txs. Default 300 ms.
 	Commit time.Duration
+	// EmptyBlocks, when positive, is how long a chain with no tx to order
+	// waits before it makes an empty block (CometBFT's
+	// create_empty_blocks = false with this interval): a tx that arrives
+	// while the chain idles is proposed at once instead of at the next
+	// Commit pause's end. Block time is BFT time, taken from the votes on
+	// the block before, so on an idle chain it can lag the clocks by up to
+	// this much: heartbeats and windows then end that much later. Zero
+	// makes a block after every Commit pause, txs or not. Default 1 s.
+	EmptyBlocks time.Duration
 }
 
-// DefaultTimeouts are for validators on one continent: blocks about every
-// 0.3-0.5 s, so a tx is committed within a second; with the proposer down,
-// about 1.5 s.
+// DefaultTimeouts are for validators on one continent: a tx sent to an
+// idle chain is proposed at once and committed after a round of votes;
+// under load blocks come about every 0.3-0.5 s, so a tx is committed
+// within a second; with the proposer down, about 1.5 s. An idle chain
+// makes a block a second.
 func DefaultTimeouts() Timeouts {
-	return Timeouts{Propose: time.Second, Vote: 500 * time.Millisecond, Commit: 300 * time.Millisecond}
+	return Timeouts{Propose: time.Second, Vote: 500 * time.Millisecond, Commit: 100 * time.Millisecond, EmptyBlocks: time.Second}
 }
 
 // TestTimeouts are for validators on loopback in tests.
@@ -196,6 +207,10 @@ func WriteTestnet(tc TestnetConfig) (*Testnet, error) {
 		conf.Consensus.TimeoutPrevote = tc.Timeouts.Vote
 		conf.Consensus.TimeoutPrecommit = tc.Timeouts.Vote
 		conf.Consensus.TimeoutCommit = tc.Timeouts.Commit
+		if tc.Timeouts.EmptyBlocks > 0 {
+			conf.Consensus.CreateEmptyBlocks = false
+			conf.Consensus.CreateEmptyBlocksInterval = tc.Timeouts.EmptyBlocks
+		}
 		// Each round without a decision waits longer, so that a large
 		// block (code uploads reach megabytes) gets through in the end;
 		// half the timeout a round rather than CometBFT's fixed 500 ms, so
