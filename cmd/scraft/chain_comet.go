@@ -130,7 +130,7 @@ state against them when it starts.`,
 	cmd.Flags().StringVar(&chainID, "chain-id", "scraft-comet", "the chain's id")
 	cmd.Flags().DurationVar(&timeouts.Propose, "timeout-propose", def.Propose, "how long a validator waits for a round's proposal")
 	cmd.Flags().DurationVar(&timeouts.Vote, "timeout-vote", def.Vote, "how long a validator waits for the rest of the votes once 2/3 are in")
-	cmd.Flags().DurationVar(&timeouts.Commit, "timeout-commit", def.Commit, "pause after each block: paces blocks and batches txs")
+	cmd.Flags().DurationVar(&timeouts.Commit, "timeout-commit", def.Commit, "pause after each block: paces blocks and batches txs (0: the next block as soon as every validator's precommit is in)")
 	cmd.Flags().DurationVar(&timeouts.EmptyBlocks, "empty-blocks", def.EmptyBlocks, "an idle chain makes an empty block this often, and proposes a tx as soon as it arrives; block time may lag the clocks by up to this much (0: a block after every --timeout-commit, txs or not)")
 	pf = newChainParamsFlags(cmd.Flags())
 	return cmd
