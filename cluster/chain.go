@@ -39,6 +39,9 @@ type Chain interface {
 	Join(ctx context.Context, id protocol.ChannelID, usePool bool) (uint64, error)
 	// KeepAlive is the member's heartbeat.
 	KeepAlive(ctx context.Context, id protocol.ChannelID) error
+	// Params returns the chain's settings, fixed at its genesis: the
+	// heartbeat interval derives from its HeartbeatTTL.
+	Params(ctx context.Context) (contract.Params, error)
 	// SetNodeAddress publishes the node's address on its member record,
 	// where the other members' nodes find it (join.go).
 	SetNodeAddress(ctx context.Context, id protocol.ChannelID, addr string) error

@@ -762,13 +762,27 @@ func (c *Channel) Close() error {
 	return c.closeErr
 }
 
-// runKeepAlive sends the member's heartbeat to the chain.
+// runKeepAlive sends the member's heartbeat to the chain: every
+// KeepAliveInterval, or a third of the chain's HeartbeatTTL when that is
+// shorter (a chain with short windows), so that a beat or two may be lost.
 func (c *Channel) runKeepAlive(ctx context.Context) {
-	t := time.NewTicker(c.cfg.KeepAliveInterval)
+	every := c.cfg.KeepAliveInterval
+	t := time.NewTicker(every)
 	defer t.Stop()
 	notMember := false // said once, not every beat
+	tuned := false     // the chain's TTL is known
 	for {
-		cctx, cancel := context.WithTimeout(ctx, c.cfg.KeepAliveInterval)
+		if !tuned {
+			pctx, cancel := context.WithTimeout(ctx, every)
+			p, err := c.cfg.Chain.Params(pctx)
+			cancel()
+			if tuned = err == nil; tuned && keepAliveEvery(every, p.HeartbeatTTL) != every {
+				every = keepAliveEvery(every, p.HeartbeatTTL)
+				t.Reset(every)
+				c.logger.Info("keep_alive every third of the chain's heartbeat TTL", "ttl", p.HeartbeatTTL, "every", every)
+			}
+		}
+		cctx, cancel := context.WithTimeout(ctx, every)
 		err := c.cfg.Chain.KeepAlive(cctx, c.id)
 		cancel()
 		switch {
@@ -794,6 +808,15 @@ func (c *Channel) runKeepAlive(ctx context.Context) {
 		case <-t.C:
 		}
 	}
+}
+
+// keepAliveEvery is the period of the member's heartbeat: interval, or a
+// third of the chain's heartbeat TTL when that is shorter.
+func keepAliveEvery(interval, ttl time.Duration) time.Duration {
+	if ttl > 0 && ttl/3 < interval {
+		return ttl / 3
+	}
+	return interval
 }
 
 // StateSnapshot is a channel's applied state at one height.

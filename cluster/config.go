@@ -170,7 +170,8 @@ type Config struct {
 	RecentOutcomes int
 
 	// KeepAliveInterval is the period of the member's heartbeat to the
-	// chain; it must stay well below the chain's 15 s. Default 5s.
+	// chain; a third of the chain's HeartbeatTTL (15 s by default) is
+	// used instead when that is shorter. Default 5s.
 	KeepAliveInterval time.Duration
 	// ChainPollInterval is the channel's local tick: how often its loops
 	// check their own state (settlement policy, membership, waits), and the

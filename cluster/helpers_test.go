@@ -171,7 +171,7 @@ func newTestClusterSpec(t testing.TB, n, users int, chcfg contract.ChannelConfig
 // for the n nodes' heartbeats: only members that can attest count in a
 // claim's quorum.
 func (tc *testCluster) expireUsers(n int) {
-	tc.chain.clock.Advance(contract.HeartbeatTTL + time.Second)
+	tc.chain.clock.Advance(contract.DefaultHeartbeatTTL + time.Second)
 	cl := tc.chain.client(tc.nodes[0].key)
 	testutil.WaitFor(tc.t, 10*time.Second, func() error {
 		info, err := cl.Channel(context.Background(), tc.id)

@@ -20,7 +20,7 @@ func TestChainNamesAnotherLeader(t *testing.T) {
 	old := tc.waitLeader(10 * time.Second)
 	next := tc.others(old)[0]
 	_, epoch, _ := tc.channel(old).view.current()
-	tc.chain.clock.Advance(contract.HeartbeatTTL + time.Second)
+	tc.chain.clock.Advance(contract.DefaultHeartbeatTTL + time.Second)
 	ctx := context.Background()
 	testutil.WaitFor(t, 10*time.Second, func() error {
 		_, err := tc.chain.client(next.key).ClaimLeader(ctx, tc.id, epoch, nil)

@@ -392,7 +392,7 @@ func TestLiarLeaderlessWindow(t *testing.T) {
 	}()
 
 	// The chain speaks: the dead leader's heartbeat expires.
-	tc.chain.clock.Advance(contract.HeartbeatTTL + time.Second)
+	tc.chain.clock.Advance(contract.DefaultHeartbeatTTL + time.Second)
 	spoke := time.Now()
 	var next *testNode
 	testutil.WaitFor(t, 60*time.Second, func() error {

@@ -274,7 +274,7 @@ func TestMemberStatuses(t *testing.T) {
 				}
 				// The user never keeps alive and the test chain's clock
 				// moved past its heartbeat TTL.
-				if m.HeartbeatAge < 0 || m.Valid != (m.Address != user) || (m.Address == user && m.HeartbeatAge <= contract.HeartbeatTTL) {
+				if m.HeartbeatAge < 0 || m.Valid != (m.Address != user) || (m.Address == user && m.HeartbeatAge <= contract.DefaultHeartbeatTTL) {
 					return fmt.Errorf("member %s: heartbeat age %s, valid %v", m.Address, m.HeartbeatAge, m.Valid)
 				}
 				switch {

@@ -25,6 +25,10 @@ type Chain interface {
 
 	// Head returns the latest committed block's height and chain time.
 	Head(ctx context.Context) (Head, error)
+	// Params returns the chain's settings (heartbeat validity, ban, vote
+	// and complaint windows), fixed at its genesis: a node times its
+	// heartbeats and waits by these, never by the defaults.
+	Params(ctx context.Context) (contract.Params, error)
 	// Channel returns a channel with its members, each marked valid or not
 	// at the head's chain time.
 	Channel(ctx context.Context, id protocol.ChannelID) (*ChannelInfo, error)
@@ -67,7 +71,8 @@ type Chain interface {
 	Join(ctx context.Context, id protocol.ChannelID, usePool bool) (uint64, error)
 	// Leave asks to leave; the next executed settlement releases the stake.
 	Leave(ctx context.Context, id protocol.ChannelID) error
-	// KeepAlive is the heartbeat that keeps this member valid for 15 s.
+	// KeepAlive is the heartbeat that keeps this member valid for the
+	// chain's Params.HeartbeatTTL.
 	KeepAlive(ctx context.Context, id protocol.ChannelID) error
 	// SetNodeAddress records addr (host:port, contract.ValidNodeAddress)
 	// as where this member's node serves the channel, on this member's own
@@ -133,7 +138,8 @@ func (c *ChannelInfo) Member(a protocol.Address) (*MemberInfo, bool) {
 	return nil, false
 }
 
-// ValidMembers returns how many members have a heartbeat within 15 s.
+// ValidMembers returns how many members have a heartbeat within the
+// chain's HeartbeatTTL at AtMs.
 func (c *ChannelInfo) ValidMembers() int {
 	n := 0
 	for i := range c.Members {

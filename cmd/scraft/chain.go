@@ -45,6 +45,7 @@ func chainCmd() *cobra.Command {
 		home     string
 		logJSON  bool
 		admin    string
+		pf       *chainParamsFlags // set below, with the flags
 	)
 	cmd := &cobra.Command{
 		Use:   "chain --data DIR --listen ADDR [--key FILE] | chain --engine comet --home DIR",
@@ -65,12 +66,20 @@ first contact is pinned in chain.pin next to --key FILE and required from
 then on (a command without --key needs --chain-key).
 
 With --engine comet --home DIR, run one validator of a CometBFT chain
-instead (see scraft chain testnet): no single party decides its blocks.` + cometHelp,
+instead (see scraft chain testnet): no single party decides its blocks.` + cometHelp + chainParamsHelp + `
+A validator takes them from the genesis that scraft chain testnet writes.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			params, err := pf.params()
+			if err != nil {
+				return fmt.Errorf("chain: %w", err)
+			}
 			switch engine {
 			case "dev":
 			case "comet":
+				if pf.given() {
+					return errors.New("chain: a validator's settings are in its genesis (scraft chain testnet --heartbeat-ttl …), not flags")
+				}
 				return serveComet(cmd, home, listen, admin, logLevel, logJSON)
 			default:
 				return fmt.Errorf("chain: --engine %q: dev or comet", engine)
@@ -78,9 +87,10 @@ instead (see scraft chain testnet): no single party decides its blocks.` + comet
 			if data == "" {
 				return errors.New("chain: --data is required to serve (or give a subcommand)")
 			}
-			return serveChain(cmd.Context(), data, listen, admin, keyFile, interval, logLevel, logJSON, cmd.ErrOrStderr())
+			return serveChain(cmd.Context(), data, listen, admin, keyFile, interval, params, logLevel, logJSON, cmd.ErrOrStderr())
 		},
 	}
+	pf = newChainParamsFlags(cmd.Flags())
 	def := devchain.DefaultConfig("")
 	cmd.Flags().StringVar(&data, "data", "", "directory of the chain's data (chain.db)")
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:7400", "address to serve the chain's gRPC API on (TLS)")
@@ -96,18 +106,24 @@ instead (see scraft chain testnet): no single party decides its blocks.` + comet
 	return cmd
 }
 
-func serveChain(ctx context.Context, data, listen, admin, keyFile string, interval time.Duration, level string, logJSON bool, logOut io.Writer) error {
+// serveChain serves the dev chain in data; params are the settings of a new
+// chain (zero: the defaults, or an existing chain's own).
+func serveChain(ctx context.Context, data, listen, admin, keyFile string, interval time.Duration, params contract.Params, level string, logJSON bool, logOut io.Writer) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
 	log := hclog.New(&hclog.LoggerOptions{Name: "scraft", Level: hclog.LevelFromString(level), Output: logOut, JSONFormat: logJSON})
 	cfg := devchain.DefaultConfig(data)
 	cfg.BlockInterval = interval
+	cfg.Params = params
 	cfg.Logger = log
 	if interval <= 0 {
 		return fmt.Errorf("chain: --block-interval (%s) must be positive", interval)
 	}
 	c, err := devchain.Open(cfg)
+	if errors.Is(err, devchain.ErrParamsDiffer) {
+		return fmt.Errorf("chain: %w (a chain's settings are fixed when it is created: leave the setting flags out)", err)
+	}
 	if err != nil {
 		return err
 	}
@@ -138,7 +154,7 @@ func serveChain(ctx context.Context, data, listen, admin, keyFile string, interv
 		}
 		defer stop()
 	}
-	log.Info("chain serving", "addr", l.Addr().String(), "chain_key", key.Address(), "data", data, "block_interval", interval)
+	log.Info("chain serving", append([]any{"addr", l.Addr().String(), "chain_key", key.Address(), "data", data, "block_interval", interval}, chainParamsLog(c.Params())...)...)
 	select {
 	case <-ctx.Done():
 		log.Info("shutting down")
@@ -373,7 +389,7 @@ target (docs/DESIGN.md §7).`,
 	f.DurationVar(&spec.Config.SettleInterval, "settle-interval", 0, "propose settlement this often (0: not by time)")
 	f.Uint64Var(&spec.Config.MinStake, "min-stake", defaultMinStake, "collateral a member must stake (or lock from the pool) to join")
 	f.Uint64Var(&spec.Config.Fine, "fine", 0, "fine for a punished member in channels of 3 or more, paid to the reporter; at most --min-stake (default: half of --min-stake)")
-	f.DurationVar(&spec.Config.CensorshipWindow, "censorship-window", 0, "time a leader has to answer a censorship complaint (0: 30s)")
+	f.DurationVar(&spec.Config.CensorshipWindow, "censorship-window", 0, "time a leader has to answer a censorship complaint (0: the chain's complaint window, 30s by default)")
 	f.StringVar(&stateFile, "initial-state", "", `JSON state file, as scraft contract run --state/--write-state read and write it ({"resources":[{"account":"0x…","type":"chat::ChatGroup","value_hex":"…"}]}, or "value" as JSON for a demo contract); the older [{"account","type","value":"hex"}] list is read too`)
 	f.BoolVar(&noInit, "no-init", false, "start from an empty state instead of running the contract's init function")
 	cmd.MarkFlagRequired("contract")

@@ -14,6 +14,7 @@ import (
 
 	"github.com/scraft/scraft/internal/testutil"
 	"github.com/scraft/scraft/settlement"
+	"github.com/scraft/scraft/settlement/contract"
 )
 
 // TestChainAdmin: `scraft chain --admin` serves /healthz, /readyz once the
@@ -25,7 +26,7 @@ func TestChainAdmin(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- serveChain(ctx, filepath.Join(dir, "data"), "127.0.0.1:0", admin, "", 10*time.Millisecond, "error", false, io.Discard)
+		done <- serveChain(ctx, filepath.Join(dir, "data"), "127.0.0.1:0", admin, "", 10*time.Millisecond, contract.Params{}, "error", false, io.Discard)
 	}()
 	defer func() {
 		cancel()

@@ -38,7 +38,7 @@ func chainLeaveCmd() *cobra.Command {
 }
 
 func chainKeepAliveCmd() *cobra.Command {
-	return chainChannelCallCmd("keep-alive", "Send one heartbeat (valid 15 s)",
+	return chainChannelCallCmd("keep-alive", "Send one heartbeat (valid for the chain's heartbeat TTL, 15 s by default)",
 		func(ctx context.Context, c *devchain.Client, id protocol.ChannelID) error {
 			return c.KeepAlive(ctx, id)
 		})

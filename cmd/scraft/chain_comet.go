@@ -67,6 +67,7 @@ func chainTestnetCmd() *cobra.Command {
 		host       string
 		basePort   int
 		chainID    string
+		pf         *chainParamsFlags // set below, with the flags
 	)
 	def := comet.DefaultTimeouts()
 	timeouts := def
@@ -84,7 +85,9 @@ gRPC API on --base-port+2i+1. Start each with
 N validators tolerate (N-1)/3 faulty ones: 4 keep going with one down and
 halt with two (until one returns). Clients pin every validator's key:
 DIR/chain-keys holds them, one a line, and the command prints the
---chain-key value.`,
+--chain-key value.` + chainParamsHelp + `
+They are written to the genesis's app_state; every validator checks its
+state against them when it starts.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if out == "" {
@@ -93,11 +96,15 @@ DIR/chain-keys holds them, one a line, and the command prints the
 			if validators < 1 {
 				return fmt.Errorf("chain testnet: --validators (%d) must be positive", validators)
 			}
+			params, err := pf.params()
+			if err != nil {
+				return fmt.Errorf("chain testnet: %w", err)
+			}
 			ports := make([][2]int, validators)
 			for i := range ports {
 				ports[i] = [2]int{basePort + 2*i, basePort + 2*i + 1}
 			}
-			tn, err := comet.WriteTestnet(comet.TestnetConfig{Dir: out, Validators: validators, ChainID: chainID, Host: host, Ports: ports, Timeouts: timeouts})
+			tn, err := comet.WriteTestnet(comet.TestnetConfig{Dir: out, Validators: validators, ChainID: chainID, Host: host, Ports: ports, Timeouts: timeouts, Params: params})
 			if err != nil {
 				return err
 			}
@@ -123,6 +130,8 @@ DIR/chain-keys holds them, one a line, and the command prints the
 	cmd.Flags().StringVar(&chainID, "chain-id", "scraft-comet", "the chain's id")
 	cmd.Flags().DurationVar(&timeouts.Propose, "timeout-propose", def.Propose, "how long a validator waits for a round's proposal")
 	cmd.Flags().DurationVar(&timeouts.Vote, "timeout-vote", def.Vote, "how long a validator waits for the rest of the votes once 2/3 are in")
-	cmd.Flags().DurationVar(&timeouts.Commit, "timeout-commit", def.Commit, "pause after each block: paces empty blocks and batches txs")
+	cmd.Flags().DurationVar(&timeouts.Commit, "timeout-commit", def.Commit, "pause after each block: paces blocks and batches txs (0: the next block as soon as every validator's precommit is in)")
+	cmd.Flags().DurationVar(&timeouts.EmptyBlocks, "empty-blocks", def.EmptyBlocks, "an idle chain makes an empty block this often, and proposes a tx as soon as it arrives; block time may lag the clocks by up to this much (0: a block after every --timeout-commit, txs or not)")
+	pf = newChainParamsFlags(cmd.Flags())
 	return cmd
 }

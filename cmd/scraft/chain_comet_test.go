@@ -11,6 +11,7 @@ import (
 	"github.com/scraft/scraft/internal/testutil"
 	"github.com/scraft/scraft/protocol"
 	"github.com/scraft/scraft/settlement"
+	"github.com/scraft/scraft/settlement/contract"
 	"github.com/scraft/scraft/settlement/devchain"
 )
 
@@ -20,7 +21,11 @@ func TestChainCometTestnetAndServe(t *testing.T) {
 	out := t.TempDir()
 	p2p := testutil.FreePort(t)
 	_, port, _ := strings.Cut(p2p, ":")
-	printed, err := runChain(t, "chain", "testnet", "--validators", "1", "--out", out, "--base-port", port, "--timeout-commit", "50ms")
+	if _, err := runChain(t, "chain", "testnet", "--validators", "1", "--out", out, "--heartbeat-ttl", "4s", "--ban", "3s"); err == nil {
+		t.Fatal("a testnet whose ban is shorter than its heartbeat TTL was written")
+	}
+	printed, err := runChain(t, "chain", "testnet", "--validators", "1", "--out", out, "--base-port", port, "--timeout-commit", "50ms",
+		"--heartbeat-ttl", "4s", "--vote-window", "30s")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,6 +70,11 @@ func TestChainCometTestnetAndServe(t *testing.T) {
 	}
 	if info, err := c.Channel(cctx, id); err != nil || info.Creator != k.Address() {
 		t.Fatalf("channel %+v, %v", info, err)
+	}
+	want := contract.DefaultParams()
+	want.HeartbeatTTL, want.VoteWindow = 4*time.Second, 30*time.Second
+	if p, err := c.Params(cctx); err != nil || p != want {
+		t.Fatalf("chain settings %+v, %v; want %+v (the genesis's)", p, err, want)
 	}
 	cancel()
 	select {

@@ -254,12 +254,18 @@ func chainLoadChannelView(ctx context.Context, c *devchain.Client, id protocol.C
 	if info.LastProposal > lim.proposals {
 		first = info.LastProposal - lim.proposals + 1
 	}
+	var params contract.Params // the chain's ban duration, read once there is a proposal to show
 	for pid := first; pid <= info.LastProposal && lim.proposals > 0; pid++ {
 		p, err := c.Proposal(ctx, id, pid)
 		if err != nil {
 			return nil, err
 		}
-		chainAddProposal(v, &info.Channel, &p.Proposal)
+		if params.BanDuration == 0 {
+			if params, err = c.Params(ctx); err != nil {
+				return nil, err
+			}
+		}
+		chainAddProposal(v, &info.Channel, &p.Proposal, params.BanDuration)
 	}
 	for _, k := range st.Keys() {
 		v.SettledState = append(v.SettledState, chainStateEntry{Account: k.Account, Type: k.Type, Value: hex.EncodeToString(st[k])})
@@ -268,8 +274,8 @@ func chainLoadChannelView(ctx context.Context, c *devchain.Client, id protocol.C
 }
 
 // chainAddProposal adds p to the view, and to its complaints,
-// punishments and bans by kind.
-func chainAddProposal(v *chainChannelView, ch *contract.Channel, p *contract.Proposal) {
+// punishments and bans (of the chain's ban duration) by kind.
+func chainAddProposal(v *chainChannelView, ch *contract.Channel, p *contract.Proposal, ban time.Duration) {
 	state := p.Standing(v.ChainTimeMs).String()
 	voters := p.ElectorateSize()
 	if p.Kind == protocol.ProposalCensorship {
@@ -301,7 +307,7 @@ func chainAddProposal(v *chainChannelView, ch *contract.Channel, p *contract.Pro
 				pv.Fine = ch.Config.Fine // at most the minimum stake: paid in full
 			}
 			if p.ExecutedAtMs != 0 {
-				pv.BanUntilMs = p.ExecutedAtMs + contract.BanDuration.Milliseconds()
+				pv.BanUntilMs = p.ExecutedAtMs + ban.Milliseconds()
 			}
 			if pv.BanUntilMs > v.ChainTimeMs {
 				v.Bans = append(v.Bans, chainBanView{Address: pu.Target, UntilMs: pv.BanUntilMs, Proposal: p.ID})

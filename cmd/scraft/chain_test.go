@@ -198,7 +198,8 @@ func TestChainServe(t *testing.T) {
 	defer cancel()
 	done := make(chan error, 1)
 	resetChainCommands()
-	rootCmd.SetArgs([]string{"chain", "--data", dir, "--listen", addr, "--block-interval", "10ms", "--log-level", "warn"})
+	rootCmd.SetArgs([]string{"chain", "--data", dir, "--listen", addr, "--block-interval", "10ms", "--log-level", "warn",
+		"--heartbeat-ttl", "3s", "--ban", "4s", "--vote-window", "5s", "--complaint-window", "2s"})
 	go func() { done <- rootCmd.ExecuteContext(ctx) }()
 
 	// The chain made its key in dir; the client pins it on first contact.
@@ -228,6 +229,12 @@ func TestChainServe(t *testing.T) {
 	if _, err := c.CreateChannel(cctx, settlement.ChannelSpec{Contract: "chat", Code: []byte("x")}); err != nil {
 		t.Fatal(err)
 	}
+	// The settings given at creation, the rest the defaults.
+	want := contract.DefaultParams()
+	want.HeartbeatTTL, want.BanDuration, want.VoteWindow, want.CensorshipWindow = 3*time.Second, 4*time.Second, 5*time.Second, 2*time.Second
+	if p, err := c.Params(cctx); err != nil || p != want {
+		t.Fatalf("chain settings %+v, %v; want %+v", p, err, want)
+	}
 	// An open watch stream must not hold up the shutdown.
 	w, err := c.Watch(context.Background(), settlement.EventID{})
 	if err != nil {
@@ -250,6 +257,47 @@ func TestChainServe(t *testing.T) {
 	}
 	if out, err := runChain(t, "chain", "key", "--data", dir); err != nil || strings.TrimSpace(out) != chainKey.Address().String() {
 		t.Fatalf("chain key: %q, %v; want %s", out, err, chainKey.Address())
+	}
+}
+
+// Settings that make no sense are refused before anything is opened; a
+// chain's settings are its genesis's, so a restart naming others is
+// refused, and one naming none (or the same) keeps them.
+func TestChainSettingsFlags(t *testing.T) {
+	dir := t.TempDir()
+	for _, args := range [][]string{
+		{"--heartbeat-ttl", "0s"},
+		{"--heartbeat-ttl", "-5s"},
+		{"--heartbeat-ttl", "500ms"},
+		{"--heartbeat-ttl", "10s", "--ban", "5s"},
+		{"--vote-window", "1s"},
+		{"--complaint-window", "0s"},
+		{"--report-cooldown", "1.5ms"},
+	} {
+		_, err := runChain(t, append([]string{"chain", "--data", dir, "--listen", "127.0.0.1:0"}, args...)...)
+		if !errors.Is(err, contract.ErrBadParams) {
+			t.Fatalf("%v: %v", args, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "chain.db")); err == nil {
+		t.Fatal("a chain was opened with bad settings")
+	}
+	_, err := runChain(t, "chain", "--engine", "comet", "--home", dir, "--heartbeat-ttl", "3s")
+	if err == nil || !strings.Contains(err.Error(), "genesis") {
+		t.Fatalf("comet with setting flags: %v", err)
+	}
+
+	cfg := devchain.DefaultConfig(dir)
+	cfg.NoSync, cfg.Params = true, contract.DefaultParams()
+	cfg.Params.HeartbeatTTL = 3 * time.Second
+	c, err := devchain.Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	_, err = runChain(t, "chain", "--data", dir, "--listen", "127.0.0.1:0", "--heartbeat-ttl", "4s")
+	if !errors.Is(err, devchain.ErrParamsDiffer) || !strings.Contains(err.Error(), "fixed when it is created") {
+		t.Fatalf("restart with other settings: %v", err)
 	}
 }
 

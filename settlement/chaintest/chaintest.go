@@ -1,6 +1,6 @@
 // Package chaintest is the conformance suite of settlement.Chain: one table
 // of scenarios that every implementation must pass (devchain in process and
-// over gRPC).
+// over gRPC, a chain of CometBFT validators).
 package chaintest
 
 import (
@@ -19,20 +19,49 @@ import (
 	"github.com/scraft/scraft/settlement/contract"
 )
 
-// Env is a fresh chain under test.
+// Env is a fresh chain under test, created with the settings Run gives.
 type Env interface {
 	// Chain returns a Chain on this chain bound to key.
 	Chain(t *testing.T, key *protocol.Key) settlement.Chain
-	// Advance moves chain time forward by d; the next block carries it. A
-	// chain whose time cannot jump (a BFT chain takes it from its
-	// validators' clocks) skips the scenario here with t.Skip.
+	// Advance moves chain time forward by at least d from the head's; the
+	// next block carries it. A chain whose clock a test controls jumps it;
+	// one whose time it cannot jump (a BFT chain takes it from its
+	// validators' clocks) waits until its blocks are d later.
 	Advance(d time.Duration)
 }
+
+// Time says whether a scenario moves chain time.
+type Time int
+
+const (
+	// Still scenarios never move chain time; they run on a chain with
+	// contract.DefaultParams.
+	Still Time = iota
+	// Moves scenarios move chain time past heartbeats, bans and windows
+	// (Env.Advance); they run on a chain with ShortParams, so that a chain
+	// that must wait for its time waits seconds, not minutes.
+	Moves
+)
 
 // Scenario is one conformance case.
 type Scenario struct {
 	Name string
+	Time Time
 	Run  func(t *testing.T, s *Suite)
+}
+
+// ShortParams are the settings of the chains the Moves scenarios run on:
+// windows of seconds. They leave the scenarios room for a few blocks of a
+// loaded machine within each window (a heartbeat outlives a channel's
+// setup; a vote window outlives a heartbeat and the calls after it).
+func ShortParams() contract.Params {
+	p := contract.DefaultParams()
+	p.HeartbeatTTL = 5 * time.Second
+	p.BanDuration = 5 * time.Second
+	p.VoteWindow = 12 * time.Second
+	p.CensorshipWindow = 3 * time.Second
+	p.ReportCooldown = 5 * time.Second
+	return p
 }
 
 // Suite gives a scenario named members on a fresh Env.
@@ -41,6 +70,20 @@ type Suite struct {
 	env  Env
 	ctx  context.Context
 	keys map[string]settlement.Chain
+	// p are the settings the Env was created with.
+	p contract.Params
+}
+
+// advancePast moves chain time until it is past ms (chain time, Unix
+// ms) by a second: the margin covers a clock that stood a few blocks
+// behind the head.
+func (s *Suite) advancePast(ms int64) {
+	s.t.Helper()
+	head, err := s.As("creator").Head(s.ctx)
+	s.must(err)
+	if d := ms - head.TimeMs + 1000; d > 0 {
+		s.env.Advance(time.Duration(d) * time.Millisecond)
+	}
 }
 
 // Key returns the deterministic key of a named member.
@@ -248,20 +291,26 @@ func (s *Suite) untouched(id protocol.ChannelID, names ...string) {
 	}
 }
 
-// Run runs every scenario, each on a fresh Env from newEnv.
-func Run(t *testing.T, newEnv func(t *testing.T) Env) {
+// Run runs every scenario, each on a fresh Env that newEnv creates with
+// the settings p: contract.DefaultParams, or ShortParams for a scenario
+// that Moves chain time.
+func Run(t *testing.T, newEnv func(t *testing.T, p contract.Params) Env) {
 	for _, sc := range Scenarios {
 		t.Run(sc.Name, func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			p, budget := contract.DefaultParams(), 30*time.Second
+			if sc.Time == Moves {
+				p, budget = ShortParams(), 90*time.Second
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), budget)
 			defer cancel()
-			sc.Run(t, &Suite{t: t, env: newEnv(t), ctx: ctx, keys: map[string]settlement.Chain{}})
+			sc.Run(t, &Suite{t: t, env: newEnv(t, p), ctx: ctx, keys: map[string]settlement.Chain{}, p: p})
 		})
 	}
 }
 
 // Scenarios is the conformance table.
 var Scenarios = []Scenario{
-	{"channel is created with code, labels, state and config", func(t *testing.T, s *Suite) {
+	{"channel is created with code, labels, state and config", Still, func(t *testing.T, s *Suite) {
 		id := s.channel("alice")
 		info := s.info(id)
 		if info.Contract != "chat" || info.Creator != s.Addr("creator") || info.Config.TickInterval != 50*time.Millisecond ||
@@ -292,7 +341,34 @@ var Scenarios = []Scenario{
 		_, err = s.As("bob").CreateChannel(s.ctx, settlement.ChannelSpec{Contract: "chat"})
 		s.want(err, contract.ErrMalformed)
 	}},
-	{"create_channel records the versions and bounds what the creator chooses", func(t *testing.T, s *Suite) {
+	{"the chain's settings are those of its genesis, and the rules keep them", Moves, func(t *testing.T, s *Suite) {
+		for _, n := range []string{"creator", "alice"} {
+			p, err := s.As(n).Params(s.ctx)
+			s.must(err)
+			if p != s.p {
+				t.Fatalf("%s reads settings %+v, the chain was created with %+v", n, p, s.p)
+			}
+		}
+		// A complaint's answer window, in a channel without its own, and a
+		// case's voting time are the chain's, not the defaults.
+		id := s.channel("alice", "bob", "carol")
+		tx := protocol.SignTx(Key("bob"), protocol.Tx{Channel: id, Nonce: 1, Function: "chat::send"})
+		cid, err := s.As("bob").CreateProposal(s.ctx, id, protocol.ProposalCensorship, protocol.Marshal(&protocol.Censorship{Accused: s.Addr("alice"), Tx: *tx}))
+		s.must(err)
+		pid, err := s.As("bob").CreateProposal(s.ctx, id, protocol.ProposalPunish, s.punishment(id, "alice", 3))
+		s.must(err)
+		for _, w := range []struct {
+			pid    uint64
+			window time.Duration
+		}{{cid, s.p.CensorshipWindow}, {pid, s.p.VoteWindow}} {
+			p, err := s.As("carol").Proposal(s.ctx, id, w.pid)
+			s.must(err)
+			if p.DeadlineMs-p.CreatedAtMs != w.window.Milliseconds() {
+				t.Fatalf("proposal %d open %d ms, want %s", w.pid, p.DeadlineMs-p.CreatedAtMs, w.window)
+			}
+		}
+	}},
+	{"create_channel records the versions and bounds what the creator chooses", Still, func(t *testing.T, s *Suite) {
 		spec := func(cfg contract.ChannelConfig) settlement.ChannelSpec {
 			return settlement.ChannelSpec{Contract: "chat", Code: code, Config: cfg}
 		}
@@ -325,14 +401,14 @@ var Scenarios = []Scenario{
 		_, err = s.As("creator").CreateChannel(s.ctx, settlement.ChannelSpec{Contract: "chat", Code: code, InitialState: big})
 		s.want(err, contract.ErrTooLarge)
 	}},
-	{"members join in sequence and stay valid 15 s", func(t *testing.T, s *Suite) {
+	{"members join in sequence and stay valid for the chain's heartbeat TTL", Moves, func(t *testing.T, s *Suite) {
 		id := s.channel("alice", "bob")
 		m, err := s.As("alice").Member(s.ctx, id, s.Addr("bob"))
 		s.must(err)
 		if m.JoinSeq != 2 || !m.Valid || m.Locked != 100 {
 			t.Fatalf("member %+v", m)
 		}
-		s.env.Advance(contract.HeartbeatTTL + time.Second)
+		s.env.Advance(s.p.HeartbeatTTL + time.Second)
 		s.must(s.As("alice").KeepAlive(s.ctx, id))
 		info := s.info(id)
 		a, _ := info.Member(s.Addr("alice"))
@@ -346,7 +422,7 @@ var Scenarios = []Scenario{
 		_, err = s.As("carol").Join(s.ctx, protocol.ChannelID{9}, false)
 		s.want(err, contract.ErrNoChannel)
 	}},
-	{"members publish their own node address, bounded and well-formed", func(t *testing.T, s *Suite) {
+	{"members publish their own node address, bounded and well-formed", Still, func(t *testing.T, s *Suite) {
 		id := s.channel("alice", "bob")
 		s.must(s.As("alice").SetNodeAddress(s.ctx, id, "127.0.0.1:7801"))
 		s.must(s.As("bob").SetNodeAddress(s.ctx, id, "node-b.example:7802"))
@@ -386,11 +462,11 @@ var Scenarios = []Scenario{
 		s.must(s.As("alice").CloseChannel(s.ctx, id))
 		s.want(s.As("bob").SetNodeAddress(s.ctx, id, "127.0.0.1:7802"), contract.ErrChannelClosed)
 	}},
-	{"leader claims: refused while valid, accepted after 15 s, epochs grow", func(t *testing.T, s *Suite) {
+	{"leader claims: refused while valid, accepted once the heartbeat lapsed, epochs grow", Moves, func(t *testing.T, s *Suite) {
 		id := s.channel("alice", "bob", "carol")
 		_, err := s.As("bob").ClaimLeader(s.ctx, id, 1, nil)
 		s.want(err, contract.ErrLeaderValid)
-		s.env.Advance(contract.HeartbeatTTL + time.Second)
+		s.env.Advance(s.p.HeartbeatTTL + time.Second)
 		ep, err := s.As("bob").ClaimLeader(s.ctx, id, 1, nil)
 		s.must(err)
 		if ep != 2 {
@@ -409,7 +485,7 @@ var Scenarios = []Scenario{
 			t.Fatalf("epoch %d leader %s", info.Epoch, info.Leader)
 		}
 	}},
-	{"settlement: votes, execution, settled state", func(t *testing.T, s *Suite) {
+	{"settlement: votes, execution, settled state", Still, func(t *testing.T, s *Suite) {
 		id := s.channel("alice", "bob", "carol")
 		key := protocol.ResourceKey{Account: protocol.Address{1}, Type: "chat::ChatGroup"}
 		cs, err := protocol.NewChangeSet([]protocol.Change{{Key: key, Kind: protocol.OpModify, Old: []byte("v0"), New: []byte("v1")}})
@@ -454,7 +530,7 @@ var Scenarios = []Scenario{
 			t.Fatalf("proposal's state hash %s, want %s", back.StateHash, stateHash)
 		}
 	}},
-	{"leave waits for settlement and releases the stake", func(t *testing.T, s *Suite) {
+	{"leave waits for settlement and releases the stake", Still, func(t *testing.T, s *Suite) {
 		id := s.channel("alice", "bob")
 		before, err := s.As("bob").Account(s.ctx, s.Addr("bob"))
 		s.must(err)
@@ -473,7 +549,7 @@ var Scenarios = []Scenario{
 			t.Fatalf("balance %d, want %d", after.Balance, before.Balance+100)
 		}
 	}},
-	{"departures: an ended membership is on record with its block and epoch", func(t *testing.T, s *Suite) {
+	{"departures: an ended membership is on record with its block and epoch", Still, func(t *testing.T, s *Suite) {
 		id := s.channel("alice", "bob", "carol")
 		_, err := s.As("carol").Departure(s.ctx, id, 2)
 		s.want(err, contract.ErrNoDeparture)
@@ -513,7 +589,7 @@ var Scenarios = []Scenario{
 		_, err = s.As("carol").Departure(s.ctx, protocol.ChannelID{9}, 1)
 		s.want(err, contract.ErrNoChannel)
 	}},
-	{"epoch leaders: who led each epoch stays on record", func(t *testing.T, s *Suite) {
+	{"epoch leaders: who led each epoch stays on record", Moves, func(t *testing.T, s *Suite) {
 		id := s.channel("alice", "bob", "carol")
 		check := func(want ...string) { // the leader of epochs 0, 1, ...; "" none
 			t.Helper()
@@ -547,7 +623,7 @@ var Scenarios = []Scenario{
 		}
 		check("", "alice")
 		// A claim after the leader's heartbeat expired.
-		s.env.Advance(contract.HeartbeatTTL + time.Second)
+		s.env.Advance(s.p.HeartbeatTTL + time.Second)
 		_, err := s.As("bob").ClaimLeader(s.ctx, id, 1, nil)
 		s.must(err)
 		check("", "alice", "bob")
@@ -574,7 +650,7 @@ var Scenarios = []Scenario{
 		_, err = s.As("bob").EpochLeader(s.ctx, protocol.ChannelID{9}, 0)
 		s.want(err, contract.ErrNoChannel)
 	}},
-	{"shared pool: collateral locked, withdraw only free money", func(t *testing.T, s *Suite) {
+	{"shared pool: collateral locked, withdraw only free money", Still, func(t *testing.T, s *Suite) {
 		id := s.channel("alice")
 		s.must(s.As("dave").Deposit(s.ctx, 250))
 		if _, err := s.As("dave").Join(s.ctx, id, true); err != nil {
@@ -588,7 +664,7 @@ var Scenarios = []Scenario{
 			t.Fatalf("account %+v", acc)
 		}
 	}},
-	{"punishment: fine to the reporter, who leads; 5-minute ban", func(t *testing.T, s *Suite) {
+	{"punishment: fine to the reporter, who leads; a ban of the chain's BanDuration", Moves, func(t *testing.T, s *Suite) {
 		id := s.channel("alice", "bob", "carol")
 		honestCS := protocol.ChangeSet{}
 		honest := protocol.Result{Status: protocol.StatusOK, GasUsed: 5, ChangeSet: honestCS.Hash()}
@@ -616,11 +692,11 @@ var Scenarios = []Scenario{
 		s.must(s.As("alice").Stake(s.ctx, id, 100))
 		_, err = s.As("alice").Join(s.ctx, id, false)
 		s.want(err, contract.ErrBanned)
-		s.env.Advance(contract.BanDuration + time.Second)
+		s.env.Advance(s.p.BanDuration + time.Second)
 		_, err = s.As("alice").Join(s.ctx, id, false)
 		s.must(err)
 	}},
-	{"punishment: two colluders of seven cannot force out the leader; four of the six others can", func(t *testing.T, s *Suite) {
+	{"punishment: two colluders of seven cannot force out the leader; four of the six others can", Still, func(t *testing.T, s *Suite) {
 		id := s.channel(seven...)
 		pid, err := s.As("bob").CreateProposal(s.ctx, id, protocol.ProposalPunish, s.punishment(id, "alice", 3))
 		s.must(err)
@@ -642,7 +718,7 @@ var Scenarios = []Scenario{
 			t.Fatalf("leader %s, %d members, reporter got %d", info.Leader, len(info.Members), after.Balance-before.Balance)
 		}
 	}},
-	{"punishment: one case per offence, and votes against fail it early", func(t *testing.T, s *Suite) {
+	{"punishment: one case per offence, and votes against fail it early", Still, func(t *testing.T, s *Suite) {
 		id := s.channel(seven...)
 		pid, err := s.As("bob").CreateProposal(s.ctx, id, protocol.ProposalPunish, s.punishment(id, "alice", 3))
 		s.must(err)
@@ -665,18 +741,18 @@ var Scenarios = []Scenario{
 		s.want(err, contract.ErrDuplicateCase)
 		s.untouched(id, seven...)
 	}},
-	{"punishment: a reporter whose case is voted down may not report again for a while", func(t *testing.T, s *Suite) {
+	{"punishment: a reporter whose case is voted down may not report again for a while", Moves, func(t *testing.T, s *Suite) {
 		id := s.channel(seven...)
 		pid, err := s.As("bob").CreateProposal(s.ctx, id, protocol.ProposalPunish, s.punishment(id, "alice", 3))
 		s.must(err)
 		s.votes(id, pid, "-carol", "-dave", "-eve")
 		_, err = s.As("bob").CreateProposal(s.ctx, id, protocol.ProposalPunish, s.punishment(id, "alice", 4))
 		s.want(err, contract.ErrReportCooldown)
-		s.env.Advance(contract.ReportCooldown + time.Second)
+		s.env.Advance(s.p.ReportCooldown + time.Second)
 		_, err = s.As("bob").CreateProposal(s.ctx, id, protocol.ProposalPunish, s.punishment(id, "alice", 4))
 		s.must(err)
 	}},
-	{"punishment: the electorate is fixed at filing, offline members count, voting closes", func(t *testing.T, s *Suite) {
+	{"punishment: the electorate is fixed at filing, offline members count, voting closes", Moves, func(t *testing.T, s *Suite) {
 		id := s.channel(seven...)
 		pid, err := s.As("bob").CreateProposal(s.ctx, id, protocol.ProposalPunish, s.punishment(id, "alice", 3))
 		s.must(err)
@@ -688,13 +764,19 @@ var Scenarios = []Scenario{
 		s.want(s.As("alice").Vote(s.ctx, id, pid, protocol.VoteAgainst), contract.ErrNotEligible)
 		// Only bob and carol stay online: the four offline others still
 		// count, so the two cannot pass it.
-		s.env.Advance(contract.HeartbeatTTL + time.Second)
+		s.env.Advance(s.p.HeartbeatTTL + time.Second)
 		s.must(s.As("bob").KeepAlive(s.ctx, id))
 		s.must(s.As("carol").KeepAlive(s.ctx, id))
 		s.votes(id, pid, "carol")
 		s.want(s.As("bob").ExecuteProposal(s.ctx, id, pid), contract.ErrNotPassed)
-		// The deadline passes: the case has failed.
-		s.env.Advance(contract.VoteWindow)
+		// The deadline (VoteWindow after filing) passes: the case has
+		// failed.
+		filed, err := s.As("bob").Proposal(s.ctx, id, pid)
+		s.must(err)
+		if filed.DeadlineMs-filed.CreatedAtMs != s.p.VoteWindow.Milliseconds() {
+			t.Fatalf("voting open %d ms, want the chain's %s", filed.DeadlineMs-filed.CreatedAtMs, s.p.VoteWindow)
+		}
+		s.advancePast(filed.DeadlineMs)
 		s.want(s.As("dave").Vote(s.ctx, id, pid, protocol.VoteFor), contract.ErrDeadlinePassed)
 		s.want(s.As("bob").ExecuteProposal(s.ctx, id, pid), contract.ErrNotPassed)
 		p, err := s.As("bob").Proposal(s.ctx, id, pid)
@@ -706,7 +788,7 @@ var Scenarios = []Scenario{
 		}
 		s.untouched(id, append(seven, "henry")...)
 	}},
-	{"punishment: in a channel of two the report alone forces out, bans, fines nobody", func(t *testing.T, s *Suite) {
+	{"punishment: in a channel of two the report alone forces out, bans, fines nobody", Still, func(t *testing.T, s *Suite) {
 		id := s.channel("alice", "bob")
 		before, _ := s.As("alice").Account(s.ctx, s.Addr("alice"))
 		pid, err := s.As("bob").CreateProposal(s.ctx, id, protocol.ProposalPunish, s.punishment(id, "alice", 3))
@@ -720,7 +802,7 @@ var Scenarios = []Scenario{
 		_, err = s.As("alice").Join(s.ctx, id, false)
 		s.want(err, contract.ErrBanned)
 	}},
-	{"election: exactly 2/3 of the valid others does not pass, more does", func(t *testing.T, s *Suite) {
+	{"election: exactly 2/3 of the valid others does not pass, more does", Still, func(t *testing.T, s *Suite) {
 		id := s.channel("alice", "bob", "carol", "dave")
 		pid, err := s.As("bob").CreateProposal(s.ctx, id, protocol.ProposalElection, protocol.Marshal(&protocol.Election{Epoch: 1, Candidate: s.Addr("carol")}))
 		s.must(err)
@@ -733,20 +815,20 @@ var Scenarios = []Scenario{
 			t.Fatalf("leader %s epoch %d", info.Leader, info.Epoch)
 		}
 	}},
-	{"censorship: unanswered complaint closes the channel", func(t *testing.T, s *Suite) {
+	{"censorship: unanswered complaint closes the channel", Moves, func(t *testing.T, s *Suite) {
 		id := s.channel("alice", "bob")
 		tx := protocol.SignTx(Key("bob"), protocol.Tx{Channel: id, Nonce: 1, Function: "chat::send"})
 		pid, err := s.As("bob").CreateProposal(s.ctx, id, protocol.ProposalCensorship, protocol.Marshal(&protocol.Censorship{Accused: s.Addr("alice"), Tx: *tx}))
 		s.must(err)
 		s.want(s.As("bob").ExecuteProposal(s.ctx, id, pid), contract.ErrNotPassed)
-		s.env.Advance(contract.DefaultCensorshipWindow + time.Second)
+		s.env.Advance(s.p.CensorshipWindow + time.Second)
 		s.must(s.As("bob").ExecuteProposal(s.ctx, id, pid))
 		if !s.info(id).Closed {
 			t.Fatal("channel not closed")
 		}
 		s.want(s.As("alice").KeepAlive(s.ctx, id), contract.ErrChannelClosed)
 	}},
-	{"censorship: the leader proves inclusion", func(t *testing.T, s *Suite) {
+	{"censorship: the leader proves inclusion", Moves, func(t *testing.T, s *Suite) {
 		id := s.channel("alice", "bob")
 		tx := protocol.SignTx(Key("bob"), protocol.Tx{Channel: id, Nonce: 1, Function: "chat::send"})
 		pid, err := s.As("bob").CreateProposal(s.ctx, id, protocol.ProposalCensorship, protocol.Marshal(&protocol.Censorship{Accused: s.Addr("alice"), Tx: *tx}))
@@ -756,10 +838,10 @@ var Scenarios = []Scenario{
 		s.want(s.As("alice").ProveInclusion(s.ctx, id, pid, b.Bytes()), contract.ErrBadProof)
 		b.Sign(Key("alice"))
 		s.must(s.As("alice").ProveInclusion(s.ctx, id, pid, b.Bytes()))
-		s.env.Advance(contract.DefaultCensorshipWindow + time.Second)
+		s.env.Advance(s.p.CensorshipWindow + time.Second)
 		s.want(s.As("bob").ExecuteProposal(s.ctx, id, pid), contract.ErrProposalClosed)
 	}},
-	{"election proposal names a new leader", func(t *testing.T, s *Suite) {
+	{"election proposal names a new leader", Still, func(t *testing.T, s *Suite) {
 		id := s.channel("alice", "bob", "carol")
 		pid, err := s.As("bob").CreateProposal(s.ctx, id, protocol.ProposalElection, protocol.Marshal(&protocol.Election{Epoch: 1, Candidate: s.Addr("carol")}))
 		s.must(err)
@@ -769,7 +851,7 @@ var Scenarios = []Scenario{
 			t.Fatalf("leader %s epoch %d", info.Leader, info.Epoch)
 		}
 	}},
-	{"delegation: only to candidates, within capacity (27 members: 5 each)", func(t *testing.T, s *Suite) {
+	{"delegation: only to candidates, within capacity (27 members: 5 each)", Still, func(t *testing.T, s *Suite) {
 		names := crowdNames(27)
 		id := s.channel(names...)
 		info := s.info(id)
@@ -800,7 +882,7 @@ var Scenarios = []Scenario{
 		_, err = s.As("m5").ClaimLeader(s.ctx, id, 1, s.attest(id, 1, "m5", names[1:]...))
 		s.want(err, contract.ErrNotCandidate)
 	}},
-	{"candidates: a stake more than 10% above the weakest takes its seat; its delegators are let go", func(t *testing.T, s *Suite) {
+	{"candidates: a stake more than 10% above the weakest takes its seat; its delegators are let go", Still, func(t *testing.T, s *Suite) {
 		id := s.channel(crowdNames(7)...)
 		s.must(s.As("m5").Delegate(s.ctx, id, s.Addr("m4")))
 		s.must(s.As("m6").Stake(s.ctx, id, 11))
@@ -813,19 +895,24 @@ var Scenarios = []Scenario{
 		}
 		s.must(s.As("m5").Delegate(s.ctx, id, s.Addr("m6")))
 	}},
-	{"candidates: a lapsed heartbeat loses the seat at the next call; a leader that is no candidate yields to a claim", func(t *testing.T, s *Suite) {
+	{"candidates: a lapsed heartbeat loses the seat at the next call; a leader that is no candidate yields to a claim", Moves, func(t *testing.T, s *Suite) {
 		names := crowdNames(7)
 		id := s.channel(names...)
 		s.must(s.As("m6").Delegate(s.ctx, id, s.Addr("m1")))
-		s.env.Advance(contract.HeartbeatTTL - time.Second)
+		// Everyone but m1 beats shortly before the oldest heartbeat (m0's)
+		// lapses; then time passes m1's.
+		info := s.info(id)
+		oldest, _ := info.Member(s.Addr("m0"))
+		m1, _ := info.Member(s.Addr("m1"))
+		s.advancePast(oldest.LastHeartbeat + s.p.HeartbeatTTL.Milliseconds() - 2000)
 		for _, n := range names {
 			if n != "m1" {
 				s.must(s.As(n).KeepAlive(s.ctx, id))
 			}
 		}
-		s.env.Advance(2 * time.Second)
+		s.advancePast(m1.LastHeartbeat + s.p.HeartbeatTTL.Milliseconds())
 		s.must(s.As("m0").KeepAlive(s.ctx, id))
-		info := s.info(id)
+		info = s.info(id)
 		if slices.Contains(info.Candidates, s.Addr("m1")) || !slices.Contains(info.Candidates, s.Addr("m5")) {
 			t.Fatalf("candidates %v", info.Candidates)
 		}
@@ -850,7 +937,7 @@ var Scenarios = []Scenario{
 			t.Fatalf("epoch %d", ep)
 		}
 	}},
-	{"settlement of 100 members: 7 chain txs, silent delegators carried, own votes override", func(t *testing.T, s *Suite) {
+	{"settlement of 100 members: 7 chain txs, silent delegators carried, own votes override", Still, func(t *testing.T, s *Suite) {
 		id, names := s.crowd(100)
 		cands := names[:5]
 		all := append([]string{"creator"}, names...)
@@ -888,7 +975,7 @@ var Scenarios = []Scenario{
 			t.Fatalf("settled height %d", info.SettledHeight)
 		}
 	}},
-	{"one Chain used concurrently keeps its nonces in order", func(t *testing.T, s *Suite) {
+	{"one Chain used concurrently keeps its nonces in order", Still, func(t *testing.T, s *Suite) {
 		id := s.channel("alice")
 		errs := make(chan error, 50)
 		for i := range 50 {
@@ -915,7 +1002,7 @@ var Scenarios = []Scenario{
 			t.Fatalf("locked %d, want 110", m.Locked)
 		}
 	}},
-	{"events stream in order and resume from any id", func(t *testing.T, s *Suite) {
+	{"events stream in order and resume from any id", Still, func(t *testing.T, s *Suite) {
 		id := s.channel("alice", "bob")
 		s.must(s.As("bob").CloseChannel(s.ctx, id))
 		ctx, cancel := context.WithCancel(s.ctx)

@@ -11,6 +11,8 @@ import (
 	abci "github.com/cometbft/cometbft/abci/types"
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/scraft/scraft/protocol"
+	"github.com/scraft/scraft/settlement/contract"
 	"github.com/scraft/scraft/settlement/devchain"
 )
 
@@ -37,6 +39,10 @@ type App struct {
 		// map is only looked up, never iterated).
 		waiters map[[32]byte][]chan devchain.Outcome
 	}
+
+	// deferred counts, by sha256 of the tx, the proposals that left out a
+	// tx for a nonce gap (PrepareProposal alone uses it; only looked up).
+	deferred map[[32]byte]int
 
 	// crash, when set (tests), panics in Commit at its height: before the
 	// block is committed, or just after; the process stands as if it had
@@ -69,13 +75,24 @@ func (a *App) Info(context.Context, *abci.InfoRequest) (*abci.InfoResponse, erro
 	return resp, nil
 }
 
-// InitChain accepts the genesis: the contract's state starts empty (every
-// account holds Params.InitialBalance when first used).
+// InitChain accepts the genesis: the contract's state starts with the
+// chain's settings (app_state, AppState), which the state was opened with,
+// and nothing else (every account holds Params.InitialBalance when first
+// used). The app hash it answers is contract.GenesisHash of the settings,
+// the hash block 1's writes chain on.
 func (a *App) InitChain(_ context.Context, req *abci.InitChainRequest) (*abci.InitChainResponse, error) {
 	if req.InitialHeight > 1 {
 		return nil, fmt.Errorf("comet: initial height %d: the chain starts at 1", req.InitialHeight)
 	}
-	return &abci.InitChainResponse{}, nil
+	p, err := ParseAppState(req.AppStateBytes)
+	if err != nil {
+		return nil, err
+	}
+	if have := a.chain.Params(); p != have {
+		return nil, fmt.Errorf("comet: the genesis settings %+v are not the state's %+v", p, have)
+	}
+	h := contract.GenesisHash(p)
+	return &abci.InitChainResponse{AppHash: h[:]}, nil
 }
 
 // CheckTx admits a tx to the mempool when it decodes, is signed by its
@@ -89,18 +106,68 @@ func (a *App) CheckTx(_ context.Context, req *abci.CheckTxRequest) (*abci.CheckT
 	return &abci.CheckTxResponse{Code: abci.CodeTypeOK}, nil
 }
 
+// gapProposals is how many of this validator's proposals leave out a tx
+// whose sender's earlier nonces are not in its mempool yet, before it
+// proposes the tx anyway (to be refused with devchain.ErrNonceGap). A
+// client sending several txs at once has them gossiped to the proposer in
+// any order; waiting a few blocks lets the earlier ones arrive.
+const gapProposals = 10
+
 // PrepareProposal keeps the mempool's order and drops what does not fit.
+// A tx whose sender's earlier nonces are neither used nor in the proposal
+// waits in the mempool for a later block (up to gapProposals proposals):
+// in the block it would be refused for the gap.
 func (a *App) PrepareProposal(_ context.Context, req *abci.PrepareProposalRequest) (*abci.PrepareProposalResponse, error) {
+	maxTx := a.chain.Config().MaxTxBytes
+	decoded := make([]*devchain.SignedTx, len(req.Txs))
+	// present holds the nonces each sender has in the proposal; next, the
+	// first nonce past the run of them that follows the sender's last used
+	// one. Both are only looked up.
+	type senderNonce struct {
+		sender protocol.Address
+		nonce  uint64
+	}
+	present := map[senderNonce]bool{}
+	for i, raw := range req.Txs {
+		if tx, err := devchain.DecodeTx(raw, maxTx); err == nil {
+			decoded[i] = tx
+			present[senderNonce{tx.Sender, tx.Nonce}] = true
+		}
+	}
+	next := map[protocol.Address]uint64{}
+	nextOf := func(sender protocol.Address) uint64 {
+		if n, ok := next[sender]; ok {
+			return n
+		}
+		n := uint64(1)
+		if acc, err := a.chain.AccountInfo(sender); err == nil {
+			n = acc.NextNonce
+		}
+		for present[senderNonce{sender, n}] { // bounded by the proposal's txs
+			n++
+		}
+		next[sender] = n
+		return n
+	}
+	deferred := map[[32]byte]int{}
 	var (
 		txs  [][]byte
 		size int64
 	)
-	for _, tx := range req.Txs {
-		if size += int64(len(tx)); size > req.MaxTxBytes {
+	for i, raw := range req.Txs {
+		if tx := decoded[i]; tx != nil && tx.Nonce > nextOf(tx.Sender) {
+			k := sha256.Sum256(raw)
+			if n := a.deferred[k] + 1; n <= gapProposals {
+				deferred[k] = n
+				continue
+			}
+		}
+		if size += int64(len(raw)); size > req.MaxTxBytes {
 			break
 		}
-		txs = append(txs, tx)
+		txs = append(txs, raw)
 	}
+	a.deferred = deferred
 	return &abci.PrepareProposalResponse{Txs: txs}, nil
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/scraft/scraft/protocol"
 	"github.com/scraft/scraft/settlement"
 	"github.com/scraft/scraft/settlement/chaintest"
+	"github.com/scraft/scraft/settlement/contract"
 	"github.com/scraft/scraft/settlement/devchain"
 )
 
@@ -24,14 +25,22 @@ type testNet struct {
 	vals []*Validator // nil while stopped
 }
 
-// newTestNet writes and starts a chain of n validators.
+// newTestNet writes and starts a chain of n validators with the default
+// settings.
 func newTestNet(t *testing.T, n int) *testNet {
+	t.Helper()
+	return newTestNetWith(t, n, contract.Params{})
+}
+
+// newTestNetWith writes and starts a chain of n validators whose genesis
+// holds settings p (zero: the defaults).
+func newTestNetWith(t *testing.T, n int, p contract.Params) *testNet {
 	t.Helper()
 	// The testnet's ports are picked free and then bound by CometBFT: a
 	// test process running beside this one may take one in between. Such a
 	// start is tried again on new ports; any other failure is the test's.
 	for attempt := 1; ; attempt++ {
-		tn, err := WriteTestnet(TestnetConfig{Dir: t.TempDir(), Validators: n, Timeouts: TestTimeouts()})
+		tn, err := WriteTestnet(TestnetConfig{Dir: t.TempDir(), Validators: n, Timeouts: TestTimeouts(), Params: p})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -151,24 +160,20 @@ func TestSubmitAndQuery(t *testing.T) {
 // query there right after can still see the state before (a reader that
 // asks several validators waits for them to agree: Quorum).
 type cometEnv struct {
-	t        *testing.T
-	c        *testNet
-	val      int
-	realTime bool // Advance waits for chain time to pass
+	t   *testing.T
+	c   *testNet
+	val int
 }
 
 func (e *cometEnv) Chain(t *testing.T, k *protocol.Key) settlement.Chain { return e.c.dial(e.val, k) }
 
-// Advance waits until the chain's BFT time has moved on by d, when d is
-// at most 20 s (a scenario has 30 s in all): block time is the validators'
-// clocks, which a test cannot jump. Longer jumps (the 30 s censorship
-// window, the 5-minute ban, the 10-minute vote window) skip: those
-// scenarios run on devchain, and the rules they check are the same code.
-// With realTime off (the quorum run, where the waits would only repeat
-// the one-validator run's) every jump skips.
+// Advance waits until the chain's BFT time has moved on by d: block time
+// is the validators' clocks, which a test cannot jump. The scenarios that
+// move time run on chains with windows of seconds (chaintest.ShortParams).
 func (e *cometEnv) Advance(d time.Duration) {
-	if !e.realTime || d > 20*time.Second {
-		e.t.Skipf("chain time on comet is the validators' clocks; not waiting %s for it", d)
+	e.t.Helper()
+	if d > 30*time.Second {
+		e.t.Fatalf("chain time on comet is the validators' clocks: a scenario may not wait %s for it", d)
 	}
 	chain := e.c.vals[e.val].Chain()
 	until := chain.Head().TimeMs + d.Milliseconds()
@@ -197,14 +202,14 @@ func TestConformance(t *testing.T) {
 	}
 	t.Run("one validator", func(t *testing.T) {
 		n := 0
-		chaintest.Run(t, func(t *testing.T) chaintest.Env {
+		chaintest.Run(t, func(t *testing.T, p contract.Params) chaintest.Env {
 			n++
-			return &cometEnv{t: t, c: newTestNet(t, 4), val: n % 4, realTime: true}
+			return &cometEnv{t: t, c: newTestNetWith(t, 4, p), val: n % 4}
 		})
 	})
 	t.Run("quorum", func(t *testing.T) {
-		chaintest.Run(t, func(t *testing.T) chaintest.Env {
-			c := newTestNet(t, 4)
+		chaintest.Run(t, func(t *testing.T, p contract.Params) chaintest.Env {
+			c := newTestNetWith(t, 4, p)
 			clients := make([]*devchain.Client, len(c.vals))
 			for i := range clients {
 				clients[i] = c.dial(i, chaintest.Key("quorum"))

@@ -17,7 +17,7 @@ import (
 // same AppHash at every height as the validators reported in the next
 // block's header, and the same block records.
 func TestReplayOnFreshAppGivesSameAppHash(t *testing.T) {
-	c := newTestNet(t, 4)
+	c := newTestNetWith(t, 4, chaintest.ShortParams())
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	creator := c.dial(0, chaintest.Key("creator"))
@@ -40,6 +40,7 @@ func TestReplayOnFreshAppGivesSameAppHash(t *testing.T) {
 
 	cfg := devchain.DefaultConfig(t.TempDir())
 	cfg.BlockInterval = 0
+	cfg.Params = chaintest.ShortParams() // the genesis's
 	fresh, err := devchain.Open(cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -18,13 +18,13 @@ import (
 	"github.com/cometbft/cometbft/p2p"
 	"github.com/cometbft/cometbft/privval"
 	"github.com/cometbft/cometbft/proxy"
+	"github.com/cometbft/cometbft/types"
 	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/viper"
 	"google.golang.org/grpc"
 
 	"github.com/scraft/scraft/protocol"
 	"github.com/scraft/scraft/settlement"
-	"github.com/scraft/scraft/settlement/contract"
 	"github.com/scraft/scraft/settlement/devchain"
 )
 
@@ -40,13 +40,12 @@ const (
 	AppDir = "data/scraft"
 )
 
-// Settings are the scraft side of a validator, kept in SettingsFile.
+// Settings are the scraft side of a validator, kept in SettingsFile. The
+// chain's own settings (contract.Params) are not here but in the genesis
+// every validator shares (AppState).
 type Settings struct {
 	// Listen is where the validator serves the chain's gRPC API.
 	Listen string `json:"listen"`
-	// Params are the contract's chain-wide parameters; every validator of a
-	// chain must have the same.
-	Params contract.Params `json:"params"`
 }
 
 // Config configures a Validator.
@@ -160,9 +159,20 @@ func Start(cfg Config) (*Validator, error) {
 	v := &Validator{cfg: cfg, log: cfg.Logger.Named("comet"), key: key, served: make(chan error, 1), stopCh: make(chan struct{})}
 	v.inflight.nonce = map[protocol.Address]uint64{}
 
+	genesis, err := types.GenesisDocFromFile(conf.GenesisFile())
+	if err != nil {
+		return nil, fmt.Errorf("comet: genesis: %w", err)
+	}
+	params, err := ParseAppState(genesis.AppState)
+	if err != nil {
+		return nil, err
+	}
+
 	dcfg := devchain.DefaultConfig(filepath.Join(cfg.Home, AppDir))
 	dcfg.BlockInterval = 0
-	dcfg.Params = st.Params
+	// A state made under another genesis refuses to open
+	// (devchain.ErrParamsDiffer).
+	dcfg.Params = params
 	dcfg.NoSync = cfg.NoSync
 	dcfg.Logger = cfg.Logger
 	v.chain, err = devchain.Open(dcfg)

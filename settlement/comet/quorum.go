@@ -38,6 +38,9 @@ type Quorum struct {
 	// write sees the write even when the validators that answered the tx
 	// are not the ones that answer the read.
 	seen atomic.Uint64
+	// params are the chain's settings once f+1 validators agreed on them:
+	// they never change.
+	params atomic.Pointer[contract.Params]
 }
 
 // NewQuorum reads through clients (one per validator, any signing key),
@@ -204,6 +207,22 @@ func (q *Quorum) Channel(ctx context.Context, id protocol.ChannelID) (*settlemen
 		}
 		return e.Out()
 	})
+}
+
+// Params implements devchain.Transport: the settings f+1 validators give,
+// asked once.
+func (q *Quorum) Params(ctx context.Context) (contract.Params, error) {
+	if p := q.params.Load(); p != nil {
+		return *p, nil
+	}
+	p, err := ask(ctx, q, func(ctx context.Context, cl *devchain.Client) (contract.Params, error) {
+		return cl.Params(ctx)
+	}, func(p contract.Params) []byte { return p.Bytes() })
+	if err != nil {
+		return contract.Params{}, err
+	}
+	q.params.Store(&p)
+	return p, nil
 }
 
 // Member implements devchain.Transport.

@@ -210,7 +210,8 @@ func (*Leave) Kind() CallKind               { return CallLeave }
 func (c *Leave) encode(e *protocol.Encoder) { (*channelCall)(c).encode(e) }
 func (c *Leave) decode(d *protocol.Decoder) { (*channelCall)(c).decode(d) }
 
-// KeepAlive is the member's heartbeat: it stays valid for HeartbeatTTL.
+// KeepAlive is the member's heartbeat: it stays valid for the chain's
+// Params.HeartbeatTTL.
 type KeepAlive channelCall
 
 func (*KeepAlive) Kind() CallKind               { return CallKeepAlive }

@@ -237,7 +237,7 @@ func TestUnansweredComplaintFinalState(t *testing.T) {
 	before, _ := GetSettledState(h.st, h.ch)
 	balances := map[string]uint64{}
 	for _, n := range []string{"alice", "bob", "carol"} {
-		balances[n] = GetAccount(h.st, h.m.Params(), h.addr(n)).Balance
+		balances[n] = GetAccount(h.st, h.params(), h.addr(n)).Balance
 	}
 
 	tx := protocol.SignTx(h.key("bob"), protocol.Tx{Channel: h.ch, Nonce: 1, Function: "chat::send"})
@@ -256,7 +256,7 @@ func TestUnansweredComplaintFinalState(t *testing.T) {
 		t.Fatal("the settled state changed when the complaint closed the channel")
 	}
 	for _, n := range []string{"alice", "bob", "carol"} {
-		if b := GetAccount(h.st, h.m.Params(), h.addr(n)).Balance; b != balances[n] {
+		if b := GetAccount(h.st, h.params(), h.addr(n)).Balance; b != balances[n] {
 			t.Fatalf("%s's balance went from %d to %d", n, balances[n], b)
 		}
 		if _, err := GetMember(h.st, h.ch, h.addr(n)); err != nil {

@@ -3,6 +3,7 @@ package contract
 import (
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/scraft/scraft/delegate"
 	"github.com/scraft/scraft/protocol"
@@ -14,7 +15,7 @@ import (
 //
 // The candidate set is part of the channel record (Channel.Candidates).
 // It depends on chain time (a candidate whose heartbeat is older than
-// HeartbeatTTL loses its seat), and chain time moves only with blocks, so
+// the chain's HeartbeatTTL loses its seat), and chain time moves only with blocks, so
 // the set is brought up to date by every call that names an open channel:
 // once before the call acts, at the call's chain time, so that its checks
 // see the set as it stands then, and once after, so that the record
@@ -60,15 +61,15 @@ func channelOf(call Call) (protocol.ChannelID, bool) {
 
 // policyMembers returns ms as the delegate policy sees them at chain time
 // nowMs: stake is the locked collateral (what a cheat loses), valid is a
-// fresh heartbeat and no leave asked.
-func policyMembers(ms []*Member, nowMs int64) []delegate.Member {
+// heartbeat within ttl and no leave asked.
+func policyMembers(ms []*Member, nowMs int64, ttl time.Duration) []delegate.Member {
 	out := make([]delegate.Member, len(ms))
 	for i, m := range ms {
 		out[i] = delegate.Member{
 			Address:     m.Address,
 			Stake:       m.Locked,
 			JoinSeq:     m.JoinSeq,
-			Valid:       m.ValidAt(nowMs) && !m.Leaving(),
+			Valid:       m.ValidAt(nowMs, ttl) && !m.Leaving(),
 			DelegatedTo: m.DelegatedTo,
 		}
 	}
@@ -80,7 +81,7 @@ func policyMembers(ms []*Member, nowMs int64) []delegate.Member {
 // writing anything: none when the channel has at most delegate.Seats
 // members.
 func (x *exec) candidates(ch *Channel, ms []*Member) []protocol.Address {
-	next, err := candidatesAt(ch, ms, x.env.TimeMs)
+	next, err := candidatesAt(ch, ms, x.env.TimeMs, x.params.HeartbeatTTL)
 	if err != nil {
 		// Only a member listed twice fails, and the member list is a set.
 		panic(fmt.Sprintf("candidates of %s: %v", ch.ID, err))
@@ -88,24 +89,25 @@ func (x *exec) candidates(ch *Channel, ms []*Member) []protocol.Address {
 	return next
 }
 
-func candidatesAt(ch *Channel, ms []*Member, nowMs int64) ([]protocol.Address, error) {
+func candidatesAt(ch *Channel, ms []*Member, nowMs int64, ttl time.Duration) ([]protocol.Address, error) {
 	if !delegate.Delegated(uint32(len(ms))) {
 		return nil, nil
 	}
-	return delegate.Candidates(policyMembers(ms, nowMs), ch.Candidates)
+	return delegate.Candidates(policyMembers(ms, nowMs, ttl), ch.Candidates)
 }
 
 // CandidatesAt returns the candidates the next call on ch would find at
 // chain time nowMs, given the channel's members (every one, in any
 // order): ch.Candidates is the set as the last call left it, and heartbeats
-// that lapsed since count only from the next call on. A node that reads
-// the records between calls uses this to know the set it will be held to.
-func CandidatesAt(ch *Channel, members []Member, nowMs int64) ([]protocol.Address, error) {
+// that lapsed since count only from the next call on; ttl is the chain's
+// Params.HeartbeatTTL. A node that reads the records between calls uses
+// this to know the set it will be held to.
+func CandidatesAt(ch *Channel, members []Member, nowMs int64, ttl time.Duration) ([]protocol.Address, error) {
 	ms := make([]*Member, len(members))
 	for i := range members {
 		ms[i] = &members[i]
 	}
-	return candidatesAt(ch, ms, nowMs)
+	return candidatesAt(ch, ms, nowMs, ttl)
 }
 
 // isCandidate reports whether a may lead ch (and take delegations): any

@@ -148,7 +148,7 @@ func TestCandidatesFollowMembership(t *testing.T) {
 		if err := h.delegateTo("m6", "m1"); err != nil {
 			t.Fatal(err)
 		}
-		h.advance(HeartbeatTTL - time.Second)
+		h.advance(DefaultHeartbeatTTL - time.Second)
 		others := slices.DeleteFunc(slices.Clone(all), func(n string) bool { return n == "m1" })
 		h.keepAll(others...)
 		h.wantCandidates(names(5)...) // m1 is still within its TTL
@@ -585,7 +585,7 @@ func TestPlanMovesPassTheChain(t *testing.T) {
 			out := make([]delegate.Member, len(ms))
 			for i, m := range ms {
 				out[i] = delegate.Member{Address: m.Address, Stake: m.Locked, JoinSeq: m.JoinSeq,
-					Valid: m.ValidAt(h.now+1) && !m.Leaving(), DelegatedTo: m.DelegatedTo}
+					Valid: m.ValidAt(h.now+1, DefaultHeartbeatTTL) && !m.Leaving(), DelegatedTo: m.DelegatedTo}
 				for _, k := range r.Perm(5) {
 					out[i].Prefs = append(out[i].Prefs, h.addr(all[k]))
 				}
@@ -671,7 +671,7 @@ func TestCandidatesAt(t *testing.T) {
 	h := newHarness(t)
 	all := names(7)
 	h.channel(all...)
-	h.advance(HeartbeatTTL - time.Second)
+	h.advance(DefaultHeartbeatTTL - time.Second)
 	h.keepAll("m0", "m2", "m3", "m4", "m5", "m6")
 	h.advance(2 * time.Second)
 	ms, err := GetMembers(h.st, h.ch)
@@ -679,7 +679,7 @@ func TestCandidatesAt(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := h.chanRec()
-	got, err := CandidatesAt(before, ms, h.now+1) // the next call's time
+	got, err := CandidatesAt(before, ms, h.now+1, DefaultHeartbeatTTL) // the next call's time
 	if err != nil {
 		t.Fatal(err)
 	}

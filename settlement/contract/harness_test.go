@@ -24,9 +24,19 @@ type harness struct {
 	ch     protocol.ChannelID
 }
 
-func newHarness(t *testing.T) *harness {
-	return &harness{t: t, m: New(DefaultParams()), st: MemStore{}, now: 1_700_000_000_000, keys: map[string]*protocol.Key{}}
+func newHarness(t *testing.T) *harness { return newHarnessWith(t, DefaultParams()) }
+
+// newHarnessWith starts a chain whose genesis holds p.
+func newHarnessWith(t *testing.T, p Params) *harness {
+	h := &harness{t: t, m: New(DefaultParams()), st: MemStore{}, now: 1_700_000_000_000, keys: map[string]*protocol.Key{}}
+	if err := InitGenesis(h.st, p); err != nil {
+		t.Fatal(err)
+	}
+	return h
 }
+
+// params returns the chain's settings.
+func (h *harness) params() Params { return h.m.ParamsOf(h.st) }
 
 func (h *harness) key(name string) *protocol.Key {
 	if k, ok := h.keys[name]; ok {

@@ -7,7 +7,7 @@ import (
 )
 
 // claimLeader makes the sender leader of the channel when there is no
-// leader, when the leader's heartbeat is older than HeartbeatTTL, or when
+// leader, when the leader's heartbeat is older than the chain's HeartbeatTTL, or when
 // the claim carries attestations for the current epoch naming the sender
 // from more than 2/3 of the valid members other than the leader (the leader
 // cannot attest to its own unreachability). Every accepted claim starts a
@@ -45,7 +45,7 @@ func (x *exec) claimLeader(c *ClaimLeader) error {
 
 	if !ch.Leader.IsZero() {
 		leader, err := x.member(ch.ID, ch.Leader)
-		if err == nil && leader.ValidAt(x.env.TimeMs) && isCandidate(ch, leader.Address) {
+		if err == nil && leader.ValidAt(x.env.TimeMs, x.params.HeartbeatTTL) && isCandidate(ch, leader.Address) {
 			if err := x.checkAttestations(ch, c.Attestations); err != nil {
 				return err
 			}
@@ -65,7 +65,7 @@ func (x *exec) checkAttestations(ch *Channel, atts []protocol.Attestation) error
 	now := x.env.TimeMs
 	eligible := 0
 	for _, m := range x.members(ch.ID) {
-		if m.Address != ch.Leader && m.ValidAt(now) {
+		if m.Address != ch.Leader && m.ValidAt(now, x.params.HeartbeatTTL) {
 			eligible++
 		}
 	}
@@ -91,7 +91,7 @@ func (x *exec) checkAttestations(ch *Channel, atts []protocol.Attestation) error
 		if err != nil {
 			return fmt.Errorf("%w: attestation %d: %v", ErrBadAttestation, i, err)
 		}
-		if m.Address != ch.Leader && m.ValidAt(now) {
+		if m.Address != ch.Leader && m.ValidAt(now, x.params.HeartbeatTTL) {
 			count++
 		}
 	}

@@ -29,22 +29,22 @@ func TestClaimLeader(t *testing.T) {
 		}, ErrLeaderValid, 0},
 		{"leader heartbeat 15 s old is still valid", func(h *harness) (string, *ClaimLeader) {
 			h.keepAll("alice")
-			h.advance(HeartbeatTTL - time.Millisecond)
+			h.advance(DefaultHeartbeatTTL - time.Millisecond)
 			return "bob", &ClaimLeader{Epoch: 1}
 		}, ErrLeaderValid, 0},
 		{"leader heartbeat expired", func(h *harness) (string, *ClaimLeader) {
-			h.advance(HeartbeatTTL + time.Millisecond)
+			h.advance(DefaultHeartbeatTTL + time.Millisecond)
 			return "bob", &ClaimLeader{Epoch: 1}
 		}, nil, 2},
 		{"stale epoch", func(h *harness) (string, *ClaimLeader) {
-			h.advance(HeartbeatTTL + time.Millisecond)
+			h.advance(DefaultHeartbeatTTL + time.Millisecond)
 			return "bob", &ClaimLeader{Epoch: 0}
 		}, ErrStaleEpoch, 0},
 		{"already leader", func(h *harness) (string, *ClaimLeader) {
 			return "alice", &ClaimLeader{Epoch: 1}
 		}, ErrAlreadyLeader, 0},
 		{"not a member", func(h *harness) (string, *ClaimLeader) {
-			h.advance(HeartbeatTTL + time.Millisecond)
+			h.advance(DefaultHeartbeatTTL + time.Millisecond)
 			return "mallory", &ClaimLeader{Epoch: 1}
 		}, ErrNotMember, 0},
 		{"fast path: 3 of 4 valid non-leaders", func(h *harness) (string, *ClaimLeader) {
@@ -52,15 +52,15 @@ func TestClaimLeader(t *testing.T) {
 		}, nil, 2},
 		{"fast path: exactly 2/3 is not more", func(h *harness) (string, *ClaimLeader) {
 			// eve's heartbeat expires: 3 valid non-leaders, 2 attest.
-			h.advance(HeartbeatTTL)
+			h.advance(DefaultHeartbeatTTL)
 			h.keepAll("alice", "bob", "carol", "dave")
 			h.keepAll("dave", "dave", "dave")
-			h.advance(HeartbeatTTL - 10*time.Millisecond)
+			h.advance(DefaultHeartbeatTTL - 10*time.Millisecond)
 			h.keepAll("alice", "bob", "carol")
 			return "bob", &ClaimLeader{Epoch: 1, Attestations: h.attest(1, "bob", "bob", "carol")}
 		}, ErrLeaderValid, 0},
 		{"fast path: expired attesters do not count", func(h *harness) (string, *ClaimLeader) {
-			h.advance(HeartbeatTTL)
+			h.advance(DefaultHeartbeatTTL)
 			h.keepAll("alice", "bob")
 			return "bob", &ClaimLeader{Epoch: 1, Attestations: h.attest(1, "bob", "bob", "carol", "dave")}
 		}, nil, 2},
@@ -89,7 +89,7 @@ func TestClaimLeader(t *testing.T) {
 		}, ErrBadAttestation, 0},
 		{"leaving member cannot claim", func(h *harness) (string, *ClaimLeader) {
 			h.must("bob", &Leave{Channel: h.ch})
-			h.advance(HeartbeatTTL + time.Millisecond)
+			h.advance(DefaultHeartbeatTTL + time.Millisecond)
 			return "bob", &ClaimLeader{Epoch: 1}
 		}, ErrLeaving, 0},
 	}
@@ -142,7 +142,7 @@ func TestEpochLeaderRecord(t *testing.T) {
 		{"claim after the leader's heartbeat expired", func(h *harness) []began {
 			h.must("alice", &ClaimLeader{Channel: h.ch, Epoch: 0})
 			first := h.height
-			h.advance(HeartbeatTTL + time.Millisecond)
+			h.advance(DefaultHeartbeatTTL + time.Millisecond)
 			h.must("bob", &ClaimLeader{Channel: h.ch, Epoch: 1})
 			return []began{{"alice", first}, {"bob", h.height}}
 		}},

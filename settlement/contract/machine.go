@@ -18,17 +18,6 @@ type Env struct {
 	TxHash protocol.Hash
 }
 
-// Params are chain-wide settings fixed at genesis.
-type Params struct {
-	// InitialBalance is what an account holds when it is first used. A dev
-	// chain has no mint or transfers: this is where money comes from.
-	InitialBalance uint64
-}
-
-// DefaultParams returns the dev chain's parameters: every account starts
-// with 1,000,000 units.
-func DefaultParams() Params { return Params{InitialBalance: 1_000_000} }
-
 // Receipt is what a successful call returns: the ids it assigned, the events
 // it emitted in order and the state writes it made in key order.
 type Receipt struct {
@@ -43,21 +32,21 @@ type Receipt struct {
 // Machine applies calls to chain state. It holds no state of its own: the
 // same store, env and call always give the same result.
 type Machine struct {
-	params Params
+	legacy Params
 }
 
-// New returns a Machine with params.
-func New(p Params) *Machine { return &Machine{params: p} }
-
-// Params returns the machine's parameters.
-func (m *Machine) Params() Params { return m.params }
+// New returns a Machine. Calls read the chain's settings from the state
+// (InitGenesis); legacy stands for them on a state that holds none, a
+// chain from before they were stored, which ran with the defaults.
+func New(legacy Params) *Machine { return &Machine{legacy: legacy} }
 
 // Apply runs call against st. A refused call returns an error wrapping one
 // of the sentinels and leaves st unchanged; an accepted one writes st and
 // returns its receipt.
 func (m *Machine) Apply(st Store, env Env, call Call) (rc Receipt, err error) {
 	o := newOverlay(st)
-	x := &exec{st: o, env: env, params: m.params}
+	x := &exec{st: o, env: env}
+	x.params = m.ParamsOf(st)
 	defer func() {
 		if r := recover(); r != nil {
 			rc, err = Receipt{}, fmt.Errorf("contract: internal error in %s: %v", call.Kind(), r)
@@ -69,6 +58,15 @@ func (m *Machine) Apply(st Store, env Env, call Call) (rc Receipt, err error) {
 	x.rc.Events = x.events
 	x.rc.Writes = o.flush()
 	return x.rc, nil
+}
+
+// ParamsOf returns the chain settings st holds, or the machine's legacy
+// settings when it holds none.
+func (m *Machine) ParamsOf(st Store) Params {
+	if p, ok := GetParams(st); ok {
+		return p
+	}
+	return m.legacy
 }
 
 // exec is one call in progress.

@@ -62,7 +62,7 @@ func TestJoin(t *testing.T) {
 				t.Fatalf("join seq %d, want 3", rc.JoinSeq)
 			}
 			m, err := GetMember(h.st, h.ch, h.addr(who))
-			if err != nil || m.JoinSeq != 3 || m.Collateral != tc.coll || m.Locked != 100 || !m.ValidAt(h.now) {
+			if err != nil || m.JoinSeq != 3 || m.Collateral != tc.coll || m.Locked != 100 || !m.ValidAt(h.now, DefaultHeartbeatTTL) {
 				t.Fatalf("member %+v, %v", m, err)
 			}
 			if ch := h.chanRec(); ch.Members != 3 || ch.LastJoinSeq != 3 {
@@ -81,8 +81,8 @@ func TestKeepAlive(t *testing.T) {
 		wantValid bool
 	}{
 		{"member, just now", "bob", 0, nil, true},
-		{"member, 15 s later", "bob", HeartbeatTTL, nil, true},
-		{"member, 15.001 s later", "bob", HeartbeatTTL + time.Millisecond, nil, false},
+		{"member, 15 s later", "bob", DefaultHeartbeatTTL, nil, true},
+		{"member, 15.001 s later", "bob", DefaultHeartbeatTTL + time.Millisecond, nil, false},
 		{"not a member", "mallory", 0, ErrNotMember, false},
 	}
 	for _, tc := range tests {
@@ -98,7 +98,7 @@ func TestKeepAlive(t *testing.T) {
 			if m.LastHeartbeat != h.now {
 				t.Fatalf("heartbeat %d, want %d", m.LastHeartbeat, h.now)
 			}
-			if got := m.ValidAt(h.now + tc.after.Milliseconds()); got != tc.wantValid {
+			if got := m.ValidAt(h.now+tc.after.Milliseconds(), DefaultHeartbeatTTL); got != tc.wantValid {
 				t.Fatalf("valid %v after %s", got, tc.after)
 			}
 		})
@@ -192,7 +192,7 @@ func TestLeave(t *testing.T) {
 				protocol.AddressOf(dp.PublicKey) != h.addr(tc.who)):
 				t.Fatalf("departure %+v, %v; want %s, join seq %d, epoch %d", dp, err, tc.who, seq, epoch)
 			}
-			acc := GetAccount(h.st, h.m.Params(), h.addr(tc.who))
+			acc := GetAccount(h.st, h.params(), h.addr(tc.who))
 			if want := initial - 100; tc.released {
 				want = initial
 				if acc.Balance != want {
@@ -212,7 +212,7 @@ func TestLeavePoolCollateral(t *testing.T) {
 	h.must("bob", &Join{Channel: h.ch, UsePool: true})
 	h.must("creator", &Close{Channel: h.ch})
 	h.must("bob", &Leave{Channel: h.ch})
-	if a := GetAccount(h.st, h.m.Params(), h.addr("bob")); a.PoolLocked != 0 || a.PoolDeposit != 100 {
+	if a := GetAccount(h.st, h.params(), h.addr("bob")); a.PoolLocked != 0 || a.PoolDeposit != 100 {
 		t.Fatalf("account %+v", a)
 	}
 	h.must("bob", &Withdraw{Amount: 100})

@@ -11,7 +11,7 @@ import (
 // createProposal files a proposal after checking its payload against the
 // channel as it is now. Any member may propose. A punish or election
 // proposal takes its electorate now (Proposal.Voters) and votes until
-// VoteWindow has passed; filing it counts as the proposer's vote in favour
+// Params.VoteWindow has passed; filing it counts as the proposer's vote in favour
 // when the proposer is in the electorate (the reporter of a punishment
 // always is).
 func (x *exec) createProposal(c *CreateProposal) error {
@@ -59,7 +59,7 @@ func (x *exec) createProposal(c *CreateProposal) error {
 				p.Voters = append(p.Voters, m)
 			}
 		}
-		p.DeadlineMs = x.env.TimeMs + ms(VoteWindow)
+		p.DeadlineMs = x.env.TimeMs + ms(x.params.VoteWindow)
 	case protocol.ProposalElection:
 		el, err := decodePayload(c.Data, &protocol.Election{})
 		if err != nil {
@@ -69,14 +69,14 @@ func (x *exec) createProposal(c *CreateProposal) error {
 			return err
 		}
 		for _, m := range x.members(ch.ID) {
-			if m.Address != ch.Leader && m.ValidAt(x.env.TimeMs) {
+			if m.Address != ch.Leader && m.ValidAt(x.env.TimeMs, x.params.HeartbeatTTL) {
 				p.Voters = append(p.Voters, m.Address)
 			}
 		}
 		if len(p.Voters) == 0 {
 			return fmt.Errorf("%w: no valid member other than the leader could vote on an election", ErrNotEligible)
 		}
-		p.DeadlineMs = x.env.TimeMs + ms(VoteWindow)
+		p.DeadlineMs = x.env.TimeMs + ms(x.params.VoteWindow)
 	case protocol.ProposalCensorship:
 		cs, err := decodePayload(c.Data, &protocol.Censorship{})
 		if err != nil {
@@ -87,7 +87,7 @@ func (x *exec) createProposal(c *CreateProposal) error {
 		}
 		window := ch.Config.CensorshipWindow
 		if window == 0 {
-			window = DefaultCensorshipWindow
+			window = x.params.CensorshipWindow
 		}
 		p.DeadlineMs = x.env.TimeMs + ms(window)
 	default:

@@ -95,10 +95,10 @@ func (x *exec) coolDownReporter(ch *Channel, p *Proposal) {
 	if p.Kind != protocol.ProposalPunish || p.Against == 0 {
 		return
 	}
-	putU64(x.st, cooldownKey(ch.ID, p.Proposer), uint64(x.env.TimeMs+ms(ReportCooldown)))
+	putU64(x.st, cooldownKey(ch.ID, p.Proposer), uint64(x.env.TimeMs+ms(x.params.ReportCooldown)))
 }
 
-// executePunish forces the target out and bans it for BanDuration. In a
+// executePunish forces the target out and bans it for Params.BanDuration. In a
 // channel of 3 or more members (counted when the proposal was made) it is
 // also fined, up to its collateral, for the reporter, who becomes leader in a
 // new epoch. In a channel of 2 there is no fine; if the target led, the
@@ -119,7 +119,7 @@ func (x *exec) executePunish(ch *Channel, p *Proposal) error {
 		fine = min(ch.Config.Fine, target.Locked)
 	}
 	x.removeMember(ch, target, target.Locked-fine)
-	putU64(x.st, banKey(ch.ID, target.Address), uint64(x.env.TimeMs+ms(BanDuration)))
+	putU64(x.st, banKey(ch.ID, target.Address), uint64(x.env.TimeMs+ms(x.params.BanDuration)))
 	if fine > 0 {
 		acc := x.account(p.Proposer)
 		acc.Balance += fine

@@ -131,7 +131,7 @@ func TestPunishVoteRule(t *testing.T) {
 					if err != nil || m.Locked != 100 {
 						t.Fatalf("%s after a failed case: %+v, %v", n, m, err)
 					}
-					if got := GetAccount(h.st, h.m.Params(), h.addr(n)).Balance; got != initial-100 {
+					if got := GetAccount(h.st, h.params(), h.addr(n)).Balance; got != initial-100 {
 						t.Fatalf("%s balance %d after a failed case", n, got)
 					}
 				}
@@ -140,14 +140,14 @@ func TestPunishVoteRule(t *testing.T) {
 			if _, err := GetMember(h.st, h.ch, h.addr("alice")); !errorsIs(err, ErrNotMember) {
 				t.Fatalf("target still a member: %v", err)
 			}
-			if got := GetAccount(h.st, h.m.Params(), h.addr("alice")).Balance; got != initial-100+tc.targetBack {
+			if got := GetAccount(h.st, h.params(), h.addr("alice")).Balance; got != initial-100+tc.targetBack {
 				t.Fatalf("target balance %d, want %d", got, initial-100+tc.targetBack)
 			}
-			if got := GetAccount(h.st, h.m.Params(), h.addr("bob")).Balance; got != initial-100+tc.fine {
+			if got := GetAccount(h.st, h.params(), h.addr("bob")).Balance; got != initial-100+tc.fine {
 				t.Fatalf("reporter balance %d, want %d", got, initial-100+tc.fine)
 			}
-			if ban := GetBan(h.st, h.ch, h.addr("alice")); ban != h.now+BanDuration.Milliseconds() {
-				t.Fatalf("ban until %d, want %d", ban, h.now+BanDuration.Milliseconds())
+			if ban := GetBan(h.st, h.ch, h.addr("alice")); ban != h.now+DefaultBanDuration.Milliseconds() {
+				t.Fatalf("ban until %d, want %d", ban, h.now+DefaultBanDuration.Milliseconds())
 			}
 			var punished bool
 			for _, ev := range rc.Events {
@@ -163,7 +163,7 @@ func TestPunishVoteRule(t *testing.T) {
 			if _, err := h.call("alice", &Join{Channel: h.ch}); !errorsIs(err, ErrBanned) {
 				t.Fatalf("rejoin during ban: %v", err)
 			}
-			h.advance(BanDuration)
+			h.advance(DefaultBanDuration)
 			h.must("alice", &Join{Channel: h.ch})
 		})
 	}
@@ -196,7 +196,7 @@ func TestPunishElectorate(t *testing.T) {
 		{"offline members still count: the online colluders cannot pass it alone", func(h *harness, pid uint64) {
 			// Only bob, carol and the target keep their heartbeats: the
 			// others are offline, not out of the count.
-			h.advance(HeartbeatTTL + time.Second)
+			h.advance(DefaultHeartbeatTTL + time.Second)
 			h.keepAll("alice", "bob", "carol")
 			h.must("carol", &Vote{Channel: h.ch, Proposal: pid, Option: protocol.VoteFor})
 			_, err := h.call("bob", &ExecuteProposal{Channel: h.ch, Proposal: pid})
@@ -252,7 +252,7 @@ func TestPunishElectorate(t *testing.T) {
 				t.Fatal(err)
 			}
 			p, _ := GetProposal(h.st, h.ch, pid)
-			if len(p.Voters) != 6 || p.VotesNeeded() != 4 || p.For != 1 || p.DeadlineMs != h.now+VoteWindow.Milliseconds() {
+			if len(p.Voters) != 6 || p.VotesNeeded() != 4 || p.For != 1 || p.DeadlineMs != h.now+DefaultVoteWindow.Milliseconds() {
 				t.Fatalf("proposal %+v needs %d", p, p.VotesNeeded())
 			}
 			for _, v := range p.Voters {
@@ -265,7 +265,7 @@ func TestPunishElectorate(t *testing.T) {
 	}
 }
 
-// TestPunishDeadline: voting closes VoteWindow after filing; a case without
+// TestPunishDeadline: voting closes DefaultVoteWindow after filing; a case without
 // the votes by then has failed.
 func TestPunishDeadline(t *testing.T) {
 	h := newHarness(t)
@@ -276,7 +276,7 @@ func TestPunishDeadline(t *testing.T) {
 	}
 	h.must("carol", &Vote{Channel: h.ch, Proposal: pid, Option: protocol.VoteFor})
 	h.must("dave", &Vote{Channel: h.ch, Proposal: pid, Option: protocol.VoteFor})
-	h.advance(VoteWindow)
+	h.advance(DefaultVoteWindow)
 	wantErr(t, h.vote(pid, "eve"), ErrDeadlinePassed)
 	_, err = h.call("bob", &ExecuteProposal{Channel: h.ch, Proposal: pid})
 	wantErr(t, err, ErrNotPassed)
@@ -298,7 +298,7 @@ func TestPunishDeadline(t *testing.T) {
 	for _, n := range []string{"carol", "dave", "eve"} {
 		h2.must(n, &Vote{Channel: h2.ch, Proposal: pid, Option: protocol.VoteFor})
 	}
-	h2.advance(VoteWindow)
+	h2.advance(DefaultVoteWindow)
 	h2.must("bob", &ExecuteProposal{Channel: h2.ch, Proposal: pid})
 }
 
@@ -343,7 +343,7 @@ func TestPunishOneCase(t *testing.T) {
 	}
 	// A case whose voting closed undecided may be filed anew, once: the
 	// new case is the one to vote on.
-	h.advance(VoteWindow)
+	h.advance(DefaultVoteWindow)
 	second, err := h.propose("frank", protocol.ProposalPunish, other)
 	if err != nil {
 		t.Fatalf("refiling an expired case: %v", err)
@@ -371,7 +371,7 @@ func TestPunishPoolCollateral(t *testing.T) {
 	h.channel("bob", "carol")
 	h.must("alice", &Deposit{Amount: 500})
 	h.must("alice", &Join{Channel: h.ch, UsePool: true})
-	h.advance(HeartbeatTTL + time.Second)
+	h.advance(DefaultHeartbeatTTL + time.Second)
 	h.keepAll("carol")
 	h.must("alice", &ClaimLeader{Channel: h.ch, Epoch: 1})
 	pid, err := h.propose("bob", protocol.ProposalPunish, h.punishment("alice"))
@@ -380,7 +380,7 @@ func TestPunishPoolCollateral(t *testing.T) {
 	}
 	h.must("carol", &Vote{Channel: h.ch, Proposal: pid, Option: protocol.VoteFor})
 	h.must("carol", &ExecuteProposal{Channel: h.ch, Proposal: pid})
-	if a := GetAccount(h.st, h.m.Params(), h.addr("alice")); a.PoolDeposit != 440 || a.PoolLocked != 0 {
+	if a := GetAccount(h.st, h.params(), h.addr("alice")); a.PoolDeposit != 440 || a.PoolLocked != 0 {
 		t.Fatalf("pool after fine %+v", a)
 	}
 }
@@ -447,7 +447,7 @@ func TestCensorship(t *testing.T) {
 			if ch.Closed != tc.closed {
 				t.Fatalf("closed %v, want %v", ch.Closed, tc.closed)
 			}
-			if acc := GetAccount(h.st, h.m.Params(), h.addr("alice")); tc.closed && acc.Balance != DefaultParams().InitialBalance-100 {
+			if acc := GetAccount(h.st, h.params(), h.addr("alice")); tc.closed && acc.Balance != DefaultParams().InitialBalance-100 {
 				t.Fatalf("leader was fined: %+v", acc)
 			}
 		})
@@ -494,7 +494,7 @@ func TestCensorshipComplaint(t *testing.T) {
 }
 
 // TestFalseReportCooldown: a reporter whose case the members vote down may
-// not report again in that channel for ReportCooldown; a case that fails
+// not report again in that channel for DefaultReportCooldown; a case that fails
 // only for want of votes costs nothing, and other reporters are not held.
 func TestFalseReportCooldown(t *testing.T) {
 	second := func(h *harness) *protocol.Punish {
@@ -526,7 +526,7 @@ func TestFalseReportCooldown(t *testing.T) {
 		if _, err := h.propose("carol", protocol.ProposalPunish, second(h)); err != nil {
 			t.Fatalf("another member's report: %v", err)
 		}
-		h.advance(ReportCooldown)
+		h.advance(DefaultReportCooldown)
 		// Carol's case expired undecided meanwhile: bob may file anew.
 		if _, err := h.propose("bob", protocol.ProposalPunish, second(h)); err != nil {
 			t.Fatalf("report after the cooldown: %v", err)

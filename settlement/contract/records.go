@@ -10,23 +10,6 @@ import (
 	"github.com/scraft/scraft/protocol"
 )
 
-// Rules fixed by the design (DESIGN §5–§7).
-const (
-	// HeartbeatTTL is how long a keep_alive keeps a member valid.
-	HeartbeatTTL = 15 * time.Second
-	// BanDuration is how long a punished member may not rejoin.
-	BanDuration = 5 * time.Minute
-	// VoteWindow is how long, in chain time from its creation, a punish
-	// or election proposal takes votes. One without the votes in favour
-	// it needs by then has failed: a case nobody can settle does not hang
-	// over the target for good.
-	VoteWindow = 10 * time.Minute
-	// ReportCooldown is how long, in chain time from the vote that failed
-	// it, a member whose punish case was voted down may not file another
-	// in that channel (DESIGN §7: what a false report costs).
-	ReportCooldown = time.Hour
-)
-
 // Limits on call data.
 const (
 	MaxCodeLen       = 4 << 20
@@ -173,7 +156,7 @@ type ChannelConfig struct {
 	// for the reporter; at most MinStake, so it is always paid in full.
 	Fine uint64
 	// CensorshipWindow is how long a leader has to prove inclusion of a
-	// complained-about tx; 0 means DefaultCensorshipWindow.
+	// complained-about tx; 0 means the chain's Params.CensorshipWindow.
 	CensorshipWindow time.Duration
 	// VMVersion and GasTableVersion are the versions of the VM (vm.Version)
 	// and of its gas cost table (meter.CostTable.Version) every member
@@ -222,10 +205,6 @@ func (c *ChannelConfig) decodeVersions(d *protocol.Decoder) {
 		c.GasTableVersion = d.U32()
 	}
 }
-
-// DefaultCensorshipWindow is the answer window of a censorship complaint
-// when the channel does not set one.
-const DefaultCensorshipWindow = 30 * time.Second
 
 func (c *ChannelConfig) encode(e *protocol.Encoder) {
 	e.I64(int64(c.TickInterval))
@@ -388,10 +367,10 @@ type Member struct {
 	NodeAddress string
 }
 
-// ValidAt reports whether the member's heartbeat is within HeartbeatTTL of
-// chain time nowMs.
-func (m *Member) ValidAt(nowMs int64) bool {
-	return nowMs-m.LastHeartbeat <= HeartbeatTTL.Milliseconds()
+// ValidAt reports whether the member's heartbeat is within ttl (the
+// chain's Params.HeartbeatTTL) of chain time nowMs.
+func (m *Member) ValidAt(nowMs int64, ttl time.Duration) bool {
+	return nowMs-m.LastHeartbeat <= ttl.Milliseconds()
 }
 
 // Leaving reports whether the member asked to leave.

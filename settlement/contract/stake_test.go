@@ -19,7 +19,7 @@ func TestStakeAndPool(t *testing.T) {
 			if s := GetStake(h.st, h.ch, h.addr("alice")); s != 500 {
 				t.Fatalf("stake %d", s)
 			}
-			if a := GetAccount(h.st, h.m.Params(), h.addr("alice")); a.Balance != initial-500 {
+			if a := GetAccount(h.st, h.params(), h.addr("alice")); a.Balance != initial-500 {
 				t.Fatalf("balance %d", a.Balance)
 			}
 		}},
@@ -27,21 +27,21 @@ func TestStakeAndPool(t *testing.T) {
 		{"stake zero", []Call{&Stake{}}, ErrMalformed, nil},
 		{"stake in unknown channel", []Call{&Stake{Channel: [16]byte{9}, Amount: 1}}, ErrNoChannel, nil},
 		{"deposit", []Call{&Deposit{Amount: 300}}, nil, func(t *testing.T, h *harness) {
-			a := GetAccount(h.st, h.m.Params(), h.addr("alice"))
+			a := GetAccount(h.st, h.params(), h.addr("alice"))
 			if a.PoolDeposit != 300 || a.Balance != initial-300 {
 				t.Fatalf("account %+v", a)
 			}
 		}},
 		{"deposit more than balance", []Call{&Deposit{Amount: initial + 1}}, ErrInsufficientFunds, nil},
 		{"withdraw free", []Call{&Deposit{Amount: 300}, &Withdraw{Amount: 300}}, nil, func(t *testing.T, h *harness) {
-			if a := GetAccount(h.st, h.m.Params(), h.addr("alice")); a.PoolDeposit != 0 || a.Balance != initial {
+			if a := GetAccount(h.st, h.params(), h.addr("alice")); a.PoolDeposit != 0 || a.Balance != initial {
 				t.Fatalf("account %+v", a)
 			}
 		}},
 		{"withdraw more than deposit", []Call{&Deposit{Amount: 300}, &Withdraw{Amount: 301}}, ErrInsufficientFunds, nil},
 		{"withdraw locked", []Call{&Deposit{Amount: 300}, &Join{UsePool: true}, &Withdraw{Amount: 201}}, ErrLocked, nil},
 		{"withdraw unlocked part", []Call{&Deposit{Amount: 300}, &Join{UsePool: true}, &Withdraw{Amount: 200}}, nil, func(t *testing.T, h *harness) {
-			if a := GetAccount(h.st, h.m.Params(), h.addr("alice")); a.PoolDeposit != 100 || a.PoolLocked != 100 {
+			if a := GetAccount(h.st, h.params(), h.addr("alice")); a.PoolDeposit != 100 || a.PoolLocked != 100 {
 				t.Fatalf("account %+v", a)
 			}
 		}},

@@ -110,6 +110,7 @@ const (
 	prefixEpoch    = 'e' // e ‖ channel ‖ u64 epoch → EpochLeader
 	prefixCase     = 'k' // k ‖ channel ‖ target ‖ u64 epoch ‖ u64 height → u64 punish proposal id
 	prefixCooldown = 'r' // r ‖ channel ‖ address → u64 end (ms) of a false reporter's cooldown
+	prefixParams   = 'g' // g → the chain's Params, written at genesis
 )
 
 func key1(p byte, a []byte) []byte {

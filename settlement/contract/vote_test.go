@@ -33,7 +33,7 @@ func TestElectionVoteRule(t *testing.T) {
 			h := newHarness(t)
 			h.channel(tc.members...)
 			if len(tc.offline) > 0 {
-				h.advance(HeartbeatTTL + time.Second)
+				h.advance(DefaultHeartbeatTTL + time.Second)
 				for _, n := range tc.members {
 					if !slices.Contains(tc.offline, n) {
 						h.keepAll(n)
@@ -75,7 +75,7 @@ func TestElectionVoteRule(t *testing.T) {
 func TestElectionWithoutVoters(t *testing.T) {
 	h := newHarness(t)
 	h.channel("alice", "bob", "carol")
-	h.advance(HeartbeatTTL + time.Second)
+	h.advance(DefaultHeartbeatTTL + time.Second)
 	h.keepAll("alice")
 	_, err := h.propose("bob", protocol.ProposalElection, &protocol.Election{Epoch: 1, Candidate: h.addr("carol")})
 	wantErr(t, err, ErrNotEligible)

@@ -56,6 +56,7 @@ type Chain struct {
 	log     hclog.Logger
 	db      *bolt.DB
 	machine *contract.Machine
+	params  contract.Params // fixed at genesis
 
 	produceMu sync.Mutex // one block at a time
 
@@ -96,7 +97,7 @@ func Open(cfg Config) (*Chain, error) {
 	if err != nil {
 		return nil, fmt.Errorf("devchain: open %s: %w", cfg.Dir, err)
 	}
-	c := &Chain{cfg: cfg, log: cfg.Logger.Named("devchain"), db: db, machine: contract.New(cfg.Params), stopCh: make(chan struct{})}
+	c := &Chain{cfg: cfg, log: cfg.Logger.Named("devchain"), db: db, machine: contract.New(contract.DefaultParams()), stopCh: make(chan struct{})}
 	c.mu.newBlock = make(chan struct{})
 	err = db.Update(func(tx *bolt.Tx) error {
 		for _, b := range [][]byte{bucketState, bucketNonces, bucketBlocks, bucketEvents, bucketMeta} {
@@ -105,7 +106,11 @@ func Open(cfg Config) (*Chain, error) {
 			}
 		}
 		h := tx.Bucket(bucketMeta).Get(keyHead)
+		if err := c.loadParams(&boltStore{b: tx.Bucket(bucketState), inTx: true}, h == nil); err != nil {
+			return err
+		}
 		if h == nil {
+			c.mu.head.AppHash = contract.GenesisHash(c.params)
 			return nil
 		}
 		if len(h) != 16 {
@@ -127,13 +132,54 @@ func Open(cfg Config) (*Chain, error) {
 		db.Close()
 		return nil, fmt.Errorf("devchain: %w", err)
 	}
-	c.log.Info("chain opened", "dir", cfg.Dir, "height", c.mu.head.Height, "block_interval", cfg.BlockInterval)
+	c.log.Info("chain opened", "dir", cfg.Dir, "height", c.mu.head.Height, "block_interval", cfg.BlockInterval,
+		"heartbeat_ttl", c.params.HeartbeatTTL, "ban", c.params.BanDuration, "vote_window", c.params.VoteWindow,
+		"censorship_window", c.params.CensorshipWindow, "report_cooldown", c.params.ReportCooldown)
 	if cfg.BlockInterval > 0 {
 		c.wg.Add(1)
 		go c.run()
 	}
 	return c, nil
 }
+
+// loadParams reads the chain's settings from st, or, for a new chain
+// (fresh), stores cfg.Params (the defaults when zero) as its genesis.
+// Settings given for an existing chain must be the ones it holds: a chain's
+// settings never change, and a validator started with others would
+// compute another state than its peers.
+func (c *Chain) loadParams(st contract.Store, fresh bool) error {
+	want := c.cfg.Params
+	stored, ok := contract.GetParams(st)
+	switch {
+	case ok:
+	case fresh:
+		stored = want
+		if stored == (contract.Params{}) {
+			stored = contract.DefaultParams()
+		}
+		if err := contract.InitGenesis(st, stored); err != nil {
+			return err
+		}
+	default:
+		// A chain from before its settings were stored ran with the
+		// defaults; record them so that its state says so.
+		stored = contract.DefaultParams()
+		if want != (contract.Params{}) {
+			stored.InitialBalance = want.InitialBalance
+		}
+		if err := contract.InitGenesis(st, stored); err != nil {
+			return err
+		}
+	}
+	if want != (contract.Params{}) && want != stored {
+		return fmt.Errorf("%w: the chain was created with %+v, not %+v", ErrParamsDiffer, stored, want)
+	}
+	c.params = stored
+	return nil
+}
+
+// Params returns the chain's settings, fixed at its genesis.
+func (c *Chain) Params() contract.Params { return c.params }
 
 // Close stops block production, refuses pending txs with ErrClosed and
 // closes the database. It is safe to call more than once.

@@ -50,13 +50,21 @@ func (l local) State(_ context.Context, id protocol.ChannelID, initial bool) (pr
 func (l local) Watch(ctx context.Context, from settlement.EventID) (settlement.EventStream, error) {
 	return l.c.Watch(ctx, from), nil
 }
-func (l local) Close() error { return nil }
+func (l local) Params(context.Context) (contract.Params, error) { return l.c.Params(), nil }
+func (l local) Close() error                                    { return nil }
 
 // remote reaches a chain over gRPC.
 type remote struct {
 	conn *grpc.ClientConn
 	api  chainpb.DevChainClient
 	pin  *pin
+
+	// params are the chain's settings once read: they never change.
+	params struct {
+		sync.Mutex
+		p  contract.Params
+		ok bool
+	}
 }
 
 // errorFrom rebuilds a chain or contract error from a gRPC status.
@@ -127,7 +135,36 @@ func (r *remote) Head(ctx context.Context) (settlement.Head, error) {
 	return settlement.Head{Height: h.Height, TimeMs: h.TimeMs}, nil
 }
 
+// Params asks the chain for its settings once; a chain server from before
+// they were served runs with the defaults.
+func (r *remote) Params(ctx context.Context) (contract.Params, error) {
+	r.params.Lock()
+	defer r.params.Unlock()
+	if r.params.ok {
+		return r.params.p, nil
+	}
+	resp, err := r.api.GetParams(ctx, &chainpb.GetParamsRequest{})
+	switch {
+	case status.Code(err) == codes.Unimplemented:
+		r.params.p = contract.DefaultParams()
+	case err != nil:
+		return contract.Params{}, errorFrom(err)
+	default:
+		p, err := contract.DecodeParams(resp.Params)
+		if err != nil {
+			return contract.Params{}, fmt.Errorf("devchain: decode settings: %w", err)
+		}
+		r.params.p = p
+	}
+	r.params.ok = true
+	return r.params.p, nil
+}
+
 func (r *remote) Channel(ctx context.Context, id protocol.ChannelID) (*settlement.ChannelInfo, error) {
+	p, err := r.Params(ctx)
+	if err != nil {
+		return nil, err
+	}
 	resp, err := r.api.GetChannel(ctx, &chainpb.ChannelRequest{Channel: id[:]})
 	if err != nil {
 		return nil, errorFrom(err)
@@ -141,12 +178,16 @@ func (r *remote) Channel(ctx context.Context, id protocol.ChannelID) (*settlemen
 		if err := decodeRecord(b, &m); err != nil {
 			return nil, err
 		}
-		out.Members = append(out.Members, settlement.MemberInfo{Member: m, Valid: m.ValidAt(resp.AtMs)})
+		out.Members = append(out.Members, settlement.MemberInfo{Member: m, Valid: m.ValidAt(resp.AtMs, p.HeartbeatTTL)})
 	}
 	return out, nil
 }
 
 func (r *remote) Member(ctx context.Context, id protocol.ChannelID, a protocol.Address) (*settlement.MemberInfo, error) {
+	p, err := r.Params(ctx)
+	if err != nil {
+		return nil, err
+	}
 	resp, err := r.api.GetMember(ctx, &chainpb.MemberRequest{Channel: id[:], Member: a[:]})
 	if err != nil {
 		return nil, errorFrom(err)
@@ -155,7 +196,7 @@ func (r *remote) Member(ctx context.Context, id protocol.ChannelID, a protocol.A
 	if err := decodeRecord(resp.Member, &m); err != nil {
 		return nil, err
 	}
-	return &settlement.MemberInfo{Member: m, Valid: m.ValidAt(resp.AtMs)}, nil
+	return &settlement.MemberInfo{Member: m, Valid: m.ValidAt(resp.AtMs, p.HeartbeatTTL)}, nil
 }
 
 func (r *remote) Departure(ctx context.Context, id protocol.ChannelID, joinSeq uint64) (*contract.Departure, error) {
@@ -363,6 +404,9 @@ func (cl *Client) send(ctx context.Context, call contract.Call) (Outcome, error)
 // Head implements settlement.Chain.
 func (cl *Client) Head(ctx context.Context) (settlement.Head, error) { return cl.b.Head(ctx) }
 
+// Params implements settlement.Chain.
+func (cl *Client) Params(ctx context.Context) (contract.Params, error) { return cl.b.Params(ctx) }
+
 // Channel implements settlement.Chain.
 func (cl *Client) Channel(ctx context.Context, id protocol.ChannelID) (*settlement.ChannelInfo, error) {
 	return cl.b.Channel(ctx, id)
@@ -519,6 +563,7 @@ type Transport interface {
 	Code(ctx context.Context, h protocol.Hash) ([]byte, error)
 	State(ctx context.Context, id protocol.ChannelID, initial bool) (protocol.State, error)
 	Watch(ctx context.Context, from settlement.EventID) (settlement.EventStream, error)
+	Params(ctx context.Context) (contract.Params, error)
 	Close() error
 }
 

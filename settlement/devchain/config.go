@@ -56,8 +56,11 @@ type Config struct {
 	// Clock gives block times. Default the wall clock. A block's time is the
 	// clock's, but at least 1 ms after the previous block's.
 	Clock Clock
-	// Params are the contract's chain-wide parameters. Default
-	// contract.DefaultParams(). They must not change across restarts.
+	// Params are the settings of a new chain (contract.Params), fixed at
+	// its genesis and kept in its state. Zero (the default) means
+	// contract.DefaultParams() for a new chain and the stored settings for
+	// an existing one; settings given for an existing chain must be the
+	// ones it was created with.
 	Params contract.Params
 	// MaxTxBytes bounds one encoded tx. Default 8 MiB (code uploads).
 	MaxTxBytes int
@@ -80,7 +83,6 @@ func DefaultConfig(dir string) Config {
 		Dir:            dir,
 		BlockInterval:  200 * time.Millisecond,
 		Clock:          SystemClock,
-		Params:         contract.DefaultParams(),
 		MaxTxBytes:     8 << 20,
 		MaxBlockTxs:    20_000,
 		MaxPending:     100_000,
@@ -108,6 +110,11 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("devchain: NonceGapBlocks (%d) must be positive", c.NonceGapBlocks)
 	case c.Logger == nil:
 		return fmt.Errorf("devchain: Logger is required")
+	}
+	if c.Params != (contract.Params{}) {
+		if err := c.Params.Validate(); err != nil {
+			return fmt.Errorf("devchain: Params: %w", err)
+		}
 	}
 	return nil
 }

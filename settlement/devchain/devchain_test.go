@@ -13,6 +13,7 @@ import (
 	"github.com/scraft/scraft/protocol/tlsid"
 	"github.com/scraft/scraft/settlement"
 	"github.com/scraft/scraft/settlement/chaintest"
+	"github.com/scraft/scraft/settlement/contract"
 )
 
 var genesis = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -21,8 +22,16 @@ var genesis = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 // interval 0 means blocks only on ProduceBlock.
 func newTestChain(t *testing.T, dir string, interval time.Duration) (*Chain, *ManualClock) {
 	t.Helper()
+	return newTestChainWith(t, dir, interval, contract.Params{})
+}
+
+// newTestChainWith is newTestChain for a new chain with settings p (zero:
+// the defaults).
+func newTestChainWith(t *testing.T, dir string, interval time.Duration, p contract.Params) (*Chain, *ManualClock) {
+	t.Helper()
 	clock := NewManualClock(genesis)
 	cfg := DefaultConfig(dir)
+	cfg.Params = p
 	cfg.BlockInterval = interval
 	cfg.Clock = clock
 	cfg.NoSync = true
@@ -95,14 +104,14 @@ func (e *grpcEnv) Advance(d time.Duration) { e.clock.Advance(d) }
 func TestConformance(t *testing.T) {
 	envs := []struct {
 		name string
-		make func(t *testing.T) chaintest.Env
+		make func(t *testing.T, p contract.Params) chaintest.Env
 	}{
-		{"in-process", func(t *testing.T) chaintest.Env {
-			c, clock := newTestChain(t, t.TempDir(), 2*time.Millisecond)
+		{"in-process", func(t *testing.T, p contract.Params) chaintest.Env {
+			c, clock := newTestChainWith(t, t.TempDir(), 2*time.Millisecond, p)
 			return &localEnv{c: c, clock: clock}
 		}},
-		{"grpc+tls", func(t *testing.T) chaintest.Env {
-			c, clock := newTestChain(t, t.TempDir(), 2*time.Millisecond)
+		{"grpc+tls", func(t *testing.T, p contract.Params) chaintest.Env {
+			c, clock := newTestChainWith(t, t.TempDir(), 2*time.Millisecond, p)
 			return &grpcEnv{addr: serve(t, c), clock: clock}
 		}},
 	}

@@ -28,6 +28,9 @@ var (
 	ErrClosed = errors.New("devchain: chain closed")
 	// ErrNotFound means a queried block or record does not exist.
 	ErrNotFound = errors.New("devchain: not found")
+	// ErrParamsDiffer means a chain was opened with other settings than
+	// the ones fixed at its genesis. It never crosses the wire (no code).
+	ErrParamsDiffer = errors.New("devchain: settings differ from the chain's genesis")
 
 	// ErrChainKey means the chain's TLS key is not one of the keys the
 	// client pins: another server answers at the chain's address, or the

@@ -46,7 +46,7 @@ func (c *Chain) ChannelInfo(id protocol.ChannelID) (*settlement.ChannelInfo, err
 		}
 		out = &settlement.ChannelInfo{Channel: *ch, AtMs: head.TimeMs}
 		for _, m := range ms {
-			out.Members = append(out.Members, settlement.MemberInfo{Member: m, Valid: m.ValidAt(head.TimeMs)})
+			out.Members = append(out.Members, settlement.MemberInfo{Member: m, Valid: m.ValidAt(head.TimeMs, c.params.HeartbeatTTL)})
 		}
 		return nil
 	})
@@ -61,7 +61,7 @@ func (c *Chain) MemberInfo(id protocol.ChannelID, a protocol.Address) (*settleme
 		if err != nil {
 			return err
 		}
-		out = &settlement.MemberInfo{Member: *m, Valid: m.ValidAt(head.TimeMs)}
+		out = &settlement.MemberInfo{Member: *m, Valid: m.ValidAt(head.TimeMs, c.params.HeartbeatTTL)}
 		return nil
 	})
 	return out, err
@@ -114,7 +114,7 @@ func (c *Chain) ProposalInfo(id protocol.ChannelID, pid uint64) (*settlement.Pro
 func (c *Chain) AccountInfo(a protocol.Address) (*settlement.AccountInfo, error) {
 	var out *settlement.AccountInfo
 	err := c.db.View(func(tx *bolt.Tx) error {
-		acc := contract.GetAccount(&boltStore{b: tx.Bucket(bucketState)}, c.cfg.Params, a)
+		acc := contract.GetAccount(&boltStore{b: tx.Bucket(bucketState)}, c.params, a)
 		var n uint64
 		if v := tx.Bucket(bucketNonces).Get(a[:]); len(v) == 8 {
 			n = binary.BigEndian.Uint64(v)

@@ -36,6 +36,7 @@ type Backend interface {
 	Code(hash protocol.Hash) ([]byte, error)
 	SettledState(id protocol.ChannelID, initial bool) (protocol.State, error)
 	Watch(ctx context.Context, from settlement.EventID) settlement.EventStream
+	Params() contract.Params
 }
 
 var _ Backend = (*Chain)(nil)
@@ -274,6 +275,11 @@ func (s *Server) GetState(_ context.Context, req *chainpb.StateRequest) (*chainp
 		return nil, statusOf(err)
 	}
 	return &chainpb.State{State: marshal(st)}, nil
+}
+
+// GetParams implements chainpb.DevChainServer.
+func (s *Server) GetParams(context.Context, *chainpb.GetParamsRequest) (*chainpb.Params, error) {
+	return &chainpb.Params{Params: s.c.Params().Bytes()}, nil
 }
 
 // Watch implements chainpb.DevChainServer.

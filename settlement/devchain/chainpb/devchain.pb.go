@@ -289,6 +289,86 @@ func (x *Head) GetAppHash() []byte {
 	return nil
 }
 
+type GetParamsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetParamsRequest) Reset() {
+	*x = GetParamsRequest{}
+	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetParamsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetParamsRequest) ProtoMessage() {}
+
+func (x *GetParamsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetParamsRequest.ProtoReflect.Descriptor instead.
+func (*GetParamsRequest) Descriptor() ([]byte, []int) {
+	return file_settlement_devchain_proto_devchain_proto_rawDescGZIP(), []int{4}
+}
+
+type Params struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Params        []byte                 `protobuf:"bytes,1,opt,name=params,proto3" json:"params,omitempty"` // contract.Params canonical encoding
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Params) Reset() {
+	*x = Params{}
+	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Params) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Params) ProtoMessage() {}
+
+func (x *Params) ProtoReflect() protoreflect.Message {
+	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Params.ProtoReflect.Descriptor instead.
+func (*Params) Descriptor() ([]byte, []int) {
+	return file_settlement_devchain_proto_devchain_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *Params) GetParams() []byte {
+	if x != nil {
+		return x.Params
+	}
+	return nil
+}
+
 type GetBlockRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Height        uint64                 `protobuf:"varint,1,opt,name=height,proto3" json:"height,omitempty"`
@@ -298,7 +378,7 @@ type GetBlockRequest struct {
 
 func (x *GetBlockRequest) Reset() {
 	*x = GetBlockRequest{}
-	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[4]
+	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -310,7 +390,7 @@ func (x *GetBlockRequest) String() string {
 func (*GetBlockRequest) ProtoMessage() {}
 
 func (x *GetBlockRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[4]
+	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -323,7 +403,7 @@ func (x *GetBlockRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetBlockRequest.ProtoReflect.Descriptor instead.
 func (*GetBlockRequest) Descriptor() ([]byte, []int) {
-	return file_settlement_devchain_proto_devchain_proto_rawDescGZIP(), []int{4}
+	return file_settlement_devchain_proto_devchain_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *GetBlockRequest) GetHeight() uint64 {
@@ -342,7 +422,7 @@ type GetBlockResponse struct {
 
 func (x *GetBlockResponse) Reset() {
 	*x = GetBlockResponse{}
-	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[5]
+	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -354,7 +434,7 @@ func (x *GetBlockResponse) String() string {
 func (*GetBlockResponse) ProtoMessage() {}
 
 func (x *GetBlockResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[5]
+	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -367,7 +447,7 @@ func (x *GetBlockResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetBlockResponse.ProtoReflect.Descriptor instead.
 func (*GetBlockResponse) Descriptor() ([]byte, []int) {
-	return file_settlement_devchain_proto_devchain_proto_rawDescGZIP(), []int{5}
+	return file_settlement_devchain_proto_devchain_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *GetBlockResponse) GetBlock() []byte {
@@ -386,7 +466,7 @@ type ChannelRequest struct {
 
 func (x *ChannelRequest) Reset() {
 	*x = ChannelRequest{}
-	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[6]
+	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -398,7 +478,7 @@ func (x *ChannelRequest) String() string {
 func (*ChannelRequest) ProtoMessage() {}
 
 func (x *ChannelRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[6]
+	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -411,7 +491,7 @@ func (x *ChannelRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChannelRequest.ProtoReflect.Descriptor instead.
 func (*ChannelRequest) Descriptor() ([]byte, []int) {
-	return file_settlement_devchain_proto_devchain_proto_rawDescGZIP(), []int{6}
+	return file_settlement_devchain_proto_devchain_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ChannelRequest) GetChannel() []byte {
@@ -432,7 +512,7 @@ type GetChannelResponse struct {
 
 func (x *GetChannelResponse) Reset() {
 	*x = GetChannelResponse{}
-	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[7]
+	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -444,7 +524,7 @@ func (x *GetChannelResponse) String() string {
 func (*GetChannelResponse) ProtoMessage() {}
 
 func (x *GetChannelResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[7]
+	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -457,7 +537,7 @@ func (x *GetChannelResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetChannelResponse.ProtoReflect.Descriptor instead.
 func (*GetChannelResponse) Descriptor() ([]byte, []int) {
-	return file_settlement_devchain_proto_devchain_proto_rawDescGZIP(), []int{7}
+	return file_settlement_devchain_proto_devchain_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *GetChannelResponse) GetChannel() []byte {
@@ -491,7 +571,7 @@ type MemberRequest struct {
 
 func (x *MemberRequest) Reset() {
 	*x = MemberRequest{}
-	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[8]
+	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -503,7 +583,7 @@ func (x *MemberRequest) String() string {
 func (*MemberRequest) ProtoMessage() {}
 
 func (x *MemberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[8]
+	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -516,7 +596,7 @@ func (x *MemberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemberRequest.ProtoReflect.Descriptor instead.
 func (*MemberRequest) Descriptor() ([]byte, []int) {
-	return file_settlement_devchain_proto_devchain_proto_rawDescGZIP(), []int{8}
+	return file_settlement_devchain_proto_devchain_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *MemberRequest) GetChannel() []byte {
@@ -543,7 +623,7 @@ type GetMemberResponse struct {
 
 func (x *GetMemberResponse) Reset() {
 	*x = GetMemberResponse{}
-	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[9]
+	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -555,7 +635,7 @@ func (x *GetMemberResponse) String() string {
 func (*GetMemberResponse) ProtoMessage() {}
 
 func (x *GetMemberResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[9]
+	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -568,7 +648,7 @@ func (x *GetMemberResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetMemberResponse.ProtoReflect.Descriptor instead.
 func (*GetMemberResponse) Descriptor() ([]byte, []int) {
-	return file_settlement_devchain_proto_devchain_proto_rawDescGZIP(), []int{9}
+	return file_settlement_devchain_proto_devchain_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GetMemberResponse) GetMember() []byte {
@@ -595,7 +675,7 @@ type DepartureRequest struct {
 
 func (x *DepartureRequest) Reset() {
 	*x = DepartureRequest{}
-	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[10]
+	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -607,7 +687,7 @@ func (x *DepartureRequest) String() string {
 func (*DepartureRequest) ProtoMessage() {}
 
 func (x *DepartureRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[10]
+	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -620,7 +700,7 @@ func (x *DepartureRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DepartureRequest.ProtoReflect.Descriptor instead.
 func (*DepartureRequest) Descriptor() ([]byte, []int) {
-	return file_settlement_devchain_proto_devchain_proto_rawDescGZIP(), []int{10}
+	return file_settlement_devchain_proto_devchain_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *DepartureRequest) GetChannel() []byte {
@@ -646,7 +726,7 @@ type GetDepartureResponse struct {
 
 func (x *GetDepartureResponse) Reset() {
 	*x = GetDepartureResponse{}
-	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[11]
+	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -658,7 +738,7 @@ func (x *GetDepartureResponse) String() string {
 func (*GetDepartureResponse) ProtoMessage() {}
 
 func (x *GetDepartureResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[11]
+	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -671,7 +751,7 @@ func (x *GetDepartureResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDepartureResponse.ProtoReflect.Descriptor instead.
 func (*GetDepartureResponse) Descriptor() ([]byte, []int) {
-	return file_settlement_devchain_proto_devchain_proto_rawDescGZIP(), []int{11}
+	return file_settlement_devchain_proto_devchain_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GetDepartureResponse) GetDeparture() []byte {
@@ -691,7 +771,7 @@ type EpochLeaderRequest struct {
 
 func (x *EpochLeaderRequest) Reset() {
 	*x = EpochLeaderRequest{}
-	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[12]
+	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -703,7 +783,7 @@ func (x *EpochLeaderRequest) String() string {
 func (*EpochLeaderRequest) ProtoMessage() {}
 
 func (x *EpochLeaderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[12]
+	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -716,7 +796,7 @@ func (x *EpochLeaderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EpochLeaderRequest.ProtoReflect.Descriptor instead.
 func (*EpochLeaderRequest) Descriptor() ([]byte, []int) {
-	return file_settlement_devchain_proto_devchain_proto_rawDescGZIP(), []int{12}
+	return file_settlement_devchain_proto_devchain_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *EpochLeaderRequest) GetChannel() []byte {
@@ -742,7 +822,7 @@ type GetEpochLeaderResponse struct {
 
 func (x *GetEpochLeaderResponse) Reset() {
 	*x = GetEpochLeaderResponse{}
-	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[13]
+	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -754,7 +834,7 @@ func (x *GetEpochLeaderResponse) String() string {
 func (*GetEpochLeaderResponse) ProtoMessage() {}
 
 func (x *GetEpochLeaderResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[13]
+	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -767,7 +847,7 @@ func (x *GetEpochLeaderResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEpochLeaderResponse.ProtoReflect.Descriptor instead.
 func (*GetEpochLeaderResponse) Descriptor() ([]byte, []int) {
-	return file_settlement_devchain_proto_devchain_proto_rawDescGZIP(), []int{13}
+	return file_settlement_devchain_proto_devchain_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *GetEpochLeaderResponse) GetEpochLeader() []byte {
@@ -787,7 +867,7 @@ type ProposalRequest struct {
 
 func (x *ProposalRequest) Reset() {
 	*x = ProposalRequest{}
-	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[14]
+	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -799,7 +879,7 @@ func (x *ProposalRequest) String() string {
 func (*ProposalRequest) ProtoMessage() {}
 
 func (x *ProposalRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[14]
+	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -812,7 +892,7 @@ func (x *ProposalRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProposalRequest.ProtoReflect.Descriptor instead.
 func (*ProposalRequest) Descriptor() ([]byte, []int) {
-	return file_settlement_devchain_proto_devchain_proto_rawDescGZIP(), []int{14}
+	return file_settlement_devchain_proto_devchain_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ProposalRequest) GetChannel() []byte {
@@ -839,7 +919,7 @@ type Vote struct {
 
 func (x *Vote) Reset() {
 	*x = Vote{}
-	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[15]
+	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -851,7 +931,7 @@ func (x *Vote) String() string {
 func (*Vote) ProtoMessage() {}
 
 func (x *Vote) ProtoReflect() protoreflect.Message {
-	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[15]
+	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -864,7 +944,7 @@ func (x *Vote) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Vote.ProtoReflect.Descriptor instead.
 func (*Vote) Descriptor() ([]byte, []int) {
-	return file_settlement_devchain_proto_devchain_proto_rawDescGZIP(), []int{15}
+	return file_settlement_devchain_proto_devchain_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Vote) GetVoter() []byte {
@@ -891,7 +971,7 @@ type GetProposalResponse struct {
 
 func (x *GetProposalResponse) Reset() {
 	*x = GetProposalResponse{}
-	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[16]
+	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -903,7 +983,7 @@ func (x *GetProposalResponse) String() string {
 func (*GetProposalResponse) ProtoMessage() {}
 
 func (x *GetProposalResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[16]
+	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -916,7 +996,7 @@ func (x *GetProposalResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetProposalResponse.ProtoReflect.Descriptor instead.
 func (*GetProposalResponse) Descriptor() ([]byte, []int) {
-	return file_settlement_devchain_proto_devchain_proto_rawDescGZIP(), []int{16}
+	return file_settlement_devchain_proto_devchain_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *GetProposalResponse) GetProposal() []byte {
@@ -942,7 +1022,7 @@ type AccountRequest struct {
 
 func (x *AccountRequest) Reset() {
 	*x = AccountRequest{}
-	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[17]
+	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -954,7 +1034,7 @@ func (x *AccountRequest) String() string {
 func (*AccountRequest) ProtoMessage() {}
 
 func (x *AccountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[17]
+	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -967,7 +1047,7 @@ func (x *AccountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AccountRequest.ProtoReflect.Descriptor instead.
 func (*AccountRequest) Descriptor() ([]byte, []int) {
-	return file_settlement_devchain_proto_devchain_proto_rawDescGZIP(), []int{17}
+	return file_settlement_devchain_proto_devchain_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *AccountRequest) GetAddress() []byte {
@@ -989,7 +1069,7 @@ type Account struct {
 
 func (x *Account) Reset() {
 	*x = Account{}
-	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[18]
+	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1001,7 +1081,7 @@ func (x *Account) String() string {
 func (*Account) ProtoMessage() {}
 
 func (x *Account) ProtoReflect() protoreflect.Message {
-	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[18]
+	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1014,7 +1094,7 @@ func (x *Account) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Account.ProtoReflect.Descriptor instead.
 func (*Account) Descriptor() ([]byte, []int) {
-	return file_settlement_devchain_proto_devchain_proto_rawDescGZIP(), []int{18}
+	return file_settlement_devchain_proto_devchain_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Account) GetBalance() uint64 {
@@ -1054,7 +1134,7 @@ type CodeRequest struct {
 
 func (x *CodeRequest) Reset() {
 	*x = CodeRequest{}
-	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[19]
+	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1066,7 +1146,7 @@ func (x *CodeRequest) String() string {
 func (*CodeRequest) ProtoMessage() {}
 
 func (x *CodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[19]
+	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1079,7 +1159,7 @@ func (x *CodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CodeRequest.ProtoReflect.Descriptor instead.
 func (*CodeRequest) Descriptor() ([]byte, []int) {
-	return file_settlement_devchain_proto_devchain_proto_rawDescGZIP(), []int{19}
+	return file_settlement_devchain_proto_devchain_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *CodeRequest) GetHash() []byte {
@@ -1098,7 +1178,7 @@ type Code struct {
 
 func (x *Code) Reset() {
 	*x = Code{}
-	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[20]
+	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1110,7 +1190,7 @@ func (x *Code) String() string {
 func (*Code) ProtoMessage() {}
 
 func (x *Code) ProtoReflect() protoreflect.Message {
-	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[20]
+	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1123,7 +1203,7 @@ func (x *Code) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Code.ProtoReflect.Descriptor instead.
 func (*Code) Descriptor() ([]byte, []int) {
-	return file_settlement_devchain_proto_devchain_proto_rawDescGZIP(), []int{20}
+	return file_settlement_devchain_proto_devchain_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Code) GetCode() []byte {
@@ -1143,7 +1223,7 @@ type StateRequest struct {
 
 func (x *StateRequest) Reset() {
 	*x = StateRequest{}
-	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[21]
+	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1155,7 +1235,7 @@ func (x *StateRequest) String() string {
 func (*StateRequest) ProtoMessage() {}
 
 func (x *StateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[21]
+	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1168,7 +1248,7 @@ func (x *StateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StateRequest.ProtoReflect.Descriptor instead.
 func (*StateRequest) Descriptor() ([]byte, []int) {
-	return file_settlement_devchain_proto_devchain_proto_rawDescGZIP(), []int{21}
+	return file_settlement_devchain_proto_devchain_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *StateRequest) GetChannel() []byte {
@@ -1194,7 +1274,7 @@ type State struct {
 
 func (x *State) Reset() {
 	*x = State{}
-	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[22]
+	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1206,7 +1286,7 @@ func (x *State) String() string {
 func (*State) ProtoMessage() {}
 
 func (x *State) ProtoReflect() protoreflect.Message {
-	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[22]
+	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1219,7 +1299,7 @@ func (x *State) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use State.ProtoReflect.Descriptor instead.
 func (*State) Descriptor() ([]byte, []int) {
-	return file_settlement_devchain_proto_devchain_proto_rawDescGZIP(), []int{22}
+	return file_settlement_devchain_proto_devchain_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *State) GetState() []byte {
@@ -1239,7 +1319,7 @@ type WatchRequest struct {
 
 func (x *WatchRequest) Reset() {
 	*x = WatchRequest{}
-	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[23]
+	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1251,7 +1331,7 @@ func (x *WatchRequest) String() string {
 func (*WatchRequest) ProtoMessage() {}
 
 func (x *WatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[23]
+	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1264,7 +1344,7 @@ func (x *WatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRequest.ProtoReflect.Descriptor instead.
 func (*WatchRequest) Descriptor() ([]byte, []int) {
-	return file_settlement_devchain_proto_devchain_proto_rawDescGZIP(), []int{23}
+	return file_settlement_devchain_proto_devchain_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *WatchRequest) GetFromBlock() uint64 {
@@ -1294,7 +1374,7 @@ type Event struct {
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[24]
+	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1306,7 +1386,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[24]
+	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1319,7 +1399,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_settlement_devchain_proto_devchain_proto_rawDescGZIP(), []int{24}
+	return file_settlement_devchain_proto_devchain_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Event) GetBlock() uint64 {
@@ -1381,7 +1461,10 @@ const file_settlement_devchain_proto_devchain_proto_rawDesc = "" +
 	"\x04Head\x12\x16\n" +
 	"\x06height\x18\x01 \x01(\x04R\x06height\x12\x17\n" +
 	"\atime_ms\x18\x02 \x01(\x03R\x06timeMs\x12\x19\n" +
-	"\bapp_hash\x18\x03 \x01(\fR\aappHash\")\n" +
+	"\bapp_hash\x18\x03 \x01(\fR\aappHash\"\x12\n" +
+	"\x10GetParamsRequest\" \n" +
+	"\x06Params\x12\x16\n" +
+	"\x06params\x18\x01 \x01(\fR\x06params\")\n" +
 	"\x0fGetBlockRequest\x12\x16\n" +
 	"\x06height\x18\x01 \x01(\x04R\x06height\"(\n" +
 	"\x10GetBlockResponse\x12\x14\n" +
@@ -1445,7 +1528,7 @@ const file_settlement_devchain_proto_devchain_proto_rawDesc = "" +
 	"\x05index\x18\x02 \x01(\rR\x05index\x12\x17\n" +
 	"\atime_ms\x18\x03 \x01(\x03R\x06timeMs\x12\x12\n" +
 	"\x04kind\x18\x04 \x01(\tR\x04kind\x12\x14\n" +
-	"\x05event\x18\x05 \x01(\fR\x05event2\xf5\a\n" +
+	"\x05event\x18\x05 \x01(\fR\x05event2\xc4\b\n" +
 	"\bDevChain\x12O\n" +
 	"\x06Submit\x12!.scraft.devchain.v1.SubmitRequest\x1a\".scraft.devchain.v1.SubmitResponse\x12G\n" +
 	"\aGetHead\x12\".scraft.devchain.v1.GetHeadRequest\x1a\x18.scraft.devchain.v1.Head\x12U\n" +
@@ -1459,7 +1542,8 @@ const file_settlement_devchain_proto_devchain_proto_rawDesc = "" +
 	"\n" +
 	"GetAccount\x12\".scraft.devchain.v1.AccountRequest\x1a\x1b.scraft.devchain.v1.Account\x12D\n" +
 	"\aGetCode\x12\x1f.scraft.devchain.v1.CodeRequest\x1a\x18.scraft.devchain.v1.Code\x12G\n" +
-	"\bGetState\x12 .scraft.devchain.v1.StateRequest\x1a\x19.scraft.devchain.v1.State\x12F\n" +
+	"\bGetState\x12 .scraft.devchain.v1.StateRequest\x1a\x19.scraft.devchain.v1.State\x12M\n" +
+	"\tGetParams\x12$.scraft.devchain.v1.GetParamsRequest\x1a\x1a.scraft.devchain.v1.Params\x12F\n" +
 	"\x05Watch\x12 .scraft.devchain.v1.WatchRequest\x1a\x19.scraft.devchain.v1.Event0\x01B6Z4github.com/scraft/scraft/settlement/devchain/chainpbb\x06proto3"
 
 var (
@@ -1474,63 +1558,67 @@ func file_settlement_devchain_proto_devchain_proto_rawDescGZIP() []byte {
 	return file_settlement_devchain_proto_devchain_proto_rawDescData
 }
 
-var file_settlement_devchain_proto_devchain_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_settlement_devchain_proto_devchain_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_settlement_devchain_proto_devchain_proto_goTypes = []any{
 	(*SubmitRequest)(nil),          // 0: scraft.devchain.v1.SubmitRequest
 	(*SubmitResponse)(nil),         // 1: scraft.devchain.v1.SubmitResponse
 	(*GetHeadRequest)(nil),         // 2: scraft.devchain.v1.GetHeadRequest
 	(*Head)(nil),                   // 3: scraft.devchain.v1.Head
-	(*GetBlockRequest)(nil),        // 4: scraft.devchain.v1.GetBlockRequest
-	(*GetBlockResponse)(nil),       // 5: scraft.devchain.v1.GetBlockResponse
-	(*ChannelRequest)(nil),         // 6: scraft.devchain.v1.ChannelRequest
-	(*GetChannelResponse)(nil),     // 7: scraft.devchain.v1.GetChannelResponse
-	(*MemberRequest)(nil),          // 8: scraft.devchain.v1.MemberRequest
-	(*GetMemberResponse)(nil),      // 9: scraft.devchain.v1.GetMemberResponse
-	(*DepartureRequest)(nil),       // 10: scraft.devchain.v1.DepartureRequest
-	(*GetDepartureResponse)(nil),   // 11: scraft.devchain.v1.GetDepartureResponse
-	(*EpochLeaderRequest)(nil),     // 12: scraft.devchain.v1.EpochLeaderRequest
-	(*GetEpochLeaderResponse)(nil), // 13: scraft.devchain.v1.GetEpochLeaderResponse
-	(*ProposalRequest)(nil),        // 14: scraft.devchain.v1.ProposalRequest
-	(*Vote)(nil),                   // 15: scraft.devchain.v1.Vote
-	(*GetProposalResponse)(nil),    // 16: scraft.devchain.v1.GetProposalResponse
-	(*AccountRequest)(nil),         // 17: scraft.devchain.v1.AccountRequest
-	(*Account)(nil),                // 18: scraft.devchain.v1.Account
-	(*CodeRequest)(nil),            // 19: scraft.devchain.v1.CodeRequest
-	(*Code)(nil),                   // 20: scraft.devchain.v1.Code
-	(*StateRequest)(nil),           // 21: scraft.devchain.v1.StateRequest
-	(*State)(nil),                  // 22: scraft.devchain.v1.State
-	(*WatchRequest)(nil),           // 23: scraft.devchain.v1.WatchRequest
-	(*Event)(nil),                  // 24: scraft.devchain.v1.Event
+	(*GetParamsRequest)(nil),       // 4: scraft.devchain.v1.GetParamsRequest
+	(*Params)(nil),                 // 5: scraft.devchain.v1.Params
+	(*GetBlockRequest)(nil),        // 6: scraft.devchain.v1.GetBlockRequest
+	(*GetBlockResponse)(nil),       // 7: scraft.devchain.v1.GetBlockResponse
+	(*ChannelRequest)(nil),         // 8: scraft.devchain.v1.ChannelRequest
+	(*GetChannelResponse)(nil),     // 9: scraft.devchain.v1.GetChannelResponse
+	(*MemberRequest)(nil),          // 10: scraft.devchain.v1.MemberRequest
+	(*GetMemberResponse)(nil),      // 11: scraft.devchain.v1.GetMemberResponse
+	(*DepartureRequest)(nil),       // 12: scraft.devchain.v1.DepartureRequest
+	(*GetDepartureResponse)(nil),   // 13: scraft.devchain.v1.GetDepartureResponse
+	(*EpochLeaderRequest)(nil),     // 14: scraft.devchain.v1.EpochLeaderRequest
+	(*GetEpochLeaderResponse)(nil), // 15: scraft.devchain.v1.GetEpochLeaderResponse
+	(*ProposalRequest)(nil),        // 16: scraft.devchain.v1.ProposalRequest
+	(*Vote)(nil),                   // 17: scraft.devchain.v1.Vote
+	(*GetProposalResponse)(nil),    // 18: scraft.devchain.v1.GetProposalResponse
+	(*AccountRequest)(nil),         // 19: scraft.devchain.v1.AccountRequest
+	(*Account)(nil),                // 20: scraft.devchain.v1.Account
+	(*CodeRequest)(nil),            // 21: scraft.devchain.v1.CodeRequest
+	(*Code)(nil),                   // 22: scraft.devchain.v1.Code
+	(*StateRequest)(nil),           // 23: scraft.devchain.v1.StateRequest
+	(*State)(nil),                  // 24: scraft.devchain.v1.State
+	(*WatchRequest)(nil),           // 25: scraft.devchain.v1.WatchRequest
+	(*Event)(nil),                  // 26: scraft.devchain.v1.Event
 }
 var file_settlement_devchain_proto_devchain_proto_depIdxs = []int32{
-	24, // 0: scraft.devchain.v1.SubmitResponse.events:type_name -> scraft.devchain.v1.Event
-	15, // 1: scraft.devchain.v1.GetProposalResponse.votes:type_name -> scraft.devchain.v1.Vote
+	26, // 0: scraft.devchain.v1.SubmitResponse.events:type_name -> scraft.devchain.v1.Event
+	17, // 1: scraft.devchain.v1.GetProposalResponse.votes:type_name -> scraft.devchain.v1.Vote
 	0,  // 2: scraft.devchain.v1.DevChain.Submit:input_type -> scraft.devchain.v1.SubmitRequest
 	2,  // 3: scraft.devchain.v1.DevChain.GetHead:input_type -> scraft.devchain.v1.GetHeadRequest
-	4,  // 4: scraft.devchain.v1.DevChain.GetBlock:input_type -> scraft.devchain.v1.GetBlockRequest
-	6,  // 5: scraft.devchain.v1.DevChain.GetChannel:input_type -> scraft.devchain.v1.ChannelRequest
-	8,  // 6: scraft.devchain.v1.DevChain.GetMember:input_type -> scraft.devchain.v1.MemberRequest
-	10, // 7: scraft.devchain.v1.DevChain.GetDeparture:input_type -> scraft.devchain.v1.DepartureRequest
-	12, // 8: scraft.devchain.v1.DevChain.GetEpochLeader:input_type -> scraft.devchain.v1.EpochLeaderRequest
-	14, // 9: scraft.devchain.v1.DevChain.GetProposal:input_type -> scraft.devchain.v1.ProposalRequest
-	17, // 10: scraft.devchain.v1.DevChain.GetAccount:input_type -> scraft.devchain.v1.AccountRequest
-	19, // 11: scraft.devchain.v1.DevChain.GetCode:input_type -> scraft.devchain.v1.CodeRequest
-	21, // 12: scraft.devchain.v1.DevChain.GetState:input_type -> scraft.devchain.v1.StateRequest
-	23, // 13: scraft.devchain.v1.DevChain.Watch:input_type -> scraft.devchain.v1.WatchRequest
-	1,  // 14: scraft.devchain.v1.DevChain.Submit:output_type -> scraft.devchain.v1.SubmitResponse
-	3,  // 15: scraft.devchain.v1.DevChain.GetHead:output_type -> scraft.devchain.v1.Head
-	5,  // 16: scraft.devchain.v1.DevChain.GetBlock:output_type -> scraft.devchain.v1.GetBlockResponse
-	7,  // 17: scraft.devchain.v1.DevChain.GetChannel:output_type -> scraft.devchain.v1.GetChannelResponse
-	9,  // 18: scraft.devchain.v1.DevChain.GetMember:output_type -> scraft.devchain.v1.GetMemberResponse
-	11, // 19: scraft.devchain.v1.DevChain.GetDeparture:output_type -> scraft.devchain.v1.GetDepartureResponse
-	13, // 20: scraft.devchain.v1.DevChain.GetEpochLeader:output_type -> scraft.devchain.v1.GetEpochLeaderResponse
-	16, // 21: scraft.devchain.v1.DevChain.GetProposal:output_type -> scraft.devchain.v1.GetProposalResponse
-	18, // 22: scraft.devchain.v1.DevChain.GetAccount:output_type -> scraft.devchain.v1.Account
-	20, // 23: scraft.devchain.v1.DevChain.GetCode:output_type -> scraft.devchain.v1.Code
-	22, // 24: scraft.devchain.v1.DevChain.GetState:output_type -> scraft.devchain.v1.State
-	24, // 25: scraft.devchain.v1.DevChain.Watch:output_type -> scraft.devchain.v1.Event
-	14, // [14:26] is the sub-list for method output_type
-	2,  // [2:14] is the sub-list for method input_type
+	6,  // 4: scraft.devchain.v1.DevChain.GetBlock:input_type -> scraft.devchain.v1.GetBlockRequest
+	8,  // 5: scraft.devchain.v1.DevChain.GetChannel:input_type -> scraft.devchain.v1.ChannelRequest
+	10, // 6: scraft.devchain.v1.DevChain.GetMember:input_type -> scraft.devchain.v1.MemberRequest
+	12, // 7: scraft.devchain.v1.DevChain.GetDeparture:input_type -> scraft.devchain.v1.DepartureRequest
+	14, // 8: scraft.devchain.v1.DevChain.GetEpochLeader:input_type -> scraft.devchain.v1.EpochLeaderRequest
+	16, // 9: scraft.devchain.v1.DevChain.GetProposal:input_type -> scraft.devchain.v1.ProposalRequest
+	19, // 10: scraft.devchain.v1.DevChain.GetAccount:input_type -> scraft.devchain.v1.AccountRequest
+	21, // 11: scraft.devchain.v1.DevChain.GetCode:input_type -> scraft.devchain.v1.CodeRequest
+	23, // 12: scraft.devchain.v1.DevChain.GetState:input_type -> scraft.devchain.v1.StateRequest
+	4,  // 13: scraft.devchain.v1.DevChain.GetParams:input_type -> scraft.devchain.v1.GetParamsRequest
+	25, // 14: scraft.devchain.v1.DevChain.Watch:input_type -> scraft.devchain.v1.WatchRequest
+	1,  // 15: scraft.devchain.v1.DevChain.Submit:output_type -> scraft.devchain.v1.SubmitResponse
+	3,  // 16: scraft.devchain.v1.DevChain.GetHead:output_type -> scraft.devchain.v1.Head
+	7,  // 17: scraft.devchain.v1.DevChain.GetBlock:output_type -> scraft.devchain.v1.GetBlockResponse
+	9,  // 18: scraft.devchain.v1.DevChain.GetChannel:output_type -> scraft.devchain.v1.GetChannelResponse
+	11, // 19: scraft.devchain.v1.DevChain.GetMember:output_type -> scraft.devchain.v1.GetMemberResponse
+	13, // 20: scraft.devchain.v1.DevChain.GetDeparture:output_type -> scraft.devchain.v1.GetDepartureResponse
+	15, // 21: scraft.devchain.v1.DevChain.GetEpochLeader:output_type -> scraft.devchain.v1.GetEpochLeaderResponse
+	18, // 22: scraft.devchain.v1.DevChain.GetProposal:output_type -> scraft.devchain.v1.GetProposalResponse
+	20, // 23: scraft.devchain.v1.DevChain.GetAccount:output_type -> scraft.devchain.v1.Account
+	22, // 24: scraft.devchain.v1.DevChain.GetCode:output_type -> scraft.devchain.v1.Code
+	24, // 25: scraft.devchain.v1.DevChain.GetState:output_type -> scraft.devchain.v1.State
+	5,  // 26: scraft.devchain.v1.DevChain.GetParams:output_type -> scraft.devchain.v1.Params
+	26, // 27: scraft.devchain.v1.DevChain.Watch:output_type -> scraft.devchain.v1.Event
+	15, // [15:28] is the sub-list for method output_type
+	2,  // [2:15] is the sub-list for method input_type
 	2,  // [2:2] is the sub-list for extension type_name
 	2,  // [2:2] is the sub-list for extension extendee
 	0,  // [0:2] is the sub-list for field type_name
@@ -1547,7 +1635,7 @@ func file_settlement_devchain_proto_devchain_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_settlement_devchain_proto_devchain_proto_rawDesc), len(file_settlement_devchain_proto_devchain_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   25,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

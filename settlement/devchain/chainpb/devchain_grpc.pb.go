@@ -34,6 +34,7 @@ const (
 	DevChain_GetAccount_FullMethodName     = "/scraft.devchain.v1.DevChain/GetAccount"
 	DevChain_GetCode_FullMethodName        = "/scraft.devchain.v1.DevChain/GetCode"
 	DevChain_GetState_FullMethodName       = "/scraft.devchain.v1.DevChain/GetState"
+	DevChain_GetParams_FullMethodName      = "/scraft.devchain.v1.DevChain/GetParams"
 	DevChain_Watch_FullMethodName          = "/scraft.devchain.v1.DevChain/Watch"
 )
 
@@ -57,6 +58,8 @@ type DevChainClient interface {
 	GetAccount(ctx context.Context, in *AccountRequest, opts ...grpc.CallOption) (*Account, error)
 	GetCode(ctx context.Context, in *CodeRequest, opts ...grpc.CallOption) (*Code, error)
 	GetState(ctx context.Context, in *StateRequest, opts ...grpc.CallOption) (*State, error)
+	// GetParams answers the chain's settings, fixed at its genesis.
+	GetParams(ctx context.Context, in *GetParamsRequest, opts ...grpc.CallOption) (*Params, error)
 	// Watch streams events from (block, index) on, inclusive, then follows
 	// new blocks. Resume after a disconnect or a chain restart from the last
 	// event received, index + 1.
@@ -181,6 +184,16 @@ func (c *devChainClient) GetState(ctx context.Context, in *StateRequest, opts ..
 	return out, nil
 }
 
+func (c *devChainClient) GetParams(ctx context.Context, in *GetParamsRequest, opts ...grpc.CallOption) (*Params, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Params)
+	err := c.cc.Invoke(ctx, DevChain_GetParams_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *devChainClient) Watch(ctx context.Context, in *WatchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Event], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	stream, err := c.cc.NewStream(ctx, &DevChain_ServiceDesc.Streams[0], DevChain_Watch_FullMethodName, cOpts...)
@@ -220,6 +233,8 @@ type DevChainServer interface {
 	GetAccount(context.Context, *AccountRequest) (*Account, error)
 	GetCode(context.Context, *CodeRequest) (*Code, error)
 	GetState(context.Context, *StateRequest) (*State, error)
+	// GetParams answers the chain's settings, fixed at its genesis.
+	GetParams(context.Context, *GetParamsRequest) (*Params, error)
 	// Watch streams events from (block, index) on, inclusive, then follows
 	// new blocks. Resume after a disconnect or a chain restart from the last
 	// event received, index + 1.
@@ -266,6 +281,9 @@ func (UnimplementedDevChainServer) GetCode(context.Context, *CodeRequest) (*Code
 }
 func (UnimplementedDevChainServer) GetState(context.Context, *StateRequest) (*State, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetState not implemented")
+}
+func (UnimplementedDevChainServer) GetParams(context.Context, *GetParamsRequest) (*Params, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetParams not implemented")
 }
 func (UnimplementedDevChainServer) Watch(*WatchRequest, grpc.ServerStreamingServer[Event]) error {
 	return status.Error(codes.Unimplemented, "method Watch not implemented")
@@ -489,6 +507,24 @@ func _DevChain_GetState_Handler(srv interface{}, ctx context.Context, dec func(i
 	return interceptor(ctx, in, info, handler)
 }
 
+func _DevChain_GetParams_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetParamsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DevChainServer).GetParams(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DevChain_GetParams_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DevChainServer).GetParams(ctx, req.(*GetParamsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _DevChain_Watch_Handler(srv interface{}, stream grpc.ServerStream) error {
 	m := new(WatchRequest)
 	if err := stream.RecvMsg(m); err != nil {
@@ -550,6 +586,10 @@ var DevChain_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetState",
 			Handler:    _DevChain_GetState_Handler,
+		},
+		{
+			MethodName: "GetParams",
+			Handler:    _DevChain_GetParams_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
