@@ -92,6 +92,9 @@ type Channel struct {
 	// chainWaits counts the applies waiting for the chain to decide
 	// (awaitChain, awaitLeader); the scraft_chain_waits gauge shows it.
 	chainWaits atomic.Int32
+
+	// deleg is the channel's delegate layout (delegation.go).
+	deleg delegation
 }
 
 // Applied is one applied batch as subscribers see it.
@@ -263,6 +266,7 @@ func (c *Channel) start() {
 	c.loops.start(c.ctx, c.runElection)
 	c.loops.start(c.ctx, c.runMembership)
 	c.loops.start(c.ctx, c.runKeepAlive)
+	c.loops.start(c.ctx, c.runDelegation)
 }
 
 // hasState reports whether Raft has a log, a snapshot or a configuration.

@@ -111,7 +111,7 @@ func (c *Channel) reconcile(st *leadershipState) {
 	switch {
 	case leader == c.me():
 		if run != nil && run.epoch == epoch {
-			c.promoteNonVoters(st)
+			c.reconcileServers(st)
 			return
 		}
 		c.stopLeading()
@@ -122,7 +122,7 @@ func (c *Channel) reconcile(st *leadershipState) {
 		c.leader.Store(c.startLeaderRun(epoch))
 		c.metrics.failovers.Inc()
 		c.logger.Info("leading", "epoch", epoch)
-		c.promoteNonVoters(st)
+		c.reconcileServers(st)
 	default:
 		// Fencing: never sign for an epoch the chain gave someone else.
 		c.stopLeading()
@@ -270,6 +270,10 @@ func (c *Channel) raftServer(a protocol.Address) (raft.Server, bool) {
 // leader in place it carries attestations, its own included, from the
 // other members that the leader is unreachable.
 func (c *Channel) claim(epoch uint64, leader protocol.Address) {
+	if !c.mayLead() {
+		c.logger.Debug("not claiming: this member is no candidate of the channel", "epoch", epoch)
+		return
+	}
 	var atts []protocol.Attestation
 	if !leader.IsZero() {
 		atts = c.gatherAttestations(epoch, leader)
