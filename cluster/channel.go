@@ -95,6 +95,8 @@ type Channel struct {
 
 	// deleg is the channel's delegate layout (delegation.go).
 	deleg delegation
+	// relay keeps the recent applied commands for delegators (relay.go).
+	relay relayLog
 }
 
 // Applied is one applied batch as subscribers see it.
@@ -170,6 +172,7 @@ func openChannel(n *Node, id protocol.ChannelID) (_ *Channel, err error) {
 	}
 	c.inflight.m = make(map[protocol.Hash]*submission)
 	c.retired.init()
+	c.relay.init()
 	c.subs.m = make(map[int]chan Applied)
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.fwd = newForwarder(c)
@@ -267,6 +270,7 @@ func (c *Channel) start() {
 	c.loops.start(c.ctx, c.runMembership)
 	c.loops.start(c.ctx, c.runKeepAlive)
 	c.loops.start(c.ctx, c.runDelegation)
+	c.loops.start(c.ctx, c.runRelay)
 }
 
 // hasState reports whether Raft has a log, a snapshot or a configuration.
@@ -619,6 +623,7 @@ func (c *Channel) onEvidence(ev *fsm.Evidence) {
 // snapshot or on its feed).
 func (c *Channel) onApplied(b *protocol.Batch, a *fsm.Applied) {
 	c.metrics.observeApplied(b, a)
+	c.keepForRelay(b)
 	if c.cfg.Observer != nil {
 		c.cfg.Observer(c.id, a.Outcomes)
 	}
@@ -705,7 +710,8 @@ func (c *Channel) Status() Status {
 	}
 	// Under load a follower is always a few batches behind what it knows
 	// is committed; within readyLag it serves reads as caught up.
-	st.Ready = st.Ready && st.Lag <= readyLag && st.RaftLeader != ""
+	// A delegator has no Raft leader: its candidate relays to it.
+	st.Ready = st.Ready && st.Lag <= readyLag && (st.RaftLeader != "" || c.relaySource() != "")
 	return st
 }
 

@@ -176,3 +176,40 @@ func TestDelegatesOnlyCandidatesVote(t *testing.T) {
 		}
 	}
 }
+
+// TestRelayDelegatorsApplyEveryBatch: the delegators of a 7-member
+// channel, in no Raft configuration, apply every committed batch through
+// their candidates with the same digests as the voters, and their own
+// txs, sent through their candidates, are acknowledged with their own
+// outcomes.
+func TestRelayDelegatorsApplyEveryBatch(t *testing.T) {
+	tc := newDelegatedCluster(t, 7, contract.ChannelConfig{SettleEveryTxs: noSettlement}, nil)
+	tc.waitDelegated(20 * time.Second)
+	var acked []*protocol.Outcome
+	for i := 0; i < 3; i++ {
+		for j, nd := range tc.nodes {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			out, err := tc.channel(nd).Submit(ctx, tc.tx(nd.key, fmt.Sprintf("m%d-%d;", i, j)))
+			cancel()
+			if err != nil {
+				t.Fatalf("submit through node %d: %v", j, err)
+			}
+			if out.Result.Status != protocol.StatusOK {
+				t.Fatalf("node %d: %s: %s", j, out.Result.Status, out.Message)
+			}
+			acked = append(acked, out)
+		}
+	}
+	tc.checkConverged(acked, 20*time.Second)
+	for _, nd := range tc.nodes {
+		c := tc.channel(nd)
+		if c.delegating() {
+			if _, ok := c.raftServer(nd.key.Address()); ok {
+				t.Fatalf("delegator %s is in its own Raft configuration", nd.key.Address())
+			}
+			if st := c.Status(); !st.Ready {
+				t.Fatalf("delegator %s not ready: %+v", nd.key.Address(), st)
+			}
+		}
+	}
+}

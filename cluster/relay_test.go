@@ -1,0 +1,137 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/scraft/scraft/cluster/peerpb"
+	"github.com/scraft/scraft/protocol"
+	"github.com/scraft/scraft/settlement/contract"
+)
+
+// TestRelayRefusesUncommitted: a candidate cannot make a delegator apply
+// a batch that did not commit. A batch the leader signed but never
+// committed, relayed with no proof, with a proof the candidate signed,
+// with the leader's proof of another command, of another height or of
+// another channel, is refused before it is executed; the delegator
+// applies nothing of it and goes on with the committed batches.
+func TestRelayRefusesUncommitted(t *testing.T) {
+	tc := newDelegatedCluster(t, 7, contract.ChannelConfig{SettleEveryTxs: noSettlement}, nil)
+	tc.waitDelegated(20 * time.Second)
+	ln := tc.leader()
+	var del, cand *testNode
+	for _, nd := range tc.nodes {
+		switch c := tc.channel(nd); {
+		case c.delegating() && del == nil:
+			del = nd
+		case !c.delegating() && nd != ln && cand == nil:
+			cand = nd
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	out, err := tc.channel(del).Submit(ctx, tc.tx(del.key, "committed;"))
+	cancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc.checkConverged([]*protocol.Outcome{out}, 20*time.Second)
+
+	// The committed command at out.Height, with the leader's proof, as
+	// the leader's relay log holds it.
+	lc, dc := tc.channel(ln), tc.channel(del)
+	var committed relayEntry
+	lc.relay.mu.Lock()
+	for _, e := range lc.relay.mu.entries {
+		if e.first <= out.Height && out.Height <= e.last {
+			committed = *e
+		}
+	}
+	lc.relay.mu.Unlock()
+	if committed.cmd == nil {
+		t.Fatal("the leader's relay log lacks the committed batch")
+	}
+	if committed.proof == nil {
+		committed.proof = signCommit(ln.key, tc.id, lc.Status().Epoch, committed.last, committed.hash).bytes()
+	}
+	b, err := protocol.DecodeBatch(committed.cmd[1:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A batch the leader signs for the next heights that never commits.
+	height := dc.Status().Height
+	b.FirstHeight = height + 1
+	b.Sign(ln.key)
+	uncommitted := encodeLog(logBatch, b.Bytes())
+	h := commandHash(uncommitted)
+	epoch := lc.Status().Epoch
+	other := protocol.ChannelID{1}
+
+	cases := []struct {
+		name  string
+		proof []byte
+	}{
+		{"no proof", nil},
+		{"garbage", []byte("not a proof")},
+		{"signed by the candidate", signCommit(cand.key, tc.id, epoch, b.LastHeight(), h).bytes()},
+		{"signed by the delegator itself", signCommit(del.key, tc.id, epoch, b.LastHeight(), h).bytes()},
+		{"the leader's proof of another command", committed.proof},
+		{"the leader's proof of another height", signCommit(ln.key, tc.id, epoch, b.LastHeight()+1, h).bytes()},
+		{"the leader's proof for another channel", signCommit(ln.key, other, epoch, b.LastHeight(), h).bytes()},
+		{"a proof of an epoch the chain has not reached", signCommit(cand.key, tc.id, epoch+5, b.LastHeight(), h).bytes()},
+	}
+	for _, tt := range cases {
+		t.Run(tt.name, func(t *testing.T) {
+			err := dc.acceptRelayed(context.Background(), &peerpb.RelayedCommand{Command: uncommitted, Proof: tt.proof})
+			if !errors.Is(err, errBadRelay) {
+				t.Fatalf("accepted (%v)", err)
+			}
+			if got := dc.Status().Height; got != height {
+				t.Fatalf("delegator at height %d, was %d", got, height)
+			}
+		})
+	}
+
+	// The delegator goes on with what commits.
+	var acked []*protocol.Outcome
+	for i := 0; i < 3; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		out, err := tc.channel(del).Submit(ctx, tc.tx(del.key, fmt.Sprintf("after%d;", i)))
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		acked = append(acked, out)
+	}
+	tc.checkConverged(acked, 20*time.Second)
+}
+
+// TestCommitProofDecode: a proof's encoding round-trips and every
+// truncation, extension or flipped byte of it is refused.
+func TestCommitProofDecode(t *testing.T) {
+	k, _ := protocol.GenerateKey(nil)
+	p := signCommit(k, protocol.ChannelID{7}, 3, 42, commandHash([]byte{logBatch, 1, 2}))
+	raw := p.bytes()
+	got, err := decodeCommitProof(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.signer() != k.Address() || got.LastHeight != 42 || got.Epoch != 3 || got.Command != p.Command {
+		t.Fatalf("round trip: %+v", got)
+	}
+	for i := range raw {
+		bad := append([]byte(nil), raw...)
+		bad[i] ^= 1
+		if _, err := decodeCommitProof(bad); err == nil {
+			t.Fatalf("byte %d flipped: accepted", i)
+		}
+	}
+	if _, err := decodeCommitProof(raw[:len(raw)-1]); err == nil {
+		t.Fatal("truncated: accepted")
+	}
+	if _, err := decodeCommitProof(append(raw, 0)); err == nil {
+		t.Fatal("extended: accepted")
+	}
+}
