@@ -97,6 +97,9 @@ type Channel struct {
 	deleg delegation
 	// relay keeps the recent applied commands for delegators (relay.go).
 	relay relayLog
+	// votes are the settlement votes a candidate carries to the chain
+	// (delegation_votes.go).
+	votes voteBox
 }
 
 // Applied is one applied batch as subscribers see it.
@@ -173,6 +176,7 @@ func openChannel(n *Node, id protocol.ChannelID) (_ *Channel, err error) {
 	c.inflight.m = make(map[protocol.Hash]*submission)
 	c.retired.init()
 	c.relay.init()
+	c.votes.init()
 	c.subs.m = make(map[int]chan Applied)
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.fwd = newForwarder(c)
@@ -271,6 +275,7 @@ func (c *Channel) start() {
 	c.loops.start(c.ctx, c.runKeepAlive)
 	c.loops.start(c.ctx, c.runDelegation)
 	c.loops.start(c.ctx, c.runRelay)
+	c.loops.start(c.ctx, c.runVoteBox)
 }
 
 // hasState reports whether Raft has a log, a snapshot or a configuration.

@@ -35,6 +35,7 @@ const (
 	Peer_Status_FullMethodName     = "/scraft.peer.v1.Peer/Status"
 	Peer_Snapshot_FullMethodName   = "/scraft.peer.v1.Peer/Snapshot"
 	Peer_Relay_FullMethodName      = "/scraft.peer.v1.Peer/Relay"
+	Peer_CarryVote_FullMethodName  = "/scraft.peer.v1.Peer/CarryVote"
 )
 
 // PeerClient is the client API for Peer service.
@@ -73,6 +74,11 @@ type PeerClient interface {
 	// re-executes the command. A callee that no longer holds from_height
 	// answers FAILED_PRECONDITION.
 	Relay(ctx context.Context, in *RelayRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[RelayedCommand], error)
+	// CarryVote hands a candidate the caller's own signed settlement vote,
+	// which the candidate submits on chain with its own and its other
+	// delegators' in one SubmitVotes tx. It answers once the vote is on
+	// chain, or why it is not.
+	CarryVote(ctx context.Context, in *CarryVoteRequest, opts ...grpc.CallOption) (*CarryVoteResponse, error)
 }
 
 type peerClient struct {
@@ -161,6 +167,16 @@ func (c *peerClient) Relay(ctx context.Context, in *RelayRequest, opts ...grpc.C
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Peer_RelayClient = grpc.ServerStreamingClient[RelayedCommand]
 
+func (c *peerClient) CarryVote(ctx context.Context, in *CarryVoteRequest, opts ...grpc.CallOption) (*CarryVoteResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CarryVoteResponse)
+	err := c.cc.Invoke(ctx, Peer_CarryVote_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // PeerServer is the server API for Peer service.
 // All implementations must embed UnimplementedPeerServer
 // for forward compatibility.
@@ -197,6 +213,11 @@ type PeerServer interface {
 	// re-executes the command. A callee that no longer holds from_height
 	// answers FAILED_PRECONDITION.
 	Relay(*RelayRequest, grpc.ServerStreamingServer[RelayedCommand]) error
+	// CarryVote hands a candidate the caller's own signed settlement vote,
+	// which the candidate submits on chain with its own and its other
+	// delegators' in one SubmitVotes tx. It answers once the vote is on
+	// chain, or why it is not.
+	CarryVote(context.Context, *CarryVoteRequest) (*CarryVoteResponse, error)
 	mustEmbedUnimplementedPeerServer()
 }
 
@@ -224,6 +245,9 @@ func (UnimplementedPeerServer) Snapshot(*SnapshotRequest, grpc.ServerStreamingSe
 }
 func (UnimplementedPeerServer) Relay(*RelayRequest, grpc.ServerStreamingServer[RelayedCommand]) error {
 	return status.Error(codes.Unimplemented, "method Relay not implemented")
+}
+func (UnimplementedPeerServer) CarryVote(context.Context, *CarryVoteRequest) (*CarryVoteResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CarryVote not implemented")
 }
 func (UnimplementedPeerServer) mustEmbedUnimplementedPeerServer() {}
 func (UnimplementedPeerServer) testEmbeddedByValue()              {}
@@ -340,6 +364,24 @@ func _Peer_Relay_Handler(srv interface{}, stream grpc.ServerStream) error {
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Peer_RelayServer = grpc.ServerStreamingServer[RelayedCommand]
 
+func _Peer_CarryVote_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CarryVoteRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PeerServer).CarryVote(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Peer_CarryVote_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PeerServer).CarryVote(ctx, req.(*CarryVoteRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Peer_ServiceDesc is the grpc.ServiceDesc for Peer service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -362,6 +404,10 @@ var Peer_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Status",
 			Handler:    _Peer_Status_Handler,
+		},
+		{
+			MethodName: "CarryVote",
+			Handler:    _Peer_CarryVote_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
