@@ -108,8 +108,8 @@ func (tc *testCluster) waitCandidateVoters(timeout time.Duration) {
 	})
 }
 
-// waitDelegated waits until every member that is no candidate has a
-// delegation on chain to a candidate, within capacity.
+// waitDelegated waits until every valid member that is no candidate has
+// a delegation on chain to a candidate, within capacity.
 func (tc *testCluster) waitDelegated(timeout time.Duration) {
 	tc.t.Helper()
 	testutil.WaitFor(tc.t, timeout, func() error {
@@ -129,6 +129,9 @@ func (tc *testCluster) waitDelegated(timeout time.Duration) {
 					return fmt.Errorf("candidate %s delegates to %s", m.Address, m.DelegatedTo)
 				}
 				continue
+			}
+			if !m.Valid {
+				continue // its node is stopped: it chooses nothing
 			}
 			if !l.isCandidate(m.DelegatedTo) || m.DelegatedTo.IsZero() {
 				return fmt.Errorf("%s delegates to %s, not a candidate of %v", m.Address, m.DelegatedTo, l.candidates)
