@@ -149,6 +149,13 @@ type Status struct {
 	// Ready says the channel has a genesis, knows its Raft leader and has
 	// applied what it knows is committed, but for at most a few log entries.
 	Ready bool
+	// Candidates are the channel's delegate candidates as this node last
+	// read them (none in a channel of at most 5 members); Delegator says
+	// this node's member is none of them, and RelayedBy is the node
+	// address of the candidate relaying to it ("" when none).
+	Candidates []protocol.Address
+	Delegator  bool
+	RelayedBy  string
 }
 
 // readyLag is the most log entries a ready member may have committed and
@@ -708,6 +715,11 @@ func (c *Channel) Status() Status {
 		st.Lag = st.CommitIndex - st.AppliedIndex
 	}
 	st.Holding, st.Diverged = c.punish.state()
+	if l := c.layout(); l.delegated() {
+		st.Candidates = l.candidates
+		st.Delegator = !l.isCandidate(c.me())
+		st.RelayedBy = c.relaySource()
+	}
 	if sum := c.fsm.summary.Load(); sum != nil {
 		st.Height, st.Digest = sum.height, sum.digest
 		st.Members, st.Evidence = sum.members, sum.evidence
