@@ -117,14 +117,19 @@ func (c *Channel) delegating() bool {
 	return l.delegated() && !l.isCandidate(c.me())
 }
 
-// readLayout reads the channel and its members from the chain and
-// publishes the layout, keeping the latency preferences measured so far.
-func (c *Channel) readLayout(ctx context.Context) (*layout, error) {
-	ctx, cancel := context.WithTimeout(ctx, c.cfg.PeerTimeout)
-	defer cancel()
-	info, err := c.cfg.Chain.Channel(ctx, c.id)
-	if err != nil {
-		return nil, err
+// readLayout publishes the layout of the channel read with its members:
+// the view's last read when it has one newer than the layout's (the chain
+// feed rereads the channel on each of its events), else a read of its
+// own. It keeps the latency preferences measured so far.
+func (c *Channel) readLayout(ctx context.Context, own bool) (*layout, error) {
+	info := c.view.members()
+	if old := c.layout(); own || info == nil || (old != nil && old.info == info) {
+		ctx, cancel := context.WithTimeout(ctx, c.cfg.PeerTimeout)
+		defer cancel()
+		var err error
+		if info, err = c.cfg.Chain.Channel(ctx, c.id); err != nil {
+			return nil, err
+		}
 	}
 	l, err := layoutOf(info)
 	if err != nil {
@@ -150,16 +155,18 @@ func (l *layout) candidatesOrNil() []protocol.Address {
 }
 
 // delegationEvery is how often the delegation loop rereads the chain when
-// nothing in the view changed, and measureEvery how often a delegator
-// measures its latency to the candidates.
+// the chain feed brought no news of the channel (a heartbeat that lapses
+// is no event), and measureEvery how often a delegator measures its
+// latency to the candidates.
 const (
-	delegationEvery = 500 * time.Millisecond
+	delegationEvery = 2 * time.Second
 	measureEvery    = 5 * time.Second
 )
 
 // runDelegation keeps the layout current and, on a delegator, its
-// delegation on chain: it rereads the channel when the chain view takes in
-// a record and at least every delegationEvery, measures the latency to the
+// delegation on chain: it takes the channel from the chain view when the
+// view takes in a record, reads it itself when the feed is quiet for
+// delegationEvery, measures the latency to the
 // candidates' nodes every measureEvery, and sends a delegate call when
 // delegate.Choose, with those measurements, picks another candidate than
 // the one on record. A call the chain refuses (a race for the last place
@@ -167,9 +174,10 @@ const (
 // next read.
 func (c *Channel) runDelegation(ctx context.Context) {
 	var measured time.Time
+	own := true
 	for {
 		refreshed := c.view.refreshed()
-		l, err := c.readLayout(ctx)
+		l, err := c.readLayout(ctx, own)
 		switch {
 		case err != nil:
 			if ctx.Err() == nil {
@@ -187,13 +195,15 @@ func (c *Channel) runDelegation(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-refreshed:
-			// The view's news may be this node's own read; do not spin.
+			own = false
+			// Let a burst of news settle into one layout.
 			select {
 			case <-ctx.Done():
 				return
 			case <-time.After(c.cfg.ReconcileInterval):
 			}
 		case <-time.After(delegationEvery):
+			own = true
 		}
 	}
 }
@@ -263,7 +273,7 @@ func (c *Channel) delegate(ctx context.Context, l *layout) {
 	switch {
 	case err == nil:
 		c.logger.Info("delegated", "to", want, "was", have, "prefs", l.prefs)
-		_, _ = c.readLayout(ctx)
+		_, _ = c.readLayout(ctx, true)
 	case errors.Is(err, contract.ErrNoCapacity), errors.Is(err, contract.ErrNotCandidate), errors.Is(err, contract.ErrNotEligible):
 		c.logger.Info("delegation refused by the chain; choosing again", "to", want, "error", err)
 	default:
