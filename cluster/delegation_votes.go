@@ -226,6 +226,11 @@ func (p *peerService) CarryVote(ctx context.Context, req *peerpb.CarryVoteReques
 	if err := delegate.VerifyVote(&v, c.id, v.Proposal); err != nil {
 		return nil, rpcerr.Err(fmt.Errorf("%w: %v", ErrBadTx, err))
 	}
+	if rec := c.view.channel(); rec == nil || v.Proposal == 0 || v.Proposal > rec.LastProposal {
+		// Only proposals the chain has: no one makes a candidate read
+		// the chain for made-up ones.
+		return nil, rpcerr.Err(fmt.Errorf("%w: no proposal %d known on channel %s", ErrBadTx, v.Proposal, c.id))
+	}
 	if v.Voter != caller {
 		// Each member hands over its own vote only: no one queues votes
 		// in another's name, even signed ones it picked up.

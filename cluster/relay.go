@@ -137,6 +137,11 @@ const (
 	maxRelayEntries = 4096
 	maxRelayBytes   = 64 << 20
 	maxPendingProof = 1024
+	// maxRelayStreams bounds the Relay streams one channel serves at a
+	// time: a candidate's delegators (at most a fifth of the members) and
+	// the other candidates' proof streams, with room to spare; no member
+	// can hold more of the node's goroutines than that.
+	maxRelayStreams = 256
 )
 
 // relayLog holds the recent applied commands of a channel, with their
@@ -156,6 +161,8 @@ type relayLog struct {
 	// source is the address of the node this delegator is relayed from
 	// now ("" when none).
 	source atomic.Value
+	// streams counts the Relay streams served.
+	streams atomic.Int32
 }
 
 func (r *relayLog) init() {
@@ -401,6 +408,11 @@ func (p *peerService) Relay(req *peerpb.RelayRequest, ss peerpb.Peer_RelayServer
 	if err != nil {
 		return err
 	}
+	if n := c.relay.streams.Add(1); n > maxRelayStreams {
+		c.relay.streams.Add(-1)
+		return status.Errorf(codes.ResourceExhausted, "cluster: %d relay streams of channel %s open here already", maxRelayStreams, c.id)
+	}
+	defer c.relay.streams.Add(-1)
 	return c.serveRelay(ctx, req.FromHeight, req.ProofsOnly, ss.Send)
 }
 
@@ -628,9 +640,15 @@ func (c *Channel) relayFrom(ctx context.Context, l *layout, failed map[protocol.
 	c.relay.source.Store(addr)
 	defer c.relay.source.Store("")
 	c.logger.Info("relayed from candidate", "candidate", src, "address", addr, "from", c.relayPosition())
+	var wg sync.WaitGroup
+	defer wg.Wait()
 	done := make(chan struct{})
 	defer close(done)
-	go c.watchSource(ctx, cancel, done, src, addr)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		c.watchSource(ctx, cancel, done, src, addr)
+	}()
 	checked := false
 	for {
 		msg, err := st.Recv()
@@ -704,8 +722,14 @@ func (c *Channel) fetchProofs(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// A new leader signs the proofs from now on: ask it.
+	_, _, changed := c.view.current()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	wg.Add(1)
 	go func() {
-		_, _, changed := c.view.current()
+		defer wg.Done()
 		select {
 		case <-ctx.Done():
 		case <-changed:

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/scraft/scraft/cluster/peerpb"
+	"github.com/scraft/scraft/internal/testutil"
 	"github.com/scraft/scraft/protocol"
 	"github.com/scraft/scraft/settlement/contract"
 )
@@ -133,5 +134,61 @@ func TestCommitProofDecode(t *testing.T) {
 	}
 	if _, err := decodeCommitProof(append(raw, 0)); err == nil {
 		t.Fatal("extended: accepted")
+	}
+}
+
+// TestCarryVoteRefuses: a candidate carries only a member's own, well
+// signed vote on a proposal the chain has; a node that is no candidate
+// carries none.
+func TestCarryVoteRefuses(t *testing.T) {
+	tc := newDelegatedCluster(t, 7, contract.ChannelConfig{SettleEveryTxs: noSettlement}, nil)
+	tc.waitDelegated(20 * time.Second)
+	var del, cand, other *testNode
+	for _, nd := range tc.nodes {
+		switch c := tc.channel(nd); {
+		case c.delegating() && del == nil:
+			del = nd
+		case c.delegating():
+			other = nd
+		case cand == nil:
+			cand = nd
+		}
+	}
+	// One proposal on chain, so that proposal 1 exists.
+	if _, err := tc.chain.client(cand.key).CreateProposal(context.Background(), tc.id, protocol.ProposalSettlement,
+		protocol.Marshal(&protocol.Settlement{From: 1, To: 1})); err != nil {
+		t.Logf("create proposal: %v", err)
+	}
+	testutil.WaitFor(t, 10*time.Second, func() error {
+		if rec := tc.channel(cand).view.channel(); rec == nil || rec.LastProposal == 0 {
+			return errors.New("no proposal seen")
+		}
+		return nil
+	})
+	vote := func(k *protocol.Key, pid uint64) *protocol.Vote {
+		v := &protocol.Vote{Channel: tc.id, Proposal: pid, Option: protocol.VoteFor}
+		v.Sign(k)
+		return v
+	}
+	forged := vote(del.key, 1)
+	forged.Option = protocol.VoteAgainst // signature no longer holds
+	cases := []struct {
+		name string
+		to   *testNode
+		v    *protocol.Vote
+	}{
+		{"another member's vote", cand, vote(other.key, 1)},
+		{"a vote whose signature does not hold", cand, forged},
+		{"a vote on a proposal the chain does not have", cand, vote(del.key, 999)},
+		{"to a node that is no candidate", other, vote(del.key, 1)},
+	}
+	for _, tt := range cases {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := del.node.peers.carryVote(ctx, tt.to.addr, tc.id, tt.v); err == nil {
+				t.Fatal("carried")
+			}
+		})
 	}
 }
