@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"errors"
@@ -130,12 +131,15 @@ type relayEntry struct {
 	proof       []byte // the leader's commit proof, nil until known
 }
 
-// Bounds of the relay log: the most recent commands a node keeps for the
-// delegators (and, as a candidate, to match the leader's proofs). A
-// delegator further behind than that needs a snapshot.
+// relayLogEntries is how many of the most recent commands a node keeps for
+// the delegators (and, as a candidate, to match the leader's proofs); a
+// delegator further behind than that catches up from a snapshot. A
+// variable so that tests can make it small before they start nodes.
+var relayLogEntries = 4096
+
 const (
-	maxRelayEntries = 4096
-	maxRelayBytes   = 64 << 20
+	// maxRelayBytes bounds what the relay log's commands weigh.
+	maxRelayBytes = 64 << 20
 	maxPendingProof = 1024
 	// maxRelayStreams bounds the Relay streams one channel serves at a
 	// time: a candidate's delegators (at most a fifth of the members) and
@@ -163,9 +167,12 @@ type relayLog struct {
 	source atomic.Value
 	// streams counts the Relay streams served.
 	streams atomic.Int32
+	// limit is relayLogEntries when the log was made.
+	limit int
 }
 
 func (r *relayLog) init() {
+	r.limit = relayLogEntries
 	r.mu.pending = map[uint64]*commitProof{}
 	r.mu.changed = make(chan struct{})
 	r.source.Store("")
@@ -194,7 +201,7 @@ func (r *relayLog) add(e *relayEntry) {
 	}
 	r.mu.entries = append(r.mu.entries, e)
 	r.mu.size += len(e.cmd)
-	for len(r.mu.entries) > maxRelayEntries || (r.mu.size > maxRelayBytes && len(r.mu.entries) > 1) {
+	for len(r.mu.entries) > r.limit || (r.mu.size > maxRelayBytes && len(r.mu.entries) > 1) {
 		r.mu.size -= len(r.mu.entries[0].cmd)
 		r.mu.entries[0] = nil
 		r.mu.entries = r.mu.entries[1:]
@@ -652,6 +659,10 @@ func (c *Channel) relayFrom(ctx context.Context, l *layout, failed map[protocol.
 	checked := false
 	for {
 		msg, err := st.Recv()
+		if status.Code(err) == codes.FailedPrecondition {
+			// Further behind than the candidate's relay log reaches.
+			return c.catchUp(ctx, src, addr)
+		}
 		if err != nil {
 			failed[src] = time.Now()
 			if errors.Is(err, io.EOF) {
@@ -765,4 +776,27 @@ func (c *Channel) relaysFor() bool {
 func (c *Channel) relaySource() string {
 	s, _ := c.relay.source.Load().(string)
 	return s
+}
+
+// catchUp restores a delegator that is further behind than its candidate's
+// relay log from the candidate's snapshot (the Snapshot peer call): the
+// state at the settled height, which the restore checks against the
+// chain's settled state hash, then the leader-signed batches since, which
+// it re-executes. Those batches come without commit proofs: the
+// candidate applied them through Raft, but the delegator has only its
+// word that they committed until the next settlement covers them.
+func (c *Channel) catchUp(ctx context.Context, src protocol.Address, addr string) error {
+	from := c.relayPosition()
+	c.logger.Info("behind the candidate's relay log: catching up from its snapshot", "candidate", src, "from", from)
+	sctx, cancel := context.WithTimeout(ctx, 4*c.cfg.ApplyTimeout)
+	defer cancel()
+	buf, err := c.node.peers.snapshot(sctx, addr, c.id, from)
+	if err != nil {
+		return fmt.Errorf("snapshot from %s: %w", src, err)
+	}
+	if err := c.fsm.Restore(io.NopCloser(bytes.NewReader(buf))); err != nil {
+		return fmt.Errorf("snapshot from %s: %w", src, err)
+	}
+	c.logger.Info("caught up from the candidate's snapshot", "candidate", src, "height", c.relayPosition()-1)
+	return nil
 }

@@ -192,3 +192,44 @@ func TestCarryVoteRefuses(t *testing.T) {
 		})
 	}
 }
+
+// TestRelayCatchUpFromSnapshot: a delegator restarted after its
+// candidate's relay log moved past everything it had catches up from the
+// candidate's snapshot, then follows the relay again, and ends with every
+// acknowledged tx.
+func TestRelayCatchUpFromSnapshot(t *testing.T) {
+	old := relayLogEntries
+	relayLogEntries = 8
+	t.Cleanup(func() { relayLogEntries = old })
+	tc := newDelegatedCluster(t, 7, contract.ChannelConfig{SettleEveryTxs: noSettlement}, nil)
+	tc.waitDelegated(20 * time.Second)
+	var del *testNode
+	var others []*testNode
+	for _, nd := range tc.nodes {
+		if tc.channel(nd).delegating() && del == nil {
+			del = nd
+			continue
+		}
+		others = append(others, nd)
+	}
+	tc.stopNode(del)
+	var acked []*protocol.Outcome
+	for i := 0; i < 30; i++ {
+		nd := others[i%len(others)]
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		out, err := tc.channel(nd).Submit(ctx, tc.tx(nd.key, fmt.Sprintf("away%d;", i)))
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		acked = append(acked, out)
+	}
+	tc.restartNode(del)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	out, err := tc.channel(del).Submit(ctx, tc.tx(del.key, "back;"))
+	cancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc.checkConverged(append(acked, out), 30*time.Second)
+}
