@@ -139,7 +139,7 @@ var relayLogEntries = 4096
 
 const (
 	// maxRelayBytes bounds what the relay log's commands weigh.
-	maxRelayBytes = 64 << 20
+	maxRelayBytes   = 64 << 20
 	maxPendingProof = 1024
 	// maxRelayStreams bounds the Relay streams one channel serves at a
 	// time: a candidate's delegators (at most a fifth of the members) and
