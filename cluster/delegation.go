@@ -371,3 +371,25 @@ func relayed(info *settlement.ChannelInfo, member protocol.Address) bool {
 	l, err := layoutOf(info)
 	return err == nil && l.delegated() && !l.isCandidate(member)
 }
+
+// yieldToCandidate hands Raft leadership to a candidate when this node
+// leads but is no longer one of the chain's candidates (a richer member
+// took its seat): the chain keeps it leader of its epoch, so the channel
+// never goes without one, but it is to be replaced. The best ranked
+// candidate that is a voter and answers gets the lead and, as Raft leader
+// and a candidate, claims the chain's leadership.
+func (c *Channel) yieldToCandidate(st *leadershipState) {
+	l := c.layout()
+	if c.mayLead() || time.Since(st.lastClaim) < c.cfg.ElectionTimeout {
+		return
+	}
+	st.lastClaim = time.Now()
+	for _, a := range l.candidates {
+		if s, ok := c.raftServer(a); ok && s.Suffrage == raft.Voter {
+			c.logger.Info("no longer a candidate: handing the lead to one", "to", a)
+			if c.handOver(a) {
+				return
+			}
+		}
+	}
+}

@@ -216,3 +216,64 @@ func TestRelayDelegatorsApplyEveryBatch(t *testing.T) {
 		}
 	}
 }
+
+// TestDelegatesConfigurationFollowsSeats: when a richer member takes the
+// seat of the candidate that leads, the Raft configuration follows the
+// chain: the new candidate is added and promoted to voter, the lead goes
+// to a candidate (which claims it on chain), the former leader leaves
+// the configuration and is relayed to, and writes go on.
+func TestDelegatesConfigurationFollowsSeats(t *testing.T) {
+	tc := newDelegatedCluster(t, 7, contract.ChannelConfig{SettleEveryTxs: noSettlement}, nil)
+	tc.waitDelegated(20 * time.Second)
+	ctx := context.Background()
+	old := tc.leader()
+	// Every other candidate stakes 10; a delegator stakes 5: more than
+	// 10% above the leader's 0, the weakest seat.
+	var challenger *testNode
+	for _, a := range tc.candidates() {
+		if a == old.key.Address() {
+			continue
+		}
+		if err := tc.chain.client(tc.nodeOf(a).key).Stake(ctx, tc.id, 10); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, nd := range tc.nodes {
+		if tc.channel(nd).delegating() {
+			challenger = nd
+			break
+		}
+	}
+	if err := tc.chain.client(challenger.key).Stake(ctx, tc.id, 5); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, 20*time.Second, func() error {
+		cands := tc.candidates()
+		if slices.Contains(cands, old.key.Address()) || !slices.Contains(cands, challenger.key.Address()) {
+			return fmt.Errorf("candidates %v", cands)
+		}
+		return nil
+	})
+	tc.waitCandidateVoters(30 * time.Second)
+	nl := tc.waitOtherLeader(old, 30*time.Second)
+	if !slices.Contains(tc.candidates(), nl.key.Address()) {
+		t.Fatalf("new leader %s is no candidate", nl.key.Address())
+	}
+	testutil.WaitFor(t, 20*time.Second, func() error {
+		if st := tc.channel(old).Status(); !st.Delegator || st.RelayedBy == "" {
+			return fmt.Errorf("former leader: delegator %v, relayed by %q", st.Delegator, st.RelayedBy)
+		}
+		return nil
+	})
+	var acked []*protocol.Outcome
+	for _, nd := range []*testNode{old, challenger, nl} {
+		ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		out, err := tc.channel(nd).Submit(ctx, tc.tx(nd.key, "after;"))
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		acked = append(acked, out)
+	}
+	tc.checkConverged(acked, 30*time.Second)
+}

@@ -112,6 +112,7 @@ func (c *Channel) reconcile(st *leadershipState) {
 	case leader == c.me():
 		if run != nil && run.epoch == epoch {
 			c.reconcileServers(st)
+			c.yieldToCandidate(st)
 			return
 		}
 		c.stopLeading()
@@ -130,7 +131,9 @@ func (c *Channel) reconcile(st *leadershipState) {
 			return
 		}
 		st.lastClaim, st.claimEpoch = time.Now(), epoch
-		if !leader.IsZero() && c.handOver(leader) {
+		// A chain leader that lost its seat is not handed back the lead:
+		// a candidate's claim against it needs no attestations.
+		if !leader.IsZero() && c.layout().isCandidate(leader) && c.handOver(leader) {
 			return
 		}
 		c.claim(epoch, leader)
