@@ -588,8 +588,10 @@ func (c *Channel) runRelay(ctx context.Context) {
 
 // relaySources returns the candidates a delegator may be relayed from, in
 // the order it tries them: its delegation on record, then by its measured
-// latency, then the rest; those that failed within failWait go last.
-func relaySources(l *layout, self protocol.Address, failed map[protocol.Address]time.Time, now time.Time) []protocol.Address {
+// latency, then the rest; the leader after the other candidates, so that
+// its egress does not grow with the members (it relays only when no other
+// candidate answers); those that failed within failWait last.
+func relaySources(l *layout, self, leader protocol.Address, failed map[protocol.Address]time.Time, now time.Time) []protocol.Address {
 	var out []protocol.Address
 	add := func(a protocol.Address) {
 		if !a.IsZero() && l.isCandidate(a) && !slices.Contains(out, a) {
@@ -603,17 +605,16 @@ func relaySources(l *layout, self protocol.Address, failed map[protocol.Address]
 	for _, a := range l.candidates {
 		add(a)
 	}
-	recent := func(a protocol.Address) bool { return now.Sub(failed[a]) < failWait }
-	slices.SortStableFunc(out, func(a, b protocol.Address) int {
-		ra, rb := recent(a), recent(b)
+	rank := func(a protocol.Address) int {
 		switch {
-		case ra == rb:
-			return 0
-		case rb:
-			return -1
+		case now.Sub(failed[a]) < failWait:
+			return 2
+		case a == leader:
+			return 1
 		}
-		return 1
-	})
+		return 0
+	}
+	slices.SortStableFunc(out, func(a, b protocol.Address) int { return rank(a) - rank(b) })
 	return out
 }
 
@@ -626,7 +627,8 @@ const failWait = 5 * time.Second
 // command comes without a valid proof, or this node stops being a
 // delegator.
 func (c *Channel) relayFrom(ctx context.Context, l *layout, failed map[protocol.Address]time.Time) error {
-	srcs := relaySources(l, c.me(), failed, time.Now())
+	leader, _, _ := c.view.current()
+	srcs := relaySources(l, c.me(), leader, failed, time.Now())
 	if len(srcs) == 0 {
 		return errors.New("no candidate to relay from")
 	}
@@ -651,10 +653,12 @@ func (c *Channel) relayFrom(ctx context.Context, l *layout, failed map[protocol.
 	defer wg.Wait()
 	done := make(chan struct{})
 	defer close(done)
+	var heard atomic.Int64 // when the stream last brought a command, Unix ns
+	heard.Store(time.Now().UnixNano())
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		c.watchSource(ctx, cancel, done, src, addr)
+		c.watchSource(ctx, cancel, done, src, addr, &heard)
 	}()
 	checked := false
 	for {
@@ -677,6 +681,7 @@ func (c *Channel) relayFrom(ctx context.Context, l *layout, failed map[protocol.
 			}
 			checked = true
 		}
+		heard.Store(time.Now().UnixNano())
 		if err := c.acceptRelayed(ctx, msg); err != nil {
 			if errors.Is(err, errBadRelay) {
 				c.logger.Warn("candidate relayed a command without a valid commit proof: refused, taking another candidate", "candidate", src, "error", err)
@@ -687,10 +692,11 @@ func (c *Channel) relayFrom(ctx context.Context, l *layout, failed map[protocol.
 	}
 }
 
-// watchSource cancels a relay stream when its source stops answering
-// Status within PeerTimeout, or this node stops being a delegator; a
-// stream alone would wait for the source's next command for ever.
-func (c *Channel) watchSource(ctx context.Context, cancel context.CancelFunc, done <-chan struct{}, src protocol.Address, addr string) {
+// watchSource cancels a relay stream when its source, quiet for a
+// PeerTimeout, stops answering Status within PeerTimeout, or this node
+// stops being a delegator; a stream alone would wait for the source's
+// next command for ever.
+func (c *Channel) watchSource(ctx context.Context, cancel context.CancelFunc, done <-chan struct{}, src protocol.Address, addr string, heard *atomic.Int64) {
 	t := time.NewTicker(c.cfg.PeerTimeout)
 	defer t.Stop()
 	for {
@@ -704,6 +710,9 @@ func (c *Channel) watchSource(ctx context.Context, cancel context.CancelFunc, do
 		if l := c.layout(); !l.delegated() || l.isCandidate(c.me()) || !l.isCandidate(src) {
 			cancel()
 			return
+		}
+		if time.Since(time.Unix(0, heard.Load())) < c.cfg.PeerTimeout {
+			continue // it is talking: no need to ask
 		}
 		sctx, scancel := context.WithTimeout(ctx, c.cfg.PeerTimeout)
 		_, err := c.node.peers.status(sctx, addr, c.id)
