@@ -52,6 +52,13 @@ type layout struct {
 // delegated reports whether the channel runs through candidates.
 func (l *layout) delegated() bool { return l != nil && len(l.candidates) > 0 }
 
+// seated reports whether every seat is filled. While fewer than
+// delegate.Seats members are valid (heartbeats that lapsed for a moment,
+// as when the chain's clock jumps), the set is short and says little of
+// who should leave: the Raft configuration shrinks, and a leader yields,
+// only for a full set.
+func (l *layout) seated() bool { return l != nil && len(l.candidates) == delegate.Seats }
+
 // isCandidate reports whether a may lead and be a Raft voter: every member
 // of a channel without candidates, else a candidate.
 func (l *layout) isCandidate(a protocol.Address) bool {
@@ -289,7 +296,8 @@ func (c *Channel) delegate(ctx context.Context, l *layout) {
 // time: a candidate not in the configuration is added (as a non-voter),
 // a caught-up candidate non-voter is promoted, and only when every
 // candidate that answers is a voter, and the voting candidates are a
-// majority of the five, is a server that is no candidate removed.
+// majority of the five, is a server that is no candidate removed, and
+// only while all five seats are filled (seated).
 // Promotion comes first so that the group never has fewer voters than it
 // needs, and a leadership transfer (handOver) only ever targets a voter.
 func (c *Channel) reconcileServers(st *leadershipState) {
@@ -348,7 +356,7 @@ func (c *Channel) reconcileServers(st *leadershipState) {
 		c.logger.Info("candidate promoted to voter", "candidate", a, "address", s.Address)
 		return
 	}
-	if pending || voting <= len(l.candidates)/2 {
+	if pending || voting <= len(l.candidates)/2 || !l.seated() {
 		return
 	}
 	for _, s := range servers {
@@ -380,7 +388,7 @@ func relayed(info *settlement.ChannelInfo, member protocol.Address) bool {
 // and a candidate, claims the chain's leadership.
 func (c *Channel) yieldToCandidate(st *leadershipState) {
 	l := c.layout()
-	if c.mayLead() || time.Since(st.lastClaim) < c.cfg.ElectionTimeout {
+	if c.mayLead() || !l.seated() || time.Since(st.lastClaim) < c.cfg.ElectionTimeout {
 		return
 	}
 	st.lastClaim = time.Now()
