@@ -161,6 +161,9 @@ type relayLog struct {
 		// height.
 		pending map[uint64]*commitProof
 		changed chan struct{}
+		// genGone says the genesis was dropped for want of a proof (the
+		// leader no longer holds it): it is not kept again.
+		genGone bool
 	}
 	// source is the address of the node this delegator is relayed from
 	// now ("" when none).
@@ -189,7 +192,7 @@ func (r *relayLog) add(e *relayEntry) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if e.last == 0 {
-		if r.mu.gen == nil {
+		if r.mu.gen == nil && !r.mu.genGone {
 			r.mu.gen = e
 			r.takePendingLocked(e)
 			r.notifyLocked()
@@ -276,7 +279,7 @@ func (r *relayLog) after(pos uint64) (out []relayEntry, held bool, changed <-cha
 	changed = r.mu.changed
 	if pos == 0 {
 		if r.mu.gen == nil {
-			return nil, true, changed // not applied yet
+			return nil, !r.mu.genGone, changed // not applied yet, or gone
 		}
 		out = append(out, *r.mu.gen)
 		pos = 1
@@ -312,12 +315,29 @@ func (r *relayLog) setProof(last uint64, proof []byte) {
 	}
 }
 
+// dropUnproven drops the genesis and the oldest commands while they have
+// no proof: the leader no longer holds them, so no proof will come, and a
+// delegator that needs them catches up from a snapshot instead of waiting.
+func (r *relayLog) dropUnproven() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.mu.gen != nil && r.mu.gen.proof == nil {
+		r.mu.gen, r.mu.genGone = nil, true
+	}
+	for len(r.mu.entries) > 0 && r.mu.entries[0].proof == nil {
+		r.mu.size -= len(r.mu.entries[0].cmd)
+		r.mu.entries[0] = nil
+		r.mu.entries = r.mu.entries[1:]
+	}
+	r.notifyLocked()
+}
+
 // missingProof returns the lowest height whose command has no proof yet,
 // or the height after the newest command when all have one.
 func (r *relayLog) missingProof() uint64 {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.mu.gen == nil || r.mu.gen.proof == nil {
+	if !r.mu.genGone && (r.mu.gen == nil || r.mu.gen.proof == nil) {
 		return 0
 	}
 	for _, e := range r.mu.entries {
@@ -758,6 +778,12 @@ func (c *Channel) fetchProofs(ctx context.Context) error {
 	}()
 	for {
 		msg, err := st.Recv()
+		if status.Code(err) == codes.FailedPrecondition {
+			// The leader no longer holds the oldest commands here without
+			// a proof: they will not be relayed.
+			c.relay.dropUnproven()
+			return errors.New("the leader holds no proof of the oldest commands here")
+		}
 		if err != nil {
 			return rpcerr.From(err)
 		}

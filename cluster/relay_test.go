@@ -233,3 +233,42 @@ func TestRelayCatchUpFromSnapshot(t *testing.T) {
 	}
 	tc.checkConverged(append(acked, out), 30*time.Second)
 }
+
+// TestRelayLogDropUnproven: commands the leader can no longer prove are
+// dropped, the genesis for good, so that a delegator that needs them is
+// told to catch up from a snapshot rather than wait.
+func TestRelayLogDropUnproven(t *testing.T) {
+	var r relayLog
+	r.init()
+	gen := []byte{logGenesis, 1}
+	r.add(&relayEntry{cmd: gen, hash: commandHash(gen)})
+	for h := uint64(1); h <= 4; h++ {
+		cmd := []byte{logBatch, byte(h)}
+		e := &relayEntry{first: h, last: h, cmd: cmd, hash: commandHash(cmd)}
+		if h >= 3 {
+			e.proof = []byte("proof")
+		}
+		r.add(e)
+	}
+	if got := r.missingProof(); got != 0 {
+		t.Fatalf("missing proof from %d, want 0", got)
+	}
+	r.dropUnproven()
+	if _, held, _ := r.after(0); held {
+		t.Fatal("the dropped genesis is still held")
+	}
+	if _, held, _ := r.after(2); held {
+		t.Fatal("a dropped height is still held")
+	}
+	es, held, _ := r.after(3)
+	if !held || len(es) != 2 || es[0].last != 3 {
+		t.Fatalf("from 3: held %v, %d entries", held, len(es))
+	}
+	r.add(&relayEntry{cmd: gen, hash: commandHash(gen)})
+	if _, held, _ := r.after(0); held {
+		t.Fatal("the genesis came back")
+	}
+	if got := r.missingProof(); got != 5 {
+		t.Fatalf("missing proof from %d, want 5", got)
+	}
+}
