@@ -315,21 +315,24 @@ func (r *relayLog) setProof(last uint64, proof []byte) {
 	}
 }
 
-// dropUnproven drops the genesis and the oldest commands while they have
-// no proof: the leader no longer holds them, so no proof will come, and a
-// delegator that needs them catches up from a snapshot instead of waiting.
+// dropUnproven drops the genesis when it has no proof, else the commands
+// up to the first without one: the leader no longer holds it, so no proof
+// will come, and a delegator that needs it catches up from a snapshot
+// instead of waiting. Each call drops at least one unproven command.
 func (r *relayLog) dropUnproven() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	defer r.notifyLocked()
 	if r.mu.gen != nil && r.mu.gen.proof == nil {
 		r.mu.gen, r.mu.genGone = nil, true
+		return
 	}
-	for len(r.mu.entries) > 0 && r.mu.entries[0].proof == nil {
+	i := slices.IndexFunc(r.mu.entries, func(e *relayEntry) bool { return e.proof == nil })
+	for ; i >= 0; i-- {
 		r.mu.size -= len(r.mu.entries[0].cmd)
 		r.mu.entries[0] = nil
 		r.mu.entries = r.mu.entries[1:]
 	}
-	r.notifyLocked()
 }
 
 // missingProof returns the lowest height whose command has no proof yet,

@@ -242,10 +242,10 @@ func TestRelayLogDropUnproven(t *testing.T) {
 	r.init()
 	gen := []byte{logGenesis, 1}
 	r.add(&relayEntry{cmd: gen, hash: commandHash(gen)})
-	for h := uint64(1); h <= 4; h++ {
+	for h := uint64(1); h <= 5; h++ {
 		cmd := []byte{logBatch, byte(h)}
 		e := &relayEntry{first: h, last: h, cmd: cmd, hash: commandHash(cmd)}
-		if h >= 3 {
+		if h != 3 {
 			e.proof = []byte("proof")
 		}
 		r.add(e)
@@ -257,18 +257,22 @@ func TestRelayLogDropUnproven(t *testing.T) {
 	if _, held, _ := r.after(0); held {
 		t.Fatal("the dropped genesis is still held")
 	}
-	if _, held, _ := r.after(2); held {
+	if got := r.missingProof(); got != 3 {
+		t.Fatalf("missing proof from %d, want 3", got)
+	}
+	r.dropUnproven() // the leader cannot prove 3 either
+	if _, held, _ := r.after(3); held {
 		t.Fatal("a dropped height is still held")
 	}
-	es, held, _ := r.after(3)
-	if !held || len(es) != 2 || es[0].last != 3 {
-		t.Fatalf("from 3: held %v, %d entries", held, len(es))
+	es, held, _ := r.after(4)
+	if !held || len(es) != 2 || es[0].last != 4 {
+		t.Fatalf("from 4: held %v, %d entries", held, len(es))
 	}
 	r.add(&relayEntry{cmd: gen, hash: commandHash(gen)})
 	if _, held, _ := r.after(0); held {
 		t.Fatal("the genesis came back")
 	}
-	if got := r.missingProof(); got != 5 {
-		t.Fatalf("missing proof from %d, want 5", got)
+	if got := r.missingProof(); got != 6 {
+		t.Fatalf("missing proof from %d, want 6", got)
 	}
 }
