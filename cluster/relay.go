@@ -335,6 +335,42 @@ func (r *relayLog) dropUnproven() {
 	}
 }
 
+// dropUnprovenBefore drops the commands below height h that have no proof
+// yet, and those before them, and the genesis without a proof: the leader,
+// whose proofs begin at h, no longer holds them.
+func (r *relayLog) dropUnprovenBefore(h uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.mu.gen != nil && r.mu.gen.proof == nil {
+		r.mu.gen, r.mu.genGone = nil, true
+	}
+	j := -1
+	for i, e := range r.mu.entries {
+		if e.last >= h {
+			break
+		}
+		if e.proof == nil {
+			j = i
+		}
+	}
+	for ; j >= 0; j-- {
+		r.mu.size -= len(r.mu.entries[0].cmd)
+		r.mu.entries[0] = nil
+		r.mu.entries = r.mu.entries[1:]
+	}
+	r.notifyLocked()
+}
+
+// oldest returns the first height of the oldest command held, if any.
+func (r *relayLog) oldest() (uint64, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.mu.entries) == 0 {
+		return 0, false
+	}
+	return r.mu.entries[0].first, true
+}
+
 // missingProof returns the lowest height whose command has no proof yet,
 // or the height after the newest command when all have one.
 func (r *relayLog) missingProof() uint64 {
@@ -391,6 +427,12 @@ func (c *Channel) serveRelay(ctx context.Context, from uint64, proofsOnly bool, 
 			c.recordGenesis()
 		}
 		es, held, changed := c.relay.after(pos)
+		if o, ok := c.relay.oldest(); !held && proofsOnly && ok && o > pos {
+			// A candidate asking for proofs gets those held here, from
+			// the oldest on, and drops what they do not cover.
+			pos = o
+			continue
+		}
 		if !held {
 			return status.Errorf(codes.FailedPrecondition, "cluster: height %d is no longer held for the relay here", pos)
 		}
@@ -760,8 +802,9 @@ func (c *Channel) fetchProofs(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	c.recordGenesis()
+	from := c.relay.missingProof()
 	var pr peer.Peer
-	st, err := c.node.peers.relay(ctx, string(addr), c.id, c.relay.missingProof(), true, &pr)
+	st, err := c.node.peers.relay(ctx, string(addr), c.id, from, true, &pr)
 	if err != nil {
 		return err
 	}
@@ -779,6 +822,7 @@ func (c *Channel) fetchProofs(ctx context.Context) error {
 			cancel()
 		}
 	}()
+	first := true
 	for {
 		msg, err := st.Recv()
 		if status.Code(err) == codes.FailedPrecondition {
@@ -793,6 +837,13 @@ func (c *Channel) fetchProofs(ctx context.Context) error {
 		p, err := c.checkProof(ctx, nil, msg.Proof)
 		if err != nil {
 			return err
+		}
+		if first {
+			first = false
+			if p.LastHeight > from {
+				// The leader's proofs begin past what was asked for.
+				c.relay.dropUnprovenBefore(p.LastHeight)
+			}
 		}
 		if !c.relay.attach(p) {
 			// Too far ahead of what this node applied: ask again

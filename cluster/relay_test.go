@@ -276,3 +276,30 @@ func TestRelayLogDropUnproven(t *testing.T) {
 		t.Fatalf("missing proof from %d, want 6", got)
 	}
 }
+
+// TestRelayLogDropUnprovenBefore: the proofs a leader sends from its
+// oldest command on make a candidate drop what they do not cover.
+func TestRelayLogDropUnprovenBefore(t *testing.T) {
+	var r relayLog
+	r.init()
+	gen := []byte{logGenesis, 1}
+	r.add(&relayEntry{cmd: gen, hash: commandHash(gen)})
+	for h := uint64(1); h <= 6; h++ {
+		cmd := []byte{logBatch, byte(h)}
+		e := &relayEntry{first: h, last: h, cmd: cmd, hash: commandHash(cmd)}
+		if h == 2 {
+			e.proof = []byte("proof")
+		}
+		r.add(e)
+	}
+	r.dropUnprovenBefore(5)
+	if _, held, _ := r.after(0); held {
+		t.Fatal("the unproven genesis is still held")
+	}
+	if o, _ := r.oldest(); o != 5 {
+		t.Fatalf("oldest held %d, want 5", o)
+	}
+	if got := r.missingProof(); got != 5 {
+		t.Fatalf("missing proof from %d, want 5", got)
+	}
+}
