@@ -49,6 +49,15 @@ type Chain interface {
 	// attestations of other members. It returns the new epoch.
 	ClaimLeader(ctx context.Context, id protocol.ChannelID, epoch uint64, atts []protocol.Attestation) (uint64, error)
 
+	// Delegates (delegation.go, relay.go).
+
+	// Delegate records the node's member's delegation to a candidate
+	// (zero: withdraw it).
+	Delegate(ctx context.Context, id protocol.ChannelID, candidate protocol.Address) error
+	// SubmitVotes carries member-signed votes on one proposal: a
+	// candidate's and its delegators'.
+	SubmitVotes(ctx context.Context, id protocol.ChannelID, proposal uint64, votes []protocol.Vote) error
+
 	// Settlement (settle.go).
 
 	// Head returns the latest committed block's height and chain time.

@@ -46,6 +46,9 @@ type Channel struct {
 	fsm       *machineFSM
 	view      *chainView
 	notifyCh  chan bool
+	// ttl is the chain's heartbeat TTL in nanoseconds once read
+	// (heartbeatTTL); 0 before.
+	ttl atomic.Int64
 
 	// ctx is cancelled by Close; every loop and chain call uses it.
 	ctx    context.Context
@@ -95,6 +98,14 @@ type Channel struct {
 	// chainWaits counts the applies waiting for the chain to decide
 	// (awaitChain, awaitLeader); the scraft_chain_waits gauge shows it.
 	chainWaits atomic.Int32
+
+	// deleg is the channel's delegate layout (delegation.go).
+	deleg delegation
+	// relay keeps the recent applied commands for delegators (relay.go).
+	relay relayLog
+	// votes are the settlement votes a candidate carries to the chain
+	// (delegation_votes.go).
+	votes voteBox
 }
 
 // Applied is one applied batch as subscribers see it.
@@ -144,6 +155,13 @@ type Status struct {
 	// Ready says the channel has a genesis, knows its Raft leader and has
 	// applied what it knows is committed, but for at most a few log entries.
 	Ready bool
+	// Candidates are the channel's delegate candidates as this node last
+	// read them (none in a channel of at most 5 members); Delegator says
+	// this node's member is none of them, and RelayedBy is the node
+	// address of the candidate relaying to it ("" when none).
+	Candidates []protocol.Address
+	Delegator  bool
+	RelayedBy  string
 }
 
 // readyLag is the most log entries a ready member may have committed and
@@ -170,6 +188,8 @@ func openChannel(n *Node, id protocol.ChannelID) (_ *Channel, err error) {
 	}
 	c.inflight.m = make(map[protocol.Hash]*submission)
 	c.retired.init()
+	c.relay.init()
+	c.votes.init()
 	c.subs.m = make(map[int]chan Applied)
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.fwd = newForwarder(c)
@@ -269,6 +289,9 @@ func (c *Channel) start() {
 	c.loops.start(c.ctx, c.runElection)
 	c.loops.start(c.ctx, c.runMembership)
 	c.loops.start(c.ctx, c.runKeepAlive)
+	c.loops.start(c.ctx, c.runDelegation)
+	c.loops.start(c.ctx, c.runRelay)
+	c.loops.start(c.ctx, c.runVoteBox)
 }
 
 // hasState reports whether Raft has a log, a snapshot or a configuration.
@@ -628,6 +651,7 @@ func (c *Channel) onEvidence(ev *fsm.Evidence) {
 // snapshot or on its feed).
 func (c *Channel) onApplied(b *protocol.Batch, a *fsm.Applied) {
 	c.metrics.observeApplied(b, a)
+	c.keepForRelay(b)
 	if c.cfg.Observer != nil {
 		c.cfg.Observer(c.id, a.Outcomes)
 	}
@@ -707,6 +731,11 @@ func (c *Channel) Status() Status {
 		st.Lag = st.CommitIndex - st.AppliedIndex
 	}
 	st.Holding, st.Diverged = c.punish.state()
+	if l := c.layout(); l.delegated() {
+		st.Candidates = l.candidates
+		st.Delegator = !l.isCandidate(c.me())
+		st.RelayedBy = c.relaySource()
+	}
 	if sum := c.fsm.summary.Load(); sum != nil {
 		st.Height, st.Digest = sum.height, sum.digest
 		st.Members, st.Evidence = sum.members, sum.evidence
@@ -714,7 +743,8 @@ func (c *Channel) Status() Status {
 	}
 	// Under load a follower is always a few batches behind what it knows
 	// is committed; within readyLag it serves reads as caught up.
-	st.Ready = st.Ready && st.Lag <= readyLag && st.RaftLeader != ""
+	// A delegator has no Raft leader: its candidate relays to it.
+	st.Ready = st.Ready && st.Lag <= readyLag && (st.RaftLeader != "" || c.relaySource() != "")
 	return st
 }
 

@@ -89,6 +89,9 @@ type testCluster struct {
 	nonces map[protocol.Address]uint64
 	mu     sync.Mutex
 	acked  []*protocol.Outcome
+	// transportTune, when set, changes a node's transport settings
+	// before it starts (a benchmark counts bytes there).
+	transportTune func(nd *testNode, cfg *transport.Config)
 }
 
 // newTestCluster creates a channel with n members on an in-process chain
@@ -215,6 +218,9 @@ func (tc *testCluster) startNode(nd *testNode, tune func(*Config)) {
 			}
 			return invoker(ctx, method, req, reply, cc, opts...)
 		})}
+	if tc.transportTune != nil {
+		tc.transportTune(nd, &tcfg)
+	}
 	srv, err := transport.NewServer(ln, tcfg)
 	if err != nil {
 		t.Fatal(err)

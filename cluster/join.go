@@ -65,6 +65,14 @@ func (c *Channel) handleJoin(ctx context.Context, req *peerpb.JoinRequest, membe
 		}
 		c.logger.Info("member joined", "member", member, "join_seq", joinSeq, "height", out.Height)
 	}
+	ttl, err := c.heartbeatTTL(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if relayed(rec, ttl, member) {
+		// A delegator is relayed to by a candidate, not in Raft.
+		return &peerpb.JoinResponse{Leader: c.cfg.Address}, nil
+	}
 	voter, err := c.addServer(member, req.Address)
 	if err != nil {
 		return nil, err

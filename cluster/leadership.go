@@ -111,7 +111,8 @@ func (c *Channel) reconcile(st *leadershipState) {
 	switch {
 	case leader == c.me():
 		if run != nil && run.epoch == epoch {
-			c.promoteNonVoters(st)
+			c.reconcileServers(st)
+			c.yieldToCandidate(st)
 			return
 		}
 		c.stopLeading()
@@ -122,7 +123,7 @@ func (c *Channel) reconcile(st *leadershipState) {
 		c.leader.Store(c.startLeaderRun(epoch))
 		c.metrics.failovers.Inc()
 		c.logger.Info("leading", "epoch", epoch)
-		c.promoteNonVoters(st)
+		c.reconcileServers(st)
 	default:
 		// Fencing: never sign for an epoch the chain gave someone else.
 		c.stopLeading()
@@ -130,7 +131,9 @@ func (c *Channel) reconcile(st *leadershipState) {
 			return
 		}
 		st.lastClaim, st.claimEpoch = time.Now(), epoch
-		if !leader.IsZero() && c.handOver(leader) {
+		// A chain leader that lost its seat is not handed back the lead:
+		// a candidate's claim against it needs no attestations.
+		if !leader.IsZero() && c.layout().isCandidate(leader) && c.handOver(leader) {
 			return
 		}
 		c.claim(epoch, leader)
@@ -270,6 +273,10 @@ func (c *Channel) raftServer(a protocol.Address) (raft.Server, bool) {
 // leader in place it carries attestations, its own included, from the
 // other members that the leader is unreachable.
 func (c *Channel) claim(epoch uint64, leader protocol.Address) {
+	if !c.mayLead() {
+		c.logger.Debug("not claiming: this member is no candidate of the channel", "epoch", epoch)
+		return
+	}
 	var atts []protocol.Attestation
 	if !leader.IsZero() {
 		atts = c.gatherAttestations(epoch, leader)

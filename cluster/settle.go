@@ -490,6 +490,14 @@ func (c *Channel) judge(j *judging) (opt protocol.VoteOption, ok bool) {
 // castVote votes on a proposal; it reports whether the vote needs no
 // retry.
 func (c *Channel) castVote(pid uint64, opt protocol.VoteOption) bool {
+	switch {
+	case c.relaysFor():
+		return c.carryOwnVote(pid, opt)
+	case c.delegating():
+		if settled, ok := c.voteThroughCandidate(pid, opt); ok {
+			return settled
+		}
+	}
 	ctx, cancel := context.WithTimeout(c.ctx, c.cfg.ApplyTimeout)
 	defer cancel()
 	err := c.cfg.Chain.Vote(ctx, c.id, pid, opt)

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hashicorp/raft"
+
 	"github.com/scraft/scraft/fsm"
 	"github.com/scraft/scraft/internal/backoff"
 	"github.com/scraft/scraft/protocol"
@@ -94,10 +96,17 @@ func (c *Channel) submitOnce(ctx context.Context, tx *protocol.SignedTx, h proto
 	if run := c.leader.Load(); run != nil {
 		return c.submitLocal(ctx, run, tx, h)
 	}
-	if hops > 0 {
+	if hops > 0 && (hops > 1 || !c.relaysFor()) {
+		// A candidate passes its delegators' txs on to the leader; no
+		// one else forwards a forwarded tx.
 		return nil, ErrNotLeader
 	}
 	addr, id := c.raft.LeaderWithID()
+	if src := c.relaySource(); addr == "" && hops == 0 && src != "" {
+		// A delegator sends its txs through the candidate it is
+		// relayed from.
+		addr, id = raft.ServerAddress(src), ""
+	}
 	if addr == "" || string(id) == c.cfg.Key.Address().String() {
 		// No Raft leader, or it is us and leader work has not started
 		// (barrier, chain claim): wait.

@@ -856,6 +856,231 @@ func (x *SnapshotChunk) GetData() []byte {
 	return nil
 }
 
+type RelayRequest struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Channel []byte                 `protobuf:"bytes,1,opt,name=channel,proto3" json:"channel,omitempty"`
+	// from_height is the first height wanted: the command whose last height
+	// is from_height or more comes first; 0 asks for the genesis first.
+	FromHeight uint64 `protobuf:"varint,2,opt,name=from_height,json=fromHeight,proto3" json:"from_height,omitempty"`
+	// proofs_only asks for the proofs without the commands: a candidate
+	// fetching the leader's proofs of what it applied itself.
+	ProofsOnly    bool    `protobuf:"varint,3,opt,name=proofs_only,json=proofsOnly,proto3" json:"proofs_only,omitempty"`
+	Caller        *Caller `protobuf:"bytes,15,opt,name=caller,proto3" json:"caller,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RelayRequest) Reset() {
+	*x = RelayRequest{}
+	mi := &file_cluster_proto_peer_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RelayRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RelayRequest) ProtoMessage() {}
+
+func (x *RelayRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cluster_proto_peer_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RelayRequest.ProtoReflect.Descriptor instead.
+func (*RelayRequest) Descriptor() ([]byte, []int) {
+	return file_cluster_proto_peer_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *RelayRequest) GetChannel() []byte {
+	if x != nil {
+		return x.Channel
+	}
+	return nil
+}
+
+func (x *RelayRequest) GetFromHeight() uint64 {
+	if x != nil {
+		return x.FromHeight
+	}
+	return 0
+}
+
+func (x *RelayRequest) GetProofsOnly() bool {
+	if x != nil {
+		return x.ProofsOnly
+	}
+	return false
+}
+
+func (x *RelayRequest) GetCaller() *Caller {
+	if x != nil {
+		return x.Caller
+	}
+	return nil
+}
+
+type RelayedCommand struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// command is the log command (its kind byte, then the genesis or the
+	// leader-signed batch), empty with proofs_only.
+	Command []byte `protobuf:"bytes,1,opt,name=command,proto3" json:"command,omitempty"`
+	// proof is the leader's commit proof of the command (cluster/relay.go),
+	// canonical encoding.
+	Proof         []byte `protobuf:"bytes,2,opt,name=proof,proto3" json:"proof,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RelayedCommand) Reset() {
+	*x = RelayedCommand{}
+	mi := &file_cluster_proto_peer_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RelayedCommand) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RelayedCommand) ProtoMessage() {}
+
+func (x *RelayedCommand) ProtoReflect() protoreflect.Message {
+	mi := &file_cluster_proto_peer_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RelayedCommand.ProtoReflect.Descriptor instead.
+func (*RelayedCommand) Descriptor() ([]byte, []int) {
+	return file_cluster_proto_peer_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *RelayedCommand) GetCommand() []byte {
+	if x != nil {
+		return x.Command
+	}
+	return nil
+}
+
+func (x *RelayedCommand) GetProof() []byte {
+	if x != nil {
+		return x.Proof
+	}
+	return nil
+}
+
+type CarryVoteRequest struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Channel []byte                 `protobuf:"bytes,1,opt,name=channel,proto3" json:"channel,omitempty"`
+	// vote is the caller's protocol.Vote, canonical encoding.
+	Vote          []byte  `protobuf:"bytes,2,opt,name=vote,proto3" json:"vote,omitempty"`
+	Caller        *Caller `protobuf:"bytes,15,opt,name=caller,proto3" json:"caller,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CarryVoteRequest) Reset() {
+	*x = CarryVoteRequest{}
+	mi := &file_cluster_proto_peer_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CarryVoteRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CarryVoteRequest) ProtoMessage() {}
+
+func (x *CarryVoteRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cluster_proto_peer_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CarryVoteRequest.ProtoReflect.Descriptor instead.
+func (*CarryVoteRequest) Descriptor() ([]byte, []int) {
+	return file_cluster_proto_peer_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *CarryVoteRequest) GetChannel() []byte {
+	if x != nil {
+		return x.Channel
+	}
+	return nil
+}
+
+func (x *CarryVoteRequest) GetVote() []byte {
+	if x != nil {
+		return x.Vote
+	}
+	return nil
+}
+
+func (x *CarryVoteRequest) GetCaller() *Caller {
+	if x != nil {
+		return x.Caller
+	}
+	return nil
+}
+
+type CarryVoteResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CarryVoteResponse) Reset() {
+	*x = CarryVoteResponse{}
+	mi := &file_cluster_proto_peer_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CarryVoteResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CarryVoteResponse) ProtoMessage() {}
+
+func (x *CarryVoteResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cluster_proto_peer_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CarryVoteResponse.ProtoReflect.Descriptor instead.
+func (*CarryVoteResponse) Descriptor() ([]byte, []int) {
+	return file_cluster_proto_peer_proto_rawDescGZIP(), []int{16}
+}
+
 var File_cluster_proto_peer_proto protoreflect.FileDescriptor
 
 const file_cluster_proto_peer_proto_rawDesc = "" +
@@ -921,14 +1146,31 @@ const file_cluster_proto_peer_proto_rawDesc = "" +
 	"\x06caller\x18\x0f \x01(\v2\x16.scraft.peer.v1.CallerR\x06caller\";\n" +
 	"\rSnapshotChunk\x12\x16\n" +
 	"\x06height\x18\x01 \x01(\x04R\x06height\x12\x12\n" +
-	"\x04data\x18\x02 \x01(\fR\x04data2\xfe\x02\n" +
+	"\x04data\x18\x02 \x01(\fR\x04data\"\x9a\x01\n" +
+	"\fRelayRequest\x12\x18\n" +
+	"\achannel\x18\x01 \x01(\fR\achannel\x12\x1f\n" +
+	"\vfrom_height\x18\x02 \x01(\x04R\n" +
+	"fromHeight\x12\x1f\n" +
+	"\vproofs_only\x18\x03 \x01(\bR\n" +
+	"proofsOnly\x12.\n" +
+	"\x06caller\x18\x0f \x01(\v2\x16.scraft.peer.v1.CallerR\x06caller\"@\n" +
+	"\x0eRelayedCommand\x12\x18\n" +
+	"\acommand\x18\x01 \x01(\fR\acommand\x12\x14\n" +
+	"\x05proof\x18\x02 \x01(\fR\x05proof\"p\n" +
+	"\x10CarryVoteRequest\x12\x18\n" +
+	"\achannel\x18\x01 \x01(\fR\achannel\x12\x12\n" +
+	"\x04vote\x18\x02 \x01(\fR\x04vote\x12.\n" +
+	"\x06caller\x18\x0f \x01(\v2\x16.scraft.peer.v1.CallerR\x06caller\"\x13\n" +
+	"\x11CarryVoteResponse2\x99\x04\n" +
 	"\x04Peer\x12S\n" +
 	"\n" +
 	"ForwardTxs\x12!.scraft.peer.v1.ForwardTxsRequest\x1a\".scraft.peer.v1.ForwardTxsResponse\x12A\n" +
 	"\x04Join\x12\x1b.scraft.peer.v1.JoinRequest\x1a\x1c.scraft.peer.v1.JoinResponse\x12G\n" +
 	"\x06Attest\x12\x1d.scraft.peer.v1.AttestRequest\x1a\x1e.scraft.peer.v1.AttestResponse\x12G\n" +
 	"\x06Status\x12\x1d.scraft.peer.v1.StatusRequest\x1a\x1e.scraft.peer.v1.StatusResponse\x12L\n" +
-	"\bSnapshot\x12\x1f.scraft.peer.v1.SnapshotRequest\x1a\x1d.scraft.peer.v1.SnapshotChunk0\x01B0Z.github.com/scraft/scraft/cluster/peerpb;peerpbb\x06proto3"
+	"\bSnapshot\x12\x1f.scraft.peer.v1.SnapshotRequest\x1a\x1d.scraft.peer.v1.SnapshotChunk0\x01\x12G\n" +
+	"\x05Relay\x12\x1c.scraft.peer.v1.RelayRequest\x1a\x1e.scraft.peer.v1.RelayedCommand0\x01\x12P\n" +
+	"\tCarryVote\x12 .scraft.peer.v1.CarryVoteRequest\x1a!.scraft.peer.v1.CarryVoteResponseB0Z.github.com/scraft/scraft/cluster/peerpb;peerpbb\x06proto3"
 
 var (
 	file_cluster_proto_peer_proto_rawDescOnce sync.Once
@@ -942,7 +1184,7 @@ func file_cluster_proto_peer_proto_rawDescGZIP() []byte {
 	return file_cluster_proto_peer_proto_rawDescData
 }
 
-var file_cluster_proto_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_cluster_proto_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_cluster_proto_peer_proto_goTypes = []any{
 	(*Caller)(nil),             // 0: scraft.peer.v1.Caller
 	(*ForwardTxsRequest)(nil),  // 1: scraft.peer.v1.ForwardTxsRequest
@@ -957,6 +1199,10 @@ var file_cluster_proto_peer_proto_goTypes = []any{
 	(*StatusResponse)(nil),     // 10: scraft.peer.v1.StatusResponse
 	(*SnapshotRequest)(nil),    // 11: scraft.peer.v1.SnapshotRequest
 	(*SnapshotChunk)(nil),      // 12: scraft.peer.v1.SnapshotChunk
+	(*RelayRequest)(nil),       // 13: scraft.peer.v1.RelayRequest
+	(*RelayedCommand)(nil),     // 14: scraft.peer.v1.RelayedCommand
+	(*CarryVoteRequest)(nil),   // 15: scraft.peer.v1.CarryVoteRequest
+	(*CarryVoteResponse)(nil),  // 16: scraft.peer.v1.CarryVoteResponse
 }
 var file_cluster_proto_peer_proto_depIdxs = []int32{
 	0,  // 0: scraft.peer.v1.ForwardTxsRequest.caller:type_name -> scraft.peer.v1.Caller
@@ -966,21 +1212,27 @@ var file_cluster_proto_peer_proto_depIdxs = []int32{
 	0,  // 4: scraft.peer.v1.AttestRequest.caller:type_name -> scraft.peer.v1.Caller
 	0,  // 5: scraft.peer.v1.StatusRequest.caller:type_name -> scraft.peer.v1.Caller
 	0,  // 6: scraft.peer.v1.SnapshotRequest.caller:type_name -> scraft.peer.v1.Caller
-	1,  // 7: scraft.peer.v1.Peer.ForwardTxs:input_type -> scraft.peer.v1.ForwardTxsRequest
-	5,  // 8: scraft.peer.v1.Peer.Join:input_type -> scraft.peer.v1.JoinRequest
-	7,  // 9: scraft.peer.v1.Peer.Attest:input_type -> scraft.peer.v1.AttestRequest
-	9,  // 10: scraft.peer.v1.Peer.Status:input_type -> scraft.peer.v1.StatusRequest
-	11, // 11: scraft.peer.v1.Peer.Snapshot:input_type -> scraft.peer.v1.SnapshotRequest
-	2,  // 12: scraft.peer.v1.Peer.ForwardTxs:output_type -> scraft.peer.v1.ForwardTxsResponse
-	6,  // 13: scraft.peer.v1.Peer.Join:output_type -> scraft.peer.v1.JoinResponse
-	8,  // 14: scraft.peer.v1.Peer.Attest:output_type -> scraft.peer.v1.AttestResponse
-	10, // 15: scraft.peer.v1.Peer.Status:output_type -> scraft.peer.v1.StatusResponse
-	12, // 16: scraft.peer.v1.Peer.Snapshot:output_type -> scraft.peer.v1.SnapshotChunk
-	12, // [12:17] is the sub-list for method output_type
-	7,  // [7:12] is the sub-list for method input_type
-	7,  // [7:7] is the sub-list for extension type_name
-	7,  // [7:7] is the sub-list for extension extendee
-	0,  // [0:7] is the sub-list for field type_name
+	0,  // 7: scraft.peer.v1.RelayRequest.caller:type_name -> scraft.peer.v1.Caller
+	0,  // 8: scraft.peer.v1.CarryVoteRequest.caller:type_name -> scraft.peer.v1.Caller
+	1,  // 9: scraft.peer.v1.Peer.ForwardTxs:input_type -> scraft.peer.v1.ForwardTxsRequest
+	5,  // 10: scraft.peer.v1.Peer.Join:input_type -> scraft.peer.v1.JoinRequest
+	7,  // 11: scraft.peer.v1.Peer.Attest:input_type -> scraft.peer.v1.AttestRequest
+	9,  // 12: scraft.peer.v1.Peer.Status:input_type -> scraft.peer.v1.StatusRequest
+	11, // 13: scraft.peer.v1.Peer.Snapshot:input_type -> scraft.peer.v1.SnapshotRequest
+	13, // 14: scraft.peer.v1.Peer.Relay:input_type -> scraft.peer.v1.RelayRequest
+	15, // 15: scraft.peer.v1.Peer.CarryVote:input_type -> scraft.peer.v1.CarryVoteRequest
+	2,  // 16: scraft.peer.v1.Peer.ForwardTxs:output_type -> scraft.peer.v1.ForwardTxsResponse
+	6,  // 17: scraft.peer.v1.Peer.Join:output_type -> scraft.peer.v1.JoinResponse
+	8,  // 18: scraft.peer.v1.Peer.Attest:output_type -> scraft.peer.v1.AttestResponse
+	10, // 19: scraft.peer.v1.Peer.Status:output_type -> scraft.peer.v1.StatusResponse
+	12, // 20: scraft.peer.v1.Peer.Snapshot:output_type -> scraft.peer.v1.SnapshotChunk
+	14, // 21: scraft.peer.v1.Peer.Relay:output_type -> scraft.peer.v1.RelayedCommand
+	16, // 22: scraft.peer.v1.Peer.CarryVote:output_type -> scraft.peer.v1.CarryVoteResponse
+	16, // [16:23] is the sub-list for method output_type
+	9,  // [9:16] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_cluster_proto_peer_proto_init() }
@@ -994,7 +1246,7 @@ func file_cluster_proto_peer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cluster_proto_peer_proto_rawDesc), len(file_cluster_proto_peer_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   13,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

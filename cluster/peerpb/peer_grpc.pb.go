@@ -34,6 +34,8 @@ const (
 	Peer_Attest_FullMethodName     = "/scraft.peer.v1.Peer/Attest"
 	Peer_Status_FullMethodName     = "/scraft.peer.v1.Peer/Status"
 	Peer_Snapshot_FullMethodName   = "/scraft.peer.v1.Peer/Snapshot"
+	Peer_Relay_FullMethodName      = "/scraft.peer.v1.Peer/Relay"
+	Peer_CarryVote_FullMethodName  = "/scraft.peer.v1.Peer/CarryVote"
 )
 
 // PeerClient is the client API for Peer service.
@@ -63,6 +65,20 @@ type PeerClient interface {
 	// re-executes the batches. A callee below min_height answers
 	// FAILED_PRECONDITION.
 	Snapshot(ctx context.Context, in *SnapshotRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[SnapshotChunk], error)
+	// Relay streams the channel's committed log commands from from_height
+	// on (the genesis first when from_height is 0), each with the proof that
+	// it committed: a commit proof the leader signed over the command's
+	// digest. A candidate relays to its delegators what it applied, with the
+	// proofs it got from the leader the same way (proofs_only); the receiver
+	// checks each proof against the chain's leader of its epoch and
+	// re-executes the command. A callee that no longer holds from_height
+	// answers FAILED_PRECONDITION.
+	Relay(ctx context.Context, in *RelayRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[RelayedCommand], error)
+	// CarryVote hands a candidate the caller's own signed settlement vote,
+	// which the candidate submits on chain with its own and its other
+	// delegators' in one SubmitVotes tx. It answers once the vote is on
+	// chain, or why it is not.
+	CarryVote(ctx context.Context, in *CarryVoteRequest, opts ...grpc.CallOption) (*CarryVoteResponse, error)
 }
 
 type peerClient struct {
@@ -132,6 +148,35 @@ func (c *peerClient) Snapshot(ctx context.Context, in *SnapshotRequest, opts ...
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Peer_SnapshotClient = grpc.ServerStreamingClient[SnapshotChunk]
 
+func (c *peerClient) Relay(ctx context.Context, in *RelayRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[RelayedCommand], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Peer_ServiceDesc.Streams[1], Peer_Relay_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[RelayRequest, RelayedCommand]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Peer_RelayClient = grpc.ServerStreamingClient[RelayedCommand]
+
+func (c *peerClient) CarryVote(ctx context.Context, in *CarryVoteRequest, opts ...grpc.CallOption) (*CarryVoteResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CarryVoteResponse)
+	err := c.cc.Invoke(ctx, Peer_CarryVote_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // PeerServer is the server API for Peer service.
 // All implementations must embed UnimplementedPeerServer
 // for forward compatibility.
@@ -159,6 +204,20 @@ type PeerServer interface {
 	// re-executes the batches. A callee below min_height answers
 	// FAILED_PRECONDITION.
 	Snapshot(*SnapshotRequest, grpc.ServerStreamingServer[SnapshotChunk]) error
+	// Relay streams the channel's committed log commands from from_height
+	// on (the genesis first when from_height is 0), each with the proof that
+	// it committed: a commit proof the leader signed over the command's
+	// digest. A candidate relays to its delegators what it applied, with the
+	// proofs it got from the leader the same way (proofs_only); the receiver
+	// checks each proof against the chain's leader of its epoch and
+	// re-executes the command. A callee that no longer holds from_height
+	// answers FAILED_PRECONDITION.
+	Relay(*RelayRequest, grpc.ServerStreamingServer[RelayedCommand]) error
+	// CarryVote hands a candidate the caller's own signed settlement vote,
+	// which the candidate submits on chain with its own and its other
+	// delegators' in one SubmitVotes tx. It answers once the vote is on
+	// chain, or why it is not.
+	CarryVote(context.Context, *CarryVoteRequest) (*CarryVoteResponse, error)
 	mustEmbedUnimplementedPeerServer()
 }
 
@@ -183,6 +242,12 @@ func (UnimplementedPeerServer) Status(context.Context, *StatusRequest) (*StatusR
 }
 func (UnimplementedPeerServer) Snapshot(*SnapshotRequest, grpc.ServerStreamingServer[SnapshotChunk]) error {
 	return status.Error(codes.Unimplemented, "method Snapshot not implemented")
+}
+func (UnimplementedPeerServer) Relay(*RelayRequest, grpc.ServerStreamingServer[RelayedCommand]) error {
+	return status.Error(codes.Unimplemented, "method Relay not implemented")
+}
+func (UnimplementedPeerServer) CarryVote(context.Context, *CarryVoteRequest) (*CarryVoteResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CarryVote not implemented")
 }
 func (UnimplementedPeerServer) mustEmbedUnimplementedPeerServer() {}
 func (UnimplementedPeerServer) testEmbeddedByValue()              {}
@@ -288,6 +353,35 @@ func _Peer_Snapshot_Handler(srv interface{}, stream grpc.ServerStream) error {
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Peer_SnapshotServer = grpc.ServerStreamingServer[SnapshotChunk]
 
+func _Peer_Relay_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(RelayRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(PeerServer).Relay(m, &grpc.GenericServerStream[RelayRequest, RelayedCommand]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Peer_RelayServer = grpc.ServerStreamingServer[RelayedCommand]
+
+func _Peer_CarryVote_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CarryVoteRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PeerServer).CarryVote(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Peer_CarryVote_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PeerServer).CarryVote(ctx, req.(*CarryVoteRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Peer_ServiceDesc is the grpc.ServiceDesc for Peer service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -311,11 +405,20 @@ var Peer_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "Status",
 			Handler:    _Peer_Status_Handler,
 		},
+		{
+			MethodName: "CarryVote",
+			Handler:    _Peer_CarryVote_Handler,
+		},
 	},
 	Streams: []grpc.StreamDesc{
 		{
 			StreamName:    "Snapshot",
 			Handler:       _Peer_Snapshot_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "Relay",
+			Handler:       _Peer_Relay_Handler,
 			ServerStreams: true,
 		},
 	},

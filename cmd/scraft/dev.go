@@ -38,7 +38,7 @@ func init() {
 func devCmd() *cobra.Command {
 	var (
 		data, logLevel, chainListen, chain string
-		players                            int
+		players, members                   int
 		duration                           time.Duration
 		tick                               time.Duration
 		logJSON                            bool
@@ -63,7 +63,13 @@ and running scraft dev --data DIR again resumes the same world.
 
 --chain comet runs the settlement chain as a local network of four
 CometBFT validators in this process (blocks every ~0.3-0.5 s) instead of
-the embedded devchain; the nodes and players read it through a quorum.`,
+the embedded devchain; the nodes and players read it through a quorum.
+
+--members N runs N member nodes instead of 3 (a new world only). With more
+than 5 members (players count: they are members without a node) the
+channel runs through 5 candidates: the status line then shows how many
+candidates lead the Raft group and how many nodes are delegators, relayed
+by a candidate.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
@@ -82,7 +88,10 @@ the embedded devchain; the nodes and players read it through a quorum.`,
 			}
 			logger := newLogger("scraft", logLevel, logJSON)
 			out := cmd.OutOrStdout()
-			return runDev(ctx, devOptions{data: data, players: players, tick: tick, chainListen: chainListen, chain: chain,
+			if members < 1 || members > maxDevMembers {
+				return fmt.Errorf("dev: --members (%d) must be 1 to %d", members, maxDevMembers)
+			}
+			return runDev(ctx, devOptions{data: data, players: players, members: members, tick: tick, chainListen: chainListen, chain: chain,
 				tty: isTerminal(out), logger: logger, out: out})
 		},
 	}
@@ -91,6 +100,7 @@ the embedded devchain; the nodes and players read it through a quorum.`,
 	f.StringVar(&chain, "chain", "dev", "settlement chain: dev (the embedded devchain) or comet (a local network of 4 CometBFT validators in this process, read through a quorum)")
 	f.StringVar(&chainListen, "chain-listen", "127.0.0.1:0", "address to serve the dev chain's gRPC API on, for scraft chain show and the other CLI commands (port 0: any free port, printed); a resumed world keeps its first address")
 	f.IntVar(&players, "players", 6, "number of players")
+	f.IntVar(&members, "members", devNodes, "number of member nodes of a new world (more than 5: candidates and delegators)")
 	f.DurationVar(&duration, "duration", 0, "stop after this long (default: run until Ctrl-C)")
 	f.DurationVar(&tick, "tick", 200*time.Millisecond, "MoveCraft tick interval")
 	f.StringVar(&logLevel, "log-level", "error", "log level: trace, debug, info, warn, error")
@@ -101,6 +111,8 @@ the embedded devchain; the nodes and players read it through a quorum.`,
 type devOptions struct {
 	data    string
 	players int
+	// members is the number of member nodes of a new world.
+	members int
 	tick    time.Duration
 	// chainListen is where the dev chain's gRPC API is served (port 0:
 	// any), so that the CLI can inspect the world.
@@ -134,8 +146,10 @@ type devWorld struct {
 }
 
 const (
-	devNodes     = 3
-	devWorldFile = "dev.json"
+	devNodes = 3
+	// maxDevMembers bounds --members: every node runs in this process.
+	maxDevMembers = 100
+	devWorldFile  = "dev.json"
 	// statusEvery is how often a status line is printed when the output
 	// is not a terminal.
 	statusEvery = 5 * time.Second
@@ -239,8 +253,21 @@ func runDev(ctx context.Context, o devOptions) error {
 				leader = fmt.Sprintf("node%d", i+1)
 			}
 		}
-		return fmt.Sprintf("height %8d  %7.0f heights/s  leader %-5s  epoch %3d  settled %6d  players %d",
+		line := fmt.Sprintf("height %8d  %7.0f heights/s  leader %-5s  epoch %3d  settled %6d  players %d",
 			st.Height, rate, leader, st.Epoch, st.SettledHeight, len(playerKeys))
+		if len(st.Candidates) > 0 {
+			delegators, relayed := 0, 0
+			for _, c := range channels {
+				if s := c.Status(); s.Delegator {
+					delegators++
+					if s.RelayedBy != "" {
+						relayed++
+					}
+				}
+			}
+			line += fmt.Sprintf("  candidates %d  delegators %d (%d relayed)", len(st.Candidates), delegators, relayed)
+		}
+		return line
 	}
 	for {
 		select {
@@ -332,11 +359,12 @@ func openDevWorld(ctx context.Context, o devOptions, client func(*protocol.Key) 
 	if err := os.MkdirAll(filepath.Join(o.data, "keys"), 0o700); err != nil {
 		return w, nil, nil, false, err
 	}
-	for i := 0; i < devNodes+o.players; i++ {
+	nodes := cmp.Or(o.members, devNodes)
+	for i := 0; i < nodes+o.players; i++ {
 		k, _ := protocol.GenerateKey(nil)
 		kind, j := "node", i
-		if i >= devNodes {
-			kind, j = "player", i-devNodes
+		if i >= nodes {
+			kind, j = "player", i-nodes
 		}
 		if err := protocol.SaveKey(keyFile(kind, j), k); err != nil {
 			return w, nil, nil, false, err
@@ -354,11 +382,11 @@ func openDevWorld(ctx context.Context, o devOptions, client func(*protocol.Key) 
 			playerKeys = append(playerKeys, k)
 		}
 	}
-	w = devWorld{Channel: id, Nodes: devNodes, Players: o.players, Engine: cmp.Or(o.chain, "dev")}
+	w = devWorld{Channel: id, Nodes: nodes, Players: o.players, Engine: cmp.Or(o.chain, "dev")}
 	if w.Chain, err = pickAddr(o.chainListen); err != nil {
 		return w, nil, nil, false, fmt.Errorf("--chain-listen: %w", err)
 	}
-	for range devNodes {
+	for range nodes {
 		l, err := pickAddr("127.0.0.1:0")
 		if err != nil {
 			return w, nil, nil, false, err
