@@ -66,6 +66,14 @@ func (l *layout) isCandidate(a protocol.Address) bool {
 	return !l.delegated() || slices.Contains(l.candidates, a)
 }
 
+// seatless reports whether a, a channel's chain leader, lost its seat:
+// every seat is filled and a holds none. The chain lets it keep its epoch
+// only until a candidate claims (contract.claimLeader), so it stands for
+// no Raft election and a candidate may take the Raft lead from it.
+func (l *layout) seatless(a protocol.Address) bool {
+	return l.seated() && !l.isCandidate(a)
+}
+
 // nodeAddress returns where a member's node serves, from the chain's record.
 func (l *layout) nodeAddress(a protocol.Address) string {
 	if l == nil || l.info == nil {

@@ -145,7 +145,12 @@ func (z *authorizer) leaderRule(ctx context.Context, c *Channel, servers []raft.
 	}
 	from := call.Caller
 	chainLeader, _, _ := c.view.current()
+	seatless := c.layout().seatless(chainLeader)
 	if from == chainLeader {
+		if seatless && (call.RPC == "RequestVote" || call.RPC == "RequestPreVote") {
+			// Else it wins back every election it hands over.
+			return fmt.Errorf("%s %s: it lost its candidate seat and holds its epoch only until a candidate claims", from, call.RPC)
+		}
 		return nil
 	}
 	term := c.raft.CurrentTerm()
@@ -170,6 +175,9 @@ func (z *authorizer) leaderRule(ctx context.Context, c *Channel, servers []raft.
 			}
 			if rl, ok := raftLeader(c); ok && rl != chainLeader {
 				return nil // the Raft leader the chain does not back hands over
+			}
+			if seatless && c.layout().isCandidate(from) {
+				return nil // a chain leader without a seat hands over to a candidate, which claims
 			}
 			return fmt.Errorf("%s asks a transfer vote and is not the chain's leader (%s)", from, chainLeader)
 		}
