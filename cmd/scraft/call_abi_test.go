@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -118,7 +119,7 @@ func TestCallWithChannelABI(t *testing.T) {
 	}
 
 	r, err := startNode(ctx, nodeOptions{
-		DataDir: t.TempDir(), Listen: "127.0.0.1:0", Key: key, Chain: devchain.NewLocal(chain, key),
+		DataDir: t.TempDir(), Listen: "127.0.0.1:0", Admin: "127.0.0.1:0", Key: key, Chain: devchain.NewLocal(chain, key),
 		Logger: testutil.Logger(t, "node"), Channels: ids,
 	})
 	if err != nil {
@@ -166,6 +167,28 @@ func TestCallWithChannelABI(t *testing.T) {
 	if err != nil || string(v.Output) != `"seven"` {
 		t.Fatalf("kv::get with the channel's ABI: %v\n%s", err, out)
 	}
+	// The console's view of the channel decodes with the channel's ABI too.
+	testutil.WaitFor(t, 20*time.Second, func() error {
+		code, body := httpGet(t, "http://"+r.adminAddr()+"/console/api/channels/"+withABI.String(), nil)
+		var snap struct {
+			Contract string `json:"contract"`
+			View     struct {
+				Resources []struct {
+					Type  string          `json:"type"`
+					Value json.RawMessage `json:"value"`
+				} `json:"resources"`
+			} `json:"view"`
+		}
+		if code != http.StatusOK || json.Unmarshal([]byte(body), &snap) != nil {
+			return fmt.Errorf("console: %d %s", code, body)
+		}
+		for _, res := range snap.View.Resources {
+			if snap.Contract == "generic" && res.Type == "kv::Entry" && string(res.Value) == `{"value":"seven"}` {
+				return nil
+			}
+		}
+		return fmt.Errorf("console view: %s", body)
+	})
 	// --abi overrides the chain's: here the same file, so the same answer.
 	v, out, err = call(withABI, "--function", "kv::get", "--args", `{"key":7}`, "--abi", filepath.Join(kvDir, "abi.json"))
 	if err != nil || string(v.Output) != `"seven"` {
