@@ -218,13 +218,14 @@ other error.`,
 				return err
 			}
 			return api.run(cmd, func(ctx context.Context, c *client.Client, ch protocol.ChannelID) error {
+				why := ""
 				if abiFile == "" {
-					abi = api.channelABIFor(ctx, cmd.ErrOrStderr(), ch, function)
+					abi, why = api.channelABIFor(ctx, cmd.ErrOrStderr(), ch, function)
 				}
 				if abi == nil && args != "" && argsHex == "" && abiOf(function) == nil {
 					contract, _, _ := strings.Cut(function, "::")
-					return fmt.Errorf("call: --args needs an ABI: channel %s has none on record and %q is not a demo contract (%s); give --abi FILE, or the encoded arguments with --args-hex",
-						ch, contract, strings.Join(contracts.Names(), ", "))
+					return fmt.Errorf("call: --args needs an ABI: %s and %q is not a demo contract (%s); give --abi FILE, or the encoded arguments with --args-hex",
+						why, contract, strings.Join(contracts.Names(), ", "))
 				}
 				enc, err := encodeCallArgsWith(abi, function, args, argsHex)
 				if err != nil {
@@ -327,23 +328,24 @@ func (a *apiClient) channelABI(ctx context.Context, id protocol.ChannelID) (*con
 }
 
 // channelABIFor returns the channel's ABI from the chain when it describes
-// name's contract ("contract::…"), else nil: the demo contracts' ABIs
-// then decode by prefix. A chain that cannot say is reported on w, not
-// fatal: the call or subscription goes on without the ABI.
-func (a *apiClient) channelABIFor(ctx context.Context, w io.Writer, id protocol.ChannelID, name string) *contracts.Contract {
+// name's contract ("contract::…"), else nil (the demo contracts' ABIs then
+// decode by prefix), and why there is none: the channel has none on
+// record, or the chain could not say, which is reported on w but not
+// fatal, or the ABI is another contract's.
+func (a *apiClient) channelABIFor(ctx context.Context, w io.Writer, id protocol.ChannelID, name string) (*contracts.Contract, string) {
 	abi, err := a.channelABI(ctx, id)
 	if err != nil {
 		fmt.Fprintf(w, "scraft: no ABI from the chain (%v); decoding with the demo contracts' ABIs\n", err)
-		return nil
+		return nil, fmt.Sprintf("the chain did not give channel %s's ABI (%v)", id, err)
 	}
 	if abi == nil {
-		return nil
+		return nil, fmt.Sprintf("channel %s has none on record", id)
 	}
 	if contract, _, ok := strings.Cut(name, "::"); ok && contract != abi.Name {
 		fmt.Fprintf(w, "scraft: channel %s records the ABI of contract %q, not of %s\n", id, abi.Name, name)
-		return nil
+		return nil, fmt.Sprintf("channel %s records the ABI of contract %q", id, abi.Name)
 	}
-	return abi
+	return abi, ""
 }
 
 // abiOf returns the demo contract ABI of a "contract::name" type or

@@ -216,6 +216,13 @@ func TestCallWithChannelABI(t *testing.T) {
 	if v, out, err := call(without, "--function", "kv::put", "--args-hex", fmt.Sprintf("%x", enc)); err != nil || v.Status != "ok" {
 		t.Fatalf("kv::put with --args-hex: %v\n%s", err, out)
 	}
+	// A chain that does not answer: the nodes pinned by --node-key still
+	// take the call, and --args is refused naming the chain's failure.
+	_, out, err = call(withABI, "--function", "kv::put", "--args", `{"key":7,"value":"x"}`, "--chain", "127.0.0.1:1",
+		"--node-key", key.Address().String(), "--timeout", "3s")
+	if err == nil || !strings.Contains(err.Error(), "the chain did not give") || !strings.Contains(out, "no ABI from the chain") {
+		t.Fatalf("kv::put without the chain: %v\n%s", err, out)
+	}
 	// A demo contract's old channel: the function's prefix names the ABI.
 	if v, out, err := call(oldChat, "--function", "chat::join", "--args", `{"nick":"ann"}`); err != nil || v.Status != "ok" {
 		t.Fatalf("chat::join on an old channel: %v\n%s", err, out)

@@ -62,7 +62,7 @@ bounds only connecting.`,
 			}
 			defer c.Close()
 			if abi == nil {
-				abi = api.channelABIFor(dctx, cmd.ErrOrStderr(), ch, "")
+				abi, _ = api.channelABIFor(dctx, cmd.ErrOrStderr(), ch, "")
 			}
 			sub, err := c.Subscribe(dctx, ch, from)
 			cancel()
