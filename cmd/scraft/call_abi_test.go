@@ -328,3 +328,26 @@ func TestSubscribeDecodesWithChannelABI(t *testing.T) {
 		}
 	}
 }
+
+// TestDemoChannelABI: a demo contract's channel records the demo's own ABI,
+// one that parses back to it and fits the chain's bound; a .wasm file
+// without --abi records none.
+func TestDemoChannelABI(t *testing.T) {
+	for _, n := range contracts.Names() {
+		raw, err := channelABIFile(n, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, err := contracts.ParseABI(raw)
+		if err != nil || a.Name != n || len(raw) > contract.MaxABILen {
+			t.Fatalf("%s: %d bytes, %v", n, len(raw), err)
+		}
+		c, _ := contracts.Get(n)
+		if got, want := a.EntryNames(), c.EntryNames(); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("%s: functions %v, want %v", n, got, want)
+		}
+	}
+	if raw, err := channelABIFile(filepath.Join("..", "..", "contracts", "kv", "kv.wasm"), ""); raw != nil || err != nil {
+		t.Fatalf("a .wasm file without --abi: %q, %v", raw, err)
+	}
+}
