@@ -19,7 +19,7 @@ func BenchmarkWorldTick(b *testing.B) {
 		r.call(a, "join", fmt.Sprintf(`{"name":"p%d"}`, i))
 		r.call(a, "move", fmt.Sprintf(`{"x":%d,"y":%d,"z":12}`, 10+i, 120-i))
 	}
-	m := newModel(r.st)
+	m := newModel(r.st, nil)
 	m.load(r.st.Clone())
 	var ticks []*protocol.Outcome
 	for range 20 {
@@ -39,7 +39,7 @@ func BenchmarkWorldTick(b *testing.B) {
 // connects: the whole map and the players, as JSON.
 func BenchmarkWorldSnapshot(b *testing.B) {
 	r := newMCRun(b)
-	m := newModel(r.st)
+	m := newModel(r.st, nil)
 	m.load(r.st)
 	b.ReportAllocs()
 	b.ResetTimer()

@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/scraft/scraft/client"
+	"github.com/scraft/scraft/contracts"
 	"github.com/scraft/scraft/protocol"
 )
 
@@ -46,6 +47,11 @@ type channelView struct {
 	hist   *history
 	logger hclog.Logger
 	done   chan struct{}
+	// node gives the channel's ABI; abi is it, read once by run before
+	// it subscribes (a channel's ABI never changes), nil when there is
+	// none.
+	node Node
+	abi  *contracts.Contract
 	// idle is how long the view follows the channel with nobody
 	// watching; users counts open streams, usedAt is the last request
 	// (Unix ns).
@@ -69,8 +75,8 @@ type channelView struct {
 	readyCh chan struct{}
 }
 
-func newChannelView(id protocol.ChannelID, updates int, idle time.Duration, logger hclog.Logger) *channelView {
-	v := &channelView{id: id, hist: newHistory(updates), logger: logger, done: make(chan struct{}),
+func newChannelView(id protocol.ChannelID, node Node, updates int, idle time.Duration, logger hclog.Logger) *channelView {
+	v := &channelView{id: id, node: node, hist: newHistory(updates), logger: logger, done: make(chan struct{}),
 		readyCh: make(chan struct{}), idle: idle}
 	v.touch()
 	return v
@@ -89,6 +95,7 @@ func (v *channelView) unwatched() bool {
 func (v *channelView) run(ctx context.Context, cl *client.Client) {
 	defer close(v.done)
 	defer v.hist.close()
+	v.abi = channelABI(ctx, v.node, v.id, v.logger)
 	sub, err := cl.Subscribe(ctx, v.id, 0)
 	if err != nil {
 		v.fail(err)
@@ -147,6 +154,33 @@ func (v *channelView) run(ctx context.Context, cl *client.Client) {
 	}
 }
 
+// abiTimeout bounds reading a channel's ABI: a chain that does not answer
+// delays the view by this much, then it decodes without.
+const abiTimeout = 5 * time.Second
+
+// channelABI reads the channel's ABI through node and parses it: nil when
+// the channel has none, and when the chain cannot say or holds one that
+// does not parse (logged), so the view still shows the channel, decoded
+// with the demo contracts' ABIs.
+func channelABI(ctx context.Context, node Node, id protocol.ChannelID, logger hclog.Logger) *contracts.Contract {
+	ctx, cancel := context.WithTimeout(ctx, abiTimeout)
+	defer cancel()
+	raw, err := node.ABI(ctx, id)
+	if err != nil {
+		logger.Warn("channel ABI not read; decoding with the demo contracts' ABIs", "channel", id, "error", err)
+		return nil
+	}
+	if raw == nil {
+		return nil
+	}
+	a, err := contracts.ParseABI(raw)
+	if err != nil {
+		logger.Warn("channel ABI on chain does not parse; decoding with the demo contracts' ABIs", "channel", id, "error", err)
+		return nil
+	}
+	return &contracts.Contract{Name: a.Name, ABI: a}
+}
+
 // errIdle ends a view nobody watches.
 var errIdle = errors.New("console: channel view idle")
 
@@ -183,7 +217,7 @@ func (v *channelView) take(u client.Update) error {
 			v.mu.st = protocol.State{}
 		}
 		v.mu.members = append([]protocol.Address(nil), s.Members...)
-		v.mu.model = newModel(v.mu.st)
+		v.mu.model = newModel(v.mu.st, v.abi)
 		v.mu.model.load(v.mu.st)
 		v.mu.height, v.mu.digest, v.mu.base = s.Height, s.Digest, s.Height
 		v.mu.ready = true

@@ -10,11 +10,13 @@ import (
 	"github.com/scraft/scraft/protocol"
 )
 
-// Node is what the console needs of the node: its address and its
-// channels as it sees them now. cmd/scraft adapts it from the cluster.
+// Node is what the console needs of the node: its address, its channels
+// as it sees them now, and a channel's ABI. cmd/scraft adapts it from the
+// cluster and the chain.
 //
 // Threading: Channels is called from the console's one polling goroutine;
-// it may take as long as ctx allows.
+// ABI from each channel view's own goroutine, several at once. Both may
+// take as long as ctx allows.
 type Node interface {
 	// Address is the node's member address.
 	Address() protocol.Address
@@ -23,6 +25,11 @@ type Node interface {
 	// heartbeat, which asks the member nodes and the chain: the console
 	// asks for them only while someone watches.
 	Channels(ctx context.Context, members bool) []ChannelState
+	// ABI returns the ABI (the contract's abi.json) recorded on chain
+	// with the channel's code, or nil and no error when the channel has
+	// none on record: its views then decode with the demo contracts'
+	// ABIs, by each type's prefix.
+	ABI(ctx context.Context, id protocol.ChannelID) ([]byte, error)
 }
 
 // Roles of a member in a ChannelState.

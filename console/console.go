@@ -259,7 +259,7 @@ func (c *Console) view(req *http.Request) (*channelView, int, error) {
 			}
 		}
 		if v == nil {
-			v = newChannelView(id, c.cfg.Updates, c.cfg.Idle, c.logger)
+			v = newChannelView(id, c.cfg.Node, c.cfg.Updates, c.cfg.Idle, c.logger)
 			c.mu.views[id] = v
 			c.wg.Add(1)
 			go func() {

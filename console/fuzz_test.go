@@ -38,7 +38,7 @@ func FuzzViews(f *testing.F) {
 			t.Fatalf("map of %d cells", len(w.Top))
 		}
 		st := protocol.State{k: value}
-		m := newModel(st)
+		m := newModel(st, nil)
 		m.load(st)
 		m.view()
 	})

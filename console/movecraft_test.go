@@ -112,7 +112,7 @@ func TestTerrainMatchesContract(t *testing.T) {
 // kept up by the outcomes.
 func TestMoveCraftModel(t *testing.T) {
 	r := newMCRun(t)
-	m := newModel(r.st)
+	m := newModel(r.st, nil)
 	if m.contract() != "movecraft" {
 		t.Fatalf("model %q for a movecraft state", m.contract())
 	}
@@ -156,7 +156,7 @@ func TestMoveCraftModel(t *testing.T) {
 		t.Fatalf("column %d,%d: %v, want wood at z %d", px, py, col, pz)
 	}
 	// The view kept by outcomes is the view of the state.
-	fresh := newModel(r.st)
+	fresh := newModel(r.st, nil)
 	fresh.load(r.st)
 	a, b := m.view().(WorldView), fresh.view().(WorldView)
 	if string(a.Top) != string(b.Top) || string(a.Z) != string(b.Z) || fmt.Sprint(a.Players) != fmt.Sprint(b.Players) {
@@ -169,7 +169,7 @@ func TestMoveCraftModel(t *testing.T) {
 // not drawn and do not crash the view.
 func TestMoveCraftModelIgnoresForeignChunks(t *testing.T) {
 	r := newMCRun(t)
-	m := newModel(r.st).(*mcModel)
+	m := newModel(r.st, nil).(*mcModel)
 	m.load(r.st)
 	before := m.view().(WorldView)
 	var far protocol.Address

@@ -25,10 +25,22 @@ type model interface {
 	delta() any
 }
 
-// newModel picks the view for a state by its resource types: the first
-// type whose prefix names a contract the node knows (contracts.Get) and
-// whose ABI lists it decides.
-func newModel(st protocol.State) model {
+// newModel picks the view of a channel. With the channel's own ABI (abi,
+// from the chain) its contract's name decides: movecraft, chat and editor
+// have their views, decoded with that ABI; any other contract gets the
+// generic view, decoded with it. Without one, the state's resource types
+// decide: the first type whose prefix names a contract the node knows
+// (contracts.Get) and whose ABI lists it.
+func newModel(st protocol.State, abi *contracts.Contract) model {
+	if abi != nil {
+		switch abi.Name {
+		case "movecraft":
+			return newMCModel(abi)
+		case "chat", "editor":
+			return &stateModel{name: abi.Name, abi: abi}
+		}
+		return &stateModel{name: "generic", abi: abi}
+	}
 	for _, k := range st.Keys() {
 		name, _, ok := strings.Cut(k.Type, "::")
 		if !ok {

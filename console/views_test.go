@@ -1,10 +1,16 @@
 package console
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 
+	"github.com/scraft/scraft/contracts"
+	"github.com/scraft/scraft/internal/testutil"
 	"github.com/scraft/scraft/protocol"
 )
 
@@ -24,7 +30,7 @@ func TestChatView(t *testing.T) {
 		}
 		r.call(who, "send", fmt.Sprintf(`{"text":"message %d"}`, i))
 	}
-	m := newModel(r.st)
+	m := newModel(r.st, nil)
 	if m.contract() != "chat" {
 		t.Fatalf("model %q for a chat state", m.contract())
 	}
@@ -70,7 +76,7 @@ func TestEditorView(t *testing.T) {
 	r.call(ann, "create_element", `{"doc":1,"kind":"text","data":"first"}`)
 	r.call(ann, "create_element", `{"doc":1,"kind":"text","data":"second"}`)
 	r.call(ann, "update_element", `{"doc":1,"element":1,"version":1,"data":"first, edited"}`)
-	m := newModel(r.st)
+	m := newModel(r.st, nil)
 	if m.contract() != "editor" {
 		t.Fatalf("model %q for an editor state", m.contract())
 	}
@@ -109,7 +115,7 @@ func TestGenericView(t *testing.T) {
 	}
 	// A type that names a known contract but is not in its ABI stays raw.
 	st[protocol.ResourceKey{Type: "chat::Forged"}] = []byte{1}
-	m := newModel(st)
+	m := newModel(st, nil)
 	if m.contract() != "generic" {
 		t.Fatalf("model %q", m.contract())
 	}
@@ -123,5 +129,106 @@ func TestGenericView(t *testing.T) {
 	}
 	if r := v.Resources[1]; r.Hex != "00ff" || r.Size != 2 {
 		t.Fatalf("second resource %+v", r)
+	}
+}
+
+// kvABI is contracts/kv's abi.json: a contract the node does not know by
+// name, whose ABI comes from the chain.
+func kvABI(t testing.TB) *contracts.Contract {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join("..", "contracts", "kv", "abi.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := contracts.ParseABI(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &contracts.Contract{Name: a.Name, ABI: a}
+}
+
+// TestViewWithChannelABI: with the channel's own ABI, a contract the node
+// does not know gets the generic view decoded with it; a value that does
+// not decode, and a type of another contract, stay raw; a channel whose
+// ABI names a demo gets that demo's view even before its state shows it.
+func TestViewWithChannelABI(t *testing.T) {
+	kv := kvABI(t)
+	val, err := kv.EncodeValue("Entry", []byte(`{"value":"seven"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := protocol.State{
+		{Account: protocol.Address{1}, Type: "kv::Entry"}:    val,
+		{Account: protocol.Address{2}, Type: "kv::Entry"}:    {0xff, 0xff, 0xff},
+		{Account: protocol.Address{3}, Type: "other::Thing"}: {1},
+	}
+	m := newModel(st, kv)
+	if m.contract() != "generic" {
+		t.Fatalf("model %q", m.contract())
+	}
+	m.load(st)
+	v := m.view().(StateView)
+	if len(v.Resources) != 3 {
+		t.Fatalf("resources %+v", v.Resources)
+	}
+	if r := v.Resources[0]; string(r.Value) != `{"value":"seven"}` || r.Hex != "" {
+		t.Fatalf("kv entry %+v", r)
+	}
+	if r := v.Resources[1]; r.Value != nil || r.Hex != "ffffff" {
+		t.Fatalf("a value that does not decode: %+v", r)
+	}
+	if r := v.Resources[2]; r.Value != nil || r.Hex != "01" {
+		t.Fatalf("another contract's type: %+v", r)
+	}
+	// Without the ABI the same state is hex throughout.
+	m = newModel(st, nil)
+	m.load(st)
+	if r := m.view().(StateView).Resources[0]; r.Value != nil {
+		t.Fatalf("kv entry decoded with no ABI: %+v", r)
+	}
+	// A demo's ABI from the chain picks its view on an empty state.
+	for _, name := range []string{"movecraft", "chat", "editor"} {
+		c, err := contracts.Get(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := newModel(protocol.State{}, c).contract(); got != name {
+			t.Fatalf("%s ABI: model %q", name, got)
+		}
+	}
+}
+
+// abiNode is a Node whose ABI answer a test chooses: the faults of a
+// chain that fails or holds an ABI the console cannot parse.
+type abiNode struct {
+	raw []byte
+	err error
+}
+
+func (abiNode) Address() protocol.Address                                 { return protocol.Address{} }
+func (abiNode) Channels(context.Context, bool) []ChannelState             { return nil }
+func (n abiNode) ABI(context.Context, protocol.ChannelID) ([]byte, error) { return n.raw, n.err }
+
+// TestChannelABIFromNode: the channel's ABI as the node gives it; none, a
+// failing chain and an ABI that does not parse all leave the view without
+// one (and logged), never stopped.
+func TestChannelABIFromNode(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("..", "contracts", "kv", "abi.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	logger := testutil.Logger(t, "console")
+	if c := channelABI(context.Background(), abiNode{raw: raw}, protocol.ChannelID{1}, logger); c == nil || c.Name != "kv" {
+		t.Fatalf("kv ABI: %+v", c)
+	}
+	for _, n := range []abiNode{
+		{},
+		{err: errors.New("chain down")},
+		{raw: []byte(`{"name":"kv","functions":[{"name":"f","args":[{"name":"a","type":"nosuch"}]}]}`)},
+		{raw: []byte(`{"name":`)},
+	} {
+		if c := channelABI(context.Background(), n, protocol.ChannelID{1}, logger); c != nil {
+			t.Fatalf("%q, %v: ABI %+v, want none", n.raw, n.err, c)
+		}
 	}
 }

@@ -53,6 +53,10 @@ type Chain interface {
 	InitialState(ctx context.Context, id protocol.ChannelID) (protocol.State, error)
 	// Code returns the wasm code stored under hash.
 	Code(ctx context.Context, hash protocol.Hash) ([]byte, error)
+	// ABI returns the ABI (the contract's abi.json) the channel's creator
+	// recorded with its code, with its hash; a channel without one (and a
+	// chain from before ABIs were recorded) answers contract.ErrNoABI.
+	ABI(ctx context.Context, id protocol.ChannelID) (*contract.ChannelABI, error)
 	// Proposal returns a proposal and the votes cast on it.
 	Proposal(ctx context.Context, id protocol.ChannelID, proposal uint64) (*ProposalInfo, error)
 	// Account returns an account's balance, pool deposit and next nonce.

@@ -16,6 +16,7 @@ import (
 	"github.com/scraft/scraft/client"
 	"github.com/scraft/scraft/contracts"
 	"github.com/scraft/scraft/protocol"
+	"github.com/scraft/scraft/settlement/contract"
 	"github.com/scraft/scraft/settlement/devchain"
 )
 
@@ -172,10 +173,11 @@ through a node's client API and wait until it is committed and verified.
 The node forwards it to the leader; if the node or the leader fails on the
 way the same signed tx is sent again (to the next --node), so it runs once.
 
---args takes JSON and encodes it with the contract's ABI: a demo's (chat,
-editor, movecraft) or the one --abi names (the abi.json of a contract
-written with scraft contract new); --args-hex takes the encoded bytes for
-any contract.
+--args takes JSON and encodes it with the contract's ABI: the one --abi
+names (the abi.json of a contract written with scraft contract new), else
+the one the channel's creator recorded on chain (--chain) with the code,
+else a demo's (chat, editor, movecraft) by the function's prefix;
+--args-hex takes the encoded bytes for any contract.
 
 With --complain-after D, a call not committed within D makes the command
 file a censorship complaint about it on the settlement chain (--chain),
@@ -207,11 +209,28 @@ other error.`,
 				}
 				abi = &contracts.Contract{Name: a.Name, ABI: a}
 			}
-			enc, err := encodeCallArgsWith(abi, function, args, argsHex)
-			if err != nil {
+			if abi != nil || argsHex != "" {
+				// Check the arguments before any connection.
+				if _, err := encodeCallArgsWith(abi, function, args, argsHex); err != nil {
+					return err
+				}
+			} else if err := protocol.ValidateFunction(function); err != nil {
 				return err
 			}
 			return api.run(cmd, func(ctx context.Context, c *client.Client, ch protocol.ChannelID) error {
+				why := ""
+				if abiFile == "" {
+					abi, why = api.channelABIFor(ctx, cmd.ErrOrStderr(), ch, function)
+				}
+				if abi == nil && args != "" && argsHex == "" && abiOf(function) == nil {
+					contract, _, _ := strings.Cut(function, "::")
+					return fmt.Errorf("call: --args needs an ABI: %s and %q is not a demo contract (%s); give --abi FILE, or the encoded arguments with --args-hex",
+						why, contract, strings.Join(contracts.Names(), ", "))
+				}
+				enc, err := encodeCallArgsWith(abi, function, args, argsHex)
+				if err != nil {
+					return err
+				}
 				res, err := c.Call(ctx, ch, function, enc)
 				if res == nil {
 					return err
@@ -228,8 +247,8 @@ other error.`,
 	}
 	api.flags(cmd)
 	cmd.Flags().StringVar(&function, "function", "", "function to call, contract::name (required)")
-	cmd.Flags().StringVar(&args, "args", "", "arguments as JSON, encoded with the demo contract's ABI or --abi")
-	cmd.Flags().StringVar(&abiFile, "abi", "", "the contract's ABI (abi.json, as scraft contract new writes) for --args and the output, when it is not a demo")
+	cmd.Flags().StringVar(&args, "args", "", "arguments as JSON, encoded with --abi, the channel's ABI on chain or the demo contract's")
+	cmd.Flags().StringVar(&abiFile, "abi", "", "the contract's ABI (abi.json, as scraft contract new writes) for --args and the output, in place of the one on chain")
 	cmd.Flags().StringVar(&argsHex, "args-hex", "", "arguments already encoded, in hex")
 	cmd.Flags().DurationVar(&api.complainAfter, "complain-after", 0, "file a censorship complaint on --chain when the call is not committed within this long (0: never)")
 	cmd.MarkFlagRequired("function")
@@ -269,6 +288,64 @@ func encodeCallArgsWith(abi *contracts.Contract, function, argsJSON, argsHex str
 		argsJSON = "{}"
 	}
 	return abi.EncodeArgs(fn, []byte(argsJSON))
+}
+
+// abiReader is the chain query of a channel's ABI (settlement.Chain.ABI).
+type abiReader interface {
+	ABI(ctx context.Context, id protocol.ChannelID) (*contract.ChannelABI, error)
+}
+
+// readChannelABI reads the ABI recorded on chain with the channel's code:
+// nil and no error when the channel has none on record.
+func readChannelABI(ctx context.Context, r abiReader, id protocol.ChannelID) (*contracts.Contract, error) {
+	rec, err := r.ABI(ctx, id)
+	if errors.Is(err, contract.ErrNoABI) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	a, err := contracts.ParseABI(rec.JSON)
+	if err != nil {
+		return nil, fmt.Errorf("the ABI of channel %s on chain (%s): %w", id, rec.Hash, err)
+	}
+	return &contracts.Contract{Name: a.Name, ABI: a}, nil
+}
+
+// channelABI reads the channel's ABI from the chain (--chain), nil when it
+// has none on record.
+func (a *apiClient) channelABI(ctx context.Context, id protocol.ChannelID) (*contracts.Contract, error) {
+	key, err := protocol.LoadKey(a.keyFile)
+	if err != nil {
+		return nil, err
+	}
+	cl, err := a.dialChain(key)
+	if err != nil {
+		return nil, fmt.Errorf("chain %s: %w", a.chainAddr, err)
+	}
+	defer cl.Close()
+	return readChannelABI(ctx, cl, id)
+}
+
+// channelABIFor returns the channel's ABI from the chain when it describes
+// name's contract ("contract::…"), else nil (the demo contracts' ABIs then
+// decode by prefix), and why there is none: the channel has none on
+// record, or the chain could not say, which is reported on w but not
+// fatal, or the ABI is another contract's.
+func (a *apiClient) channelABIFor(ctx context.Context, w io.Writer, id protocol.ChannelID, name string) (*contracts.Contract, string) {
+	abi, err := a.channelABI(ctx, id)
+	if err != nil {
+		fmt.Fprintf(w, "scraft: no ABI from the chain (%v); decoding with the demo contracts' ABIs\n", err)
+		return nil, fmt.Sprintf("the chain did not give channel %s's ABI (%v)", id, err)
+	}
+	if abi == nil {
+		return nil, fmt.Sprintf("channel %s has none on record", id)
+	}
+	if contract, _, ok := strings.Cut(name, "::"); ok && contract != abi.Name {
+		fmt.Fprintf(w, "scraft: channel %s records the ABI of contract %q, not of %s\n", id, abi.Name, name)
+		return nil, fmt.Sprintf("channel %s records the ABI of contract %q", id, abi.Name)
+	}
+	return abi, ""
 }
 
 // abiOf returns the demo contract ABI of a "contract::name" type or

@@ -314,6 +314,7 @@ func chainCreateChannelCmd() *cobra.Command {
 		spec      settlement.ChannelSpec
 		stateFile string
 		noInit    bool
+		abiFile   string
 	)
 	cmd := &cobra.Command{
 		Use:   "create-channel --contract chat|editor|movecraft|FILE.wasm",
@@ -326,7 +327,12 @@ punished for a wrong result is forced out, banned for 5 minutes and, in a
 channel of 3 or more, fined --fine for the reporter; the fine cannot be
 larger than the minimum stake, so it is always paid in full. A punishment
 passes with votes in favour from at least 2/3 of the members other than the
-target (docs/DESIGN.md §7).`,
+target (docs/DESIGN.md §7).
+
+The contract's ABI is recorded with the code: a demo's own, or --abi FILE
+for a .wasm file (at most 64 KiB). scraft call, scraft subscribe and the
+console then encode and decode the channel's calls, state and events with
+it, with no --abi of their own.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if !cmd.Flags().Changed("fine") {
@@ -337,6 +343,9 @@ target (docs/DESIGN.md §7).`,
 				return err
 			}
 			spec.Contract, spec.Code = n, code
+			if spec.ABI, err = channelABIFile(contr, abiFile); err != nil {
+				return err
+			}
 			if name != "" {
 				spec.Contract = name
 			}
@@ -392,6 +401,7 @@ target (docs/DESIGN.md §7).`,
 	f.DurationVar(&spec.Config.CensorshipWindow, "censorship-window", 0, "time a leader has to answer a censorship complaint (0: the chain's complaint window, 30s by default)")
 	f.StringVar(&stateFile, "initial-state", "", `JSON state file, as scraft contract run --state/--write-state read and write it ({"resources":[{"account":"0x…","type":"chat::ChatGroup","value_hex":"…"}]}, or "value" as JSON for a demo contract); the older [{"account","type","value":"hex"}] list is read too`)
 	f.BoolVar(&noInit, "no-init", false, "start from an empty state instead of running the contract's init function")
+	f.StringVar(&abiFile, "abi", "", "the contract's ABI (abi.json, as scraft contract new writes), recorded with the code so that call, subscribe and the console decode the channel with it (default: a demo's own; none for a .wasm file)")
 	cmd.MarkFlagRequired("contract")
 	return cmd
 }

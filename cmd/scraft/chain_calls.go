@@ -2,12 +2,17 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"os"
 	"strconv"
+	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/scraft/scraft/contracts"
 	"github.com/scraft/scraft/protocol"
+	"github.com/scraft/scraft/settlement/contract"
 	"github.com/scraft/scraft/settlement/devchain"
 )
 
@@ -108,4 +113,33 @@ func chainExecuteCmd() *cobra.Command {
 	cc.flags(cmd)
 	cc.channelFlag(cmd)
 	return cmd
+}
+
+// channelABIFile returns the ABI create-channel records with the code:
+// --abi FILE as written, checked in full and against the chain's bound,
+// or else the demo contract's own (contr names one), or nil: a channel of
+// a contract without an ABI on record is called with --abi FILE or
+// --args-hex.
+func channelABIFile(contr, abiFile string) ([]byte, error) {
+	if abiFile == "" {
+		if strings.HasSuffix(contr, ".wasm") || strings.ContainsRune(contr, os.PathSeparator) {
+			return nil, nil
+		}
+		c, err := contracts.Get(contr)
+		if err != nil {
+			return nil, err
+		}
+		return json.Marshal(c.ABI)
+	}
+	raw, err := os.ReadFile(abiFile)
+	if err != nil {
+		return nil, fmt.Errorf("--abi: %w", err)
+	}
+	if len(raw) > contract.MaxABILen {
+		return nil, fmt.Errorf("--abi %s: %d bytes; the chain records an ABI of at most %d", abiFile, len(raw), contract.MaxABILen)
+	}
+	if _, err := contracts.ParseABI(raw); err != nil {
+		return nil, fmt.Errorf("--abi %s: %w", abiFile, err)
+	}
+	return raw, nil
 }

@@ -20,26 +20,37 @@ import (
 	"github.com/scraft/scraft/settlement/devchain"
 )
 
+// chainABIView is a channel's ABI record as chain show prints it: there
+// or not, and its hash, never the JSON itself.
+type chainABIView struct {
+	Present bool   `json:"present"`
+	Hash    string `json:"hash,omitempty"`
+	Bytes   int    `json:"bytes,omitempty"`
+}
+
 // chainChannelView is what `scraft chain show` prints.
 type chainChannelView struct {
-	Channel       protocol.ChannelID `json:"channel"`
-	Contract      string             `json:"contract"`
-	CodeHash      string             `json:"code_hash"`
-	Creator       protocol.Address   `json:"creator"`
-	Labels        map[string]string  `json:"labels"` // encoding/json sorts the keys
-	TickInterval  string             `json:"tick_interval"`
-	GasLimit      uint64             `json:"gas_limit"`
-	VMVersion     uint32             `json:"vm_version"`
-	GasTable      uint32             `json:"gas_table_version"`
-	MinStake      uint64             `json:"min_stake"`
-	Fine          uint64             `json:"fine"`
-	Closed        bool               `json:"closed"`
-	Leader        *protocol.Address  `json:"leader"`
-	Epoch         uint64             `json:"epoch"`
-	SettledHeight uint64             `json:"settled_height"`
-	SettledDigest string             `json:"settled_digest"`
-	ChainTimeMs   int64              `json:"chain_time_ms"`
-	Members       []chainMemberView  `json:"members"`
+	Channel  protocol.ChannelID `json:"channel"`
+	Contract string             `json:"contract"`
+	CodeHash string             `json:"code_hash"`
+	// ABI says whether the channel's creator recorded the contract's ABI
+	// with its code, and its hash; scraft call and subscribe read it.
+	ABI           chainABIView      `json:"abi"`
+	Creator       protocol.Address  `json:"creator"`
+	Labels        map[string]string `json:"labels"` // encoding/json sorts the keys
+	TickInterval  string            `json:"tick_interval"`
+	GasLimit      uint64            `json:"gas_limit"`
+	VMVersion     uint32            `json:"vm_version"`
+	GasTable      uint32            `json:"gas_table_version"`
+	MinStake      uint64            `json:"min_stake"`
+	Fine          uint64            `json:"fine"`
+	Closed        bool              `json:"closed"`
+	Leader        *protocol.Address `json:"leader"`
+	Epoch         uint64            `json:"epoch"`
+	SettledHeight uint64            `json:"settled_height"`
+	SettledDigest string            `json:"settled_digest"`
+	ChainTimeMs   int64             `json:"chain_time_ms"`
+	Members       []chainMemberView `json:"members"`
 	// Epochs are the latest epochs and who led each, as the chain keeps
 	// them; Departures the latest ended memberships.
 	Epochs     []chainEpochView     `json:"epochs"`
@@ -202,6 +213,12 @@ func chainLoadChannelView(ctx context.Context, c *devchain.Client, id protocol.C
 	}
 	for _, l := range info.Labels {
 		v.Labels[l.Key] = l.Value
+	}
+	switch abi, err := c.ABI(ctx, id); {
+	case err == nil:
+		v.ABI = chainABIView{Present: true, Hash: abi.Hash.String(), Bytes: len(abi.JSON)}
+	case !errors.Is(err, contract.ErrNoABI):
+		return nil, fmt.Errorf("read the channel's ABI: %w", err)
 	}
 	if !info.Leader.IsZero() {
 		leader := info.Leader
@@ -368,6 +385,11 @@ func chainPrintChannel(w io.Writer, v *chainChannelView) error {
 	now := time.UnixMilli(v.ChainTimeMs).UTC()
 	fmt.Fprintf(tw, "channel\t%s (%s)\n", v.Channel, state)
 	fmt.Fprintf(tw, "contract\t%s (code %s)\n", v.Contract, v.CodeHash)
+	if v.ABI.Present {
+		fmt.Fprintf(tw, "abi\t%s (%d bytes)\n", v.ABI.Hash, v.ABI.Bytes)
+	} else {
+		fmt.Fprintf(tw, "abi\tnone on record\n")
+	}
 	fmt.Fprintf(tw, "creator\t%s\n", v.Creator)
 	fmt.Fprintf(tw, "leader\t%s\n", leader)
 	fmt.Fprintf(tw, "epoch\t%d\n", v.Epoch)

@@ -543,7 +543,8 @@ func (r *runningNode) serveAdmin() error {
 	})
 	mux.HandleFunc("/drill/crash", r.drillCrash)
 	ccfg := console.DefaultConfig()
-	ccfg.Node = consoleNode{n: r.node, reg: r.reg}
+	abis, _ := r.opts.Chain.(abiReader)
+	ccfg.Node = consoleNode{n: r.node, reg: r.reg, chain: abis}
 	ccfg.Logger = r.opts.Logger
 	key, grpcAddr := r.opts.Key, r.srv.Addr()
 	ccfg.Dial = func(ctx context.Context) (*client.Client, error) {

@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/scraft/scraft/cluster"
 	"github.com/scraft/scraft/console"
 	"github.com/scraft/scraft/protocol"
+	"github.com/scraft/scraft/settlement/contract"
 )
 
 // consoleNode is the console's view of a node (console.Node): each
@@ -16,6 +18,25 @@ import (
 type consoleNode struct {
 	n   *cluster.Node
 	reg prometheus.Gatherer
+	// chain reads channels' ABIs; nil when the node's chain cannot
+	// (the console then decodes with the demo contracts' ABIs).
+	chain abiReader
+}
+
+// ABI returns the ABI recorded on chain with the channel's code, nil when
+// there is none.
+func (a consoleNode) ABI(ctx context.Context, id protocol.ChannelID) ([]byte, error) {
+	if a.chain == nil {
+		return nil, nil
+	}
+	rec, err := a.chain.ABI(ctx, id)
+	if errors.Is(err, contract.ErrNoABI) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return rec.JSON, nil
 }
 
 // commitTimes returns the running sum and count of scraft_tx_commit_seconds

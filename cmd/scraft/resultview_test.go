@@ -88,7 +88,7 @@ func TestResultFieldNames(t *testing.T) {
 	callKeys, callEventKeys := jsonKeys(t, callJSON)
 	o := &protocol.Outcome{Height: 7, Kind: protocol.EntryCall, Result: protocol.Result{Status: protocol.StatusOK, GasUsed: ran.GasUsed},
 		Output: output, ChangeSet: ran.ChangeSet, Events: evs}
-	subJSON, _ := json.Marshal(outcomeLine(o))
+	subJSON, _ := json.Marshal(outcomeLine(o, nil))
 	subKeys, subEventKeys := jsonKeys(t, subJSON)
 
 	want := []string{"change_set", "events", "function", "gas_used", "height", "output", "output_hex", "status"}

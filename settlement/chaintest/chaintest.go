@@ -401,6 +401,35 @@ var Scenarios = []Scenario{
 		_, err = s.As("creator").CreateChannel(s.ctx, settlement.ChannelSpec{Contract: "chat", Code: code, InitialState: big})
 		s.want(err, contract.ErrTooLarge)
 	}},
+	{"create_channel records the ABI with the code, bounded, and binds its hash to the channel", Still, func(t *testing.T, s *Suite) {
+		abi := []byte(`{"name":"chat","structs":[],"functions":[],"resources":[],"events":[]}`)
+		id, err := s.As("creator").CreateChannel(s.ctx, settlement.ChannelSpec{Contract: "chat", Code: code, ABI: abi})
+		s.must(err)
+		got, err := s.As("bob").ABI(s.ctx, id)
+		s.must(err)
+		if string(got.JSON) != string(abi) || got.Hash != contract.ABIHashOf(abi) {
+			t.Fatalf("ABI %q hash %s", got.JSON, got.Hash)
+		}
+		// A channel created without one, and an unknown channel.
+		old, err := s.As("creator").CreateChannel(s.ctx, settlement.ChannelSpec{Contract: "chat", Code: code})
+		s.must(err)
+		_, err = s.As("bob").ABI(s.ctx, old)
+		s.want(err, contract.ErrNoABI)
+		_, err = s.As("bob").ABI(s.ctx, protocol.ChannelID{0xab})
+		s.want(err, contract.ErrNoChannel)
+		// Bad ABIs are refused with the reason, and the chain goes on.
+		_, err = s.As("creator").CreateChannel(s.ctx, settlement.ChannelSpec{Contract: "chat", Code: code, ABI: []byte(`{"name":`)})
+		s.want(err, contract.ErrMalformed)
+		huge := append(append([]byte(`{"doc":"`), make([]byte, contract.MaxABILen)...), `"}`...)
+		for i := 8; i < len(huge)-2; i++ {
+			huge[i] = 'x'
+		}
+		_, err = s.As("creator").CreateChannel(s.ctx, settlement.ChannelSpec{Contract: "chat", Code: code, ABI: huge})
+		s.want(err, contract.ErrTooLarge)
+		if got, err := s.As("creator").ABI(s.ctx, id); err != nil || got.Hash != contract.ABIHashOf(abi) {
+			t.Fatalf("after refusals: %+v, %v", got, err)
+		}
+	}},
 	{"members join in sequence and stay valid for the chain's heartbeat TTL", Moves, func(t *testing.T, s *Suite) {
 		id := s.channel("alice", "bob")
 		m, err := s.As("alice").Member(s.ctx, id, s.Addr("bob"))

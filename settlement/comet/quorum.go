@@ -287,6 +287,13 @@ func (q *Quorum) Code(ctx context.Context, h protocol.Hash) ([]byte, error) {
 	}, func(b []byte) []byte { return b })
 }
 
+// ABI implements devchain.Transport.
+func (q *Quorum) ABI(ctx context.Context, id protocol.ChannelID) (*contract.ChannelABI, error) {
+	return ask(ctx, q, func(ctx context.Context, cl *devchain.Client) (*contract.ChannelABI, error) {
+		return cl.ABI(ctx, id)
+	}, func(a *contract.ChannelABI) []byte { return append(a.Hash[:], a.JSON...) })
+}
+
 // State implements devchain.Transport.
 func (q *Quorum) State(ctx context.Context, id protocol.ChannelID, initial bool) (protocol.State, error) {
 	return ask(ctx, q, func(ctx context.Context, cl *devchain.Client) (protocol.State, error) {

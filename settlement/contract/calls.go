@@ -122,6 +122,12 @@ type CreateChannel struct {
 	InitialState protocol.State
 	Labels       []Label
 	Config       ChannelConfig
+	// ABI is the contract's abi.json, recorded with the code so that
+	// clients decode the channel's calls, state and events with it
+	// (GetABI); empty records none. At most MaxABILen bytes, one JSON
+	// object. Encoded last, only when set, after the versions (then
+	// always written), so calls without it keep their bytes.
+	ABI []byte
 }
 
 func (*CreateChannel) Kind() CallKind { return CallCreateChannel }
@@ -132,7 +138,13 @@ func (c *CreateChannel) encode(e *protocol.Encoder) {
 	c.InitialState.Encode(e)
 	encodeLabels(e, c.Labels)
 	c.Config.encode(e)
-	c.Config.encodeVersions(e)
+	if len(c.ABI) == 0 {
+		c.Config.encodeVersions(e)
+		return
+	}
+	e.U32(c.Config.VMVersion)
+	e.U32(c.Config.GasTableVersion)
+	e.Bytes(c.ABI)
 }
 func (c *CreateChannel) decode(d *protocol.Decoder) {
 	c.Contract = d.String(MaxContractName)
@@ -142,6 +154,15 @@ func (c *CreateChannel) decode(d *protocol.Decoder) {
 	c.Labels = decodeLabels(d)
 	c.Config.decode(d)
 	c.Config.decodeVersions(d)
+	c.ABI = nil
+	if d.Err() == nil && d.Remaining() > 0 {
+		// Bounded by the tx, not by MaxABILen, so that an ABI too large
+		// is refused by the rules with its size rather than as garbage.
+		c.ABI = d.Bytes(MaxCodeLen)
+		if d.Err() == nil && len(c.ABI) == 0 {
+			d.Fail(fmt.Errorf("%w: empty ABI written out", ErrMalformed))
+		}
+	}
 }
 
 // CodeHashOf returns the hash under which code is stored.

@@ -20,6 +20,7 @@ func sampleCalls() []Call {
 	return []Call{
 		&CreateChannel{Contract: "chat", Code: testCode, InitialState: protocol.State{{Account: protocol.Address{1}, Type: "a::B"}: []byte("x")},
 			Labels: []Label{{"server_address", "x"}}, Config: ChannelConfig{TickInterval: time.Second, GasLimit: 5, MinStake: 1, Fine: 1}},
+		&CreateChannel{Contract: "chat", CodeHash: CodeHashOf(testCode), ABI: []byte(testABI)},
 		&Stake{Channel: ch, Amount: 5}, &Deposit{Amount: 1}, &Withdraw{Amount: 2},
 		&Join{Channel: ch, UsePool: true}, &Leave{Channel: ch}, &KeepAlive{Channel: ch}, &Close{Channel: ch},
 		&ClaimLeader{Channel: ch, Epoch: 3, Attestations: []protocol.Attestation{a}},

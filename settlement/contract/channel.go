@@ -44,6 +44,11 @@ func (x *exec) createChannel(c *CreateChannel) error {
 	if n := stateSize(c.InitialState); n > MaxInitialStateBytes {
 		return fmt.Errorf("%w: initial state of %d bytes (max %d)", ErrTooLarge, n, MaxInitialStateBytes)
 	}
+	if len(c.ABI) > 0 {
+		if err := checkABI(c.ABI); err != nil {
+			return err
+		}
+	}
 
 	e := protocol.NewEncoder(48)
 	e.Fixed(x.env.Sender[:])
@@ -65,6 +70,9 @@ func (x *exec) createChannel(c *CreateChannel) error {
 		CreatedAtMs:   x.env.TimeMs,
 	}
 	x.putChannel(ch)
+	if len(c.ABI) > 0 {
+		x.putABI(id, c.ABI)
+	}
 	st := c.InitialState
 	if st == nil {
 		st = protocol.State{}

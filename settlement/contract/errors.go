@@ -101,6 +101,8 @@ var (
 	// candidates: in a channel of more than 5 members only a candidate
 	// takes delegations, claims leadership or is named by an election.
 	ErrNotCandidate = errors.New("contract: not a candidate")
+	// ErrNoABI means the channel's creator recorded no ABI with its code.
+	ErrNoABI = errors.New("contract: the channel has no ABI on record")
 )
 
 // codes lists every sentinel with its stable code. Codes never change
@@ -118,6 +120,7 @@ var codes = []struct {
 	{25, ErrBadComplaint}, {26, ErrBadProof}, {27, ErrDeadlinePassed}, {28, ErrNoCapacity},
 	{29, ErrLeaving}, {30, ErrTooLarge}, {31, ErrNoDeparture}, {32, ErrNoEpochLeader},
 	{33, ErrDuplicateCase}, {34, ErrReportCooldown}, {35, ErrNotCandidate},
+	{36, ErrNoABI},
 }
 
 // Code returns the stable code of err's sentinel, or 0 when err is nil or

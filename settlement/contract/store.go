@@ -111,6 +111,9 @@ const (
 	prefixCase     = 'k' // k ‖ channel ‖ target ‖ u64 epoch ‖ u64 height → u64 punish proposal id
 	prefixCooldown = 'r' // r ‖ channel ‖ address → u64 end (ms) of a false reporter's cooldown
 	prefixParams   = 'g' // g → the chain's Params, written at genesis
+	// y ‖ ABI hash → the ABI's JSON; z ‖ channel → the hash of its ABI.
+	prefixABI        = 'y'
+	prefixChannelABI = 'z'
 )
 
 func key1(p byte, a []byte) []byte {

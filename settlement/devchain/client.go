@@ -44,6 +44,9 @@ func (l local) Account(_ context.Context, a protocol.Address) (*settlement.Accou
 	return l.c.AccountInfo(a)
 }
 func (l local) Code(_ context.Context, h protocol.Hash) ([]byte, error) { return l.c.Code(h) }
+func (l local) ABI(_ context.Context, id protocol.ChannelID) (*contract.ChannelABI, error) {
+	return l.c.ABI(id)
+}
 func (l local) State(_ context.Context, id protocol.ChannelID, initial bool) (protocol.State, error) {
 	return l.c.SettledState(id, initial)
 }
@@ -270,6 +273,19 @@ func (r *remote) Code(ctx context.Context, h protocol.Hash) ([]byte, error) {
 	return resp.Code, nil
 }
 
+func (r *remote) ABI(ctx context.Context, id protocol.ChannelID) (*contract.ChannelABI, error) {
+	resp, err := r.api.GetABI(ctx, &chainpb.ABIRequest{Channel: id[:]})
+	if err != nil {
+		return nil, recordError(err, contract.ErrNoABI)
+	}
+	var h protocol.Hash
+	if len(resp.Hash) != len(h) || contract.ABIHashOf(resp.Abi) != protocol.Hash(resp.Hash) {
+		return nil, fmt.Errorf("devchain: the chain answered an ABI that does not match its hash")
+	}
+	copy(h[:], resp.Hash)
+	return &contract.ChannelABI{Hash: h, JSON: resp.Abi}, nil
+}
+
 func (r *remote) State(ctx context.Context, id protocol.ChannelID, initial bool) (protocol.State, error) {
 	resp, err := r.api.GetState(ctx, &chainpb.StateRequest{Channel: id[:], Initial: initial})
 	if err != nil {
@@ -442,6 +458,11 @@ func (cl *Client) Code(ctx context.Context, h protocol.Hash) ([]byte, error) {
 	return cl.b.Code(ctx, h)
 }
 
+// ABI implements settlement.Chain.
+func (cl *Client) ABI(ctx context.Context, id protocol.ChannelID) (*contract.ChannelABI, error) {
+	return cl.b.ABI(ctx, id)
+}
+
 // Proposal implements settlement.Chain.
 func (cl *Client) Proposal(ctx context.Context, id protocol.ChannelID, pid uint64) (*settlement.ProposalInfo, error) {
 	return cl.b.Proposal(ctx, id, pid)
@@ -561,6 +582,7 @@ type Transport interface {
 	Proposal(ctx context.Context, id protocol.ChannelID, pid uint64) (*settlement.ProposalInfo, error)
 	Account(ctx context.Context, a protocol.Address) (*settlement.AccountInfo, error)
 	Code(ctx context.Context, h protocol.Hash) ([]byte, error)
+	ABI(ctx context.Context, id protocol.ChannelID) (*contract.ChannelABI, error)
 	State(ctx context.Context, id protocol.ChannelID, initial bool) (protocol.State, error)
 	Watch(ctx context.Context, from settlement.EventID) (settlement.EventStream, error)
 	Params(ctx context.Context) (contract.Params, error)

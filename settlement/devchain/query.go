@@ -146,6 +146,17 @@ func (c *Chain) Code(hash protocol.Hash) ([]byte, error) {
 	return out, err
 }
 
+// ABI returns the ABI recorded with the channel's code.
+func (c *Chain) ABI(id protocol.ChannelID) (*contract.ChannelABI, error) {
+	var out *contract.ChannelABI
+	err := c.view(func(st contract.Store, _ settlement.Head) error {
+		var err error
+		out, err = contract.GetABI(st, id)
+		return err
+	})
+	return out, err
+}
+
 // SettledState returns the channel's settled state; with initial, the state
 // it was created with.
 func (c *Chain) SettledState(id protocol.ChannelID, initial bool) (protocol.State, error) {

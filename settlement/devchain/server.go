@@ -34,6 +34,7 @@ type Backend interface {
 	ProposalInfo(id protocol.ChannelID, pid uint64) (*settlement.ProposalInfo, error)
 	AccountInfo(a protocol.Address) (*settlement.AccountInfo, error)
 	Code(hash protocol.Hash) ([]byte, error)
+	ABI(id protocol.ChannelID) (*contract.ChannelABI, error)
 	SettledState(id protocol.ChannelID, initial bool) (protocol.State, error)
 	Watch(ctx context.Context, from settlement.EventID) settlement.EventStream
 	Params() contract.Params
@@ -262,6 +263,19 @@ func (s *Server) GetCode(_ context.Context, req *chainpb.CodeRequest) (*chainpb.
 		return nil, statusOf(err)
 	}
 	return &chainpb.Code{Code: code}, nil
+}
+
+// GetABI implements chainpb.DevChainServer.
+func (s *Server) GetABI(_ context.Context, req *chainpb.ABIRequest) (*chainpb.ABI, error) {
+	id, err := channelID(req.Channel)
+	if err != nil {
+		return nil, err
+	}
+	abi, err := s.c.ABI(id)
+	if err != nil {
+		return nil, statusOf(err)
+	}
+	return &chainpb.ABI{Hash: abi.Hash[:], Abi: abi.JSON}, nil
 }
 
 // GetState implements chainpb.DevChainServer.

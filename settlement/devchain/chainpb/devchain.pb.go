@@ -1213,6 +1213,102 @@ func (x *Code) GetCode() []byte {
 	return nil
 }
 
+type ABIRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Channel       []byte                 `protobuf:"bytes,1,opt,name=channel,proto3" json:"channel,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ABIRequest) Reset() {
+	*x = ABIRequest{}
+	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ABIRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ABIRequest) ProtoMessage() {}
+
+func (x *ABIRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ABIRequest.ProtoReflect.Descriptor instead.
+func (*ABIRequest) Descriptor() ([]byte, []int) {
+	return file_settlement_devchain_proto_devchain_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *ABIRequest) GetChannel() []byte {
+	if x != nil {
+		return x.Channel
+	}
+	return nil
+}
+
+type ABI struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Hash          []byte                 `protobuf:"bytes,1,opt,name=hash,proto3" json:"hash,omitempty"` // contract.ABIHashOf(abi)
+	Abi           []byte                 `protobuf:"bytes,2,opt,name=abi,proto3" json:"abi,omitempty"`   // the contract's abi.json
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ABI) Reset() {
+	*x = ABI{}
+	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ABI) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ABI) ProtoMessage() {}
+
+func (x *ABI) ProtoReflect() protoreflect.Message {
+	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ABI.ProtoReflect.Descriptor instead.
+func (*ABI) Descriptor() ([]byte, []int) {
+	return file_settlement_devchain_proto_devchain_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *ABI) GetHash() []byte {
+	if x != nil {
+		return x.Hash
+	}
+	return nil
+}
+
+func (x *ABI) GetAbi() []byte {
+	if x != nil {
+		return x.Abi
+	}
+	return nil
+}
+
 type StateRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Channel       []byte                 `protobuf:"bytes,1,opt,name=channel,proto3" json:"channel,omitempty"`
@@ -1223,7 +1319,7 @@ type StateRequest struct {
 
 func (x *StateRequest) Reset() {
 	*x = StateRequest{}
-	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[23]
+	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1235,7 +1331,7 @@ func (x *StateRequest) String() string {
 func (*StateRequest) ProtoMessage() {}
 
 func (x *StateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[23]
+	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1248,7 +1344,7 @@ func (x *StateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StateRequest.ProtoReflect.Descriptor instead.
 func (*StateRequest) Descriptor() ([]byte, []int) {
-	return file_settlement_devchain_proto_devchain_proto_rawDescGZIP(), []int{23}
+	return file_settlement_devchain_proto_devchain_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *StateRequest) GetChannel() []byte {
@@ -1274,7 +1370,7 @@ type State struct {
 
 func (x *State) Reset() {
 	*x = State{}
-	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[24]
+	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1286,7 +1382,7 @@ func (x *State) String() string {
 func (*State) ProtoMessage() {}
 
 func (x *State) ProtoReflect() protoreflect.Message {
-	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[24]
+	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1299,7 +1395,7 @@ func (x *State) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use State.ProtoReflect.Descriptor instead.
 func (*State) Descriptor() ([]byte, []int) {
-	return file_settlement_devchain_proto_devchain_proto_rawDescGZIP(), []int{24}
+	return file_settlement_devchain_proto_devchain_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *State) GetState() []byte {
@@ -1319,7 +1415,7 @@ type WatchRequest struct {
 
 func (x *WatchRequest) Reset() {
 	*x = WatchRequest{}
-	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[25]
+	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1331,7 +1427,7 @@ func (x *WatchRequest) String() string {
 func (*WatchRequest) ProtoMessage() {}
 
 func (x *WatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[25]
+	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1344,7 +1440,7 @@ func (x *WatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRequest.ProtoReflect.Descriptor instead.
 func (*WatchRequest) Descriptor() ([]byte, []int) {
-	return file_settlement_devchain_proto_devchain_proto_rawDescGZIP(), []int{25}
+	return file_settlement_devchain_proto_devchain_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *WatchRequest) GetFromBlock() uint64 {
@@ -1374,7 +1470,7 @@ type Event struct {
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[26]
+	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1386,7 +1482,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[26]
+	mi := &file_settlement_devchain_proto_devchain_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1399,7 +1495,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_settlement_devchain_proto_devchain_proto_rawDescGZIP(), []int{26}
+	return file_settlement_devchain_proto_devchain_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *Event) GetBlock() uint64 {
@@ -1512,7 +1608,13 @@ const file_settlement_devchain_proto_devchain_proto_rawDesc = "" +
 	"\vCodeRequest\x12\x12\n" +
 	"\x04hash\x18\x01 \x01(\fR\x04hash\"\x1a\n" +
 	"\x04Code\x12\x12\n" +
-	"\x04code\x18\x01 \x01(\fR\x04code\"B\n" +
+	"\x04code\x18\x01 \x01(\fR\x04code\"&\n" +
+	"\n" +
+	"ABIRequest\x12\x18\n" +
+	"\achannel\x18\x01 \x01(\fR\achannel\"+\n" +
+	"\x03ABI\x12\x12\n" +
+	"\x04hash\x18\x01 \x01(\fR\x04hash\x12\x10\n" +
+	"\x03abi\x18\x02 \x01(\fR\x03abi\"B\n" +
 	"\fStateRequest\x12\x18\n" +
 	"\achannel\x18\x01 \x01(\fR\achannel\x12\x18\n" +
 	"\ainitial\x18\x02 \x01(\bR\ainitial\"\x1d\n" +
@@ -1528,7 +1630,7 @@ const file_settlement_devchain_proto_devchain_proto_rawDesc = "" +
 	"\x05index\x18\x02 \x01(\rR\x05index\x12\x17\n" +
 	"\atime_ms\x18\x03 \x01(\x03R\x06timeMs\x12\x12\n" +
 	"\x04kind\x18\x04 \x01(\tR\x04kind\x12\x14\n" +
-	"\x05event\x18\x05 \x01(\fR\x05event2\xc4\b\n" +
+	"\x05event\x18\x05 \x01(\fR\x05event2\x87\t\n" +
 	"\bDevChain\x12O\n" +
 	"\x06Submit\x12!.scraft.devchain.v1.SubmitRequest\x1a\".scraft.devchain.v1.SubmitResponse\x12G\n" +
 	"\aGetHead\x12\".scraft.devchain.v1.GetHeadRequest\x1a\x18.scraft.devchain.v1.Head\x12U\n" +
@@ -1541,7 +1643,8 @@ const file_settlement_devchain_proto_devchain_proto_rawDesc = "" +
 	"\vGetProposal\x12#.scraft.devchain.v1.ProposalRequest\x1a'.scraft.devchain.v1.GetProposalResponse\x12M\n" +
 	"\n" +
 	"GetAccount\x12\".scraft.devchain.v1.AccountRequest\x1a\x1b.scraft.devchain.v1.Account\x12D\n" +
-	"\aGetCode\x12\x1f.scraft.devchain.v1.CodeRequest\x1a\x18.scraft.devchain.v1.Code\x12G\n" +
+	"\aGetCode\x12\x1f.scraft.devchain.v1.CodeRequest\x1a\x18.scraft.devchain.v1.Code\x12A\n" +
+	"\x06GetABI\x12\x1e.scraft.devchain.v1.ABIRequest\x1a\x17.scraft.devchain.v1.ABI\x12G\n" +
 	"\bGetState\x12 .scraft.devchain.v1.StateRequest\x1a\x19.scraft.devchain.v1.State\x12M\n" +
 	"\tGetParams\x12$.scraft.devchain.v1.GetParamsRequest\x1a\x1a.scraft.devchain.v1.Params\x12F\n" +
 	"\x05Watch\x12 .scraft.devchain.v1.WatchRequest\x1a\x19.scraft.devchain.v1.Event0\x01B6Z4github.com/scraft/scraft/settlement/devchain/chainpbb\x06proto3"
@@ -1558,7 +1661,7 @@ func file_settlement_devchain_proto_devchain_proto_rawDescGZIP() []byte {
 	return file_settlement_devchain_proto_devchain_proto_rawDescData
 }
 
-var file_settlement_devchain_proto_devchain_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
+var file_settlement_devchain_proto_devchain_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
 var file_settlement_devchain_proto_devchain_proto_goTypes = []any{
 	(*SubmitRequest)(nil),          // 0: scraft.devchain.v1.SubmitRequest
 	(*SubmitResponse)(nil),         // 1: scraft.devchain.v1.SubmitResponse
@@ -1583,13 +1686,15 @@ var file_settlement_devchain_proto_devchain_proto_goTypes = []any{
 	(*Account)(nil),                // 20: scraft.devchain.v1.Account
 	(*CodeRequest)(nil),            // 21: scraft.devchain.v1.CodeRequest
 	(*Code)(nil),                   // 22: scraft.devchain.v1.Code
-	(*StateRequest)(nil),           // 23: scraft.devchain.v1.StateRequest
-	(*State)(nil),                  // 24: scraft.devchain.v1.State
-	(*WatchRequest)(nil),           // 25: scraft.devchain.v1.WatchRequest
-	(*Event)(nil),                  // 26: scraft.devchain.v1.Event
+	(*ABIRequest)(nil),             // 23: scraft.devchain.v1.ABIRequest
+	(*ABI)(nil),                    // 24: scraft.devchain.v1.ABI
+	(*StateRequest)(nil),           // 25: scraft.devchain.v1.StateRequest
+	(*State)(nil),                  // 26: scraft.devchain.v1.State
+	(*WatchRequest)(nil),           // 27: scraft.devchain.v1.WatchRequest
+	(*Event)(nil),                  // 28: scraft.devchain.v1.Event
 }
 var file_settlement_devchain_proto_devchain_proto_depIdxs = []int32{
-	26, // 0: scraft.devchain.v1.SubmitResponse.events:type_name -> scraft.devchain.v1.Event
+	28, // 0: scraft.devchain.v1.SubmitResponse.events:type_name -> scraft.devchain.v1.Event
 	17, // 1: scraft.devchain.v1.GetProposalResponse.votes:type_name -> scraft.devchain.v1.Vote
 	0,  // 2: scraft.devchain.v1.DevChain.Submit:input_type -> scraft.devchain.v1.SubmitRequest
 	2,  // 3: scraft.devchain.v1.DevChain.GetHead:input_type -> scraft.devchain.v1.GetHeadRequest
@@ -1601,24 +1706,26 @@ var file_settlement_devchain_proto_devchain_proto_depIdxs = []int32{
 	16, // 9: scraft.devchain.v1.DevChain.GetProposal:input_type -> scraft.devchain.v1.ProposalRequest
 	19, // 10: scraft.devchain.v1.DevChain.GetAccount:input_type -> scraft.devchain.v1.AccountRequest
 	21, // 11: scraft.devchain.v1.DevChain.GetCode:input_type -> scraft.devchain.v1.CodeRequest
-	23, // 12: scraft.devchain.v1.DevChain.GetState:input_type -> scraft.devchain.v1.StateRequest
-	4,  // 13: scraft.devchain.v1.DevChain.GetParams:input_type -> scraft.devchain.v1.GetParamsRequest
-	25, // 14: scraft.devchain.v1.DevChain.Watch:input_type -> scraft.devchain.v1.WatchRequest
-	1,  // 15: scraft.devchain.v1.DevChain.Submit:output_type -> scraft.devchain.v1.SubmitResponse
-	3,  // 16: scraft.devchain.v1.DevChain.GetHead:output_type -> scraft.devchain.v1.Head
-	7,  // 17: scraft.devchain.v1.DevChain.GetBlock:output_type -> scraft.devchain.v1.GetBlockResponse
-	9,  // 18: scraft.devchain.v1.DevChain.GetChannel:output_type -> scraft.devchain.v1.GetChannelResponse
-	11, // 19: scraft.devchain.v1.DevChain.GetMember:output_type -> scraft.devchain.v1.GetMemberResponse
-	13, // 20: scraft.devchain.v1.DevChain.GetDeparture:output_type -> scraft.devchain.v1.GetDepartureResponse
-	15, // 21: scraft.devchain.v1.DevChain.GetEpochLeader:output_type -> scraft.devchain.v1.GetEpochLeaderResponse
-	18, // 22: scraft.devchain.v1.DevChain.GetProposal:output_type -> scraft.devchain.v1.GetProposalResponse
-	20, // 23: scraft.devchain.v1.DevChain.GetAccount:output_type -> scraft.devchain.v1.Account
-	22, // 24: scraft.devchain.v1.DevChain.GetCode:output_type -> scraft.devchain.v1.Code
-	24, // 25: scraft.devchain.v1.DevChain.GetState:output_type -> scraft.devchain.v1.State
-	5,  // 26: scraft.devchain.v1.DevChain.GetParams:output_type -> scraft.devchain.v1.Params
-	26, // 27: scraft.devchain.v1.DevChain.Watch:output_type -> scraft.devchain.v1.Event
-	15, // [15:28] is the sub-list for method output_type
-	2,  // [2:15] is the sub-list for method input_type
+	23, // 12: scraft.devchain.v1.DevChain.GetABI:input_type -> scraft.devchain.v1.ABIRequest
+	25, // 13: scraft.devchain.v1.DevChain.GetState:input_type -> scraft.devchain.v1.StateRequest
+	4,  // 14: scraft.devchain.v1.DevChain.GetParams:input_type -> scraft.devchain.v1.GetParamsRequest
+	27, // 15: scraft.devchain.v1.DevChain.Watch:input_type -> scraft.devchain.v1.WatchRequest
+	1,  // 16: scraft.devchain.v1.DevChain.Submit:output_type -> scraft.devchain.v1.SubmitResponse
+	3,  // 17: scraft.devchain.v1.DevChain.GetHead:output_type -> scraft.devchain.v1.Head
+	7,  // 18: scraft.devchain.v1.DevChain.GetBlock:output_type -> scraft.devchain.v1.GetBlockResponse
+	9,  // 19: scraft.devchain.v1.DevChain.GetChannel:output_type -> scraft.devchain.v1.GetChannelResponse
+	11, // 20: scraft.devchain.v1.DevChain.GetMember:output_type -> scraft.devchain.v1.GetMemberResponse
+	13, // 21: scraft.devchain.v1.DevChain.GetDeparture:output_type -> scraft.devchain.v1.GetDepartureResponse
+	15, // 22: scraft.devchain.v1.DevChain.GetEpochLeader:output_type -> scraft.devchain.v1.GetEpochLeaderResponse
+	18, // 23: scraft.devchain.v1.DevChain.GetProposal:output_type -> scraft.devchain.v1.GetProposalResponse
+	20, // 24: scraft.devchain.v1.DevChain.GetAccount:output_type -> scraft.devchain.v1.Account
+	22, // 25: scraft.devchain.v1.DevChain.GetCode:output_type -> scraft.devchain.v1.Code
+	24, // 26: scraft.devchain.v1.DevChain.GetABI:output_type -> scraft.devchain.v1.ABI
+	26, // 27: scraft.devchain.v1.DevChain.GetState:output_type -> scraft.devchain.v1.State
+	5,  // 28: scraft.devchain.v1.DevChain.GetParams:output_type -> scraft.devchain.v1.Params
+	28, // 29: scraft.devchain.v1.DevChain.Watch:output_type -> scraft.devchain.v1.Event
+	16, // [16:30] is the sub-list for method output_type
+	2,  // [2:16] is the sub-list for method input_type
 	2,  // [2:2] is the sub-list for extension type_name
 	2,  // [2:2] is the sub-list for extension extendee
 	0,  // [0:2] is the sub-list for field type_name
@@ -1635,7 +1742,7 @@ func file_settlement_devchain_proto_devchain_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_settlement_devchain_proto_devchain_proto_rawDesc), len(file_settlement_devchain_proto_devchain_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   27,
+			NumMessages:   29,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

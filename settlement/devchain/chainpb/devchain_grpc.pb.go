@@ -33,6 +33,7 @@ const (
 	DevChain_GetProposal_FullMethodName    = "/scraft.devchain.v1.DevChain/GetProposal"
 	DevChain_GetAccount_FullMethodName     = "/scraft.devchain.v1.DevChain/GetAccount"
 	DevChain_GetCode_FullMethodName        = "/scraft.devchain.v1.DevChain/GetCode"
+	DevChain_GetABI_FullMethodName         = "/scraft.devchain.v1.DevChain/GetABI"
 	DevChain_GetState_FullMethodName       = "/scraft.devchain.v1.DevChain/GetState"
 	DevChain_GetParams_FullMethodName      = "/scraft.devchain.v1.DevChain/GetParams"
 	DevChain_Watch_FullMethodName          = "/scraft.devchain.v1.DevChain/Watch"
@@ -57,6 +58,8 @@ type DevChainClient interface {
 	GetProposal(ctx context.Context, in *ProposalRequest, opts ...grpc.CallOption) (*GetProposalResponse, error)
 	GetAccount(ctx context.Context, in *AccountRequest, opts ...grpc.CallOption) (*Account, error)
 	GetCode(ctx context.Context, in *CodeRequest, opts ...grpc.CallOption) (*Code, error)
+	// GetABI answers the ABI recorded with a channel's code.
+	GetABI(ctx context.Context, in *ABIRequest, opts ...grpc.CallOption) (*ABI, error)
 	GetState(ctx context.Context, in *StateRequest, opts ...grpc.CallOption) (*State, error)
 	// GetParams answers the chain's settings, fixed at its genesis.
 	GetParams(ctx context.Context, in *GetParamsRequest, opts ...grpc.CallOption) (*Params, error)
@@ -174,6 +177,16 @@ func (c *devChainClient) GetCode(ctx context.Context, in *CodeRequest, opts ...g
 	return out, nil
 }
 
+func (c *devChainClient) GetABI(ctx context.Context, in *ABIRequest, opts ...grpc.CallOption) (*ABI, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ABI)
+	err := c.cc.Invoke(ctx, DevChain_GetABI_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *devChainClient) GetState(ctx context.Context, in *StateRequest, opts ...grpc.CallOption) (*State, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(State)
@@ -232,6 +245,8 @@ type DevChainServer interface {
 	GetProposal(context.Context, *ProposalRequest) (*GetProposalResponse, error)
 	GetAccount(context.Context, *AccountRequest) (*Account, error)
 	GetCode(context.Context, *CodeRequest) (*Code, error)
+	// GetABI answers the ABI recorded with a channel's code.
+	GetABI(context.Context, *ABIRequest) (*ABI, error)
 	GetState(context.Context, *StateRequest) (*State, error)
 	// GetParams answers the chain's settings, fixed at its genesis.
 	GetParams(context.Context, *GetParamsRequest) (*Params, error)
@@ -278,6 +293,9 @@ func (UnimplementedDevChainServer) GetAccount(context.Context, *AccountRequest) 
 }
 func (UnimplementedDevChainServer) GetCode(context.Context, *CodeRequest) (*Code, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetCode not implemented")
+}
+func (UnimplementedDevChainServer) GetABI(context.Context, *ABIRequest) (*ABI, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetABI not implemented")
 }
 func (UnimplementedDevChainServer) GetState(context.Context, *StateRequest) (*State, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetState not implemented")
@@ -489,6 +507,24 @@ func _DevChain_GetCode_Handler(srv interface{}, ctx context.Context, dec func(in
 	return interceptor(ctx, in, info, handler)
 }
 
+func _DevChain_GetABI_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ABIRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DevChainServer).GetABI(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DevChain_GetABI_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DevChainServer).GetABI(ctx, req.(*ABIRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _DevChain_GetState_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(StateRequest)
 	if err := dec(in); err != nil {
@@ -582,6 +618,10 @@ var DevChain_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetCode",
 			Handler:    _DevChain_GetCode_Handler,
+		},
+		{
+			MethodName: "GetABI",
+			Handler:    _DevChain_GetABI_Handler,
 		},
 		{
 			MethodName: "GetState",
