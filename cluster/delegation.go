@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -114,6 +113,9 @@ func layoutOf(info *settlement.ChannelInfo, ttl time.Duration) (*layout, error) 
 type delegation struct {
 	// cur is the last layout read; nil before the first.
 	cur atomic.Pointer[layout]
+	// path is this node's route to the leader as last measured (path.go);
+	// nil before the first measurement.
+	path atomic.Pointer[path]
 }
 
 // layout returns the last layout read, nil before the first.
@@ -177,8 +179,8 @@ func (l *layout) candidatesOrNil() []protocol.Address {
 
 // delegationEvery is how often the delegation loop rereads the chain when
 // the chain feed brought no news of the channel (a heartbeat that lapses
-// is no event), and measureEvery how often a delegator measures its
-// latency to the candidates.
+// is no event), and measureEvery how often a node measures its latency
+// to the leader and, on a delegator, to the candidates (path.go).
 const (
 	delegationEvery = 2 * time.Second
 	measureEvery    = 5 * time.Second
@@ -187,14 +189,16 @@ const (
 // runDelegation keeps the layout current and, on a delegator, its
 // delegation on chain: it takes the channel from the chain view when the
 // view takes in a record, reads it itself when the feed is quiet for
-// delegationEvery, measures the latency to the
-// candidates' nodes every measureEvery, and sends a delegate call when
+// delegationEvery, measures its route to the leader and (a delegator) its
+// latency to the candidates' nodes every measureEvery and when the chain
+// names another leader (measurePath), and sends a delegate call when
 // delegate.Choose, with those measurements, picks another candidate than
 // the one on record. A call the chain refuses (a race for the last place
 // of a candidate, a set that changed meanwhile) is chosen again from the
 // next read.
 func (c *Channel) runDelegation(ctx context.Context) {
 	var measured time.Time
+	var measuredFor protocol.Address
 	own := true
 	for {
 		refreshed := c.view.refreshed()
@@ -204,13 +208,17 @@ func (c *Channel) runDelegation(ctx context.Context) {
 			if ctx.Err() == nil {
 				c.logger.Debug("delegation: chain read failed", "error", err)
 			}
-		case l.delegated() && !l.isCandidate(c.me()):
-			if time.Since(measured) >= measureEvery || len(l.prefs) == 0 {
-				measured = time.Now()
-				l.prefs = c.measureCandidates(ctx, l)
+		case l.delegated():
+			leader, _, _ := c.view.current()
+			delegator := !l.isCandidate(c.me())
+			if time.Since(measured) >= measureEvery || leader != measuredFor || (delegator && len(l.prefs) == 0) {
+				measured, measuredFor = time.Now(), leader
+				c.measurePath(ctx, l)
 				c.deleg.cur.Store(l)
 			}
-			c.delegate(ctx, l)
+			if delegator {
+				c.delegate(ctx, l)
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -227,43 +235,6 @@ func (c *Channel) runDelegation(ctx context.Context) {
 			own = true
 		}
 	}
-}
-
-// measureCandidates times one Status call to each candidate's node and
-// returns the candidates that answered, fastest first (the address breaks
-// ties, so the order is a function of the measurements).
-func (c *Channel) measureCandidates(ctx context.Context, l *layout) []protocol.Address {
-	type rtt struct {
-		a protocol.Address
-		d time.Duration
-	}
-	var rs []rtt
-	for _, a := range l.candidates {
-		addr := l.nodeAddress(a)
-		if addr == "" {
-			continue
-		}
-		cctx, cancel := context.WithTimeout(ctx, c.cfg.PeerTimeout)
-		start := time.Now()
-		_, err := c.node.peers.status(cctx, addr, c.id)
-		cancel()
-		if err != nil {
-			c.logger.Debug("candidate does not answer", "candidate", a, "address", addr, "error", err)
-			continue
-		}
-		rs = append(rs, rtt{a, time.Since(start)})
-	}
-	slices.SortFunc(rs, func(x, y rtt) int {
-		if d := cmp.Compare(x.d, y.d); d != 0 {
-			return d
-		}
-		return x.a.Compare(y.a)
-	})
-	out := make([]protocol.Address, len(rs))
-	for i, r := range rs {
-		out[i] = r.a
-	}
-	return out
 }
 
 // delegate records on chain the candidate delegate.Choose picks for this

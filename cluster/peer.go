@@ -282,10 +282,12 @@ func (p *peerService) Status(ctx context.Context, req *peerpb.StatusRequest) (*p
 	// The leader asks non-voters for their status to decide a promotion:
 	// answer at once even while the FSM is busy.
 	st := c.Status()
-	return &peerpb.StatusResponse{
+	resp := &peerpb.StatusResponse{
 		Height: st.Height, Digest: st.Digest[:], Leader: st.Leader.String(), Epoch: st.Epoch,
 		RaftState: st.RaftState, AppliedIndex: st.AppliedIndex, CommitIndex: st.CommitIndex, LastIndex: st.LastIndex,
-	}, nil
+	}
+	c.pathReport(resp)
+	return resp, nil
 }
 
 func u64bytes(v uint64) []byte {

@@ -652,17 +652,20 @@ func (c *Channel) runRelay(ctx context.Context) {
 }
 
 // relaySources returns the candidates a delegator may be relayed from, in
-// the order it tries them: its delegation on record, then by its measured
-// latency, then the rest; the leader after the other candidates, so that
-// its egress does not grow with the members (it relays only when no other
-// candidate answers); those that failed within failWait last.
-func relaySources(l *layout, self, leader protocol.Address, failed map[protocol.Address]time.Time, now time.Time) []protocol.Address {
+// the order it tries them: the one its best path to the leader goes
+// through (via, zero when it has none; path.go), its delegation on
+// record, then by its measured latency, then the rest; the leader after
+// the other candidates, so that its egress does not grow with the members
+// (it relays only when no other candidate answers); those that failed
+// within failWait last.
+func relaySources(l *layout, self, leader, via protocol.Address, failed map[protocol.Address]time.Time, now time.Time) []protocol.Address {
 	var out []protocol.Address
 	add := func(a protocol.Address) {
 		if !a.IsZero() && l.isCandidate(a) && !slices.Contains(out, a) {
 			out = append(out, a)
 		}
 	}
+	add(via)
 	add(l.delegatedTo(self))
 	for _, a := range l.prefs {
 		add(a)
@@ -693,7 +696,7 @@ const failWait = 5 * time.Second
 // delegator.
 func (c *Channel) relayFrom(ctx context.Context, l *layout, failed map[protocol.Address]time.Time) error {
 	leader, _, _ := c.view.current()
-	srcs := relaySources(l, c.me(), leader, failed, time.Now())
+	srcs := relaySources(l, c.me(), leader, c.routeVia(), failed, time.Now())
 	if len(srcs) == 0 {
 		return errors.New("no candidate to relay from")
 	}
@@ -720,10 +723,12 @@ func (c *Channel) relayFrom(ctx context.Context, l *layout, failed map[protocol.
 	defer close(done)
 	var heard atomic.Int64 // when the stream last brought a command, Unix ns
 	heard.Store(time.Now().UnixNano())
+	var rerouted atomic.Bool // the stream ended for a better path, not a fault of src
+	ws := sourceWatch{src: src, addr: addr, via: c.routeVia(), heard: &heard, rerouted: &rerouted}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		c.watchSource(ctx, cancel, done, src, addr, &heard)
+		c.watchSource(ctx, cancel, done, ws)
 	}()
 	checked := false
 	for {
@@ -731,6 +736,9 @@ func (c *Channel) relayFrom(ctx context.Context, l *layout, failed map[protocol.
 		if status.Code(err) == codes.FailedPrecondition {
 			// Further behind than the candidate's relay log reaches.
 			return c.catchUp(ctx, src, addr)
+		}
+		if err != nil && rerouted.Load() {
+			return errRerouted
 		}
 		if err != nil {
 			failed[src] = time.Now()
@@ -748,6 +756,9 @@ func (c *Channel) relayFrom(ctx context.Context, l *layout, failed map[protocol.
 		}
 		heard.Store(time.Now().UnixNano())
 		if err := c.acceptRelayed(ctx, msg); err != nil {
+			if rerouted.Load() && !errors.Is(err, errBadRelay) {
+				return errRerouted
+			}
 			if errors.Is(err, errBadRelay) {
 				c.logger.Warn("candidate relayed a command without a valid commit proof: refused, taking another candidate", "candidate", src, "error", err)
 			}
@@ -757,11 +768,33 @@ func (c *Channel) relayFrom(ctx context.Context, l *layout, failed map[protocol.
 	}
 }
 
+// errRerouted ends a relay stream that a better path to the leader
+// replaces; its source did nothing wrong.
+var errRerouted = errors.New("relay: a better path to the leader, through another candidate")
+
+// sourceWatch is what watchSource watches: a relay stream's source and
+// the stream's traffic.
+type sourceWatch struct {
+	src  protocol.Address
+	addr string
+	// via is the delegator's route when the stream opened: the stream
+	// moves only when the route changes from it (a route through a
+	// candidate that failed a moment ago does not move it back and forth).
+	via protocol.Address
+	// heard is when the stream last brought a command, Unix ns.
+	heard *atomic.Int64
+	// rerouted is set when the watch ends the stream for a better path.
+	rerouted *atomic.Bool
+}
+
 // watchSource cancels a relay stream when its source, quiet for a
 // PeerTimeout, stops answering Status within PeerTimeout, or this node
 // stops being a delegator; a stream alone would wait for the source's
-// next command for ever.
-func (c *Channel) watchSource(ctx context.Context, cancel context.CancelFunc, done <-chan struct{}, src protocol.Address, addr string, heard *atomic.Int64) {
+// next command for ever. It also cancels it, setting rerouted, when the
+// delegator's best path to the leader moves to another candidate
+// (path.go): the next stream opens there, from the height reached.
+func (c *Channel) watchSource(ctx context.Context, cancel context.CancelFunc, done <-chan struct{}, w sourceWatch) {
+	src, addr, heard := w.src, w.addr, w.heard
 	t := time.NewTicker(c.cfg.PeerTimeout)
 	defer t.Stop()
 	for {
@@ -773,6 +806,12 @@ func (c *Channel) watchSource(ctx context.Context, cancel context.CancelFunc, do
 		case <-t.C:
 		}
 		if l := c.layout(); !l.delegated() || l.isCandidate(c.me()) || !l.isCandidate(src) {
+			cancel()
+			return
+		}
+		if via := c.routeVia(); !via.IsZero() && via != src && via != w.via {
+			c.logger.Info("a better path to the leader: relayed from another candidate", "from", src, "to", via)
+			w.rerouted.Store(true)
 			cancel()
 			return
 		}

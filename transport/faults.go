@@ -2,6 +2,7 @@ package transport
 
 import (
 	"context"
+	"fmt"
 	"math/rand"
 	"strings"
 	"sync"
@@ -22,6 +23,18 @@ import (
 // connections (Server.Conn) too, once per unary call or stream opening, so
 // a partition also cuts the peer API between the nodes.
 //
+// Latency between addresses models members in several regions: SetRegion
+// places an address in a region, SetRegionRTT sets the round trip between
+// two regions (or within one), and SetLatency sets the round trip of one
+// link, which overrides its regions'. A link's round trip is waited on the
+// sending side before the message is sent, and the reply is not delayed,
+// so a call (or a pipelined AppendEntries and its answer) takes the round
+// trip as on a real link; SetDelay's global delay adds to it. A message
+// waits in its sender's queue, so a pipeline to a distant peer carries one
+// AppendEntries per round trip (Raft batches what accrued meanwhile into
+// the next). Latencies are fixed numbers, with no jitter: the same matrix
+// always delays the same message by the same time.
+//
 // Random drops come from a source seeded in NewFaults, so a test that sends
 // the same messages in the same order sees the same drops. Faults is safe
 // for concurrent use; its zero value is not: use NewFaults.
@@ -33,6 +46,11 @@ type Faults struct {
 		isolated map[string]bool
 		drop     float64
 		delay    time.Duration
+		// region places addresses; regionRTT holds the round trip between
+		// two regions (unordered pairs) and linkRTT that of two addresses.
+		region    map[string]string
+		regionRTT map[[2]string]time.Duration
+		linkRTT   map[[2]string]time.Duration
 	}
 }
 
@@ -43,6 +61,9 @@ func NewFaults(seed int64) *Faults {
 	f.mu.rng = rand.New(rand.NewSource(seed))
 	f.mu.cut = make(map[[2]string]bool)
 	f.mu.isolated = make(map[string]bool)
+	f.mu.region = make(map[string]string)
+	f.mu.regionRTT = make(map[[2]string]time.Duration)
+	f.mu.linkRTT = make(map[[2]string]time.Duration)
 	return f
 }
 
@@ -94,7 +115,87 @@ func (f *Faults) SetDelay(d time.Duration) {
 	f.mu.delay = max(d, 0)
 }
 
-// Heal removes every partition, isolation, drop rate and delay.
+// SetRegion places addr (a Server.Addr) in region; "" takes it out of any.
+// Messages between addresses in regions wait the regions' round trip
+// (SetRegionRTT) unless their link has its own (SetLatency).
+func (f *Faults) SetRegion(addr, region string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if region == "" {
+		delete(f.mu.region, addr)
+		return
+	}
+	f.mu.region[addr] = region
+}
+
+// SetRegionRTT sets the round trip between regions a and b, both ways; a
+// and b may be the same region, for the links within it. 0 removes it.
+// Region names must not be empty and rtt not negative.
+func (f *Faults) SetRegionRTT(a, b string, rtt time.Duration) error {
+	if a == "" || b == "" {
+		return fmt.Errorf("transport: region names cannot be empty (%q, %q)", a, b)
+	}
+	if rtt < 0 {
+		return fmt.Errorf("transport: round trip between %s and %s (%s) cannot be negative", a, b, rtt)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if rtt == 0 {
+		delete(f.mu.regionRTT, pair(a, b))
+		return nil
+	}
+	f.mu.regionRTT[pair(a, b)] = rtt
+	return nil
+}
+
+// SetLatency sets the round trip of the link between addresses a and b,
+// both ways, overriding their regions'; 0 removes the override (the
+// regions' round trip applies again). rtt must not be negative, and a
+// link joins two different addresses.
+func (f *Faults) SetLatency(a, b string, rtt time.Duration) error {
+	if a == b {
+		return fmt.Errorf("transport: a link joins two addresses, not %s to itself", a)
+	}
+	if rtt < 0 {
+		return fmt.Errorf("transport: round trip between %s and %s (%s) cannot be negative", a, b, rtt)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if rtt == 0 {
+		delete(f.mu.linkRTT, pair(a, b))
+		return nil
+	}
+	f.mu.linkRTT[pair(a, b)] = rtt
+	return nil
+}
+
+// Latency returns the round trip of the link between two addresses: its
+// own (SetLatency), else its regions' (SetRegionRTT), else 0. The global
+// delay of SetDelay is not included.
+func (f *Faults) Latency(a, b string) time.Duration {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.latencyLocked(a, b)
+}
+
+func (f *Faults) latencyLocked(a, b string) time.Duration {
+	if a == b {
+		return 0
+	}
+	if d, ok := f.mu.linkRTT[pair(a, b)]; ok {
+		return d
+	}
+	ra, oka := f.mu.region[a]
+	rb, okb := f.mu.region[b]
+	if !oka || !okb {
+		return 0
+	}
+	return f.mu.regionRTT[pair(ra, rb)]
+}
+
+// Heal removes every partition, isolation, drop rate and delay. The
+// latency matrix (regions and links) stays: it is the network's shape, not
+// a fault.
 func (f *Faults) Heal() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -131,7 +232,7 @@ func (f *Faults) check(from, to string) (time.Duration, error) {
 	if f.mu.drop > 0 && f.mu.rng.Float64() < f.mu.drop {
 		return 0, ErrFaultInjected
 	}
-	return f.mu.delay, nil
+	return f.mu.delay + f.latencyLocked(from, to), nil
 }
 
 // raftMethodPrefix names the Raft service's methods, which apply Faults

@@ -644,15 +644,25 @@ func (x *StatusRequest) GetCaller() *Caller {
 }
 
 type StatusResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Height        uint64                 `protobuf:"varint,1,opt,name=height,proto3" json:"height,omitempty"`
-	Digest        []byte                 `protobuf:"bytes,2,opt,name=digest,proto3" json:"digest,omitempty"`
-	Leader        string                 `protobuf:"bytes,3,opt,name=leader,proto3" json:"leader,omitempty"`
-	Epoch         uint64                 `protobuf:"varint,4,opt,name=epoch,proto3" json:"epoch,omitempty"`
-	RaftState     string                 `protobuf:"bytes,5,opt,name=raft_state,json=raftState,proto3" json:"raft_state,omitempty"`
-	AppliedIndex  uint64                 `protobuf:"varint,6,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
-	CommitIndex   uint64                 `protobuf:"varint,7,opt,name=commit_index,json=commitIndex,proto3" json:"commit_index,omitempty"`
-	LastIndex     uint64                 `protobuf:"varint,8,opt,name=last_index,json=lastIndex,proto3" json:"last_index,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Height       uint64                 `protobuf:"varint,1,opt,name=height,proto3" json:"height,omitempty"`
+	Digest       []byte                 `protobuf:"bytes,2,opt,name=digest,proto3" json:"digest,omitempty"`
+	Leader       string                 `protobuf:"bytes,3,opt,name=leader,proto3" json:"leader,omitempty"`
+	Epoch        uint64                 `protobuf:"varint,4,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	RaftState    string                 `protobuf:"bytes,5,opt,name=raft_state,json=raftState,proto3" json:"raft_state,omitempty"`
+	AppliedIndex uint64                 `protobuf:"varint,6,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
+	CommitIndex  uint64                 `protobuf:"varint,7,opt,name=commit_index,json=commitIndex,proto3" json:"commit_index,omitempty"`
+	LastIndex    uint64                 `protobuf:"varint,8,opt,name=last_index,json=lastIndex,proto3" json:"last_index,omitempty"`
+	// has_route says the node knows a way to the channel's leader: its own
+	// (it leads, to_leader_ns 0), direct, or through the member via. The
+	// way is the node's own measurement (timed Status calls), a hint for
+	// routing (cluster/path.go) that a peer may lie about at no one's
+	// cost but its own choice of route.
+	HasRoute bool `protobuf:"varint,9,opt,name=has_route,json=hasRoute,proto3" json:"has_route,omitempty"`
+	// to_leader_ns is the route's latency to the leader, in nanoseconds.
+	ToLeaderNs int64 `protobuf:"varint,10,opt,name=to_leader_ns,json=toLeaderNs,proto3" json:"to_leader_ns,omitempty"`
+	// via is the member address of the route's next hop; empty: direct.
+	Via           []byte `protobuf:"bytes,11,opt,name=via,proto3" json:"via,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -741,6 +751,27 @@ func (x *StatusResponse) GetLastIndex() uint64 {
 		return x.LastIndex
 	}
 	return 0
+}
+
+func (x *StatusResponse) GetHasRoute() bool {
+	if x != nil {
+		return x.HasRoute
+	}
+	return false
+}
+
+func (x *StatusResponse) GetToLeaderNs() int64 {
+	if x != nil {
+		return x.ToLeaderNs
+	}
+	return 0
+}
+
+func (x *StatusResponse) GetVia() []byte {
+	if x != nil {
+		return x.Via
+	}
+	return nil
 }
 
 type SnapshotRequest struct {
@@ -1127,7 +1158,7 @@ const file_cluster_proto_peer_proto_rawDesc = "" +
 	"\vattestation\x18\x01 \x01(\fR\vattestation\"Y\n" +
 	"\rStatusRequest\x12\x18\n" +
 	"\achannel\x18\x01 \x01(\fR\achannel\x12.\n" +
-	"\x06caller\x18\x0f \x01(\v2\x16.scraft.peer.v1.CallerR\x06caller\"\xf4\x01\n" +
+	"\x06caller\x18\x0f \x01(\v2\x16.scraft.peer.v1.CallerR\x06caller\"\xc5\x02\n" +
 	"\x0eStatusResponse\x12\x16\n" +
 	"\x06height\x18\x01 \x01(\x04R\x06height\x12\x16\n" +
 	"\x06digest\x18\x02 \x01(\fR\x06digest\x12\x16\n" +
@@ -1138,7 +1169,12 @@ const file_cluster_proto_peer_proto_rawDesc = "" +
 	"\rapplied_index\x18\x06 \x01(\x04R\fappliedIndex\x12!\n" +
 	"\fcommit_index\x18\a \x01(\x04R\vcommitIndex\x12\x1d\n" +
 	"\n" +
-	"last_index\x18\b \x01(\x04R\tlastIndex\"z\n" +
+	"last_index\x18\b \x01(\x04R\tlastIndex\x12\x1b\n" +
+	"\thas_route\x18\t \x01(\bR\bhasRoute\x12 \n" +
+	"\fto_leader_ns\x18\n" +
+	" \x01(\x03R\n" +
+	"toLeaderNs\x12\x10\n" +
+	"\x03via\x18\v \x01(\fR\x03via\"z\n" +
 	"\x0fSnapshotRequest\x12\x18\n" +
 	"\achannel\x18\x01 \x01(\fR\achannel\x12\x1d\n" +
 	"\n" +
