@@ -21,6 +21,11 @@ func init() {
 	rootCmd.AddCommand(transferCmd())
 }
 
+// maxAddressText is the longest text taken as an address or a channel id
+// (0x and hex digits with room to spare), so that a refusal never echoes
+// a long one.
+const maxAddressText = 2 + 2*len(protocol.Address{}) + 8
+
 // transferTimeout bounds a transfer the admin listener serves: the chain
 // call and Raft following it.
 const transferTimeout = 30 * time.Second
@@ -40,7 +45,12 @@ func (r *runningNode) adminTransfer(w http.ResponseWriter, req *http.Request) {
 	var to protocol.Address
 	if s := q.Get("to"); s != "" {
 		var err error
-		if to, err = protocol.ParseAddress(s); err != nil {
+		if len(s) > maxAddressText {
+			err = fmt.Errorf("%d characters, an address has at most %d", len(s), maxAddressText)
+		} else {
+			to, err = protocol.ParseAddress(s)
+		}
+		if err != nil {
 			http.Error(w, fmt.Sprintf("to=%q: %v", truncateHost(s), err), http.StatusBadRequest)
 			return
 		}
@@ -52,7 +62,7 @@ func (r *runningNode) adminTransfer(w http.ResponseWriter, req *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(req.Context(), transferTimeout)
 	defer cancel()
-	r.opts.Logger.Info("leader transfer asked", "channel", c.ID(), "to", to, "from", req.RemoteAddr)
+	r.opts.Logger.Info("leader transfer asked", "channel", c.ID(), "to", successorName(to), "from", req.RemoteAddr)
 	tr, err := c.TransferLeadership(ctx, to)
 	if err != nil {
 		code := http.StatusConflict
@@ -71,6 +81,15 @@ func (r *runningNode) adminTransfer(w http.ResponseWriter, req *http.Request) {
 	json.NewEncoder(w).Encode(tr)
 }
 
+// successorName names a transfer's successor in a log: "best" when the
+// leader is to pick.
+func successorName(a protocol.Address) string {
+	if a.IsZero() {
+		return "best"
+	}
+	return a.String()
+}
+
 // transferChannel returns the channel a transfer names: the one hosted
 // when none is named and there is only one.
 func (r *runningNode) transferChannel(s string) (*cluster.Channel, int, error) {
@@ -80,6 +99,9 @@ func (r *runningNode) transferChannel(s string) (*cluster.Channel, int, error) {
 			return nil, http.StatusBadRequest, fmt.Errorf("this node hosts %d channels: name one with channel=ID", len(chs))
 		}
 		return chs[0], 0, nil
+	}
+	if len(s) > maxAddressText {
+		return nil, http.StatusBadRequest, fmt.Errorf("channel=%q: %d characters, a channel id has %d", truncateHost(s), len(s), 2+2*len(protocol.ChannelID{}))
 	}
 	id, err := protocol.ParseChannelID(s)
 	if err != nil {
