@@ -895,9 +895,9 @@ func (d *drill) digest(n *drillNode, h uint64) (protocol.Hash, int, error) {
 }
 
 func printDrillReport(w io.Writer, r *drillReport) {
-	fmt.Fprintf(w, "%-6s %-15s %-8s %-14s %-14s %10s %8s\n", "ROUND", "FAULT", "OF", "LEADER BEFORE", "LEADER AFTER", "GAP", "WRITES")
+	fmt.Fprintf(w, "%-6s %-16s %-8s %-14s %-14s %10s %8s\n", "ROUND", "FAULT", "OF", "LEADER BEFORE", "LEADER AFTER", "GAP", "WRITES")
 	for _, x := range r.Rounds {
-		fmt.Fprintf(w, "%-6d %-15s %-8s %-14s %-14s %7.0f ms %8d\n", x.Round, x.Fault, x.Victim, x.LeaderBefore, x.LeaderAfter, x.GapMs, x.Writes)
+		fmt.Fprintf(w, "%-6d %-16s %-8s %-14s %-14s %7.0f ms %8d\n", x.Round, x.Fault, x.Victim, x.LeaderBefore, x.LeaderAfter, x.GapMs, x.Writes)
 	}
 	fmt.Fprintf(w, "\ngap          median %.0f ms, worst %.0f ms\n", r.GapMedianMs, r.GapWorstMs)
 	fmt.Fprintf(w, "writes       %d acknowledged, %d lost", r.Acked, r.Lost)
