@@ -10,6 +10,7 @@ import (
 
 	"github.com/scraft/scraft/internal/backoff"
 	"github.com/scraft/scraft/protocol"
+	"github.com/scraft/scraft/settlement/contract"
 )
 
 // Errors of a planned leader transfer (TransferLeadership).
@@ -47,7 +48,8 @@ type Transfer struct {
 // ErrUnknownSuccessor or ErrSuccessorOffline for a successor this node
 // cannot hand the lead to; the chain's own refusals (a successor whose
 // heartbeat lapsed, that is leaving or no candidate) wrap its contract
-// error.
+// error, as does a successor that is no candidate by this node's view of
+// the set.
 func (c *Channel) TransferLeadership(ctx context.Context, to protocol.Address) (*Transfer, error) {
 	start := time.Now()
 	leader, epoch, _ := c.view.current()
@@ -80,7 +82,9 @@ func (c *Channel) TransferLeadership(ctx context.Context, to protocol.Address) (
 			return nil, fmt.Errorf("%w: %s is not in the channel's Raft configuration", ErrUnknownSuccessor, to)
 		}
 		if !c.layout().isCandidate(to) {
-			return nil, fmt.Errorf("%w: %s is not one of the channel's candidates %v", ErrUnknownSuccessor, to, c.layout().candidates)
+			// Only a candidate may be a voter, so it is refused here,
+			// before it would be promoted, as the chain would refuse it.
+			return nil, fmt.Errorf("%w: %s may not lead; the channel's candidates are %v", contract.ErrNotCandidate, to, c.layout().candidates)
 		}
 		pctx, cancel := context.WithTimeout(ctx, c.cfg.ElectionTimeout)
 		_, err := c.node.peers.status(pctx, string(srv.Address), c.id)

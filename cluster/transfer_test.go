@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -17,7 +18,8 @@ import (
 // for this node itself, for an address that is no server, for a member
 // whose node is down; then with no successor named.
 func TestTransferLeadership(t *testing.T) {
-	tc := newTestClusterUsers(t, 4, 2, nil)
+	// Five members: every one may lead (no candidates).
+	tc := newTestClusterUsers(t, 4, 1, nil)
 	old := tc.waitLeader(10 * time.Second)
 	oc := tc.channel(old)
 	_, epoch0, _ := oc.view.current()
@@ -120,5 +122,42 @@ func TestTransferLeadershipChainRefusal(t *testing.T) {
 	}
 	if l, e, _ := oc.view.current(); l != old.key.Address() || e != epoch0 {
 		t.Fatalf("a refused transfer moved the lead: %s epoch %d", l, e)
+	}
+}
+
+// TestTransferLeadershipDelegated: in a channel of seven members the lead
+// goes only to a candidate; a delegator, in no Raft configuration, is
+// refused before anything changes.
+func TestTransferLeadershipDelegated(t *testing.T) {
+	tc := newDelegatedCluster(t, 7, contract.ChannelConfig{SettleEveryTxs: noSettlement}, nil)
+	tc.waitDelegated(20 * time.Second)
+	cands := tc.candidates()
+	old := tc.waitLeader(10 * time.Second)
+	oc := tc.channel(old)
+	_, epoch0, _ := oc.view.current()
+	var delegator, cand *testNode
+	for _, nd := range tc.nodes {
+		switch {
+		case !slices.Contains(cands, nd.key.Address()):
+			delegator = nd
+		case nd != old:
+			cand = nd
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	_, err := oc.TransferLeadership(ctx, delegator.key.Address())
+	if !errors.Is(err, contract.ErrNotCandidate) && !errors.Is(err, ErrUnknownSuccessor) {
+		t.Fatalf("transfer to a delegator: %v", err)
+	}
+	tr, err := oc.TransferLeadership(ctx, cand.key.Address())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tr.To != cand.key.Address() || tr.Epoch != epoch0+1 {
+		t.Fatalf("transfer %+v", tr)
+	}
+	if nl := tc.waitLeader(10 * time.Second); nl != cand {
+		t.Fatalf("leading after the transfer: %s, want %s", nl.key.Address(), cand.key.Address())
 	}
 }
