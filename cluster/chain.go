@@ -48,6 +48,9 @@ type Chain interface {
 	// ClaimLeader asks to lead in place of the leader of epoch, with the
 	// attestations of other members. It returns the new epoch.
 	ClaimLeader(ctx context.Context, id protocol.ChannelID, epoch uint64, atts []protocol.Attestation) (uint64, error)
+	// TransferLeader hands the lead of epoch, which the node's member
+	// holds, to the member to, and returns the new epoch (transfer.go).
+	TransferLeader(ctx context.Context, id protocol.ChannelID, epoch uint64, to protocol.Address) (uint64, error)
 
 	// Delegates (delegation.go, relay.go).
 

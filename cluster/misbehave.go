@@ -206,7 +206,10 @@ func (t *equivocatingTransport) variant(id raft.ServerID, l *raft.Log) []byte {
 func parseMisbehaviour(spec string) (*misbehaviour, error) {
 	kind, arg, _ := strings.Cut(spec, ":")
 	switch kind {
-	case "isolate", "noattest":
+	case "isolate":
+		// isolate:PATH names the transport's fault file.
+		return &misbehaviour{}, nil
+	case "noattest":
 		if arg != "" {
 			return nil, fmt.Errorf("misbehaviour %q: %s takes no argument", spec, kind)
 		}

@@ -8,15 +8,15 @@ import (
 
 // TestMisbehaviourKinds: the kinds a scraft_misbehave build takes beside
 // the leader's lies: falsereport makes this node's own execution wrong at
-// one height only, isolate and noattest act in the transport and change
-// nothing here.
+// one height only, isolate (with or without its fault file) and noattest
+// act in the transport and change nothing here.
 func TestMisbehaviourKinds(t *testing.T) {
-	for _, bad := range []string{"falsereport", "falsereport:0", "isolate:3", "noattest:x", "equivocate", "equivocate:0"} {
+	for _, bad := range []string{"falsereport", "falsereport:0", "noattest:x", "equivocate", "equivocate:0"} {
 		if _, err := parseMisbehaviour(bad); err == nil {
 			t.Errorf("%q accepted", bad)
 		}
 	}
-	for _, spec := range []string{"isolate", "noattest"} {
+	for _, spec := range []string{"isolate", "isolate:/tmp/faults", "noattest"} {
 		mb, err := parseMisbehaviour(spec)
 		if err != nil {
 			t.Fatalf("%s: %v", spec, err)

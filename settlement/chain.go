@@ -86,6 +86,10 @@ type Chain interface {
 	// ClaimLeader claims leadership in place of the leader of epoch and
 	// returns the new epoch.
 	ClaimLeader(ctx context.Context, id protocol.ChannelID, epoch uint64, atts []protocol.Attestation) (uint64, error)
+	// TransferLeader hands the lead of epoch, which this key holds, to the
+	// member to (valid, not leaving, a candidate where there are
+	// candidates) and returns the new epoch.
+	TransferLeader(ctx context.Context, id protocol.ChannelID, epoch uint64, to protocol.Address) (uint64, error)
 	// CreateProposal files a proposal; data is the canonical encoding of
 	// the kind's payload (protocol.Settlement, Punish, Election, Censorship).
 	CreateProposal(ctx context.Context, id protocol.ChannelID, kind protocol.ProposalKind, data []byte) (uint64, error)

@@ -19,17 +19,19 @@ import (
 //
 //	isolate   SIGUSR1 cuts the node off from its peers, SIGUSR2 joins it
 //	          again: Raft and the peer API, both ways; its chain link and
-//	          the client API stay
+//	          the client API stay. isolate:PATH also reads the fault
+//	          file PATH on each SIGHUP (parseFaultSpec): links to single
+//	          peers to cut, a delay on what the node sends
 //	noattest  refuse every peer's Attest call, as a member whose
 //	          AttestAfter is very long: a fast claim cannot gather this
 //	          member's attestation
 //
 // The released binary is built without the tag and has no such setting.
 func init() {
-	kind, _, _ := strings.Cut(os.Getenv("SCRAFT_MISBEHAVE"), ":")
+	kind, arg, _ := strings.Cut(os.Getenv("SCRAFT_MISBEHAVE"), ":")
 	switch kind {
 	case "isolate":
-		misbehave = isolate
+		misbehave = func(s *Server) []grpc.ServerOption { return isolate(s, arg) }
 	case "noattest":
 		misbehave = func(*Server) []grpc.ServerOption {
 			return refuse(func(method string) bool { return method == "/scraft.peer.v1.Peer/Attest" })
@@ -40,19 +42,26 @@ func init() {
 // isolate cuts s off while SIGUSR1 was the last of SIGUSR1 and SIGUSR2 it
 // received: its outgoing Raft and peer calls fail at once (Faults, on the
 // sending side), and every incoming call but the client API's is refused.
-func isolate(s *Server) []grpc.ServerOption {
+// With a faultFile, SIGHUP sets the faults that file names instead.
+func isolate(s *Server, faultFile string) []grpc.ServerOption {
 	if s.cfg.Faults == nil {
 		s.cfg.Faults = NewFaults(0)
 	}
 	f := s.cfg.Faults
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGUSR1, syscall.SIGUSR2)
+	if faultFile != "" {
+		signal.Notify(sigs, syscall.SIGHUP)
+	}
 	go func() {
 		for sig := range sigs {
-			if sig == syscall.SIGUSR1 {
+			switch sig {
+			case syscall.SIGHUP:
+				applyFaultFile(s, f, faultFile)
+			case syscall.SIGUSR1:
 				s.logger.Warn("misbehaving: cut off from every peer", "addr", s.addr)
 				f.Isolate(s.addr)
-			} else {
+			default:
 				s.logger.Warn("misbehaving: reachable again", "addr", s.addr)
 				f.Heal()
 			}

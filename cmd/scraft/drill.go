@@ -52,17 +52,20 @@ type drillOptions struct {
 	settle     time.Duration
 	asJSON     bool
 	faults     []string
+	mode       string
 }
 
 // drillFaults are the faults a round can inject, by --faults name: whom
 // (the leader or a follower) and how (crash: SIGKILL or POST /drill/crash,
 // then the node is started again; stop: SIGSTOP until writes resume, then
-// SIGCONT, for a node the drill started itself).
-var drillFaults = map[string]struct{ leader, stop bool }{
-	"crash-leader":   {leader: true},
-	"crash-follower": {},
-	"stop-leader":    {leader: true, stop: true},
-	"stop-follower":  {stop: true},
+// SIGCONT, for a node the drill started itself; transfer: the leader
+// hands its lead over, a planned change that needs no --allow-drills).
+var drillFaults = map[string]struct{ leader, stop, transfer bool }{
+	"crash-leader":    {leader: true},
+	"crash-follower":  {},
+	"stop-leader":     {leader: true, stop: true},
+	"stop-follower":   {stop: true},
+	"transfer-leader": {leader: true, transfer: true},
 }
 
 func drillFailoverCmd() *cobra.Command {
@@ -84,6 +87,12 @@ and tears everything down at the end. --faults names what the rounds do
 in turn (default crash-leader): crash-leader, crash-follower, stop-leader
 and stop-follower (SIGSTOP until writes resume, then SIGCONT; --local
 only), e.g. --faults crash-leader,stop-follower,stop-leader,crash-follower.
+
+--mode transfer (the same as --faults transfer-leader) changes leaders by
+planned transfer instead: each round the leader hands its lead to the
+member it finds best (POST /transfer, as scraft transfer does), which
+running nodes serve without --allow-drills; the gap is that of the
+hand-over.
 
 Against running nodes, give their client API addresses (--node) and admin
 addresses (--admin, in the same order), member keys for the load (--key,
@@ -115,6 +124,7 @@ round's gap exceeds --max-gap.`,
 	f.StringVar(&o.args, "args", `{"text":"drill {{n}}"}`, "the load's arguments as JSON; {{n}} and {{client}} are replaced per call")
 	f.IntVar(&o.rounds, "rounds", 5, "how many rounds, one fault each")
 	f.StringSliceVar(&o.faults, "faults", []string{"crash-leader"}, "the faults the rounds take in turn: crash-leader, crash-follower, stop-leader, stop-follower (stop: SIGSTOP until writes resume, then SIGCONT; --local only)")
+	f.StringVar(&o.mode, "mode", "crash", "how leaders change: crash (the --faults) or transfer (a planned transfer each round, --faults transfer-leader)")
 	f.DurationVar(&o.maxGap, "max-gap", 5*time.Second, "a round whose write gap is longer fails the drill")
 	f.DurationVar(&o.settle, "round-timeout", time.Minute, "how long a round may take to elect a new leader, resume writes and have the crashed node back")
 	f.BoolVar(&o.asJSON, "json", false, "print the report as JSON")
@@ -185,6 +195,16 @@ func runDrill(cmd *cobra.Command, o drillOptions) error {
 	if o.rounds < 1 {
 		return fmt.Errorf("drill: --rounds %d: at least 1", o.rounds)
 	}
+	switch o.mode {
+	case "crash":
+	case "transfer":
+		if cmd.Flags().Changed("faults") {
+			return errors.New("drill: --mode transfer sets the faults (transfer-leader): give --faults or --mode, not both")
+		}
+		o.faults = []string{"transfer-leader"}
+	default:
+		return fmt.Errorf("drill: --mode %q: crash or transfer", o.mode)
+	}
 	if len(o.faults) == 0 {
 		return errors.New("drill: --faults: name at least one fault")
 	}
@@ -192,7 +212,7 @@ func runDrill(cmd *cobra.Command, o drillOptions) error {
 		k, ok := drillFaults[f]
 		switch {
 		case !ok:
-			return fmt.Errorf("drill: --faults: unknown fault %q (crash-leader, crash-follower, stop-leader, stop-follower)", f)
+			return fmt.Errorf("drill: --faults: unknown fault %q (crash-leader, crash-follower, stop-leader, stop-follower, transfer-leader)", f)
 		case k.stop && !o.local:
 			return fmt.Errorf("drill: --faults %s needs --local: the drill can stop only the node processes it started", f)
 		}
@@ -694,9 +714,12 @@ func (d *drill) run(ctx context.Context, errw io.Writer) (*drillReport, error) {
 		before := d.ackCount()
 		d.progress(errw, "round %d/%d: %s: %s", r, d.o.rounds, fault, victim.name)
 		crashAt := time.Now()
-		if kind.stop {
+		switch {
+		case kind.transfer:
+			_, err = d.transfer(ctx, victim)
+		case kind.stop:
 			err = victim.proc.Process.Signal(syscall.SIGSTOP)
-		} else {
+		default:
 			err = d.crash(victim)
 		}
 		if err != nil {
@@ -714,8 +737,8 @@ func (d *drill) run(ctx context.Context, errw io.Writer) (*drillReport, error) {
 		// restarted it before the others took over. A stopped node cannot
 		// answer: it is not asked.
 		var skip *drillNode
-		if kind.stop {
-			skip = victim
+		if kind.stop || kind.transfer {
+			skip = victim // a transfer hands the lead to another node
 		}
 		next, err := d.waitLeader(ctx, skip)
 		if kind.stop {
@@ -725,7 +748,7 @@ func (d *drill) run(ctx context.Context, errw io.Writer) (*drillReport, error) {
 			return nil, fmt.Errorf("drill: round %d: after %s of %s: %w", r, fault, victim.name, err)
 		}
 		d.progress(errw, "round %d/%d: waiting for %s to be back", r, d.o.rounds, victim.name)
-		if !kind.stop {
+		if !kind.stop && !kind.transfer {
 			if err := d.restart(victim); err != nil {
 				return nil, err
 			}
@@ -872,9 +895,9 @@ func (d *drill) digest(n *drillNode, h uint64) (protocol.Hash, int, error) {
 }
 
 func printDrillReport(w io.Writer, r *drillReport) {
-	fmt.Fprintf(w, "%-6s %-15s %-8s %-14s %-14s %10s %8s\n", "ROUND", "FAULT", "OF", "LEADER BEFORE", "LEADER AFTER", "GAP", "WRITES")
+	fmt.Fprintf(w, "%-6s %-16s %-8s %-14s %-14s %10s %8s\n", "ROUND", "FAULT", "OF", "LEADER BEFORE", "LEADER AFTER", "GAP", "WRITES")
 	for _, x := range r.Rounds {
-		fmt.Fprintf(w, "%-6d %-15s %-8s %-14s %-14s %7.0f ms %8d\n", x.Round, x.Fault, x.Victim, x.LeaderBefore, x.LeaderAfter, x.GapMs, x.Writes)
+		fmt.Fprintf(w, "%-6d %-16s %-8s %-14s %-14s %7.0f ms %8d\n", x.Round, x.Fault, x.Victim, x.LeaderBefore, x.LeaderAfter, x.GapMs, x.Writes)
 	}
 	fmt.Fprintf(w, "\ngap          median %.0f ms, worst %.0f ms\n", r.GapMedianMs, r.GapWorstMs)
 	fmt.Fprintf(w, "writes       %d acknowledged, %d lost", r.Acked, r.Lost)

@@ -542,6 +542,7 @@ func (r *runningNode) serveAdmin() error {
 		json.NewEncoder(w).Encode(c.Status())
 	})
 	mux.HandleFunc("/drill/crash", r.drillCrash)
+	mux.HandleFunc("/transfer", r.adminTransfer)
 	ccfg := console.DefaultConfig()
 	abis, _ := r.opts.Chain.(abiReader)
 	ccfg.Node = consoleNode{n: r.node, reg: r.reg, chain: abis}

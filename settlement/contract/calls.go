@@ -29,6 +29,7 @@ const (
 	CallDelegate        CallKind = 14
 	CallClose           CallKind = 15
 	CallSetNodeAddress  CallKind = 16
+	CallTransferLeader  CallKind = 17
 )
 
 var callNames = map[CallKind]string{
@@ -37,7 +38,7 @@ var callNames = map[CallKind]string{
 	CallClaimLeader: "claim_leader", CallCreateProposal: "create_proposal", CallVote: "vote",
 	CallSubmitVotes: "submit_votes", CallExecuteProposal: "execute_proposal",
 	CallProveInclusion: "prove_inclusion", CallDelegate: "delegate", CallClose: "close",
-	CallSetNodeAddress: "set_node_address",
+	CallSetNodeAddress: "set_node_address", CallTransferLeader: "transfer_leader",
 }
 
 func (k CallKind) String() string {
@@ -102,6 +103,8 @@ func DecodeCall(b []byte) (Call, error) {
 		c = new(Close)
 	case CallSetNodeAddress:
 		c = new(SetNodeAddress)
+	case CallTransferLeader:
+		c = new(TransferLeader)
 	default:
 		return nil, fmt.Errorf("%w: kind %d", ErrUnknownCall, b[0])
 	}

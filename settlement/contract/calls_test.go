@@ -29,6 +29,7 @@ func sampleCalls() []Call {
 		&SubmitVotes{Channel: ch, Proposal: 2, Votes: []protocol.Vote{v}},
 		&ExecuteProposal{Channel: ch, Proposal: 2}, &ProveInclusion{Channel: ch, Proposal: 2, Batch: []byte{9}},
 		&Delegate{Channel: ch, Candidate: k.Address()}, &SetNodeAddress{Channel: ch, Address: "127.0.0.1:7801"},
+		&TransferLeader{Channel: ch, Epoch: 4, To: k.Address()},
 	}
 }
 

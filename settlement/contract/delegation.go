@@ -55,6 +55,8 @@ func channelOf(call Call) (protocol.ChannelID, bool) {
 		return c.Channel, true
 	case *SetNodeAddress:
 		return c.Channel, true
+	case *TransferLeader:
+		return c.Channel, true
 	}
 	return protocol.ChannelID{}, false
 }

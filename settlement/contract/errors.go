@@ -103,6 +103,12 @@ var (
 	ErrNotCandidate = errors.New("contract: not a candidate")
 	// ErrNoABI means the channel's creator recorded no ABI with its code.
 	ErrNoABI = errors.New("contract: the channel has no ABI on record")
+	// ErrNotLeader means the sender does not lead the channel's current
+	// epoch: only the leader hands the lead over (transfer_leader).
+	ErrNotLeader = errors.New("contract: not the leader")
+	// ErrLapsed means the member named has sent no heartbeat within the
+	// chain's HeartbeatTTL, so it cannot be handed the lead.
+	ErrLapsed = errors.New("contract: the member's heartbeat has lapsed")
 )
 
 // codes lists every sentinel with its stable code. Codes never change
@@ -120,7 +126,7 @@ var codes = []struct {
 	{25, ErrBadComplaint}, {26, ErrBadProof}, {27, ErrDeadlinePassed}, {28, ErrNoCapacity},
 	{29, ErrLeaving}, {30, ErrTooLarge}, {31, ErrNoDeparture}, {32, ErrNoEpochLeader},
 	{33, ErrDuplicateCase}, {34, ErrReportCooldown}, {35, ErrNotCandidate},
-	{36, ErrNoABI},
+	{36, ErrNoABI}, {37, ErrNotLeader}, {38, ErrLapsed},
 }
 
 // Code returns the stable code of err's sentinel, or 0 when err is nil or

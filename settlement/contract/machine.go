@@ -131,6 +131,8 @@ func (x *exec) dispatch(call Call) error {
 		return x.close(c)
 	case *SetNodeAddress:
 		return x.setNodeAddress(c)
+	case *TransferLeader:
+		return x.transferLeader(c)
 	case nil:
 		return fmt.Errorf("%w: nil call", ErrMalformed)
 	}

@@ -531,6 +531,12 @@ func (cl *Client) ClaimLeader(ctx context.Context, id protocol.ChannelID, epoch 
 	return o.Receipt.Epoch, err
 }
 
+// TransferLeader implements settlement.Chain.
+func (cl *Client) TransferLeader(ctx context.Context, id protocol.ChannelID, epoch uint64, to protocol.Address) (uint64, error) {
+	o, err := cl.Send(ctx, &contract.TransferLeader{Channel: id, Epoch: epoch, To: to})
+	return o.Receipt.Epoch, err
+}
+
 // CreateProposal implements settlement.Chain.
 func (cl *Client) CreateProposal(ctx context.Context, id protocol.ChannelID, kind protocol.ProposalKind, data []byte) (uint64, error) {
 	o, err := cl.Send(ctx, &contract.CreateProposal{Channel: id, Type: kind, Data: data})
