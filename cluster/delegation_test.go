@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -276,4 +277,32 @@ func TestDelegatesConfigurationFollowsSeats(t *testing.T) {
 		acked = append(acked, out)
 	}
 	tc.checkConverged(acked, 30*time.Second)
+}
+
+// TestDelegatorDoesNotAttest: a delegator hears the leader only through
+// its candidate, so its last contact says nothing of the leader: asked by
+// a candidate for an attestation while the leader is alive, it refuses.
+func TestDelegatorDoesNotAttest(t *testing.T) {
+	tc := newDelegatedCluster(t, 7, contract.ChannelConfig{SettleEveryTxs: noSettlement}, nil)
+	tc.waitDelegated(20 * time.Second)
+	leader := tc.leader()
+	var claimant protocol.Address
+	for _, a := range tc.candidates() {
+		if a != leader.key.Address() {
+			claimant = a
+			break
+		}
+	}
+	for _, nd := range tc.nodes {
+		c := tc.channel(nd)
+		if !c.delegating() {
+			continue
+		}
+		_, epoch, _ := c.view.current()
+		if a, err := c.attest(claimant, epoch); err == nil || !strings.Contains(err.Error(), "delegator") {
+			t.Fatalf("delegator %s attested for %s while the leader is alive: %v, %v", nd.key.Address(), claimant, a, err)
+		}
+		return
+	}
+	t.Fatal("no delegator")
 }

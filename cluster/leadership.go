@@ -353,6 +353,10 @@ func (c *Channel) attest(claimant protocol.Address, epoch uint64) (*protocol.Att
 		return nil, errors.New("cluster: the leader of that epoch is this node, and it is alive")
 	case leader == claimant:
 		return nil, errors.New("cluster: the claimant leads already")
+	case c.delegating():
+		// Its last contact with the leader is stale by design: the
+		// chain counts candidates' attestations only.
+		return nil, errors.New("cluster: a delegator hears the leader through its candidate and does not attest")
 	}
 	// Only this node's own observation counts: when it last admitted an
 	// append from the leader under the leader's TLS identity. Raft's view

@@ -691,3 +691,21 @@ func TestCandidatesAt(t *testing.T) {
 		t.Fatalf("computed %v, the call recorded %v", got, rec)
 	}
 }
+
+// TestAttestationsCountCandidatesOnly: in a channel that runs through
+// candidates only the candidates (the Raft voters, who hear the leader
+// directly) attest to its unreachability; delegators' attestations,
+// however many, do not make the 2/3, and 3 of the 4 other candidates do.
+func TestAttestationsCountCandidatesOnly(t *testing.T) {
+	h := newHarness(t)
+	all := names(8)
+	h.channel(all...)
+	h.wantCandidates(all[:5]...)
+	_, err := h.call("m1", &ClaimLeader{Channel: h.ch, Epoch: 1, Attestations: h.attest(1, "m1", "m1", "m5", "m6", "m7")})
+	wantErr(t, err, ErrLeaderValid)
+	_, err = h.call("m1", &ClaimLeader{Channel: h.ch, Epoch: 1, Attestations: h.attest(1, "m1", "m1", "m2", "m5", "m6", "m7")})
+	wantErr(t, err, ErrLeaderValid)
+	if rc := h.must("m1", &ClaimLeader{Channel: h.ch, Epoch: 1, Attestations: h.attest(1, "m1", "m1", "m2", "m3")}); rc.Epoch != 2 {
+		t.Fatalf("epoch %d", rc.Epoch)
+	}
+}

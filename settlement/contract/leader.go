@@ -10,7 +10,8 @@ import (
 // leader, when the leader's heartbeat is older than the chain's HeartbeatTTL, or when
 // the claim carries attestations for the current epoch naming the sender
 // from more than 2/3 of the valid members other than the leader (the leader
-// cannot attest to its own unreachability). Every accepted claim starts a
+// cannot attest to its own unreachability; in a channel of more than
+// delegate.Seats members, of the valid candidates other than the leader). Every accepted claim starts a
 // new epoch. A claim counts as the claimant's heartbeat.
 //
 // In a channel of more than delegate.Seats members only a candidate claims
@@ -64,8 +65,15 @@ func (x *exec) claimLeader(c *ClaimLeader) error {
 func (x *exec) checkAttestations(ch *Channel, atts []protocol.Attestation) error {
 	now := x.env.TimeMs
 	eligible := 0
+	// In a channel that runs through candidates only they are Raft
+	// voters that hear from the leader; a delegator hears of it through
+	// its candidate, so its word on the leader's reachability is its
+	// candidate's and counts for nothing on its own.
+	attests := func(m *Member) bool {
+		return m.Address != ch.Leader && m.ValidAt(now, x.params.HeartbeatTTL) && isCandidate(ch, m.Address)
+	}
 	for _, m := range x.members(ch.ID) {
-		if m.Address != ch.Leader && m.ValidAt(now, x.params.HeartbeatTTL) {
+		if attests(m) {
 			eligible++
 		}
 	}
@@ -91,7 +99,7 @@ func (x *exec) checkAttestations(ch *Channel, atts []protocol.Attestation) error
 		if err != nil {
 			return fmt.Errorf("%w: attestation %d: %v", ErrBadAttestation, i, err)
 		}
-		if m.Address != ch.Leader && m.ValidAt(now, x.params.HeartbeatTTL) {
+		if attests(m) {
 			count++
 		}
 	}
