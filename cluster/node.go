@@ -54,6 +54,13 @@ func NewNode(cfg Config) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if cfg.Registerer != nil {
+		chain, err := meterChain(cfg.Chain, cfg.Registerer)
+		if err != nil {
+			return nil, fmt.Errorf("register metrics: %w", err)
+		}
+		cfg.Chain = chain
+	}
 	unlock, err := lockDir(cfg.DataDir)
 	if err != nil {
 		return nil, err

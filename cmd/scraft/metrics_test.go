@@ -28,6 +28,7 @@ func TestMetricsRegistered(t *testing.T) {
 		"scraft_connections", "scraft_connections_refused_total",
 		"scraft_entries_applied_total", "scraft_height", "scraft_leader_epoch", "scraft_batches_applied_total",
 		"scraft_build_info", "scraft_leading", "scraft_raft_state",
+		"scraft_chain_calls_total", "scraft_chain_call_seconds",
 	} {
 		if byName[name] == nil {
 			t.Errorf("metric %s is not registered", name)
