@@ -116,11 +116,15 @@ type Run struct {
 	Rate    float64 `json:"rate"`          // puts/s or tx/s
 	P50ms   float64 `json:"p50_ms"`
 	P99ms   float64 `json:"p99_ms"`
-	// CPU per op in µs (user + system from /proc). For etcd: the leader,
-	// the three members together, and the benchmark tool (the clients).
-	LeaderCPUus  float64 `json:"leader_cpu_us_per_op,omitempty"`
-	MembersCPUus float64 `json:"members_cpu_us_per_op,omitempty"`
-	ClientCPUus  float64 `json:"client_cpu_us_per_op,omitempty"`
+	// CPU per op in µs (user + system from /proc): the leader, a
+	// follower (the mean of the two), the three members together, and
+	// the clients (etcd's benchmark tool; BenchmarkCommit's own process).
+	// For scraft the leader's and followers' come from nodeProbe, the
+	// others from BenchmarkCommit.
+	LeaderCPUus   float64 `json:"leader_cpu_us_per_op,omitempty"`
+	FollowerCPUus float64 `json:"follower_cpu_us_per_op,omitempty"`
+	MembersCPUus  float64 `json:"members_cpu_us_per_op,omitempty"`
+	ClientCPUus   float64 `json:"client_cpu_us_per_op,omitempty"`
 	// LeaderChanged: the etcd leader at the end is not the one measured.
 	LeaderChanged bool `json:"leader_changed,omitempty"`
 	// Metrics: every metric BenchmarkCommit reported, by unit.
@@ -423,6 +427,7 @@ func (e *etcdBench) run(ctx context.Context, clients int, useTLS bool, round int
 	}
 	rn.Ops, rn.Rate, rn.P50ms, rn.P99ms = b.ok, b.rps, b.p50*1000, b.p99*1000
 	rn.MembersCPUus = float64(members.Microseconds()) / float64(b.ok)
+	rn.FollowerCPUus = (rn.MembersCPUus - rn.LeaderCPUus) / float64(len(ms)-1)
 	rn.ClientCPUus = float64(clientCPU.Microseconds()) / float64(b.ok)
 	rn.Log = logName + ".log"
 	return rn, nil
@@ -594,7 +599,17 @@ func (s *scraftBench) run(ctx context.Context, clients, round, turn int) (Run, e
 	cmd.Stderr = cmd.Stdout
 	fmt.Fprintf(f, "SCRAFT_BENCH_SECONDS=%d %s %s\n", s.seconds, s.bin, strings.Join(cmd.Args[1:], " "))
 	rn.Load1 = loadAvg()
-	if err := cmd.Run(); err != nil {
+	if err := cmd.Start(); err != nil {
+		return rn, err
+	}
+	probe := newNodeProbe(cmd.Process.Pid)
+	pctx, stopProbe := context.WithCancel(ctx)
+	probed := make(chan struct{})
+	go func() { probe.run(pctx); close(probed) }()
+	err = cmd.Wait()
+	stopProbe()
+	<-probed
+	if err != nil {
 		return rn, fmt.Errorf("BenchmarkCommit at %d clients: %w (log %s)", clients, err, log)
 	}
 	rn.Log = log
@@ -619,19 +634,8 @@ func (s *scraftBench) run(ctx context.Context, clients, round, turn int) (Run, e
 	rn.Rate, rn.P50ms, rn.P99ms = rn.Metrics["tx/s"], rn.Metrics["p50-ms"], rn.Metrics["p99-ms"]
 	rn.MembersCPUus = rn.Metrics["node-cpu-µs/tx"]
 	rn.ClientCPUus = rn.Metrics["client-cpu-µs/tx"]
-	rn.LeaderCPUus = leaderMetric(rn.Metrics)
+	rn.LeaderCPUus, rn.FollowerCPUus = probe.perTx()
 	return rn, nil
-}
-
-// leaderMetric finds the leader's CPU per tx among BenchmarkCommit's
-// metrics, where it reports one (a unit naming the leader and CPU).
-func leaderMetric(m map[string]float64) float64 {
-	for unit, v := range m {
-		if strings.Contains(unit, "leader") && strings.Contains(unit, "cpu") {
-			return v
-		}
-	}
-	return 0
 }
 
 func median(vs []float64) float64 {
@@ -651,16 +655,17 @@ func summarize(runs []Run, clients []int) []Summary {
 	for _, n := range clients {
 		s := Summary{Clients: n, Median: map[string]Run{}, Ratios: map[string]float64{}}
 		for _, kind := range []string{"etcd", "etcd-tls", "scraft"} {
-			var rate, p50, p99, lead, mem, cl []float64
+			var rate, p50, p99, lead, fol, mem, cl []float64
 			for _, r := range runs {
 				if r.Clients == n && r.Kind == kind {
 					rate, p50, p99 = append(rate, r.Rate), append(p50, r.P50ms), append(p99, r.P99ms)
-					lead, mem, cl = append(lead, r.LeaderCPUus), append(mem, r.MembersCPUus), append(cl, r.ClientCPUus)
+					lead, fol = append(lead, r.LeaderCPUus), append(fol, r.FollowerCPUus)
+					mem, cl = append(mem, r.MembersCPUus), append(cl, r.ClientCPUus)
 				}
 			}
 			if len(rate) > 0 {
 				s.Median[kind] = Run{Kind: kind, Clients: n, Rate: median(rate), P50ms: median(p50), P99ms: median(p99),
-					LeaderCPUus: median(lead), MembersCPUus: median(mem), ClientCPUus: median(cl)}
+					LeaderCPUus: median(lead), FollowerCPUus: median(fol), MembersCPUus: median(mem), ClientCPUus: median(cl)}
 			}
 		}
 		sc := s.Median["scraft"]
@@ -715,10 +720,10 @@ func printTable(w io.Writer, res Results) {
 			ratio("tx/s scraft/etcd-tls"), ratio("tx/s scraft/etcd"),
 			ratio("p99 scraft/etcd-tls"), ratio("p99 scraft/etcd"))
 	}
-	fmt.Fprintln(w, "\nCPU per committed put or tx, µs (user + system from /proc; medians)")
+	fmt.Fprintln(w, "\nCPU per committed put or tx, µs (user + system from /proc; medians; scraft's leader and follower sampled each second at full load)")
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "| clients | etcd leader | etcd 3 members | etcd TLS leader | etcd TLS 3 members | scraft leader | scraft 3 nodes | etcd clients | etcd TLS clients | scraft clients |")
-	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Fprintln(w, "| clients | kind | leader | a follower | 3 members | clients |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|")
 	us := func(v float64) string {
 		if v == 0 {
 			return "–"
@@ -726,10 +731,12 @@ func printTable(w io.Writer, res Results) {
 		return fmt.Sprintf("%.0f", v)
 	}
 	for _, s := range res.Summary {
-		e, t, sc := s.Median["etcd"], s.Median["etcd-tls"], s.Median["scraft"]
-		fmt.Fprintf(w, "| %d | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", s.Clients,
-			us(e.LeaderCPUus), us(e.MembersCPUus), us(t.LeaderCPUus), us(t.MembersCPUus),
-			us(sc.LeaderCPUus), us(sc.MembersCPUus), us(e.ClientCPUus), us(t.ClientCPUus), us(sc.ClientCPUus))
+		for _, kind := range []string{"etcd", "etcd-tls", "scraft"} {
+			if m, ok := s.Median[kind]; ok {
+				fmt.Fprintf(w, "| %d | %s | %s | %s | %s | %s |\n", s.Clients, kind,
+					us(m.LeaderCPUus), us(m.FollowerCPUus), us(m.MembersCPUus), us(m.ClientCPUus))
+			}
+		}
 	}
 	var changed []string
 	for _, r := range res.Runs {
