@@ -140,7 +140,9 @@ type Results struct {
 	Rounds      int       `json:"rounds"`
 	ValueBytes  int       `json:"value_bytes"`
 	Runs        []Run     `json:"runs"`
-	Summary     []Summary `json:"summary"`
+	// Retried: the errors of runs that failed once and were run again.
+	Retried []string  `json:"retried,omitempty"`
+	Summary []Summary `json:"summary"`
 }
 
 // Summary holds, per client count, the medians of each kind and their ratios.
@@ -184,18 +186,18 @@ func run(ctx context.Context, cfg config) error {
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return err
 	}
-	testBin := filepath.Join(out, "integration.test")
+	work, err := os.MkdirTemp("", "bench-vs-etcd-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	testBin := filepath.Join(work, "integration.test")
 	if slices.Contains(cfg.kinds, "scraft") {
 		logf("building the integration suite into %s", testBin)
 		if _, err := goOutput(ctx, repo, "test", "-c", "-o", testBin, "./integration"); err != nil {
 			return err
 		}
 	}
-	work, err := os.MkdirTemp("", "bench-vs-etcd-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(work)
 	certs, err := writeCerts(filepath.Join(work, "certs"), 3)
 	if err != nil {
 		return err
@@ -223,6 +225,13 @@ func run(ctx context.Context, cfg config) error {
 					return err
 				}
 				rn, err := step.run()
+				if err != nil && ctx.Err() == nil {
+					// A shared machine: another process may take a port
+					// between its choice and its use. Once more, then give up.
+					logf("round %d, %d clients, %s failed, running it again: %v", r, n, step.kind, err)
+					res.Retried = append(res.Retried, err.Error())
+					rn, err = step.run()
+				}
 				if err != nil {
 					return err
 				}
@@ -593,6 +602,10 @@ func (s *scraftBench) run(ctx context.Context, clients, round, turn int) (Run, e
 		"-test.benchtime", "1x", "-test.v", "-test.timeout", "30m")
 	// TestMain builds the scraft binary from ../cmd/scraft.
 	cmd.Dir = s.dir
+	// Its own process group, so that an interrupted run takes the chain
+	// and node processes the benchmark started with it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.Env = append(os.Environ(), "SCRAFT_BENCH_SECONDS="+strconv.Itoa(s.seconds))
 	var buf bytes.Buffer
 	cmd.Stdout = io.MultiWriter(f, &buf)
@@ -746,6 +759,9 @@ func printTable(w io.Writer, res Results) {
 	}
 	if len(changed) > 0 {
 		fmt.Fprintf(w, "\netcd's leader changed during: %s (its leader CPU is the first leader's)\n", strings.Join(changed, ", "))
+	}
+	for _, e := range res.Retried {
+		fmt.Fprintf(w, "\nrun again after: %s\n", e)
 	}
 	var loads []float64
 	for _, r := range res.Runs {
