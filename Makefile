@@ -5,7 +5,7 @@ FUZZTIME ?= 10s
 BENCH    ?= .
 BENCHTIME ?= 1s
 
-.PHONY: all build test fmt-check vet check tidy-check proto proto-check contracts contracts-check fuzz bench chaos ui-test clean
+.PHONY: all build test fmt-check vet check tidy-check proto proto-check contracts contracts-check fuzz bench bench-vs-etcd chaos ui-test clean
 
 all: build
 
@@ -58,6 +58,15 @@ fuzz:
 ## bench: every benchmark once (figures go to docs/BENCHMARKS.md)
 bench:
 	$(GO) test -run '^$$' -bench '$(BENCH)' -benchtime $(BENCHTIME) -benchmem $(PKGS)
+
+## bench-vs-etcd: a 3-member etcd (the version pinned in bench/etcd/go.mod,
+## built once into bin/etcd-VERSION) plain and with TLS, alternated with
+## BenchmarkCommit at 64 and 256 clients; one table of the ratios, every run's
+## figures in bin/bench-vs-etcd/TIME/results.json. About 10 minutes; QUICK=1
+## runs one round of 4 s runs. BENCH_VS_ETCD_FLAGS passes more flags
+## (-rounds, -seconds, -clients, -json FILE).
+bench-vs-etcd:
+	cd bench/etcd && $(GO) run . -repo $(CURDIR) $(if $(QUICK),-quick) $(BENCH_VS_ETCD_FLAGS)
 
 ## chaos: the long multi-process and fault-injection suites
 ## (the soak: SOAK_ROUNDS rounds of mixed faults, SCRAFT_SOAK_SEED to repeat one;
