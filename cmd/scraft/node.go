@@ -544,8 +544,8 @@ func (r *runningNode) serveAdmin() error {
 	mux.HandleFunc("/drill/crash", r.drillCrash)
 	mux.HandleFunc("/transfer", r.adminTransfer)
 	ccfg := console.DefaultConfig()
-	abis, _ := r.opts.Chain.(abiReader)
-	ccfg.Node = consoleNode{n: r.node, reg: r.reg, chain: abis}
+	chain, _ := r.opts.Chain.(consoleChain)
+	ccfg.Node = consoleNode{n: r.node, reg: r.reg, chain: chain, proposals: newProposalWatch()}
 	ccfg.Logger = r.opts.Logger
 	key, grpcAddr := r.opts.Key, r.srv.Addr()
 	ccfg.Dial = func(ctx context.Context) (*client.Client, error) {
