@@ -467,7 +467,10 @@ func (r *runningNode) serveAdmin() error {
 			if _, retired := c.Retired(); retired {
 				continue // closed or left: nothing left to catch up on
 			}
-			if st := c.Status(); !st.Ready {
+			if st := c.Status(); st.StoreError != "" {
+				http.Error(w, fmt.Sprintf("channel %s cannot write its Raft log: %s", st.Channel, st.StoreError), http.StatusServiceUnavailable)
+				return
+			} else if !st.Ready {
 				http.Error(w, fmt.Sprintf("channel %s not caught up (lag %d, leader %q)", st.Channel, st.Lag, st.RaftLeader), http.StatusServiceUnavailable)
 				return
 			}
