@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -35,17 +36,27 @@ func mountSmallDisk(t testing.TB, dir string, spare int64) *smallDisk {
 	if os.Geteuid() != 0 {
 		t.Skip("disk-full test skipped: mounting a small tmpfs needs root")
 	}
+	d, err := tryMountSmallDisk(t, dir, spare)
+	if err != nil {
+		t.Skipf("disk-full test skipped: %v", err)
+	}
+	return d
+}
+
+// tryMountSmallDisk is mountSmallDisk returning why it could not mount.
+func tryMountSmallDisk(t testing.TB, dir string, spare int64) (*smallDisk, error) {
+	t.Helper()
 	used, err := dirSize(dir)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	aside := t.TempDir()
 	if err := os.CopyFS(aside, os.DirFS(dir)); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	size := (used+spare)/4096*4096 + 4096
 	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=%d", size), "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Skipf("disk-full test skipped: mount -t tmpfs on %s: %v: %s", dir, err, out)
+		return nil, fmt.Errorf("mount -t tmpfs on %s: %v: %s", dir, err, bytes.TrimSpace(out))
 	}
 	t.Cleanup(func() {
 		if out, err := exec.Command("umount", "-l", dir).CombinedOutput(); err != nil {
@@ -53,10 +64,26 @@ func mountSmallDisk(t testing.TB, dir string, spare int64) *smallDisk {
 		}
 	})
 	if err := os.CopyFS(dir, os.DirFS(aside)); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	t.Logf("%s on a tmpfs of %d bytes, %d used", dir, size, used)
-	return &smallDisk{t: t, dir: dir}
+	return &smallDisk{t: t, dir: dir}, nil
+}
+
+// canMountTmpfs reports whether the test may mount a tmpfs (it runs as
+// root and a mount on a folder of its own works), and why not.
+func canMountTmpfs(t testing.TB) (bool, string) {
+	if os.Geteuid() != 0 {
+		return false, "mounting a tmpfs needs root"
+	}
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", dir).CombinedOutput(); err != nil {
+		return false, fmt.Sprintf("mount -t tmpfs: %v: %s", err, bytes.TrimSpace(out))
+	}
+	if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
+		t.Errorf("umount %s: %v: %s", dir, err, out)
+	}
+	return true, ""
 }
 
 // grow remounts the tmpfs with size bytes.
@@ -65,6 +92,18 @@ func (d *smallDisk) grow(size int64) {
 	if out, err := exec.Command("mount", "-o", fmt.Sprintf("remount,size=%d", size), d.dir).CombinedOutput(); err != nil {
 		d.t.Fatalf("remount %s: %v: %s", d.dir, err, out)
 	}
+}
+
+// shrink remounts the tmpfs with what its files take now plus spare
+// bytes.
+func (d *smallDisk) shrink(spare int64) {
+	d.t.Helper()
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(d.dir, &st); err != nil {
+		d.t.Fatal(err)
+	}
+	used := int64(st.Blocks-st.Bfree) * st.Bsize
+	d.grow((used+spare)/4096*4096 + 4096)
 }
 
 // free returns the bytes free on the tmpfs.
