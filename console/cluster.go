@@ -143,6 +143,9 @@ type ChannelState struct {
 	Diverged bool   `json:"diverged"`
 	// Retired is why the node stopped hosting it ("closed", "left"), or "".
 	Retired string `json:"retired,omitempty"`
+	// StoreError is why this node's last write to the channel's Raft log
+	// failed (a full disk), "" when it succeeded.
+	StoreError string `json:"store_error,omitempty"`
 	// CommitRate is heights applied per second since the previous reading
 	// (filled in by the console).
 	CommitRate float64 `json:"commit_rate"`

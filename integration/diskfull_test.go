@@ -198,6 +198,22 @@ func testDiskFull(t *testing.T, leaderFull bool) {
 	if code, body := readyz(nd); code != http.StatusServiceUnavailable || !strings.Contains(body, "cannot write its Raft log") {
 		t.Fatalf("/readyz of the full member: %d %q", code, body)
 	}
+	// The console's cluster view shows it too.
+	testutil.WaitFor(t, 30*time.Second, func() error {
+		code, body := httpBody("http://" + nd.admin + "/console/api/cluster")
+		var v struct {
+			Channels []struct {
+				StoreError string `json:"store_error"`
+			} `json:"channels"`
+		}
+		if err := json.Unmarshal([]byte(body), &v); err != nil || code != http.StatusOK {
+			return fmt.Errorf("console cluster view: %d %s", code, body)
+		}
+		if len(v.Channels) != 1 || !strings.Contains(v.Channels[0].StoreError, "no space left on device") {
+			return fmt.Errorf("console cluster view without the store error: %s", body)
+		}
+		return nil
+	})
 	t.Logf("disk full after %d writes", l.count())
 
 	// The others commit without it; a full leader has handed its lead on.
@@ -286,9 +302,12 @@ func diskStatus(nd *procNode, id protocol.ChannelID) (*struct {
 }
 
 // readyz returns a node's /readyz answer.
-func readyz(nd *procNode) (int, string) {
+func readyz(nd *procNode) (int, string) { return httpBody("http://" + nd.admin + "/readyz") }
+
+// httpBody returns the status and body of a GET of u.
+func httpBody(u string) (int, string) {
 	hc := http.Client{Timeout: 2 * time.Second}
-	resp, err := hc.Get("http://" + nd.admin + "/readyz")
+	resp, err := hc.Get(u)
 	if err != nil {
 		return 0, err.Error()
 	}

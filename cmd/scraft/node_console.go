@@ -95,6 +95,7 @@ func (a consoleNode) Channels(ctx context.Context, members bool) []console.Chann
 			Channel: st.Channel, Leader: st.Leader, Epoch: st.Epoch, Height: st.Height, SettledHeight: st.SettledHeight,
 			Digest: st.Digest.String(), Ready: st.Ready, Leading: st.Leading, RaftState: st.RaftState, Lag: st.Lag,
 			Voters: st.Voters, NonVoters: st.NonVoters, Evidence: st.Evidence, Holding: st.Holding, Diverged: st.Diverged,
+			StoreError: st.StoreError,
 		}
 		if ct, ok := times[st.Channel.String()]; ok {
 			cs.TxCommitSeconds, cs.TxCommits = ct[0], uint64(ct[1])

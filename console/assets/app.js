@@ -36,6 +36,7 @@ function drawCluster(view) {
       class: "card" + (c.channel === state.selected ? " selected" : ""),
       "data-channel": c.channel, "data-leader": c.leader, "data-epoch": c.epoch, "data-height": c.height,
       "data-settled-height": c.settled_height, "data-raft-state": c.raft_state, "data-ready": c.ready,
+      "data-store-error": c.store_error || "",
     });
     card.append(el("div", { class: "addr" }, c.channel));
     const stats = el("div", { class: "stats" });
@@ -53,6 +54,7 @@ function drawCluster(view) {
     if (c.holding) stat("holding", "yes");
     if (c.diverged) stat("diverged", "yes");
     if (c.retired) stat("retired", c.retired);
+    if (c.store_error) stat("cannot write its log", c.store_error);
     card.append(stats);
     const t = el("table");
     t.append(el("tr", {}, ""));
