@@ -64,7 +64,7 @@ function drawCluster(view) {
         "data-delegated-to": m.delegated_to || "" });
       let role = m.role;
       if (m.delegated_to) role += " → " + nameOf(m.delegated_to);
-      if (m.delegators) role += " (" + m.delegators + " delegators)";
+      if (m.delegators) role += " (" + m.delegators + (m.delegators === 1 ? " delegator)" : " delegators)");
       tr.append(el("td", { class: "addr" }, nameOf(m.address) + (m.self ? " (this node)" : "")),
         el("td", { class: "role" }, role),
         el("td", {}, m.lag < 0 ? (m.online ? "—" : "offline") : String(m.lag)),
