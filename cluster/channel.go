@@ -40,12 +40,16 @@ type Channel struct {
 	logger hclog.Logger
 	dir    string
 
-	raft      *raft.Raft
-	store     *raftboltdb.BoltStore
-	transport raft.Transport
-	fsm       *machineFSM
-	view      *chainView
-	notifyCh  chan bool
+	raft  *raft.Raft
+	store *raftboltdb.BoltStore
+	// disk is the Raft log store as Raft writes it, remembering a failed
+	// write (diskfull.go); diskHandOff says a hand-off for it runs.
+	disk        *storeWatch
+	diskHandOff atomic.Bool
+	transport   raft.Transport
+	fsm         *machineFSM
+	view        *chainView
+	notifyCh    chan bool
 	// ttl is the chain's heartbeat TTL in nanoseconds once read
 	// (heartbeatTTL); 0 before.
 	ttl atomic.Int64
@@ -162,6 +166,9 @@ type Status struct {
 	Candidates []protocol.Address
 	Delegator  bool
 	RelayedBy  string
+	// StoreError is why the last write to this node's Raft log failed
+	// (a full disk), "" when it succeeded; the node is not ready then.
+	StoreError string `json:",omitempty"`
 }
 
 // readyLag is the most log entries a ready member may have committed and
@@ -218,7 +225,8 @@ func openChannel(n *Node, id protocol.ChannelID) (_ *Channel, err error) {
 			store.Close()
 		}
 	}()
-	logs, err := raft.NewLogCache(1024, store)
+	c.disk = &storeWatch{LogStore: store}
+	logs, err := raft.NewLogCache(1024, c.disk)
 	if err != nil {
 		return nil, err
 	}
@@ -745,6 +753,10 @@ func (c *Channel) Status() Status {
 	// is committed; within readyLag it serves reads as caught up.
 	// A delegator has no Raft leader: its candidate relays to it.
 	st.Ready = st.Ready && st.Lag <= readyLag && (st.RaftLeader != "" || c.relaySource() != "")
+	if _, err := c.disk.failure(); err != nil {
+		st.StoreError = err.Error()
+		st.Ready = false
+	}
 	return st
 }
 

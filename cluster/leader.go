@@ -377,6 +377,11 @@ func (run *leaderRun) completer() {
 			c.logger.Warn("batch not committed", "error", err)
 			run.answerAll(p.subs, ErrLeadershipLost)
 			run.fail()
+			if _, cause := c.disk.failure(); cause != nil {
+				// This node cannot write its log: Raft stepped it
+				// down, and it must not lead again until it can.
+				c.handOffForDisk()
+			}
 			continue
 		}
 		c.metrics.commitBatch.Observe(time.Since(p.start).Seconds())

@@ -1,6 +1,7 @@
 package console
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"slices"
@@ -32,17 +33,22 @@ type Node interface {
 	ABI(ctx context.Context, id protocol.ChannelID) ([]byte, error)
 }
 
-// Roles of a member in a ChannelState.
+// Roles of a member in a ChannelState. A channel of at most five members
+// has a leader and followers; a larger one runs through five candidates
+// (package delegate): the leader is one of them, the others are
+// candidates, and every other member is a delegator, outside the Raft
+// configuration, whose vote a candidate carries.
 const (
 	// RoleLeader is the member the chain records as leader.
 	RoleLeader = "leader"
-	// RoleCandidate is this node while its Raft stands for election.
+	// RoleCandidate is a candidate that does not lead.
 	RoleCandidate = "candidate"
-	// RoleFollower is a member whose node answered this node.
+	// RoleDelegator is a member of a channel with candidates that is
+	// none of them.
+	RoleDelegator = "delegator"
+	// RoleFollower is a member of a channel without candidates that does
+	// not lead.
 	RoleFollower = "follower"
-	// RoleMember is a member without a node that answered (a client, or a
-	// node that is down).
-	RoleMember = "member"
 )
 
 // Member is one member of a channel. JSON names follow scraft status
@@ -53,10 +59,62 @@ type Member struct {
 	Leader  bool             `json:"leader"`
 	// Self marks this node's own member.
 	Self bool `json:"self"`
+	// Online says its node answered this node (its lag is known).
+	Online bool `json:"online"`
 	// Lag is how many heights its node is behind this node; -1 unknown.
 	Lag int64 `json:"lag"`
 	// HeartbeatAgeMs is the age of its last chain heartbeat; -1 unknown.
+	// Valid says the chain counts that heartbeat as recent enough.
 	HeartbeatAgeMs int64 `json:"heartbeat_age_ms"`
+	Valid          bool  `json:"valid"`
+	// DelegatedTo is the candidate a delegator's vote is delegated to on
+	// chain, nil when none; Delegators counts the members that delegated
+	// to this one.
+	DelegatedTo *protocol.Address `json:"delegated_to,omitempty"`
+	Delegators  uint32            `json:"delegators"`
+}
+
+// Proposal is an open proposal of a channel on chain (a settlement, a
+// punishment, a leader election or a censorship complaint), with the
+// votes cast on it so far.
+type Proposal struct {
+	ID       uint64           `json:"id"`
+	Kind     string           `json:"kind"`
+	Proposer protocol.Address `json:"proposer"`
+	// State is "open", or "passed" when it has what it needs and waits
+	// to be executed.
+	State   string `json:"state"`
+	For     uint32 `json:"for"`
+	Against uint32 `json:"against"`
+	Abstain uint32 `json:"abstain"`
+	// Needed votes in favour, of Voters who may vote (0 for a complaint,
+	// decided by its deadline).
+	Needed uint32 `json:"needed"`
+	Voters uint32 `json:"voters"`
+	// DeadlineMs ends the voting (a complaint: the time to answer it);
+	// chain time, Unix ms, 0 for none.
+	DeadlineMs int64 `json:"deadline_ms"`
+	// Target is whom a punishment accuses, the candidate an election
+	// would seat, or the member a complaint accuses; Height the
+	// settlement's last height or the punished offence's.
+	Target *protocol.Address `json:"target,omitempty"`
+	Height uint64            `json:"height,omitempty"`
+	// Votes are those cast, in voter address order.
+	Votes []Vote `json:"votes"`
+}
+
+// Vote is one member's vote on a proposal.
+type Vote struct {
+	Voter  protocol.Address `json:"voter"`
+	Option string           `json:"option"` // for, against, abstain
+}
+
+// Ban is a member forced out of a channel by a punishment, barred from
+// joining it again until UntilMs (chain time, Unix ms).
+type Ban struct {
+	Address  protocol.Address `json:"address"`
+	UntilMs  int64            `json:"until_ms"`
+	Proposal uint64           `json:"proposal"`
 }
 
 // ChannelState is one hosted channel as the node sees it.
@@ -85,6 +143,9 @@ type ChannelState struct {
 	Diverged bool   `json:"diverged"`
 	// Retired is why the node stopped hosting it ("closed", "left"), or "".
 	Retired string `json:"retired,omitempty"`
+	// StoreError is why this node's last write to the channel's Raft log
+	// failed (a full disk), "" when it succeeded.
+	StoreError string `json:"store_error,omitempty"`
 	// CommitRate is heights applied per second since the previous reading
 	// (filled in by the console).
 	CommitRate float64 `json:"commit_rate"`
@@ -97,6 +158,15 @@ type ChannelState struct {
 	// since the previous reading; -1 when none was (a follower, or idle).
 	CommitLatencyMs float64  `json:"commit_latency_ms"`
 	Members         []Member `json:"members"`
+	// Candidates are the channel's delegate candidates as this node last
+	// read them, best ranked first; empty in a channel of at most five
+	// members.
+	Candidates []protocol.Address `json:"candidates"`
+	// Proposals are the channel's open proposals on chain, by id; Bans
+	// its members' bans still running, by address. Both are read with
+	// the members, while someone watches.
+	Proposals []Proposal `json:"proposals"`
+	Bans      []Ban      `json:"bans"`
 }
 
 // Event kinds of the cluster view.
@@ -284,6 +354,23 @@ func (w *clusterWatch) read(ctx context.Context) {
 		slices.SortFunc(c.Members, func(a, b Member) int { return a.Address.Compare(b.Address) })
 		if c.Members == nil {
 			c.Members = []Member{}
+		}
+		if c.Candidates == nil {
+			c.Candidates = []protocol.Address{}
+		}
+		slices.SortFunc(c.Proposals, func(a, b Proposal) int { return cmp.Compare(a.ID, b.ID) })
+		if c.Proposals == nil {
+			c.Proposals = []Proposal{}
+		}
+		for i := range c.Proposals {
+			slices.SortFunc(c.Proposals[i].Votes, func(a, b Vote) int { return a.Voter.Compare(b.Voter) })
+			if c.Proposals[i].Votes == nil {
+				c.Proposals[i].Votes = []Vote{}
+			}
+		}
+		slices.SortFunc(c.Bans, func(a, b Ban) int { return a.Address.Compare(b.Address) })
+		if c.Bans == nil {
+			c.Bans = []Ban{}
 		}
 		p, had := w.prev[c.Channel]
 		if had && !w.prevAt.IsZero() && c.Height >= p.Height {

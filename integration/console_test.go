@@ -52,8 +52,14 @@ type browser struct {
 func newBrowser(t *testing.T) *browser {
 	t.Helper()
 	if testing.Short() {
-		t.Skip("browser test: not in -short (make ui-test runs it)")
+		t.Skip("browser test: not in -short (make ui-test runs it; TestConsoleBrowserQuick is the short one)")
 	}
+	return startBrowser(t)
+}
+
+// startBrowser is newBrowser in -short too.
+func startBrowser(t *testing.T) *browser {
+	t.Helper()
 	path := chromium()
 	if path == "" {
 		t.Skip("browser test skipped: no chromium on PATH; install it with scripts/install-chromium.sh (make ui-test does)")
@@ -173,63 +179,30 @@ const jsPlayers = `[...document.querySelectorAll("#players li")].map(e => ({name
 // on a cell shows its column.
 func TestConsoleBrowserDev(t *testing.T) {
 	b := newBrowser(t)
-	p := startProc(t, "dev", "dev", "--players", "4")
-	out := func() string {
-		data, _ := os.ReadFile(p.log.Name())
-		return string(data)
-	}
-	var url string
-	testutil.WaitFor(t, 60*time.Second, func() error {
-		m := regexp.MustCompile(`(?m)^console\s+(http://\S+/)`).FindStringSubmatch(out())
-		if m == nil {
-			return errors.New("scraft dev has not printed the console's URL yet")
-		}
-		url = m[1]
-		return nil
-	})
-	nodes := map[string]bool{}
-	for _, m := range regexp.MustCompile(`(?m)^node\d\s+(0x[0-9a-f]{32})`).FindAllStringSubmatch(out(), -1) {
-		nodes[m[1]] = true
-	}
-	if len(nodes) != 3 {
-		t.Fatalf("scraft dev printed %d node addresses:\n%s", len(nodes), out())
-	}
-
+	p := startProc(t, "dev", "dev", "--players", "4", "--members", "8")
+	url, nodes := devConsole(t, p, 8)
 	b.do(chromedp.Navigate(url))
-	var leader struct {
-		Leader string `json:"leader"`
-		Role   string `json:"role"`
-	}
-	testutil.WaitFor(t, 60*time.Second, func() error {
-		err := b.eval(`(() => { const c = document.querySelector("#channels .card"); if (!c) return {};
-			const r = c.querySelector("tr[data-address='" + c.dataset.leader + "']");
-			return {leader: c.dataset.leader, role: r ? r.dataset.role : ""}; })()`, &leader)
+	// A channel of twelve members (eight nodes, four players) runs
+	// through five candidates: the leader is one, four more are
+	// candidates, the others are delegators, and each node among them
+	// delegates to a candidate.
+	testutil.WaitFor(t, 90*time.Second, func() error {
+		ms, err := pageRoles(b, nodes)
 		if err != nil {
 			return err
 		}
-		if !nodes[leader.Leader] || leader.Role != "leader" {
-			return fmt.Errorf("cluster view: leader %q, its role %q", leader.Leader, leader.Role)
+		roles := countRoles(ms)
+		if len(ms) != 12 || roles["leader"] != 1 || roles["candidate"] != 4 || roles["delegator"] != 7 {
+			return fmt.Errorf("cluster view: roles %v of %d members, want 1 leader, 4 candidates, 7 delegators", roles, len(ms))
 		}
-		return nil
-	})
-
-	// The map shows the four players by name, and they move.
-	var first []pagePlayer
-	testutil.WaitFor(t, 60*time.Second, func() error {
-		if err := b.eval(jsPlayers, &first); err != nil {
-			return err
-		}
-		names := map[string]bool{}
-		for _, p := range first {
-			names[p.Name] = true
-		}
-		for i := 1; i <= 4; i++ {
-			if !names[fmt.Sprintf("player%d", i)] {
-				return fmt.Errorf("players on the map: %+v", first)
+		for a, m := range ms {
+			if to := ms[m.DelegatedTo].Role; nodes[a] && m.Role == "delegator" && to != "candidate" && to != "leader" {
+				return fmt.Errorf("node %s, a delegator, delegated to %q, a %q", a, m.DelegatedTo, to)
 			}
 		}
 		return nil
 	})
+	first := pagePlayersNamed(t, b, 4)
 	var contract string
 	if err := b.eval(`document.querySelector("#channel").dataset.contract`, &contract); err != nil || contract != "movecraft" {
 		t.Fatalf("channel view %q, %v", contract, err)
@@ -282,22 +255,142 @@ func TestConsoleBrowserDev(t *testing.T) {
 		}
 		return nil
 	})
+	// The players build as they walk: blocks placed show on the map. For
+	// the pictures, let them lay a few trails first.
+	want := 4
 	if os.Getenv("SCRAFT_UI_SHOTS") != "" {
-		// For the pictures, let the players lay a few trails first.
-		testutil.WaitFor(t, 60*time.Second, func() error {
-			var n int
-			if err := b.eval(`document.querySelectorAll("#blocks li").length`, &n); err != nil {
-				return err
-			}
-			if n < 16 {
-				return fmt.Errorf("%d blocks laid", n)
-			}
-			return nil
-		})
+		want = 16
 	}
+	testutil.WaitFor(t, 60*time.Second, func() error {
+		var n int
+		if err := b.eval(`document.querySelectorAll("#blocks li").length`, &n); err != nil {
+			return err
+		}
+		if n < want {
+			return fmt.Errorf("%d blocks laid, want %d", n, want)
+		}
+		return nil
+	})
 	b.shot("#cluster", "console-cluster.png")
 	b.shot("#channel", "console-world.png")
 	b.noErrors()
+}
+
+// TestConsoleBrowserQuick is the browser test make test runs (in -short
+// too, when Chromium is installed): the console of `scraft dev` loads
+// without errors, its cluster view names the leader, one of the dev
+// nodes, with the other members as followers, and the map shows the
+// players.
+func TestConsoleBrowserQuick(t *testing.T) {
+	if chromium() == "" {
+		t.Skip("browser test skipped: no chromium on PATH; install it with scripts/install-chromium.sh")
+	}
+	p := startProc(t, "dev", "dev", "--players", "2")
+	url, nodes := devConsole(t, p, 3)
+	b := startBrowser(t)
+	b.do(chromedp.Navigate(url))
+	testutil.WaitFor(t, 30*time.Second, func() error {
+		ms, err := pageRoles(b, nodes)
+		if err != nil {
+			return err
+		}
+		// Three nodes and two players: a leader and four followers.
+		if roles := countRoles(ms); len(ms) != 5 || roles["leader"] != 1 || roles["follower"] != 4 {
+			return fmt.Errorf("cluster view: roles %v of %d members, want a leader and 4 followers", roles, len(ms))
+		}
+		return nil
+	})
+	pagePlayersNamed(t, b, 2)
+	b.noErrors()
+}
+
+// devConsole waits for `scraft dev` to print its console's URL and its
+// n nodes' member addresses, and returns them.
+func devConsole(t *testing.T, p *proc, n int) (url string, nodes map[string]bool) {
+	t.Helper()
+	out := func() string {
+		data, _ := os.ReadFile(p.log.Name())
+		return string(data)
+	}
+	testutil.WaitFor(t, 60*time.Second, func() error {
+		m := regexp.MustCompile(`(?m)^console\s+(http://\S+/)`).FindStringSubmatch(out())
+		if m == nil {
+			return errors.New("scraft dev has not printed the console's URL yet")
+		}
+		url = m[1]
+		return nil
+	})
+	nodes = map[string]bool{}
+	for _, m := range regexp.MustCompile(`(?m)^node\d+\s+(0x[0-9a-f]{32})`).FindAllStringSubmatch(out(), -1) {
+		nodes[m[1]] = true
+	}
+	if len(nodes) != n {
+		t.Fatalf("scraft dev printed %d node addresses, want %d:\n%s", len(nodes), n, out())
+	}
+	return url, nodes
+}
+
+// pageMember is a member row of the page's first channel card.
+type pageMember struct {
+	Address     string `json:"address"`
+	Role        string `json:"role"`
+	DelegatedTo string `json:"delegatedTo"`
+}
+
+// pageRoles returns the members of the page's first channel card by
+// address. It fails unless the card names a leader that is one of nodes
+// and shows it with the leader role.
+func pageRoles(b *browser, nodes map[string]bool) (map[string]pageMember, error) {
+	var page struct {
+		Leader  string       `json:"leader"`
+		Members []pageMember `json:"members"`
+	}
+	err := b.eval(`(() => { const c = document.querySelector("#channels .card"); if (!c) return {members: []};
+		return {leader: c.dataset.leader, members: [...c.querySelectorAll("tr[data-address]")].map(r => ({
+			address: r.dataset.address, role: r.dataset.role, delegatedTo: r.dataset.delegatedTo}))}; })()`, &page)
+	if err != nil {
+		return nil, err
+	}
+	byAddr := map[string]pageMember{}
+	for _, m := range page.Members {
+		byAddr[m.Address] = m
+	}
+	if !nodes[page.Leader] || byAddr[page.Leader].Role != "leader" {
+		return byAddr, fmt.Errorf("cluster view: leader %q, its role %q", page.Leader, byAddr[page.Leader].Role)
+	}
+	return byAddr, nil
+}
+
+// countRoles counts members by role.
+func countRoles(ms map[string]pageMember) map[string]int {
+	n := map[string]int{}
+	for _, m := range ms {
+		n[m.Role]++
+	}
+	return n
+}
+
+// pagePlayersNamed waits for the map to list players player1…playerN by
+// name, and returns them.
+func pagePlayersNamed(t *testing.T, b *browser, n int) []pagePlayer {
+	t.Helper()
+	var players []pagePlayer
+	testutil.WaitFor(t, 60*time.Second, func() error {
+		if err := b.eval(jsPlayers, &players); err != nil {
+			return err
+		}
+		names := map[string]bool{}
+		for _, p := range players {
+			names[p.Name] = true
+		}
+		for i := 1; i <= n; i++ {
+			if !names[fmt.Sprintf("player%d", i)] {
+				return fmt.Errorf("players on the map: %+v", players)
+			}
+		}
+		return nil
+	})
+	return players
 }
 
 // TestConsoleBrowserFailover watches a chat channel on three node

@@ -78,6 +78,20 @@ func TestDevWorld(t *testing.T) {
 	if b, err := exec.Command(scraftBin, commands["chain"]...).CombinedOutput(); err != nil || !strings.Contains(string(b), "movecraft") {
 		t.Fatalf("scraft chain show: %v:\n%s", err, b)
 	}
+	// The channel records MoveCraft's ABI on chain, which call,
+	// subscribe and the console decode with.
+	shownJSON, err := exec.Command(scraftBin, append(commands["chain"], "--json")...).Output()
+	if err != nil {
+		t.Fatalf("scraft chain show --json: %v:\n%s", err, shownJSON)
+	}
+	var shown struct {
+		ABI struct {
+			Present bool `json:"present"`
+		} `json:"abi"`
+	}
+	if err := json.Unmarshal(shownJSON, &shown); err != nil || !shown.ABI.Present {
+		t.Fatalf("chain show: the dev channel has no ABI on record (%v):\n%s", err, shownJSON)
+	}
 	if b, err := exec.Command(scraftBin, append(commands["subscribe"], "--count", "3", "--timeout", "20s")...).CombinedOutput(); err != nil {
 		t.Fatalf("scraft subscribe: %v:\n%s", err, b)
 	}

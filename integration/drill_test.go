@@ -12,13 +12,20 @@ import (
 
 // TestDrillLocal runs `scraft drill failover --local`: its own chain and
 // nodes, the leader crashed and restarted each round, every acknowledged
-// write checked on every node.
+// write checked on every node. The drill's channel records its ABI on
+// chain, and the writes are encoded with it.
 func TestDrillLocal(t *testing.T) {
 	out, err := exec.Command(scraftBin, "drill", "failover", "--local", "--rounds", "2", "--json").Output()
 	if err != nil {
 		t.Fatalf("scraft drill failover --local: %v\n%s", err, out)
 	}
 	checkDrillReport(t, out, 2)
+	var rep struct {
+		ABI string `json:"abi"`
+	}
+	if err := json.Unmarshal(out, &rep); err != nil || rep.ABI != "channel" {
+		t.Fatalf("drill report: writes encoded with the %q ABI, want the channel's on chain (%v)", rep.ABI, err)
+	}
 }
 
 // TestDrillRemote runs `scraft drill failover` against running node

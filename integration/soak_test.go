@@ -41,8 +41,9 @@ import (
 // agree above them, so every member holds every acknowledged call; and no
 // member recorded evidence.
 //
-// Not covered: a member whose data disk fills up (that needs a small file
-// system of its own, which these machines cannot mount without root).
+// A member's data disk fills up too: its data folder is moved onto a
+// small tmpfs (root only; without it those rounds are left out, saying
+// so) that a round shrinks to leave 1 MiB of room and grows again.
 //
 // SCRAFT_SOAK_ROUNDS sets the rounds (default 100; 6 under -short, one of
 // each of the first six kinds),
@@ -71,6 +72,54 @@ var soakFaults = []soakFault{
 	{name: "isolate follower", inject: soakIsolate, heal: soakRejoin},
 	{name: "restart leader", leader: true, inject: soakTerm, heal: soakStart},
 	{name: "restart follower", inject: soakTerm, heal: soakStart},
+	{name: "fill leader disk", leader: true, inject: soakFillDisk, heal: soakGrowDisk, writes: 50},
+	{name: "fill follower disk", inject: soakFillDisk, heal: soakGrowDisk, writes: 50},
+}
+
+// soakDiskFaults are the kinds that need a tmpfs: the soak leaves them
+// out, saying so, where it cannot mount one.
+var soakDiskFaults = map[string]bool{"fill leader disk": true, "fill follower disk": true}
+
+// soakDisks are the small disks the soak mounted over nodes' data
+// folders, by node: a node's first disk-full round stops it, moves its
+// data onto a tmpfs and starts it again; later rounds shrink that tmpfs.
+var soakDisks sync.Map // *procNode → *smallDisk
+
+// soakDiskSpare is the room a disk-full round leaves on the victim's
+// disk: a thousand or so writes fill it.
+const soakDiskSpare = 1 << 20
+
+// soakFillDisk leaves nd's data folder soakDiskSpare bytes of room and
+// waits until nd reports that it cannot write its Raft log.
+func soakFillDisk(pc *procCluster, nd *procNode) {
+	if d, ok := soakDisks.Load(nd); ok {
+		d.(*smallDisk).shrink(soakDiskSpare)
+	} else {
+		soakTerm(pc, nd)
+		d, err := tryMountSmallDisk(pc.t, filepath.Join(nd.dir, "data"), soakDiskSpare)
+		if err != nil {
+			pc.t.Fatal(err)
+		}
+		soakDisks.Store(nd, d)
+		pc.restart(nd)
+	}
+	testutil.WaitFor(pc.t, 2*time.Minute, func() error {
+		st, err := diskStatus(nd, pc.id)
+		if err != nil {
+			return err
+		}
+		if st.StoreError == "" {
+			return fmt.Errorf("node %s: its disk is not full yet", nd.addr)
+		}
+		return nil
+	})
+}
+
+// soakGrowDisk gives nd's data folder room again.
+func soakGrowDisk(_ *procCluster, nd *procNode) {
+	if d, ok := soakDisks.Load(nd); ok {
+		d.(*smallDisk).grow(64 << 20)
+	}
 }
 
 func soakKill(_ *procCluster, nd *procNode)    { nd.p.kill() }
@@ -383,10 +432,15 @@ func TestSoak(t *testing.T) {
 			}
 		}
 	}()
+	faults := soakFaults
+	if ok, why := canMountTmpfs(t); !ok {
+		t.Logf("soak: no disk-full rounds: %s", why)
+		faults = slices.DeleteFunc(slices.Clone(faults), func(f soakFault) bool { return soakDiskFaults[f.name] })
+	}
 	var done []*soakRound
 	for r := 0; r < rounds && !t.Failed(); r++ {
 		h.round.Store(int64(r))
-		f := &soakFaults[r%len(soakFaults)]
+		f := &faults[r%len(faults)]
 		since := time.Now()
 		testutil.Eventually(t, 60*time.Second, "writes before the fault", func() bool { return h.writesSince(since) >= 5 })
 		leader := pc.waitLeader(30 * time.Second)

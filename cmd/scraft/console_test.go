@@ -146,6 +146,13 @@ func httpGet(t *testing.T, u string, header map[string]string) (int, string) {
 // member is the node, with its admin listener on loopback.
 func startWorldNode(t *testing.T, tune func(*nodeOptions)) (*runningNode, *protocol.Key, protocol.ChannelID) {
 	t.Helper()
+	r, key, id, _ := startWorldNodeChain(t, tune)
+	return r, key, id
+}
+
+// startWorldNodeChain is startWorldNode that also returns the chain.
+func startWorldNodeChain(t *testing.T, tune func(*nodeOptions)) (*runningNode, *protocol.Key, protocol.ChannelID, *devchain.Chain) {
+	t.Helper()
 	ctx := context.Background()
 	cfg := devchain.DefaultConfig(t.TempDir())
 	cfg.BlockInterval = 5 * time.Millisecond
@@ -196,7 +203,7 @@ func startWorldNode(t *testing.T, tune func(*nodeOptions)) (*runningNode, *proto
 		}
 		return nil
 	})
-	return r, key, id
+	return r, key, id, chain
 }
 
 // TestConsoleClusterEvents: the cluster stream starts with reset, numbers

@@ -344,10 +344,15 @@ func openDevWorld(ctx context.Context, o devOptions, client func(*protocol.Key) 
 	if err != nil {
 		return w, nil, nil, false, fmt.Errorf("movecraft init: %w", err)
 	}
+	abi, err := channelABIFile("movecraft", "")
+	if err != nil {
+		return w, nil, nil, false, err
+	}
 	creator, _ := protocol.GenerateKey(nil)
 	id, err := client(creator).CreateChannel(ctx, settlement.ChannelSpec{
 		Contract:     "movecraft",
 		Code:         mc.Wasm,
+		ABI:          abi,
 		InitialState: initial,
 		Labels:       []contract.Label{{Key: "world_address", Value: "dev"}},
 		Config: contract.ChannelConfig{TickInterval: o.tick, SettleEveryTxs: 2000, SettleInterval: 5 * time.Second,

@@ -156,6 +156,9 @@ type drill struct {
 	http   *http.Client
 	local  bool
 	cancel []func()
+	// abi encodes the writes: the channel's ABI recorded on chain, or nil
+	// (the demo contracts' ABIs, by the function's prefix).
+	abi *contracts.Contract
 
 	mu   sync.Mutex
 	acks []drillAck
@@ -188,7 +191,11 @@ type drillReport struct {
 	Unchecked    int            `json:"unchecked"` // pruned by a settlement on some node
 	DigestsAgree bool           `json:"digests_agree"`
 	Errors       map[string]int `json:"errors"`
-	OK           bool           `json:"ok"`
+	// ABI names the ABI the writes were encoded with: "channel", the one
+	// recorded on chain with the channel's code, or "demo", the demo
+	// contract's of the function's prefix.
+	ABI string `json:"abi"`
+	OK  bool   `json:"ok"`
 }
 
 func runDrill(cmd *cobra.Command, o drillOptions) error {
@@ -286,6 +293,7 @@ func (d *drill) remote(ctx context.Context) error {
 	for i := range o.api.nodes {
 		d.nodes = append(d.nodes, &drillNode{name: fmt.Sprintf("node%d", i+1), addr: o.api.nodes[i], admin: o.admins[i]})
 	}
+	d.abi, _ = api.channelABIFor(ctx, d.errw, d.ch, o.function)
 	return nil
 }
 
@@ -358,12 +366,22 @@ func (d *drill) startLocal(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("drill: the chain did not start (log %s): %w", chain.log, err)
 	}
-	id, err = cc.CreateChannel(wctx, settlement.ChannelSpec{Contract: "chat", Code: chat.Wasm, InitialState: initial,
+	abi, err := channelABIFile("chat", "")
+	if err != nil {
+		return err
+	}
+	id, err = cc.CreateChannel(wctx, settlement.ChannelSpec{Contract: "chat", Code: chat.Wasm, ABI: abi, InitialState: initial,
 		Config: contract.ChannelConfig{SettleEveryTxs: 1 << 62, MinStake: defaultMinStake, Fine: defaultMinStake / defaultFineDivisor}})
 	if err != nil {
 		return err
 	}
 	d.ch = id
+	if d.abi, err = readChannelABI(wctx, cc, id); err != nil {
+		return fmt.Errorf("drill: read the channel's ABI: %w", err)
+	}
+	if d.abi == nil {
+		return fmt.Errorf("drill: channel %s has no ABI on record", id)
+	}
 	for i := range o.nodes {
 		k, _ := protocol.GenerateKey(nil)
 		keyFile := filepath.Join(dir, fmt.Sprintf("node%d.key", i+1))
@@ -590,6 +608,10 @@ func (d *drill) load(ctx context.Context) (func(), error) {
 		addrs = append(addrs, n.addr)
 	}
 	perCall := strings.Contains(d.o.args, "{{n}}") || strings.Contains(d.o.args, "{{client}}")
+	fnABI := d.abi
+	if contract, _, _ := strings.Cut(d.o.function, "::"); fnABI != nil && fnABI.Name != contract {
+		fnABI = nil // another contract's: the function's own prefix picks
+	}
 	lctx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	var seqMu sync.Mutex
@@ -601,7 +623,7 @@ func (d *drill) load(ctx context.Context) (func(), error) {
 			return nil, fmt.Errorf("drill: client %d: %w", i, err)
 		}
 		if d.local {
-			args, _ := encodeCallArgs("chat::join", fmt.Sprintf(`{"nick":"drill%d"}`, i), "")
+			args, _ := encodeCallArgsWith(d.abi, "chat::join", fmt.Sprintf(`{"nick":"drill%d"}`, i), "")
 			jctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 			_, err := c.Call(jctx, d.ch, "chat::join", args)
 			cancel()
@@ -624,7 +646,7 @@ func (d *drill) load(ctx context.Context) (func(), error) {
 				if perCall {
 					a = expandBenchArgs(a, n, i)
 				}
-				args, err := encodeCallArgs(d.o.function, a, "")
+				args, err := encodeCallArgsWith(fnABI, d.o.function, a, "")
 				if err != nil {
 					d.note(err)
 					return
@@ -675,7 +697,10 @@ func (d *drill) run(ctx context.Context, errw io.Writer) (*drillReport, error) {
 			stopLoad()
 		}
 	}()
-	rep := &drillReport{}
+	rep := &drillReport{ABI: "demo"}
+	if contract, _, _ := strings.Cut(d.o.function, "::"); d.abi != nil && d.abi.Name == contract {
+		rep.ABI = "channel"
+	}
 	resumed := func(from int) error {
 		rctx, cancel := context.WithTimeout(ctx, d.o.settle)
 		defer cancel()

@@ -467,7 +467,10 @@ func (r *runningNode) serveAdmin() error {
 			if _, retired := c.Retired(); retired {
 				continue // closed or left: nothing left to catch up on
 			}
-			if st := c.Status(); !st.Ready {
+			if st := c.Status(); st.StoreError != "" {
+				http.Error(w, fmt.Sprintf("channel %s cannot write its Raft log: %s", st.Channel, st.StoreError), http.StatusServiceUnavailable)
+				return
+			} else if !st.Ready {
 				http.Error(w, fmt.Sprintf("channel %s not caught up (lag %d, leader %q)", st.Channel, st.Lag, st.RaftLeader), http.StatusServiceUnavailable)
 				return
 			}
@@ -544,8 +547,8 @@ func (r *runningNode) serveAdmin() error {
 	mux.HandleFunc("/drill/crash", r.drillCrash)
 	mux.HandleFunc("/transfer", r.adminTransfer)
 	ccfg := console.DefaultConfig()
-	abis, _ := r.opts.Chain.(abiReader)
-	ccfg.Node = consoleNode{n: r.node, reg: r.reg, chain: abis}
+	chain, _ := r.opts.Chain.(consoleChain)
+	ccfg.Node = consoleNode{n: r.node, reg: r.reg, chain: chain, proposals: newProposalWatch()}
 	ccfg.Logger = r.opts.Logger
 	key, grpcAddr := r.opts.Key, r.srv.Addr()
 	ccfg.Dial = func(ctx context.Context) (*client.Client, error) {

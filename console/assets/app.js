@@ -36,6 +36,7 @@ function drawCluster(view) {
       class: "card" + (c.channel === state.selected ? " selected" : ""),
       "data-channel": c.channel, "data-leader": c.leader, "data-epoch": c.epoch, "data-height": c.height,
       "data-settled-height": c.settled_height, "data-raft-state": c.raft_state, "data-ready": c.ready,
+      "data-store-error": c.store_error || "",
     });
     card.append(el("div", { class: "addr" }, c.channel));
     const stats = el("div", { class: "stats" });
@@ -53,19 +54,43 @@ function drawCluster(view) {
     if (c.holding) stat("holding", "yes");
     if (c.diverged) stat("diverged", "yes");
     if (c.retired) stat("retired", c.retired);
+    if (c.store_error) stat("cannot write its log", c.store_error);
     card.append(stats);
     const t = el("table");
     t.append(el("tr", {}, ""));
     t.firstChild.append(el("th", {}, "member"), el("th", {}, "role"), el("th", {}, "lag"), el("th", {}, "heartbeat"));
     for (const m of c.members) {
-      const tr = el("tr", { "data-address": m.address, "data-role": m.role, "data-self": m.self });
+      const tr = el("tr", { "data-address": m.address, "data-role": m.role, "data-self": m.self, "data-online": m.online,
+        "data-delegated-to": m.delegated_to || "" });
+      let role = m.role;
+      if (m.delegated_to) role += " → " + nameOf(m.delegated_to);
+      if (m.delegators) role += " (" + m.delegators + (m.delegators === 1 ? " delegator)" : " delegators)");
       tr.append(el("td", { class: "addr" }, nameOf(m.address) + (m.self ? " (this node)" : "")),
-        el("td", { class: "role" }, m.role),
-        el("td", {}, m.lag < 0 ? "—" : String(m.lag)),
-        el("td", {}, m.heartbeat_age_ms < 0 ? "—" : (m.heartbeat_age_ms / 1000).toFixed(1) + " s ago"));
+        el("td", { class: "role" }, role),
+        el("td", {}, m.lag < 0 ? (m.online ? "—" : "offline") : String(m.lag)),
+        el("td", { class: m.valid ? "" : "lapsed" }, m.heartbeat_age_ms < 0 ? "—" : (m.heartbeat_age_ms / 1000).toFixed(1) + " s ago"));
       t.append(tr);
     }
     card.append(t);
+    if (c.proposals && c.proposals.length) {
+      const pl = el("ul", { class: "proposals" });
+      for (const p of c.proposals) {
+        const votes = p.votes.map((v) => nameOf(v.voter) + " " + v.option).join(", ");
+        let text = `#${p.id} ${p.kind}` + (p.target ? " of " + nameOf(p.target) : "") + (p.height ? " at " + p.height : "") +
+          ` — ${p.state}, ${p.for} for / ${p.against} against` + (p.voters ? ` (needs ${p.needed} of ${p.voters})` : "");
+        if (votes) text += ": " + votes;
+        pl.append(el("li", { "data-id": p.id, "data-kind": p.kind, "data-state": p.state }, text));
+      }
+      card.append(el("h4", {}, "open proposals"), pl);
+    }
+    if (c.bans && c.bans.length) {
+      const bl = el("ul", { class: "bans" });
+      for (const b of c.bans) {
+        bl.append(el("li", { "data-address": b.address, "data-until-ms": b.until_ms },
+          `${nameOf(b.address)} banned until ${new Date(b.until_ms).toLocaleTimeString()} (proposal #${b.proposal})`));
+      }
+      card.append(el("h4", {}, "bans"), bl);
+    }
     card.addEventListener("click", () => selectChannel(c.channel));
     box.append(card);
   }
