@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -41,9 +42,33 @@ type worldOptions struct {
 	tune func(*Config)
 	// transport, when set, changes a node's transport before it starts.
 	transport func(nd *testNode, cfg *transport.Config)
-	// quiet drops the nodes' logs (benchmarks); otherwise warnings and
-	// errors go to the test's log.
+	// quiet drops the nodes' and the chain's logs (benchmarks); otherwise
+	// warnings and errors go to the test's log.
 	quiet bool
+	// blockInterval is the chain's; default 5 ms (newTestChain).
+	blockInterval time.Duration
+}
+
+// worldChain is newTestChain with the world's block interval and logs.
+func worldChain(t testing.TB, o worldOptions) *testChain {
+	if o.blockInterval == 0 && !o.quiet {
+		return newTestChain(t)
+	}
+	clock := devchain.NewManualClock(time.Now())
+	cfg := devchain.DefaultConfig(t.TempDir())
+	cfg.BlockInterval = cmp.Or(o.blockInterval, 5*time.Millisecond)
+	cfg.Clock = clock
+	cfg.NoSync = true
+	cfg.Logger = hclog.NewNullLogger()
+	if !o.quiet {
+		cfg.Logger = testutil.Logger(t, "devchain")
+	}
+	ch, err := devchain.Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ch.Close() })
+	return &testChain{chain: ch, clock: clock}
 }
 
 // newMovecraftWorld creates a MoveCraft channel of n members (n > 5) with
@@ -86,7 +111,7 @@ func newMovecraftWorld(t testing.TB, n int, o worldOptions) *mcWorld {
 		}
 		e.Close(ctx)
 	}
-	tc := &testCluster{t: t, chain: newTestChain(t), faults: transport.NewFaults(1), nonces: map[protocol.Address]uint64{},
+	tc := &testCluster{t: t, chain: worldChain(t, o), faults: transport.NewFaults(1), nonces: map[protocol.Address]uint64{},
 		transportTune: o.transport}
 	creator, _ := protocol.GenerateKey(nil)
 	tc.id, err = tc.chain.client(creator).CreateChannel(ctx, settlement.ChannelSpec{Contract: "movecraft", Code: mc.Wasm,
@@ -118,6 +143,10 @@ func newMovecraftWorld(t testing.TB, n int, o worldOptions) *mcWorld {
 			}
 			return m, nil
 		}
+		// A hundred nodes share the machine's cores: the Raft timeouts
+		// the race detector gets, so that a busy moment is not taken
+		// for a dead leader.
+		cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = 1500*time.Millisecond, 1500*time.Millisecond, 750*time.Millisecond
 		if o.quiet {
 			cfg.Logger = hclog.NewNullLogger()
 		} else {
@@ -136,7 +165,7 @@ func newMovecraftWorld(t testing.TB, n int, o worldOptions) *mcWorld {
 			tc.waitLeader(10 * time.Second)
 			continue
 		}
-		jctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		jctx, cancel := context.WithTimeout(ctx, 120*time.Second)
 		_, err := nd.node.Join(jctx, tc.id, []string{tc.nodes[0].addr}, false)
 		cancel()
 		if err != nil {
@@ -225,6 +254,7 @@ func (w *mcWorld) play(stop <-chan struct{}, users []*protocol.Key, pick func(i 
 			for j, k := 0, 0; ; j++ {
 				fn, args := play(i, j)
 				tx := w.tx(u, fn, args)
+				failed := false // a submission of tx ended without an answer
 				for {
 					select {
 					case <-stop:
@@ -246,7 +276,11 @@ func (w *mcWorld) play(stop <-chan struct{}, users []*protocol.Key, pick func(i 
 					out, err := c.Submit(ctx, tx)
 					cancel()
 					if err != nil {
+						failed = true
 						continue // the same tx again: it may have committed
+					}
+					if out.Result.Status == protocol.StatusBadNonce && failed {
+						break // an earlier try committed: its outcome is not known here
 					}
 					if s := out.Result.Status; s != protocol.StatusOK && s != protocol.StatusAbort {
 						w.t.Errorf("user %d call %d (%s): status %s: %s", i, j, fn, s, out.Message)
@@ -497,13 +531,24 @@ func total(m map[contract.CallKind]int) int {
 // the heap in use per member after a GC and the CPU per member (the
 // process's CPU time over the run divided by the members and the wall
 // time, in per cent of a core).
+//
+// It runs on chain blocks of 5 ms (the cluster tests' chain: a settlement
+// spans many blocks, as the nodes take longer than a block to react) and
+// of 200 ms (the devchain's benchmarks; comet's blocks are slower still).
 func BenchmarkDelegates100(b *testing.B) {
+	for _, blocks := range []time.Duration{5 * time.Millisecond, 200 * time.Millisecond} {
+		b.Run(fmt.Sprintf("blocks=%s", blocks), func(b *testing.B) { benchDelegates100(b, blocks) })
+	}
+}
+
+func benchDelegates100(b *testing.B, blocks time.Duration) {
 	const n = 100
 	counters := map[string]*egress{}
 	var cmu sync.Mutex
 	w := newMovecraftWorld(b, n, worldOptions{
-		channel: contract.ChannelConfig{TickInterval: 200 * time.Millisecond, SettleEveryTxs: 400},
-		quiet:   true,
+		channel:       contract.ChannelConfig{TickInterval: 200 * time.Millisecond, SettleEveryTxs: 400},
+		quiet:         true,
+		blockInterval: blocks,
 		transport: func(nd *testNode, cfg *transport.Config) {
 			e := &egress{}
 			cmu.Lock()
@@ -601,6 +646,87 @@ func (tc *testCluster) lastProposal() uint64 {
 	for ; ; id++ {
 		if _, err := cl.Proposal(context.Background(), tc.id, id+1); err != nil {
 			return id
+		}
+	}
+}
+
+// TestCarryVoteAfterExecution: once a settlement is executed (with
+// delegated weight it may pass before its delegators' votes are in), a
+// candidate sends no more vote txs for it: a delegator's vote carried
+// later is answered as needing no retry, and no vote tx for the proposal
+// reaches the chain after its execution.
+func TestCarryVoteAfterExecution(t *testing.T) {
+	tc := newDelegatedCluster(t, 7, contract.ChannelConfig{SettleEveryTxs: 20}, nil)
+	tc.waitDelegated(20 * time.Second)
+	// A delegator away while the settlement passes, so that its vote is
+	// not on chain.
+	var del *testNode
+	for _, nd := range tc.nodes {
+		if tc.channel(nd).delegating() {
+			del = nd
+			break
+		}
+	}
+	tc.stopNode(del)
+	for i, nd := range tc.nodes {
+		if nd != del {
+			tc.submitVia(nd, 6, fmt.Sprintf("s%d-", i))
+		}
+	}
+	testutil.WaitFor(t, 30*time.Second, func() error {
+		if tc.settledHeight() == 0 {
+			return errors.New("not settled")
+		}
+		return nil
+	})
+	p := tc.executedSettlement()
+	if slices.ContainsFunc(p.Votes, func(r contract.VoteRecord) bool { return r.Voter == del.key.Address() }) {
+		t.Fatal("the stopped delegator voted")
+	}
+	tc.restartNode(del)
+	var src string
+	testutil.WaitFor(t, 20*time.Second, func() error {
+		if src = tc.channel(del).relaySource(); src == "" {
+			return errors.New("the delegator is relayed by no candidate")
+		}
+		return nil
+	})
+	v := &protocol.Vote{Channel: tc.id, Proposal: p.ID, Option: protocol.VoteFor}
+	v.Sign(del.key)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	err := del.node.peers.carryVote(ctx, src, tc.id, v)
+	cancel()
+	if err != nil {
+		t.Fatalf("a vote on an executed proposal: %v, want no retry", err)
+	}
+	head, err := tc.chain.client(tc.nodes[0].key).Head(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for h := p.ExecutedHeight + 1; h <= head.Height; h++ {
+		b, err := tc.chain.chain.Block(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, bt := range b.Txs {
+			stx, err := devchain.DecodeTx(bt.Tx, len(bt.Tx))
+			if err != nil {
+				t.Fatal(err)
+			}
+			call, err := contract.DecodeCall(stx.Call)
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch c := call.(type) {
+			case *contract.SubmitVotes:
+				if c.Proposal == p.ID && c.Channel == tc.id {
+					t.Fatalf("block %d: submit_votes on proposal %d after its execution at %d (code %d)", h, p.ID, p.ExecutedHeight, bt.Code)
+				}
+			case *contract.Vote:
+				if c.Proposal == p.ID && c.Channel == tc.id {
+					t.Fatalf("block %d: a vote on proposal %d after its execution at %d (code %d)", h, p.ID, p.ExecutedHeight, bt.Code)
+				}
+			}
 		}
 	}
 }
