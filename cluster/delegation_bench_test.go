@@ -104,7 +104,14 @@ func newEgressCluster(b *testing.B, n int, tune func(*testNode, *transport.Confi
 	}
 	b.Cleanup(tc.close)
 	for i, nd := range tc.nodes {
-		tc.startNode(nd, func(cfg *Config) { cfg.Logger = hclog.NewNullLogger() })
+		tc.startNode(nd, func(cfg *Config) {
+			cfg.Logger = hclog.NewNullLogger()
+			if n > 25 {
+				// A hundred nodes share the machine's cores: the Raft
+				// timeouts of newMovecraftWorld.
+				cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = 1500*time.Millisecond, 1500*time.Millisecond, 750*time.Millisecond
+			}
+		})
 		if i == 0 {
 			if _, err := nd.node.Open(ctx, tc.id); err != nil {
 				b.Fatal(err)
