@@ -72,13 +72,15 @@ bench-vs-etcd:
 ## (the soak: SOAK_ROUNDS rounds of mixed faults, SCRAFT_SOAK_SEED to repeat one;
 ## the honest run: SCRAFT_HONEST_ROUNDS rounds, SCRAFT_HONEST_SEED to repeat one;
 ## the chain conformance suite against a 4-validator CometBFT network, every
-## scenario in real chain time: about 6 minutes)
+## scenario in real chain time: about 6 minutes; a MoveCraft world of 100
+## in-process members through a candidate's and the leader's stop: 2-3 minutes)
 HONEST_ROUNDS ?= 40
 SOAK_ROUNDS ?= 100
 chaos:
 	SCRAFT_SOAK_ROUNDS=$(SOAK_ROUNDS) $(GO) test -race -timeout 60m -run 'Chaos|Soak|Drill' -v ./integration/...
 	SCRAFT_HONEST_ROUNDS=$(HONEST_ROUNDS) $(GO) test -timeout 60m -count=1 -run 'TestHonestNeverAccused' -v ./integration
 	$(GO) test -timeout 30m -count=1 -run 'TestConformance' ./settlement/comet
+	$(GO) test -timeout 30m -count=1 -run 'TestDelegates100Members' ./cluster
 
 ## ui-test: the web console in headless Chromium, against scraft dev and
 ## against node processes through a leader's kill; it installs Chromium

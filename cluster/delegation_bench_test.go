@@ -32,11 +32,12 @@ func (e *egress) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Cont
 func (e *egress) HandleConn(context.Context, stats.ConnStats)                       {}
 
 // BenchmarkDelegatesLeaderEgress measures the leader's bytes sent per
-// committed tx in a channel of 5 members (every member a voter) and of 25
-// (5 candidates; 20 delegators relayed by the candidates). Txs are
-// submitted to the leader by up to 8 workers, one per member.
+// committed tx in a channel of 5 members (every member a voter), of 25
+// and of 100 (5 candidates; the other members delegators relayed by the
+// candidates). Txs are submitted to the leader by up to 8 workers, one per
+// member.
 func BenchmarkDelegatesLeaderEgress(b *testing.B) {
-	for _, n := range []int{5, 25} {
+	for _, n := range []int{5, 25, 100} {
 		b.Run(fmt.Sprintf("members=%d", n), func(b *testing.B) {
 			counters := map[string]*egress{}
 			var mu sync.Mutex
@@ -103,7 +104,14 @@ func newEgressCluster(b *testing.B, n int, tune func(*testNode, *transport.Confi
 	}
 	b.Cleanup(tc.close)
 	for i, nd := range tc.nodes {
-		tc.startNode(nd, func(cfg *Config) { cfg.Logger = hclog.NewNullLogger() })
+		tc.startNode(nd, func(cfg *Config) {
+			cfg.Logger = hclog.NewNullLogger()
+			if n > 25 {
+				// A hundred nodes share the machine's cores: the Raft
+				// timeouts of newMovecraftWorld.
+				cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = 1500*time.Millisecond, 1500*time.Millisecond, 750*time.Millisecond
+			}
+		})
 		if i == 0 {
 			if _, err := nd.node.Open(ctx, tc.id); err != nil {
 				b.Fatal(err)
@@ -119,8 +127,8 @@ func newEgressCluster(b *testing.B, n int, tune func(*testNode, *transport.Confi
 		}
 	}
 	if n > 5 {
-		tc.waitCandidateVoters(30 * time.Second)
-		tc.waitDelegated(30 * time.Second)
+		tc.waitCandidateVoters(60 * time.Second)
+		tc.waitDelegated(60 * time.Second)
 	} else {
 		tc.waitVoters(n, 20*time.Second)
 	}

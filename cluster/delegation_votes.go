@@ -121,42 +121,59 @@ func (c *Channel) failVotes(err error) {
 
 // carryVotes submits the votes of one proposal in one tx, without those
 // the chain has already (each vote is final there, and one refused vote
-// would fail the whole tx).
+// would fail the whole tx), and none once the proposal is closed: with
+// delegated weight a settlement often passes before its delegators'
+// votes are in, and every later tx for it would be refused, a chain tx
+// each; the delegators are answered as if carried, so that none votes
+// on chain instead.
+// When a vote it carries reached the chain meanwhile by another way (the
+// delegator voted itself), it sends the rest once more.
 func (c *Channel) carryVotes(ctx context.Context, pid uint64, q []*carriedVote) {
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.ApplyTimeout)
 	defer cancel()
-	finish := func(err error) {
+	finish := func(q []*carriedVote, err error) {
 		for _, cv := range q {
 			cv.done <- err
 		}
 	}
-	p, err := c.cfg.Chain.Proposal(ctx, c.id, pid)
-	if err != nil {
-		finish(err)
-		return
-	}
-	var send []protocol.Vote
-	var pending []*carriedVote
-	for _, cv := range q {
-		if slices.ContainsFunc(p.Votes, func(r contract.VoteRecord) bool { return r.Voter == cv.v.Voter }) {
-			cv.done <- nil
-			continue
+	for try := 0; ; try++ {
+		p, err := c.cfg.Chain.Proposal(ctx, c.id, pid)
+		if err != nil {
+			finish(q, err)
+			return
 		}
-		send = append(send, cv.v)
-		pending = append(pending, cv)
-	}
-	if len(send) == 0 {
+		if p.Status != contract.ProposalOpen {
+			// Nothing to carry: the votes need no retry, on chain or here.
+			c.logger.Debug("proposal closed; votes not carried", "proposal", pid, "votes", len(q))
+			finish(q, nil)
+			return
+		}
+		var send []protocol.Vote
+		var pending []*carriedVote
+		for _, cv := range q {
+			if slices.ContainsFunc(p.Votes, func(r contract.VoteRecord) bool { return r.Voter == cv.v.Voter }) {
+				cv.done <- nil
+				continue
+			}
+			send = append(send, cv.v)
+			pending = append(pending, cv)
+		}
+		if len(send) == 0 {
+			return
+		}
+		q = pending
+		err = c.cfg.Chain.SubmitVotes(ctx, c.id, pid, send)
+		if err == nil {
+			c.metrics.votes.WithLabelValues("carried").Add(float64(len(send)))
+			c.logger.Debug("carried votes to the chain", "proposal", pid, "votes", len(send))
+		} else if errors.Is(err, contract.ErrAlreadyVoted) && try == 0 {
+			continue
+		} else {
+			c.logger.Warn("cannot carry votes to the chain", "proposal", pid, "votes", len(send), "error", err)
+		}
+		finish(q, err)
 		return
 	}
-	q = pending
-	err = c.cfg.Chain.SubmitVotes(ctx, c.id, pid, send)
-	if err == nil {
-		c.metrics.votes.WithLabelValues("carried").Add(float64(len(send)))
-		c.logger.Debug("carried votes to the chain", "proposal", pid, "votes", len(send))
-	} else {
-		c.logger.Warn("cannot carry votes to the chain", "proposal", pid, "votes", len(send), "error", err)
-	}
-	finish(err)
 }
 
 // carryOwnVote is castVote on a candidate: its own vote goes in the box

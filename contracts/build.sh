@@ -53,7 +53,7 @@ for name in "${CONTRACTS[@]}"; do
 	# grow it: a growing call is slow, and the vm replaces grown instances.
 	pages=1
 	case "$name" in
-	movecraft) pages=4 ;; # an on_tick moving 100 players stays within 256 KiB
+	movecraft) pages=4 ;; # an on_tick moving 500 players stays within 256 KiB
 	esac
 	node_modules/.bin/asc "$src" -o "$tmp/$name.wasm" -t "$tmp/$name.wat" "${FLAGS[@]}" --initialMemory "$pages"
 

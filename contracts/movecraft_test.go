@@ -204,7 +204,7 @@ func mcCrowd(b testing.TB, n int) *testHost {
 }
 
 func BenchmarkMovecraftTick(b *testing.B) {
-	for _, players := range []int{0, 100} {
+	for _, players := range []int{0, 100, 500, 768} {
 		b.Run(fmt.Sprintf("moving=%d", players), func(b *testing.B) {
 			h := mcCrowd(b, players)
 			start := maps.Clone(h.store)
@@ -225,5 +225,47 @@ func BenchmarkMovecraftTick(b *testing.B) {
 			b.ReportMetric(float64(h.callTime.Nanoseconds())/float64(b.N), "call-ns/op")
 			b.ReportMetric(float64(h.memPages), "pages")
 		})
+	}
+}
+
+// TestMovecraftFullWorld fills a world to its cap of 768 players: each
+// spawns on its own column, standing in air on the surface; one more is
+// refused (109, full); then every player walks to a target across the land
+// at once, and the ticks bring each one there and empty the schedule.
+func TestMovecraftFullWorld(t *testing.T) {
+	const players = 768
+	h := newTestHost(t, "movecraft")
+	h.mustCall(addr(0), "init", "")
+	who := func(i int) [16]byte {
+		a := addr(byte(i))
+		a[0] = byte(i>>8) + 1
+		return a
+	}
+	columns := map[[2]int]bool{}
+	for i := 0; i < players; i++ {
+		h.mustCall(who(i), "join", fmt.Sprintf(`{"name":"p%d"}`, i))
+		p := mcGetPlayer(t, h, who(i))
+		c := [2]int{p.Pos.X, p.Pos.Y}
+		if columns[c] {
+			t.Fatalf("player %d spawned on %v, taken", i, c)
+		}
+		columns[c] = true
+	}
+	h.mustAbort(who(players), "join", `{"name":"late"}`, 109)
+	if got := h.resource(channelAccount, "movecraft::Land"); got != fmt.Sprintf(`{"size_x":128,"size_y":128,"size_z":32,"players":%d}`, players) {
+		t.Fatalf("land = %s", got)
+	}
+	for i := 0; i < players; i++ {
+		h.mustCall(who(i), "move", xyz(i%128, (i*7)%128, 20+i%10))
+	}
+	for tick := 0; tick < 200 && h.resource(channelAccount, "movecraft::Schedule") != `{"crops":[],"falling":[],"moving":[]}`; tick++ {
+		if ab := h.call(addr(0), "on_tick", nil); ab != nil {
+			t.Fatal(ab)
+		}
+	}
+	for i := 0; i < players; i++ {
+		if p := mcGetPlayer(t, h, who(i)).Pos; p.X != i%128 || p.Y != (i*7)%128 || p.Z != 20+i%10 {
+			t.Fatalf("player %d at %+v, sent to %d,%d,%d", i, p, i%128, (i*7)%128, 20+i%10)
+		}
 	}
 }

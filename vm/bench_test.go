@@ -216,19 +216,24 @@ func BenchmarkGasOverhead(b *testing.B) {
 	})
 }
 
-// BenchmarkMovecraftTick is movecraft::on_tick with 100 moving players.
+// BenchmarkMovecraftTick is movecraft::on_tick with every player of a
+// world walking, from 10 players to the contract's cap of 1024: its time,
+// its gas against the tick's budget (protocol.DefaultGasLimit, the gas of
+// one entry function unless a channel sets its own), and the gas of one
+// more move, which rewrites the schedule the tick reads.
 func BenchmarkMovecraftTick(b *testing.B) {
-	for _, players := range []int{10, 100} {
+	for _, players := range []int{10, 100, 500, 768} {
 		b.Run(fmt.Sprintf("%d players", players), func(b *testing.B) {
 			e := newTestEngine(b, Config{})
 			ch := newChannel(b, e, "movecraft")
 			ch.mustCall(player(0), "init", "{}")
 			for i := 1; i <= players; i++ {
 				ch.mustCall(player(i), "join", fmt.Sprintf(`{"name":"p%d"}`, i))
-				ch.mustCall(player(i), "move", fmt.Sprintf(`{"x":%d,"y":%d,"z":20}`, i, 127-i))
+				ch.mustCall(player(i), "move", fmt.Sprintf(`{"x":%d,"y":%d,"z":20}`, i%128, 127-i%128))
 			}
+			move := ch.mustCall(player(1), "move", `{"x":0,"y":0,"z":20}`)
 			c := Call{Function: "on_tick", Args: ch.args("on_tick", "{}"), Sender: player(0),
-				Height: ch.height + 1, TimestampMs: 1, Gas: 1 << 40}
+				Height: ch.height + 1, TimestampMs: 1, Gas: protocol.DefaultGasLimit}
 			store := mapStore(ch.state)
 			r := ch.m.Call(context.Background(), store, c)
 			if r.Status != protocol.StatusOK {
@@ -242,6 +247,8 @@ func BenchmarkMovecraftTick(b *testing.B) {
 			cpuPerOp(b, cpu)
 			b.ReportMetric(float64(r.ChangeSet.Len()), "changes")
 			b.ReportMetric(float64(r.GasUsed), "gas")
+			b.ReportMetric(100*float64(r.GasUsed)/float64(protocol.DefaultGasLimit), "%budget")
+			b.ReportMetric(float64(move.GasUsed), "move-gas")
 		})
 	}
 }

@@ -115,3 +115,36 @@ func TestMovecraftTick(t *testing.T) {
 	}
 	t.Logf("on_tick with 100 players: %d changes, gas %d", r.ChangeSet.Len(), r.GasUsed)
 }
+
+// TestMovecraftFullWorldTick: a world at the contract's cap of 768
+// players, all walking, ticks within the default gas limit of an entry
+// function and the default bound on resources written, with room left in
+// it for every chunk of the land (falling sand and crops).
+func TestMovecraftFullWorldTick(t *testing.T) {
+	if testing.Short() {
+		t.Skip("movecraft world setup is slow under -short")
+	}
+	const players, chunks = 768, 8 * 8 * 2
+	e := newTestEngine(t, Config{})
+	ch := newChannel(t, e, "movecraft")
+	ch.mustCall(player(0), "init", "{}")
+	for i := 1; i <= players; i++ {
+		ch.mustCall(player(i), "join", fmt.Sprintf(`{"name":"p%d"}`, i))
+		ch.mustCall(player(i), "move", fmt.Sprintf(`{"x":%d,"y":%d,"z":20}`, i%128, 127-i%128))
+	}
+	if r := ch.call(player(players+1), "join", `{"name":"late"}`); r.Status != protocol.StatusAbort || r.AbortCode != 109 {
+		t.Fatalf("join past the cap: %s %d %s", r.Status, r.AbortCode, r.Message)
+	}
+	ch.height++
+	r := ch.m.Call(context.Background(), mapStore(ch.state), Call{Function: "on_tick", Args: ch.args("on_tick", "{}"),
+		Sender: player(0), Height: ch.height, TimestampMs: 1, Gas: protocol.DefaultGasLimit})
+	if r.Status != protocol.StatusOK {
+		t.Fatalf("on_tick: %s %s", r.Status, r.Message)
+	}
+	// Every position moved; the schedule is written too (unchanged here,
+	// as nobody arrived, so not in the change set).
+	if n := r.ChangeSet.Len(); n < players || players+1+chunks > DefaultConfig().MaxWrites {
+		t.Fatalf("on_tick changed %d resources; %d players, the schedule and %d chunks against a bound of %d", n, players, chunks, DefaultConfig().MaxWrites)
+	}
+	t.Logf("on_tick with %d players: %d changes, gas %d of %d", players, r.ChangeSet.Len(), r.GasUsed, protocol.DefaultGasLimit)
+}
