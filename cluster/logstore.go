@@ -72,6 +72,22 @@ type walStore struct {
 	meta *metadb.BoltMetaDB
 }
 
+// GetLog answers raft.ErrLogNotFound for an index below FirstIndex.
+// raft-wal v0.4.0 looks in its open (tail) segment first and still finds
+// entries a head truncation removed there: the leader would then send a
+// follower that is behind the truncated entries instead of the snapshot
+// Raft means it to get, skipping the snapshot's checks.
+func (s walStore) GetLog(index uint64, log *raft.Log) error {
+	first, err := s.WAL.FirstIndex()
+	if err != nil {
+		return err
+	}
+	if index < first {
+		return raft.ErrLogNotFound
+	}
+	return s.WAL.GetLog(index, log)
+}
+
 func (s walStore) Close() error {
 	err := s.WAL.Close()
 	if merr := s.meta.Close(); err == nil {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -63,6 +64,18 @@ func checkLogs(t *testing.T, s raftStore, from, to uint64) {
 	}
 }
 
+// checkTruncated checks that no log up to to is found: a truncated log
+// must make Raft send a snapshot, not the entries.
+func checkTruncated(t *testing.T, s raftStore, to uint64) {
+	t.Helper()
+	for _, i := range []uint64{1, to / 2, to} {
+		var l raft.Log
+		if err := s.GetLog(i, &l); !errors.Is(err, raft.ErrLogNotFound) {
+			t.Fatalf("log %d after truncating to %d: %v, want raft.ErrLogNotFound", i, to, err)
+		}
+	}
+}
+
 func mustOpenLogStore(t *testing.T, dir, want string) (raftStore, string) {
 	t.Helper()
 	s, kind, err := openLogStore(dir, want, testutil.Logger(t, "wal"))
@@ -93,6 +106,7 @@ func TestLogStoreReopen(t *testing.T) {
 			if err := s.DeleteRange(1, 100); err != nil {
 				t.Fatal(err)
 			}
+			checkTruncated(t, s, 100)
 			if err := s.Close(); err != nil {
 				t.Fatal(err)
 			}
@@ -110,6 +124,7 @@ func TestLogStoreReopen(t *testing.T) {
 					t.Fatalf("log %d-%d after reopen, want 101-300", first, last)
 				}
 				checkLogs(t, s, 101, 300)
+				checkTruncated(t, s, 100)
 				if term, err := s.GetUint64(keyCurrentTerm); err != nil || term != 7 {
 					t.Fatalf("current term %d (%v), want 7", term, err)
 				}
@@ -412,9 +427,14 @@ func killWriter(t *testing.T, kind, dir string, logs int) (lastLog, lastTerm, la
 // three nodes commit through every member, the leader stops and a new one
 // writes, the old leader comes back on its data and catches up. A node
 // started with the other kind named refuses to host the channel and
-// leaves its data as it was.
+// leaves its data as it was. Every other cluster test runs on
+// DefaultLogStore: -short runs the other kind only.
 func TestLogStoreChannel(t *testing.T) {
-	for _, kind := range logStoreKinds {
+	kinds := logStoreKinds
+	if testing.Short() {
+		kinds = slices.DeleteFunc(slices.Clone(kinds), func(k string) bool { return k == DefaultLogStore })
+	}
+	for _, kind := range kinds {
 		t.Run(kind, func(t *testing.T) {
 			tune := func(c *Config) { c.LogStore = kind }
 			tc := newTestClusterUsers(t, 3, 3, tune)
