@@ -82,6 +82,8 @@ func nodeCmd() *cobra.Command {
 		maxConns, maxClientStreams                                   int
 		maxConnStreams                                               uint32
 		batchDelay, heartbeat, election, lease, commitTimeout        time.Duration
+		snapInterval                                                 time.Duration
+		snapThreshold, trailingLogs                                  uint64
 	)
 	cmd := &cobra.Command{
 		Use:   "node --data DIR --listen ADDR --chain ADDR --key FILE",
@@ -143,6 +145,7 @@ SIGINT or SIGTERM stops the node cleanly.`,
 					c.HeartbeatTimeout, c.ElectionTimeout, c.LeaderLeaseTimeout = heartbeat, election, lease
 					c.CommitTimeout = commitTimeout
 					c.LogStore = logStore
+					c.SnapshotInterval, c.SnapshotThreshold, c.TrailingLogs = snapInterval, snapThreshold, trailingLogs
 				},
 				TuneTransport: func(c *transport.Config) {
 					c.MaxConnections, c.MaxConcurrentStreams = maxConns, maxConnStreams
@@ -196,6 +199,9 @@ SIGINT or SIGTERM stops the node cleanly.`,
 	f.DurationVar(&election, "raft-election-timeout", d.ElectionTimeout, "Raft election timeout")
 	f.DurationVar(&lease, "raft-leader-lease-timeout", d.LeaderLeaseTimeout, "Raft leader lease timeout")
 	f.DurationVar(&commitTimeout, "raft-commit-timeout", d.CommitTimeout, "how long an idle Raft leader waits before telling followers the commit index")
+	f.DurationVar(&snapInterval, "raft-snapshot-interval", d.SnapshotInterval, "how often Raft checks whether a channel needs a snapshot")
+	f.Uint64Var(&snapThreshold, "raft-snapshot-threshold", d.SnapshotThreshold, "log entries since the last snapshot that make Raft take one and truncate the log")
+	f.Uint64Var(&trailingLogs, "raft-trailing-logs", d.TrailingLogs, "log entries Raft keeps after a snapshot, so that a follower away for less catches up from the log")
 	cmd.MarkFlagRequired("data")
 	cmd.MarkFlagRequired("key")
 	return cmd
