@@ -176,7 +176,9 @@ func (pc *procCluster) storeDisk(nd *procNode, kind string) (alloc, size int64) 
 //     which runs the defaults (a snapshot every 8,192 entries, 10,240
 //     trailing) and has truncated nothing yet.
 //
-// Each phase measures for SCRAFT_BENCH_SECONDS (default 10).
+// Each phase measures for SCRAFT_BENCH_SECONDS (default 10). With
+// SCRAFT_BENCH_PROFILE=DIR the sat phase writes each node's profiles
+// there (as BenchmarkCommit does) and logs which node led.
 func BenchmarkLogStore(b *testing.B) {
 	rate := 1000
 	if r, err := strconv.Atoi(os.Getenv("SCRAFT_BENCH_RATE")); err == nil && r > 0 {
@@ -192,9 +194,14 @@ func BenchmarkLogStore(b *testing.B) {
 				l := pc.startLoad(pc.users)
 				testutil.Eventually(b, 60*time.Second, "warm-up", func() bool { return l.count() >= 2*len(pc.users) })
 				leader, cpu0 := pc.leader(), pc.nodeCPUs()
+				profiles := pc.profile(b, benchSeconds())
 				w := measure(l, benchSeconds())
 				pc.reportRoleCPU(b, leader, cpu0, pc.nodeCPUs(), w.txs)
 				l.end()
+				profiles()
+				if leader != nil {
+					b.Logf("leader: node-%d", slices.Index(pc.nodes, leader))
+				}
 				b.ReportMetric(w.rate(), "tx/s")
 				b.ReportMetric(float64(w.p(50).Microseconds())/1000, "p50-ms")
 				b.ReportMetric(float64(w.p(99).Microseconds())/1000, "p99-ms")
