@@ -13,7 +13,6 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
-	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 
 	"github.com/scraft/scraft/fsm"
 	"github.com/scraft/scraft/internal/backoff"
@@ -40,8 +39,9 @@ type Channel struct {
 	logger hclog.Logger
 	dir    string
 
-	raft  *raft.Raft
-	store *raftboltdb.BoltStore
+	raft      *raft.Raft
+	store     raftStore
+	storeKind string // LogStoreBolt or LogStoreWAL
 	// disk is the Raft log store as Raft writes it, remembering a failed
 	// write (diskfull.go); diskHandOff says a hand-off for it runs.
 	disk        *storeWatch
@@ -215,11 +215,11 @@ func openChannel(n *Node, id protocol.ChannelID) (_ *Channel, err error) {
 	if err := c.punish.init(c.dir); err != nil {
 		return nil, fmt.Errorf("open channel %s: %w", id, err)
 	}
-	store, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(c.dir, "raft.db")})
+	store, kind, err := openLogStore(c.dir, cfg.LogStore, c.logger.Named("wal"))
 	if err != nil {
-		return nil, fmt.Errorf("open channel %s: raft.db: %w", id, err)
+		return nil, fmt.Errorf("open channel %s: %w", id, err)
 	}
-	c.store = store
+	c.store, c.storeKind = store, kind
 	defer func() {
 		if err != nil {
 			store.Close()
@@ -791,7 +791,7 @@ func (c *Channel) Close() error {
 			_ = cl.Close()
 		}
 		if err := c.store.Close(); err != nil && c.closeErr == nil {
-			c.closeErr = fmt.Errorf("close channel %s: raft.db: %w", c.id, err)
+			c.closeErr = fmt.Errorf("close channel %s: %s store: %w", c.id, c.storeKind, err)
 		}
 		c.subs.Lock()
 		for id, ch := range c.subs.m {

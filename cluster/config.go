@@ -52,6 +52,10 @@ var (
 	ErrBadSignature = protocol.NewError(protocol.CodeBadSignature, "cluster.bad_signature", "cluster: tx signature does not verify", ErrBadTx)
 	// ErrRefused means the leader's state machine refused the entry.
 	ErrRefused = protocol.NewError(protocol.CodeBadRequest, "cluster.refused", "cluster: entry refused")
+	// ErrLogStore means a channel's folder holds a Raft store other than
+	// the one Config.LogStore names, or both kinds: the channel is not
+	// opened, so that its log, term and vote are not forgotten.
+	ErrLogStore = errors.New("cluster: the channel's Raft log store does not match")
 	// ErrConfig means a Config is invalid.
 	ErrConfig = errors.New("cluster: invalid config")
 	// ErrUnauthenticated means a peer request's caller signature is bad.
@@ -98,8 +102,16 @@ type ExecutorFactory func(contract string, code []byte) (fsm.Executor, error)
 // DefaultConfig.
 type Config struct {
 	// DataDir holds one folder per channel: DataDir/channels/<id>/ with
-	// raft.db and snapshots/. Required.
+	// its Raft store (raft.db or wal/, LogStore) and snapshots/. Required.
 	DataDir string
+	// LogStore is the kind of store a channel's Raft log and stable store
+	// (current term, vote) live in: LogStoreBolt ("bolt", raft-boltdb/v2)
+	// or LogStoreWAL ("wal", hashicorp/raft-wal). A channel keeps the kind
+	// it was created with: empty opens whichever kind a channel's folder
+	// holds and creates new channels with DefaultLogStore; a kind named
+	// here creates new channels with it and refuses to open a channel
+	// whose folder holds the other (ErrLogStore). Default empty.
+	LogStore string
 	// Key is the node's member key: it signs batches, attestations, peer
 	// requests and chain calls. Required.
 	Key *protocol.Key
@@ -288,6 +300,8 @@ func (c *Config) Validate() error {
 		return bad("RaftTransport is required")
 	case c.Dial == nil:
 		return bad("Dial is required")
+	case !validLogStore(c.LogStore):
+		return bad("LogStore (%q) must be %q, %q or empty", c.LogStore, LogStoreBolt, LogStoreWAL)
 	case c.HeartbeatTimeout < 5*time.Millisecond:
 		return bad("HeartbeatTimeout (%s) is too low", c.HeartbeatTimeout)
 	case c.ElectionTimeout < c.HeartbeatTimeout:

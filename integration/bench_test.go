@@ -48,29 +48,27 @@ func BenchmarkCommit(b *testing.B) {
 	b.Logf("per tx and member: verification %s, execution %s: CPU-bound limit %.0f tx/s on %d cores",
 		verify, exec, limit, runtime.NumCPU())
 	rate, _ := strconv.Atoi(os.Getenv("SCRAFT_BENCH_RATE"))
-	for _, tc := range []struct {
-		clients int
-		pooled  bool
-	}{{64, false}, {256, false}, {64, true}, {256, true}} {
+	for _, tc := range commitCases() {
 		clients := tc.clients
-		name := "clients=" + strconv.Itoa(clients) + "/conns=own"
 		var pool *client.Pool
 		if tc.pooled {
-			name = "clients=" + strconv.Itoa(clients) + "/conns=pooled"
 			pool = client.NewPool()
 		}
-		b.Run(name, func(b *testing.B) {
+		b.Run(tc.name(), func(b *testing.B) {
+			withLogStore(b, tc.store)
 			pc := newProcCluster(b, 3, clients)
 			l := pc.startPacedLoad(pc.users, rate, pool)
 			// Warm up: every client has joined the chat.
 			testutil.Eventually(b, 60*time.Second, "warm-up", func() bool { return l.count() >= 2*clients })
 			from := l.count()
 			cpu0 := pc.nodesCPU()
+			leader, cpus0 := pc.leader(), pc.nodeCPUs()
 			self0 := testutil.CPUTime()
 			start := time.Now()
 			profiles := pc.profile(b, benchSeconds())
 			<-time.After(benchSeconds()) // the measurement window
 			cpu := pc.nodesCPU() - cpu0
+			cpus1 := pc.nodeCPUs()
 			self := testutil.CPUTime() - self0
 			acks := l.end()
 			elapsed := time.Since(start)
@@ -92,6 +90,7 @@ func BenchmarkCommit(b *testing.B) {
 				// process: the clients) per committed tx.
 				b.ReportMetric(float64(cpu.Microseconds())/float64(len(lat)), "node-cpu-µs/tx")
 				b.ReportMetric(float64(self.Microseconds())/float64(len(lat)), "client-cpu-µs/tx")
+				pc.reportRoleCPU(b, leader, cpus0, cpus1, len(lat))
 			}
 			if len(lat) > 0 {
 				b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
