@@ -165,6 +165,9 @@ func (n *Node) RaftAuthorizer() *RaftAuthorizer { return &RaftAuthorizer{z: n.au
 //   - the caller is a server of the receiver's latest Raft configuration of
 //     X, at the address the header gives; or, while the receiver has no
 //     configuration yet (a fresh joiner), the caller is X's leader on chain;
+//     or the call is an AppendEntries or InstallSnapshot from X's leader on
+//     chain (a configuration that predates the leader: a promoted
+//     delegator's);
 //   - the RPC passes the leader rule (liar.go): members cannot depose a
 //     leader the chain backs, nor plant configurations naming outsiders.
 //
@@ -224,7 +227,22 @@ func (a *RaftAuthorizer) AuthorizeRaft(call protocol.RaftCall) error {
 		}
 	}
 	if !found {
-		return fmt.Errorf("%s is not in this node's configuration of channel %s", caller, chID)
+		// A configuration can predate the chain's leader: a delegator
+		// promoted to a candidate seat holds the one it last saw as a
+		// voter, which the new leader may not be in. The chain's leader may
+		// still feed it entries and snapshots (their configurations are
+		// checked as for anyone), or the node could never catch up.
+		if call.RPC != "AppendEntries" && call.RPC != "InstallSnapshot" {
+			return fmt.Errorf("%s is not in this node's configuration of channel %s", caller, chID)
+		}
+		if caller != leader {
+			if _, leader, err = a.z.lookup(ctx, chID, caller, true); err != nil {
+				return err
+			}
+		}
+		if caller != leader {
+			return fmt.Errorf("%s is not in this node's configuration of channel %s, nor its leader on chain (%s)", caller, chID, leader)
+		}
 	}
 	if err := a.z.leaderRule(ctx, c, servers, call); err != nil {
 		return err

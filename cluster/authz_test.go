@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/scraft/scraft/cluster/peerpb"
+	"github.com/scraft/scraft/internal/testutil"
 	"github.com/scraft/scraft/protocol"
 	"github.com/scraft/scraft/protocol/tlsid"
 	"github.com/scraft/scraft/settlement"
@@ -366,5 +367,61 @@ func TestPeerAPIImpostorServer(t *testing.T) {
 	// The node's own peer API, a member's, answers.
 	if _, err := nd.node.peers.status(ctx, nd.addr, tc.id); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestChainLeaderOutsideConfiguration: a node's Raft configuration can
+// predate the chain's leader (a delegator promoted to a candidate seat
+// holds the configuration it last saw). The chain's leader may then feed
+// it entries and snapshots, or it could never catch up; it may not start
+// elections there, and a member that is neither in the configuration nor
+// the chain's leader is refused as before.
+func TestChainLeaderOutsideConfiguration(t *testing.T) {
+	tc := newTestClusterUsers(t, 3, 2, nil)
+	ctx := context.Background()
+	leader := tc.waitLeader(10 * time.Second)
+	rec, err := tc.chain.client(leader.key).Channel(ctx, tc.id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	newLeader, bystander := tc.users[3], tc.users[4]
+	if err := tc.chain.client(newLeader).KeepAlive(ctx, tc.id); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tc.chain.client(leader.key).TransferLeader(ctx, tc.id, rec.Epoch, newLeader.Address()); err != nil {
+		t.Fatal(err)
+	}
+	var follower *testNode
+	for _, nd := range tc.others(leader) {
+		follower = nd
+		break
+	}
+	c := tc.channel(follower)
+	testutil.WaitFor(t, 10*time.Second, func() error {
+		if l, _, _ := c.view.current(); l != newLeader.Address() {
+			return fmt.Errorf("the follower's view names %s as the chain's leader", l)
+		}
+		return nil
+	})
+	for _, s := range c.raft.GetConfiguration().Configuration().Servers {
+		if string(s.ID) == newLeader.Address().String() {
+			t.Fatalf("%s is in the follower's configuration", s.ID)
+		}
+	}
+	az := follower.node.RaftAuthorizer()
+	call := func(rpc string, from *protocol.Key) protocol.RaftCall {
+		return protocol.RaftCall{RPC: rpc, Channel: tc.id.String(), Caller: from.Address(),
+			ID: from.Address().String(), Addr: "127.0.0.1:1", Claimed: "127.0.0.1:1", Term: c.raft.CurrentTerm() + 1}
+	}
+	if err := az.AuthorizeRaft(call("AppendEntries", newLeader)); err != nil {
+		t.Errorf("the chain's leader's AppendEntries refused: %v", err)
+	}
+	for _, rpc := range []string{"RequestVote", "RequestPreVote", "TimeoutNow"} {
+		if err := az.AuthorizeRaft(call(rpc, newLeader)); err == nil {
+			t.Errorf("the chain's leader outside the configuration admitted for %s", rpc)
+		}
+	}
+	if err := az.AuthorizeRaft(call("AppendEntries", bystander)); err == nil {
+		t.Error("a member outside the configuration, not the chain's leader, admitted for AppendEntries")
 	}
 }
