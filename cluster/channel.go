@@ -122,53 +122,53 @@ type Applied struct {
 
 // Status is a channel's state as this node sees it.
 type Status struct {
-	Channel protocol.ChannelID
+	Channel protocol.ChannelID `json:"channel"`
 	// Height and Digest are those of the last applied entry.
-	Height uint64
-	Digest protocol.Hash
+	Height uint64        `json:"height"`
+	Digest protocol.Hash `json:"digest"`
 	// Leader and Epoch are the chain's; SettledHeight is the last height
 	// settled on chain.
-	Leader        protocol.Address
-	Epoch         uint64
-	SettledHeight uint64
+	Leader        protocol.Address `json:"leader"`
+	Epoch         uint64           `json:"epoch"`
+	SettledHeight uint64           `json:"settled_height"`
 	// Leading says this node signs batches now.
-	Leading bool
+	Leading bool `json:"leading"`
 	// RaftState is Follower, Candidate, Leader or Shutdown; RaftLeader the
 	// Raft leader's server address.
-	RaftState  string
-	RaftLeader string
+	RaftState  string `json:"raft_state"`
+	RaftLeader string `json:"raft_leader"`
 	// AppliedIndex, CommitIndex and LastIndex are Raft's; Lag is
 	// CommitIndex - AppliedIndex.
-	AppliedIndex uint64
-	CommitIndex  uint64
-	LastIndex    uint64
-	Lag          uint64
+	AppliedIndex uint64 `json:"applied_index"`
+	CommitIndex  uint64 `json:"commit_index"`
+	LastIndex    uint64 `json:"last_index"`
+	Lag          uint64 `json:"lag"`
 	// Members is the number of channel members in the state; Voters and
 	// NonVoters count the servers of the Raft configuration.
-	Members   int
-	Voters    int
-	NonVoters int
+	Members   int `json:"members"`
+	Voters    int `json:"voters"`
+	NonVoters int `json:"non_voters"`
 	// Evidence counts the leader faults this node recorded.
-	Evidence uint64
+	Evidence uint64 `json:"evidence"`
 	// Holding says this member recorded an offence against a leader and
 	// holds that epoch's later batches until the chain judges it;
 	// Diverged, that its case failed: it applies nothing more until it
 	// resynced from the members' settled state (punish.go).
-	Holding  bool
-	Diverged bool
+	Holding  bool `json:"holding"`
+	Diverged bool `json:"diverged"`
 	// Ready says the channel has a genesis, knows its Raft leader and has
 	// applied what it knows is committed, but for at most a few log entries.
-	Ready bool
+	Ready bool `json:"ready"`
 	// Candidates are the channel's delegate candidates as this node last
 	// read them (none in a channel of at most 5 members); Delegator says
 	// this node's member is none of them, and RelayedBy is the node
 	// address of the candidate relaying to it ("" when none).
-	Candidates []protocol.Address
-	Delegator  bool
-	RelayedBy  string
+	Candidates []protocol.Address `json:"candidates"`
+	Delegator  bool               `json:"delegator"`
+	RelayedBy  string             `json:"relayed_by"`
 	// StoreError is why the last write to this node's Raft log failed
 	// (a full disk), "" when it succeeded; the node is not ready then.
-	StoreError string `json:",omitempty"`
+	StoreError string `json:"store_error,omitempty"`
 }
 
 // readyLag is the most log entries a ready member may have committed and

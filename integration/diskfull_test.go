@@ -283,9 +283,9 @@ func diskStatus(nd *procNode, id protocol.ChannelID) (*struct {
 	}
 	defer resp.Body.Close()
 	var sts []struct {
-		Channel    protocol.ChannelID
-		Ready      bool
-		StoreError string
+		Channel    protocol.ChannelID `json:"channel"`
+		Ready      bool               `json:"ready"`
+		StoreError string             `json:"store_error"`
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&sts); err != nil {
 		return nil, err

@@ -398,16 +398,16 @@ func (pc *procCluster) restart(nd *procNode) {
 
 // nodeStatus is the part of cluster.Status the tests read.
 type nodeStatus struct {
-	Channel   protocol.ChannelID
-	Height    uint64
-	Epoch     uint64
-	Leading   bool
-	Ready     bool
-	Voters    int
-	Evidence  uint64
-	Holding   bool
-	Diverged  bool
-	RaftState string
+	Channel   protocol.ChannelID `json:"channel"`
+	Height    uint64             `json:"height"`
+	Epoch     uint64             `json:"epoch"`
+	Leading   bool               `json:"leading"`
+	Ready     bool               `json:"ready"`
+	Voters    int                `json:"voters"`
+	Evidence  uint64             `json:"evidence"`
+	Holding   bool               `json:"holding"`
+	Diverged  bool               `json:"diverged"`
+	RaftState string             `json:"raft_state"`
 }
 
 // status reads a node's channel status from its admin listener.

@@ -214,8 +214,8 @@ func (pc *procCluster) checkOneChannel(timeout time.Duration) {
 // fullStatus is nodeStatus with the Raft view.
 type fullStatus struct {
 	nodeStatus
-	RaftLeader string
-	NonVoters  int
+	RaftLeader string `json:"raft_leader"`
+	NonVoters  int    `json:"non_voters"`
 }
 
 func (nd *procNode) fullStatus(id protocol.ChannelID) (*fullStatus, error) {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net"
@@ -102,6 +103,26 @@ func TestAdminLoopbackDefaults(t *testing.T) {
 	}
 	if got := adminDo(t, http.MethodPost, base+"/join?channel="+id.String(), ""); got != http.StatusForbidden {
 		t.Errorf("POST /join without --admin-allow-join: %d, want 403", got)
+	}
+
+	// /status speaks the names of scraft status --json and the console.
+	resp, err := http.Get(base + "/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var sts []map[string]json.RawMessage
+	if err := json.NewDecoder(resp.Body).Decode(&sts); err != nil || len(sts) != 1 {
+		t.Fatalf("/status: %v, %d channels", err, len(sts))
+	}
+	for _, name := range []string{"channel", "height", "digest", "leader", "epoch", "settled_height", "leading", "raft_state", "ready"} {
+		if _, ok := sts[0][name]; !ok {
+			t.Errorf("/status has no %q: %v", name, sts[0])
+		}
+	}
+	var ch protocol.ChannelID
+	if err := json.Unmarshal(sts[0]["channel"], &ch); err != nil || ch != id {
+		t.Errorf("/status names channel %s (%v), want %s", sts[0]["channel"], err, id)
 	}
 }
 

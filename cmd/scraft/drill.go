@@ -469,11 +469,11 @@ func (d *drill) nodeStatus(n *drillNode) (leading, ready bool, height uint64, er
 
 // drillStatus is the part of a node's admin /status the drill reads.
 type drillStatus struct {
-	Channel protocol.ChannelID
-	Leading bool
-	Ready   bool
-	Height  uint64
-	Voters  int
+	Channel protocol.ChannelID `json:"channel"`
+	Leading bool               `json:"leading"`
+	Ready   bool               `json:"ready"`
+	Height  uint64             `json:"height"`
+	Voters  int                `json:"voters"`
 }
 
 func (d *drill) fullStatus(n *drillNode) (*drillStatus, error) {
