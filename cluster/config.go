@@ -118,17 +118,20 @@ type Config struct {
 	Dial func(addr string) (*grpc.ClientConn, error)
 
 	// HeartbeatTimeout, ElectionTimeout and LeaderLeaseTimeout are Raft's.
-	// The defaults (300ms, 300ms, 280ms) suit loopback and a LAN. A lease
-	// of half the heartbeat timeout made a busy leader on two shared cores
-	// step down for nothing; keep it a little below the heartbeat timeout,
-	// which lets followers notice a dead leader one HeartbeatTimeout after
-	// its last contact (leaderwatch.go; with a lease equal to it, Raft's
-	// own timer notices after one to three). Raise all three on a slow or
-	// distant network. Raft's own (1s, 1s, 500ms) make a failover take
-	// about three times as long (docs/BENCHMARKS.md).
+	// The defaults (300ms, 300ms, 300ms) suit loopback and a LAN: writes
+	// resume about 0.5 s after a leader dies (docs/BENCHMARKS.md). A lease
+	// shorter than the heartbeat timeout made a busy leader on two shared
+	// cores step down for nothing; raise all three on a slow or distant
+	// network. Raft's own (1s, 1s, 500ms) make a failover take about three
+	// times as long.
 	HeartbeatTimeout   time.Duration
 	ElectionTimeout    time.Duration
 	LeaderLeaseTimeout time.Duration
+	// LeaderWatch has a follower's Raft look for a silent leader as soon
+	// as a HeartbeatTimeout is due, the voters in turns, instead of when
+	// Raft's timer next fires, one to three HeartbeatTimeouts after the
+	// last contact (leaderwatch.go). Default true.
+	LeaderWatch bool
 	// CommitTimeout is Raft's: how long an idle leader waits before a
 	// heartbeat that carries the commit index. Default 20ms.
 	CommitTimeout time.Duration
@@ -243,7 +246,8 @@ func DefaultConfig() Config {
 	return Config{
 		HeartbeatTimeout:   300 * time.Millisecond,
 		ElectionTimeout:    300 * time.Millisecond,
-		LeaderLeaseTimeout: 280 * time.Millisecond,
+		LeaderLeaseTimeout: 300 * time.Millisecond,
+		LeaderWatch:        true,
 		CommitTimeout:      20 * time.Millisecond,
 		SnapshotInterval:   30 * time.Second,
 		SnapshotThreshold:  8192,

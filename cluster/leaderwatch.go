@@ -37,17 +37,12 @@ import (
 // three elects one watchStep after the leader's timeout, and one of n
 // voters about (n-1)/2 watchSteps after it.
 //
-// Raft wakes its follower's timer when ReloadConfig lowers the heartbeat
-// timeout, and refuses a heartbeat timeout below the leader lease: the
-// watch lowers it by a millisecond and sets it back, so it runs only when
-// LeaderLeaseTimeout is a millisecond or more below HeartbeatTimeout.
+// Config.LeaderWatch false turns it off (Raft's own timer alone).
 func (c *Channel) runLeaderWatch(ctx context.Context) {
-	ht := c.cfg.HeartbeatTimeout
-	if c.cfg.LeaderLeaseTimeout > ht-time.Millisecond {
-		c.logger.Debug("leader watch off: the leader lease is not below the heartbeat timeout",
-			"lease", c.cfg.LeaderLeaseTimeout, "heartbeat_timeout", ht)
+	if !c.cfg.LeaderWatch {
 		return
 	}
+	ht := c.cfg.HeartbeatTimeout
 	step := watchStep(ht)
 	var (
 		rankOf raft.ServerID // the silent leader the rank was found for
@@ -157,16 +152,19 @@ func (c *Channel) watchRank(leader raft.ServerID) int {
 }
 
 // wakeRaftTimer makes a follower's Raft check its leader's last contact
-// now: lowering the heartbeat timeout wakes its timer. The timeout is set
-// back at once; the check itself still asks for a full HeartbeatTimeout of
-// silence (less the millisecond, if it runs in between).
+// now: Raft wakes its follower's timer when ReloadConfig lowers the
+// heartbeat timeout. The timeout goes up by a millisecond (the election
+// timeout with it, which may not be shorter) and back, so no timeout is
+// ever below the configured one nor the leader lease, which Raft would
+// refuse; the check itself still asks for a full HeartbeatTimeout of
+// silence (a millisecond more, if it runs in between).
 func (c *Channel) wakeRaftTimer() error {
 	rc := c.raft.ReloadableConfig()
-	ht := rc.HeartbeatTimeout
-	rc.HeartbeatTimeout = ht - time.Millisecond
-	if err := c.raft.ReloadConfig(rc); err != nil {
+	up := rc
+	up.HeartbeatTimeout += time.Millisecond
+	up.ElectionTimeout = max(up.ElectionTimeout, up.HeartbeatTimeout)
+	if err := c.raft.ReloadConfig(up); err != nil {
 		return err
 	}
-	rc.HeartbeatTimeout = ht
 	return c.raft.ReloadConfig(rc)
 }

@@ -77,7 +77,7 @@ func nodeCmd() *cobra.Command {
 		adminToken                                                   string
 		channels, peers, chainKeys                                   []string
 		logJSON, usePool                                             bool
-		adminAllowJoin, allowDrills                                  bool
+		adminAllowJoin, allowDrills, leaderWatch                     bool
 		batchTxs, inFlight                                           int
 		maxConns, maxClientStreams                                   int
 		maxConnStreams                                               uint32
@@ -139,6 +139,7 @@ SIGINT or SIGTERM stops the node cleanly.`,
 					c.BatchMaxTxs, c.BatchMaxDelay, c.MaxInFlight = batchTxs, batchDelay, inFlight
 					c.HeartbeatTimeout, c.ElectionTimeout, c.LeaderLeaseTimeout = heartbeat, election, lease
 					c.CommitTimeout = commitTimeout
+					c.LeaderWatch = leaderWatch
 				},
 				TuneTransport: func(c *transport.Config) {
 					c.MaxConnections, c.MaxConcurrentStreams = maxConns, maxConnStreams
@@ -191,6 +192,7 @@ SIGINT or SIGTERM stops the node cleanly.`,
 	f.DurationVar(&election, "raft-election-timeout", d.ElectionTimeout, "Raft election timeout")
 	f.DurationVar(&lease, "raft-leader-lease-timeout", d.LeaderLeaseTimeout, "Raft leader lease timeout")
 	f.DurationVar(&commitTimeout, "raft-commit-timeout", d.CommitTimeout, "how long an idle Raft leader waits before telling followers the commit index")
+	f.BoolVar(&leaderWatch, "raft-leader-watch", d.LeaderWatch, "a follower looks for a silent leader as soon as the heartbeat timeout is due (false: when Raft's own timer next fires)")
 	cmd.MarkFlagRequired("data")
 	cmd.MarkFlagRequired("key")
 	return cmd
