@@ -24,9 +24,10 @@ import (
 // The watch changes no threshold: Raft still turns candidate only after a
 // full HeartbeatTimeout without contact, checked by Raft itself, and the
 // other members grant their votes by the same rule (and the leader rule of
-// liar.go), so a leader that is only busy is deposed no more easily than
-// by a Raft timer that happens to fire at that moment. It only has Raft
-// look when the timeout is due.
+// liar.go). It only has Raft look when the timeout is due, and only when
+// the leader's node does not answer a probe either (raftLeaderAnswers): a
+// leader that is only slow, on an overloaded machine, is left to Raft's
+// own timer as before, so the watch adds no election under load.
 //
 // Followers that noticed at the same moment would both win their pre-votes
 // and split the vote; Raft's random timers keep that rare, and so does the
@@ -47,6 +48,7 @@ func (c *Channel) runLeaderWatch(ctx context.Context) {
 	var (
 		rankOf raft.ServerID // the silent leader the rank was found for
 		rank   int
+		alive  bool // it answered this node's probe
 	)
 	t := time.NewTimer(ht)
 	defer t.Stop()
@@ -58,18 +60,31 @@ func (c *Channel) runLeaderWatch(ctx context.Context) {
 		}
 		wait := ht / 4
 		if c.raft.State() == raft.Follower {
-			if _, id := c.raft.LeaderWithID(); id != "" {
+			if addr, id := c.raft.LeaderWithID(); id != "" {
 				silent := time.Since(c.raft.LastContact())
 				if silent < ht {
 					rankOf = "" // heard from: rank again at the next silence
 				} else if rankOf != id {
-					rankOf, rank = id, c.watchRank(id)
+					rankOf = id
+					var wg sync.WaitGroup
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						rank = c.watchRank(id)
+					}()
+					alive = c.raftLeaderAnswers(addr)
+					wg.Wait()
 					silent = time.Since(c.raft.LastContact())
 				}
 				due := ht + time.Duration(rank)*step
 				switch {
 				case silent < ht:
 					wait = ht - silent
+				case alive:
+					// Slow, not gone (a starved process, a long
+					// fsync): Raft's own timer judges it, as without
+					// the watch. Probe again shortly.
+					rankOf, wait = "", ht/2
 				case silent >= due:
 					c.logger.Debug("leader silent: waking Raft's heartbeat check", "leader", id, "silent", silent.Round(time.Millisecond), "rank", rank)
 					if err := c.wakeRaftTimer(); err != nil {
@@ -83,6 +98,17 @@ func (c *Channel) runLeaderWatch(ctx context.Context) {
 		}
 		t.Reset(max(wait, time.Millisecond))
 	}
+}
+
+// raftLeaderAnswers reports whether the Raft leader's node answers a Status
+// probe within half a heartbeat timeout. A node killed or cut off does
+// not (a killed one's port refuses at once); one that is only slow to
+// send its appends, starved of CPU on a loaded machine, mostly does.
+func (c *Channel) raftLeaderAnswers(addr raft.ServerAddress) bool {
+	ctx, cancel := context.WithTimeout(c.ctx, c.cfg.HeartbeatTimeout/2)
+	defer cancel()
+	_, err := c.node.peers.status(ctx, string(addr), c.id)
+	return err == nil
 }
 
 // watchStep is the time between two followers' looks for a silent leader:

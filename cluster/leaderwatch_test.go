@@ -36,6 +36,9 @@ func TestLeaderWatchKeepsLiveLeader(t *testing.T) {
 			t.Fatalf("heartbeat timeout %s after the wakes, want %s", got, c.cfg.HeartbeatTimeout)
 		}
 		ranks = append(ranks, c.watchRank(leaderID))
+		if addr, _ := c.raft.LeaderWithID(); !c.raftLeaderAnswers(addr) {
+			t.Fatalf("follower %s: the live leader does not answer its probe", nd.addr)
+		}
 	}
 	slices.Sort(ranks)
 	if !slices.Equal(ranks, []int{0, 1}) {
