@@ -291,6 +291,7 @@ func (c *Channel) ID() protocol.ChannelID { return c.id }
 func (c *Channel) start() {
 	c.loops.start(c.ctx, c.runChainView)
 	c.loops.start(c.ctx, c.runLeadership)
+	c.loops.start(c.ctx, c.runLeaderWatch)
 	c.loops.start(c.ctx, c.runSettlement)
 	c.loops.start(c.ctx, c.runPunishment)
 	c.loops.start(c.ctx, c.runComplaints)

@@ -131,7 +131,7 @@ type Config struct {
 
 	// HeartbeatTimeout, ElectionTimeout and LeaderLeaseTimeout are Raft's.
 	// The defaults (300ms, 300ms, 300ms) suit loopback and a LAN: writes
-	// resume about 0.75 s after a leader dies (docs/BENCHMARKS.md). A lease
+	// resume about 0.5 s after a leader dies (docs/BENCHMARKS.md). A lease
 	// shorter than the heartbeat timeout made a busy leader on two shared
 	// cores step down for nothing; raise all three on a slow or distant
 	// network. Raft's own (1s, 1s, 500ms) make a failover take about three
@@ -139,6 +139,11 @@ type Config struct {
 	HeartbeatTimeout   time.Duration
 	ElectionTimeout    time.Duration
 	LeaderLeaseTimeout time.Duration
+	// LeaderWatch has a follower's Raft look for a silent leader as soon
+	// as a HeartbeatTimeout is due, the voters in turns, instead of when
+	// Raft's timer next fires, one to three HeartbeatTimeouts after the
+	// last contact (leaderwatch.go). Default true.
+	LeaderWatch bool
 	// CommitTimeout is Raft's: how long an idle leader waits before a
 	// heartbeat that carries the commit index. Default 20ms.
 	CommitTimeout time.Duration
@@ -254,6 +259,7 @@ func DefaultConfig() Config {
 		HeartbeatTimeout:   300 * time.Millisecond,
 		ElectionTimeout:    300 * time.Millisecond,
 		LeaderLeaseTimeout: 300 * time.Millisecond,
+		LeaderWatch:        true,
 		CommitTimeout:      20 * time.Millisecond,
 		SnapshotInterval:   30 * time.Second,
 		SnapshotThreshold:  8192,

@@ -68,17 +68,38 @@ func (c *Channel) submit(ctx context.Context, tx *protocol.SignedTx, hops uint32
 		if out, ok := c.knownOutcome(h); ok {
 			return out, nil
 		}
+		_, _, named := c.view.current()
 		out, err := c.submitOnce(ctx, tx, h, hops)
 		if err == nil || !retryable(err) || hops > 0 {
 			return out, err
 		}
-		if !bo.Wait(ctx, c.ctx.Done()) {
+		if !c.waitRetry(ctx, bo, named) {
 			if ctx.Err() == nil {
 				return nil, ErrClosed
 			}
 			return nil, fmt.Errorf("submit tx %s: %w (last error: %v)", h, ctx.Err(), err)
 		}
 	}
+}
+
+// waitRetry waits bo's next delay before a submission is tried again, or
+// only until the chain names another leader (named is closed): a
+// failover's new leader leads right after its claim, and a tx waiting out
+// the rest of a long delay would reach it late. It reports false when ctx
+// or the channel ends first.
+func (c *Channel) waitRetry(ctx context.Context, bo *backoff.Backoff, named <-chan struct{}) bool {
+	t := time.NewTimer(bo.Next())
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-named:
+		bo.Reset()
+	case <-ctx.Done():
+		return false
+	case <-c.ctx.Done():
+		return false
+	}
+	return true
 }
 
 // retryable errors are those of a leader change (ErrNotLeader,

@@ -102,7 +102,8 @@ func BenchmarkCommit(b *testing.B) {
 
 // BenchmarkFailover kills the leader process with SIGKILL under load, N
 // times (SCRAFT_BENCH_KILLS, default 3), and reports the gap between the
-// kill and the first commit of a tx sent after it (mean and max). With
+// kill and the first commit of a tx sent after it (mean and max), and
+// where the time went (failoverSteps, from the nodes' logs). With
 // SCRAFT_BENCH_VALIDATORS=N the chain is N CometBFT validator processes
 // instead of one `scraft chain`.
 func BenchmarkFailover(b *testing.B) {
@@ -115,6 +116,7 @@ func BenchmarkFailover(b *testing.B) {
 		config: contract.ChannelConfig{SettleEveryTxs: 1 << 62}})
 	l := pc.startLoad(pc.nodeKeys())
 	var gaps []time.Duration
+	var steps []failoverSteps
 	for k := 0; k < kills; k++ {
 		testutil.Eventually(b, 60*time.Second, "writes", func() bool { return l.count() >= 30*(k+1) })
 		old := pc.waitLeader(30 * time.Second)
@@ -132,7 +134,9 @@ func BenchmarkFailover(b *testing.B) {
 		}
 		l.mu.Unlock()
 		gaps = append(gaps, first.Sub(killed))
-		b.Logf("kill %d: writes resumed after %s", k+1, first.Sub(killed))
+		st := failoverStepsOf(pc.nodeLogs(b, killed), killed, first)
+		steps = append(steps, st)
+		b.Logf("kill %d: writes resumed after %s: %s", k+1, first.Sub(killed), st)
 		pc.restart(old)
 		pc.waitVoters(3, 60*time.Second)
 	}
@@ -145,6 +149,7 @@ func BenchmarkFailover(b *testing.B) {
 	b.ReportMetric(float64(sum.Milliseconds())/float64(len(gaps)), "mean-gap-ms")
 	b.ReportMetric(float64(gaps[len(gaps)/2].Milliseconds()), "median-gap-ms")
 	b.ReportMetric(float64(gaps[len(gaps)-1].Milliseconds()), "max-gap-ms")
+	reportFailoverSteps(b, steps)
 }
 
 // nodesCPU is the CPU time (user + system) the node processes have used.

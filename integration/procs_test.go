@@ -229,24 +229,31 @@ func newProcClusterSpec(t testing.TB, n, users int, spec clusterSpec) *procClust
 		t.Fatal(err)
 	}
 	keys := make([]*protocol.Key, n+users)
-	errs := make(chan error, len(keys))
-	sem := make(chan struct{}, 32)
 	for i := range keys {
 		if i < len(spec.keys) {
 			keys[i] = spec.keys[i]
 		} else {
 			keys[i], _ = protocol.GenerateKey(nil)
 		}
-		cl := pc.dialChain(keys[i])
-		go func() {
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			errs <- pc.joinOnChain(ctx, cl)
-		}()
 	}
-	for range keys {
-		if err := <-errs; err != nil {
-			t.Fatal(err)
+	// The nodes' members join first: in a channel of more than five
+	// members only the five best ranked (stake, then join order) may lead,
+	// and the users run no node.
+	for _, group := range [][]*protocol.Key{keys[:n], keys[n:]} {
+		errs := make(chan error, len(group))
+		sem := make(chan struct{}, 32)
+		for _, k := range group {
+			cl := pc.dialChain(k)
+			go func() {
+				sem <- struct{}{}
+				defer func() { <-sem }()
+				errs <- pc.joinOnChain(ctx, cl)
+			}()
+		}
+		for range group {
+			if err := <-errs; err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 	for i, k := range keys {

@@ -77,7 +77,7 @@ func nodeCmd() *cobra.Command {
 		adminToken, logStore                                         string
 		channels, peers, chainKeys                                   []string
 		logJSON, usePool                                             bool
-		adminAllowJoin, allowDrills                                  bool
+		adminAllowJoin, allowDrills, leaderWatch                     bool
 		batchTxs, inFlight                                           int
 		maxConns, maxClientStreams                                   int
 		maxConnStreams                                               uint32
@@ -146,6 +146,7 @@ SIGINT or SIGTERM stops the node cleanly.`,
 					c.CommitTimeout = commitTimeout
 					c.LogStore = logStore
 					c.SnapshotInterval, c.SnapshotThreshold, c.TrailingLogs = snapInterval, snapThreshold, trailingLogs
+					c.LeaderWatch = leaderWatch
 				},
 				TuneTransport: func(c *transport.Config) {
 					c.MaxConnections, c.MaxConcurrentStreams = maxConns, maxConnStreams
@@ -202,6 +203,7 @@ SIGINT or SIGTERM stops the node cleanly.`,
 	f.DurationVar(&snapInterval, "raft-snapshot-interval", d.SnapshotInterval, "how often Raft checks whether a channel needs a snapshot")
 	f.Uint64Var(&snapThreshold, "raft-snapshot-threshold", d.SnapshotThreshold, "log entries since the last snapshot that make Raft take one and truncate the log")
 	f.Uint64Var(&trailingLogs, "raft-trailing-logs", d.TrailingLogs, "log entries Raft keeps after a snapshot, so that a follower away for less catches up from the log")
+	f.BoolVar(&leaderWatch, "raft-leader-watch", d.LeaderWatch, "a follower looks for a silent leader as soon as the heartbeat timeout is due (false: when Raft's own timer next fires)")
 	cmd.MarkFlagRequired("data")
 	cmd.MarkFlagRequired("key")
 	return cmd
