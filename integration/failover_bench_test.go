@@ -2,14 +2,19 @@ package integration
 
 import (
 	"bufio"
+	"context"
 	"os"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/scraft/scraft/internal/testutil"
+	"github.com/scraft/scraft/protocol"
+	"github.com/scraft/scraft/settlement/contract"
+	"github.com/scraft/scraft/settlement/devchain"
 )
 
 // logTimeLayout is how hclog stamps a line of a node's log.
@@ -162,6 +167,11 @@ func BenchmarkLeaderStability(b *testing.B) {
 		clients = s
 	}
 	pc := newProcCluster(b, 3, clients)
+	// The users run no node: unless they vote, no settlement reaches 2/3,
+	// and the leader stops ordering calls once the unsettled suffix passes
+	// its hard bound (some 40,000 heights in).
+	stopVoting := pc.usersVote(pc.users)
+	defer stopVoting()
 	l := pc.startLoad(pc.users)
 	testutil.Eventually(b, 60*time.Second, "warm-up", func() bool { return l.count() >= 2*clients })
 	leader := pc.waitLeader(30 * time.Second)
@@ -174,6 +184,7 @@ func BenchmarkLeaderStability(b *testing.B) {
 	l.end()
 	changes := count(lines, "entering leader state")
 	b.ReportMetric(float64(acked)/elapsed.Seconds(), "tx/s")
+	b.ReportMetric(float64(stopVoting()), "settlements-voted")
 	b.ReportMetric(float64(changes), "leader-changes")
 	b.ReportMetric(float64(count(lines, "entering candidate state")), "candidacies")
 	b.ReportMetric(float64(count(lines, "failed to contact")), "lease-misses")
@@ -188,5 +199,68 @@ func BenchmarkLeaderStability(b *testing.B) {
 			}
 		}
 		b.Errorf("%d leader changes under load without a fault", changes)
+	}
+}
+
+// usersVote has every one of users vote for each settlement proposal of
+// the channel as it opens, as members that run no node but trust the
+// channel would, until the returned stop is called. It returns how many
+// proposals it voted on.
+func (pc *procCluster) usersVote(users []*protocol.Key) (stop func() int) {
+	ctx, cancel := context.WithCancel(context.Background())
+	watcher := pc.dialChain(users[0])
+	voters := make([]*devchain.Client, len(users))
+	for i, u := range users {
+		voters[i] = pc.dialChain(u)
+	}
+	var voted int
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		next := uint64(1)
+		tick := time.NewTicker(200 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			info, err := watcher.Channel(ctx, pc.id)
+			if err != nil {
+				continue
+			}
+			for ; next <= info.LastProposal && ctx.Err() == nil; next++ {
+				p, err := watcher.Proposal(ctx, pc.id, next)
+				if err != nil {
+					break // again at the next tick
+				}
+				if p.Kind != protocol.ProposalSettlement || p.Status != contract.ProposalOpen {
+					continue
+				}
+				work := make(chan *devchain.Client)
+				var wg sync.WaitGroup
+				for range 16 {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						for v := range work {
+							v.Vote(ctx, pc.id, p.ID, protocol.VoteFor) // a vote after the pass is refused: fine
+						}
+					}()
+				}
+				for _, v := range voters {
+					work <- v
+				}
+				close(work)
+				wg.Wait()
+				voted++
+			}
+		}
+	}()
+	return func() int {
+		cancel()
+		<-done
+		return voted
 	}
 }
