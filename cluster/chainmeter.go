@@ -60,161 +60,105 @@ func chainResult(ctx context.Context, err error) string {
 	}
 }
 
-func (m *meteredChain) done(ctx context.Context, method string, start time.Time, err error) {
+// metered runs call, one chain call named method, and records it.
+func metered[T any](ctx context.Context, m *meteredChain, method string, call func() (T, error)) (T, error) {
+	start := time.Now()
+	v, err := call()
 	m.duration.WithLabelValues(method).Observe(time.Since(start).Seconds())
 	m.calls.WithLabelValues(method, chainResult(ctx, err)).Inc()
+	return v, err
+}
+
+// meteredErr is metered for a call that returns only an error.
+func meteredErr(ctx context.Context, m *meteredChain, method string, call func() error) error {
+	_, err := metered(ctx, m, method, func() (struct{}, error) { return struct{}{}, call() })
+	return err
 }
 
 func (m *meteredChain) Channel(ctx context.Context, id protocol.ChannelID) (*settlement.ChannelInfo, error) {
-	start := time.Now()
-	v, err := m.Chain.Channel(ctx, id)
-	m.done(ctx, "channel", start, err)
-	return v, err
+	return metered(ctx, m, "channel", func() (*settlement.ChannelInfo, error) { return m.Chain.Channel(ctx, id) })
 }
 
 func (m *meteredChain) Code(ctx context.Context, hash protocol.Hash) ([]byte, error) {
-	start := time.Now()
-	v, err := m.Chain.Code(ctx, hash)
-	m.done(ctx, "code", start, err)
-	return v, err
+	return metered(ctx, m, "code", func() ([]byte, error) { return m.Chain.Code(ctx, hash) })
 }
 
 func (m *meteredChain) InitialState(ctx context.Context, id protocol.ChannelID) (protocol.State, error) {
-	start := time.Now()
-	v, err := m.Chain.InitialState(ctx, id)
-	m.done(ctx, "initial_state", start, err)
-	return v, err
+	return metered(ctx, m, "initial_state", func() (protocol.State, error) { return m.Chain.InitialState(ctx, id) })
 }
 
 func (m *meteredChain) Departure(ctx context.Context, id protocol.ChannelID, joinSeq uint64) (*contract.Departure, error) {
-	start := time.Now()
-	v, err := m.Chain.Departure(ctx, id, joinSeq)
-	m.done(ctx, "departure", start, err)
-	return v, err
+	return metered(ctx, m, "departure", func() (*contract.Departure, error) { return m.Chain.Departure(ctx, id, joinSeq) })
 }
 
 func (m *meteredChain) EpochLeader(ctx context.Context, id protocol.ChannelID, epoch uint64) (*contract.EpochLeader, error) {
-	start := time.Now()
-	v, err := m.Chain.EpochLeader(ctx, id, epoch)
-	m.done(ctx, "epoch_leader", start, err)
-	return v, err
+	return metered(ctx, m, "epoch_leader", func() (*contract.EpochLeader, error) { return m.Chain.EpochLeader(ctx, id, epoch) })
 }
 
 func (m *meteredChain) Join(ctx context.Context, id protocol.ChannelID, usePool bool) (uint64, error) {
-	start := time.Now()
-	v, err := m.Chain.Join(ctx, id, usePool)
-	m.done(ctx, "join", start, err)
-	return v, err
+	return metered(ctx, m, "join", func() (uint64, error) { return m.Chain.Join(ctx, id, usePool) })
 }
 
 func (m *meteredChain) KeepAlive(ctx context.Context, id protocol.ChannelID) error {
-	start := time.Now()
-	err := m.Chain.KeepAlive(ctx, id)
-	m.done(ctx, "keep_alive", start, err)
-	return err
+	return meteredErr(ctx, m, "keep_alive", func() error { return m.Chain.KeepAlive(ctx, id) })
 }
 
 func (m *meteredChain) Params(ctx context.Context) (contract.Params, error) {
-	start := time.Now()
-	v, err := m.Chain.Params(ctx)
-	m.done(ctx, "params", start, err)
-	return v, err
+	return metered(ctx, m, "params", func() (contract.Params, error) { return m.Chain.Params(ctx) })
 }
 
 func (m *meteredChain) SetNodeAddress(ctx context.Context, id protocol.ChannelID, addr string) error {
-	start := time.Now()
-	err := m.Chain.SetNodeAddress(ctx, id, addr)
-	m.done(ctx, "set_node_address", start, err)
-	return err
+	return meteredErr(ctx, m, "set_node_address", func() error { return m.Chain.SetNodeAddress(ctx, id, addr) })
 }
 
 func (m *meteredChain) ClaimLeader(ctx context.Context, id protocol.ChannelID, epoch uint64, atts []protocol.Attestation) (uint64, error) {
-	start := time.Now()
-	v, err := m.Chain.ClaimLeader(ctx, id, epoch, atts)
-	m.done(ctx, "claim_leader", start, err)
-	return v, err
+	return metered(ctx, m, "claim_leader", func() (uint64, error) { return m.Chain.ClaimLeader(ctx, id, epoch, atts) })
 }
 
 func (m *meteredChain) TransferLeader(ctx context.Context, id protocol.ChannelID, epoch uint64, to protocol.Address) (uint64, error) {
-	start := time.Now()
-	v, err := m.Chain.TransferLeader(ctx, id, epoch, to)
-	m.done(ctx, "transfer_leader", start, err)
-	return v, err
+	return metered(ctx, m, "transfer_leader", func() (uint64, error) { return m.Chain.TransferLeader(ctx, id, epoch, to) })
 }
 
 func (m *meteredChain) Delegate(ctx context.Context, id protocol.ChannelID, candidate protocol.Address) error {
-	start := time.Now()
-	err := m.Chain.Delegate(ctx, id, candidate)
-	m.done(ctx, "delegate", start, err)
-	return err
+	return meteredErr(ctx, m, "delegate", func() error { return m.Chain.Delegate(ctx, id, candidate) })
 }
 
 func (m *meteredChain) SubmitVotes(ctx context.Context, id protocol.ChannelID, proposal uint64, votes []protocol.Vote) error {
-	start := time.Now()
-	err := m.Chain.SubmitVotes(ctx, id, proposal, votes)
-	m.done(ctx, "submit_votes", start, err)
-	return err
+	return meteredErr(ctx, m, "submit_votes", func() error { return m.Chain.SubmitVotes(ctx, id, proposal, votes) })
 }
 
 func (m *meteredChain) Head(ctx context.Context) (settlement.Head, error) {
-	start := time.Now()
-	v, err := m.Chain.Head(ctx)
-	m.done(ctx, "head", start, err)
-	return v, err
+	return metered(ctx, m, "head", func() (settlement.Head, error) { return m.Chain.Head(ctx) })
 }
 
 func (m *meteredChain) Proposal(ctx context.Context, id protocol.ChannelID, proposal uint64) (*settlement.ProposalInfo, error) {
-	start := time.Now()
-	v, err := m.Chain.Proposal(ctx, id, proposal)
-	m.done(ctx, "proposal", start, err)
-	return v, err
+	return metered(ctx, m, "proposal", func() (*settlement.ProposalInfo, error) { return m.Chain.Proposal(ctx, id, proposal) })
 }
 
 func (m *meteredChain) CreateProposal(ctx context.Context, id protocol.ChannelID, kind protocol.ProposalKind, data []byte) (uint64, error) {
-	start := time.Now()
-	v, err := m.Chain.CreateProposal(ctx, id, kind, data)
-	m.done(ctx, "create_proposal", start, err)
-	return v, err
+	return metered(ctx, m, "create_proposal", func() (uint64, error) { return m.Chain.CreateProposal(ctx, id, kind, data) })
 }
 
 func (m *meteredChain) Vote(ctx context.Context, id protocol.ChannelID, proposal uint64, option protocol.VoteOption) error {
-	start := time.Now()
-	err := m.Chain.Vote(ctx, id, proposal, option)
-	m.done(ctx, "vote", start, err)
-	return err
+	return meteredErr(ctx, m, "vote", func() error { return m.Chain.Vote(ctx, id, proposal, option) })
 }
 
 func (m *meteredChain) ExecuteProposal(ctx context.Context, id protocol.ChannelID, proposal uint64) error {
-	start := time.Now()
-	err := m.Chain.ExecuteProposal(ctx, id, proposal)
-	m.done(ctx, "execute_proposal", start, err)
-	return err
+	return meteredErr(ctx, m, "execute_proposal", func() error { return m.Chain.ExecuteProposal(ctx, id, proposal) })
 }
 
 func (m *meteredChain) ProveInclusion(ctx context.Context, id protocol.ChannelID, proposal uint64, batch []byte) error {
-	start := time.Now()
-	err := m.Chain.ProveInclusion(ctx, id, proposal, batch)
-	m.done(ctx, "prove_inclusion", start, err)
-	return err
+	return meteredErr(ctx, m, "prove_inclusion", func() error { return m.Chain.ProveInclusion(ctx, id, proposal, batch) })
 }
 
 func (m *meteredChain) Watch(ctx context.Context, from settlement.EventID) (settlement.EventStream, error) {
-	start := time.Now()
-	v, err := m.Chain.Watch(ctx, from)
-	m.done(ctx, "watch", start, err)
-	return v, err
+	return metered(ctx, m, "watch", func() (settlement.EventStream, error) { return m.Chain.Watch(ctx, from) })
 }
 
 func (m *meteredChain) Leave(ctx context.Context, id protocol.ChannelID) error {
-	start := time.Now()
-	err := m.Chain.Leave(ctx, id)
-	m.done(ctx, "leave", start, err)
-	return err
+	return meteredErr(ctx, m, "leave", func() error { return m.Chain.Leave(ctx, id) })
 }
 
 func (m *meteredChain) CloseChannel(ctx context.Context, id protocol.ChannelID) error {
-	start := time.Now()
-	err := m.Chain.CloseChannel(ctx, id)
-	m.done(ctx, "close_channel", start, err)
-	return err
+	return meteredErr(ctx, m, "close_channel", func() error { return m.Chain.CloseChannel(ctx, id) })
 }
