@@ -119,14 +119,7 @@ func newMovecraftWorld(t testing.TB, n int, o worldOptions) *mcWorld {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i := 0; i < n; i++ {
-		k, _ := protocol.GenerateKey(nil)
-		if _, err := tc.chain.client(k).Join(ctx, tc.id, false); err != nil {
-			t.Fatal(err)
-		}
-		tc.nodes = append(tc.nodes, &testNode{key: k, dir: t.TempDir()})
-		tc.users = append(tc.users, k)
-	}
+	tc.addMembers(n)
 	t.Cleanup(tc.close)
 	cfgOf := func(cfg *Config) {
 		cfg.Executors = func(_ string, code []byte) (fsm.Executor, error) {
@@ -156,22 +149,7 @@ func newMovecraftWorld(t testing.TB, n int, o worldOptions) *mcWorld {
 			o.tune(cfg)
 		}
 	}
-	for i, nd := range tc.nodes {
-		tc.startNode(nd, cfgOf)
-		if i == 0 {
-			if _, err := nd.node.Open(ctx, tc.id); err != nil {
-				t.Fatal(err)
-			}
-			tc.waitLeader(10 * time.Second)
-			continue
-		}
-		jctx, cancel := context.WithTimeout(ctx, 120*time.Second)
-		_, err := nd.node.Join(jctx, tc.id, []string{tc.nodes[0].addr}, false)
-		cancel()
-		if err != nil {
-			t.Fatalf("node %d join: %v", i, err)
-		}
-	}
+	tc.startMembers(cfgOf, 120*time.Second, nil)
 	tc.waitCandidateVoters(60 * time.Second)
 	tc.waitDelegated(60 * time.Second)
 	return &mcWorld{testCluster: tc, mc: mc}

@@ -94,38 +94,16 @@ func newEgressCluster(b *testing.B, n int, tune func(*testNode, *transport.Confi
 		b.Fatal(err)
 	}
 	tc.id = id
-	for i := 0; i < n; i++ {
-		k, _ := protocol.GenerateKey(nil)
-		if _, err := tc.chain.client(k).Join(ctx, tc.id, false); err != nil {
-			b.Fatal(err)
-		}
-		tc.nodes = append(tc.nodes, &testNode{key: k, dir: b.TempDir()})
-		tc.users = append(tc.users, k)
-	}
+	tc.addMembers(n)
 	b.Cleanup(tc.close)
-	for i, nd := range tc.nodes {
-		tc.startNode(nd, func(cfg *Config) {
-			cfg.Logger = hclog.NewNullLogger()
-			if n > 25 {
-				// A hundred nodes share the machine's cores: the Raft
-				// timeouts of newMovecraftWorld.
-				cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = 1500*time.Millisecond, 1500*time.Millisecond, 750*time.Millisecond
-			}
-		})
-		if i == 0 {
-			if _, err := nd.node.Open(ctx, tc.id); err != nil {
-				b.Fatal(err)
-			}
-			tc.waitLeader(10 * time.Second)
-			continue
+	tc.startMembers(func(cfg *Config) {
+		cfg.Logger = hclog.NewNullLogger()
+		if n > 25 {
+			// A hundred nodes share the machine's cores: the Raft
+			// timeouts of newMovecraftWorld.
+			cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = 1500*time.Millisecond, 1500*time.Millisecond, 750*time.Millisecond
 		}
-		jctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-		_, err := nd.node.Join(jctx, tc.id, []string{tc.nodes[0].addr}, false)
-		cancel()
-		if err != nil {
-			b.Fatalf("node %d join: %v", i, err)
-		}
-	}
+	}, 20*time.Second, nil)
 	if n > 5 {
 		tc.waitCandidateVoters(60 * time.Second)
 		tc.waitDelegated(60 * time.Second)

@@ -32,33 +32,51 @@ func newDelegatedCluster(t testing.TB, n int, chcfg contract.ChannelConfig, tune
 		t.Fatal(err)
 	}
 	tc.id = id
-	for i := 0; i < n; i++ {
+	tc.addMembers(n)
+	t.Cleanup(tc.close)
+	tc.startMembers(tune, 20*time.Second, nil)
+	tc.waitCandidateVoters(30 * time.Second)
+	return tc
+}
+
+// addMembers joins n new members to the channel on chain, each with a
+// node that is not started yet.
+func (tc *testCluster) addMembers(n int) {
+	tc.t.Helper()
+	for range n {
 		k, _ := protocol.GenerateKey(nil)
-		if _, err := tc.chain.client(k).Join(ctx, tc.id, false); err != nil {
-			t.Fatal(err)
+		if _, err := tc.chain.client(k).Join(context.Background(), tc.id, false); err != nil {
+			tc.t.Fatal(err)
 		}
-		tc.nodes = append(tc.nodes, &testNode{key: k, dir: t.TempDir()})
+		tc.nodes = append(tc.nodes, &testNode{key: k, dir: tc.t.TempDir()})
 		tc.users = append(tc.users, k)
 	}
-	t.Cleanup(tc.close)
+}
+
+// startMembers starts every node with tune: the first opens the channel
+// and leads, the others join through it, each within joinTimeout. started,
+// when set, runs on each node as soon as it is up, before it opens or joins.
+func (tc *testCluster) startMembers(tune func(*Config), joinTimeout time.Duration, started func(i int, nd *testNode)) {
+	tc.t.Helper()
 	for i, nd := range tc.nodes {
 		tc.startNode(nd, tune)
+		if started != nil {
+			started(i, nd)
+		}
 		if i == 0 {
-			if _, err := nd.node.Open(ctx, tc.id); err != nil {
-				t.Fatal(err)
+			if _, err := nd.node.Open(context.Background(), tc.id); err != nil {
+				tc.t.Fatal(err)
 			}
 			tc.waitLeader(10 * time.Second)
 			continue
 		}
-		jctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-		_, err := nd.node.Join(jctx, tc.id, []string{tc.nodes[0].addr}, false)
+		ctx, cancel := context.WithTimeout(context.Background(), joinTimeout)
+		_, err := nd.node.Join(ctx, tc.id, []string{tc.nodes[0].addr}, false)
 		cancel()
 		if err != nil {
-			t.Fatalf("node %d join: %v", i, err)
+			tc.t.Fatalf("node %d join: %v", i, err)
 		}
 	}
-	tc.waitCandidateVoters(30 * time.Second)
-	return tc
 }
 
 // candidates returns the chain's candidates of the channel now.

@@ -75,32 +75,9 @@ func newRegionCluster(t testing.TB, n int, chcfg contract.ChannelConfig, tune fu
 		t.Fatal(err)
 	}
 	tc.id = id
-	for i := 0; i < n; i++ {
-		k, _ := protocol.GenerateKey(nil)
-		if _, err := tc.chain.client(k).Join(ctx, tc.id, false); err != nil {
-			t.Fatal(err)
-		}
-		tc.nodes = append(tc.nodes, &testNode{key: k, dir: t.TempDir()})
-		tc.users = append(tc.users, k)
-	}
+	tc.addMembers(n)
 	t.Cleanup(tc.close)
-	for i, nd := range tc.nodes {
-		tc.startNode(nd, cfgOf)
-		tc.faults.SetRegion(nd.addr, regionOf(i))
-		if i == 0 {
-			if _, err := nd.node.Open(ctx, tc.id); err != nil {
-				t.Fatal(err)
-			}
-			tc.waitLeader(10 * time.Second)
-			continue
-		}
-		jctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-		_, err := nd.node.Join(jctx, tc.id, []string{tc.nodes[0].addr}, false)
-		cancel()
-		if err != nil {
-			t.Fatalf("node %d join: %v", i, err)
-		}
-	}
+	tc.startMembers(cfgOf, 20*time.Second, func(i int, nd *testNode) { tc.faults.SetRegion(nd.addr, regionOf(i)) })
 	tc.waitCandidateVoters(30 * time.Second)
 	return tc
 }
