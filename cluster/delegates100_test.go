@@ -51,24 +51,7 @@ type worldOptions struct {
 
 // worldChain is newTestChain with the world's block interval and logs.
 func worldChain(t testing.TB, o worldOptions) *testChain {
-	if o.blockInterval == 0 && !o.quiet {
-		return newTestChain(t)
-	}
-	clock := devchain.NewManualClock(time.Now())
-	cfg := devchain.DefaultConfig(t.TempDir())
-	cfg.BlockInterval = cmp.Or(o.blockInterval, 5*time.Millisecond)
-	cfg.Clock = clock
-	cfg.NoSync = true
-	cfg.Logger = hclog.NewNullLogger()
-	if !o.quiet {
-		cfg.Logger = testutil.Logger(t, "devchain")
-	}
-	ch, err := devchain.Open(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ch.Close() })
-	return &testChain{chain: ch, clock: clock}
+	return newTestChainWith(t, cmp.Or(o.blockInterval, 5*time.Millisecond), o.quiet)
 }
 
 // newMovecraftWorld creates a MoveCraft channel of n members (n > 5) with

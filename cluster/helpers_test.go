@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	"google.golang.org/grpc"
 
@@ -28,13 +29,20 @@ type testChain struct {
 	clock *devchain.ManualClock
 }
 
-func newTestChain(t testing.TB) *testChain {
+func newTestChain(t testing.TB) *testChain { return newTestChainWith(t, 5*time.Millisecond, false) }
+
+// newTestChainWith is newTestChain with blocks every interval, and with
+// no log at all when quiet.
+func newTestChainWith(t testing.TB, interval time.Duration, quiet bool) *testChain {
 	clock := devchain.NewManualClock(time.Now())
 	cfg := devchain.DefaultConfig(t.TempDir())
-	cfg.BlockInterval = 5 * time.Millisecond
+	cfg.BlockInterval = interval
 	cfg.Clock = clock
 	cfg.NoSync = true
-	cfg.Logger = testutil.Logger(t, "devchain")
+	cfg.Logger = hclog.NewNullLogger()
+	if !quiet {
+		cfg.Logger = testutil.Logger(t, "devchain")
+	}
 	ch, err := devchain.Open(cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -217,20 +217,14 @@ func BenchmarkGasOverhead(b *testing.B) {
 }
 
 // BenchmarkMovecraftTick is movecraft::on_tick with every player of a
-// world walking, from 10 players to the contract's cap of 1024: its time,
+// world walking, from 10 players to the contract's cap of 768: its time,
 // its gas against the tick's budget (protocol.DefaultGasLimit, the gas of
 // one entry function unless a channel sets its own), and the gas of one
 // more move, which rewrites the schedule the tick reads.
 func BenchmarkMovecraftTick(b *testing.B) {
 	for _, players := range []int{10, 100, 500, 768} {
 		b.Run(fmt.Sprintf("%d players", players), func(b *testing.B) {
-			e := newTestEngine(b, Config{})
-			ch := newChannel(b, e, "movecraft")
-			ch.mustCall(player(0), "init", "{}")
-			for i := 1; i <= players; i++ {
-				ch.mustCall(player(i), "join", fmt.Sprintf(`{"name":"p%d"}`, i))
-				ch.mustCall(player(i), "move", fmt.Sprintf(`{"x":%d,"y":%d,"z":20}`, i%128, 127-i%128))
-			}
+			ch := walkingWorld(b, players)
 			move := ch.mustCall(player(1), "move", `{"x":0,"y":0,"z":20}`)
 			c := Call{Function: "on_tick", Args: ch.args("on_tick", "{}"), Sender: player(0),
 				Height: ch.height + 1, TimestampMs: 1, Gas: protocol.DefaultGasLimit}
@@ -295,4 +289,18 @@ func BenchmarkDeployDecode(b *testing.B) {
 			cpuPerOp(b, cpu)
 		})
 	}
+}
+
+// walkingWorld is a MoveCraft land with players joined (player(1) to
+// player(players); player(0) made the land), each walking to a column of
+// its own.
+func walkingWorld(tb testing.TB, players int) *channel {
+	tb.Helper()
+	ch := newChannel(tb, newTestEngine(tb, Config{}), "movecraft")
+	ch.mustCall(player(0), "init", "{}")
+	for i := 1; i <= players; i++ {
+		ch.mustCall(player(i), "join", fmt.Sprintf(`{"name":"p%d"}`, i))
+		ch.mustCall(player(i), "move", fmt.Sprintf(`{"x":%d,"y":%d,"z":20}`, i%128, 127-i%128))
+	}
+	return ch
 }

@@ -125,13 +125,7 @@ func TestMovecraftFullWorldTick(t *testing.T) {
 		t.Skip("movecraft world setup is slow under -short")
 	}
 	const players, chunks = 768, 8 * 8 * 2
-	e := newTestEngine(t, Config{})
-	ch := newChannel(t, e, "movecraft")
-	ch.mustCall(player(0), "init", "{}")
-	for i := 1; i <= players; i++ {
-		ch.mustCall(player(i), "join", fmt.Sprintf(`{"name":"p%d"}`, i))
-		ch.mustCall(player(i), "move", fmt.Sprintf(`{"x":%d,"y":%d,"z":20}`, i%128, 127-i%128))
-	}
+	ch := walkingWorld(t, players)
 	if r := ch.call(player(players+1), "join", `{"name":"late"}`); r.Status != protocol.StatusAbort || r.AbortCode != 109 {
 		t.Fatalf("join past the cap: %s %d %s", r.Status, r.AbortCode, r.Message)
 	}
