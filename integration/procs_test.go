@@ -27,6 +27,7 @@ import (
 	"github.com/scraft/scraft/settlement/contract"
 	"github.com/scraft/scraft/settlement/devchain"
 	"github.com/scraft/scraft/vm"
+	"google.golang.org/grpc"
 )
 
 // scraftBin is the scraft binary built once for the package by TestMain.
@@ -58,9 +59,13 @@ type proc struct {
 	bin  string   // the binary; scraftBin when empty
 	env  []string // added to the test's environment
 	args []string
-	cmd  *exec.Cmd
-	log  *os.File
-	done chan struct{}
+	// netns, when set, is the network namespace the process runs in
+	// (ip netns exec NETNS BIN ARGS...; ip execs the binary, so the pid
+	// is the process's own).
+	netns string
+	cmd   *exec.Cmd
+	log   *os.File
+	done  chan struct{}
 }
 
 func startProc(t testing.TB, name string, args ...string) *proc {
@@ -72,6 +77,14 @@ func startProc(t testing.TB, name string, args ...string) *proc {
 // added to the environment.
 func startProcWith(t testing.TB, name, bin string, env []string, args ...string) *proc {
 	t.Helper()
+	return launchProc(t, &proc{name: name, bin: bin, env: env, args: args})
+}
+
+// launchProc starts p, with its log in SCRAFT_TEST_LOGS or a temporary
+// folder, and kills it when the test ends.
+func launchProc(t testing.TB, p *proc) *proc {
+	t.Helper()
+	name := p.name
 	dir := os.Getenv("SCRAFT_TEST_LOGS") // keep the processes' logs there
 	if dir == "" {
 		dir = t.TempDir()
@@ -80,7 +93,7 @@ func startProcWith(t testing.TB, name, bin string, env []string, args ...string)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &proc{name: name, bin: bin, env: env, args: args, log: logf}
+	p.log = logf
 	p.start(t)
 	t.Cleanup(func() {
 		p.kill()
@@ -102,7 +115,11 @@ func (p *proc) start(t testing.TB) {
 	if bin == "" {
 		bin = scraftBin
 	}
-	p.cmd = exec.Command(bin, p.args...)
+	if p.netns != "" {
+		p.cmd = exec.Command("ip", append([]string{"netns", "exec", p.netns, bin}, p.args...)...)
+	} else {
+		p.cmd = exec.Command(bin, p.args...)
+	}
 	if len(p.env) > 0 {
 		p.cmd.Env = append(os.Environ(), p.env...)
 	}
@@ -143,6 +160,9 @@ type procCluster struct {
 	users      []*protocol.Key
 	abi        *contracts.Contract
 	minStake   uint64 // the channel's minimum stake, staked before joining
+	// clientDial, when set, is added to the load's clients' dial options
+	// (the dialer of a netLab, whose nodes live in other namespaces).
+	clientDial []grpc.DialOption
 }
 
 type procNode struct {
@@ -548,6 +568,7 @@ func (pc *procCluster) startPacedLoad(users []*protocol.Key, rate int, pool *cli
 func (pc *procCluster) startLoadVia(users []*protocol.Key, rate int, pool *client.Pool, via []*procNode) *load {
 	l := &load{stop: make(chan struct{}), cfg: client.DefaultConfig()}
 	l.cfg.Pool = pool
+	l.cfg.DialOptions = append(l.cfg.DialOptions, pc.clientDial...)
 	if rate > 0 {
 		l.interval = time.Duration(len(users)) * time.Second / time.Duration(rate)
 	}
