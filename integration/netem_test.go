@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -239,23 +240,37 @@ func (nd *procNode) statusInto(id protocol.ChannelID, v any) error {
 	return fmt.Errorf("node %s does not host the channel", nd.addr)
 }
 
-// regionLoad is one load per region: the clients of a region are its
-// nodes' members, each calling through the nodes of its region only.
+// regionLoad is the clients of a netemCluster, in groups: one load per
+// region (the region's nodes' members, each calling through any node of
+// its region, failing over between them), or one per node (its member,
+// calling through that node only). regions names each load's region,
+// nodes its nodes.
 type regionLoad struct {
-	regions []string
 	loads   []*load
+	regions []string
+	nodes   [][]*procNode
 }
 
-func (nc *netemCluster) startRegionLoad() *regionLoad {
+// startRegionLoad starts one load per region, or per node when perNode.
+func (nc *netemCluster) startRegionLoad(perNode bool) *regionLoad {
 	rl := &regionLoad{}
-	for _, r := range netemRegions {
-		nodes := nc.regionNodes(r)
+	add := func(r string, nodes []*procNode) {
 		var keys []*protocol.Key
 		for _, nd := range nodes {
 			keys = append(keys, nd.key)
 		}
 		rl.regions = append(rl.regions, r)
+		rl.nodes = append(rl.nodes, nodes)
 		rl.loads = append(rl.loads, nc.startLoadVia(keys, 0, nil, nodes))
+	}
+	for _, r := range netemRegions {
+		if !perNode {
+			add(r, nc.regionNodes(r))
+			continue
+		}
+		for _, nd := range nc.regionNodes(r) {
+			add(r, []*procNode{nd})
+		}
 	}
 	return rl
 }
@@ -377,6 +392,149 @@ func (nc *netemCluster) checkAckedSettled(acks []acked, nodes []*procNode, cl *d
 	return checked, settled
 }
 
+// auditor compares, while the load runs, the digest of every
+// acknowledged height on every live node soon after the write is
+// acknowledged, so before settlement prunes it from the journals (at the
+// end of a run most acknowledged heights are settled away, and only the
+// settled digest is left to compare).
+type auditor struct {
+	nc   *netemCluster
+	rl   *regionLoad
+	stop chan struct{}
+	done chan struct{}
+
+	mu      sync.Mutex
+	down    []*procNode // killed: no longer audited
+	taken   []int       // per load, the acknowledgements taken so far
+	pending []*audit
+	// compared counts (height, node) pairs whose digests were compared;
+	// pruned, those settled away before the node was asked.
+	compared, pruned int
+	err              error // the first disagreement
+}
+
+// audit is one acknowledged height and the nodes not yet asked about it.
+type audit struct {
+	a    acked
+	left []*procNode
+}
+
+func (nc *netemCluster) startAuditor(rl *regionLoad) *auditor {
+	au := &auditor{nc: nc, rl: rl, stop: make(chan struct{}), done: make(chan struct{}), taken: make([]int, len(rl.loads))}
+	go func() {
+		defer close(au.done)
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-au.stop:
+				return
+			case <-tick.C:
+				au.round()
+			}
+		}
+	}()
+	return au
+}
+
+// markDown stops auditing nd (about to be killed).
+func (au *auditor) markDown(nd *procNode) {
+	au.mu.Lock()
+	defer au.mu.Unlock()
+	au.down = append(au.down, nd)
+}
+
+func (au *auditor) round() {
+	au.mu.Lock()
+	down := slices.Clone(au.down)
+	for i, l := range au.rl.loads {
+		l.mu.Lock()
+		fresh := slices.Clone(l.acks[au.taken[i]:])
+		au.taken[i] = len(l.acks)
+		l.mu.Unlock()
+		for _, a := range fresh {
+			au.pending = append(au.pending, &audit{a: a, left: slices.Clone(au.nc.nodes)})
+		}
+	}
+	pending := au.pending
+	au.mu.Unlock()
+
+	// Each live node's height and settled height, once a round.
+	type view struct {
+		Height        uint64 `json:"height"`
+		SettledHeight uint64 `json:"settled_height"`
+	}
+	views := make([]*view, len(au.nc.nodes))
+	for i, nd := range au.nc.nodes {
+		var v view
+		if !slices.Contains(down, nd) && nd.statusInto(au.nc.id, &v) == nil {
+			views[i] = &v
+		}
+	}
+	var compared, pruned int
+	var err error
+	var keep []*audit
+	for _, p := range pending {
+		var left []*procNode
+		for _, nd := range p.left {
+			i := au.nc.index(nd)
+			if slices.Contains(down, nd) {
+				continue
+			}
+			v := views[i]
+			if v == nil || v.Height < p.a.height {
+				left = append(left, nd) // not there yet, or not answering: next round
+				continue
+			}
+			d, derr := nd.digest(au.nc.id, p.a.height)
+			switch {
+			case derr == nil && d != p.a.digest:
+				if err == nil {
+					err = fmt.Errorf("node %d: acknowledged height %d has digest %s, the node %s", i, p.a.height, p.a.digest, d)
+				}
+				compared++
+			case derr == nil:
+				compared++
+			default:
+				var now view
+				if nd.statusInto(au.nc.id, &now) == nil && p.a.height <= now.SettledHeight {
+					pruned++
+				} else {
+					left = append(left, nd)
+				}
+			}
+		}
+		if len(left) > 0 {
+			p.left = left
+			keep = append(keep, p)
+		}
+	}
+	au.mu.Lock()
+	// Acks taken during the round were appended after the ones it saw.
+	au.pending = append(keep, au.pending[len(pending):]...)
+	au.compared += compared
+	au.pruned += pruned
+	if au.err == nil {
+		au.err = err
+	}
+	au.mu.Unlock()
+}
+
+// end stops the auditor after a last round and fails the test on a
+// disagreement it found; heights some node was not asked about yet are
+// left to checkAckedSettled. It returns the counts.
+func (au *auditor) end() (compared, pruned int) {
+	close(au.stop)
+	<-au.done
+	au.round()
+	au.mu.Lock()
+	defer au.mu.Unlock()
+	if au.err != nil {
+		au.nc.t.Fatal(au.err)
+	}
+	return au.compared, au.pruned
+}
+
 // waitSettlement waits until the chain has settled the channel above
 // height h and returns its record.
 func (nc *netemCluster) waitSettlement(cl *devchain.Client, h uint64, timeout time.Duration) *settlement.ChannelInfo {
@@ -415,7 +573,8 @@ func TestChaosNetemRegions(t *testing.T) {
 	t.Logf("members: %s", nc.roles())
 	cl := nc.dialChain(nc.nodes[0].key)
 
-	rl := nc.startRegionLoad()
+	rl := nc.startRegionLoad(false)
+	au := nc.startAuditor(rl)
 	testutil.Eventually(t, 90*time.Second, "writes from every region", func() bool {
 		for _, acks := range rl.snapshot() {
 			if len(acks) < 20 {
@@ -432,6 +591,7 @@ func TestChaosNetemRegions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	au.markDown(old)
 	killed := time.Now()
 	old.p.kill()
 	before := rl.count()
@@ -447,9 +607,13 @@ func TestChaosNetemRegions(t *testing.T) {
 	t.Logf("settled at height %d (epoch %d) after the kill; members: %s", info.SettledHeight, info.Epoch, nc.roles())
 
 	acks := rl.end()
+	compared, pruned := au.end()
+	if compared == 0 {
+		t.Fatalf("the auditor compared no acknowledged height (%d settled away before it asked)", pruned)
+	}
 	checked, settled := nc.checkAckedSettled(acks, nc.others(old), cl, 60*time.Second)
-	t.Logf("%d writes acknowledged; on the 6 surviving members, %d acknowledged heights compared and %d settled away",
-		len(acks), checked, settled)
+	t.Logf("%d writes acknowledged; while the load ran, %d (height, node) digests compared and %d settled away first; "+
+		"at the end, on the 6 surviving members, %d compared and %d settled away", len(acks), compared, pruned, checked, settled)
 }
 
 // latencyPercentiles returns the p50 and p99 of the acks' latencies.
@@ -466,8 +630,8 @@ func latencyPercentiles(acks []acked) (p50, p99 time.Duration) {
 }
 
 // BenchmarkNetemRegions is TestChaosNetemRegions measured: commit latency
-// p50 and p99 per region of the client (each region's clients call
-// through their region's nodes, one call at a time each), over
+// p50 and p99 per node and per region of the client (one client per node,
+// its member calling through that node only, one call at a time), over
 // SCRAFT_BENCH_SECONDS (default 30) of load, then the failover time over
 // SCRAFT_BENCH_KILLS (default 3) kills of the leader's process: from the
 // kill to the first write sent after it acknowledged, the old leader
@@ -485,8 +649,8 @@ func BenchmarkNetemRegions(b *testing.B) {
 	nc := newNetemCluster(b, lab, netemPlacement, contract.ChannelConfig{SettleEveryTxs: netemSettleEvery})
 	b.Logf("members: %s", nc.roles())
 
-	rl := nc.startRegionLoad()
-	testutil.Eventually(b, 90*time.Second, "writes from every region", func() bool {
+	rl := nc.startRegionLoad(true)
+	testutil.Eventually(b, 90*time.Second, "writes through every node", func() bool {
 		for _, acks := range rl.snapshot() {
 			if len(acks) < 10 {
 				return false
@@ -494,26 +658,38 @@ func BenchmarkNetemRegions(b *testing.B) {
 		}
 		return true
 	})
-	// The window: from a first ack after warm-up to seconds later,
-	// waited on the acknowledgements' own clock.
+	// The window: from now to seconds later; a write counts when it was
+	// sent and acknowledged within it.
+	roles := nc.roles()
 	from := time.Now()
 	testutil.Eventually(b, time.Duration(seconds+60)*time.Second, "the measuring window", func() bool {
 		return time.Since(from) >= time.Duration(seconds)*time.Second
 	})
 	to := time.Now()
-	var all []acked
-	for i, acks := range rl.snapshot() {
+	b.Logf("members during the window: %s", roles)
+	inWindow := func(acks []acked) []acked {
 		var in []acked
 		for _, a := range acks {
 			if a.sent.After(from) && a.at.Before(to) {
 				in = append(in, a)
 			}
 		}
-		all = append(all, in...)
+		return in
+	}
+	byRegion := map[string][]acked{}
+	var all []acked
+	for i, acks := range rl.snapshot() {
+		in := inWindow(acks)
+		nd := rl.nodes[i][0]
 		p50, p99 := latencyPercentiles(in)
-		r := rl.regions[i]
-		b.Logf("clients in %s (%d nodes): %d writes, p50 %s, p99 %s", r, len(nc.regionNodes(r)), len(in),
+		b.Logf("through node %d(%s): %d writes, p50 %s, p99 %s", nc.index(nd), rl.regions[i], len(in),
 			p50.Round(100*time.Microsecond), p99.Round(100*time.Microsecond))
+		byRegion[rl.regions[i]] = append(byRegion[rl.regions[i]], in...)
+		all = append(all, in...)
+	}
+	for _, r := range netemRegions {
+		p50, p99 := latencyPercentiles(byRegion[r])
+		b.Logf("clients in %s: %d writes, p50 %s, p99 %s", r, len(byRegion[r]), p50.Round(100*time.Microsecond), p99.Round(100*time.Microsecond))
 		b.ReportMetric(float64(p50.Microseconds())/1000, r+"-p50-ms")
 		b.ReportMetric(float64(p99.Microseconds())/1000, r+"-p99-ms")
 	}
@@ -521,7 +697,8 @@ func BenchmarkNetemRegions(b *testing.B) {
 	b.ReportMetric(float64(p50.Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(p99.Microseconds())/1000, "p99-ms")
 	b.ReportMetric(float64(len(all))/to.Sub(from).Seconds(), "tx/s")
-	b.Logf("all: %d writes in %s, p50 %s, p99 %s", len(all), to.Sub(from).Round(time.Second), p50, p99)
+	b.Logf("all: %d writes in %s, p50 %s, p99 %s", len(all), to.Sub(from).Round(time.Second),
+		p50.Round(100*time.Microsecond), p99.Round(100*time.Microsecond))
 
 	var gaps []time.Duration
 	for k := range kills {
