@@ -73,7 +73,9 @@ bench-vs-etcd:
 ## the honest run: SCRAFT_HONEST_ROUNDS rounds, SCRAFT_HONEST_SEED to repeat one;
 ## the chain conformance suite against a 4-validator CometBFT network, every
 ## scenario in real chain time: about 6 minutes; a MoveCraft world of 100
-## in-process members through a candidate's and the leader's stop: 2-3 minutes)
+## in-process members through a candidate's and the leader's stop: 2-3 minutes;
+## TestChaosNetemRegions, 7 node processes in network namespaces three
+## regions apart, as root: under a minute, and in make test too)
 HONEST_ROUNDS ?= 40
 SOAK_ROUNDS ?= 100
 chaos:
