@@ -723,9 +723,24 @@ func BenchmarkNetemRegions(b *testing.B) {
 
 // TestNetLabDelays checks the lab itself: the round trips between the
 // regions' namespaces are the ones set, a process runs inside a region
-// and the test reaches it through a forwarder, and nothing of the lab is
-// left once the test is over. Root only; it skips elsewhere.
+// and the test reaches it through a forwarder, a namespace left by a run
+// whose process is gone is swept, and nothing of the lab is left once the
+// test is over. Root only; it skips elsewhere.
 func TestNetLabDelays(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("network namespaces need root")
+	}
+	// A run killed before its cleanup: a namespace named for a process
+	// that is gone.
+	gone := exec.Command("true")
+	if err := gone.Run(); err != nil {
+		t.Fatal(err)
+	}
+	stale := fmt.Sprintf("%s%d-000000-hub", netnsPrefix, gone.ProcessState.Pid())
+	if out, err := exec.Command("ip", "netns", "add", stale).CombinedOutput(); err != nil {
+		t.Skipf("cannot make a network namespace: %v: %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", stale).Run() })
 	var names []string
 	t.Run("lab", func(t *testing.T) {
 		lab := newNetLab(t, netemRegions, netemLinks)
@@ -758,7 +773,7 @@ func TestNetLabDelays(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, ns := range names {
+	for _, ns := range append(names, stale) {
 		if strings.Contains(string(out), ns) {
 			t.Errorf("namespace %s left after the test:\n%s", ns, out)
 		}
