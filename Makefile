@@ -75,7 +75,7 @@ bench-vs-etcd:
 ## scenario in real chain time: about 6 minutes; a MoveCraft world of 100
 ## in-process members through a candidate's and the leader's stop: 2-3 minutes;
 ## TestChaosNetemRegions, 7 node processes in network namespaces three
-## regions apart, as root: under a minute, and in make test too)
+## regions apart, as root: under a minute; make test runs it with -short)
 HONEST_ROUNDS ?= 40
 SOAK_ROUNDS ?= 100
 chaos:
