@@ -23,13 +23,16 @@ import (
 // leader has not answered this node's status probes (one each
 // ElectionTimeout, as the hand-over's) for ElectionAfter, and no election
 // of the epoch is open. It then files an election naming itself (filing
-// is its vote). Every other member votes once on each open election of
-// the current epoch: for, when it has admitted no append from the leader
-// for ElectionAfter and the leader does not answer its own probe either;
-// against otherwise. An append is not enough evidence alone: a member
-// that follows another Raft leader (a hand-over under way) hears nothing
-// from a chain leader that is alive. An election passes with more than 2/3 of the valid
-// members other than the leader (contract.ElectionVotesNeeded); any
+// is its vote). Every other member of its electorate (the valid members
+// other than the leader; past 5 members, the candidates among them: a
+// delegator hears the leader only through its candidate) votes once on
+// each open election of the current epoch: for, when it has admitted no
+// append from the leader for ElectionAfter and the leader does not answer
+// its own probe either; against otherwise. An append is not enough
+// evidence alone: a member that follows another Raft leader (a hand-over
+// under way) hears nothing from a chain leader that is alive. An election
+// passes with more than 2/3 of its electorate
+// (contract.ElectionVotesNeeded); any
 // member that sees it passed executes it. The chain then names the
 // candidate leader of a new epoch and the leadership loop follows it as
 // it follows a claim: the candidate, Raft leader already, starts leading;
@@ -182,6 +185,11 @@ func (c *Channel) readElection(ctx context.Context, pid uint64) (*election, bool
 		if v.Voter == c.me() {
 			e.voted = true
 		}
+	}
+	if !p.InElectorate(c.me()) {
+		// A delegator has no say (it hears the leader only through its
+		// candidate): a vote would be a refused chain tx.
+		e.voted = true
 	}
 	return e, true
 }

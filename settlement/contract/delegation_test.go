@@ -281,7 +281,7 @@ func TestLeadershipCandidates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, v := range all[2:] {
+	for _, v := range all[2:5] {
 		if err := h.vote(pid, v); err != nil {
 			t.Fatal(err)
 		}
@@ -708,4 +708,49 @@ func TestAttestationsCountCandidatesOnly(t *testing.T) {
 	if rc := h.must("m1", &ClaimLeader{Channel: h.ch, Epoch: 1, Attestations: h.attest(1, "m1", "m1", "m2", "m3")}); rc.Epoch != 2 {
 		t.Fatalf("epoch %d", rc.Epoch)
 	}
+}
+
+// TestElectionCandidatesOnly: in a channel that runs through candidates
+// only the candidates other than the leader vote on an election. A
+// delegator never hears the leader itself, so every delegator of a
+// channel would find a live leader gone: counted, they would pass a
+// lone candidate's election against it.
+func TestElectionCandidatesOnly(t *testing.T) {
+	h := newHarness(t)
+	all := names(8)
+	h.channel(all...)
+	h.wantCandidates(all[:5]...)
+	pid, err := h.propose("m1", protocol.ProposalElection, &protocol.Election{Epoch: 1, Candidate: h.addr("m1")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := GetProposal(h.st, h.ch, pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := h.addrs("m1", "m2", "m3", "m4"); !sameAddrs(p.Voters, want) {
+		t.Fatalf("electorate %v, want the candidates other than the leader %v", p.Voters, want)
+	}
+	for _, v := range all[5:] {
+		wantErr(t, h.vote(pid, v), ErrNotEligible)
+	}
+	_, err = h.call("m1", &ExecuteProposal{Channel: h.ch, Proposal: pid})
+	wantErr(t, err, ErrNotPassed)
+	// 3 of the 4 (more than 2/3) elect.
+	for _, v := range all[2:4] {
+		if err := h.vote(pid, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.must("m2", &ExecuteProposal{Channel: h.ch, Proposal: pid})
+	if ch := h.chanRec(); ch.Leader != h.addr("m1") || ch.Epoch != 2 {
+		t.Fatalf("leader %s epoch %d after the election", ch.Leader, ch.Epoch)
+	}
+}
+
+func sameAddrs(a, b []protocol.Address) bool {
+	a, b = slices.Clone(a), slices.Clone(b)
+	slices.SortFunc(a, protocol.Address.Compare)
+	slices.SortFunc(b, protocol.Address.Compare)
+	return slices.Equal(a, b)
 }

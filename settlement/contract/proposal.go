@@ -68,8 +68,14 @@ func (x *exec) createProposal(c *CreateProposal) error {
 		if err := x.checkElection(ch, el); err != nil {
 			return err
 		}
+		// The electorate is whoever could have heard from the leader:
+		// in a channel that runs through candidates only they do (the
+		// attestations' rule, checkAttestations). A delegator hears the
+		// leader through its candidate, so to it a live leader looks
+		// gone; counted, the delegators of a channel of 100 would pass
+		// any candidate's election against a leader that is alive.
 		for _, m := range x.members(ch.ID) {
-			if m.Address != ch.Leader && m.ValidAt(x.env.TimeMs, x.params.HeartbeatTTL) {
+			if m.Address != ch.Leader && m.ValidAt(x.env.TimeMs, x.params.HeartbeatTTL) && isCandidate(ch, m.Address) {
 				p.Voters = append(p.Voters, m.Address)
 			}
 		}
@@ -101,7 +107,7 @@ func (x *exec) createProposal(c *CreateProposal) error {
 	if caseAt != nil {
 		putU64(x.st, caseAt, p.ID)
 	}
-	if p.Kind != protocol.ProposalSettlement && len(p.Voters) > 0 && p.inElectorate(p.Proposer) {
+	if p.Kind != protocol.ProposalSettlement && len(p.Voters) > 0 && p.InElectorate(p.Proposer) {
 		x.recordVote(ch, p, p.Proposer, protocol.VoteFor)
 	}
 	put(x.st, proposalKey(ch.ID, p.ID), p)
@@ -238,7 +244,7 @@ func (x *exec) castVote(ch *Channel, p *Proposal, voter protocol.Address, opt pr
 	if m.JoinSeq > p.MaxJoinSeq {
 		return fmt.Errorf("%w: %s joined after proposal %d", ErrNotEligible, voter, p.ID)
 	}
-	if !p.inElectorate(voter) {
+	if !p.InElectorate(voter) {
 		return fmt.Errorf("%w: %s is not in the electorate of %s proposal %d", ErrNotEligible, voter, p.Kind, p.ID)
 	}
 	if p.hasVotingDeadline() && x.env.TimeMs > p.DeadlineMs {
@@ -277,10 +283,10 @@ func (x *exec) failIfHopeless(ch *Channel, p *Proposal) {
 	}
 }
 
-// inElectorate reports whether a may vote on p by its electorate: one of
+// InElectorate reports whether a may vote on p by its electorate: one of
 // Voters when p has them (punish and election), else any member, whose
 // join seq castVote checks against MaxJoinSeq.
-func (p *Proposal) inElectorate(a protocol.Address) bool {
+func (p *Proposal) InElectorate(a protocol.Address) bool {
 	if len(p.Voters) == 0 {
 		return true
 	}
