@@ -367,6 +367,7 @@ func (lab *netLab) teardown() {
 	lab.wg.Wait()
 	if lab.delayer != nil {
 		lab.delayer.close()
+		lab.t.Logf("link delayer: %d packets delayed, %d dropped on a full queue", lab.delayer.passed.Load(), lab.delayer.dropped.Load())
 	}
 	for _, ns := range slices.Backward(lab.made) {
 		if err := removeNetns(ns); err != nil {
@@ -612,7 +613,7 @@ func (lab *netLab) measureRTTs(links []regionLink) string {
 			want := linkRTT(links, from.name, to.name)
 			fmt.Fprintf(&sb, "%s→%s %.1f ms (set %s); ", from.name, to.name, float64(best.Microseconds())/1000, want)
 			if best < want*9/10 {
-				lab.t.Errorf("round trip %s→%s measured %s, below the %s set: the netem delays are not in place", from.name, to.name, best, want)
+				lab.t.Errorf("round trip %s→%s measured %s, below the %s set: the delays are not in place", from.name, to.name, best, want)
 			}
 		}
 		l.Close()
