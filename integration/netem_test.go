@@ -58,7 +58,6 @@ var netemNodeArgs = []string{"--raft-heartbeat-timeout", "1s", "--raft-election-
 // forwarder to the node's admin port, on the region's own loopback.
 type netemCluster struct {
 	*procCluster
-	lab    *netLab
 	region []string // each node's region, by index
 }
 
@@ -77,7 +76,7 @@ const (
 func newNetemCluster(t testing.TB, lab *netLab, placement []string, cfg contract.ChannelConfig) *netemCluster {
 	t.Helper()
 	pc := &procCluster{t: t, clientDial: []grpc.DialOption{grpc.WithContextDialer(lab.dialContext)}}
-	nc := &netemCluster{procCluster: pc, lab: lab, region: placement}
+	nc := &netemCluster{procCluster: pc, region: placement}
 
 	dir := t.TempDir()
 	ck, _ := protocol.GenerateKey(nil)
