@@ -53,8 +53,9 @@ type applier struct {
 	onEvidence func(*fsm.Evidence)
 	// facts resolves the chain's facts of a batch.
 	facts factSource
-	// applied is told each applied batch's outcomes, in order, under mu.
-	applied func(b *protocol.Batch, a *fsm.Applied)
+	// applied is told each applied batch, its log command as Raft
+	// committed it, and its outcomes, in order, under mu.
+	applied func(b *protocol.Batch, cmd []byte, a *fsm.Applied)
 	// hold, when set, waits before a batch of an epoch with an offence
 	// against its leader until the chain judges it, and returns the
 	// batch's refusal, if any (punish.go); err is ctx's.
@@ -118,6 +119,8 @@ type decoded struct {
 	b   *protocol.Batch
 	ver *fsm.Verified
 	err error
+	// cmd is the log command b was decoded from (kind byte included).
+	cmd []byte
 }
 
 func (a *applier) decode(data []byte) *decoded {
@@ -155,6 +158,7 @@ func (a *applier) Apply(ctx context.Context, cmds []committedBatch) []*applyResu
 			if pre == nil {
 				pre = a.decode(cb.data[1:])
 			}
+			pre.cmd = cb.data
 			out[i] = a.applyBatch(ctx, pre)
 		default:
 			out[i] = &applyResult{err: fmt.Errorf("%w: unknown log command %d", ErrRefused, cb.data[0])}
@@ -278,7 +282,7 @@ func (a *applier) applyBatch(ctx context.Context, pre *decoded) *applyResult {
 			}
 		}
 		if a.applied != nil {
-			a.applied(b, res)
+			a.applied(b, pre.cmd, res)
 		}
 		return &applyResult{batch: b, applied: res}
 	}

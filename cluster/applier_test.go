@@ -61,7 +61,7 @@ func TestApplierOutsideTheLock(t *testing.T) {
 			return newMachine(), nil
 		},
 		facts:   facts,
-		applied: func(b *protocol.Batch, _ *fsm.Applied) { published = append(published, b.FirstHeight) },
+		applied: func(b *protocol.Batch, _ []byte, _ *fsm.Applied) { published = append(published, b.FirstHeight) },
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

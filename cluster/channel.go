@@ -658,9 +658,9 @@ func (c *Channel) onEvidence(ev *fsm.Evidence) {
 // onApplied runs for every applied batch, on the applier's goroutine under
 // the machine lock (so SubscribeWithSnapshot sees a batch either in its
 // snapshot or on its feed).
-func (c *Channel) onApplied(b *protocol.Batch, a *fsm.Applied) {
+func (c *Channel) onApplied(b *protocol.Batch, cmd []byte, a *fsm.Applied) {
 	c.metrics.observeApplied(b, a)
-	c.keepForRelay(b)
+	c.keepForRelay(b, cmd)
 	if c.cfg.Observer != nil {
 		c.cfg.Observer(c.id, a.Outcomes)
 	}

@@ -37,9 +37,14 @@ type forwardResult struct {
 }
 
 // forwardSlots is how many ForwardTxs requests a channel has in flight at
-// once: a few, so that txs queue up (and go together) while the leader
-// works, and one slow request does not hold the others.
-const forwardSlots = 4
+// once: two, as many as the leader's batches in Raft (MaxInFlight), so
+// that txs queue up (and go together) while the leader works, and one slow
+// request does not hold the other. Each request costs the leader a
+// signature check and a gRPC call whatever it carries: with four, requests
+// carried 3.4 txs on average at 64 clients, and every member spent 7-17 %
+// more CPU per tx than with two (docs/BENCHMARKS.md); with one, a request
+// waited for the one before and the CPU per tx grew again.
+const forwardSlots = 2
 
 func newForwarder(c *Channel) *forwarder {
 	f := &forwarder{

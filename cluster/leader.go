@@ -205,17 +205,59 @@ func (run *leaderRun) batcher() {
 		if len(batch) == 0 {
 			continue
 		}
-		// Wait for a free slot: at most MaxInFlight batches in Raft.
-		select {
-		case run.slots <- struct{}{}:
-		case <-run.stop:
-			run.answerAll(batch, ErrLeadershipLost)
+		var ok bool
+		if batch, ok = run.awaitSlot(batch); !ok {
 			return
 		}
 		if !run.propose(batch) {
 			<-run.slots
 		}
 	}
+}
+
+// awaitSlot waits for a free slot (at most MaxInFlight batches in Raft)
+// and returns batch, to which it adds the submissions that arrive
+// meanwhile, up to BatchMaxTxs: they would wait for the slot anyway, in
+// the next batch, and one fuller batch costs every member less per tx
+// than two (one log write and fsync, one AppendEntries, one signature).
+// The added calls are verified once the slot is taken. It reports false,
+// having answered the batch, when the leadership ended first.
+func (run *leaderRun) awaitSlot(batch []*submission) ([]*submission, bool) {
+	c := run.c
+	verified := len(batch)
+wait:
+	for {
+		// A free slot is taken before any more is gathered: a batch waits
+		// for nothing when Raft has room.
+		select {
+		case run.slots <- struct{}{}:
+			break wait
+		default:
+		}
+		if len(batch) >= c.cfg.BatchMaxTxs {
+			select {
+			case run.slots <- struct{}{}:
+				break wait
+			case <-run.stop:
+				run.answerAll(batch, ErrLeadershipLost)
+				return nil, false
+			}
+		}
+		select {
+		case run.slots <- struct{}{}:
+			break wait
+		case s := <-run.queue:
+			batch = append(batch, s)
+		case <-run.stop:
+			run.answerAll(batch, ErrLeadershipLost)
+			return nil, false
+		}
+	}
+	if len(batch) > verified {
+		kept := run.verify(batch[verified:])
+		batch = append(batch[:verified], kept...)
+	}
+	return batch, true
 }
 
 // verify checks the signatures of the calls in subs with one batch

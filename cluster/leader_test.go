@@ -118,3 +118,100 @@ func TestProposeReadsChainOutsideTheLock(t *testing.T) {
 		}
 	}
 }
+
+// TestAwaitSlotGathers: while every batch slot is taken, the submissions
+// that arrive join the batch waiting for a slot, up to BatchMaxTxs; a call
+// among them with a forged signature is answered ErrBadSignature and left
+// out (the leader never signs it), and a leadership that ends meanwhile
+// answers the whole batch.
+func TestAwaitSlotGathers(t *testing.T) {
+	key, err := protocol.KeyFromSeed(make([]byte, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	call := func(nonce uint64) *submission {
+		tx := protocol.SignTx(key, protocol.Tx{Channel: protocol.ChannelID{1}, Sender: key.Address(), Nonce: nonce, Function: "chat::send"})
+		return newSubmission(protocol.Entry{Kind: protocol.EntryCall, Call: tx})
+	}
+	newRun := func(maxTxs int) *leaderRun {
+		cfg := &Config{BatchMaxTxs: maxTxs}
+		run := &leaderRun{
+			c:     &Channel{cfg: cfg},
+			queue: make(chan *submission, 16),
+			stop:  make(chan struct{}),
+			slots: make(chan struct{}, 1),
+		}
+		run.slots <- struct{}{} // every slot taken
+		return run
+	}
+	type result struct {
+		batch []*submission
+		ok    bool
+	}
+	await := func(run *leaderRun, batch []*submission) chan result {
+		done := make(chan result, 1)
+		go func() {
+			b, ok := run.awaitSlot(batch)
+			done <- result{b, ok}
+		}()
+		return done
+	}
+
+	t.Run("gathers and verifies", func(t *testing.T) {
+		run := newRun(8)
+		first, good, forged, last := call(1), call(2), call(3), call(4)
+		forged.entry.Call.Signature = append([]byte(nil), forged.entry.Call.Signature...)
+		forged.entry.Call.Signature[0] ^= 1
+		done := await(run, []*submission{first})
+		for _, s := range []*submission{good, forged, last} {
+			run.queue <- s
+		}
+		testutil.Eventually(t, 10*time.Second, "queue taken", func() bool { return len(run.queue) == 0 })
+		<-run.slots // a batch committed
+		r := <-done
+		if !r.ok {
+			t.Fatal("awaitSlot reported the leadership lost")
+		}
+		if len(r.batch) != 3 || r.batch[0] != first || r.batch[1] != good || r.batch[2] != last {
+			t.Fatalf("batch of %d, want first, good, last", len(r.batch))
+		}
+		<-forged.done
+		if !errors.Is(forged.err, ErrBadSignature) {
+			t.Fatalf("forged call answered %v, want ErrBadSignature", forged.err)
+		}
+	})
+
+	t.Run("bounded by BatchMaxTxs", func(t *testing.T) {
+		run := newRun(2)
+		done := await(run, []*submission{call(1)})
+		run.queue <- call(2)
+		run.queue <- call(3)
+		testutil.Eventually(t, 10*time.Second, "one taken", func() bool { return len(run.queue) == 1 })
+		<-run.slots
+		if r := <-done; !r.ok || len(r.batch) != 2 {
+			t.Fatalf("ok %v, batch of %d, want 2", r.ok, len(r.batch))
+		}
+		if len(run.queue) != 1 {
+			t.Fatalf("%d left in the queue, want 1", len(run.queue))
+		}
+	})
+
+	t.Run("leadership lost", func(t *testing.T) {
+		run := newRun(8)
+		first := call(1)
+		done := await(run, []*submission{first})
+		second := call(2)
+		run.queue <- second
+		testutil.Eventually(t, 10*time.Second, "queue taken", func() bool { return len(run.queue) == 0 })
+		close(run.stop)
+		if r := <-done; r.ok {
+			t.Fatal("awaitSlot went on after the leadership ended")
+		}
+		for _, s := range []*submission{first, second} {
+			<-s.done
+			if !errors.Is(s.err, ErrLeadershipLost) {
+				t.Fatalf("answered %v, want ErrLeadershipLost", s.err)
+			}
+		}
+	})
+}

@@ -392,12 +392,16 @@ func (r *relayLog) missingProof() uint64 {
 
 // keepForRelay keeps an applied batch for the relay, in a channel with
 // candidates (or before the first read of the layout, when it may be
-// one). It runs under the machine lock (onApplied).
-func (c *Channel) keepForRelay(b *protocol.Batch) {
+// one). cmd is the batch's log command as Raft committed it, kept as it
+// is rather than encoded again (nil: b is encoded). It runs under the
+// machine lock (onApplied).
+func (c *Channel) keepForRelay(b *protocol.Batch, cmd []byte) {
 	if l := c.layout(); l != nil && !l.delegated() {
 		return
 	}
-	cmd := encodeLog(logBatch, b.Bytes())
+	if cmd == nil {
+		cmd = encodeLog(logBatch, b.Bytes())
+	}
 	c.relay.add(&relayEntry{first: b.FirstHeight, last: b.LastHeight(), cmd: cmd, hash: commandHash(cmd)})
 }
 

@@ -40,12 +40,18 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	scraftBin = filepath.Join(dir, "scraft")
-	build := exec.Command("go", "build", "-o", scraftBin, "../cmd/scraft")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build scraft:", err)
-		os.RemoveAll(dir)
-		os.Exit(1)
+	if bin := os.Getenv("SCRAFT_BENCH_BIN"); bin != "" {
+		// A binary built elsewhere (another commit), so that benchmarks
+		// can compare two builds run by turns in the same hour.
+		scraftBin = bin
+	} else {
+		build := exec.Command("go", "build", "-o", scraftBin, "../cmd/scraft")
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "build scraft:", err)
+			os.RemoveAll(dir)
+			os.Exit(1)
+		}
 	}
 	misbehave.dir = dir
 	code := m.Run()
