@@ -145,7 +145,8 @@ func (s *Service) releaseChannel(ch protocol.ChannelID) {
 
 // session is one client stream. The handler goroutine owns Send; one
 // goroutine receives and dispatches; each running request has its own
-// goroutine, at most MaxInFlight (plus the live subscriptions).
+// goroutine, at most MaxInFlight (plus the live subscriptions), kept when
+// it is done to run a later request (up to maxIdleWorkers wait).
 //
 // Answers wait in out, a bounded queue. A subscription's messages do not
 // queue: updates hands each one to the handler, waiting until the handler
@@ -161,6 +162,11 @@ type session struct {
 	updates chan update
 	slots   chan struct{}
 	nonce   []byte
+
+	// work hands a request to a worker waiting for one (async); idle
+	// counts the waiting workers.
+	work chan *request
+	idle atomic.Int32
 
 	// bound is set once by the receiving goroutine; addr is written before
 	// and never after, so request goroutines (started later) read it freely.
@@ -265,6 +271,7 @@ func (s *Service) newSession(parent context.Context) (*session, error) {
 		out:     make(chan *clientpb.ServerMessage, s.cfg.SendQueue),
 		updates: make(chan update),
 		slots:   make(chan struct{}, s.cfg.MaxInFlight),
+		work:    make(chan *request),
 		nonce:   make([]byte, ChallengeLen),
 	}
 	ss.mu.live = make(map[uint64]context.CancelFunc)
@@ -390,17 +397,17 @@ func (ss *session) dispatch(m *clientpb.ClientMessage) {
 	case *clientpb.ClientMessage_Unsubscribe:
 		ss.unsubscribe(id, b.Unsubscribe)
 	case *clientpb.ClientMessage_Call:
-		ss.async(id, func(ctx context.Context, _ func()) { ss.call(ctx, id, b.Call) })
+		ss.async(&request{ss: ss, id: id, call: b.Call})
 	case *clientpb.ClientMessage_Subscribe:
-		ss.async(id, func(ctx context.Context, release func()) { ss.subscribe(ctx, id, b.Subscribe, release) })
+		ss.async(&request{ss: ss, id: id, fn: func(ctx context.Context, release func()) { ss.subscribe(ctx, id, b.Subscribe, release) }})
 	case *clientpb.ClientMessage_Leave:
-		ss.async(id, func(ctx context.Context, _ func()) {
+		ss.async(&request{ss: ss, id: id, fn: func(ctx context.Context, _ func()) {
 			ss.leaveOrClose(ctx, id, b.Leave.GetChannel(), b.Leave.GetTx(), protocol.RequestLeave)
-		})
+		}})
 	case *clientpb.ClientMessage_Close:
-		ss.async(id, func(ctx context.Context, _ func()) {
+		ss.async(&request{ss: ss, id: id, fn: func(ctx context.Context, _ func()) {
 			ss.leaveOrClose(ctx, id, b.Close.GetChannel(), b.Close.GetTx(), protocol.RequestClose)
-		})
+		}})
 	default:
 		ss.fail(id, fmt.Errorf("%w: empty or unknown request", protocol.ErrBadRequest))
 	}
@@ -456,34 +463,97 @@ func (ss *session) unregister(id uint64) {
 	delete(ss.mu.live, id)
 }
 
-// async runs a request on its own goroutine if the stream has a free slot,
-// and answers protocol.CodeBusy at once otherwise. fn may call release to give its
-// slot back early (a subscription, once set up); the id stays live until
-// fn returns.
-func (ss *session) async(id uint64, fn func(ctx context.Context, release func())) {
+// request is one running request of a stream: a call, or fn (a
+// subscription, leave or close). Its worker goroutine owns it.
+type request struct {
+	ss       *session
+	id       uint64
+	ctx      context.Context
+	cancel   context.CancelFunc
+	released bool
+	call     *clientpb.CallRequest
+	fn       func(ctx context.Context, release func())
+}
+
+// maxIdleWorkers bounds the goroutines a stream keeps waiting for its next
+// request once their own is answered; a burst past it starts goroutines
+// that end with their request.
+const maxIdleWorkers = 8
+
+// async runs a request on a goroutine of its own if the stream has a free
+// slot, and answers protocol.CodeBusy at once otherwise. fn may call
+// release to give its slot back early (a subscription, once set up); the
+// id stays live until fn returns. A call (fn nil, req.call set) runs under
+// the CallTimeout from here, in the one context that unsubscribing its id
+// or the stream's end also cancels.
+func (ss *session) async(r *request) {
 	select {
 	case ss.slots <- struct{}{}:
 	default:
-		ss.fail(id, fmt.Errorf("%w: %d requests in flight on this stream", protocol.ErrBusy, cap(ss.slots)))
+		ss.fail(r.id, fmt.Errorf("%w: %d requests in flight on this stream", protocol.ErrBusy, cap(ss.slots)))
 		return
 	}
-	var once sync.Once
-	release := func() { once.Do(func() { <-ss.slots }) }
-	ctx, cancel := context.WithCancel(ss.ctx)
-	if !ss.register(id, cancel) {
-		release()
-		cancel()
-		ss.fail(id, fmt.Errorf("%w: request id %d in use", protocol.ErrBadRequest, id))
+	if r.call != nil {
+		r.ctx, r.cancel = context.WithTimeout(ss.ctx, ss.svc.cfg.CallTimeout)
+	} else {
+		r.ctx, r.cancel = context.WithCancel(ss.ctx)
+	}
+	if !ss.register(r.id, r.cancel) {
+		<-ss.slots
+		r.cancel()
+		ss.fail(r.id, fmt.Errorf("%w: request id %d in use", protocol.ErrBadRequest, r.id))
 		return
 	}
-	ss.svc.wg.Add(1)
-	go func() {
-		defer ss.svc.wg.Done()
-		defer release()
-		defer cancel()
-		defer ss.unregister(id)
-		fn(ctx, release)
+	// A worker waiting from an earlier request takes it; else a new one.
+	select {
+	case ss.work <- r:
+	default:
+		ss.svc.wg.Add(1)
+		go ss.worker(r)
+	}
+}
+
+// worker runs r, then the requests handed to it while it waits, until the
+// stream ends or maxIdleWorkers others already wait. Reusing it saves a
+// goroutine's start (and its stack's growth) per call.
+func (ss *session) worker(r *request) {
+	defer ss.svc.wg.Done()
+	for {
+		ss.run(r)
+		if ss.idle.Add(1) > maxIdleWorkers {
+			ss.idle.Add(-1)
+			return
+		}
+		select {
+		case r = <-ss.work:
+			ss.idle.Add(-1)
+		case <-ss.ctx.Done():
+			ss.idle.Add(-1)
+			return
+		}
+	}
+}
+
+// run serves r and then frees its id, context and slot.
+func (ss *session) run(r *request) {
+	defer func() {
+		ss.unregister(r.id)
+		r.cancel()
+		r.release()
 	}()
+	if r.call != nil {
+		ss.call(r.ctx, r.id, r.call)
+		return
+	}
+	r.fn(r.ctx, r.release)
+}
+
+// release gives r's slot back, once.
+func (r *request) release() {
+	if !r.released {
+		r.released = true
+		<-r.ss.slots
+	}
 }
 
 // channelFor decodes a channel id and checks that it exists and that the
@@ -549,6 +619,9 @@ func (ss *session) unsubscribe(id uint64, req *clientpb.UnsubscribeRequest) {
 	ss.send(&clientpb.ServerMessage{Id: id, Body: &clientpb.ServerMessage_Done{Done: &clientpb.Done{}}})
 }
 
+// call serves a call; ctx carries the CallTimeout (async), so a deadline
+// is the call's timeout and a cancel is the stream's end or an
+// unsubscribe of id.
 func (ss *session) call(ctx context.Context, id uint64, req *clientpb.CallRequest) {
 	svc := ss.svc
 	raw := req.GetTx()
@@ -585,11 +658,9 @@ func (ss *session) call(ctx context.Context, id uint64, req *clientpb.CallReques
 	svc.calls.Add(1)
 	defer svc.calls.Add(-1)
 
-	cctx, cancel := context.WithTimeout(ctx, svc.cfg.CallTimeout)
-	defer cancel()
-	out, err := svc.api.Submit(cctx, tx)
+	out, err := svc.api.Submit(ctx, tx)
 	if err != nil {
-		if ctx.Err() != nil {
+		if errors.Is(ctx.Err(), context.Canceled) {
 			return // the stream is gone
 		}
 		ss.fail(id, err)
