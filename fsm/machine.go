@@ -88,6 +88,9 @@ type Machine struct {
 	// nonceX caches the expansion of each sender's last nonce element for
 	// the state hash; it is not state.
 	nonceX nonceCache
+	// expX caches resource and member expansions for the state hash; it
+	// is not state either.
+	expX *expCache
 
 	stats Stats
 }
@@ -130,7 +133,7 @@ func New(cfg Config, exec Executor) (*Machine, error) {
 		logger = hclog.NewNullLogger()
 	}
 	st := newState(&cfg)
-	return &Machine{cfg: cfg, exec: exec, logger: logger, st: st, frozen: true, base: st, nonceX: nonceCache{}}, nil
+	return &Machine{cfg: cfg, exec: exec, logger: logger, st: st, frozen: true, base: st, nonceX: nonceCache{}, expX: new(expCache)}, nil
 }
 
 // Apply checks and applies one leader-signed batch, as committed by raft.
@@ -204,7 +207,7 @@ func (m *Machine) apply(b *protocol.Batch, ver *Verified, checks *factChecks) (*
 
 	l := newLayer(m.st.meta)
 	l.epoch, l.leader, l.timestampMs = b.Epoch, b.Leader, b.TimestampMs
-	v := &view{base: m.st, top: l, nonceX: m.nonceX}
+	v := &view{base: m.st, top: l, nonceX: m.nonceX, expX: m.expX}
 	m.checks = checks
 	outs, faults := m.run(v, b.Entries, b.FirstHeight, b.TimestampMs, ver.calls)
 	m.checks = nil

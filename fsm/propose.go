@@ -92,7 +92,7 @@ func (m *Machine) propose(entries []protocol.Entry, epoch uint64, key *protocol.
 	}
 	l := newLayer(top)
 	l.epoch, l.leader, l.timestampMs = epoch, leader, ts
-	v := &view{base: m.st, below: below, top: l, nonceX: m.nonceX}
+	v := &view{base: m.st, below: below, top: l, nonceX: m.nonceX, expX: m.expX}
 	first := top.height + 1
 	m.checks = checks
 	outs, faults := m.run(v, entries, first, ts, sigErrs)

@@ -179,6 +179,8 @@ type view struct {
 	top   *layer
 	// nonceX, when set, caches nonce expansions (statehash.go).
 	nonceX nonceCache
+	// expX, when set, caches resource and member expansions.
+	expX *expCache
 }
 
 // Get implements protocol.StateReader.
@@ -254,12 +256,12 @@ func (v *view) applyChanges(cs protocol.ChangeSet) error {
 	v.top.resources = n
 	for _, c := range cs.Changes {
 		if c.Kind != protocol.OpNew {
-			v.top.acc.sub(resourceElem(c.Key, c.Old))
+			v.subElem(resourceElem(c.Key, c.Old))
 		}
 		if c.Kind == protocol.OpDelete {
 			v.top.res[c.Key] = slot{}
 		} else {
-			v.top.acc.add(resourceElem(c.Key, c.New))
+			v.addElem(resourceElem(c.Key, c.New))
 			v.top.res[c.Key] = slot{v: nonNil(c.New), ok: true}
 		}
 	}

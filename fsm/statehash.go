@@ -49,11 +49,23 @@ var ltZeroIV [aes.BlockSize]byte
 // XOF the lattice hash needs; AES and SHA-256 run in hardware on the
 // CPUs nodes run on, the standard library has no BLAKE3).
 func expand(elem []byte, out *[ltBytes]byte) {
+	key := ltKey(elem)
+	expandKey(&key, out)
+}
+
+// ltKey is the AES key of elem's expansion, which depends on nothing else.
+func ltKey(elem []byte) [32]byte {
 	h := sha256.New()
 	h.Write([]byte(ltDomain))
 	h.Write(elem)
 	var key [32]byte
 	h.Sum(key[:0])
+	return key
+}
+
+// expandKey writes the expansion under key: the keystream of AES-256-CTR
+// from a zero IV.
+func expandKey(key *[32]byte, out *[ltBytes]byte) {
 	block, _ := aes.NewCipher(key[:]) // a 32-byte key never fails
 	clear(out[:])
 	cipher.NewCTR(block, ltZeroIV[:]).XORKeyStream(out[:], out[:])
@@ -108,6 +120,60 @@ type nonceCache map[protocol.Address]cachedNonce
 type cachedNonce struct {
 	nonce uint64
 	x     *[ltBytes]byte
+}
+
+// expCache keeps the expansions last computed for resource and member
+// elements, by their AES key: a resource's change subtracts the element
+// its previous change added (a channel's shared resources change at every
+// call), so the cache saves one of a change's two expansions. An expansion
+// is a function of its key alone, so a hit is exact, and a miss (a slot
+// taken by another key) only costs the expansion. Slots are chosen by
+// the key's first bytes, 64 of them: 128 KiB at most. It belongs to the
+// Machine and is used on its goroutine.
+type expCache struct {
+	slots [expCacheSlots]cachedExp
+}
+
+const expCacheSlots = 64
+
+type cachedExp struct {
+	key [32]byte
+	x   *[ltBytes]byte
+}
+
+// expansion returns elem's expansion, valid until the next call.
+func (c *expCache) expansion(elem []byte) *[ltBytes]byte {
+	key := ltKey(elem)
+	s := &c.slots[binary.LittleEndian.Uint16(key[:2])%expCacheSlots]
+	if s.x != nil && s.key == key {
+		return s.x
+	}
+	if s.x == nil {
+		s.x = new([ltBytes]byte)
+	}
+	expandKey(&key, s.x)
+	s.key = key
+	return s.x
+}
+
+// addElem adds elem to the top layer's lattice hash, through the cache
+// when the view has one.
+func (v *view) addElem(elem []byte) {
+	if v.expX == nil {
+		v.top.acc.add(elem)
+		return
+	}
+	v.top.acc.addExpanded(v.expX.expansion(elem))
+}
+
+// subElem takes elem out of the top layer's lattice hash, through the
+// cache when the view has one.
+func (v *view) subElem(elem []byte) {
+	if v.expX == nil {
+		v.top.acc.sub(elem)
+		return
+	}
+	v.top.acc.subExpanded(v.expX.expansion(elem))
 }
 
 // Element encodings: a tag, then fixed-width fields and length-prefixed
@@ -211,15 +277,15 @@ func (v *view) setNonce(sender protocol.Address, n uint64) {
 // putMember adds mem or replaces old (when had) with it.
 func (v *view) putMember(old Member, had bool, mem Member) {
 	if had {
-		v.top.acc.sub(memberElem(old))
+		v.subElem(memberElem(old))
 	}
-	v.top.acc.add(memberElem(mem))
+	v.addElem(memberElem(mem))
 	v.top.members[mem.Address] = memberSlot{m: mem, ok: true}
 }
 
 // removeMember takes mem out.
 func (v *view) removeMember(mem Member) {
-	v.top.acc.sub(memberElem(mem))
+	v.subElem(memberElem(mem))
 	v.top.members[mem.Address] = memberSlot{}
 }
 
