@@ -286,8 +286,10 @@ func (run *leaderRun) followSettlement(ctx context.Context, open *openSettlement
 	if p.Status != contract.ProposalOpen {
 		return true, p.Status == contract.ProposalExecuted
 	}
-	// Settlement needs 2/3 of the electorate in favour.
-	if 3*uint64(p.Electorate-p.Against-p.Abstain) < 2*uint64(p.Electorate) {
+	// Settlement needs 2/3 of the electorate in favour. Only the votes on
+	// record are final: a silent delegator counted against with its
+	// candidate may still vote in favour itself (delegation_votes.go).
+	if notFor := finalNotFor(p); 3*uint64(p.Electorate-min(notFor, p.Electorate)) < 2*uint64(p.Electorate) {
 		c.logger.Warn("settlement proposal cannot pass", "proposal", open.id, "for", p.For, "against", p.Against, "abstain", p.Abstain)
 		return true, false
 	}
@@ -317,6 +319,19 @@ func (run *leaderRun) followSettlement(ctx context.Context, open *openSettlement
 		}
 		return false, false
 	}
+}
+
+// finalNotFor counts the votes on p's record that are not in favour:
+// each is final, unlike the weight a candidate's vote lends its silent
+// delegators.
+func finalNotFor(p *settlement.ProposalInfo) uint32 {
+	var n uint32
+	for _, r := range p.Votes {
+		if r.Option != protocol.VoteFor {
+			n++
+		}
+	}
+	return n
 }
 
 // judging is a settlement proposal a member has yet to vote on.
@@ -361,6 +376,9 @@ func (c *Channel) runSettlement(ctx context.Context) {
 		for _, pid := range order {
 			j := pending[pid]
 			opt, ok := c.judge(j)
+			if ok {
+				opt = c.misvote(opt)
+			}
 			if ok && c.castVote(j.id, opt) {
 				c.metrics.votes.WithLabelValues(opt.String()).Inc()
 				delete(pending, pid)
