@@ -494,10 +494,12 @@ func total(m map[contract.CallKind]int) int {
 // time, in per cent of a core).
 //
 // It runs on chain blocks of 5 ms (the cluster tests' chain: a settlement
-// spans many blocks, as the nodes take longer than a block to react) and
-// of 200 ms (the devchain's benchmarks; comet's blocks are slower still).
+// spans many blocks, as the nodes take longer than a block to react), of
+// 200 ms (the devchain's benchmarks) and of 1 s (about comet's). The aim
+// is the proposal in block B, the candidates' votes in B+1 and the
+// execution in B+2: 3 blocks, once the nodes react within a block.
 func BenchmarkDelegates100(b *testing.B) {
-	for _, blocks := range []time.Duration{5 * time.Millisecond, 200 * time.Millisecond} {
+	for _, blocks := range []time.Duration{5 * time.Millisecond, 200 * time.Millisecond, time.Second} {
 		b.Run(fmt.Sprintf("blocks=%s", blocks), func(b *testing.B) { benchDelegates100(b, blocks) })
 	}
 }
@@ -591,7 +593,18 @@ func benchDelegates100(b *testing.B, blocks time.Duration) {
 			continue
 		}
 		kinds, blocks := w.settlementTxs(p)
-		b.Logf("settlement %d: %d for of %d, chain txs %v, blocks %d", p.ID, p.For, p.Electorate, kinds, blocks)
+		// Who voted on chain: each tx by block, sender (c: a candidate,
+		// d: a delegator), the votes it carried and its result code.
+		cands := w.candidates()
+		var who []string
+		for _, vt := range w.voteTxs(p.ID) {
+			role := "d"
+			if slices.Contains(cands, vt.sender) {
+				role = "c"
+			}
+			who = append(who, fmt.Sprintf("%d:%s%d/%d", vt.height-p.CreatedHeight, role, len(vt.voters), vt.code))
+		}
+		b.Logf("settlement %d: %d for of %d, chain txs %v, blocks %d, votes %v", p.ID, p.For, p.Electorate, kinds, blocks, who)
 		settled++
 		worstTxs, worstBlocks = max(worstTxs, total(kinds)), max(worstBlocks, blocks)
 	}

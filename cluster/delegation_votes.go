@@ -24,8 +24,9 @@ import (
 // only a vote the count would not give it needs a chain tx. The carrying
 // follows from that:
 //
-//   - A delegator signs its vote and hands it to the candidate it is
-//     relayed from (CarryVote).
+//   - A delegator signs its vote and hands it to its candidate on record
+//     (CarryVote), the one whose vote the chain counts for it; when that
+//     one does not take it, to the candidate it is relayed from.
 //   - A candidate sends one SubmitVotes tx a proposal: its own vote and
 //     the delegators' votes it holds by then. It sends it as soon as its
 //     own vote is ready, never before (a delegator's early vote waits for
@@ -392,24 +393,37 @@ func voteSettled(err error) bool {
 }
 
 // voteThroughCandidate is castVote on a delegator: its signed vote goes to
-// the candidate it is relayed from, and the candidate's answer is checked
-// against the chain's record (voteCounted). ok is false when there is no
-// candidate, it did not take the vote in time, or the record does not
-// count the vote though the candidate said so: the delegator then votes
-// itself. settled is false when the record could not be read: the next
-// round tries again.
+// its candidate on record, whose vote the chain counts for it, so that a
+// vote agreeing with the candidate's costs no tx; when that candidate does
+// not take it, to the candidate it is relayed from. The answer is checked
+// against the chain's record (voteCounted). ok is false when no candidate
+// took the vote in time, or the record does not count the vote though the
+// candidate said so: the delegator then votes itself. settled is false
+// when the record could not be read: the next round tries again.
 func (c *Channel) voteThroughCandidate(pid uint64, opt protocol.VoteOption) (settled, ok bool) {
-	addr := c.relaySource()
-	if addr == "" {
-		return false, false
+	l := c.layout()
+	cand := l.delegatedTo(c.me())
+	var addrs []string
+	for _, a := range []string{l.nodeAddress(cand), c.relaySource()} {
+		if a != "" && !slices.Contains(addrs, a) {
+			addrs = append(addrs, a)
+		}
 	}
 	v := protocol.Vote{Channel: c.id, Proposal: pid, Option: opt}
 	v.Sign(c.cfg.Key)
-	ctx, cancel := context.WithTimeout(c.ctx, c.carryVoteTimeout())
-	defer cancel()
-	err := c.node.peers.carryVote(ctx, addr, c.id, &v)
-	if err != nil && !voteSettled(err) {
-		c.logger.Info("candidate did not carry the vote; voting on chain", "candidate", addr, "proposal", pid, "error", err)
+	carried := ""
+	for _, addr := range addrs {
+		ctx, cancel := context.WithTimeout(c.ctx, c.carryVoteTimeout())
+		err := c.node.peers.carryVote(ctx, addr, c.id, &v)
+		cancel()
+		if err == nil || voteSettled(err) {
+			carried = addr
+			break
+		}
+		c.logger.Info("candidate did not carry the vote", "candidate", addr, "proposal", pid, "error", err)
+	}
+	if carried == "" {
+		c.logger.Info("no candidate carried the vote; voting on chain", "proposal", pid)
 		return false, false
 	}
 	rctx, rcancel := context.WithTimeout(c.ctx, c.cfg.PeerTimeout)
@@ -420,10 +434,9 @@ func (c *Channel) voteThroughCandidate(pid uint64, opt protocol.VoteOption) (set
 	if err != nil {
 		return false, true
 	}
-	cand := c.layout().delegatedTo(c.me())
 	if !voteCounted(p, c.me(), cand, opt) {
 		c.logger.Warn("the candidate answered the vote counted, but the chain's record does not count it; voting on chain",
-			"candidate", addr, "delegated_to", cand, "proposal", pid, "option", opt)
+			"candidate", carried, "delegated_to", cand, "proposal", pid, "option", opt)
 		return false, false
 	}
 	return true, true
@@ -454,7 +467,7 @@ func (p *peerService) CarryVote(ctx context.Context, req *peerpb.CarryVoteReques
 	if err := delegate.VerifyVote(&v, c.id, v.Proposal); err != nil {
 		return nil, rpcerr.Err(fmt.Errorf("%w: %v", ErrBadTx, err))
 	}
-	if rec := c.view.channel(); rec == nil || v.Proposal == 0 || v.Proposal > rec.LastProposal {
+	if !c.knowsProposal(ctx, v.Proposal) {
 		// Only proposals the chain has: no one makes a candidate read
 		// the chain for made-up ones.
 		return nil, rpcerr.Err(fmt.Errorf("%w: no proposal %d known on channel %s", ErrBadTx, v.Proposal, c.id))
@@ -477,6 +490,43 @@ func (p *peerService) CarryVote(ctx context.Context, req *peerpb.CarryVoteReques
 		return nil, rpcerr.Err(err)
 	}
 	return &peerpb.CarryVoteResponse{}, nil
+}
+
+// knowsProposal reports whether the chain view knows proposal pid. A
+// proposal a little past the view's last (a delegator may hear of it
+// first) is waited for, up to PeerTimeout, as the chain feed brings the
+// view's next reads; the candidate reads nothing for it itself.
+func (c *Channel) knowsProposal(ctx context.Context, pid uint64) bool {
+	if pid == 0 {
+		return false
+	}
+	var deadline <-chan time.Time
+	for {
+		read := c.view.refreshed()
+		rec := c.view.channel()
+		switch {
+		case rec == nil:
+			return false
+		case pid <= rec.LastProposal:
+			return true
+		case pid > rec.LastProposal+recentProposals:
+			return false
+		}
+		if deadline == nil {
+			t := time.NewTimer(c.cfg.PeerTimeout)
+			defer t.Stop()
+			deadline = t.C
+		}
+		select {
+		case <-read:
+		case <-deadline:
+			return false
+		case <-ctx.Done():
+			return false
+		case <-c.ctx.Done():
+			return false
+		}
+	}
 }
 
 // carryVote hands v to the candidate at addr.

@@ -362,17 +362,29 @@ func (c *Channel) runSettlement(ctx context.Context) {
 		}
 	}
 	var scan proposalScan
+	// While a proposal waits for this member to apply its range, the loop
+	// also wakes on each batch applied, so that it votes within a batch of
+	// reaching the range rather than at the next tick: the proposal's
+	// votes should make the chain's next block.
+	var applied <-chan Applied
+	unsubscribe := func() {}
+	defer func() { unsubscribe() }()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-c.view.refreshed():
 		case <-t.C:
+		case _, open := <-applied:
+			if !open {
+				applied, unsubscribe = nil, func() {}
+			}
 		}
 		for _, pid := range scan.next(c) {
 			add(pid)
 		}
 		kept := order[:0]
+		waiting := false
 		for _, pid := range order {
 			j := pending[pid]
 			opt, ok := c.judge(j)
@@ -384,9 +396,17 @@ func (c *Channel) runSettlement(ctx context.Context) {
 				delete(pending, pid)
 				continue
 			}
+			waiting = waiting || !ok
 			kept = append(kept, pid)
 		}
 		order = kept
+		switch {
+		case waiting && applied == nil:
+			applied, unsubscribe = c.Subscribe(16)
+		case !waiting && applied != nil:
+			unsubscribe()
+			applied, unsubscribe = nil, func() {}
+		}
 		c.pruneSettled()
 	}
 }
