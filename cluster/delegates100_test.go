@@ -522,7 +522,7 @@ func benchDelegates100(b *testing.B, blocks time.Duration) {
 		},
 	})
 	w.joinAll()
-	ln := w.leader()
+	ln := w.waitLeader(60 * time.Second)
 	lc := w.channel(ln)
 	p0 := w.lastProposal()
 	sent := func() (leader int64, cands, delegs []int64) {
