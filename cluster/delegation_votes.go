@@ -89,11 +89,43 @@ type voteBox struct {
 		m map[uint64]*boxEntry
 	}
 	kick chan struct{}
+
+	// tries is a delegator's side: when it first handed its vote on a
+	// proposal to a candidate, while no candidate has taken it.
+	tries struct {
+		sync.Mutex
+		m map[uint64]time.Time
+	}
 }
 
 func (b *voteBox) init() {
 	b.mu.m = map[uint64]*boxEntry{}
 	b.kick = make(chan struct{}, 1)
+	b.tries.m = map[uint64]time.Time{}
+}
+
+// carryStart returns when this delegator first tried to hand its vote on
+// pid to a candidate, now if it had not.
+func (b *voteBox) carryStart(pid uint64, now time.Time) time.Time {
+	b.tries.Lock()
+	defer b.tries.Unlock()
+	if t, ok := b.tries.m[pid]; ok {
+		return t
+	}
+	if len(b.tries.m) >= maxBoxEntries {
+		// Proposals given up on without an end: start afresh.
+		clear(b.tries.m)
+	}
+	b.tries.m[pid] = now
+	return now
+}
+
+// carryEnd forgets the tries on pid: a candidate took the vote, or the
+// delegator votes itself.
+func (b *voteBox) carryEnd(pid uint64) {
+	b.tries.Lock()
+	defer b.tries.Unlock()
+	delete(b.tries.m, pid)
 }
 
 // maxCarried bounds the votes one proposal's box holds: a candidate
@@ -397,9 +429,10 @@ func voteSettled(err error) bool {
 // vote agreeing with the candidate's costs no tx; when that candidate does
 // not take it, to the candidate it is relayed from. The answer is checked
 // against the chain's record (voteCounted). ok is false when no candidate
-// took the vote in time, or the record does not count the vote though the
-// candidate said so: the delegator then votes itself. settled is false
-// when the record could not be read: the next round tries again.
+// took the vote within carryVoteTimeout of the first try, or the record
+// does not count the vote though the candidate said so: the delegator
+// then votes itself. settled is false when the next round should try
+// again: the candidates refused for now, or the record could not be read.
 func (c *Channel) voteThroughCandidate(pid uint64, opt protocol.VoteOption) (settled, ok bool) {
 	l := c.layout()
 	cand := l.delegatedTo(c.me())
@@ -411,6 +444,7 @@ func (c *Channel) voteThroughCandidate(pid uint64, opt protocol.VoteOption) (set
 	}
 	v := protocol.Vote{Channel: c.id, Proposal: pid, Option: opt}
 	v.Sign(c.cfg.Key)
+	first := c.votes.carryStart(pid, time.Now())
 	carried := ""
 	for _, addr := range addrs {
 		ctx, cancel := context.WithTimeout(c.ctx, c.carryVoteTimeout())
@@ -423,9 +457,17 @@ func (c *Channel) voteThroughCandidate(pid uint64, opt protocol.VoteOption) (set
 		c.logger.Info("candidate did not carry the vote", "candidate", addr, "proposal", pid, "error", err)
 	}
 	if carried == "" {
+		// A refusal or a broken connection comes back at once: the
+		// candidates are tried again next round, and the delegator
+		// votes itself only once they failed for carryVoteTimeout.
+		if time.Since(first) < c.carryVoteTimeout() {
+			return false, true
+		}
+		c.votes.carryEnd(pid)
 		c.logger.Info("no candidate carried the vote; voting on chain", "proposal", pid)
 		return false, false
 	}
+	c.votes.carryEnd(pid)
 	rctx, rcancel := context.WithTimeout(c.ctx, c.cfg.PeerTimeout)
 	defer rcancel()
 	p, err := retryChain(rctx, func(ctx context.Context) (*settlement.ProposalInfo, error) {
