@@ -99,13 +99,20 @@ func (run *leaderRun) settler() {
 	var executedTo uint64 // the chain view may not show our execution yet
 	lastSettled, lastFollow := time.Now(), time.Now()
 	leaves := newLeaveWork()
+	// The view's signal is taken again as soon as it fires, before the
+	// chain is read: a read the view takes in while this loop works (the
+	// vote that passes the proposal) fires the next one at once. Taken at
+	// each select instead, such a read was missed until the next news of
+	// the channel or chainResync, seconds after the proposal passed.
+	refreshed := c.view.refreshed()
 	for {
 		news := false
 		select {
 		case <-run.stop:
 			return
-		case <-c.view.refreshed():
+		case <-refreshed:
 			news = true
+			refreshed = c.view.refreshed()
 		case <-t.C:
 		}
 		run.checkSuffix(max(c.chainSettled(), executedTo))
@@ -369,11 +376,13 @@ func (c *Channel) runSettlement(ctx context.Context) {
 	var applied <-chan Applied
 	unsubscribe := func() {}
 	defer func() { unsubscribe() }()
+	refreshed := c.view.refreshed() // taken again as it fires, as in settler
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-c.view.refreshed():
+		case <-refreshed:
+			refreshed = c.view.refreshed()
 		case <-t.C:
 		case _, open := <-applied:
 			if !open {
