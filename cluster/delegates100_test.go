@@ -494,12 +494,14 @@ func total(m map[contract.CallKind]int) int {
 // time, in per cent of a core).
 //
 // It runs on chain blocks of 5 ms (the cluster tests' chain: a settlement
-// spans many blocks, as the nodes take longer than a block to react), of
-// 200 ms (the devchain's benchmarks) and of 1 s (about comet's). The aim
-// is the proposal in block B, the candidates' votes in B+1 and the
-// execution in B+2: 3 blocks, once the nodes react within a block.
+// spans many blocks, as the nodes take longer than a block to react) and
+// of 200 ms (the devchain's benchmarks). The aim is the proposal in block
+// B, the candidates' votes in B+1 and the execution in B+2: 3 blocks, once
+// the nodes react within a block. On 1 s blocks (about comet's) the world
+// does not set up yet: some delegators had applied nothing 60 s into the
+// joins (docs/BENCHMARKS.md).
 func BenchmarkDelegates100(b *testing.B) {
-	for _, blocks := range []time.Duration{5 * time.Millisecond, 200 * time.Millisecond, time.Second} {
+	for _, blocks := range []time.Duration{5 * time.Millisecond, 200 * time.Millisecond} {
 		b.Run(fmt.Sprintf("blocks=%s", blocks), func(b *testing.B) { benchDelegates100(b, blocks) })
 	}
 }
