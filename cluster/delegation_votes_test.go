@@ -308,3 +308,40 @@ func TestCarryVoteLyingCandidate(t *testing.T) {
 		t.Errorf("delegator %s did not vote on chain itself", a)
 	}
 }
+
+// TestVoteCounted: what a candidate answers a delegator without a tx,
+// and what the delegator accepts from the chain's record.
+func TestVoteCounted(t *testing.T) {
+	d, c, o := protocol.Address{1}, protocol.Address{2}, protocol.Address{3}
+	settle := func(st contract.ProposalStatus, forVotes uint32, votes ...contract.VoteRecord) *settlement.ProposalInfo {
+		return &settlement.ProposalInfo{Proposal: contract.Proposal{Kind: protocol.ProposalSettlement, Status: st,
+			Electorate: 3, Voters: []protocol.Address{d, c, o}, For: forVotes}, Votes: votes}
+	}
+	rec := func(a protocol.Address, opt protocol.VoteOption) contract.VoteRecord {
+		return contract.VoteRecord{Voter: a, Option: opt}
+	}
+	punish := settle(contract.ProposalOpen, 1, rec(c, protocol.VoteFor))
+	punish.Kind = protocol.ProposalPunish
+	for _, tc := range []struct {
+		name string
+		p    *settlement.ProposalInfo
+		opt  protocol.VoteOption
+		want bool
+	}{
+		{"closed", settle(contract.ProposalExecuted, 0), protocol.VoteAgainst, true},
+		{"own vote on record", settle(contract.ProposalOpen, 0, rec(d, protocol.VoteAgainst)), protocol.VoteFor, true},
+		{"candidate voted the same", settle(contract.ProposalOpen, 2, rec(c, protocol.VoteFor)), protocol.VoteFor, true},
+		{"candidate voted the other way", settle(contract.ProposalOpen, 0, rec(c, protocol.VoteAgainst)), protocol.VoteFor, false},
+		{"candidate silent", settle(contract.ProposalOpen, 1, rec(o, protocol.VoteFor)), protocol.VoteFor, false},
+		{"another's vote the same", settle(contract.ProposalOpen, 1, rec(o, protocol.VoteAgainst)), protocol.VoteAgainst, false},
+		{"in favour of a settlement passed", settle(contract.ProposalOpen, 2, rec(o, protocol.VoteFor)), protocol.VoteFor, true},
+		{"against a settlement passed", settle(contract.ProposalOpen, 2, rec(o, protocol.VoteFor)), protocol.VoteAgainst, false},
+		{"a punish case counts own votes only", punish, protocol.VoteFor, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := voteCounted(tc.p, d, c, tc.opt); got != tc.want {
+				t.Fatalf("voteCounted = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
