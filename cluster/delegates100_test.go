@@ -401,8 +401,24 @@ func TestDelegates100Members(t *testing.T) {
 		t.Fatalf("player 0 still at its spawn %v: no tick walked it", spawn)
 	}
 	txs, blocks := w.settlementTxs(p)
-	t.Logf("%d calls acknowledged (%d ok); settlement %d: %d for of %d, %d chain txs %v, %d blocks",
-		len(acked), ok, p.ID, p.For, p.Electorate, total(txs), txs, blocks)
+	t.Logf("%d calls acknowledged (%d ok); settlement %d: %d for of %d, %d chain txs %v, %d blocks, votes %v",
+		len(acked), ok, p.ID, p.For, p.Electorate, total(txs), txs, blocks, w.voteSummary(p))
+}
+
+// voteSummary tells who voted on p on chain: each vote tx as the block
+// after the proposal's, the sender (c: a candidate now, d: any other),
+// the votes it carried and its result code.
+func (tc *testCluster) voteSummary(p *settlement.ProposalInfo) []string {
+	cands := tc.candidates()
+	var who []string
+	for _, vt := range tc.voteTxs(p.ID) {
+		role := "d"
+		if slices.Contains(cands, vt.sender) {
+			role = "c"
+		}
+		who = append(who, fmt.Sprintf("%d:%s%d/%d", vt.height-p.CreatedHeight, role, len(vt.voters), vt.code))
+	}
+	return who
 }
 
 // players returns the world's player count as nd's machine holds it.
@@ -595,18 +611,7 @@ func benchDelegates100(b *testing.B, blocks time.Duration) {
 			continue
 		}
 		kinds, blocks := w.settlementTxs(p)
-		// Who voted on chain: each tx by block, sender (c: a candidate,
-		// d: a delegator), the votes it carried and its result code.
-		cands := w.candidates()
-		var who []string
-		for _, vt := range w.voteTxs(p.ID) {
-			role := "d"
-			if slices.Contains(cands, vt.sender) {
-				role = "c"
-			}
-			who = append(who, fmt.Sprintf("%d:%s%d/%d", vt.height-p.CreatedHeight, role, len(vt.voters), vt.code))
-		}
-		b.Logf("settlement %d: %d for of %d, chain txs %v, blocks %d, votes %v", p.ID, p.For, p.Electorate, kinds, blocks, who)
+		b.Logf("settlement %d: %d for of %d, chain txs %v, blocks %d, votes %v", p.ID, p.For, p.Electorate, kinds, blocks, w.voteSummary(p))
 		settled++
 		worstTxs, worstBlocks = max(worstTxs, total(kinds)), max(worstBlocks, blocks)
 	}
