@@ -33,6 +33,12 @@ type misbehaviour struct {
 	// timestamp one millisecond later. Only a node started with it set
 	// has the wrapping transport.
 	equivocate func(self protocol.Address, b *protocol.Batch) bool
+	// dropVote reports whether this candidate answers a delegator's
+	// carried vote as counted without carrying it (delegation_votes.go).
+	dropVote func(self, voter protocol.Address) bool
+	// flipVote reports whether this member votes on a settlement the
+	// other way than it judged it (for and against swapped).
+	flipVote func(self protocol.Address) bool
 }
 
 // misbehaving is nil in every ordinary build: the leader signs what it
@@ -283,4 +289,21 @@ func onlyLeader(self protocol.Address, mb *misbehaviour) *misbehaviour {
 		}
 	}
 	return out
+}
+
+// misvote applies the misbehaviour, if any, to this member's vote on a
+// settlement.
+func (c *Channel) misvote(opt protocol.VoteOption) protocol.VoteOption {
+	mb := misbehaving.Load()
+	if mb == nil || mb.flipVote == nil || !mb.flipVote(c.me()) {
+		return opt
+	}
+	switch opt {
+	case protocol.VoteFor:
+		opt = protocol.VoteAgainst
+	case protocol.VoteAgainst:
+		opt = protocol.VoteFor
+	}
+	c.logger.Warn("misbehaving: voting the other way", "option", opt)
+	return opt
 }

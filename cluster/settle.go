@@ -99,13 +99,20 @@ func (run *leaderRun) settler() {
 	var executedTo uint64 // the chain view may not show our execution yet
 	lastSettled, lastFollow := time.Now(), time.Now()
 	leaves := newLeaveWork()
+	// The view's signal is taken again as soon as it fires, before the
+	// chain is read: a read the view takes in while this loop works (the
+	// vote that passes the proposal) fires the next one at once. Taken at
+	// each select instead, such a read was missed until the next news of
+	// the channel or chainResync, seconds after the proposal passed.
+	refreshed := c.view.refreshed()
 	for {
 		news := false
 		select {
 		case <-run.stop:
 			return
-		case <-c.view.refreshed():
+		case <-refreshed:
 			news = true
+			refreshed = c.view.refreshed()
 		case <-t.C:
 		}
 		run.checkSuffix(max(c.chainSettled(), executedTo))
@@ -286,8 +293,10 @@ func (run *leaderRun) followSettlement(ctx context.Context, open *openSettlement
 	if p.Status != contract.ProposalOpen {
 		return true, p.Status == contract.ProposalExecuted
 	}
-	// Settlement needs 2/3 of the electorate in favour.
-	if 3*uint64(p.Electorate-p.Against-p.Abstain) < 2*uint64(p.Electorate) {
+	// Settlement needs 2/3 of the electorate in favour. Only the votes on
+	// record are final: a silent delegator counted against with its
+	// candidate may still vote in favour itself (delegation_votes.go).
+	if notFor := finalNotFor(p); 3*uint64(p.Electorate-min(notFor, p.Electorate)) < 2*uint64(p.Electorate) {
 		c.logger.Warn("settlement proposal cannot pass", "proposal", open.id, "for", p.For, "against", p.Against, "abstain", p.Abstain)
 		return true, false
 	}
@@ -319,6 +328,19 @@ func (run *leaderRun) followSettlement(ctx context.Context, open *openSettlement
 	}
 }
 
+// finalNotFor counts the votes on p's record that are not in favour:
+// each is final, unlike the weight a candidate's vote lends its silent
+// delegators.
+func finalNotFor(p *settlement.ProposalInfo) uint32 {
+	var n uint32
+	for _, r := range p.Votes {
+		if r.Option != protocol.VoteFor {
+			n++
+		}
+	}
+	return n
+}
+
 // judging is a settlement proposal a member has yet to vote on.
 type judging struct {
 	id   uint64
@@ -347,28 +369,53 @@ func (c *Channel) runSettlement(ctx context.Context) {
 		}
 	}
 	var scan proposalScan
+	// While a proposal waits for this member to apply its range, the loop
+	// also wakes on each batch applied, so that it votes within a batch of
+	// reaching the range rather than at the next tick: the proposal's
+	// votes should make the chain's next block.
+	var applied <-chan Applied
+	unsubscribe := func() {}
+	defer func() { unsubscribe() }()
+	refreshed := c.view.refreshed() // taken again as it fires, as in settler
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-c.view.refreshed():
+		case <-refreshed:
+			refreshed = c.view.refreshed()
 		case <-t.C:
+		case _, open := <-applied:
+			if !open {
+				applied, unsubscribe = nil, func() {}
+			}
 		}
 		for _, pid := range scan.next(c) {
 			add(pid)
 		}
 		kept := order[:0]
+		waiting := false
 		for _, pid := range order {
 			j := pending[pid]
 			opt, ok := c.judge(j)
+			if ok {
+				opt = c.misvote(opt)
+			}
 			if ok && c.castVote(j.id, opt) {
 				c.metrics.votes.WithLabelValues(opt.String()).Inc()
 				delete(pending, pid)
 				continue
 			}
+			waiting = waiting || !ok
 			kept = append(kept, pid)
 		}
 		order = kept
+		switch {
+		case waiting && applied == nil:
+			applied, unsubscribe = c.Subscribe(16)
+		case !waiting && applied != nil:
+			unsubscribe()
+			applied, unsubscribe = nil, func() {}
+		}
 		c.pruneSettled()
 	}
 }

@@ -211,3 +211,24 @@ func (c *counter) count(cast []Cast) Tally {
 	}
 	return t
 }
+
+// CountedAs returns the option a count of votes gives voter when it
+// delegates to candidate (zero: it delegates to nobody), by the rules of
+// Aggregate: its own vote when it cast one, else its candidate's when that
+// one voted. ok is false when neither voted: voter counts as silent.
+// A delegator uses it to tell whether its vote needs to reach the chain:
+// a vote the count already gives it (its candidate voted the same) adds
+// nothing there.
+func CountedAs(votes []Cast, voter, candidate protocol.Address) (opt protocol.VoteOption, ok bool) {
+	var byCandidate protocol.VoteOption
+	fromCandidate := false
+	for _, v := range votes {
+		switch {
+		case v.Voter == voter:
+			return v.Option, true
+		case !candidate.IsZero() && v.Voter == candidate:
+			byCandidate, fromCandidate = v.Option, true
+		}
+	}
+	return byCandidate, fromCandidate
+}

@@ -192,3 +192,61 @@ func TestCountAgreesWithAggregate(t *testing.T) {
 		}
 	}
 }
+
+// TestCountedAs: the option a count gives one voter is its own vote, else
+// its candidate's, else none; and Count tallies the same.
+func TestCountedAs(t *testing.T) {
+	ks := keys(t, 3)
+	d, c, o := ks[0].Address(), ks[1].Address(), ks[2].Address()
+	for _, tc := range []struct {
+		name      string
+		votes     []Cast
+		candidate protocol.Address
+		want      protocol.VoteOption
+		ok        bool
+	}{
+		{"silent, candidate silent", []Cast{{o, protocol.VoteFor}}, c, 0, false},
+		{"silent, candidate voted", []Cast{{c, protocol.VoteAgainst}, {o, protocol.VoteFor}}, c, protocol.VoteAgainst, true},
+		{"own vote overrides", []Cast{{c, protocol.VoteAgainst}, {d, protocol.VoteFor}}, c, protocol.VoteFor, true},
+		{"own vote before the candidate's", []Cast{{d, protocol.VoteAbstain}, {c, protocol.VoteFor}}, c, protocol.VoteAbstain, true},
+		{"no candidate", []Cast{{c, protocol.VoteFor}}, protocol.Address{}, 0, false},
+		{"another's vote is not the candidate's", []Cast{{o, protocol.VoteFor}}, c, 0, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, ok := CountedAs(tc.votes, d, tc.candidate)
+			if ok != tc.ok || (ok && got != tc.want) {
+				t.Fatalf("CountedAs = %s, %v; want %s, %v", got, ok, tc.want, tc.ok)
+			}
+			var ds []Assignment
+			if !tc.candidate.IsZero() {
+				ds = []Assignment{{Delegator: d, Candidate: tc.candidate}}
+			}
+			// d alone: the same count without d's share tells it.
+			all, err := Count([]protocol.Address{d, c, o}, ds, tc.votes)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var rest []Cast
+			for _, v := range tc.votes {
+				if v.Voter != d {
+					rest = append(rest, v)
+				}
+			}
+			without, err := Count([]protocol.Address{c, o}, nil, rest)
+			if err != nil {
+				t.Fatal(err)
+			}
+			share := Tally{For: all.For - without.For, Against: all.Against - without.Against,
+				Abstain: all.Abstain - without.Abstain, Silent: all.Silent - without.Silent}
+			var want Tally
+			if ok {
+				want.add(got)
+			} else {
+				want.Silent = 1
+			}
+			if share != want {
+				t.Fatalf("Count gives d %+v, CountedAs %+v", share, want)
+			}
+		})
+	}
+}
