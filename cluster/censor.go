@@ -64,14 +64,16 @@ func (c *Channel) runComplaints(ctx context.Context) {
 	t := time.NewTicker(c.cfg.ChainPollInterval)
 	defer t.Stop()
 	var scan proposalScan
-	var open, others []*complaint // against this member, against others
-	var last time.Time            // the last round of answers and deadlines
+	var open, others []*complaint   // against this member, against others
+	var last time.Time              // the last round of answers and deadlines
+	refreshed := c.view.refreshed() // re-armed as it fires: a read taken in meanwhile wakes the next round (settler)
 	for {
 		news := false
 		select {
 		case <-ctx.Done():
 			return
-		case <-c.view.refreshed():
+		case <-refreshed:
+			refreshed = c.view.refreshed()
 			news = true
 		case <-t.C:
 		}

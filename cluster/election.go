@@ -54,12 +54,14 @@ func (c *Channel) runElection(ctx context.Context) {
 	var open []*election
 	var filedEpoch uint64 // the epoch of this node's last filing
 	var pr leaderProbe
+	refreshed := c.view.refreshed() // re-armed as it fires: a read taken in meanwhile wakes the next round (settler)
 	for {
 		news := false
 		select {
 		case <-ctx.Done():
 			return
-		case <-c.view.refreshed():
+		case <-refreshed:
+			refreshed = c.view.refreshed()
 			news = true
 		case <-t.C:
 		}

@@ -449,11 +449,13 @@ func (c *Channel) runMembership(ctx context.Context) {
 	defer t.Stop()
 	var wasMember bool
 	var lastMark, lastTransfer, lastChainCheck time.Time
+	refreshed := c.view.refreshed() // re-armed as it fires: a read taken in meanwhile wakes the next round (settler)
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-c.view.refreshed():
+		case <-refreshed:
+			refreshed = c.view.refreshed()
 		case <-t.C:
 		}
 		if rec := c.view.channel(); rec != nil && rec.Closed {

@@ -327,11 +327,13 @@ func (c *Channel) resync(ctx context.Context, o *offence, b *protocol.Batch) err
 		"leader", o.leader, "epoch", o.epoch, "offence_height", o.pu.Height, "batch", b.FirstHeight)
 	t := time.NewTicker(c.cfg.ChainPollInterval)
 	defer t.Stop()
+	refreshed := c.view.refreshed() // re-armed as it fires: a read taken in meanwhile wakes the next round (settler)
 	for c.chainSettled() < o.pu.Height {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-c.view.refreshed():
+		case <-refreshed:
+			refreshed = c.view.refreshed()
 		case <-t.C:
 			_ = c.refreshChain()
 		}
@@ -387,11 +389,13 @@ func (c *Channel) runPunishment(ctx context.Context) {
 	defer t.Stop()
 	var cases []*punishCase
 	var scan proposalScan
+	refreshed := c.view.refreshed() // re-armed as it fires: a read taken in meanwhile wakes the next round (settler)
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-c.view.refreshed():
+		case <-refreshed:
+			refreshed = c.view.refreshed()
 		case <-c.punish.wake:
 		case <-t.C:
 		}
