@@ -53,6 +53,7 @@ type App struct {
 type crashPoint struct {
 	height uint64
 	after  bool
+	hit    atomic.Bool // set as it panics
 }
 
 // NewApp returns the application over chain, which must make no blocks of
@@ -221,6 +222,7 @@ func (a *App) Commit(context.Context, *abci.CommitRequest) (*abci.CommitResponse
 	}
 	cp := a.crash.Load()
 	if cp != nil && cp.height == pb.Height() && !cp.after {
+		cp.hit.Store(true)
 		panic(fmt.Sprintf("comet: test crash before committing block %d", cp.height))
 	}
 	a.mu.pending, a.mu.txs = nil, nil
@@ -229,6 +231,7 @@ func (a *App) Commit(context.Context, *abci.CommitRequest) (*abci.CommitResponse
 	}
 	a.log.Trace("block committed", "height", pb.Height(), "txs", len(txs), "app_hash", pb.AppHash())
 	if cp != nil && cp.height == pb.Height() && cp.after {
+		cp.hit.Store(true)
 		panic(fmt.Sprintf("comet: test crash after committing block %d", cp.height))
 	}
 	for i, o := range pb.Outcomes() {

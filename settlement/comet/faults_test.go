@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/scraft/scraft/internal/testutil"
 	"github.com/scraft/scraft/protocol"
 	"github.com/scraft/scraft/settlement"
 	"github.com/scraft/scraft/settlement/chaintest"
@@ -142,8 +143,15 @@ func TestCrashAroundCommitReplays(t *testing.T) {
 			if _, err := send(ctx, t, cl, 0); err != nil {
 				t.Fatal(err)
 			}
+			// A block applied while the validator still syncs blocks
+			// (it starts so) panics outside consensus, which takes the
+			// test process down: crash it in consensus only.
+			testutil.Eventually(t, 15*time.Second, "validator 3 in consensus", func() bool {
+				return !c.vals[3].node.ConsensusReactor().WaitSync()
+			})
 			at := c.vals[3].Chain().Head().Height + 2
-			c.vals[3].app.crash.Store(&crashPoint{height: at, after: after})
+			cp := &crashPoint{height: at, after: after}
+			c.vals[3].app.crash.Store(cp)
 			for n := 1; c.vals[0].Chain().Head().Height < at+2; n++ {
 				if _, err := send(ctx, t, cl, n); err != nil {
 					t.Fatal(err)
@@ -153,6 +161,9 @@ func TestCrashAroundCommitReplays(t *testing.T) {
 			if after {
 				want = at
 			}
+			// The validator may lag the others: it reaches the crash
+			// point in its own time.
+			testutil.Eventually(t, 15*time.Second, "the validator's crash point", cp.hit.Load)
 			if h := c.vals[3].Chain().Head().Height; h != want {
 				t.Fatalf("crashed validator's state at %d, want %d", h, want)
 			}
