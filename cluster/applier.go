@@ -182,6 +182,13 @@ func (a *applier) applyGenesis(ctx context.Context, body []byte) *applyResult {
 		return &applyResult{err: err}
 	}
 	m, err := a.build(ctx, g)
+	for errors.Is(err, errChainUnanswered) && ctx.Err() == nil {
+		// Without its machine the member can apply nothing that follows:
+		// wait for the chain rather than give up on the channel until a
+		// restart.
+		a.logger.Warn("cannot read the channel's genesis from the chain; trying again", "error", err)
+		m, err = a.build(ctx, g)
+	}
 	if err != nil && ctx.Err() != nil {
 		// Shutdown: the next start builds it again.
 		a.abandoned.Store(true)

@@ -328,13 +328,13 @@ func (c *Channel) bootstrap() error {
 // chain for up to 30 s, and gives up when ctx ends. It runs outside the
 // machine lock.
 func (c *Channel) buildMachine(ctx context.Context, g *genesis) (*fsm.Machine, error) {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, genesisReadTimeout)
 	defer cancel()
 	cg, err := retryChain(ctx, func(ctx context.Context) (*chainGenesis, error) {
 		return readChainGenesis(ctx, c.cfg.Chain, c.id, g.HighestJoinSeq)
 	})
 	if err != nil {
-		return nil, fmt.Errorf("load channel %s: %w", c.id, err)
+		return nil, fmt.Errorf("load channel %s: %w", c.id, unanswered(err))
 	}
 	if err := cg.check(g); err != nil {
 		return nil, &badGenesisError{detail: err.Error()}
@@ -343,7 +343,7 @@ func (c *Channel) buildMachine(ctx context.Context, g *genesis) (*fsm.Machine, e
 		return c.cfg.Chain.Code(ctx, g.CodeHash)
 	})
 	if err != nil {
-		return nil, fmt.Errorf("load code %s: %w", g.CodeHash, err)
+		return nil, fmt.Errorf("load code %s: %w", g.CodeHash, unanswered(err))
 	}
 	if contract.CodeHashOf(code) != g.CodeHash {
 		return nil, fmt.Errorf("code from the chain does not hash to %s", g.CodeHash)
@@ -360,6 +360,23 @@ func (c *Channel) buildMachine(ctx context.Context, g *genesis) (*fsm.Machine, e
 	fc.Logger = c.logger.Named("machine")
 	fc.OnEvidence = c.onEvidence
 	return fsm.New(fc, exec)
+}
+
+// genesisReadTimeout bounds one attempt of buildMachine to read the chain.
+var genesisReadTimeout = 30 * time.Second
+
+// errChainUnanswered marks a genesis that could not be built because the
+// chain did not answer in time: the applier tries again, where a genesis
+// the chain contradicts, or a node that cannot run the channel, is final.
+var errChainUnanswered = errors.New("the chain did not answer")
+
+// unanswered marks err, a chain read given up on, as errChainUnanswered
+// unless the chain answered that there is no such channel.
+func unanswered(err error) error {
+	if errors.Is(err, contract.ErrNoChannel) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", errChainUnanswered, err)
 }
 
 // loadGenesis reads the channel from the chain as its first leader (seed

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -358,4 +359,51 @@ func FuzzGenesis(f *testing.F) {
 			t.Fatalf("%x decodes and encodes as %x", b, g.bytes())
 		}
 	})
+}
+
+// unansweringCode is a chain whose Code reads go unanswered until
+// silent of them have timed out.
+type unansweringCode struct {
+	Chain
+	silent  int
+	expired *atomic.Int32
+}
+
+func (c unansweringCode) Code(ctx context.Context, h protocol.Hash) ([]byte, error) {
+	if int(c.expired.Load()) < c.silent {
+		<-ctx.Done()
+		c.expired.Add(1)
+		return nil, ctx.Err()
+	}
+	return c.Chain.Code(ctx, h)
+}
+
+// TestGenesisWaitsForTheChain: a member whose chain does not answer
+// while it applies the genesis keeps trying, and builds its machine once
+// the chain answers. It used to give up after one attempt and keep no
+// machine: every later batch was refused until a restart.
+func TestGenesisWaitsForTheChain(t *testing.T) {
+	defer func(d time.Duration) { genesisReadTimeout = d }(genesisReadTimeout)
+	genesisReadTimeout = 300 * time.Millisecond
+	f := newGenesisFixture(t, contract.ChannelConfig{SettleEveryTxs: noSettlement})
+	a, told := f.member(0)
+	expired := new(atomic.Int32)
+	c := &Channel{id: f.id, logger: a.logger, cfg: &Config{
+		Chain:     unansweringCode{Chain: f.chain.client(f.keys[0]), silent: 2, expired: expired},
+		Executors: func(string, []byte) (fsm.Executor, error) { return f.exec, nil }}}
+	a.build = c.buildMachine
+	if res := applyGenesis(a, f.honest()); res.err != nil {
+		t.Fatalf("genesis: %v", res.err)
+	}
+	if n := expired.Load(); n < 2 {
+		t.Fatalf("the chain went unanswered %d times, want 2", n)
+	}
+	a.machine(func(m *fsm.Machine) {
+		if m == nil || a.genErr != nil {
+			t.Fatalf("machine %v, genesis error %v", m != nil, a.genErr)
+		}
+	})
+	if len(*told) != 0 {
+		t.Fatalf("a silent chain is no evidence: %v", *told)
+	}
 }
