@@ -597,6 +597,14 @@ func commandHeights(cmd []byte) (last, epoch uint64, err error) {
 
 // acceptRelayed checks a relayed command's commit proof and applies it.
 // A command refused for its proof (errBadRelay) is not applied.
+//
+// ctx is the stream's and bounds only the check: the apply runs in the
+// channel's context, as Raft's applies do. The applier takes a context
+// that ends while a command waits for the chain (the genesis's code, an
+// epoch's leader, a join's decision) for shutdown and applies nothing
+// more; a stream ends for much less (a better path, a source that does
+// not answer, a new layout), and a delegator whose stream ended then
+// would never apply again.
 func (c *Channel) acceptRelayed(ctx context.Context, msg *peerpb.RelayedCommand) error {
 	if len(msg.Command) == 0 {
 		return fmt.Errorf("%w: no command", errBadRelay)
@@ -605,7 +613,7 @@ func (c *Channel) acceptRelayed(ctx context.Context, msg *peerpb.RelayedCommand)
 	if err != nil {
 		return err
 	}
-	res := c.fsm.applier.Apply(ctx, []committedBatch{{data: msg.Command}})
+	res := c.fsm.applier.Apply(c.ctx, []committedBatch{{data: msg.Command}})
 	if r := res[0]; r != nil && r.err != nil && !errors.Is(r.err, ErrRefused) {
 		return r.err
 	}

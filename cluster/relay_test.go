@@ -1,16 +1,24 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
+
 	"github.com/scraft/scraft/cluster/peerpb"
+	"github.com/scraft/scraft/fsm"
 	"github.com/scraft/scraft/internal/testutil"
 	"github.com/scraft/scraft/protocol"
+	"github.com/scraft/scraft/settlement"
 	"github.com/scraft/scraft/settlement/contract"
+	"github.com/scraft/scraft/transport"
 )
 
 // TestRelayRefusesUncommitted: a candidate cannot make a delegator apply
@@ -303,3 +311,117 @@ func TestRelayLogDropUnprovenBefore(t *testing.T) {
 		t.Fatalf("missing proof from %d, want 5", got)
 	}
 }
+
+// gatedCode is a delegator's chain whose Code read, the last chain read of
+// a genesis being loaded, waits for open (or its context) once entered.
+type gatedCode struct {
+	Chain
+	entered chan struct{} // closed when the first Code read waits
+	open    chan struct{} // closed by the test to let it go on
+	once    sync.Once
+}
+
+func (g *gatedCode) Code(ctx context.Context, h protocol.Hash) ([]byte, error) {
+	g.once.Do(func() { close(g.entered) })
+	select {
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-g.open:
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return g.Chain.Code(ctx, h)
+}
+
+// TestRelayApplyOutlivesStream: a delegator's relay stream ends for
+// reasons of its own (its source stops answering, a better path, a new
+// layout) while the command it brought is being applied and waits for the
+// chain (here the genesis, whose code the delegator reads from the chain).
+// The apply is not cut short with the stream: the delegator applies that
+// command and everything after from its next source. (When the stream's
+// end cancelled the apply, the applier took it for shutdown and stopped
+// applying for good: delegators that never applied anything.)
+func TestRelayApplyOutlivesStream(t *testing.T) {
+	const n = 7
+	gate := &gatedCode{entered: make(chan struct{}), open: make(chan struct{})}
+	t.Cleanup(func() {
+		select {
+		case <-gate.open:
+		default:
+			close(gate.open)
+		}
+	})
+	dropped := make(chan struct{}, 1)
+	var del protocol.Address // the last member: a delegator (candidates go by join order)
+	tc := &testCluster{t: t, chain: newTestChain(t), faults: transport.NewFaults(1), nonces: map[protocol.Address]uint64{}}
+	creator, _ := protocol.GenerateKey(nil)
+	id, err := tc.chain.client(creator).CreateChannel(context.Background(), settlement.ChannelSpec{Contract: "chat", Code: []byte("chat code"),
+		InitialState: protocol.State{}, Config: contract.ChannelConfig{SettleEveryTxs: noSettlement}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc.id = id
+	tc.addMembers(n)
+	t.Cleanup(tc.close)
+	del = tc.nodes[n-1].key.Address()
+	tc.startMembers(func(c *Config) {
+		if c.Key.Address() != del {
+			return
+		}
+		gate.Chain = c.Chain
+		c.Chain = gate
+		l := hclog.NewInterceptLogger(&hclog.LoggerOptions{Name: "delegator", Output: io.Discard})
+		l.RegisterSink(hclog.NewSinkAdapter(&hclog.LoggerOptions{Output: sinkFunc(func(msg []byte) {
+			// The watch ends the stream: its source does not answer, or
+			// a better path leads elsewhere.
+			if bytes.Contains(msg, []byte("relay source does not answer")) || bytes.Contains(msg, []byte("a better path to the leader")) {
+				select {
+				case dropped <- struct{}{}:
+				default:
+				}
+			}
+		}), Level: hclog.Info}))
+		c.Logger = l
+	}, 20*time.Second, nil)
+	tc.waitCandidateVoters(30 * time.Second)
+	dn := tc.nodes[n-1]
+	dc := tc.channel(dn)
+	select {
+	case <-gate.entered:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the delegator never loaded the genesis")
+	}
+	src := dc.relaySource()
+	if src == "" {
+		t.Fatal("applying a relayed genesis with no relay source")
+	}
+	// The source stops answering the delegator: its watch ends the stream
+	// while the genesis waits for the chain.
+	tc.faults.Disconnect(dn.addr, src)
+	select {
+	case <-dropped:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the delegator kept a stream whose source does not answer")
+	}
+	close(gate.open)
+	tc.faults.Heal()
+	out := tc.submitVia(tc.leader(), 5, "after;")
+	testutil.WaitFor(t, 30*time.Second, func() error {
+		var h uint64
+		dc.fsm.machine(func(m *fsm.Machine) {
+			if m != nil {
+				h = m.Height()
+			}
+		})
+		if h < out.Height {
+			return fmt.Errorf("the delegator applied up to %d, the leader %d", h, out.Height)
+		}
+		return nil
+	})
+}
+
+// sinkFunc is an io.Writer that hands each log line to a func.
+type sinkFunc func([]byte)
+
+func (f sinkFunc) Write(p []byte) (int, error) { f(p); return len(p), nil }
