@@ -10,7 +10,6 @@ import (
 
 	"github.com/scraft/scraft/fsm"
 	"github.com/scraft/scraft/protocol"
-	"github.com/scraft/scraft/settlement"
 	"github.com/scraft/scraft/settlement/contract"
 )
 
@@ -120,11 +119,7 @@ func keepComplaints(cs []*complaint, keep func(*complaint) bool) []*complaint {
 // readComplaint reads proposal pid and returns it if it is an open
 // censorship complaint.
 func (c *Channel) readComplaint(ctx context.Context, pid uint64) (*complaint, bool) {
-	cctx, cancel := context.WithTimeout(ctx, c.cfg.PeerTimeout)
-	defer cancel()
-	p, err := retryChain(cctx, func(ctx context.Context) (*settlement.ProposalInfo, error) {
-		return c.cfg.Chain.Proposal(ctx, c.id, pid)
-	})
+	p, err := c.readProposal(ctx, pid)
 	if err != nil || p.Kind != protocol.ProposalCensorship || p.Status != contract.ProposalOpen {
 		return nil, false
 	}

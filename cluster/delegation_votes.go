@@ -468,11 +468,7 @@ func (c *Channel) voteThroughCandidate(pid uint64, opt protocol.VoteOption) (set
 		return false, false
 	}
 	c.votes.carryEnd(pid)
-	rctx, rcancel := context.WithTimeout(c.ctx, c.cfg.PeerTimeout)
-	defer rcancel()
-	p, err := retryChain(rctx, func(ctx context.Context) (*settlement.ProposalInfo, error) {
-		return c.cfg.Chain.Proposal(ctx, c.id, pid)
-	})
+	p, err := c.readProposal(c.ctx, pid)
 	if err != nil {
 		return false, true
 	}

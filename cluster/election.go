@@ -8,7 +8,6 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/scraft/scraft/protocol"
-	"github.com/scraft/scraft/settlement"
 	"github.com/scraft/scraft/settlement/contract"
 )
 
@@ -171,11 +170,7 @@ func (c *Channel) fileElection(ctx context.Context, epoch uint64) (*election, bo
 // readElection reads proposal pid and returns it if it is an open
 // election proposal.
 func (c *Channel) readElection(ctx context.Context, pid uint64) (*election, bool) {
-	cctx, cancel := context.WithTimeout(ctx, c.cfg.PeerTimeout)
-	defer cancel()
-	p, err := retryChain(cctx, func(ctx context.Context) (*settlement.ProposalInfo, error) {
-		return c.cfg.Chain.Proposal(ctx, c.id, pid)
-	})
+	p, err := c.readProposal(ctx, pid)
 	if err != nil || p.Kind != protocol.ProposalElection || p.Status != contract.ProposalOpen {
 		return nil, false
 	}

@@ -433,11 +433,7 @@ func (c *Channel) runPunishment(ctx context.Context) {
 // another kind); read is false when the chain could not be read. A case
 // already closed is followed once too: it may judge this member's offence.
 func (c *Channel) readPunishCase(ctx context.Context, pid uint64) (pc *punishCase, read bool) {
-	cctx, cancel := context.WithTimeout(ctx, c.cfg.PeerTimeout)
-	defer cancel()
-	p, err := retryChain(cctx, func(ctx context.Context) (*settlement.ProposalInfo, error) {
-		return c.cfg.Chain.Proposal(ctx, c.id, pid)
-	})
+	p, err := c.readProposal(ctx, pid)
 	if err != nil {
 		return nil, errors.Is(err, contract.ErrNoChannel)
 	}

@@ -420,14 +420,20 @@ func (c *Channel) runSettlement(ctx context.Context) {
 	}
 }
 
+// readProposal reads proposal pid of the channel, trying again for up to
+// PeerTimeout while the chain does not answer.
+func (c *Channel) readProposal(ctx context.Context, pid uint64) (*settlement.ProposalInfo, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.PeerTimeout)
+	defer cancel()
+	return retryChain(ctx, func(ctx context.Context) (*settlement.ProposalInfo, error) {
+		return c.cfg.Chain.Proposal(ctx, c.id, pid)
+	})
+}
+
 // readSettlementProposal reads an open settlement proposal of the channel
 // this member has not voted on.
 func (c *Channel) readSettlementProposal(pid uint64) (*judging, bool) {
-	ctx, cancel := context.WithTimeout(c.ctx, c.cfg.PeerTimeout)
-	defer cancel()
-	p, err := retryChain(ctx, func(ctx context.Context) (*settlement.ProposalInfo, error) {
-		return c.cfg.Chain.Proposal(ctx, c.id, pid)
-	})
+	p, err := c.readProposal(c.ctx, pid)
 	if err != nil {
 		return nil, false
 	}
