@@ -453,40 +453,26 @@ func (w *mcWorld) position(nd *testNode, a protocol.Address) [6]byte {
 func (tc *testCluster) settlementTxs(p *settlement.ProposalInfo) (map[contract.CallKind]int, uint64) {
 	tc.t.Helper()
 	txs := map[contract.CallKind]int{}
-	for h := p.CreatedHeight; h <= p.ExecutedHeight; h++ {
-		b, err := tc.chain.chain.Block(h)
-		if err != nil {
-			tc.t.Fatal(err)
-		}
-		for _, bt := range b.Txs {
-			stx, err := devchain.DecodeTx(bt.Tx, len(bt.Tx))
-			if err != nil {
-				tc.t.Fatal(err)
+	tc.chainCalls(p.CreatedHeight, p.ExecutedHeight, func(h uint64, _ protocol.Address, code uint32, call contract.Call) {
+		switch c := call.(type) {
+		case *contract.CreateProposal:
+			if c.Channel == tc.id && c.Type == protocol.ProposalSettlement && h == p.CreatedHeight && code == 0 {
+				txs[c.Kind()]++
 			}
-			call, err := contract.DecodeCall(stx.Call)
-			if err != nil {
-				tc.t.Fatal(err)
+		case *contract.Vote:
+			if c.Channel == tc.id && c.Proposal == p.ID {
+				txs[c.Kind()]++
 			}
-			switch c := call.(type) {
-			case *contract.CreateProposal:
-				if c.Channel == tc.id && c.Type == protocol.ProposalSettlement && h == p.CreatedHeight && bt.Code == 0 {
-					txs[c.Kind()]++
-				}
-			case *contract.Vote:
-				if c.Channel == tc.id && c.Proposal == p.ID {
-					txs[c.Kind()]++
-				}
-			case *contract.SubmitVotes:
-				if c.Channel == tc.id && c.Proposal == p.ID {
-					txs[c.Kind()]++
-				}
-			case *contract.ExecuteProposal:
-				if c.Channel == tc.id && c.Proposal == p.ID {
-					txs[c.Kind()]++
-				}
+		case *contract.SubmitVotes:
+			if c.Channel == tc.id && c.Proposal == p.ID {
+				txs[c.Kind()]++
+			}
+		case *contract.ExecuteProposal:
+			if c.Channel == tc.id && c.Proposal == p.ID {
+				txs[c.Kind()]++
 			}
 		}
-	}
+	})
 	return txs, p.ExecutedHeight - p.CreatedHeight + 1
 }
 

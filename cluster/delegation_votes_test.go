@@ -85,16 +85,11 @@ type voteTx struct {
 	voters []protocol.Address
 }
 
-// voteTxs returns the chain's vote and submit_votes txs on proposal pid
-// of the channel, up to the head.
-func (tc *testCluster) voteTxs(pid uint64) []voteTx {
+// chainCalls calls fn with each chain call in blocks from to to, with
+// the block's height, the tx's sender and its result code.
+func (tc *testCluster) chainCalls(from, to uint64, fn func(h uint64, sender protocol.Address, code uint32, call contract.Call)) {
 	tc.t.Helper()
-	head, err := tc.chain.client(tc.nodes[0].key).Head(context.Background())
-	if err != nil {
-		tc.t.Fatal(err)
-	}
-	var out []voteTx
-	for h := uint64(1); h <= head.Height; h++ {
+	for h := from; h <= to; h++ {
 		b, err := tc.chain.chain.Block(h)
 		if err != nil {
 			tc.t.Fatal(err)
@@ -108,22 +103,36 @@ func (tc *testCluster) voteTxs(pid uint64) []voteTx {
 			if err != nil {
 				tc.t.Fatal(err)
 			}
-			switch c := call.(type) {
-			case *contract.Vote:
-				if c.Channel == tc.id && c.Proposal == pid {
-					out = append(out, voteTx{h, c.Kind(), stx.Sender, bt.Code, []protocol.Address{stx.Sender}})
-				}
-			case *contract.SubmitVotes:
-				if c.Channel == tc.id && c.Proposal == pid {
-					vt := voteTx{h, c.Kind(), stx.Sender, bt.Code, nil}
-					for _, v := range c.Votes {
-						vt.voters = append(vt.voters, v.Voter)
-					}
-					out = append(out, vt)
-				}
-			}
+			fn(h, stx.Sender, bt.Code, call)
 		}
 	}
+}
+
+// voteTxs returns the chain's vote and submit_votes txs on proposal pid
+// of the channel, up to the head.
+func (tc *testCluster) voteTxs(pid uint64) []voteTx {
+	tc.t.Helper()
+	head, err := tc.chain.client(tc.nodes[0].key).Head(context.Background())
+	if err != nil {
+		tc.t.Fatal(err)
+	}
+	var out []voteTx
+	tc.chainCalls(1, head.Height, func(h uint64, sender protocol.Address, code uint32, call contract.Call) {
+		switch c := call.(type) {
+		case *contract.Vote:
+			if c.Channel == tc.id && c.Proposal == pid {
+				out = append(out, voteTx{h, c.Kind(), sender, code, []protocol.Address{sender}})
+			}
+		case *contract.SubmitVotes:
+			if c.Channel == tc.id && c.Proposal == pid {
+				vt := voteTx{h, c.Kind(), sender, code, nil}
+				for _, v := range c.Votes {
+					vt.voters = append(vt.voters, v.Voter)
+				}
+				out = append(out, vt)
+			}
+		}
+	})
 	return out
 }
 
