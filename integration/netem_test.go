@@ -17,7 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/scraft/scraft/contracts"
 	"github.com/scraft/scraft/internal/testutil"
 	"github.com/scraft/scraft/protocol"
 	"github.com/scraft/scraft/settlement"
@@ -90,32 +89,8 @@ func newNetemCluster(t testing.TB, lab *netLab, placement []string, cfg contract
 	pc.chainKey = ck.Address()
 	pc.chainAddr = lab.forward(lab.hub, chainListen)
 
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	abi, err := contracts.Get("chat")
-	if err != nil {
-		t.Fatal(err)
-	}
-	pc.abi = abi
-	creator, _ := protocol.GenerateKey(nil)
-	cl := pc.dialChain(creator)
-	testutil.WaitFor(t, 20*time.Second, func() error {
-		_, err := cl.Head(ctx)
-		return err
-	})
-	pc.id, err = cl.CreateChannel(ctx, settlement.ChannelSpec{Contract: "chat", Code: abi.Wasm,
-		InitialState: initialState(t, abi.Wasm), Config: cfg})
-	if err != nil {
-		t.Fatal(err)
-	}
 	// In join order: the first five are the candidates.
-	for range placement {
-		k := mustKey(t)
-		if err := pc.joinOnChain(ctx, pc.dialChain(k)); err != nil {
-			t.Fatal(err)
-		}
-		pc.nodes = append(pc.nodes, pc.newNode(k))
-	}
+	pc.createChat(cfg, len(placement))
 	var first string
 	for i, nd := range pc.nodes {
 		r := lab.region(placement[i])

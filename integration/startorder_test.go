@@ -113,32 +113,40 @@ func (pc *procCluster) rebindIfTaken(nd *procNode, peers []string) {
 func newUnstartedProcCluster(t *testing.T, chainAddr string, chainKey protocol.Address, n int) *procCluster {
 	t.Helper()
 	pc := &procCluster{t: t, chainAddr: chainAddr, chainKey: chainKey}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	pc.createChat(contract.ChannelConfig{SettleEveryTxs: 1 << 62}, n)
+	return pc
+}
+
+// createChat creates a chat channel with cfg on pc's chain, once it
+// answers, and joins n new members to it on chain, in order, each with
+// its node folder and key; it starts no node.
+func (pc *procCluster) createChat(cfg contract.ChannelConfig, n int) {
+	t := pc.t
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	chat, err := contracts.Get("chat")
 	if err != nil {
 		t.Fatal(err)
 	}
 	pc.abi = chat
-	creator := mustKey(t)
-	cl := pc.dialChain(creator)
+	cl := pc.dialChain(mustKey(t))
 	testutil.WaitFor(t, 20*time.Second, func() error {
 		_, err := cl.Head(ctx)
 		return err
 	})
 	pc.id, err = cl.CreateChannel(ctx, settlement.ChannelSpec{Contract: "chat", Code: chat.Wasm,
-		InitialState: initialState(t, chat.Wasm), Config: contract.ChannelConfig{SettleEveryTxs: 1 << 62}})
+		InitialState: initialState(t, chat.Wasm), Config: cfg})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for range n {
 		k := mustKey(t)
-		if _, err := pc.dialChain(k).Join(ctx, pc.id, false); err != nil {
+		if err := pc.joinOnChain(ctx, pc.dialChain(k)); err != nil {
 			t.Fatal(err)
 		}
 		pc.nodes = append(pc.nodes, pc.newNode(k))
 	}
-	return pc
 }
 
 // checkOneChannel waits until the nodes form one channel: the leader has
