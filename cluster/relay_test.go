@@ -188,6 +188,9 @@ func TestCarryVoteRefuses(t *testing.T) {
 		{"another member's vote", cand, vote(other.key, 1)},
 		{"a vote whose signature does not hold", cand, forged},
 		{"a vote on a proposal the chain does not have", cand, vote(del.key, 999)},
+		// Within the window a candidate waits for (a delegator may hear
+		// of a proposal first): refused once the wait is over.
+		{"a vote on the chain's next proposal, never made", cand, vote(del.key, tc.channel(cand).view.channel().LastProposal+1)},
 		{"to a node that is no candidate", other, vote(del.key, 1)},
 	}
 	for _, tt := range cases {
